@@ -1,0 +1,96 @@
+/* dm_lookup.c: name lookups over the generated datamodel tables. */
+#include <string.h>
+
+#include "datamodel.h"
+
+static GHashTable *classes_by_name;    /* exact name -> DmClass */
+static GHashTable *classes_by_lower;   /* lower-case name -> DmClass */
+static GHashTable *messages_by_wire;   /* "VM.start" and "VM_start" -> DmMessage */
+static GHashTable *fields_by_class;    /* DmClass -> (name -> DmField) */
+static GOnce lookup_once = G_ONCE_INIT;
+
+static gpointer build_indexes(gpointer unused)
+{
+    classes_by_name = g_hash_table_new(g_str_hash, g_str_equal);
+    classes_by_lower = g_hash_table_new(g_str_hash, g_str_equal);
+    messages_by_wire = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    fields_by_class = g_hash_table_new(g_direct_hash, g_direct_equal);
+    for (unsigned c = 0; c < dm_n_classes; c++) {
+        const DmClass *cls = &dm_classes[c];
+        g_hash_table_insert(classes_by_name, (gpointer)cls->name, (gpointer)cls);
+        g_hash_table_insert(classes_by_lower, (gpointer)cls->lower, (gpointer)cls);
+        GHashTable *fields = g_hash_table_new(g_str_hash, g_str_equal);
+        for (unsigned f = 0; f < cls->n_fields; f++)
+            g_hash_table_insert(fields, (gpointer)cls->fields[f].name,
+                                (gpointer)&cls->fields[f]);
+        g_hash_table_insert(fields_by_class, (gpointer)cls, fields);
+        for (unsigned m = 0; m < cls->n_messages; m++) {
+            const DmMessage *msg = &cls->messages[m];
+            g_hash_table_insert(messages_by_wire, g_strdup(msg->wire_name), (gpointer)msg);
+            g_hash_table_insert(messages_by_wire,
+                                g_strdup_printf("%s_%s", cls->name, msg->name),
+                                (gpointer)msg);
+        }
+    }
+    return NULL;
+}
+
+static void ensure_indexes(void)
+{
+    g_once(&lookup_once, build_indexes, NULL);
+}
+
+const DmClass *dm_class_by_name(const char *name)
+{
+    ensure_indexes();
+    return g_hash_table_lookup(classes_by_name, name);
+}
+
+const DmClass *dm_class_by_name_ci(const char *name)
+{
+    ensure_indexes();
+    g_autofree char *lower = g_ascii_strdown(name, -1);
+    return g_hash_table_lookup(classes_by_lower, lower);
+}
+
+const DmField *dm_field_by_name(const DmClass *cls, const char *name)
+{
+    ensure_indexes();
+    GHashTable *fields = g_hash_table_lookup(fields_by_class, cls);
+    return fields ? g_hash_table_lookup(fields, name) : NULL;
+}
+
+const DmMessage *dm_message_by_wire_name(const char *wire_name)
+{
+    ensure_indexes();
+    return g_hash_table_lookup(messages_by_wire, wire_name);
+}
+
+bool dm_message_implemented(const DmMessage *m)
+{
+    if (m->state == DM_REMOVED)
+        return false;
+    if (m->impl)
+        return true;
+    return m->implicit_kind != DM_EXPLICIT;
+}
+
+bool dm_enum_has(const DmEnum *e, const char *value)
+{
+    for (unsigned i = 0; i < e->n_values; i++)
+        if (strcmp(e->values[i], value) == 0)
+            return true;
+    return false;
+}
+
+static int compare_code(const void *key, const void *item)
+{
+    return strcmp(key, *(const char *const *)item);
+}
+
+const char *const *dm_error_param_names(const char *code)
+{
+    const char *const *hit = bsearch(code, dm_error_codes, dm_n_errors,
+                                     sizeof dm_error_codes[0], compare_code);
+    return hit ? dm_error_params[hit - dm_error_codes] : NULL;
+}

@@ -1,0 +1,426 @@
+/* xv.c: construction, copying and comparison of XenAPI values. */
+#include "xv.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static Xv *xv_alloc(XvKind kind)
+{
+    Xv *v = g_new0(Xv, 1);
+    v->kind = kind;
+    return v;
+}
+
+Xv *xv_new_nil(void) { return xv_alloc(XV_NIL); }
+
+Xv *xv_new_string(const char *s)
+{
+    Xv *v = xv_alloc(XV_STRING);
+    v->s = (s && *s) ? g_strdup(s) : NULL;
+    return v;
+}
+
+Xv *xv_new_string_take(char *s)
+{
+    Xv *v = xv_alloc(XV_STRING);
+    if (s && !*s) {
+        g_free(s);
+        s = NULL;
+    }
+    v->s = s;
+    return v;
+}
+
+Xv *xv_new_string_len(const char *s, size_t len)
+{
+    Xv *v = xv_alloc(XV_STRING);
+    v->s = len ? g_strndup(s, len) : NULL;
+    return v;
+}
+
+Xv *xv_new_int(int64_t i)
+{
+    Xv *v = xv_alloc(XV_INT);
+    v->i = i;
+    return v;
+}
+
+Xv *xv_new_float(double f)
+{
+    Xv *v = xv_alloc(XV_FLOAT);
+    v->f = f;
+    return v;
+}
+
+Xv *xv_new_bool(bool b)
+{
+    Xv *v = xv_alloc(XV_BOOL);
+    v->b = b;
+    return v;
+}
+
+Xv *xv_new_datetime(int64_t epoch_seconds)
+{
+    Xv *v = xv_alloc(XV_DATETIME);
+    v->i = epoch_seconds;
+    return v;
+}
+
+Xv *xv_new_array(void) { return xv_alloc(XV_ARRAY); }
+Xv *xv_new_struct(void) { return xv_alloc(XV_STRUCT); }
+
+static void member_free(gpointer p)
+{
+    XvMember *m = p;
+    g_free(m->key);
+    xv_free(m->value);
+    g_free(m);
+}
+
+void xv_clear(Xv *v)
+{
+    if (!v)
+        return;
+    switch (v->kind) {
+    case XV_STRING:
+        g_free(v->s);
+        break;
+    case XV_ARRAY:
+    case XV_STRUCT:
+        if (v->items)
+            g_ptr_array_unref(v->items);
+        break;
+    default:
+        break;
+    }
+    memset(v, 0, sizeof *v);
+    v->kind = XV_NIL;
+}
+
+void xv_free(Xv *v)
+{
+    if (!v)
+        return;
+    xv_clear(v);
+    g_free(v);
+}
+
+static GPtrArray *items_for(Xv *v)
+{
+    if (!v->items)
+        v->items = g_ptr_array_new_with_free_func(
+            v->kind == XV_ARRAY ? (GDestroyNotify)xv_free : member_free);
+    return v->items;
+}
+
+void xv_copy_into(Xv *dst, const Xv *src)
+{
+    memset(dst, 0, sizeof *dst);
+    dst->kind = src->kind;
+    switch (src->kind) {
+    case XV_STRING:
+        dst->s = g_strdup(src->s);
+        break;
+    case XV_ARRAY:
+        if (src->items && src->items->len) {
+            GPtrArray *out = items_for(dst);
+            for (guint i = 0; i < src->items->len; i++)
+                g_ptr_array_add(out, xv_dup(src->items->pdata[i]));
+        }
+        break;
+    case XV_STRUCT:
+        if (src->items && src->items->len) {
+            GPtrArray *out = items_for(dst);
+            for (guint i = 0; i < src->items->len; i++) {
+                const XvMember *m = src->items->pdata[i];
+                XvMember *c = g_new(XvMember, 1);
+                c->key = g_strdup(m->key);
+                c->value = xv_dup(m->value);
+                g_ptr_array_add(out, c);
+            }
+        }
+        break;
+    default:
+        dst->i = src->i; /* copies the widest union member */
+        break;
+    }
+}
+
+void xv_move_into(Xv *dst, Xv *src_heap)
+{
+    *dst = *src_heap;
+    g_free(src_heap);
+}
+
+Xv *xv_dup(const Xv *v)
+{
+    if (!v)
+        return NULL;
+    Xv *c = g_new(Xv, 1);
+    xv_copy_into(c, v);
+    return c;
+}
+
+const char *xv_str(const Xv *v)
+{
+    if (!v || v->kind != XV_STRING)
+        return NULL;
+    return v->s ? v->s : "";
+}
+
+guint xv_len(const Xv *v)
+{
+    if (!v || (v->kind != XV_ARRAY && v->kind != XV_STRUCT) || !v->items)
+        return 0;
+    return v->items->len;
+}
+
+Xv *xv_at(const Xv *v, guint i)
+{
+    g_return_val_if_fail(v->kind == XV_ARRAY && i < xv_len(v), NULL);
+    return v->items->pdata[i];
+}
+
+const XvMember *xv_member_at(const Xv *v, guint i)
+{
+    g_return_val_if_fail(v->kind == XV_STRUCT && i < xv_len(v), NULL);
+    return v->items->pdata[i];
+}
+
+void xv_array_append(Xv *arr, Xv *item)
+{
+    g_return_if_fail(arr->kind == XV_ARRAY);
+    g_ptr_array_add(items_for(arr), item);
+}
+
+void xv_array_append_string(Xv *arr, const char *s)
+{
+    xv_array_append(arr, xv_new_string(s));
+}
+
+static gint member_index(const Xv *st, const char *key)
+{
+    for (guint i = 0; i < xv_len(st); i++) {
+        const XvMember *m = st->items->pdata[i];
+        if (strcmp(m->key, key) == 0)
+            return (gint)i;
+    }
+    return -1;
+}
+
+void xv_struct_set(Xv *st, const char *key, Xv *value)
+{
+    g_return_if_fail(st->kind == XV_STRUCT);
+    gint i = member_index(st, key);
+    if (i >= 0) {
+        XvMember *m = st->items->pdata[i];
+        xv_free(m->value);
+        m->value = value;
+        return;
+    }
+    XvMember *m = g_new(XvMember, 1);
+    m->key = g_strdup(key);
+    m->value = value;
+    g_ptr_array_add(items_for(st), m);
+}
+
+void xv_struct_set_string(Xv *st, const char *key, const char *s)
+{
+    xv_struct_set(st, key, xv_new_string(s));
+}
+
+Xv *xv_struct_get(const Xv *st, const char *key)
+{
+    if (!st || st->kind != XV_STRUCT)
+        return NULL;
+    gint i = member_index(st, key);
+    return i < 0 ? NULL : ((XvMember *)st->items->pdata[i])->value;
+}
+
+bool xv_struct_remove(Xv *st, const char *key)
+{
+    gint i = member_index(st, key);
+    if (i < 0)
+        return false;
+    g_ptr_array_remove_index(st->items, (guint)i);
+    return true;
+}
+
+bool xv_equal(const Xv *a, const Xv *b)
+{
+    if (a->kind != b->kind)
+        return false;
+    switch (a->kind) {
+    case XV_NIL:
+        return true;
+    case XV_STRING:
+        return strcmp(xv_str(a), xv_str(b)) == 0;
+    case XV_INT:
+    case XV_DATETIME:
+        return a->i == b->i;
+    case XV_FLOAT:
+        return a->f == b->f;
+    case XV_BOOL:
+        return a->b == b->b;
+    case XV_ARRAY:
+        if (xv_len(a) != xv_len(b))
+            return false;
+        for (guint i = 0; i < xv_len(a); i++)
+            if (!xv_equal(xv_at(a, i), xv_at(b, i)))
+                return false;
+        return true;
+    case XV_STRUCT:
+        if (xv_len(a) != xv_len(b))
+            return false;
+        for (guint i = 0; i < xv_len(a); i++) {
+            const XvMember *m = xv_member_at(a, i);
+            const Xv *other = xv_struct_get(b, m->key);
+            if (!other || !xv_equal(m->value, other))
+                return false;
+        }
+        return true;
+    }
+    return false;
+}
+
+char *xv_datetime_format(int64_t epoch_seconds)
+{
+    time_t t = (time_t)epoch_seconds;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    return g_strdup_printf("%04d%02d%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
+                           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                           tm.tm_sec);
+}
+
+static bool read_digits(const char **p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (!g_ascii_isdigit((*p)[i]))
+            return false;
+        v = v * 10 + ((*p)[i] - '0');
+    }
+    *p += n;
+    *out = v;
+    return true;
+}
+
+bool xv_datetime_parse(const char *text, int64_t *epoch_seconds)
+{
+    const char *p = text;
+    int year, mon, day, hour = 0, min = 0, sec = 0;
+    if (!read_digits(&p, 4, &year))
+        return false;
+    if (*p == '-')
+        p++;
+    if (!read_digits(&p, 2, &mon))
+        return false;
+    if (*p == '-')
+        p++;
+    if (!read_digits(&p, 2, &day))
+        return false;
+    if (*p == 'T' || *p == 't' || *p == ' ') {
+        p++;
+        if (!read_digits(&p, 2, &hour))
+            return false;
+        if (*p == ':')
+            p++;
+        if (!read_digits(&p, 2, &min))
+            return false;
+        if (*p == ':')
+            p++;
+        if (!read_digits(&p, 2, &sec))
+            return false;
+        if (*p == '.') { /* fractional seconds are dropped */
+            p++;
+            while (g_ascii_isdigit(*p))
+                p++;
+        }
+    }
+    int offset = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int sign = *p == '-' ? -1 : 1, oh, om = 0;
+        p++;
+        if (!read_digits(&p, 2, &oh))
+            return false;
+        if (*p == ':')
+            p++;
+        if (*p && !read_digits(&p, 2, &om))
+            return false;
+        offset = sign * (oh * 3600 + om * 60);
+    }
+    if (*p != '\0')
+        return false;
+    if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 ||
+        sec > 60)
+        return false;
+    /* Days from civil (proleptic Gregorian), valid for all years here. */
+    int y = year - (mon <= 2);
+    int era = (y >= 0 ? y : y - 399) / 400;
+    int yoe = y - era * 400;
+    int doy = (153 * (mon + (mon > 2 ? -3 : 9)) + 2) / 5 + day - 1;
+    int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    int64_t days = (int64_t)era * 146097 + doe - 719468;
+    *epoch_seconds = days * 86400 + hour * 3600 + min * 60 + sec - offset;
+    return true;
+}
+
+static void debug_append(GString *out, const Xv *v)
+{
+    switch (v->kind) {
+    case XV_NIL:
+        g_string_append(out, "nil");
+        break;
+    case XV_STRING: {
+        g_autofree char *esc = g_strescape(xv_str(v), NULL);
+        g_string_append_printf(out, "\"%s\"", esc);
+        break;
+    }
+    case XV_INT:
+        g_string_append_printf(out, "%" G_GINT64_FORMAT, (gint64)v->i);
+        break;
+    case XV_FLOAT:
+        g_string_append_printf(out, "%.17g", v->f);
+        break;
+    case XV_BOOL:
+        g_string_append(out, v->b ? "true" : "false");
+        break;
+    case XV_DATETIME: {
+        g_autofree char *d = xv_datetime_format(v->i);
+        g_string_append_printf(out, "@%s", d);
+        break;
+    }
+    case XV_ARRAY:
+        g_string_append_c(out, '[');
+        for (guint i = 0; i < xv_len(v); i++) {
+            if (i)
+                g_string_append_c(out, ',');
+            debug_append(out, xv_at(v, i));
+        }
+        g_string_append_c(out, ']');
+        break;
+    case XV_STRUCT:
+        g_string_append_c(out, '{');
+        for (guint i = 0; i < xv_len(v); i++) {
+            const XvMember *m = xv_member_at(v, i);
+            g_autofree char *esc = g_strescape(m->key, NULL);
+            if (i)
+                g_string_append_c(out, ',');
+            g_string_append_printf(out, "\"%s\":", esc);
+            debug_append(out, m->value);
+        }
+        g_string_append_c(out, '}');
+        break;
+    }
+}
+
+char *xv_to_debug_string(const Xv *v)
+{
+    GString *out = g_string_new(NULL);
+    debug_append(out, v);
+    return g_string_free(out, FALSE);
+}

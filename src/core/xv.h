@@ -1,0 +1,86 @@
+/* xv.h: the one in-memory value type for XenAPI values, shared by the
+ * wire codecs, the dispatcher, the object store and the handlers. */
+#pragma once
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef enum {
+    XV_NIL = 0,   /* absent / <nil/> / JSON null */
+    XV_STRING,    /* UTF-8 text; also refs and enum values */
+    XV_INT,       /* 64-bit signed */
+    XV_FLOAT,     /* double */
+    XV_BOOL,
+    XV_DATETIME,  /* seconds since the epoch, UTC */
+    XV_ARRAY,     /* ordered list of values */
+    XV_STRUCT,    /* ordered list of (string key, value) members */
+} XvKind;
+
+typedef struct Xv Xv;
+typedef struct XvMember XvMember;
+
+/* 16 bytes: rows of the object store hold fields inline as Xv. An empty
+ * string, array or struct may have a NULL pointer (no allocation). */
+struct Xv {
+    uint8_t kind; /* XvKind */
+    union {
+        char *s;           /* XV_STRING (NULL = "") */
+        int64_t i;         /* XV_INT, XV_DATETIME */
+        double f;          /* XV_FLOAT */
+        bool b;            /* XV_BOOL */
+        GPtrArray *items;  /* XV_ARRAY: Xv*; XV_STRUCT: XvMember* (NULL = empty) */
+    };
+};
+
+struct XvMember {
+    char *key;
+    Xv *value;
+};
+
+/* Heap values: each xv_new_* result has one owner, freed by xv_free. */
+Xv *xv_new_nil(void);
+Xv *xv_new_string(const char *s);
+Xv *xv_new_string_take(char *s);        /* takes ownership of s */
+Xv *xv_new_string_len(const char *s, size_t len);
+Xv *xv_new_int(int64_t i);
+Xv *xv_new_float(double f);
+Xv *xv_new_bool(bool b);
+Xv *xv_new_datetime(int64_t epoch_seconds);
+Xv *xv_new_array(void);
+Xv *xv_new_struct(void);
+void xv_free(Xv *v);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Xv, xv_free)
+
+/* Inline values (a field inside a row): release / deep-copy contents. */
+void xv_clear(Xv *v);                    /* frees contents, leaves XV_NIL */
+void xv_copy_into(Xv *dst, const Xv *src); /* dst must be clear */
+void xv_move_into(Xv *dst, Xv *src_heap); /* takes src's contents, frees the node */
+Xv *xv_dup(const Xv *v);
+
+/* Accessors. */
+const char *xv_str(const Xv *v);         /* "" for NULL/empty, NULL if not a string */
+guint xv_len(const Xv *v);               /* array items or struct members */
+Xv *xv_at(const Xv *v, guint i);         /* array item i */
+const XvMember *xv_member_at(const Xv *v, guint i);
+
+/* Arrays: append takes ownership of item. */
+void xv_array_append(Xv *arr, Xv *item);
+void xv_array_append_string(Xv *arr, const char *s);
+
+/* Structs: set takes ownership of value and replaces an existing key. */
+void xv_struct_set(Xv *st, const char *key, Xv *value);
+void xv_struct_set_string(Xv *st, const char *key, const char *s);
+Xv *xv_struct_get(const Xv *st, const char *key);
+bool xv_struct_remove(Xv *st, const char *key);
+
+/* Deep equality (same kind and contents; struct order matters not). */
+bool xv_equal(const Xv *a, const Xv *b);
+
+/* Datetime text: XAPI's wire form "YYYYMMDDTHH:MM:SSZ". Parsing accepts
+ * dashed and undashed dates, an optional Z or +-HH:MM zone (no zone = UTC). */
+char *xv_datetime_format(int64_t epoch_seconds);
+bool xv_datetime_parse(const char *text, int64_t *epoch_seconds);
+
+/* A readable, deterministic JSON-like rendering for tests and logs. */
+char *xv_to_debug_string(const Xv *v);
