@@ -1,10 +1,111 @@
-/* main.c: xapid's command line. */
+/* main.c: xapid's command line, start-up and shutdown. */
+#include <glib-unix.h>
 #include <stdio.h>
-#include <string.h>
-#include "datamodel.h"
+#include <stdlib.h>
+
+#include "bootstrap.h"
+#include "compat.h"
+#include "db.h"
+#include "http_server.h"
+#include "session.h"
+#include "tls_cert.h"
+
+static gboolean on_signal(gpointer loop)
+{
+    g_main_loop_quit(loop);
+    return G_SOURCE_REMOVE;
+}
+
+static int fail(XapiError *err)
+{
+    fprintf(stderr, "xapid: %s", err->code);
+    for (guint i = 0; i < err->params->len; i++)
+        fprintf(stderr, " %s", (char *)err->params->pdata[i]);
+    fputc('\n', stderr);
+    xapi_error_free(err);
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
-    (void)argc; (void)argv;
-    printf("%u classes\n", dm_n_classes);
+    g_autofree char *state_dir = NULL, *unix_path = NULL, *password_file = NULL;
+    g_auto(GStrv) listen = NULL, listen_tls = NULL;
+    gboolean print_compat = FALSE;
+    GOptionEntry entries[] = {
+        {"state-dir", 0, 0, G_OPTION_ARG_FILENAME, &state_dir,
+         "Directory for the database, the local SR and runtime files (default ./var)", "DIR"},
+        {"listen", 0, 0, G_OPTION_ARG_STRING_ARRAY, &listen,
+         "Serve HTTP on HOST:PORT; may be given more than once (default 127.0.0.1:8080)",
+         "HOST:PORT"},
+        {"listen-tls", 0, 0, G_OPTION_ARG_STRING_ARRAY, &listen_tls,
+         "Serve HTTPS on HOST:PORT with the certificate in STATE_DIR/xapi-ssl.pem "
+         "(self-signed, made on first use); may be given more than once", "HOST:PORT"},
+        {"unix", 0, 0, G_OPTION_ARG_FILENAME, &unix_path,
+         "Serve on a unix socket; its clients are pre-authenticated as root", "PATH"},
+        {"root-password-file", 0, 0, G_OPTION_ARG_FILENAME, &password_file,
+         "The root password on first start; generated and written there if missing "
+         "(default STATE_DIR/root-password)", "FILE"},
+        {"print-compat", 0, 0, G_OPTION_ARG_NONE, &print_compat,
+         "Print docs/compat.md (implemented messages) and exit", NULL},
+        {NULL}};
+    g_autoptr(GOptionContext) ctx = g_option_context_new("- the XenAPI toolstack daemon");
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    g_autoptr(GError) gerr = NULL;
+    if (!g_option_context_parse(ctx, &argc, &argv, &gerr)) {
+        fprintf(stderr, "xapid: %s\n", gerr->message);
+        return 2;
+    }
+    if (print_compat) {
+        g_autofree char *md = compat_markdown();
+        fputs(md, stdout);
+        return 0;
+    }
+    if (!state_dir)
+        state_dir = g_strdup("var");
+    if (g_mkdir_with_parents(state_dir, 0700) < 0) {
+        perror(state_dir);
+        return 1;
+    }
+    if (!password_file)
+        password_file = g_build_filename(state_dir, "root-password", NULL);
+
+    XapiError *err = NULL;
+    if (db_open(state_dir, &err) < 0 || bootstrap_database(state_dir, &err) < 0 ||
+        session_init_root_password(password_file, &err) < 0)
+        return fail(err);
+
+    HttpServer *server = http_server_new();
+    const char *default_listen[] = {"127.0.0.1:8080", NULL};
+    const char *const *addrs = listen ? (const char *const *)listen : default_listen;
+    for (const char *const *a = addrs; *a; a++) {
+        if (http_server_listen_tcp(server, *a, &err) < 0)
+            return fail(err);
+        printf("xapid: listening on http://%s\n", *a);
+    }
+    if (listen_tls) {
+        g_autofree char *key_pem = NULL, *cert_pem = NULL;
+        if (tls_cert_load_or_create(state_dir, &key_pem, &cert_pem, &err) < 0)
+            return fail(err);
+        for (char **a = listen_tls; *a; a++) {
+            if (http_server_listen_tls(server, *a, key_pem, cert_pem, &err) < 0)
+                return fail(err);
+            printf("xapid: listening on https://%s\n", *a);
+        }
+    }
+    if (unix_path) {
+        if (http_server_listen_unix(server, unix_path, &err) < 0)
+            return fail(err);
+        printf("xapid: listening on unix:%s\n", unix_path);
+    }
+    printf("xapid: ready\n");
+    fflush(stdout);
+
+    GMainLoop *loop = g_main_loop_new(NULL, FALSE);
+    g_unix_signal_add(SIGINT, on_signal, loop);
+    g_unix_signal_add(SIGTERM, on_signal, loop);
+    g_main_loop_run(loop);
+    g_main_loop_unref(loop);
+    http_server_free(server);
+    db_close();
     return 0;
 }

@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""Foundation benchmarks, printed as ratios against peers measured in the
+same run (see docs/bench.md):
+
+1. RPC rate of session.get_this_host and VM.get_record over keep-alive with
+   2 client threads, against bare_server (libmicrohttpd answering a fixed
+   200-byte body in the same threading mode): the loopback bound.
+2. VM.get_all_records latency with 10,000 VMs created through VM.create.
+3. Peak RSS (VmHWM) of xapid holding those VMs.
+
+Usage: bench/run.py [--seconds S] [--vms N]   (after ninja -C build)
+"""
+import argparse
+import http.client
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import xmlrpc.client
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.join(ROOT, "build")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(proc):
+    for line in proc.stdout:
+        if b"ready" in line:
+            return
+    raise SystemExit("process exited before it was ready")
+
+
+def call_body(method, *params):
+    return xmlrpc.client.dumps(tuple(params), method).encode()
+
+
+def rate(port, body, threads, seconds):
+    with tempfile.NamedTemporaryFile(delete=False) as f:
+        f.write(body)
+    out = subprocess.run([os.path.join(BUILD, "http_load"), "127.0.0.1", str(port), "/",
+                          f.name, str(threads), str(seconds)],
+                         check=True, capture_output=True, text=True).stdout
+    os.unlink(f.name)
+    return float(out)
+
+
+def raw_post(port, body):
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+    start = time.perf_counter()
+    conn.request("POST", "/", body, {"Content-Type": "text/xml"})
+    data = conn.getresponse().read()
+    elapsed = time.perf_counter() - start
+    conn.close()
+    return elapsed, data
+
+
+def peak_rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=float, default=5)
+    ap.add_argument("--vms", type=int, default=10000)
+    args = ap.parse_args()
+
+    bare_port = free_port()
+    bare = subprocess.Popen([os.path.join(BUILD, "bare_server"), str(bare_port)],
+                            stdout=subprocess.PIPE)
+    wait_ready(bare)
+    bare_rate = rate(bare_port, b"x" * 200, 2, args.seconds)
+    bare.terminate()
+    bare.wait()
+
+    state = tempfile.mkdtemp(prefix="xapid-bench-")
+    pw = os.path.join(state, "pw")
+    with open(pw, "w") as f:
+        f.write("benchpw")
+    port = free_port()
+    xapid = subprocess.Popen([os.path.join(BUILD, "xapid"), "--state-dir", state,
+                              "--listen", f"127.0.0.1:{port}", "--root-password-file", pw],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    wait_ready(xapid)
+    url = f"http://127.0.0.1:{port}/"
+    api = xmlrpc.client.ServerProxy(url)
+    session = api.session.login_with_password("root", "benchpw")["Value"]
+    dom0 = api.VM.get_all(session)["Value"][0]
+    this_host_rate = rate(port, call_body("session.get_this_host", session, session), 2,
+                          args.seconds)
+    get_record_rate = rate(port, call_body("VM.get_record", session, dom0), 2, args.seconds)
+
+    record = {"name_label": "bench", "name_description": "", "user_version": "1",
+              "is_a_template": False, "memory_static_max": "268435456",
+              "memory_dynamic_max": "268435456", "memory_dynamic_min": "268435456",
+              "memory_static_min": "16777216", "VCPUs_max": "1", "VCPUs_at_startup": "1",
+              "actions_after_shutdown": "destroy", "actions_after_reboot": "restart",
+              "actions_after_crash": "restart", "PV_bootloader": "", "PV_kernel": "",
+              "PV_ramdisk": "", "PV_args": "", "PV_bootloader_args": "",
+              "PV_legacy_args": "", "HVM_boot_policy": "BIOS order",
+              "HVM_boot_params": {"order": "dc"}, "platform": {"acpi": "1"},
+              "PCI_bus": "", "other_config": {"bench": "true"}, "recommendations": "",
+              "VCPUs_params": {}, "affinity": "OpaqueRef:NULL"}
+    create_started = time.perf_counter()
+    per_thread = args.vms // 4
+
+    def creator():
+        proxy = xmlrpc.client.ServerProxy(url)
+        for _ in range(per_thread):
+            r = proxy.VM.create(session, record)
+            if r["Status"] != "Success":
+                raise SystemExit(f"VM.create failed: {r}")
+
+    workers = [threading.Thread(target=creator) for _ in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    create_seconds = time.perf_counter() - create_started
+    created = per_thread * 4
+
+    body = call_body("VM.get_all_records", session)
+    latencies = []
+    size = 0
+    for _ in range(7):
+        elapsed, data = raw_post(port, body)
+        latencies.append(elapsed)
+        size = len(data)
+    latencies.sort()
+    rss = peak_rss_mb(xapid.pid)
+    xapid.terminate()
+    xapid.wait()
+
+    print(f"loopback bound (bare libmicrohttpd, 200-byte body, 2 threads): {bare_rate:.0f} req/s")
+    print(f"session.get_this_host: {this_host_rate:.0f} req/s  ratio {this_host_rate / bare_rate:.2f} (goal >= 0.5)")
+    print(f"VM.get_record:         {get_record_rate:.0f} req/s  ratio {get_record_rate / bare_rate:.2f} (goal >= 0.5)")
+    print(f"VM.create x{created} (4 Python clients): {create_seconds:.1f} s, {created / create_seconds:.0f}/s")
+    print(f"VM.get_all_records with {created} VMs: median {latencies[3] * 1000:.0f} ms, "
+          f"best {latencies[0] * 1000:.0f} ms, reply {size / 1e6:.1f} MB (goal < 100 ms)")
+    print(f"xapid peak RSS with {created} VMs: {rss:.1f} MB (goal < 50 MB)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,274 @@
+/* bootstrap.c: what a fresh XenServer host has in its database on first
+ * start (pool, host, metrics, CPUs, control domain, local SR and PBD,
+ * management network and PIF, templates), and the static role objects
+ * created on every start. */
+#include "bootstrap.h"
+
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "db.h"
+
+#define XAPID_PRODUCT_VERSION "8.4.0"
+#define API_VERSION_MAJOR 2
+#define API_VERSION_MINOR 21
+
+/* Inserts a row of class cls_name with the given (field, Xv*) pairs,
+ * NULL-terminated; returns its ref (caller frees) or NULL. Write lock held. */
+static char *add_row(XapiError **err, const char *cls_name, ...)
+{
+    DbRow *row = db_row_new(dm_class_by_name(cls_name));
+    va_list ap;
+    va_start(ap, cls_name);
+    for (const char *field = va_arg(ap, const char *); field; field = va_arg(ap, const char *))
+        db_row_put(row, field, va_arg(ap, Xv *));
+    va_end(ap);
+    char *ref = g_strdup(row->ref);
+    if (db_insert(row, err) < 0) {
+        g_free(ref);
+        return NULL;
+    }
+    return ref;
+}
+
+static Xv *S(const char *s) { return xv_new_string(s); }
+static Xv *I(int64_t i) { return xv_new_int(i); }
+static Xv *B(bool b) { return xv_new_bool(b); }
+
+/* Builds a string map from NULL-terminated key, value pairs. */
+static Xv *M(const char *key, ...)
+{
+    Xv *m = xv_new_struct();
+    va_list ap;
+    va_start(ap, key);
+    for (const char *k = key; k; k = va_arg(ap, const char *))
+        xv_struct_set_string(m, k, va_arg(ap, const char *));
+    va_end(ap);
+    return m;
+}
+
+static int64_t meminfo_bytes(const char *key)
+{
+    g_autofree char *text = NULL;
+    if (!g_file_get_contents("/proc/meminfo", &text, NULL, NULL))
+        return 0;
+    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+    for (char **l = lines; *l; l++)
+        if (g_str_has_prefix(*l, key) && (*l)[strlen(key)] == ':')
+            return g_ascii_strtoll(*l + strlen(key) + 1, NULL, 10) * 1024;
+    return 0;
+}
+
+/* First value of a "key : value" line of /proc/cpuinfo. */
+static char *cpuinfo_value(const char *key)
+{
+    g_autofree char *text = NULL;
+    if (!g_file_get_contents("/proc/cpuinfo", &text, NULL, NULL))
+        return g_strdup("");
+    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+    for (char **l = lines; *l; l++) {
+        char *colon = strchr(*l, ':');
+        if (!colon)
+            continue;
+        g_autofree char *k = g_strstrip(g_strndup(*l, (gsize)(colon - *l)));
+        if (strcmp(k, key) == 0)
+            return g_strstrip(g_strdup(colon + 1));
+    }
+    return g_strdup("");
+}
+
+/* The first non-loopback IPv4 interface: the management interface. */
+static void management_interface(char **device, char **address, char **netmask)
+{
+    *device = g_strdup("lo");
+    *address = g_strdup("127.0.0.1");
+    *netmask = g_strdup("255.0.0.0");
+    struct ifaddrs *ifs = NULL;
+    if (getifaddrs(&ifs) < 0)
+        return;
+    for (struct ifaddrs *i = ifs; i; i = i->ifa_next) {
+        if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET || (i->ifa_flags & IFF_LOOPBACK))
+            continue;
+        char a[INET_ADDRSTRLEN], m[INET_ADDRSTRLEN] = "";
+        inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_addr)->sin_addr, a, sizeof a);
+        if (i->ifa_netmask)
+            inet_ntop(AF_INET, &((struct sockaddr_in *)i->ifa_netmask)->sin_addr, m, sizeof m);
+        g_free(*device), g_free(*address), g_free(*netmask);
+        *device = g_strdup(i->ifa_name);
+        *address = g_strdup(a);
+        *netmask = g_strdup(m);
+        break;
+    }
+    freeifaddrs(ifs);
+}
+
+static bool any_row(DbRow *row, void *ctx)
+{
+    *(bool *)ctx = true;
+    return false;
+}
+
+static int create_host_objects(const char *state_dir, XapiError **err)
+{
+    char hostname[256] = "localhost";
+    gethostname(hostname, sizeof hostname - 1);
+    g_autofree char *device = NULL, *address = NULL, *netmask = NULL;
+    management_interface(&device, &address, &netmask);
+    int64_t mem_total = meminfo_bytes("MemTotal");
+    int64_t mem_free = meminfo_bytes("MemAvailable");
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    g_autofree char *vendor = cpuinfo_value("vendor_id");
+    g_autofree char *model = cpuinfo_value("model name");
+    g_autofree char *mhz = cpuinfo_value("cpu MHz");
+    g_autofree char *family = cpuinfo_value("cpu family");
+    g_autofree char *model_no = cpuinfo_value("model");
+    g_autofree char *stepping = cpuinfo_value("stepping");
+    g_autofree char *flags = cpuinfo_value("flags");
+    g_autofree char *ncpu_text = g_strdup_printf("%ld", ncpu);
+    int64_t now = g_get_real_time() / G_USEC_PER_SEC;
+    g_autofree char *today = xv_datetime_format(now);
+
+    g_autofree char *metrics = add_row(err, "host_metrics", "memory_total", I(mem_total),
+                                       "memory_free", I(mem_free), "live", B(true),
+                                       "last_updated", xv_new_datetime(now), NULL);
+    if (!metrics)
+        return -1;
+    g_autofree char *host = add_row(
+        err, "host", "name_label", S(hostname), "hostname", S(hostname), "address",
+        S(address), "enabled", B(true), "metrics", S(metrics), "API_version_major",
+        I(API_VERSION_MAJOR), "API_version_minor", I(API_VERSION_MINOR),
+        "API_version_vendor", S("XenSource"),
+        "software_version",
+        M("product_version", XAPID_PRODUCT_VERSION, "product_brand", "XenServer",
+          "platform_name", "XCP", "platform_version", "3.4.0", "build_number", "xapid",
+          "xapi", "24.0", "xapid", PACKAGE_VERSION, "hostname", hostname, "date", today,
+          "hypervisor", "qemu", NULL),
+        "cpu_info",
+        M("cpu_count", ncpu_text, "socket_count", "1", "vendor", vendor, "modelname",
+          model, "speed", mhz, "family", family, "model", model_no, "stepping", stepping,
+          "flags", flags, NULL),
+        "capabilities", xv_new_array(), "sched_policy", S("credit"), NULL);
+    if (!host)
+        return -1;
+    for (long c = 0; c < ncpu; c++) {
+        g_autofree char *cpu = add_row(
+            err, "host_cpu", "host", S(host), "number", I(c), "vendor", S(vendor),
+            "modelname", S(model), "speed", I(g_ascii_strtoll(mhz, NULL, 10)), "family",
+            I(g_ascii_strtoll(family, NULL, 10)), "model", I(g_ascii_strtoll(model_no, NULL, 10)),
+            "stepping", S(stepping), "flags", S(flags), NULL);
+        if (!cpu)
+            return -1;
+    }
+    g_autofree char *dom0_label = g_strdup_printf("Control domain on host: %s", hostname);
+    g_autofree char *dom0 = add_row(
+        err, "VM", "name_label", S(dom0_label), "is_control_domain", B(true),
+        "power_state", S("Running"), "resident_on", S(host), "domid", I(0),
+        "memory_static_max", I(mem_total), "memory_dynamic_max", I(mem_total),
+        "memory_dynamic_min", I(mem_total), "memory_static_min", I(mem_total),
+        "VCPUs_max", I(ncpu), "VCPUs_at_startup", I(ncpu), "user_version", I(1), NULL);
+    if (!dom0)
+        return -1;
+    g_autofree char *sr_path = g_build_filename(state_dir ? state_dir : ".", "sr", NULL);
+    if (state_dir)
+        g_mkdir_with_parents(sr_path, 0700);
+    struct statvfs fs = {0};
+    statvfs(sr_path, &fs);
+    g_autofree char *sr = add_row(
+        err, "SR", "name_label", S("Local storage"), "name_description",
+        S("Files in the state directory"), "type", S("file"), "content_type", S("user"),
+        "shared", B(false), "physical_size", I((int64_t)fs.f_blocks * (int64_t)fs.f_frsize),
+        "physical_utilisation",
+        I((int64_t)(fs.f_blocks - fs.f_bfree) * (int64_t)fs.f_frsize), "other_config",
+        M("i18n-key", "local-storage", NULL), NULL);
+    g_autofree char *pbd = sr ? add_row(err, "PBD", "host", S(host), "SR", S(sr),
+                                        "device_config", M("location", sr_path, NULL),
+                                        "currently_attached", B(true), NULL)
+                              : NULL;
+    if (!pbd)
+        return -1;
+    g_autofree char *network = add_row(
+        err, "network", "name_label", S("Pool-wide network associated with management interface"),
+        "bridge", S("xapibr0"), "MTU", I(1500), NULL);
+    g_autofree char *pif = network ? add_row(
+        err, "PIF", "device", S(device), "host", S(host), "network", S(network),
+        "management", B(true), "physical", B(true), "currently_attached", B(true),
+        "IP", S(address), "netmask", S(netmask), "ip_configuration_mode", S("DHCP"),
+        "MTU", I(1500), "VLAN", I(-1), NULL) : NULL;
+    if (!pif)
+        return -1;
+    g_autofree char *pool = add_row(
+        err, "pool", "name_label", S(""), "master", S(host), "default_SR", S(sr),
+        "suspend_image_SR", S(sr), "crash_dump_SR", S(sr), NULL);
+    if (!pool)
+        return -1;
+    static const struct {
+        const char *label, *description, *order;
+        int64_t memory;
+    } templates[] = {
+        {"Other install media", "Boot from a CD or a network image", "dc", 1 << 30},
+        {"Debian Bookworm 12", "Debian 12 (64-bit)", "dc", 1 << 30},
+        {"Ubuntu Jammy Jellyfish 22.04", "Ubuntu 22.04 (64-bit)", "dc", 1 << 30},
+        {"Minimal Linux (direct kernel boot)", "A kernel and initrd booted directly", "", 256 << 20},
+    };
+    for (unsigned t = 0; t < G_N_ELEMENTS(templates); t++) {
+        g_autofree char *ref = add_row(
+            err, "VM", "name_label", S(templates[t].label), "name_description",
+            S(templates[t].description), "is_a_template", B(true), "is_default_template",
+            B(true), "memory_static_max", I(templates[t].memory), "memory_dynamic_max",
+            I(templates[t].memory), "memory_dynamic_min", I(templates[t].memory),
+            "memory_static_min", I(16 << 20), "VCPUs_max", I(1), "VCPUs_at_startup", I(1),
+            "HVM_boot_policy", S(*templates[t].order ? "BIOS order" : ""),
+            "HVM_boot_params", *templates[t].order ? M("order", templates[t].order, NULL) : M(NULL),
+            "actions_after_shutdown", S("destroy"), "actions_after_reboot", S("restart"),
+            "actions_after_crash", S("restart"), "user_version", I(1),
+            "platform", M("acpi", "1", "apic", "true", "pae", "true", NULL),
+            "other_config", M("default_template", "true", NULL), NULL);
+        if (!ref)
+            return -1;
+    }
+    return 0;
+}
+
+static int create_roles(XapiError **err)
+{
+    const DmClass *role = dm_class_by_name("role");
+    for (unsigned r = 0; r < DM_N_ROLES; r++) {
+        const char *name = dm_role_names[r];
+        g_autofree char *uuid = NULL;
+        if (strcmp(name, "pool-admin") == 0) {
+            uuid = g_strdup("0165f154-ba3e-034e-6b27-5d271af109ba");
+        } else {
+            /* XAPI's role uuids are the MD5 of the role name. */
+            g_autofree char *md5 = g_compute_checksum_for_string(G_CHECKSUM_MD5, name, -1);
+            uuid = g_strdup_printf("%.8s-%.4s-%.4s-%.4s-%.12s", md5, md5 + 8, md5 + 12,
+                                   md5 + 16, md5 + 20);
+        }
+        g_autofree char *ref = g_strconcat("OpaqueRef:", uuid, NULL);
+        DbRow *row = db_row_new_with_ref(role, ref);
+        db_row_put(row, "uuid", S(uuid));
+        db_row_put(row, "name_label", S(name));
+        db_row_put(row, "name_description", S(name));
+        db_row_put(row, "is_internal", B(strcmp(name, "client-cert") == 0));
+        if (db_insert(row, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int bootstrap_database(const char *state_dir, XapiError **err)
+{
+    if (db_write_begin(err) < 0)
+        return -1;
+    bool have_pool = false;
+    db_foreach(dm_class_by_name("pool"), any_row, &have_pool);
+    if ((!have_pool && create_host_objects(state_dir, err) < 0) || create_roles(err) < 0) {
+        db_write_abort();
+        return -1;
+    }
+    return db_write_commit(err);
+}

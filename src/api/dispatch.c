@@ -1,0 +1,114 @@
+/* dispatch.c: from a method name and wire parameters to a handler call. */
+#include "dispatch.h"
+
+#include <string.h>
+
+#include "call.h"
+#include "implicit.h"
+#include "session.h"
+#include "db_text.h"
+#include "typed_value.h"
+
+Xv *dispatch_list_methods(void)
+{
+    g_autoptr(GPtrArray) names = g_ptr_array_new();
+    DM_FOREACH_MESSAGE(cls, msg)
+    {
+        if (dm_message_implemented(msg) && !msg->hidden)
+            g_ptr_array_add(names, (gpointer)msg->wire_name);
+    }
+    g_ptr_array_add(names, (gpointer) "system.listMethods");
+    g_ptr_array_sort(names, (GCompareFunc)g_strcmp0);
+    Xv *out = xv_new_array();
+    for (guint i = 0; i < names->len; i++)
+        xv_array_append_string(out, names->pdata[i]);
+    return out;
+}
+
+static void call_clear(Call *call)
+{
+    g_free(call->session_ref);
+    xv_free(call->args);
+    g_free(call->task_ref);
+}
+
+static int check_arity(const DmMessage *msg, const char *method, guint given, XapiError **err)
+{
+    guint expected = msg->n_required + (msg->takes_session ? 1 : 0);
+    guint most = msg->n_params + (msg->takes_session ? 1 : 0);
+    if (given >= expected && given <= most)
+        return 0;
+    g_autofree char *want = g_strdup_printf("%u", msg->n_required);
+    g_autofree char *got =
+        g_strdup_printf("%d", (int)given - (msg->takes_session ? 1 : 0));
+    return xapi_error_set(err, "MESSAGE_PARAMETER_COUNT_MISMATCH", method, want, got, NULL);
+}
+
+/* Converts the wire parameters to their types, filling defaults. */
+static Xv *typed_args(const DmMessage *msg, const Xv *params, XapiError **err)
+{
+    guint first = msg->takes_session ? 1 : 0;
+    g_autoptr(Xv) args = xv_new_array();
+    for (unsigned i = 0; i < msg->n_params; i++) {
+        const DmParam *p = &msg->params[i];
+        Xv *v;
+        if (first + i < xv_len(params)) {
+            v = typed_value_from_wire(p->type, xv_at(params, first + i), p->name, err);
+        } else {
+            v = db_text_to_value(p->type, p->default_db, err);
+        }
+        if (!v)
+            return NULL;
+        xv_array_append(args, v);
+    }
+    return g_steal_pointer(&args);
+}
+
+Xv *dispatch_call(const char *method, const Xv *params, const DispatchOrigin *origin,
+                  bool *bare, XapiError **err)
+{
+    *bare = false;
+    if (strcmp(method, "system.listMethods") == 0) {
+        *bare = true;
+        return dispatch_list_methods();
+    }
+    const DmMessage *msg = dm_message_by_wire_name(method);
+    if (!msg || !dm_message_implemented(msg)) {
+        xapi_error_set(err, "MESSAGE_METHOD_UNKNOWN", method, NULL);
+        return NULL;
+    }
+    if (check_arity(msg, method, xv_len(params), err) < 0)
+        return NULL;
+    Call call = {.msg = msg, .trusted = origin->trusted};
+    Xv *result = NULL;
+    call.args = typed_args(msg, params, &call.error);
+    if (!call.args)
+        goto out;
+    if (msg->takes_session) {
+        const Xv *s = xv_at(params, 0);
+        if (s->kind != XV_STRING) {
+            xapi_error_set(&call.error, "SESSION_INVALID", "", NULL);
+            goto out;
+        }
+        call.session_ref = g_strdup(xv_str(s));
+        if (session_authorize(&call) < 0)
+            goto out;
+    }
+    int rc = msg->impl ? msg->glue(&call, &result) : implicit_execute(&call, &result);
+    if (rc < 0) {
+        xv_free(result);
+        result = NULL;
+        if (!call.error)
+            xapi_error_internal(&call.error, "%s failed without saying why", method);
+    } else if (!result) {
+        result = xv_new_string(""); /* void */
+    }
+out:
+    if (call.error) {
+        *err = g_steal_pointer(&call.error);
+        xv_free(result);
+        result = NULL;
+    }
+    call_clear(&call);
+    return result;
+}

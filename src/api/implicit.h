@@ -1,0 +1,14 @@
+/* implicit.h: the generic engine that serves every implicit message of
+ * every class from the datamodel tables: field getters and setters, map
+ * and set updates, records, lookups, filters, create and destroy. */
+#pragma once
+
+#include "call.h"
+
+int implicit_execute(Call *call, Xv **result);
+
+/* Shared with hand-written handlers. */
+int implicit_handle_invalid(Call *call, const DmClass *cls, const char *ref);
+/* HANDLE_INVALID unless each ref in value (a ref or ref set of a relation
+ * field) names an existing object. Lock held. */
+int implicit_check_refs(Call *call, const DmField *field, const Xv *value);

@@ -1,0 +1,188 @@
+/* session.c: sessions for the local superuser, password hashes (crypt),
+ * the per-call session check and role-based access control. */
+#include "session.h"
+
+#include <crypt.h>
+#include <string.h>
+
+#include "db.h"
+#include "dm_handlers.h"
+
+#define ROOT_HASH_KEY "root_password_hash"
+#define ALL_ROLES ((1u << DM_N_ROLES) - 1)
+
+static const DmClass *session_class(void) { return dm_class_by_name("session"); }
+
+static char *hash_password(const char *password)
+{
+    char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+    if (!crypt_gensalt_rn("$6$", 0, NULL, 0, salt, sizeof salt))
+        return NULL;
+    struct crypt_data data = {0};
+    const char *h = crypt_r(password, salt, &data);
+    return (h && h[0] != '*') ? g_strdup(h) : NULL;
+}
+
+static bool password_matches(const char *password)
+{
+    g_autofree char *stored = db_meta_get(ROOT_HASH_KEY);
+    if (!stored)
+        return false;
+    struct crypt_data data = {0};
+    const char *h = crypt_r(password, stored, &data);
+    return h && strcmp(h, stored) == 0;
+}
+
+int session_init_root_password(const char *password_file, XapiError **err)
+{
+    g_autofree char *stored = db_meta_get(ROOT_HASH_KEY);
+    if (stored)
+        return 0;
+    g_autofree char *password = NULL;
+    g_autoptr(GError) gerr = NULL;
+    if (password_file && g_file_get_contents(password_file, &password, NULL, &gerr)) {
+        g_strchomp(password);
+    } else {
+        guint8 bytes[12];
+        for (unsigned i = 0; i < sizeof bytes; i++)
+            bytes[i] = (guint8)g_random_int();
+        password = g_base64_encode(bytes, sizeof bytes);
+        if (password_file &&
+            !g_file_set_contents_full(password_file, password, -1,
+                                      G_FILE_SET_CONTENTS_CONSISTENT, 0600, &gerr))
+            return xapi_error_internal(err, "cannot write %s: %s", password_file,
+                                       gerr->message);
+        g_print("xapid: root password generated: %s (saved in %s)\n", password,
+                password_file ? password_file : "nowhere");
+    }
+    g_autofree char *hash = hash_password(password);
+    if (!hash)
+        return xapi_error_internal(err, "crypt failed");
+    return db_meta_set(ROOT_HASH_KEY, hash, err);
+}
+
+/* The single host this daemon runs (the pool master for now). */
+static bool take_master(DbRow *pool, void *ctx)
+{
+    *(char **)ctx = g_strdup(xv_str(db_get(pool, "master")));
+    return false;
+}
+
+static char *this_host_ref(void)
+{
+    char *ref = NULL;
+    db_foreach(dm_class_by_name("pool"), take_master, &ref);
+    return ref ? ref : g_strdup("OpaqueRef:NULL");
+}
+
+int xapi_session_login_with_password(Call *call, const char *uname, const char *pwd,
+                                     const char *version, const char *originator,
+                                     Xv **result)
+{
+    /* The unix socket is pre-authenticated: no password check there. */
+    if (strcmp(uname, "root") != 0 || (!call->trusted && !password_matches(pwd)))
+        return xapi_error_set(&call->error, "SESSION_AUTHENTICATION_FAILED", uname,
+                              "Authentication failure", NULL);
+    if (db_write_begin(&call->error) < 0)
+        return -1;
+    g_autofree char *host = this_host_ref();
+    DbRow *row = db_row_new(session_class());
+    int64_t now = g_get_real_time() / G_USEC_PER_SEC;
+    db_row_put(row, "this_host", xv_new_string(host));
+    db_row_put(row, "last_active", xv_new_datetime(now));
+    db_row_put(row, "validation_time", xv_new_datetime(now));
+    db_row_put(row, "is_local_superuser", xv_new_bool(true));
+    db_row_put(row, "auth_user_name", xv_new_string("root"));
+    db_row_put(row, "originator", xv_new_string(originator));
+    g_autofree char *ref = g_strdup(row->ref);
+    if (db_insert(row, &call->error) < 0) {
+        db_write_abort();
+        return -1;
+    }
+    if (db_write_commit(&call->error) < 0)
+        return -1;
+    *result = xv_new_string(ref);
+    return 0;
+}
+
+int xapi_session_logout(Call *call)
+{
+    if (db_write_begin(&call->error) < 0)
+        return -1;
+    DbRow *row = db_lookup(session_class(), call->session_ref);
+    if (row && db_delete(row, &call->error) < 0) {
+        db_write_abort();
+        return -1;
+    }
+    return db_write_commit(&call->error);
+}
+
+int xapi_session_change_password(Call *call, const char *old_pwd, const char *new_pwd)
+{
+    if (!password_matches(old_pwd))
+        return xapi_error_set(&call->error, "CHANGE_PASSWORD_REJECTED",
+                              "Authentication failure", NULL);
+    g_autofree char *hash = hash_password(new_pwd);
+    if (!hash)
+        return xapi_error_internal(&call->error, "crypt failed");
+    return db_meta_set(ROOT_HASH_KEY, hash, &call->error);
+}
+
+/* Roles held by a session: the local superuser holds all; others hold the
+ * roles of their subject. */
+static unsigned session_roles(const DbRow *session)
+{
+    if (db_get(session, "is_local_superuser")->b)
+        return ALL_ROLES;
+    const DbRow *subject = db_lookup(dm_class_by_name("subject"),
+                                     xv_str(db_get(session, "subject")));
+    if (!subject)
+        return 0;
+    unsigned mask = 0;
+    const Xv *roles = db_get(subject, "roles");
+    for (guint i = 0; i < xv_len(roles); i++) {
+        const DbRow *role = db_lookup(dm_class_by_name("role"), xv_str(xv_at(roles, i)));
+        const char *name = role ? xv_str(db_get(role, "name_label")) : "";
+        for (unsigned r = 0; r < DM_N_ROLES; r++)
+            if (strcmp(name, dm_role_names[r]) == 0)
+                mask |= 1u << r;
+    }
+    return mask;
+}
+
+static int permission_denied(Call *call)
+{
+    g_autofree char *permission = g_ascii_strdown(call->msg->wire_name, -1);
+    GString *holders = g_string_new(NULL);
+    for (unsigned r = 0; r < DM_N_ROLES; r++)
+        if (call->msg->roles & (1u << r))
+            g_string_append_printf(holders, "%s%s", holders->len ? ", " : "",
+                                   dm_role_names[r]);
+    g_autofree char *text = g_strdup_printf(
+        "No permission in user session. (Roles with this permission: %s)", holders->str);
+    g_string_free(holders, TRUE);
+    return xapi_error_set(&call->error, "RBAC_PERMISSION_DENIED", permission, text, NULL);
+}
+
+int session_authorize(Call *call)
+{
+    db_read_begin();
+    const DbRow *row = db_lookup(session_class(), call->session_ref);
+    unsigned roles = row ? session_roles(row) : 0;
+    int64_t last_active = row ? db_get(row, "last_active")->i : 0;
+    db_read_end();
+    if (!row)
+        return xapi_error_set(&call->error, "SESSION_INVALID", call->session_ref, NULL);
+    if (!call->trusted && !(roles & call->msg->roles))
+        return permission_denied(call);
+    /* XAPI refreshes last_active at most every 600 s; so do we, to keep
+     * reads from writing. */
+    int64_t now = g_get_real_time() / G_USEC_PER_SEC;
+    if (now - last_active > 600 && db_write_begin(NULL) == 0) {
+        DbRow *live = db_lookup(session_class(), call->session_ref);
+        if (live)
+            db_set_by_name(live, "last_active", xv_new_datetime(now), NULL);
+        db_write_commit(NULL);
+    }
+    return 0;
+}

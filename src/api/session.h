@@ -1,0 +1,13 @@
+/* session.h: login, logout, the per-call session check and RBAC. */
+#pragma once
+
+#include "call.h"
+
+/* Validates call->session_ref (SESSION_INVALID [ref]) and the caller's
+ * right to call call->msg (RBAC_PERMISSION_DENIED [permission, text]);
+ * refreshes last_active. 0 or -1. */
+int session_authorize(Call *call);
+
+/* Sets the root password hash if none is stored yet: from the file at
+ * path, or, if the file does not exist, a random password written there. */
+int session_init_root_password(const char *password_file, XapiError **err);

@@ -1,0 +1,412 @@
+/* db.c: in-memory object tables, relations kept both ways, persisted
+ * through the SQLite store. */
+#include "db.h"
+
+#include <string.h>
+#include <uuid/uuid.h>
+
+#include "db_text.h"
+#include "store.h"
+
+static struct {
+    GRWLock lock;
+    Store *store;          /* NULL when memory-only */
+    GHashTable *by_ref;    /* ref -> DbRow, every class */
+    GHashTable **by_class; /* [class index]: ref -> DbRow */
+    GHashTable **by_uuid;  /* [class index]: uuid -> DbRow */
+    uint64_t generation;
+    bool in_write;
+} db;
+
+char *db_new_uuid(void)
+{
+    uuid_t u;
+    char text[37];
+    uuid_generate_random(u);
+    uuid_unparse_lower(u, text);
+    return g_strdup(text);
+}
+
+char *db_new_ref(void)
+{
+    g_autofree char *u = db_new_uuid();
+    return g_strconcat("OpaqueRef:", u, NULL);
+}
+
+static DbRow *row_alloc(const DmClass *cls, char *ref)
+{
+    DbRow *row = g_malloc0(sizeof(DbRow) + cls->n_fields * sizeof(Xv));
+    row->cls = cls;
+    row->ref = ref;
+    return row;
+}
+
+void db_row_free(DbRow *row)
+{
+    if (!row)
+        return;
+    for (unsigned i = 0; i < row->cls->n_fields; i++)
+        xv_clear(&row->fields[i]);
+    g_free(row->ref);
+    g_free(row);
+}
+
+static const char *row_uuid(const DbRow *row)
+{
+    return row->cls->uuid_field >= 0 ? xv_str(&row->fields[row->cls->uuid_field]) : NULL;
+}
+
+static void index_row(DbRow *row)
+{
+    g_hash_table_insert(db.by_ref, row->ref, row);
+    g_hash_table_insert(db.by_class[row->cls->index], row->ref, row);
+    const char *uuid = row_uuid(row);
+    if (uuid && *uuid)
+        g_hash_table_insert(db.by_uuid[row->cls->index], (gpointer)uuid, row);
+}
+
+static void unindex_row(DbRow *row)
+{
+    const char *uuid = row_uuid(row);
+    if (uuid && *uuid && g_hash_table_lookup(db.by_uuid[row->cls->index], uuid) == row)
+        g_hash_table_remove(db.by_uuid[row->cls->index], uuid);
+    g_hash_table_remove(db.by_class[row->cls->index], row->ref);
+    g_hash_table_remove(db.by_ref, row->ref);
+}
+
+/* ---- relations ---------------------------------------------------------- */
+
+static void derived_add(const DmField *derived, const char *target_ref, const char *ref)
+{
+    DbRow *target = db_lookup(derived->cls, target_ref);
+    if (!target)
+        return;
+    Xv *set = &target->fields[derived->index];
+    for (guint i = 0; i < xv_len(set); i++)
+        if (strcmp(xv_str(xv_at(set, i)), ref) == 0)
+            return;
+    xv_array_append(set, xv_new_string(ref));
+    target->modified = db.generation;
+}
+
+static void derived_remove(const DmField *derived, const char *target_ref, const char *ref)
+{
+    DbRow *target = db_lookup(derived->cls, target_ref);
+    if (!target)
+        return;
+    Xv *set = &target->fields[derived->index];
+    for (guint i = 0; i < xv_len(set); i++) {
+        if (strcmp(xv_str(xv_at(set, i)), ref) == 0) {
+            g_ptr_array_remove_index(set->items, i);
+            target->modified = db.generation;
+            return;
+        }
+    }
+}
+
+/* Applies fn(derived field, target, this ref) for each ref held in a stored
+ * relation field's value. */
+static void relation_apply(const DbRow *row, const DmField *f, const Xv *value,
+                           void (*fn)(const DmField *, const char *, const char *))
+{
+    if (!f->reverse || f->derived)
+        return;
+    if (value->kind == XV_STRING) {
+        fn(f->reverse, xv_str(value), row->ref);
+    } else if (value->kind == XV_ARRAY) {
+        for (guint i = 0; i < xv_len(value); i++)
+            fn(f->reverse, xv_str(xv_at(value, i)), row->ref);
+    }
+}
+
+static void relations_link(const DbRow *row)
+{
+    for (unsigned i = 0; i < row->cls->n_fields; i++)
+        relation_apply(row, &row->cls->fields[i], &row->fields[i], derived_add);
+}
+
+static void relations_unlink(const DbRow *row)
+{
+    for (unsigned i = 0; i < row->cls->n_fields; i++)
+        relation_apply(row, &row->cls->fields[i], &row->fields[i], derived_remove);
+}
+
+/* ---- persistence -------------------------------------------------------- */
+
+static bool persisted(const DmClass *cls)
+{
+    return db.store && cls->persist;
+}
+
+static int persist_row(const DbRow *row, XapiError **err)
+{
+    if (!persisted(row->cls))
+        return 0;
+    const DmClass *cls = row->cls;
+    g_autoptr(GPtrArray) texts = g_ptr_array_new_with_free_func(g_free);
+    for (unsigned i = 0; i < cls->n_fields; i++)
+        g_ptr_array_add(texts, cls->fields[i].derived
+                                   ? NULL
+                                   : db_text_from_value(cls->fields[i].type, &row->fields[i]));
+    return store_put_row(db.store, cls, row->ref, (const char *const *)texts->pdata, err);
+}
+
+typedef struct {
+    XapiError **err;
+    unsigned loaded;
+} LoadContext;
+
+static int load_row(void *ctx, const DmClass *cls, const char *ref, const char *const *texts)
+{
+    LoadContext *lc = ctx;
+    DbRow *row = row_alloc(cls, g_strdup(ref));
+    for (unsigned i = 0; i < cls->n_fields; i++) {
+        const DmField *f = &cls->fields[i];
+        Xv *v = (texts[i] && !f->derived) ? db_text_to_value(f->type, texts[i], lc->err)
+                                          : db_field_default(f);
+        if (!v) {
+            db_row_free(row);
+            return -1;
+        }
+        xv_move_into(&row->fields[i], v);
+    }
+    index_row(row);
+    lc->loaded++;
+    return 0;
+}
+
+static void link_all(void)
+{
+    GHashTableIter it;
+    gpointer key, value;
+    g_hash_table_iter_init(&it, db.by_ref);
+    while (g_hash_table_iter_next(&it, &key, &value))
+        relations_link(value);
+}
+
+int db_open(const char *state_dir, XapiError **err)
+{
+    g_rw_lock_init(&db.lock);
+    db.by_ref = g_hash_table_new(g_str_hash, g_str_equal);
+    db.by_class = g_new0(GHashTable *, dm_n_classes);
+    db.by_uuid = g_new0(GHashTable *, dm_n_classes);
+    for (unsigned c = 0; c < dm_n_classes; c++) {
+        db.by_class[c] = g_hash_table_new(g_str_hash, g_str_equal);
+        db.by_uuid[c] = g_hash_table_new(g_str_hash, g_str_equal);
+    }
+    db.generation = 1;
+    if (!state_dir)
+        return 0;
+    g_autofree char *path = g_build_filename(state_dir, "xapid.db", NULL);
+    db.store = store_open(path, err);
+    if (!db.store)
+        return -1;
+    LoadContext lc = {err, 0};
+    for (unsigned c = 0; c < dm_n_classes; c++) {
+        if (!dm_classes[c].persist)
+            continue;
+        if (store_load_class(db.store, &dm_classes[c], load_row, &lc, err) < 0)
+            return -1;
+    }
+    link_all();
+    g_message("db: loaded %u objects from %s", lc.loaded, path);
+    return 0;
+}
+
+void db_close(void)
+{
+    if (db.store)
+        store_close(db.store);
+    db.store = NULL;
+}
+
+/* ---- locking ------------------------------------------------------------ */
+
+void db_read_begin(void) { g_rw_lock_reader_lock(&db.lock); }
+void db_read_end(void) { g_rw_lock_reader_unlock(&db.lock); }
+
+int db_write_begin(XapiError **err)
+{
+    g_rw_lock_writer_lock(&db.lock);
+    db.in_write = true;
+    if (db.store && store_begin(db.store, err) < 0) {
+        db.in_write = false;
+        g_rw_lock_writer_unlock(&db.lock);
+        return -1;
+    }
+    return 0;
+}
+
+int db_write_commit(XapiError **err)
+{
+    int rc = 0;
+    if (db.store && store_commit(db.store, err) < 0) {
+        /* Memory already holds the change; the disk does not. Say so loudly:
+         * the next restart will not see this write. */
+        g_critical("db: commit to SQLite failed; in-memory state is ahead of disk");
+        store_rollback(db.store);
+        rc = -1;
+    }
+    db.in_write = false;
+    g_rw_lock_writer_unlock(&db.lock);
+    return rc;
+}
+
+void db_write_abort(void)
+{
+    if (db.store)
+        store_rollback(db.store);
+    db.in_write = false;
+    g_rw_lock_writer_unlock(&db.lock);
+}
+
+/* ---- reads -------------------------------------------------------------- */
+
+DbRow *db_lookup(const DmClass *cls, const char *ref)
+{
+    if (!ref)
+        return NULL;
+    return g_hash_table_lookup(db.by_class[cls->index], ref);
+}
+
+DbRow *db_lookup_any(const char *ref)
+{
+    return ref ? g_hash_table_lookup(db.by_ref, ref) : NULL;
+}
+
+DbRow *db_lookup_uuid(const DmClass *cls, const char *uuid)
+{
+    return uuid ? g_hash_table_lookup(db.by_uuid[cls->index], uuid) : NULL;
+}
+
+guint db_count(const DmClass *cls)
+{
+    return g_hash_table_size(db.by_class[cls->index]);
+}
+
+void db_foreach(const DmClass *cls, bool (*fn)(DbRow *row, void *ctx), void *ctx)
+{
+    GHashTableIter it;
+    gpointer key, value;
+    g_hash_table_iter_init(&it, db.by_class[cls->index]);
+    while (g_hash_table_iter_next(&it, &key, &value))
+        if (!fn(value, ctx))
+            return;
+}
+
+const Xv *db_get(const DbRow *row, const char *field_name)
+{
+    const DmField *f = dm_field_by_name(row->cls, field_name);
+    return f ? &row->fields[f->index] : NULL;
+}
+
+Xv *db_row_record(const DbRow *row)
+{
+    Xv *rec = xv_new_struct();
+    for (unsigned i = 0; i < row->cls->n_fields; i++)
+        xv_struct_set(rec, row->cls->fields[i].name, xv_dup(&row->fields[i]));
+    return rec;
+}
+
+uint64_t db_generation(void) { return db.generation; }
+
+/* ---- writes ------------------------------------------------------------- */
+
+DbRow *db_row_new(const DmClass *cls)
+{
+    return db_row_new_with_ref(cls, NULL);
+}
+
+DbRow *db_row_new_with_ref(const DmClass *cls, const char *ref)
+{
+    DbRow *row = row_alloc(cls, ref ? g_strdup(ref) : db_new_ref());
+    for (unsigned i = 0; i < cls->n_fields; i++)
+        xv_move_into(&row->fields[i], db_field_default(&cls->fields[i]));
+    if (cls->uuid_field >= 0) {
+        xv_clear(&row->fields[cls->uuid_field]);
+        xv_move_into(&row->fields[cls->uuid_field], xv_new_string_take(db_new_uuid()));
+    }
+    return row;
+}
+
+void db_row_put(DbRow *row, const char *field_name, Xv *value)
+{
+    const DmField *f = dm_field_by_name(row->cls, field_name);
+    g_return_if_fail(f != NULL);
+    xv_clear(&row->fields[f->index]);
+    xv_move_into(&row->fields[f->index], value);
+}
+
+int db_insert(DbRow *row, XapiError **err)
+{
+    g_return_val_if_fail(db.in_write, -1);
+    if (persist_row(row, err) < 0) {
+        db_row_free(row);
+        return -1;
+    }
+    row->created = row->modified = ++db.generation;
+    index_row(row);
+    relations_link(row);
+    return 0;
+}
+
+int db_set(DbRow *row, const DmField *field, Xv *value, XapiError **err)
+{
+    g_return_val_if_fail(db.in_write, -1);
+    Xv *slot = &row->fields[field->index];
+    if (persisted(row->cls) && !field->derived) {
+        g_autofree char *text = db_text_from_value(field->type, value);
+        if (store_set_field(db.store, row->cls, row->ref, field, text, err) < 0) {
+            xv_free(value);
+            return -1;
+        }
+    }
+    row->modified = ++db.generation;
+    bool is_uuid = (int)field->index == row->cls->uuid_field;
+    if (is_uuid)
+        unindex_row(row);
+    relation_apply(row, field, slot, derived_remove);
+    xv_clear(slot);
+    xv_move_into(slot, value);
+    relation_apply(row, field, slot, derived_add);
+    if (is_uuid)
+        index_row(row);
+    return 0;
+}
+
+int db_set_by_name(DbRow *row, const char *field_name, Xv *value, XapiError **err)
+{
+    const DmField *f = dm_field_by_name(row->cls, field_name);
+    if (!f) {
+        xv_free(value);
+        return xapi_error_internal(err, "no field %s in class %s", field_name, row->cls->name);
+    }
+    return db_set(row, f, value, err);
+}
+
+int db_delete(DbRow *row, XapiError **err)
+{
+    g_return_val_if_fail(db.in_write, -1);
+    if (persisted(row->cls) && store_delete_row(db.store, row->cls, row->ref, err) < 0)
+        return -1;
+    ++db.generation;
+    relations_unlink(row);
+    unindex_row(row);
+    db_row_free(row);
+    return 0;
+}
+
+void db_touch(DbRow *row)
+{
+    row->modified = ++db.generation;
+}
+
+char *db_meta_get(const char *key)
+{
+    return db.store ? store_meta_get(db.store, key) : NULL;
+}
+
+int db_meta_set(const char *key, const char *value, XapiError **err)
+{
+    return db.store ? store_meta_set(db.store, key, value, err) : 0;
+}

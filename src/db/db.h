@@ -1,0 +1,69 @@
+/* db.h: the object database. In-memory rows are the read path; every
+ * write is also written to the SQLite store (src/store) inside the same
+ * transaction before the caller replies, so an acknowledged write survives
+ * kill -9. Relations are kept both ways: the stored side of a relation
+ * (VBD.VM) is authoritative, the derived side (VM.VBDs) is maintained here.
+ *
+ * Locking: one reader/writer lock. Readers call db_read_begin/end; writers
+ * db_write_begin, then mutate, then db_write_commit (or db_write_abort if
+ * nothing was mutated yet). Rows and their values are owned by the db and
+ * valid only while the lock is held; callers copy what they keep. */
+#pragma once
+
+#include <stdint.h>
+
+#include "datamodel.h"
+#include "xapi_error.h"
+#include "xv.h"
+
+typedef struct DbRow {
+    const DmClass *cls;
+    char *ref;           /* "OpaqueRef:<uuid>" */
+    uint64_t created;    /* generation at creation */
+    uint64_t modified;   /* generation of the last change */
+    Xv fields[];         /* cls->n_fields typed values */
+} DbRow;
+
+/* Opens <state_dir>/xapid.db (state_dir NULL: memory only) and loads it. */
+int db_open(const char *state_dir, XapiError **err);
+void db_close(void);
+
+void db_read_begin(void);
+void db_read_end(void);
+int db_write_begin(XapiError **err);
+int db_write_commit(XapiError **err);
+void db_write_abort(void);
+
+/* Lookups (lock held). */
+DbRow *db_lookup(const DmClass *cls, const char *ref);     /* NULL if absent */
+DbRow *db_lookup_any(const char *ref);
+DbRow *db_lookup_uuid(const DmClass *cls, const char *uuid);
+guint db_count(const DmClass *cls);
+/* Calls fn for every row of cls (lock held); stops when fn returns false. */
+void db_foreach(const DmClass *cls, bool (*fn)(DbRow *row, void *ctx), void *ctx);
+const Xv *db_get(const DbRow *row, const char *field_name); /* NULL: no field */
+Xv *db_row_record(const DbRow *row); /* get_record struct, caller owns */
+
+/* Writes (write lock held). */
+DbRow *db_row_new(const DmClass *cls); /* defaults, fresh ref and uuid; not yet inserted */
+DbRow *db_row_new_with_ref(const DmClass *cls, const char *ref); /* fixed ref (static objects) */
+void db_row_free(DbRow *row);          /* only for rows never inserted */
+/* Sets a field of a row not yet inserted (takes ownership of value). */
+void db_row_put(DbRow *row, const char *field_name, Xv *value);
+int db_insert(DbRow *row, XapiError **err);   /* takes ownership */
+/* Replaces a field; takes ownership of value (canonical form for the type). */
+int db_set(DbRow *row, const DmField *field, Xv *value, XapiError **err);
+int db_set_by_name(DbRow *row, const char *field_name, Xv *value, XapiError **err);
+int db_delete(DbRow *row, XapiError **err);
+/* Marks the row modified (event.inject). */
+void db_touch(DbRow *row);
+
+/* Persistent key/value settings (root password hash, ...). */
+char *db_meta_get(const char *key);
+int db_meta_set(const char *key, const char *value, XapiError **err);
+
+/* Generations, for events: the counter is bumped by every write. */
+uint64_t db_generation(void);
+
+char *db_new_uuid(void);
+char *db_new_ref(void);

@@ -1,0 +1,279 @@
+/* http_server.c: libmicrohttpd daemons (one per listener), request bodies,
+ * routing by path to the RPC endpoint. One thread per connection: a call
+ * that blocks (event.from) holds only its own connection. */
+#include "http_server.h"
+
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "rpc_endpoint.h"
+
+typedef struct Listener {
+    struct MHD_Daemon *daemon;
+    bool trusted;
+    char *unix_path; /* unlinked on shutdown */
+    char *key_pem, *cert_pem; /* TLS listeners; MHD keeps pointers to them */
+} Listener;
+
+struct HttpServer {
+    GPtrArray *listeners; /* Listener* */
+};
+
+typedef struct Request {
+    GString *body;
+    bool too_big;
+} Request;
+
+static enum MHD_Result send_reply(struct MHD_Connection *conn, unsigned status,
+                                  const char *content_type, char *body, size_t len)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (content_type)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
+    enum MHD_Result ret = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result send_text(struct MHD_Connection *conn, unsigned status,
+                                 const char *text)
+{
+    char *body = g_strdup(text);
+    /* MHD frees with free(); g_malloc is malloc on every supported GLib. */
+    return send_reply(conn, status, "text/plain", body, strlen(body));
+}
+
+/* XAPI routes by longest prefix: every POST other than /jsonrpc and /json
+ * reaches the "/" XML-RPC handler. /json is legacy and may carry either. */
+static RpcProtocol protocol_for(const char *url, const GString *body)
+{
+    if (strcmp(url, "/jsonrpc") == 0)
+        return RPC_JSON;
+    if (strcmp(url, "/json") == 0)
+        return rpc_protocol_sniff(body->str, body->len);
+    return RPC_XML;
+}
+
+static enum MHD_Result on_options(struct MHD_Connection *conn)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
+    MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST, PUT, OPTIONS");
+    MHD_add_response_header(r, "Access-Control-Allow-Headers", "Content-Type, Authorization");
+    MHD_add_response_header(r, "Access-Control-Max-Age", "86400");
+    enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result on_rpc(Listener *l, struct MHD_Connection *conn, const char *url,
+                              Request *req)
+{
+    if (req->too_big)
+        return send_text(conn, MHD_HTTP_CONTENT_TOO_LARGE, "Request body too large\n");
+    RpcProtocol protocol = protocol_for(url, req->body);
+    DispatchOrigin origin = {.trusted = l->trusted};
+    RpcReply reply;
+    rpc_endpoint_handle(protocol, req->body->str, req->body->len, &origin, &reply);
+    return send_reply(conn, (unsigned)reply.http_status, reply.content_type, reply.body,
+                      reply.len);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    Listener *l = cls;
+    Request *req = *con_cls;
+    if (!req) {
+        req = g_new0(Request, 1);
+        req->body = g_string_new(NULL);
+        *con_cls = req;
+        const char *length =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (length && g_ascii_strtoull(length, NULL, 10) > HTTP_RPC_BODY_LIMIT)
+            return send_text(conn, MHD_HTTP_CONTENT_TOO_LARGE, "Request body too large\n");
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        if (req->body->len + *upload_data_size > HTTP_RPC_BODY_LIMIT)
+            req->too_big = true;
+        else
+            g_string_append_len(req->body, upload_data, (gssize)*upload_data_size);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (strcmp(method, MHD_HTTP_METHOD_OPTIONS) == 0)
+        return on_options(conn);
+    if (strcmp(method, MHD_HTTP_METHOD_POST) == 0)
+        return on_rpc(l, conn, url, req);
+    if (strcmp(method, MHD_HTTP_METHOD_GET) == 0 && strcmp(url, "/") == 0)
+        return send_text(conn, MHD_HTTP_OK, "xapid: XenAPI on XML-RPC (POST /) and JSON-RPC (POST /jsonrpc)\n");
+    return send_text(conn, MHD_HTTP_NOT_FOUND, "Not found\n");
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    Request *req = *con_cls;
+    if (!req)
+        return;
+    g_string_free(req->body, TRUE);
+    g_free(req);
+    *con_cls = NULL;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    g_autofree char *text = g_strdup_vprintf(fmt, ap);
+    g_debug("http: %s", g_strchomp(text));
+}
+
+static void listener_free(Listener *l)
+{
+    g_free(l->unix_path);
+    g_free(l->key_pem);
+    g_free(l->cert_pem);
+    g_free(l);
+}
+
+static int start_daemon(HttpServer *s, Listener *l, int fd, XapiError **err)
+{
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_ERROR_LOG | MHD_USE_ITC;
+    if (l->cert_pem)
+        flags |= MHD_USE_TLS;
+    struct MHD_OptionItem tls[] = {
+        {l->cert_pem ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, l->key_pem},
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, l->cert_pem},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    l->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, l,
+                                 MHD_OPTION_LISTEN_SOCKET, fd,
+                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)0,
+                                 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+                                 MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+    if (!l->daemon) {
+        close(fd);
+        listener_free(l);
+        return xapi_error_internal(err, "cannot start the HTTP server");
+    }
+    g_ptr_array_add(s->listeners, l);
+    return 0;
+}
+
+HttpServer *http_server_new(void)
+{
+    HttpServer *s = g_new0(HttpServer, 1);
+    s->listeners = g_ptr_array_new();
+    return s;
+}
+
+static int split_host_port(const char *text, char **host, char **port, XapiError **err)
+{
+    const char *colon = strrchr(text, ':');
+    if (!colon || !colon[1])
+        return xapi_error_internal(err, "listen address %s is not HOST:PORT", text);
+    const char *h = text;
+    size_t hlen = (size_t)(colon - text);
+    if (hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']') {
+        h++;
+        hlen -= 2;
+    }
+    *host = hlen ? g_strndup(h, hlen) : NULL;
+    *port = g_strdup(colon + 1);
+    return 0;
+}
+
+static int listen_tcp_socket(const char *host_port, XapiError **err)
+{
+    g_autofree char *host = NULL, *port = NULL;
+    if (split_host_port(host_port, &host, &port, err) < 0)
+        return -1;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *ai = NULL;
+    int rc = getaddrinfo(host, port, &hints, &ai);
+    if (rc != 0) {
+        xapi_error_internal(err, "cannot resolve %s: %s", host_port, gai_strerror(rc));
+        return -1;
+    }
+    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd >= 0)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 128) < 0) {
+        int e = errno;
+        freeaddrinfo(ai);
+        if (fd >= 0)
+            close(fd);
+        xapi_error_internal(err, "cannot listen on %s: %s", host_port, g_strerror(e));
+        return -1;
+    }
+    freeaddrinfo(ai);
+    return fd;
+}
+
+int http_server_listen_tcp(HttpServer *s, const char *host_port, XapiError **err)
+{
+    int fd = listen_tcp_socket(host_port, err);
+    return fd < 0 ? -1 : start_daemon(s, g_new0(Listener, 1), fd, err);
+}
+
+int http_server_listen_tls(HttpServer *s, const char *host_port, const char *key_pem,
+                           const char *cert_pem, XapiError **err)
+{
+    int fd = listen_tcp_socket(host_port, err);
+    if (fd < 0)
+        return -1;
+    Listener *l = g_new0(Listener, 1);
+    l->key_pem = g_strdup(key_pem);
+    l->cert_pem = g_strdup(cert_pem);
+    return start_daemon(s, l, fd, err);
+}
+
+int http_server_listen_unix(HttpServer *s, const char *path, XapiError **err)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof addr.sun_path)
+        return xapi_error_internal(err, "unix socket path too long: %s", path);
+    strcpy(addr.sun_path, path);
+    unlink(path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0 ||
+        chmod(path, 0600) < 0 || listen(fd, 128) < 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        return xapi_error_internal(err, "cannot listen on %s: %s", path, g_strerror(e));
+    }
+    Listener *l = g_new0(Listener, 1);
+    l->trusted = true;
+    l->unix_path = g_strdup(path);
+    return start_daemon(s, l, fd, err);
+}
+
+void http_server_free(HttpServer *s)
+{
+    if (!s)
+        return;
+    for (guint i = 0; i < s->listeners->len; i++) {
+        Listener *l = s->listeners->pdata[i];
+        MHD_stop_daemon(l->daemon);
+        if (l->unix_path)
+            unlink(l->unix_path);
+        listener_free(l);
+    }
+    g_ptr_array_unref(s->listeners);
+    g_free(s);
+}

@@ -1,0 +1,95 @@
+/* rpc_endpoint.c: XML-RPC and JSON-RPC envelopes around dispatch_call. */
+#include "rpc_endpoint.h"
+
+#include <string.h>
+
+#include "jsonrpc.h"
+#include "xmlrpc.h"
+
+static void reply_bad_request(RpcReply *reply, const char *why)
+{
+    reply->http_status = 400;
+    reply->content_type = "text/plain";
+    reply->body = g_strdup_printf("Bad request: %s\n", why);
+    reply->len = strlen(reply->body);
+}
+
+/* XML-RPC replies wrap the value as {Status, Value} or
+ * {Status, ErrorDescription}; system.* replies are bare. */
+static Xv *xml_envelope(Xv *value, XapiError *err, bool bare)
+{
+    if (bare && value)
+        return value;
+    Xv *env = xv_new_struct();
+    if (err) {
+        Xv *desc = xv_new_array();
+        xv_array_append_string(desc, err->code);
+        for (guint i = 0; i < err->params->len; i++)
+            xv_array_append_string(desc, err->params->pdata[i]);
+        xv_struct_set_string(env, "Status", "Failure");
+        xv_struct_set(env, "ErrorDescription", desc);
+    } else {
+        xv_struct_set_string(env, "Status", "Success");
+        xv_struct_set(env, "Value", value);
+    }
+    return env;
+}
+
+static void handle_xml(const char *body, size_t len, const DispatchOrigin *origin,
+                       RpcReply *reply)
+{
+    g_autofree char *method = NULL;
+    g_autofree char *why = NULL;
+    g_autoptr(Xv) params = NULL;
+    if (xmlrpc_parse_call(body, len, &method, &params, &why) < 0) {
+        reply_bad_request(reply, why);
+        return;
+    }
+    g_autoptr(XapiError) err = NULL;
+    bool bare = false;
+    Xv *value = dispatch_call(method, params, origin, &bare, &err);
+    g_autoptr(Xv) env = xml_envelope(value, err, bare);
+    reply->http_status = 200;
+    reply->content_type = "text/xml";
+    reply->body = xmlrpc_format_response(env, &reply->len);
+}
+
+static void handle_json(const char *body, size_t len, const DispatchOrigin *origin,
+                        RpcReply *reply)
+{
+    JsonRpcRequest req = {0};
+    g_autofree char *why = NULL;
+    if (jsonrpc_parse_request(body, len, &req, &why) < 0) {
+        reply_bad_request(reply, why);
+        jsonrpc_request_clear(&req);
+        return;
+    }
+    g_autoptr(XapiError) err = NULL;
+    bool bare = false;
+    g_autoptr(Xv) value = dispatch_call(req.method, req.params, origin, &bare, &err);
+    reply->http_status = 200;
+    reply->content_type = "application/json";
+    reply->body = err ? jsonrpc_format_error(&req, err, &reply->len)
+                      : jsonrpc_format_result(&req, value, &reply->len);
+    jsonrpc_request_clear(&req);
+}
+
+RpcProtocol rpc_protocol_sniff(const char *body, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (g_ascii_isspace(body[i]))
+            continue;
+        return body[i] == '{' ? RPC_JSON : RPC_XML;
+    }
+    return RPC_XML;
+}
+
+void rpc_endpoint_handle(RpcProtocol protocol, const char *body, size_t len,
+                         const DispatchOrigin *origin, RpcReply *reply)
+{
+    memset(reply, 0, sizeof *reply);
+    if (protocol == RPC_JSON)
+        handle_json(body, len, origin, reply);
+    else
+        handle_xml(body, len, origin, reply);
+}
