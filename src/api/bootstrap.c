@@ -120,7 +120,6 @@ static int create_host_objects(const char *state_dir, XapiError **err)
     g_autofree char *device = NULL, *address = NULL, *netmask = NULL;
     management_interface(&device, &address, &netmask);
     int64_t mem_total = meminfo_bytes("MemTotal");
-    int64_t mem_free = meminfo_bytes("MemAvailable");
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     g_autofree char *vendor = cpuinfo_value("vendor_id");
     g_autofree char *model = cpuinfo_value("model name");
@@ -134,8 +133,8 @@ static int create_host_objects(const char *state_dir, XapiError **err)
     g_autofree char *today = xv_datetime_format(now);
 
     g_autofree char *metrics = add_row(err, "host_metrics", "memory_total", I(mem_total),
-                                       "memory_free", I(mem_free), "live", B(true),
-                                       "last_updated", xv_new_datetime(now), NULL);
+                                       "live", B(true), "last_updated", xv_new_datetime(now),
+                                       NULL);
     if (!metrics)
         return -1;
     g_autofree char *host = add_row(

@@ -408,5 +408,13 @@ char *db_meta_get(const char *key)
 
 int db_meta_set(const char *key, const char *value, XapiError **err)
 {
-    return db.store ? store_meta_set(db.store, key, value, err) : 0;
+    if (!db.store)
+        return 0;
+    if (db_write_begin(err) < 0)
+        return -1;
+    if (store_meta_set(db.store, key, value, err) < 0) {
+        db_write_abort();
+        return -1;
+    }
+    return db_write_commit(err);
 }

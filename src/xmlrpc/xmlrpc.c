@@ -1,0 +1,367 @@
+/* xmlrpc.c: XML-RPC parsing with libxml2 (no network, no DTDs, errors
+ * not printed) and compact writing with GString. */
+#include "xmlrpc.h"
+
+#include <errno.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <math.h>
+#include <float.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define XMLRPC_MAX_DEPTH 64
+#define PARSE_OPTIONS (XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOCDATA)
+
+static bool named(const xmlNode *n, const char *name)
+{
+    return n && n->type == XML_ELEMENT_NODE && strcmp((const char *)n->name, name) == 0;
+}
+
+static bool is_blank_text(const xmlNode *n)
+{
+    if (n->type == XML_COMMENT_NODE || n->type == XML_PI_NODE)
+        return true;
+    if (n->type != XML_TEXT_NODE)
+        return false;
+    for (const xmlChar *p = n->content; p && *p; p++)
+        if (!g_ascii_isspace(*p))
+            return false;
+    return true;
+}
+
+/* The only element child of n (ignoring blank text and comments); NULL if
+ * there are none; *extra set when there is anything else. */
+static xmlNode *sole_element(const xmlNode *n, bool *extra)
+{
+    xmlNode *found = NULL;
+    *extra = false;
+    for (xmlNode *c = n->children; c; c = c->next) {
+        if (is_blank_text(c))
+            continue;
+        if (c->type == XML_ELEMENT_NODE && !found)
+            found = c;
+        else
+            *extra = true;
+    }
+    return found;
+}
+
+static char *text_of(const xmlNode *n)
+{
+    GString *out = g_string_new(NULL);
+    for (xmlNode *c = n->children; c; c = c->next)
+        if (c->type == XML_TEXT_NODE || c->type == XML_CDATA_SECTION_NODE)
+            g_string_append(out, (const char *)c->content);
+    return g_string_free(out, FALSE);
+}
+
+static Xv *fail(char **why, const char *fmt, const char *arg)
+{
+    if (!*why)
+        *why = g_strdup_printf(fmt, arg);
+    return NULL;
+}
+
+static Xv *parse_value(const xmlNode *value, int depth, char **why);
+
+static Xv *parse_scalar(const xmlNode *t, char **why)
+{
+    const char *tag = (const char *)t->name;
+    g_autofree char *text = text_of(t);
+    if (strcmp(tag, "string") == 0)
+        return xv_new_string(text);
+    g_strstrip(text);
+    if (!strcmp(tag, "int") || !strcmp(tag, "i4") || !strcmp(tag, "i8")) {
+        char *end;
+        errno = 0;
+        long long n = strtoll(text, &end, 10);
+        if (errno || end == text || *end)
+            return fail(why, "bad integer '%s'", text);
+        return xv_new_int(n);
+    }
+    if (!strcmp(tag, "double")) {
+        char *end;
+        double d = g_ascii_strtod(text, &end);
+        if (end == text || *end)
+            return fail(why, "bad double '%s'", text);
+        return xv_new_float(d);
+    }
+    if (!strcmp(tag, "boolean")) {
+        if (!strcmp(text, "1") || !g_ascii_strcasecmp(text, "true"))
+            return xv_new_bool(true);
+        if (!strcmp(text, "0") || !g_ascii_strcasecmp(text, "false"))
+            return xv_new_bool(false);
+        return fail(why, "bad boolean '%s'", text);
+    }
+    if (!strcmp(tag, "dateTime.iso8601")) {
+        int64_t t64;
+        if (!xv_datetime_parse(text, &t64))
+            return fail(why, "bad dateTime.iso8601 '%s'", text);
+        return xv_new_datetime(t64);
+    }
+    if (!strcmp(tag, "base64")) {
+        gsize n = 0;
+        g_autofree guchar *bytes = g_base64_decode(text, &n);
+        if (!g_utf8_validate((const char *)bytes, (gssize)n, NULL) || memchr(bytes, 0, n))
+            return fail(why, "%s", "base64 value is not UTF-8 text");
+        return xv_new_string_len((const char *)bytes, n);
+    }
+    if (!strcmp(tag, "nil"))
+        return xv_new_nil();
+    return fail(why, "unknown value type <%s>", tag);
+}
+
+static Xv *parse_array(const xmlNode *t, int depth, char **why)
+{
+    bool extra;
+    xmlNode *data = sole_element(t, &extra);
+    if (!named(data, "data") || extra)
+        return fail(why, "%s", "<array> needs one <data>");
+    g_autoptr(Xv) out = xv_new_array();
+    for (xmlNode *c = data->children; c; c = c->next) {
+        if (is_blank_text(c))
+            continue;
+        if (!named(c, "value"))
+            return fail(why, "%s", "<data> holds only <value>s");
+        Xv *item = parse_value(c, depth + 1, why);
+        if (!item)
+            return NULL;
+        xv_array_append(out, item);
+    }
+    return g_steal_pointer(&out);
+}
+
+static Xv *parse_struct(const xmlNode *t, int depth, char **why)
+{
+    g_autoptr(Xv) out = xv_new_struct();
+    for (xmlNode *m = t->children; m; m = m->next) {
+        if (is_blank_text(m))
+            continue;
+        if (!named(m, "member"))
+            return fail(why, "%s", "<struct> holds only <member>s");
+        xmlNode *name = NULL, *value = NULL;
+        for (xmlNode *c = m->children; c; c = c->next) {
+            if (is_blank_text(c))
+                continue;
+            if (named(c, "name") && !name)
+                name = c;
+            else if (named(c, "value") && !value)
+                value = c;
+            else
+                return fail(why, "%s", "<member> needs one <name> and one <value>");
+        }
+        if (!name || !value)
+            return fail(why, "%s", "<member> needs one <name> and one <value>");
+        g_autofree char *key = text_of(name);
+        Xv *item = parse_value(value, depth + 1, why);
+        if (!item)
+            return NULL;
+        xv_struct_set(out, key, item);
+    }
+    return g_steal_pointer(&out);
+}
+
+static Xv *parse_value(const xmlNode *value, int depth, char **why)
+{
+    if (depth > XMLRPC_MAX_DEPTH)
+        return fail(why, "values nested deeper than %s levels", G_STRINGIFY(XMLRPC_MAX_DEPTH));
+    bool extra;
+    xmlNode *t = sole_element(value, &extra);
+    if (!t) {
+        g_autofree char *text = text_of(value); /* untyped: a string, spaces kept */
+        return xv_new_string(text);
+    }
+    if (extra)
+        return fail(why, "%s", "<value> holds more than one type");
+    if (named(t, "array"))
+        return parse_array(t, depth, why);
+    if (named(t, "struct"))
+        return parse_struct(t, depth, why);
+    return parse_scalar(t, why);
+}
+
+static xmlDoc *read_doc(const char *body, size_t len, const char *root, char **why)
+{
+    if (len > G_MAXINT) {
+        *why = g_strdup("body too large");
+        return NULL;
+    }
+    xmlDoc *doc = xmlReadMemory(body, (int)len, NULL, "UTF-8", PARSE_OPTIONS);
+    if (!doc) {
+        const xmlError *e = xmlGetLastError();
+        *why = g_strdup_printf("XML parse error%s%s", e && e->message ? ": " : "",
+                               e && e->message ? g_strchomp(e->message) : "");
+        return NULL;
+    }
+    if (doc->intSubset || doc->extSubset) {
+        xmlFreeDoc(doc);
+        *why = g_strdup("DOCTYPE declarations are not accepted");
+        return NULL;
+    }
+    if (!named(xmlDocGetRootElement(doc), root)) {
+        xmlFreeDoc(doc);
+        *why = g_strdup_printf("the document is not a <%s>", root);
+        return NULL;
+    }
+    return doc;
+}
+
+/* <params><param><value>..</value></param>...</params> -> array */
+static Xv *parse_params(const xmlNode *params, char **why)
+{
+    g_autoptr(Xv) out = xv_new_array();
+    for (xmlNode *p = params->children; p; p = p->next) {
+        if (is_blank_text(p))
+            continue;
+        bool extra;
+        xmlNode *v = named(p, "param") ? sole_element(p, &extra) : NULL;
+        if (!named(v, "value") || extra)
+            return fail(why, "%s", "<params> holds <param><value>...</value></param>s");
+        Xv *item = parse_value(v, 1, why);
+        if (!item)
+            return NULL;
+        xv_array_append(out, item);
+    }
+    return g_steal_pointer(&out);
+}
+
+int xmlrpc_parse_call(const char *body, size_t len, char **method, Xv **params,
+                      char **error_text)
+{
+    *method = NULL;
+    *params = NULL;
+    *error_text = NULL;
+    xmlDoc *doc = read_doc(body, len, "methodCall", error_text);
+    if (!doc)
+        return -1;
+    xmlNode *name = NULL, *plist = NULL;
+    for (xmlNode *c = xmlDocGetRootElement(doc)->children; c; c = c->next) {
+        if (is_blank_text(c))
+            continue;
+        if (named(c, "methodName") && !name)
+            name = c;
+        else if (named(c, "params") && !plist)
+            plist = c;
+        else
+            fail(error_text, "%s", "unexpected content in <methodCall>");
+    }
+    if (!*error_text && !name)
+        fail(error_text, "%s", "no <methodName>");
+    if (!*error_text) {
+        *method = g_strstrip(text_of(name));
+        *params = plist ? parse_params(plist, error_text) : xv_new_array();
+        if (!**method)
+            fail(error_text, "%s", "empty <methodName>");
+    }
+    xmlFreeDoc(doc);
+    if (*error_text) {
+        g_clear_pointer(method, g_free);
+        g_clear_pointer(params, xv_free);
+        return -1;
+    }
+    return 0;
+}
+
+int xmlrpc_parse_response(const char *body, size_t len, Xv **value, char **error_text)
+{
+    *value = NULL;
+    *error_text = NULL;
+    xmlDoc *doc = read_doc(body, len, "methodResponse", error_text);
+    if (!doc)
+        return -1;
+    bool extra;
+    xmlNode *params = sole_element(xmlDocGetRootElement(doc), &extra);
+    g_autoptr(Xv) all = named(params, "params") && !extra ? parse_params(params, error_text)
+                                                         : fail(error_text, "%s", "no <params>");
+    xmlFreeDoc(doc);
+    if (!all)
+        return -1;
+    if (xv_len(all) != 1) {
+        *error_text = g_strdup("a response holds exactly one value");
+        return -1;
+    }
+    *value = xv_dup(xv_at(all, 0));
+    return 0;
+}
+
+static void append_escaped(GString *out, const char *s)
+{
+    for (const char *p = s; *p; p++) {
+        switch (*p) {
+        case '&':
+            g_string_append(out, "&amp;");
+            break;
+        case '<':
+            g_string_append(out, "&lt;");
+            break;
+        case '>':
+            g_string_append(out, "&gt;");
+            break;
+        case '\r': /* survives XML's line-end normalisation */
+            g_string_append(out, "&#13;");
+            break;
+        default:
+            g_string_append_c(out, *p);
+        }
+    }
+}
+
+void xmlrpc_append_value(GString *out, const Xv *v)
+{
+    g_string_append(out, "<value>");
+    switch (v->kind) {
+    case XV_NIL: /* XAPI never sends <nil/>: absent is the empty string */
+        break;
+    case XV_STRING:
+        append_escaped(out, xv_str(v));
+        break;
+    case XV_INT: /* int64 travels as an untyped decimal string */
+        g_string_append_printf(out, "%" G_GINT64_FORMAT, (gint64)v->i);
+        break;
+    case XV_FLOAT: {
+        /* XML-RPC has no NaN or infinities: send 0 and the largest finite value. */
+        double f = isnan(v->f) ? 0 : isinf(v->f) ? (v->f > 0 ? DBL_MAX : -DBL_MAX) : v->f;
+        char buf[G_ASCII_DTOSTR_BUF_SIZE];
+        g_string_append_printf(out, "<double>%s</double>", g_ascii_formatd(buf, sizeof buf, "%.16g", f));
+        break;
+    }
+    case XV_BOOL:
+        g_string_append(out, v->b ? "<boolean>1</boolean>" : "<boolean>0</boolean>");
+        break;
+    case XV_DATETIME: {
+        g_autofree char *d = xv_datetime_format(v->i);
+        g_string_append_printf(out, "<dateTime.iso8601>%s</dateTime.iso8601>", d);
+        break;
+    }
+    case XV_ARRAY:
+        g_string_append(out, "<array><data>");
+        for (guint i = 0; i < xv_len(v); i++)
+            xmlrpc_append_value(out, xv_at(v, i));
+        g_string_append(out, "</data></array>");
+        break;
+    case XV_STRUCT:
+        g_string_append(out, "<struct>");
+        for (guint i = 0; i < xv_len(v); i++) {
+            const XvMember *m = xv_member_at(v, i);
+            g_string_append(out, "<member><name>");
+            append_escaped(out, m->key);
+            g_string_append(out, "</name>");
+            xmlrpc_append_value(out, m->value);
+            g_string_append(out, "</member>");
+        }
+        g_string_append(out, "</struct>");
+        break;
+    }
+    g_string_append(out, "</value>");
+}
+
+char *xmlrpc_format_response(const Xv *value, size_t *len)
+{
+    GString *out = g_string_sized_new(256);
+    g_string_append(out, "<methodResponse><params><param>");
+    xmlrpc_append_value(out, value);
+    g_string_append(out, "</param></params></methodResponse>");
+    *len = out->len;
+    return g_string_free(out, FALSE);
+}

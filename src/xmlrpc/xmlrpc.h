@@ -1,0 +1,20 @@
+/* xmlrpc.h: the XML-RPC codec. Requests are parsed leniently (typed or
+ * untyped strings, i4/i8/int, pretty or compact); replies are written
+ * exactly as XAPI writes them: compact, untyped strings, ints as decimal
+ * strings, dateTime.iso8601 as YYYYMMDDTHH:MM:SSZ, never <nil/>. */
+#pragma once
+
+#include <glib.h>
+
+#include "xv.h"
+
+/* 0 with *method and *params (XV_ARRAY), or -1 with *error_text; all
+ * g_malloc'd and owned by the caller. */
+int xmlrpc_parse_call(const char *body, size_t len, char **method, Xv **params,
+                      char **error_text);
+/* The reply document for one value; g_malloc'd, *len set. */
+char *xmlrpc_format_response(const Xv *value, size_t *len);
+/* Appends "<value>...</value>" (used for task results too). */
+void xmlrpc_append_value(GString *out, const Xv *v);
+/* Parses a <methodResponse> (tests, and hosts calling each other). */
+int xmlrpc_parse_response(const char *body, size_t len, Xv **value, char **error_text);
