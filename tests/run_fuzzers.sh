@@ -7,7 +7,7 @@ seconds="${1:-20}"
 [ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz -Dfuzz=true >/dev/null
 ninja -C build-fuzz >/dev/null
 for target in build-fuzz/fuzz_*; do
-    [ -x "$target" ] || continue
+    [ -f "$target" ] && [ -x "$target" ] || continue
     name="${target#build-fuzz/fuzz_}"
     corpus_src="src/$name/fuzz_corpus"
     work="$(mktemp -d)"

@@ -100,7 +100,7 @@ static bool collect_row(DbRow *row, void *ctx)
     if (c->filter && !filter_eval(c->filter, filter_lookup, row))
         return true;
     if (c->records)
-        xv_struct_set(c->out, row->ref, db_row_record(row));
+        xv_struct_append(c->out, row->ref, db_row_record(row));
     else
         xv_array_append_string(c->out, row->ref);
     return true;

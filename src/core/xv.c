@@ -209,6 +209,15 @@ static gint member_index(const Xv *st, const char *key)
     return -1;
 }
 
+void xv_struct_append(Xv *st, const char *key, Xv *value)
+{
+    g_return_if_fail(st->kind == XV_STRUCT);
+    XvMember *m = g_new(XvMember, 1);
+    m->key = g_strdup(key);
+    m->value = value;
+    g_ptr_array_add(items_for(st), m);
+}
+
 void xv_struct_set(Xv *st, const char *key, Xv *value)
 {
     g_return_if_fail(st->kind == XV_STRUCT);

@@ -71,6 +71,9 @@ void xv_array_append_string(Xv *arr, const char *s);
 /* Structs: set takes ownership of value and replaces an existing key. */
 void xv_struct_set(Xv *st, const char *key, Xv *value);
 void xv_struct_set_string(Xv *st, const char *key, const char *s);
+/* Appends without looking for an existing key: for builders whose keys are
+ * known to be distinct (records, ref-keyed maps), in O(1). */
+void xv_struct_append(Xv *st, const char *key, Xv *value);
 Xv *xv_struct_get(const Xv *st, const char *key);
 bool xv_struct_remove(Xv *st, const char *key);
 

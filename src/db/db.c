@@ -304,7 +304,7 @@ Xv *db_row_record(const DbRow *row)
 {
     Xv *rec = xv_new_struct();
     for (unsigned i = 0; i < row->cls->n_fields; i++)
-        xv_struct_set(rec, row->cls->fields[i].name, xv_dup(&row->fields[i]));
+        xv_struct_append(rec, row->cls->fields[i].name, xv_dup(&row->fields[i]));
     return rec;
 }
 

@@ -322,21 +322,46 @@ static bool read_members(Reader *r, MemberFn take, void *data)
     return true;
 }
 
+/* A struct being read. xv_struct_set looks for the key first, which makes
+ * an object of n members cost n^2/2 comparisons (30000 members, a 300 KiB
+ * body, took 1.9 s): members are appended, and repeated keys are found by a
+ * scan while the object is small and by a hash set once it is not. */
+typedef struct ObjectBuilder {
+    Xv *st;
+    GHashTable *keys; /* borrowed member keys; NULL while small */
+} ObjectBuilder;
+
+#define SCAN_MEMBERS 16
+
 static bool take_struct_member(Reader *r, const char *key_at, const char *key, Xv *value,
                                void *data)
 {
-    /* A repeated key keeps its first place and its last value (what
-     * xv_struct_set does); most JSON readers also let the last one win. */
-    xv_struct_set(data, key, value);
+    ObjectBuilder *b = data;
+    if (!b->keys && xv_len(b->st) >= SCAN_MEMBERS) {
+        b->keys = g_hash_table_new(g_str_hash, g_str_equal);
+        for (guint i = 0; i < xv_len(b->st); i++)
+            g_hash_table_add(b->keys, xv_member_at(b->st, i)->key);
+    }
+    bool seen = b->keys ? g_hash_table_contains(b->keys, key) : xv_struct_get(b->st, key) != NULL;
+    if (seen) {
+        /* A repeated key: the first one wins, as in XAPI (List.assoc). */
+        xv_free(value);
+        return true;
+    }
+    xv_struct_append(b->st, key, value);
+    if (b->keys)
+        g_hash_table_add(b->keys, xv_member_at(b->st, xv_len(b->st) - 1)->key);
     return true;
 }
 
 static Xv *read_object(Reader *r)
 {
     g_autoptr(Xv) st = xv_new_struct();
-    if (!read_members(r, take_struct_member, st))
-        return NULL;
-    return g_steal_pointer(&st);
+    ObjectBuilder b = {.st = st};
+    bool ok = read_members(r, take_struct_member, &b);
+    if (b.keys)
+        g_hash_table_destroy(b.keys);
+    return ok ? g_steal_pointer(&st) : NULL;
 }
 
 static Xv *read_array(Reader *r)

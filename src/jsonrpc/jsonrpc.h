@@ -1,21 +1,36 @@
-/* jsonrpc.h: the JSON-RPC 1.0 and 2.0 codec for XenAPI calls (/jsonrpc). */
+/* jsonrpc.h: the JSON-RPC 1.0 and 2.0 codec for XenAPI calls (/jsonrpc), and the JSON text form of Xv values. */
 #pragma once
-#include "xv.h"
+
+#include <stddef.h>
+
 #include "xapi_error.h"
+#include "xv.h"
+
 typedef struct JsonRpcRequest {
-    int version;   /* 2 when the request has "jsonrpc":"2.0", else 1 */
+    int version;      /* 1 or 2: 2 when the request has "jsonrpc":"2.0" */
     char *method;
-    Xv *params;    /* XV_ARRAY */
-    char *id_json; /* the request's id re-serialised as JSON text */
+    Xv *params;       /* XV_ARRAY */
+    char *id_json;    /* the request's id, re-serialised as JSON text (number, string...) */
 } JsonRpcRequest;
+
+/* Frees the contents and leaves the request zeroed; safe on a zeroed one. */
 void jsonrpc_request_clear(JsonRpcRequest *req);
-/* 0, or -1 with *error_text (g_malloc'd) for malformed input. */
+
+/* 0 on success; -1 with *error_text (g_malloc'd) on malformed input.
+ * body need not be NUL-terminated. *req is overwritten; on failure it is
+ * left zeroed, so clearing it afterwards is harmless. */
 int jsonrpc_parse_request(const char *body, size_t len, JsonRpcRequest *req, char **error_text);
+
 /* Replies, compact (g_malloc'd, *len set):
  *   v1 {"result":v,"error":null,"id":id} / {"result":null,"error":[CODE,...],"id":id}
  *   v2 {"jsonrpc":"2.0","result":v,"id":id} /
- *      {"jsonrpc":"2.0","error":{"code":1,"message":CODE,"data":[...]},"id":id} */
+ *      {"jsonrpc":"2.0","error":{"code":1,"message":CODE,"data":[...]},"id":id}
+ * req may be NULL (v1 reply, id null); a NULL value is written as null. */
 char *jsonrpc_format_result(const JsonRpcRequest *req, const Xv *value, size_t *len);
 char *jsonrpc_format_error(const JsonRpcRequest *req, const XapiError *err, size_t *len);
-/* One value as compact JSON text (datetimes as XAPI's strings). */
+
+/* Encode one value as JSON text (used elsewhere, e.g. for the DB's JSON
+ * columns and tests); datetimes become XAPI's "YYYYMMDDTHH:MM:SSZ" strings. */
 char *jsonrpc_value_to_json(const Xv *v);
+/* Decode JSON text to Xv (same mapping as params); NULL + *error_text on failure. */
+Xv *jsonrpc_value_from_json(const char *text, size_t len, char **error_text);

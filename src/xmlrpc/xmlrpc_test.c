@@ -1,0 +1,158 @@
+/* xmlrpc_test.c: the XML-RPC codec against golden files: every request in
+ * golden/NAME.request.xml parses to golden/NAME.parsed.txt; replies for every
+ * value kind are byte-identical to golden/NAME.response.xml. Set
+ * XAPID_UPDATE_GOLDEN=1 to rewrite the expected files (then review them). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "xmlrpc.h"
+
+static char *golden_path(const char *name)
+{
+    const char *root = g_getenv("SOURCE_ROOT");
+    return g_build_filename(root ? root : ".", "src", "xmlrpc", "golden", name, NULL);
+}
+
+static void check_golden(const char *name, const char *actual)
+{
+    g_autofree char *path = golden_path(name);
+    if (g_getenv("XAPID_UPDATE_GOLDEN")) {
+        g_file_set_contents(path, actual, -1, NULL);
+        return;
+    }
+    g_autofree char *expected = NULL;
+    if (!g_file_get_contents(path, &expected, NULL, NULL))
+        fail_msg("missing golden file %s", path);
+    assert_string_equal(actual, expected);
+}
+
+static void test_requests_parse_to_goldens(void **state)
+{
+    g_autofree char *dir_path = golden_path("");
+    g_autoptr(GDir) dir = g_dir_open(dir_path, 0, NULL);
+    assert_non_null(dir);
+    unsigned checked = 0;
+    for (const char *f; (f = g_dir_read_name(dir));) {
+        if (!g_str_has_suffix(f, ".request.xml"))
+            continue;
+        g_autofree char *path = golden_path(f);
+        g_autofree char *body = NULL;
+        gsize len;
+        assert_true(g_file_get_contents(path, &body, &len, NULL));
+        g_autofree char *method = NULL, *why = NULL;
+        g_autoptr(Xv) params = NULL;
+        int rc = xmlrpc_parse_call(body, len, &method, &params, &why);
+        g_autofree char *rendered = rc == 0 ? xv_to_debug_string(params) : NULL;
+        g_autofree char *actual = rc == 0 ? g_strdup_printf("%s %s\n", method, rendered)
+                                          : g_strdup_printf("error: %s\n", why);
+        g_autofree char *stem = g_strndup(f, strlen(f) - strlen(".request.xml"));
+        g_autofree char *expected_name = g_strconcat(stem, ".parsed.txt", NULL);
+        check_golden(expected_name, actual);
+        checked++;
+    }
+    assert_true(checked >= 6);
+}
+
+static Xv *rich_value(void)
+{
+    Xv *st = xv_new_struct();
+    xv_struct_set_string(st, "text", "a & b < c > d\r\ne \xc3\xa9");
+    xv_struct_set_string(st, "empty", "");
+    xv_struct_set(st, "int_min", xv_new_int(INT64_MIN));
+    xv_struct_set(st, "int_max", xv_new_int(INT64_MAX));
+    xv_struct_set(st, "float", xv_new_float(0.1));
+    xv_struct_set(st, "true", xv_new_bool(true));
+    xv_struct_set(st, "false", xv_new_bool(false));
+    xv_struct_set(st, "epoch", xv_new_datetime(0));
+    xv_struct_set(st, "nil", xv_new_nil());
+    xv_struct_set(st, "empty_array", xv_new_array());
+    xv_struct_set(st, "empty_struct", xv_new_struct());
+    Xv *arr = xv_new_array();
+    xv_array_append_string(arr, "OpaqueRef:NULL");
+    Xv *inner = xv_new_struct();
+    xv_struct_set_string(inner, "k<", "v");
+    xv_array_append(arr, inner);
+    xv_struct_set(st, "nested", arr);
+    return st;
+}
+
+static void test_reply_is_compact_and_exact(void **state)
+{
+    g_autoptr(Xv) v = rich_value();
+    size_t len;
+    g_autofree char *out = xmlrpc_format_response(v, &len);
+    assert_int_equal(strlen(out), len);
+    g_autofree char *with_newline = g_strconcat(out, "\n", NULL);
+    check_golden("rich.response.xml", with_newline);
+    assert_null(strstr(out, "> <"));
+    assert_null(strstr(out, "<nil"));
+    assert_null(strstr(out, "<i8>"));
+    assert_null(strstr(out, "<string>"));
+}
+
+static void test_round_trip_turns_ints_into_strings(void **state)
+{
+    g_autoptr(Xv) v = rich_value();
+    size_t len;
+    g_autofree char *out = xmlrpc_format_response(v, &len);
+    g_autoptr(Xv) back = NULL;
+    g_autofree char *why = NULL;
+    assert_int_equal(xmlrpc_parse_response(out, len, &back, &why), 0);
+    /* ints travel as untyped strings, nil as "" */
+    assert_string_equal(xv_str(xv_struct_get(back, "int_max")), "9223372036854775807");
+    assert_string_equal(xv_str(xv_struct_get(back, "nil")), "");
+    assert_string_equal(xv_str(xv_struct_get(back, "text")), "a & b < c > d\r\ne \xc3\xa9");
+    assert_true(xv_equal(xv_struct_get(back, "nested"), xv_struct_get(v, "nested")));
+    assert_int_equal(xv_struct_get(back, "epoch")->kind, XV_DATETIME);
+}
+
+static void test_rejections(void **state)
+{
+    const char *bad[] = {
+        "",
+        "<methodCall>",
+        "<methodCall><methodName>x</methodName></methodCall>trailing<x/>",
+        "<notACall/>",
+        "<methodCall><params/></methodCall>",
+        "<methodCall><methodName>x</methodName><params><param><value><int>12a</int></value></param></params></methodCall>",
+        "<methodCall><methodName>x</methodName><params><param><value><blob>1</blob></value></param></params></methodCall>",
+        "<methodCall><methodName>x</methodName><params><param><value><struct><member><name>a</name></member></struct></value></param></params></methodCall>",
+        "<methodCall><methodName>x</methodName><params><param><value>\xff\xfe</value></param></params></methodCall>",
+        "<!DOCTYPE x [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><methodCall><methodName>&e;</methodName></methodCall>",
+        "<methodCall><methodName>x</methodName><params><param><value><int>99999999999999999999</int></value></param></params></methodCall>",
+    };
+    for (unsigned i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_autofree char *method = NULL, *why = NULL;
+        g_autoptr(Xv) params = NULL;
+        assert_int_equal(xmlrpc_parse_call(bad[i], strlen(bad[i]), &method, &params, &why), -1);
+        assert_non_null(why);
+        assert_true(strlen(why) > 0);
+        assert_null(method);
+        assert_null(params);
+    }
+    GString *deep = g_string_new("<methodCall><methodName>x</methodName><params><param>");
+    for (int i = 0; i < 100; i++)
+        g_string_append(deep, "<value><array><data>");
+    for (int i = 0; i < 100; i++)
+        g_string_append(deep, "</data></array></value>");
+    g_string_append(deep, "</param></params></methodCall>");
+    g_autofree char *method = NULL, *why = NULL;
+    g_autoptr(Xv) params = NULL;
+    assert_int_equal(xmlrpc_parse_call(deep->str, deep->len, &method, &params, &why), -1);
+    g_string_free(deep, TRUE);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_requests_parse_to_goldens),
+        cmocka_unit_test(test_reply_is_compact_and_exact),
+        cmocka_unit_test(test_round_trip_turns_ints_into_strings),
+        cmocka_unit_test(test_rejections),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
