@@ -287,7 +287,11 @@ int xmlrpc_parse_response(const char *body, size_t len, Xv **value, char **error
 
 static void append_escaped(GString *out, const char *s)
 {
-    for (const char *p = s; *p; p++) {
+    /* Copy runs of plain text at once; most values need no escaping. */
+    for (const char *p = s; *p;) {
+        size_t plain = strcspn(p, "&<>\r");
+        g_string_append_len(out, p, (gssize)plain);
+        p += plain;
         switch (*p) {
         case '&':
             g_string_append(out, "&amp;");
@@ -302,8 +306,9 @@ static void append_escaped(GString *out, const char *s)
             g_string_append(out, "&#13;");
             break;
         default:
-            g_string_append_c(out, *p);
+            return;
         }
+        p++;
     }
 }
 
@@ -358,7 +363,7 @@ void xmlrpc_append_value(GString *out, const Xv *v)
 
 char *xmlrpc_format_response(const Xv *value, size_t *len)
 {
-    GString *out = g_string_sized_new(256);
+    GString *out = g_string_sized_new(16384);
     g_string_append(out, "<methodResponse><params><param>");
     xmlrpc_append_value(out, value);
     g_string_append(out, "</param></params></methodResponse>");
