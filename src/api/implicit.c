@@ -209,7 +209,7 @@ static int set_update_op(Call *call, DbRow *row)
     if (adding)
         xv_array_append(updated, xv_dup(item));
     else
-        g_ptr_array_remove_index(updated->items, (guint)found);
+        xv_array_remove_at(updated, (guint)found);
     return db_set(row, f, updated, &call->error);
 }
 

@@ -111,7 +111,7 @@ Xv *typed_value_from_wire(const DmType *type, const Xv *wire, const char *what,
             g_autofree char *key = map_key(type->key, m->key, what, err);
             if (!key)
                 return NULL;
-            Xv *e = typed_value_from_wire(type->elem, m->value, what, err);
+            Xv *e = typed_value_from_wire(type->elem, &m->value, what, err);
             if (!e)
                 return NULL;
             xv_struct_set(out, key, e);

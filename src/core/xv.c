@@ -70,12 +70,12 @@ Xv *xv_new_datetime(int64_t epoch_seconds)
 Xv *xv_new_array(void) { return xv_alloc(XV_ARRAY); }
 Xv *xv_new_struct(void) { return xv_alloc(XV_STRUCT); }
 
-static void member_free(gpointer p)
+static void member_clear(gpointer p)
 {
     XvMember *m = p;
-    g_free(m->key);
-    xv_free(m->value);
-    g_free(m);
+    if (!m->static_key)
+        g_free(m->key);
+    xv_clear(&m->value);
 }
 
 void xv_clear(Xv *v)
@@ -89,7 +89,7 @@ void xv_clear(Xv *v)
     case XV_ARRAY:
     case XV_STRUCT:
         if (v->items)
-            g_ptr_array_unref(v->items);
+            g_array_unref(v->items);
         break;
     default:
         break;
@@ -106,11 +106,14 @@ void xv_free(Xv *v)
     g_free(v);
 }
 
-static GPtrArray *items_for(Xv *v)
+static GArray *items_for(Xv *v, guint reserve)
 {
-    if (!v->items)
-        v->items = g_ptr_array_new_with_free_func(
-            v->kind == XV_ARRAY ? (GDestroyNotify)xv_free : member_free);
+    if (!v->items) {
+        bool is_array = v->kind == XV_ARRAY;
+        v->items = g_array_sized_new(FALSE, FALSE, is_array ? sizeof(Xv) : sizeof(XvMember),
+                                     reserve);
+        g_array_set_clear_func(v->items, is_array ? (GDestroyNotify)xv_clear : member_clear);
+    }
     return v->items;
 }
 
@@ -124,20 +127,22 @@ void xv_copy_into(Xv *dst, const Xv *src)
         break;
     case XV_ARRAY:
         if (src->items && src->items->len) {
-            GPtrArray *out = items_for(dst);
+            GArray *out = items_for(dst, src->items->len);
+            g_array_set_size(out, src->items->len);
             for (guint i = 0; i < src->items->len; i++)
-                g_ptr_array_add(out, xv_dup(src->items->pdata[i]));
+                xv_copy_into(&g_array_index(out, Xv, i), &g_array_index(src->items, Xv, i));
         }
         break;
     case XV_STRUCT:
         if (src->items && src->items->len) {
-            GPtrArray *out = items_for(dst);
+            GArray *out = items_for(dst, src->items->len);
+            g_array_set_size(out, src->items->len);
             for (guint i = 0; i < src->items->len; i++) {
-                const XvMember *m = src->items->pdata[i];
-                XvMember *c = g_new(XvMember, 1);
-                c->key = g_strdup(m->key);
-                c->value = xv_dup(m->value);
-                g_ptr_array_add(out, c);
+                const XvMember *m = &g_array_index(src->items, XvMember, i);
+                XvMember *c = &g_array_index(out, XvMember, i);
+                c->static_key = m->static_key;
+                c->key = m->static_key ? m->key : g_strdup(m->key);
+                xv_copy_into(&c->value, &m->value);
             }
         }
         break;
@@ -179,19 +184,20 @@ guint xv_len(const Xv *v)
 Xv *xv_at(const Xv *v, guint i)
 {
     g_return_val_if_fail(v->kind == XV_ARRAY && i < xv_len(v), NULL);
-    return v->items->pdata[i];
+    return &g_array_index(v->items, Xv, i);
 }
 
 const XvMember *xv_member_at(const Xv *v, guint i)
 {
     g_return_val_if_fail(v->kind == XV_STRUCT && i < xv_len(v), NULL);
-    return v->items->pdata[i];
+    return &g_array_index(v->items, XvMember, i);
 }
 
 void xv_array_append(Xv *arr, Xv *item)
 {
     g_return_if_fail(arr->kind == XV_ARRAY);
-    g_ptr_array_add(items_for(arr), item);
+    g_array_append_vals(items_for(arr, 4), item, 1);
+    g_free(item);
 }
 
 void xv_array_append_string(Xv *arr, const char *s)
@@ -199,23 +205,45 @@ void xv_array_append_string(Xv *arr, const char *s)
     xv_array_append(arr, xv_new_string(s));
 }
 
+void xv_array_remove_at(Xv *arr, guint i)
+{
+    g_return_if_fail(arr->kind == XV_ARRAY && i < xv_len(arr));
+    g_array_remove_index(arr->items, i);
+}
+
 static gint member_index(const Xv *st, const char *key)
 {
-    for (guint i = 0; i < xv_len(st); i++) {
-        const XvMember *m = st->items->pdata[i];
-        if (strcmp(m->key, key) == 0)
+    for (guint i = 0; i < xv_len(st); i++)
+        if (strcmp(g_array_index(st->items, XvMember, i).key, key) == 0)
             return (gint)i;
-    }
     return -1;
+}
+
+static void append_member(Xv *st, char *key, bool static_key, Xv *value)
+{
+    XvMember m = {.key = key, .static_key = static_key, .value = *value};
+    g_array_append_vals(items_for(st, 8), &m, 1);
+    g_free(value);
 }
 
 void xv_struct_append(Xv *st, const char *key, Xv *value)
 {
     g_return_if_fail(st->kind == XV_STRUCT);
-    XvMember *m = g_new(XvMember, 1);
-    m->key = g_strdup(key);
-    m->value = value;
-    g_ptr_array_add(items_for(st), m);
+    append_member(st, g_strdup(key), false, value);
+}
+
+void xv_struct_append_static(Xv *st, const char *key, Xv *value)
+{
+    g_return_if_fail(st->kind == XV_STRUCT);
+    append_member(st, (char *)key, true, value);
+}
+
+void xv_struct_append_static_copy(Xv *st, const char *key, const Xv *value)
+{
+    g_return_if_fail(st->kind == XV_STRUCT);
+    XvMember m = {.key = (char *)key, .static_key = true};
+    xv_copy_into(&m.value, value);
+    g_array_append_vals(items_for(st, 8), &m, 1);
 }
 
 void xv_struct_set(Xv *st, const char *key, Xv *value)
@@ -223,15 +251,12 @@ void xv_struct_set(Xv *st, const char *key, Xv *value)
     g_return_if_fail(st->kind == XV_STRUCT);
     gint i = member_index(st, key);
     if (i >= 0) {
-        XvMember *m = st->items->pdata[i];
-        xv_free(m->value);
-        m->value = value;
+        XvMember *m = &g_array_index(st->items, XvMember, i);
+        xv_clear(&m->value);
+        xv_move_into(&m->value, value);
         return;
     }
-    XvMember *m = g_new(XvMember, 1);
-    m->key = g_strdup(key);
-    m->value = value;
-    g_ptr_array_add(items_for(st), m);
+    append_member(st, g_strdup(key), false, value);
 }
 
 void xv_struct_set_string(Xv *st, const char *key, const char *s)
@@ -244,7 +269,7 @@ Xv *xv_struct_get(const Xv *st, const char *key)
     if (!st || st->kind != XV_STRUCT)
         return NULL;
     gint i = member_index(st, key);
-    return i < 0 ? NULL : ((XvMember *)st->items->pdata[i])->value;
+    return i < 0 ? NULL : &g_array_index(st->items, XvMember, i).value;
 }
 
 bool xv_struct_remove(Xv *st, const char *key)
@@ -252,7 +277,7 @@ bool xv_struct_remove(Xv *st, const char *key)
     gint i = member_index(st, key);
     if (i < 0)
         return false;
-    g_ptr_array_remove_index(st->items, (guint)i);
+    g_array_remove_index(st->items, (guint)i);
     return true;
 }
 
@@ -285,7 +310,7 @@ bool xv_equal(const Xv *a, const Xv *b)
         for (guint i = 0; i < xv_len(a); i++) {
             const XvMember *m = xv_member_at(a, i);
             const Xv *other = xv_struct_get(b, m->key);
-            if (!other || !xv_equal(m->value, other))
+            if (!other || !xv_equal(&m->value, other))
                 return false;
         }
         return true;
@@ -420,7 +445,7 @@ static void debug_append(GString *out, const Xv *v)
             if (i)
                 g_string_append_c(out, ',');
             g_string_append_printf(out, "\"%s\":", esc);
-            debug_append(out, m->value);
+            debug_append(out, &m->value);
         }
         g_string_append_c(out, '}');
         break;

@@ -29,13 +29,17 @@ struct Xv {
         int64_t i;         /* XV_INT, XV_DATETIME */
         double f;          /* XV_FLOAT */
         bool b;            /* XV_BOOL */
-        GPtrArray *items;  /* XV_ARRAY: Xv*; XV_STRUCT: XvMember* (NULL = empty) */
+        GArray *items;     /* XV_ARRAY: Xv; XV_STRUCT: XvMember (inline; NULL = empty) */
     };
 };
 
+/* Members and items are stored inline, so a record of N fields costs one
+ * array, not N separate nodes. Pointers returned by xv_at/xv_member_at are
+ * valid until the container changes. */
 struct XvMember {
     char *key;
-    Xv *value;
+    bool static_key; /* key points to static storage (datamodel names) */
+    Xv value;
 };
 
 /* Heap values: each xv_new_* result has one owner, freed by xv_free. */
@@ -67,6 +71,7 @@ const XvMember *xv_member_at(const Xv *v, guint i);
 /* Arrays: append takes ownership of item. */
 void xv_array_append(Xv *arr, Xv *item);
 void xv_array_append_string(Xv *arr, const char *s);
+void xv_array_remove_at(Xv *arr, guint i);
 
 /* Structs: set takes ownership of value and replaces an existing key. */
 void xv_struct_set(Xv *st, const char *key, Xv *value);
@@ -74,6 +79,11 @@ void xv_struct_set_string(Xv *st, const char *key, const char *s);
 /* Appends without looking for an existing key: for builders whose keys are
  * known to be distinct (records, ref-keyed maps), in O(1). */
 void xv_struct_append(Xv *st, const char *key, Xv *value);
+/* The same with a key of static storage (not copied, not freed). */
+void xv_struct_append_static(Xv *st, const char *key, Xv *value);
+/* Appends a deep copy of value under a static key, with no node allocated:
+ * the fast path for building records from rows. */
+void xv_struct_append_static_copy(Xv *st, const char *key, const Xv *value);
 Xv *xv_struct_get(const Xv *st, const char *key);
 bool xv_struct_remove(Xv *st, const char *key);
 

@@ -97,7 +97,7 @@ static void derived_remove(const DmField *derived, const char *target_ref, const
     Xv *set = &target->fields[derived->index];
     for (guint i = 0; i < xv_len(set); i++) {
         if (strcmp(xv_str(xv_at(set, i)), ref) == 0) {
-            g_ptr_array_remove_index(set->items, i);
+            xv_array_remove_at(set, i);
             target->modified = db.generation;
             return;
         }
@@ -218,6 +218,22 @@ void db_close(void)
     if (db.store)
         store_close(db.store);
     db.store = NULL;
+    if (!db.by_ref)
+        return;
+    GHashTableIter it;
+    gpointer key, value;
+    g_hash_table_iter_init(&it, db.by_ref);
+    while (g_hash_table_iter_next(&it, &key, &value))
+        db_row_free(value);
+    g_hash_table_destroy(db.by_ref);
+    for (unsigned c = 0; c < dm_n_classes; c++) {
+        g_hash_table_destroy(db.by_class[c]);
+        g_hash_table_destroy(db.by_uuid[c]);
+    }
+    g_free(db.by_class);
+    g_free(db.by_uuid);
+    g_rw_lock_clear(&db.lock);
+    memset(&db, 0, sizeof db);
 }
 
 /* ---- locking ------------------------------------------------------------ */
@@ -304,7 +320,7 @@ Xv *db_row_record(const DbRow *row)
 {
     Xv *rec = xv_new_struct();
     for (unsigned i = 0; i < row->cls->n_fields; i++)
-        xv_struct_append(rec, row->cls->fields[i].name, xv_dup(&row->fields[i]));
+        xv_struct_append_static_copy(rec, row->cls->fields[i].name, &row->fields[i]);
     return rec;
 }
 

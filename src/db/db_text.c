@@ -45,8 +45,8 @@ char *db_text_from_value(const DmType *type, const Xv *v)
         for (guint i = 0; v->kind == XV_STRUCT && i < xv_len(v); i++) {
             const XvMember *m = xv_member_at(v, i);
             g_autofree char *t = type->kind == DM_MAP
-                                     ? db_text_from_value(type->elem, m->value)
-                                     : scalar_text(type, m->value);
+                                     ? db_text_from_value(type->elem, &m->value)
+                                     : scalar_text(type, &m->value);
             json_object_object_add(obj, m->key, json_object_new_string(t ? t : ""));
         }
         char *out = g_strdup(json_object_to_json_string_ext(

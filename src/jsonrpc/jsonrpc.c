@@ -569,7 +569,7 @@ static void write_value(GString *out, const Xv *v)
                 g_string_append_c(out, ',');
             write_string(out, m->key);
             g_string_append_c(out, ':');
-            write_value(out, m->value);
+            write_value(out, &m->value);
         }
         g_string_append_c(out, '}');
         break;

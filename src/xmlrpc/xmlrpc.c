@@ -352,7 +352,7 @@ void xmlrpc_append_value(GString *out, const Xv *v)
             g_string_append(out, "<member><name>");
             append_escaped(out, m->key);
             g_string_append(out, "</name>");
-            xmlrpc_append_value(out, m->value);
+            xmlrpc_append_value(out, &m->value);
             g_string_append(out, "</member>");
         }
         g_string_append(out, "</struct>");
