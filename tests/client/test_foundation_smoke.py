@@ -1,0 +1,74 @@
+"""End-to-end checks of the foundation against a real daemon: login, the
+generic engine, relations, errors, and durability across kill -9."""
+import pytest
+
+from xapid_daemon import Daemon
+
+
+@pytest.fixture
+def daemon():
+    d = Daemon()
+    yield d
+    d.stop()
+
+
+def value(reply):
+    assert reply["Status"] == "Success", reply
+    return reply["Value"]
+
+
+def error(reply):
+    assert reply["Status"] == "Failure", reply
+    return reply["ErrorDescription"]
+
+
+VM_RECORD = {"name_label": "smoke", "memory_static_max": "268435456", "VCPUs_max": "1",
+             "VCPUs_at_startup": "1", "user_version": "1", "is_a_template": False}
+
+
+def test_create_relations_and_errors(daemon):
+    api, s = daemon.login()
+    vm = value(api.VM.create(s, VM_RECORD))
+    assert value(api.VM.get_power_state(s, vm)) == "Halted"
+    assert value(api.VM.get_other_config(s, vm)) == {}
+    vbd = value(api.VBD.create(s, {"VM": vm, "VDI": "OpaqueRef:NULL", "userdevice": "0",
+                                   "bootable": True, "mode": "RW", "type": "Disk",
+                                   "empty": True}))
+    assert value(api.VM.get_VBDs(s, vm)) == [vbd]
+    value(api.VM.add_to_other_config(s, vm, "k", "v"))
+    assert error(api.VM.add_to_other_config(s, vm, "k", "w")) == \
+        ["MAP_DUPLICATE_KEY", "VM", "other_config", vm, "k"]
+    assert value(api.VM.get_other_config(s, vm)) == {"k": "v"}
+    assert error(api.VM.get_name_label(s, "OpaqueRef:nope")) == \
+        ["HANDLE_INVALID", "VM", "OpaqueRef:nope"]
+    assert error(api.VM.set_user_version(s, vm, "x")) == ["FIELD_TYPE_ERROR", "value"]
+    assert error(api.VM.get_name_label(s)) == \
+        ["MESSAGE_PARAMETER_COUNT_MISMATCH", "VM.get_name_label", "1", "0"]
+    where = value(api.VM.get_all_records_where(
+        s, 'field "name__label"="smoke" and not (field "is_a_template"="true")'))
+    assert list(where) == [vm]
+    value(api.VBD.destroy(s, vbd))
+    assert value(api.VM.get_VBDs(s, vm)) == []
+    assert error(api.session.login_with_password("root", "wrong"))[0] == \
+        "SESSION_AUTHENTICATION_FAILED"
+
+
+def test_acknowledged_writes_survive_kill9(daemon):
+    api, s = daemon.login()
+    vms = []
+    for i in range(100):
+        vm = value(api.VM.create(s, dict(VM_RECORD, name_label=f"durable-{i}")))
+        value(api.VM.set_name_description(s, vm, f"d{i}"))
+        vms.append(vm)
+    network = value(api.network.create(s, {"name_label": "n", "bridge": "br-test"}))
+    vif = value(api.VIF.create(s, {"VM": vms[0], "network": network, "device": "0",
+                                   "MAC": "", "MTU": "1500"}))
+    daemon.kill9()
+    daemon.start()
+    api, s2 = daemon.login()
+    assert error(api.VM.get_all(s))[0] == "SESSION_INVALID"
+    for i, vm in enumerate(vms):
+        assert value(api.VM.get_name_label(s2, vm)) == f"durable-{i}"
+        assert value(api.VM.get_name_description(s2, vm)) == f"d{i}"
+    assert value(api.VM.get_VIFs(s2, vms[0])) == [vif]
+    assert value(api.network.get_VIFs(s2, network)) == [vif]
