@@ -1,5 +1,6 @@
 /* main.c: xapid's command line, start-up and shutdown. */
 #include <glib-unix.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -60,6 +61,9 @@ int main(int argc, char **argv)
         fputs(md, stdout);
         return 0;
     }
+    /* One malloc arena per connection thread multiplies idle memory; two
+     * are enough for a daemon whose threads mostly wait. */
+    mallopt(M_ARENA_MAX, 2);
     if (!state_dir)
         state_dir = g_strdup("var");
     if (g_mkdir_with_parents(state_dir, 0700) < 0) {

@@ -73,10 +73,10 @@ static int get_by_uuid(Call *call, Xv **result)
 }
 
 typedef struct {
-    Xv *out;
-    const char *label;      /* get_by_name_label */
+    Xv *out;                  /* refs (get_all*, get_by_name_label) */
+    GPtrArray *refs;          /* or the refs of records to produce lazily */
+    const char *label;        /* get_by_name_label */
     const FilterExpr *filter; /* _where */
-    bool records;
 } Collect;
 
 static char *filter_lookup(void *ctx, const char *name)
@@ -99,11 +99,38 @@ static bool collect_row(DbRow *row, void *ctx)
         return true;
     if (c->filter && !filter_eval(c->filter, filter_lookup, row))
         return true;
-    if (c->records)
-        xv_struct_append(c->out, row->ref, db_row_record(row));
+    if (c->refs)
+        g_ptr_array_add(c->refs, g_strdup(row->ref));
     else
         xv_array_append_string(c->out, row->ref);
     return true;
+}
+
+/* get_all_records: the records are copied one at a time while the reply is
+ * written, each under a short read lock; a row deleted meanwhile is left
+ * out. */
+typedef struct {
+    const DmClass *cls;
+    GPtrArray *refs;
+} LazyRecords;
+
+static bool produce_record(void *ctx, guint i, const char **key, Xv *value)
+{
+    LazyRecords *lr = ctx;
+    db_read_begin();
+    const DbRow *row = db_lookup(lr->cls, lr->refs->pdata[i]);
+    if (row)
+        xv_move_into(value, db_row_record(row));
+    db_read_end();
+    *key = lr->refs->pdata[i];
+    return row != NULL;
+}
+
+static void lazy_records_free(void *ctx)
+{
+    LazyRecords *lr = ctx;
+    g_ptr_array_unref(lr->refs);
+    g_free(lr);
 }
 
 static int collect(Call *call, Xv **result)
@@ -127,13 +154,22 @@ static int collect(Call *call, Xv **result)
     default:
         break;
     }
-    c.records = msg->implicit_kind == DM_IMPLICIT_GET_ALL_RECORDS ||
-                msg->implicit_kind == DM_IMPLICIT_GET_ALL_RECORDS_WHERE;
-    c.out = c.records ? xv_new_struct() : xv_new_array();
+    bool records = msg->implicit_kind == DM_IMPLICIT_GET_ALL_RECORDS ||
+                   msg->implicit_kind == DM_IMPLICIT_GET_ALL_RECORDS_WHERE;
+    if (records)
+        c.refs = g_ptr_array_new_with_free_func(g_free);
+    else
+        c.out = xv_new_array();
     db_read_begin();
     db_foreach(msg->cls, collect_row, &c);
     db_read_end();
-    *result = c.out;
+    if (records) {
+        LazyRecords *lr = g_new(LazyRecords, 1);
+        *lr = (LazyRecords){msg->cls, c.refs};
+        *result = xv_new_lazy(c.refs->len, lr, produce_record, lazy_records_free);
+    } else {
+        *result = c.out;
+    }
     return 0;
 }
 

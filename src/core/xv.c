@@ -5,6 +5,13 @@
 #include <string.h>
 #include <time.h>
 
+struct XvLazy {
+    guint n;
+    void *ctx;
+    XvLazyProduce produce;
+    GDestroyNotify destroy;
+};
+
 static Xv *xv_alloc(XvKind kind)
 {
     Xv *v = g_new0(Xv, 1);
@@ -91,6 +98,11 @@ void xv_clear(Xv *v)
         if (v->items)
             g_array_unref(v->items);
         break;
+    case XV_LAZY:
+        if (v->lazy->destroy)
+            v->lazy->destroy(v->lazy->ctx);
+        g_free(v->lazy);
+        break;
     default:
         break;
     }
@@ -117,11 +129,42 @@ static GArray *items_for(Xv *v, guint reserve)
     return v->items;
 }
 
+Xv *xv_new_lazy(guint n, void *ctx, XvLazyProduce produce, GDestroyNotify destroy)
+{
+    Xv *v = xv_alloc(XV_LAZY);
+    v->lazy = g_new(XvLazy, 1);
+    *v->lazy = (XvLazy){n, ctx, produce, destroy};
+    return v;
+}
+
+guint xv_lazy_len(const Xv *v)
+{
+    return v->kind == XV_LAZY ? v->lazy->n : 0;
+}
+
+bool xv_lazy_member(const Xv *v, guint i, const char **key, Xv *value)
+{
+    g_return_val_if_fail(v->kind == XV_LAZY && i < v->lazy->n, false);
+    memset(value, 0, sizeof *value);
+    return v->lazy->produce(v->lazy->ctx, i, key, value);
+}
+
 void xv_copy_into(Xv *dst, const Xv *src)
 {
     memset(dst, 0, sizeof *dst);
     dst->kind = src->kind;
     switch (src->kind) {
+    case XV_LAZY:
+        dst->kind = XV_STRUCT;
+        for (guint i = 0; i < src->lazy->n; i++) {
+            const char *key;
+            Xv *value = g_new0(Xv, 1);
+            if (xv_lazy_member(src, i, &key, value))
+                xv_struct_append(dst, key, value);
+            else
+                g_free(value);
+        }
+        break;
     case XV_STRING:
         dst->s = g_strdup(src->s);
         break;
@@ -283,6 +326,10 @@ bool xv_struct_remove(Xv *st, const char *key)
 
 bool xv_equal(const Xv *a, const Xv *b)
 {
+    if (a->kind == XV_LAZY || b->kind == XV_LAZY) {
+        g_autoptr(Xv) ca = xv_dup(a), cb = xv_dup(b);
+        return xv_equal(ca, cb);
+    }
     if (a->kind != b->kind)
         return false;
     switch (a->kind) {
@@ -304,6 +351,8 @@ bool xv_equal(const Xv *a, const Xv *b)
             if (!xv_equal(xv_at(a, i), xv_at(b, i)))
                 return false;
         return true;
+    case XV_LAZY: /* materialised above */
+        return false;
     case XV_STRUCT:
         if (xv_len(a) != xv_len(b))
             return false;
@@ -437,6 +486,9 @@ static void debug_append(GString *out, const Xv *v)
         }
         g_string_append_c(out, ']');
         break;
+    case XV_LAZY: /* materialised by the caller */
+        g_string_append(out, "lazy");
+        break;
     case XV_STRUCT:
         g_string_append_c(out, '{');
         for (guint i = 0; i < xv_len(v); i++) {
@@ -455,6 +507,7 @@ static void debug_append(GString *out, const Xv *v)
 char *xv_to_debug_string(const Xv *v)
 {
     GString *out = g_string_new(NULL);
-    debug_append(out, v);
+    g_autoptr(Xv) concrete = v->kind == XV_LAZY ? xv_dup(v) : NULL;
+    debug_append(out, concrete ? concrete : v);
     return g_string_free(out, FALSE);
 }

@@ -15,10 +15,12 @@ typedef enum {
     XV_DATETIME,  /* seconds since the epoch, UTC */
     XV_ARRAY,     /* ordered list of values */
     XV_STRUCT,    /* ordered list of (string key, value) members */
+    XV_LAZY,      /* a struct whose members are produced on demand (XvLazy) */
 } XvKind;
 
 typedef struct Xv Xv;
 typedef struct XvMember XvMember;
+typedef struct XvLazy XvLazy;
 
 /* 16 bytes: rows of the object store hold fields inline as Xv. An empty
  * string, array or struct may have a NULL pointer (no allocation). */
@@ -30,6 +32,7 @@ struct Xv {
         double f;          /* XV_FLOAT */
         bool b;            /* XV_BOOL */
         GArray *items;     /* XV_ARRAY: Xv; XV_STRUCT: XvMember (inline; NULL = empty) */
+        XvLazy *lazy;      /* XV_LAZY */
     };
 };
 
@@ -60,7 +63,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(Xv, xv_free)
 void xv_clear(Xv *v);                    /* frees contents, leaves XV_NIL */
 void xv_copy_into(Xv *dst, const Xv *src); /* dst must be clear */
 void xv_move_into(Xv *dst, Xv *src_heap); /* takes src's contents, frees the node */
-Xv *xv_dup(const Xv *v);
+Xv *xv_dup(const Xv *v);          /* a lazy struct is materialised */
 
 /* Accessors. */
 const char *xv_str(const Xv *v);         /* "" for NULL/empty, NULL if not a string */
@@ -86,6 +89,16 @@ void xv_struct_append_static(Xv *st, const char *key, Xv *value);
 void xv_struct_append_static_copy(Xv *st, const char *key, const Xv *value);
 Xv *xv_struct_get(const Xv *st, const char *key);
 bool xv_struct_remove(Xv *st, const char *key);
+
+/* Large replies (get_all_records) are lazy structs: the members are made
+ * one at a time while the reply is written, so neither the whole tree nor
+ * the whole document is ever in memory. produce() fills member i into
+ * *key (static or owned by ctx) and *value, and returns false when the
+ * member no longer exists (it is then left out). */
+typedef bool (*XvLazyProduce)(void *ctx, guint i, const char **key, Xv *value);
+Xv *xv_new_lazy(guint n, void *ctx, XvLazyProduce produce, GDestroyNotify destroy);
+guint xv_lazy_len(const Xv *v);
+bool xv_lazy_member(const Xv *v, guint i, const char **key, Xv *value);
 
 /* Deep equality (same kind and contents; struct order matters not). */
 bool xv_equal(const Xv *a, const Xv *b);

@@ -74,6 +74,55 @@ static enum MHD_Result on_options(struct MHD_Connection *conn)
     return ret;
 }
 
+/* A streamed reply: pieces are produced as MHD asks for more bytes. */
+typedef struct StreamState {
+    RpcStream *stream;
+    GString *pending;
+    size_t offset;
+} StreamState;
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    StreamState *st = cls;
+    while (st->pending->len - st->offset < max) {
+        if (st->offset) {
+            g_string_erase(st->pending, 0, (gssize)st->offset);
+            st->offset = 0;
+        }
+        if (!rpc_stream_next(st->stream, st->pending))
+            break;
+    }
+    size_t n = MIN(max, st->pending->len - st->offset);
+    if (n == 0)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    memcpy(buf, st->pending->str + st->offset, n);
+    st->offset += n;
+    return (ssize_t)n;
+}
+
+static void stream_free(void *cls)
+{
+    StreamState *st = cls;
+    rpc_stream_free(st->stream);
+    g_string_free(st->pending, TRUE);
+    g_free(st);
+}
+
+static enum MHD_Result send_stream(struct MHD_Connection *conn, const char *content_type,
+                                   RpcStream *stream)
+{
+    StreamState *st = g_new0(StreamState, 1);
+    st->stream = stream;
+    st->pending = g_string_sized_new(128 * 1024);
+    struct MHD_Response *r = MHD_create_response_from_callback(
+        MHD_SIZE_UNKNOWN, 64 * 1024, stream_read, st, stream_free);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
+    enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 static enum MHD_Result on_rpc(Listener *l, struct MHD_Connection *conn, const char *url,
                               Request *req)
 {
@@ -83,6 +132,8 @@ static enum MHD_Result on_rpc(Listener *l, struct MHD_Connection *conn, const ch
     DispatchOrigin origin = {.trusted = l->trusted};
     RpcReply reply;
     rpc_endpoint_handle(protocol, req->body->str, req->body->len, &origin, &reply);
+    if (reply.stream)
+        return send_stream(conn, reply.content_type, reply.stream);
     return send_reply(conn, (unsigned)reply.http_status, reply.content_type, reply.body,
                       reply.len);
 }

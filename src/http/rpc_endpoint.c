@@ -6,6 +6,76 @@
 #include "jsonrpc.h"
 #include "xmlrpc.h"
 
+/* The envelope is written around a placeholder, then split there: the
+ * members of the lazy result go between prefix and suffix. */
+#define LAZY_PLACEHOLDER "@@xapid-lazy-result@@"
+
+struct RpcStream {
+    RpcProtocol protocol;
+    char *prefix, *suffix;
+    Xv *lazy;
+    guint next;  /* member to produce next */
+    int stage;   /* 0 prefix, 1 members, 2 suffix, 3 done */
+    bool first;  /* no JSON member written yet */
+};
+
+bool rpc_stream_next(RpcStream *s, GString *out)
+{
+    switch (s->stage) {
+    case 0:
+        g_string_append(out, s->prefix);
+        s->stage = xv_lazy_len(s->lazy) ? 1 : 2;
+        return true;
+    case 1: {
+        const char *key;
+        Xv value;
+        if (xv_lazy_member(s->lazy, s->next, &key, &value)) {
+            if (s->protocol == RPC_JSON)
+                jsonrpc_append_member(out, key, &value, s->first);
+            else
+                xmlrpc_append_member(out, key, &value);
+            s->first = false;
+        }
+        xv_clear(&value);
+        if (++s->next == xv_lazy_len(s->lazy))
+            s->stage = 2;
+        return true;
+    }
+    case 2:
+        g_string_append(out, s->suffix);
+        s->stage = 3;
+        return true;
+    default:
+        return false;
+    }
+}
+
+void rpc_stream_free(RpcStream *s)
+{
+    if (!s)
+        return;
+    g_free(s->prefix);
+    g_free(s->suffix);
+    xv_free(s->lazy);
+    g_free(s);
+}
+
+/* Splits a formatted envelope at the placeholder's value. */
+static RpcStream *stream_new(RpcProtocol protocol, char *envelope, const char *hole,
+                             const char *open, const char *close, Xv *lazy)
+{
+    char *at = strstr(envelope, hole);
+    g_assert(at);
+    RpcStream *s = g_new0(RpcStream, 1);
+    s->protocol = protocol;
+    s->prefix = g_strdup_printf("%.*s%s", (int)(at - envelope), envelope, open);
+    s->suffix = g_strconcat(close, at + strlen(hole), NULL);
+    s->lazy = lazy;
+    s->first = true;
+    g_free(envelope);
+    return s;
+}
+
 static void reply_bad_request(RpcReply *reply, const char *why)
 {
     reply->http_status = 400;
@@ -48,9 +118,17 @@ static void handle_xml(const char *body, size_t len, const DispatchOrigin *origi
     g_autoptr(XapiError) err = NULL;
     bool bare = false;
     Xv *value = dispatch_call(method, params, origin, &bare, &err);
-    g_autoptr(Xv) env = xml_envelope(value, err, bare);
     reply->http_status = 200;
     reply->content_type = "text/xml";
+    if (value && value->kind == XV_LAZY) {
+        g_autoptr(Xv) env = xml_envelope(xv_new_string(LAZY_PLACEHOLDER), NULL, bare);
+        size_t len;
+        reply->stream = stream_new(RPC_XML, xmlrpc_format_response(env, &len),
+                                   "<value>" LAZY_PLACEHOLDER "</value>", "<value><struct>",
+                                   "</struct></value>", value);
+        return;
+    }
+    g_autoptr(Xv) env = xml_envelope(value, err, bare);
     reply->body = xmlrpc_format_response(env, &reply->len);
 }
 
@@ -69,8 +147,16 @@ static void handle_json(const char *body, size_t len, const DispatchOrigin *orig
     g_autoptr(Xv) value = dispatch_call(req.method, req.params, origin, &bare, &err);
     reply->http_status = 200;
     reply->content_type = "application/json";
-    reply->body = err ? jsonrpc_format_error(&req, err, &reply->len)
-                      : jsonrpc_format_result(&req, value, &reply->len);
+    if (value && value->kind == XV_LAZY) {
+        g_autoptr(Xv) hole = xv_new_string(LAZY_PLACEHOLDER);
+        size_t len;
+        reply->stream = stream_new(RPC_JSON, jsonrpc_format_result(&req, hole, &len),
+                                   "\"" LAZY_PLACEHOLDER "\"", "{", "}",
+                                   g_steal_pointer(&value));
+    } else {
+        reply->body = err ? jsonrpc_format_error(&req, err, &reply->len)
+                          : jsonrpc_format_result(&req, value, &reply->len);
+    }
     jsonrpc_request_clear(&req);
 }
 

@@ -25,6 +25,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     rpc_endpoint_handle(protocol, (const char *)data + 1, size - 1, &origin, &reply);
     if (reply.http_status != 200 && reply.http_status != 400)
         abort();
+    if (reply.stream) {
+        GString *out = g_string_new(NULL);
+        while (rpc_stream_next(reply.stream, out))
+            ;
+        g_string_free(out, TRUE);
+        rpc_stream_free(reply.stream);
+    }
     g_free(reply.body);
     return 0;
 }

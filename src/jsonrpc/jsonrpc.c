@@ -528,6 +528,17 @@ static void write_float(GString *out, double f)
         g_string_append(out, ".0");
 }
 
+static void write_value(GString *out, const Xv *v);
+
+void jsonrpc_append_member(GString *out, const char *key, const Xv *value, bool first)
+{
+    if (!first)
+        g_string_append_c(out, ',');
+    write_string(out, key);
+    g_string_append_c(out, ':');
+    write_value(out, value);
+}
+
 static void write_value(GString *out, const Xv *v)
 {
     if (!v) {
@@ -565,14 +576,25 @@ static void write_value(GString *out, const Xv *v)
         g_string_append_c(out, '{');
         for (guint i = 0; i < xv_len(v); i++) {
             const XvMember *m = xv_member_at(v, i);
-            if (i)
-                g_string_append_c(out, ',');
-            write_string(out, m->key);
-            g_string_append_c(out, ':');
-            write_value(out, &m->value);
+            jsonrpc_append_member(out, m->key, &m->value, i == 0);
         }
         g_string_append_c(out, '}');
         break;
+    case XV_LAZY: {
+        bool first = true;
+        g_string_append_c(out, '{');
+        for (guint i = 0; i < xv_lazy_len(v); i++) {
+            const char *key;
+            Xv value;
+            if (xv_lazy_member(v, i, &key, &value)) {
+                jsonrpc_append_member(out, key, &value, first);
+                first = false;
+            }
+            xv_clear(&value);
+        }
+        g_string_append_c(out, '}');
+        break;
+    }
     case XV_NIL:
     default:
         g_string_append(out, "null");

@@ -1,10 +1,12 @@
 /* jsonrpc.h: the JSON-RPC 1.0 and 2.0 codec for XenAPI calls (/jsonrpc), and the JSON text form of Xv values. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "xapi_error.h"
 #include "xv.h"
+#include <glib.h>
 
 typedef struct JsonRpcRequest {
     int version;      /* 1 or 2: 2 when the request has "jsonrpc":"2.0" */
@@ -32,5 +34,7 @@ char *jsonrpc_format_error(const JsonRpcRequest *req, const XapiError *err, size
 /* Encode one value as JSON text (used elsewhere, e.g. for the DB's JSON
  * columns and tests); datetimes become XAPI's "YYYYMMDDTHH:MM:SSZ" strings. */
 char *jsonrpc_value_to_json(const Xv *v);
+/* Appends ["," unless first] "key":value (for replies written in pieces). */
+void jsonrpc_append_member(GString *out, const char *key, const Xv *value, bool first);
 /* Decode JSON text to Xv (same mapping as params); NULL + *error_text on failure. */
 Xv *jsonrpc_value_from_json(const char *text, size_t len, char **error_text);

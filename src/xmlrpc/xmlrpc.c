@@ -3,6 +3,7 @@
 #include "xmlrpc.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <math.h>
@@ -285,6 +286,23 @@ int xmlrpc_parse_response(const char *body, size_t len, Xv **value, char **error
     return 0;
 }
 
+/* Constant markup: the length is known at compile time. */
+#define APPEND_LIT(out, lit) g_string_append_len((out), (lit), sizeof(lit) - 1)
+
+static void append_int(GString *out, int64_t n)
+{
+    char buf[24];
+    char *p = buf + sizeof buf;
+    uint64_t u = n < 0 ? (uint64_t)0 - (uint64_t)n : (uint64_t)n;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (n < 0)
+        *--p = '-';
+    g_string_append_len(out, p, buf + sizeof buf - p);
+}
+
 static void append_escaped(GString *out, const char *s)
 {
     /* Copy runs of plain text at once; most values need no escaping. */
@@ -312,9 +330,18 @@ static void append_escaped(GString *out, const char *s)
     }
 }
 
+void xmlrpc_append_member(GString *out, const char *key, const Xv *value)
+{
+    APPEND_LIT(out, "<member><name>");
+    append_escaped(out, key);
+    APPEND_LIT(out, "</name>");
+    xmlrpc_append_value(out, value);
+    APPEND_LIT(out, "</member>");
+}
+
 void xmlrpc_append_value(GString *out, const Xv *v)
 {
-    g_string_append(out, "<value>");
+    APPEND_LIT(out, "<value>");
     switch (v->kind) {
     case XV_NIL: /* XAPI never sends <nil/>: absent is the empty string */
         break;
@@ -322,7 +349,7 @@ void xmlrpc_append_value(GString *out, const Xv *v)
         append_escaped(out, xv_str(v));
         break;
     case XV_INT: /* int64 travels as an untyped decimal string */
-        g_string_append_printf(out, "%" G_GINT64_FORMAT, (gint64)v->i);
+        append_int(out, v->i);
         break;
     case XV_FLOAT: {
         /* XML-RPC has no NaN or infinities: send 0 and the largest finite value. */
@@ -340,25 +367,32 @@ void xmlrpc_append_value(GString *out, const Xv *v)
         break;
     }
     case XV_ARRAY:
-        g_string_append(out, "<array><data>");
+        APPEND_LIT(out, "<array><data>");
         for (guint i = 0; i < xv_len(v); i++)
             xmlrpc_append_value(out, xv_at(v, i));
-        g_string_append(out, "</data></array>");
+        APPEND_LIT(out, "</data></array>");
         break;
     case XV_STRUCT:
-        g_string_append(out, "<struct>");
+        APPEND_LIT(out, "<struct>");
         for (guint i = 0; i < xv_len(v); i++) {
             const XvMember *m = xv_member_at(v, i);
-            g_string_append(out, "<member><name>");
-            append_escaped(out, m->key);
-            g_string_append(out, "</name>");
-            xmlrpc_append_value(out, &m->value);
-            g_string_append(out, "</member>");
+            xmlrpc_append_member(out, m->key, &m->value);
         }
-        g_string_append(out, "</struct>");
+        APPEND_LIT(out, "</struct>");
+        break;
+    case XV_LAZY:
+        APPEND_LIT(out, "<struct>");
+        for (guint i = 0; i < xv_lazy_len(v); i++) {
+            const char *key;
+            Xv value;
+            if (xv_lazy_member(v, i, &key, &value))
+                xmlrpc_append_member(out, key, &value);
+            xv_clear(&value);
+        }
+        APPEND_LIT(out, "</struct>");
         break;
     }
-    g_string_append(out, "</value>");
+    APPEND_LIT(out, "</value>");
 }
 
 char *xmlrpc_format_response(const Xv *value, size_t *len)

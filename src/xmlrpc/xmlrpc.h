@@ -16,5 +16,7 @@ int xmlrpc_parse_call(const char *body, size_t len, char **method, Xv **params,
 char *xmlrpc_format_response(const Xv *value, size_t *len);
 /* Appends "<value>...</value>" (used for task results too). */
 void xmlrpc_append_value(GString *out, const Xv *v);
+/* Appends "<member><name>key</name><value>...</value></member>". */
+void xmlrpc_append_member(GString *out, const char *key, const Xv *value);
 /* Parses a <methodResponse> (tests, and hosts calling each other). */
 int xmlrpc_parse_response(const char *body, size_t len, Xv **value, char **error_text);
