@@ -26,10 +26,11 @@ static const char *target_class_name(const DmField *f)
 
 int implicit_check_refs(Call *call, const DmField *field, const Xv *value)
 {
-    if (!field->reverse || field->derived)
+    const char *target_name = target_class_name(field);
+    if (field->derived || !target_name)
         return 0;
-    const DmClass *target = dm_class_by_name(target_class_name(field));
-    if (!target)
+    const DmClass *target = dm_class_by_name(target_name);
+    if (!target || !target->stored)
         return 0;
     for (guint i = 0; i < (value->kind == XV_ARRAY ? xv_len(value) : 1); i++) {
         const Xv *ref = value->kind == XV_ARRAY ? xv_at(value, i) : value;

@@ -9,6 +9,6 @@ int implicit_execute(Call *call, Xv **result);
 
 /* Shared with hand-written handlers. */
 int implicit_handle_invalid(Call *call, const DmClass *cls, const char *ref);
-/* HANDLE_INVALID unless each ref in value (a ref or ref set of a relation
- * field) names an existing object. Lock held. */
+/* HANDLE_INVALID unless each ref in value (a ref or ref set field) names an
+ * existing object of its class. Lock held. */
 int implicit_check_refs(Call *call, const DmField *field, const Xv *value);

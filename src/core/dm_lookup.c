@@ -43,7 +43,7 @@ static void ensure_indexes(void)
 const DmClass *dm_class_by_name(const char *name)
 {
     ensure_indexes();
-    return g_hash_table_lookup(classes_by_name, name);
+    return name ? g_hash_table_lookup(classes_by_name, name) : NULL;
 }
 
 const DmClass *dm_class_by_name_ci(const char *name)
