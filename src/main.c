@@ -17,6 +17,14 @@ static gboolean on_signal(gpointer loop)
     return G_SOURCE_REMOVE;
 }
 
+static gboolean on_session_gc(gpointer unused)
+{
+    unsigned n = session_gc(g_get_real_time() / G_USEC_PER_SEC);
+    if (n)
+        g_message("session GC: %u sessions destroyed", n);
+    return G_SOURCE_CONTINUE;
+}
+
 static int fail(XapiError *err)
 {
     fprintf(stderr, "xapid: %s", err->code);
@@ -107,6 +115,7 @@ int main(int argc, char **argv)
     GMainLoop *loop = g_main_loop_new(NULL, FALSE);
     g_unix_signal_add(SIGINT, on_signal, loop);
     g_unix_signal_add(SIGTERM, on_signal, loop);
+    g_timeout_add_seconds(30, on_session_gc, NULL);
     g_main_loop_run(loop);
     g_main_loop_unref(loop);
     http_server_free(server);

@@ -9,6 +9,7 @@
 #include "bootstrap.h"
 #include "db.h"
 #include "dispatch.h"
+#include "session.h"
 
 static const DispatchOrigin tcp = {.trusted = false};
 static const DispatchOrigin unix_socket = {.trusted = true};
@@ -117,6 +118,35 @@ static void test_rbac_read_only_subject(void **state)
                            "vm-power-admin, vm-admin)");
 }
 
+/* Idle sessions expire after 24 h; each group keeps its newest 400/500. */
+static void test_session_gc(void **state)
+{
+    g_autofree char *old = root_session();
+    g_autofree char *fresh = root_session();
+    int64_t now = g_get_real_time() / G_USEC_PER_SEC;
+    assert_int_equal(db_write_begin(NULL), 0);
+    db_set_by_name(db_lookup_any(old), "last_active", xv_new_datetime(now - 25 * 3600), NULL);
+    for (int i = 0; i < 450; i++) {
+        DbRow *s = db_row_new(dm_class_by_name("session"));
+        db_row_put(s, "is_local_superuser", xv_new_bool(true));
+        db_row_put(s, "last_active", xv_new_datetime(now - 1000 + i));
+        assert_int_equal(db_insert(s, NULL), 0);
+    }
+    assert_int_equal(db_write_commit(NULL), 0);
+    guint before = db_count(dm_class_by_name("session"));
+    unsigned destroyed = session_gc(now);
+    db_read_begin();
+    guint after = db_count(dm_class_by_name("session"));
+    bool old_gone = db_lookup_any(old) == NULL;
+    bool fresh_kept = db_lookup_any(fresh) != NULL;
+    db_read_end();
+    assert_int_equal(before - after, destroyed);
+    assert_true(old_gone);
+    assert_true(fresh_kept);
+    /* root sessions with no originator: the newest 400 stay */
+    assert_true(after <= 400 + 1 /* the read-only subject's session */);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -124,6 +154,7 @@ int main(void)
         cmocka_unit_test(test_arity_counts_exclude_session_and_defaults),
         cmocka_unit_test(test_session_and_types),
         cmocka_unit_test(test_rbac_read_only_subject),
+        cmocka_unit_test(test_session_gc),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -185,3 +185,96 @@ int session_authorize(Call *call)
     }
     return 0;
 }
+
+#define SESSION_IDLE_LIMIT (24 * 3600)
+#define SESSION_GROUP_LIMIT_POOL 400
+#define SESSION_GROUP_LIMIT_ROOT_NO_ORIGINATOR 400
+#define SESSION_GROUP_LIMIT_OTHER 500
+
+typedef struct {
+    GHashTable *groups;  /* group name -> GPtrArray of DbRow* */
+    GPtrArray *expired;  /* DbRow* */
+    int64_t now;
+} GcScan;
+
+static bool owns_pending_task(const DbRow *session)
+{
+    const DmClass *task = dm_class_by_name("task");
+    const Xv *tasks = db_get(session, "tasks");
+    for (guint i = 0; i < xv_len(tasks); i++) {
+        const DbRow *t = db_lookup(task, xv_str(xv_at(tasks, i)));
+        if (t && strcmp(xv_str(db_get(t, "status")), "pending") == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool gc_scan_session(DbRow *row, void *ctx)
+{
+    GcScan *scan = ctx;
+    if (owns_pending_task(row))
+        return true;
+    if (scan->now - db_get(row, "last_active")->i > SESSION_IDLE_LIMIT) {
+        g_ptr_array_add(scan->expired, row);
+        return true;
+    }
+    const char *user = xv_str(db_get(row, "auth_user_name"));
+    const char *originator = xv_str(db_get(row, "originator"));
+    g_autofree char *group =
+        db_get(row, "pool")->b ? g_strdup("pool")
+        : db_get(row, "is_local_superuser")->b
+            ? (*originator ? g_strconcat("root/", originator, NULL) : g_strdup("root"))
+            : g_strconcat("user/", user, NULL);
+    GPtrArray *members = g_hash_table_lookup(scan->groups, group);
+    if (!members) {
+        members = g_ptr_array_new();
+        g_hash_table_insert(scan->groups, g_steal_pointer(&group), members);
+    }
+    g_ptr_array_add(members, row);
+    return true;
+}
+
+static gint by_last_active(gconstpointer a, gconstpointer b)
+{
+    int64_t x = db_get(*(DbRow *const *)a, "last_active")->i;
+    int64_t y = db_get(*(DbRow *const *)b, "last_active")->i;
+    return x < y ? -1 : x > y;
+}
+
+static guint group_limit(const char *group)
+{
+    if (strcmp(group, "pool") == 0)
+        return SESSION_GROUP_LIMIT_POOL;
+    if (strcmp(group, "root") == 0)
+        return SESSION_GROUP_LIMIT_ROOT_NO_ORIGINATOR;
+    return SESSION_GROUP_LIMIT_OTHER;
+}
+
+unsigned session_gc(int64_t now)
+{
+    if (db_write_begin(NULL) < 0)
+        return 0;
+    GcScan scan = {g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                         (GDestroyNotify)g_ptr_array_unref),
+                   g_ptr_array_new(), now};
+    db_foreach(session_class(), gc_scan_session, &scan);
+    GHashTableIter it;
+    gpointer key, value;
+    g_hash_table_iter_init(&it, scan.groups);
+    while (g_hash_table_iter_next(&it, &key, &value)) {
+        GPtrArray *members = value;
+        guint limit = group_limit(key);
+        if (members->len <= limit)
+            continue;
+        g_ptr_array_sort(members, by_last_active);
+        for (guint i = 0; i < members->len - limit; i++)
+            g_ptr_array_add(scan.expired, members->pdata[i]);
+    }
+    unsigned destroyed = scan.expired->len;
+    for (guint i = 0; i < scan.expired->len; i++)
+        db_delete(scan.expired->pdata[i], NULL);
+    g_hash_table_destroy(scan.groups);
+    g_ptr_array_unref(scan.expired);
+    db_write_commit(NULL);
+    return destroyed;
+}

@@ -11,3 +11,10 @@ int session_authorize(Call *call);
 /* Sets the root password hash if none is stored yet: from the file at
  * path, or, if the file does not exist, a random password written there. */
 int session_init_root_password(const char *password_file, XapiError **err);
+
+/* Destroys sessions idle for more than 24 hours and, in each group (pool
+ * sessions; root with no originator; root per originator; each external
+ * user), the least recently active beyond the group's limit, as XAPI's
+ * session GC does. Sessions owning a pending task are kept. Returns how
+ * many were destroyed. */
+unsigned session_gc(int64_t now);
