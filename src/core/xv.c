@@ -21,19 +21,33 @@ static Xv *xv_alloc(XvKind kind)
 
 Xv *xv_new_nil(void) { return xv_alloc(XV_NIL); }
 
+/* The null ref fills a dozen fields of every VM: one shared copy. */
+static const char null_ref[] = "OpaqueRef:NULL";
+
+static bool share_string(Xv *v, const char *s)
+{
+    if (s && s[0] == 'O' && strcmp(s, null_ref) == 0) {
+        v->s = (char *)null_ref;
+        v->shared = 1;
+        return true;
+    }
+    return false;
+}
+
 Xv *xv_new_string(const char *s)
 {
     Xv *v = xv_alloc(XV_STRING);
-    v->s = (s && *s) ? g_strdup(s) : NULL;
+    if (!share_string(v, s))
+        v->s = (s && *s) ? g_strdup(s) : NULL;
     return v;
 }
 
 Xv *xv_new_string_take(char *s)
 {
     Xv *v = xv_alloc(XV_STRING);
-    if (s && !*s) {
+    if (share_string(v, s) || (s && !*s)) {
         g_free(s);
-        s = NULL;
+        return v;
     }
     v->s = s;
     return v;
@@ -91,7 +105,8 @@ void xv_clear(Xv *v)
         return;
     switch (v->kind) {
     case XV_STRING:
-        g_free(v->s);
+        if (!v->shared)
+            g_free(v->s);
         break;
     case XV_ARRAY:
     case XV_STRUCT:
@@ -166,7 +181,8 @@ void xv_copy_into(Xv *dst, const Xv *src)
         }
         break;
     case XV_STRING:
-        dst->s = g_strdup(src->s);
+        dst->shared = src->shared;
+        dst->s = src->shared ? src->s : g_strdup(src->s);
         break;
     case XV_ARRAY:
         if (src->items && src->items->len) {

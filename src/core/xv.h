@@ -25,7 +25,8 @@ typedef struct XvLazy XvLazy;
 /* 16 bytes: rows of the object store hold fields inline as Xv. An empty
  * string, array or struct may have a NULL pointer (no allocation). */
 struct Xv {
-    uint8_t kind; /* XvKind */
+    uint8_t kind;   /* XvKind */
+    uint8_t shared; /* XV_STRING: s is static storage, never freed */
     union {
         char *s;           /* XV_STRING (NULL = "") */
         int64_t i;         /* XV_INT, XV_DATETIME */
