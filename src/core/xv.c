@@ -28,7 +28,7 @@ static bool share_string(Xv *v, const char *s)
 {
     if (s && s[0] == 'O' && strcmp(s, null_ref) == 0) {
         v->s = (char *)null_ref;
-        v->shared = 1;
+        v->flags |= XV_FLAG_SHARED;
         return true;
     }
     return false;
@@ -64,6 +64,13 @@ Xv *xv_new_int(int64_t i)
 {
     Xv *v = xv_alloc(XV_INT);
     v->i = i;
+    return v;
+}
+
+Xv *xv_new_i4(int32_t i)
+{
+    Xv *v = xv_new_int(i);
+    v->flags |= XV_FLAG_I4;
     return v;
 }
 
@@ -105,7 +112,7 @@ void xv_clear(Xv *v)
         return;
     switch (v->kind) {
     case XV_STRING:
-        if (!v->shared)
+        if (!(v->flags & XV_FLAG_SHARED))
             g_free(v->s);
         break;
     case XV_ARRAY:
@@ -181,8 +188,8 @@ void xv_copy_into(Xv *dst, const Xv *src)
         }
         break;
     case XV_STRING:
-        dst->shared = src->shared;
-        dst->s = src->shared ? src->s : g_strdup(src->s);
+        dst->flags = src->flags;
+        dst->s = (src->flags & XV_FLAG_SHARED) ? src->s : g_strdup(src->s);
         break;
     case XV_ARRAY:
         if (src->items && src->items->len) {
@@ -206,6 +213,7 @@ void xv_copy_into(Xv *dst, const Xv *src)
         }
         break;
     default:
+        dst->flags = src->flags;
         dst->i = src->i; /* copies the widest union member */
         break;
     }

@@ -25,8 +25,8 @@ typedef struct XvLazy XvLazy;
 /* 16 bytes: rows of the object store hold fields inline as Xv. An empty
  * string, array or struct may have a NULL pointer (no allocation). */
 struct Xv {
-    uint8_t kind;   /* XvKind */
-    uint8_t shared; /* XV_STRING: s is static storage, never freed */
+    uint8_t kind;  /* XvKind */
+    uint8_t flags; /* XV_FLAG_* */
     union {
         char *s;           /* XV_STRING (NULL = "") */
         int64_t i;         /* XV_INT, XV_DATETIME */
@@ -46,12 +46,16 @@ struct XvMember {
     Xv value;
 };
 
+#define XV_FLAG_SHARED 1 /* XV_STRING: s is static storage, never freed */
+#define XV_FLAG_I4 2     /* XV_INT: XML-RPC writes <i4> (XAPI does, in valid_ref_counts) */
+
 /* Heap values: each xv_new_* result has one owner, freed by xv_free. */
 Xv *xv_new_nil(void);
 Xv *xv_new_string(const char *s);
 Xv *xv_new_string_take(char *s);        /* takes ownership of s */
 Xv *xv_new_string_len(const char *s, size_t len);
 Xv *xv_new_int(int64_t i);
+Xv *xv_new_i4(int32_t i);
 Xv *xv_new_float(double f);
 Xv *xv_new_bool(bool b);
 Xv *xv_new_datetime(int64_t epoch_seconds);

@@ -16,7 +16,18 @@ static struct {
     GHashTable **by_uuid;  /* [class index]: uuid -> DbRow */
     uint64_t generation;
     bool in_write;
+    GQueue **deletions;    /* [class index]: DbDeletion*, oldest first */
+    GMutex change_lock;    /* guards nothing but the wait on `changed` */
+    GCond changed;         /* broadcast after each commit */
 } db;
+
+static void deletion_free(gpointer p)
+{
+    DbDeletion *d = p;
+    g_free(d->ref);
+    xv_free(d->snapshot);
+    g_free(d);
+}
 
 char *db_new_uuid(void)
 {
@@ -190,11 +201,16 @@ int db_open(const char *state_dir, XapiError **err)
     db.by_ref = g_hash_table_new(g_str_hash, g_str_equal);
     db.by_class = g_new0(GHashTable *, dm_n_classes);
     db.by_uuid = g_new0(GHashTable *, dm_n_classes);
+    db.deletions = g_new0(GQueue *, dm_n_classes);
     for (unsigned c = 0; c < dm_n_classes; c++) {
+        db.deletions[c] = g_queue_new();
         db.by_class[c] = g_hash_table_new(g_str_hash, g_str_equal);
         db.by_uuid[c] = g_hash_table_new(g_str_hash, g_str_equal);
     }
-    db.generation = 1;
+    /* Generations start from the clock (in microseconds), so that a token
+     * from before a restart is below every generation of this run: its
+     * holder then sees every object again (a resync), never misses one. */
+    db.generation = (uint64_t)g_get_real_time();
     if (!state_dir)
         return 0;
     g_autofree char *path = g_build_filename(state_dir, "xapid.db", NULL);
@@ -209,14 +225,29 @@ int db_open(const char *state_dir, XapiError **err)
             return -1;
     }
     link_all();
+    g_autofree char *floor = store_meta_get(db.store, "generation_floor");
+    if (floor && g_ascii_strtoull(floor, NULL, 10) >= db.generation)
+        db.generation = g_ascii_strtoull(floor, NULL, 10) + 1; /* the clock went back */
+    g_autofree char *start = g_strdup_printf("%" G_GUINT64_FORMAT, (guint64)db.generation);
+    if (store_meta_set(db.store, "generation_floor", start, err) < 0)
+        return -1;
+    GHashTableIter it;
+    gpointer key, value;
+    g_hash_table_iter_init(&it, db.by_ref);
+    while (g_hash_table_iter_next(&it, &key, &value))
+        ((DbRow *)value)->created = ((DbRow *)value)->modified = db.generation;
     g_message("db: loaded %u objects from %s", lc.loaded, path);
     return 0;
 }
 
 void db_close(void)
 {
-    if (db.store)
+    if (db.store) {
+        /* The next run starts above every generation handed out here. */
+        g_autofree char *last = g_strdup_printf("%" G_GUINT64_FORMAT, (guint64)db.generation);
+        store_meta_set(db.store, "generation_floor", last, NULL);
         store_close(db.store);
+    }
     db.store = NULL;
     if (!db.by_ref)
         return;
@@ -229,9 +260,11 @@ void db_close(void)
     for (unsigned c = 0; c < dm_n_classes; c++) {
         g_hash_table_destroy(db.by_class[c]);
         g_hash_table_destroy(db.by_uuid[c]);
+        g_queue_free_full(db.deletions[c], deletion_free);
     }
     g_free(db.by_class);
     g_free(db.by_uuid);
+    g_free(db.deletions);
     g_rw_lock_clear(&db.lock);
     memset(&db, 0, sizeof db);
 }
@@ -265,7 +298,32 @@ int db_write_commit(XapiError **err)
     }
     db.in_write = false;
     g_rw_lock_writer_unlock(&db.lock);
+    g_mutex_lock(&db.change_lock);
+    g_cond_broadcast(&db.changed);
+    g_mutex_unlock(&db.change_lock);
     return rc;
+}
+
+bool db_wait_for_change(uint64_t since, int64_t deadline)
+{
+    g_mutex_lock(&db.change_lock);
+    while (__atomic_load_n(&db.generation, __ATOMIC_ACQUIRE) <= since) {
+        if (!g_cond_wait_until(&db.changed, &db.change_lock, deadline))
+            break;
+    }
+    bool passed = __atomic_load_n(&db.generation, __ATOMIC_ACQUIRE) > since;
+    g_mutex_unlock(&db.change_lock);
+    return passed;
+}
+
+void db_foreach_deletion(const DmClass *cls, uint64_t since,
+                         void (*fn)(const DbDeletion *d, void *ctx), void *ctx)
+{
+    for (GList *l = db.deletions[cls->index]->head; l; l = l->next) {
+        const DbDeletion *d = l->data;
+        if (d->deleted > since)
+            fn(d, ctx);
+    }
 }
 
 void db_write_abort(void)
@@ -406,6 +464,17 @@ int db_delete(DbRow *row, XapiError **err)
     if (persisted(row->cls) && store_delete_row(db.store, row->cls, row->ref, err) < 0)
         return -1;
     ++db.generation;
+    if (row->cls->gen_events) {
+        GQueue *q = db.deletions[row->cls->index];
+        DbDeletion *d = g_new(DbDeletion, 1);
+        *d = (DbDeletion){g_strdup(row->ref), row->created, db.generation, db_row_record(row)};
+        g_queue_push_tail(q, d);
+        /* XAPI keeps at most 512 and trims to 256: clients that fall
+         * further behind notice through valid_ref_counts. */
+        if (q->length > DB_DELETIONS_KEPT)
+            while (q->length > DB_DELETIONS_KEPT / 2)
+                deletion_free(g_queue_pop_head(q));
+    }
     relations_unlink(row);
     unindex_row(row);
     db_row_free(row);

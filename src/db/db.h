@@ -62,8 +62,23 @@ void db_touch(DbRow *row);
 char *db_meta_get(const char *key);
 int db_meta_set(const char *key, const char *value, XapiError **err);
 
-/* Generations, for events: the counter is bumped by every write. */
+/* Generations, for events: the counter is bumped by every write; each row
+ * keeps the generation of its creation and last change, and each class
+ * the recent deletions (at most DB_DELETIONS_KEPT). */
 uint64_t db_generation(void);
+#define DB_DELETIONS_KEPT 512
+typedef struct DbDeletion {
+    char *ref;
+    uint64_t created;
+    uint64_t deleted;
+    Xv *snapshot;   /* the record as it was last */
+} DbDeletion;
+/* Calls fn for each remembered deletion of cls newer than since (lock held). */
+void db_foreach_deletion(const DmClass *cls, uint64_t since,
+                         void (*fn)(const DbDeletion *d, void *ctx), void *ctx);
+/* Blocks until the generation passes since or the monotonic deadline
+ * (g_get_monotonic_time) passes; no lock held. True if it passed. */
+bool db_wait_for_change(uint64_t since, int64_t deadline);
 
 char *db_new_uuid(void);
 char *db_new_ref(void);

@@ -349,7 +349,13 @@ void xmlrpc_append_value(GString *out, const Xv *v)
         append_escaped(out, xv_str(v));
         break;
     case XV_INT: /* int64 travels as an untyped decimal string */
-        append_int(out, v->i);
+        if (v->flags & XV_FLAG_I4) {
+            APPEND_LIT(out, "<i4>");
+            append_int(out, v->i);
+            APPEND_LIT(out, "</i4>");
+        } else {
+            append_int(out, v->i);
+        }
         break;
     case XV_FLOAT: {
         /* XML-RPC has no NaN or infinities: send 0 and the largest finite value. */

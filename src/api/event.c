@@ -1,0 +1,236 @@
+/* event.c: event.from, event.inject and event.get_current_id over the
+ * database's generation counters. A blocked event.from sleeps on the
+ * commit condition variable; it never polls. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "db.h"
+#include "dm_handlers.h"
+#include "implicit.h"
+
+/* XAPI's token: "%020Ld,%020Ld" = (database generation, message
+ * generation); messages are not stored yet, so the second is 0. */
+static char *token_format(uint64_t generation)
+{
+    return g_strdup_printf("%020" PRIu64 ",%020d", generation, 0);
+}
+
+static bool token_parse(const char *token, uint64_t *generation)
+{
+    if (!*token) {
+        *generation = 0;
+        return true;
+    }
+    char *end;
+    guint64 gen = g_ascii_strtoull(token, &end, 10);
+    if (end == token || (*end && *end != ','))
+        return false;
+    if (*end == ',') {
+        char *end2;
+        g_ascii_strtoull(end + 1, &end2, 10);
+        if (end2 == end + 1 || *end2)
+            return false;
+    }
+    *generation = gen;
+    return true;
+}
+
+/* What a caller watches: whole classes, or single objects. */
+typedef struct {
+    bool all;
+    GHashTable *classes; /* lower-case class name -> itself */
+    GHashTable *objects; /* ref -> lower-case class name */
+} Subscription;
+
+static void subscription_clear(Subscription *s)
+{
+    g_hash_table_destroy(s->classes);
+    g_hash_table_destroy(s->objects);
+}
+
+static void subscription_parse(Subscription *s, const Xv *classes)
+{
+    s->all = false;
+    s->classes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    s->objects = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    for (guint i = 0; i < xv_len(classes); i++) {
+        const char *c = xv_str(xv_at(classes, i));
+        const char *slash = strchr(c, '/');
+        if (strcmp(c, "*") == 0)
+            s->all = true;
+        else if (slash)
+            g_hash_table_insert(s->objects, g_strdup(slash + 1),
+                                g_ascii_strdown(c, slash - c));
+        else
+            g_hash_table_add(s->classes, g_ascii_strdown(c, -1));
+    }
+}
+
+static bool watches_class(const Subscription *s, const DmClass *cls)
+{
+    if (!cls->stored || !cls->gen_events)
+        return false;
+    if (s->all || g_hash_table_contains(s->classes, cls->lower))
+        return true;
+    GHashTableIter it;
+    gpointer ref, lower;
+    g_hash_table_iter_init(&it, s->objects);
+    while (g_hash_table_iter_next(&it, &ref, &lower))
+        if (strcmp(lower, cls->lower) == 0)
+            return true;
+    return false;
+}
+
+static bool watches_object(const Subscription *s, const DmClass *cls, const char *ref)
+{
+    if (s->all || g_hash_table_contains(s->classes, cls->lower))
+        return true;
+    const char *lower = g_hash_table_lookup(s->objects, ref);
+    return lower && strcmp(lower, cls->lower) == 0;
+}
+
+typedef struct {
+    const Subscription *sub;
+    uint64_t since;
+    Xv *events;
+} Scan;
+
+static Xv *event_new(uint64_t id, const DmClass *cls, const char *op, const char *ref,
+                     Xv *snapshot)
+{
+    Xv *e = xv_new_struct();
+    xv_struct_append(e, "id", xv_new_string_take(g_strdup_printf("%" PRIu64, id)));
+    xv_struct_append(e, "timestamp", xv_new_string("0.0"));
+    xv_struct_append(e, "class", xv_new_string(cls->lower));
+    xv_struct_append(e, "operation", xv_new_string(op));
+    xv_struct_append(e, "ref", xv_new_string(ref));
+    if (snapshot)
+        xv_struct_append(e, "snapshot", snapshot);
+    return e;
+}
+
+static bool scan_row(DbRow *row, void *ctx)
+{
+    Scan *scan = ctx;
+    if (row->modified <= scan->since || !watches_object(scan->sub, row->cls, row->ref))
+        return true;
+    const char *op = row->created > scan->since ? "add" : "mod";
+    xv_array_append(scan->events,
+                    event_new(row->modified, row->cls, op, row->ref, db_row_record(row)));
+    return true;
+}
+
+typedef struct {
+    Scan *scan;
+    const DmClass *cls;
+} DeletionScan;
+
+static void scan_deletion(const DbDeletion *d, void *ctx)
+{
+    DeletionScan *ds = ctx;
+    /* An object created and deleted since the token never existed for
+     * the caller. */
+    if (d->created <= ds->scan->since && watches_object(ds->scan->sub, ds->cls, d->ref))
+        xv_array_append(ds->scan->events, event_new(d->deleted, ds->cls, "del", d->ref,
+                                                    xv_dup(d->snapshot)));
+}
+
+/* One pass over the watched classes; returns the batch (possibly empty)
+ * and the generation it is complete up to. Read lock held. */
+static Xv *collect_events(const Subscription *sub, uint64_t since, uint64_t *upto)
+{
+    Scan scan = {sub, since, xv_new_array()};
+    *upto = db_generation();
+    for (unsigned c = 0; c < dm_n_classes; c++) {
+        const DmClass *cls = &dm_classes[c];
+        if (!watches_class(sub, cls))
+            continue;
+        db_foreach(cls, scan_row, &scan);
+        DeletionScan ds = {&scan, cls};
+        db_foreach_deletion(cls, since, scan_deletion, &ds);
+    }
+    return scan.events;
+}
+
+static Xv *valid_ref_counts(const Subscription *sub)
+{
+    Xv *counts = xv_new_struct();
+    for (unsigned c = 0; c < dm_n_classes; c++) {
+        const DmClass *cls = &dm_classes[c];
+        if (watches_class(sub, cls))
+            xv_struct_append(counts, cls->lower, xv_new_i4((int32_t)db_count(cls)));
+    }
+    return counts;
+}
+
+int xapi_event_from(Call *call, const Xv *classes, const char *token, double timeout,
+                    Xv **result)
+{
+    uint64_t since;
+    if (!token_parse(token, &since))
+        return xapi_error_set(&call->error, "EVENT_FROM_TOKEN_PARSE_FAILURE", token, NULL);
+    Subscription sub;
+    subscription_parse(&sub, classes);
+    if (timeout < 0)
+        timeout = 0;
+    if (timeout > 86400)
+        timeout = 86400;
+    int64_t deadline = g_get_monotonic_time() + (int64_t)(timeout * G_USEC_PER_SEC);
+    Xv *events;
+    Xv *counts;
+    uint64_t upto;
+    for (;;) {
+        db_read_begin();
+        events = collect_events(&sub, since, &upto);
+        counts = valid_ref_counts(&sub);
+        bool session_alive = db_lookup(dm_class_by_name("session"), call->session_ref) != NULL;
+        db_read_end();
+        if (!session_alive) {
+            xv_free(events);
+            xv_free(counts);
+            subscription_clear(&sub);
+            return xapi_error_set(&call->error, "SESSION_INVALID", call->session_ref, NULL);
+        }
+        if (xv_len(events) || g_get_monotonic_time() >= deadline)
+            break;
+        xv_free(events);
+        xv_free(counts);
+        /* Sleep until a commit moves the generation, then look again: the
+         * change may concern other classes. */
+        db_wait_for_change(upto, deadline);
+    }
+    subscription_clear(&sub);
+    Xv *batch = xv_new_struct();
+    xv_struct_append(batch, "events", events);
+    xv_struct_append(batch, "valid_ref_counts", counts);
+    xv_struct_append(batch, "token", xv_new_string_take(token_format(upto)));
+    *result = batch;
+    return 0;
+}
+
+int xapi_event_inject(Call *call, const char *class, const char *ref, Xv **result)
+{
+    const DmClass *cls = dm_class_by_name_ci(class);
+    if (db_write_begin(&call->error) < 0)
+        return -1;
+    DbRow *row = cls ? db_lookup(cls, ref) : NULL;
+    if (!row) {
+        db_write_abort();
+        return xapi_error_set(&call->error, "HANDLE_INVALID", class, ref, NULL);
+    }
+    db_touch(row);
+    uint64_t generation = db_generation();
+    if (db_write_commit(&call->error) < 0)
+        return -1;
+    *result = xv_new_string_take(token_format(generation - 1));
+    return 0;
+}
+
+int xapi_event_get_current_id(Call *call, Xv **result)
+{
+    db_read_begin();
+    *result = xv_new_int((int64_t)db_generation());
+    db_read_end();
+    return 0;
+}
