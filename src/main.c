@@ -9,6 +9,7 @@
 #include "db.h"
 #include "http_server.h"
 #include "session.h"
+#include "task.h"
 #include "tls_cert.h"
 
 static gboolean on_signal(gpointer loop)
@@ -19,9 +20,10 @@ static gboolean on_signal(gpointer loop)
 
 static gboolean on_session_gc(gpointer unused)
 {
-    unsigned n = session_gc(g_get_real_time() / G_USEC_PER_SEC);
-    if (n)
-        g_message("session GC: %u sessions destroyed", n);
+    int64_t now = g_get_real_time() / G_USEC_PER_SEC;
+    unsigned sessions = session_gc(now), tasks = task_gc(now);
+    if (sessions || tasks)
+        g_message("GC: %u sessions and %u tasks destroyed", sessions, tasks);
     return G_SOURCE_CONTINUE;
 }
 

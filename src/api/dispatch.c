@@ -6,6 +6,7 @@
 #include "call.h"
 #include "implicit.h"
 #include "session.h"
+#include "task.h"
 #include "db_text.h"
 #include "typed_value.h"
 
@@ -72,12 +73,20 @@ Xv *dispatch_call(const char *method, const Xv *params, const DispatchOrigin *or
         *bare = true;
         return dispatch_list_methods();
     }
-    const DmMessage *msg = dm_message_by_wire_name(method);
-    if (!msg || !dm_message_implemented(msg)) {
+    /* Async.<class>.<message> runs as a task; InternalAsync. is XAPI's
+     * spelling between its own hosts. */
+    const char *name = method;
+    bool async = false;
+    if (g_str_has_prefix(method, "Async.") || g_str_has_prefix(method, "InternalAsync.")) {
+        name = strchr(method, '.') + 1;
+        async = true;
+    }
+    const DmMessage *msg = dm_message_by_wire_name(name);
+    if (!msg || !dm_message_implemented(msg) || (async && !msg->has_async)) {
         xapi_error_set(err, "MESSAGE_METHOD_UNKNOWN", method, NULL);
         return NULL;
     }
-    if (check_arity(msg, method, xv_len(params), err) < 0)
+    if (check_arity(msg, name, xv_len(params), err) < 0)
         return NULL;
     Call call = {.msg = msg, .trusted = origin->trusted};
     Xv *result = NULL;
@@ -93,6 +102,12 @@ Xv *dispatch_call(const char *method, const Xv *params, const DispatchOrigin *or
         call.session_ref = g_strdup(xv_str(s));
         if (session_authorize(&call) < 0)
             goto out;
+    }
+    if (async) {
+        char *task = task_submit(&call, &call.error);
+        if (task)
+            result = xv_new_string_take(task);
+        goto out;
     }
     int rc = msg->impl ? msg->glue(&call, &result) : implicit_execute(&call, &result);
     if (rc < 0) {

@@ -10,6 +10,7 @@
 #include "db.h"
 #include "dispatch.h"
 #include "session.h"
+#include "task.h"
 
 static const DispatchOrigin tcp = {.trusted = false};
 static const DispatchOrigin unix_socket = {.trusted = true};
@@ -147,6 +148,30 @@ static void test_session_gc(void **state)
     assert_true(after <= 400 + 1 /* the read-only subject's session */);
 }
 
+/* Finished tasks expire after 65 minutes; at most 200 are kept. */
+static void test_task_gc(void **state)
+{
+    int64_t now = g_get_real_time() / G_USEC_PER_SEC;
+    const DmClass *task = dm_class_by_name("task");
+    assert_int_equal(db_write_begin(NULL), 0);
+    for (int i = 0; i < 260; i++) {
+        DbRow *t = db_row_new(task);
+        db_row_put(t, "status", xv_new_string(i < 250 ? "success" : "pending"));
+        db_row_put(t, "created", xv_new_datetime(now - 100));
+        /* 10 finished long ago, 240 recently */
+        db_row_put(t, "finished", xv_new_datetime(i < 10 ? now - 66 * 60 : now - i));
+        assert_int_equal(db_insert(t, NULL), 0);
+    }
+    assert_int_equal(db_write_commit(NULL), 0);
+    unsigned destroyed = task_gc(now);
+    db_read_begin();
+    guint left = db_count(task);
+    db_read_end();
+    /* 10 expired + 40 beyond the 200 newest finished; the 10 pending stay */
+    assert_int_equal(destroyed, 50);
+    assert_int_equal(left, 210);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -155,6 +180,7 @@ int main(void)
         cmocka_unit_test(test_session_and_types),
         cmocka_unit_test(test_rbac_read_only_subject),
         cmocka_unit_test(test_session_gc),
+        cmocka_unit_test(test_task_gc),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

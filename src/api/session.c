@@ -7,6 +7,7 @@
 
 #include "db.h"
 #include "dm_handlers.h"
+#include "task.h"
 
 #define ROOT_HASH_KEY "root_password_hash"
 
@@ -109,6 +110,8 @@ int xapi_session_logout(Call *call)
     if (db_write_begin(&call->error) < 0)
         return -1;
     DbRow *row = db_lookup(session_class(), call->session_ref);
+    if (row)
+        task_destroy_for_session(row);
     if (row && db_delete(row, &call->error) < 0) {
         db_write_abort();
         return -1;
@@ -271,8 +274,10 @@ unsigned session_gc(int64_t now)
             g_ptr_array_add(scan.expired, members->pdata[i]);
     }
     unsigned destroyed = scan.expired->len;
-    for (guint i = 0; i < scan.expired->len; i++)
+    for (guint i = 0; i < scan.expired->len; i++) {
+        task_destroy_for_session(scan.expired->pdata[i]);
         db_delete(scan.expired->pdata[i], NULL);
+    }
     g_hash_table_destroy(scan.groups);
     g_ptr_array_unref(scan.expired);
     db_write_commit(NULL);

@@ -1,0 +1,20 @@
+/* task.h: task objects, Async calls on a bounded worker pool, task GC. */
+#pragma once
+
+#include "call.h"
+#include "db.h"
+
+/* Runs call (already authorised) as an Async.<class>.<message>: creates
+ * a pending task named after the call, queues the work and returns the
+ * task's ref at once. Takes the call's contents (args, session). */
+char *task_submit(Call *call, XapiError **err);
+
+/* Has someone asked to cancel the task? Long operations check this. */
+bool task_cancel_requested(const char *task_ref);
+
+/* Destroys finished tasks older than 65 minutes, all but the newest 200
+ * finished ones, and pending ones older than 24 hours. */
+unsigned task_gc(int64_t now);
+
+/* Destroys the tasks of a session that is going away (write lock held). */
+void task_destroy_for_session(DbRow *session);
