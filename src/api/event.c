@@ -7,6 +7,7 @@
 
 #include "db.h"
 #include "dm_handlers.h"
+#include "event.h"
 #include "implicit.h"
 
 /* XAPI's token: "%020Ld,%020Ld" = (database generation, message
@@ -206,6 +207,148 @@ int xapi_event_from(Call *call, const Xv *classes, const char *token, double tim
     xv_struct_append(batch, "valid_ref_counts", counts);
     xv_struct_append(batch, "token", xv_new_string_take(token_format(upto)));
     *result = batch;
+    return 0;
+}
+
+/* ---- legacy register / next ----------------------------------------- */
+
+/* One registration per session: the classes it watches and the generation
+ * its next call starts from. */
+typedef struct {
+    GPtrArray *classes; /* char*, as given */
+    uint64_t since;
+} Registration;
+
+static GMutex registrations_lock;
+static GHashTable *registrations; /* session ref -> Registration* */
+
+static void registration_free(gpointer p)
+{
+    Registration *r = p;
+    g_ptr_array_unref(r->classes);
+    g_free(r);
+}
+
+static Registration *registration_for(const char *session_ref, bool create)
+{
+    if (!registrations)
+        registrations = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, registration_free);
+    Registration *r = g_hash_table_lookup(registrations, session_ref);
+    if (!r && create) {
+        r = g_new0(Registration, 1);
+        r->classes = g_ptr_array_new_with_free_func(g_free);
+        db_read_begin();
+        r->since = db_generation();
+        db_read_end();
+        g_hash_table_insert(registrations, g_strdup(session_ref), r);
+    }
+    return r;
+}
+
+void event_forget_session(const char *session_ref)
+{
+    g_mutex_lock(&registrations_lock);
+    if (registrations)
+        g_hash_table_remove(registrations, session_ref);
+    g_mutex_unlock(&registrations_lock);
+}
+
+int xapi_event_register(Call *call, const Xv *classes)
+{
+    g_mutex_lock(&registrations_lock);
+    Registration *r = registration_for(call->session_ref, true);
+    for (guint i = 0; i < xv_len(classes); i++)
+        g_ptr_array_add(r->classes, g_strdup(xv_str(xv_at(classes, i))));
+    g_mutex_unlock(&registrations_lock);
+    return 0;
+}
+
+int xapi_event_unregister(Call *call, const Xv *classes)
+{
+    g_mutex_lock(&registrations_lock);
+    Registration *r = registration_for(call->session_ref, false);
+    for (guint i = 0; r && i < xv_len(classes); i++)
+        for (guint j = r->classes->len; j-- > 0;)
+            if (g_ascii_strcasecmp(r->classes->pdata[j], xv_str(xv_at(classes, i))) == 0)
+                g_ptr_array_remove_index(r->classes, j);
+    g_mutex_unlock(&registrations_lock);
+    return 0;
+}
+
+/* Copies the registration's classes and start (under its lock). */
+static bool registration_snapshot(const char *session_ref, Xv **classes, uint64_t *since)
+{
+    g_mutex_lock(&registrations_lock);
+    Registration *r = registration_for(session_ref, false);
+    if (r) {
+        *classes = xv_new_array();
+        for (guint i = 0; i < r->classes->len; i++)
+            xv_array_append_string(*classes, r->classes->pdata[i]);
+        *since = r->since;
+    }
+    g_mutex_unlock(&registrations_lock);
+    return r != NULL;
+}
+
+static void registration_advance(const char *session_ref, uint64_t upto)
+{
+    g_mutex_lock(&registrations_lock);
+    Registration *r = registration_for(session_ref, false);
+    if (r && r->since < upto)
+        r->since = upto;
+    g_mutex_unlock(&registrations_lock);
+}
+
+static bool events_lost(const Subscription *sub, uint64_t since)
+{
+    for (unsigned c = 0; c < dm_n_classes; c++)
+        if (watches_class(sub, &dm_classes[c]) && db_deletions_forgotten(&dm_classes[c]) > since)
+            return true;
+    return false;
+}
+
+int xapi_event_next(Call *call, Xv **result)
+{
+    g_autoptr(Xv) classes = NULL;
+    uint64_t since;
+    if (!registration_snapshot(call->session_ref, &classes, &since))
+        return xapi_error_set(&call->error, "SESSION_NOT_REGISTERED", call->session_ref, NULL);
+    Subscription sub;
+    subscription_parse(&sub, classes);
+    Xv *events = NULL;
+    uint64_t upto = since;
+    int rc = 0;
+    for (;;) {
+        db_read_begin();
+        bool lost = events_lost(&sub, since);
+        events = lost ? NULL : collect_events(&sub, since, &upto);
+        if (lost)
+            upto = db_generation();
+        bool session_alive = db_lookup(dm_class_by_name("session"), call->session_ref) != NULL;
+        db_read_end();
+        if (!session_alive) {
+            rc = xapi_error_set(&call->error, "SESSION_INVALID", call->session_ref, NULL);
+            break;
+        }
+        if (lost) {
+            /* The caller must re-read everything; it starts from now. */
+            registration_advance(call->session_ref, upto);
+            rc = xapi_error_set(&call->error, "EVENTS_LOST", NULL);
+            break;
+        }
+        if (xv_len(events))
+            break;
+        xv_free(events);
+        events = NULL;
+        db_wait_for_change(upto, G_MAXINT64);
+    }
+    subscription_clear(&sub);
+    if (rc < 0) {
+        xv_free(events);
+        return -1;
+    }
+    registration_advance(call->session_ref, upto);
+    *result = events;
     return 0;
 }
 

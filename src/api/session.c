@@ -7,6 +7,7 @@
 
 #include "db.h"
 #include "dm_handlers.h"
+#include "event.h"
 #include "task.h"
 
 #define ROOT_HASH_KEY "root_password_hash"
@@ -112,6 +113,7 @@ int xapi_session_logout(Call *call)
     DbRow *row = db_lookup(session_class(), call->session_ref);
     if (row)
         task_destroy_for_session(row);
+    event_forget_session(call->session_ref);
     if (row && db_delete(row, &call->error) < 0) {
         db_write_abort();
         return -1;
@@ -276,6 +278,7 @@ unsigned session_gc(int64_t now)
     unsigned destroyed = scan.expired->len;
     for (guint i = 0; i < scan.expired->len; i++) {
         task_destroy_for_session(scan.expired->pdata[i]);
+        event_forget_session(((DbRow *)scan.expired->pdata[i])->ref);
         db_delete(scan.expired->pdata[i], NULL);
     }
     g_hash_table_destroy(scan.groups);

@@ -17,6 +17,7 @@ static struct {
     uint64_t generation;
     bool in_write;
     GQueue **deletions;    /* [class index]: DbDeletion*, oldest first */
+    uint64_t *forgotten;   /* [class index]: newest deletion trimmed away */
     GMutex change_lock;    /* guards nothing but the wait on `changed` */
     GCond changed;         /* broadcast after each commit */
 } db;
@@ -202,6 +203,7 @@ int db_open(const char *state_dir, XapiError **err)
     db.by_class = g_new0(GHashTable *, dm_n_classes);
     db.by_uuid = g_new0(GHashTable *, dm_n_classes);
     db.deletions = g_new0(GQueue *, dm_n_classes);
+    db.forgotten = g_new0(uint64_t, dm_n_classes);
     for (unsigned c = 0; c < dm_n_classes; c++) {
         db.deletions[c] = g_queue_new();
         db.by_class[c] = g_hash_table_new(g_str_hash, g_str_equal);
@@ -265,6 +267,7 @@ void db_close(void)
     g_free(db.by_class);
     g_free(db.by_uuid);
     g_free(db.deletions);
+    g_free(db.forgotten);
     g_rw_lock_clear(&db.lock);
     memset(&db, 0, sizeof db);
 }
@@ -314,6 +317,11 @@ bool db_wait_for_change(uint64_t since, int64_t deadline)
     bool passed = __atomic_load_n(&db.generation, __ATOMIC_ACQUIRE) > since;
     g_mutex_unlock(&db.change_lock);
     return passed;
+}
+
+uint64_t db_deletions_forgotten(const DmClass *cls)
+{
+    return db.forgotten[cls->index];
 }
 
 void db_foreach_deletion(const DmClass *cls, uint64_t since,
@@ -471,9 +479,13 @@ int db_delete(DbRow *row, XapiError **err)
         g_queue_push_tail(q, d);
         /* XAPI keeps at most 512 and trims to 256: clients that fall
          * further behind notice through valid_ref_counts. */
-        if (q->length > DB_DELETIONS_KEPT)
-            while (q->length > DB_DELETIONS_KEPT / 2)
-                deletion_free(g_queue_pop_head(q));
+        if (q->length > DB_DELETIONS_KEPT) {
+            while (q->length > DB_DELETIONS_KEPT / 2) {
+                DbDeletion *old = g_queue_pop_head(q);
+                db.forgotten[row->cls->index] = old->deleted;
+                deletion_free(old);
+            }
+        }
     }
     relations_unlink(row);
     unindex_row(row);

@@ -73,6 +73,9 @@ typedef struct DbDeletion {
     uint64_t deleted;
     Xv *snapshot;   /* the record as it was last */
 } DbDeletion;
+/* The newest deletion of cls that was forgotten (0 if none): a watcher
+ * whose generation is older has lost events. */
+uint64_t db_deletions_forgotten(const DmClass *cls);
 /* Calls fn for each remembered deletion of cls newer than since (lock held). */
 void db_foreach_deletion(const DmClass *cls, uint64_t since,
                          void (*fn)(const DbDeletion *d, void *ctx), void *ctx);

@@ -155,3 +155,23 @@ def test_logout_ends_a_blocked_call(daemon):
     reply = getattr(api.event, "from")(s, ["vm"], token, 10.0)
     assert reply["ErrorDescription"] == ["SESSION_INVALID", s]
     assert time.monotonic() - started < 2
+
+
+def test_legacy_register_next_and_events_lost(daemon):
+    api, s = daemon.login()
+    assert api.event.next(s)["ErrorDescription"] == ["SESSION_NOT_REGISTERED", s]
+    assert api.event.register(s, ["network"])["Status"] == "Success"
+    net = api.network.create(s, {"name_label": "legacy"})["Value"]
+    events = api.event.next(s)["Value"]
+    assert [(e["class"], e["operation"], e["ref"]) for e in events] == [("network", "add", net)]
+    # Falling more than the deletion queue behind loses events.
+    nets = [api.network.create(s, {"name_label": f"n{i}"})["Value"] for i in range(600)]
+    assert len(api.event.next(s)["Value"]) == 600
+    for n in nets:
+        api.network.destroy(s, n)
+    assert api.event.next(s)["ErrorDescription"] == ["EVENTS_LOST"]
+    # After EVENTS_LOST the session continues from now.
+    api.network.set_name_label(s, net, "again")
+    [event] = api.event.next(s)["Value"]
+    assert (event["operation"], event["snapshot"]["name_label"]) == ("mod", "again")
+    assert api.event.unregister(s, ["network"])["Status"] == "Success"
