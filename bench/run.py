@@ -22,6 +22,8 @@ import threading
 import time
 import xmlrpc.client
 
+import events
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build")
 
@@ -83,6 +85,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--vms", type=int, default=10000)
+    ap.add_argument("--skip-events", action="store_true")
     args = ap.parse_args()
 
     def bare_rate_for(body_bytes):
@@ -109,6 +112,9 @@ def main():
     url = f"http://127.0.0.1:{port}/"
     api = xmlrpc.client.ServerProxy(url)
     session = api.session.login_with_password("root", "benchpw")["Value"]
+    event_lines = []
+    if not args.skip_events:
+        events.run(url, session, event_lines.append)
     dom0 = api.VM.get_all(session)["Value"][0]
     this_host_rate = rate(port, call_body("session.get_this_host", session, session), 2,
                           args.seconds)
@@ -180,6 +186,8 @@ def main():
           f"(first byte {xml_first * 1000:.0f} ms, {xml_size / 1e6:.1f} MB) (goal < 100 ms)")
     print(f"VM.get_all_records with {created} VMs, JSON-RPC: {json_total * 1000:.0f} ms "
           f"(first byte {json_first * 1000:.0f} ms, {json_size / 1e6:.1f} MB)")
+    for line in event_lines:
+        print(line)
     print(f"xapid RSS holding {created} VMs: {rss_holding:.1f} MB; peak RSS over the run "
           f"(replies included): {rss:.1f} MB (goal < 50 MB)")
 
