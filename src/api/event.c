@@ -122,6 +122,23 @@ static bool scan_row(DbRow *row, void *ctx)
     return true;
 }
 
+/* From the change log: each changed object once, if still there. */
+typedef struct {
+    Scan *scan;
+    GHashTable *seen; /* ref */
+} ChangeScan;
+
+static void scan_change(const DmClass *cls, const char *ref, void *ctx)
+{
+    ChangeScan *cs = ctx;
+    if (!watches_class(cs->scan->sub, cls) || g_hash_table_contains(cs->seen, ref))
+        return;
+    g_hash_table_add(cs->seen, (gpointer)ref);
+    DbRow *row = db_lookup(cls, ref);
+    if (row)
+        scan_row(row, cs->scan);
+}
+
 typedef struct {
     Scan *scan;
     const DmClass *cls;
@@ -143,11 +160,16 @@ static Xv *collect_events(const Subscription *sub, uint64_t since, uint64_t *upt
 {
     Scan scan = {sub, since, xv_new_array()};
     *upto = db_generation();
+    ChangeScan cs = {&scan, g_hash_table_new(g_str_hash, g_str_equal)};
+    /* Recent tokens read the change log; old ones scan whole tables. */
+    bool from_log = db_foreach_change(since, scan_change, &cs);
+    g_hash_table_destroy(cs.seen);
     for (unsigned c = 0; c < dm_n_classes; c++) {
         const DmClass *cls = &dm_classes[c];
         if (!watches_class(sub, cls))
             continue;
-        db_foreach(cls, scan_row, &scan);
+        if (!from_log)
+            db_foreach(cls, scan_row, &scan);
         DeletionScan ds = {&scan, cls};
         db_foreach_deletion(cls, since, scan_deletion, &ds);
     }

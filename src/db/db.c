@@ -18,9 +18,30 @@ static struct {
     bool in_write;
     GQueue **deletions;    /* [class index]: DbDeletion*, oldest first */
     uint64_t *forgotten;   /* [class index]: newest deletion trimmed away */
+    struct {               /* the most recent changes, for event.from */
+        uint64_t generation;
+        const DmClass *cls;
+        char *ref;
+    } changes[DB_CHANGES_KEPT];
+    guint changes_next;    /* ring position of the next entry */
+    uint64_t changes_oldest; /* generation the ring is complete from */
     GMutex change_lock;    /* guards nothing but the wait on `changed` */
     GCond changed;         /* broadcast after each commit */
 } db;
+
+/* Remembers that row changed at the current generation. */
+static void note_change(const DbRow *row)
+{
+    guint slot = db.changes_next;
+    if (db.changes[slot].ref) {
+        db.changes_oldest = db.changes[slot].generation;
+        g_free(db.changes[slot].ref);
+    }
+    db.changes[slot].generation = db.generation;
+    db.changes[slot].cls = row->cls;
+    db.changes[slot].ref = g_strdup(row->ref);
+    db.changes_next = (slot + 1) % DB_CHANGES_KEPT;
+}
 
 static void deletion_free(gpointer p)
 {
@@ -99,6 +120,7 @@ static void derived_add(const DmField *derived, const char *target_ref, const ch
             return;
     xv_array_append(set, xv_new_string(ref));
     target->modified = db.generation;
+    note_change(target);
 }
 
 static void derived_remove(const DmField *derived, const char *target_ref, const char *ref)
@@ -111,6 +133,7 @@ static void derived_remove(const DmField *derived, const char *target_ref, const
         if (strcmp(xv_str(xv_at(set, i)), ref) == 0) {
             xv_array_remove_at(set, i);
             target->modified = db.generation;
+            note_change(target);
             return;
         }
     }
@@ -213,6 +236,7 @@ int db_open(const char *state_dir, XapiError **err)
      * from before a restart is below every generation of this run: its
      * holder then sees every object again (a resync), never misses one. */
     db.generation = (uint64_t)g_get_real_time();
+    db.changes_oldest = db.generation;
     if (!state_dir)
         return 0;
     g_autofree char *path = g_build_filename(state_dir, "xapid.db", NULL);
@@ -238,6 +262,7 @@ int db_open(const char *state_dir, XapiError **err)
     g_hash_table_iter_init(&it, db.by_ref);
     while (g_hash_table_iter_next(&it, &key, &value))
         ((DbRow *)value)->created = ((DbRow *)value)->modified = db.generation;
+    db.changes_oldest = db.generation;
     g_message("db: loaded %u objects from %s", lc.loaded, path);
     return 0;
 }
@@ -268,6 +293,8 @@ void db_close(void)
     g_free(db.by_uuid);
     g_free(db.deletions);
     g_free(db.forgotten);
+    for (guint i = 0; i < DB_CHANGES_KEPT; i++)
+        g_free(db.changes[i].ref);
     g_rw_lock_clear(&db.lock);
     memset(&db, 0, sizeof db);
 }
@@ -317,6 +344,19 @@ bool db_wait_for_change(uint64_t since, int64_t deadline)
     bool passed = __atomic_load_n(&db.generation, __ATOMIC_ACQUIRE) > since;
     g_mutex_unlock(&db.change_lock);
     return passed;
+}
+
+bool db_foreach_change(uint64_t since, void (*fn)(const DmClass *cls, const char *ref, void *ctx),
+                       void *ctx)
+{
+    if (since < db.changes_oldest)
+        return false;
+    for (guint n = 0; n < DB_CHANGES_KEPT; n++) {
+        guint slot = (db.changes_next + n) % DB_CHANGES_KEPT;
+        if (db.changes[slot].ref && db.changes[slot].generation > since)
+            fn(db.changes[slot].cls, db.changes[slot].ref, ctx);
+    }
+    return true;
 }
 
 uint64_t db_deletions_forgotten(const DmClass *cls)
@@ -427,6 +467,7 @@ int db_insert(DbRow *row, XapiError **err)
         return -1;
     }
     row->created = row->modified = ++db.generation;
+    note_change(row);
     index_row(row);
     relations_link(row);
     return 0;
@@ -444,6 +485,7 @@ int db_set(DbRow *row, const DmField *field, Xv *value, XapiError **err)
         }
     }
     row->modified = ++db.generation;
+    note_change(row);
     bool is_uuid = (int)field->index == row->cls->uuid_field;
     if (is_uuid)
         unindex_row(row);
@@ -496,6 +538,7 @@ int db_delete(DbRow *row, XapiError **err)
 void db_touch(DbRow *row)
 {
     row->modified = ++db.generation;
+    note_change(row);
 }
 
 char *db_meta_get(const char *key)

@@ -73,6 +73,13 @@ typedef struct DbDeletion {
     uint64_t deleted;
     Xv *snapshot;   /* the record as it was last */
 } DbDeletion;
+/* Calls fn for every object changed (created, set, touched, or its
+ * derived set updated) after since, oldest first, possibly several times
+ * per object; false, calling nothing, when since is older than the
+ * remembered window (then scan the tables). Lock held. */
+#define DB_CHANGES_KEPT 16384
+bool db_foreach_change(uint64_t since, void (*fn)(const DmClass *cls, const char *ref, void *ctx),
+                       void *ctx);
 /* The newest deletion of cls that was forgotten (0 if none): a watcher
  * whose generation is older has lost events. */
 uint64_t db_deletions_forgotten(const DmClass *cls);
