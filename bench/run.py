@@ -114,7 +114,7 @@ def main():
     session = api.session.login_with_password("root", "benchpw")["Value"]
     event_lines = []
     if not args.skip_events:
-        events.run(url, session, event_lines.append)
+        events.run(url, session, event_lines.append, BUILD)
     dom0 = api.VM.get_all(session)["Value"][0]
     this_host_rate = rate(port, call_body("session.get_this_host", session, session), 2,
                           args.seconds)
