@@ -259,7 +259,6 @@ static int create(Call *call, Xv **result)
 {
     const DmClass *cls = call->msg->cls;
     const Xv *record = call_arg(call, 0);
-    g_autofree char *ref = NULL;
     if (db_write_begin(&call->error) < 0)
         return -1;
     DbRow *row = db_row_new(cls);
@@ -276,14 +275,10 @@ static int create(Call *call, Xv **result)
         xv_clear(&row->fields[i]);
         xv_move_into(&row->fields[i], v);
     }
-    ref = g_strdup(row->ref);
-    if (db_insert(row, &call->error) < 0) {
-        db_write_abort();
+    char *ref = db_insert_and_commit(row, &call->error);
+    if (!ref)
         return -1;
-    }
-    if (db_write_commit(&call->error) < 0)
-        return -1;
-    *result = xv_new_string_take(g_steal_pointer(&ref));
+    *result = xv_new_string_take(ref);
     return 0;
 fail:
     db_row_free(row);

@@ -95,14 +95,10 @@ int xapi_session_login_with_password(Call *call, const char *uname, const char *
     db_row_put(row, "is_local_superuser", xv_new_bool(true));
     db_row_put(row, "auth_user_name", xv_new_string("root"));
     db_row_put(row, "originator", xv_new_string(originator));
-    g_autofree char *ref = g_strdup(row->ref);
-    if (db_insert(row, &call->error) < 0) {
-        db_write_abort();
+    char *ref = db_insert_and_commit(row, &call->error);
+    if (!ref)
         return -1;
-    }
-    if (db_write_commit(&call->error) < 0)
-        return -1;
-    *result = xv_new_string(ref);
+    *result = xv_new_string_take(ref);
     return 0;
 }
 

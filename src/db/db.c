@@ -473,6 +473,21 @@ int db_insert(DbRow *row, XapiError **err)
     return 0;
 }
 
+char *db_insert_and_commit(DbRow *row, XapiError **err)
+{
+    char *ref = g_strdup(row->ref);
+    if (db_insert(row, err) < 0) {
+        db_write_abort();
+        g_free(ref);
+        return NULL;
+    }
+    if (db_write_commit(err) < 0) {
+        g_free(ref);
+        return NULL;
+    }
+    return ref;
+}
+
 int db_set(DbRow *row, const DmField *field, Xv *value, XapiError **err)
 {
     g_return_val_if_fail(db.in_write, -1);

@@ -51,6 +51,9 @@ void db_row_free(DbRow *row);          /* only for rows never inserted */
 /* Sets a field of a row not yet inserted (takes ownership of value). */
 void db_row_put(DbRow *row, const char *field_name, Xv *value);
 int db_insert(DbRow *row, XapiError **err);   /* takes ownership */
+/* Inserts row and commits the open write transaction (aborting it on
+ * failure); returns the new row's ref (caller frees) or NULL. */
+char *db_insert_and_commit(DbRow *row, XapiError **err);
 /* Replaces a field; takes ownership of value (canonical form for the type). */
 int db_set(DbRow *row, const DmField *field, Xv *value, XapiError **err);
 int db_set_by_name(DbRow *row, const char *field_name, Xv *value, XapiError **err);
