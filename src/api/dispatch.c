@@ -4,10 +4,10 @@
 #include <string.h>
 
 #include "call.h"
+#include "db_text.h"
 #include "implicit.h"
 #include "session.h"
 #include "task.h"
-#include "db_text.h"
 #include "typed_value.h"
 
 Xv *dispatch_list_methods(void)
@@ -39,6 +39,8 @@ static int check_arity(const DmMessage *msg, const char *method, guint given, Xa
     guint most = msg->n_params + (msg->takes_session ? 1 : 0);
     if (given >= expected && given <= most)
         return 0;
+    if (msg->takes_session && given == 0) /* not even a session */
+        return xapi_error_set(err, "SESSION_INVALID", "", NULL);
     g_autofree char *want = g_strdup_printf("%u", msg->n_required);
     g_autofree char *got =
         g_strdup_printf("%d", (int)given - (msg->takes_session ? 1 : 0));
