@@ -41,8 +41,13 @@ int session_init_root_password(const char *password_file, XapiError **err)
         return 0;
     g_autofree char *password = NULL;
     g_autoptr(GError) gerr = NULL;
-    if (password_file && g_file_get_contents(password_file, &password, NULL, &gerr)) {
+    if (password_file && g_file_test(password_file, G_FILE_TEST_EXISTS)) {
+        if (!g_file_get_contents(password_file, &password, NULL, &gerr))
+            return xapi_error_internal(err, "cannot read %s: %s", password_file,
+                                       gerr->message);
         g_strchomp(password);
+        if (!*password)
+            return xapi_error_internal(err, "%s is empty", password_file);
     } else {
         guint8 bytes[12];
         for (unsigned i = 0; i < sizeof bytes; i++)

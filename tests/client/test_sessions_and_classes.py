@@ -159,3 +159,28 @@ def test_first_start_objects(daemon):
     assert {"pool-admin", "pool-operator", "vm-power-admin", "vm-admin", "vm-operator",
             "read-only"} <= roles
     assert api.role.get_by_uuid(s, "0165f154-ba3e-034e-6b27-5d271af109ba")["Status"] == "Success"
+
+
+def test_missing_password_file_is_generated_and_printed(tmp_path):
+    import subprocess
+    from xapid_daemon import XAPID, free_port
+    state = tmp_path / "state"
+    pw_file = tmp_path / "made-by-xapid"
+    port = free_port()
+    proc = subprocess.Popen([XAPID, "--state-dir", str(state), "--listen", f"127.0.0.1:{port}",
+                             "--root-password-file", str(pw_file)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        printed = ""
+        for line in proc.stdout:
+            printed += line
+            if "xapid: ready" in line:
+                break
+        password = pw_file.read_text().strip()
+        assert len(password) >= 12 and password in printed
+        assert oct(pw_file.stat().st_mode & 0o777) == "0o600"
+        api = xmlrpc.client.ServerProxy(f"http://127.0.0.1:{port}/")
+        assert api.session.login_with_password("root", password)["Status"] == "Success"
+    finally:
+        proc.terminate()
+        proc.wait()
