@@ -8,7 +8,7 @@
 struct XvLazy {
     guint n;
     void *ctx;
-    XvLazyProduce produce;
+    XvLazyVisit visit;
     GDestroyNotify destroy;
 };
 
@@ -151,11 +151,11 @@ static GArray *items_for(Xv *v, guint reserve)
     return v->items;
 }
 
-Xv *xv_new_lazy(guint n, void *ctx, XvLazyProduce produce, GDestroyNotify destroy)
+Xv *xv_new_lazy(guint n, void *ctx, XvLazyVisit visit, GDestroyNotify destroy)
 {
     Xv *v = xv_alloc(XV_LAZY);
     v->lazy = g_new(XvLazy, 1);
-    *v->lazy = (XvLazy){n, ctx, produce, destroy};
+    *v->lazy = (XvLazy){n, ctx, visit, destroy};
     return v;
 }
 
@@ -164,11 +164,30 @@ guint xv_lazy_len(const Xv *v)
     return v->kind == XV_LAZY ? v->lazy->n : 0;
 }
 
-bool xv_lazy_member(const Xv *v, guint i, const char **key, Xv *value)
+bool xv_lazy_visit(const Xv *v, guint i, XvEmit emit, void *emit_ctx)
 {
     g_return_val_if_fail(v->kind == XV_LAZY && i < v->lazy->n, false);
-    memset(value, 0, sizeof *value);
-    return v->lazy->produce(v->lazy->ctx, i, key, value);
+    return v->lazy->visit(v->lazy->ctx, i, emit, emit_ctx);
+}
+
+/* emit() for materialising a lazy struct into a concrete one. */
+static void append_copy(const char *key, const Xv *value, void *dst)
+{
+    xv_struct_append(dst, key, xv_dup(value));
+}
+
+Xv *xv_new_struct_view(guint n)
+{
+    Xv *v = xv_alloc(XV_STRUCT);
+    /* No clear function: the members' values belong to someone else. */
+    v->items = g_array_sized_new(FALSE, FALSE, sizeof(XvMember), n);
+    return v;
+}
+
+void xv_struct_view_append(Xv *view, const char *static_key, const Xv *borrowed)
+{
+    XvMember m = {.key = (char *)static_key, .static_key = true, .value = *borrowed};
+    g_array_append_vals(view->items, &m, 1);
 }
 
 void xv_copy_into(Xv *dst, const Xv *src)
@@ -178,14 +197,8 @@ void xv_copy_into(Xv *dst, const Xv *src)
     switch (src->kind) {
     case XV_LAZY:
         dst->kind = XV_STRUCT;
-        for (guint i = 0; i < src->lazy->n; i++) {
-            const char *key;
-            Xv *value = g_new0(Xv, 1);
-            if (xv_lazy_member(src, i, &key, value))
-                xv_struct_append(dst, key, value);
-            else
-                g_free(value);
-        }
+        for (guint i = 0; i < src->lazy->n; i++)
+            xv_lazy_visit(src, i, append_copy, dst);
         break;
     case XV_STRING:
         dst->flags = src->flags;

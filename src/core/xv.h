@@ -97,13 +97,19 @@ bool xv_struct_remove(Xv *st, const char *key);
 
 /* Large replies (get_all_records) are lazy structs: the members are made
  * one at a time while the reply is written, so neither the whole tree nor
- * the whole document is ever in memory. produce() fills member i into
- * *key (static or owned by ctx) and *value, and returns false when the
- * member no longer exists (it is then left out). */
-typedef bool (*XvLazyProduce)(void *ctx, guint i, const char **key, Xv *value);
-Xv *xv_new_lazy(guint n, void *ctx, XvLazyProduce produce, GDestroyNotify destroy);
+ * the whole document is ever in memory. visit() hands member i to emit()
+ * (it may hold a lock meanwhile, so emit must not block on the database)
+ * and returns false when the member no longer exists (it is left out). */
+typedef void (*XvEmit)(const char *key, const Xv *value, void *emit_ctx);
+typedef bool (*XvLazyVisit)(void *ctx, guint i, XvEmit emit, void *emit_ctx);
+Xv *xv_new_lazy(guint n, void *ctx, XvLazyVisit visit, GDestroyNotify destroy);
 guint xv_lazy_len(const Xv *v);
-bool xv_lazy_member(const Xv *v, guint i, const char **key, Xv *value);
+bool xv_lazy_visit(const Xv *v, guint i, XvEmit emit, void *emit_ctx);
+
+/* A struct that borrows its members' values (shallow copies): freeing it
+ * frees only its own array. For short-lived views of rows under a lock. */
+Xv *xv_new_struct_view(guint n);
+void xv_struct_view_append(Xv *view, const char *static_key, const Xv *borrowed);
 
 /* Deep equality (same kind and contents; struct order matters not). */
 bool xv_equal(const Xv *a, const Xv *b);

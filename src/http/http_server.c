@@ -113,9 +113,9 @@ static enum MHD_Result send_stream(struct MHD_Connection *conn, const char *cont
 {
     StreamState *st = g_new0(StreamState, 1);
     st->stream = stream;
-    st->pending = g_string_sized_new(128 * 1024);
+    st->pending = g_string_sized_new(512 * 1024);
     struct MHD_Response *r = MHD_create_response_from_callback(
-        MHD_SIZE_UNKNOWN, 64 * 1024, stream_read, st, stream_free);
+        MHD_SIZE_UNKNOWN, 256 * 1024, stream_read, st, stream_free);
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
     enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, r);

@@ -19,6 +19,21 @@ struct RpcStream {
     bool first;  /* no JSON member written yet */
 };
 
+typedef struct {
+    RpcStream *stream;
+    GString *out;
+} StreamEmit;
+
+static void emit_member(const char *key, const Xv *value, void *ctx)
+{
+    StreamEmit *e = ctx;
+    if (e->stream->protocol == RPC_JSON)
+        jsonrpc_append_member(e->out, key, value, e->stream->first);
+    else
+        xmlrpc_append_member(e->out, key, value);
+    e->stream->first = false;
+}
+
 bool rpc_stream_next(RpcStream *s, GString *out)
 {
     switch (s->stage) {
@@ -27,16 +42,8 @@ bool rpc_stream_next(RpcStream *s, GString *out)
         s->stage = xv_lazy_len(s->lazy) ? 1 : 2;
         return true;
     case 1: {
-        const char *key;
-        Xv value;
-        if (xv_lazy_member(s->lazy, s->next, &key, &value)) {
-            if (s->protocol == RPC_JSON)
-                jsonrpc_append_member(out, key, &value, s->first);
-            else
-                xmlrpc_append_member(out, key, &value);
-            s->first = false;
-        }
-        xv_clear(&value);
+        StreamEmit e = {s, out};
+        xv_lazy_visit(s->lazy, s->next, emit_member, &e);
         if (++s->next == xv_lazy_len(s->lazy))
             s->stage = 2;
         return true;

@@ -8,6 +8,8 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "strbuf.h"
+
 /* Requests come from the network and the reader recurses: bound the stack. */
 #define MAX_DEPTH 64
 
@@ -106,22 +108,22 @@ static bool read_escape(Reader *r, GString *buf)
     case '"':
     case '\\':
     case '/':
-        g_string_append_c(buf, c);
+        sb_append_c(buf, c);
         return true;
     case 'b':
-        g_string_append_c(buf, '\b');
+        sb_append_c(buf, '\b');
         return true;
     case 'f':
-        g_string_append_c(buf, '\f');
+        sb_append_c(buf, '\f');
         return true;
     case 'n':
-        g_string_append_c(buf, '\n');
+        sb_append_c(buf, '\n');
         return true;
     case 'r':
-        g_string_append_c(buf, '\r');
+        sb_append_c(buf, '\r');
         return true;
     case 't':
-        g_string_append_c(buf, '\t');
+        sb_append_c(buf, '\t');
         return true;
     case 'u':
         break;
@@ -173,7 +175,7 @@ static char *read_string(Reader *r)
         const char *run = r->p;
         while (r->p < r->end && *r->p != '"' && *r->p != '\\' && (unsigned char)*r->p >= 0x20)
             r->p++;
-        g_string_append_len(buf, run, r->p - run);
+        sb_append_len(buf, run, (size_t)(r->p - run));
         if (r->p >= r->end) {
             reader_fail(r, open, "malformed JSON: unterminated string");
             return NULL;
@@ -453,55 +455,85 @@ Xv *jsonrpc_value_from_json(const char *text, size_t len, char **error_text)
 
 /* ---- Writing ---- */
 
+/* Whether the n bytes at s are ASCII that JSON carries as itself: no
+ * control characters, quotes or backslashes (tested 8 bytes at a time). */
+static bool is_plain_ascii(const char *s, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    size_t i = 0;
+    for (uint64_t w; i + 8 <= n; i += 8) {
+        memcpy(&w, s + i, 8);
+        uint64_t quote = w ^ (ones * '"'), backslash = w ^ (ones * '\\');
+        /* High bit set in each byte from 0x20 to 0x7f. */
+        uint64_t printable = ((w & ~highs) + ones * 0x60) & ~w & highs;
+        if ((~printable & highs) | ((quote - ones) & ~quote & highs) |
+            ((backslash - ones) & ~backslash & highs))
+            return false;
+    }
+    for (; i < n; i++) {
+        unsigned char u = (unsigned char)s[i];
+        if (u < 0x20 || u >= 0x80 || u == '"' || u == '\\')
+            return false;
+    }
+    return true;
+}
+
 static void write_string(GString *out, const char *s)
 {
     g_autofree char *repaired = NULL;
     if (!s)
         s = "";
-    if (!g_utf8_validate(s, -1, NULL)) {
+    size_t n = strlen(s);
+    if (is_plain_ascii(s, n)) {
+        sb_append_c(out, '"');
+        sb_append_len(out, s, n);
+        sb_append_c(out, '"');
+        return;
+    }
+    if (!g_utf8_validate(s, (gssize)n, NULL)) {
         /* Text from guests or disks may reach a reply unchecked; one bad
          * byte must not make the whole reply unreadable, so it becomes
          * U+FFFD rather than passing through as invalid JSON. */
         repaired = g_utf8_make_valid(s, -1);
         s = repaired;
     }
-    g_string_append_c(out, '"');
+    sb_append_c(out, '"');
     const char *run = s;
     for (const char *c = s; *c; c++) {
         unsigned char u = (unsigned char)*c;
         if (u >= 0x20 && u != '"' && u != '\\')
             continue;
-        g_string_append_len(out, run, c - run);
+        sb_append_len(out, run, (size_t)(c - run));
         run = c + 1;
         switch (u) {
         case '"':
-            g_string_append(out, "\\\"");
+            sb_append(out, "\\\"");
             break;
         case '\\':
-            g_string_append(out, "\\\\");
+            sb_append(out, "\\\\");
             break;
         case '\b':
-            g_string_append(out, "\\b");
+            sb_append(out, "\\b");
             break;
         case '\f':
-            g_string_append(out, "\\f");
+            sb_append(out, "\\f");
             break;
         case '\n':
-            g_string_append(out, "\\n");
+            sb_append(out, "\\n");
             break;
         case '\r':
-            g_string_append(out, "\\r");
+            sb_append(out, "\\r");
             break;
         case '\t':
-            g_string_append(out, "\\t");
+            sb_append(out, "\\t");
             break;
         default:
             g_string_append_printf(out, "\\u%04x", u);
             break;
         }
     }
-    g_string_append(out, run);
-    g_string_append_c(out, '"');
+    sb_append(out, run);
+    sb_append_c(out, '"');
 }
 
 static void write_float(GString *out, double f)
@@ -522,27 +554,39 @@ static void write_float(GString *out, double f)
         if (g_ascii_strtod(buf, NULL) == f)
             break;
     }
-    g_string_append(out, buf);
+    sb_append(out, buf);
     /* Without a point or exponent it would read back as an integer. */
     if (!strpbrk(buf, ".eE"))
-        g_string_append(out, ".0");
+        sb_append(out, ".0");
 }
 
 static void write_value(GString *out, const Xv *v);
 
+typedef struct {
+    GString *out;
+    bool first;
+} LazyWriter;
+
+static void emit_member(const char *key, const Xv *value, void *ctx)
+{
+    LazyWriter *w = ctx;
+    jsonrpc_append_member(w->out, key, value, w->first);
+    w->first = false;
+}
+
 void jsonrpc_append_member(GString *out, const char *key, const Xv *value, bool first)
 {
     if (!first)
-        g_string_append_c(out, ',');
+        sb_append_c(out, ',');
     write_string(out, key);
-    g_string_append_c(out, ':');
+    sb_append_c(out, ':');
     write_value(out, value);
 }
 
 static void write_value(GString *out, const Xv *v)
 {
     if (!v) {
-        g_string_append(out, "null");
+        sb_append(out, "null");
         return;
     }
     switch ((XvKind)v->kind) {
@@ -550,13 +594,13 @@ static void write_value(GString *out, const Xv *v)
         write_string(out, xv_str(v));
         break;
     case XV_INT:
-        g_string_append_printf(out, "%" G_GINT64_FORMAT, (gint64)v->i);
+        sb_append_int(out, v->i);
         break;
     case XV_FLOAT:
         write_float(out, v->f);
         break;
     case XV_BOOL:
-        g_string_append(out, v->b ? "true" : "false");
+        sb_append(out, v->b ? "true" : "false");
         break;
     case XV_DATETIME: {
         g_autofree char *text = xv_datetime_format(v->i);
@@ -564,40 +608,33 @@ static void write_value(GString *out, const Xv *v)
         break;
     }
     case XV_ARRAY:
-        g_string_append_c(out, '[');
+        sb_append_c(out, '[');
         for (guint i = 0; i < xv_len(v); i++) {
             if (i)
-                g_string_append_c(out, ',');
+                sb_append_c(out, ',');
             write_value(out, xv_at(v, i));
         }
-        g_string_append_c(out, ']');
+        sb_append_c(out, ']');
         break;
     case XV_STRUCT:
-        g_string_append_c(out, '{');
+        sb_append_c(out, '{');
         for (guint i = 0; i < xv_len(v); i++) {
             const XvMember *m = xv_member_at(v, i);
             jsonrpc_append_member(out, m->key, &m->value, i == 0);
         }
-        g_string_append_c(out, '}');
+        sb_append_c(out, '}');
         break;
     case XV_LAZY: {
-        bool first = true;
-        g_string_append_c(out, '{');
-        for (guint i = 0; i < xv_lazy_len(v); i++) {
-            const char *key;
-            Xv value;
-            if (xv_lazy_member(v, i, &key, &value)) {
-                jsonrpc_append_member(out, key, &value, first);
-                first = false;
-            }
-            xv_clear(&value);
-        }
-        g_string_append_c(out, '}');
+        LazyWriter w = {out, true};
+        sb_append_c(out, '{');
+        for (guint i = 0; i < xv_lazy_len(v); i++)
+            xv_lazy_visit(v, i, emit_member, &w);
+        sb_append_c(out, '}');
         break;
     }
     case XV_NIL:
     default:
-        g_string_append(out, "null");
+        sb_append(out, "null");
         break;
     }
 }
@@ -743,12 +780,12 @@ char *jsonrpc_format_result(const JsonRpcRequest *req, const Xv *value, size_t *
 {
     GString *out = g_string_sized_new(256);
     if (is_v2(req)) {
-        g_string_append(out, "{\"jsonrpc\":\"2.0\",\"result\":");
+        sb_append(out, "{\"jsonrpc\":\"2.0\",\"result\":");
         write_value(out, value);
     } else {
-        g_string_append(out, "{\"result\":");
+        sb_append(out, "{\"result\":");
         write_value(out, value);
-        g_string_append(out, ",\"error\":null");
+        sb_append(out, ",\"error\":null");
     }
     g_string_append_printf(out, ",\"id\":%s}", id_of(req));
     return finish(out, len);
@@ -758,7 +795,7 @@ static void write_error_params(GString *out, const XapiError *err, bool leading_
 {
     for (guint i = 0; err && err->params && i < err->params->len; i++) {
         if (i || leading_comma)
-            g_string_append_c(out, ',');
+            sb_append_c(out, ',');
         write_string(out, g_ptr_array_index(err->params, i));
     }
 }
@@ -770,16 +807,16 @@ char *jsonrpc_format_error(const JsonRpcRequest *req, const XapiError *err, size
     if (is_v2(req)) {
         /* XAPI gives every API error the JSON-RPC code 1; the XenAPI code
          * travels as the message and its parameters as data. */
-        g_string_append(out, "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":1,\"message\":");
+        sb_append(out, "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":1,\"message\":");
         write_string(out, code);
-        g_string_append(out, ",\"data\":[");
+        sb_append(out, ",\"data\":[");
         write_error_params(out, err, false);
-        g_string_append(out, "]}");
+        sb_append(out, "]}");
     } else {
-        g_string_append(out, "{\"result\":null,\"error\":[");
+        sb_append(out, "{\"result\":null,\"error\":[");
         write_string(out, code);
         write_error_params(out, err, true);
-        g_string_append(out, "]");
+        sb_append(out, "]");
     }
     g_string_append_printf(out, ",\"id\":%s}", id_of(req));
     return finish(out, len);

@@ -578,6 +578,38 @@ static void test_value_to_json(void **state)
     assert_string_equal(t, "{\"b\":-7,\"a\":[],\"c\":\"x/y\"}");
 }
 
+/* Strings are checked a word at a time for what needs escaping: any such
+ * byte at any position, or in the tail, takes the careful path; the text
+ * reads back the same, and bad UTF-8 becomes U+FFFD. */
+static void test_string_escaping_at_every_position(void **state)
+{
+    static const char *const specials[] = {"\"", "\\", "\n", "\x01", "\x1f",
+                                           "\xc3\xa9", "\x7f", "\xff"};
+    for (size_t k = 0; k < G_N_ELEMENTS(specials); k++) {
+        for (size_t len = 1; len <= 19; len++) {
+            for (size_t at = 0; at < len; at++) {
+                g_autofree char *plain = g_strnfill(len, 'a');
+                g_autofree char *text = g_strdup_printf("%.*s%s%s", (int)at, plain, specials[k],
+                                                        plain + at + 1);
+                g_autoptr(Xv) v = xv_new_string(text);
+                g_autofree char *json = jsonrpc_value_to_json(v);
+                g_autofree char *why = NULL;
+                g_autoptr(Xv) back = jsonrpc_value_from_json(json, strlen(json), &why);
+                if (!back)
+                    fail_msg("%s does not read back: %s", json, why);
+                bool valid = g_utf8_validate(text, -1, NULL);
+                g_autofree char *expected = valid ? g_strdup(text) : g_utf8_make_valid(text, -1);
+                assert_string_equal(xv_str(back), expected);
+                for (const char *c = json; *c; c++)
+                    assert_true((unsigned char)*c >= 0x20);
+            }
+        }
+    }
+    g_autoptr(Xv) plain = xv_new_string("0123456789abcdef/x");
+    g_autofree char *json = jsonrpc_value_to_json(plain);
+    assert_string_equal(json, "\"0123456789abcdef/x\"");
+}
+
 static void test_value_from_json(void **state)
 {
     g_autofree char *why = NULL;
@@ -668,6 +700,7 @@ int main(void)
         cmocka_unit_test(test_error_goldens),
         cmocka_unit_test(test_replies_read_back),
         cmocka_unit_test(test_value_to_json),
+        cmocka_unit_test(test_string_escaping_at_every_position),
         cmocka_unit_test(test_value_from_json),
         cmocka_unit_test(test_round_trip),
     };

@@ -94,6 +94,31 @@ static void test_reply_is_compact_and_exact(void **state)
     assert_null(strstr(out, "<string>"));
 }
 
+/* The escaper skips plain text a word at a time: a special character at
+ * any position of a word, or in the tail after the last whole word, is
+ * still escaped, and nothing else changes. */
+static void test_escaping_at_every_position(void **state)
+{
+    static const struct { char c; const char *entity; } specials[] = {
+        {'&', "&amp;"}, {'<', "&lt;"}, {'>', "&gt;"}, {'\r', "&#13;"}};
+    for (size_t k = 0; k < G_N_ELEMENTS(specials); k++) {
+        for (size_t len = 1; len <= 19; len++) {
+            for (size_t at = 0; at < len; at++) {
+                g_autofree char *text = g_strnfill(len, 'a');
+                text[at] = specials[k].c;
+                g_autoptr(Xv) v = xv_new_string(text);
+                size_t n;
+                g_autofree char *out = xmlrpc_format_response(v, &n);
+                g_autofree char *expected = g_strdup_printf(
+                    "<methodResponse><params><param><value>%.*s%s%s</value></param></params>"
+                    "</methodResponse>",
+                    (int)at, text, specials[k].entity, text + at + 1);
+                assert_string_equal(out, expected);
+            }
+        }
+    }
+}
+
 static void test_round_trip_turns_ints_into_strings(void **state)
 {
     g_autoptr(Xv) v = rich_value();
@@ -151,6 +176,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_requests_parse_to_goldens),
         cmocka_unit_test(test_reply_is_compact_and_exact),
+        cmocka_unit_test(test_escaping_at_every_position),
         cmocka_unit_test(test_round_trip_turns_ints_into_strings),
         cmocka_unit_test(test_rejections),
     };
