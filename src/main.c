@@ -11,6 +11,7 @@
 #include "session.h"
 #include "task.h"
 #include "tls_cert.h"
+#include "xenops.h"
 
 static gboolean on_signal(gpointer loop)
 {
@@ -40,6 +41,7 @@ static int fail(XapiError *err)
 int main(int argc, char **argv)
 {
     g_autofree char *state_dir = NULL, *unix_path = NULL, *password_file = NULL;
+    g_autofree char *hypervisor = NULL;
     g_auto(GStrv) listen = NULL, listen_tls = NULL;
     gboolean print_compat = FALSE;
     GOptionEntry entries[] = {
@@ -56,6 +58,9 @@ int main(int argc, char **argv)
         {"root-password-file", 0, 0, G_OPTION_ARG_FILENAME, &password_file,
          "The root password on first start; generated and written there if missing "
          "(default STATE_DIR/root-password)", "FILE"},
+        {"hypervisor", 0, 0, G_OPTION_ARG_STRING, &hypervisor,
+         "How VMs run: qemu (a QEMU process per VM, KVM when /dev/kvm is usable, else TCG; "
+         "the default) or sim (simulated domains, for scale tests)", "qemu|sim"},
         {"print-compat", 0, 0, G_OPTION_ARG_NONE, &print_compat,
          "Print docs/compat.md (implemented messages) and exit", NULL},
         {NULL}};
@@ -85,7 +90,8 @@ int main(int argc, char **argv)
 
     XapiError *err = NULL;
     if (db_open(state_dir, &err) < 0 || bootstrap_database(state_dir, &err) < 0 ||
-        session_init_root_password(password_file, &err) < 0)
+        session_init_root_password(password_file, &err) < 0 ||
+        xenops_init(state_dir, hypervisor, &err) < 0)
         return fail(err);
 
     HttpServer *server = http_server_new();

@@ -275,6 +275,15 @@ static int destroy_op(Call *call, DbRow *row)
     return db_delete(row, &call->error);
 }
 
+static ImplicitCreateHook *create_hooks; /* [class index], set at start-up */
+
+void implicit_on_create(const DmClass *cls, ImplicitCreateHook hook)
+{
+    if (!create_hooks)
+        create_hooks = g_new0(ImplicitCreateHook, dm_n_classes);
+    create_hooks[cls->index] = hook;
+}
+
 static int create(Call *call, Xv **result)
 {
     const DmClass *cls = call->msg->cls;
@@ -295,6 +304,8 @@ static int create(Call *call, Xv **result)
         xv_clear(&row->fields[i]);
         xv_move_into(&row->fields[i], v);
     }
+    if (create_hooks && create_hooks[cls->index])
+        create_hooks[cls->index](row);
     char *ref = db_insert_and_commit(row, &call->error);
     if (!ref)
         return -1;

@@ -4,8 +4,14 @@
 #pragma once
 
 #include "call.h"
+#include "db.h"
 
 int implicit_execute(Call *call, Xv **result);
+
+/* Lets a module fill runtime fields of a new object of cls (created by
+ * <class>.create) before it is inserted, e.g. VM.allowed_operations. */
+typedef void (*ImplicitCreateHook)(DbRow *row);
+void implicit_on_create(const DmClass *cls, ImplicitCreateHook hook);
 
 /* Shared with hand-written handlers. */
 int implicit_handle_invalid(Call *call, const DmClass *cls, const char *ref);

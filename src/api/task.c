@@ -293,6 +293,17 @@ int xapi_task_set_error_info(Call *call, const char *self, const Xv *value)
     return set_task_field(call, self, "error_info");
 }
 
+void task_set_progress(const char *task_ref, double progress)
+{
+    if (!task_ref || db_write_begin(NULL) < 0)
+        return;
+    DbRow *task = db_lookup(dm_class_by_name("task"), task_ref);
+    if (task && db_set_by_name(task, "progress", xv_new_float(progress), NULL) == 0)
+        db_write_commit(NULL);
+    else
+        db_write_abort();
+}
+
 /* ---- lifetime ------------------------------------------------------- */
 
 void task_destroy_for_session(DbRow *session)

@@ -12,6 +12,9 @@ char *task_submit(Call *call, XapiError **err);
 /* Has someone asked to cancel the task? Long operations check this. */
 bool task_cancel_requested(const char *task_ref);
 
+/* Records the progress (0..1) of a running task; NULL task: nothing. */
+void task_set_progress(const char *task_ref, double progress);
+
 /* Destroys finished tasks older than 65 minutes, all but the newest 200
  * finished ones, and pending ones older than 24 hours. */
 unsigned task_gc(int64_t now);

@@ -41,14 +41,16 @@ Xv *typed_value_from_wire(const DmType *type, const Xv *wire, const char *what,
         if (wire->kind != XV_STRING)
             return type_error(err, what);
         return xv_dup(wire);
-    case DM_ENUM:
+    case DM_ENUM: {
         if (wire->kind != XV_STRING)
             return type_error(err, what);
-        if (!dm_enum_has(type->enumeration, xv_str(wire))) {
+        const char *member = dm_enum_value(type->enumeration, xv_str(wire));
+        if (!member) {
             xapi_error_set(err, "INVALID_VALUE", what, xv_str(wire), NULL);
             return NULL;
         }
-        return xv_dup(wire);
+        return xv_new_static_string(member); /* enum values are shared */
+    }
     case DM_INT: {
         int64_t n;
         if (wire->kind == XV_INT)

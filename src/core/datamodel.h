@@ -155,6 +155,8 @@ const DmField *dm_field_by_name(const DmClass *cls, const char *name);
 const DmMessage *dm_message_by_wire_name(const char *wire_name);
 bool dm_message_implemented(const DmMessage *m);
 bool dm_enum_has(const DmEnum *e, const char *value);
+/* The table's own copy of value (static storage), or NULL if not a member. */
+const char *dm_enum_value(const DmEnum *e, const char *value);
 const char *const *dm_error_param_names(const char *code);
 /* Iterate over every message of every class, for listMethods and docs. */
 #define DM_FOREACH_MESSAGE(cls, msg)                                          \

@@ -75,12 +75,17 @@ bool dm_message_implemented(const DmMessage *m)
     return m->implicit_kind != DM_EXPLICIT;
 }
 
-bool dm_enum_has(const DmEnum *e, const char *value)
+const char *dm_enum_value(const DmEnum *e, const char *value)
 {
     for (unsigned i = 0; i < e->n_values; i++)
         if (strcmp(e->values[i], value) == 0)
-            return true;
-    return false;
+            return e->values[i];
+    return NULL;
+}
+
+bool dm_enum_has(const DmEnum *e, const char *value)
+{
+    return dm_enum_value(e, value) != NULL;
 }
 
 static int compare_code(const void *key, const void *item)

@@ -42,6 +42,14 @@ Xv *xv_new_string(const char *s)
     return v;
 }
 
+Xv *xv_new_static_string(const char *s)
+{
+    Xv *v = xv_alloc(XV_STRING);
+    v->s = (char *)s;
+    v->flags |= XV_FLAG_SHARED;
+    return v;
+}
+
 Xv *xv_new_string_take(char *s)
 {
     Xv *v = xv_alloc(XV_STRING);

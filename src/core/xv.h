@@ -58,6 +58,8 @@ Xv *xv_new_int(int64_t i);
 Xv *xv_new_i4(int32_t i);
 Xv *xv_new_float(double f);
 Xv *xv_new_bool(bool b);
+/* A string of static storage, never copied or freed (enum values). */
+Xv *xv_new_static_string(const char *s);
 Xv *xv_new_datetime(int64_t epoch_seconds);
 Xv *xv_new_array(void);
 Xv *xv_new_struct(void);

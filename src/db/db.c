@@ -561,6 +561,12 @@ char *db_meta_get(const char *key)
     return db.store ? store_meta_get(db.store, key) : NULL;
 }
 
+int db_meta_put(const char *key, const char *value, XapiError **err)
+{
+    g_return_val_if_fail(db.in_write, -1);
+    return db.store ? store_meta_set(db.store, key, value, err) : 0;
+}
+
 int db_meta_set(const char *key, const char *value, XapiError **err)
 {
     if (!db.store)

@@ -64,6 +64,8 @@ void db_touch(DbRow *row);
 /* Persistent key/value settings (root password hash, ...). */
 char *db_meta_get(const char *key);
 int db_meta_set(const char *key, const char *value, XapiError **err);
+/* The same inside an open write transaction (committed with it). */
+int db_meta_put(const char *key, const char *value, XapiError **err);
 
 /* Generations, for events: the counter is bumped by every write; each row
  * keeps the generation of its creation and last change, and each class

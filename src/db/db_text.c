@@ -109,8 +109,11 @@ Xv *db_text_to_value(const DmType *type, const char *text, XapiError **err)
     if (!text)
         return db_type_zero(type);
     switch (type->kind) {
+    case DM_ENUM: {
+        const char *member = dm_enum_value(type->enumeration, text);
+        return member ? xv_new_static_string(member) : xv_new_string(text);
+    }
     case DM_STRING:
-    case DM_ENUM:
     case DM_REF:
         return xv_new_string(text);
     case DM_INT: {
@@ -166,7 +169,8 @@ Xv *db_type_zero(const DmType *type)
     case DM_REF:
         return xv_new_string("OpaqueRef:NULL");
     case DM_ENUM:
-        return xv_new_string(type->enumeration->n_values ? type->enumeration->values[0] : "");
+        return type->enumeration->n_values ? xv_new_static_string(type->enumeration->values[0])
+                                           : xv_new_string("");
     case DM_SET:
         return xv_new_array();
     case DM_MAP:

@@ -114,11 +114,12 @@ def test_list_methods_is_bare_and_only_implemented(daemon):
     assert body.startswith(b"<methodResponse><params><param><value><array><data>")
     methods = xmlrpc.client.loads(body)[0][0]
     assert "VM.get_record" in methods and "session.login_with_password" in methods
-    assert "VM.start" not in methods  # no handler yet: absent, and unknown when called
+    assert "VM.start" in methods
+    assert "VM.suspend" not in methods  # no handler yet: absent, and unknown when called
     api = xmlrpc.client.ServerProxy(daemon.url)
     s = api.session.login_with_password("root", PASSWORD)["Value"]
-    assert api.VM.start(s, "OpaqueRef:x", False, False)["ErrorDescription"] == \
-        ["MESSAGE_METHOD_UNKNOWN", "VM.start"]
+    assert api.VM.suspend(s, "OpaqueRef:x")["ErrorDescription"] == \
+        ["MESSAGE_METHOD_UNKNOWN", "VM.suspend"]
 
 
 def test_get_all_records_for_every_class(daemon):

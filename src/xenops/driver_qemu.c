@@ -1,0 +1,506 @@
+/* driver_qemu.c: domains as qemu-system-x86_64 processes.
+ *
+ * Each domain has a directory STATE_DIR/domains/<uuid> with the pid file,
+ * two QMP sockets (commands; events, which a watcher thread per domain
+ * keeps open), the serial console log and the VNC socket. QEMU runs
+ * detached, so a restart of xapid leaves guests running; reattach() finds
+ * them again from the directory. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hv_driver.h"
+#include "qemu_cmdline.h"
+#include "qmp.h"
+
+#define STOP_REASON_FILE "stop-reason"
+
+typedef struct Domain {
+    char *uuid;
+    char *dir;
+    int64_t pid;
+    HvState state;
+    HvStopReason reason;
+    bool destroying; /* xapid is stopping it: no notification */
+    bool rebooted;   /* RESET by the guest, not yet handled */
+    GThread *watcher;
+} Domain;
+
+static struct {
+    char *root;      /* STATE_DIR/domains */
+    char *binary;    /* NULL when QEMU is not installed */
+    HvChangeNotify notify;
+    GMutex lock;     /* domains and every Domain's state */
+    GCond changed;
+    GHashTable *domains; /* uuid -> Domain */
+} qemu;
+
+static char *domain_path(const Domain *d, const char *file)
+{
+    return g_build_filename(d->dir, file, NULL);
+}
+
+static Domain *find(const char *uuid)
+{
+    return g_hash_table_lookup(qemu.domains, uuid);
+}
+
+static void domain_free(Domain *d)
+{
+    g_free(d->uuid);
+    g_free(d->dir);
+    g_free(d);
+}
+
+/* Alive and not a zombie waiting for a parent that is not us. */
+static bool process_alive(int64_t pid)
+{
+    if (pid <= 0 || kill((pid_t)pid, 0) < 0)
+        return false;
+    g_autofree char *stat_path = g_strdup_printf("/proc/%" G_GINT64_FORMAT "/stat", pid);
+    g_autofree char *stat = NULL;
+    if (!g_file_get_contents(stat_path, &stat, NULL, NULL))
+        return false;
+    const char *close_paren = strrchr(stat, ')');
+    return close_paren && close_paren[1] == ' ' && close_paren[2] != 'Z' && close_paren[2] != 'X';
+}
+
+/* The process at pid is the QEMU of this domain (pids get reused). */
+static bool process_is_domain(int64_t pid, const char *uuid)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%" G_GINT64_FORMAT "/cmdline", pid);
+    g_autofree char *cmdline = NULL;
+    gsize len = 0;
+    if (!g_file_get_contents(path, &cmdline, &len, NULL))
+        return false;
+    bool after_uuid_flag = false;
+    for (const char *arg = cmdline; arg < cmdline + len; arg += strlen(arg) + 1) {
+        if (after_uuid_flag)
+            return strcmp(arg, uuid) == 0;
+        after_uuid_flag = strcmp(arg, "-uuid") == 0;
+    }
+    return false;
+}
+
+static int64_t read_pid(const Domain *d)
+{
+    g_autofree char *path = domain_path(d, QEMU_PIDFILE);
+    g_autofree char *text = NULL;
+    if (!g_file_get_contents(path, &text, NULL, NULL))
+        return 0;
+    return g_ascii_strtoll(text, NULL, 10);
+}
+
+static void save_stop_reason(const Domain *d, const char *reason)
+{
+    g_autofree char *path = domain_path(d, STOP_REASON_FILE);
+    if (reason)
+        g_file_set_contents(path, reason, -1, NULL);
+    else
+        unlink(path);
+}
+
+static HvStopReason stop_reason_of(const char *qemu_reason)
+{
+    if (strcmp(qemu_reason, "guest-reset") == 0)
+        return HV_STOP_REBOOT;
+    if (strcmp(qemu_reason, "guest-panic") == 0)
+        return HV_STOP_CRASH;
+    return HV_STOP_POWEROFF;
+}
+
+static HvStopReason saved_stop_reason(const Domain *d)
+{
+    g_autofree char *path = domain_path(d, STOP_REASON_FILE);
+    g_autofree char *text = NULL;
+    if (!g_file_get_contents(path, &text, NULL, NULL))
+        return HV_STOP_POWEROFF;
+    return stop_reason_of(g_strstrip(text));
+}
+
+/* Sets the state (lock held) and wakes waiters. */
+static void set_state(Domain *d, HvState state)
+{
+    d->state = state;
+    g_cond_broadcast(&qemu.changed);
+}
+
+static void note_event(Domain *d, json_object *msg)
+{
+    json_object *event, *data, *field;
+    if (!json_object_object_get_ex(msg, "event", &event))
+        return;
+    const char *name = json_object_get_string(event);
+    if (strcmp(name, "RESET") == 0) {
+        json_object *guest = NULL;
+        if (!json_object_object_get_ex(msg, "data", &data) ||
+            !json_object_object_get_ex(data, "guest", &guest) || !json_object_get_boolean(guest))
+            return; /* our own system_reset */
+        g_mutex_lock(&qemu.lock);
+        d->rebooted = true;
+        bool tell = !d->destroying;
+        g_cond_broadcast(&qemu.changed);
+        g_mutex_unlock(&qemu.lock);
+        if (tell && qemu.notify)
+            qemu.notify(d->uuid);
+        return;
+    }
+    if (strcmp(name, "SHUTDOWN") != 0)
+        return;
+    const char *reason = "guest-shutdown";
+    bool by_guest = true;
+    if (json_object_object_get_ex(msg, "data", &data)) {
+        if (json_object_object_get_ex(data, "reason", &field))
+            reason = json_object_get_string(field);
+        if (json_object_object_get_ex(data, "guest", &field))
+            by_guest = json_object_get_boolean(field);
+    }
+    if (!by_guest && strcmp(reason, "host-signal") != 0)
+        return; /* our own quit or reset */
+    save_stop_reason(d, reason);
+    g_mutex_lock(&qemu.lock);
+    d->reason = stop_reason_of(reason);
+    set_state(d, HV_SHUTDOWN);
+    bool tell = !d->destroying;
+    g_mutex_unlock(&qemu.lock);
+    if (tell && qemu.notify)
+        qemu.notify(d->uuid);
+}
+
+/* Follows one domain's events until its QEMU goes away. */
+static gpointer watch_domain(gpointer data)
+{
+    Domain *d = data;
+    g_autofree char *path = domain_path(d, QEMU_EVENTS_SOCKET);
+    g_autoptr(XapiError) err = NULL;
+    QmpConn *q = qmp_connect(path, 0, &err);
+    if (q) {
+        for (json_object *msg; (msg = qmp_read(q));) {
+            note_event(d, msg);
+            json_object_put(msg);
+        }
+        qmp_close(q);
+    }
+    /* EOF: QEMU exited (or was never reachable). */
+    while (process_alive(d->pid) && !d->destroying)
+        g_usleep(20000);
+    g_mutex_lock(&qemu.lock);
+    bool tell = !d->destroying && d->state != HV_ABSENT;
+    set_state(d, HV_ABSENT);
+    g_mutex_unlock(&qemu.lock);
+    if (tell && qemu.notify)
+        qemu.notify(d->uuid);
+    return NULL;
+}
+
+static HvState state_from_status(const char *status, Domain *d)
+{
+    if (strcmp(status, "running") == 0)
+        return HV_RUNNING;
+    if (strcmp(status, "shutdown") == 0) {
+        d->reason = saved_stop_reason(d);
+        return HV_SHUTDOWN;
+    }
+    if (strcmp(status, "guest-panicked") == 0) {
+        d->reason = HV_STOP_CRASH;
+        return HV_SHUTDOWN;
+    }
+    return HV_PAUSED; /* paused, prelaunch, debug, ... */
+}
+
+static int qmp_simple(Domain *d, const char *command, const char *args, XapiError **err)
+{
+    g_autofree char *path = domain_path(d, QEMU_QMP_SOCKET);
+    json_object *ret = qmp_run(path, command, args, err);
+    if (!ret && err && *err)
+        return -1;
+    json_object_put(ret);
+    return 0;
+}
+
+/* Starts watching a domain whose QEMU runs (lock not held). */
+static int attach(Domain *d, XapiError **err)
+{
+    g_autofree char *path = domain_path(d, QEMU_QMP_SOCKET);
+    json_object *status = qmp_run(path, "query-status", NULL, err);
+    if (!status)
+        return -1;
+    json_object *field;
+    const char *text = json_object_object_get_ex(status, "status", &field)
+                           ? json_object_get_string(field) : "running";
+    g_mutex_lock(&qemu.lock);
+    d->state = state_from_status(text, d);
+    g_hash_table_replace(qemu.domains, d->uuid, d);
+    g_mutex_unlock(&qemu.lock);
+    json_object_put(status);
+    g_autofree char *name = g_strdup_printf("watch-%.8s", d->uuid);
+    d->watcher = g_thread_new(name, watch_domain, d);
+    return 0;
+}
+
+static Domain *domain_new(const char *uuid)
+{
+    Domain *d = g_new0(Domain, 1);
+    d->uuid = g_strdup(uuid);
+    d->dir = g_build_filename(qemu.root, uuid, NULL);
+    return d;
+}
+
+static void remove_runtime_files(const Domain *d)
+{
+    static const char *const files[] = {QEMU_PIDFILE, QEMU_QMP_SOCKET, QEMU_EVENTS_SOCKET,
+                                        QEMU_VNC_SOCKET, STOP_REASON_FILE};
+    for (size_t i = 0; i < G_N_ELEMENTS(files); i++) {
+        g_autofree char *path = domain_path(d, files[i]);
+        unlink(path);
+    }
+}
+
+static const char *accel(void)
+{
+    int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return "tcg";
+    close(fd);
+    return "kvm";
+}
+
+static int qemu_start(const char *uuid, const Xv *vm, bool paused, XapiError **err)
+{
+    if (!qemu.binary)
+        return xapi_error_internal(err, "qemu-system-x86_64 is not installed on this host");
+    g_mutex_lock(&qemu.lock);
+    bool exists = find(uuid) != NULL;
+    g_mutex_unlock(&qemu.lock);
+    if (exists)
+        return xapi_error_internal(err, "a domain for VM %s already exists", uuid);
+    Domain *d = domain_new(uuid);
+    if (g_mkdir_with_parents(d->dir, 0700) < 0) {
+        xapi_error_internal(err, "cannot create %s: %s", d->dir, g_strerror(errno));
+        domain_free(d);
+        return -1;
+    }
+    remove_runtime_files(d);
+    g_autofree char *console = domain_path(d, QEMU_CONSOLE_LOG);
+    unlink(console);
+    QemuHost host = {qemu.binary, accel(), d->dir};
+    g_auto(GStrv) argv = qemu_cmdline(&host, uuid, vm, paused, err);
+    if (!argv) {
+        domain_free(d);
+        return -1;
+    }
+    g_autofree char *errors = NULL;
+    int wait_status = 0;
+    g_autoptr(GError) gerr = NULL;
+    /* With -daemonize the command returns once the domain is set up. */
+    if (!g_spawn_sync(NULL, argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL, &errors,
+                      &wait_status, &gerr) ||
+        !g_spawn_check_wait_status(wait_status, NULL)) {
+        xapi_error_internal(err, "QEMU did not start: %s",
+                            gerr ? gerr->message : g_strstrip(errors));
+        domain_free(d);
+        return -1;
+    }
+    d->pid = read_pid(d);
+    if (!process_alive(d->pid) || attach(d, err) < 0) {
+        if (process_alive(d->pid))
+            kill((pid_t)d->pid, SIGKILL);
+        if (!(err && *err))
+            xapi_error_internal(err, "QEMU exited right after starting");
+        domain_free(d);
+        return -1;
+    }
+    return 0;
+}
+
+static Domain *lookup(const char *uuid, XapiError **err)
+{
+    g_mutex_lock(&qemu.lock);
+    Domain *d = find(uuid);
+    g_mutex_unlock(&qemu.lock);
+    if (!d)
+        xapi_error_internal(err, "no domain for VM %s", uuid);
+    return d;
+}
+
+static int qemu_pause(const char *uuid, XapiError **err)
+{
+    Domain *d = lookup(uuid, err);
+    if (!d || qmp_simple(d, "stop", NULL, err) < 0)
+        return -1;
+    g_mutex_lock(&qemu.lock);
+    if (d->state == HV_RUNNING)
+        set_state(d, HV_PAUSED);
+    g_mutex_unlock(&qemu.lock);
+    return 0;
+}
+
+static int qemu_unpause(const char *uuid, XapiError **err)
+{
+    Domain *d = lookup(uuid, err);
+    if (!d || qmp_simple(d, "cont", NULL, err) < 0)
+        return -1;
+    g_mutex_lock(&qemu.lock);
+    if (d->state == HV_PAUSED)
+        set_state(d, HV_RUNNING);
+    g_mutex_unlock(&qemu.lock);
+    return 0;
+}
+
+static int qemu_request_shutdown(const char *uuid, XapiError **err)
+{
+    Domain *d = lookup(uuid, err);
+    return d ? qmp_simple(d, "system_powerdown", NULL, err) : -1;
+}
+
+static int qemu_reset(const char *uuid, XapiError **err)
+{
+    Domain *d = lookup(uuid, err);
+    if (!d || qmp_simple(d, "system_reset", NULL, err) < 0 ||
+        qmp_simple(d, "cont", NULL, err) < 0)
+        return -1;
+    save_stop_reason(d, NULL);
+    g_mutex_lock(&qemu.lock);
+    d->rebooted = false;
+    set_state(d, HV_RUNNING);
+    g_mutex_unlock(&qemu.lock);
+    return 0;
+}
+
+static int qemu_destroy(const char *uuid, XapiError **err)
+{
+    g_mutex_lock(&qemu.lock);
+    Domain *d = find(uuid);
+    if (d)
+        d->destroying = true;
+    g_mutex_unlock(&qemu.lock);
+    if (!d)
+        return 0;
+    g_autoptr(XapiError) ignored = NULL;
+    g_autofree char *path = domain_path(d, QEMU_QMP_SOCKET);
+    json_object_put(qmp_run(path, "quit", NULL, &ignored));
+    /* QEMU quits within milliseconds; a wedged one gets SIGKILL. */
+    for (int i = 0; i < 200 && process_alive(d->pid); i++)
+        g_usleep(10000);
+    if (process_alive(d->pid))
+        kill((pid_t)d->pid, SIGKILL);
+    for (int i = 0; i < 500 && process_alive(d->pid); i++)
+        g_usleep(10000);
+    if (process_alive(d->pid))
+        return xapi_error_internal(err, "QEMU (pid %" G_GINT64_FORMAT ") of VM %s does not exit",
+                                   d->pid, uuid);
+    g_thread_join(d->watcher);
+    g_mutex_lock(&qemu.lock);
+    g_hash_table_remove(qemu.domains, uuid);
+    g_cond_broadcast(&qemu.changed);
+    g_mutex_unlock(&qemu.lock);
+    remove_runtime_files(d);
+    domain_free(d);
+    return 0;
+}
+
+static HvStatus qemu_status(const char *uuid)
+{
+    HvStatus s = {HV_ABSENT, HV_STOP_POWEROFF, false, 0};
+    g_mutex_lock(&qemu.lock);
+    Domain *d = find(uuid);
+    if (d) {
+        s.state = d->state;
+        s.reason = d->reason;
+        s.rebooted = d->rebooted;
+        s.pid = d->pid;
+    }
+    g_mutex_unlock(&qemu.lock);
+    return s;
+}
+
+static void qemu_clear_rebooted(const char *uuid)
+{
+    g_mutex_lock(&qemu.lock);
+    Domain *d = find(uuid);
+    if (d)
+        d->rebooted = false;
+    g_mutex_unlock(&qemu.lock);
+}
+
+static bool qemu_wait_stopped(const char *uuid, int64_t deadline)
+{
+    bool stopped = false;
+    g_mutex_lock(&qemu.lock);
+    for (;;) {
+        Domain *d = find(uuid);
+        if (!d || (d->state != HV_RUNNING && d->state != HV_PAUSED)) {
+            stopped = true;
+            break;
+        }
+        if (!g_cond_wait_until(&qemu.changed, &qemu.lock, deadline))
+            break;
+    }
+    g_mutex_unlock(&qemu.lock);
+    return stopped;
+}
+
+static bool qemu_reattach(const char *uuid)
+{
+    g_mutex_lock(&qemu.lock);
+    bool known = find(uuid) != NULL;
+    g_mutex_unlock(&qemu.lock);
+    if (known)
+        return true;
+    Domain *d = domain_new(uuid);
+    d->pid = read_pid(d);
+    g_autoptr(XapiError) err = NULL;
+    if (process_alive(d->pid) && process_is_domain(d->pid, uuid) && attach(d, &err) == 0)
+        return true;
+    if (err)
+        g_warning("VM %s: QEMU pid %" G_GINT64_FORMAT " not reachable: %s", uuid, d->pid,
+                  err->code);
+    remove_runtime_files(d);
+    domain_free(d);
+    return false;
+}
+
+static char *qemu_console_log(const char *uuid)
+{
+    return g_build_filename(qemu.root, uuid, QEMU_CONSOLE_LOG, NULL);
+}
+
+static char *qemu_vnc_location(const char *uuid)
+{
+    return g_strdup_printf("unix:%s/%s/" QEMU_VNC_SOCKET, qemu.root, uuid);
+}
+
+static HvDriver qemu_driver = {
+    .name = "qemu",
+    .start = qemu_start,
+    .pause = qemu_pause,
+    .unpause = qemu_unpause,
+    .request_shutdown = qemu_request_shutdown,
+    .reset = qemu_reset,
+    .destroy = qemu_destroy,
+    .status = qemu_status,
+    .clear_rebooted = qemu_clear_rebooted,
+    .wait_stopped = qemu_wait_stopped,
+    .reattach = qemu_reattach,
+    .console_log = qemu_console_log,
+    .vnc_location = qemu_vnc_location,
+};
+
+const HvDriver *hv_qemu_driver(const char *state_dir, HvChangeNotify notify, XapiError **err)
+{
+    qemu.root = g_build_filename(state_dir ? state_dir : ".", "domains", NULL);
+    if (g_mkdir_with_parents(qemu.root, 0700) < 0) {
+        xapi_error_internal(err, "cannot create %s: %s", qemu.root, g_strerror(errno));
+        return NULL;
+    }
+    qemu.binary = g_find_program_in_path("qemu-system-x86_64");
+    if (!qemu.binary)
+        g_warning("qemu-system-x86_64 not found: VMs cannot start (see --hypervisor)");
+    qemu.notify = notify;
+    qemu.domains = g_hash_table_new(g_str_hash, g_str_equal);
+    qemu_driver.accel = accel();
+    return &qemu_driver;
+}

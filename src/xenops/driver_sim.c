@@ -1,0 +1,157 @@
+/* driver_sim.c: simulated domains with the qemu driver's state machine.
+ *
+ * No guest runs: a domain is an entry in a table. The simulated guest
+ * honours the ACPI power button at once (it powers off), which is what a
+ * well-behaved guest does. For scale tests and hosts without QEMU; the
+ * host reports "sim" as its hypervisor so nobody mistakes it for VMs. */
+#include <string.h>
+
+#include "hv_driver.h"
+
+typedef struct {
+    HvState state;
+    HvStopReason reason;
+} SimDomain;
+
+static struct {
+    HvChangeNotify notify;
+    GMutex lock;
+    GCond changed;
+    GHashTable *domains; /* uuid -> SimDomain */
+} sim;
+
+static int sim_start(const char *uuid, const Xv *vm, bool paused, XapiError **err)
+{
+    g_mutex_lock(&sim.lock);
+    bool exists = g_hash_table_contains(sim.domains, uuid);
+    if (!exists) {
+        SimDomain *d = g_new0(SimDomain, 1);
+        d->state = paused ? HV_PAUSED : HV_RUNNING;
+        g_hash_table_insert(sim.domains, g_strdup(uuid), d);
+    }
+    g_mutex_unlock(&sim.lock);
+    if (exists)
+        return xapi_error_internal(err, "a domain for VM %s already exists", uuid);
+    return 0;
+}
+
+/* Moves a domain from one of the states in `from` (a bit set) to `to`. */
+static int transition(const char *uuid, unsigned from, HvState to, XapiError **err)
+{
+    g_mutex_lock(&sim.lock);
+    SimDomain *d = g_hash_table_lookup(sim.domains, uuid);
+    bool ok = d && (from & (1u << d->state));
+    if (ok) {
+        d->state = to;
+        g_cond_broadcast(&sim.changed);
+    }
+    g_mutex_unlock(&sim.lock);
+    if (!ok)
+        return xapi_error_internal(err, "simulated domain %s is not in a state for this", uuid);
+    return 0;
+}
+
+static int sim_pause(const char *uuid, XapiError **err)
+{
+    return transition(uuid, 1u << HV_RUNNING | 1u << HV_PAUSED, HV_PAUSED, err);
+}
+
+static int sim_unpause(const char *uuid, XapiError **err)
+{
+    return transition(uuid, 1u << HV_RUNNING | 1u << HV_PAUSED, HV_RUNNING, err);
+}
+
+static int sim_request_shutdown(const char *uuid, XapiError **err)
+{
+    g_mutex_lock(&sim.lock);
+    SimDomain *d = g_hash_table_lookup(sim.domains, uuid);
+    /* A paused guest cannot see the button; it acts once unpaused. */
+    bool acted = d && d->state == HV_RUNNING;
+    if (acted) {
+        d->state = HV_SHUTDOWN;
+        d->reason = HV_STOP_POWEROFF;
+        g_cond_broadcast(&sim.changed);
+    }
+    g_mutex_unlock(&sim.lock);
+    if (!d)
+        return xapi_error_internal(err, "no simulated domain %s", uuid);
+    if (acted && sim.notify)
+        sim.notify(uuid);
+    return 0;
+}
+
+static int sim_reset(const char *uuid, XapiError **err)
+{
+    return transition(uuid, 1u << HV_RUNNING | 1u << HV_PAUSED | 1u << HV_SHUTDOWN, HV_RUNNING,
+                      err);
+}
+
+static int sim_destroy(const char *uuid, XapiError **err)
+{
+    g_mutex_lock(&sim.lock);
+    g_hash_table_remove(sim.domains, uuid);
+    g_cond_broadcast(&sim.changed);
+    g_mutex_unlock(&sim.lock);
+    return 0;
+}
+
+static HvStatus sim_status(const char *uuid)
+{
+    HvStatus s = {HV_ABSENT, HV_STOP_POWEROFF, false, 0};
+    g_mutex_lock(&sim.lock);
+    SimDomain *d = g_hash_table_lookup(sim.domains, uuid);
+    if (d) {
+        s.state = d->state;
+        s.reason = d->reason;
+    }
+    g_mutex_unlock(&sim.lock);
+    return s;
+}
+
+static bool sim_wait_stopped(const char *uuid, int64_t deadline)
+{
+    bool stopped = false;
+    g_mutex_lock(&sim.lock);
+    for (;;) {
+        SimDomain *d = g_hash_table_lookup(sim.domains, uuid);
+        if (!d || (d->state != HV_RUNNING && d->state != HV_PAUSED)) {
+            stopped = true;
+            break;
+        }
+        if (!g_cond_wait_until(&sim.changed, &sim.lock, deadline))
+            break;
+    }
+    g_mutex_unlock(&sim.lock);
+    return stopped;
+}
+
+static void sim_clear_rebooted(const char *uuid) {} /* simulated guests never reboot alone */
+
+/* Simulated domains live in xapid's memory: none survive a restart. */
+static bool sim_reattach(const char *uuid) { return false; }
+static char *sim_console_log(const char *uuid) { return NULL; }
+static char *sim_vnc_location(const char *uuid) { return NULL; }
+
+static const HvDriver sim_driver = {
+    .name = "sim",
+    .accel = "sim",
+    .start = sim_start,
+    .pause = sim_pause,
+    .unpause = sim_unpause,
+    .request_shutdown = sim_request_shutdown,
+    .reset = sim_reset,
+    .destroy = sim_destroy,
+    .status = sim_status,
+    .clear_rebooted = sim_clear_rebooted,
+    .wait_stopped = sim_wait_stopped,
+    .reattach = sim_reattach,
+    .console_log = sim_console_log,
+    .vnc_location = sim_vnc_location,
+};
+
+const HvDriver *hv_sim_driver(HvChangeNotify notify)
+{
+    sim.notify = notify;
+    sim.domains = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    return &sim_driver;
+}

@@ -1,0 +1,72 @@
+/* hv_driver.h: the hypervisor driver interface.
+ *
+ * A driver runs domains (one per running VM, named by the VM's uuid) and
+ * reports their state; the power-state machine, operation locking and the
+ * database live above it (vm_lifecycle.c). Two drivers: qemu (a
+ * qemu-system-x86_64 process per domain, driven over QMP) and sim
+ * (simulated domains with the same state machine, for scale tests). */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "xapi_error.h"
+#include "xv.h"
+
+typedef enum {
+    HV_ABSENT,   /* no domain */
+    HV_RUNNING,
+    HV_PAUSED,
+    HV_SHUTDOWN, /* the guest stopped itself; the domain waits for a decision */
+} HvState;
+
+/* Why a domain is in HV_SHUTDOWN. */
+typedef enum {
+    HV_STOP_POWEROFF,
+    HV_STOP_REBOOT,
+    HV_STOP_CRASH,
+} HvStopReason;
+
+typedef struct {
+    HvState state;
+    HvStopReason reason; /* HV_SHUTDOWN only */
+    bool rebooted;       /* the guest rebooted itself since clear_rebooted */
+    int64_t pid;         /* qemu: the QEMU process; 0 otherwise */
+} HvStatus;
+
+/* Called from a driver thread when a domain changes state by itself
+ * (guest poweroff or reboot, QEMU gone). Must not block for long. */
+typedef void (*HvChangeNotify)(const char *uuid);
+
+typedef struct HvDriver {
+    const char *name;      /* "qemu" or "sim", reported in host.software_version */
+    const char *accel;     /* "kvm", "tcg" or "sim" */
+    /* Creates and boots a domain from the VM record (an XV_STRUCT as
+     * VM.get_record gives it); paused: left paused before the first
+     * instruction. */
+    int (*start)(const char *uuid, const Xv *vm, bool paused, XapiError **err);
+    int (*pause)(const char *uuid, XapiError **err);
+    int (*unpause)(const char *uuid, XapiError **err);
+    /* Presses the ACPI power button; the guest decides. */
+    int (*request_shutdown)(const char *uuid, XapiError **err);
+    /* Restarts the guest in place (a reboot: a fresh boot, same domain). */
+    int (*reset)(const char *uuid, XapiError **err);
+    /* Stops the domain at once and forgets it. Absent is not an error. */
+    int (*destroy)(const char *uuid, XapiError **err);
+    HvStatus (*status)(const char *uuid);
+    void (*clear_rebooted)(const char *uuid);
+    /* Blocks until the domain leaves HV_RUNNING/HV_PAUSED or the monotonic
+     * deadline passes; true if it did. */
+    bool (*wait_stopped)(const char *uuid, int64_t deadline);
+    /* Finds a domain left running by an earlier xapid (after a restart)
+     * and resumes watching it; false if there is none. */
+    bool (*reattach)(const char *uuid);
+    /* Where the guest's serial console is written, or NULL (caller frees). */
+    char *(*console_log)(const char *uuid);
+    /* The VNC endpoint for the console object, or NULL (caller frees). */
+    char *(*vnc_location)(const char *uuid);
+} HvDriver;
+
+/* state_dir holds one directory per domain (qemu). */
+const HvDriver *hv_qemu_driver(const char *state_dir, HvChangeNotify notify, XapiError **err);
+const HvDriver *hv_sim_driver(HvChangeNotify notify);

@@ -1,0 +1,153 @@
+/* qemu_cmdline.c: from a VM record to QEMU's arguments.
+ *
+ * The domain runs detached (-daemonize) so that it outlives xapid; xapid
+ * finds it again through the pid file and the QMP sockets in the domain's
+ * directory. A guest's poweroff stops the domain (-action) and its reboot
+ * resets it; xapid decides what follows from actions_after_shutdown,
+ * actions_after_reboot and actions_after_crash. */
+#include "qemu_cmdline.h"
+
+#include <string.h>
+
+static const char *field_str(const Xv *vm, const char *name)
+{
+    const Xv *v = xv_struct_get(vm, name);
+    const char *s = v ? xv_str(v) : NULL;
+    return s ? s : "";
+}
+
+static int64_t field_int(const Xv *vm, const char *name)
+{
+    const Xv *v = xv_struct_get(vm, name);
+    return v && v->kind == XV_INT ? v->i : 0;
+}
+
+static const char *map_get(const Xv *vm, const char *map, const char *key)
+{
+    const Xv *m = xv_struct_get(vm, map);
+    const Xv *v = m && m->kind == XV_STRUCT ? xv_struct_get(m, key) : NULL;
+    return v ? xv_str(v) : NULL;
+}
+
+/* QEMU's option syntax doubles commas inside a value. */
+static char *escape_commas(const char *s)
+{
+    GString *out = g_string_new(NULL);
+    for (; *s; s++) {
+        if (*s == ',')
+            g_string_append_c(out, ',');
+        g_string_append_c(out, *s);
+    }
+    return g_string_free(out, FALSE);
+}
+
+static void add(GPtrArray *argv, const char *arg) { g_ptr_array_add(argv, g_strdup(arg)); }
+
+static void addf(GPtrArray *argv, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+static void addf(GPtrArray *argv, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    g_ptr_array_add(argv, g_strdup_vprintf(fmt, ap));
+    va_end(ap);
+}
+
+/* HVM_boot_params "order": c disk, d CD, n network (XAPI's letters are
+ * QEMU's too). */
+static bool valid_boot_order(const char *order)
+{
+    if (!*order || strlen(order) > 8)
+        return false;
+    for (const char *c = order; *c; c++)
+        if (!strchr("cdn", *c))
+            return false;
+    return true;
+}
+
+char **qemu_cmdline(const QemuHost *host, const char *uuid, const Xv *vm, bool paused,
+                    XapiError **err)
+{
+    int64_t memory = field_int(vm, "memory_static_max");
+    int64_t mib = memory / (1024 * 1024);
+    if (mib < 1) { /* vm_lifecycle.c checks the sizes with the VM's ref in hand */
+        xapi_error_internal(err, "memory_static_max %" G_GINT64_FORMAT " is below 1 MiB", memory);
+        return NULL;
+    }
+    int64_t vcpus = field_int(vm, "VCPUs_at_startup");
+    int64_t vcpus_max = field_int(vm, "VCPUs_max");
+    if (vcpus < 1)
+        vcpus = 1;
+    if (vcpus_max < vcpus)
+        vcpus_max = vcpus;
+    const char *acpi = map_get(vm, "platform", "acpi");
+    bool acpi_off = acpi && strcmp(acpi, "0") == 0;
+    const char *kernel = field_str(vm, "PV_kernel");
+    const char *order = map_get(vm, "HVM_boot_params", "order");
+    if (!*kernel && order && !valid_boot_order(order)) {
+        xapi_error_set(err, "INVALID_VALUE", "HVM_boot_params:order", order, NULL);
+        return NULL;
+    }
+
+    GPtrArray *argv = g_ptr_array_new();
+    g_autofree char *name = escape_commas(field_str(vm, "name_label"));
+    g_autofree char *dir = escape_commas(host->dir);
+    add(argv, host->binary);
+    add(argv, "-name");
+    addf(argv, "guest=%s", name);
+    add(argv, "-uuid");
+    add(argv, uuid);
+    add(argv, "-machine");
+    addf(argv, "q35,accel=%s%s", host->accel, acpi_off ? ",acpi=off" : "");
+    add(argv, "-cpu");
+    add(argv, strcmp(host->accel, "kvm") == 0 ? "host" : "max");
+    add(argv, "-m");
+    addf(argv, "%" G_GINT64_FORMAT, mib);
+    add(argv, "-smp");
+    addf(argv, "%" G_GINT64_FORMAT ",maxcpus=%" G_GINT64_FORMAT, vcpus, vcpus_max);
+    add(argv, "-nodefaults");
+    add(argv, "-no-user-config");
+    add(argv, "-display");
+    add(argv, "none");
+    add(argv, "-vga");
+    add(argv, "std");
+    add(argv, "-vnc");
+    addf(argv, "unix:%s/" QEMU_VNC_SOCKET, dir);
+    add(argv, "-chardev");
+    addf(argv, "file,id=console0,path=%s/" QEMU_CONSOLE_LOG, dir);
+    add(argv, "-serial");
+    add(argv, "chardev:console0");
+    add(argv, "-qmp");
+    addf(argv, "unix:%s/" QEMU_QMP_SOCKET ",server=on,wait=off", dir);
+    add(argv, "-qmp");
+    addf(argv, "unix:%s/" QEMU_EVENTS_SOCKET ",server=on,wait=off", dir);
+    /* The guest's poweroff and panic stop the domain and its reboot resets
+     * it in place; xapid then applies actions_after_*. */
+    add(argv, "-action");
+    add(argv, "shutdown=pause,panic=shutdown");
+    add(argv, "-device");
+    add(argv, "pvpanic");
+    if (*kernel) {
+        add(argv, "-kernel");
+        add(argv, kernel);
+        const char *ramdisk = field_str(vm, "PV_ramdisk");
+        if (*ramdisk) {
+            add(argv, "-initrd");
+            add(argv, ramdisk);
+        }
+        const char *args = field_str(vm, "PV_args");
+        if (*args) {
+            add(argv, "-append");
+            add(argv, args);
+        }
+    } else {
+        add(argv, "-boot");
+        addf(argv, "order=%s", order ? order : "cd");
+    }
+    if (paused)
+        add(argv, "-S");
+    add(argv, "-daemonize");
+    add(argv, "-pidfile");
+    addf(argv, "%s/" QEMU_PIDFILE, host->dir);
+    g_ptr_array_add(argv, NULL);
+    return (char **)g_ptr_array_free(argv, FALSE);
+}

@@ -1,0 +1,27 @@
+/* qemu_cmdline.h: the qemu-system-x86_64 command line for a VM record. */
+#pragma once
+
+#include <glib.h>
+#include <stdbool.h>
+
+#include "xapi_error.h"
+#include "xv.h"
+
+typedef struct {
+    const char *binary; /* qemu-system-x86_64 */
+    const char *accel;  /* "kvm" or "tcg" */
+    const char *dir;    /* the domain's runtime directory (sockets, logs, pid) */
+} QemuHost;
+
+/* The paths inside a domain's directory. */
+#define QEMU_PIDFILE "qemu.pid"
+#define QEMU_QMP_SOCKET "qmp.sock"
+#define QEMU_EVENTS_SOCKET "events.sock"
+#define QEMU_CONSOLE_LOG "console.log"
+#define QEMU_VNC_SOCKET "vnc.sock"
+
+/* argv (NULL-terminated, caller frees with g_strfreev) for booting vm, an
+ * XV_STRUCT as VM.get_record gives it. Fields that cannot be honoured give
+ * an error rather than being ignored. */
+char **qemu_cmdline(const QemuHost *host, const char *uuid, const Xv *vm, bool paused,
+                    XapiError **err);

@@ -1,0 +1,82 @@
+/* qemu_cmdline_test.c: VM records (golden/NAME.vm.json) give exactly the
+ * QEMU arguments in golden/NAME.argv, one per line. A record member
+ * "xapid_test_paused": true asks for a paused start. Set
+ * XAPID_UPDATE_GOLDEN=1 to rewrite the expected files (then review them). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "jsonrpc.h"
+#include "qemu_cmdline.h"
+
+static char *golden_path(const char *name)
+{
+    const char *root = g_getenv("SOURCE_ROOT");
+    return g_build_filename(root ? root : ".", "src", "xenops", "golden", name, NULL);
+}
+
+static Xv *load_record(const char *name)
+{
+    g_autofree char *path = golden_path(name);
+    g_autofree char *text = NULL;
+    gsize len;
+    if (!g_file_get_contents(path, &text, &len, NULL))
+        fail_msg("missing %s", path);
+    g_autofree char *why = NULL;
+    Xv *record = jsonrpc_value_from_json(text, len, &why);
+    if (!record)
+        fail_msg("%s: %s", path, why);
+    return record;
+}
+
+static const QemuHost host = {"qemu-system-x86_64", "tcg", "/state/domains/U"};
+
+static void test_goldens(void **state)
+{
+    static const char *const names[] = {"direct-kernel", "hvm-boot-order", "defaults"};
+    for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
+        g_autofree char *json = g_strdup_printf("%s.vm.json", names[i]);
+        g_autoptr(Xv) vm = load_record(json);
+        const Xv *paused = xv_struct_get(vm, "xapid_test_paused");
+        XapiError *err = NULL;
+        g_auto(GStrv) argv = qemu_cmdline(&host, "6f2e0f39-0000-4000-8000-000000000001", vm,
+                                          paused && paused->b, &err);
+        if (!argv)
+            fail_msg("%s: %s", names[i], err->code);
+        g_autofree char *joined = g_strjoinv("\n", argv);
+        g_autofree char *actual = g_strconcat(joined, "\n", NULL);
+        g_autofree char *argv_name = g_strdup_printf("%s.argv", names[i]);
+        g_autofree char *path = golden_path(argv_name);
+        if (g_getenv("XAPID_UPDATE_GOLDEN")) {
+            g_file_set_contents(path, actual, -1, NULL);
+            continue;
+        }
+        g_autofree char *expected = NULL;
+        if (!g_file_get_contents(path, &expected, NULL, NULL))
+            fail_msg("missing golden file %s", path);
+        assert_string_equal(actual, expected);
+    }
+}
+
+static void test_bad_boot_order_is_refused(void **state)
+{
+    g_autoptr(Xv) vm = load_record("hvm-boot-order.vm.json");
+    Xv *params = xv_struct_get(vm, "HVM_boot_params");
+    xv_struct_set_string(params, "order", "c,d");
+    XapiError *err = NULL;
+    char **argv = qemu_cmdline(&host, "u", vm, false, &err);
+    assert_null(argv);
+    assert_string_equal(err->code, "INVALID_VALUE");
+    xapi_error_free(err);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_goldens),
+        cmocka_unit_test(test_bad_boot_order_is_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,347 @@
+/* vm_lifecycle.c: VM.start, shutdown, reboot, pause, destroy and friends.
+ *
+ * Every operation is checked and recorded in current_operations first
+ * (vm_operations.c), then runs holding the VM's lock against the driver,
+ * and the database follows what the domain did (xenops.c). */
+#include <string.h>
+
+#include "dm_handlers.h"
+#include "task.h"
+#include "vm_operations.h"
+#include "xenops.h"
+
+#define DEFAULT_CLEAN_SHUTDOWN_TIMEOUT 1200 /* seconds, as XAPI's */
+#define MIN_MEMORY (16 << 20)
+
+typedef struct VmOp {
+    Call *call;
+    const char *ref;
+    char *uuid;
+    Xv *record; /* the VM as it was when the operation began */
+    const void *arg;
+} VmOp;
+
+static const char *record_str(const VmOp *o, const char *field)
+{
+    const Xv *v = xv_struct_get(o->record, field);
+    return v ? xv_str(v) : "";
+}
+
+/* Checks and locks op, runs work under the VM's lock, unlocks. */
+static int run_vm_operation(Call *call, const char *vm_ref, const char *op,
+                            int (*work)(VmOp *o), const void *arg)
+{
+    g_autofree char *op_task = call->task_ref ? g_strdup(call->task_ref) : db_new_ref();
+    if (vm_operation_begin(vm_ref, op, op_task, &call->error) < 0)
+        return -1;
+    VmOp o = {call, vm_ref, NULL, NULL, arg};
+    db_read_begin();
+    DbRow *vm = db_lookup(dm_class_by_name("VM"), vm_ref);
+    if (vm) {
+        o.uuid = g_strdup(xv_str(db_get(vm, "uuid")));
+        o.record = db_row_record(vm);
+    }
+    db_read_end();
+    int rc = -1;
+    if (!vm) {
+        xapi_error_set(&call->error, "HANDLE_INVALID", "VM", vm_ref, NULL);
+    } else {
+        xenops_lock_vm(o.uuid);
+        task_set_progress(call->task_ref, 0.1);
+        rc = work(&o);
+        xenops_unlock_vm(o.uuid);
+    }
+    vm_operation_end(vm_ref, op_task);
+    g_free(o.uuid);
+    xv_free(o.record);
+    return rc;
+}
+
+static const HvDriver *driver(void) { return xenops_driver(); }
+
+/* ---- start ----------------------------------------------------------- */
+
+static int check_startable(VmOp *o)
+{
+    Call *call = o->call;
+    int64_t memory = xv_struct_get(o->record, "memory_static_max")->i;
+    if (memory < MIN_MEMORY)
+        return xapi_error_set(&call->error, "VM_MEMORY_SIZE_TOO_LOW", o->ref, NULL);
+    if (xv_struct_get(o->record, "VCPUs_at_startup")->i < 1)
+        return xapi_error_set(&call->error, "VM_NO_VCPUS", o->ref, NULL);
+    db_read_begin();
+    DbRow *vm = db_lookup(dm_class_by_name("VM"), o->ref);
+    int64_t need = vm ? xenops_vm_memory_need(vm) : 0;
+    int64_t free_bytes = xenops_host_free_memory();
+    db_read_end();
+    if (need > free_bytes) {
+        char needed[32], available[32];
+        g_snprintf(needed, sizeof needed, "%" G_GINT64_FORMAT, need);
+        g_snprintf(available, sizeof available, "%" G_GINT64_FORMAT, free_bytes);
+        return xapi_error_set(&call->error, "HOST_NOT_ENOUGH_FREE_MEMORY", needed, available,
+                              NULL);
+    }
+    return 0;
+}
+
+static int start_work(VmOp *o)
+{
+    bool paused = *(const bool *)o->arg;
+    if (check_startable(o) < 0)
+        return -1;
+    if (driver()->start(o->uuid, o->record, paused, &o->call->error) < 0)
+        return -1;
+    task_set_progress(o->call->task_ref, 0.8);
+    if (xenops_mark_running(o->ref, paused, true, &o->call->error) < 0) {
+        g_autoptr(XapiError) ignored = NULL;
+        driver()->destroy(o->uuid, &ignored);
+        return -1;
+    }
+    return 0;
+}
+
+int xapi_VM_start(Call *call, const char *vm, bool start_paused, bool force)
+{
+    return run_vm_operation(call, vm, "start", start_work, &start_paused);
+}
+
+int xapi_VM_start_on(Call *call, const char *vm, const char *host, bool start_paused, bool force)
+{
+    db_read_begin();
+    g_autofree char *this_host = xenops_this_host();
+    bool exists = db_lookup(dm_class_by_name("host"), host) != NULL;
+    db_read_end();
+    if (!exists)
+        return xapi_error_set(&call->error, "HANDLE_INVALID", "host", host, NULL);
+    if (strcmp(host, this_host) != 0)
+        return xapi_error_set(&call->error, "HOST_OFFLINE", host, NULL);
+    return run_vm_operation(call, vm, "start_on", start_work, &start_paused);
+}
+
+/* ---- pause ----------------------------------------------------------- */
+
+static int pause_work(VmOp *o)
+{
+    if (driver()->pause(o->uuid, &o->call->error) < 0)
+        return -1;
+    return xenops_mark_paused(o->ref, true, &o->call->error);
+}
+
+static int unpause_work(VmOp *o)
+{
+    if (driver()->unpause(o->uuid, &o->call->error) < 0)
+        return -1;
+    return xenops_mark_paused(o->ref, false, &o->call->error);
+}
+
+int xapi_VM_pause(Call *call, const char *vm)
+{
+    return run_vm_operation(call, vm, "pause", pause_work, NULL);
+}
+
+int xapi_VM_unpause(Call *call, const char *vm)
+{
+    return run_vm_operation(call, vm, "unpause", unpause_work, NULL);
+}
+
+/* ---- shutdown and reboot ---------------------------------------------- */
+
+static int64_t clean_shutdown_timeout(const VmOp *o)
+{
+    const Xv *other = xv_struct_get(o->record, "other_config");
+    const Xv *t = other ? xv_struct_get(other, "clean_shutdown_timeout") : NULL;
+    int64_t seconds = t ? g_ascii_strtoll(xv_str(t), NULL, 10) : 0;
+    return seconds > 0 ? seconds : DEFAULT_CLEAN_SHUTDOWN_TIMEOUT;
+}
+
+/* Presses the power button and waits for the guest to stop, checking for
+ * cancellation; the domain is left stopped, not destroyed. */
+static int ask_guest_to_stop(VmOp *o)
+{
+    Call *call = o->call;
+    const Xv *platform = xv_struct_get(o->record, "platform");
+    const Xv *acpi = platform ? xv_struct_get(platform, "acpi") : NULL;
+    if (acpi && strcmp(xv_str(acpi), "0") == 0) /* no power button to press */
+        return xapi_error_set(&call->error, "VM_LACKS_FEATURE", o->ref, NULL);
+    if (driver()->request_shutdown(o->uuid, &call->error) < 0)
+        return -1;
+    task_set_progress(call->task_ref, 0.3);
+    int64_t timeout = clean_shutdown_timeout(o);
+    int64_t deadline = g_get_monotonic_time() + timeout * G_USEC_PER_SEC;
+    while (!driver()->wait_stopped(o->uuid, MIN(deadline, g_get_monotonic_time() +
+                                                          G_USEC_PER_SEC / 5))) {
+        if (call->task_ref && task_cancel_requested(call->task_ref))
+            return xapi_error_set(&call->error, "TASK_CANCELLED", call->task_ref, NULL);
+        if (g_get_monotonic_time() >= deadline) {
+            char seconds[32];
+            g_snprintf(seconds, sizeof seconds, "%" G_GINT64_FORMAT, timeout);
+            return xapi_error_set(&call->error, "VM_SHUTDOWN_TIMEOUT", o->ref, seconds, NULL);
+        }
+    }
+    return 0;
+}
+
+static int halt(VmOp *o)
+{
+    if (driver()->destroy(o->uuid, &o->call->error) < 0)
+        return -1;
+    return xenops_mark_halted(o->ref, &o->call->error);
+}
+
+static int clean_shutdown_work(VmOp *o)
+{
+    if (ask_guest_to_stop(o) < 0)
+        return -1;
+    return halt(o);
+}
+
+static int clean_reboot_work(VmOp *o)
+{
+    if (ask_guest_to_stop(o) < 0)
+        return -1;
+    if (driver()->reset(o->uuid, &o->call->error) < 0)
+        return -1;
+    return xenops_mark_running(o->ref, false, true, &o->call->error);
+}
+
+static int hard_shutdown_work(VmOp *o)
+{
+    return halt(o); /* a suspended VM has no domain: only the record changes */
+}
+
+static int hard_reboot_work(VmOp *o)
+{
+    if (driver()->reset(o->uuid, &o->call->error) < 0)
+        return -1;
+    return xenops_mark_running(o->ref, false, true, &o->call->error);
+}
+
+/* VM.shutdown: clean when the guest can be asked, hard otherwise or when
+ * it does not comply. */
+static int shutdown_work(VmOp *o)
+{
+    if (strcmp(record_str(o, "power_state"), "Running") == 0) {
+        g_autoptr(XapiError) clean_error = NULL;
+        XapiError *saved = o->call->error;
+        o->call->error = NULL;
+        int rc = ask_guest_to_stop(o);
+        clean_error = o->call->error;
+        o->call->error = saved;
+        if (rc < 0 && strcmp(clean_error->code, "TASK_CANCELLED") == 0) {
+            o->call->error = g_steal_pointer(&clean_error);
+            return -1;
+        }
+    }
+    return halt(o);
+}
+
+int xapi_VM_clean_shutdown(Call *call, const char *vm)
+{
+    return run_vm_operation(call, vm, "clean_shutdown", clean_shutdown_work, NULL);
+}
+
+int xapi_VM_clean_reboot(Call *call, const char *vm)
+{
+    return run_vm_operation(call, vm, "clean_reboot", clean_reboot_work, NULL);
+}
+
+int xapi_VM_hard_shutdown(Call *call, const char *vm)
+{
+    return run_vm_operation(call, vm, "hard_shutdown", hard_shutdown_work, NULL);
+}
+
+int xapi_VM_hard_reboot(Call *call, const char *vm)
+{
+    return run_vm_operation(call, vm, "hard_reboot", hard_reboot_work, NULL);
+}
+
+int xapi_VM_shutdown(Call *call, const char *vm)
+{
+    return run_vm_operation(call, vm, "shutdown", shutdown_work, NULL);
+}
+
+/* ---- destroy and power_state_reset ------------------------------------ */
+
+static void delete_refs(const Xv *refs, const char *class_name)
+{
+    const DmClass *cls = dm_class_by_name(class_name);
+    g_autoptr(Xv) copy = xv_dup(refs);
+    for (guint i = 0; i < xv_len(copy); i++) {
+        DbRow *row = db_lookup(cls, xv_str(xv_at(copy, i)));
+        if (row)
+            db_delete(row, NULL);
+    }
+}
+
+static void delete_ref(const Xv *ref, const char *class_name)
+{
+    DbRow *row = db_lookup(dm_class_by_name(class_name), xv_str(ref));
+    if (row)
+        db_delete(row, NULL);
+}
+
+/* The VM with what belongs to it alone: devices, consoles, metrics. */
+static int destroy_work(VmOp *o)
+{
+    Call *call = o->call;
+    g_autoptr(XapiError) ignored = NULL;
+    driver()->destroy(o->uuid, &ignored); /* a suspended VM's leftovers */
+    if (db_write_begin(&call->error) < 0)
+        return -1;
+    DbRow *vm = db_lookup(dm_class_by_name("VM"), o->ref);
+    if (!vm) {
+        db_write_abort();
+        return xapi_error_set(&call->error, "HANDLE_INVALID", "VM", o->ref, NULL);
+    }
+    delete_refs(db_get(vm, "VBDs"), "VBD");
+    delete_refs(db_get(vm, "VIFs"), "VIF");
+    delete_refs(db_get(vm, "consoles"), "console");
+    delete_ref(db_get(vm, "metrics"), "VM_metrics");
+    delete_ref(db_get(vm, "guest_metrics"), "VM_guest_metrics");
+    vm = db_lookup(dm_class_by_name("VM"), o->ref);
+    if (!vm || db_delete(vm, &call->error) < 0) {
+        db_write_abort();
+        return -1;
+    }
+    return db_write_commit(&call->error);
+}
+
+int xapi_VM_destroy(Call *call, const char *self)
+{
+    return run_vm_operation(call, self, "destroy", destroy_work, NULL);
+}
+
+static int power_state_reset_work(VmOp *o)
+{
+    Call *call = o->call;
+    const Xv *dom0 = xv_struct_get(o->record, "is_control_domain");
+    if (dom0 && dom0->b)
+        return xapi_error_set(&call->error, "CANNOT_RESET_CONTROL_DOMAIN", o->ref, NULL);
+    HvStatus st = driver()->status(o->uuid);
+    if (st.state == HV_RUNNING || st.state == HV_PAUSED)
+        return xapi_error_set(&call->error, "OPERATION_NOT_ALLOWED",
+                              "the VM's domain still runs on this host: use VM.hard_shutdown",
+                              NULL);
+    g_autoptr(XapiError) ignored = NULL;
+    driver()->destroy(o->uuid, &ignored);
+    return xenops_mark_halted(o->ref, &call->error);
+}
+
+int xapi_VM_power_state_reset(Call *call, const char *vm)
+{
+    return run_vm_operation(call, vm, "power_state_reset", power_state_reset_work, NULL);
+}
+
+/* ---- host memory -------------------------------------------------------- */
+
+int xapi_host_compute_free_memory(Call *call, const char *host, Xv **result)
+{
+    db_read_begin();
+    bool exists = db_lookup(dm_class_by_name("host"), host) != NULL;
+    int64_t free_bytes = exists ? xenops_host_free_memory() : 0;
+    db_read_end();
+    if (!exists)
+        return xapi_error_set(&call->error, "HANDLE_INVALID", "host", host, NULL);
+    *result = xv_new_int(free_bytes);
+    return 0;
+}

@@ -1,0 +1,486 @@
+/* xenops.c: driver choice, VM locks, reconciliation, and the database
+ * side of power-state changes. */
+#include "xenops.h"
+
+#include <string.h>
+
+#include "implicit.h"
+#include "vm_operations.h"
+
+static struct {
+    const HvDriver *driver;
+    GMutex locks_lock;
+    GHashTable *locks;       /* uuid -> GMutex*, kept for the daemon's life */
+    GThreadPool *reactions;  /* reconciles VMs whose guests changed by themselves */
+    int64_t host_reserve;    /* memory the host keeps for itself */
+} xenops;
+
+const HvDriver *xenops_driver(void) { return xenops.driver; }
+
+static GMutex *vm_mutex(const char *uuid)
+{
+    g_mutex_lock(&xenops.locks_lock);
+    GMutex *m = g_hash_table_lookup(xenops.locks, uuid);
+    if (!m) {
+        m = g_new0(GMutex, 1);
+        g_mutex_init(m);
+        g_hash_table_insert(xenops.locks, g_strdup(uuid), m);
+    }
+    g_mutex_unlock(&xenops.locks_lock);
+    return m;
+}
+
+void xenops_lock_vm(const char *uuid) { g_mutex_lock(vm_mutex(uuid)); }
+void xenops_unlock_vm(const char *uuid) { g_mutex_unlock(vm_mutex(uuid)); }
+
+static bool take_master(DbRow *pool, void *ctx)
+{
+    *(char **)ctx = g_strdup(xv_str(db_get(pool, "master")));
+    return false;
+}
+
+char *xenops_this_host(void)
+{
+    char *ref = NULL;
+    db_foreach(dm_class_by_name("pool"), take_master, &ref);
+    return ref ? ref : g_strdup("OpaqueRef:NULL");
+}
+
+/* ---- memory ------------------------------------------------------------ */
+
+int64_t xenops_vm_memory_need(const DbRow *vm)
+{
+    return db_get(vm, "memory_static_max")->i + db_get(vm, "memory_overhead")->i;
+}
+
+typedef struct {
+    const char *host;
+    int64_t used;
+} MemorySum;
+
+static bool add_resident(DbRow *vm, void *ctx)
+{
+    MemorySum *sum = ctx;
+    const char *state = xv_str(db_get(vm, "power_state"));
+    if (db_get(vm, "is_control_domain")->b || strcmp(state, "Halted") == 0 ||
+        strcmp(state, "Suspended") == 0 || strcmp(xv_str(db_get(vm, "resident_on")), sum->host))
+        return true;
+    sum->used += xenops_vm_memory_need(vm);
+    return true;
+}
+
+static int64_t host_total_memory(const DbRow *host)
+{
+    DbRow *metrics = db_lookup(dm_class_by_name("host_metrics"), xv_str(db_get(host, "metrics")));
+    return metrics ? db_get(metrics, "memory_total")->i : 0;
+}
+
+int64_t xenops_host_free_memory(void)
+{
+    g_autofree char *host_ref = xenops_this_host();
+    DbRow *host = db_lookup(dm_class_by_name("host"), host_ref);
+    if (!host)
+        return 0;
+    MemorySum sum = {host_ref, 0};
+    db_foreach(dm_class_by_name("VM"), add_resident, &sum);
+    int64_t free_bytes = host_total_memory(host) - xenops.host_reserve - sum.used;
+    return free_bytes > 0 ? free_bytes : 0;
+}
+
+/* host_metrics.memory_free follows every start and stop where the
+ * datamodel still has the field (it is "Removed" in current XenAPI, whose
+ * clients use host.compute_free_memory); write lock held. */
+static void update_host_memory(void)
+{
+    g_autofree char *host_ref = xenops_this_host();
+    DbRow *host = db_lookup(dm_class_by_name("host"), host_ref);
+    DbRow *metrics = host ? db_lookup(dm_class_by_name("host_metrics"),
+                                      xv_str(db_get(host, "metrics")))
+                          : NULL;
+    if (!metrics)
+        return;
+    const Xv *memory_free = db_get(metrics, "memory_free");
+    int64_t free_bytes = xenops_host_free_memory();
+    if (memory_free && memory_free->i != free_bytes)
+        db_set_by_name(metrics, "memory_free", xv_new_int(free_bytes), NULL);
+    db_set_by_name(metrics, "last_updated",
+                   xv_new_datetime(g_get_real_time() / G_USEC_PER_SEC), NULL);
+}
+
+/* /proc/meminfo's value for key, in bytes. */
+static int64_t meminfo(const char *key)
+{
+    g_autofree char *text = NULL;
+    if (!g_file_get_contents("/proc/meminfo", &text, NULL, NULL))
+        return 0;
+    size_t klen = strlen(key);
+    for (char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+        if (strncmp(line, key, klen) == 0 && line[klen] == ':')
+            return g_ascii_strtoll(line + klen + 1, NULL, 10) * 1024;
+    return 0;
+}
+
+/* ---- database updates --------------------------------------------------- */
+
+static int64_t next_domid(XapiError **err)
+{
+    g_autofree char *text = db_meta_get("next_domid");
+    int64_t domid = text ? g_ascii_strtoll(text, NULL, 10) : 1;
+    if (domid < 1)
+        domid = 1;
+    g_autofree char *next = g_strdup_printf("%" G_GINT64_FORMAT, domid + 1);
+    if (db_meta_put("next_domid", next, err) < 0)
+        return -1;
+    return domid;
+}
+
+/* The VM's metrics object, made on first start (write lock held). */
+static DbRow *ensure_metrics(DbRow *vm, XapiError **err)
+{
+    const DmClass *cls = dm_class_by_name("VM_metrics");
+    DbRow *metrics = db_lookup(cls, xv_str(db_get(vm, "metrics")));
+    if (metrics)
+        return metrics;
+    metrics = db_row_new(cls);
+    char *ref = g_strdup(metrics->ref);
+    if (db_insert(metrics, err) < 0 ||
+        db_set_by_name(vm, "metrics", xv_new_string_take(ref), err) < 0)
+        return NULL;
+    return db_lookup(cls, xv_str(db_get(vm, "metrics")));
+}
+
+static void destroy_consoles(DbRow *vm)
+{
+    g_autoptr(Xv) consoles = xv_dup(db_get(vm, "consoles"));
+    for (guint i = 0; i < xv_len(consoles); i++) {
+        DbRow *c = db_lookup(dm_class_by_name("console"), xv_str(xv_at(consoles, i)));
+        if (c)
+            db_delete(c, NULL);
+    }
+}
+
+static int add_console(DbRow *vm, const char *uuid, XapiError **err)
+{
+    g_autofree char *location = xenops.driver->vnc_location(uuid);
+    if (!location)
+        return 0;
+    DbRow *console = db_row_new(dm_class_by_name("console"));
+    db_row_put(console, "protocol", xv_new_string("rfb"));
+    db_row_put(console, "location", xv_new_string(location));
+    db_row_put(console, "VM", xv_new_string(vm->ref));
+    return db_insert(console, err);
+}
+
+typedef struct {
+    bool paused;
+    bool new_domid;
+} RunningUpdate;
+
+static int with_vm(const char *vm_ref, int (*fn)(DbRow *vm, const void *arg, XapiError **err),
+                   const void *arg, XapiError **err)
+{
+    if (db_write_begin(err) < 0)
+        return -1;
+    DbRow *vm = db_lookup(dm_class_by_name("VM"), vm_ref);
+    if (!vm) {
+        db_write_abort();
+        return xapi_error_set(err, "HANDLE_INVALID", "VM", vm_ref, NULL);
+    }
+    if (fn(vm, arg, err) < 0 || vm_update_allowed_operations(vm, err) < 0) {
+        db_write_abort();
+        return -1;
+    }
+    update_host_memory();
+    return db_write_commit(err);
+}
+
+static int set_running(DbRow *vm, const void *arg, XapiError **err)
+{
+    const RunningUpdate *u = arg;
+    bool was_halted = strcmp(xv_str(db_get(vm, "power_state")), "Halted") == 0;
+    if (db_set_by_name(vm, "power_state", xv_new_static_string(u->paused ? "Paused" : "Running"),
+                       err) < 0)
+        return -1;
+    g_autofree char *host = xenops_this_host();
+    if (db_set_by_name(vm, "resident_on", xv_new_string(host), err) < 0)
+        return -1;
+    if (u->new_domid) {
+        int64_t domid = next_domid(err);
+        if (domid < 0 || db_set_by_name(vm, "domid", xv_new_int(domid), err) < 0)
+            return -1;
+    }
+    DbRow *metrics = ensure_metrics(vm, err);
+    if (!metrics)
+        return -1;
+    int64_t now = g_get_real_time() / G_USEC_PER_SEC;
+    if (u->new_domid) {
+        db_set_by_name(metrics, "start_time", xv_new_datetime(now), NULL);
+        db_set_by_name(metrics, "VCPUs_number", xv_new_int(db_get(vm, "VCPUs_at_startup")->i),
+                       NULL);
+        db_set_by_name(metrics, "memory_actual", xv_new_int(db_get(vm, "memory_static_max")->i),
+                       NULL);
+        db_set_by_name(metrics, "current_domain_type", xv_new_static_string("hvm"), NULL);
+    }
+    db_set_by_name(metrics, "state", xv_new_array(), NULL);
+    db_set_by_name(metrics, "last_updated", xv_new_datetime(now), NULL);
+    if (was_halted)
+        return add_console(vm, xv_str(db_get(vm, "uuid")), err);
+    return 0;
+}
+
+int xenops_mark_running(const char *vm_ref, bool paused, bool new_domid, XapiError **err)
+{
+    RunningUpdate u = {paused, new_domid};
+    return with_vm(vm_ref, set_running, &u, err);
+}
+
+static int set_paused(DbRow *vm, const void *arg, XapiError **err)
+{
+    bool paused = *(const bool *)arg;
+    return db_set_by_name(vm, "power_state", xv_new_static_string(paused ? "Paused" : "Running"),
+                          err);
+}
+
+int xenops_mark_paused(const char *vm_ref, bool paused, XapiError **err)
+{
+    return with_vm(vm_ref, set_paused, &paused, err);
+}
+
+static int set_halted(DbRow *vm, const void *arg, XapiError **err)
+{
+    destroy_consoles(vm);
+    if (db_set_by_name(vm, "power_state", xv_new_static_string("Halted"), err) < 0 ||
+        db_set_by_name(vm, "domid", xv_new_int(-1), err) < 0 ||
+        db_set_by_name(vm, "resident_on", xv_new_string("OpaqueRef:NULL"), err) < 0)
+        return -1;
+    DbRow *metrics = db_lookup(dm_class_by_name("VM_metrics"), xv_str(db_get(vm, "metrics")));
+    if (metrics) {
+        db_set_by_name(metrics, "VCPUs_number", xv_new_int(0), NULL);
+        db_set_by_name(metrics, "memory_actual", xv_new_int(0), NULL);
+        db_set_by_name(metrics, "last_updated",
+                       xv_new_datetime(g_get_real_time() / G_USEC_PER_SEC), NULL);
+    }
+    return 0;
+}
+
+int xenops_mark_halted(const char *vm_ref, XapiError **err)
+{
+    return with_vm(vm_ref, set_halted, NULL, err);
+}
+
+/* ---- reconciliation ----------------------------------------------------- */
+
+typedef struct {
+    char *ref;
+    char *power_state;
+    char *after_shutdown, *after_reboot, *after_crash;
+} VmView;
+
+static bool read_view(const char *uuid, VmView *view)
+{
+    db_read_begin();
+    DbRow *vm = db_lookup_uuid(dm_class_by_name("VM"), uuid);
+    if (vm) {
+        view->ref = g_strdup(vm->ref);
+        view->power_state = g_strdup(xv_str(db_get(vm, "power_state")));
+        view->after_shutdown = g_strdup(xv_str(db_get(vm, "actions_after_shutdown")));
+        view->after_reboot = g_strdup(xv_str(db_get(vm, "actions_after_reboot")));
+        view->after_crash = g_strdup(xv_str(db_get(vm, "actions_after_crash")));
+    }
+    db_read_end();
+    return vm != NULL;
+}
+
+static void view_clear(VmView *v)
+{
+    g_free(v->ref);
+    g_free(v->power_state);
+    g_free(v->after_shutdown);
+    g_free(v->after_reboot);
+    g_free(v->after_crash);
+}
+
+static void log_failure(const char *uuid, const char *what, XapiError *err)
+{
+    if (err)
+        g_warning("VM %s: %s failed: %s %s", uuid, what, err->code,
+                  err->params->len ? (char *)err->params->pdata[0] : "");
+}
+
+/* A stopped guest: restart it in place or end the domain. */
+static void apply_stop_action(const char *uuid, const VmView *vm, HvStopReason reason)
+{
+    const char *action = reason == HV_STOP_REBOOT ? vm->after_reboot
+                         : reason == HV_STOP_CRASH ? vm->after_crash
+                                                   : vm->after_shutdown;
+    g_autoptr(XapiError) err = NULL;
+    if (strcmp(action, "restart") == 0 || strcmp(action, "coredump_and_restart") == 0 ||
+        strcmp(action, "rename_restart") == 0) {
+        if (xenops.driver->reset(uuid, &err) == 0 &&
+            xenops_mark_running(vm->ref, false, true, &err) == 0)
+            return;
+        log_failure(uuid, "restart", err);
+        g_clear_pointer(&err, xapi_error_free);
+    } else if (strcmp(action, "preserve") == 0) {
+        if (xenops_mark_paused(vm->ref, true, &err) < 0)
+            log_failure(uuid, "preserve", err);
+        return;
+    }
+    if (xenops.driver->destroy(uuid, &err) < 0) {
+        log_failure(uuid, "destroy", err);
+        return;
+    }
+    if (xenops_mark_halted(vm->ref, &err) < 0)
+        log_failure(uuid, "halt", err);
+}
+
+void xenops_reconcile(const char *uuid)
+{
+    VmView vm = {0};
+    if (!read_view(uuid, &vm)) {
+        g_autoptr(XapiError) err = NULL;
+        xenops.driver->destroy(uuid, &err); /* a domain without a VM */
+        return;
+    }
+    HvStatus st = xenops.driver->status(uuid);
+    g_autoptr(XapiError) err = NULL;
+    bool db_live = strcmp(vm.power_state, "Running") == 0 || strcmp(vm.power_state, "Paused") == 0;
+    switch (st.state) {
+    case HV_SHUTDOWN:
+        apply_stop_action(uuid, &vm, st.reason);
+        break;
+    case HV_ABSENT:
+        xenops.driver->destroy(uuid, &err); /* forget a vanished process */
+        if (db_live && xenops_mark_halted(vm.ref, &err) < 0)
+            log_failure(uuid, "halt", err);
+        break;
+    case HV_RUNNING:
+    case HV_PAUSED: {
+        if (st.rebooted) { /* the guest rebooted itself: a new domain, or the end */
+            xenops.driver->clear_rebooted(uuid);
+            if (strcmp(vm.after_reboot, "restart") == 0) {
+                if (xenops_mark_running(vm.ref, st.state == HV_PAUSED, true, &err) < 0)
+                    log_failure(uuid, "reboot", err);
+            } else {
+                apply_stop_action(uuid, &vm, HV_STOP_REBOOT);
+            }
+            break;
+        }
+        bool paused = st.state == HV_PAUSED;
+        if (!db_live)
+            xenops_mark_running(vm.ref, paused, false, &err);
+        else if (paused != (strcmp(vm.power_state, "Paused") == 0))
+            xenops_mark_paused(vm.ref, paused, &err);
+        log_failure(uuid, "update", err);
+        break;
+    }
+    }
+    view_clear(&vm);
+}
+
+static void react(gpointer data, gpointer unused)
+{
+    char *uuid = data;
+    xenops_lock_vm(uuid);
+    xenops_reconcile(uuid);
+    xenops_unlock_vm(uuid);
+    g_free(uuid);
+}
+
+/* From driver threads: queue the reconciliation, never block them. */
+static void on_domain_change(const char *uuid)
+{
+    g_thread_pool_push(xenops.reactions, g_strdup(uuid), NULL);
+}
+
+/* ---- start-up ----------------------------------------------------------- */
+
+typedef struct {
+    const char *host;
+    GPtrArray *uuids;
+} Resident;
+
+static bool collect_resident(DbRow *vm, void *ctx)
+{
+    Resident *r = ctx;
+    const char *state = xv_str(db_get(vm, "power_state"));
+    if (db_get(vm, "is_control_domain")->b)
+        return true;
+    if (strcmp(state, "Halted") != 0 && strcmp(state, "Suspended") != 0 &&
+        strcmp(xv_str(db_get(vm, "resident_on")), r->host) == 0)
+        g_ptr_array_add(r->uuids, g_strdup(xv_str(db_get(vm, "uuid"))));
+    return true;
+}
+
+static bool refresh_allowed(DbRow *vm, void *ctx)
+{
+    vm_update_allowed_operations(vm, NULL);
+    /* current_operations of a previous run ended with it */
+    if (xv_len(db_get(vm, "current_operations"))) {
+        db_set_by_name(vm, "current_operations", xv_new_struct(), NULL);
+        vm_update_allowed_operations(vm, NULL);
+    }
+    return true;
+}
+
+static int record_hypervisor(XapiError **err)
+{
+    if (db_write_begin(err) < 0)
+        return -1;
+    g_autofree char *host_ref = xenops_this_host();
+    DbRow *host = db_lookup(dm_class_by_name("host"), host_ref);
+    if (host) {
+        Xv *version = xv_dup(db_get(host, "software_version"));
+        xv_struct_set_string(version, "hypervisor", xenops.driver->name);
+        xv_struct_set_string(version, "accel", xenops.driver->accel);
+        db_set_by_name(host, "software_version", version, NULL);
+        Xv *caps = xv_new_array();
+        xv_array_append_string(caps, "hvm-3.0-x86_64");
+        g_autofree char *accel = g_strdup_printf("accel-%s", xenops.driver->accel);
+        xv_array_append_string(caps, accel);
+        db_set_by_name(host, "capabilities", caps, NULL);
+    }
+    db_foreach(dm_class_by_name("VM"), refresh_allowed, NULL);
+    update_host_memory();
+    return db_write_commit(err);
+}
+
+int xenops_init(const char *state_dir, const char *hypervisor, XapiError **err)
+{
+    implicit_on_create(dm_class_by_name("VM"), vm_fill_allowed_operations);
+    xenops.locks = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    xenops.reactions = g_thread_pool_new(react, NULL, 2, FALSE, NULL);
+    if (!hypervisor || strcmp(hypervisor, "qemu") == 0)
+        xenops.driver = hv_qemu_driver(state_dir, on_domain_change, err);
+    else if (strcmp(hypervisor, "sim") == 0)
+        xenops.driver = hv_sim_driver(on_domain_change);
+    else
+        return xapi_error_internal(err, "unknown hypervisor driver \"%s\" (qemu or sim)",
+                                   hypervisor);
+    if (!xenops.driver)
+        return -1;
+    /* What the host itself uses now stays out of the guests' share. */
+    xenops.host_reserve = meminfo("MemTotal") - meminfo("MemAvailable");
+    if (xenops.host_reserve < 256 << 20)
+        xenops.host_reserve = 256 << 20;
+    Resident r = {NULL, g_ptr_array_new_with_free_func(g_free)};
+    db_read_begin();
+    g_autofree char *host = xenops_this_host();
+    r.host = host;
+    db_foreach(dm_class_by_name("VM"), collect_resident, &r);
+    db_read_end();
+    if (record_hypervisor(err) < 0) {
+        g_ptr_array_unref(r.uuids);
+        return -1;
+    }
+    for (guint i = 0; i < r.uuids->len; i++) {
+        const char *uuid = r.uuids->pdata[i];
+        bool found = xenops.driver->reattach(uuid);
+        g_message("VM %s: %s", uuid, found ? "domain found again" : "no domain: halted");
+        xenops_lock_vm(uuid);
+        xenops_reconcile(uuid);
+        xenops_unlock_vm(uuid);
+    }
+    g_ptr_array_unref(r.uuids);
+    return 0;
+}

@@ -1,0 +1,35 @@
+/* xenops.h: the VM lifecycle's shared state: the driver in use, a lock per
+ * VM, domids, host memory, and keeping the database true to the domains
+ * (after a restart of xapid, and when a guest stops by itself). */
+#pragma once
+
+#include "db.h"
+#include "hv_driver.h"
+
+/* hypervisor: "qemu" or "sim". Reattaches to running domains and
+ * reconciles every VM resident here. */
+int xenops_init(const char *state_dir, const char *hypervisor, XapiError **err);
+const HvDriver *xenops_driver(void);
+
+/* Serialises lifecycle work on one VM (held across driver calls, never
+ * while waiting for the database's write lock... it may be taken inside). */
+void xenops_lock_vm(const char *uuid);
+void xenops_unlock_vm(const char *uuid);
+
+/* Brings the VM's record in line with its domain (VM lock held):
+ * applies actions_after_shutdown/reboot/crash to a stopped guest, marks a
+ * VM whose domain vanished Halted. */
+void xenops_reconcile(const char *uuid);
+
+/* Database updates after a domain changed (they take the write lock). */
+int xenops_mark_running(const char *vm_ref, bool paused, bool new_domid, XapiError **err);
+int xenops_mark_paused(const char *vm_ref, bool paused, XapiError **err);
+int xenops_mark_halted(const char *vm_ref, XapiError **err);
+
+/* Free memory for guests on this host, in bytes (lock held). */
+int64_t xenops_host_free_memory(void);
+/* The memory a VM needs to start (lock held). */
+int64_t xenops_vm_memory_need(const DbRow *vm);
+
+/* The ref of this host (caller frees; lock held). */
+char *xenops_this_host(void);
