@@ -2,7 +2,8 @@
  *
  * No guest runs: a domain is an entry in a table. The simulated guest
  * honours the ACPI power button at once (it powers off), which is what a
- * well-behaved guest does. For scale tests and hosts without QEMU; the
+ * well-behaved guest does, unless the VM's other_config:sim_guest is
+ * "ignores-acpi" (a guest that hangs, for timeouts and lock tests). For scale tests and hosts without QEMU; the
  * host reports "sim" as its hypervisor so nobody mistakes it for VMs. */
 #include <string.h>
 
@@ -11,6 +12,7 @@
 typedef struct {
     HvState state;
     HvStopReason reason;
+    bool ignores_power_button; /* VM other_config:sim_guest = "ignores-acpi" */
 } SimDomain;
 
 static struct {
@@ -27,6 +29,9 @@ static int sim_start(const char *uuid, const Xv *vm, bool paused, XapiError **er
     if (!exists) {
         SimDomain *d = g_new0(SimDomain, 1);
         d->state = paused ? HV_PAUSED : HV_RUNNING;
+        const Xv *other = xv_struct_get(vm, "other_config");
+        const Xv *guest = other ? xv_struct_get(other, "sim_guest") : NULL;
+        d->ignores_power_button = guest && strcmp(xv_str(guest), "ignores-acpi") == 0;
         g_hash_table_insert(sim.domains, g_strdup(uuid), d);
     }
     g_mutex_unlock(&sim.lock);
@@ -66,7 +71,7 @@ static int sim_request_shutdown(const char *uuid, XapiError **err)
     g_mutex_lock(&sim.lock);
     SimDomain *d = g_hash_table_lookup(sim.domains, uuid);
     /* A paused guest cannot see the button; it acts once unpaused. */
-    bool acted = d && d->state == HV_RUNNING;
+    bool acted = d && d->state == HV_RUNNING && !d->ignores_power_button;
     if (acted) {
         d->state = HV_SHUTDOWN;
         d->reason = HV_STOP_POWEROFF;

@@ -49,6 +49,7 @@ static int run_vm_operation(Call *call, const char *vm_ref, const char *op,
         xenops_lock_vm(o.uuid);
         task_set_progress(call->task_ref, 0.1);
         rc = work(&o);
+        xenops_reconcile(o.uuid); /* what the guest did meanwhile */
         xenops_unlock_vm(o.uuid);
     }
     vm_operation_end(vm_ref, op_task);
@@ -168,17 +169,23 @@ static int ask_guest_to_stop(VmOp *o)
     task_set_progress(call->task_ref, 0.3);
     int64_t timeout = clean_shutdown_timeout(o);
     int64_t deadline = g_get_monotonic_time() + timeout * G_USEC_PER_SEC;
+    int rc = 0;
+    xenops_wait_unlocked_begin(o->uuid);
     while (!driver()->wait_stopped(o->uuid, MIN(deadline, g_get_monotonic_time() +
                                                           G_USEC_PER_SEC / 5))) {
-        if (call->task_ref && task_cancel_requested(call->task_ref))
-            return xapi_error_set(&call->error, "TASK_CANCELLED", call->task_ref, NULL);
+        if (call->task_ref && task_cancel_requested(call->task_ref)) {
+            rc = xapi_error_set(&call->error, "TASK_CANCELLED", call->task_ref, NULL);
+            break;
+        }
         if (g_get_monotonic_time() >= deadline) {
             char seconds[32];
             g_snprintf(seconds, sizeof seconds, "%" G_GINT64_FORMAT, timeout);
-            return xapi_error_set(&call->error, "VM_SHUTDOWN_TIMEOUT", o->ref, seconds, NULL);
+            rc = xapi_error_set(&call->error, "VM_SHUTDOWN_TIMEOUT", o->ref, seconds, NULL);
+            break;
         }
     }
-    return 0;
+    xenops_wait_unlocked_end(o->uuid);
+    return rc;
 }
 
 static int halt(VmOp *o)

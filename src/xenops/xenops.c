@@ -11,6 +11,7 @@ static struct {
     const HvDriver *driver;
     GMutex locks_lock;
     GHashTable *locks;       /* uuid -> GMutex*, kept for the daemon's life */
+    GHashTable *waiting;     /* uuids whose operation waits for the guest */
     GThreadPool *reactions;  /* reconciles VMs whose guests changed by themselves */
     int64_t host_reserve;    /* memory the host keeps for itself */
 } xenops;
@@ -32,6 +33,30 @@ static GMutex *vm_mutex(const char *uuid)
 
 void xenops_lock_vm(const char *uuid) { g_mutex_lock(vm_mutex(uuid)); }
 void xenops_unlock_vm(const char *uuid) { g_mutex_unlock(vm_mutex(uuid)); }
+
+void xenops_wait_unlocked_begin(const char *uuid)
+{
+    g_mutex_lock(&xenops.locks_lock);
+    g_hash_table_add(xenops.waiting, g_strdup(uuid));
+    g_mutex_unlock(&xenops.locks_lock);
+    xenops_unlock_vm(uuid);
+}
+
+void xenops_wait_unlocked_end(const char *uuid)
+{
+    xenops_lock_vm(uuid);
+    g_mutex_lock(&xenops.locks_lock);
+    g_hash_table_remove(xenops.waiting, uuid);
+    g_mutex_unlock(&xenops.locks_lock);
+}
+
+static bool is_waiting(const char *uuid)
+{
+    g_mutex_lock(&xenops.locks_lock);
+    bool waiting = g_hash_table_contains(xenops.waiting, uuid);
+    g_mutex_unlock(&xenops.locks_lock);
+    return waiting;
+}
 
 static bool take_master(DbRow *pool, void *ctx)
 {
@@ -336,6 +361,8 @@ static void apply_stop_action(const char *uuid, const VmView *vm, HvStopReason r
 
 void xenops_reconcile(const char *uuid)
 {
+    if (is_waiting(uuid))
+        return; /* the waiting operation decides; it reconciles when done */
     VmView vm = {0};
     if (!read_view(uuid, &vm)) {
         g_autoptr(XapiError) err = NULL;
@@ -449,6 +476,7 @@ int xenops_init(const char *state_dir, const char *hypervisor, XapiError **err)
 {
     implicit_on_create(dm_class_by_name("VM"), vm_fill_allowed_operations);
     xenops.locks = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    xenops.waiting = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     xenops.reactions = g_thread_pool_new(react, NULL, 2, FALSE, NULL);
     if (!hypervisor || strcmp(hypervisor, "qemu") == 0)
         xenops.driver = hv_qemu_driver(state_dir, on_domain_change, err);

@@ -15,6 +15,11 @@ const HvDriver *xenops_driver(void);
  * while waiting for the database's write lock... it may be taken inside). */
 void xenops_lock_vm(const char *uuid);
 void xenops_unlock_vm(const char *uuid);
+/* An operation waiting for its guest gives the lock up meanwhile (so that
+ * hard_shutdown can interrupt it) and owns the outcome: reconciliation
+ * leaves the VM alone until it ends. Called with the lock held. */
+void xenops_wait_unlocked_begin(const char *uuid);
+void xenops_wait_unlocked_end(const char *uuid);
 
 /* Brings the VM's record in line with its domain (VM lock held):
  * applies actions_after_shutdown/reboot/crash to a stopped guest, marks a
