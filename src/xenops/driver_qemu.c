@@ -491,7 +491,10 @@ static HvDriver qemu_driver = {
 
 const HvDriver *hv_qemu_driver(const char *state_dir, HvChangeNotify notify, XapiError **err)
 {
-    qemu.root = g_build_filename(state_dir ? state_dir : ".", "domains", NULL);
+    /* Absolute: QEMU runs detached from our working directory. */
+    g_autofree char *cwd = g_get_current_dir();
+    g_autofree char *root = g_build_filename(state_dir ? state_dir : ".", "domains", NULL);
+    qemu.root = g_path_is_absolute(root) ? g_strdup(root) : g_build_filename(cwd, root, NULL);
     if (g_mkdir_with_parents(qemu.root, 0700) < 0) {
         xapi_error_internal(err, "cannot create %s: %s", qemu.root, g_strerror(errno));
         return NULL;

@@ -1,0 +1,208 @@
+"""Real guests: the test guest (scripts/build-test-guest: Debian's kernel
+and a busybox initramfs) booted by xapid's qemu driver under TCG or KVM,
+driven through xmlrpc.client. Checks what the guest prints on its serial
+console, what QEMU says over QMP, and the records."""
+import glob
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import xmlrpc.client
+
+import pytest
+
+from xapid_daemon import REPO, Daemon
+
+MiB = 1 << 20
+GUEST_DIR = os.environ.get("XAPID_TEST_GUEST", os.path.join(REPO, "build", "test-guest"))
+
+
+@pytest.fixture(scope="module")
+def guest():
+    subprocess.run([os.path.join(REPO, "scripts", "build-test-guest"), GUEST_DIR], check=True,
+                   stdout=subprocess.DEVNULL)
+    return os.path.join(GUEST_DIR, "vmlinuz"), os.path.join(GUEST_DIR, "initrd.img")
+
+
+@pytest.fixture()
+def daemon():
+    d = Daemon()
+    yield d
+    d.stop()
+    for pidfile in glob.glob(os.path.join(d.state_dir, "domains", "*", "qemu.pid")):
+        try:
+            os.kill(int(open(pidfile).read()), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
+
+
+def ok(reply):
+    assert reply["Status"] == "Success", reply
+    return reply["Value"]
+
+
+def new_guest_vm(daemon, guest, args="", **fields):
+    proxy, s = daemon.login()
+    kernel, initrd = guest
+    record = {"name_label": "test guest", "memory_static_max": str(192 * MiB),
+              "VCPUs_max": "1", "VCPUs_at_startup": "1", "PV_kernel": kernel,
+              "PV_ramdisk": initrd, "PV_args": "console=ttyS0 quiet panic=-1 " + args,
+              "actions_after_shutdown": "destroy", "actions_after_reboot": "restart",
+              "actions_after_crash": "destroy", "other_config": {"clean_shutdown_timeout": "60"}}
+    record.update(fields)
+    vm = ok(proxy.VM.create(s, record))
+    return proxy, s, vm, ok(proxy.VM.get_uuid(s, vm))
+
+
+def domain_dir(daemon, uuid):
+    return os.path.join(daemon.state_dir, "domains", uuid)
+
+
+def ready_count(daemon, uuid):
+    path = os.path.join(domain_dir(daemon, uuid), "console.log")
+    if not os.path.exists(path):
+        return 0
+    with open(path, errors="replace") as f:
+        return f.read().count("XAPID-GUEST-READY")
+
+
+def wait_ready(daemon, uuid, count=1, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if ready_count(daemon, uuid) >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"guest did not print its ready line {count} times")
+
+
+def qmp_status(daemon, uuid):
+    # QEMU serves one client per QMP socket: close both the file and the
+    # socket, or xapid would find the monitor busy.
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(os.path.join(domain_dir(daemon, uuid), "qmp.sock"))
+    f = s.makefile("rw")
+    try:
+        json.loads(f.readline())
+        for command in ("qmp_capabilities", "query-status"):
+            f.write(json.dumps({"execute": command}) + "\n")
+            f.flush()
+            while True:
+                reply = json.loads(f.readline())
+                if "return" in reply:
+                    break
+        return reply["return"]["status"]
+    finally:
+        f.close()
+        s.close()
+
+
+def qemu_pid(daemon, uuid):
+    with open(os.path.join(domain_dir(daemon, uuid), "qemu.pid")) as f:
+        return int(f.read())
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
+def wait_for(predicate, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_guest_full_cycle(daemon, guest):
+    proxy, s, vm, uuid = new_guest_vm(daemon, guest)
+    ok(proxy.VM.start(s, vm, False, False))
+    wait_ready(daemon, uuid)
+    rec = ok(proxy.VM.get_record(s, vm))
+    assert rec["power_state"] == "Running"
+    domid = int(rec["domid"])
+    console = ok(proxy.console.get_record(s, rec["consoles"][0]))
+    assert console["protocol"] == "rfb" and console["location"].endswith("vnc.sock")
+    pid = qemu_pid(daemon, uuid)
+    assert qmp_status(daemon, uuid) == "running"
+
+    ok(proxy.VM.pause(s, vm))
+    assert qmp_status(daemon, uuid) == "paused"
+    ok(proxy.VM.unpause(s, vm))
+    assert qmp_status(daemon, uuid) == "running"
+
+    ok(proxy.VM.clean_reboot(s, vm))  # the guest powers off on the button, then boots again
+    assert int(ok(proxy.VM.get_domid(s, vm))) > domid
+    wait_ready(daemon, uuid, 2)
+    assert qemu_pid(daemon, uuid) == pid
+
+    ok(proxy.VM.clean_shutdown(s, vm))
+    assert ok(proxy.VM.get_power_state(s, vm)) == "Halted"
+    assert wait_for(lambda: not alive(pid), 10)
+
+    ok(proxy.VM.start(s, vm, False, False))
+    pid = qemu_pid(daemon, uuid)
+    ok(proxy.VM.hard_shutdown(s, vm))
+    assert not alive(pid) and ok(proxy.VM.get_power_state(s, vm)) == "Halted"
+    ok(proxy.VM.destroy(s, vm))
+
+
+def test_reattach_after_kill9(daemon, guest):
+    proxy, s, vm, uuid = new_guest_vm(daemon, guest)
+    ok(proxy.VM.start(s, vm, False, False))
+    wait_ready(daemon, uuid)
+    domid = ok(proxy.VM.get_domid(s, vm))
+    pid = qemu_pid(daemon, uuid)
+    daemon.kill9()
+    assert alive(pid)  # the guest outlives xapid
+    daemon.start()
+    proxy, s = daemon.login()
+    rec = ok(proxy.VM.get_record(s, vm))
+    assert rec["power_state"] == "Running" and rec["domid"] == domid
+    ok(proxy.VM.pause(s, vm))  # still controllable
+    assert qmp_status(daemon, uuid) == "paused"
+    ok(proxy.VM.hard_shutdown(s, vm))
+    assert wait_for(lambda: not alive(pid), 10)
+
+    # A VM whose QEMU died while xapid was down comes back Halted.
+    ok(proxy.VM.start(s, vm, False, False))
+    pid = qemu_pid(daemon, uuid)
+    daemon.kill9()
+    os.kill(pid, signal.SIGKILL)
+    assert wait_for(lambda: not alive(pid), 10)
+    daemon.start()
+    proxy, s = daemon.login()
+    assert ok(proxy.VM.get_power_state(s, vm)) == "Halted"
+    ok(proxy.VM.destroy(s, vm))
+
+
+def test_guest_initiated_poweroff_and_reboot_are_seen(daemon, guest):
+    proxy, s, vm, uuid = new_guest_vm(daemon, guest, "xapid.poweroff_after=1")
+    event_from = getattr(proxy.event, "from")
+    token = ok(event_from(s, ["vm"], "", 0.1))["token"]
+    ok(proxy.VM.start(s, vm, False, False))
+    halted = False
+    deadline = time.time() + 120
+    while not halted and time.time() < deadline:
+        got = ok(event_from(s, ["vm"], token, 5.0))
+        token = got["token"]
+        halted = any(e["ref"] == vm and e["snapshot"]["power_state"] == "Halted"
+                     for e in got["events"])
+    assert halted, "the guest's poweroff was not seen as an event"
+    assert ok(proxy.VM.get_domid(s, vm)) == "-1"
+    ok(proxy.VM.destroy(s, vm))
+
+    proxy, s, vm, uuid = new_guest_vm(daemon, guest, "xapid.reboot_after=1")
+    ok(proxy.VM.start(s, vm, False, False))
+    first = int(ok(proxy.VM.get_domid(s, vm)))
+    wait_ready(daemon, uuid, 2)
+    assert wait_for(lambda: int(ok(proxy.VM.get_domid(s, vm))) > first, 10)
+    assert ok(proxy.VM.get_power_state(s, vm)) == "Running"
+    ok(proxy.VM.hard_shutdown(s, vm))
+    ok(proxy.VM.destroy(s, vm))
