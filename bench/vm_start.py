@@ -1,0 +1,142 @@
+#!/usr/bin/env python3
+"""VM lifecycle benchmark (issue: real VMs), printed as ratios measured in
+the same run:
+
+1. The test guest (scripts/build-test-guest) booted by xapid's qemu driver:
+   VM.start until the API's reply, and until the guest's ready line on its
+   serial console; VM.hard_shutdown until its reply.
+2. The same kernel, initrd and memory launched as a bare qemu-system-x86_64
+   (the peer): launch until the same ready line.
+3. The sim driver: 1,000 VMs started through the API, total and per call.
+
+Usage: bench/vm_start.py [--runs N] [--sim-vms N]   (after ninja -C build)
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import xmlrpc.client
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
+                                "client"))
+from xapid_daemon import REPO, Daemon  # noqa: E402
+
+MiB = 1 << 20
+GUEST = os.path.join(REPO, "build", "test-guest")
+ARGS = "console=ttyS0 quiet panic=-1"
+
+
+def wait_line(path, count, deadline):
+    while time.perf_counter() < deadline:
+        if os.path.exists(path):
+            with open(path, errors="replace") as f:
+                if f.read().count("XAPID-GUEST-READY") >= count:
+                    return time.perf_counter()
+        time.sleep(0.005)
+    raise SystemExit(f"no ready line in {path}")
+
+
+def bare_qemu(kernel, initrd):
+    d = tempfile.mkdtemp(prefix="bare-qemu-")
+    log = os.path.join(d, "console.log")
+    accel = "kvm" if os.access("/dev/kvm", os.R_OK | os.W_OK) else "tcg"
+    started = time.perf_counter()
+    proc = subprocess.Popen(["qemu-system-x86_64", "-machine", f"q35,accel={accel}", "-m", "192",
+                             "-nodefaults", "-no-user-config", "-display", "none",
+                             "-kernel", kernel, "-initrd", initrd, "-append", ARGS,
+                             "-chardev", f"file,id=c,path={log}", "-serial", "chardev:c"])
+    ready = wait_line(log, 1, started + 120)
+    proc.kill()
+    proc.wait()
+    return ready - started
+
+
+def xapid_cycle(daemon, api, session, vm, uuid):
+    log = os.path.join(daemon.state_dir, "domains", uuid, "console.log")
+    started = time.perf_counter()
+    r = api.VM.start(session, vm, False, False)
+    replied = time.perf_counter()
+    assert r["Status"] == "Success", r
+    ready = wait_line(log, 1, started + 120)
+    t = time.perf_counter()
+    r = api.VM.hard_shutdown(session, vm)
+    shutdown = time.perf_counter() - t
+    assert r["Status"] == "Success", r
+    return replied - started, ready - started, shutdown
+
+
+def sim_starts(n):
+    daemon = Daemon(extra_args=["--hypervisor", "sim"])
+    try:
+        api, session = daemon.login()
+        vms = [api.VM.create(session, {"name_label": f"sim{i}", "memory_static_max": str(16 * MiB),
+                                       "VCPUs_at_startup": "1"})["Value"] for i in range(n)]
+        latencies = []
+        lock = threading.Lock()
+
+        def starter(chunk):
+            proxy = xmlrpc.client.ServerProxy(daemon.url)
+            for vm in chunk:
+                t = time.perf_counter()
+                r = proxy.VM.start(session, vm, False, False)
+                dt = time.perf_counter() - t
+                assert r["Status"] == "Success", r
+                with lock:
+                    latencies.append(dt)
+
+        started = time.perf_counter()
+        threads = [threading.Thread(target=starter, args=(vms[i::4],)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        total = time.perf_counter() - started
+        latencies.sort()
+        return total, latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)]
+    finally:
+        daemon.stop()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--sim-vms", type=int, default=1000)
+    args = parser.parse_args()
+    subprocess.run([os.path.join(REPO, "scripts", "build-test-guest"), GUEST], check=True,
+                   stdout=subprocess.DEVNULL)
+    kernel, initrd = os.path.join(GUEST, "vmlinuz"), os.path.join(GUEST, "initrd.img")
+
+    bare = [bare_qemu(kernel, initrd) for _ in range(args.runs)]
+    daemon = Daemon()
+    try:
+        api, session = daemon.login()
+        vm = api.VM.create(session, {"name_label": "bench", "memory_static_max": str(192 * MiB),
+                                     "VCPUs_at_startup": "1", "VCPUs_max": "1",
+                                     "PV_kernel": kernel, "PV_ramdisk": initrd,
+                                     "PV_args": ARGS})["Value"]
+        uuid = api.VM.get_uuid(session, vm)["Value"]
+        cycles = [xapid_cycle(daemon, api, session, vm, uuid) for _ in range(args.runs)]
+        api.VM.destroy(session, vm)
+    finally:
+        daemon.stop()
+    reply = statistics.median(c[0] for c in cycles)
+    ready = statistics.median(c[1] for c in cycles)
+    shutdown = statistics.median(c[2] for c in cycles)
+    bare_ready = statistics.median(bare)
+    print(f"bare qemu-system-x86_64, launch to ready line: {bare_ready:.2f} s (median of {args.runs})")
+    print(f"xapid VM.start: reply {reply * 1000:.0f} ms, ready line {ready:.2f} s, "
+          f"ratio to bare QEMU {ready / bare_ready:.3f} (goal <= 1.05)")
+    print(f"xapid VM.hard_shutdown reply: {shutdown * 1000:.0f} ms (goal < 200 ms)")
+    print("libvirt: not measured in this run (libvirt-daemon-system is not installed by the "
+          "test command)")
+    total, p50, p99 = sim_starts(args.sim_vms)
+    print(f"sim driver: {args.sim_vms} VM.start calls (4 clients) in {total:.2f} s, "
+          f"p50 {p50 * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms per call")
+
+
+if __name__ == "__main__":
+    main()
