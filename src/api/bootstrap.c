@@ -52,7 +52,7 @@ static Xv *M(const char *key, ...)
     return m;
 }
 
-static int64_t meminfo_bytes(const char *key)
+int64_t bootstrap_meminfo_bytes(const char *key)
 {
     g_autofree char *text = NULL;
     if (!g_file_get_contents("/proc/meminfo", &text, NULL, NULL))
@@ -62,6 +62,19 @@ static int64_t meminfo_bytes(const char *key)
         if (g_str_has_prefix(*l, key) && (*l)[strlen(key)] == ':')
             return g_ascii_strtoll(*l + strlen(key) + 1, NULL, 10) * 1024;
     return 0;
+}
+
+static bool take_master(DbRow *pool, void *ctx)
+{
+    *(char **)ctx = g_strdup(xv_str(db_get(pool, "master")));
+    return false;
+}
+
+char *bootstrap_this_host(void)
+{
+    char *ref = NULL;
+    db_foreach(dm_class_by_name("pool"), take_master, &ref);
+    return ref ? ref : g_strdup("OpaqueRef:NULL");
 }
 
 /* First value of a "key : value" line of /proc/cpuinfo. */
@@ -119,7 +132,7 @@ static int create_host_objects(const char *state_dir, XapiError **err)
     gethostname(hostname, sizeof hostname - 1);
     g_autofree char *device = NULL, *address = NULL, *netmask = NULL;
     management_interface(&device, &address, &netmask);
-    int64_t mem_total = meminfo_bytes("MemTotal");
+    int64_t mem_total = bootstrap_meminfo_bytes("MemTotal");
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     g_autofree char *vendor = cpuinfo_value("vendor_id");
     g_autofree char *model = cpuinfo_value("model name");

@@ -1,8 +1,17 @@
 /* bootstrap.h: first-start objects and the static role objects. */
 #pragma once
 
+#include <stdint.h>
+
 #include "xapi_error.h"
 
 /* Creates the host's initial objects if the database has no pool yet, and
  * the role objects (never persisted) on every start. */
 int bootstrap_database(const char *state_dir, XapiError **err);
+
+/* The single host this daemon runs: the pool's master (caller frees;
+ * lock held). */
+char *bootstrap_this_host(void);
+
+/* A /proc/meminfo value in bytes (0 if absent). */
+int64_t bootstrap_meminfo_bytes(const char *key);

@@ -5,6 +5,7 @@
 #include <crypt.h>
 #include <string.h>
 
+#include "bootstrap.h"
 #include "db.h"
 #include "dm_handlers.h"
 #include "event.h"
@@ -67,20 +68,6 @@ int session_init_root_password(const char *password_file, XapiError **err)
     return db_meta_set(ROOT_HASH_KEY, hash, err);
 }
 
-/* The single host this daemon runs (the pool master for now). */
-static bool take_master(DbRow *pool, void *ctx)
-{
-    *(char **)ctx = g_strdup(xv_str(db_get(pool, "master")));
-    return false;
-}
-
-static char *this_host_ref(void)
-{
-    char *ref = NULL;
-    db_foreach(dm_class_by_name("pool"), take_master, &ref);
-    return ref ? ref : g_strdup("OpaqueRef:NULL");
-}
-
 int xapi_session_login_with_password(Call *call, const char *uname, const char *pwd,
                                      const char *version, const char *originator,
                                      Xv **result)
@@ -91,7 +78,7 @@ int xapi_session_login_with_password(Call *call, const char *uname, const char *
                               "Authentication failure", NULL);
     if (db_write_begin(&call->error) < 0)
         return -1;
-    g_autofree char *host = this_host_ref();
+    g_autofree char *host = bootstrap_this_host();
     DbRow *row = db_row_new(session_class());
     int64_t now = g_get_real_time() / G_USEC_PER_SEC;
     db_row_put(row, "this_host", xv_new_string(host));

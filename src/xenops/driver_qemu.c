@@ -326,28 +326,28 @@ static Domain *lookup(const char *uuid, XapiError **err)
     return d;
 }
 
-static int qemu_pause(const char *uuid, XapiError **err)
+/* Runs a QMP command that moves the domain from one state to another. */
+static int qmp_transition(const char *uuid, const char *command, HvState from, HvState to,
+                          XapiError **err)
 {
     Domain *d = lookup(uuid, err);
-    if (!d || qmp_simple(d, "stop", NULL, err) < 0)
+    if (!d || qmp_simple(d, command, NULL, err) < 0)
         return -1;
     g_mutex_lock(&qemu.lock);
-    if (d->state == HV_RUNNING)
-        set_state(d, HV_PAUSED);
+    if (d->state == from)
+        set_state(d, to);
     g_mutex_unlock(&qemu.lock);
     return 0;
 }
 
+static int qemu_pause(const char *uuid, XapiError **err)
+{
+    return qmp_transition(uuid, "stop", HV_RUNNING, HV_PAUSED, err);
+}
+
 static int qemu_unpause(const char *uuid, XapiError **err)
 {
-    Domain *d = lookup(uuid, err);
-    if (!d || qmp_simple(d, "cont", NULL, err) < 0)
-        return -1;
-    g_mutex_lock(&qemu.lock);
-    if (d->state == HV_PAUSED)
-        set_state(d, HV_RUNNING);
-    g_mutex_unlock(&qemu.lock);
-    return 0;
+    return qmp_transition(uuid, "cont", HV_PAUSED, HV_RUNNING, err);
 }
 
 static int qemu_request_shutdown(const char *uuid, XapiError **err)
@@ -404,14 +404,13 @@ static int qemu_destroy(const char *uuid, XapiError **err)
 
 static HvStatus qemu_status(const char *uuid)
 {
-    HvStatus s = {HV_ABSENT, HV_STOP_POWEROFF, false, 0};
+    HvStatus s = {HV_ABSENT, HV_STOP_POWEROFF, false};
     g_mutex_lock(&qemu.lock);
     Domain *d = find(uuid);
     if (d) {
         s.state = d->state;
         s.reason = d->reason;
         s.rebooted = d->rebooted;
-        s.pid = d->pid;
     }
     g_mutex_unlock(&qemu.lock);
     return s;
@@ -463,11 +462,6 @@ static bool qemu_reattach(const char *uuid)
     return false;
 }
 
-static char *qemu_console_log(const char *uuid)
-{
-    return g_build_filename(qemu.root, uuid, QEMU_CONSOLE_LOG, NULL);
-}
-
 static char *qemu_vnc_location(const char *uuid)
 {
     return g_strdup_printf("unix:%s/%s/" QEMU_VNC_SOCKET, qemu.root, uuid);
@@ -485,7 +479,6 @@ static HvDriver qemu_driver = {
     .clear_rebooted = qemu_clear_rebooted,
     .wait_stopped = qemu_wait_stopped,
     .reattach = qemu_reattach,
-    .console_log = qemu_console_log,
     .vnc_location = qemu_vnc_location,
 };
 

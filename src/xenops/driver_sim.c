@@ -102,7 +102,7 @@ static int sim_destroy(const char *uuid, XapiError **err)
 
 static HvStatus sim_status(const char *uuid)
 {
-    HvStatus s = {HV_ABSENT, HV_STOP_POWEROFF, false, 0};
+    HvStatus s = {HV_ABSENT, HV_STOP_POWEROFF, false};
     g_mutex_lock(&sim.lock);
     SimDomain *d = g_hash_table_lookup(sim.domains, uuid);
     if (d) {
@@ -134,7 +134,6 @@ static void sim_clear_rebooted(const char *uuid) {} /* simulated guests never re
 
 /* Simulated domains live in xapid's memory: none survive a restart. */
 static bool sim_reattach(const char *uuid) { return false; }
-static char *sim_console_log(const char *uuid) { return NULL; }
 static char *sim_vnc_location(const char *uuid) { return NULL; }
 
 static const HvDriver sim_driver = {
@@ -150,7 +149,6 @@ static const HvDriver sim_driver = {
     .clear_rebooted = sim_clear_rebooted,
     .wait_stopped = sim_wait_stopped,
     .reattach = sim_reattach,
-    .console_log = sim_console_log,
     .vnc_location = sim_vnc_location,
 };
 

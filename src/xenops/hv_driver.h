@@ -31,7 +31,6 @@ typedef struct {
     HvState state;
     HvStopReason reason; /* HV_SHUTDOWN only */
     bool rebooted;       /* the guest rebooted itself since clear_rebooted */
-    int64_t pid;         /* qemu: the QEMU process; 0 otherwise */
 } HvStatus;
 
 /* Called from a driver thread when a domain changes state by itself
@@ -61,8 +60,6 @@ typedef struct HvDriver {
     /* Finds a domain left running by an earlier xapid (after a restart)
      * and resumes watching it; false if there is none. */
     bool (*reattach)(const char *uuid);
-    /* Where the guest's serial console is written, or NULL (caller frees). */
-    char *(*console_log)(const char *uuid);
     /* The VNC endpoint for the console object, or NULL (caller frees). */
     char *(*vnc_location)(const char *uuid);
 } HvDriver;

@@ -5,6 +5,7 @@
  * and the database follows what the domain did (xenops.c). */
 #include <string.h>
 
+#include "bootstrap.h"
 #include "dm_handlers.h"
 #include "task.h"
 #include "vm_operations.h"
@@ -109,7 +110,7 @@ int xapi_VM_start(Call *call, const char *vm, bool start_paused, bool force)
 int xapi_VM_start_on(Call *call, const char *vm, const char *host, bool start_paused, bool force)
 {
     db_read_begin();
-    g_autofree char *this_host = xenops_this_host();
+    g_autofree char *this_host = bootstrap_this_host();
     bool exists = db_lookup(dm_class_by_name("host"), host) != NULL;
     db_read_end();
     if (!exists)

@@ -207,15 +207,7 @@ int vm_update_allowed_operations(DbRow *vm, XapiError **err)
     return db_set(vm, field, allowed, err);
 }
 
-static int write_current_operations(DbRow *vm, Xv *current, XapiError **err)
-{
-    if (db_set_by_name(vm, "current_operations", current, err) < 0)
-        return -1;
-    return vm_update_allowed_operations(vm, err);
-}
-
-int vm_operation_begin(const char *vm_ref, const char *op, const char *task_ref,
-                       XapiError **err)
+int vm_write(const char *vm_ref, VmWriteFn fn, const void *arg, XapiError **err)
 {
     if (db_write_begin(err) < 0)
         return -1;
@@ -224,41 +216,50 @@ int vm_operation_begin(const char *vm_ref, const char *op, const char *task_ref,
         db_write_abort();
         return xapi_error_set(err, "HANDLE_INVALID", "VM", vm_ref, NULL);
     }
-    if (vm_check_operation(vm, op, err) < 0) {
-        db_write_abort();
-        return -1;
-    }
-    const DmField *field = dm_field_by_name(vm->cls, "current_operations");
-    const DmEnum *ops = field->type->elem->enumeration;
-    Xv *current = xv_dup(db_get(vm, "current_operations"));
-    const char *member = dm_enum_value(ops, op);
-    g_assert(member); /* callers name operations of the enum */
-    xv_struct_set(current, task_ref, xv_new_static_string(member));
-    if (write_current_operations(vm, current, err) < 0) {
+    if (fn(vm, arg, err) < 0 || vm_update_allowed_operations(vm, err) < 0) {
         db_write_abort();
         return -1;
     }
     return db_write_commit(err);
 }
 
+typedef struct {
+    const char *op;
+    const char *task_ref;
+} OperationEntry;
+
+static int add_operation(DbRow *vm, const void *arg, XapiError **err)
+{
+    const OperationEntry *e = arg;
+    if (vm_check_operation(vm, e->op, err) < 0)
+        return -1;
+    const DmField *field = dm_field_by_name(vm->cls, "current_operations");
+    const char *member = dm_enum_value(field->type->elem->enumeration, e->op);
+    g_assert(member); /* callers name operations of the enum */
+    Xv *current = xv_dup(db_get(vm, "current_operations"));
+    xv_struct_set(current, e->task_ref, xv_new_static_string(member));
+    return db_set(vm, field, current, err);
+}
+
+static int remove_operation(DbRow *vm, const void *arg, XapiError **err)
+{
+    Xv *current = xv_dup(db_get(vm, "current_operations"));
+    xv_struct_remove(current, arg);
+    return db_set_by_name(vm, "current_operations", current, err);
+}
+
+int vm_operation_begin(const char *vm_ref, const char *op, const char *task_ref,
+                       XapiError **err)
+{
+    OperationEntry e = {op, task_ref};
+    return vm_write(vm_ref, add_operation, &e, err);
+}
+
 void vm_operation_end(const char *vm_ref, const char *task_ref)
 {
     g_autoptr(XapiError) err = NULL;
-    if (db_write_begin(&err) < 0)
-        goto fail;
-    DbRow *vm = db_lookup(dm_class_by_name("VM"), vm_ref);
-    if (!vm) { /* destroyed by the operation itself */
-        db_write_abort();
-        return;
-    }
-    Xv *current = xv_dup(db_get(vm, "current_operations"));
-    xv_struct_remove(current, task_ref);
-    if (write_current_operations(vm, current, &err) < 0) {
-        db_write_abort();
-        goto fail;
-    }
-    if (db_write_commit(&err) == 0)
-        return;
-fail:
-    g_warning("VM %s: could not clear operation %s: %s", vm_ref, task_ref, err->code);
+    /* A VM that the operation destroyed has nothing left to clear. */
+    if (vm_write(vm_ref, remove_operation, task_ref, &err) < 0 &&
+        strcmp(err->code, "HANDLE_INVALID") != 0)
+        g_warning("VM %s: could not clear operation %s: %s", vm_ref, task_ref, err->code);
 }

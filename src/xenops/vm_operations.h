@@ -17,6 +17,12 @@ void vm_fill_allowed_operations(DbRow *vm);
 /* Recomputes vm.allowed_operations from its state (write lock held). */
 int vm_update_allowed_operations(DbRow *vm, XapiError **err);
 
+/* Runs fn on the VM named vm_ref in a write transaction (HANDLE_INVALID
+ * if there is none), recomputes its allowed_operations and commits; on
+ * failure nothing changes. */
+typedef int (*VmWriteFn)(DbRow *vm, const void *arg, XapiError **err);
+int vm_write(const char *vm_ref, VmWriteFn fn, const void *arg, XapiError **err);
+
 /* Checks op, then records task_ref -> op in current_operations, in one
  * write transaction. */
 int vm_operation_begin(const char *vm_ref, const char *op, const char *task_ref,

@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "bootstrap.h"
 #include "implicit.h"
 #include "vm_operations.h"
 
@@ -58,19 +59,6 @@ static bool is_waiting(const char *uuid)
     return waiting;
 }
 
-static bool take_master(DbRow *pool, void *ctx)
-{
-    *(char **)ctx = g_strdup(xv_str(db_get(pool, "master")));
-    return false;
-}
-
-char *xenops_this_host(void)
-{
-    char *ref = NULL;
-    db_foreach(dm_class_by_name("pool"), take_master, &ref);
-    return ref ? ref : g_strdup("OpaqueRef:NULL");
-}
-
 /* ---- memory ------------------------------------------------------------ */
 
 int64_t xenops_vm_memory_need(const DbRow *vm)
@@ -102,7 +90,7 @@ static int64_t host_total_memory(const DbRow *host)
 
 int64_t xenops_host_free_memory(void)
 {
-    g_autofree char *host_ref = xenops_this_host();
+    g_autofree char *host_ref = bootstrap_this_host();
     DbRow *host = db_lookup(dm_class_by_name("host"), host_ref);
     if (!host)
         return 0;
@@ -117,7 +105,7 @@ int64_t xenops_host_free_memory(void)
  * clients use host.compute_free_memory); write lock held. */
 static void update_host_memory(void)
 {
-    g_autofree char *host_ref = xenops_this_host();
+    g_autofree char *host_ref = bootstrap_this_host();
     DbRow *host = db_lookup(dm_class_by_name("host"), host_ref);
     DbRow *metrics = host ? db_lookup(dm_class_by_name("host_metrics"),
                                       xv_str(db_get(host, "metrics")))
@@ -125,24 +113,13 @@ static void update_host_memory(void)
     if (!metrics)
         return;
     const Xv *memory_free = db_get(metrics, "memory_free");
-    int64_t free_bytes = xenops_host_free_memory();
-    if (memory_free && memory_free->i != free_bytes)
-        db_set_by_name(metrics, "memory_free", xv_new_int(free_bytes), NULL);
+    if (memory_free) { /* computing it walks every VM: only when stored */
+        int64_t free_bytes = xenops_host_free_memory();
+        if (memory_free->i != free_bytes)
+            db_set_by_name(metrics, "memory_free", xv_new_int(free_bytes), NULL);
+    }
     db_set_by_name(metrics, "last_updated",
                    xv_new_datetime(g_get_real_time() / G_USEC_PER_SEC), NULL);
-}
-
-/* /proc/meminfo's value for key, in bytes. */
-static int64_t meminfo(const char *key)
-{
-    g_autofree char *text = NULL;
-    if (!g_file_get_contents("/proc/meminfo", &text, NULL, NULL))
-        return 0;
-    size_t klen = strlen(key);
-    for (char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
-        if (strncmp(line, key, klen) == 0 && line[klen] == ':')
-            return g_ascii_strtoll(line + klen + 1, NULL, 10) * 1024;
-    return 0;
 }
 
 /* ---- database updates --------------------------------------------------- */
@@ -201,22 +178,25 @@ typedef struct {
     bool new_domid;
 } RunningUpdate;
 
-static int with_vm(const char *vm_ref, int (*fn)(DbRow *vm, const void *arg, XapiError **err),
-                   const void *arg, XapiError **err)
+/* A VM update that may change what the host has free. */
+typedef struct {
+    VmWriteFn fn;
+    const void *arg;
+} HostMemoryUpdate;
+
+static int update_with_host_memory(DbRow *vm, const void *arg, XapiError **err)
 {
-    if (db_write_begin(err) < 0)
+    const HostMemoryUpdate *u = arg;
+    if (u->fn(vm, u->arg, err) < 0)
         return -1;
-    DbRow *vm = db_lookup(dm_class_by_name("VM"), vm_ref);
-    if (!vm) {
-        db_write_abort();
-        return xapi_error_set(err, "HANDLE_INVALID", "VM", vm_ref, NULL);
-    }
-    if (fn(vm, arg, err) < 0 || vm_update_allowed_operations(vm, err) < 0) {
-        db_write_abort();
-        return -1;
-    }
     update_host_memory();
-    return db_write_commit(err);
+    return 0;
+}
+
+static int with_vm(const char *vm_ref, VmWriteFn fn, const void *arg, XapiError **err)
+{
+    HostMemoryUpdate u = {fn, arg};
+    return vm_write(vm_ref, update_with_host_memory, &u, err);
 }
 
 static int set_running(DbRow *vm, const void *arg, XapiError **err)
@@ -226,7 +206,7 @@ static int set_running(DbRow *vm, const void *arg, XapiError **err)
     if (db_set_by_name(vm, "power_state", xv_new_static_string(u->paused ? "Paused" : "Running"),
                        err) < 0)
         return -1;
-    g_autofree char *host = xenops_this_host();
+    g_autofree char *host = bootstrap_this_host();
     if (db_set_by_name(vm, "resident_on", xv_new_string(host), err) < 0)
         return -1;
     if (u->new_domid) {
@@ -454,7 +434,7 @@ static int record_hypervisor(XapiError **err)
 {
     if (db_write_begin(err) < 0)
         return -1;
-    g_autofree char *host_ref = xenops_this_host();
+    g_autofree char *host_ref = bootstrap_this_host();
     DbRow *host = db_lookup(dm_class_by_name("host"), host_ref);
     if (host) {
         Xv *version = xv_dup(db_get(host, "software_version"));
@@ -488,12 +468,12 @@ int xenops_init(const char *state_dir, const char *hypervisor, XapiError **err)
     if (!xenops.driver)
         return -1;
     /* What the host itself uses now stays out of the guests' share. */
-    xenops.host_reserve = meminfo("MemTotal") - meminfo("MemAvailable");
+    xenops.host_reserve = bootstrap_meminfo_bytes("MemTotal") - bootstrap_meminfo_bytes("MemAvailable");
     if (xenops.host_reserve < 256 << 20)
         xenops.host_reserve = 256 << 20;
     Resident r = {NULL, g_ptr_array_new_with_free_func(g_free)};
     db_read_begin();
-    g_autofree char *host = xenops_this_host();
+    g_autofree char *host = bootstrap_this_host();
     r.host = host;
     db_foreach(dm_class_by_name("VM"), collect_resident, &r);
     db_read_end();

@@ -35,6 +35,3 @@ int xenops_mark_halted(const char *vm_ref, XapiError **err);
 int64_t xenops_host_free_memory(void);
 /* The memory a VM needs to start (lock held). */
 int64_t xenops_vm_memory_need(const DbRow *vm);
-
-/* The ref of this host (caller frees; lock held). */
-char *xenops_this_host(void);
