@@ -33,7 +33,7 @@ static int run_vm_operation(Call *call, const char *vm_ref, const char *op,
                             int (*work)(VmOp *o), const void *arg)
 {
     g_autofree char *op_task = call->task_ref ? g_strdup(call->task_ref) : db_new_ref();
-    if (vm_operation_begin(vm_ref, op, op_task, &call->error) < 0)
+    if (operations_begin(&vm_operations, vm_ref, op, op_task, &call->error) < 0)
         return -1;
     VmOp o = {call, vm_ref, NULL, NULL, arg};
     db_read_begin();
@@ -53,7 +53,7 @@ static int run_vm_operation(Call *call, const char *vm_ref, const char *op,
         xenops_reconcile(o.uuid); /* what the guest did meanwhile */
         xenops_unlock_vm(o.uuid);
     }
-    vm_operation_end(vm_ref, op_task);
+    operations_end(&vm_operations, vm_ref, op_task);
     g_free(o.uuid);
     xv_free(o.record);
     return rc;

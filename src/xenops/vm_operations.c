@@ -119,28 +119,6 @@ static int power_state_error(const DbRow *vm, unsigned states, const char *actua
     return -1;
 }
 
-static int concurrency_error(const DbRow *vm, const Xv *current, XapiError **err)
-{
-    if (xv_len(current) == 1) {
-        const XvMember *m = xv_member_at(current, 0);
-        return xapi_error_set(err, "OTHER_OPERATION_IN_PROGRESS", "VM", vm->ref,
-                              xv_str(&m->value), m->key, NULL);
-    }
-    GString *ops = g_string_new("{"), *tasks = g_string_new("{");
-    for (guint i = 0; i < xv_len(current); i++) {
-        const XvMember *m = xv_member_at(current, i);
-        g_string_append_printf(ops, "%s%s", i ? "," : "", xv_str(&m->value));
-        g_string_append_printf(tasks, "%s%s", i ? "," : "", m->key);
-    }
-    g_string_append_c(ops, '}');
-    g_string_append_c(tasks, '}');
-    xapi_error_set(err, "OTHER_OPERATION_IN_PROGRESS", "VM", vm->ref, ops->str, tasks->str,
-                   NULL);
-    g_string_free(ops, TRUE);
-    g_string_free(tasks, TRUE);
-    return -1;
-}
-
 int vm_check_operation(const DbRow *vm, const char *op, XapiError **err)
 {
     const Xv *blocked = db_get(vm, "blocked_operations");
@@ -153,7 +131,7 @@ int vm_check_operation(const DbRow *vm, const char *op, XapiError **err)
         return power_state_error(vm, states, power_state, err);
     const Xv *current = db_get(vm, "current_operations");
     if (xv_len(current) && !allowed_concurrently(op, current))
-        return concurrency_error(vm, current, err);
+        return operations_conflict_error(vm, current, err);
     if (db_get(vm, "is_a_template")->b && !db_get(vm, "is_a_snapshot")->b) {
         const Xv *default_key = xv_struct_get(db_get(vm, "other_config"), "default_template");
         bool is_default = db_get(vm, "is_default_template")->b ||
@@ -175,91 +153,7 @@ int vm_check_operation(const DbRow *vm, const char *op, XapiError **err)
  * allowed_operations, so that clients do not offer what would fail. */
 static const char *const implemented_ops[] = {
     "start", "start_on", "pause", "unpause", "clean_shutdown", "clean_reboot",
-    "hard_shutdown", "hard_reboot", "shutdown", "power_state_reset", "destroy",
+    "hard_shutdown", "hard_reboot", "shutdown", "power_state_reset", "destroy", NULL,
 };
 
-static Xv *allowed_operations(const DbRow *vm)
-{
-    const DmField *field = dm_field_by_name(vm->cls, "allowed_operations");
-    const DmEnum *ops = field->type->elem->enumeration;
-    Xv *allowed = xv_new_array();
-    for (size_t i = 0; i < G_N_ELEMENTS(implemented_ops); i++) {
-        if (vm_check_operation(vm, implemented_ops[i], NULL) == 0)
-            xv_array_append(allowed,
-                            xv_new_static_string(dm_enum_value(ops, implemented_ops[i])));
-    }
-    return allowed;
-}
-
-void vm_fill_allowed_operations(DbRow *vm)
-{
-    db_row_put(vm, "allowed_operations", allowed_operations(vm));
-}
-
-int vm_update_allowed_operations(DbRow *vm, XapiError **err)
-{
-    const DmField *field = dm_field_by_name(vm->cls, "allowed_operations");
-    Xv *allowed = allowed_operations(vm);
-    if (xv_equal(allowed, db_get(vm, "allowed_operations"))) {
-        xv_free(allowed);
-        return 0;
-    }
-    return db_set(vm, field, allowed, err);
-}
-
-int vm_write(const char *vm_ref, VmWriteFn fn, const void *arg, XapiError **err)
-{
-    if (db_write_begin(err) < 0)
-        return -1;
-    DbRow *vm = db_lookup(dm_class_by_name("VM"), vm_ref);
-    if (!vm) {
-        db_write_abort();
-        return xapi_error_set(err, "HANDLE_INVALID", "VM", vm_ref, NULL);
-    }
-    if (fn(vm, arg, err) < 0 || vm_update_allowed_operations(vm, err) < 0) {
-        db_write_abort();
-        return -1;
-    }
-    return db_write_commit(err);
-}
-
-typedef struct {
-    const char *op;
-    const char *task_ref;
-} OperationEntry;
-
-static int add_operation(DbRow *vm, const void *arg, XapiError **err)
-{
-    const OperationEntry *e = arg;
-    if (vm_check_operation(vm, e->op, err) < 0)
-        return -1;
-    const DmField *field = dm_field_by_name(vm->cls, "current_operations");
-    const char *member = dm_enum_value(field->type->elem->enumeration, e->op);
-    g_assert(member); /* callers name operations of the enum */
-    Xv *current = xv_dup(db_get(vm, "current_operations"));
-    xv_struct_set(current, e->task_ref, xv_new_static_string(member));
-    return db_set(vm, field, current, err);
-}
-
-static int remove_operation(DbRow *vm, const void *arg, XapiError **err)
-{
-    Xv *current = xv_dup(db_get(vm, "current_operations"));
-    xv_struct_remove(current, arg);
-    return db_set_by_name(vm, "current_operations", current, err);
-}
-
-int vm_operation_begin(const char *vm_ref, const char *op, const char *task_ref,
-                       XapiError **err)
-{
-    OperationEntry e = {op, task_ref};
-    return vm_write(vm_ref, add_operation, &e, err);
-}
-
-void vm_operation_end(const char *vm_ref, const char *task_ref)
-{
-    g_autoptr(XapiError) err = NULL;
-    /* A VM that the operation destroyed has nothing left to clear. */
-    if (vm_write(vm_ref, remove_operation, task_ref, &err) < 0 &&
-        strcmp(err->code, "HANDLE_INVALID") != 0)
-        g_warning("VM %s: could not clear operation %s: %s", vm_ref, task_ref, err->code);
-}
+const ObjectOperations vm_operations = {"VM", vm_check_operation, implemented_ops};

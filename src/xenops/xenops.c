@@ -180,7 +180,7 @@ typedef struct {
 
 /* A VM update that may change what the host has free. */
 typedef struct {
-    VmWriteFn fn;
+    ObjectWriteFn fn;
     const void *arg;
 } HostMemoryUpdate;
 
@@ -193,10 +193,10 @@ static int update_with_host_memory(DbRow *vm, const void *arg, XapiError **err)
     return 0;
 }
 
-static int with_vm(const char *vm_ref, VmWriteFn fn, const void *arg, XapiError **err)
+static int with_vm(const char *vm_ref, ObjectWriteFn fn, const void *arg, XapiError **err)
 {
     HostMemoryUpdate u = {fn, arg};
-    return vm_write(vm_ref, update_with_host_memory, &u, err);
+    return operations_write(&vm_operations, vm_ref, update_with_host_memory, &u, err);
 }
 
 static int set_running(DbRow *vm, const void *arg, XapiError **err)
@@ -419,17 +419,6 @@ static bool collect_resident(DbRow *vm, void *ctx)
     return true;
 }
 
-static bool refresh_allowed(DbRow *vm, void *ctx)
-{
-    vm_update_allowed_operations(vm, NULL);
-    /* current_operations of a previous run ended with it */
-    if (xv_len(db_get(vm, "current_operations"))) {
-        db_set_by_name(vm, "current_operations", xv_new_struct(), NULL);
-        vm_update_allowed_operations(vm, NULL);
-    }
-    return true;
-}
-
 static int record_hypervisor(XapiError **err)
 {
     if (db_write_begin(err) < 0)
@@ -447,14 +436,14 @@ static int record_hypervisor(XapiError **err)
         xv_array_append_string(caps, accel);
         db_set_by_name(host, "capabilities", caps, NULL);
     }
-    db_foreach(dm_class_by_name("VM"), refresh_allowed, NULL);
+    operations_reset_all();
     update_host_memory();
     return db_write_commit(err);
 }
 
 int xenops_init(const char *state_dir, const char *hypervisor, XapiError **err)
 {
-    implicit_on_create(dm_class_by_name("VM"), vm_fill_allowed_operations);
+    operations_register(&vm_operations);
     xenops.locks = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     xenops.waiting = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     xenops.reactions = g_thread_pool_new(react, NULL, 2, FALSE, NULL);
