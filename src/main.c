@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "bootstrap.h"
+#include "storage.h"
 #include "compat.h"
 #include "db.h"
 #include "http_server.h"
@@ -91,7 +92,7 @@ int main(int argc, char **argv)
     XapiError *err = NULL;
     if (db_open(state_dir, &err) < 0 || bootstrap_database(state_dir, &err) < 0 ||
         session_init_root_password(password_file, &err) < 0 ||
-        xenops_init(state_dir, hypervisor, &err) < 0)
+        storage_init(state_dir, &err) < 0 || xenops_init(state_dir, hypervisor, &err) < 0)
         return fail(err);
 
     HttpServer *server = http_server_new();

@@ -203,6 +203,19 @@ static int create_host_objects(const char *state_dir, XapiError **err)
                               : NULL;
     if (!pbd)
         return -1;
+    g_autofree char *iso_path = g_build_filename(state_dir ? state_dir : ".", "iso", NULL);
+    if (state_dir)
+        g_mkdir_with_parents(iso_path, 0755);
+    g_autofree char *iso_sr = add_row(
+        err, "SR", "name_label", S("ISO library"), "name_description",
+        S("ISO images in the state directory"), "type", S("iso"), "content_type", S("iso"),
+        "shared", B(false), "other_config", M("i18n-key", "local-iso-library", NULL), NULL);
+    g_autofree char *iso_pbd = iso_sr ? add_row(err, "PBD", "host", S(host), "SR", S(iso_sr),
+                                                "device_config", M("location", iso_path, NULL),
+                                                "currently_attached", B(true), NULL)
+                                      : NULL;
+    if (!iso_pbd)
+        return -1;
     g_autofree char *network = add_row(
         err, "network", "name_label", S("Pool-wide network associated with management interface"),
         "bridge", S("xapibr0"), "MTU", I(1500), NULL);

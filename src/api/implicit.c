@@ -284,12 +284,9 @@ void implicit_on_create(const DmClass *cls, ImplicitCreateHook hook)
     create_hooks[cls->index] = hook;
 }
 
-static int create(Call *call, Xv **result)
+DbRow *implicit_row_from_record(Call *call, const Xv *record)
 {
     const DmClass *cls = call->msg->cls;
-    const Xv *record = call_arg(call, 0);
-    if (db_write_begin(&call->error) < 0)
-        return -1;
     DbRow *row = db_row_new(cls);
     for (unsigned i = 0; i < cls->n_fields; i++) {
         const DmField *f = &cls->fields[i];
@@ -299,22 +296,31 @@ static int create(Call *call, Xv **result)
         Xv *v = typed_value_from_wire(f->type, given, f->name, &call->error);
         if (!v || implicit_check_refs(call, f, v) < 0) {
             xv_free(v);
-            goto fail;
+            db_row_free(row);
+            return NULL;
         }
         xv_clear(&row->fields[i]);
         xv_move_into(&row->fields[i], v);
     }
     if (create_hooks && create_hooks[cls->index])
         create_hooks[cls->index](row);
+    return row;
+}
+
+static int create(Call *call, Xv **result)
+{
+    if (db_write_begin(&call->error) < 0)
+        return -1;
+    DbRow *row = implicit_row_from_record(call, call_arg(call, 0));
+    if (!row) {
+        db_write_abort();
+        return -1;
+    }
     char *ref = db_insert_and_commit(row, &call->error);
     if (!ref)
         return -1;
     *result = xv_new_string_take(ref);
     return 0;
-fail:
-    db_row_free(row);
-    db_write_abort();
-    return -1;
 }
 
 int implicit_execute(Call *call, Xv **result)

@@ -14,6 +14,10 @@ typedef void (*ImplicitCreateHook)(DbRow *row);
 void implicit_on_create(const DmClass *cls, ImplicitCreateHook hook);
 
 /* Shared with hand-written handlers. */
+/* The row a <class>.create call's record describes (not inserted; the
+ * class's create hook applied), or NULL with the call's error set (wrong
+ * types, unknown refs). Write lock held. */
+DbRow *implicit_row_from_record(Call *call, const Xv *record);
 int implicit_handle_invalid(Call *call, const DmClass *cls, const char *ref);
 /* HANDLE_INVALID unless each ref in value (a ref or ref set field) names an
  * existing object of its class. Lock held. */

@@ -52,6 +52,10 @@ int operations_refresh(DbRow *row, XapiError **err)
     if (!oo)
         return 0;
     Xv *allowed = allowed_operations(oo, row);
+    if (db_lookup(row->cls, row->ref) != row) { /* not inserted yet */
+        db_row_put(row, "allowed_operations", allowed);
+        return 0;
+    }
     if (xv_equal(allowed, db_get(row, "allowed_operations"))) {
         xv_free(allowed);
         return 0;

@@ -1,0 +1,268 @@
+/* sr_drivers.c: the `file` SR driver (a directory of qcow2 images, and raw
+ * files such as suspend images, named <uuid>.qcow2 / <uuid>.raw; backing
+ * files recorded relative to the directory so that an SR can move) and the
+ * `iso` driver (read-only .iso files), which share the directory handling. */
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "db.h"
+#include "qemu_img.h"
+#include "sr_driver.h"
+
+#define SR_MARKER ".xapid-sr"
+
+static int os_error(const char *what, const char *path, XapiError **err)
+{
+    g_autofree char *text = g_strdup_printf("%s %s: %s", what, path, g_strerror(errno));
+    char code[16];
+    g_snprintf(code, sizeof code, "%d", errno);
+    return xapi_error_set(err, "SR_BACKEND_FAILURE", code, "", text, NULL);
+}
+
+char *sr_path(const char *dir, const char *location) { return g_build_filename(dir, location, NULL); }
+
+void vdi_info_clear(VdiInfo *info)
+{
+    g_free(info->parent);
+    *info = (VdiInfo){0};
+}
+
+static int file_create(const char *dir, XapiError **err)
+{
+    if (g_mkdir_with_parents(dir, 0700) < 0)
+        return os_error("cannot create", dir, err);
+    g_autofree char *marker = g_build_filename(dir, SR_MARKER, NULL);
+    if (!g_file_test(marker, G_FILE_TEST_EXISTS) &&
+        !g_file_set_contents(marker, "file\n", -1, NULL))
+        return os_error("cannot write", marker, err);
+    return 0;
+}
+
+static int file_attach(const char *dir, XapiError **err)
+{
+    struct stat st;
+    if (stat(dir, &st) < 0)
+        return os_error("cannot attach", dir, err);
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return os_error("cannot attach", dir, err);
+    }
+    if (access(dir, R_OK | W_OK | X_OK) < 0)
+        return os_error("cannot attach", dir, err);
+    return 0;
+}
+
+static int file_stat(const char *dir, int64_t *size, int64_t *used, XapiError **err)
+{
+    struct statvfs fs;
+    if (statvfs(dir, &fs) < 0)
+        return os_error("cannot stat", dir, err);
+    *size = (int64_t)fs.f_blocks * (int64_t)fs.f_frsize;
+    *used = (int64_t)(fs.f_blocks - fs.f_bavail) * (int64_t)fs.f_frsize;
+    return 0;
+}
+
+static bool is_image_name(const char *name, const char *const *suffixes)
+{
+    if (name[0] == '.')
+        return false;
+    for (; *suffixes; suffixes++)
+        if (g_str_has_suffix(name, *suffixes))
+            return true;
+    return false;
+}
+
+static GPtrArray *list_with(const char *dir, const char *const *suffixes, XapiError **err)
+{
+    g_autoptr(GError) error = NULL;
+    GDir *d = g_dir_open(dir, 0, &error);
+    if (!d) {
+        xapi_error_set(err, "SR_BACKEND_FAILURE", "2", "", error->message, NULL);
+        return NULL;
+    }
+    GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
+    for (const char *name; (name = g_dir_read_name(d));)
+        if (is_image_name(name, suffixes))
+            g_ptr_array_add(names, g_strdup(name));
+    g_dir_close(d);
+    return names;
+}
+
+static const char *const file_suffixes[] = {".qcow2", ".raw", NULL};
+
+static GPtrArray *file_list(const char *dir, XapiError **err)
+{
+    return list_with(dir, file_suffixes, err);
+}
+
+static int64_t allocated_bytes(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (int64_t)st.st_blocks * 512 : 0;
+}
+
+static int file_vdi_info(const char *dir, const char *location, VdiInfo *out, XapiError **err)
+{
+    g_autofree char *path = sr_path(dir, location);
+    *out = (VdiInfo){0};
+    if (g_str_has_suffix(location, ".raw")) {
+        struct stat st;
+        if (stat(path, &st) < 0)
+            return os_error("cannot stat", path, err);
+        out->virtual_size = st.st_size;
+        out->physical_utilisation = (int64_t)st.st_blocks * 512;
+        out->format = "raw";
+        return 0;
+    }
+    QemuImgInfo info = {0};
+    if (qemu_img_info(path, &info, err) < 0)
+        return -1;
+    out->virtual_size = info.virtual_size;
+    out->physical_utilisation = allocated_bytes(path);
+    out->format = "qcow2";
+    if (info.backing)
+        out->parent = g_path_get_basename(info.backing);
+    qemu_img_info_clear(&info);
+    return 0;
+}
+
+static char *new_location(const char *suffix)
+{
+    g_autofree char *uuid = db_new_uuid();
+    return g_strconcat(uuid, suffix, NULL);
+}
+
+static char *file_vdi_create(const char *dir, int64_t size, XapiError **err)
+{
+    char *location = new_location(".qcow2");
+    g_autofree char *path = sr_path(dir, location);
+    if (qemu_img_create(path, size, NULL, err) < 0) {
+        g_free(location);
+        return NULL;
+    }
+    return location;
+}
+
+static int file_vdi_delete(const char *dir, const char *location, XapiError **err)
+{
+    g_autofree char *path = sr_path(dir, location);
+    if (unlink(path) < 0 && errno != ENOENT)
+        return os_error("cannot delete", path, err);
+    return 0;
+}
+
+static int file_vdi_resize(const char *dir, const char *location, int64_t size, XapiError **err)
+{
+    g_autofree char *path = sr_path(dir, location);
+    if (g_str_has_suffix(location, ".raw")) {
+        if (truncate(path, size) < 0)
+            return os_error("cannot resize", path, err);
+        return 0;
+    }
+    return qemu_img_resize(path, size, err);
+}
+
+static char *file_vdi_overlay(const char *dir, const char *base, int64_t size, XapiError **err)
+{
+    char *location = new_location(".qcow2");
+    g_autofree char *path = sr_path(dir, location);
+    if (qemu_img_create(path, size, base, err) < 0) {
+        g_free(location);
+        return NULL;
+    }
+    return location;
+}
+
+static char *file_vdi_import(const char *dir, const char *src, const char *src_format,
+                             XapiError **err)
+{
+    char *location = new_location(".qcow2");
+    g_autofree char *path = sr_path(dir, location);
+    if (qemu_img_convert(src, src_format, path, "qcow2", err) < 0) {
+        unlink(path);
+        g_free(location);
+        return NULL;
+    }
+    return location;
+}
+
+static const char *const file_capabilities[] = {
+    "SR_PROBE", "SR_UPDATE", "VDI_CREATE", "VDI_DELETE", "VDI_ATTACH", "VDI_DETACH",
+    "VDI_UPDATE", "VDI_CLONE", "VDI_SNAPSHOT", "VDI_RESIZE", "VDI_RESIZE_ONLINE",
+    "VDI_INTRODUCE", "VDI_ACTIVATE", "VDI_DEACTIVATE", "VDI_GENERATE_CONFIG", NULL};
+
+const SrDriver sr_file_driver = {
+    .type = "file",
+    .name_label = "Local or shared directory",
+    .description = "SR plugin which stores VDIs as qcow2 files in a directory",
+    .content_type = "user",
+    .capabilities = file_capabilities,
+    .create = file_create,
+    .attach = file_attach,
+    .stat = file_stat,
+    .list = file_list,
+    .vdi_info = file_vdi_info,
+    .vdi_create = file_vdi_create,
+    .vdi_delete = file_vdi_delete,
+    .vdi_resize = file_vdi_resize,
+    .vdi_overlay = file_vdi_overlay,
+    .vdi_import = file_vdi_import,
+};
+
+/* ---- iso: read-only .iso files in a directory ---------------------------- */
+
+static const char *const iso_suffixes[] = {".iso", ".img", NULL};
+
+static GPtrArray *iso_list(const char *dir, XapiError **err)
+{
+    return list_with(dir, iso_suffixes, err);
+}
+
+static int iso_vdi_info(const char *dir, const char *location, VdiInfo *out, XapiError **err)
+{
+    g_autofree char *path = sr_path(dir, location);
+    struct stat st;
+    *out = (VdiInfo){0};
+    if (stat(path, &st) < 0)
+        return os_error("cannot stat", path, err);
+    out->virtual_size = st.st_size;
+    out->physical_utilisation = (int64_t)st.st_blocks * 512;
+    out->format = "raw";
+    out->read_only = true;
+    return 0;
+}
+
+static int iso_create(const char *dir, XapiError **err)
+{
+    if (g_mkdir_with_parents(dir, 0755) < 0)
+        return os_error("cannot create", dir, err);
+    return 0;
+}
+
+static const char *const iso_capabilities[] = {"SR_PROBE", "SR_UPDATE", "VDI_ATTACH",
+                                               "VDI_DETACH", "VDI_INTRODUCE", NULL};
+
+const SrDriver sr_iso_driver = {
+    .type = "iso",
+    .name_label = "ISO",
+    .description = "Handles CD images stored as files in iso format",
+    .content_type = "iso",
+    .capabilities = iso_capabilities,
+    .create = iso_create,
+    .attach = file_attach,
+    .stat = file_stat,
+    .list = iso_list,
+    .vdi_info = iso_vdi_info,
+};
+
+const SrDriver *sr_driver_for(const char *type)
+{
+    static const SrDriver *const drivers[] = {&sr_file_driver, &sr_iso_driver};
+    for (size_t i = 0; i < G_N_ELEMENTS(drivers); i++)
+        if (strcmp(drivers[i]->type, type) == 0)
+            return drivers[i];
+    return NULL;
+}

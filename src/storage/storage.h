@@ -1,0 +1,43 @@
+/* storage.h: SRs, PBDs and VDIs on this host: which driver and directory
+ * serve an SR, the SM records describing the drivers, and keeping VDI
+ * records true to the files (scan). */
+#pragma once
+
+#include "db.h"
+#include "sr_driver.h"
+
+/* SM records for the drivers, every PBD of this host plugged again (a
+ * directory gone leaves it unplugged), every attached SR scanned. */
+int storage_init(const char *state_dir, XapiError **err);
+
+/* Lock held. */
+const SrDriver *storage_driver(const DbRow *sr);  /* NULL: unknown type */
+DbRow *storage_host_pbd(const DbRow *sr);         /* this host's PBD, or NULL */
+/* The directory of an SR plugged on this host (caller frees), else NULL
+ * with SR_HAS_NO_PBDS / SR_NOT_ATTACHED. */
+char *storage_sr_dir(const DbRow *sr, XapiError **err);
+/* The file of a VDI (caller frees), else NULL with the SR's error. */
+char *storage_vdi_path(const DbRow *vdi, XapiError **err);
+/* The image format of a VDI's file: "qcow2" or "raw". */
+const char *storage_vdi_format(const DbRow *vdi);
+
+/* Serialises driver work on one SR (image creation, deletion, scans);
+ * taken before the database lock, never inside it. */
+void storage_lock_sr(const char *sr_ref);
+void storage_unlock_sr(const char *sr_ref);
+
+/* Brings the SR's VDI records in line with its files: introduces new
+ * files (bases of other images as hidden "base copy" VDIs), forgets
+ * records whose file is gone, refreshes sizes, parents and the SR's
+ * space. SR lock held, database lock not. */
+int storage_scan(const char *sr_ref, XapiError **err);
+/* Only the SR's space fields (physical_size, physical_utilisation,
+ * virtual_allocation). Write lock held. */
+int storage_refresh_sr_space(DbRow *sr, XapiError **err);
+
+/* A new VDI row for an image in sr (not inserted). Write lock held. */
+DbRow *storage_vdi_row(const DbRow *sr, const char *location, const VdiInfo *info);
+/* Inserts it with its allowed_operations. Write lock held. */
+int storage_insert_vdi(DbRow *vdi, XapiError **err);
+/* sm_config:vhd-parent follows info->parent's VDI (nova walks the chain). */
+void storage_set_vdi_parent(DbRow *vdi, const DbRow *sr, const char *parent_location);
