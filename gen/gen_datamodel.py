@@ -167,6 +167,7 @@ def main():
     dm_path, defaults_path, out_c, out_h = sys.argv[1:5]
     dm = json.load(open(dm_path))
     param_defaults = json.load(open(defaults_path))
+    field_defaults = param_defaults.pop("field_defaults", {})
     param_defaults = {k: v for k, v in param_defaults.items()
                       if not k.startswith("_")}
     classes = dm["classes"]
@@ -258,7 +259,7 @@ def main():
             rows.append(
                 f"    {{ {c_string(f['name'])}, &{types.ids[f['type'].strip()]}, "
                 f"{QUALIFIERS[f['qualifier']]}, {STATES[f['state']]}, "
-                f"{c_string(default_to_db(f['type'], kind, f.get('default')))}, {i}, "
+                f"{c_string(default_to_db(f['type'], kind, field_defaults.get(cname + '.' + f['name'], f.get('default'))))}, {i}, "
                 f"&dm_classes[{ci}], {rev_expr}, {derived} }},")
         out.append(f"static const DmField dm_fields_{cname}[] = {{")
         out.extend(rows or ["    { 0 }"])

@@ -6,6 +6,7 @@
  * detached, so a restart of xapid leaves guests running; reattach() finds
  * them again from the directory. */
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
@@ -17,6 +18,10 @@
 #include "qmp.h"
 
 #define STOP_REASON_FILE "stop-reason"
+/* The firmware resets the machine again while it boots (QEMU reports
+ * those as the guest's): resets this close to the previous one belong to
+ * the same reboot. */
+#define RESET_SETTLE_US (3 * G_USEC_PER_SEC)
 
 typedef struct Domain {
     char *uuid;
@@ -26,6 +31,7 @@ typedef struct Domain {
     HvStopReason reason;
     bool destroying; /* xapid is stopping it: no notification */
     bool rebooted;   /* RESET by the guest, not yet handled */
+    int64_t last_reset; /* monotonic time of the last reset, ours or the guest's */
     GThread *watcher;
 } Domain;
 
@@ -140,6 +146,13 @@ static void note_event(Domain *d, json_object *msg)
             !json_object_object_get_ex(data, "guest", &guest) || !json_object_get_boolean(guest))
             return; /* our own system_reset */
         g_mutex_lock(&qemu.lock);
+        int64_t now = g_get_monotonic_time();
+        bool same_reboot = d->last_reset && now - d->last_reset < RESET_SETTLE_US;
+        d->last_reset = now;
+        if (same_reboot) {
+            g_mutex_unlock(&qemu.lock);
+            return;
+        }
         d->rebooted = true;
         bool tell = !d->destroying;
         g_cond_broadcast(&qemu.changed);
@@ -268,7 +281,8 @@ static const char *accel(void)
     return "kvm";
 }
 
-static int qemu_start(const char *uuid, const Xv *vm, bool paused, XapiError **err)
+static int qemu_start(const char *uuid, const Xv *vm, const HvDisk *disks, size_t n_disks,
+                      bool paused, XapiError **err)
 {
     if (!qemu.binary)
         return xapi_error_internal(err, "qemu-system-x86_64 is not installed on this host");
@@ -278,6 +292,7 @@ static int qemu_start(const char *uuid, const Xv *vm, bool paused, XapiError **e
     if (exists)
         return xapi_error_internal(err, "a domain for VM %s already exists", uuid);
     Domain *d = domain_new(uuid);
+    d->last_reset = g_get_monotonic_time(); /* the firmware's resets follow */
     if (g_mkdir_with_parents(d->dir, 0700) < 0) {
         xapi_error_internal(err, "cannot create %s: %s", d->dir, g_strerror(errno));
         domain_free(d);
@@ -287,7 +302,7 @@ static int qemu_start(const char *uuid, const Xv *vm, bool paused, XapiError **e
     g_autofree char *console = domain_path(d, QEMU_CONSOLE_LOG);
     unlink(console);
     QemuHost host = {qemu.binary, accel(), d->dir};
-    g_auto(GStrv) argv = qemu_cmdline(&host, uuid, vm, paused, err);
+    g_auto(GStrv) argv = qemu_cmdline(&host, uuid, vm, disks, n_disks, paused, err);
     if (!argv) {
         domain_free(d);
         return -1;
@@ -359,6 +374,11 @@ static int qemu_request_shutdown(const char *uuid, XapiError **err)
 static int qemu_reset(const char *uuid, XapiError **err)
 {
     Domain *d = lookup(uuid, err);
+    if (d) {
+        g_mutex_lock(&qemu.lock);
+        d->last_reset = g_get_monotonic_time();
+        g_mutex_unlock(&qemu.lock);
+    }
     if (!d || qmp_simple(d, "system_reset", NULL, err) < 0 ||
         qmp_simple(d, "cont", NULL, err) < 0)
         return -1;
@@ -467,9 +487,185 @@ static char *qemu_vnc_location(const char *uuid)
     return g_strdup_printf("unix:%s/%s/" QEMU_VNC_SOCKET, qemu.root, uuid);
 }
 
+/* ---- disks ----------------------------------------------------------------- */
+
+static char *args_text(json_object *o)
+{
+    char *text = g_strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+    json_object_put(o);
+    return text;
+}
+
+static json_object *args_object(const char *key, ...) G_GNUC_NULL_TERMINATED;
+/* {key: string value, ...} */
+static json_object *args_object(const char *key, ...)
+{
+    json_object *o = json_object_new_object();
+    va_list ap;
+    va_start(ap, key);
+    for (const char *k = key; k; k = va_arg(ap, const char *))
+        json_object_object_add(o, k, json_object_new_string(va_arg(ap, const char *)));
+    va_end(ap);
+    return o;
+}
+
+static int qmp_args(Domain *d, const char *command, json_object *args, XapiError **err)
+{
+    g_autofree char *text = args_text(args);
+    return qmp_simple(d, command, text, err);
+}
+
+/* The device's qdev path names it ("/machine/peripheral/<id>/..." or <id>). */
+static bool qdev_is(const char *qdev, const char *id)
+{
+    if (strcmp(qdev, id) == 0)
+        return true;
+    g_autofree char *inner = g_strdup_printf("/%s/", id);
+    g_autofree char *tail = g_strdup_printf("/%s", id);
+    return strstr(qdev, inner) || g_str_has_suffix(qdev, tail);
+}
+
+/* The top block node under a slot's device (it changes with live
+ * snapshots), or NULL. */
+static char *top_node(Domain *d, const char *id, XapiError **err)
+{
+    g_autofree char *path = domain_path(d, QEMU_QMP_SOCKET);
+    json_object *blocks = qmp_run(path, "query-block", NULL, err);
+    if (!blocks)
+        return NULL;
+    char *node = NULL;
+    for (size_t i = 0; i < json_object_array_length(blocks) && !node; i++) {
+        json_object *b = json_object_array_get_idx(blocks, i), *qdev, *inserted, *name;
+        if (json_object_object_get_ex(b, "qdev", &qdev) &&
+            qdev_is(json_object_get_string(qdev), id) &&
+            json_object_object_get_ex(b, "inserted", &inserted) &&
+            json_object_object_get_ex(inserted, "node-name", &name))
+            node = g_strdup(json_object_get_string(name));
+    }
+    json_object_put(blocks);
+    if (!node)
+        xapi_error_internal(err, "no image under device %s", id);
+    return node;
+}
+
+static bool device_present(Domain *d, const char *id)
+{
+    g_autofree char *path = domain_path(d, QEMU_QMP_SOCKET);
+    g_autoptr(XapiError) ignored = NULL;
+    json_object *list = qmp_run(path, "qom-list", "{\"path\": \"/machine/peripheral\"}", &ignored);
+    bool present = false;
+    for (size_t i = 0; list && i < json_object_array_length(list); i++) {
+        json_object *name;
+        if (json_object_object_get_ex(json_object_array_get_idx(list, i), "name", &name) &&
+            strcmp(json_object_get_string(name), id) == 0)
+            present = true;
+    }
+    json_object_put(list);
+    return present;
+}
+
+static int qemu_disk_plug(const char *uuid, const HvDisk *disk, XapiError **err)
+{
+    Domain *d = lookup(uuid, err);
+    if (!d)
+        return -1;
+    g_autofree char *blockdev = qemu_disk_blockdev_json(disk);
+    g_autofree char *device = qemu_disk_device_json(disk);
+    if (qmp_simple(d, "blockdev-add", blockdev, err) < 0)
+        return -1;
+    if (qmp_simple(d, "device_add", device, err) < 0) {
+        g_autofree char *node = g_strdup_printf("vbd%d", disk->slot);
+        g_autoptr(XapiError) ignored = NULL;
+        qmp_args(d, "blockdev-del", args_object("node-name", node, NULL), &ignored);
+        return -1;
+    }
+    return 0;
+}
+
+static int qemu_disk_unplug(const char *uuid, const HvDisk *disk, int64_t timeout_ms,
+                            XapiError **err)
+{
+    Domain *d = lookup(uuid, err);
+    if (!d)
+        return -1;
+    if (disk->cdrom)
+        return xapi_error_set(err, "OPERATION_NOT_ALLOWED",
+                              "CD drives stay attached while the VM runs: eject the disc",
+                              NULL);
+    g_autofree char *id = g_strdup_printf(QEMU_DISK_ID_FMT, disk->slot);
+    g_autofree char *node = top_node(d, id, err);
+    if (!node || qmp_args(d, "device_del", args_object("id", id, NULL), err) < 0)
+        return -1;
+    int64_t deadline = g_get_monotonic_time() + timeout_ms * 1000;
+    while (device_present(d, id)) {
+        if (g_get_monotonic_time() > deadline)
+            return 1;
+        g_usleep(20 * 1000);
+    }
+    /* The image stays open until its nodes go; a node made by a live
+     * snapshot is released with its device. */
+    g_autoptr(XapiError) not_ours = NULL;
+    qmp_args(d, "blockdev-del", args_object("node-name", node, NULL), &not_ours);
+    return 0;
+}
+
+static int qemu_disk_change_medium(const char *uuid, const HvDisk *disk, XapiError **err)
+{
+    Domain *d = lookup(uuid, err);
+    if (!d)
+        return -1;
+    g_autofree char *id = g_strdup_printf(QEMU_DISK_ID_FMT, disk->slot);
+    if (!disk->path) {
+        json_object *args = args_object("id", id, NULL);
+        json_object_object_add(args, "force", json_object_new_boolean(true));
+        return qmp_args(d, "eject", args, err);
+    }
+    return qmp_args(d, "blockdev-change-medium",
+                    args_object("id", id, "filename", disk->path, "format", disk->format,
+                                "read-only-mode", "read-only", NULL),
+                    err);
+}
+
+static int qemu_disk_snapshot(const char *uuid, const HvDisk *disk, const char *new_path,
+                              XapiError **err)
+{
+    Domain *d = lookup(uuid, err);
+    if (!d)
+        return -1;
+    g_autofree char *id = g_strdup_printf(QEMU_DISK_ID_FMT, disk->slot);
+    g_autofree char *node = top_node(d, id, err);
+    if (!node)
+        return -1;
+    g_autofree char *new_node = g_strdup_printf("vbd%d-%" G_GINT64_MODIFIER "x", disk->slot,
+                                                g_get_real_time());
+    return qmp_args(d, "blockdev-snapshot-sync",
+                    args_object("node-name", node, "snapshot-file", new_path,
+                                "snapshot-node-name", new_node, "format", "qcow2", NULL),
+                    err);
+}
+
+static int qemu_disk_resize(const char *uuid, const HvDisk *disk, int64_t size, XapiError **err)
+{
+    Domain *d = lookup(uuid, err);
+    if (!d)
+        return -1;
+    g_autofree char *id = g_strdup_printf(QEMU_DISK_ID_FMT, disk->slot);
+    g_autofree char *node = top_node(d, id, err);
+    if (!node)
+        return -1;
+    json_object *args = args_object("node-name", node, NULL);
+    json_object_object_add(args, "size", json_object_new_int64(size));
+    return qmp_args(d, "block_resize", args, err);
+}
+
 static HvDriver qemu_driver = {
     .name = "qemu",
     .start = qemu_start,
+    .disk_plug = qemu_disk_plug,
+    .disk_unplug = qemu_disk_unplug,
+    .disk_change_medium = qemu_disk_change_medium,
+    .disk_snapshot = qemu_disk_snapshot,
+    .disk_resize = qemu_disk_resize,
     .pause = qemu_pause,
     .unpause = qemu_unpause,
     .request_shutdown = qemu_request_shutdown,

@@ -3,16 +3,20 @@
  * No guest runs: a domain is an entry in a table. The simulated guest
  * honours the ACPI power button at once (it powers off), which is what a
  * well-behaved guest does, unless the VM's other_config:sim_guest is
- * "ignores-acpi" (a guest that hangs, for timeouts and lock tests). For scale tests and hosts without QEMU; the
- * host reports "sim" as its hypervisor so nobody mistakes it for VMs. */
+ * "ignores-acpi" (a guest that hangs, for timeouts and lock tests). For
+ * scale tests and hosts without QEMU; the host reports "sim" as its
+ * hypervisor so nobody mistakes it for VMs. Disk images are changed as
+ * QEMU would change them (live snapshots, resizes), so storage stays true. */
 #include <string.h>
 
 #include "hv_driver.h"
+#include "qemu_img.h"
 
 typedef struct {
     HvState state;
     HvStopReason reason;
     bool ignores_power_button; /* VM other_config:sim_guest = "ignores-acpi" */
+    unsigned disks;            /* slots with a disk plugged */
 } SimDomain;
 
 static struct {
@@ -22,12 +26,16 @@ static struct {
     GHashTable *domains; /* uuid -> SimDomain */
 } sim;
 
-static int sim_start(const char *uuid, const Xv *vm, bool paused, XapiError **err)
+static int sim_start(const char *uuid, const Xv *vm, const HvDisk *disks, size_t n_disks,
+                     bool paused, XapiError **err)
 {
     g_mutex_lock(&sim.lock);
     bool exists = g_hash_table_contains(sim.domains, uuid);
     if (!exists) {
         SimDomain *d = g_new0(SimDomain, 1);
+        for (size_t i = 0; i < n_disks; i++)
+            if (!disks[i].cdrom)
+                d->disks |= 1u << disks[i].slot;
         d->state = paused ? HV_PAUSED : HV_RUNNING;
         const Xv *other = xv_struct_get(vm, "other_config");
         const Xv *guest = other ? xv_struct_get(other, "sim_guest") : NULL;
@@ -136,10 +144,67 @@ static void sim_clear_rebooted(const char *uuid) {} /* simulated guests never re
 static bool sim_reattach(const char *uuid) { return false; }
 static char *sim_vnc_location(const char *uuid) { return NULL; }
 
+/* ---- disks: the slots in use; images change as QEMU would change them -- */
+
+static int with_domain_disks(const char *uuid, int slot, int plug, XapiError **err)
+{
+    g_mutex_lock(&sim.lock);
+    SimDomain *d = g_hash_table_lookup(sim.domains, uuid);
+    int rc = 0;
+    if (!d) {
+        rc = xapi_error_internal(err, "no simulated domain %s", uuid);
+    } else if (plug > 0) {
+        if (d->disks & (1u << slot))
+            rc = xapi_error_internal(err, "slot %d of %s is in use", slot, uuid);
+        d->disks |= 1u << slot;
+    } else if (plug < 0) {
+        d->disks &= ~(1u << slot);
+    }
+    g_mutex_unlock(&sim.lock);
+    return rc;
+}
+
+static int sim_disk_plug(const char *uuid, const HvDisk *disk, XapiError **err)
+{
+    return with_domain_disks(uuid, disk->slot, 1, err);
+}
+
+static int sim_disk_unplug(const char *uuid, const HvDisk *disk, int64_t timeout_ms,
+                           XapiError **err)
+{
+    return with_domain_disks(uuid, disk->slot, -1, err);
+}
+
+static int sim_disk_change_medium(const char *uuid, const HvDisk *disk, XapiError **err)
+{
+    return with_domain_disks(uuid, disk->slot, 0, err);
+}
+
+static int sim_disk_snapshot(const char *uuid, const HvDisk *disk, const char *new_path,
+                             XapiError **err)
+{
+    if (with_domain_disks(uuid, disk->slot, 0, err) < 0)
+        return -1;
+    g_autofree char *backing = g_path_get_basename(disk->path);
+    return qemu_img_create(new_path, disk->size, backing, err);
+}
+
+static int sim_disk_resize(const char *uuid, const HvDisk *disk, int64_t size, XapiError **err)
+{
+    if (with_domain_disks(uuid, disk->slot, 0, err) < 0)
+        return -1;
+    return qemu_img_resize(disk->path, size, err);
+}
+
 static const HvDriver sim_driver = {
     .name = "sim",
     .accel = "sim",
     .start = sim_start,
+    .disk_plug = sim_disk_plug,
+    .disk_unplug = sim_disk_unplug,
+    .disk_change_medium = sim_disk_change_medium,
+    .disk_snapshot = sim_disk_snapshot,
+    .disk_resize = sim_disk_resize,
     .pause = sim_pause,
     .unpause = sim_unpause,
     .request_shutdown = sim_request_shutdown,

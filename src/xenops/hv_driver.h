@@ -33,6 +33,22 @@ typedef struct {
     bool rebooted;       /* the guest rebooted itself since clear_rebooted */
 } HvStatus;
 
+/* A disk of a domain: a VBD and the image behind it. Devices are named
+ * after the slot (the VBD's userdevice): disks sit on PCIe root port
+ * slot (hot-pluggable), CD drives on AHCI port slot. */
+#define HV_DISK_SLOTS 8
+#define HV_CD_SLOTS 6
+typedef struct {
+    int slot;
+    bool cdrom;
+    char *path;          /* the image; NULL: an empty CD drive */
+    const char *format;  /* "qcow2" or "raw" (static) */
+    bool read_only;
+    int64_t size;        /* virtual size in bytes */
+    int bootindex;       /* boot order position, or -1 */
+} HvDisk;
+void hv_disks_free(HvDisk *disks, size_t n);
+
 /* Called from a driver thread when a domain changes state by itself
  * (guest poweroff or reboot, QEMU gone). Must not block for long. */
 typedef void (*HvChangeNotify)(const char *uuid);
@@ -43,7 +59,8 @@ typedef struct HvDriver {
     /* Creates and boots a domain from the VM record (an XV_STRUCT as
      * VM.get_record gives it); paused: left paused before the first
      * instruction. */
-    int (*start)(const char *uuid, const Xv *vm, bool paused, XapiError **err);
+    int (*start)(const char *uuid, const Xv *vm, const HvDisk *disks, size_t n_disks,
+                 bool paused, XapiError **err);
     int (*pause)(const char *uuid, XapiError **err);
     int (*unpause)(const char *uuid, XapiError **err);
     /* Presses the ACPI power button; the guest decides. */
@@ -60,6 +77,17 @@ typedef struct HvDriver {
     /* Finds a domain left running by an earlier xapid (after a restart)
      * and resumes watching it; false if there is none. */
     bool (*reattach)(const char *uuid);
+    /* Disks of a running domain. plug adds a disk (not a CD drive);
+     * unplug asks the guest to let go and returns 1 if it has not within
+     * timeout_ms; change_medium puts path in a CD drive (NULL ejects);
+     * snapshot moves the disk onto a new overlay at new_path over its
+     * current image; resize grows it. */
+    int (*disk_plug)(const char *uuid, const HvDisk *disk, XapiError **err);
+    int (*disk_unplug)(const char *uuid, const HvDisk *disk, int64_t timeout_ms, XapiError **err);
+    int (*disk_change_medium)(const char *uuid, const HvDisk *disk, XapiError **err);
+    int (*disk_snapshot)(const char *uuid, const HvDisk *disk, const char *new_path,
+                         XapiError **err);
+    int (*disk_resize)(const char *uuid, const HvDisk *disk, int64_t size, XapiError **err);
     /* The VNC endpoint for the console object, or NULL (caller frees). */
     char *(*vnc_location)(const char *uuid);
 } HvDriver;

@@ -7,6 +7,7 @@
  * actions_after_reboot and actions_after_crash. */
 #include "qemu_cmdline.h"
 
+#include <json-c/json.h>
 #include <string.h>
 
 static const char *field_str(const Xv *vm, const char *name)
@@ -64,8 +65,93 @@ static bool valid_boot_order(const char *order)
     return true;
 }
 
-char **qemu_cmdline(const QemuHost *host, const char *uuid, const Xv *vm, bool paused,
-                    XapiError **err)
+/* -blockdev for a disk's image: the node is named after the slot. */
+static char *blockdev_option(const HvDisk *disk)
+{
+    g_autofree char *path = escape_commas(disk->path);
+    return g_strdup_printf("driver=%s,node-name=vbd%d,read-only=%s,file.driver=file,"
+                           "file.filename=%s",
+                           disk->format, disk->slot, disk->read_only ? "on" : "off", path);
+}
+
+static char *device_option(const HvDisk *disk)
+{
+    GString *dev = g_string_new(NULL);
+    if (disk->cdrom)
+        g_string_append_printf(dev, "ide-cd,bus=ide.%d,id=" QEMU_DISK_ID_FMT, disk->slot,
+                               disk->slot);
+    else
+        g_string_append_printf(dev, "virtio-blk-pci,bus=rp%d,id=" QEMU_DISK_ID_FMT, disk->slot,
+                               disk->slot);
+    if (disk->path)
+        g_string_append_printf(dev, ",drive=vbd%d", disk->slot);
+    if (disk->bootindex >= 0)
+        g_string_append_printf(dev, ",bootindex=%d", disk->bootindex);
+    return g_string_free(dev, FALSE);
+}
+
+static int add_disks(GPtrArray *argv, const HvDisk *disks, size_t n, XapiError **err)
+{
+    /* Root ports for every disk slot, so that any of them can be plugged
+     * while the guest runs. */
+    for (int slot = 0; slot < HV_DISK_SLOTS; slot++) {
+        add(argv, "-device");
+        addf(argv, "pcie-root-port,id=rp%d,chassis=%d,bus=pcie.0", slot, slot + 1);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const HvDisk *d = &disks[i];
+        if (d->slot < 0 || d->slot >= (d->cdrom ? HV_CD_SLOTS : HV_DISK_SLOTS) ||
+            (!d->path && !d->cdrom)) {
+            char slot[16];
+            g_snprintf(slot, sizeof slot, "%d", d->slot);
+            return xapi_error_set(err, "INVALID_DEVICE", slot, NULL);
+        }
+        if (d->path) {
+            add(argv, "-blockdev");
+            g_ptr_array_add(argv, blockdev_option(d));
+        }
+        add(argv, "-device");
+        g_ptr_array_add(argv, device_option(d));
+    }
+    return 0;
+}
+
+static char *json_text(json_object *o)
+{
+    char *text = g_strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+    json_object_put(o);
+    return text;
+}
+
+char *qemu_disk_blockdev_json(const HvDisk *disk)
+{
+    g_autofree char *node = g_strdup_printf("vbd%d", disk->slot);
+    json_object *file = json_object_new_object();
+    json_object_object_add(file, "driver", json_object_new_string("file"));
+    json_object_object_add(file, "filename", json_object_new_string(disk->path));
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "driver", json_object_new_string(disk->format));
+    json_object_object_add(o, "node-name", json_object_new_string(node));
+    json_object_object_add(o, "read-only", json_object_new_boolean(disk->read_only));
+    json_object_object_add(o, "file", file);
+    return json_text(o);
+}
+
+char *qemu_disk_device_json(const HvDisk *disk)
+{
+    g_autofree char *id = g_strdup_printf(QEMU_DISK_ID_FMT, disk->slot);
+    g_autofree char *bus = g_strdup_printf("rp%d", disk->slot);
+    g_autofree char *node = g_strdup_printf("vbd%d", disk->slot);
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "driver", json_object_new_string("virtio-blk-pci"));
+    json_object_object_add(o, "bus", json_object_new_string(bus));
+    json_object_object_add(o, "drive", json_object_new_string(node));
+    json_object_object_add(o, "id", json_object_new_string(id));
+    return json_text(o);
+}
+
+char **qemu_cmdline(const QemuHost *host, const char *uuid, const Xv *vm, const HvDisk *disks,
+                    size_t n_disks, bool paused, XapiError **err)
 {
     int64_t memory = field_int(vm, "memory_static_max");
     int64_t mib = memory / (1024 * 1024);
@@ -126,6 +212,11 @@ char **qemu_cmdline(const QemuHost *host, const char *uuid, const Xv *vm, bool p
     add(argv, "shutdown=pause,panic=shutdown");
     add(argv, "-device");
     add(argv, "pvpanic");
+    if (add_disks(argv, disks, n_disks, err) < 0) {
+        g_ptr_array_add(argv, NULL);
+        g_strfreev((char **)g_ptr_array_free(argv, FALSE));
+        return NULL;
+    }
     if (*kernel) {
         add(argv, "-kernel");
         add(argv, kernel);

@@ -4,6 +4,7 @@
 #include <glib.h>
 #include <stdbool.h>
 
+#include "hv_driver.h"
 #include "xapi_error.h"
 #include "xv.h"
 
@@ -23,5 +24,13 @@ typedef struct {
 /* argv (NULL-terminated, caller frees with g_strfreev) for booting vm, an
  * XV_STRUCT as VM.get_record gives it. Fields that cannot be honoured give
  * an error rather than being ignored. */
-char **qemu_cmdline(const QemuHost *host, const char *uuid, const Xv *vm, bool paused,
-                    XapiError **err);
+char **qemu_cmdline(const QemuHost *host, const char *uuid, const Xv *vm, const HvDisk *disks,
+                    size_t n_disks, bool paused, XapiError **err);
+
+/* QMP arguments (JSON object text, caller frees) for hot-plugging disk:
+ * its block node, then its device. */
+char *qemu_disk_blockdev_json(const HvDisk *disk);
+char *qemu_disk_device_json(const HvDisk *disk);
+/* A slot's device id; its block node is "vbd<slot>" (and its successors
+ * after live snapshots), its root port "rp<slot>". */
+#define QEMU_DISK_ID_FMT "vbd%d-dev"

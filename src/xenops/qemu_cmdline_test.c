@@ -31,18 +31,41 @@ static Xv *load_record(const char *name)
     return record;
 }
 
+/* The record member "xapid_test_disks": [{slot, cdrom, path, format,
+ * read_only, bootindex}] stands for the VM's VBDs. */
+static HvDisk *test_disks(const Xv *vm, size_t *n)
+{
+    const Xv *list = xv_struct_get(vm, "xapid_test_disks");
+    *n = list ? xv_len(list) : 0;
+    HvDisk *disks = g_new0(HvDisk, *n + 1);
+    for (size_t i = 0; i < *n; i++) {
+        const Xv *d = xv_at(list, i);
+        const Xv *path = xv_struct_get(d, "path");
+        disks[i].slot = (int)xv_struct_get(d, "slot")->i;
+        disks[i].cdrom = xv_struct_get(d, "cdrom")->b;
+        disks[i].path = path ? g_strdup(xv_str(path)) : NULL;
+        disks[i].format = g_intern_string(xv_str(xv_struct_get(d, "format")));
+        disks[i].read_only = xv_struct_get(d, "read_only")->b;
+        disks[i].bootindex = (int)xv_struct_get(d, "bootindex")->i;
+    }
+    return disks;
+}
+
 static const QemuHost host = {"qemu-system-x86_64", "tcg", "/state/domains/U"};
 
 static void test_goldens(void **state)
 {
-    static const char *const names[] = {"direct-kernel", "hvm-boot-order", "defaults"};
+    static const char *const names[] = {"direct-kernel", "hvm-boot-order", "defaults", "disks"};
     for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
         g_autofree char *json = g_strdup_printf("%s.vm.json", names[i]);
         g_autoptr(Xv) vm = load_record(json);
         const Xv *paused = xv_struct_get(vm, "xapid_test_paused");
         XapiError *err = NULL;
+        size_t n_disks;
+        HvDisk *disks = test_disks(vm, &n_disks);
         g_auto(GStrv) argv = qemu_cmdline(&host, "6f2e0f39-0000-4000-8000-000000000001", vm,
-                                          paused && paused->b, &err);
+                                          disks, n_disks, paused && paused->b, &err);
+        hv_disks_free(disks, n_disks);
         if (!argv)
             fail_msg("%s: %s", names[i], err->code);
         g_autofree char *joined = g_strjoinv("\n", argv);
@@ -66,7 +89,7 @@ static void test_bad_boot_order_is_refused(void **state)
     Xv *params = xv_struct_get(vm, "HVM_boot_params");
     xv_struct_set_string(params, "order", "c,d");
     XapiError *err = NULL;
-    char **argv = qemu_cmdline(&host, "u", vm, false, &err);
+    char **argv = qemu_cmdline(&host, "u", vm, NULL, 0, false, &err);
     assert_null(argv);
     assert_string_equal(err->code, "INVALID_VALUE");
     xapi_error_free(err);

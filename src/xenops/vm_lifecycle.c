@@ -8,6 +8,7 @@
 #include "bootstrap.h"
 #include "dm_handlers.h"
 #include "task.h"
+#include "vm_disks.h"
 #include "vm_operations.h"
 #include "xenops.h"
 
@@ -91,7 +92,17 @@ static int start_work(VmOp *o)
     bool paused = *(const bool *)o->arg;
     if (check_startable(o) < 0)
         return -1;
-    if (driver()->start(o->uuid, o->record, paused, &o->call->error) < 0)
+    HvDisk *disks = NULL;
+    size_t n_disks = 0;
+    db_read_begin();
+    DbRow *vm = db_lookup(dm_class_by_name("VM"), o->ref);
+    int rc = vm ? vm_disks_for_start(vm, &disks, &n_disks, &o->call->error)
+                : xapi_error_set(&o->call->error, "HANDLE_INVALID", "VM", o->ref, NULL);
+    db_read_end();
+    if (rc == 0)
+        rc = driver()->start(o->uuid, o->record, disks, n_disks, paused, &o->call->error);
+    hv_disks_free(disks, n_disks);
+    if (rc < 0)
         return -1;
     task_set_progress(o->call->task_ref, 0.8);
     if (xenops_mark_running(o->ref, paused, true, &o->call->error) < 0) {

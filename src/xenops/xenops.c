@@ -6,6 +6,7 @@
 
 #include "bootstrap.h"
 #include "implicit.h"
+#include "vm_disks.h"
 #include "vm_operations.h"
 
 static struct {
@@ -228,8 +229,9 @@ static int set_running(DbRow *vm, const void *arg, XapiError **err)
     }
     db_set_by_name(metrics, "state", xv_new_array(), NULL);
     db_set_by_name(metrics, "last_updated", xv_new_datetime(now), NULL);
-    if (was_halted)
-        return add_console(vm, xv_str(db_get(vm, "uuid")), err);
+    if (was_halted && (vm_vbds_set_attached(vm, true, err) < 0 ||
+                       add_console(vm, xv_str(db_get(vm, "uuid")), err) < 0))
+        return -1;
     return 0;
 }
 
@@ -254,6 +256,8 @@ int xenops_mark_paused(const char *vm_ref, bool paused, XapiError **err)
 static int set_halted(DbRow *vm, const void *arg, XapiError **err)
 {
     destroy_consoles(vm);
+    if (vm_vbds_set_attached(vm, false, err) < 0)
+        return -1;
     if (db_set_by_name(vm, "power_state", xv_new_static_string("Halted"), err) < 0 ||
         db_set_by_name(vm, "domid", xv_new_int(-1), err) < 0 ||
         db_set_by_name(vm, "resident_on", xv_new_string("OpaqueRef:NULL"), err) < 0)
@@ -444,6 +448,7 @@ static int record_hypervisor(XapiError **err)
 int xenops_init(const char *state_dir, const char *hypervisor, XapiError **err)
 {
     operations_register(&vm_operations);
+    vbd_init();
     xenops.locks = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     xenops.waiting = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     xenops.reactions = g_thread_pool_new(react, NULL, 2, FALSE, NULL);

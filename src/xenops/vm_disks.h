@@ -1,0 +1,31 @@
+/* vm_disks.h: a VM's VBDs as the hypervisor's disks, and the VBD records
+ * following what the domain has attached. */
+#pragma once
+
+#include "db.h"
+#include "hv_driver.h"
+#include "operations.h"
+
+extern const ObjectOperations vbd_operations;
+
+/* The slot of a VBD's userdevice, or -1 if it is not a valid one. */
+int vbd_slot(const char *userdevice, bool cdrom);
+
+/* One VBD's disk (lock held; caller clears with hv_disks_free(d, 1)
+ * semantics: free d->path). Errors: the VDI's SR not plugged, a read-only
+ * VDI on a read-write VBD (VDI_READONLY). */
+int vbd_disk(const DbRow *vbd, HvDisk *out, XapiError **err);
+
+/* The disks of every VBD of vm for booting it, with boot positions from
+ * HVM_boot_params:order (lock held; caller frees with hv_disks_free). */
+int vm_disks_for_start(const DbRow *vm, HvDisk **disks, size_t *n, XapiError **err);
+
+/* After the domain started (attached) or stopped: every VBD's
+ * currently_attached and device, and the allowed operations of the VBDs
+ * and their VDIs (write lock held). */
+int vm_vbds_set_attached(DbRow *vm, bool attached, XapiError **err);
+/* The same for one VBD. */
+int vbd_set_attached(DbRow *vbd, bool attached, XapiError **err);
+
+/* Registers the VBD operation locks and storage's live hooks. */
+void vbd_init(void);
