@@ -7,7 +7,12 @@ the same run:
    serial console; VM.hard_shutdown until its reply.
 2. The same kernel, initrd and memory launched as a bare qemu-system-x86_64
    (the peer): launch until the same ready line.
-3. The sim driver: 1,000 VMs started through the API, total and per call.
+3. The same guest as a transient libvirt domain (the other peer,
+   bench/libvirt_peer.py): `virsh create` until its reply and until the
+   ready line; `virsh destroy` until its reply. libvirt is installed with
+   apt-get when missing; when it cannot be installed or started, the bench
+   prints "libvirt: skipped (reason)" and goes on.
+4. The sim driver: 1,000 VMs started through the API, total and per call.
 
 Usage: bench/vm_start.py [--runs N] [--sim-vms N]   (after ninja -C build)
 """
@@ -24,6 +29,7 @@ import xmlrpc.client
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
                                 "client"))
 from xapid_daemon import REPO, Daemon  # noqa: E402
+import libvirt_peer  # noqa: E402  (bench/, this script's directory)
 
 MiB = 1 << 20
 GUEST = os.path.join(REPO, "build", "test-guest")
@@ -40,10 +46,14 @@ def wait_line(path, count, deadline):
     raise SystemExit(f"no ready line in {path}")
 
 
+def kvm_usable():
+    return os.access("/dev/kvm", os.R_OK | os.W_OK)
+
+
 def bare_qemu(kernel, initrd):
     d = tempfile.mkdtemp(prefix="bare-qemu-")
     log = os.path.join(d, "console.log")
-    accel = "kvm" if os.access("/dev/kvm", os.R_OK | os.W_OK) else "tcg"
+    accel = "kvm" if kvm_usable() else "tcg"
     started = time.perf_counter()
     proc = subprocess.Popen(["qemu-system-x86_64", "-machine", f"q35,accel={accel}", "-m", "192",
                              "-nodefaults", "-no-user-config", "-display", "none",
@@ -109,8 +119,16 @@ def main():
     subprocess.run([os.path.join(REPO, "scripts", "build-test-guest"), GUEST], check=True,
                    stdout=subprocess.DEVNULL)
     kernel, initrd = os.path.join(GUEST, "vmlinuz"), os.path.join(GUEST, "initrd.img")
+    try:
+        libvirt_peer.ensure_installed()  # before any timing: apt-get is not measured
+        libvirt_skipped = None
+    except libvirt_peer.Skip as e:
+        libvirt_skipped = str(e)
 
-    bare = [bare_qemu(kernel, initrd) for _ in range(args.runs)]
+    # The peers take turns within each run (bare QEMU, xapid, libvirt), so
+    # that load from elsewhere on this shared machine hits all three alike.
+    bare, cycles, lv_cycles = [], [], []
+    lv = None
     daemon = Daemon()
     try:
         api, session = daemon.login()
@@ -119,20 +137,52 @@ def main():
                                      "PV_kernel": kernel, "PV_ramdisk": initrd,
                                      "PV_args": ARGS})["Value"]
         uuid = api.VM.get_uuid(session, vm)["Value"]
-        cycles = [xapid_cycle(daemon, api, session, vm, uuid) for _ in range(args.runs)]
+        if libvirt_skipped is None:
+            try:
+                lv = libvirt_peer.Libvirt()  # started (and QEMU probed) before any timing
+                lv.prepare_guest(kernel, initrd)
+            except libvirt_peer.Skip as e:
+                libvirt_skipped = str(e)
+        for i in range(args.runs):
+            bare.append(bare_qemu(kernel, initrd))
+            cycles.append(xapid_cycle(daemon, api, session, vm, uuid))
+            if lv is not None:
+                try:
+                    lv_cycles.append(lv.cycle(i, ARGS, kvm_usable(), wait_line))
+                except libvirt_peer.Skip as e:
+                    libvirt_skipped = str(e)
+                    lv.close()
+                    lv = None
         api.VM.destroy(session, vm)
     finally:
-        daemon.stop()
+        try:
+            if lv is not None:
+                lv_what = lv.describe()
+                lv.close()
+        finally:
+            daemon.stop()
     reply = statistics.median(c[0] for c in cycles)
     ready = statistics.median(c[1] for c in cycles)
     shutdown = statistics.median(c[2] for c in cycles)
     bare_ready = statistics.median(bare)
+    if libvirt_skipped is None:
+        lv_reply = statistics.median(c[0] for c in lv_cycles)
+        lv_ready = statistics.median(c[1] for c in lv_cycles)
+        lv_destroy = statistics.median(c[2] for c in lv_cycles)
     print(f"bare qemu-system-x86_64, launch to ready line: {bare_ready:.2f} s (median of {args.runs})")
     print(f"xapid VM.start: reply {reply * 1000:.0f} ms, ready line {ready:.2f} s, "
           f"ratio to bare QEMU {ready / bare_ready:.3f} (goal <= 1.05)")
     print(f"xapid VM.hard_shutdown reply: {shutdown * 1000:.0f} ms (goal < 200 ms)")
-    print("libvirt: not measured in this run (libvirt-daemon-system is not installed by the "
-          "test command)")
+    if libvirt_skipped is None:
+        print(f"libvirt ({lv_what}, {'kvm' if kvm_usable() else 'qemu/TCG'} domain): "
+              f"virsh create reply {lv_reply * 1000:.0f} ms, launch to ready line "
+              f"{lv_ready:.2f} s (median of {args.runs}; {lv_ready / bare_ready:.3f} of bare QEMU)")
+        print(f"libvirt virsh destroy reply: {lv_destroy * 1000:.0f} ms")
+        print(f"xapid / libvirt: start to ready line {ready / lv_ready:.3f}, "
+              f"VM.start reply / virsh create reply {reply / lv_reply:.3f}, "
+              f"hard_shutdown / destroy {shutdown / lv_destroy:.3f}")
+    else:
+        print(f"libvirt: skipped ({libvirt_skipped})")
     total, p50, p99 = sim_starts(args.sim_vms)
     print(f"sim driver: {args.sim_vms} VM.start calls (4 clients) in {total:.2f} s, "
           f"p50 {p50 * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms per call")
