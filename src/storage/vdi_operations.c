@@ -49,7 +49,7 @@ static int vdi_check(const DbRow *vdi, const char *op, XapiError **err)
         DbRow *vbd = db_lookup(dm_class_by_name("VBD"), xv_str(xv_at(vbds, i)));
         if (!vbd)
             continue;
-        if (db_get(vbd, "currently_attached")->b || db_get(vbd, "reserved")->b) {
+        if (db_get(vbd, "currently_attached")->b) {
             any_active = true;
             rw_active |= strcmp(xv_str(db_get(vbd, "mode")), "RW") == 0;
         }

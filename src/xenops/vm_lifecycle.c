@@ -9,19 +9,12 @@
 #include "dm_handlers.h"
 #include "task.h"
 #include "vm_disks.h"
+#include "vm_lifecycle.h"
 #include "vm_operations.h"
 #include "xenops.h"
 
 #define DEFAULT_CLEAN_SHUTDOWN_TIMEOUT 1200 /* seconds, as XAPI's */
 #define MIN_MEMORY (16 << 20)
-
-typedef struct VmOp {
-    Call *call;
-    const char *ref;
-    char *uuid;
-    Xv *record; /* the VM as it was when the operation began */
-    const void *arg;
-} VmOp;
 
 static const char *record_str(const VmOp *o, const char *field)
 {
@@ -29,9 +22,8 @@ static const char *record_str(const VmOp *o, const char *field)
     return v ? xv_str(v) : "";
 }
 
-/* Checks and locks op, runs work under the VM's lock, unlocks. */
-static int run_vm_operation(Call *call, const char *vm_ref, const char *op,
-                            int (*work)(VmOp *o), const void *arg)
+int vm_run_operation(Call *call, const char *vm_ref, const char *op, int (*work)(VmOp *o),
+                     const void *arg)
 {
     g_autofree char *op_task = call->task_ref ? g_strdup(call->task_ref) : db_new_ref();
     if (operations_begin(&vm_operations, vm_ref, op, op_task, &call->error) < 0)
@@ -115,7 +107,7 @@ static int start_work(VmOp *o)
 
 int xapi_VM_start(Call *call, const char *vm, bool start_paused, bool force)
 {
-    return run_vm_operation(call, vm, "start", start_work, &start_paused);
+    return vm_run_operation(call, vm, "start", start_work, &start_paused);
 }
 
 int xapi_VM_start_on(Call *call, const char *vm, const char *host, bool start_paused, bool force)
@@ -128,7 +120,7 @@ int xapi_VM_start_on(Call *call, const char *vm, const char *host, bool start_pa
         return xapi_error_set(&call->error, "HANDLE_INVALID", "host", host, NULL);
     if (strcmp(host, this_host) != 0)
         return xapi_error_set(&call->error, "HOST_OFFLINE", host, NULL);
-    return run_vm_operation(call, vm, "start_on", start_work, &start_paused);
+    return vm_run_operation(call, vm, "start_on", start_work, &start_paused);
 }
 
 /* ---- pause ----------------------------------------------------------- */
@@ -149,12 +141,12 @@ static int unpause_work(VmOp *o)
 
 int xapi_VM_pause(Call *call, const char *vm)
 {
-    return run_vm_operation(call, vm, "pause", pause_work, NULL);
+    return vm_run_operation(call, vm, "pause", pause_work, NULL);
 }
 
 int xapi_VM_unpause(Call *call, const char *vm)
 {
-    return run_vm_operation(call, vm, "unpause", unpause_work, NULL);
+    return vm_run_operation(call, vm, "unpause", unpause_work, NULL);
 }
 
 /* ---- shutdown and reboot ---------------------------------------------- */
@@ -200,7 +192,7 @@ static int ask_guest_to_stop(VmOp *o)
     return rc;
 }
 
-static int halt(VmOp *o)
+int vm_hard_stop(VmOp *o)
 {
     if (driver()->destroy(o->uuid, &o->call->error) < 0)
         return -1;
@@ -211,7 +203,7 @@ static int clean_shutdown_work(VmOp *o)
 {
     if (ask_guest_to_stop(o) < 0)
         return -1;
-    return halt(o);
+    return vm_hard_stop(o);
 }
 
 static int clean_reboot_work(VmOp *o)
@@ -225,7 +217,7 @@ static int clean_reboot_work(VmOp *o)
 
 static int hard_shutdown_work(VmOp *o)
 {
-    return halt(o); /* a suspended VM has no domain: only the record changes */
+    return vm_hard_stop(o); /* a suspended VM has no domain: only the record changes */
 }
 
 static int hard_reboot_work(VmOp *o)
@@ -251,32 +243,32 @@ static int shutdown_work(VmOp *o)
             return -1;
         }
     }
-    return halt(o);
+    return vm_hard_stop(o);
 }
 
 int xapi_VM_clean_shutdown(Call *call, const char *vm)
 {
-    return run_vm_operation(call, vm, "clean_shutdown", clean_shutdown_work, NULL);
+    return vm_run_operation(call, vm, "clean_shutdown", clean_shutdown_work, NULL);
 }
 
 int xapi_VM_clean_reboot(Call *call, const char *vm)
 {
-    return run_vm_operation(call, vm, "clean_reboot", clean_reboot_work, NULL);
+    return vm_run_operation(call, vm, "clean_reboot", clean_reboot_work, NULL);
 }
 
 int xapi_VM_hard_shutdown(Call *call, const char *vm)
 {
-    return run_vm_operation(call, vm, "hard_shutdown", hard_shutdown_work, NULL);
+    return vm_run_operation(call, vm, "hard_shutdown", hard_shutdown_work, NULL);
 }
 
 int xapi_VM_hard_reboot(Call *call, const char *vm)
 {
-    return run_vm_operation(call, vm, "hard_reboot", hard_reboot_work, NULL);
+    return vm_run_operation(call, vm, "hard_reboot", hard_reboot_work, NULL);
 }
 
 int xapi_VM_shutdown(Call *call, const char *vm)
 {
-    return run_vm_operation(call, vm, "shutdown", shutdown_work, NULL);
+    return vm_run_operation(call, vm, "shutdown", shutdown_work, NULL);
 }
 
 /* ---- destroy and power_state_reset ------------------------------------ */
@@ -327,7 +319,7 @@ static int destroy_work(VmOp *o)
 
 int xapi_VM_destroy(Call *call, const char *self)
 {
-    return run_vm_operation(call, self, "destroy", destroy_work, NULL);
+    return vm_run_operation(call, self, "destroy", destroy_work, NULL);
 }
 
 static int power_state_reset_work(VmOp *o)
@@ -348,7 +340,7 @@ static int power_state_reset_work(VmOp *o)
 
 int xapi_VM_power_state_reset(Call *call, const char *vm)
 {
-    return run_vm_operation(call, vm, "power_state_reset", power_state_reset_work, NULL);
+    return vm_run_operation(call, vm, "power_state_reset", power_state_reset_work, NULL);
 }
 
 /* ---- host memory -------------------------------------------------------- */

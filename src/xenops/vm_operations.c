@@ -43,6 +43,10 @@ static const char *const template_ops[] = {
     "export", "metadata_export", "provision",
 };
 
+/* What a snapshot may do (check_snapshot). */
+static const char *const snapshot_ops[] = {"revert", "clone", "copy", "export", "destroy",
+                                           "hard_shutdown", "metadata_export"};
+
 static const char *const state_names[] = {"halted", "paused", "running", "suspended"};
 
 static unsigned state_bit(const char *power_state)
@@ -142,6 +146,14 @@ int vm_check_operation(const DbRow *vm, const char *op, XapiError **err)
         if (!allowed)
             return xapi_error_set(err, "VM_IS_TEMPLATE", vm->ref, op, NULL);
     }
+    bool is_template = db_get(vm, "is_a_template")->b;
+    bool is_snapshot = db_get(vm, "is_a_snapshot")->b;
+    if (is_snapshot && !in_list(op, snapshot_ops, G_N_ELEMENTS(snapshot_ops)))
+        return xapi_error_set(err, "VM_IS_SNAPSHOT", vm->ref, op, NULL);
+    if (strcmp(op, "provision") == 0 && !is_template)
+        return xapi_error_set(err, "PROVISION_ONLY_ALLOWED_ON_TEMPLATE", NULL);
+    if (strcmp(op, "revert") == 0 && !is_snapshot)
+        return xapi_error_set(err, "REVERT_ONLY_ALLOWED_ON_SNAPSHOT", NULL);
     if (db_get(vm, "is_control_domain")->b && strcmp(op, "power_state_reset") != 0 &&
         !in_list(op, template_ops, G_N_ELEMENTS(template_ops)))
         return xapi_error_set(err, "OPERATION_NOT_ALLOWED",
@@ -153,7 +165,8 @@ int vm_check_operation(const DbRow *vm, const char *op, XapiError **err)
  * allowed_operations, so that clients do not offer what would fail. */
 static const char *const implemented_ops[] = {
     "start", "start_on", "pause", "unpause", "clean_shutdown", "clean_reboot",
-    "hard_shutdown", "hard_reboot", "shutdown", "power_state_reset", "destroy", NULL,
+    "hard_shutdown", "hard_reboot", "shutdown", "power_state_reset", "destroy", "clone",
+    "copy", "snapshot", "revert", "provision", NULL,
 };
 
 const ObjectOperations vm_operations = {"VM", vm_check_operation, implemented_ops};

@@ -1,0 +1,21 @@
+/* vm_lifecycle.h: how VM operations run (vm_lifecycle.c, vm_clone.c). */
+#pragma once
+
+#include "call.h"
+
+typedef struct VmOp {
+    Call *call;
+    const char *ref;
+    char *uuid;
+    Xv *record; /* the VM as it was when the operation began */
+    const void *arg;
+} VmOp;
+
+/* Checks op and records it in the VM's current_operations, runs work
+ * holding the VM's lock (with progress on the call's task), reconciles
+ * the VM with its domain, then clears the operation. */
+int vm_run_operation(Call *call, const char *vm_ref, const char *op, int (*work)(VmOp *o),
+                     const void *arg);
+
+/* Stops the VM's domain at once and marks it Halted (VM lock held). */
+int vm_hard_stop(VmOp *o);

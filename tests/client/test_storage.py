@@ -1,0 +1,429 @@
+"""Storage through xmlrpc.client on the sim driver (no guest; the images
+are real qcow2 files made by qemu-img): SR and PBD lifecycle, VDI chains
+checked with `qemu-img info --backing-chain`, VBDs, VM.clone / copy /
+snapshot / revert / provision, and XAPI's errors with their parameters."""
+import json
+import os
+import subprocess
+import tempfile
+
+import pytest
+
+from xapid_daemon import Daemon
+
+MiB = 1 << 20
+GiB = 1 << 30
+
+
+@pytest.fixture(scope="module")
+def daemon():
+    d = Daemon(extra_args=["--hypervisor", "sim"])
+    yield d
+    d.stop()
+
+
+@pytest.fixture()
+def api(daemon):
+    return daemon.login()
+
+
+def ok(reply):
+    assert reply["Status"] == "Success", reply
+    return reply["Value"]
+
+
+def err(reply):
+    assert reply["Status"] == "Failure", reply
+    return reply["ErrorDescription"]
+
+
+def default_sr(api):
+    proxy, s = api
+    pool = list(ok(proxy.pool.get_all_records(s)).values())[0]
+    return pool["default_SR"]
+
+
+def sr_dir(api, sr):
+    proxy, s = api
+    pbd = ok(proxy.SR.get_PBDs(s, sr))[0]
+    return ok(proxy.PBD.get_device_config(s, pbd))["location"]
+
+
+def new_vdi(api, sr, size=64 * MiB, name="disk"):
+    proxy, s = api
+    return ok(proxy.VDI.create(s, {"name_label": name, "SR": sr, "virtual_size": str(size),
+                                   "type": "user", "sharable": False, "read_only": False,
+                                   "other_config": {}}))
+
+
+def vdi_path(api, vdi):
+    proxy, s = api
+    rec = ok(proxy.VDI.get_record(s, vdi))
+    return os.path.join(sr_dir(api, rec["SR"]), rec["location"])
+
+
+def chain(path):
+    out = subprocess.run(["qemu-img", "info", "-U", "--backing-chain", "--output=json", path],
+                         check=True, capture_output=True, text=True).stdout
+    return [os.path.basename(i["filename"]) for i in json.loads(out)]
+
+
+def new_vm(api, name="vm", **fields):
+    proxy, s = api
+    record = {"name_label": name, "memory_static_max": str(256 * MiB), "VCPUs_max": "1",
+              "VCPUs_at_startup": "1", "actions_after_shutdown": "destroy",
+              "actions_after_reboot": "restart", "actions_after_crash": "destroy"}
+    record.update(fields)
+    return ok(proxy.VM.create(s, record))
+
+
+def new_vbd(api, vm, vdi, userdevice="autodetect", **fields):
+    proxy, s = api
+    record = {"VM": vm, "VDI": vdi, "userdevice": userdevice, "bootable": True, "mode": "RW",
+              "type": "Disk", "unpluggable": True, "empty": False, "other_config": {},
+              "qos_algorithm_type": "", "qos_algorithm_params": {}}
+    record.update(fields)
+    return proxy.VBD.create(s, record)
+
+
+def test_bootstrap_srs_and_sm(api):
+    proxy, s = api
+    srs = ok(proxy.SR.get_all_records(s))
+    types = sorted(r["type"] for r in srs.values())
+    assert types == ["file", "iso"]
+    for r in srs.values():
+        assert int(r["physical_size"]) > 0
+        assert "scan" in r["allowed_operations"]
+    sms = {r["type"]: r for r in ok(proxy.SM.get_all_records(s)).values()}
+    assert set(sms) == {"file", "iso"}
+    assert "VDI_SNAPSHOT" in sms["file"]["capabilities"]
+    assert "VDI_CREATE" not in sms["iso"]["capabilities"]
+    assert sorted(ok(proxy.SR.get_supported_types(s))) == ["file", "iso"]
+
+
+def test_vdi_create_resize_destroy(api):
+    proxy, s = api
+    sr = default_sr(api)
+    vdi = new_vdi(api, sr, 64 * MiB)
+    rec = ok(proxy.VDI.get_record(s, vdi))
+    assert rec["virtual_size"] == str(64 * MiB) and rec["managed"] and not rec["missing"]
+    assert {"destroy", "snapshot", "clone", "resize"} <= set(rec["allowed_operations"])
+    path = vdi_path(api, vdi)
+    info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", path],
+                                     check=True, capture_output=True, text=True).stdout)
+    assert info["format"] == "qcow2" and info["virtual-size"] == 64 * MiB
+    ok(proxy.VDI.resize(s, vdi, str(128 * MiB)))
+    assert ok(proxy.VDI.get_virtual_size(s, vdi)) == str(128 * MiB)
+    assert err(proxy.VDI.resize(s, vdi, str(MiB))) == ["VDI_TOO_SMALL", vdi, str(128 * MiB)]
+    ok(proxy.VDI.destroy(s, vdi))
+    assert not os.path.exists(path)
+    assert err(proxy.VDI.destroy(s, vdi)) == ["HANDLE_INVALID", "VDI", vdi]
+
+
+def test_vdi_create_errors_change_nothing(api):
+    proxy, s = api
+    sr = default_sr(api)
+    before = len(ok(proxy.SR.get_VDIs(s, sr)))
+    files = sorted(os.listdir(sr_dir(api, sr)))
+    e = err(proxy.VDI.create(s, {"name_label": "huge", "SR": sr, "virtual_size": str(1 << 60),
+                                 "type": "user", "sharable": False, "read_only": False,
+                                 "other_config": {}}))
+    assert e[0] == "SR_FULL" and e[1] == str(1 << 60) and int(e[2]) > 0
+    bogus = "OpaqueRef:00000000-0000-0000-0000-000000000000"
+    assert err(proxy.VDI.create(s, {"name_label": "x", "SR": bogus, "virtual_size": "1",
+                                    "type": "user", "sharable": False, "read_only": False,
+                                    "other_config": {}}))[:2] == ["HANDLE_INVALID", "SR"]
+    iso_sr = [r for r, v in ok(proxy.SR.get_all_records(s)).items() if v["type"] == "iso"][0]
+    assert err(proxy.VDI.create(s, {"name_label": "x", "SR": iso_sr, "virtual_size": "1",
+                                    "type": "user", "sharable": False, "read_only": False,
+                                    "other_config": {}})) == ["SR_OPERATION_NOT_SUPPORTED", iso_sr]
+    assert len(ok(proxy.SR.get_VDIs(s, sr))) == before
+    assert sorted(os.listdir(sr_dir(api, sr))) == files
+
+
+def test_snapshot_and_clone_chains(api):
+    proxy, s = api
+    sr = default_sr(api)
+    vdi = new_vdi(api, sr, 32 * MiB, "chained")
+    uuid = ok(proxy.VDI.get_uuid(s, vdi))
+    snap = ok(proxy.VDI.snapshot(s, vdi, {}))
+    srec = ok(proxy.VDI.get_record(s, snap))
+    vrec = ok(proxy.VDI.get_record(s, vdi))
+    assert srec["is_a_snapshot"] and srec["snapshot_of"] == vdi
+    assert ok(proxy.VDI.get_snapshots(s, vdi)) == [snap]
+    base_uuid = vrec["sm_config"]["vhd-parent"]
+    assert srec["sm_config"]["vhd-parent"] == base_uuid and vrec["uuid"] == uuid
+    base = ok(proxy.VDI.get_by_uuid(s, base_uuid))
+    brec = ok(proxy.VDI.get_record(s, base))
+    assert not brec["managed"] and brec["read_only"] and brec["name_label"] == "base copy"
+    assert "destroy" not in brec["allowed_operations"]
+    # nova walks vhd-parent: both leaves sit on the base's file
+    assert chain(vdi_path(api, vdi)) == [vrec["location"], brec["location"]]
+    assert chain(vdi_path(api, snap)) == [srec["location"], brec["location"]]
+    clone = ok(proxy.VDI.clone(s, vdi, {}))
+    crec = ok(proxy.VDI.get_record(s, clone))
+    assert not crec["is_a_snapshot"]
+    assert len(chain(vdi_path(api, clone))) == 3 and len(chain(vdi_path(api, vdi))) == 3
+    assert err(proxy.VDI.destroy(s, base)) == ["VDI_NOT_MANAGED", base]
+    # destroying the leaves removes the bases nothing is built on
+    files_before = set(os.listdir(sr_dir(api, sr)))
+    for v in (snap, vdi, clone):
+        ok(proxy.VDI.destroy(s, v))
+    gone = files_before - set(os.listdir(sr_dir(api, sr)))
+    assert len(gone) == 5 and brec["location"] in gone
+    assert err(proxy.VDI.get_record(s, base))[0] == "HANDLE_INVALID"
+
+
+def test_copy_to_another_sr_is_standalone(api, daemon):
+    proxy, s = api
+    host = ok(proxy.session.get_this_host(s, s))
+    location = tempfile.mkdtemp(prefix="xapid-sr2-", dir=daemon.state_dir)
+    sr2 = ok(proxy.SR.create(s, host, {"location": location}, "0", "second", "", "file",
+                             "user", False, {}))
+    vdi = new_vdi(api, default_sr(api), 16 * MiB)
+    ok(proxy.VDI.snapshot(s, vdi, {}))
+    copy = ok(proxy.VDI.copy(s, vdi, sr2))
+    crec = ok(proxy.VDI.get_record(s, copy))
+    assert crec["SR"] == sr2 and crec["virtual_size"] == str(16 * MiB)
+    assert len(chain(vdi_path(api, copy))) == 1
+    assert os.path.dirname(vdi_path(api, copy)) == location
+
+
+def test_sr_lifecycle(api, daemon):
+    proxy, s = api
+    host = ok(proxy.session.get_this_host(s, s))
+    location = os.path.join(daemon.state_dir, "sr-lifecycle")
+    assert err(proxy.SR.create(s, host, {}, "0", "x", "", "file", "user", False, {}))[0] == \
+        "SR_BACKEND_FAILURE"
+    assert err(proxy.SR.create(s, host, {"location": location}, "0", "x", "", "nfs", "user",
+                               False, {})) == ["SR_UNKNOWN_DRIVER", "nfs"]
+    sr = ok(proxy.SR.create(s, host, {"location": location}, "0", "mine", "", "file", "user",
+                            False, {}))
+    assert os.path.isdir(location)
+    rec = ok(proxy.SR.get_record(s, sr))
+    assert rec["content_type"] == "user" and len(rec["PBDs"]) == 1
+    pbd = rec["PBDs"][0]
+    assert ok(proxy.PBD.get_currently_attached(s, pbd))
+    vdi = new_vdi(api, sr, 8 * MiB)
+    probe = ok(proxy.SR.probe(s, host, {"location": location}, "file", {}))
+    assert rec["uuid"] in probe
+    assert err(proxy.SR.destroy(s, sr)) == ["SR_HAS_PBD", sr]
+    assert err(proxy.PBD.destroy(s, pbd))[0] == "OPERATION_NOT_ALLOWED"
+    ok(proxy.PBD.unplug(s, pbd))
+    assert err(proxy.VDI.create(s, {"name_label": "x", "SR": sr, "virtual_size": "1",
+                                    "type": "user", "sharable": False, "read_only": False,
+                                    "other_config": {}})) == ["SR_NOT_ATTACHED", sr]
+    assert err(proxy.SR.destroy(s, sr)) == ["SR_NOT_EMPTY"]
+    ok(proxy.PBD.plug(s, pbd))
+    ok(proxy.VDI.destroy(s, vdi))
+    ok(proxy.PBD.unplug(s, pbd))
+    ok(proxy.SR.destroy(s, sr))
+    assert not os.path.exists(location)
+    assert err(proxy.SR.get_record(s, sr))[0] == "HANDLE_INVALID"
+    assert err(proxy.PBD.get_record(s, pbd))[0] == "HANDLE_INVALID"
+
+
+def test_introduce_and_scan_find_files(api, daemon):
+    proxy, s = api
+    host = ok(proxy.session.get_this_host(s, s))
+    location = os.path.join(daemon.state_dir, "sr-introduced")
+    os.makedirs(location)
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", os.path.join(location, "a.qcow2"),
+                    "4M"], check=True)
+    sr = ok(proxy.SR.introduce(s, "", "found", "", "file", "user", False, {}))
+    assert err(proxy.SR.introduce(s, ok(proxy.SR.get_uuid(s, sr)), "x", "", "file", "user",
+                                  False, {}))[0] == "SR_UUID_EXISTS"
+    pbd = ok(proxy.PBD.create(s, {"host": host, "SR": sr, "device_config": {"location": location},
+                                  "other_config": {}}))
+    assert err(proxy.PBD.create(s, {"host": host, "SR": sr, "device_config": {},
+                                     "other_config": {}})) == ["PBD_EXISTS", sr, host, pbd]
+    ok(proxy.PBD.plug(s, pbd))
+    vdis = ok(proxy.SR.get_VDIs(s, sr))
+    assert len(vdis) == 1
+    assert ok(proxy.VDI.get_virtual_size(s, vdis[0])) == str(4 * MiB)
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", os.path.join(location, "b.qcow2"),
+                    "2M"], check=True)
+    os.unlink(os.path.join(location, "a.qcow2"))
+    ok(proxy.SR.scan(s, sr))
+    vdis = ok(proxy.SR.get_VDIs(s, sr))
+    assert [ok(proxy.VDI.get_location(s, v)) for v in vdis] == ["b.qcow2"]
+    ok(proxy.PBD.unplug(s, pbd))
+    ok(proxy.SR.forget(s, sr))
+    assert os.path.exists(os.path.join(location, "b.qcow2"))
+    assert err(proxy.VDI.get_record(s, vdis[0]))[0] == "HANDLE_INVALID"
+
+
+def test_vbds_and_devices(api):
+    proxy, s = api
+    vm = new_vm(api)
+    vdi = new_vdi(api, default_sr(api), 8 * MiB)
+    vbd = ok(new_vbd(api, vm, vdi))
+    assert ok(proxy.VBD.get_userdevice(s, vbd)) == "0"
+    assert ok(proxy.VM.get_allowed_VBD_devices(s, vm)) == [str(i) for i in range(1, 8)]
+    assert err(new_vbd(api, vm, vdi, "0")) == ["DEVICE_ALREADY_EXISTS", "0"]
+    assert err(new_vbd(api, vm, vdi, "99")) == ["INVALID_DEVICE", "99"]
+    assert err(new_vbd(api, vm, vdi, "3", type="CD", mode="RW")) == ["VBD_CDS_MUST_BE_READONLY"]
+    assert err(proxy.VBD.plug(s, vbd)) == ["VM_BAD_POWER_STATE", vm, "running", "halted"]
+    assert err(proxy.VBD.insert(s, vbd, vdi)) == ["VBD_NOT_REMOVABLE_MEDIA", vbd]
+    cd = ok(new_vbd(api, vm, "OpaqueRef:NULL", "3", type="CD", mode="RO", empty=True,
+                    bootable=False))
+    assert err(proxy.VBD.eject(s, cd)) == ["VBD_IS_EMPTY", cd]
+    assert ok(proxy.VBD.get_allowed_operations(s, cd)) == ["insert"]
+    ok(proxy.VM.start(s, vm, False, False))
+    rec = ok(proxy.VBD.get_record(s, vbd))
+    assert rec["currently_attached"] and rec["device"] == "xvda"
+    assert set(rec["allowed_operations"]) == {"unplug", "unplug_force"}
+    assert ok(proxy.VBD.get_currently_attached(s, cd))
+    # a VDI in use cannot go, but can be snapshotted live
+    assert err(proxy.VDI.destroy(s, vdi)) == ["VDI_IN_USE", vdi, "destroy"]
+    assert "destroy" not in ok(proxy.VDI.get_allowed_operations(s, vdi))
+    assert err(proxy.VBD.destroy(s, vbd))[0] == "OPERATION_NOT_ALLOWED"
+    assert err(proxy.VBD.plug(s, vbd)) == ["DEVICE_ALREADY_ATTACHED", vbd]
+    ok(proxy.VBD.unplug(s, vbd))
+    assert not ok(proxy.VBD.get_currently_attached(s, vbd))
+    assert err(proxy.VBD.unplug(s, vbd)) == ["DEVICE_ALREADY_DETACHED", vbd]
+    ok(proxy.VBD.plug(s, vbd))
+    ok(proxy.VBD.set_unpluggable(s, vbd, False))
+    assert err(proxy.VBD.unplug(s, vbd)) == ["VBD_NOT_UNPLUGGABLE", vbd]
+    ok(proxy.VBD.unplug_force(s, vbd))
+    ok(proxy.VM.hard_shutdown(s, vm))
+    assert not ok(proxy.VBD.get_currently_attached(s, cd))
+    assert "destroy" in ok(proxy.VDI.get_allowed_operations(s, vdi))
+    ok(proxy.VBD.destroy(s, vbd))
+    assert ok(proxy.VDI.get_VBDs(s, vdi)) == []
+
+
+def test_iso_insert_and_eject(api, daemon):
+    proxy, s = api
+    iso_sr = [r for r, v in ok(proxy.SR.get_all_records(s)).items() if v["type"] == "iso"][0]
+    iso_dir = sr_dir(api, iso_sr)
+    with open(os.path.join(iso_dir, "tools.iso"), "wb") as f:
+        f.write(b"\0" * 2 * MiB)
+    ok(proxy.SR.scan(s, iso_sr))
+    iso = [v for v in ok(proxy.SR.get_VDIs(s, iso_sr))
+           if ok(proxy.VDI.get_location(s, v)) == "tools.iso"][0]
+    assert ok(proxy.VDI.get_read_only(s, iso))
+    vm = new_vm(api, "cd")
+    cd = ok(new_vbd(api, vm, "OpaqueRef:NULL", "autodetect", type="CD", mode="RO", empty=True,
+                    bootable=False))
+    ok(proxy.VM.start(s, vm, False, False))
+    ok(proxy.VBD.insert(s, cd, iso))
+    rec = ok(proxy.VBD.get_record(s, cd))
+    assert rec["VDI"] == iso and not rec["empty"] and rec["currently_attached"]
+    assert err(proxy.VBD.insert(s, cd, iso)) == ["VBD_NOT_EMPTY", cd]
+    ok(proxy.VBD.eject(s, cd))
+    rec = ok(proxy.VBD.get_record(s, cd))
+    assert rec["empty"] and rec["VDI"] == "OpaqueRef:NULL"
+    ok(proxy.VM.hard_shutdown(s, vm))
+
+
+def disk_vm(api, name="with disk", size=64 * MiB):
+    vm = new_vm(api, name)
+    vdi = new_vdi(api, default_sr(api), size, name + " disk")
+    ok(new_vbd(api, vm, vdi, "0"))
+    return vm, vdi
+
+
+def vm_vdis(api, vm):
+    proxy, s = api
+    out = []
+    for vbd in ok(proxy.VM.get_VBDs(s, vm)):
+        if ok(proxy.VBD.get_type(s, vbd)) == "Disk":
+            out.append(ok(proxy.VBD.get_VDI(s, vbd)))
+    return out
+
+
+def test_vm_clone_shares_data(api):
+    proxy, s = api
+    vm, vdi = disk_vm(api, "original", 10 * GiB)
+    sr = default_sr(api)
+    used_before = int(ok(proxy.SR.get_physical_utilisation(s, sr)))
+    clone = ok(proxy.VM.clone(s, vm, "the clone"))
+    rec = ok(proxy.VM.get_record(s, clone))
+    assert rec["name_label"] == "the clone" and rec["power_state"] == "Halted"
+    assert rec["domid"] == "-1" and rec["uuid"] != ok(proxy.VM.get_uuid(s, vm))
+    [cvdi] = vm_vdis(api, clone)
+    assert cvdi != vdi
+    assert ok(proxy.VDI.get_virtual_size(s, cvdi)) == str(10 * GiB)
+    # no data copied: the new leaf is a few hundred KiB of metadata
+    assert int(ok(proxy.VDI.get_physical_utilisation(s, cvdi))) < 4 * MiB
+    assert int(ok(proxy.SR.get_physical_utilisation(s, sr))) - used_before < 64 * MiB
+    assert len(chain(vdi_path(api, cvdi))) == 2
+    assert "clone" in ok(proxy.VM.get_allowed_operations(s, vm))
+    ok(proxy.VM.start(s, vm, False, False))
+    assert err(proxy.VM.clone(s, vm, "x")) == ["VM_BAD_POWER_STATE", vm, "halted", "running"]
+    ok(proxy.VM.hard_shutdown(s, vm))
+
+
+def test_vm_copy_is_full(api):
+    proxy, s = api
+    vm, vdi = disk_vm(api, "to copy", 8 * MiB)
+    copy = ok(proxy.VM.copy(s, vm, "copied", "OpaqueRef:NULL"))
+    [cvdi] = vm_vdis(api, copy)
+    assert len(chain(vdi_path(api, cvdi))) == 1 and cvdi != vdi
+
+
+def test_snapshot_running_vm_and_revert(api):
+    proxy, s = api
+    vm, vdi = disk_vm(api, "snapped", 16 * MiB)
+    ok(proxy.VM.start(s, vm, False, False))
+    snap = ok(proxy.VM.snapshot(s, vm, "snap1"))
+    rec = ok(proxy.VM.get_record(s, snap))
+    assert rec["is_a_snapshot"] and rec["snapshot_of"] == vm and rec["is_a_template"]
+    assert ok(proxy.VM.get_snapshots(s, vm)) == [snap]
+    [svdi] = vm_vdis(api, snap)
+    assert ok(proxy.VDI.get_snapshot_of(s, svdi)) == vdi
+    assert ok(proxy.VDI.get_is_a_snapshot(s, svdi))
+    # the running VM's disk moved onto a new leaf over the frozen image
+    assert len(chain(vdi_path(api, vdi))) == 2
+    assert err(proxy.VM.start(s, snap, False, False)) == ["VM_IS_SNAPSHOT", snap, "start"]
+    assert err(proxy.VM.revert(s, vm)) == ["REVERT_ONLY_ALLOWED_ON_SNAPSHOT"]
+    ok(proxy.VM.revert(s, snap))
+    assert ok(proxy.VM.get_power_state(s, vm)) == "Halted"
+    [new_vdi_ref] = vm_vdis(api, vm)
+    assert new_vdi_ref != vdi
+    assert err(proxy.VDI.get_record(s, vdi))[0] == "HANDLE_INVALID"
+    # the snapshot keeps its disk; the revert's clone froze it as one more base
+    assert len(chain(vdi_path(api, svdi))) == 3
+    assert len(chain(vdi_path(api, new_vdi_ref))) == 3
+    ok(proxy.VM.start(s, vm, False, False))
+    ok(proxy.VM.hard_shutdown(s, vm))
+
+
+def test_snapshot_ignores_vdis(api):
+    proxy, s = api
+    vm, vdi = disk_vm(api, "ignore", 8 * MiB)
+    snap = ok(proxy.VM.snapshot(s, vm, "without disk", [vdi]))
+    assert vm_vdis(api, snap) == []
+
+
+def test_template_provision(api):
+    proxy, s = api
+    sr = default_sr(api)
+    sr_uuid = ok(proxy.SR.get_uuid(s, sr))
+    disks = (f'<provision><disk device="0" size="{32 * MiB}" sr="{sr_uuid}" bootable="true" '
+             f'type="system"/></provision>')
+    template = new_vm(api, "my template", is_a_template=True, other_config={"disks": disks})
+    assert err(proxy.VM.start(s, template, False, False)) == ["VM_IS_TEMPLATE", template, "start"]
+    vm = ok(proxy.VM.clone(s, template, "from template"))
+    assert ok(proxy.VM.get_is_a_template(s, vm))
+    ok(proxy.VM.provision(s, vm))
+    ok(proxy.VM.set_is_a_template(s, vm, False))
+    [vdi] = vm_vdis(api, vm)
+    assert ok(proxy.VDI.get_virtual_size(s, vdi)) == str(32 * MiB)
+    assert "disks" not in ok(proxy.VM.get_other_config(s, vm))
+    assert err(proxy.VM.provision(s, vm)) == ["PROVISION_ONLY_ALLOWED_ON_TEMPLATE"]
+    ok(proxy.VM.start(s, vm, False, False))
+    ok(proxy.VM.hard_shutdown(s, vm))
+
+
+def test_storage_survives_restart(api, daemon):
+    proxy, s = api
+    vdi = new_vdi(api, default_sr(api), 8 * MiB, "persistent")
+    snap = ok(proxy.VDI.snapshot(s, vdi, {}))
+    daemon.kill9()
+    daemon.start()
+    proxy, s = daemon.login()
+    assert ok(proxy.VDI.get_name_label(s, vdi)) == "persistent"
+    assert ok(proxy.VDI.get_snapshot_of(s, snap)) == vdi
+    assert len(chain(vdi_path((proxy, s), vdi))) == 2
