@@ -1,0 +1,165 @@
+"""Real disks under real guests: the test guest's bootable disk image
+(scripts/build-test-guest) in a VDI, booted by SeaBIOS through xapid's qemu
+driver; a disk hot-plugged and unplugged while the guest watches
+/sys/block; a live VM.snapshot; a CD drive with an ISO inserted and ejected;
+VM.revert and a boot from the reverted disk."""
+import json
+import os
+import re
+import subprocess
+import time
+
+import pytest
+
+from test_vm_qemu import daemon, domain_dir, guest, ok  # noqa: F401 (fixtures)
+
+MiB = 1 << 20
+
+
+def console(daemon, uuid):
+    path = os.path.join(domain_dir(daemon, uuid), "console.log")
+    if not os.path.exists(path):
+        return ""
+    with open(path, errors="replace") as f:
+        return f.read()
+
+
+def wait_console(daemon, uuid, predicate, what, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        text = console(daemon, uuid)
+        if predicate(text):
+            return text
+        time.sleep(0.1)
+    raise AssertionError(f"guest never showed {what}; console:\n{console(daemon, uuid)[-2000:]}")
+
+
+def last_block_line(text):
+    lines = re.findall(r"XAPID-GUEST-BLOCK ?(.*)", text)
+    return lines[-1].split() if lines else None
+
+
+def chain(path):
+    out = subprocess.run(["qemu-img", "info", "-U", "--backing-chain", "--output=json", path],
+                         check=True, capture_output=True, text=True).stdout
+    return [os.path.basename(i["filename"]) for i in json.loads(out)]
+
+
+def local_sr(proxy, s):
+    pool = list(ok(proxy.pool.get_all_records(s)).values())[0]
+    return pool["default_SR"]
+
+
+def iso_sr(proxy, s):
+    return [r for r, v in ok(proxy.SR.get_all_records(s)).items() if v["type"] == "iso"][0]
+
+
+def sr_dir(proxy, s, sr):
+    return ok(proxy.PBD.get_device_config(s, ok(proxy.SR.get_PBDs(s, sr))[0]))["location"]
+
+
+def vbd(proxy, s, vm, vdi, userdevice, **fields):
+    record = {"VM": vm, "VDI": vdi, "userdevice": userdevice, "bootable": False, "mode": "RW",
+              "type": "Disk", "unpluggable": True, "empty": False, "other_config": {},
+              "qos_algorithm_type": "", "qos_algorithm_params": {}}
+    record.update(fields)
+    return ok(proxy.VBD.create(s, record))
+
+
+def test_boot_from_disk_hotplug_snapshot_cd(daemon, guest):  # noqa: F811
+    proxy, s = daemon.login()
+    guest_dir = os.path.dirname(guest[0])
+    sr = local_sr(proxy, s)
+    directory = sr_dir(proxy, s, sr)
+    # the guest's disk becomes a VDI the way an administrator drops an
+    # image into a file SR: a qcow2 file, then SR.scan
+    subprocess.run(["qemu-img", "convert", "-O", "qcow2", os.path.join(guest_dir, "disk.img"),
+                    os.path.join(directory, "guest-boot.qcow2")], check=True)
+    ok(proxy.SR.scan(s, sr))
+    boot_vdi = [v for v in ok(proxy.SR.get_VDIs(s, sr))
+                if ok(proxy.VDI.get_location(s, v)) == "guest-boot.qcow2"][0]
+    with open(os.path.join(sr_dir(proxy, s, iso_sr(proxy, s)), "data.iso"), "wb") as f:
+        f.write(os.urandom(MiB))
+    ok(proxy.SR.scan(s, iso_sr(proxy, s)))
+    iso = [v for v in ok(proxy.SR.get_VDIs(s, iso_sr(proxy, s)))
+           if ok(proxy.VDI.get_location(s, v)) == "data.iso"][0]
+
+    vm = ok(proxy.VM.create(s, {
+        "name_label": "disk guest", "memory_static_max": str(192 * MiB), "VCPUs_max": "1",
+        "VCPUs_at_startup": "1", "HVM_boot_policy": "BIOS order",
+        "HVM_boot_params": {"order": "dc"}, "actions_after_shutdown": "destroy",
+        "actions_after_reboot": "restart", "actions_after_crash": "destroy"}))
+    uuid = ok(proxy.VM.get_uuid(s, vm))
+    vbd(proxy, s, vm, boot_vdi, "0", bootable=True)
+    cd = vbd(proxy, s, vm, "OpaqueRef:NULL", "3", type="CD", mode="RO", empty=True)
+    ok(proxy.VM.start(s, vm, False, False))
+    text = wait_console(daemon, uuid, lambda t: "XAPID-GUEST-BLOCK" in t, "its block line")
+    assert "XAPID-GUEST-BOOT disk" in text  # SeaBIOS skipped the empty CD, booted the disk
+    assert set(last_block_line(text)) == {"vda", "sr0"}
+    assert ok(proxy.VBD.get_device(s, ok(proxy.VM.get_VBDs(s, vm))[0])) in ("xvda", "xvdd")
+
+    # hot-plug a second disk, then unplug it; the guest sees both
+    extra = ok(proxy.VDI.create(s, {"name_label": "extra", "SR": sr,
+                                    "virtual_size": str(16 * MiB), "type": "user",
+                                    "sharable": False, "read_only": False, "other_config": {}}))
+    extra_vbd = vbd(proxy, s, vm, extra, "1")
+    ok(proxy.VBD.plug(s, extra_vbd))
+    wait_console(daemon, uuid, lambda t: set(last_block_line(t) or []) == {"vda", "vdb", "sr0"},
+                 "the hot-plugged disk")
+    assert err_code(proxy.VDI.destroy(s, extra)) == "VDI_IN_USE"
+    ok(proxy.VBD.unplug(s, extra_vbd))
+    wait_console(daemon, uuid, lambda t: set(last_block_line(t) or []) == {"vda", "sr0"},
+                 "the unplugged disk gone")
+    ok(proxy.VDI.destroy(s, extra))
+
+    # the ISO in the CD drive, as QEMU sees it
+    ok(proxy.VBD.insert(s, cd, iso))
+    assert qmp_inserted(daemon, uuid, "vbd3-dev").endswith("data.iso")
+    ok(proxy.VBD.eject(s, cd))
+    assert qmp_inserted(daemon, uuid, "vbd3-dev") is None
+
+    # a live snapshot: the guest carries on in a new leaf
+    alive_before = console(daemon, uuid).count("XAPID-GUEST-ALIVE")
+    snap = ok(proxy.VM.snapshot(s, vm, "live"))
+    boot_path = os.path.join(directory, ok(proxy.VDI.get_location(s, boot_vdi)))
+    assert len(chain(boot_path)) == 2
+    wait_console(daemon, uuid, lambda t: t.count("XAPID-GUEST-ALIVE") > alive_before + 1,
+                 "heartbeats after the snapshot", timeout=60)
+    assert ok(proxy.VM.get_power_state(s, vm)) == "Running"
+
+    # revert stops the VM and boots it again from the snapshot's disk
+    ok(proxy.VM.revert(s, snap))
+    assert ok(proxy.VM.get_power_state(s, vm)) == "Halted"
+    ok(proxy.VM.start(s, vm, False, False))
+    wait_console(daemon, uuid, lambda t: "XAPID-GUEST-BOOT disk" in t, "a boot from the disk")
+    ok(proxy.VM.hard_shutdown(s, vm))
+    assert not any(ok(proxy.VBD.get_currently_attached(s, v)) for v in ok(proxy.VM.get_VBDs(s, vm)))
+
+
+def err_code(reply):
+    assert reply["Status"] == "Failure", reply
+    return reply["ErrorDescription"][0]
+
+
+def qmp_inserted(daemon, uuid, device_id):
+    import socket
+    sock = socket.socket(socket.AF_UNIX)
+    sock.connect(os.path.join(domain_dir(daemon, uuid), "qmp.sock"))
+    f = sock.makefile("rw")
+    try:
+        json.loads(f.readline())
+        for command in ("qmp_capabilities", "query-block"):
+            f.write(json.dumps({"execute": command}) + "\n")
+            f.flush()
+            while True:
+                reply = json.loads(f.readline())
+                if "return" in reply:
+                    break
+        for block in reply["return"]:
+            if block.get("qdev", "").endswith(device_id) or device_id in block.get("qdev", ""):
+                inserted = block.get("inserted")
+                return inserted["file"] if inserted else None
+        raise AssertionError(f"no {device_id} in {reply}")
+    finally:
+        f.close()
+        sock.close()
