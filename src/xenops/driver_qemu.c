@@ -281,8 +281,13 @@ static const char *accel(void)
     return "kvm";
 }
 
+static int wait_incoming(Domain *d, XapiError **err);
+static int qmp_transition(const char *uuid, const char *command, HvState from, HvState to,
+                          XapiError **err);
+static HvDriver qemu_driver;
+
 static int qemu_start(const char *uuid, const Xv *vm, const HvDisk *disks, size_t n_disks,
-                      bool paused, XapiError **err)
+                      const char *resume_image, bool paused, XapiError **err)
 {
     if (!qemu.binary)
         return xapi_error_internal(err, "qemu-system-x86_64 is not installed on this host");
@@ -300,9 +305,10 @@ static int qemu_start(const char *uuid, const Xv *vm, const HvDisk *disks, size_
     }
     remove_runtime_files(d);
     g_autofree char *console = domain_path(d, QEMU_CONSOLE_LOG);
-    unlink(console);
+    if (!resume_image) /* a resumed guest's console goes on where it was */
+        unlink(console);
     QemuHost host = {qemu.binary, accel(), d->dir};
-    g_auto(GStrv) argv = qemu_cmdline(&host, uuid, vm, disks, n_disks, paused, err);
+    g_auto(GStrv) argv = qemu_cmdline(&host, uuid, vm, disks, n_disks, resume_image, paused, err);
     if (!argv) {
         domain_free(d);
         return -1;
@@ -326,6 +332,14 @@ static int qemu_start(const char *uuid, const Xv *vm, const HvDisk *disks, size_
         if (!(err && *err))
             xapi_error_internal(err, "QEMU exited right after starting");
         domain_free(d);
+        return -1;
+    }
+    /* A saved state was paused when it was taken: it continues only if
+     * asked to. */
+    if (resume_image && (wait_incoming(d, err) < 0 ||
+                         (!paused && qmp_transition(uuid, "cont", HV_PAUSED, HV_RUNNING, err) < 0))) {
+        g_autoptr(XapiError) ignored = NULL;
+        qemu_driver.destroy(uuid, &ignored);
         return -1;
     }
     return 0;
@@ -658,9 +672,71 @@ static int qemu_disk_resize(const char *uuid, const HvDisk *disk, int64_t size, 
     return qmp_args(d, "block_resize", args, err);
 }
 
+/* ---- saved states ------------------------------------------------------------- */
+
+/* A status field of a QMP query, or NULL (caller frees). */
+static char *query_field(Domain *d, const char *command, const char *field, XapiError **err)
+{
+    g_autofree char *path = domain_path(d, QEMU_QMP_SOCKET);
+    json_object *reply = qmp_run(path, command, NULL, err);
+    json_object *v;
+    char *text = reply && json_object_object_get_ex(reply, field, &v)
+                     ? g_strdup(json_object_get_string(v)) : NULL;
+    if (reply && !text)
+        text = g_strdup("");
+    json_object_put(reply);
+    return text;
+}
+
+/* Until the saved state is loaded (the domain then runs, or stays paused
+ * when started paused). */
+static int wait_incoming(Domain *d, XapiError **err)
+{
+    int64_t deadline = g_get_monotonic_time() + 600 * G_USEC_PER_SEC;
+    for (;;) {
+        g_autofree char *status = query_field(d, "query-status", "status", err);
+        if (!status)
+            return -1;
+        if (strcmp(status, "inmigrate") != 0) {
+            g_mutex_lock(&qemu.lock);
+            set_state(d, strcmp(status, "running") == 0 ? HV_RUNNING : HV_PAUSED);
+            g_mutex_unlock(&qemu.lock);
+            return 0;
+        }
+        if (g_get_monotonic_time() > deadline)
+            return xapi_error_internal(err, "the saved state did not load within 600 s");
+        g_usleep(20 * 1000);
+    }
+}
+
+static int qemu_save(const char *uuid, const char *path, XapiError **err)
+{
+    Domain *d = lookup(uuid, err);
+    if (!d)
+        return -1;
+    g_autofree char *quoted = g_shell_quote(path);
+    g_autofree char *uri = g_strdup_printf("exec:cat > %s", quoted);
+    if (qmp_args(d, "migrate", args_object("uri", uri, NULL), err) < 0)
+        return -1;
+    for (;;) {
+        g_autofree char *status = query_field(d, "query-migrate", "status", err);
+        if (!status)
+            return -1;
+        if (strcmp(status, "completed") == 0)
+            return 0;
+        if (strcmp(status, "failed") == 0 || strcmp(status, "cancelled") == 0) {
+            g_autofree char *why = query_field(d, "query-migrate", "error-desc", NULL);
+            return xapi_error_internal(err, "saving the domain's state failed: %s",
+                                       why && *why ? why : status);
+        }
+        g_usleep(20 * 1000);
+    }
+}
+
 static HvDriver qemu_driver = {
     .name = "qemu",
     .start = qemu_start,
+    .save = qemu_save,
     .disk_plug = qemu_disk_plug,
     .disk_unplug = qemu_disk_unplug,
     .disk_change_medium = qemu_disk_change_medium,

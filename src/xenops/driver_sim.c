@@ -26,9 +26,15 @@ static struct {
     GHashTable *domains; /* uuid -> SimDomain */
 } sim;
 
+#define SIM_SAVED_STATE "xapid simulated domain state\n"
+
 static int sim_start(const char *uuid, const Xv *vm, const HvDisk *disks, size_t n_disks,
-                     bool paused, XapiError **err)
+                     const char *resume_image, bool paused, XapiError **err)
 {
+    g_autofree char *saved = NULL;
+    if (resume_image && (!g_file_get_contents(resume_image, &saved, NULL, NULL) ||
+                         strcmp(saved, SIM_SAVED_STATE) != 0))
+        return xapi_error_internal(err, "%s is not a saved state", resume_image);
     g_mutex_lock(&sim.lock);
     bool exists = g_hash_table_contains(sim.domains, uuid);
     if (!exists) {
@@ -144,6 +150,21 @@ static void sim_clear_rebooted(const char *uuid) {} /* simulated guests never re
 static bool sim_reattach(const char *uuid) { return false; }
 static char *sim_vnc_location(const char *uuid) { return NULL; }
 
+/* The state of a simulated domain is a marker file. */
+static int sim_save(const char *uuid, const char *path, XapiError **err)
+{
+    g_mutex_lock(&sim.lock);
+    SimDomain *d = g_hash_table_lookup(sim.domains, uuid);
+    bool paused = d && d->state == HV_PAUSED;
+    g_mutex_unlock(&sim.lock);
+    if (!paused)
+        return xapi_error_internal(err, "simulated domain %s is not paused", uuid);
+    g_autoptr(GError) error = NULL;
+    if (!g_file_set_contents(path, SIM_SAVED_STATE, -1, &error))
+        return xapi_error_internal(err, "cannot write %s: %s", path, error->message);
+    return 0;
+}
+
 /* ---- disks: the slots in use; images change as QEMU would change them -- */
 
 static int with_domain_disks(const char *uuid, int slot, int plug, XapiError **err)
@@ -200,6 +221,7 @@ static const HvDriver sim_driver = {
     .name = "sim",
     .accel = "sim",
     .start = sim_start,
+    .save = sim_save,
     .disk_plug = sim_disk_plug,
     .disk_unplug = sim_disk_unplug,
     .disk_change_medium = sim_disk_change_medium,

@@ -57,10 +57,14 @@ typedef struct HvDriver {
     const char *name;      /* "qemu" or "sim", reported in host.software_version */
     const char *accel;     /* "kvm", "tcg" or "sim" */
     /* Creates and boots a domain from the VM record (an XV_STRUCT as
-     * VM.get_record gives it); paused: left paused before the first
-     * instruction. */
+     * VM.get_record gives it) with these disks; paused: left paused before
+     * the first instruction. With resume_image (a file save() wrote) the
+     * domain continues from that state instead of booting. */
     int (*start)(const char *uuid, const Xv *vm, const HvDisk *disks, size_t n_disks,
-                 bool paused, XapiError **err);
+                 const char *resume_image, bool paused, XapiError **err);
+    /* Writes a paused domain's state (memory and devices) to path; the
+     * domain stays paused. */
+    int (*save)(const char *uuid, const char *path, XapiError **err);
     int (*pause)(const char *uuid, XapiError **err);
     int (*unpause)(const char *uuid, XapiError **err);
     /* Presses the ACPI power button; the guest decides. */

@@ -151,7 +151,7 @@ char *qemu_disk_device_json(const HvDisk *disk)
 }
 
 char **qemu_cmdline(const QemuHost *host, const char *uuid, const Xv *vm, const HvDisk *disks,
-                    size_t n_disks, bool paused, XapiError **err)
+                    size_t n_disks, const char *resume_image, bool paused, XapiError **err)
 {
     int64_t memory = field_int(vm, "memory_static_max");
     int64_t mib = memory / (1024 * 1024);
@@ -199,7 +199,7 @@ char **qemu_cmdline(const QemuHost *host, const char *uuid, const Xv *vm, const 
     add(argv, "-vnc");
     addf(argv, "unix:%s/" QEMU_VNC_SOCKET, dir);
     add(argv, "-chardev");
-    addf(argv, "file,id=console0,path=%s/" QEMU_CONSOLE_LOG, dir);
+    addf(argv, "file,id=console0,path=%s/" QEMU_CONSOLE_LOG ",append=on", dir);
     add(argv, "-serial");
     add(argv, "chardev:console0");
     add(argv, "-qmp");
@@ -233,6 +233,13 @@ char **qemu_cmdline(const QemuHost *host, const char *uuid, const Xv *vm, const 
     } else {
         add(argv, "-boot");
         addf(argv, "order=%s", order ? order : "cd");
+    }
+    if (resume_image) {
+        /* The saved state streams in through a shell command (QEMU 7
+         * has no file: migration URI). */
+        g_autofree char *quoted = g_shell_quote(resume_image);
+        add(argv, "-incoming");
+        addf(argv, "exec:cat %s", quoted);
     }
     if (paused)
         add(argv, "-S");

@@ -25,7 +25,7 @@ typedef struct {
  * XV_STRUCT as VM.get_record gives it. Fields that cannot be honoured give
  * an error rather than being ignored. */
 char **qemu_cmdline(const QemuHost *host, const char *uuid, const Xv *vm, const HvDisk *disks,
-                    size_t n_disks, bool paused, XapiError **err);
+                    size_t n_disks, const char *resume_image, bool paused, XapiError **err);
 
 /* QMP arguments (JSON object text, caller frees) for hot-plugging disk:
  * its block node, then its device. */

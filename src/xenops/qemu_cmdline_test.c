@@ -1,6 +1,7 @@
 /* qemu_cmdline_test.c: VM records (golden/NAME.vm.json) give exactly the
  * QEMU arguments in golden/NAME.argv, one per line. A record member
- * "xapid_test_paused": true asks for a paused start. Set
+ * "xapid_test_paused": true asks for a paused start, "xapid_test_resume_image"
+ * a resume from a saved state. Set
  * XAPID_UPDATE_GOLDEN=1 to rewrite the expected files (then review them). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -55,16 +56,19 @@ static const QemuHost host = {"qemu-system-x86_64", "tcg", "/state/domains/U"};
 
 static void test_goldens(void **state)
 {
-    static const char *const names[] = {"direct-kernel", "hvm-boot-order", "defaults", "disks"};
+    static const char *const names[] = {"direct-kernel", "hvm-boot-order", "defaults", "disks",
+                                        "resume"};
     for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
         g_autofree char *json = g_strdup_printf("%s.vm.json", names[i]);
         g_autoptr(Xv) vm = load_record(json);
         const Xv *paused = xv_struct_get(vm, "xapid_test_paused");
+        const Xv *resume = xv_struct_get(vm, "xapid_test_resume_image");
         XapiError *err = NULL;
         size_t n_disks;
         HvDisk *disks = test_disks(vm, &n_disks);
         g_auto(GStrv) argv = qemu_cmdline(&host, "6f2e0f39-0000-4000-8000-000000000001", vm,
-                                          disks, n_disks, paused && paused->b, &err);
+                                          disks, n_disks, resume ? xv_str(resume) : NULL,
+                                          paused && paused->b, &err);
         hv_disks_free(disks, n_disks);
         if (!argv)
             fail_msg("%s: %s", names[i], err->code);
@@ -89,7 +93,7 @@ static void test_bad_boot_order_is_refused(void **state)
     Xv *params = xv_struct_get(vm, "HVM_boot_params");
     xv_struct_set_string(params, "order", "c,d");
     XapiError *err = NULL;
-    char **argv = qemu_cmdline(&host, "u", vm, NULL, 0, false, &err);
+    char **argv = qemu_cmdline(&host, "u", vm, NULL, 0, NULL, false, &err);
     assert_null(argv);
     assert_string_equal(err->code, "INVALID_VALUE");
     xapi_error_free(err);

@@ -79,9 +79,8 @@ static int check_startable(VmOp *o)
     return 0;
 }
 
-static int start_work(VmOp *o)
+int vm_boot(VmOp *o, const char *resume_image, bool paused)
 {
-    bool paused = *(const bool *)o->arg;
     if (check_startable(o) < 0)
         return -1;
     HvDisk *disks = NULL;
@@ -92,7 +91,8 @@ static int start_work(VmOp *o)
                 : xapi_error_set(&o->call->error, "HANDLE_INVALID", "VM", o->ref, NULL);
     db_read_end();
     if (rc == 0)
-        rc = driver()->start(o->uuid, o->record, disks, n_disks, paused, &o->call->error);
+        rc = driver()->start(o->uuid, o->record, disks, n_disks, resume_image, paused,
+                             &o->call->error);
     hv_disks_free(disks, n_disks);
     if (rc < 0)
         return -1;
@@ -105,12 +105,9 @@ static int start_work(VmOp *o)
     return 0;
 }
 
-int xapi_VM_start(Call *call, const char *vm, bool start_paused, bool force)
-{
-    return vm_run_operation(call, vm, "start", start_work, &start_paused);
-}
+static int start_work(VmOp *o) { return vm_boot(o, NULL, *(const bool *)o->arg); }
 
-int xapi_VM_start_on(Call *call, const char *vm, const char *host, bool start_paused, bool force)
+int vm_check_this_host(Call *call, const char *host)
 {
     db_read_begin();
     g_autofree char *this_host = bootstrap_this_host();
@@ -120,6 +117,18 @@ int xapi_VM_start_on(Call *call, const char *vm, const char *host, bool start_pa
         return xapi_error_set(&call->error, "HANDLE_INVALID", "host", host, NULL);
     if (strcmp(host, this_host) != 0)
         return xapi_error_set(&call->error, "HOST_OFFLINE", host, NULL);
+    return 0;
+}
+
+int xapi_VM_start(Call *call, const char *vm, bool start_paused, bool force)
+{
+    return vm_run_operation(call, vm, "start", start_work, &start_paused);
+}
+
+int xapi_VM_start_on(Call *call, const char *vm, const char *host, bool start_paused, bool force)
+{
+    if (vm_check_this_host(call, host) < 0)
+        return -1;
     return vm_run_operation(call, vm, "start_on", start_work, &start_paused);
 }
 
@@ -196,7 +205,12 @@ int vm_hard_stop(VmOp *o)
 {
     if (driver()->destroy(o->uuid, &o->call->error) < 0)
         return -1;
-    return xenops_mark_halted(o->ref, &o->call->error);
+    const Xv *image = o->record ? xv_struct_get(o->record, "suspend_VDI") : NULL;
+    g_autofree char *suspend_vdi = image ? g_strdup(xv_str(image)) : NULL;
+    if (xenops_mark_halted(o->ref, &o->call->error) < 0)
+        return -1;
+    vm_drop_suspend_image(suspend_vdi);
+    return 0;
 }
 
 static int clean_shutdown_work(VmOp *o)
@@ -297,6 +311,7 @@ static int destroy_work(VmOp *o)
     Call *call = o->call;
     g_autoptr(XapiError) ignored = NULL;
     driver()->destroy(o->uuid, &ignored); /* a suspended VM's leftovers */
+    vm_drop_suspend_image(xv_str(xv_struct_get(o->record, "suspend_VDI")));
     if (db_write_begin(&call->error) < 0)
         return -1;
     DbRow *vm = db_lookup(dm_class_by_name("VM"), o->ref);

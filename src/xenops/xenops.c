@@ -203,12 +203,14 @@ static int with_vm(const char *vm_ref, ObjectWriteFn fn, const void *arg, XapiEr
 static int set_running(DbRow *vm, const void *arg, XapiError **err)
 {
     const RunningUpdate *u = arg;
-    bool was_halted = strcmp(xv_str(db_get(vm, "power_state")), "Halted") == 0;
+    const char *before = xv_str(db_get(vm, "power_state"));
+    bool was_halted = strcmp(before, "Halted") == 0 || strcmp(before, "Suspended") == 0;
     if (db_set_by_name(vm, "power_state", xv_new_static_string(u->paused ? "Paused" : "Running"),
                        err) < 0)
         return -1;
     g_autofree char *host = bootstrap_this_host();
-    if (db_set_by_name(vm, "resident_on", xv_new_string(host), err) < 0)
+    if (db_set_by_name(vm, "resident_on", xv_new_string(host), err) < 0 ||
+        db_set_by_name(vm, "suspend_VDI", xv_new_string("OpaqueRef:NULL"), err) < 0)
         return -1;
     if (u->new_domid) {
         int64_t domid = next_domid(err);
@@ -256,6 +258,8 @@ int xenops_mark_paused(const char *vm_ref, bool paused, XapiError **err)
 static int set_halted(DbRow *vm, const void *arg, XapiError **err)
 {
     destroy_consoles(vm);
+    if (db_set_by_name(vm, "suspend_VDI", xv_new_string("OpaqueRef:NULL"), err) < 0)
+        return -1;
     if (vm_vbds_set_attached(vm, false, err) < 0)
         return -1;
     if (db_set_by_name(vm, "power_state", xv_new_static_string("Halted"), err) < 0 ||
@@ -275,6 +279,20 @@ static int set_halted(DbRow *vm, const void *arg, XapiError **err)
 int xenops_mark_halted(const char *vm_ref, XapiError **err)
 {
     return with_vm(vm_ref, set_halted, NULL, err);
+}
+
+static int set_suspended(DbRow *vm, const void *arg, XapiError **err)
+{
+    if (set_halted(vm, NULL, err) < 0)
+        return -1;
+    return db_set_by_name(vm, "power_state", xv_new_static_string("Suspended"), err) < 0 ||
+                   db_set_by_name(vm, "suspend_VDI", xv_new_string(arg), err) < 0
+               ? -1 : 0;
+}
+
+int xenops_mark_suspended(const char *vm_ref, const char *suspend_vdi, XapiError **err)
+{
+    return with_vm(vm_ref, set_suspended, suspend_vdi, err);
 }
 
 /* ---- reconciliation ----------------------------------------------------- */

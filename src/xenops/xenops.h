@@ -30,6 +30,8 @@ void xenops_reconcile(const char *uuid);
 int xenops_mark_running(const char *vm_ref, bool paused, bool new_domid, XapiError **err);
 int xenops_mark_paused(const char *vm_ref, bool paused, XapiError **err);
 int xenops_mark_halted(const char *vm_ref, XapiError **err);
+/* Its memory image is in suspend_vdi; no domain. */
+int xenops_mark_suspended(const char *vm_ref, const char *suspend_vdi, XapiError **err);
 
 /* Free memory for guests on this host, in bytes (lock held). */
 int64_t xenops_host_free_memory(void);

@@ -427,3 +427,41 @@ def test_storage_survives_restart(api, daemon):
     assert ok(proxy.VDI.get_name_label(s, vdi)) == "persistent"
     assert ok(proxy.VDI.get_snapshot_of(s, snap)) == vdi
     assert len(chain(vdi_path((proxy, s), vdi))) == 2
+
+
+def test_suspend_resume(api):
+    proxy, s = api
+    vm, vdi = disk_vm(api, "sleeper", 8 * MiB)
+    ok(proxy.VM.start(s, vm, False, False))
+    domid = int(ok(proxy.VM.get_domid(s, vm)))
+    assert err(proxy.VM.resume(s, vm, False, False)) == \
+        ["VM_BAD_POWER_STATE", vm, "suspended", "running"]
+    ok(proxy.VM.suspend(s, vm))
+    rec = ok(proxy.VM.get_record(s, vm))
+    assert rec["power_state"] == "Suspended" and rec["domid"] == "-1"
+    image = rec["suspend_VDI"]
+    irec = ok(proxy.VDI.get_record(s, image))
+    assert irec["type"] == "suspend" and irec["SR"] == default_sr(api)
+    assert os.path.getsize(vdi_path(api, image)) > 0
+    assert not any(ok(proxy.VBD.get_currently_attached(s, v)) for v in rec["VBDs"])
+    assert {"resume", "hard_shutdown", "destroy"} <= set(rec["allowed_operations"])
+    assert err(proxy.VM.start(s, vm, False, False)) == \
+        ["VM_BAD_POWER_STATE", vm, "halted", "suspended"]
+    ok(proxy.VM.resume(s, vm, False, False))
+    rec = ok(proxy.VM.get_record(s, vm))
+    assert rec["power_state"] == "Running" and int(rec["domid"]) > domid
+    assert rec["suspend_VDI"] == "OpaqueRef:NULL"
+    assert err(proxy.VDI.get_record(s, image))[0] == "HANDLE_INVALID"
+    # a suspended VM shut down or destroyed leaves no image behind
+    ok(proxy.VM.suspend(s, vm))
+    image = ok(proxy.VM.get_suspend_VDI(s, vm))
+    path = vdi_path(api, image)
+    ok(proxy.VM.hard_shutdown(s, vm))
+    assert ok(proxy.VM.get_power_state(s, vm)) == "Halted"
+    assert not os.path.exists(path)
+    ok(proxy.VM.start(s, vm, False, False))
+    ok(proxy.VM.suspend(s, vm))
+    image = ok(proxy.VM.get_suspend_VDI(s, vm))
+    ok(proxy.VM.destroy(s, vm))
+    assert err(proxy.VDI.get_record(s, image))[0] == "HANDLE_INVALID"
+    assert ok(proxy.VDI.get_VBDs(s, vdi)) == []

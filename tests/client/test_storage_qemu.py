@@ -163,3 +163,30 @@ def qmp_inserted(daemon, uuid, device_id):
     finally:
         f.close()
         sock.close()
+
+
+def test_suspend_resume_keeps_the_guest(daemon, guest):  # noqa: F811
+    from test_vm_qemu import new_guest_vm, qemu_pid, alive, wait_ready
+    proxy, s, vm, uuid = new_guest_vm(daemon, guest)
+    ok(proxy.VM.start(s, vm, False, False))
+    wait_ready(daemon, uuid)
+    wait_console(daemon, uuid, lambda t: "XAPID-GUEST-ALIVE" in t, "a heartbeat")
+    pid = qemu_pid(daemon, uuid)
+    ok(proxy.VM.suspend(s, vm))
+    assert not alive(pid)
+    rec = ok(proxy.VM.get_record(s, vm))
+    assert rec["power_state"] == "Suspended"
+    image = rec["suspend_VDI"]
+    irec = ok(proxy.VDI.get_record(s, image))
+    path = os.path.join(sr_dir(proxy, s, irec["SR"]), irec["location"])
+    assert os.path.getsize(path) > 1 * MiB  # the guest's memory and devices
+    beats = console(daemon, uuid).count("XAPID-GUEST-ALIVE")
+    ok(proxy.VM.resume(s, vm, False, False))
+    assert ok(proxy.VM.get_power_state(s, vm)) == "Running"
+    assert not os.path.exists(path)
+    # the same guest carries on: more heartbeats, no second boot
+    text = wait_console(daemon, uuid, lambda t: t.count("XAPID-GUEST-ALIVE") > beats + 1,
+                        "heartbeats after the resume", timeout=60)
+    assert text.count("XAPID-GUEST-READY") == 1
+    ok(proxy.VM.clean_shutdown(s, vm))  # and it still answers the power button
+    assert ok(proxy.VM.get_power_state(s, vm)) == "Halted"

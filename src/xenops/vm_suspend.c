@@ -1,0 +1,174 @@
+/* vm_suspend.c: VM.suspend, VM.resume, VM.resume_on.
+ *
+ * Suspend pauses the domain, saves its state into a new VDI of type
+ * "suspend" (a raw file in the VM's suspend_SR, else the pool's
+ * suspend_image_SR) and stops it; the VM is Suspended with suspend_VDI
+ * set. Resume boots a domain from that state and removes the VDI. */
+#include <string.h>
+#include <unistd.h>
+
+#include "dm_handlers.h"
+#include "storage.h"
+#include "task.h"
+#include "vm_lifecycle.h"
+#include "xenops.h"
+
+static const DmClass *cls(const char *name) { return dm_class_by_name(name); }
+
+static const char *str_field(const DbRow *row, const char *field)
+{
+    return xv_str(db_get(row, field));
+}
+
+static const HvDriver *driver(void) { return xenops_driver(); }
+
+static bool first_row(DbRow *row, void *ctx)
+{
+    *(DbRow **)ctx = row;
+    return false;
+}
+
+/* The SR that takes the VM's memory image (lock held). */
+static DbRow *suspend_sr(const DbRow *vm)
+{
+    DbRow *sr = db_lookup(cls("SR"), str_field(vm, "suspend_SR"));
+    if (sr)
+        return sr;
+    DbRow *pool = NULL;
+    db_foreach(cls("pool"), first_row, &pool);
+    return pool ? db_lookup(cls("SR"), str_field(pool, "suspend_image_SR")) : NULL;
+}
+
+/* Records the image at location in sr as the VM's suspend VDI. */
+static char *record_image(const char *sr_ref, const char *location, const char *vm_name,
+                          XapiError **err)
+{
+    if (db_write_begin(err) < 0)
+        return NULL;
+    DbRow *sr = db_lookup(cls("SR"), sr_ref);
+    const SrDriver *drv = sr ? storage_driver(sr) : NULL;
+    g_autofree char *dir = sr ? storage_sr_dir(sr, err) : NULL;
+    VdiInfo info = {0};
+    if (!dir || drv->vdi_info(dir, location, &info, err) < 0) {
+        db_write_abort();
+        return NULL;
+    }
+    DbRow *vdi = storage_vdi_row(sr, location, &info);
+    vdi_info_clear(&info);
+    g_autofree char *label = g_strdup_printf("Suspend image for %s", vm_name);
+    db_row_put(vdi, "name_label", xv_new_string(label));
+    db_row_put(vdi, "type", xv_new_static_string("suspend"));
+    char *ref = g_strdup(vdi->ref);
+    if (storage_insert_vdi(vdi, err) < 0 || storage_refresh_sr_space(sr, err) < 0 ||
+        db_write_commit(err) < 0) {
+        db_write_abort();
+        g_free(ref);
+        return NULL;
+    }
+    return ref;
+}
+
+/* Saves the paused domain into a new suspend VDI; its ref. */
+static char *save_to_vdi(VmOp *o)
+{
+    Call *call = o->call;
+    db_read_begin();
+    DbRow *vm = db_lookup(cls("VM"), o->ref);
+    DbRow *sr = vm ? suspend_sr(vm) : NULL;
+    g_autofree char *sr_ref = sr ? g_strdup(sr->ref) : NULL;
+    g_autofree char *dir = sr ? storage_sr_dir(sr, &call->error) : NULL;
+    bool file_sr = sr && storage_driver(sr) == &sr_file_driver;
+    db_read_end();
+    if (!sr) {
+        xapi_error_set(&call->error, "VM_NO_SUSPEND_SR", o->ref, NULL);
+        return NULL;
+    }
+    if (!dir)
+        return NULL;
+    if (!file_sr) {
+        xapi_error_set(&call->error, "SR_OPERATION_NOT_SUPPORTED", sr_ref, NULL);
+        return NULL;
+    }
+    g_autofree char *stem = db_new_uuid();
+    g_autofree char *location = g_strconcat(stem, ".raw", NULL);
+    g_autofree char *path = sr_path(dir, location);
+    storage_lock_sr(sr_ref); /* a scan must not adopt the half-written file */
+    char *ref = NULL;
+    if (driver()->save(o->uuid, path, &call->error) == 0)
+        ref = record_image(sr_ref, location, xv_str(xv_struct_get(o->record, "name_label")),
+                           &call->error);
+    if (!ref)
+        unlink(path);
+    storage_unlock_sr(sr_ref);
+    return ref;
+}
+
+static int suspend_work(VmOp *o)
+{
+    Call *call = o->call;
+    if (driver()->pause(o->uuid, &call->error) < 0)
+        return -1;
+    task_set_progress(call->task_ref, 0.2);
+    g_autofree char *image = save_to_vdi(o);
+    if (!image) {
+        g_autoptr(XapiError) ignored = NULL;
+        driver()->unpause(o->uuid, &ignored);
+        return -1;
+    }
+    task_set_progress(call->task_ref, 0.9);
+    g_autoptr(XapiError) ignored = NULL;
+    driver()->destroy(o->uuid, &ignored);
+    return xenops_mark_suspended(o->ref, image, &call->error);
+}
+
+int xapi_VM_suspend(Call *call, const char *vm)
+{
+    return vm_run_operation(call, vm, "suspend", suspend_work, NULL);
+}
+
+/* Removes a VM's suspend image (after a resume, a hard_shutdown or a
+ * destroy of a suspended VM). Errors are logged: the VM has moved on. */
+void vm_drop_suspend_image(const char *vdi_ref)
+{
+    if (!vdi_ref || !*vdi_ref || strcmp(vdi_ref, "OpaqueRef:NULL") == 0)
+        return;
+    Call sub = {0};
+    if (xapi_VDI_destroy(&sub, vdi_ref) < 0) {
+        g_message("suspend image %s kept: %s", vdi_ref, sub.error->code);
+        xapi_error_free(sub.error);
+    }
+}
+
+static int resume_work(VmOp *o)
+{
+    Call *call = o->call;
+    bool paused = *(const bool *)o->arg;
+    const char *image = xv_str(xv_struct_get(o->record, "suspend_VDI"));
+    db_read_begin();
+    DbRow *vdi = db_lookup(cls("VDI"), image);
+    g_autofree char *path = vdi ? storage_vdi_path(vdi, &call->error) : NULL;
+    db_read_end();
+    if (!vdi)
+        return xapi_error_set(&call->error, "VM_HAS_NO_SUSPEND_VDI", o->ref, NULL);
+    if (!path)
+        return -1;
+    if (vm_boot(o, path, paused) < 0)
+        return -1;
+    vm_drop_suspend_image(image);
+    return 0;
+}
+
+int xapi_VM_resume(Call *call, const char *vm, bool start_paused, bool force)
+{
+    (void)force;
+    return vm_run_operation(call, vm, "resume", resume_work, &start_paused);
+}
+
+int xapi_VM_resume_on(Call *call, const char *vm, const char *host, bool start_paused,
+                      bool force)
+{
+    (void)force;
+    if (vm_check_this_host(call, host) < 0)
+        return -1;
+    return vm_run_operation(call, vm, "resume_on", resume_work, &start_paused);
+}
