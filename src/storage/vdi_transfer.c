@@ -416,7 +416,7 @@ VdiImport *vdi_import_begin(const char *vdi_ref, VdiStreamFormat format, int64_t
         rc = xapi_error_set(err, "VDI_READONLY", vdi_ref, NULL);
     if (rc == 0 && format == VDI_STREAM_RAW && length > t->virtual_size)
         rc = too_small(t, length, err);
-    im->progress = (Progress){task_ref, length >= 0 ? length : t->virtual_size, 0.0,
+    im->progress = (Progress){task_ref ? im->op_task : NULL, length >= 0 ? length : t->virtual_size, 0.0,
                               format == VDI_STREAM_RAW ? 1.0 : 0.5, 0};
     if (rc == 0 && format == VDI_STREAM_RAW) {
         im->stage = stage_create(t, err);
@@ -657,7 +657,7 @@ VdiExport *vdi_export_begin(const char *vdi_ref, const char *base_ref, VdiStream
     VdiExport *ex = g_new0(VdiExport, 1);
     ex->fd = -1;
     ex->op_task = task_ref ? g_strdup(task_ref) : db_new_ref();
-    ex->progress.task = task_ref;
+    ex->progress.task = task_ref ? ex->op_task : NULL;
     int rc = lock_and_read(ex, vdi_ref, &ex->t, &ex->locked, err);
     if (rc == 0 && base_ref && strcmp(base_ref, vdi_ref) != 0) {
         rc = lock_and_read(ex, base_ref, &ex->base, &ex->base_locked, err);
@@ -683,7 +683,7 @@ VdiExport *vdi_export_begin(const char *vdi_ref, const char *base_ref, VdiStream
         if (rc == 0 && ex->fd >= 0)
             ex->length = fstat(ex->fd, &st) == 0 ? st.st_size : 0;
     }
-    ex->progress = (Progress){task_ref, ex->length, sent_from, 1.0 - sent_from, 0};
+    ex->progress = (Progress){ex->progress.task, ex->length, sent_from, 1.0 - sent_from, 0};
     if (rc < 0) {
         vdi_export_free(ex);
         return NULL;
