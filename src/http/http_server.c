@@ -12,6 +12,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "http_transfer.h"
 #include "rpc_endpoint.h"
 
 typedef struct Listener {
@@ -28,6 +29,8 @@ struct HttpServer {
 typedef struct Request {
     GString *body;
     bool too_big;
+    bool transfer;          /* VDI import or export (http_transfer.c) */
+    HttpTransfer *transfer_state;
 } Request;
 
 static enum MHD_Result send_reply(struct MHD_Connection *conn, unsigned status,
@@ -149,12 +152,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req = g_new0(Request, 1);
         req->body = g_string_new(NULL);
         *con_cls = req;
+        req->transfer = http_transfer_route(method, url);
+        if (req->transfer)
+            return http_transfer_request(conn, l->trusted, url, upload_data, upload_data_size,
+                                         &req->transfer_state);
         const char *length =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (length && g_ascii_strtoull(length, NULL, 10) > HTTP_RPC_BODY_LIMIT)
             return send_text(conn, MHD_HTTP_CONTENT_TOO_LARGE, "Request body too large\n");
         return MHD_YES;
     }
+    if (req->transfer)
+        return http_transfer_request(conn, l->trusted, url, upload_data, upload_data_size,
+                                     &req->transfer_state);
     if (*upload_data_size) {
         if (req->body->len + *upload_data_size > HTTP_RPC_BODY_LIMIT)
             req->too_big = true;
@@ -178,6 +188,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     Request *req = *con_cls;
     if (!req)
         return;
+    if (req->transfer)
+        http_transfer_completed(req->transfer_state, toe);
     g_string_free(req->body, TRUE);
     g_free(req);
     *con_cls = NULL;

@@ -48,7 +48,8 @@ typedef struct SrDriver {
      * nothing writes to a base); its location. */
     char *(*vdi_overlay)(const char *dir, const char *base, int64_t size, XapiError **err);
     /* A new stand-alone image with src's contents (src is a full path, of
-     * format src_format, e.g. a VDI of another SR); its location. */
+     * format src_format, e.g. a VDI of another SR), in the same format;
+     * its location. */
     char *(*vdi_import)(const char *dir, const char *src, const char *src_format,
                         XapiError **err);
 } SrDriver;

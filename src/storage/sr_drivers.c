@@ -179,9 +179,12 @@ static char *file_vdi_overlay(const char *dir, const char *base, int64_t size, X
 static char *file_vdi_import(const char *dir, const char *src, const char *src_format,
                              XapiError **err)
 {
-    char *location = new_location(".qcow2");
+    /* raw stays raw (suspend images are byte streams); the rest becomes
+     * one stand-alone qcow2 image */
+    bool raw = strcmp(src_format, "raw") == 0;
+    char *location = new_location(raw ? ".raw" : ".qcow2");
     g_autofree char *path = sr_path(dir, location);
-    if (qemu_img_convert(src, src_format, path, "qcow2", err) < 0) {
+    if (qemu_img_convert(src, src_format, path, raw ? "raw" : "qcow2", err) < 0) {
         unlink(path);
         g_free(location);
         return NULL;

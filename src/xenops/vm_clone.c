@@ -284,6 +284,14 @@ static int snapshot_work(VmOp *o)
     return new_vm_work(&inner, DISK_SNAPSHOT, NULL, &how, a->ignore_vdis);
 }
 
+int vm_make_snapshot(VmOp *o, const char *name, const Xv *ignore_vdis, Xv **result)
+{
+    NewVm how = {name, true, false};
+    VmOp inner = *o;
+    inner.arg = result;
+    return new_vm_work(&inner, DISK_SNAPSHOT, NULL, &how, ignore_vdis);
+}
+
 int xapi_VM_snapshot(Call *call, const char *vm, const char *new_name, const Xv *ignore_vdis,
                      Xv **result)
 {
@@ -411,6 +419,18 @@ static int revert_work(VmOp *o)
     }
     if (rc == 0)
         destroy_unused(call, old_vdis);
+    /* A checkpoint's memory comes back too: the VM is then Suspended. */
+    const char *memory = xv_str(xv_struct_get(o->record, "suspend_VDI"));
+    if (rc == 0 && *memory && strcmp(memory, "OpaqueRef:NULL") != 0) {
+        g_autofree char *image = NULL;
+        db_read_begin();
+        DbRow *memory_vdi = db_lookup(cls("VDI"), memory);
+        g_autofree char *memory_sr = g_strdup(memory_vdi ? str_field(memory_vdi, "SR") : "");
+        db_read_end();
+        rc = vdi_call(call, DISK_COPY, memory, memory_sr, &image);
+        if (rc == 0)
+            rc = xenops_mark_suspended(vm_ref, image, &call->error);
+    }
     if (pairs)
         pairs_free(pairs);
     xenops_unlock_vm(vm_uuid);

@@ -29,3 +29,7 @@ int vm_check_this_host(Call *call, const char *host);
 
 /* Removes a suspend image VDI (logged on failure). */
 void vm_drop_suspend_image(const char *vdi_ref);
+
+/* A snapshot of the VM (its disks snapshotted, live if it runs); the new
+ * VM's ref in *result (VM lock held, operation recorded). */
+int vm_make_snapshot(VmOp *o, const char *name, const Xv *ignore_vdis, Xv **result);

@@ -11,6 +11,7 @@
 #include "storage.h"
 #include "task.h"
 #include "vm_lifecycle.h"
+#include "vm_operations.h"
 #include "xenops.h"
 
 static const DmClass *cls(const char *name) { return dm_class_by_name(name); }
@@ -171,4 +172,49 @@ int xapi_VM_resume_on(Call *call, const char *vm, const char *host, bool start_p
     if (vm_check_this_host(call, host) < 0)
         return -1;
     return vm_run_operation(call, vm, "resume_on", resume_work, &start_paused);
+}
+
+/* ---- checkpoint: a snapshot with the memory ---------------------------------------- */
+
+typedef struct {
+    const char *name;
+    Xv *result;
+} CheckpointArgs;
+
+static int set_checkpoint_memory(DbRow *snapshot, const void *arg, XapiError **err)
+{
+    return db_set_by_name(snapshot, "suspend_VDI", xv_new_string(arg), err) < 0 ||
+                   db_set_by_name(snapshot, "power_state", xv_new_static_string("Suspended"),
+                                  err) < 0
+               ? -1 : 0;
+}
+
+/* Pauses the guest, saves its state, snapshots its disks at the same
+ * instant, and lets it run on; the snapshot is Suspended with the state. */
+static int checkpoint_work(VmOp *o)
+{
+    Call *call = o->call;
+    CheckpointArgs *a = (CheckpointArgs *)o->arg;
+    bool was_running = strcmp(xv_str(xv_struct_get(o->record, "power_state")), "Running") == 0;
+    if (was_running && driver()->pause(o->uuid, &call->error) < 0)
+        return -1;
+    g_autofree char *image = save_to_vdi(o);
+    int rc = image ? vm_make_snapshot(o, a->name, NULL, &a->result) : -1;
+    if (rc == 0)
+        rc = operations_write(&vm_operations, xv_str(a->result), set_checkpoint_memory, image,
+                              &call->error);
+    else if (image)
+        vm_drop_suspend_image(image);
+    g_autoptr(XapiError) ignored = NULL;
+    if (was_running && driver()->unpause(o->uuid, rc == 0 ? &call->error : &ignored) < 0)
+        rc = -1;
+    return rc;
+}
+
+int xapi_VM_checkpoint(Call *call, const char *vm, const char *new_name, Xv **result)
+{
+    CheckpointArgs a = {new_name, NULL};
+    int rc = vm_run_operation(call, vm, "checkpoint", checkpoint_work, &a);
+    *result = a.result;
+    return rc;
 }

@@ -465,3 +465,23 @@ def test_suspend_resume(api):
     ok(proxy.VM.destroy(s, vm))
     assert err(proxy.VDI.get_record(s, image))[0] == "HANDLE_INVALID"
     assert ok(proxy.VDI.get_VBDs(s, vdi)) == []
+
+
+def test_checkpoint_and_revert_to_it(api):
+    proxy, s = api
+    vm, vdi = disk_vm(api, "checkpointed", 8 * MiB)
+    ok(proxy.VM.start(s, vm, False, False))
+    cp = ok(proxy.VM.checkpoint(s, vm, "cp1"))
+    assert ok(proxy.VM.get_power_state(s, vm)) == "Running"
+    rec = ok(proxy.VM.get_record(s, cp))
+    assert rec["is_a_snapshot"] and rec["power_state"] == "Suspended"
+    assert ok(proxy.VDI.get_type(s, rec["suspend_VDI"])) == "suspend"
+    ok(proxy.VM.revert(s, cp))
+    rec = ok(proxy.VM.get_record(s, vm))
+    assert rec["power_state"] == "Suspended"
+    assert rec["suspend_VDI"] not in ("OpaqueRef:NULL", ok(proxy.VM.get_suspend_VDI(s, cp)))
+    ok(proxy.VM.resume(s, vm, False, False))
+    assert ok(proxy.VM.get_power_state(s, vm)) == "Running"
+    # the checkpoint keeps its own memory image
+    assert ok(proxy.VDI.get_type(s, ok(proxy.VM.get_suspend_VDI(s, cp)))) == "suspend"
+    ok(proxy.VM.hard_shutdown(s, vm))

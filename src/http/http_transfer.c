@@ -1,0 +1,371 @@
+/* http_transfer.c: PUT /import_raw_vdi and GET /export_raw_vdi as XAPI
+ * serves them (ocaml/xapi/import_raw_vdi.ml, export_raw_vdi.ml,
+ * xapi_http.ml): the caller's session_id (query or cookie), else HTTP basic
+ * auth as session.login_with_password (logged out afterwards); the
+ * caller's task_id, which gets the progress and the outcome, else a task
+ * of our own, destroyed afterwards; vdi= a ref or a uuid; format=
+ * raw|vhd|qcow2; base= for differential exports. Bodies are streamed as
+ * MHD hands them over, never held. */
+#include "http_transfer.h"
+
+#include <string.h>
+
+#include "db.h"
+#include "dm_handlers.h"
+#include "session.h"
+#include "vdi_transfer.h"
+#include "xmlrpc.h"
+
+/* After a failure, what is still read of an upload so that the client
+ * gets the error reply, before the connection is simply closed. */
+#define DRAIN_LIMIT ((size_t)64 << 20)
+#define EXPORT_BLOCK ((size_t)1 << 20)
+
+struct HttpTransfer {
+    bool import;
+    bool settled;      /* the outcome is known (and the task has it) */
+    bool probe;        /* an empty PUT: answered, nothing touched */
+    bool replied;      /* a response is queued */
+    char *session;     /* the caller's, or one made from basic auth */
+    bool own_session;  /* made here: logged out at the end */
+    char *task;        /* carries progress and outcome */
+    bool own_task;     /* made here: destroyed at the end */
+    char *vdi;
+    VdiImport *im;
+    VdiExport *ex;
+    XapiError *error;  /* the first failure */
+    unsigned status;   /* its HTTP status, if not the default for its code */
+    size_t drained;
+};
+
+static bool path_is(const char *url, const char *path)
+{
+    size_t n = strlen(path);
+    return strncmp(url, path, n) == 0 && (url[n] == '\0' || strcmp(url + n, "/") == 0);
+}
+
+bool http_transfer_route(const char *method, const char *url)
+{
+    return (strcmp(method, MHD_HTTP_METHOD_PUT) == 0 && path_is(url, "/import_raw_vdi")) ||
+           (strcmp(method, MHD_HTTP_METHOD_GET) == 0 && path_is(url, "/export_raw_vdi"));
+}
+
+/* XAPI reads parameters from the query, then from cookies. */
+static const char *param(struct MHD_Connection *conn, const char *name)
+{
+    const char *v = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name);
+    return v ? v : MHD_lookup_connection_value(conn, MHD_COOKIE_KIND, name);
+}
+
+/* ---- the task --------------------------------------------------------------- */
+
+/* Records the outcome on the caller's task (ours is destroyed instead):
+ * result is the XML-RPC text of the value, as task.result always is. */
+static void settle(HttpTransfer *t, const char *result)
+{
+    t->settled = true;
+    if (t->own_task || !t->task || db_write_begin(NULL) < 0)
+        return;
+    DbRow *task = db_lookup(dm_class_by_name("task"), t->task);
+    if (task) {
+        db_set_by_name(task, "status", xv_new_string(t->error ? "failure" : "success"), NULL);
+        db_set_by_name(task, "progress", xv_new_float(1.0), NULL);
+        db_set_by_name(task, "finished", xv_new_datetime(g_get_real_time() / G_USEC_PER_SEC),
+                       NULL);
+        db_set_by_name(task, "allowed_operations", xv_new_array(), NULL);
+        if (t->error) {
+            Xv *info = xv_new_array();
+            xv_array_append_string(info, t->error->code);
+            for (guint i = 0; i < t->error->params->len; i++)
+                xv_array_append_string(info, t->error->params->pdata[i]);
+            db_set_by_name(task, "error_info", info, NULL);
+        } else {
+            db_set_by_name(task, "result", xv_new_string(result), NULL);
+        }
+    }
+    db_write_commit(NULL);
+}
+
+static void fail(HttpTransfer *t)
+{
+    if (!t->settled)
+        settle(t, NULL);
+}
+
+static bool task_exists(const char *ref)
+{
+    db_read_begin();
+    bool found = db_lookup(dm_class_by_name("task"), ref) != NULL;
+    db_read_end();
+    return found;
+}
+
+static int take_task(struct MHD_Connection *conn, HttpTransfer *t)
+{
+    const char *task_id = param(conn, "task_id");
+    if (task_id && task_exists(task_id)) {
+        t->task = g_strdup(task_id);
+        return 0;
+    }
+    Call call = {.msg = dm_message_by_wire_name("task.create"),
+                 .session_ref = t->session ? t->session : "OpaqueRef:NULL"};
+    Xv *ref = NULL;
+    if (xapi_task_create(&call, t->import ? "Importing raw VDI" : "Exporting raw VDI", "",
+                         &ref) < 0) {
+        t->error = call.error;
+        return -1;
+    }
+    t->task = g_strdup(xv_str(ref));
+    t->own_task = true;
+    xv_free(ref);
+    return 0;
+}
+
+/* ---- credentials ------------------------------------------------------------ */
+
+static int login_basic(struct MHD_Connection *conn, HttpTransfer *t)
+{
+    char *password = NULL;
+    char *user = MHD_basic_auth_get_username_password(conn, &password);
+    if (!user) {
+        MHD_free(password);
+        return xapi_error_set(&t->error, "SESSION_AUTHENTICATION_FAILED", "",
+                              "No authentication provided", NULL);
+    }
+    Call call = {.msg = dm_message_by_wire_name("session.login_with_password")};
+    Xv *session = NULL;
+    int rc = xapi_session_login_with_password(&call, user, password ? password : "", "1.0",
+                                              "HTTP basic auth", &session);
+    MHD_free(user);
+    MHD_free(password);
+    if (rc < 0) {
+        t->error = call.error;
+        return -1;
+    }
+    t->session = g_strdup(xv_str(session));
+    t->own_session = true;
+    xv_free(session);
+    return 0;
+}
+
+/* XAPI's http actions put_import_raw_vdi and get_export_raw_vdi need the
+ * rights of VDI.copy (vm-admin and above). */
+static int authorize(struct MHD_Connection *conn, bool trusted, HttpTransfer *t)
+{
+    const char *session = param(conn, "session_id");
+    if (session)
+        t->session = g_strdup(session);
+    else if (trusted)
+        return 0;
+    else if (login_basic(conn, t) < 0)
+        return -1;
+    Call call = {.msg = dm_message_by_wire_name("VDI.copy"), .session_ref = t->session,
+                 .trusted = trusted};
+    if (session_authorize(&call) < 0) {
+        t->error = call.error;
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- replies ------------------------------------------------------------------ */
+
+static unsigned status_of(const HttpTransfer *t)
+{
+    static const struct { const char *code; unsigned status; } table[] = {
+        {"SESSION_AUTHENTICATION_FAILED", MHD_HTTP_UNAUTHORIZED},
+        {"SESSION_INVALID", MHD_HTTP_UNAUTHORIZED},
+        {"RBAC_PERMISSION_DENIED", MHD_HTTP_FORBIDDEN},
+        {"HANDLE_INVALID", MHD_HTTP_NOT_FOUND},
+        {"UUID_INVALID", MHD_HTTP_NOT_FOUND},
+        {"VDI_TOO_SMALL", MHD_HTTP_BAD_REQUEST},
+        {"VDI_READONLY", MHD_HTTP_BAD_REQUEST},
+        {"IMPORT_ERROR_PREMATURE_EOF", MHD_HTTP_BAD_REQUEST},
+        {"VDI_IN_USE", MHD_HTTP_CONFLICT},
+        {"OTHER_OPERATION_IN_PROGRESS", MHD_HTTP_CONFLICT},
+    };
+    if (t->status)
+        return t->status;
+    for (size_t i = 0; i < G_N_ELEMENTS(table); i++)
+        if (strcmp(t->error->code, table[i].code) == 0)
+            return table[i].status;
+    return MHD_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+static enum MHD_Result queue(struct MHD_Connection *conn, HttpTransfer *t, unsigned status,
+                             struct MHD_Response *r)
+{
+    t->replied = true;
+    if (t->task && !t->own_task)
+        MHD_add_response_header(r, "Task-Id", t->task);
+    MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result ret = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* The outcome as a reply: 200, or the error's status with its code and
+ * parameters as a line of text. */
+static enum MHD_Result reply(struct MHD_Connection *conn, HttpTransfer *t)
+{
+    GString *text = g_string_new(t->error ? t->error->code : "OK");
+    for (guint i = 0; t->error && i < t->error->params->len; i++)
+        g_string_append_printf(text, " %s", (char *)t->error->params->pdata[i]);
+    g_string_append_c(text, '\n');
+    size_t len = text->len;
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, g_string_free(text, FALSE), MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
+    unsigned status = t->error ? status_of(t) : MHD_HTTP_OK;
+    if (status == MHD_HTTP_UNAUTHORIZED)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic realm=\"xapi\"");
+    return queue(conn, t, status, r);
+}
+
+/* ---- export ------------------------------------------------------------------- */
+
+static ssize_t export_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    HttpTransfer *t = cls;
+    ssize_t n = vdi_export_read(t->ex, (int64_t)pos, buf, max, &t->error);
+    if (n < 0 || (n == 0 && (int64_t)pos < vdi_export_length(t->ex)))
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    return n ? n : MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+static enum MHD_Result send_export(struct MHD_Connection *conn, HttpTransfer *t,
+                                   VdiStreamFormat format)
+{
+    struct MHD_Response *r = MHD_create_response_from_callback(
+        (uint64_t)vdi_export_length(t->ex), EXPORT_BLOCK, export_read, t, NULL);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, vdi_stream_content_type(format));
+    g_autofree char *disposition =
+        g_strdup_printf("attachment; filename=\"%s\"", vdi_export_filename(t->ex));
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_DISPOSITION, disposition);
+    return queue(conn, t, MHD_HTTP_OK, r);
+}
+
+/* ---- the request ---------------------------------------------------------------- */
+
+static int64_t content_length(struct MHD_Connection *conn)
+{
+    const char *v =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    return v ? (int64_t)g_ascii_strtoll(v, NULL, 10) : -1;
+}
+
+/* The headers are in: authenticate, find the task, the VDI and the format,
+ * and lock the VDI. An error is answered at once (an upload is then not
+ * read at all). */
+static enum MHD_Result start(struct MHD_Connection *conn, bool trusted, HttpTransfer *t)
+{
+    if (authorize(conn, trusted, t) < 0)
+        return reply(conn, t);
+    int64_t length = content_length(conn);
+    if (t->import && length == 0) { /* Xen Orchestra's probe before a streamed upload */
+        t->probe = t->settled = true;
+        return reply(conn, t);
+    }
+    if (take_task(conn, t) < 0)
+        return reply(conn, t);
+    const char *vdi = param(conn, "vdi");
+    const char *format_name = param(conn, "format");
+    const char *base = param(conn, "base");
+    VdiStreamFormat format = VDI_STREAM_RAW;
+    g_autofree char *base_ref = NULL;
+    if (format_name && !vdi_stream_format_parse(format_name, &format)) {
+        g_autofree char *why = g_strdup_printf("Unknown format %s", format_name);
+        xapi_error_set(&t->error, "INTERNAL_ERROR", why, NULL);
+        t->status = MHD_HTTP_BAD_REQUEST;
+    } else if (!vdi) {
+        xapi_error_set(&t->error, "VDI_MISSING", "", "", NULL);
+        t->status = MHD_HTTP_BAD_REQUEST;
+    } else if ((t->vdi = vdi_transfer_resolve(vdi, &t->error)) &&
+               (!base || (base_ref = vdi_transfer_resolve(base, &t->error)))) {
+        if (t->import)
+            t->im = vdi_import_begin(t->vdi, format, length, t->task, &t->error);
+        else
+            t->ex = vdi_export_begin(t->vdi, base_ref, format, t->task, &t->error);
+    }
+    if (!t->im && !t->ex) {
+        fail(t);
+        return reply(conn, t);
+    }
+    return t->ex ? send_export(conn, t, format) : MHD_YES;
+}
+
+static void import_done(HttpTransfer *t)
+{
+    int rc = vdi_import_finish(t->im, &t->error);
+    vdi_import_free(g_steal_pointer(&t->im)); /* unlocked before the reply */
+    if (rc < 0) {
+        fail(t);
+        return;
+    }
+    GString *result = g_string_new(NULL);
+    g_autoptr(Xv) ref = xv_new_string(t->vdi);
+    xmlrpc_append_value(result, ref); /* XAPI's task result: the VDI */
+    settle(t, result->str);
+    g_string_free(result, TRUE);
+}
+
+enum MHD_Result http_transfer_request(struct MHD_Connection *conn, bool trusted, const char *url,
+                                      const char *upload_data, size_t *upload_data_size,
+                                      HttpTransfer **state)
+{
+    HttpTransfer *t = *state;
+    if (!t) {
+        *state = t = g_new0(HttpTransfer, 1);
+        t->import = path_is(url, "/import_raw_vdi");
+        return start(conn, trusted, t);
+    }
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (!t->im) /* failed: read on a little, to be able to say why */
+            return (t->drained += n) > DRAIN_LIMIT ? MHD_NO : MHD_YES;
+        if (vdi_import_write(t->im, upload_data, n, &t->error) < 0) {
+            vdi_import_free(g_steal_pointer(&t->im));
+            fail(t);
+        }
+        return MHD_YES;
+    }
+    if (t->im)
+        import_done(t);
+    return t->replied ? MHD_YES : reply(conn, t);
+}
+
+void http_transfer_completed(HttpTransfer *t, enum MHD_RequestTerminationCode toe)
+{
+    if (!t)
+        return;
+    if (!t->settled && t->im) {
+        xapi_error_set(&t->error, "IMPORT_ERROR_PREMATURE_EOF", NULL);
+        fail(t);
+    } else if (!t->settled && t->ex) {
+        if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+            xapi_error_set(&t->error, "VDI_IO_ERROR", "the client closed the connection", NULL);
+        if (t->error)
+            fail(t);
+        else
+            settle(t, "");
+    }
+    vdi_import_free(t->im);
+    vdi_export_free(t->ex);
+    if (t->own_task) {
+        Call call = {.msg = dm_message_by_wire_name("task.destroy")};
+        xapi_task_destroy(&call, t->task);
+        xapi_error_free(call.error);
+    }
+    if (t->own_session) {
+        Call call = {.msg = dm_message_by_wire_name("session.logout"), .session_ref = t->session};
+        xapi_session_logout(&call);
+        xapi_error_free(call.error);
+    }
+    xapi_error_free(t->error);
+    g_free(t->session);
+    g_free(t->task);
+    g_free(t->vdi);
+    g_free(t);
+}
