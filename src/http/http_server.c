@@ -77,37 +77,88 @@ static enum MHD_Result on_options(struct MHD_Connection *conn)
     return ret;
 }
 
-/* A streamed reply: pieces are produced as MHD asks for more bytes. */
+/* A streamed reply. A producer thread formats it in blocks while this
+ * connection's thread sends the previous ones, so that formatting and the
+ * kernel's copy run on two cores; at most STREAM_BLOCKS_AHEAD blocks wait,
+ * which bounds the memory a large reply takes. */
+#define STREAM_BLOCK (256 * 1024)
+#define STREAM_BLOCKS_AHEAD 4
+
 typedef struct StreamState {
     RpcStream *stream;
-    GString *pending;
+    GMutex lock;
+    GCond changed;
+    GQueue blocks;     /* GString*, formatted and not yet sent */
+    bool produced;     /* the producer has written the last block */
+    bool abandoned;    /* the connection went away: stop producing */
+    GString *sending;  /* the block being sent */
     size_t offset;
+    GThread *producer;
 } StreamState;
+
+static gpointer produce(gpointer data)
+{
+    StreamState *st = data;
+    bool more = true;
+    while (more) {
+        GString *block = g_string_sized_new(STREAM_BLOCK + 64 * 1024);
+        while (block->len < STREAM_BLOCK && (more = rpc_stream_next(st->stream, block)))
+            ;
+        g_mutex_lock(&st->lock);
+        while (st->blocks.length >= STREAM_BLOCKS_AHEAD && !st->abandoned)
+            g_cond_wait(&st->changed, &st->lock);
+        if (st->abandoned) {
+            g_mutex_unlock(&st->lock);
+            g_string_free(block, TRUE);
+            return NULL;
+        }
+        g_queue_push_tail(&st->blocks, block);
+        st->produced = !more;
+        g_cond_broadcast(&st->changed);
+        g_mutex_unlock(&st->lock);
+    }
+    return NULL;
+}
 
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     StreamState *st = cls;
-    while (st->pending->len - st->offset < max) {
-        if (st->offset) {
-            g_string_erase(st->pending, 0, (gssize)st->offset);
-            st->offset = 0;
-        }
-        if (!rpc_stream_next(st->stream, st->pending))
-            break;
+    while (!st->sending || st->offset == st->sending->len) {
+        if (st->sending)
+            g_string_free(st->sending, TRUE);
+        st->sending = NULL;
+        st->offset = 0;
+        g_mutex_lock(&st->lock);
+        while (!st->blocks.length && !st->produced)
+            g_cond_wait(&st->changed, &st->lock);
+        st->sending = g_queue_pop_head(&st->blocks);
+        g_cond_broadcast(&st->changed);
+        g_mutex_unlock(&st->lock);
+        if (!st->sending)
+            return MHD_CONTENT_READER_END_OF_STREAM;
     }
-    size_t n = MIN(max, st->pending->len - st->offset);
-    if (n == 0)
-        return MHD_CONTENT_READER_END_OF_STREAM;
-    memcpy(buf, st->pending->str + st->offset, n);
+    size_t n = MIN(max, st->sending->len - st->offset);
+    memcpy(buf, st->sending->str + st->offset, n);
     st->offset += n;
     return (ssize_t)n;
 }
 
+static void free_block(gpointer block) { g_string_free(block, TRUE); }
+
 static void stream_free(void *cls)
 {
     StreamState *st = cls;
+    g_mutex_lock(&st->lock);
+    st->abandoned = true;
+    g_cond_broadcast(&st->changed);
+    g_mutex_unlock(&st->lock);
+    g_thread_join(st->producer);
+    g_queue_clear_full(&st->blocks, free_block);
+    if (st->sending)
+        g_string_free(st->sending, TRUE);
     rpc_stream_free(st->stream);
-    g_string_free(st->pending, TRUE);
+    g_mutex_clear(&st->lock);
+    g_cond_clear(&st->changed);
     g_free(st);
 }
 
@@ -116,9 +167,12 @@ static enum MHD_Result send_stream(struct MHD_Connection *conn, const char *cont
 {
     StreamState *st = g_new0(StreamState, 1);
     st->stream = stream;
-    st->pending = g_string_sized_new(512 * 1024);
+    g_mutex_init(&st->lock);
+    g_cond_init(&st->changed);
+    g_queue_init(&st->blocks);
+    st->producer = g_thread_new("reply-producer", produce, st);
     struct MHD_Response *r = MHD_create_response_from_callback(
-        MHD_SIZE_UNKNOWN, 256 * 1024, stream_read, st, stream_free);
+        MHD_SIZE_UNKNOWN, STREAM_BLOCK, stream_read, st, stream_free);
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
     enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, r);

@@ -113,14 +113,17 @@ static int check_new_vbd(Call *call, DbRow *vbd)
         return xapi_error_set(&call->error, "HANDLE_INVALID", "VM", str_field(vbd, "VM"), NULL);
     bool cd = strcmp(str_field(vbd, "type"), "CD") == 0;
     bool empty = db_get(vbd, "empty")->b;
-    if (!empty && !db_lookup(cls("VDI"), str_field(vbd, "VDI")))
+    DbRow *vdi = empty ? NULL : db_lookup(cls("VDI"), str_field(vbd, "VDI"));
+    if (!empty && !vdi)
         return xapi_error_set(&call->error, "HANDLE_INVALID", "VDI", str_field(vbd, "VDI"), NULL);
-    if (empty && !cd)
-        return xapi_error_set(&call->error, "VBD_NOT_REMOVABLE_MEDIA", vbd->ref, NULL);
-    if (empty)
-        db_row_put(vbd, "VDI", xv_new_string("OpaqueRef:NULL"));
     if (cd && strcmp(str_field(vbd, "mode"), "RW") == 0)
         return xapi_error_set(&call->error, "VBD_CDS_MUST_BE_READONLY", NULL);
+    if (empty && !cd)
+        return xapi_error_set(&call->error, "VBD_NOT_REMOVABLE_MEDIA", "in constructor", NULL);
+    if (vdi && strcmp(str_field(vbd, "mode"), "RW") == 0 && db_get(vdi, "read_only")->b)
+        return xapi_error_set(&call->error, "VDI_READONLY", vdi->ref, NULL);
+    if (empty)
+        db_row_put(vbd, "VDI", xv_new_string("OpaqueRef:NULL"));
     const char *userdevice = str_field(vbd, "userdevice");
     if (strcmp(userdevice, "autodetect") == 0 || !*userdevice) {
         int slot = free_slot(vm, cd);

@@ -32,7 +32,7 @@ def test_create_relations_and_errors(daemon):
     assert value(api.VM.get_power_state(s, vm)) == "Halted"
     assert value(api.VM.get_other_config(s, vm)) == {}
     vbd = value(api.VBD.create(s, {"VM": vm, "VDI": "OpaqueRef:NULL", "userdevice": "0",
-                                   "bootable": True, "mode": "RW", "type": "Disk",
+                                   "bootable": True, "mode": "RO", "type": "CD",
                                    "empty": True}))
     assert value(api.VM.get_VBDs(s, vm)) == [vbd]
     value(api.VM.add_to_other_config(s, vm, "k", "v"))

@@ -115,11 +115,11 @@ def test_list_methods_is_bare_and_only_implemented(daemon):
     methods = xmlrpc.client.loads(body)[0][0]
     assert "VM.get_record" in methods and "session.login_with_password" in methods
     assert "VM.start" in methods
-    assert "VM.suspend" not in methods  # no handler yet: absent, and unknown when called
+    assert "VM.pool_migrate" not in methods  # no handler yet: absent, and unknown when called
     api = xmlrpc.client.ServerProxy(daemon.url)
     s = api.session.login_with_password("root", PASSWORD)["Value"]
-    assert api.VM.suspend(s, "OpaqueRef:x")["ErrorDescription"] == \
-        ["MESSAGE_METHOD_UNKNOWN", "VM.suspend"]
+    assert api.VM.pool_migrate(s, "OpaqueRef:x", "OpaqueRef:h", {})["ErrorDescription"] == \
+        ["MESSAGE_METHOD_UNKNOWN", "VM.pool_migrate"]
 
 
 def test_get_all_records_for_every_class(daemon):
@@ -152,7 +152,7 @@ def test_first_start_objects(daemon):
     assert sum(v["is_control_domain"] for v in vms) == 1
     assert "Other install media" in {v["name_label"] for v in vms if v["is_a_template"]}
     srs = api.SR.get_all_records(s)["Value"]
-    assert [sr["type"] for sr in srs.values()] == ["file"]
+    assert sorted(sr["type"] for sr in srs.values()) == ["file", "iso"]
     assert pool["default_SR"] in srs
     sr = srs[pool["default_SR"]]
     assert api.PBD.get_host(s, sr["PBDs"][0])["Value"] == pool["master"]

@@ -58,7 +58,7 @@ def test_full_cycle(api):
     proxy, s = api
     vm = new_vm(api)
     assert sorted(ok(proxy.VM.get_allowed_operations(s, vm))) == \
-        ["destroy", "power_state_reset", "start", "start_on"]
+        ["clone", "copy", "destroy", "power_state_reset", "snapshot", "start", "start_on"]
     ok(proxy.VM.start(s, vm, False, False))
     rec = ok(proxy.VM.get_record(s, vm))
     assert rec["power_state"] == "Running"
