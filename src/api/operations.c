@@ -17,15 +17,38 @@ static const ObjectOperations *operations_of(const DmClass *cls)
     return NULL;
 }
 
+/* Most rows of a class allow the same few sets of operations: each
+ * distinct set is built once and shared by every row that has it. */
+static GMutex shared_sets_lock;
+static GHashTable *shared_sets; /* "Class:bitmask" -> Xv array (owned) */
+
 static Xv *allowed_operations(const ObjectOperations *oo, const DbRow *row)
 {
-    const DmField *field = dm_field_by_name(row->cls, "allowed_operations");
-    const DmEnum *ops = field->type->elem->enumeration;
-    Xv *allowed = xv_new_array();
-    for (const char *const *op = oo->offered; *op; op++) {
+    uint64_t bits = 0;
+    unsigned n = 0;
+    for (const char *const *op = oo->offered; *op; op++, n++) {
+        g_assert(n < 64);
         if (oo->check(row, *op, NULL) == 0)
-            xv_array_append(allowed, xv_new_static_string(dm_enum_value(ops, *op)));
+            bits |= UINT64_C(1) << n;
     }
+    g_autofree char *key = g_strdup_printf("%s:%" G_GINT64_MODIFIER "x", oo->class_name, bits);
+    g_mutex_lock(&shared_sets_lock);
+    if (!shared_sets)
+        shared_sets = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                            (GDestroyNotify)xv_free);
+    Xv *set = g_hash_table_lookup(shared_sets, key);
+    if (!set) {
+        const DmField *field = dm_field_by_name(row->cls, "allowed_operations");
+        const DmEnum *ops = field->type->elem->enumeration;
+        set = xv_new_array();
+        n = 0;
+        for (const char *const *op = oo->offered; *op; op++, n++)
+            if (bits & (UINT64_C(1) << n))
+                xv_array_append(set, xv_new_static_string(dm_enum_value(ops, *op)));
+        g_hash_table_insert(shared_sets, g_steal_pointer(&key), set);
+    }
+    Xv *allowed = xv_new_array_sharing(set);
+    g_mutex_unlock(&shared_sets_lock);
     return allowed;
 }
 

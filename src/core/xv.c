@@ -104,6 +104,14 @@ Xv *xv_new_datetime(int64_t epoch_seconds)
 }
 
 Xv *xv_new_array(void) { return xv_alloc(XV_ARRAY); }
+
+Xv *xv_new_array_sharing(const Xv *src)
+{
+    Xv *v = xv_alloc(XV_ARRAY);
+    if (src->items && src->items->len)
+        v->items = g_array_ref(src->items);
+    return v;
+}
 Xv *xv_new_struct(void) { return xv_alloc(XV_STRUCT); }
 
 static void member_clear(gpointer p)

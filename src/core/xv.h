@@ -62,6 +62,9 @@ Xv *xv_new_bool(bool b);
 Xv *xv_new_static_string(const char *s);
 Xv *xv_new_datetime(int64_t epoch_seconds);
 Xv *xv_new_array(void);
+/* An array sharing src's items (reference counted): neither may be
+ * modified in place afterwards. For values repeated across many rows. */
+Xv *xv_new_array_sharing(const Xv *src);
 Xv *xv_new_struct(void);
 void xv_free(Xv *v);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Xv, xv_free)
