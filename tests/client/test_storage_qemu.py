@@ -84,14 +84,22 @@ def test_boot_from_disk_hotplug_snapshot_cd(daemon, guest):  # noqa: F811
     iso = [v for v in ok(proxy.SR.get_VDIs(s, iso_sr(proxy, s)))
            if ok(proxy.VDI.get_location(s, v)) == "data.iso"][0]
 
-    vm = ok(proxy.VM.create(s, {
-        "name_label": "disk guest", "memory_static_max": str(192 * MiB), "VCPUs_max": "1",
+    # a template holding the disk, cloned into the VM (no data copied)
+    template = ok(proxy.VM.create(s, {
+        "name_label": "disk guest template", "is_a_template": True,
+        "memory_static_max": str(192 * MiB), "VCPUs_max": "1",
         "VCPUs_at_startup": "1", "HVM_boot_policy": "BIOS order",
         "HVM_boot_params": {"order": "dc"}, "actions_after_shutdown": "destroy",
         "actions_after_reboot": "restart", "actions_after_crash": "destroy"}))
+    vbd(proxy, s, template, boot_vdi, "0", bootable=True)
+    vbd(proxy, s, template, "OpaqueRef:NULL", "3", type="CD", mode="RO", empty=True)
+    vm = ok(proxy.VM.clone(s, template, "disk guest"))
+    ok(proxy.VM.set_is_a_template(s, vm, False))
     uuid = ok(proxy.VM.get_uuid(s, vm))
-    vbd(proxy, s, vm, boot_vdi, "0", bootable=True)
-    cd = vbd(proxy, s, vm, "OpaqueRef:NULL", "3", type="CD", mode="RO", empty=True)
+    vbds = {ok(proxy.VBD.get_userdevice(s, v)): v for v in ok(proxy.VM.get_VBDs(s, vm))}
+    cd = vbds["3"]
+    boot_vdi = ok(proxy.VBD.get_VDI(s, vbds["0"]))
+    assert ok(proxy.VDI.get_location(s, boot_vdi)) != "guest-boot.qcow2"
     ok(proxy.VM.start(s, vm, False, False))
     text = wait_console(daemon, uuid, lambda t: "XAPID-GUEST-BLOCK" in t, "its block line")
     assert "XAPID-GUEST-BOOT disk" in text  # SeaBIOS skipped the empty CD, booted the disk
@@ -122,7 +130,8 @@ def test_boot_from_disk_hotplug_snapshot_cd(daemon, guest):  # noqa: F811
     alive_before = console(daemon, uuid).count("XAPID-GUEST-ALIVE")
     snap = ok(proxy.VM.snapshot(s, vm, "live"))
     boot_path = os.path.join(directory, ok(proxy.VDI.get_location(s, boot_vdi)))
-    assert len(chain(boot_path)) == 2
+    # new leaf -> the clone's frozen leaf -> the template disk's base
+    assert len(chain(boot_path)) == 3
     wait_console(daemon, uuid, lambda t: t.count("XAPID-GUEST-ALIVE") > alive_before + 1,
                  "heartbeats after the snapshot", timeout=60)
     assert ok(proxy.VM.get_power_state(s, vm)) == "Running"
