@@ -297,3 +297,16 @@ int bootstrap_database(const char *state_dir, XapiError **err)
     }
     return db_write_commit(err);
 }
+
+int bootstrap_check_this_host(const char *host, XapiError **err)
+{
+    db_read_begin();
+    g_autofree char *this_host = bootstrap_this_host();
+    bool exists = db_lookup(dm_class_by_name("host"), host) != NULL;
+    db_read_end();
+    if (!exists)
+        return xapi_error_set(err, "HANDLE_INVALID", "host", host, NULL);
+    if (!this_host || strcmp(host, this_host) != 0)
+        return xapi_error_set(err, "HOST_OFFLINE", host, NULL);
+    return 0;
+}

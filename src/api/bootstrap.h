@@ -15,3 +15,7 @@ char *bootstrap_this_host(void);
 
 /* A /proc/meminfo value in bytes (0 if absent). */
 int64_t bootstrap_meminfo_bytes(const char *key);
+
+/* HANDLE_INVALID unless host names a host, HOST_OFFLINE unless it is this
+ * one (other hosts come with pools). */
+int bootstrap_check_this_host(const char *host, XapiError **err);

@@ -523,6 +523,26 @@ int db_set_by_name(DbRow *row, const char *field_name, Xv *value, XapiError **er
     return db_set(row, f, value, err);
 }
 
+int db_update(const char *class_name, const char *ref, const char *field_name, Xv *value,
+              XapiError **err)
+{
+    if (db_write_begin(err) < 0) {
+        xv_free(value);
+        return -1;
+    }
+    DbRow *row = db_lookup(dm_class_by_name(class_name), ref);
+    if (!row) {
+        xv_free(value);
+        db_write_abort();
+        return xapi_error_set(err, "HANDLE_INVALID", class_name, ref, NULL);
+    }
+    if (db_set_by_name(row, field_name, value, err) < 0) {
+        db_write_abort();
+        return -1;
+    }
+    return db_write_commit(err);
+}
+
 int db_delete(DbRow *row, XapiError **err)
 {
     g_return_val_if_fail(db.in_write, -1);

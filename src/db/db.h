@@ -58,6 +58,10 @@ char *db_insert_and_commit(DbRow *row, XapiError **err);
 int db_set(DbRow *row, const DmField *field, Xv *value, XapiError **err);
 int db_set_by_name(DbRow *row, const char *field_name, Xv *value, XapiError **err);
 int db_delete(DbRow *row, XapiError **err);
+/* One field of one object in its own write transaction (HANDLE_INVALID if
+ * there is no such object); takes ownership of value. No lock held. */
+int db_update(const char *class_name, const char *ref, const char *field_name, Xv *value,
+              XapiError **err);
 /* Marks the row modified (event.inject). */
 void db_touch(DbRow *row);
 

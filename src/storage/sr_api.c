@@ -18,19 +18,6 @@ static const char *str_field(const DbRow *row, const char *field)
     return xv_str(db_get(row, field));
 }
 
-static int check_this_host(Call *call, const char *host)
-{
-    db_read_begin();
-    g_autofree char *this_host = bootstrap_this_host();
-    bool exists = db_lookup(cls("host"), host) != NULL;
-    db_read_end();
-    if (!exists)
-        return xapi_error_set(&call->error, "HANDLE_INVALID", "host", host, NULL);
-    if (strcmp(host, this_host) != 0)
-        return xapi_error_set(&call->error, "HOST_OFFLINE", host, NULL);
-    return 0;
-}
-
 static const char *location_of(const Xv *device_config)
 {
     const Xv *v = xv_struct_get(device_config, "location");
@@ -67,7 +54,7 @@ int xapi_SR_create(Call *call, const char *host, const Xv *device_config, int64_
                    const char *content_type, bool shared, const Xv *sm_config, Xv **result)
 {
     (void)physical_size;
-    if (check_this_host(call, host) < 0)
+    if (bootstrap_check_this_host(host, &call->error) < 0)
         return -1;
     const SrDriver *driver = sr_driver_for(type_);
     if (!driver)
@@ -264,7 +251,7 @@ int xapi_SR_probe(Call *call, const char *host, const Xv *device_config, const c
                   const Xv *sm_config, Xv **result)
 {
     (void)sm_config;
-    if (check_this_host(call, host) < 0)
+    if (bootstrap_check_this_host(host, &call->error) < 0)
         return -1;
     const SrDriver *driver = sr_driver_for(type_);
     if (!driver)
@@ -294,43 +281,24 @@ int xapi_SR_get_supported_types(Call *call, Xv **result)
     return 0;
 }
 
-static int set_sr_field(Call *call, const char *self, const char *field, Xv *value)
-{
-    if (db_write_begin(&call->error) < 0) {
-        xv_free(value);
-        return -1;
-    }
-    DbRow *sr = db_lookup(cls("SR"), self);
-    if (!sr) {
-        xv_free(value);
-        db_write_abort();
-        return xapi_error_set(&call->error, "HANDLE_INVALID", "SR", self, NULL);
-    }
-    if (db_set_by_name(sr, field, value, &call->error) < 0) {
-        db_write_abort();
-        return -1;
-    }
-    return db_write_commit(&call->error);
-}
-
 int xapi_SR_set_name_label(Call *call, const char *sr, const char *value)
 {
-    return set_sr_field(call, sr, "name_label", xv_new_string(value));
+    return db_update("SR", sr, "name_label", xv_new_string(value), &call->error);
 }
 
 int xapi_SR_set_name_description(Call *call, const char *sr, const char *value)
 {
-    return set_sr_field(call, sr, "name_description", xv_new_string(value));
+    return db_update("SR", sr, "name_description", xv_new_string(value), &call->error);
 }
 
 int xapi_SR_set_shared(Call *call, const char *sr, bool value)
 {
-    return set_sr_field(call, sr, "shared", xv_new_bool(value));
+    return db_update("SR", sr, "shared", xv_new_bool(value), &call->error);
 }
 
 int xapi_SR_set_physical_size(Call *call, const char *self, int64_t value)
 {
-    return set_sr_field(call, self, "physical_size", xv_new_int(value));
+    return db_update("SR", self, "physical_size", xv_new_int(value), &call->error);
 }
 
 /* ---- PBDs --------------------------------------------------------------------------- */

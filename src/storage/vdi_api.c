@@ -700,46 +700,27 @@ int xapi_VDI_update(Call *call, const char *vdi)
 
 /* ---- explicit setters (XAPI tells the SM; the file driver keeps nothing) ---------------- */
 
-static int set_vdi_field(Call *call, const char *self, const char *field, Xv *value)
-{
-    if (db_write_begin(&call->error) < 0) {
-        xv_free(value);
-        return -1;
-    }
-    DbRow *vdi = db_lookup(cls("VDI"), self);
-    if (!vdi) {
-        xv_free(value);
-        db_write_abort();
-        return xapi_error_set(&call->error, "HANDLE_INVALID", "VDI", self, NULL);
-    }
-    if (db_set_by_name(vdi, field, value, &call->error) < 0) {
-        db_write_abort();
-        return -1;
-    }
-    return db_write_commit(&call->error);
-}
-
 int xapi_VDI_set_name_label(Call *call, const char *self, const char *value)
 {
-    return set_vdi_field(call, self, "name_label", xv_new_string(value));
+    return db_update("VDI", self, "name_label", xv_new_string(value), &call->error);
 }
 
 int xapi_VDI_set_name_description(Call *call, const char *self, const char *value)
 {
-    return set_vdi_field(call, self, "name_description", xv_new_string(value));
+    return db_update("VDI", self, "name_description", xv_new_string(value), &call->error);
 }
 
 int xapi_VDI_set_read_only(Call *call, const char *self, bool value)
 {
-    return set_vdi_field(call, self, "read_only", xv_new_bool(value));
+    return db_update("VDI", self, "read_only", xv_new_bool(value), &call->error);
 }
 
 int xapi_VDI_set_sharable(Call *call, const char *self, bool value)
 {
-    return set_vdi_field(call, self, "sharable", xv_new_bool(value));
+    return db_update("VDI", self, "sharable", xv_new_bool(value), &call->error);
 }
 
 int xapi_VDI_set_allow_caching(Call *call, const char *self, bool value)
 {
-    return set_vdi_field(call, self, "allow_caching", xv_new_bool(value));
+    return db_update("VDI", self, "allow_caching", xv_new_bool(value), &call->error);
 }

@@ -640,14 +640,21 @@ static int qemu_disk_change_medium(const char *uuid, const HvDisk *disk, XapiErr
                     err);
 }
 
+/* The domain and the top block node of a disk's device (caller frees). */
+static char *disk_node(const char *uuid, const HvDisk *disk, Domain **d, XapiError **err)
+{
+    *d = lookup(uuid, err);
+    if (!*d)
+        return NULL;
+    g_autofree char *id = g_strdup_printf(QEMU_DISK_ID_FMT, disk->slot);
+    return top_node(*d, id, err);
+}
+
 static int qemu_disk_snapshot(const char *uuid, const HvDisk *disk, const char *new_path,
                               XapiError **err)
 {
-    Domain *d = lookup(uuid, err);
-    if (!d)
-        return -1;
-    g_autofree char *id = g_strdup_printf(QEMU_DISK_ID_FMT, disk->slot);
-    g_autofree char *node = top_node(d, id, err);
+    Domain *d;
+    g_autofree char *node = disk_node(uuid, disk, &d, err);
     if (!node)
         return -1;
     g_autofree char *new_node = g_strdup_printf("vbd%d-%" G_GINT64_MODIFIER "x", disk->slot,
@@ -660,11 +667,8 @@ static int qemu_disk_snapshot(const char *uuid, const HvDisk *disk, const char *
 
 static int qemu_disk_resize(const char *uuid, const HvDisk *disk, int64_t size, XapiError **err)
 {
-    Domain *d = lookup(uuid, err);
-    if (!d)
-        return -1;
-    g_autofree char *id = g_strdup_printf(QEMU_DISK_ID_FMT, disk->slot);
-    g_autofree char *node = top_node(d, id, err);
+    Domain *d;
+    g_autofree char *node = disk_node(uuid, disk, &d, err);
     if (!node)
         return -1;
     json_object *args = args_object("node-name", node, NULL);

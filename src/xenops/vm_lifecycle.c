@@ -107,19 +107,6 @@ int vm_boot(VmOp *o, const char *resume_image, bool paused)
 
 static int start_work(VmOp *o) { return vm_boot(o, NULL, *(const bool *)o->arg); }
 
-int vm_check_this_host(Call *call, const char *host)
-{
-    db_read_begin();
-    g_autofree char *this_host = bootstrap_this_host();
-    bool exists = db_lookup(dm_class_by_name("host"), host) != NULL;
-    db_read_end();
-    if (!exists)
-        return xapi_error_set(&call->error, "HANDLE_INVALID", "host", host, NULL);
-    if (strcmp(host, this_host) != 0)
-        return xapi_error_set(&call->error, "HOST_OFFLINE", host, NULL);
-    return 0;
-}
-
 int xapi_VM_start(Call *call, const char *vm, bool start_paused, bool force)
 {
     return vm_run_operation(call, vm, "start", start_work, &start_paused);
@@ -127,7 +114,7 @@ int xapi_VM_start(Call *call, const char *vm, bool start_paused, bool force)
 
 int xapi_VM_start_on(Call *call, const char *vm, const char *host, bool start_paused, bool force)
 {
-    if (vm_check_this_host(call, host) < 0)
+    if (bootstrap_check_this_host(host, &call->error) < 0)
         return -1;
     return vm_run_operation(call, vm, "start_on", start_work, &start_paused);
 }

@@ -24,9 +24,6 @@ int vm_hard_stop(VmOp *o);
  * when given) and marks it running with a new domid (VM lock held). */
 int vm_boot(VmOp *o, const char *resume_image, bool paused);
 
-/* HANDLE_INVALID / HOST_OFFLINE unless host is this one. */
-int vm_check_this_host(Call *call, const char *host);
-
 /* Removes a suspend image VDI (logged on failure). */
 void vm_drop_suspend_image(const char *vdi_ref);
 

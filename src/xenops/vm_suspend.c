@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bootstrap.h"
 #include "dm_handlers.h"
 #include "storage.h"
 #include "task.h"
@@ -169,7 +170,7 @@ int xapi_VM_resume_on(Call *call, const char *vm, const char *host, bool start_p
                       bool force)
 {
     (void)force;
-    if (vm_check_this_host(call, host) < 0)
+    if (bootstrap_check_this_host(host, &call->error) < 0)
         return -1;
     return vm_run_operation(call, vm, "resume_on", resume_work, &start_paused);
 }
