@@ -5,7 +5,11 @@
  * caller's task_id, which gets the progress and the outcome, else a task
  * of our own, destroyed afterwards; vdi= a ref or a uuid; format=
  * raw|vhd|qcow2; base= for differential exports. Bodies are streamed as
- * MHD hands them over, never held. */
+ * MHD hands them over, never held.
+ *
+ * Not served: format=tar, XAPI's chunked= framing, sr_id= without vdi=
+ * (XAPI then makes an "Imported VDI"), and the 302 to a host that sees the
+ * SR (there are no pools yet: an SR not plugged here is an error). */
 #include "http_transfer.h"
 
 #include <string.h>
@@ -24,7 +28,6 @@
 struct HttpTransfer {
     bool import;
     bool settled;      /* the outcome is known (and the task has it) */
-    bool probe;        /* an empty PUT: answered, nothing touched */
     bool replied;      /* a response is queued */
     char *session;     /* the caller's, or one made from basic auth */
     bool own_session;  /* made here: logged out at the end */
@@ -225,12 +228,22 @@ static enum MHD_Result reply(struct MHD_Connection *conn, HttpTransfer *t)
 
 /* ---- export ------------------------------------------------------------------- */
 
+/* The last byte handed to the connection ends the export: the VDI is
+ * unlocked and the task settled then, before the client can have read it
+ * (XAPI too completes the task once the bytes are written to the socket). */
 static ssize_t export_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     HttpTransfer *t = cls;
+    if (!t->ex)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    int64_t length = vdi_export_length(t->ex);
     ssize_t n = vdi_export_read(t->ex, (int64_t)pos, buf, max, &t->error);
-    if (n < 0 || (n == 0 && (int64_t)pos < vdi_export_length(t->ex)))
+    if (n < 0 || (n == 0 && (int64_t)pos < length))
         return MHD_CONTENT_READER_END_WITH_ERROR;
+    if ((int64_t)pos + n >= length) {
+        vdi_export_free(g_steal_pointer(&t->ex));
+        settle(t, "");
+    }
     return n ? n : MHD_CONTENT_READER_END_OF_STREAM;
 }
 
@@ -263,8 +276,8 @@ static enum MHD_Result start(struct MHD_Connection *conn, bool trusted, HttpTran
     if (authorize(conn, trusted, t) < 0)
         return reply(conn, t);
     int64_t length = content_length(conn);
-    if (t->import && length == 0) { /* Xen Orchestra's probe before a streamed upload */
-        t->probe = t->settled = true;
+    if (t->import && length == 0) { /* Xen Orchestra's probe: answered, nothing touched */
+        t->settled = true;
         return reply(conn, t);
     }
     if (take_task(conn, t) < 0)
@@ -277,6 +290,10 @@ static enum MHD_Result start(struct MHD_Connection *conn, bool trusted, HttpTran
     if (format_name && !vdi_stream_format_parse(format_name, &format)) {
         g_autofree char *why = g_strdup_printf("Unknown format %s", format_name);
         xapi_error_set(&t->error, "INTERNAL_ERROR", why, NULL);
+        t->status = MHD_HTTP_BAD_REQUEST;
+    } else if (t->import && param(conn, "chunked")) {
+        /* XAPI's own framing of raw blocks (vhd-tool's chunked protocol) */
+        xapi_error_set(&t->error, "IMPORT_ERROR_CANNOT_HANDLE_CHUNKED", NULL);
         t->status = MHD_HTTP_BAD_REQUEST;
     } else if (!vdi) {
         xapi_error_set(&t->error, "VDI_MISSING", "", "", NULL);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gio/gio.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -366,9 +367,9 @@ struct VdiImport {
     Progress progress;
     char *stage;     /* the image taking the VDI's place */
     NbdImage *dst;   /* raw: the stage, open */
-    guint8 *buf;     /* raw: bytes not yet written */
+    guint8 *buf;     /* raw: bytes received and not yet written, */
     size_t fill;
-    int64_t written;
+    int64_t written; /* which go there */
     char *upload;    /* qcow2, vhd: the file as received */
     int upload_fd;
 };
@@ -395,8 +396,6 @@ void vdi_import_free(VdiImport *im)
     g_free(im);
 }
 
-int64_t vdi_import_received(const VdiImport *im) { return im->received; }
-
 VdiImport *vdi_import_begin(const char *vdi_ref, VdiStreamFormat format, int64_t length,
                             const char *task_ref, XapiError **err)
 {
@@ -416,7 +415,8 @@ VdiImport *vdi_import_begin(const char *vdi_ref, VdiStreamFormat format, int64_t
         rc = xapi_error_set(err, "VDI_READONLY", vdi_ref, NULL);
     if (rc == 0 && format == VDI_STREAM_RAW && length > t->virtual_size)
         rc = too_small(t, length, err);
-    im->progress = (Progress){task_ref ? im->op_task : NULL, length >= 0 ? length : t->virtual_size, 0.0,
+    im->progress = (Progress){task_ref ? im->op_task : NULL,
+                              length >= 0 ? length : t->virtual_size, 0.0,
                               format == VDI_STREAM_RAW ? 1.0 : 0.5, 0};
     if (rc == 0 && format == VDI_STREAM_RAW) {
         im->stage = stage_create(t, err);
@@ -436,6 +436,12 @@ VdiImport *vdi_import_begin(const char *vdi_ref, VdiStreamFormat format, int64_t
     return im;
 }
 
+/* An image file may carry metadata beyond its virtual size; not this much. */
+static int64_t upload_limit(const Target *t)
+{
+    return t->virtual_size + t->virtual_size / 4 + ((int64_t)64 << 20);
+}
+
 static int flush_buffer(VdiImport *im, XapiError **err)
 {
     if (sink_write(im->dst, im->written, im->buf, im->fill, err) < 0)
@@ -443,12 +449,6 @@ static int flush_buffer(VdiImport *im, XapiError **err)
     im->written += (int64_t)im->fill;
     im->fill = 0;
     return 0;
-}
-
-/* An image file may carry metadata beyond its virtual size; not this much. */
-static int64_t upload_limit(const Target *t)
-{
-    return t->virtual_size + t->virtual_size / 4 + ((int64_t)64 << 20);
 }
 
 int vdi_import_write(VdiImport *im, const void *data, size_t len, XapiError **err)
@@ -539,7 +539,7 @@ int vdi_import_finish(VdiImport *im, XapiError **err)
     if (im->format == VDI_STREAM_RAW) {
         rc = flush_buffer(im, err);
         if (rc == 0)
-            rc = sink_zero(im->dst, im->written, im->t.virtual_size - im->written, err);
+            rc = sink_zero(im->dst, im->received, im->t.virtual_size - im->received, err);
         if (rc == 0)
             rc = nbd_image_close(g_steal_pointer(&im->dst), err);
     } else {

@@ -40,8 +40,6 @@ int vdi_import_write(VdiImport *im, const void *data, size_t len, XapiError **er
 int vdi_import_finish(VdiImport *im, XapiError **err);
 /* Unlocks; an unfinished import is dropped and the VDI left as it was. */
 void vdi_import_free(VdiImport *im);
-/* Bytes received so far. */
-int64_t vdi_import_received(const VdiImport *im);
 
 typedef struct VdiExport VdiExport;
 /* Takes the VDI's "copy" operation (and base's, if any) for task_ref. raw:

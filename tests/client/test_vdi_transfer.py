@@ -1,0 +1,456 @@
+"""PUT /import_raw_vdi and GET /export_raw_vdi against a real daemon (sim
+driver), with http.client as the HTTP client and qemu-img to make and
+compare images: raw, qcow2 and vhd round trips, differential exports,
+backing chains, sessions (query, cookie, basic auth), tasks, and failures
+that must leave the VDI as it was (cut uploads, oversized ones)."""
+import base64
+import hashlib
+import http.client
+import json
+import os
+import random
+import socket
+import subprocess
+import time
+
+import pytest
+
+from xapid_daemon import PASSWORD, Daemon
+
+MiB = 1 << 20
+SIZE = 64 * MiB
+
+
+@pytest.fixture(scope="module")
+def daemon():
+    d = Daemon(extra_args=["--hypervisor", "sim"])
+    yield d
+    d.stop()
+
+
+@pytest.fixture()
+def api(daemon):
+    return daemon.login()
+
+
+def ok(reply):
+    assert reply["Status"] == "Success", reply
+    return reply["Value"]
+
+
+def err(reply):
+    assert reply["Status"] == "Failure", reply
+    return reply["ErrorDescription"]
+
+
+def default_sr(api):
+    proxy, s = api
+    pool = ok(proxy.pool.get_all(s))[0]
+    return ok(proxy.pool.get_default_SR(s, pool))
+
+
+def new_vdi(api, size=SIZE):
+    proxy, s = api
+    return ok(proxy.VDI.create(s, {"name_label": "transfer", "SR": default_sr(api),
+                                   "virtual_size": str(size), "type": "user",
+                                   "sharable": False, "read_only": False,
+                                   "other_config": {}, "xenstore_data": {},
+                                   "sm_config": {}, "tags": []}))
+
+
+def sr_dir(api):
+    proxy, s = api
+    pbd = ok(proxy.SR.get_PBDs(s, default_sr(api)))[0]
+    return ok(proxy.PBD.get_device_config(s, pbd))["location"]
+
+
+def vdi_path(api, vdi):
+    proxy, s = api
+    return os.path.join(sr_dir(api), ok(proxy.VDI.get_location(s, vdi)))
+
+
+def pattern_disk(path, size=SIZE, seed=1):
+    """A sparse raw disk: random MiBs, a partial block, a run of a repeated
+    byte, and holes everywhere else."""
+    rnd = random.Random(seed)
+    with open(path, "wb") as f:
+        f.truncate(size)
+        for offset in (0, 5 * MiB, 33 * MiB + 4096):
+            if offset + MiB < size:
+                f.seek(offset)
+                f.write(rnd.randbytes(MiB))
+        if size > 23 * MiB:
+            f.seek(20 * MiB)
+            f.write(b"\x5a" * (3 * MiB))
+        f.seek(size - 100)
+        f.write(rnd.randbytes(100))
+    return path
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(MiB), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def qemu_img(*args):
+    return subprocess.run(["qemu-img", *args], check=True, capture_output=True, text=True).stdout
+
+
+def conn(daemon):
+    return http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=60)
+
+
+def query(**params):
+    return "&".join(f"{k}={v}" for k, v in params.items())
+
+
+def put(daemon, body, headers=None, **params):
+    c = conn(daemon)
+    c.request("PUT", "/import_raw_vdi?" + query(**params), body=body, headers=headers or {})
+    r = c.getresponse()
+    return r.status, r.read().decode(), dict(r.getheaders())
+
+
+def put_file(daemon, path, **params):
+    with open(path, "rb") as f:
+        return put(daemon, f, {"Content-Length": str(os.path.getsize(path))}, **params)
+
+
+def get(daemon, headers=None, path="/export_raw_vdi", **params):
+    c = conn(daemon)
+    c.request("GET", path + "?" + query(**params), headers=headers or {})
+    r = c.getresponse()
+    return r.status, r.read(), dict(r.getheaders())
+
+
+def export_to(daemon, out, **params):
+    status, body, headers = get(daemon, **params)
+    assert status == 200, body[:200]
+    with open(out, "wb") as f:
+        f.write(body)
+    return headers
+
+
+def new_task(api):
+    proxy, s = api
+    return ok(proxy.task.create(s, "transfer", ""))
+
+
+def task_record(api, task):
+    proxy, s = api
+    return ok(proxy.task.get_record(s, task))
+
+
+def no_leftovers(api):
+    return [n for n in os.listdir(sr_dir(api)) if n.endswith(".tmp")] == []
+
+
+def test_raw_round_trip(daemon, api, tmp_path):
+    proxy, s = api
+    vdi = new_vdi(api)
+    src = pattern_disk(tmp_path / "in.raw")
+    status, body, headers = put_file(daemon, src, session_id=s, vdi=vdi)
+    assert (status, body) == (200, "OK\n")
+    assert headers["Connection"] == "close"
+    headers = export_to(daemon, tmp_path / "out.raw", session_id=s, vdi=vdi)
+    assert sha256_file(tmp_path / "out.raw") == sha256_file(src)
+    assert headers["Content-Length"] == str(SIZE)
+    assert headers["Content-Type"] == "application/octet-stream"
+    uuid = ok(proxy.VDI.get_uuid(s, vdi))
+    assert headers["Content-Disposition"] == f'attachment; filename="{uuid}.raw"'
+    # Zero blocks were skipped: the image holds the data and not much more.
+    used = int(ok(proxy.VDI.get_physical_utilisation(s, vdi)))
+    assert 6 * MiB < used < 12 * MiB
+    assert int(ok(proxy.VDI.get_virtual_size(s, vdi))) == SIZE
+    qemu_img("check", "-q", vdi_path(api, vdi))
+    assert ok(proxy.VDI.get_current_operations(s, vdi)) == {}
+    assert no_leftovers(api)
+
+
+def test_vdi_by_uuid_and_trailing_slash(daemon, api, tmp_path):
+    proxy, s = api
+    vdi = new_vdi(api)
+    uuid = ok(proxy.VDI.get_uuid(s, vdi))
+    src = pattern_disk(tmp_path / "in.raw", seed=7)
+    with open(src, "rb") as f:
+        c = conn(daemon)
+        c.request("PUT", f"/import_raw_vdi/?session_id={s}&vdi={uuid}", body=f,
+                  headers={"Content-Length": str(SIZE)})
+        assert c.getresponse().status == 200
+    status, body, _ = get(daemon, path="/export_raw_vdi/", session_id=s, vdi=uuid)
+    assert status == 200 and hashlib.sha256(body).hexdigest() == sha256_file(src)
+
+
+@pytest.mark.parametrize("fmt,qemu_fmt,options,content_type", [
+    ("qcow2", "qcow2", [], "application/x-qemu-disk"),
+    ("vhd", "vpc", ["-o", "subformat=dynamic,force_size=on"], "application/vhd"),
+])
+def test_image_import_and_export(daemon, api, tmp_path, fmt, qemu_fmt, options, content_type):
+    """An image made by qemu-img goes in; raw and the same format come out."""
+    proxy, s = api
+    vdi = new_vdi(api)
+    raw = pattern_disk(tmp_path / "in.raw", seed=2)
+    image = tmp_path / f"in.{fmt}"
+    qemu_img("convert", "-f", "raw", "-O", qemu_fmt, *options, str(raw), str(image))
+    status, body, _ = put_file(daemon, image, session_id=s, vdi=vdi, format=fmt)
+    assert (status, body) == (200, "OK\n")
+    export_to(daemon, tmp_path / "out.raw", session_id=s, vdi=vdi)
+    assert sha256_file(tmp_path / "out.raw") == sha256_file(raw)
+    out = tmp_path / f"out.{fmt}"
+    headers = export_to(daemon, out, session_id=s, vdi=vdi, format=fmt)
+    assert headers["Content-Type"] == content_type
+    info = json.loads(qemu_img("info", "--output=json", str(out)))
+    assert (info["format"], info["virtual-size"]) == (qemu_fmt, SIZE)
+    qemu_img("compare", "-f", "raw", "-F", qemu_fmt, str(raw), str(out))
+    assert no_leftovers(api)
+
+
+def test_smaller_qcow2_leaves_zeros_after_it(daemon, api, tmp_path):
+    proxy, s = api
+    vdi = new_vdi(api)
+    assert put_file(daemon, pattern_disk(tmp_path / "old.raw", seed=3), session_id=s,
+                    vdi=vdi)[0] == 200
+    small = pattern_disk(tmp_path / "small.raw", size=8 * MiB, seed=4)
+    qemu_img("convert", "-O", "qcow2", str(small), str(tmp_path / "small.qcow2"))
+    assert put_file(daemon, tmp_path / "small.qcow2", session_id=s, vdi=vdi,
+                    format="qcow2")[0] == 200
+    status, body, _ = get(daemon, session_id=s, vdi=vdi)
+    assert body[:8 * MiB] == open(small, "rb").read()
+    assert body[8 * MiB:] == bytes(SIZE - 8 * MiB)
+
+
+def test_bad_qcow2_upload_fails_cleanly(daemon, api, tmp_path):
+    proxy, s = api
+    vdi = new_vdi(api)
+    task = new_task(api)
+    junk = tmp_path / "junk"
+    junk.write_bytes(b"not an image" * 1000)
+    status, body, _ = put_file(daemon, junk, session_id=s, vdi=vdi, format="qcow2", task_id=task)
+    assert status == 500 and body.startswith("VDI_IO_ERROR")
+    assert task_record(api, task)["status"] == "failure"
+    # An image that points at another file is refused, not followed.
+    other = tmp_path / "base.qcow2"
+    qemu_img("create", "-q", "-f", "qcow2", str(other), str(SIZE))
+    overlay = tmp_path / "overlay.qcow2"
+    qemu_img("create", "-q", "-f", "qcow2", "-b", str(other), "-F", "qcow2", str(overlay))
+    status, body, _ = put_file(daemon, overlay, session_id=s, vdi=vdi, format="qcow2")
+    assert status == 500 and "backing" in body
+    assert no_leftovers(api)
+
+
+def test_task_id_completion_and_progress(daemon, api, tmp_path):
+    proxy, s = api
+    vdi = new_vdi(api)
+    tasks_before = len(ok(proxy.task.get_all(s)))
+    task = new_task(api)
+    status, _, headers = put_file(daemon, pattern_disk(tmp_path / "in.raw"), session_id=s,
+                                  vdi=vdi, task_id=task)
+    assert status == 200 and headers["Task-Id"] == task
+    rec = task_record(api, task)
+    assert rec["status"] == "success"
+    assert rec["result"] == f"<value>{vdi}</value>"  # XAPI: the VDI's ref
+    assert rec["progress"] == 1.0 and rec["error_info"] == []
+    export_task = new_task(api)
+    status, body, headers = get(daemon, session_id=s, vdi=vdi, task_id=export_task)
+    assert status == 200 and headers["Task-Id"] == export_task
+    rec = task_record(api, export_task)
+    assert (rec["status"], rec["result"], rec["progress"]) == ("success", "", 1.0)
+    # Without task_id the task is our own and does not outlive the request.
+    assert put_file(daemon, tmp_path / "in.raw", session_id=s, vdi=vdi)[0] == 200
+    assert len(ok(proxy.task.get_all(s))) == tasks_before + 2
+
+
+def test_sessions_cookie_basic_auth_and_401(daemon, api, tmp_path):
+    proxy, s = api
+    vdi = new_vdi(api)
+    status, body, _ = get(daemon, headers={"Cookie": f"session_id={s}"}, vdi=vdi)
+    assert status == 200 and len(body) == SIZE
+    auth = base64.b64encode(f"root:{PASSWORD}".encode()).decode()
+    status, body, _ = get(daemon, headers={"Authorization": "Basic " + auth}, vdi=vdi)
+    assert status == 200 and len(body) == SIZE
+    status, body, headers = get(daemon, vdi=vdi)
+    assert status == 401 and headers["WWW-Authenticate"] == 'Basic realm="xapi"'
+    bad = base64.b64encode(b"root:wrong").decode()
+    assert get(daemon, headers={"Authorization": "Basic " + bad}, vdi=vdi)[0] == 401
+    status, body, _ = get(daemon, session_id="OpaqueRef:nope", vdi=vdi)
+    assert status == 401 and body.startswith(b"SESSION_INVALID")
+    status, body, _ = put(daemon, b"x" * 4096, session_id="OpaqueRef:nope", vdi=vdi)
+    assert status == 401
+    status, body, _ = put(daemon, b"\x01" * MiB, {"Cookie": f"session_id={s}"}, vdi=vdi)
+    assert status == 200
+
+
+def test_unknown_vdi_and_bad_format(daemon, api):
+    proxy, s = api
+    task = new_task(api)
+    status, body, _ = get(daemon, session_id=s, vdi="OpaqueRef:nope", task_id=task)
+    assert status == 404 and body.startswith(b"HANDLE_INVALID")
+    assert task_record(api, task)["error_info"] == ["HANDLE_INVALID", "VDI", "OpaqueRef:nope"]
+    task = new_task(api)
+    status, _, _ = put(daemon, b"x" * 512, session_id=s, vdi="no-such-uuid", task_id=task)
+    assert status == 404
+    assert task_record(api, task)["error_info"] == ["UUID_INVALID", "VDI", "no-such-uuid"]
+    vdi = new_vdi(api)
+    for method in (get, put):
+        task = new_task(api)
+        args = (daemon,) if method is get else (daemon, b"x" * 512)
+        status, body, _ = method(*args, session_id=s, vdi=vdi, format="tar", task_id=task)
+        assert status == 400
+        rec = task_record(api, task)
+        assert rec["status"] == "failure"
+        assert rec["error_info"] == ["INTERNAL_ERROR", "Unknown format tar"]
+    # XAPI's own block framing (chunked=true) is not served.
+    status, body, _ = put(daemon, b"x" * 512, session_id=s, vdi=vdi, chunked="true")
+    assert status == 400 and body == "IMPORT_ERROR_CANNOT_HANDLE_CHUNKED\n"
+
+
+def test_cut_upload_leaves_vdi_as_it_was(daemon, api, tmp_path):
+    proxy, s = api
+    vdi = new_vdi(api)
+    old = pattern_disk(tmp_path / "old.raw", seed=8)
+    assert put_file(daemon, old, session_id=s, vdi=vdi)[0] == 200
+    record_before = ok(proxy.VDI.get_record(s, vdi))
+    task = new_task(api)
+    c = conn(daemon)
+    c.putrequest("PUT", f"/import_raw_vdi?session_id={s}&vdi={vdi}&task_id={task}")
+    c.putheader("Content-Length", str(SIZE))
+    c.endheaders()
+    c.send(b"\xff" * (10 * MiB))
+    c.sock.shutdown(socket.SHUT_RDWR)
+    c.close()
+    deadline = time.time() + 20
+    while task_record(api, task)["status"] == "pending" and time.time() < deadline:
+        time.sleep(0.1)
+    rec = task_record(api, task)
+    assert rec["status"] == "failure"
+    assert rec["error_info"] == ["IMPORT_ERROR_PREMATURE_EOF"]
+    qemu_img("check", "-q", vdi_path(api, vdi))
+    export_to(daemon, tmp_path / "after.raw", session_id=s, vdi=vdi)
+    assert sha256_file(tmp_path / "after.raw") == sha256_file(old)
+    assert ok(proxy.VDI.get_record(s, vdi)) == record_before
+    assert no_leftovers(api)
+
+
+def test_oversized_upload_is_refused(daemon, api, tmp_path):
+    proxy, s = api
+    vdi = new_vdi(api, size=8 * MiB)
+    old = pattern_disk(tmp_path / "old.raw", size=8 * MiB, seed=9)
+    assert put_file(daemon, old, session_id=s, vdi=vdi)[0] == 200
+    # Announced: refused before the body is read.
+    task = new_task(api)
+    c = conn(daemon)
+    c.putrequest("PUT", f"/import_raw_vdi?session_id={s}&vdi={vdi}&task_id={task}")
+    c.putheader("Content-Length", str(8 * MiB + 1))
+    c.endheaders()
+    r = c.getresponse()
+    assert r.status == 400 and r.read().startswith(b"VDI_TOO_SMALL")
+    assert task_record(api, task)["error_info"] == ["VDI_TOO_SMALL", vdi, str(8 * MiB + 1)]
+    # Chunked: noticed when the bytes pass the size.
+    task = new_task(api)
+    c = conn(daemon)
+    c.request("PUT", f"/import_raw_vdi?session_id={s}&vdi={vdi}&task_id={task}",
+              body=iter([b"\x11" * MiB] * 9), encode_chunked=True)
+    r = c.getresponse()
+    assert r.status == 400
+    assert task_record(api, task)["error_info"][0] == "VDI_TOO_SMALL"
+    qemu_img("check", "-q", vdi_path(api, vdi))
+    status, body, _ = get(daemon, session_id=s, vdi=vdi)
+    assert body == open(old, "rb").read()
+    assert ok(proxy.VDI.get_current_operations(s, vdi)) == {}
+    assert no_leftovers(api)
+
+
+def test_empty_probe_put_touches_nothing(daemon, api):
+    proxy, s = api
+    vdi = new_vdi(api)
+    task = new_task(api)
+    status, _, _ = put(daemon, b"", {"Content-Length": "0"}, session_id=s, vdi=vdi, task_id=task)
+    assert status == 200
+    assert task_record(api, task)["status"] == "pending"
+    assert ok(proxy.VDI.get_current_operations(s, vdi)) == {}
+
+
+def test_upload_holds_the_update_lock(daemon, api, tmp_path):
+    proxy, s = api
+    vdi = new_vdi(api)
+    task = new_task(api)
+    c = conn(daemon)
+    c.putrequest("PUT", f"/import_raw_vdi?session_id={s}&vdi={vdi}&task_id={task}")
+    c.putheader("Content-Length", str(2 * MiB))
+    c.endheaders()
+    c.send(b"\x01" * MiB)
+    time.sleep(0.3)
+    assert ok(proxy.VDI.get_current_operations(s, vdi)) == {task: "update"}
+    assert err(proxy.VDI.destroy(s, vdi))[0] == "OTHER_OPERATION_IN_PROGRESS"
+    status, body, _ = get(daemon, session_id=s, vdi=vdi)
+    assert status == 409 and body.startswith(b"OTHER_OPERATION_IN_PROGRESS")
+    assert 0 < task_record(api, task)["progress"] <= 1
+    c.send(b"\x01" * MiB)
+    assert c.getresponse().status == 200
+    assert ok(proxy.VDI.get_current_operations(s, vdi)) == {}
+
+
+def test_import_into_attached_vdi_is_refused(daemon, api):
+    proxy, s = api
+    vdi = new_vdi(api)
+    vm = ok(proxy.VM.create(s, {"name_label": "transfer", "memory_static_max": str(256 * MiB),
+                                "VCPUs_max": "1", "VCPUs_at_startup": "1",
+                                "actions_after_shutdown": "destroy",
+                                "actions_after_reboot": "restart",
+                                "actions_after_crash": "destroy"}))
+    ok(proxy.VBD.create(s, {"VM": vm, "VDI": vdi, "userdevice": "0", "bootable": True,
+                            "mode": "RW", "type": "Disk", "unpluggable": True, "empty": False,
+                            "other_config": {}, "qos_algorithm_type": "",
+                            "qos_algorithm_params": {}}))
+    ok(proxy.VM.start(s, vm, False, False))
+    try:
+        status, body, _ = put(daemon, b"\x01" * MiB, session_id=s, vdi=vdi)
+        assert status == 409 and body.startswith("VDI_IN_USE")
+        # A guest writing to it rules out a consistent export too (XAPI's copy check).
+        assert get(daemon, session_id=s, vdi=vdi)[0] == 409
+    finally:
+        ok(proxy.VM.hard_shutdown(s, vm))
+
+
+def test_backing_chain_and_differential_export(daemon, api, tmp_path):
+    proxy, s = api
+    vdi = new_vdi(api)
+    old = pattern_disk(tmp_path / "old.raw", seed=10)
+    assert put_file(daemon, old, session_id=s, vdi=vdi)[0] == 200
+    snap = ok(proxy.VDI.snapshot(s, vdi, {}))
+    sm_config = ok(proxy.VDI.get_sm_config(s, vdi))
+    assert "vhd-parent" in sm_config
+    # A VDI over a base exports whole, in every format.
+    export_to(daemon, tmp_path / "chain.raw", session_id=s, vdi=vdi)
+    assert sha256_file(tmp_path / "chain.raw") == sha256_file(old)
+    export_to(daemon, tmp_path / "chain.qcow2", session_id=s, vdi=vdi, format="qcow2")
+    qemu_img("compare", "-f", "raw", "-F", "qcow2", str(old), str(tmp_path / "chain.qcow2"))
+    assert "backing-filename" not in json.loads(
+        qemu_img("info", "--output=json", str(tmp_path / "chain.qcow2")))
+    # New contents: blocks the base has and the stream does not are zeros.
+    new = bytearray(SIZE)
+    new[40 * MiB:41 * MiB] = random.Random(11).randbytes(MiB)
+    new[0:MiB] = open(old, "rb").read(MiB)  # unchanged from the snapshot
+    (tmp_path / "new.raw").write_bytes(new)
+    assert put_file(daemon, tmp_path / "new.raw", session_id=s, vdi=vdi)[0] == 200
+    assert get(daemon, session_id=s, vdi=vdi)[1] == bytes(new)
+    assert get(daemon, session_id=s, vdi=snap)[1] == open(old, "rb").read()
+    assert ok(proxy.VDI.get_sm_config(s, vdi)) == sm_config  # still over the same base
+    qemu_img("check", "-q", vdi_path(api, vdi))
+    # Relative to the snapshot: unchanged blocks read as zeros (XAPI's raw diff).
+    status, diff, _ = get(daemon, session_id=s, vdi=vdi, base=snap)
+    assert status == 200 and len(diff) == SIZE
+    assert diff[0:MiB] == bytes(MiB)
+    assert diff[40 * MiB:41 * MiB] == new[40 * MiB:41 * MiB]
+    assert diff[5 * MiB:6 * MiB] == bytes(MiB)  # zeroed since: zeros either way
+    # qcow2 relative to the snapshot: only the changed clusters are in it.
+    snap_uuid = ok(proxy.VDI.get_uuid(s, snap))
+    export_to(daemon, tmp_path / "diff.qcow2", session_id=s, vdi=vdi, base=snap_uuid,
+              format="qcow2")
+    out = tmp_path / "diff.raw"
+    qemu_img("convert", "-O", "raw", str(tmp_path / "diff.qcow2"), str(out))
+    assert open(out, "rb").read() == diff
+    assert os.path.getsize(tmp_path / "diff.qcow2") < 4 * MiB
