@@ -9,7 +9,7 @@ import tempfile
 
 import pytest
 
-from xapid_daemon import Daemon
+from xapid_daemon import Daemon, err, ok
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -27,14 +27,6 @@ def api(daemon):
     return daemon.login()
 
 
-def ok(reply):
-    assert reply["Status"] == "Success", reply
-    return reply["Value"]
-
-
-def err(reply):
-    assert reply["Status"] == "Failure", reply
-    return reply["ErrorDescription"]
 
 
 def default_sr(api):

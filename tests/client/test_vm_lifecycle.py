@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from xapid_daemon import Daemon
+from xapid_daemon import Daemon, err, ok
 
 MiB = 1 << 20
 
@@ -22,14 +22,6 @@ def api(daemon):
     return daemon.login()
 
 
-def ok(reply):
-    assert reply["Status"] == "Success", reply
-    return reply["Value"]
-
-
-def err(reply):
-    assert reply["Status"] == "Failure", reply
-    return reply["ErrorDescription"]
 
 
 def new_vm(api, **fields):

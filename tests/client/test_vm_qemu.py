@@ -13,7 +13,7 @@ import xmlrpc.client
 
 import pytest
 
-from xapid_daemon import REPO, Daemon
+from xapid_daemon import REPO, Daemon, ok
 
 MiB = 1 << 20
 GUEST_DIR = os.environ.get("XAPID_TEST_GUEST", os.path.join(REPO, "build", "test-guest"))
@@ -37,10 +37,6 @@ def daemon():
         except (ProcessLookupError, ValueError):
             pass
 
-
-def ok(reply):
-    assert reply["Status"] == "Success", reply
-    return reply["Value"]
 
 
 def new_guest_vm(daemon, guest, args="", **fields):

@@ -66,3 +66,15 @@ class Daemon:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+
+
+def ok(reply):
+    """The Value of a successful XenAPI reply (fails the test otherwise)."""
+    assert reply["Status"] == "Success", reply
+    return reply["Value"]
+
+
+def err(reply):
+    """The ErrorDescription of a failed XenAPI reply (fails the test otherwise)."""
+    assert reply["Status"] == "Failure", reply
+    return reply["ErrorDescription"]
