@@ -49,19 +49,29 @@ static DbRow *new_sr_row(const char *uuid, const char *name_label, const char *n
     return sr;
 }
 
+/* What SR.create and SR.probe check first: this host, a known driver, a
+ * device_config:location. */
+static int check_request(Call *call, const char *host, const char *type,
+                         const Xv *device_config, const SrDriver **driver, const char **dir)
+{
+    if (bootstrap_check_this_host(host, &call->error) < 0)
+        return -1;
+    *driver = sr_driver_for(type);
+    if (!*driver)
+        return xapi_error_set(&call->error, "SR_UNKNOWN_DRIVER", type, NULL);
+    *dir = location_of(device_config);
+    return *dir ? 0 : location_required(call);
+}
+
 int xapi_SR_create(Call *call, const char *host, const Xv *device_config, int64_t physical_size,
                    const char *name_label, const char *name_description, const char *type_,
                    const char *content_type, bool shared, const Xv *sm_config, Xv **result)
 {
     (void)physical_size;
-    if (bootstrap_check_this_host(host, &call->error) < 0)
+    const SrDriver *driver;
+    const char *dir;
+    if (check_request(call, host, type_, device_config, &driver, &dir) < 0)
         return -1;
-    const SrDriver *driver = sr_driver_for(type_);
-    if (!driver)
-        return xapi_error_set(&call->error, "SR_UNKNOWN_DRIVER", type_, NULL);
-    const char *dir = location_of(device_config);
-    if (!dir)
-        return location_required(call);
     if (!g_path_is_absolute(dir))
         return xapi_error_set(&call->error, "SR_BACKEND_FAILURE", "22", "",
                               "device_config:location must be an absolute path", NULL);
@@ -251,14 +261,10 @@ int xapi_SR_probe(Call *call, const char *host, const Xv *device_config, const c
                   const Xv *sm_config, Xv **result)
 {
     (void)sm_config;
-    if (bootstrap_check_this_host(host, &call->error) < 0)
+    const SrDriver *driver;
+    const char *dir;
+    if (check_request(call, host, type_, device_config, &driver, &dir) < 0)
         return -1;
-    const SrDriver *driver = sr_driver_for(type_);
-    if (!driver)
-        return xapi_error_set(&call->error, "SR_UNKNOWN_DRIVER", type_, NULL);
-    const char *dir = location_of(device_config);
-    if (!dir)
-        return location_required(call);
     GString *xml = g_string_new("<?xml version=\"1.0\" ?>\n<SRlist>\n");
     g_autofree char *marker = g_build_filename(dir, SR_MARKER, NULL);
     g_autofree char *text = NULL;
