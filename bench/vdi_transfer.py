@@ -2,9 +2,12 @@
 """VDI import and export throughput over loopback (see docs/bench.md).
 
 curl uploads a 1 GiB raw disk of random data to PUT /import_raw_vdi (into
-a fresh qcow2 VDI; xapid flushes the image before it answers) and
+a fresh VDI, which stands alone and so becomes a raw file written
+directly, no qemu-nbd; xapid fsyncs it before it answers) and
 downloads it again from GET /export_raw_vdi into a file that is then
-fsynced (and once more into /dev/null: the transfer alone). The peers,
+fsynced (and once more into /dev/null: the transfer alone). The goal's
+peer is the same curl against bench/file_server (libmicrohttpd set up as
+xapid's, a plain file behind it: write() + fsync, pread). Further peers,
 measured in the same run on the same disk, are plain copies of the same
 file ending in an fsync: `cp` (coreutils 9: copy_file_range, the data never
 leaves the kernel) and `dd bs=4M conv=fsync` (read and write through a
@@ -164,7 +167,7 @@ def main():
         print(f"export ratio to the plain file server: {get / exp:.2f} (goal >= 0.8)")
         print(f"peer cp + fsync (in-kernel copy):     {mbs(cp):5.0f} MB/s")
         print(f"peer dd bs=4M conv=fsync:             {mbs(dd):5.0f} MB/s")
-        print(f"import (curl -T, into qcow2, flushed): {mbs(imp):5.0f} MB/s  "
+        print(f"import (curl -T, raw leaf, fsynced):  {mbs(imp):5.0f} MB/s  "
               f"ratio {cp / imp:.2f} to cp, {dd / imp:.2f} to dd")
         print(f"export (curl -o, file fsynced):        {mbs(exp):5.0f} MB/s  "
               f"ratio {cp / exp:.2f} to cp, {dd / exp:.2f} to dd")

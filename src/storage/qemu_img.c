@@ -24,17 +24,24 @@ static int run(const char *const *argv, char **out, XapiError **err)
     return 0;
 }
 
-int qemu_img_create(const char *path, int64_t size, const char *backing, XapiError **err)
+int qemu_img_create_over(const char *path, int64_t size, const char *backing,
+                         const char *backing_format, XapiError **err)
 {
     char size_text[32];
     g_snprintf(size_text, sizeof size_text, "%" G_GINT64_FORMAT, size);
     if (backing) {
         const char *argv[] = {"qemu-img", "create", "-q", "-f", "qcow2", "-u", "-b", backing,
-                              "-F", "qcow2", path, size_text, NULL};
+                              "-F", backing_format, path, size_text, NULL};
         return run(argv, NULL, err);
     }
     const char *argv[] = {"qemu-img", "create", "-q", "-f", "qcow2", path, size_text, NULL};
     return run(argv, NULL, err);
+}
+
+int qemu_img_create(const char *path, int64_t size, const char *backing, XapiError **err)
+{
+    const char *format = backing && g_str_has_suffix(backing, ".raw") ? "raw" : "qcow2";
+    return qemu_img_create_over(path, size, backing, format, err);
 }
 
 int qemu_img_info(const char *path, QemuImgInfo *out, XapiError **err)
@@ -57,6 +64,8 @@ int qemu_img_info(const char *path, QemuImgInfo *out, XapiError **err)
                                ? json_object_get_string(v) : "raw");
     out->backing = json_object_object_get_ex(info, "backing-filename", &v)
                        ? g_strdup(json_object_get_string(v)) : NULL;
+    out->backing_format = json_object_object_get_ex(info, "backing-filename-format", &v)
+                              ? g_strdup(json_object_get_string(v)) : NULL;
     json_object_put(info);
     return 0;
 }
@@ -65,6 +74,7 @@ void qemu_img_info_clear(QemuImgInfo *info)
 {
     g_free(info->format);
     g_free(info->backing);
+    g_free(info->backing_format);
     *info = (QemuImgInfo){0};
 }
 

@@ -8,8 +8,13 @@
 #include "xapi_error.h"
 
 /* A qcow2 image of size bytes; over backing (a file name relative to the
- * new image's directory, qcow2) when backing is non-NULL. The backing file
- * is not opened, so it may be in use by a running guest. */
+ * new image's directory, of backing_format: "qcow2" or "raw") when backing
+ * is non-NULL. The backing file is not opened, so it may be in use by a
+ * running guest. */
+int qemu_img_create_over(const char *path, int64_t size, const char *backing,
+                         const char *backing_format, XapiError **err);
+/* The same with the backing format told by its name: raw for a ".raw"
+ * file, else qcow2. */
 int qemu_img_create(const char *path, int64_t size, const char *backing, XapiError **err);
 
 typedef struct {
@@ -17,6 +22,7 @@ typedef struct {
     int64_t virtual_size;
     int64_t actual_size;   /* bytes allocated on disk */
     char *backing;         /* as recorded in the image, or NULL */
+    char *backing_format;  /* as recorded in the image, or NULL */
 } QemuImgInfo;
 /* Reads an image's header (shared: the image may be in use). */
 int qemu_img_info(const char *path, QemuImgInfo *out, XapiError **err);

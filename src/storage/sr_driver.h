@@ -4,7 +4,8 @@
  * device_config:location). Each VDI is named by its location, a file name
  * in that directory; the database above (vdi_api.c) decides which
  * locations are VDIs, snapshots and hidden bases. Two drivers: `file`
- * (qcow2 images chained by backing files; `shared=true` on a directory
+ * (qcow2 images chained by backing files, and raw files, which only ever
+ * sit at the bottom of a chain; `shared=true` on a directory
  * that several hosts see) and `iso` (read-only .iso files). */
 #pragma once
 

@@ -1,5 +1,5 @@
 /* sr_drivers.c: the `file` SR driver (a directory of qcow2 images, and raw
- * files such as suspend images, named <uuid>.qcow2 / <uuid>.raw; backing
+ * files such as suspend images and VDIs imported as raw data, named <uuid>.qcow2 / <uuid>.raw; backing
  * files recorded relative to the directory so that an SR can move) and the
  * `iso` driver (read-only .iso files), which share the directory handling. */
 #include <errno.h>
@@ -165,11 +165,14 @@ static int file_vdi_resize(const char *dir, const char *location, int64_t size, 
     return qemu_img_resize(path, size, err);
 }
 
+/* The overlay records its base's format (a raw base stays raw: a VDI
+ * imported as raw data, a suspend image). */
 static char *file_vdi_overlay(const char *dir, const char *base, int64_t size, XapiError **err)
 {
     char *location = new_location(".qcow2");
     g_autofree char *path = sr_path(dir, location);
-    if (qemu_img_create(path, size, base, err) < 0) {
+    const char *base_format = g_str_has_suffix(base, ".raw") ? "raw" : "qcow2";
+    if (qemu_img_create_over(path, size, base, base_format, err) < 0) {
         g_free(location);
         return NULL;
     }

@@ -1,6 +1,9 @@
 /* vdi_transfer.c: VDI import and export streams (vdi_transfer.h). Data
  * moves in chunks through qemu-nbd; all-zero granules are skipped where
- * the image already reads zero, and holes are known from block status. */
+ * the image already reads zero, and holes are known from block status.
+ * Raw data for a VDI that stands alone (no backing file, no image built on
+ * it) goes straight into a new raw file instead, and a raw file with no
+ * base to differ from is sent straight from the file. */
 #include "vdi_transfer.h"
 
 #include <errno.h>
@@ -18,6 +21,7 @@
 
 #define CHUNK (4u << 20)               /* bytes per NBD read or write */
 #define GRANULE (64u << 10)            /* zero and base comparisons (a qcow2 cluster) */
+#define BLOCK (4u << 10)               /* zero blocks left as holes in a raw file */
 #define PROGRESS_STEP ((int64_t)64 << 20)
 
 static const DmClass *cls(const char *name) { return dm_class_by_name(name); }
@@ -69,6 +73,7 @@ typedef struct {
     const char *format; /* of the file: "qcow2" or "raw" */
     int64_t virtual_size;
     bool read_only;
+    bool alone;         /* no sm_config:vhd-parent, and no VDI's names this one */
     const SrDriver *driver;
 } Target;
 
@@ -81,6 +86,19 @@ static void target_clear(Target *t)
     g_free(t->location);
     g_free(t->path);
     *t = (Target){0};
+}
+
+/* Whether some VDI of sr is built on the one of uuid. Lock held. */
+static bool is_base(const DbRow *sr, const char *uuid)
+{
+    const Xv *vdis = db_get(sr, "VDIs");
+    for (guint i = 0; i < xv_len(vdis); i++) {
+        DbRow *vdi = db_lookup(cls("VDI"), xv_str(xv_at(vdis, i)));
+        const Xv *parent = vdi ? xv_struct_get(db_get(vdi, "sm_config"), "vhd-parent") : NULL;
+        if (parent && strcmp(xv_str(parent), uuid) == 0)
+            return true;
+    }
+    return false;
 }
 
 /* Read once the operation is locked: the location cannot move then. */
@@ -103,6 +121,8 @@ static int target_read(const char *vdi_ref, Target *t, XapiError **err)
         t->format = storage_vdi_format(vdi);
         t->virtual_size = db_get(vdi, "virtual_size")->i;
         t->read_only = db_get(vdi, "read_only")->b;
+        t->alone = !xv_struct_get(db_get(vdi, "sm_config"), "vhd-parent") &&
+                   !is_base(sr, t->uuid);
         t->driver = storage_driver(sr);
         rc = 0;
     }
@@ -152,10 +172,12 @@ static int run_qemu_img(const char *const *argv, XapiError **err)
 /* A new empty image of qemu_format at path. A VHD keeps its exact size
  * (force_size), as VDIs are not rounded to a disk geometry. */
 static int image_create(const char *path, const char *qemu_format, int64_t size,
-                        const char *backing, XapiError **err)
+                        const char *backing, const char *backing_format, XapiError **err)
 {
     if (strcmp(qemu_format, "qcow2") == 0)
-        return qemu_img_create(path, size, backing, err);
+        return backing && backing_format
+                   ? qemu_img_create_over(path, size, backing, backing_format, err)
+                   : qemu_img_create(path, size, backing, err);
     if (strcmp(qemu_format, "vpc") == 0) {
         char size_text[32];
         g_snprintf(size_text, sizeof size_text, "%" G_GINT64_FORMAT, size);
@@ -178,7 +200,8 @@ static char *stage_create(const Target *t, XapiError **err)
     QemuImgInfo info = {0};
     int rc = strcmp(t->format, "qcow2") == 0 ? qemu_img_info(t->path, &info, err) : 0;
     if (rc == 0)
-        rc = image_create(path, t->format, t->virtual_size, info.backing, err);
+        rc = image_create(path, t->format, t->virtual_size, info.backing, info.backing_format,
+                          err);
     qemu_img_info_clear(&info);
     if (rc < 0) {
         unlink(path);
@@ -187,21 +210,25 @@ static char *stage_create(const Target *t, XapiError **err)
     return path;
 }
 
+static void sync_dir(const char *path)
+{
+    int dir = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir >= 0) {
+        fsync(dir); /* renames and unlinks survive a crash */
+        close(dir);
+    }
+}
+
 /* Puts the complete staging image in the place of t's file and records
  * what it takes on disk. */
 static int stage_commit(const Target *t, const char *stage, XapiError **err)
 {
     storage_lock_sr(t->sr);
     int rc = 0;
-    if (rename(stage, t->path) < 0) {
+    if (rename(stage, t->path) < 0)
         rc = os_failure("cannot replace", t->path, err);
-    } else {
-        int dir = open(t->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dir >= 0) {
-            fsync(dir); /* the rename survives a crash */
-            close(dir);
-        }
-    }
+    else
+        sync_dir(t->dir);
     VdiInfo info = {0};
     if (rc == 0)
         rc = t->driver->vdi_info(t->dir, t->location, &info, err);
@@ -219,6 +246,58 @@ static int stage_commit(const Target *t, const char *stage, XapiError **err)
         }
     }
     vdi_info_clear(&info);
+    storage_unlock_sr(t->sr);
+    return rc;
+}
+
+/* The complete raw file stage becomes t's image under a new location,
+ * "<uuid>.raw": moved in, the VDI's record pointed at it together with
+ * its new physical_utilisation in one transaction, the old image deleted,
+ * all under the SR's lock (a scan sees either image, never both). */
+static int raw_commit(const Target *t, const char *stage, XapiError **err)
+{
+    g_autofree char *stem = db_new_uuid();
+    g_autofree char *location = g_strconcat(stem, ".raw", NULL);
+    g_autofree char *path = sr_path(t->dir, location);
+    storage_lock_sr(t->sr);
+    int rc = 0;
+    bool moved = false;
+    if (rename(stage, path) < 0)
+        rc = os_failure("cannot rename", stage, err);
+    else
+        moved = true;
+    VdiInfo info = {0};
+    if (rc == 0)
+        rc = t->driver->vdi_info(t->dir, location, &info, err);
+    if (rc == 0 && (rc = db_write_begin(err)) == 0) {
+        DbRow *vdi = db_lookup(cls("VDI"), t->ref);
+        if (!vdi)
+            rc = xapi_error_set(err, "HANDLE_INVALID", "VDI", t->ref, NULL);
+        else if (db_set_by_name(vdi, "location", xv_new_string(location), err) < 0 ||
+                 db_set_by_name(vdi, "physical_utilisation",
+                                xv_new_int(info.physical_utilisation), err) < 0)
+            rc = -1;
+        if (rc < 0)
+            db_write_abort();
+        else
+            rc = db_write_commit(err);
+    }
+    vdi_info_clear(&info);
+    if (rc == 0) {
+        if (unlink(t->path) < 0 && errno != ENOENT)
+            g_warning("VDI %s: %s left behind: %s", t->uuid, t->location, g_strerror(errno));
+        sync_dir(t->dir);
+        g_autoptr(XapiError) ignored = NULL; /* the space as it is now; a scan redoes it */
+        if (db_write_begin(&ignored) == 0) {
+            DbRow *sr = db_lookup(cls("SR"), t->sr);
+            if (sr && storage_refresh_sr_space(sr, &ignored) < 0)
+                db_write_abort();
+            else
+                db_write_commit(&ignored);
+        }
+    } else if (moved) {
+        unlink(path);
+    }
     storage_unlock_sr(t->sr);
     return rc;
 }
@@ -372,6 +451,7 @@ struct VdiImport {
     int64_t written; /* which go there */
     char *upload;    /* qcow2, vhd: the file as received */
     int upload_fd;
+    int stage_fd;    /* raw into a VDI that stands alone: the stage, a raw file */
 };
 
 void vdi_import_free(VdiImport *im)
@@ -381,6 +461,8 @@ void vdi_import_free(VdiImport *im)
     nbd_image_free(im->dst);
     if (im->upload_fd >= 0)
         close(im->upload_fd);
+    if (im->stage_fd >= 0)
+        close(im->stage_fd);
     if (im->stage)
         unlink(im->stage);
     if (im->upload)
@@ -396,6 +478,23 @@ void vdi_import_free(VdiImport *im)
     g_free(im);
 }
 
+/* Whether a raw stream can go straight into a raw file that takes the
+ * place of t's image: t stands alone (no backing file, no image built on
+ * it) on the file driver. Else it goes through qemu-nbd into an image of
+ * t's format, over t's backing file. */
+static bool raw_direct(const Target *t)
+{
+    if (!t->alone || !t->driver || strcmp(t->driver->type, "file") != 0)
+        return false;
+    if (strcmp(t->format, "raw") == 0)
+        return true;
+    QemuImgInfo info = {0};
+    g_autoptr(XapiError) ignored = NULL;
+    bool alone = qemu_img_info(t->path, &info, &ignored) == 0 && !info.backing;
+    qemu_img_info_clear(&info);
+    return alone;
+}
+
 VdiImport *vdi_import_begin(const char *vdi_ref, VdiStreamFormat format, int64_t length,
                             const char *task_ref, XapiError **err)
 {
@@ -403,6 +502,7 @@ VdiImport *vdi_import_begin(const char *vdi_ref, VdiStreamFormat format, int64_t
     im->format = format;
     im->length = length;
     im->upload_fd = -1;
+    im->stage_fd = -1;
     im->op_task = task_ref ? g_strdup(task_ref) : db_new_ref();
     if (operations_begin(&vdi_operations, vdi_ref, "update", im->op_task, err) < 0) {
         vdi_import_free(im);
@@ -418,7 +518,12 @@ VdiImport *vdi_import_begin(const char *vdi_ref, VdiStreamFormat format, int64_t
     im->progress = (Progress){task_ref ? im->op_task : NULL,
                               length >= 0 ? length : t->virtual_size, 0.0,
                               format == VDI_STREAM_RAW ? 1.0 : 0.5, 0};
-    if (rc == 0 && format == VDI_STREAM_RAW) {
+    if (rc == 0 && format == VDI_STREAM_RAW && raw_direct(t)) {
+        im->stage = temp_path(t, "import");
+        im->stage_fd = open(im->stage, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (im->stage_fd < 0 || ftruncate(im->stage_fd, t->virtual_size) < 0)
+            rc = os_failure("cannot create", im->stage, err);
+    } else if (rc == 0 && format == VDI_STREAM_RAW) {
         im->stage = stage_create(t, err);
         im->dst = im->stage ? nbd_image_open(im->stage, t->format, true, err) : NULL;
         im->buf = g_malloc(CHUNK);
@@ -451,10 +556,36 @@ static int flush_buffer(VdiImport *im, XapiError **err)
     return 0;
 }
 
+/* data at offset into the stage file, all-zero blocks (by the file's
+ * block boundaries) left out: the new file reads zeros there already. */
+static int raw_write(VdiImport *im, const guint8 *data, size_t len, int64_t offset,
+                     XapiError **err)
+{
+    for (size_t i = 0; i < len;) {
+        size_t j = i + MIN(len - i, BLOCK - (size_t)((offset + (int64_t)i) % BLOCK));
+        bool zero = all_zero(data + i, j - i);
+        while (j < len && all_zero(data + j, MIN(BLOCK, len - j)) == zero)
+            j += MIN(BLOCK, len - j);
+        for (size_t k = i; !zero && k < j;) {
+            ssize_t n = pwrite(im->stage_fd, data + k, j - k, offset + (int64_t)k);
+            if (n < 0 && errno != EINTR)
+                return os_failure("cannot write", im->stage, err);
+            k += n > 0 ? (size_t)n : 0;
+        }
+        i = j;
+    }
+    return 0;
+}
+
 int vdi_import_write(VdiImport *im, const void *data, size_t len, XapiError **err)
 {
     int64_t total = im->received + (int64_t)len;
-    if (im->format == VDI_STREAM_RAW) {
+    if (im->format == VDI_STREAM_RAW && im->stage_fd >= 0) {
+        if (total > im->t.virtual_size)
+            return too_small(&im->t, MAX(total, im->length), err);
+        if (raw_write(im, data, len, im->received, err) < 0)
+            return -1;
+    } else if (im->format == VDI_STREAM_RAW) {
         if (total > im->t.virtual_size)
             return too_small(&im->t, MAX(total, im->length), err);
         for (size_t done = 0; done < len;) {
@@ -536,6 +667,18 @@ int vdi_import_finish(VdiImport *im, XapiError **err)
     if (im->length >= 0 && im->received < im->length)
         return xapi_error_set(err, "IMPORT_ERROR_PREMATURE_EOF", NULL);
     int rc;
+    if (im->stage_fd >= 0) {
+        int fd = im->stage_fd;
+        im->stage_fd = -1;
+        rc = fsync(fd) == 0 ? 0 : os_failure("cannot write", im->stage, err);
+        if (close(fd) < 0 && rc == 0)
+            rc = os_failure("cannot write", im->stage, err);
+        if (rc == 0 && (rc = raw_commit(&im->t, im->stage, err)) == 0)
+            g_clear_pointer(&im->stage, g_free);
+        if (rc == 0 && im->progress.task)
+            task_set_progress(im->progress.task, 1.0);
+        return rc;
+    }
     if (im->format == VDI_STREAM_RAW) {
         rc = flush_buffer(im, err);
         if (rc == 0)
@@ -561,7 +704,10 @@ struct VdiExport {
     bool locked, base_locked;
     int64_t length;
     Source src;   /* raw: the stream */
-    int fd;       /* qcow2, vhd: the image file to send */
+    int fd;       /* qcow2, vhd: the image file to send; raw: the VDI's raw file */
+    bool raw_file;         /* fd is a raw file: its holes are sent as zeros */
+    int64_t extent_start, extent_end; /* raw_file: a run of data or hole known */
+    bool extent_hole;
     Progress progress;
 };
 
@@ -633,7 +779,7 @@ static int build_image(VdiExport *ex, VdiStreamFormat format, XapiError **err)
 {
     g_autofree char *path = temp_path(&ex->t, "export");
     if (open_source(ex, err) < 0 ||
-        image_create(path, qemu_formats[format], ex->t.virtual_size, NULL, err) < 0) {
+        image_create(path, qemu_formats[format], ex->t.virtual_size, NULL, NULL, err) < 0) {
         unlink(path);
         return -1;
     }
@@ -669,7 +815,12 @@ VdiExport *vdi_export_begin(const char *vdi_ref, const char *base_ref, VdiStream
     double sent_from = 0.0; /* of the task's progress; building an image comes first */
     if (rc == 0) {
         ex->filename = g_strdup_printf("%s.%s", ex->t.uuid, format_names[format]);
-        if (format == VDI_STREAM_RAW) {
+        if (format == VDI_STREAM_RAW && !ex->base.ref && strcmp(ex->t.format, "raw") == 0) {
+            /* a raw file has no backing file: it is the stream */
+            if ((ex->fd = open(ex->t.path, O_RDONLY | O_CLOEXEC)) < 0)
+                rc = os_failure("cannot open", ex->t.path, err);
+            ex->raw_file = true;
+        } else if (format == VDI_STREAM_RAW) {
             rc = open_source(ex, err);
             ex->length = rc == 0 ? nbd_image_size(ex->src.img) : 0;
         } else if (file_is_stream(ex, format)) {
@@ -691,13 +842,40 @@ VdiExport *vdi_export_begin(const char *vdi_ref, const char *base_ref, VdiStream
     return ex;
 }
 
+/* Where the run of data or hole at pos in the raw file ends (file systems
+ * without SEEK_DATA: all data). */
+static void raw_extent(VdiExport *ex, int64_t pos)
+{
+    ex->extent_start = pos;
+    off_t data = lseek(ex->fd, pos, SEEK_DATA);
+    if (data < 0 && errno == ENXIO) { /* a hole to the end */
+        ex->extent_hole = true;
+        ex->extent_end = ex->length;
+    } else if (data > pos) {
+        ex->extent_hole = true;
+        ex->extent_end = data;
+    } else {
+        off_t hole = data == pos ? lseek(ex->fd, pos, SEEK_HOLE) : -1;
+        ex->extent_hole = false;
+        ex->extent_end = hole > pos ? hole : ex->length;
+    }
+    ex->extent_end = MIN(ex->extent_end, ex->length);
+}
+
 ssize_t vdi_export_read(VdiExport *ex, int64_t pos, void *buf, size_t max, XapiError **err)
 {
     int64_t want = MIN((int64_t)max, ex->length - pos);
     if (want <= 0)
         return 0;
     int64_t n;
-    if (ex->fd >= 0) {
+    if (ex->raw_file && (pos < ex->extent_start || pos >= ex->extent_end))
+        raw_extent(ex, pos);
+    if (ex->raw_file && ex->extent_hole) {
+        n = MIN(want, ex->extent_end - pos);
+        memset(buf, 0, (size_t)n);
+    } else if (ex->fd >= 0) {
+        if (ex->raw_file)
+            want = MIN(want, ex->extent_end - pos);
         n = pread(ex->fd, buf, (size_t)want, pos);
         if (n <= 0)
             return n < 0 ? os_failure("cannot read", ex->t.path, err)

@@ -6,7 +6,11 @@
  * in place only once complete, so a failed or cut upload leaves the VDI
  * as it was. A VDI after snapshot keeps its backing chain: the staging
  * image is an overlay on the same base, written with zeros where the base
- * has data that the stream does not. */
+ * has data that the stream does not. Raw data for a VDI that stands alone
+ * (no backing file, no image built on it) skips qemu-nbd: it is written
+ * into a new sparse raw file, which becomes the VDI's image under a new
+ * location "<uuid>.raw" (the old image deleted); a raw file is exported
+ * straight from the file. */
 #pragma once
 
 #include <stdbool.h>

@@ -2,7 +2,9 @@
 driver), with http.client as the HTTP client and qemu-img to make and
 compare images: raw, qcow2 and vhd round trips, differential exports,
 backing chains, sessions (query, cookie, basic auth), tasks, and failures
-that must leave the VDI as it was (cut uploads, oversized ones)."""
+that must leave the VDI as it was (cut uploads, oversized ones). Raw data
+into a VDI that stands alone makes it a raw file (no qemu-nbd on the way);
+one with a backing chain keeps it."""
 import base64
 import hashlib
 import http.client
@@ -99,6 +101,20 @@ def qemu_img(*args):
     return subprocess.run(["qemu-img", *args], check=True, capture_output=True, text=True).stdout
 
 
+def check_image(path):
+    """qemu-img check for a qcow2 image; a raw file has nothing to check
+    but its size."""
+    if path.endswith(".qcow2"):
+        qemu_img("check", "-q", path)
+    else:
+        assert path.endswith(".raw") and os.path.getsize(path) > 0
+
+
+def chain(path):
+    """qemu-img's view of an image and its backing chain, top first."""
+    return json.loads(qemu_img("info", "-U", "--backing-chain", "--output=json", path))
+
+
 def conn(daemon):
     return http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=60)
 
@@ -165,7 +181,7 @@ def test_raw_round_trip(daemon, api, tmp_path):
     used = int(ok(proxy.VDI.get_physical_utilisation(s, vdi)))
     assert 6 * MiB < used < 12 * MiB
     assert int(ok(proxy.VDI.get_virtual_size(s, vdi))) == SIZE
-    qemu_img("check", "-q", vdi_path(api, vdi))
+    check_image(vdi_path(api, vdi))
     assert ok(proxy.VDI.get_current_operations(s, vdi)) == {}
     assert no_leftovers(api)
 
@@ -327,7 +343,7 @@ def test_cut_upload_leaves_vdi_as_it_was(daemon, api, tmp_path):
     rec = task_record(api, task)
     assert rec["status"] == "failure"
     assert rec["error_info"] == ["IMPORT_ERROR_PREMATURE_EOF"]
-    qemu_img("check", "-q", vdi_path(api, vdi))
+    check_image(vdi_path(api, vdi))
     export_to(daemon, tmp_path / "after.raw", session_id=s, vdi=vdi)
     assert sha256_file(tmp_path / "after.raw") == sha256_file(old)
     assert ok(proxy.VDI.get_record(s, vdi)) == record_before
@@ -356,7 +372,7 @@ def test_oversized_upload_is_refused(daemon, api, tmp_path):
     r = c.getresponse()
     assert r.status == 400
     assert task_record(api, task)["error_info"][0] == "VDI_TOO_SMALL"
-    qemu_img("check", "-q", vdi_path(api, vdi))
+    check_image(vdi_path(api, vdi))
     status, body, _ = get(daemon, session_id=s, vdi=vdi)
     assert body == open(old, "rb").read()
     assert ok(proxy.VDI.get_current_operations(s, vdi)) == {}
@@ -439,7 +455,7 @@ def test_backing_chain_and_differential_export(daemon, api, tmp_path):
     assert get(daemon, session_id=s, vdi=vdi)[1] == bytes(new)
     assert get(daemon, session_id=s, vdi=snap)[1] == open(old, "rb").read()
     assert ok(proxy.VDI.get_sm_config(s, vdi)) == sm_config  # still over the same base
-    qemu_img("check", "-q", vdi_path(api, vdi))
+    check_image(vdi_path(api, vdi))
     # Relative to the snapshot: unchanged blocks read as zeros (XAPI's raw diff).
     status, diff, _ = get(daemon, session_id=s, vdi=vdi, base=snap)
     assert status == 200 and len(diff) == SIZE
@@ -454,3 +470,126 @@ def test_backing_chain_and_differential_export(daemon, api, tmp_path):
     qemu_img("convert", "-O", "raw", str(tmp_path / "diff.qcow2"), str(out))
     assert open(out, "rb").read() == diff
     assert os.path.getsize(tmp_path / "diff.qcow2") < 4 * MiB
+
+
+def test_raw_import_makes_a_raw_leaf(daemon, api, tmp_path):
+    """A VDI with no backing chain takes raw data as a raw file: a new
+    location, the same contents, sparse."""
+    proxy, s = api
+    vdi = new_vdi(api)
+    old_location = ok(proxy.VDI.get_location(s, vdi))
+    assert old_location.endswith(".qcow2")
+    src = pattern_disk(tmp_path / "in.raw", seed=20)
+    assert put_file(daemon, src, session_id=s, vdi=vdi)[0] == 200
+    location = ok(proxy.VDI.get_location(s, vdi))
+    assert location.endswith(".raw") and location != old_location
+    assert not os.path.exists(os.path.join(sr_dir(api), old_location))
+    path = vdi_path(api, vdi)
+    assert os.path.getsize(path) == SIZE
+    assert int(ok(proxy.VDI.get_physical_utilisation(s, vdi))) == \
+        os.stat(path).st_blocks * 512 < 8 * MiB
+    assert json.loads(qemu_img("info", "--output=json", path))["format"] == "raw"
+    export_to(daemon, tmp_path / "out.raw", session_id=s, vdi=vdi)
+    assert sha256_file(tmp_path / "out.raw") == sha256_file(src)
+    # qcow2 and vhd exports of a raw leaf
+    export_to(daemon, tmp_path / "out.qcow2", session_id=s, vdi=vdi, format="qcow2")
+    qemu_img("compare", "-f", "raw", "-F", "qcow2", str(src), str(tmp_path / "out.qcow2"))
+    # A second import into the now raw VDI: another raw file, the old one gone.
+    src2 = pattern_disk(tmp_path / "in2.raw", seed=21)
+    assert put_file(daemon, src2, session_id=s, vdi=vdi)[0] == 200
+    location2 = ok(proxy.VDI.get_location(s, vdi))
+    assert location2.endswith(".raw") and location2 != location
+    assert not os.path.exists(os.path.join(sr_dir(api), location))
+    status, body, _ = get(daemon, session_id=s, vdi=vdi)
+    assert status == 200 and hashlib.sha256(body).hexdigest() == sha256_file(src2)
+    # A scan finds nothing new and forgets nothing.
+    vdis = set(ok(proxy.SR.get_VDIs(s, default_sr(api))))
+    ok(proxy.SR.scan(s, default_sr(api)))
+    assert set(ok(proxy.SR.get_VDIs(s, default_sr(api)))) == vdis
+    assert ok(proxy.VDI.get_location(s, vdi)) == location2
+    # VDI.resize of a raw leaf
+    ok(proxy.VDI.resize(s, vdi, str(SIZE + 8 * MiB)))
+    assert os.path.getsize(vdi_path(api, vdi)) == SIZE + 8 * MiB
+    assert int(ok(proxy.VDI.get_virtual_size(s, vdi))) == SIZE + 8 * MiB
+    status, body, _ = get(daemon, session_id=s, vdi=vdi)
+    assert body[:SIZE] == open(src2, "rb").read() and body[SIZE:] == bytes(8 * MiB)
+    assert ok(proxy.VDI.get_current_operations(s, vdi)) == {}
+    assert no_leftovers(api)
+
+
+def test_failed_raw_import_leaves_a_raw_leaf_as_it_was(daemon, api, tmp_path):
+    proxy, s = api
+    vdi = new_vdi(api, size=8 * MiB)
+    old = pattern_disk(tmp_path / "old.raw", size=8 * MiB, seed=22)
+    assert put_file(daemon, old, session_id=s, vdi=vdi)[0] == 200
+    record_before = ok(proxy.VDI.get_record(s, vdi))
+    assert record_before["location"].endswith(".raw")
+    task = new_task(api)
+    c = conn(daemon)
+    c.request("PUT", f"/import_raw_vdi?session_id={s}&vdi={vdi}&task_id={task}",
+              body=iter([b"\x11" * MiB] * 9), encode_chunked=True)
+    assert c.getresponse().status == 400
+    assert task_record(api, task)["error_info"][0] == "VDI_TOO_SMALL"
+    c = conn(daemon)
+    c.putrequest("PUT", f"/import_raw_vdi?session_id={s}&vdi={vdi}")
+    c.putheader("Content-Length", str(8 * MiB))
+    c.endheaders()
+    c.send(b"\xff" * MiB)
+    c.sock.shutdown(socket.SHUT_RDWR)
+    c.close()
+    deadline = time.time() + 20
+    while ok(proxy.VDI.get_current_operations(s, vdi)) and time.time() < deadline:
+        time.sleep(0.1)
+    assert ok(proxy.VDI.get_record(s, vdi)) == record_before
+    assert get(daemon, session_id=s, vdi=vdi)[1] == open(old, "rb").read()
+    assert no_leftovers(api)
+
+
+@pytest.mark.parametrize("fork", ["snapshot", "clone"])
+def test_snapshot_and_clone_of_a_raw_leaf(daemon, api, tmp_path, fork):
+    """Overlays over a raw base record it as raw; the chain reads whole; an
+    import into the VDI over it goes through qemu-nbd and keeps the chain."""
+    proxy, s = api
+    vdi = new_vdi(api)
+    old = pattern_disk(tmp_path / "old.raw", seed=23)
+    assert put_file(daemon, old, session_id=s, vdi=vdi)[0] == 200
+    raw_location = ok(proxy.VDI.get_location(s, vdi))
+    assert raw_location.endswith(".raw")
+    other = ok(getattr(proxy.VDI, fork)(s, vdi, {}))
+    for v in (vdi, other):
+        info = chain(vdi_path(api, v))
+        assert [i["format"] for i in info] == ["qcow2", "raw"]
+        assert info[0]["backing-filename-format"] == "raw"
+        assert os.path.basename(info[1]["filename"]) == raw_location
+        status, body, _ = get(daemon, session_id=s, vdi=v)
+        assert status == 200 and hashlib.sha256(body).hexdigest() == sha256_file(old)
+    sm_config = ok(proxy.VDI.get_sm_config(s, vdi))
+    base_uuid = sm_config["vhd-parent"]
+    base = ok(proxy.VDI.get_by_uuid(s, base_uuid))
+    assert ok(proxy.VDI.get_location(s, base)) == raw_location
+    assert get(daemon, session_id=s, vdi=base)[1].startswith(b"VDI_NOT_MANAGED")
+    # Import into the VDI over the raw base: qcow2 over the same base.
+    new = bytearray(SIZE)
+    new[40 * MiB:41 * MiB] = random.Random(24).randbytes(MiB)
+    (tmp_path / "new.raw").write_bytes(new)
+    assert put_file(daemon, tmp_path / "new.raw", session_id=s, vdi=vdi)[0] == 200
+    assert ok(proxy.VDI.get_location(s, vdi)).endswith(".qcow2")
+    assert ok(proxy.VDI.get_sm_config(s, vdi)) == sm_config
+    info = chain(vdi_path(api, vdi))
+    assert [i["format"] for i in info] == ["qcow2", "raw"]
+    check_image(vdi_path(api, vdi))
+    assert get(daemon, session_id=s, vdi=vdi)[1] == bytes(new)
+    assert get(daemon, session_id=s, vdi=other)[1] == open(old, "rb").read()
+    # Differential export against the other side of the fork.
+    status, diff, _ = get(daemon, session_id=s, vdi=vdi, base=other)
+    assert status == 200 and diff[40 * MiB:41 * MiB] == new[40 * MiB:41 * MiB]
+    # The base is raw and read by both: an import into the base is refused,
+    # and the other VDI (a leaf over it) keeps its chain on import too.
+    assert put(daemon, b"\x01" * MiB, session_id=s, vdi=base)[0] != 200
+    assert put_file(daemon, tmp_path / "new.raw", session_id=s, vdi=other)[0] == 200
+    assert ok(proxy.VDI.get_location(s, other)).endswith(".qcow2")
+    assert [i["format"] for i in chain(vdi_path(api, other))] == ["qcow2", "raw"]
+    for v in (vdi, other):
+        ok(proxy.VDI.destroy(s, v))
+    assert not os.path.exists(os.path.join(sr_dir(api), raw_location))
+    assert no_leftovers(api)
