@@ -199,3 +199,37 @@ def test_suspend_resume_keeps_the_guest(daemon, guest):  # noqa: F811
     assert text.count("XAPID-GUEST-READY") == 1
     ok(proxy.VM.clean_shutdown(s, vm))  # and it still answers the power button
     assert ok(proxy.VM.get_power_state(s, vm)) == "Halted"
+
+
+def test_boot_from_a_disk_imported_as_raw(daemon, guest):  # noqa: F811
+    """The bootable disk image PUT to /import_raw_vdi becomes a raw file in
+    the SR, and QEMU boots the guest from it as a raw disk."""
+    import http.client
+    proxy, s = daemon.login()
+    image = os.path.join(os.path.dirname(guest[0]), "disk.img")
+    sr = local_sr(proxy, s)
+    size = os.path.getsize(image)
+    vdi = ok(proxy.VDI.create(s, {"name_label": "imported boot disk", "SR": sr,
+                                  "virtual_size": str(size), "type": "user", "sharable": False,
+                                  "read_only": False, "other_config": {}}))
+    c = http.client.HTTPConnection("127.0.0.1", daemon.port, timeout=60)
+    with open(image, "rb") as f:
+        c.request("PUT", f"/import_raw_vdi?session_id={s}&vdi={vdi}&format=raw", body=f,
+                  headers={"Content-Length": str(size)})
+    assert c.getresponse().status == 200
+    location = ok(proxy.VDI.get_location(s, vdi))
+    assert location.endswith(".raw")
+    with open(os.path.join(sr_dir(proxy, s, sr), location), "rb") as a, open(image, "rb") as b:
+        assert a.read() == b.read()
+    vm = ok(proxy.VM.create(s, {
+        "name_label": "raw disk guest", "memory_static_max": str(192 * MiB), "VCPUs_max": "1",
+        "VCPUs_at_startup": "1", "HVM_boot_policy": "BIOS order",
+        "HVM_boot_params": {"order": "c"}, "actions_after_shutdown": "destroy",
+        "actions_after_reboot": "restart", "actions_after_crash": "destroy"}))
+    vbd(proxy, s, vm, vdi, "0", bootable=True)
+    uuid = ok(proxy.VM.get_uuid(s, vm))
+    ok(proxy.VM.start(s, vm, False, False))
+    text = wait_console(daemon, uuid, lambda t: "XAPID-GUEST-BLOCK" in t, "its block line")
+    assert "XAPID-GUEST-BOOT disk" in text
+    assert last_block_line(text) == ["vda"]
+    ok(proxy.VM.hard_shutdown(s, vm))
