@@ -113,6 +113,7 @@ static bool collect_row(DbRow *row, void *ctx)
 typedef struct {
     const DmClass *cls;
     GPtrArray *refs;
+    Xv *view; /* the record being written; one array reused for every row */
 } LazyRecords;
 
 /* The record is a view of the row's fields, written while the read lock
@@ -123,11 +124,12 @@ static bool visit_record(void *ctx, guint i, XvEmit emit, void *emit_ctx)
     db_read_begin();
     const DbRow *row = db_lookup(lr->cls, lr->refs->pdata[i]);
     if (row) {
-        Xv *view = xv_new_struct_view(row->cls->n_fields);
+        if (!lr->view)
+            lr->view = xv_new_struct_view(row->cls->n_fields);
+        xv_struct_view_clear(lr->view);
         for (unsigned f = 0; f < row->cls->n_fields; f++)
-            xv_struct_view_append(view, row->cls->fields[f].name, &row->fields[f]);
-        emit(lr->refs->pdata[i], view, emit_ctx);
-        xv_free(view);
+            xv_struct_view_append(lr->view, row->cls->fields[f].name, &row->fields[f]);
+        emit(lr->refs->pdata[i], lr->view, emit_ctx);
     }
     db_read_end();
     return row != NULL;
@@ -137,6 +139,7 @@ static void lazy_records_free(void *ctx)
 {
     LazyRecords *lr = ctx;
     g_ptr_array_unref(lr->refs);
+    xv_free(lr->view);
     g_free(lr);
 }
 
@@ -186,7 +189,7 @@ static int collect(Call *call, Xv **result)
     db_read_end();
     if (records) {
         LazyRecords *lr = g_new(LazyRecords, 1);
-        *lr = (LazyRecords){msg->cls, c.refs};
+        *lr = (LazyRecords){msg->cls, c.refs, NULL};
         *result = xv_new_lazy(c.refs->len, lr, visit_record, lazy_records_free);
     } else {
         *result = c.out;

@@ -206,6 +206,11 @@ void xv_struct_view_append(Xv *view, const char *static_key, const Xv *borrowed)
     g_array_append_vals(view->items, &m, 1);
 }
 
+void xv_struct_view_clear(Xv *view)
+{
+    g_array_set_size(view->items, 0);
+}
+
 void xv_copy_into(Xv *dst, const Xv *src)
 {
     memset(dst, 0, sizeof *dst);
@@ -420,14 +425,58 @@ bool xv_equal(const Xv *a, const Xv *b)
     return false;
 }
 
+static char *put_digits(char *p, int value, int width)
+{
+    for (int i = width - 1; i >= 0; i--, value /= 10)
+        p[i] = (char)('0' + value % 10);
+    return p + width;
+}
+
+/* Proleptic Gregorian date of a day count from 1970-01-01, by 400-year
+ * eras counted from 0000-03-01 (leap days then fall at an era's end). */
+static void civil_from_days(int64_t days, int *year, int *month, int *day)
+{
+    int64_t z = days + 719468; /* days from 0000-03-01 */
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t day_of_era = z - era * 146097;
+    int64_t year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36524 - day_of_era / 146096) / 365;
+    int64_t day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    int64_t month_from_march = (5 * day_of_year + 2) / 153;
+    *day = (int)(day_of_year - (153 * month_from_march + 2) / 5 + 1);
+    *month = (int)(month_from_march < 10 ? month_from_march + 3 : month_from_march - 9);
+    *year = (int)(year_of_era + era * 400 + (*month <= 2));
+}
+
+size_t xv_datetime_write(int64_t epoch_seconds, char buf[XV_DATETIME_BUF])
+{
+    int64_t days = epoch_seconds >= 0 ? epoch_seconds / 86400 : -((-epoch_seconds + 86399) / 86400);
+    int64_t second_of_day = epoch_seconds - days * 86400;
+    int year, month, day;
+    civil_from_days(days, &year, &month, &day);
+    if (year < 0 || year > 9999) /* beyond four digits: as printf would write it */
+        return (size_t)g_snprintf(buf, XV_DATETIME_BUF, "%04d%02d%02dT%02d:%02d:%02dZ", year,
+                                  month, day, (int)(second_of_day / 3600),
+                                  (int)(second_of_day / 60 % 60), (int)(second_of_day % 60));
+    char *p = put_digits(buf, year, 4);
+    p = put_digits(p, month, 2);
+    p = put_digits(p, day, 2);
+    *p++ = 'T';
+    p = put_digits(p, (int)(second_of_day / 3600), 2);
+    *p++ = ':';
+    p = put_digits(p, (int)(second_of_day / 60 % 60), 2);
+    *p++ = ':';
+    p = put_digits(p, (int)(second_of_day % 60), 2);
+    *p++ = 'Z';
+    *p = '\0';
+    return (size_t)(p - buf);
+}
+
 char *xv_datetime_format(int64_t epoch_seconds)
 {
-    time_t t = (time_t)epoch_seconds;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    return g_strdup_printf("%04d%02d%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
-                           tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                           tm.tm_sec);
+    char buf[XV_DATETIME_BUF];
+    size_t len = xv_datetime_write(epoch_seconds, buf);
+    return g_strndup(buf, len);
 }
 
 static bool read_digits(const char **p, int n, int *out)

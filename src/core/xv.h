@@ -104,7 +104,8 @@ bool xv_struct_remove(Xv *st, const char *key);
  * one at a time while the reply is written, so neither the whole tree nor
  * the whole document is ever in memory. visit() hands member i to emit()
  * (it may hold a lock meanwhile, so emit must not block on the database)
- * and returns false when the member no longer exists (it is left out). */
+ * and returns false when the member no longer exists (it is left out).
+ * One lazy value is visited by one thread at a time. */
 typedef void (*XvEmit)(const char *key, const Xv *value, void *emit_ctx);
 typedef bool (*XvLazyVisit)(void *ctx, guint i, XvEmit emit, void *emit_ctx);
 Xv *xv_new_lazy(guint n, void *ctx, XvLazyVisit visit, GDestroyNotify destroy);
@@ -115,6 +116,7 @@ bool xv_lazy_visit(const Xv *v, guint i, XvEmit emit, void *emit_ctx);
  * frees only its own array. For short-lived views of rows under a lock. */
 Xv *xv_new_struct_view(guint n);
 void xv_struct_view_append(Xv *view, const char *static_key, const Xv *borrowed);
+void xv_struct_view_clear(Xv *view); /* no members, the array kept for reuse */
 
 /* Deep equality (same kind and contents; struct order matters not). */
 bool xv_equal(const Xv *a, const Xv *b);
@@ -122,6 +124,9 @@ bool xv_equal(const Xv *a, const Xv *b);
 /* Datetime text: XAPI's wire form "YYYYMMDDTHH:MM:SSZ". Parsing accepts
  * dashed and undashed dates, an optional Z or +-HH:MM zone (no zone = UTC). */
 char *xv_datetime_format(int64_t epoch_seconds);
+/* The same into buf without allocating; returns the text's length. */
+#define XV_DATETIME_BUF 32
+size_t xv_datetime_write(int64_t epoch_seconds, char buf[XV_DATETIME_BUF]);
 bool xv_datetime_parse(const char *text, int64_t *epoch_seconds);
 
 /* A readable, deterministic JSON-like rendering for tests and logs. */

@@ -1,4 +1,7 @@
 /* xv_test.c: the value type and datetime text. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -49,12 +52,35 @@ static void test_datetime_round_trip_and_variants(void **state)
     assert_false(xv_datetime_parse("20240101T12:00:00Zjunk", &t));
 }
 
+/* The arithmetic calendar agrees with gmtime across leap years, century
+ * rules and dates before 1970. */
+static void test_datetime_write_agrees_with_gmtime(void **state)
+{
+    for (int64_t t = -4102444800; t < 7258118400; t += 86400 * 7 + 3671) {
+        time_t tt = (time_t)t;
+        struct tm tm;
+        gmtime_r(&tt, &tm);
+        char expected[64], got[XV_DATETIME_BUF];
+        snprintf(expected, sizeof expected, "%04d%02d%02dT%02d:%02d:%02dZ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        size_t len = xv_datetime_write(t, got);
+        assert_string_equal(got, expected);
+        assert_int_equal(len, strlen(expected));
+    }
+    char buf[XV_DATETIME_BUF];
+    xv_datetime_write(951782400, buf); /* 2000 is a leap year */
+    assert_string_equal(buf, "20000229T00:00:00Z");
+    xv_datetime_write(-1, buf);
+    assert_string_equal(buf, "19691231T23:59:59Z");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_struct_set_replaces_and_equal_ignores_order),
         cmocka_unit_test(test_empty_string_is_not_allocated),
         cmocka_unit_test(test_datetime_round_trip_and_variants),
+        cmocka_unit_test(test_datetime_write_agrees_with_gmtime),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -95,6 +95,7 @@ typedef struct StreamState {
     GMutex lock;
     GCond changed;
     GQueue blocks;     /* GString*, formatted and not yet sent */
+    GQueue spare;      /* GString*, sent and kept for the producer to refill */
     bool produced;     /* the producer has written the last block */
     bool abandoned;    /* the connection went away: stop producing */
     GString *sending;  /* the block being sent */
@@ -107,7 +108,13 @@ static gpointer produce(gpointer data)
     StreamState *st = data;
     bool more = true;
     while (more) {
-        GString *block = g_string_sized_new(STREAM_BLOCK + 64 * 1024);
+        g_mutex_lock(&st->lock);
+        GString *block = g_queue_pop_head(&st->spare);
+        g_mutex_unlock(&st->lock);
+        if (block) /* reused: a fresh one would be new pages, each a fault */
+            g_string_truncate(block, 0);
+        else
+            block = g_string_sized_new(STREAM_BLOCK + 64 * 1024);
         while (block->len < STREAM_BLOCK && (more = rpc_stream_next(st->stream, block)))
             ;
         g_mutex_lock(&st->lock);
@@ -130,11 +137,11 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     StreamState *st = cls;
     while (!st->sending || st->offset == st->sending->len) {
+        g_mutex_lock(&st->lock);
         if (st->sending)
-            g_string_free(st->sending, TRUE);
+            g_queue_push_tail(&st->spare, st->sending);
         st->sending = NULL;
         st->offset = 0;
-        g_mutex_lock(&st->lock);
         while (!st->blocks.length && !st->produced)
             g_cond_wait(&st->changed, &st->lock);
         st->sending = g_queue_pop_head(&st->blocks);
@@ -160,6 +167,7 @@ static void stream_free(void *cls)
     g_mutex_unlock(&st->lock);
     g_thread_join(st->producer);
     g_queue_clear_full(&st->blocks, free_block);
+    g_queue_clear_full(&st->spare, free_block);
     if (st->sending)
         g_string_free(st->sending, TRUE);
     rpc_stream_free(st->stream);
@@ -176,6 +184,7 @@ static enum MHD_Result send_stream(struct MHD_Connection *conn, const char *cont
     g_mutex_init(&st->lock);
     g_cond_init(&st->changed);
     g_queue_init(&st->blocks);
+    g_queue_init(&st->spare);
     st->producer = g_thread_new("reply-producer", produce, st);
     struct MHD_Response *r = MHD_create_response_from_callback(
         MHD_SIZE_UNKNOWN, STREAM_BLOCK, stream_read, st, stream_free);

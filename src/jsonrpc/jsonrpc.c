@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "key_memo.h"
 #include "strbuf.h"
 
 /* Requests come from the network and the reader recurses: bound the stack. */
@@ -545,6 +546,11 @@ static void write_float(GString *out, double f)
         f = 0.0;
     else if (isinf(f))
         f = f > 0 ? DBL_MAX : -DBL_MAX;
+    if (f == (double)(int64_t)f && fabs(f) < 1e15 && !(f == 0 && signbit(f))) {
+        sb_append_int(out, (int64_t)f); /* what %.15g writes, without the call */
+        sb_append(out, ".0");
+        return;
+    }
     /* The shortest of these that reads back as the same double: 0.1 stays
      * "0.1" rather than %.17g's "0.10000000000000001". */
     static const char *const formats[] = {"%.15g", "%.16g", "%.17g"};
@@ -574,13 +580,37 @@ static void emit_member(const char *key, const Xv *value, void *ctx)
     w->first = false;
 }
 
-void jsonrpc_append_member(GString *out, const char *key, const Xv *value, bool first)
+static char *render_key(const char *key, size_t *len)
+{
+    GString *text = g_string_new(NULL);
+    write_string(text, key);
+    g_string_append_c(text, ':');
+    *len = text->len;
+    return g_string_free(text, FALSE);
+}
+
+/* "\"KEY\":" of the datamodel's field names. */
+static KeyMemo keys = KEY_MEMO_INIT(render_key);
+
+static void append_member(GString *out, const char *key, bool static_key, const Xv *value,
+                          bool first)
 {
     if (!first)
         sb_append_c(out, ',');
-    write_string(out, key);
-    sb_append_c(out, ':');
+    size_t len;
+    const char *text = static_key ? key_memo_lookup(&keys, key, &len) : NULL;
+    if (text) {
+        sb_append_len(out, text, len);
+    } else {
+        write_string(out, key);
+        sb_append_c(out, ':');
+    }
     write_value(out, value);
+}
+
+void jsonrpc_append_member(GString *out, const char *key, const Xv *value, bool first)
+{
+    append_member(out, key, false, value, first);
 }
 
 static void write_value(GString *out, const Xv *v)
@@ -603,7 +633,8 @@ static void write_value(GString *out, const Xv *v)
         sb_append(out, v->b ? "true" : "false");
         break;
     case XV_DATETIME: {
-        g_autofree char *text = xv_datetime_format(v->i);
+        char text[XV_DATETIME_BUF];
+        xv_datetime_write(v->i, text);
         write_string(out, text);
         break;
     }
@@ -619,8 +650,8 @@ static void write_value(GString *out, const Xv *v)
     case XV_STRUCT:
         sb_append_c(out, '{');
         for (guint i = 0; i < xv_len(v); i++) {
-            const XvMember *m = xv_member_at(v, i);
-            jsonrpc_append_member(out, m->key, &m->value, i == 0);
+            const XvMember *m = &g_array_index(v->items, XvMember, i);
+            append_member(out, m->key, m->static_key, &m->value, i == 0);
         }
         sb_append_c(out, '}');
         break;

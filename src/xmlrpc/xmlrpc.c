@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "key_memo.h"
 #include "strbuf.h"
 
 #define XMLRPC_MAX_DEPTH 64
@@ -330,28 +331,65 @@ static void append_escaped(GString *out, const char *s)
     sb_append_len(out, s + run, n - run);
 }
 
+static void append_value_body(GString *out, const Xv *v);
+
+static char *render_member_open(const char *key, size_t *len)
+{
+    GString *text = g_string_new("<member><name>");
+    append_escaped(text, key);
+    g_string_append(text, "</name><value>");
+    *len = text->len;
+    return g_string_free(text, FALSE);
+}
+
+/* "<member><name>KEY</name><value>" of the datamodel's field names. */
+static KeyMemo member_opens = KEY_MEMO_INIT(render_member_open);
+
+static void append_member(GString *out, const char *key, bool static_key, const Xv *value)
+{
+    size_t len;
+    const char *open = static_key ? key_memo_lookup(&member_opens, key, &len) : NULL;
+    if (open) {
+        sb_append_len(out, open, len);
+    } else {
+        APPEND_LIT(out, "<member><name>");
+        append_escaped(out, key);
+        APPEND_LIT(out, "</name><value>");
+    }
+    append_value_body(out, value);
+    APPEND_LIT(out, "</value></member>");
+}
+
 void xmlrpc_append_member(GString *out, const char *key, const Xv *value)
 {
-    APPEND_LIT(out, "<member><name>");
-    append_escaped(out, key);
-    APPEND_LIT(out, "</name>");
-    xmlrpc_append_value(out, value);
-    APPEND_LIT(out, "</member>");
+    append_member(out, key, false, value);
 }
 
 static void emit_member(const char *key, const Xv *value, void *out)
 {
-    xmlrpc_append_member(out, key, value);
+    append_member(out, key, false, value);
 }
 
-void xmlrpc_append_value(GString *out, const Xv *v)
+/* %.16g of f, which writes integers below 10^15 as plain digits. */
+static void append_double(GString *out, double f)
 {
-    APPEND_LIT(out, "<value>");
+    if (f == (double)(int64_t)f && fabs(f) < 1e15 && !(f == 0 && signbit(f))) {
+        sb_append_int(out, (int64_t)f);
+        return;
+    }
+    char buf[G_ASCII_DTOSTR_BUF_SIZE];
+    sb_append(out, g_ascii_formatd(buf, sizeof buf, "%.16g", f));
+}
+
+/* A value's text between <value> and </value>. */
+static void append_value_body(GString *out, const Xv *v)
+{
     switch (v->kind) {
     case XV_NIL: /* XAPI never sends <nil/>: absent is the empty string */
         break;
     case XV_STRING:
-        append_escaped(out, xv_str(v));
+        if (v->s) /* NULL is the empty string */
+            append_escaped(out, v->s);
         break;
     case XV_INT: /* int64 travels as an untyped decimal string */
         if (v->flags & XV_FLAG_I4) {
@@ -362,35 +400,47 @@ void xmlrpc_append_value(GString *out, const Xv *v)
             sb_append_int(out, v->i);
         }
         break;
-    case XV_FLOAT: {
+    case XV_FLOAT:
         /* XML-RPC has no NaN or infinities: send 0 and the largest finite value. */
-        double f = isnan(v->f) ? 0 : isinf(v->f) ? (v->f > 0 ? DBL_MAX : -DBL_MAX) : v->f;
-        char buf[G_ASCII_DTOSTR_BUF_SIZE];
-        g_string_append_printf(out, "<double>%s</double>", g_ascii_formatd(buf, sizeof buf, "%.16g", f));
+        APPEND_LIT(out, "<double>");
+        append_double(out, isnan(v->f) ? 0 : isinf(v->f) ? (v->f > 0 ? DBL_MAX : -DBL_MAX) : v->f);
+        APPEND_LIT(out, "</double>");
         break;
-    }
     case XV_BOOL:
-        sb_append(out, v->b ? "<boolean>1</boolean>" : "<boolean>0</boolean>");
+        if (v->b)
+            APPEND_LIT(out, "<boolean>1</boolean>");
+        else
+            APPEND_LIT(out, "<boolean>0</boolean>");
         break;
     case XV_DATETIME: {
-        g_autofree char *d = xv_datetime_format(v->i);
-        g_string_append_printf(out, "<dateTime.iso8601>%s</dateTime.iso8601>", d);
+        char text[XV_DATETIME_BUF];
+        APPEND_LIT(out, "<dateTime.iso8601>");
+        size_t len = xv_datetime_write(v->i, text);
+        sb_append_len(out, text, MIN(len, sizeof text - 1));
+        APPEND_LIT(out, "</dateTime.iso8601>");
         break;
     }
-    case XV_ARRAY:
+    case XV_ARRAY: {
         APPEND_LIT(out, "<array><data>");
-        for (guint i = 0; i < xv_len(v); i++)
-            xmlrpc_append_value(out, xv_at(v, i));
+        guint n = xv_len(v);
+        for (guint i = 0; i < n; i++) {
+            APPEND_LIT(out, "<value>");
+            append_value_body(out, &g_array_index(v->items, Xv, i));
+            APPEND_LIT(out, "</value>");
+        }
         APPEND_LIT(out, "</data></array>");
         break;
-    case XV_STRUCT:
+    }
+    case XV_STRUCT: {
         APPEND_LIT(out, "<struct>");
-        for (guint i = 0; i < xv_len(v); i++) {
-            const XvMember *m = xv_member_at(v, i);
-            xmlrpc_append_member(out, m->key, &m->value);
+        guint n = xv_len(v);
+        for (guint i = 0; i < n; i++) {
+            const XvMember *m = &g_array_index(v->items, XvMember, i);
+            append_member(out, m->key, m->static_key, &m->value);
         }
         APPEND_LIT(out, "</struct>");
         break;
+    }
     case XV_LAZY:
         APPEND_LIT(out, "<struct>");
         for (guint i = 0; i < xv_lazy_len(v); i++)
@@ -398,6 +448,12 @@ void xmlrpc_append_value(GString *out, const Xv *v)
         APPEND_LIT(out, "</struct>");
         break;
     }
+}
+
+void xmlrpc_append_value(GString *out, const Xv *v)
+{
+    APPEND_LIT(out, "<value>");
+    append_value_body(out, v);
     APPEND_LIT(out, "</value>");
 }
 

@@ -171,6 +171,48 @@ static void test_rejections(void **state)
     g_string_free(deep, TRUE);
 }
 
+/* Doubles are written as %.16g writes them, whole numbers included. */
+static void test_doubles_as_printf_writes_them(void **state)
+{
+    static const double values[] = {0.0,  -0.0, 1.0,    -3.0, 2.5,  1e15 - 1, 1e15,
+                                    1e16, 1e300, 0.1, -123456789012345.0, 4294967296.0};
+    for (size_t i = 0; i < G_N_ELEMENTS(values); i++) {
+        g_autoptr(Xv) v = xv_new_float(values[i]);
+        size_t len;
+        g_autofree char *out = xmlrpc_format_response(v, &len);
+        char text[G_ASCII_DTOSTR_BUF_SIZE];
+        g_ascii_formatd(text, sizeof text, "%.16g", values[i]);
+        g_autofree char *expected = g_strdup_printf(
+            "<methodResponse><params><param><value><double>%s</double></value></param>"
+            "</params></methodResponse>", text);
+        assert_string_equal(out, expected);
+    }
+}
+
+/* Members whose keys are the datamodel's static names (written from a
+ * prepared "<member><name>..." string) read the same as copied keys. */
+static void test_static_keys_write_like_copied_keys(void **state)
+{
+    static const char *const keys[] = {"uuid", "name_label", "odd<&>key"};
+    g_autoptr(Xv) copied = xv_new_struct();
+    g_autoptr(Xv) values = xv_new_array();
+    for (size_t i = 0; i < G_N_ELEMENTS(keys); i++)
+        xv_array_append_string(values, keys[i]);
+    g_autoptr(Xv) view = xv_new_struct_view(G_N_ELEMENTS(keys));
+    for (int round = 0; round < 2; round++) { /* the second reads the prepared names */
+        for (size_t i = 0; i < G_N_ELEMENTS(keys); i++) {
+            xv_struct_set_string(copied, keys[i], keys[i]);
+            xv_struct_view_append(view, keys[i], xv_at(values, i));
+        }
+        size_t a, b;
+        g_autofree char *expected = xmlrpc_format_response(copied, &a);
+        g_autofree char *out = xmlrpc_format_response(view, &b);
+        assert_string_equal(out, expected);
+        assert_non_null(strstr(out, "<name>odd&lt;&amp;&gt;key</name>"));
+        xv_struct_view_clear(view);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -179,6 +221,8 @@ int main(void)
         cmocka_unit_test(test_escaping_at_every_position),
         cmocka_unit_test(test_round_trip_turns_ints_into_strings),
         cmocka_unit_test(test_rejections),
+        cmocka_unit_test(test_doubles_as_printf_writes_them),
+        cmocka_unit_test(test_static_keys_write_like_copied_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
