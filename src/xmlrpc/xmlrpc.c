@@ -185,15 +185,37 @@ static Xv *parse_value(const xmlNode *value, int depth, char **why)
     return parse_scalar(t, why);
 }
 
+static void free_parser(gpointer ctxt) { xmlFreeParserCtxt(ctxt); }
+
+/* One parser per thread, reset for each document: a connection's thread
+ * parses its requests without building a parser, its buffers and its
+ * name dictionary again each time. */
+static GPrivate thread_parser = G_PRIVATE_INIT(free_parser);
+
+static xmlParserCtxt *parser_of_this_thread(void)
+{
+    xmlParserCtxt *ctxt = g_private_get(&thread_parser);
+    if (!ctxt) {
+        ctxt = xmlNewParserCtxt();
+        g_private_set(&thread_parser, ctxt);
+    }
+    return ctxt;
+}
+
 static xmlDoc *read_doc(const char *body, size_t len, const char *root, char **why)
 {
     if (len > G_MAXINT) {
         *why = g_strdup("body too large");
         return NULL;
     }
-    xmlDoc *doc = xmlReadMemory(body, (int)len, NULL, "UTF-8", PARSE_OPTIONS);
+    xmlParserCtxt *ctxt = parser_of_this_thread();
+    if (!ctxt) {
+        *why = g_strdup("out of memory");
+        return NULL;
+    }
+    xmlDoc *doc = xmlCtxtReadMemory(ctxt, body, (int)len, NULL, "UTF-8", PARSE_OPTIONS);
     if (!doc) {
-        const xmlError *e = xmlGetLastError();
+        const xmlError *e = xmlCtxtGetLastError(ctxt);
         *why = g_strdup_printf("XML parse error%s%s", e && e->message ? ": " : "",
                                e && e->message ? g_strchomp(e->message) : "");
         return NULL;
