@@ -14,6 +14,7 @@
 #include "storage_operations.h"
 #include "qemu_img.h"
 #include "storage_live.h"
+#include "vdi_target.h"
 
 static const DmClass *cls(const char *name) { return dm_class_by_name(name); }
 
@@ -28,50 +29,6 @@ void storage_set_live_hooks(const StorageLiveHooks *hooks) { live_hooks = hooks;
 
 /* ---- helpers ---------------------------------------------------------------- */
 
-/* What a VDI operation needs, read under the lock. */
-typedef struct {
-    char *ref;
-    char *uuid;
-    char *sr;
-    char *dir;
-    char *location;
-    int64_t virtual_size;
-    const SrDriver *driver;
-} VdiTarget;
-
-static void target_clear(VdiTarget *t)
-{
-    g_free(t->ref);
-    g_free(t->uuid);
-    g_free(t->sr);
-    g_free(t->dir);
-    g_free(t->location);
-    *t = (VdiTarget){0};
-}
-
-static int read_target(const char *vdi_ref, VdiTarget *t, XapiError **err)
-{
-    db_read_begin();
-    DbRow *vdi = db_lookup(cls("VDI"), vdi_ref);
-    DbRow *sr = vdi ? db_lookup(cls("SR"), str_field(vdi, "SR")) : NULL;
-    int rc = -1;
-    if (!vdi) {
-        xapi_error_set(err, "HANDLE_INVALID", "VDI", vdi_ref, NULL);
-    } else if (!sr) {
-        xapi_error_set(err, "VDI_NOT_AVAILABLE", vdi_ref, NULL);
-    } else if ((t->dir = storage_sr_dir(sr, err))) {
-        t->ref = g_strdup(vdi_ref);
-        t->uuid = g_strdup(str_field(vdi, "uuid"));
-        t->sr = g_strdup(sr->ref);
-        t->location = g_strdup(str_field(vdi, "location"));
-        t->virtual_size = db_get(vdi, "virtual_size")->i;
-        t->driver = storage_driver(sr);
-        rc = 0;
-    }
-    db_read_end();
-    return rc;
-}
-
 typedef int (*VdiWork)(Call *call, VdiTarget *t, const void *arg, Xv **result);
 
 /* Locks op on the VDI, then runs work holding the SR's driver lock. */
@@ -82,14 +39,14 @@ static int run_vdi_operation(Call *call, const char *vdi_ref, const char *op, Vd
     if (operations_begin(&vdi_operations, vdi_ref, op, op_task, &call->error) < 0)
         return -1;
     VdiTarget t = {0};
-    int rc = read_target(vdi_ref, &t, &call->error);
+    int rc = vdi_target_read(vdi_ref, &t, &call->error);
     if (rc == 0) {
         storage_lock_sr(t.sr);
         rc = work(call, &t, arg, result);
         storage_unlock_sr(t.sr);
     }
     operations_end(&vdi_operations, vdi_ref, op_task);
-    target_clear(&t);
+    vdi_target_clear(&t);
     return rc;
 }
 
@@ -487,7 +444,7 @@ static int copy_into(Call *call, VdiTarget *t, const char *src, const char *src_
 {
     VdiTarget dst = {0};
     int rc = -1;
-    if (read_target(into, &dst, &call->error) == 0) {
+    if (vdi_target_read(into, &dst, &call->error) == 0) {
         g_autofree char *dst_path = sr_path(dst.dir, dst.location);
         const char *dst_format = g_str_has_suffix(dst.location, ".qcow2") ? "qcow2" : "raw";
         if (dst.virtual_size < t->virtual_size) {
@@ -501,7 +458,7 @@ static int copy_into(Call *call, VdiTarget *t, const char *src, const char *src_
             rc = 0;
         }
     }
-    target_clear(&dst);
+    vdi_target_clear(&dst);
     return rc;
 }
 

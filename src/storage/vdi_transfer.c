@@ -18,6 +18,7 @@
 #include "qemu_img.h"
 #include "storage_operations.h"
 #include "task.h"
+#include "vdi_target.h"
 
 #define CHUNK (4u << 20)               /* bytes per NBD read or write */
 #define GRANULE (64u << 10)            /* zero and base comparisons (a qcow2 cluster) */
@@ -63,31 +64,6 @@ char *vdi_transfer_resolve(const char *ref_or_uuid, XapiError **err)
 
 /* ---- the VDI and its file ------------------------------------------------------ */
 
-typedef struct {
-    char *ref;
-    char *uuid;
-    char *sr;
-    char *dir;
-    char *location;
-    char *path;
-    const char *format; /* of the file: "qcow2" or "raw" */
-    int64_t virtual_size;
-    bool read_only;
-    bool alone;         /* no sm_config:vhd-parent, and no VDI's names this one */
-    const SrDriver *driver;
-} Target;
-
-static void target_clear(Target *t)
-{
-    g_free(t->ref);
-    g_free(t->uuid);
-    g_free(t->sr);
-    g_free(t->dir);
-    g_free(t->location);
-    g_free(t->path);
-    *t = (Target){0};
-}
-
 /* Whether some VDI of sr is built on the one of uuid. Lock held. */
 static bool is_base(const DbRow *sr, const char *uuid)
 {
@@ -101,33 +77,17 @@ static bool is_base(const DbRow *sr, const char *uuid)
     return false;
 }
 
-/* Read once the operation is locked: the location cannot move then. */
-static int target_read(const char *vdi_ref, Target *t, XapiError **err)
+/* Whether the VDI stands alone: no sm_config:vhd-parent, and no VDI of
+ * its SR names it as one. */
+static bool stands_alone(const VdiTarget *t)
 {
     db_read_begin();
-    DbRow *vdi = db_lookup(cls("VDI"), vdi_ref);
-    DbRow *sr = vdi ? db_lookup(cls("SR"), xv_str(db_get(vdi, "SR"))) : NULL;
-    int rc = -1;
-    if (!vdi)
-        xapi_error_set(err, "HANDLE_INVALID", "VDI", vdi_ref, NULL);
-    else if (!sr)
-        xapi_error_set(err, "VDI_NOT_AVAILABLE", vdi_ref, NULL);
-    else if ((t->dir = storage_sr_dir(sr, err))) {
-        t->ref = g_strdup(vdi_ref);
-        t->uuid = g_strdup(xv_str(db_get(vdi, "uuid")));
-        t->sr = g_strdup(sr->ref);
-        t->location = g_strdup(xv_str(db_get(vdi, "location")));
-        t->path = sr_path(t->dir, t->location);
-        t->format = storage_vdi_format(vdi);
-        t->virtual_size = db_get(vdi, "virtual_size")->i;
-        t->read_only = db_get(vdi, "read_only")->b;
-        t->alone = !xv_struct_get(db_get(vdi, "sm_config"), "vhd-parent") &&
-                   !is_base(sr, t->uuid);
-        t->driver = storage_driver(sr);
-        rc = 0;
-    }
+    DbRow *vdi = db_lookup(cls("VDI"), t->ref);
+    DbRow *sr = db_lookup(cls("SR"), t->sr);
+    bool alone = vdi && sr && !xv_struct_get(db_get(vdi, "sm_config"), "vhd-parent") &&
+                 !is_base(sr, t->uuid);
     db_read_end();
-    return rc;
+    return alone;
 }
 
 static int os_failure(const char *what, const char *path, XapiError **err)
@@ -136,7 +96,7 @@ static int os_failure(const char *what, const char *path, XapiError **err)
     return xapi_error_set(err, "VDI_IO_ERROR", text, NULL);
 }
 
-static int too_small(const Target *t, int64_t needed, XapiError **err)
+static int too_small(const VdiTarget *t, int64_t needed, XapiError **err)
 {
     char size[32];
     g_snprintf(size, sizeof size, "%" G_GINT64_FORMAT, needed);
@@ -144,7 +104,7 @@ static int too_small(const Target *t, int64_t needed, XapiError **err)
 }
 
 /* A dot-name beside the VDI's file: SR scans pass over it. */
-static char *temp_path(const Target *t, const char *what)
+static char *temp_path(const VdiTarget *t, const char *what)
 {
     g_autofree char *stem = db_new_uuid();
     g_autofree char *name = g_strdup_printf(".%s-%s-%s.tmp", t->uuid, what, stem);
@@ -194,7 +154,7 @@ static int image_create(const char *path, const char *qemu_format, int64_t size,
 
 /* The image that will take the place of t's file: empty, in its format,
  * over its backing file if it has one (a VDI after snapshot). */
-static char *stage_create(const Target *t, XapiError **err)
+static char *stage_create(const VdiTarget *t, XapiError **err)
 {
     char *path = temp_path(t, "import");
     QemuImgInfo info = {0};
@@ -221,7 +181,7 @@ static void sync_dir(const char *path)
 
 /* Puts the complete staging image in the place of t's file and records
  * what it takes on disk. */
-static int stage_commit(const Target *t, const char *stage, XapiError **err)
+static int stage_commit(const VdiTarget *t, const char *stage, XapiError **err)
 {
     storage_lock_sr(t->sr);
     int rc = 0;
@@ -254,7 +214,7 @@ static int stage_commit(const Target *t, const char *stage, XapiError **err)
  * "<uuid>.raw": moved in, the VDI's record pointed at it together with
  * its new physical_utilisation in one transaction, the old image deleted,
  * all under the SR's lock (a scan sees either image, never both). */
-static int raw_commit(const Target *t, const char *stage, XapiError **err)
+static int raw_commit(const VdiTarget *t, const char *stage, XapiError **err)
 {
     g_autofree char *stem = db_new_uuid();
     g_autofree char *location = g_strconcat(stem, ".raw", NULL);
@@ -439,7 +399,7 @@ static int copy_image(Source *src, NbdImage *dst, Progress *p, XapiError **err)
 /* ---- import ----------------------------------------------------------------------- */
 
 struct VdiImport {
-    Target t;
+    VdiTarget t;
     VdiStreamFormat format;
     char *lock_ref, *op_task; /* operations_end needs both */
     int64_t length, received;
@@ -469,7 +429,7 @@ void vdi_import_free(VdiImport *im)
         unlink(im->upload);
     if (im->lock_ref)
         operations_end(&vdi_operations, im->lock_ref, im->op_task);
-    target_clear(&im->t);
+    vdi_target_clear(&im->t);
     g_free(im->lock_ref);
     g_free(im->op_task);
     g_free(im->stage);
@@ -482,9 +442,9 @@ void vdi_import_free(VdiImport *im)
  * place of t's image: t stands alone (no backing file, no image built on
  * it) on the file driver. Else it goes through qemu-nbd into an image of
  * t's format, over t's backing file. */
-static bool raw_direct(const Target *t)
+static bool raw_direct(const VdiTarget *t)
 {
-    if (!t->alone || !t->driver || strcmp(t->driver->type, "file") != 0)
+    if (!t->driver || strcmp(t->driver->type, "file") != 0 || !stands_alone(t))
         return false;
     if (strcmp(t->format, "raw") == 0)
         return true;
@@ -509,8 +469,8 @@ VdiImport *vdi_import_begin(const char *vdi_ref, VdiStreamFormat format, int64_t
         return NULL;
     }
     im->lock_ref = g_strdup(vdi_ref);
-    Target *t = &im->t;
-    int rc = target_read(vdi_ref, t, err);
+    VdiTarget *t = &im->t;
+    int rc = vdi_target_read(vdi_ref, t, err);
     if (rc == 0 && t->read_only)
         rc = xapi_error_set(err, "VDI_READONLY", vdi_ref, NULL);
     if (rc == 0 && format == VDI_STREAM_RAW && length > t->virtual_size)
@@ -542,7 +502,7 @@ VdiImport *vdi_import_begin(const char *vdi_ref, VdiStreamFormat format, int64_t
 }
 
 /* An image file may carry metadata beyond its virtual size; not this much. */
-static int64_t upload_limit(const Target *t)
+static int64_t upload_limit(const VdiTarget *t)
 {
     return t->virtual_size + t->virtual_size / 4 + ((int64_t)64 << 20);
 }
@@ -634,7 +594,7 @@ static int check_qcow2_header(const char *path, XapiError **err)
 /* The received image file becomes the stage's contents. */
 static int import_image(VdiImport *im, XapiError **err)
 {
-    Target *t = &im->t;
+    VdiTarget *t = &im->t;
     const char *qemu_format = qemu_formats[im->format];
     if (close(im->upload_fd) < 0) {
         im->upload_fd = -1;
@@ -698,7 +658,7 @@ int vdi_import_finish(VdiImport *im, XapiError **err)
 /* ---- export ----------------------------------------------------------------------- */
 
 struct VdiExport {
-    Target t, base;
+    VdiTarget t, base;
     char *op_task;
     char *filename;
     bool locked, base_locked;
@@ -722,8 +682,8 @@ void vdi_export_free(VdiExport *ex)
         operations_end(&vdi_operations, ex->base.ref, ex->op_task);
     if (ex->locked)
         operations_end(&vdi_operations, ex->t.ref, ex->op_task);
-    target_clear(&ex->t);
-    target_clear(&ex->base);
+    vdi_target_clear(&ex->t);
+    vdi_target_clear(&ex->base);
     g_free(ex->op_task);
     g_free(ex->filename);
     g_free(ex);
@@ -733,13 +693,13 @@ int64_t vdi_export_length(const VdiExport *ex) { return ex->length; }
 const char *vdi_export_filename(const VdiExport *ex) { return ex->filename; }
 
 /* Locks "copy" on ref (copies run beside each other) and reads it. */
-static int lock_and_read(VdiExport *ex, const char *ref, Target *t, bool *locked,
+static int lock_and_read(VdiExport *ex, const char *ref, VdiTarget *t, bool *locked,
                          XapiError **err)
 {
     if (operations_begin(&vdi_operations, ref, "copy", ex->op_task, err) < 0)
         return -1;
     *locked = true;
-    if (target_read(ref, t, err) < 0) {
+    if (vdi_target_read(ref, t, err) < 0) {
         t->ref = g_strdup(ref); /* for operations_end */
         return -1;
     }
