@@ -88,7 +88,7 @@ static enum MHD_Result on_options(struct MHD_Connection *conn)
  * kernel's copy run on two cores; at most STREAM_BLOCKS_AHEAD blocks wait,
  * which bounds the memory a large reply takes. */
 #define STREAM_BLOCK (256 * 1024)
-#define STREAM_BLOCKS_AHEAD 4
+#define STREAM_BLOCKS_AHEAD 2
 
 typedef struct StreamState {
     RpcStream *stream;
