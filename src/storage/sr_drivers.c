@@ -135,15 +135,22 @@ static char *new_location(const char *suffix)
     return g_strconcat(uuid, suffix, NULL);
 }
 
-static char *file_vdi_create(const char *dir, int64_t size, XapiError **err)
+/* A new qcow2 image of size bytes, over base when non-NULL (its format
+ * told by its name: an overlay over a raw base records it as raw). */
+static char *new_qcow2(const char *dir, const char *base, int64_t size, XapiError **err)
 {
     char *location = new_location(".qcow2");
     g_autofree char *path = sr_path(dir, location);
-    if (qemu_img_create(path, size, NULL, err) < 0) {
+    if (qemu_img_create(path, size, base, err) < 0) {
         g_free(location);
         return NULL;
     }
     return location;
+}
+
+static char *file_vdi_create(const char *dir, int64_t size, XapiError **err)
+{
+    return new_qcow2(dir, NULL, size, err);
 }
 
 static int file_vdi_delete(const char *dir, const char *location, XapiError **err)
@@ -165,18 +172,9 @@ static int file_vdi_resize(const char *dir, const char *location, int64_t size, 
     return qemu_img_resize(path, size, err);
 }
 
-/* The overlay records its base's format (a raw base stays raw: a VDI
- * imported as raw data, a suspend image). */
 static char *file_vdi_overlay(const char *dir, const char *base, int64_t size, XapiError **err)
 {
-    char *location = new_location(".qcow2");
-    g_autofree char *path = sr_path(dir, location);
-    const char *base_format = g_str_has_suffix(base, ".raw") ? "raw" : "qcow2";
-    if (qemu_img_create_over(path, size, base, base_format, err) < 0) {
-        g_free(location);
-        return NULL;
-    }
-    return location;
+    return new_qcow2(dir, base, size, err);
 }
 
 static char *file_vdi_import(const char *dir, const char *src, const char *src_format,
