@@ -137,6 +137,18 @@ void storage_set_vdi_parent(DbRow *vdi, const DbRow *sr, const char *parent_loca
         db_row_put(vdi, "sm_config", sm_config);
 }
 
+bool storage_vdi_has_children(const DbRow *sr, const char *uuid)
+{
+    const Xv *vdis = db_get(sr, "VDIs");
+    for (guint i = 0; i < xv_len(vdis); i++) {
+        DbRow *vdi = db_lookup(cls("VDI"), xv_str(xv_at(vdis, i)));
+        const Xv *parent = vdi ? xv_struct_get(db_get(vdi, "sm_config"), "vhd-parent") : NULL;
+        if (parent && strcmp(xv_str(parent), uuid) == 0)
+            return true;
+    }
+    return false;
+}
+
 /* ---- SR space ---------------------------------------------------------------- */
 
 int storage_refresh_sr_space(DbRow *sr, XapiError **err)

@@ -41,3 +41,6 @@ DbRow *storage_vdi_row(const DbRow *sr, const char *location, const VdiInfo *inf
 int storage_insert_vdi(DbRow *vdi, XapiError **err);
 /* sm_config:vhd-parent follows info->parent's VDI (nova walks the chain). */
 void storage_set_vdi_parent(DbRow *vdi, const DbRow *sr, const char *parent_location);
+/* Whether some VDI of sr names the VDI of uuid in sm_config:vhd-parent
+ * (an image is built on it). Lock held. */
+bool storage_vdi_has_children(const DbRow *sr, const char *uuid);

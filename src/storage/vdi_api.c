@@ -175,18 +175,6 @@ static DbRow *vdi_by_uuid_in(const DbRow *sr, const char *uuid)
     return vdi && strcmp(str_field(vdi, "SR"), sr->ref) == 0 ? vdi : NULL;
 }
 
-static bool has_children(const DbRow *sr, const char *uuid)
-{
-    const Xv *vdis = db_get(sr, "VDIs");
-    for (guint i = 0; i < xv_len(vdis); i++) {
-        DbRow *vdi = db_lookup(cls("VDI"), xv_str(xv_at(vdis, i)));
-        const Xv *parent = vdi ? xv_struct_get(db_get(vdi, "sm_config"), "vhd-parent") : NULL;
-        if (parent && strcmp(xv_str(parent), uuid) == 0)
-            return true;
-    }
-    return false;
-}
-
 /* Deletes the VDI's record and non-attached VBDs, then the hidden bases
  * nothing is built on any more; returns their files' locations. */
 static int delete_vdi_records(const char *vdi_ref, GPtrArray *garbage, XapiError **err)
@@ -208,7 +196,7 @@ static int delete_vdi_records(const char *vdi_ref, GPtrArray *garbage, XapiError
         return -1;
     while (sr && parent_uuid) {
         DbRow *base = vdi_by_uuid_in(sr, parent_uuid);
-        if (!base || db_get(base, "managed")->b || has_children(sr, parent_uuid))
+        if (!base || db_get(base, "managed")->b || storage_vdi_has_children(sr, parent_uuid))
             break;
         const Xv *up = xv_struct_get(db_get(base, "sm_config"), "vhd-parent");
         g_free(parent_uuid);

@@ -64,19 +64,6 @@ char *vdi_transfer_resolve(const char *ref_or_uuid, XapiError **err)
 
 /* ---- the VDI and its file ------------------------------------------------------ */
 
-/* Whether some VDI of sr is built on the one of uuid. Lock held. */
-static bool is_base(const DbRow *sr, const char *uuid)
-{
-    const Xv *vdis = db_get(sr, "VDIs");
-    for (guint i = 0; i < xv_len(vdis); i++) {
-        DbRow *vdi = db_lookup(cls("VDI"), xv_str(xv_at(vdis, i)));
-        const Xv *parent = vdi ? xv_struct_get(db_get(vdi, "sm_config"), "vhd-parent") : NULL;
-        if (parent && strcmp(xv_str(parent), uuid) == 0)
-            return true;
-    }
-    return false;
-}
-
 /* Whether the VDI stands alone: no sm_config:vhd-parent, and no VDI of
  * its SR names it as one. */
 static bool stands_alone(const VdiTarget *t)
@@ -85,8 +72,19 @@ static bool stands_alone(const VdiTarget *t)
     DbRow *vdi = db_lookup(cls("VDI"), t->ref);
     DbRow *sr = db_lookup(cls("SR"), t->sr);
     bool alone = vdi && sr && !xv_struct_get(db_get(vdi, "sm_config"), "vhd-parent") &&
-                 !is_base(sr, t->uuid);
+                 !storage_vdi_has_children(sr, t->uuid);
     db_read_end();
+    return alone;
+}
+
+/* Whether the image at path reads without a backing file (a raw file
+ * never has one). */
+static bool has_no_backing_file(const char *path)
+{
+    QemuImgInfo info = {0};
+    g_autoptr(XapiError) ignored = NULL;
+    bool alone = qemu_img_info(path, &info, &ignored) == 0 && !info.backing;
+    qemu_img_info_clear(&info);
     return alone;
 }
 
@@ -446,13 +444,7 @@ static bool raw_direct(const VdiTarget *t)
 {
     if (!t->driver || strcmp(t->driver->type, "file") != 0 || !stands_alone(t))
         return false;
-    if (strcmp(t->format, "raw") == 0)
-        return true;
-    QemuImgInfo info = {0};
-    g_autoptr(XapiError) ignored = NULL;
-    bool alone = qemu_img_info(t->path, &info, &ignored) == 0 && !info.backing;
-    qemu_img_info_clear(&info);
-    return alone;
+    return strcmp(t->format, "raw") == 0 || has_no_backing_file(t->path);
 }
 
 VdiImport *vdi_import_begin(const char *vdi_ref, VdiStreamFormat format, int64_t length,
@@ -726,11 +718,7 @@ static bool file_is_stream(const VdiExport *ex, VdiStreamFormat format)
 {
     if (format != VDI_STREAM_QCOW2 || ex->base.ref || strcmp(ex->t.format, "qcow2") != 0)
         return false;
-    QemuImgInfo info = {0};
-    g_autoptr(XapiError) ignored = NULL;
-    bool standalone = qemu_img_info(ex->t.path, &info, &ignored) == 0 && !info.backing;
-    qemu_img_info_clear(&info);
-    return standalone;
+    return has_no_backing_file(ex->t.path);
 }
 
 /* An image file of format with the stream's contents, opened and already
