@@ -523,18 +523,26 @@ int db_set_by_name(DbRow *row, const char *field_name, Xv *value, XapiError **er
     return db_set(row, f, value, err);
 }
 
+DbRow *db_write_begin_on(const char *class_name, const char *ref, XapiError **err)
+{
+    if (db_write_begin(err) < 0)
+        return NULL;
+    const DmClass *cls = dm_class_by_name(class_name);
+    DbRow *row = cls ? db_lookup(cls, ref) : NULL;
+    if (!row) {
+        db_write_abort();
+        xapi_error_set(err, "HANDLE_INVALID", class_name, ref, NULL);
+    }
+    return row;
+}
+
 int db_update(const char *class_name, const char *ref, const char *field_name, Xv *value,
               XapiError **err)
 {
-    if (db_write_begin(err) < 0) {
-        xv_free(value);
-        return -1;
-    }
-    DbRow *row = db_lookup(dm_class_by_name(class_name), ref);
+    DbRow *row = db_write_begin_on(class_name, ref, err);
     if (!row) {
         xv_free(value);
-        db_write_abort();
-        return xapi_error_set(err, "HANDLE_INVALID", class_name, ref, NULL);
+        return -1;
     }
     if (db_set_by_name(row, field_name, value, err) < 0) {
         db_write_abort();

@@ -58,6 +58,10 @@ char *db_insert_and_commit(DbRow *row, XapiError **err);
 int db_set(DbRow *row, const DmField *field, Xv *value, XapiError **err);
 int db_set_by_name(DbRow *row, const char *field_name, Xv *value, XapiError **err);
 int db_delete(DbRow *row, XapiError **err);
+/* Begins a write and returns the object's row; when there is no such
+ * object (or no such class), no write is left begun and err is
+ * HANDLE_INVALID [class_name, ref]. */
+DbRow *db_write_begin_on(const char *class_name, const char *ref, XapiError **err);
 /* One field of one object in its own write transaction (HANDLE_INVALID if
  * there is no such object); takes ownership of value. No lock held. */
 int db_update(const char *class_name, const char *ref, const char *field_name, Xv *value,

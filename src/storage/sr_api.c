@@ -154,13 +154,9 @@ static int run_sr_operation(Call *call, const char *sr_ref, const char *op, SrWo
  * empty), the SR. */
 static int forget_records(Call *call, const char *sr_ref)
 {
-    if (db_write_begin(&call->error) < 0)
+    DbRow *sr = db_write_begin_on("SR", sr_ref, &call->error);
+    if (!sr)
         return -1;
-    DbRow *sr = db_lookup(cls("SR"), sr_ref);
-    if (!sr) {
-        db_write_abort();
-        return xapi_error_set(&call->error, "HANDLE_INVALID", "SR", sr_ref, NULL);
-    }
     g_autoptr(Xv) pbds = xv_dup(db_get(sr, "PBDs"));
     g_autoptr(Xv) vdis = xv_dup(db_get(sr, "VDIs"));
     for (guint i = 0; i < xv_len(pbds); i++) {
@@ -237,13 +233,9 @@ int xapi_SR_scan(Call *call, const char *sr) { return run_sr_operation(call, sr,
 
 static int update_work(Call *call, const char *sr_ref)
 {
-    if (db_write_begin(&call->error) < 0)
+    DbRow *sr = db_write_begin_on("SR", sr_ref, &call->error);
+    if (!sr)
         return -1;
-    DbRow *sr = db_lookup(cls("SR"), sr_ref);
-    if (!sr) {
-        db_write_abort();
-        return xapi_error_set(&call->error, "HANDLE_INVALID", "SR", sr_ref, NULL);
-    }
     g_autofree char *dir = storage_sr_dir(sr, &call->error);
     if (!dir || storage_refresh_sr_space(sr, &call->error) < 0) {
         db_write_abort();
@@ -454,13 +446,9 @@ int xapi_PBD_unplug(Call *call, const char *self)
 
 int xapi_PBD_destroy(Call *call, const char *self)
 {
-    if (db_write_begin(&call->error) < 0)
+    DbRow *pbd = db_write_begin_on("PBD", self, &call->error);
+    if (!pbd)
         return -1;
-    DbRow *pbd = db_lookup(cls("PBD"), self);
-    if (!pbd) {
-        db_write_abort();
-        return xapi_error_set(&call->error, "HANDLE_INVALID", "PBD", self, NULL);
-    }
     if (db_get(pbd, "currently_attached")->b) {
         db_write_abort();
         return xapi_error_set(&call->error, "OPERATION_NOT_ALLOWED",

@@ -299,13 +299,9 @@ static int destroy_work(VmOp *o)
     g_autoptr(XapiError) ignored = NULL;
     driver()->destroy(o->uuid, &ignored); /* a suspended VM's leftovers */
     vm_drop_suspend_image(xv_str(xv_struct_get(o->record, "suspend_VDI")));
-    if (db_write_begin(&call->error) < 0)
+    DbRow *vm = db_write_begin_on("VM", o->ref, &call->error);
+    if (!vm)
         return -1;
-    DbRow *vm = db_lookup(dm_class_by_name("VM"), o->ref);
-    if (!vm) {
-        db_write_abort();
-        return xapi_error_set(&call->error, "HANDLE_INVALID", "VM", o->ref, NULL);
-    }
     delete_refs(db_get(vm, "VBDs"), "VBD");
     delete_refs(db_get(vm, "VIFs"), "VIF");
     delete_refs(db_get(vm, "consoles"), "console");
