@@ -7,6 +7,8 @@
 #pragma once
 
 #include <glib.h>
+#include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -65,6 +67,19 @@ static inline void sb_append_c(GString *out, char c)
     } else {
         g_string_append_c(out, c);
     }
+}
+
+static inline void sb_append_int(GString *out, int64_t n);
+
+/* Appends a whole double below 10^15 in magnitude as plain digits (what
+ * %.15g and %.16g write for it) and returns true; false, appending
+ * nothing, for any other value (fractions, -0, huge, NaN, infinities). */
+static inline bool sb_append_whole(GString *out, double f)
+{
+    if (!(fabs(f) < 1e15) || f != (double)(int64_t)f || (f == 0 && signbit(f)))
+        return false;
+    sb_append_int(out, (int64_t)f);
+    return true;
 }
 
 static inline void sb_append_int(GString *out, int64_t n)

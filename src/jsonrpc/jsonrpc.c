@@ -546,8 +546,7 @@ static void write_float(GString *out, double f)
         f = 0.0;
     else if (isinf(f))
         f = f > 0 ? DBL_MAX : -DBL_MAX;
-    if (f == (double)(int64_t)f && fabs(f) < 1e15 && !(f == 0 && signbit(f))) {
-        sb_append_int(out, (int64_t)f); /* what %.15g writes, without the call */
+    if (sb_append_whole(out, f)) { /* what %.15g writes, without the call */
         sb_append(out, ".0");
         return;
     }

@@ -395,10 +395,8 @@ static void emit_member(const char *key, const Xv *value, void *out)
 /* %.16g of f, which writes integers below 10^15 as plain digits. */
 static void append_double(GString *out, double f)
 {
-    if (f == (double)(int64_t)f && fabs(f) < 1e15 && !(f == 0 && signbit(f))) {
-        sb_append_int(out, (int64_t)f);
+    if (sb_append_whole(out, f))
         return;
-    }
     char buf[G_ASCII_DTOSTR_BUF_SIZE];
     sb_append(out, g_ascii_formatd(buf, sizeof buf, "%.16g", f));
 }
