@@ -2,7 +2,7 @@
 generic engine, relations, errors, and durability across kill -9."""
 import pytest
 
-from xapid_daemon import Daemon
+from xapid_daemon import Daemon, err, ok
 
 
 @pytest.fixture
@@ -12,44 +12,34 @@ def daemon():
     d.stop()
 
 
-def value(reply):
-    assert reply["Status"] == "Success", reply
-    return reply["Value"]
-
-
-def error(reply):
-    assert reply["Status"] == "Failure", reply
-    return reply["ErrorDescription"]
-
-
 VM_RECORD = {"name_label": "smoke", "memory_static_max": "268435456", "VCPUs_max": "1",
              "VCPUs_at_startup": "1", "user_version": "1", "is_a_template": False}
 
 
 def test_create_relations_and_errors(daemon):
     api, s = daemon.login()
-    vm = value(api.VM.create(s, VM_RECORD))
-    assert value(api.VM.get_power_state(s, vm)) == "Halted"
-    assert value(api.VM.get_other_config(s, vm)) == {}
-    vbd = value(api.VBD.create(s, {"VM": vm, "VDI": "OpaqueRef:NULL", "userdevice": "0",
+    vm = ok(api.VM.create(s, VM_RECORD))
+    assert ok(api.VM.get_power_state(s, vm)) == "Halted"
+    assert ok(api.VM.get_other_config(s, vm)) == {}
+    vbd = ok(api.VBD.create(s, {"VM": vm, "VDI": "OpaqueRef:NULL", "userdevice": "0",
                                    "bootable": True, "mode": "RO", "type": "CD",
                                    "empty": True}))
-    assert value(api.VM.get_VBDs(s, vm)) == [vbd]
-    value(api.VM.add_to_other_config(s, vm, "k", "v"))
-    assert error(api.VM.add_to_other_config(s, vm, "k", "w")) == \
+    assert ok(api.VM.get_VBDs(s, vm)) == [vbd]
+    ok(api.VM.add_to_other_config(s, vm, "k", "v"))
+    assert err(api.VM.add_to_other_config(s, vm, "k", "w")) == \
         ["MAP_DUPLICATE_KEY", "VM", "other_config", vm, "k"]
-    assert value(api.VM.get_other_config(s, vm)) == {"k": "v"}
-    assert error(api.VM.get_name_label(s, "OpaqueRef:nope")) == \
+    assert ok(api.VM.get_other_config(s, vm)) == {"k": "v"}
+    assert err(api.VM.get_name_label(s, "OpaqueRef:nope")) == \
         ["HANDLE_INVALID", "VM", "OpaqueRef:nope"]
-    assert error(api.VM.set_user_version(s, vm, "x")) == ["FIELD_TYPE_ERROR", "value"]
-    assert error(api.VM.get_name_label(s)) == \
+    assert err(api.VM.set_user_version(s, vm, "x")) == ["FIELD_TYPE_ERROR", "value"]
+    assert err(api.VM.get_name_label(s)) == \
         ["MESSAGE_PARAMETER_COUNT_MISMATCH", "VM.get_name_label", "1", "0"]
-    where = value(api.VM.get_all_records_where(
+    where = ok(api.VM.get_all_records_where(
         s, 'field "name__label"="smoke" and not (field "is_a_template"="true")'))
     assert list(where) == [vm]
-    value(api.VBD.destroy(s, vbd))
-    assert value(api.VM.get_VBDs(s, vm)) == []
-    assert error(api.session.login_with_password("root", "wrong"))[0] == \
+    ok(api.VBD.destroy(s, vbd))
+    assert ok(api.VM.get_VBDs(s, vm)) == []
+    assert err(api.session.login_with_password("root", "wrong"))[0] == \
         "SESSION_AUTHENTICATION_FAILED"
 
 
@@ -57,21 +47,21 @@ def test_acknowledged_writes_survive_kill9(daemon):
     api, s = daemon.login()
     vms = []
     for i in range(100):
-        vm = value(api.VM.create(s, dict(VM_RECORD, name_label=f"durable-{i}")))
-        value(api.VM.set_name_description(s, vm, f"d{i}"))
+        vm = ok(api.VM.create(s, dict(VM_RECORD, name_label=f"durable-{i}")))
+        ok(api.VM.set_name_description(s, vm, f"d{i}"))
         vms.append(vm)
-    network = value(api.network.create(s, {"name_label": "n", "bridge": "br-test"}))
-    vif = value(api.VIF.create(s, {"VM": vms[0], "network": network, "device": "0",
+    network = ok(api.network.create(s, {"name_label": "n", "bridge": "br-test"}))
+    vif = ok(api.VIF.create(s, {"VM": vms[0], "network": network, "device": "0",
                                    "MAC": "", "MTU": "1500"}))
     daemon.kill9()
     daemon.start()
     api, s2 = daemon.login()
-    assert error(api.VM.get_all(s))[0] == "SESSION_INVALID"
+    assert err(api.VM.get_all(s))[0] == "SESSION_INVALID"
     for i, vm in enumerate(vms):
-        assert value(api.VM.get_name_label(s2, vm)) == f"durable-{i}"
-        assert value(api.VM.get_name_description(s2, vm)) == f"d{i}"
-    assert value(api.VM.get_VIFs(s2, vms[0])) == [vif]
-    assert value(api.network.get_VIFs(s2, network)) == [vif]
+        assert ok(api.VM.get_name_label(s2, vm)) == f"durable-{i}"
+        assert ok(api.VM.get_name_description(s2, vm)) == f"d{i}"
+    assert ok(api.VM.get_VIFs(s2, vms[0])) == [vif]
+    assert ok(api.network.get_VIFs(s2, network)) == [vif]
 
 
 def test_get_all_records_streams_every_record(daemon):
@@ -81,11 +71,11 @@ def test_get_all_records_streams_every_record(daemon):
     import json
     api, s = daemon.login()
     for i in range(300):
-        value(api.VM.create(s, dict(VM_RECORD, name_label=f"stream-{i}")))
-    records = value(api.VM.get_all_records(s))
+        ok(api.VM.create(s, dict(VM_RECORD, name_label=f"stream-{i}")))
+    records = ok(api.VM.get_all_records(s))
     assert len(records) == 300 + 5  # plus the control domain and 4 templates
     for ref in list(records)[:20]:
-        assert value(api.VM.get_record(s, ref)) == records[ref]
+        assert ok(api.VM.get_record(s, ref)) == records[ref]
     conn = http.client.HTTPConnection("127.0.0.1", daemon.port)
     conn.request("POST", "/jsonrpc", json.dumps(
         {"jsonrpc": "2.0", "method": "VM.get_all_records", "params": [s], "id": 9}))

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from test_vm_qemu import daemon, domain_dir, guest, ok  # noqa: F401 (fixtures)
+from xapid_daemon import err
 
 MiB = 1 << 20
 
@@ -114,7 +115,7 @@ def test_boot_from_disk_hotplug_snapshot_cd(daemon, guest):  # noqa: F811
     ok(proxy.VBD.plug(s, extra_vbd))
     wait_console(daemon, uuid, lambda t: set(last_block_line(t) or []) == {"vda", "vdb", "sr0"},
                  "the hot-plugged disk")
-    assert err_code(proxy.VDI.destroy(s, extra)) == "VDI_IN_USE"
+    assert err(proxy.VDI.destroy(s, extra))[0] == "VDI_IN_USE"
     ok(proxy.VBD.unplug(s, extra_vbd))
     wait_console(daemon, uuid, lambda t: set(last_block_line(t) or []) == {"vda", "sr0"},
                  "the unplugged disk gone")
@@ -143,11 +144,6 @@ def test_boot_from_disk_hotplug_snapshot_cd(daemon, guest):  # noqa: F811
     wait_console(daemon, uuid, lambda t: "XAPID-GUEST-BOOT disk" in t, "a boot from the disk")
     ok(proxy.VM.hard_shutdown(s, vm))
     assert not any(ok(proxy.VBD.get_currently_attached(s, v)) for v in ok(proxy.VM.get_VBDs(s, vm)))
-
-
-def err_code(reply):
-    assert reply["Status"] == "Failure", reply
-    return reply["ErrorDescription"][0]
 
 
 def qmp_inserted(daemon, uuid, device_id):

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from xapid_daemon import PASSWORD, Daemon
+from xapid_daemon import PASSWORD, Daemon, err, ok
 
 MiB = 1 << 20
 SIZE = 64 * MiB
@@ -33,16 +33,6 @@ def daemon():
 @pytest.fixture()
 def api(daemon):
     return daemon.login()
-
-
-def ok(reply):
-    assert reply["Status"] == "Success", reply
-    return reply["Value"]
-
-
-def err(reply):
-    assert reply["Status"] == "Failure", reply
-    return reply["ErrorDescription"]
 
 
 def default_sr(api):
