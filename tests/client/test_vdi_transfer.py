@@ -520,18 +520,21 @@ def test_failed_raw_import_leaves_a_raw_leaf_as_it_was(daemon, api, tmp_path):
               body=iter([b"\x11" * MiB] * 9), encode_chunked=True)
     assert c.getresponse().status == 400
     assert task_record(api, task)["error_info"][0] == "VDI_TOO_SMALL"
+    cut_task = new_task(api)
     c = conn(daemon)
-    c.putrequest("PUT", f"/import_raw_vdi?session_id={s}&vdi={vdi}")
+    c.putrequest("PUT", f"/import_raw_vdi?session_id={s}&vdi={vdi}&task_id={cut_task}")
     c.putheader("Content-Length", str(8 * MiB))
     c.endheaders()
     c.send(b"\xff" * MiB)
     c.sock.shutdown(socket.SHUT_RDWR)
     c.close()
-    # The server may not have begun the cut import yet: wait for the record
-    # to come back to what it was, not for the lock to be free once.
+    # The server may not even have begun the cut import when the client is
+    # done: its task says when it has ended, and the lock goes right after.
     deadline = time.time() + 20
-    while ok(proxy.VDI.get_record(s, vdi)) != record_before and time.time() < deadline:
-        time.sleep(0.1)
+    while (task_record(api, cut_task)["status"] == "pending" or
+           ok(proxy.VDI.get_current_operations(s, vdi))) and time.time() < deadline:
+        time.sleep(0.05)
+    assert task_record(api, cut_task)["error_info"] == ["IMPORT_ERROR_PREMATURE_EOF"]
     assert ok(proxy.VDI.get_record(s, vdi)) == record_before
     assert get(daemon, session_id=s, vdi=vdi)[1] == open(old, "rb").read()
     assert no_leftovers(api)
