@@ -2,6 +2,7 @@
 #include "qmp.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -11,6 +12,7 @@
 struct QmpConn {
     int fd;
     int timeout_ms;
+    bool closed;  /* the other end closed the connection */
     GString *buf; /* bytes read and not yet consumed */
 };
 
@@ -49,8 +51,10 @@ static char *read_line(QmpConn *q)
         do
             got = read(q->fd, chunk, sizeof chunk);
         while (got < 0 && errno == EINTR);
-        if (got <= 0)
+        if (got <= 0) {
+            q->closed = got == 0;
             return NULL;
+        }
         g_string_append_len(q->buf, chunk, got);
     }
 }
@@ -117,6 +121,44 @@ json_object *qmp_execute(QmpConn *q, const char *command, const char *args, Xapi
     }
 }
 
+/* QEMU serves one monitor client at a time. Right after a guest shut
+ * itself down, QEMU has been seen closing a new monitor connection before
+ * sending the greeting (VM.clean_reboot's system_reset, in the XO
+ * lifecycle test, about one run in fifteen). Nothing was sent on such a
+ * connection, so it is tried again until the greeting's time is up. */
+#define CONNECT_RETRY_US (20 * 1000)
+
+/* Connects and reads the greeting; NULL with err set on failure, and
+ * *dropped when QEMU closed the connection without greeting. */
+static QmpConn *connect_once(const struct sockaddr_un *addr, int greeting_ms, bool *dropped,
+                             XapiError **err)
+{
+    *dropped = false;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (const struct sockaddr *)addr, sizeof *addr) < 0) {
+        xapi_error_internal(err, "QMP: cannot connect to %s: %s", addr->sun_path,
+                            g_strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    QmpConn *q = g_new0(QmpConn, 1);
+    q->fd = fd;
+    q->timeout_ms = greeting_ms;
+    q->buf = g_string_new(NULL);
+    json_object *greeting = qmp_read(q);
+    json_object *unused = NULL;
+    if (!greeting || !json_object_object_get_ex(greeting, "QMP", &unused)) {
+        *dropped = !greeting && q->closed;
+        json_object_put(greeting);
+        qmp_close(q);
+        xapi_error_internal(err, "QMP: no greeting on %s", addr->sun_path);
+        return NULL;
+    }
+    json_object_put(greeting);
+    return q;
+}
+
 QmpConn *qmp_connect(const char *socket_path, int timeout_ms, XapiError **err)
 {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
@@ -125,27 +167,22 @@ QmpConn *qmp_connect(const char *socket_path, int timeout_ms, XapiError **err)
         return NULL;
     }
     strcpy(addr.sun_path, socket_path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
-        xapi_error_internal(err, "QMP: cannot connect to %s: %s", socket_path,
-                            g_strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return NULL;
+    int greeting_ms = timeout_ms > 0 ? timeout_ms : 10000;
+    int64_t deadline = g_get_monotonic_time() + (int64_t)greeting_ms * 1000;
+    QmpConn *q;
+    for (;;) {
+        bool dropped;
+        g_autoptr(XapiError) attempt_error = NULL;
+        q = connect_once(&addr, greeting_ms, &dropped, &attempt_error);
+        if (q)
+            break;
+        if (!dropped || g_get_monotonic_time() + CONNECT_RETRY_US >= deadline) {
+            if (err)
+                *err = g_steal_pointer(&attempt_error);
+            return NULL;
+        }
+        g_usleep(CONNECT_RETRY_US);
     }
-    QmpConn *q = g_new0(QmpConn, 1);
-    q->fd = fd;
-    q->timeout_ms = timeout_ms > 0 ? timeout_ms : 10000;
-    q->buf = g_string_new(NULL);
-    json_object *greeting = qmp_read(q);
-    json_object *unused = NULL;
-    if (!greeting || !json_object_object_get_ex(greeting, "QMP", &unused)) {
-        json_object_put(greeting);
-        qmp_close(q);
-        xapi_error_internal(err, "QMP: no greeting on %s", socket_path);
-        return NULL;
-    }
-    json_object_put(greeting);
     json_object *ok = qmp_execute(q, "qmp_capabilities", NULL, err);
     if (!ok && err && *err) {
         qmp_close(q);
