@@ -164,14 +164,14 @@ class Libvirt:
 
     def domain_xml(self, name, console, args, kvm):
         # As close as libvirt gets to bench/vm_start.py's bare QEMU command:
-        # q35, same accelerator, 192 MiB, 1 vCPU, direct kernel boot, serial
+        # i440fx PC, same accelerator, 192 MiB, 1 vCPU, direct kernel boot, serial
         # to a file, no disk, network, graphics, USB or balloon.
         return f"""<domain type='{"kvm" if kvm else "qemu"}'>
   <name>{name}</name>
   <memory unit='MiB'>192</memory>
   <vcpu>1</vcpu>
   <os>
-    <type arch='x86_64' machine='q35'>hvm</type>
+    <type arch='x86_64' machine='pc'>hvm</type>
     <kernel>{self.kernel}</kernel>
     <initrd>{self.initrd}</initrd>
     <cmdline>{args}</cmdline>

@@ -8,7 +8,7 @@ the same run:
 2. The same kernel, initrd and memory launched as a bare qemu-system-x86_64
    (the peer): launch until the same ready line.
    And xapid's own QEMU command line (read back from /proc) launched by
-   hand: the same virtual machine (hot-plug ports, VGA console, CPU model)
+   hand: the same virtual machine (VGA console, pvpanic, CPU model)
    without the toolstack, which tells the toolstack's share apart from
    the virtual hardware's.
 3. The same guest as a transient libvirt domain (the other peer,
@@ -51,7 +51,13 @@ def wait_line(path, count, deadline):
 
 
 def kvm_usable():
-    return os.access("/dev/kvm", os.R_OK | os.W_OK)
+    """As xapid decides (src/xenops/driver_qemu.c): /dev/kvm and a CPU with
+    VT-x or AMD-V; a nested host's software KVM (kvm-pvm) hangs stock guests."""
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return False
+    with open("/proc/cpuinfo") as f:
+        return any(line.startswith("flags") and {"vmx", "svm"} & set(line.split(":", 1)[1].split())
+                   for line in f)
 
 
 def bare_qemu(kernel, initrd):
@@ -59,7 +65,9 @@ def bare_qemu(kernel, initrd):
     log = os.path.join(d, "console.log")
     accel = "kvm" if kvm_usable() else "tcg"
     started = time.perf_counter()
-    proc = subprocess.Popen(["qemu-system-x86_64", "-machine", f"q35,accel={accel}", "-m", "192",
+    # QEMU's defaults: no -machine (the i440fx PC, as xapid's domains and
+    # Xen HVM guests use) and no -cpu (qemu64).
+    proc = subprocess.Popen(["qemu-system-x86_64", "-accel", accel, "-m", "192",
                              "-nodefaults", "-no-user-config", "-display", "none",
                              "-kernel", kernel, "-initrd", initrd, "-append", ARGS,
                              "-chardev", f"file,id=c,path={log}", "-serial", "chardev:c"])

@@ -60,7 +60,8 @@ int main(int argc, char **argv)
          "The root password on first start; generated and written there if missing "
          "(default STATE_DIR/root-password)", "FILE"},
         {"hypervisor", 0, 0, G_OPTION_ARG_STRING, &hypervisor,
-         "How VMs run: qemu (a QEMU process per VM, KVM when /dev/kvm is usable, else TCG; "
+         "How VMs run: qemu (a QEMU process per VM, KVM when /dev/kvm is usable and the CPU has "
+         "VT-x or AMD-V, else TCG; "
          "the default) or sim (simulated domains, for scale tests)", "qemu|sim"},
         {"print-compat", 0, 0, G_OPTION_ARG_NONE, &print_compat,
          "Print docs/compat.md (implemented messages) and exit", NULL},

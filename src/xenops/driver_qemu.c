@@ -272,13 +272,35 @@ static void remove_runtime_files(const Domain *d)
     }
 }
 
+/* Whether the host CPU offers hardware virtualization (Intel VT-x or AMD-V),
+ * as kvm-ok decides. A /dev/kvm without it (a nested host's software
+ * flavour such as kvm-pvm) runs only guests built for it: a stock kernel
+ * under QEMU hangs there, so such hosts run TCG. */
+static bool cpu_has_virtualization(void)
+{
+    g_autofree char *cpuinfo = NULL;
+    if (!g_file_get_contents("/proc/cpuinfo", &cpuinfo, NULL, NULL))
+        return false;
+    bool found = false;
+    g_auto(GStrv) lines = g_strsplit(cpuinfo, "\n", -1);
+    for (char **line = lines; *line && !found; line++) {
+        if (!g_str_has_prefix(*line, "flags"))
+            continue;
+        g_auto(GStrv) flags = g_strsplit_set(strchr(*line, ':') ? strchr(*line, ':') + 1 : "",
+                                             " \t", -1);
+        for (char **f = flags; *f && !found; f++)
+            found = strcmp(*f, "vmx") == 0 || strcmp(*f, "svm") == 0;
+    }
+    return found;
+}
+
 static const char *accel(void)
 {
     int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
     if (fd < 0)
         return "tcg";
     close(fd);
-    return "kvm";
+    return cpu_has_virtualization() ? "kvm" : "tcg";
 }
 
 static int wait_incoming(Domain *d, XapiError **err);

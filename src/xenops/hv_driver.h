@@ -34,10 +34,12 @@ typedef struct {
 } HvStatus;
 
 /* A disk of a domain: a VBD and the image behind it. Devices are named
- * after the slot (the VBD's userdevice): disks sit on PCIe root port
- * slot (hot-pluggable), CD drives on AHCI port slot. */
+ * after the slot (the VBD's userdevice). The machine is an i440fx PC, as a
+ * Xen HVM guest's is: disks are virtio-blk devices on the root PCI bus
+ * (hot-pluggable through ACPI), CD drives the four IDE units (slot 3 is
+ * the secondary slave, hdd). */
 #define HV_DISK_SLOTS 8
-#define HV_CD_SLOTS 6
+#define HV_CD_SLOTS 4
 typedef struct {
     int slot;
     bool cdrom;

@@ -32,5 +32,8 @@ char **qemu_cmdline(const QemuHost *host, const char *uuid, const Xv *vm, const 
 char *qemu_disk_blockdev_json(const HvDisk *disk);
 char *qemu_disk_device_json(const HvDisk *disk);
 /* A slot's device id; its block node is "vbd<slot>" (and its successors
- * after live snapshots), its root port "rp<slot>". */
+ * after live snapshots). */
 #define QEMU_DISK_ID_FMT "vbd%d-dev"
+/* A disk slot's PCI slot on the root bus, clear of the host bridge (0),
+ * the PIIX3 (1) and the VGA (2) whatever else is added later. */
+#define QEMU_DISK_PCI_SLOT(slot) (0x08 + (slot))
