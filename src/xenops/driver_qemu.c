@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "host_accel.h"
 #include "hv_driver.h"
 #include "qemu_cmdline.h"
 #include "qmp.h"
@@ -272,37 +273,6 @@ static void remove_runtime_files(const Domain *d)
     }
 }
 
-/* Whether the host CPU offers hardware virtualization (Intel VT-x or AMD-V),
- * as kvm-ok decides. A /dev/kvm without it (a nested host's software
- * flavour such as kvm-pvm) runs only guests built for it: a stock kernel
- * under QEMU hangs there, so such hosts run TCG. */
-static bool cpu_has_virtualization(void)
-{
-    g_autofree char *cpuinfo = NULL;
-    if (!g_file_get_contents("/proc/cpuinfo", &cpuinfo, NULL, NULL))
-        return false;
-    bool found = false;
-    g_auto(GStrv) lines = g_strsplit(cpuinfo, "\n", -1);
-    for (char **line = lines; *line && !found; line++) {
-        if (!g_str_has_prefix(*line, "flags"))
-            continue;
-        g_auto(GStrv) flags = g_strsplit_set(strchr(*line, ':') ? strchr(*line, ':') + 1 : "",
-                                             " \t", -1);
-        for (char **f = flags; *f && !found; f++)
-            found = strcmp(*f, "vmx") == 0 || strcmp(*f, "svm") == 0;
-    }
-    return found;
-}
-
-static const char *accel(void)
-{
-    int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
-    if (fd < 0)
-        return "tcg";
-    close(fd);
-    return cpu_has_virtualization() ? "kvm" : "tcg";
-}
-
 static int wait_incoming(Domain *d, XapiError **err);
 static int qmp_transition(const char *uuid, const char *command, HvState from, HvState to,
                           XapiError **err);
@@ -329,7 +299,7 @@ static int qemu_start(const char *uuid, const Xv *vm, const HvDisk *disks, size_
     g_autofree char *console = domain_path(d, QEMU_CONSOLE_LOG);
     if (!resume_image) /* a resumed guest's console goes on where it was */
         unlink(console);
-    QemuHost host = {qemu.binary, accel(), d->dir};
+    QemuHost host = {qemu.binary, host_accel(), d->dir};
     g_auto(GStrv) argv = qemu_cmdline(&host, uuid, vm, disks, n_disks, resume_image, paused, err);
     if (!argv) {
         domain_free(d);
@@ -795,6 +765,6 @@ const HvDriver *hv_qemu_driver(const char *state_dir, HvChangeNotify notify, Xap
         g_warning("qemu-system-x86_64 not found: VMs cannot start (see --hypervisor)");
     qemu.notify = notify;
     qemu.domains = g_hash_table_new(g_str_hash, g_str_equal);
-    qemu_driver.accel = accel();
+    qemu_driver.accel = host_accel();
     return &qemu_driver;
 }
