@@ -51,7 +51,7 @@ def wait_line(path, count, deadline):
 
 
 def kvm_usable():
-    """As xapid decides (src/xenops/driver_qemu.c): /dev/kvm and a CPU with
+    """As xapid decides (src/xenops/host_accel.c): /dev/kvm and a CPU with
     VT-x or AMD-V; a nested host's software KVM (kvm-pvm) hangs stock guests."""
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return False

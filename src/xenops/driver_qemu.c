@@ -299,7 +299,7 @@ static int qemu_start(const char *uuid, const Xv *vm, const HvDisk *disks, size_
     g_autofree char *console = domain_path(d, QEMU_CONSOLE_LOG);
     if (!resume_image) /* a resumed guest's console goes on where it was */
         unlink(console);
-    QemuHost host = {qemu.binary, host_accel(), d->dir};
+    QemuHost host = {qemu.binary, qemu_driver.accel, d->dir};
     g_auto(GStrv) argv = qemu_cmdline(&host, uuid, vm, disks, n_disks, resume_image, paused, err);
     if (!argv) {
         domain_free(d);
