@@ -7,7 +7,6 @@
  * them again from the directory. */
 #include <errno.h>
 #include <stdarg.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
