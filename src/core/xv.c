@@ -312,6 +312,22 @@ void xv_array_remove_at(Xv *arr, guint i)
     g_array_remove_index(arr->items, i);
 }
 
+void xv_array_take_at(Xv *arr, guint i, Xv *out)
+{
+    g_return_if_fail(arr->kind == XV_ARRAY && i < xv_len(arr));
+    Xv *slot = &g_array_index(arr->items, Xv, i);
+    *out = *slot;
+    *slot = (Xv){0}; /* nothing left for the clear function */
+    g_array_remove_index(arr->items, i);
+}
+
+void xv_array_insert_at(Xv *arr, guint i, Xv *item)
+{
+    g_return_if_fail(arr->kind == XV_ARRAY && i <= xv_len(arr));
+    g_array_insert_vals(items_for(arr, 4), i, item, 1);
+    *item = (Xv){0};
+}
+
 static gint member_index(const Xv *st, const char *key)
 {
     for (guint i = 0; i < xv_len(st); i++)

@@ -85,6 +85,10 @@ const XvMember *xv_member_at(const Xv *v, guint i);
 void xv_array_append(Xv *arr, Xv *item);
 void xv_array_append_string(Xv *arr, const char *s);
 void xv_array_remove_at(Xv *arr, guint i);
+/* Moves item i out into *out (which must be clear) and closes the gap. */
+void xv_array_take_at(Xv *arr, guint i, Xv *out);
+/* Moves *item (an inline value, left clear) into position i. */
+void xv_array_insert_at(Xv *arr, guint i, Xv *item);
 
 /* Structs: set takes ownership of value and replaces an existing key. */
 void xv_struct_set(Xv *st, const char *key, Xv *value);

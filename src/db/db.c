@@ -1,5 +1,7 @@
 /* db.c: in-memory object tables, relations kept both ways, persisted
- * through the SQLite store. */
+ * through the SQLite store. Each write transaction keeps an undo journal:
+ * when its COMMIT fails (disk full, I/O error) or it is aborted, memory is
+ * put back exactly as it was, and no event is published for it. */
 #include "db.h"
 
 #include <string.h>
@@ -8,14 +10,46 @@
 #include "db_text.h"
 #include "store.h"
 
+/* One change to memory made by the open write transaction, so that it can
+ * be undone (newest first) when the transaction does not commit. */
+typedef enum {
+    UNDO_INSERT,     /* row was inserted */
+    UNDO_SET,        /* row->fields[field] replaced; old holds the value before */
+    UNDO_DELETE,     /* row was unindexed; the journal owns it until commit */
+    UNDO_TOUCH,      /* row->modified bumped */
+    UNDO_SET_ADD,    /* a ref appended to the derived set row->fields[field] */
+    UNDO_SET_REMOVE, /* element `position` (kept in old) removed from a derived set */
+} UndoKind;
+
+typedef struct {
+    UndoKind kind;
+    guint field;
+    guint position;
+    DbRow *row;
+    uint64_t modified; /* row->modified before the change */
+    uint64_t deleted;  /* UNDO_DELETE: the deletion's generation */
+    Xv old;
+} UndoEntry;
+
+/* A change to publish to event watchers once the transaction commits. */
+typedef struct {
+    uint64_t generation;
+    const DmClass *cls;
+    char *ref;
+} PendingChange;
+
 static struct {
     GRWLock lock;
     Store *store;          /* NULL when memory-only */
     GHashTable *by_ref;    /* ref -> DbRow, every class */
     GHashTable **by_class; /* [class index]: ref -> DbRow */
     GHashTable **by_uuid;  /* [class index]: uuid -> DbRow */
-    uint64_t generation;
+    uint64_t generation;   /* the writer's counter; readers see published_generation */
+    uint64_t published_generation; /* the generation of the last committed write */
+    uint64_t generation_at_begin;  /* restored when the open write is undone */
     bool in_write;
+    GArray *undo;          /* UndoEntry of the open write, oldest first */
+    GArray *pending;       /* PendingChange of the open write */
     GQueue **deletions;    /* [class index]: DbDeletion*, oldest first */
     uint64_t *forgotten;   /* [class index]: newest deletion trimmed away */
     struct {               /* the most recent changes, for event.from */
@@ -29,18 +63,31 @@ static struct {
     GCond changed;         /* broadcast after each commit */
 } db;
 
-/* Remembers that row changed at the current generation. */
+/* Remembers that row changed at the current generation; published to the
+ * ring of recent changes when the write commits. */
 static void note_change(const DbRow *row)
+{
+    PendingChange c = {db.generation, row->cls, g_strdup(row->ref)};
+    g_array_append_val(db.pending, c);
+}
+
+static void publish_change(PendingChange *c)
 {
     guint slot = db.changes_next;
     if (db.changes[slot].ref) {
         db.changes_oldest = db.changes[slot].generation;
         g_free(db.changes[slot].ref);
     }
-    db.changes[slot].generation = db.generation;
-    db.changes[slot].cls = row->cls;
-    db.changes[slot].ref = g_strdup(row->ref);
+    db.changes[slot].generation = c->generation;
+    db.changes[slot].cls = c->cls;
+    db.changes[slot].ref = c->ref; /* moved */
     db.changes_next = (slot + 1) % DB_CHANGES_KEPT;
+}
+
+static void journal(UndoKind kind, DbRow *row, guint field, uint64_t modified)
+{
+    UndoEntry e = {.kind = kind, .field = field, .row = row, .modified = modified};
+    g_array_append_val(db.undo, e);
 }
 
 static void deletion_free(gpointer p)
@@ -118,6 +165,7 @@ static void derived_add(const DmField *derived, const char *target_ref, const ch
     for (guint i = 0; i < xv_len(set); i++)
         if (strcmp(xv_str(xv_at(set, i)), ref) == 0)
             return;
+    journal(UNDO_SET_ADD, target, derived->index, target->modified);
     xv_array_append(set, xv_new_string(ref));
     target->modified = db.generation;
     note_change(target);
@@ -131,7 +179,10 @@ static void derived_remove(const DmField *derived, const char *target_ref, const
     Xv *set = &target->fields[derived->index];
     for (guint i = 0; i < xv_len(set); i++) {
         if (strcmp(xv_str(xv_at(set, i)), ref) == 0) {
-            xv_array_remove_at(set, i);
+            journal(UNDO_SET_REMOVE, target, derived->index, target->modified);
+            UndoEntry *e = &g_array_index(db.undo, UndoEntry, db.undo->len - 1);
+            e->position = i;
+            xv_array_take_at(set, i, &e->old);
             target->modified = db.generation;
             note_change(target);
             return;
@@ -227,6 +278,8 @@ int db_open(const char *state_dir, XapiError **err)
     db.by_uuid = g_new0(GHashTable *, dm_n_classes);
     db.deletions = g_new0(GQueue *, dm_n_classes);
     db.forgotten = g_new0(uint64_t, dm_n_classes);
+    db.undo = g_array_new(FALSE, FALSE, sizeof(UndoEntry));
+    db.pending = g_array_new(FALSE, FALSE, sizeof(PendingChange));
     for (unsigned c = 0; c < dm_n_classes; c++) {
         db.deletions[c] = g_queue_new();
         db.by_class[c] = g_hash_table_new(g_str_hash, g_str_equal);
@@ -235,7 +288,7 @@ int db_open(const char *state_dir, XapiError **err)
     /* Generations start from the clock (in microseconds), so that a token
      * from before a restart is below every generation of this run: its
      * holder then sees every object again (a resync), never misses one. */
-    db.generation = (uint64_t)g_get_real_time();
+    db.generation = db.published_generation = (uint64_t)g_get_real_time();
     db.changes_oldest = db.generation;
     if (!state_dir)
         return 0;
@@ -262,7 +315,7 @@ int db_open(const char *state_dir, XapiError **err)
     g_hash_table_iter_init(&it, db.by_ref);
     while (g_hash_table_iter_next(&it, &key, &value))
         ((DbRow *)value)->created = ((DbRow *)value)->modified = db.generation;
-    db.changes_oldest = db.generation;
+    db.changes_oldest = db.published_generation = db.generation;
     g_message("db: loaded %u objects from %s", lc.loaded, path);
     return 0;
 }
@@ -293,13 +346,15 @@ void db_close(void)
     g_free(db.by_uuid);
     g_free(db.deletions);
     g_free(db.forgotten);
+    g_array_free(db.undo, TRUE);
+    g_array_free(db.pending, TRUE);
     for (guint i = 0; i < DB_CHANGES_KEPT; i++)
         g_free(db.changes[i].ref);
     g_rw_lock_clear(&db.lock);
     memset(&db, 0, sizeof db);
 }
 
-/* ---- locking ------------------------------------------------------------ */
+/* ---- locking and the undo journal -------------------------------------- */
 
 void db_read_begin(void) { g_rw_lock_reader_lock(&db.lock); }
 void db_read_end(void) { g_rw_lock_reader_unlock(&db.lock); }
@@ -308,6 +363,7 @@ int db_write_begin(XapiError **err)
 {
     g_rw_lock_writer_lock(&db.lock);
     db.in_write = true;
+    db.generation_at_begin = db.generation;
     if (db.store && store_begin(db.store, err) < 0) {
         db.in_write = false;
         g_rw_lock_writer_unlock(&db.lock);
@@ -316,32 +372,138 @@ int db_write_begin(XapiError **err)
     return 0;
 }
 
-int db_write_commit(XapiError **err)
+/* Remembers a committed deletion for event watchers (XAPI keeps at most
+ * 512 per table and trims to 256: clients that fall further behind notice
+ * through valid_ref_counts). */
+static void remember_deletion(const DbRow *row, uint64_t deleted)
 {
-    int rc = 0;
-    if (db.store && store_commit(db.store, err) < 0) {
-        /* Memory already holds the change; the disk does not. Say so loudly:
-         * the next restart will not see this write. */
-        g_critical("db: commit to SQLite failed; in-memory state is ahead of disk");
-        store_rollback(db.store);
-        rc = -1;
+    if (!row->cls->gen_events)
+        return;
+    GQueue *q = db.deletions[row->cls->index];
+    DbDeletion *d = g_new(DbDeletion, 1);
+    *d = (DbDeletion){g_strdup(row->ref), row->created, deleted, db_row_record(row)};
+    g_queue_push_tail(q, d);
+    if (q->length > DB_DELETIONS_KEPT) {
+        while (q->length > DB_DELETIONS_KEPT / 2) {
+            DbDeletion *old = g_queue_pop_head(q);
+            db.forgotten[row->cls->index] = old->deleted;
+            deletion_free(old);
+        }
     }
+}
+
+/* The write committed: what the journal kept for undoing is dropped, the
+ * deleted rows are freed and the changes published to event watchers. */
+static void journal_settle(void)
+{
+    for (guint i = 0; i < db.undo->len; i++) {
+        UndoEntry *e = &g_array_index(db.undo, UndoEntry, i);
+        xv_clear(&e->old);
+        if (e->kind == UNDO_DELETE) {
+            remember_deletion(e->row, e->deleted);
+            db_row_free(e->row);
+        }
+    }
+    g_array_set_size(db.undo, 0);
+    for (guint i = 0; i < db.pending->len; i++)
+        publish_change(&g_array_index(db.pending, PendingChange, i));
+    g_array_set_size(db.pending, 0);
+    __atomic_store_n(&db.published_generation, db.generation, __ATOMIC_RELEASE);
+}
+
+static void undo_entry(UndoEntry *e)
+{
+    DbRow *row = e->row;
+    Xv *slot = &row->fields[e->field];
+    switch (e->kind) {
+    case UNDO_INSERT:
+        unindex_row(row);
+        db_row_free(row);
+        return;
+    case UNDO_DELETE:
+        index_row(row);
+        return;
+    case UNDO_SET: {
+        bool is_uuid = (int)e->field == row->cls->uuid_field;
+        if (is_uuid)
+            unindex_row(row);
+        xv_clear(slot);
+        *slot = e->old;
+        e->old = (Xv){0};
+        if (is_uuid)
+            index_row(row);
+        break;
+    }
+    case UNDO_TOUCH:
+        break;
+    case UNDO_SET_ADD:
+        xv_array_remove_at(slot, xv_len(slot) - 1);
+        break;
+    case UNDO_SET_REMOVE:
+        xv_array_insert_at(slot, e->position, &e->old);
+        break;
+    }
+    row->modified = e->modified;
+}
+
+/* The write did not commit: every change to memory is undone, newest
+ * first, and nothing is published. */
+static void journal_undo(void)
+{
+    for (guint i = db.undo->len; i-- > 0;)
+        undo_entry(&g_array_index(db.undo, UndoEntry, i));
+    g_array_set_size(db.undo, 0);
+    for (guint i = 0; i < db.pending->len; i++)
+        g_free(g_array_index(db.pending, PendingChange, i).ref);
+    g_array_set_size(db.pending, 0);
+    db.generation = db.generation_at_begin;
+}
+
+static void write_end(bool changed)
+{
     db.in_write = false;
     g_rw_lock_writer_unlock(&db.lock);
+    if (!changed)
+        return;
     g_mutex_lock(&db.change_lock);
     g_cond_broadcast(&db.changed);
     g_mutex_unlock(&db.change_lock);
-    return rc;
+}
+
+int db_write_commit(XapiError **err)
+{
+    g_return_val_if_fail(db.in_write, xapi_error_internal(err, "db: commit outside a write"));
+    if (db.store && store_commit(db.store, err) < 0) {
+        /* The disk does not hold the change, so memory must not either:
+         * nobody is told of a write that a restart would not show. */
+        g_warning("db: commit failed; the write is undone in memory");
+        store_rollback(db.store);
+        journal_undo();
+        write_end(false);
+        return -1;
+    }
+    journal_settle();
+    write_end(true);
+    return 0;
+}
+
+void db_write_abort(void)
+{
+    g_return_if_fail(db.in_write);
+    if (db.store)
+        store_rollback(db.store);
+    journal_undo();
+    write_end(false);
 }
 
 bool db_wait_for_change(uint64_t since, int64_t deadline)
 {
     g_mutex_lock(&db.change_lock);
-    while (__atomic_load_n(&db.generation, __ATOMIC_ACQUIRE) <= since) {
+    while (__atomic_load_n(&db.published_generation, __ATOMIC_ACQUIRE) <= since) {
         if (!g_cond_wait_until(&db.changed, &db.change_lock, deadline))
             break;
     }
-    bool passed = __atomic_load_n(&db.generation, __ATOMIC_ACQUIRE) > since;
+    bool passed = __atomic_load_n(&db.published_generation, __ATOMIC_ACQUIRE) > since;
     g_mutex_unlock(&db.change_lock);
     return passed;
 }
@@ -372,14 +534,6 @@ void db_foreach_deletion(const DmClass *cls, uint64_t since,
         if (d->deleted > since)
             fn(d, ctx);
     }
-}
-
-void db_write_abort(void)
-{
-    if (db.store)
-        store_rollback(db.store);
-    db.in_write = false;
-    g_rw_lock_writer_unlock(&db.lock);
 }
 
 /* ---- reads -------------------------------------------------------------- */
@@ -461,12 +615,14 @@ void db_row_put(DbRow *row, const char *field_name, Xv *value)
 
 int db_insert(DbRow *row, XapiError **err)
 {
-    g_return_val_if_fail(db.in_write, -1);
-    if (persist_row(row, err) < 0) {
+    if (!db.in_write || persist_row(row, err) < 0) {
+        if (!db.in_write)
+            xapi_error_internal(err, "db: write outside a write transaction");
         db_row_free(row);
         return -1;
     }
     row->created = row->modified = ++db.generation;
+    journal(UNDO_INSERT, row, 0, 0);
     note_change(row);
     index_row(row);
     relations_link(row);
@@ -490,7 +646,10 @@ char *db_insert_and_commit(DbRow *row, XapiError **err)
 
 int db_set(DbRow *row, const DmField *field, Xv *value, XapiError **err)
 {
-    g_return_val_if_fail(db.in_write, -1);
+    if (!db.in_write) {
+        xv_free(value);
+        return xapi_error_internal(err, "db: write outside a write transaction");
+    }
     Xv *slot = &row->fields[field->index];
     if (persisted(row->cls) && !field->derived) {
         g_autofree char *text = db_text_from_value(field->type, value);
@@ -499,13 +658,16 @@ int db_set(DbRow *row, const DmField *field, Xv *value, XapiError **err)
             return -1;
         }
     }
+    uint64_t modified = row->modified;
     row->modified = ++db.generation;
     note_change(row);
     bool is_uuid = (int)field->index == row->cls->uuid_field;
     if (is_uuid)
         unindex_row(row);
     relation_apply(row, field, slot, derived_remove);
-    xv_clear(slot);
+    journal(UNDO_SET, row, field->index, modified);
+    g_array_index(db.undo, UndoEntry, db.undo->len - 1).old = *slot;
+    *slot = (Xv){0};
     xv_move_into(slot, value);
     relation_apply(row, field, slot, derived_add);
     if (is_uuid)
@@ -553,33 +715,21 @@ int db_update(const char *class_name, const char *ref, const char *field_name, X
 
 int db_delete(DbRow *row, XapiError **err)
 {
-    g_return_val_if_fail(db.in_write, -1);
+    if (!db.in_write)
+        return xapi_error_internal(err, "db: write outside a write transaction");
     if (persisted(row->cls) && store_delete_row(db.store, row->cls, row->ref, err) < 0)
         return -1;
-    ++db.generation;
-    if (row->cls->gen_events) {
-        GQueue *q = db.deletions[row->cls->index];
-        DbDeletion *d = g_new(DbDeletion, 1);
-        *d = (DbDeletion){g_strdup(row->ref), row->created, db.generation, db_row_record(row)};
-        g_queue_push_tail(q, d);
-        /* XAPI keeps at most 512 and trims to 256: clients that fall
-         * further behind notice through valid_ref_counts. */
-        if (q->length > DB_DELETIONS_KEPT) {
-            while (q->length > DB_DELETIONS_KEPT / 2) {
-                DbDeletion *old = g_queue_pop_head(q);
-                db.forgotten[row->cls->index] = old->deleted;
-                deletion_free(old);
-            }
-        }
-    }
+    journal(UNDO_DELETE, row, 0, row->modified);
+    g_array_index(db.undo, UndoEntry, db.undo->len - 1).deleted = ++db.generation;
     relations_unlink(row);
-    unindex_row(row);
-    db_row_free(row);
+    unindex_row(row); /* freed when the write commits */
     return 0;
 }
 
 void db_touch(DbRow *row)
 {
+    g_return_if_fail(db.in_write);
+    journal(UNDO_TOUCH, row, 0, row->modified);
     row->modified = ++db.generation;
     note_change(row);
 }
@@ -591,7 +741,8 @@ char *db_meta_get(const char *key)
 
 int db_meta_put(const char *key, const char *value, XapiError **err)
 {
-    g_return_val_if_fail(db.in_write, -1);
+    if (!db.in_write)
+        return xapi_error_internal(err, "db: write outside a write transaction");
     return db.store ? store_meta_set(db.store, key, value, err) : 0;
 }
 

@@ -1,6 +1,8 @@
 /* store.c: SQLite tables per class, schema upgrades, cached statements. */
 #include "store.h"
 
+#include "fault_vfs.h"
+
 #include <sqlite3.h>
 #include <string.h>
 
@@ -12,22 +14,31 @@ typedef struct ClassStatements {
 
 struct Store {
     sqlite3 *db;
+    char *dir;              /* the directory holding the database, for OUT_OF_SPACE */
     ClassStatements *stmts; /* [class index], persisted classes only */
 };
 
+/* Sets the error for SQLite's last failure: a full disk is XAPI's
+ * OUT_OF_SPACE [location], anything else INTERNAL_ERROR. */
 static int sqlite_fail(Store *s, XapiError **err, const char *what)
 {
+    if ((sqlite3_extended_errcode(s->db) & 0xff) == SQLITE_FULL)
+        return xapi_error_set(err, "OUT_OF_SPACE", s->dir, NULL);
     return xapi_error_internal(err, "sqlite: %s: %s", what, sqlite3_errmsg(s->db));
 }
 
 static int exec(Store *s, const char *sql, XapiError **err)
 {
-    char *msg = NULL;
-    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        xapi_error_internal(err, "sqlite: %s: %s", sql, msg ? msg : "?");
-        sqlite3_free(msg);
-        return -1;
-    }
+    if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        return sqlite_fail(s, err, sql);
+    return 0;
+}
+
+/* Writes happen only inside store_begin/store_commit. */
+static int check_in_transaction(Store *s, XapiError **err)
+{
+    if (sqlite3_get_autocommit(s->db))
+        return xapi_error_internal(err, "sqlite: write outside a transaction");
     return 0;
 }
 
@@ -100,8 +111,9 @@ static int prepare_class(Store *s, const DmClass *cls, XapiError **err)
 Store *store_open(const char *path, XapiError **err)
 {
     Store *s = g_new0(Store, 1);
+    s->dir = g_path_get_dirname(path);
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX;
-    if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
+    if (sqlite3_open_v2(path, &s->db, flags, fault_vfs_name()) != SQLITE_OK) {
         xapi_error_internal(err, "sqlite: cannot open %s: %s", path,
                             s->db ? sqlite3_errmsg(s->db) : "out of memory");
         store_close(s);
@@ -146,6 +158,7 @@ void store_close(Store *s)
     }
     g_free(s->stmts);
     sqlite3_close(s->db);
+    g_free(s->dir);
     g_free(s);
 }
 
@@ -171,7 +184,8 @@ static int step_done(Store *s, sqlite3_stmt *st, XapiError **err)
 int store_put_row(Store *s, const DmClass *cls, const char *ref, const char *const *texts,
                   XapiError **err)
 {
-    g_return_val_if_fail(cls->persist && !sqlite3_get_autocommit(s->db), -1);
+    if (check_in_transaction(s, err) < 0)
+        return -1;
     sqlite3_stmt *st = s->stmts[cls->index].put;
     int col = 1;
     sqlite3_bind_text(st, col++, ref, -1, SQLITE_STATIC);
@@ -184,7 +198,8 @@ int store_put_row(Store *s, const DmClass *cls, const char *ref, const char *con
 int store_set_field(Store *s, const DmClass *cls, const char *ref, const DmField *field,
                     const char *text, XapiError **err)
 {
-    g_return_val_if_fail(cls->persist && !field->derived && !sqlite3_get_autocommit(s->db), -1);
+    if (check_in_transaction(s, err) < 0)
+        return -1;
     sqlite3_stmt **st = &s->stmts[cls->index].set[field->index];
     if (!*st) {
         g_autofree char *sql = g_strdup_printf("UPDATE \"%s\" SET \"%s\" = ? WHERE \"_ref\" = ?",
@@ -199,7 +214,8 @@ int store_set_field(Store *s, const DmClass *cls, const char *ref, const DmField
 
 int store_delete_row(Store *s, const DmClass *cls, const char *ref, XapiError **err)
 {
-    g_return_val_if_fail(cls->persist && !sqlite3_get_autocommit(s->db), -1);
+    if (check_in_transaction(s, err) < 0)
+        return -1;
     sqlite3_stmt *st = s->stmts[cls->index].del;
     sqlite3_bind_text(st, 1, ref, -1, SQLITE_STATIC);
     return step_done(s, st, err);

@@ -61,9 +61,12 @@ static char *record_image(const char *sr_ref, const char *location, const char *
     db_row_put(vdi, "name_label", xv_new_string(label));
     db_row_put(vdi, "type", xv_new_static_string("suspend"));
     char *ref = g_strdup(vdi->ref);
-    if (storage_insert_vdi(vdi, err) < 0 || storage_refresh_sr_space(sr, err) < 0 ||
-        db_write_commit(err) < 0) {
+    if (storage_insert_vdi(vdi, err) < 0 || storage_refresh_sr_space(sr, err) < 0) {
         db_write_abort();
+        g_free(ref);
+        return NULL;
+    }
+    if (db_write_commit(err) < 0) {
         g_free(ref);
         return NULL;
     }
