@@ -32,6 +32,12 @@ C_KEYWORDS = {"default", "type", "int", "float", "double", "char", "long",
               "inline", "restrict", "true", "false", "call", "result"}
 
 
+# Operation locks are rebuilt at every start (operations_reset_all), so
+# they are kept in memory only: taking or releasing a lock never fails on
+# a full or failing disk, and a released lock can never stay held.
+RUNTIME_ONLY_FIELDS = {"current_operations", "allowed_operations"}
+
+
 def c_string(s):
     if s is None:
         return "NULL"
@@ -260,7 +266,8 @@ def main():
                 f"    {{ {c_string(f['name'])}, &{types.ids[f['type'].strip()]}, "
                 f"{QUALIFIERS[f['qualifier']]}, {STATES[f['state']]}, "
                 f"{c_string(default_to_db(f['type'], kind, field_defaults.get(cname + '.' + f['name'], f.get('default'))))}, {i}, "
-                f"&dm_classes[{ci}], {rev_expr}, {derived} }},")
+                f"&dm_classes[{ci}], {rev_expr}, {derived}, "
+                f"{'true' if f['name'] in RUNTIME_ONLY_FIELDS else 'false'} }},")
         out.append(f"static const DmField dm_fields_{cname}[] = {{")
         out.extend(rows or ["    { 0 }"])
         out.append("};")

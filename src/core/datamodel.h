@@ -72,6 +72,8 @@ typedef struct DmField {
      * it, never persisted and read-only through the API. */
     const struct DmField *reverse;
     bool derived;
+    /* Kept in memory only, rebuilt at start-up (operation locks). */
+    bool runtime_only;
 } DmField;
 
 typedef enum {

@@ -224,6 +224,11 @@ static bool persisted(const DmClass *cls)
     return db.store && cls->persist;
 }
 
+static bool stored(const DmField *f)
+{
+    return !f->derived && !f->runtime_only;
+}
+
 static int persist_row(const DbRow *row, XapiError **err)
 {
     if (!persisted(row->cls))
@@ -231,9 +236,9 @@ static int persist_row(const DbRow *row, XapiError **err)
     const DmClass *cls = row->cls;
     g_autoptr(GPtrArray) texts = g_ptr_array_new_with_free_func(g_free);
     for (unsigned i = 0; i < cls->n_fields; i++)
-        g_ptr_array_add(texts, cls->fields[i].derived
-                                   ? NULL
-                                   : db_text_from_value(cls->fields[i].type, &row->fields[i]));
+        g_ptr_array_add(texts, stored(&cls->fields[i])
+                                   ? db_text_from_value(cls->fields[i].type, &row->fields[i])
+                                   : NULL);
     return store_put_row(db.store, cls, row->ref, (const char *const *)texts->pdata, err);
 }
 
@@ -248,7 +253,7 @@ static int load_row(void *ctx, const DmClass *cls, const char *ref, const char *
     DbRow *row = row_alloc(cls, g_strdup(ref));
     for (unsigned i = 0; i < cls->n_fields; i++) {
         const DmField *f = &cls->fields[i];
-        Xv *v = (texts[i] && !f->derived) ? db_text_to_value(f->type, texts[i], lc->err)
+        Xv *v = (texts[i] && stored(f)) ? db_text_to_value(f->type, texts[i], lc->err)
                                           : db_field_default(f);
         if (!v) {
             db_row_free(row);
@@ -651,7 +656,7 @@ int db_set(DbRow *row, const DmField *field, Xv *value, XapiError **err)
         return xapi_error_internal(err, "db: write outside a write transaction");
     }
     Xv *slot = &row->fields[field->index];
-    if (persisted(row->cls) && !field->derived) {
+    if (persisted(row->cls) && stored(field)) {
         g_autofree char *text = db_text_from_value(field->type, value);
         if (store_set_field(db.store, row->cls, row->ref, field, text, err) < 0) {
             xv_free(value);
