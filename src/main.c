@@ -119,6 +119,7 @@ int main(int argc, char **argv)
             return fail(err);
         printf("xapid: listening on unix:%s\n", unix_path);
     }
+    db_crash_points_arm();
     printf("xapid: ready\n");
     fflush(stdout);
 

@@ -4,7 +4,9 @@
  * put back exactly as it was, and no event is published for it. */
 #include "db.h"
 
+#include <signal.h>
 #include <string.h>
+#include <unistd.h>
 #include <uuid/uuid.h>
 
 #include "db_text.h"
@@ -361,6 +363,10 @@ void db_close(void)
 
 /* ---- locking and the undo journal -------------------------------------- */
 
+static __thread bool writing_here; /* this thread holds the write lock */
+
+bool db_write_held(void) { return writing_here; }
+
 void db_read_begin(void) { g_rw_lock_reader_lock(&db.lock); }
 void db_read_end(void) { g_rw_lock_reader_unlock(&db.lock); }
 
@@ -368,9 +374,11 @@ int db_write_begin(XapiError **err)
 {
     g_rw_lock_writer_lock(&db.lock);
     db.in_write = true;
+    writing_here = true;
     db.generation_at_begin = db.generation;
     if (db.store && store_begin(db.store, err) < 0) {
         db.in_write = false;
+        writing_here = false;
         g_rw_lock_writer_unlock(&db.lock);
         return -1;
     }
@@ -464,9 +472,34 @@ static void journal_undo(void)
     db.generation = db.generation_at_begin;
 }
 
+static struct {
+    int64_t at;   /* the commit to die at, 0 for none */
+    bool before;  /* before it reaches the disk, or after */
+    int64_t seen; /* commits since arming */
+} crash;
+
+void db_crash_points_arm(void)
+{
+    const char *spec = g_getenv("XAPID_CRASH_AT");
+    if (!spec)
+        return;
+    crash.before = g_str_has_prefix(spec, "before:");
+    const char *k = strchr(spec, ':');
+    crash.at = k ? g_ascii_strtoll(k + 1, NULL, 10) : 0;
+    crash.seen = 0;
+    g_warning("db: test crash point armed: %s", spec);
+}
+
+static void crash_point(bool before)
+{
+    if (crash.at > 0 && crash.before == before && crash.seen == crash.at)
+        kill(getpid(), SIGKILL);
+}
+
 static void write_end(bool changed)
 {
     db.in_write = false;
+    writing_here = false;
     g_rw_lock_writer_unlock(&db.lock);
     if (!changed)
         return;
@@ -478,6 +511,8 @@ static void write_end(bool changed)
 int db_write_commit(XapiError **err)
 {
     g_return_val_if_fail(db.in_write, xapi_error_internal(err, "db: commit outside a write"));
+    crash.seen += crash.at > 0;
+    crash_point(true);
     if (db.store && store_commit(db.store, err) < 0) {
         /* The disk does not hold the change, so memory must not either:
          * nobody is told of a write that a restart would not show. */
@@ -487,6 +522,7 @@ int db_write_commit(XapiError **err)
         write_end(false);
         return -1;
     }
+    crash_point(false);
     journal_settle();
     write_end(true);
     return 0;
@@ -762,4 +798,24 @@ int db_meta_set(const char *key, const char *value, XapiError **err)
         return -1;
     }
     return db_write_commit(err);
+}
+
+int db_meta_delete(const char *key, XapiError **err)
+{
+    if (!db.store)
+        return 0;
+    if (writing_here)
+        return store_meta_delete(db.store, key, err);
+    if (db_write_begin(err) < 0)
+        return -1;
+    if (store_meta_delete(db.store, key, err) < 0) {
+        db_write_abort();
+        return -1;
+    }
+    return db_write_commit(err);
+}
+
+GPtrArray *db_meta_keys(const char *prefix)
+{
+    return db.store ? store_meta_keys(db.store, prefix) : g_ptr_array_new_with_free_func(g_free);
 }

@@ -28,6 +28,13 @@ typedef struct DbRow {
 int db_open(const char *state_dir, XapiError **err);
 void db_close(void);
 
+/* Test-only crash windows: with XAPID_CRASH_AT=before:K or after:K in the
+ * environment, the process kills itself (SIGKILL, as kill -9 would) right
+ * before or right after the K-th write commit counted from this call, so
+ * that a test can stop the daemon at every step boundary of an operation.
+ * Without the variable nothing is counted. */
+void db_crash_points_arm(void);
+
 void db_read_begin(void);
 void db_read_end(void);
 int db_write_begin(XapiError **err);
@@ -74,6 +81,13 @@ char *db_meta_get(const char *key);
 int db_meta_set(const char *key, const char *value, XapiError **err);
 /* The same inside an open write transaction (committed with it). */
 int db_meta_put(const char *key, const char *value, XapiError **err);
+/* Removes a setting: in its own transaction, or in the open write
+ * transaction when the calling thread holds one. */
+int db_meta_delete(const char *key, XapiError **err);
+/* The setting keys that start with prefix (caller frees). */
+GPtrArray *db_meta_keys(const char *prefix);
+/* True when the calling thread holds the write transaction. */
+bool db_write_held(void);
 
 /* Generations, for events: the counter is bumped by every write; each row
  * keeps the generation of its creation and last change, and each class

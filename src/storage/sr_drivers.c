@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "db.h"
+#include "pending_files.h"
 #include "qemu_img.h"
 #include "sr_driver.h"
 
@@ -141,7 +142,7 @@ static char *new_qcow2(const char *dir, const char *base, int64_t size, XapiErro
 {
     char *location = new_location(".qcow2");
     g_autofree char *path = sr_path(dir, location);
-    if (qemu_img_create(path, size, base, err) < 0) {
+    if (pending_file_note(path, err) < 0 || qemu_img_create(path, size, base, err) < 0) {
         g_free(location);
         return NULL;
     }
@@ -158,6 +159,7 @@ static int file_vdi_delete(const char *dir, const char *location, XapiError **er
     g_autofree char *path = sr_path(dir, location);
     if (unlink(path) < 0 && errno != ENOENT)
         return os_error("cannot delete", path, err);
+    pending_file_done(path);
     return 0;
 }
 
@@ -185,7 +187,8 @@ static char *file_vdi_import(const char *dir, const char *src, const char *src_f
     bool raw = strcmp(src_format, "raw") == 0;
     char *location = new_location(raw ? ".raw" : ".qcow2");
     g_autofree char *path = sr_path(dir, location);
-    if (qemu_img_convert(src, src_format, path, raw ? "raw" : "qcow2", err) < 0) {
+    if (pending_file_note(path, err) < 0 ||
+        qemu_img_convert(src, src_format, path, raw ? "raw" : "qcow2", err) < 0) {
         unlink(path);
         g_free(location);
         return NULL;

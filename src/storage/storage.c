@@ -1,6 +1,8 @@
 /* storage.c: SR directories, SM records, scans. */
 #include "storage.h"
 
+#include "pending_files.h"
+
 #include <string.h>
 
 #include "bootstrap.h"
@@ -116,6 +118,11 @@ DbRow *storage_vdi_row(const DbRow *sr, const char *location, const VdiInfo *inf
 int storage_insert_vdi(DbRow *vdi, XapiError **err)
 {
     operations_refresh(vdi, NULL);
+    /* The file is recorded from now on: its creation note goes with this
+     * transaction (the note only matters for files no VDI names). */
+    g_autofree char *path = storage_vdi_path(vdi, NULL);
+    if (path)
+        pending_file_done(path);
     return db_insert(vdi, err);
 }
 
@@ -399,6 +406,7 @@ int storage_init(const char *state_dir, XapiError **err)
     operations_register(&sr_operations);
     operations_register(&vdi_operations);
     storage.sr_locks = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    pending_files_sweep(); /* before the scan takes an orphan for a new VDI */
     g_autoptr(GPtrArray) to_scan = g_ptr_array_new_with_free_func(g_free);
     if (db_write_begin(err) < 0)
         return -1;

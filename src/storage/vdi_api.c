@@ -12,6 +12,7 @@
 #include "dm_handlers.h"
 #include "implicit.h"
 #include "storage_operations.h"
+#include "pending_files.h"
 #include "qemu_img.h"
 #include "storage_live.h"
 #include "vdi_target.h"
@@ -140,8 +141,13 @@ int xapi_VDI_create(Call *call, const Xv *args, Xv **result)
                 db_write_abort();
                 xapi_error_set(&call->error, "HANDLE_INVALID", "SR", sr_ref, NULL);
             } else {
-                char *ref = db_insert_and_commit(row, &call->error);
-                row = NULL;
+                char *ref = g_strdup(row->ref);
+                if (storage_insert_vdi(g_steal_pointer(&row), &call->error) < 0) {
+                    db_write_abort();
+                    g_clear_pointer(&ref, g_free);
+                } else if (db_write_commit(&call->error) < 0) {
+                    g_clear_pointer(&ref, g_free);
+                }
                 if (ref) {
                     *result = xv_new_string_take(ref);
                     rc = 0;
@@ -177,6 +183,22 @@ static DbRow *vdi_by_uuid_in(const DbRow *sr, const char *uuid)
 
 /* Deletes the VDI's record and non-attached VBDs, then the hidden bases
  * nothing is built on any more; returns their files' locations. */
+/* Adds an image whose record goes to garbage, noted in the same
+ * transaction so that a crash before its file is removed does not leave
+ * an orphan. */
+static int add_garbage(const DbRow *sr, const char *location, GPtrArray *garbage,
+                       XapiError **err)
+{
+    g_autofree char *dir = sr ? storage_sr_dir(sr, NULL) : NULL;
+    if (dir) {
+        g_autofree char *path = g_build_filename(dir, location, NULL);
+        if (pending_file_note(path, err) < 0)
+            return -1;
+    }
+    g_ptr_array_add(garbage, g_strdup(location));
+    return 0;
+}
+
 static int delete_vdi_records(const char *vdi_ref, GPtrArray *garbage, XapiError **err)
 {
     DbRow *vdi = db_lookup(cls("VDI"), vdi_ref);
@@ -191,8 +213,7 @@ static int delete_vdi_records(const char *vdi_ref, GPtrArray *garbage, XapiError
     }
     const Xv *parent = xv_struct_get(db_get(vdi, "sm_config"), "vhd-parent");
     g_autofree char *parent_uuid = parent ? g_strdup(xv_str(parent)) : NULL;
-    g_ptr_array_add(garbage, g_strdup(str_field(vdi, "location")));
-    if (db_delete(vdi, err) < 0)
+    if (add_garbage(sr, str_field(vdi, "location"), garbage, err) < 0 || db_delete(vdi, err) < 0)
         return -1;
     while (sr && parent_uuid) {
         DbRow *base = vdi_by_uuid_in(sr, parent_uuid);
@@ -201,8 +222,8 @@ static int delete_vdi_records(const char *vdi_ref, GPtrArray *garbage, XapiError
         const Xv *up = xv_struct_get(db_get(base, "sm_config"), "vhd-parent");
         g_free(parent_uuid);
         parent_uuid = up ? g_strdup(xv_str(up)) : NULL;
-        g_ptr_array_add(garbage, g_strdup(str_field(base, "location")));
-        if (db_delete(base, err) < 0)
+        if (add_garbage(sr, str_field(base, "location"), garbage, err) < 0 ||
+            db_delete(base, err) < 0)
             return -1;
     }
     return sr ? storage_refresh_sr_space(sr, err) : 0;

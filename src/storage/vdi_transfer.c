@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "nbd_image.h"
+#include "pending_files.h"
 #include "qemu_img.h"
 #include "storage_operations.h"
 #include "task.h"
@@ -101,12 +102,24 @@ static int too_small(const VdiTarget *t, int64_t needed, XapiError **err)
     return xapi_error_set(err, "VDI_TOO_SMALL", t->ref, size, NULL);
 }
 
-/* A dot-name beside the VDI's file: SR scans pass over it. */
-static char *temp_path(const VdiTarget *t, const char *what)
+/* A dot-name beside the VDI's file (SR scans pass over it), noted before
+ * the file is made so that a crash never leaves it behind; NULL if the
+ * note cannot be written. */
+static char *temp_path(const VdiTarget *t, const char *what, XapiError **err)
 {
     g_autofree char *stem = db_new_uuid();
     g_autofree char *name = g_strdup_printf(".%s-%s-%s.tmp", t->uuid, what, stem);
-    return sr_path(t->dir, name);
+    char *path = sr_path(t->dir, name);
+    if (pending_file_note(path, err) < 0)
+        g_clear_pointer(&path, g_free);
+    return path;
+}
+
+/* Removes a temporary file and its note. */
+static void temp_remove(const char *path)
+{
+    unlink(path);
+    pending_file_done(path);
 }
 
 static int run_qemu_img(const char *const *argv, XapiError **err)
@@ -154,7 +167,9 @@ static int image_create(const char *path, const char *qemu_format, int64_t size,
  * over its backing file if it has one (a VDI after snapshot). */
 static char *stage_create(const VdiTarget *t, XapiError **err)
 {
-    char *path = temp_path(t, "import");
+    char *path = temp_path(t, "import", err);
+    if (!path)
+        return NULL;
     QemuImgInfo info = {0};
     int rc = strcmp(t->format, "qcow2") == 0 ? qemu_img_info(t->path, &info, err) : 0;
     if (rc == 0)
@@ -162,7 +177,7 @@ static char *stage_create(const VdiTarget *t, XapiError **err)
                           err);
     qemu_img_info_clear(&info);
     if (rc < 0) {
-        unlink(path);
+        temp_remove(path);
         g_clear_pointer(&path, g_free);
     }
     return path;
@@ -187,6 +202,8 @@ static int stage_commit(const VdiTarget *t, const char *stage, XapiError **err)
         rc = os_failure("cannot replace", t->path, err);
     else
         sync_dir(t->dir);
+    if (rc == 0)
+        pending_file_done(stage);
     VdiInfo info = {0};
     if (rc == 0)
         rc = t->driver->vdi_info(t->dir, t->location, &info, err);
@@ -218,11 +235,11 @@ static int raw_commit(const VdiTarget *t, const char *stage, XapiError **err)
     g_autofree char *location = g_strconcat(stem, ".raw", NULL);
     g_autofree char *path = sr_path(t->dir, location);
     storage_lock_sr(t->sr);
-    int rc = 0;
+    int rc = pending_file_note(path, err);
     bool moved = false;
-    if (rename(stage, path) < 0)
+    if (rc == 0 && rename(stage, path) < 0)
         rc = os_failure("cannot rename", stage, err);
-    else
+    else if (rc == 0)
         moved = true;
     VdiInfo info = {0};
     if (rc == 0)
@@ -233,7 +250,8 @@ static int raw_commit(const VdiTarget *t, const char *stage, XapiError **err)
             rc = xapi_error_set(err, "HANDLE_INVALID", "VDI", t->ref, NULL);
         else if (db_set_by_name(vdi, "location", xv_new_string(location), err) < 0 ||
                  db_set_by_name(vdi, "physical_utilisation",
-                                xv_new_int(info.physical_utilisation), err) < 0)
+                                xv_new_int(info.physical_utilisation), err) < 0 ||
+                 pending_file_note(t->path, err) < 0) /* the old image, now garbage */
             rc = -1;
         if (rc < 0)
             db_write_abort();
@@ -245,6 +263,9 @@ static int raw_commit(const VdiTarget *t, const char *stage, XapiError **err)
         if (unlink(t->path) < 0 && errno != ENOENT)
             g_warning("VDI %s: %s left behind: %s", t->uuid, t->location, g_strerror(errno));
         sync_dir(t->dir);
+        pending_file_done(t->path);
+        pending_file_done(path);
+        pending_file_done(stage);
         g_autoptr(XapiError) ignored = NULL; /* the space as it is now; a scan redoes it */
         if (db_write_begin(&ignored) == 0) {
             DbRow *sr = db_lookup(cls("SR"), t->sr);
@@ -254,7 +275,7 @@ static int raw_commit(const VdiTarget *t, const char *stage, XapiError **err)
                 db_write_commit(&ignored);
         }
     } else if (moved) {
-        unlink(path);
+        temp_remove(path);
     }
     storage_unlock_sr(t->sr);
     return rc;
@@ -422,9 +443,9 @@ void vdi_import_free(VdiImport *im)
     if (im->stage_fd >= 0)
         close(im->stage_fd);
     if (im->stage)
-        unlink(im->stage);
+        temp_remove(im->stage);
     if (im->upload)
-        unlink(im->upload);
+        temp_remove(im->upload);
     if (im->lock_ref)
         operations_end(&vdi_operations, im->lock_ref, im->op_task);
     vdi_target_clear(&im->t);
@@ -471,9 +492,12 @@ VdiImport *vdi_import_begin(const char *vdi_ref, VdiStreamFormat format, int64_t
                               length >= 0 ? length : t->virtual_size, 0.0,
                               format == VDI_STREAM_RAW ? 1.0 : 0.5, 0};
     if (rc == 0 && format == VDI_STREAM_RAW && raw_direct(t)) {
-        im->stage = temp_path(t, "import");
-        im->stage_fd = open(im->stage, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-        if (im->stage_fd < 0 || ftruncate(im->stage_fd, t->virtual_size) < 0)
+        im->stage = temp_path(t, "import", err);
+        im->stage_fd = im->stage ? open(im->stage, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)
+                                 : -1;
+        if (!im->stage)
+            rc = -1;
+        else if (im->stage_fd < 0 || ftruncate(im->stage_fd, t->virtual_size) < 0)
             rc = os_failure("cannot create", im->stage, err);
     } else if (rc == 0 && format == VDI_STREAM_RAW) {
         im->stage = stage_create(t, err);
@@ -481,9 +505,12 @@ VdiImport *vdi_import_begin(const char *vdi_ref, VdiStreamFormat format, int64_t
         im->buf = g_malloc(CHUNK);
         rc = im->dst ? 0 : -1;
     } else if (rc == 0) {
-        im->upload = temp_path(t, "upload");
-        im->upload_fd = open(im->upload, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (im->upload_fd < 0)
+        im->upload = temp_path(t, "upload", err);
+        im->upload_fd = im->upload ? open(im->upload, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)
+                                   : -1;
+        if (!im->upload)
+            rc = -1;
+        else if (im->upload_fd < 0)
             rc = os_failure("cannot create", im->upload, err);
     }
     if (rc < 0) {
@@ -725,10 +752,12 @@ static bool file_is_stream(const VdiExport *ex, VdiStreamFormat format)
  * unlinked, so that nothing is left behind whatever happens. */
 static int build_image(VdiExport *ex, VdiStreamFormat format, XapiError **err)
 {
-    g_autofree char *path = temp_path(&ex->t, "export");
+    g_autofree char *path = temp_path(&ex->t, "export", err);
+    if (!path)
+        return -1;
     if (open_source(ex, err) < 0 ||
         image_create(path, qemu_formats[format], ex->t.virtual_size, NULL, NULL, err) < 0) {
-        unlink(path);
+        temp_remove(path);
         return -1;
     }
     NbdImage *dst = nbd_image_open(path, qemu_formats[format], true, err);
@@ -741,7 +770,7 @@ static int build_image(VdiExport *ex, VdiStreamFormat format, XapiError **err)
     source_clear(&ex->src);
     if (rc == 0 && (ex->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
         rc = os_failure("cannot open", path, err);
-    unlink(path);
+    temp_remove(path);
     return rc;
 }
 

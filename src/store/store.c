@@ -278,3 +278,30 @@ int store_meta_set(Store *s, const char *key, const char *value, XapiError **err
     sqlite3_finalize(st);
     return rc == SQLITE_DONE ? 0 : sqlite_fail(s, err, "meta");
 }
+
+int store_meta_delete(Store *s, const char *key, XapiError **err)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, "DELETE FROM \"_meta\" WHERE key = ?", -1, &st, NULL) !=
+        SQLITE_OK)
+        return sqlite_fail(s, err, "meta");
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : sqlite_fail(s, err, "meta");
+}
+
+GPtrArray *store_meta_keys(Store *s, const char *prefix)
+{
+    GPtrArray *keys = g_ptr_array_new_with_free_func(g_free);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT key FROM \"_meta\" WHERE substr(key, 1, ?) = ?", -1,
+                           &st, NULL) != SQLITE_OK)
+        return keys;
+    sqlite3_bind_int(st, 1, (int)strlen(prefix));
+    sqlite3_bind_text(st, 2, prefix, -1, SQLITE_STATIC);
+    while (sqlite3_step(st) == SQLITE_ROW)
+        g_ptr_array_add(keys, g_strdup((const char *)sqlite3_column_text(st, 0)));
+    sqlite3_finalize(st);
+    return keys;
+}

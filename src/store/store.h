@@ -19,3 +19,6 @@ typedef int (*StoreRowCallback)(void *ctx, const DmClass *cls, const char *ref, 
 int store_load_class(Store *s, const DmClass *cls, StoreRowCallback cb, void *ctx, XapiError **err);
 char *store_meta_get(Store *s, const char *key);
 int store_meta_set(Store *s, const char *key, const char *value, XapiError **err);
+int store_meta_delete(Store *s, const char *key, XapiError **err);
+/* The keys that start with prefix (caller frees the array). */
+GPtrArray *store_meta_keys(Store *s, const char *prefix);

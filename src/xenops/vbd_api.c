@@ -6,6 +6,7 @@
 
 #include "dm_handlers.h"
 #include "implicit.h"
+#include "pending_files.h"
 #include "storage.h"
 #include "storage_live.h"
 #include "vm_disks.h"
@@ -415,8 +416,10 @@ static int snapshot_attached(const char *vdi_ref, const char *new_path, XapiErro
 {
     HvDisk disk = {0};
     g_autofree char *uuid = attached_domain(vdi_ref, true, &disk, err);
-    int rc = !uuid ? 0 : !*uuid ? -1
-                               : driver()->disk_snapshot(uuid, &disk, new_path, err) < 0 ? -1 : 1;
+    int rc = !uuid                                            ? 0
+             : !*uuid || pending_file_note(new_path, err) < 0 ? -1
+             : driver()->disk_snapshot(uuid, &disk, new_path, err) < 0 ? -1
+                                                                      : 1;
     g_free(disk.path);
     return rc;
 }

@@ -26,6 +26,10 @@ int vm_boot(VmOp *o, const char *resume_image, bool paused);
 
 /* Removes a suspend image VDI (logged on failure). */
 void vm_drop_suspend_image(const char *vdi_ref);
+/* At start-up, after reconciliation: removes the suspend images that no
+ * VM holds as its suspend_VDI (a suspend, resume or checkpoint that did
+ * not finish before xapid died). */
+void vm_drop_unowned_suspend_images(void);
 
 /* A snapshot of the VM (its disks snapshotted, live if it runs); the new
  * VM's ref in *result (VM lock held, operation recorded). */

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "bootstrap.h"
+#include "pending_files.h"
 #include "dm_handlers.h"
 #include "storage.h"
 #include "task.h"
@@ -41,9 +42,12 @@ static DbRow *suspend_sr(const DbRow *vm)
     return pool ? db_lookup(cls("SR"), str_field(pool, "suspend_image_SR")) : NULL;
 }
 
-/* Records the image at location in sr as the VM's suspend VDI. */
+/* Records the image at location in sr as a suspend VDI; with owner, as
+ * that VM's suspend_VDI in the same transaction, so that a suspended
+ * image is never without its VM, even if xapid dies before the domain is
+ * destroyed (the next start then finds the VM Suspended). */
 static char *record_image(const char *sr_ref, const char *location, const char *vm_name,
-                          XapiError **err)
+                          const char *owner, XapiError **err)
 {
     if (db_write_begin(err) < 0)
         return NULL;
@@ -61,7 +65,12 @@ static char *record_image(const char *sr_ref, const char *location, const char *
     db_row_put(vdi, "name_label", xv_new_string(label));
     db_row_put(vdi, "type", xv_new_static_string("suspend"));
     char *ref = g_strdup(vdi->ref);
-    if (storage_insert_vdi(vdi, err) < 0 || storage_refresh_sr_space(sr, err) < 0) {
+    DbRow *vm = owner ? db_lookup(cls("VM"), owner) : NULL;
+    if (owner && !vm)
+        xapi_error_set(err, "HANDLE_INVALID", "VM", owner, NULL);
+    if ((owner && !vm) || storage_insert_vdi(vdi, err) < 0 ||
+        storage_refresh_sr_space(sr, err) < 0 ||
+        (vm && db_set_by_name(vm, "suspend_VDI", xv_new_string(ref), err) < 0)) {
         db_write_abort();
         g_free(ref);
         return NULL;
@@ -73,8 +82,9 @@ static char *record_image(const char *sr_ref, const char *location, const char *
     return ref;
 }
 
-/* Saves the paused domain into a new suspend VDI; its ref. */
-static char *save_to_vdi(VmOp *o)
+/* Saves the paused domain into a new suspend VDI (recorded as owner's
+ * suspend_VDI when owner is given); its ref. */
+static char *save_to_vdi(VmOp *o, const char *owner)
 {
     Call *call = o->call;
     db_read_begin();
@@ -99,9 +109,10 @@ static char *save_to_vdi(VmOp *o)
     g_autofree char *path = sr_path(dir, location);
     storage_lock_sr(sr_ref); /* a scan must not adopt the half-written file */
     char *ref = NULL;
-    if (driver()->save(o->uuid, path, &call->error) == 0)
+    if (pending_file_note(path, &call->error) == 0 &&
+        driver()->save(o->uuid, path, &call->error) == 0)
         ref = record_image(sr_ref, location, xv_str(xv_struct_get(o->record, "name_label")),
-                           &call->error);
+                           owner, &call->error);
     if (!ref)
         unlink(path);
     storage_unlock_sr(sr_ref);
@@ -114,7 +125,7 @@ static int suspend_work(VmOp *o)
     if (driver()->pause(o->uuid, &call->error) < 0)
         return -1;
     task_set_progress(call->task_ref, 0.2);
-    g_autofree char *image = save_to_vdi(o);
+    g_autofree char *image = save_to_vdi(o, o->ref);
     if (!image) {
         g_autoptr(XapiError) ignored = NULL;
         driver()->unpause(o->uuid, &ignored);
@@ -141,6 +152,35 @@ void vm_drop_suspend_image(const char *vdi_ref)
     if (xapi_VDI_destroy(&sub, vdi_ref) < 0) {
         g_message("suspend image %s kept: %s", vdi_ref, sub.error->code);
         xapi_error_free(sub.error);
+    }
+}
+
+static bool add_suspend_image(DbRow *vdi, void *ctx)
+{
+    if (strcmp(str_field(vdi, "type"), "suspend") == 0)
+        g_hash_table_add(ctx, g_strdup(vdi->ref));
+    return true;
+}
+
+static bool forget_owned_image(DbRow *vm, void *ctx)
+{
+    g_hash_table_remove(ctx, str_field(vm, "suspend_VDI"));
+    return true;
+}
+
+void vm_drop_unowned_suspend_images(void)
+{
+    g_autoptr(GHashTable) unowned = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    db_read_begin();
+    db_foreach(cls("VDI"), add_suspend_image, unowned);
+    db_foreach(cls("VM"), forget_owned_image, unowned);
+    db_read_end();
+    GHashTableIter it;
+    gpointer ref;
+    g_hash_table_iter_init(&it, unowned);
+    while (g_hash_table_iter_next(&it, &ref, NULL)) {
+        g_message("suspend image %s belongs to no VM: removed", (char *)ref);
+        vm_drop_suspend_image(ref);
     }
 }
 
@@ -194,7 +234,9 @@ static int set_checkpoint_memory(DbRow *snapshot, const void *arg, XapiError **e
 }
 
 /* Pauses the guest, saves its state, snapshots its disks at the same
- * instant, and lets it run on; the snapshot is Suspended with the state. */
+ * instant, and lets it run on; the snapshot is Suspended with the state.
+ * A crash between the image and the snapshot's record leaves an image of
+ * no VM, which the next start removes (xenops_drop_unowned_images). */
 static int checkpoint_work(VmOp *o)
 {
     Call *call = o->call;
@@ -202,7 +244,7 @@ static int checkpoint_work(VmOp *o)
     bool was_running = strcmp(xv_str(xv_struct_get(o->record, "power_state")), "Running") == 0;
     if (was_running && driver()->pause(o->uuid, &call->error) < 0)
         return -1;
-    g_autofree char *image = save_to_vdi(o);
+    g_autofree char *image = save_to_vdi(o, NULL);
     int rc = image ? vm_make_snapshot(o, a->name, NULL, &a->result) : -1;
     if (rc == 0)
         rc = operations_write(&vm_operations, xv_str(a->result), set_checkpoint_memory, image,

@@ -7,6 +7,7 @@
 #include "bootstrap.h"
 #include "implicit.h"
 #include "vm_disks.h"
+#include "vm_lifecycle.h"
 #include "vm_operations.h"
 
 static struct {
@@ -301,6 +302,7 @@ typedef struct {
     char *ref;
     char *power_state;
     char *after_shutdown, *after_reboot, *after_crash;
+    char *suspend_vdi; /* NULL unless its memory image was saved */
 } VmView;
 
 static bool read_view(const char *uuid, VmView *view)
@@ -313,6 +315,9 @@ static bool read_view(const char *uuid, VmView *view)
         view->after_shutdown = g_strdup(xv_str(db_get(vm, "actions_after_shutdown")));
         view->after_reboot = g_strdup(xv_str(db_get(vm, "actions_after_reboot")));
         view->after_crash = g_strdup(xv_str(db_get(vm, "actions_after_crash")));
+        const char *image = xv_str(db_get(vm, "suspend_VDI"));
+        if (db_lookup(dm_class_by_name("VDI"), image))
+            view->suspend_vdi = g_strdup(image);
     }
     db_read_end();
     return vm != NULL;
@@ -325,6 +330,7 @@ static void view_clear(VmView *v)
     g_free(v->after_shutdown);
     g_free(v->after_reboot);
     g_free(v->after_crash);
+    g_free(v->suspend_vdi);
 }
 
 static void log_failure(const char *uuid, const char *what, XapiError *err)
@@ -380,7 +386,11 @@ void xenops_reconcile(const char *uuid)
         break;
     case HV_ABSENT:
         xenops.driver->destroy(uuid, &err); /* forget a vanished process */
-        if (db_live && xenops_mark_halted(vm.ref, &err) < 0)
+        /* A suspend that saved the memory image (suspend_VDI recorded)
+         * before xapid died is finished: the VM is Suspended. */
+        if (db_live && vm.suspend_vdi && xenops_mark_suspended(vm.ref, vm.suspend_vdi, &err) < 0)
+            log_failure(uuid, "suspend", err);
+        else if (db_live && !vm.suspend_vdi && xenops_mark_halted(vm.ref, &err) < 0)
             log_failure(uuid, "halt", err);
         break;
     case HV_RUNNING:
@@ -502,5 +512,6 @@ int xenops_init(const char *state_dir, const char *hypervisor, XapiError **err)
         xenops_unlock_vm(uuid);
     }
     g_ptr_array_unref(r.uuids);
+    vm_drop_unowned_suspend_images();
     return 0;
 }
