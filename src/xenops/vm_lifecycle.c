@@ -102,6 +102,8 @@ int vm_boot(VmOp *o, const char *resume_image, bool paused)
         driver()->destroy(o->uuid, &ignored);
         return -1;
     }
+    if (driver()->start_recorded)
+        driver()->start_recorded(o->uuid);
     return 0;
 }
 
