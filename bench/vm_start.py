@@ -172,7 +172,7 @@ def main():
     # that load from elsewhere on this shared machine hits all three alike.
     bare, same_model, cycles, lv_cycles = [], [], [], []
     lv = None
-    daemon = Daemon()
+    daemon = Daemon(extra_args=["--guest-kernel-dir", GUEST])
     try:
         api, session = daemon.login()
         vm = api.VM.create(session, {"name_label": "bench", "memory_static_max": str(192 * MiB),
