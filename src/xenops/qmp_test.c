@@ -118,13 +118,14 @@ typedef struct {
     const char *command;
     json_object *reply;
     char *error;
+    int fd;
 } Caller;
 
 static gpointer call_command(gpointer data)
 {
     Caller *c = data;
     XapiError *err = NULL;
-    c->reply = qmp_monitor_command(c->m, c->command, NULL, -1, &err);
+    c->reply = qmp_monitor_command(c->m, c->command, NULL, c->fd ? c->fd : -1, &err);
     if (err) {
         c->error = g_strdup(err->params->len ? err->params->pdata[0] : err->code);
         xapi_error_free(err);
@@ -200,17 +201,18 @@ static void test_error_reply_and_descriptor(void **state)
     assert_int_equal(pipe(pipe_fds), 0);
     int received = -1;
     XapiError *err = NULL;
-    /* The reply is sent before the command: the monitor matches it by id
-     * once it is read, whatever the order. */
-    fake_send(&q, "{\"return\": {}, \"id\": 2}");
-    json_object *ok = qmp_monitor_command(m, "getfd", json_tokener_parse("{\"fdname\": \"x\"}"),
-                                          pipe_fds[1], &err);
-    assert_null(err);
-    assert_non_null(ok);
-    json_object_put(ok);
+    Caller with_fd = {m, "getfd", .fd = pipe_fds[1]};
+    t = g_thread_new("fd", call_command, &with_fd);
     g_autofree char *getfd = fake_recv(&q, &received);
-    assert_non_null(strstr(getfd, "\"fdname\":\"x\""));
+    assert_non_null(strstr(getfd, "getfd"));
     assert_true(received >= 0);
+    g_autofree char *getfd_reply = g_strdup_printf("{\"return\": {}, \"id\": %" G_GINT64_FORMAT "}",
+                                                   id_of(getfd));
+    fake_send(&q, getfd_reply);
+    g_thread_join(t);
+    assert_null(with_fd.error);
+    assert_non_null(with_fd.reply);
+    json_object_put(with_fd.reply);
     assert_int_equal(write(received, "!", 1), 1);
     char byte = 0;
     assert_int_equal(read(pipe_fds[0], &byte, 1), 1);
