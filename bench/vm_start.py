@@ -80,18 +80,20 @@ def bare_qemu(kernel, initrd):
 def same_model_qemu(argv, domain_dir):
     """xapid's own QEMU command line launched by hand: the same virtual
     machine, without the toolstack. Its files go to a directory of its own;
-    -daemonize and the pid file are left out (the launch is timed directly)."""
+    the descriptors xapid hands over (monitor sockets, console log) become
+    the paths QEMU would open itself (the launch is timed directly)."""
     d = tempfile.mkdtemp(prefix="same-model-qemu-")
     args, skip = [], False
     for a in argv:
         if skip:
             skip = False
             continue
-        if a == "-daemonize":
-            continue
-        if a == "-pidfile":
+        if a == "-add-fd":
             skip = True
             continue
+        a = a.replace("path=/dev/fdset/1", f"path={d}/console.log")
+        for name, fd in (("monitor", 3), ("qmp", 4)):
+            a = a.replace(f"id={name},fd={fd},", f"id={name},path={d}/{name}.sock,")
         args.append(a.replace(domain_dir, d))
     log = os.path.join(d, "console.log")
     started = time.perf_counter()
@@ -172,7 +174,7 @@ def main():
     # that load from elsewhere on this shared machine hits all three alike.
     bare, same_model, cycles, lv_cycles = [], [], [], []
     lv = None
-    daemon = Daemon()
+    daemon = Daemon(extra_args=["--guest-kernel-dir", GUEST])
     try:
         api, session = daemon.login()
         vm = api.VM.create(session, {"name_label": "bench", "memory_static_max": str(192 * MiB),

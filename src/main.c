@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "boot_files.h"
 #include "bootstrap.h"
 #include "storage.h"
 #include "compat.h"
@@ -43,6 +44,7 @@ int main(int argc, char **argv)
 {
     g_autofree char *state_dir = NULL, *unix_path = NULL, *password_file = NULL;
     g_autofree char *hypervisor = NULL;
+    g_auto(GStrv) kernel_dirs = NULL;
     g_auto(GStrv) listen = NULL, listen_tls = NULL;
     gboolean print_compat = FALSE;
     GOptionEntry entries[] = {
@@ -63,6 +65,9 @@ int main(int argc, char **argv)
          "How VMs run: qemu (a QEMU process per VM, KVM when /dev/kvm is usable and the CPU has "
          "VT-x or AMD-V, else TCG; "
          "the default) or sim (simulated domains, for scale tests)", "qemu|sim"},
+        {"guest-kernel-dir", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &kernel_dirs,
+         "A host directory VMs may take PV_kernel and PV_ramdisk from, besides "
+         BOOT_FILES_DEFAULT_DIR "; may be given more than once", "DIR"},
         {"print-compat", 0, 0, G_OPTION_ARG_NONE, &print_compat,
          "Print docs/compat.md (implemented messages) and exit", NULL},
         {NULL}};
@@ -90,6 +95,8 @@ int main(int argc, char **argv)
     if (!password_file)
         password_file = g_build_filename(state_dir, "root-password", NULL);
 
+    for (char **d = kernel_dirs; d && *d; d++)
+        boot_files_allow_dir(*d);
     XapiError *err = NULL;
     if (db_open(state_dir, &err) < 0 || bootstrap_database(state_dir, &err) < 0 ||
         session_init_root_password(password_file, &err) < 0 ||

@@ -1,20 +1,25 @@
 /* driver_qemu.c: domains as qemu-system-x86_64 processes.
  *
- * Each domain has a directory STATE_DIR/domains/<uuid> with the pid file,
- * two QMP sockets (commands; events, which a watcher thread per domain
- * keeps open), the serial console log and the VNC socket. QEMU runs
- * detached, so a restart of xapid leaves guests running; reattach() finds
- * them again from the directory. */
+ * Each domain has a directory STATE_DIR/domains/<uuid> with the start
+ * intent, the pid file, two QMP sockets (xapid's persistent monitor; one
+ * for operators), the serial console log, QEMU's stderr and the VNC
+ * socket. QEMU runs detached and unprivileged (qemu_process.c), so a
+ * restart of xapid leaves guests running; reattach() finds them again
+ * from the directory and opens a new monitor connection. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "host_accel.h"
 #include "hv_driver.h"
 #include "qemu_cmdline.h"
+#include "qemu_process.h"
 #include "qmp.h"
 
 #define STOP_REASON_FILE "stop-reason"
@@ -27,12 +32,14 @@ typedef struct Domain {
     char *uuid;
     char *dir;
     int64_t pid;
+    QmpMonitor *mon;
     HvState state;
     HvStopReason reason;
     bool destroying; /* xapid is stopping it: no notification */
     bool rebooted;   /* RESET by the guest, not yet handled */
     int64_t last_reset; /* monotonic time of the last reset, ours or the guest's */
-    GThread *watcher;
+    GHashTable *deleted; /* device ids QEMU reported DEVICE_DELETED for */
+    char *migration;     /* the last MIGRATION event's status, or NULL */
 } Domain;
 
 static struct {
@@ -56,39 +63,12 @@ static Domain *find(const char *uuid)
 
 static void domain_free(Domain *d)
 {
+    qmp_monitor_close(d->mon);
+    g_hash_table_unref(d->deleted);
+    g_free(d->migration);
     g_free(d->uuid);
     g_free(d->dir);
     g_free(d);
-}
-
-/* Alive and not a zombie waiting for a parent that is not us. */
-static bool process_alive(int64_t pid)
-{
-    if (pid <= 0 || kill((pid_t)pid, 0) < 0)
-        return false;
-    g_autofree char *stat_path = g_strdup_printf("/proc/%" G_GINT64_FORMAT "/stat", pid);
-    g_autofree char *stat = NULL;
-    if (!g_file_get_contents(stat_path, &stat, NULL, NULL))
-        return false;
-    const char *close_paren = strrchr(stat, ')');
-    return close_paren && close_paren[1] == ' ' && close_paren[2] != 'Z' && close_paren[2] != 'X';
-}
-
-/* The process at pid is the QEMU of this domain (pids get reused). */
-static bool process_is_domain(int64_t pid, const char *uuid)
-{
-    g_autofree char *path = g_strdup_printf("/proc/%" G_GINT64_FORMAT "/cmdline", pid);
-    g_autofree char *cmdline = NULL;
-    gsize len = 0;
-    if (!g_file_get_contents(path, &cmdline, &len, NULL))
-        return false;
-    bool after_uuid_flag = false;
-    for (const char *arg = cmdline; arg < cmdline + len; arg += strlen(arg) + 1) {
-        if (after_uuid_flag)
-            return strcmp(arg, uuid) == 0;
-        after_uuid_flag = strcmp(arg, "-uuid") == 0;
-    }
-    return false;
 }
 
 static int64_t read_pid(const Domain *d)
@@ -134,43 +114,42 @@ static void set_state(Domain *d, HvState state)
     g_cond_broadcast(&qemu.changed);
 }
 
-static void note_event(Domain *d, json_object *msg)
+static const char *data_string(json_object *data, const char *key)
 {
-    json_object *event, *data, *field;
-    if (!json_object_object_get_ex(msg, "event", &event))
-        return;
-    const char *name = json_object_get_string(event);
-    if (strcmp(name, "RESET") == 0) {
-        json_object *guest = NULL;
-        if (!json_object_object_get_ex(msg, "data", &data) ||
-            !json_object_object_get_ex(data, "guest", &guest) || !json_object_get_boolean(guest))
-            return; /* our own system_reset */
-        g_mutex_lock(&qemu.lock);
-        int64_t now = g_get_monotonic_time();
-        bool same_reboot = d->last_reset && now - d->last_reset < RESET_SETTLE_US;
-        d->last_reset = now;
-        if (same_reboot) {
-            g_mutex_unlock(&qemu.lock);
-            return;
-        }
-        d->rebooted = true;
-        bool tell = !d->destroying;
-        g_cond_broadcast(&qemu.changed);
+    json_object *v;
+    return data && json_object_object_get_ex(data, key, &v) ? json_object_get_string(v) : NULL;
+}
+
+static void on_reset(Domain *d, json_object *data)
+{
+    json_object *guest = NULL;
+    if (!data || !json_object_object_get_ex(data, "guest", &guest) ||
+        !json_object_get_boolean(guest))
+        return; /* our own system_reset */
+    g_mutex_lock(&qemu.lock);
+    int64_t now = g_get_monotonic_time();
+    bool same_reboot = d->last_reset && now - d->last_reset < RESET_SETTLE_US;
+    d->last_reset = now;
+    if (same_reboot) {
         g_mutex_unlock(&qemu.lock);
-        if (tell && qemu.notify)
-            qemu.notify(d->uuid);
         return;
     }
-    if (strcmp(name, "SHUTDOWN") != 0)
-        return;
-    const char *reason = "guest-shutdown";
-    bool by_guest = true;
-    if (json_object_object_get_ex(msg, "data", &data)) {
-        if (json_object_object_get_ex(data, "reason", &field))
-            reason = json_object_get_string(field);
-        if (json_object_object_get_ex(data, "guest", &field))
-            by_guest = json_object_get_boolean(field);
-    }
+    d->rebooted = true;
+    bool tell = !d->destroying;
+    g_cond_broadcast(&qemu.changed);
+    g_mutex_unlock(&qemu.lock);
+    if (tell && qemu.notify)
+        qemu.notify(d->uuid);
+}
+
+static void on_shutdown(Domain *d, json_object *data)
+{
+    const char *reason = data_string(data, "reason");
+    json_object *field;
+    bool by_guest = !(data && json_object_object_get_ex(data, "guest", &field)) ||
+                    json_object_get_boolean(field);
+    if (!reason)
+        reason = "guest-shutdown";
     if (!by_guest && strcmp(reason, "host-signal") != 0)
         return; /* our own quit or reset */
     save_stop_reason(d, reason);
@@ -183,31 +162,43 @@ static void note_event(Domain *d, json_object *msg)
         qemu.notify(d->uuid);
 }
 
-/* Follows one domain's events until its QEMU goes away. */
-static gpointer watch_domain(gpointer data)
+/* The monitor's events (its reader thread). */
+static void on_event(void *opaque, const char *name, json_object *data)
 {
-    Domain *d = data;
-    g_autofree char *path = domain_path(d, QEMU_EVENTS_SOCKET);
-    g_autoptr(XapiError) err = NULL;
-    QmpConn *q = qmp_connect(path, 0, &err);
-    if (q) {
-        for (json_object *msg; (msg = qmp_read(q));) {
-            note_event(d, msg);
-            json_object_put(msg);
+    Domain *d = opaque;
+    if (strcmp(name, "RESET") == 0) {
+        on_reset(d, data);
+    } else if (strcmp(name, "SHUTDOWN") == 0) {
+        on_shutdown(d, data);
+    } else if (strcmp(name, "DEVICE_DELETED") == 0 || strcmp(name, "MIGRATION") == 0) {
+        const char *value = data_string(data, strcmp(name, "MIGRATION") == 0 ? "status" : "device");
+        g_mutex_lock(&qemu.lock);
+        if (value && strcmp(name, "MIGRATION") == 0) {
+            g_free(d->migration);
+            d->migration = g_strdup(value);
+        } else if (value) {
+            g_hash_table_add(d->deleted, g_strdup(value));
         }
-        qmp_close(q);
+        g_cond_broadcast(&qemu.changed);
+        g_mutex_unlock(&qemu.lock);
     }
-    /* EOF: QEMU exited (or was never reachable). */
-    while (process_alive(d->pid) && !d->destroying)
-        g_usleep(20000);
+}
+
+/* The monitor connection ended: QEMU quit or died (its reader thread). */
+static void on_eof(void *opaque)
+{
+    Domain *d = opaque;
+    while (!qemu_process_wait_exit(d->pid, 1000) && !d->destroying)
+        ;
     g_mutex_lock(&qemu.lock);
     bool tell = !d->destroying && d->state != HV_ABSENT;
     set_state(d, HV_ABSENT);
     g_mutex_unlock(&qemu.lock);
     if (tell && qemu.notify)
         qemu.notify(d->uuid);
-    return NULL;
 }
+
+static const QmpCallbacks monitor_callbacks = {on_event, on_eof};
 
 static HvState state_from_status(const char *status, Domain *d)
 {
@@ -224,21 +215,35 @@ static HvState state_from_status(const char *status, Domain *d)
     return HV_PAUSED; /* paused, prelaunch, debug, ... */
 }
 
-static int qmp_simple(Domain *d, const char *command, const char *args, XapiError **err)
+/* Runs a command on the domain's monitor; its "return" dropped. */
+static int qmp_args(Domain *d, const char *command, json_object *args, XapiError **err)
 {
-    g_autofree char *path = domain_path(d, QEMU_QMP_SOCKET);
-    json_object *ret = qmp_run(path, command, args, err);
-    if (!ret && err && *err)
+    json_object *ret = qmp_monitor_command(d->mon, command, args, -1, err);
+    if (!ret)
         return -1;
     json_object_put(ret);
     return 0;
 }
 
-/* Starts watching a domain whose QEMU runs (lock not held). */
+static int qmp_simple(Domain *d, const char *command, XapiError **err)
+{
+    return qmp_args(d, command, NULL, err);
+}
+
+/* Opens the domain's monitor and learns its state (lock not held). A
+ * domain started by an xapid that had no persistent monitor has only
+ * qmp.sock. */
 static int attach(Domain *d, XapiError **err)
 {
-    g_autofree char *path = domain_path(d, QEMU_QMP_SOCKET);
-    json_object *status = qmp_run(path, "query-status", NULL, err);
+    g_autofree char *path = domain_path(d, QEMU_MONITOR_SOCKET);
+    if (access(path, F_OK) < 0) {
+        g_free(path);
+        path = domain_path(d, QEMU_QMP_SOCKET);
+    }
+    d->mon = qmp_monitor_open(path, 10000, &monitor_callbacks, d, err);
+    if (!d->mon)
+        return -1;
+    json_object *status = qmp_monitor_command(d->mon, "query-status", NULL, -1, err);
     if (!status)
         return -1;
     json_object *field;
@@ -249,8 +254,6 @@ static int attach(Domain *d, XapiError **err)
     g_hash_table_replace(qemu.domains, d->uuid, d);
     g_mutex_unlock(&qemu.lock);
     json_object_put(status);
-    g_autofree char *name = g_strdup_printf("watch-%.8s", d->uuid);
-    d->watcher = g_thread_new(name, watch_domain, d);
     return 0;
 }
 
@@ -259,23 +262,131 @@ static Domain *domain_new(const char *uuid)
     Domain *d = g_new0(Domain, 1);
     d->uuid = g_strdup(uuid);
     d->dir = g_build_filename(qemu.root, uuid, NULL);
+    d->deleted = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     return d;
 }
 
+/* Only once the domain's QEMU is gone: a live one keeps its files. */
 static void remove_runtime_files(const Domain *d)
 {
-    static const char *const files[] = {QEMU_PIDFILE, QEMU_QMP_SOCKET, QEMU_EVENTS_SOCKET,
-                                        QEMU_VNC_SOCKET, STOP_REASON_FILE};
+    static const char *const files[] = {QEMU_START_INTENT, QEMU_PIDFILE, QEMU_MONITOR_SOCKET,
+                                        QEMU_QMP_SOCKET, "events.sock", QEMU_VNC_SOCKET,
+                                        STOP_REASON_FILE};
     for (size_t i = 0; i < G_N_ELEMENTS(files); i++) {
         g_autofree char *path = domain_path(d, files[i]);
         unlink(path);
     }
 }
 
-static int wait_incoming(Domain *d, XapiError **err);
+/* A unix socket bound at path and listening, for QEMU to serve on. */
+static int listening_socket(const char *path, XapiError **err)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof addr.sun_path)
+        return xapi_error_internal(err, "socket path too long: %s", path);
+    strcpy(addr.sun_path, path);
+    unlink(path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(fd, 4) < 0) {
+        xapi_error_internal(err, "cannot listen on %s: %s", path, g_strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void close_fds(int *fds, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+}
+
+/* Opens what QEMU gets as descriptors (QEMU_FD_*, in order). */
+static int open_domain_fds(Domain *d, bool keep_console, int fds[QEMU_N_FDS], XapiError **err)
+{
+    g_autofree char *monitor = domain_path(d, QEMU_MONITOR_SOCKET);
+    g_autofree char *operator = domain_path(d, QEMU_QMP_SOCKET);
+    g_autofree char *console = domain_path(d, QEMU_CONSOLE_LOG);
+    for (size_t i = 0; i < QEMU_N_FDS; i++)
+        fds[i] = -1;
+    if ((fds[0] = listening_socket(monitor, err)) < 0 ||
+        (fds[1] = listening_socket(operator, err)) < 0)
+        goto fail;
+    /* A resumed guest's console goes on where it was. */
+    fds[2] = open(console, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (keep_console ? 0 : O_TRUNC),
+                  0600);
+    if (fds[2] < 0) {
+        xapi_error_internal(err, "cannot open %s: %s", console, g_strerror(errno));
+        goto fail;
+    }
+    return 0;
+fail:
+    close_fds(fds, QEMU_N_FDS);
+    return -1;
+}
+
+/* QEMU's last words, for the error of a start that failed. */
+static char *stderr_tail(Domain *d)
+{
+    g_autofree char *path = domain_path(d, QEMU_STDERR_LOG);
+    g_autofree char *text = NULL;
+    if (!g_file_get_contents(path, &text, NULL, NULL) || !*g_strstrip(text))
+        return g_strdup("QEMU exited right after starting");
+    const char *last = strrchr(text, '\n');
+    return g_strdup(last ? last + 1 : text);
+}
+
+/* Spawns the domain's QEMU and records its pid. The start intent goes to
+ * disk first: a kill -9 of xapid before the pid file exists leaves a QEMU
+ * that the next start-up finds by its -uuid (qemu_scan_domains). */
+static int spawn(Domain *d, char **argv, bool keep_console, XapiError **err)
+{
+    g_autofree char *intent = domain_path(d, QEMU_START_INTENT);
+    g_autofree char *pidfile = domain_path(d, QEMU_PIDFILE);
+    g_autofree char *log = domain_path(d, QEMU_STDERR_LOG);
+    int fds[QEMU_N_FDS];
+    if (open_domain_fds(d, keep_console, fds, err) < 0)
+        return -1;
+    int log_fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    g_autoptr(GError) gerr = NULL;
+    if (!g_file_set_contents(intent, "", 0, &gerr)) {
+        xapi_error_internal(err, "cannot write %s: %s", intent, gerr->message);
+        close_fds(fds, QEMU_N_FDS);
+        if (log_fd >= 0)
+            close(log_fd);
+        return -1;
+    }
+    d->pid = qemu_process_spawn(argv, fds, QEMU_N_FDS, log_fd, err);
+    /* QEMU holds the listening sockets now: were it to die, connecting
+     * fails at once instead of waiting in a backlog we keep open. */
+    close_fds(fds, QEMU_N_FDS);
+    if (log_fd >= 0)
+        close(log_fd);
+    if (d->pid < 0)
+        return -1;
+    g_autofree char *pid_text = g_strdup_printf("%" G_GINT64_FORMAT "\n", d->pid);
+    if (!g_file_set_contents(pidfile, pid_text, -1, &gerr)) {
+        kill((pid_t)d->pid, SIGKILL);
+        return xapi_error_internal(err, "cannot write %s: %s", pidfile, gerr->message);
+    }
+    return 0;
+}
+
+static int incoming(Domain *d, const char *image, XapiError **err);
 static int qmp_transition(const char *uuid, const char *command, HvState from, HvState to,
                           XapiError **err);
 static HvDriver qemu_driver;
+
+/* A QEMU of this domain that still runs (its pid file, else its -uuid). */
+static int64_t live_pid(const Domain *d)
+{
+    int64_t pid = read_pid(d);
+    if (qemu_process_alive(pid) && qemu_process_is_domain(pid, d->uuid))
+        return pid;
+    return qemu_process_find(d->uuid);
+}
 
 static int qemu_start(const char *uuid, const Xv *vm, const HvDisk *disks, size_t n_disks,
                       const char *resume_image, bool paused, XapiError **err)
@@ -294,46 +405,50 @@ static int qemu_start(const char *uuid, const Xv *vm, const HvDisk *disks, size_
         domain_free(d);
         return -1;
     }
+    int64_t stray = live_pid(d);
+    if (stray) { /* its files are its own: never deleted under it */
+        xapi_error_internal(err, "QEMU pid %" G_GINT64_FORMAT " of VM %s still runs", stray,
+                            uuid);
+        domain_free(d);
+        return -1;
+    }
     remove_runtime_files(d);
-    g_autofree char *console = domain_path(d, QEMU_CONSOLE_LOG);
-    if (!resume_image) /* a resumed guest's console goes on where it was */
-        unlink(console);
     QemuHost host = {qemu.binary, qemu_driver.accel, d->dir};
     g_auto(GStrv) argv = qemu_cmdline(&host, uuid, vm, disks, n_disks, resume_image, paused, err);
-    if (!argv) {
+    if (!argv || spawn(d, argv, resume_image != NULL, err) < 0) {
         domain_free(d);
         return -1;
     }
-    g_autofree char *errors = NULL;
-    int wait_status = 0;
-    g_autoptr(GError) gerr = NULL;
-    /* With -daemonize the command returns once the domain is set up. */
-    if (!g_spawn_sync(NULL, argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL, &errors,
-                      &wait_status, &gerr) ||
-        !g_spawn_check_wait_status(wait_status, NULL)) {
-        xapi_error_internal(err, "QEMU did not start: %s",
-                            gerr ? gerr->message : g_strstrip(errors));
-        domain_free(d);
-        return -1;
-    }
-    d->pid = read_pid(d);
-    if (!process_alive(d->pid) || attach(d, err) < 0) {
-        if (process_alive(d->pid))
+    if (attach(d, err) < 0) {
+        if (qemu_process_alive(d->pid))
             kill((pid_t)d->pid, SIGKILL);
-        if (!(err && *err))
-            xapi_error_internal(err, "QEMU exited right after starting");
+        qemu_process_wait_exit(d->pid, 5000);
+        g_clear_pointer(err ? err : &(XapiError *){NULL}, xapi_error_free);
+        g_autofree char *why = stderr_tail(d);
+        xapi_error_internal(err, "QEMU did not start: %s", why);
+        g_mutex_lock(&qemu.lock);
+        g_hash_table_remove(qemu.domains, uuid);
+        g_mutex_unlock(&qemu.lock);
+        remove_runtime_files(d);
         domain_free(d);
         return -1;
     }
     /* A saved state was paused when it was taken: it continues only if
      * asked to. */
-    if (resume_image && (wait_incoming(d, err) < 0 ||
+    if (resume_image && (incoming(d, resume_image, err) < 0 ||
                          (!paused && qmp_transition(uuid, "cont", HV_PAUSED, HV_RUNNING, err) < 0))) {
         g_autoptr(XapiError) ignored = NULL;
         qemu_driver.destroy(uuid, &ignored);
         return -1;
     }
     return 0;
+}
+
+/* The start is recorded in the database: the intent has served. */
+static void qemu_start_recorded(const char *uuid)
+{
+    g_autofree char *path = g_build_filename(qemu.root, uuid, QEMU_START_INTENT, NULL);
+    unlink(path);
 }
 
 static Domain *lookup(const char *uuid, XapiError **err)
@@ -351,7 +466,7 @@ static int qmp_transition(const char *uuid, const char *command, HvState from, H
                           XapiError **err)
 {
     Domain *d = lookup(uuid, err);
-    if (!d || qmp_simple(d, command, NULL, err) < 0)
+    if (!d || qmp_simple(d, command, err) < 0)
         return -1;
     g_mutex_lock(&qemu.lock);
     if (d->state == from)
@@ -373,7 +488,7 @@ static int qemu_unpause(const char *uuid, XapiError **err)
 static int qemu_request_shutdown(const char *uuid, XapiError **err)
 {
     Domain *d = lookup(uuid, err);
-    return d ? qmp_simple(d, "system_powerdown", NULL, err) : -1;
+    return d ? qmp_simple(d, "system_powerdown", err) : -1;
 }
 
 static int qemu_reset(const char *uuid, XapiError **err)
@@ -384,14 +499,32 @@ static int qemu_reset(const char *uuid, XapiError **err)
         d->last_reset = g_get_monotonic_time();
         g_mutex_unlock(&qemu.lock);
     }
-    if (!d || qmp_simple(d, "system_reset", NULL, err) < 0 ||
-        qmp_simple(d, "cont", NULL, err) < 0)
+    if (!d || qmp_simple(d, "system_reset", err) < 0 || qmp_simple(d, "cont", err) < 0)
         return -1;
     save_stop_reason(d, NULL);
     g_mutex_lock(&qemu.lock);
     d->rebooted = false;
     set_state(d, HV_RUNNING);
     g_mutex_unlock(&qemu.lock);
+    return 0;
+}
+
+/* Ends a QEMU: quit over the monitor if there is one, SIGKILL if it lingers. */
+static int stop_process(int64_t pid, QmpMonitor *mon, const char *uuid, XapiError **err)
+{
+    if (mon) {
+        g_autoptr(XapiError) ignored = NULL;
+        json_object_put(qmp_monitor_command(mon, "quit", NULL, -1, &ignored));
+    } else if (qemu_process_alive(pid)) {
+        kill((pid_t)pid, SIGTERM);
+    }
+    /* QEMU quits within milliseconds; a wedged one gets SIGKILL. */
+    if (!qemu_process_wait_exit(pid, 2000)) {
+        kill((pid_t)pid, SIGKILL);
+        if (!qemu_process_wait_exit(pid, 5000))
+            return xapi_error_internal(err, "QEMU (pid %" G_GINT64_FORMAT ") of VM %s does not exit",
+                                       pid, uuid);
+    }
     return 0;
 }
 
@@ -404,26 +537,14 @@ static int qemu_destroy(const char *uuid, XapiError **err)
     g_mutex_unlock(&qemu.lock);
     if (!d)
         return 0;
-    g_autoptr(XapiError) ignored = NULL;
-    g_autofree char *path = domain_path(d, QEMU_QMP_SOCKET);
-    json_object_put(qmp_run(path, "quit", NULL, &ignored));
-    /* QEMU quits within milliseconds; a wedged one gets SIGKILL. */
-    for (int i = 0; i < 200 && process_alive(d->pid); i++)
-        g_usleep(10000);
-    if (process_alive(d->pid))
-        kill((pid_t)d->pid, SIGKILL);
-    for (int i = 0; i < 500 && process_alive(d->pid); i++)
-        g_usleep(10000);
-    if (process_alive(d->pid))
-        return xapi_error_internal(err, "QEMU (pid %" G_GINT64_FORMAT ") of VM %s does not exit",
-                                   d->pid, uuid);
-    g_thread_join(d->watcher);
+    if (stop_process(d->pid, d->mon, uuid, err) < 0)
+        return -1;
     g_mutex_lock(&qemu.lock);
     g_hash_table_remove(qemu.domains, uuid);
     g_cond_broadcast(&qemu.changed);
     g_mutex_unlock(&qemu.lock);
     remove_runtime_files(d);
-    domain_free(d);
+    domain_free(d); /* joins the monitor's reader */
     return 0;
 }
 
@@ -475,16 +596,62 @@ static bool qemu_reattach(const char *uuid)
     if (known)
         return true;
     Domain *d = domain_new(uuid);
-    d->pid = read_pid(d);
+    d->pid = live_pid(d);
     g_autoptr(XapiError) err = NULL;
-    if (process_alive(d->pid) && process_is_domain(d->pid, uuid) && attach(d, &err) == 0)
+    if (d->pid && attach(d, &err) == 0) {
+        qemu_start_recorded(uuid); /* the VM's record says it runs */
         return true;
-    if (err)
-        g_warning("VM %s: QEMU pid %" G_GINT64_FORMAT " not reachable: %s", uuid, d->pid,
-                  err->code);
+    }
+    if (d->pid) { /* a QEMU we cannot drive is stopped, not left behind */
+        g_warning("VM %s: QEMU pid %" G_GINT64_FORMAT " not reachable (%s): stopping it", uuid,
+                  d->pid, err ? err->code : "?");
+        g_autoptr(XapiError) ignored = NULL;
+        qmp_monitor_close(g_steal_pointer(&d->mon));
+        if (stop_process(d->pid, NULL, uuid, &ignored) < 0) {
+            domain_free(d); /* it keeps its files */
+            return false;
+        }
+    }
     remove_runtime_files(d);
     domain_free(d);
     return false;
+}
+
+/* Removes a domain's directory and what is in it (flat). */
+static void remove_domain_dir(const char *dir)
+{
+    g_autoptr(GDir) entries = g_dir_open(dir, 0, NULL);
+    for (const char *name; entries && (name = g_dir_read_name(entries));) {
+        g_autofree char *path = g_build_filename(dir, name, NULL);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
+static void qemu_stop_unattached(void)
+{
+    g_autoptr(GDir) dir = g_dir_open(qemu.root, 0, NULL);
+    for (const char *name; dir && (name = g_dir_read_name(dir));) {
+        g_mutex_lock(&qemu.lock);
+        bool attached = find(name) != NULL;
+        g_mutex_unlock(&qemu.lock);
+        if (attached)
+            continue;
+        Domain *d = domain_new(name);
+        int64_t pid = live_pid(d);
+        g_autoptr(XapiError) err = NULL;
+        if (pid) {
+            g_message("domain %s: QEMU pid %" G_GINT64_FORMAT
+                      " runs for a VM not resident here: stopping it", name, pid);
+            if (stop_process(pid, NULL, name, &err) < 0) {
+                g_warning("domain %s: %s", name, err->code);
+                domain_free(d);
+                continue;
+            }
+        }
+        remove_domain_dir(d->dir);
+        domain_free(d);
+    }
 }
 
 static char *qemu_vnc_location(const char *uuid)
@@ -493,13 +660,6 @@ static char *qemu_vnc_location(const char *uuid)
 }
 
 /* ---- disks ----------------------------------------------------------------- */
-
-static char *args_text(json_object *o)
-{
-    char *text = g_strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-    json_object_put(o);
-    return text;
-}
 
 static json_object *args_object(const char *key, ...) G_GNUC_NULL_TERMINATED;
 /* {key: string value, ...} */
@@ -512,12 +672,6 @@ static json_object *args_object(const char *key, ...)
         json_object_object_add(o, k, json_object_new_string(va_arg(ap, const char *)));
     va_end(ap);
     return o;
-}
-
-static int qmp_args(Domain *d, const char *command, json_object *args, XapiError **err)
-{
-    g_autofree char *text = args_text(args);
-    return qmp_simple(d, command, text, err);
 }
 
 /* The device's qdev path names it ("/machine/peripheral/<id>/..." or <id>). */
@@ -534,8 +688,7 @@ static bool qdev_is(const char *qdev, const char *id)
  * snapshots), or NULL. */
 static char *top_node(Domain *d, const char *id, XapiError **err)
 {
-    g_autofree char *path = domain_path(d, QEMU_QMP_SOCKET);
-    json_object *blocks = qmp_run(path, "query-block", NULL, err);
+    json_object *blocks = qmp_monitor_command(d->mon, "query-block", NULL, -1, err);
     if (!blocks)
         return NULL;
     char *node = NULL;
@@ -553,20 +706,16 @@ static char *top_node(Domain *d, const char *id, XapiError **err)
     return node;
 }
 
-static bool device_present(Domain *d, const char *id)
+/* Until QEMU reports the device gone (the guest let go), or the deadline. */
+static bool wait_device_deleted(Domain *d, const char *id, int64_t deadline)
 {
-    g_autofree char *path = domain_path(d, QEMU_QMP_SOCKET);
-    g_autoptr(XapiError) ignored = NULL;
-    json_object *list = qmp_run(path, "qom-list", "{\"path\": \"/machine/peripheral\"}", &ignored);
-    bool present = false;
-    for (size_t i = 0; list && i < json_object_array_length(list); i++) {
-        json_object *name;
-        if (json_object_object_get_ex(json_object_array_get_idx(list, i), "name", &name) &&
-            strcmp(json_object_get_string(name), id) == 0)
-            present = true;
-    }
-    json_object_put(list);
-    return present;
+    g_mutex_lock(&qemu.lock);
+    bool gone;
+    while (!(gone = g_hash_table_remove(d->deleted, id)))
+        if (!g_cond_wait_until(&qemu.changed, &qemu.lock, deadline))
+            break;
+    g_mutex_unlock(&qemu.lock);
+    return gone;
 }
 
 static int qemu_disk_plug(const char *uuid, const HvDisk *disk, XapiError **err)
@@ -576,9 +725,9 @@ static int qemu_disk_plug(const char *uuid, const HvDisk *disk, XapiError **err)
         return -1;
     g_autofree char *blockdev = qemu_disk_blockdev_json(disk);
     g_autofree char *device = qemu_disk_device_json(disk);
-    if (qmp_simple(d, "blockdev-add", blockdev, err) < 0)
+    if (qmp_args(d, "blockdev-add", json_tokener_parse(blockdev), err) < 0)
         return -1;
-    if (qmp_simple(d, "device_add", device, err) < 0) {
+    if (qmp_args(d, "device_add", json_tokener_parse(device), err) < 0) {
         g_autofree char *node = g_strdup_printf("vbd%d", disk->slot);
         g_autoptr(XapiError) ignored = NULL;
         qmp_args(d, "blockdev-del", args_object("node-name", node, NULL), &ignored);
@@ -599,14 +748,15 @@ static int qemu_disk_unplug(const char *uuid, const HvDisk *disk, int64_t timeou
                               NULL);
     g_autofree char *id = g_strdup_printf(QEMU_DISK_ID_FMT, disk->slot);
     g_autofree char *node = top_node(d, id, err);
-    if (!node || qmp_args(d, "device_del", args_object("id", id, NULL), err) < 0)
+    if (!node)
         return -1;
-    int64_t deadline = g_get_monotonic_time() + timeout_ms * 1000;
-    while (device_present(d, id)) {
-        if (g_get_monotonic_time() > deadline)
-            return 1;
-        g_usleep(20 * 1000);
-    }
+    g_mutex_lock(&qemu.lock);
+    g_hash_table_remove(d->deleted, id);
+    g_mutex_unlock(&qemu.lock);
+    if (qmp_args(d, "device_del", args_object("id", id, NULL), err) < 0)
+        return -1;
+    if (!wait_device_deleted(d, id, g_get_monotonic_time() + timeout_ms * 1000))
+        return 1;
     /* The image stays open until its nodes go; a node made by a live
      * snapshot is released with its device. */
     g_autoptr(XapiError) not_ours = NULL;
@@ -672,8 +822,7 @@ static int qemu_disk_resize(const char *uuid, const HvDisk *disk, int64_t size, 
 /* A status field of a QMP query, or NULL (caller frees). */
 static char *query_field(Domain *d, const char *command, const char *field, XapiError **err)
 {
-    g_autofree char *path = domain_path(d, QEMU_QMP_SOCKET);
-    json_object *reply = qmp_run(path, command, NULL, err);
+    json_object *reply = qmp_monitor_command(d->mon, command, NULL, -1, err);
     json_object *v;
     char *text = reply && json_object_object_get_ex(reply, field, &v)
                      ? g_strdup(json_object_get_string(v)) : NULL;
@@ -683,25 +832,73 @@ static char *query_field(Domain *d, const char *command, const char *field, Xapi
     return text;
 }
 
-/* Until the saved state is loaded (the domain then runs, or stays paused
- * when started paused). */
-static int wait_incoming(Domain *d, XapiError **err)
+/* Hands fd to QEMU under name (getfd) and turns on MIGRATION events, so
+ * that a migration over it reports its end instead of being polled. */
+static int prepare_migration(Domain *d, int fd, const char *name, XapiError **err)
 {
-    int64_t deadline = g_get_monotonic_time() + 600 * G_USEC_PER_SEC;
+    json_object *cap = json_object_new_object();
+    json_object_object_add(cap, "capability", json_object_new_string("events"));
+    json_object_object_add(cap, "state", json_object_new_boolean(true));
+    json_object *caps = json_object_new_array();
+    json_object_array_add(caps, cap);
+    json_object *args = json_object_new_object();
+    json_object_object_add(args, "capabilities", caps);
+    if (qmp_args(d, "migrate-set-capabilities", args, err) < 0)
+        return -1;
+    json_object *ret = qmp_monitor_command(d->mon, "getfd", args_object("fdname", name, NULL), fd,
+                                           err);
+    if (!ret)
+        return -1;
+    json_object_put(ret);
+    g_mutex_lock(&qemu.lock);
+    g_clear_pointer(&d->migration, g_free);
+    g_mutex_unlock(&qemu.lock);
+    return 0;
+}
+
+/* Until the migration under way ends: 0 when it completed. */
+static int wait_migration(Domain *d, const char *what, XapiError **err)
+{
+    g_mutex_lock(&qemu.lock);
     for (;;) {
-        g_autofree char *status = query_field(d, "query-status", "status", err);
-        if (!status)
-            return -1;
-        if (strcmp(status, "inmigrate") != 0) {
-            g_mutex_lock(&qemu.lock);
-            set_state(d, strcmp(status, "running") == 0 ? HV_RUNNING : HV_PAUSED);
+        const char *st = d->migration;
+        if (st && strcmp(st, "completed") == 0) {
             g_mutex_unlock(&qemu.lock);
             return 0;
         }
-        if (g_get_monotonic_time() > deadline)
-            return xapi_error_internal(err, "the saved state did not load within 600 s");
-        g_usleep(20 * 1000);
+        if ((st && (strcmp(st, "failed") == 0 || strcmp(st, "cancelled") == 0)) ||
+            d->state == HV_ABSENT)
+            break;
+        g_cond_wait(&qemu.changed, &qemu.lock);
     }
+    g_autofree char *status = g_strdup(d->migration ? d->migration : "QEMU gone");
+    g_mutex_unlock(&qemu.lock);
+    g_autoptr(XapiError) ignored = NULL;
+    g_autofree char *why = d->state != HV_ABSENT
+                               ? query_field(d, "query-migrate", "error-desc", &ignored) : NULL;
+    return xapi_error_internal(err, "%s failed: %s", what, why && *why ? why : status);
+}
+
+/* Loads the saved state at image (QEMU waits for it: -incoming defer);
+ * xapid opens the file, QEMU reads the descriptor. */
+static int incoming(Domain *d, const char *image, XapiError **err)
+{
+    int fd = open(image, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return xapi_error_internal(err, "cannot open %s: %s", image, g_strerror(errno));
+    int rc = prepare_migration(d, fd, "xapid-incoming", err);
+    close(fd); /* QEMU has its own copy */
+    if (rc < 0 ||
+        qmp_args(d, "migrate-incoming", args_object("uri", "fd:xapid-incoming", NULL), err) < 0 ||
+        wait_migration(d, "loading the saved state", err) < 0)
+        return -1;
+    g_autofree char *status = query_field(d, "query-status", "status", err);
+    if (!status)
+        return -1;
+    g_mutex_lock(&qemu.lock);
+    set_state(d, strcmp(status, "running") == 0 ? HV_RUNNING : HV_PAUSED);
+    g_mutex_unlock(&qemu.lock);
+    return 0;
 }
 
 static int qemu_save(const char *uuid, const char *path, XapiError **err)
@@ -709,23 +906,18 @@ static int qemu_save(const char *uuid, const char *path, XapiError **err)
     Domain *d = lookup(uuid, err);
     if (!d)
         return -1;
-    g_autofree char *quoted = g_shell_quote(path);
-    g_autofree char *uri = g_strdup_printf("exec:cat > %s", quoted);
-    if (qmp_args(d, "migrate", args_object("uri", uri, NULL), err) < 0)
-        return -1;
-    for (;;) {
-        g_autofree char *status = query_field(d, "query-migrate", "status", err);
-        if (!status)
-            return -1;
-        if (strcmp(status, "completed") == 0)
-            return 0;
-        if (strcmp(status, "failed") == 0 || strcmp(status, "cancelled") == 0) {
-            g_autofree char *why = query_field(d, "query-migrate", "error-desc", NULL);
-            return xapi_error_internal(err, "saving the domain's state failed: %s",
-                                       why && *why ? why : status);
-        }
-        g_usleep(20 * 1000);
-    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return xapi_error_internal(err, "cannot create %s: %s", path, g_strerror(errno));
+    int rc = prepare_migration(d, fd, "xapid-save", err) < 0 ||
+                     qmp_args(d, "migrate", args_object("uri", "fd:xapid-save", NULL), err) < 0 ||
+                     wait_migration(d, "saving the domain's state", err) < 0
+                 ? -1 : 0;
+    /* The image is the only copy of the guest once the domain stops. */
+    if (rc == 0 && fsync(fd) < 0)
+        rc = xapi_error_internal(err, "cannot write %s: %s", path, g_strerror(errno));
+    close(fd);
+    return rc;
 }
 
 static HvDriver qemu_driver = {
@@ -746,6 +938,8 @@ static HvDriver qemu_driver = {
     .clear_rebooted = qemu_clear_rebooted,
     .wait_stopped = qemu_wait_stopped,
     .reattach = qemu_reattach,
+    .stop_unattached = qemu_stop_unattached,
+    .start_recorded = qemu_start_recorded,
     .vnc_location = qemu_vnc_location,
 };
 
@@ -762,6 +956,8 @@ const HvDriver *hv_qemu_driver(const char *state_dir, HvChangeNotify notify, Xap
     qemu.binary = g_find_program_in_path("qemu-system-x86_64");
     if (!qemu.binary)
         g_warning("qemu-system-x86_64 not found: VMs cannot start (see --hypervisor)");
+    if (!qemu_process_user_init())
+        g_message("QEMU runs as xapid's own user (uid %d)", (int)geteuid());
     qemu.notify = notify;
     qemu.domains = g_hash_table_new(g_str_hash, g_str_equal);
     qemu_driver.accel = host_accel();

@@ -83,6 +83,13 @@ typedef struct HvDriver {
     /* Finds a domain left running by an earlier xapid (after a restart)
      * and resumes watching it; false if there is none. */
     bool (*reattach)(const char *uuid);
+    /* After the reattaches at start-up: stops every domain left by an
+     * earlier xapid that was not reattached (its VM is Halted, gone or
+     * not resident here) and forgets it. NULL: nothing outlives xapid. */
+    void (*stop_unattached)(void);
+    /* The database records the domain start() made (what a start-up after
+     * a kill -9 in between needs to know). NULL: nothing to do. */
+    void (*start_recorded)(const char *uuid);
     /* Disks of a running domain. plug adds a disk (not a CD drive);
      * unplug asks the guest to let go and returns 1 if it has not within
      * timeout_ms; change_medium puts path in a CD drive (NULL ejects);

@@ -1,7 +1,7 @@
 /* qemu_cmdline.c: from a VM record to QEMU's arguments.
  *
- * The domain runs detached (-daemonize) so that it outlives xapid; xapid
- * finds it again through the pid file and the QMP sockets in the domain's
+ * The domain runs detached so that it outlives xapid; xapid finds it
+ * again through the pid file and the QMP sockets in the domain's
  * directory. A guest's poweroff stops the domain (-action) and its reboot
  * resets it; xapid decides what follows from actions_after_shutdown,
  * actions_after_reboot and actions_after_crash. */
@@ -204,14 +204,24 @@ char **qemu_cmdline(const QemuHost *host, const char *uuid, const Xv *vm, const 
     add(argv, "std");
     add(argv, "-vnc");
     addf(argv, "unix:%s/" QEMU_VNC_SOCKET, dir);
+    /* Files QEMU gets from xapid as descriptors (the sockets are bound and
+     * listening before QEMU exists, so xapid connects without waiting). */
+    add(argv, "-add-fd");
+    addf(argv, "fd=%d,set=1", QEMU_FD_CONSOLE);
     add(argv, "-chardev");
-    addf(argv, "file,id=console0,path=%s/" QEMU_CONSOLE_LOG ",append=on", dir);
+    add(argv, "file,id=console0,path=/dev/fdset/1,append=on");
     add(argv, "-serial");
     add(argv, "chardev:console0");
-    add(argv, "-qmp");
-    addf(argv, "unix:%s/" QEMU_QMP_SOCKET ",server=on,wait=off", dir);
-    add(argv, "-qmp");
-    addf(argv, "unix:%s/" QEMU_EVENTS_SOCKET ",server=on,wait=off", dir);
+    add(argv, "-chardev");
+    addf(argv, "socket,id=monitor,fd=%d,server=on,wait=off", QEMU_FD_MONITOR);
+    add(argv, "-mon");
+    add(argv, "chardev=monitor,mode=control");
+    add(argv, "-chardev");
+    addf(argv, "socket,id=qmp,fd=%d,server=on,wait=off", QEMU_FD_QMP);
+    add(argv, "-mon");
+    add(argv, "chardev=qmp,mode=control");
+    add(argv, "-sandbox");
+    add(argv, QEMU_SANDBOX);
     /* The guest's poweroff and panic stop the domain and its reboot resets
      * it in place; xapid then applies actions_after_*. */
     add(argv, "-action");
@@ -240,18 +250,12 @@ char **qemu_cmdline(const QemuHost *host, const char *uuid, const Xv *vm, const 
         add(argv, "-boot");
         addf(argv, "order=%s", order ? order : "cd");
     }
-    if (resume_image) {
-        /* The saved state streams in through a shell command (QEMU 7
-         * has no file: migration URI). */
-        g_autofree char *quoted = g_shell_quote(resume_image);
+    if (resume_image) { /* xapid passes the open image over the monitor */
         add(argv, "-incoming");
-        addf(argv, "exec:cat %s", quoted);
+        add(argv, "defer");
     }
     if (paused)
         add(argv, "-S");
-    add(argv, "-daemonize");
-    add(argv, "-pidfile");
-    addf(argv, "%s/" QEMU_PIDFILE, host->dir);
     g_ptr_array_add(argv, NULL);
     return (char **)g_ptr_array_free(argv, FALSE);
 }

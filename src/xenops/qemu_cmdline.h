@@ -15,14 +15,30 @@ typedef struct {
 } QemuHost;
 
 /* The paths inside a domain's directory. */
-#define QEMU_PIDFILE "qemu.pid"
-#define QEMU_QMP_SOCKET "qmp.sock"
-#define QEMU_EVENTS_SOCKET "events.sock"
+#define QEMU_PIDFILE "qemu.pid"          /* written by xapid right after the spawn */
+#define QEMU_START_INTENT "start-intent"  /* written by xapid before the spawn */
+#define QEMU_MONITOR_SOCKET "monitor.sock" /* xapid's persistent QMP connection */
+#define QEMU_QMP_SOCKET "qmp.sock"         /* a second monitor, free for operators */
 #define QEMU_CONSOLE_LOG "console.log"
+#define QEMU_STDERR_LOG "qemu.log"
 #define QEMU_VNC_SOCKET "vnc.sock"
 
+/* The descriptors xapid opens and hands to QEMU (their numbers in QEMU):
+ * the two monitor sockets, listening already, and the console log. */
+#define QEMU_FD_MONITOR 3
+#define QEMU_FD_QMP 4
+#define QEMU_FD_CONSOLE 5
+#define QEMU_N_FDS 3
+
+/* What QEMU may not do (seccomp): no obsolete system calls, no set*id, no
+ * fork or exec, no changing its scheduling or affinity. */
+#define QEMU_SANDBOX "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
+
 /* argv (NULL-terminated, caller frees with g_strfreev) for booting vm, an
- * XV_STRUCT as VM.get_record gives it. Fields that cannot be honoured give
+ * XV_STRUCT as VM.get_record gives it. QEMU runs in the foreground of its
+ * own session (xapid detaches it: -daemonize forks, which the sandbox
+ * forbids). With resume_image it waits for the saved state, which xapid
+ * hands over the monitor (-incoming defer). Fields that cannot be honoured give
  * an error rather than being ignored. */
 char **qemu_cmdline(const QemuHost *host, const char *uuid, const Xv *vm, const HvDisk *disks,
                     size_t n_disks, const char *resume_image, bool paused, XapiError **err);

@@ -5,6 +5,7 @@
  * and the database follows what the domain did (xenops.c). */
 #include <string.h>
 
+#include "boot_files.h"
 #include "bootstrap.h"
 #include "dm_handlers.h"
 #include "task.h"
@@ -64,6 +65,9 @@ static int check_startable(VmOp *o)
         return xapi_error_set(&call->error, "VM_MEMORY_SIZE_TOO_LOW", o->ref, NULL);
     if (xv_struct_get(o->record, "VCPUs_at_startup")->i < 1)
         return xapi_error_set(&call->error, "VM_NO_VCPUS", o->ref, NULL);
+    for (const char *const *f = (const char *const[]){"PV_kernel", "PV_ramdisk", NULL}; *f; f++)
+        if (*record_str(o, *f) && boot_files_check(*f, record_str(o, *f), &call->error) < 0)
+            return -1;
     db_read_begin();
     DbRow *vm = db_lookup(dm_class_by_name("VM"), o->ref);
     int64_t need = vm ? xenops_vm_memory_need(vm) : 0;
@@ -102,6 +106,8 @@ int vm_boot(VmOp *o, const char *resume_image, bool paused)
         driver()->destroy(o->uuid, &ignored);
         return -1;
     }
+    if (driver()->start_recorded)
+        driver()->start_recorded(o->uuid);
     return 0;
 }
 

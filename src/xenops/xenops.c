@@ -512,6 +512,8 @@ int xenops_init(const char *state_dir, const char *hypervisor, XapiError **err)
         xenops_unlock_vm(uuid);
     }
     g_ptr_array_unref(r.uuids);
+    if (xenops.driver->stop_unattached)
+        xenops.driver->stop_unattached();
     vm_drop_unowned_suspend_images();
     return 0;
 }

@@ -28,7 +28,7 @@ def guest():
 
 @pytest.fixture()
 def daemon():
-    d = Daemon()
+    d = Daemon(extra_args=["--guest-kernel-dir", GUEST_DIR])
     yield d
     d.stop()
     for pidfile in glob.glob(os.path.join(d.state_dir, "domains", "*", "qemu.pid")):
@@ -202,3 +202,100 @@ def test_guest_initiated_poweroff_and_reboot_are_seen(daemon, guest):
     assert ok(proxy.VM.get_power_state(s, vm)) == "Running"
     ok(proxy.VM.hard_shutdown(s, vm))
     ok(proxy.VM.destroy(s, vm))
+
+
+def test_qemu_runs_unprivileged_in_a_sandbox(daemon, guest):
+    proxy, s, vm, uuid = new_guest_vm(daemon, guest)
+    ok(proxy.VM.start(s, vm, False, False))
+    pid = qemu_pid(daemon, uuid)
+    with open(f"/proc/{pid}/status") as f:
+        status = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
+    assert int(status["Uid"].split()[0]) != 0
+    assert int(status["Seccomp"].strip()) == 2  # -sandbox on: a seccomp filter
+    with open(f"/proc/{pid}/cmdline") as f:
+        assert "-daemonize" not in f.read().split("\0")
+    ok(proxy.VM.hard_shutdown(s, vm))
+
+
+def test_pv_kernel_outside_the_kernel_dirs_is_refused(daemon, guest, tmp_path):
+    kernel = tmp_path / "vmlinuz"
+    kernel.write_bytes(open(guest[0], "rb").read())
+    proxy, s, vm, uuid = new_guest_vm(daemon, guest, PV_kernel=str(kernel))
+    reply = proxy.VM.start(s, vm, False, False)
+    assert reply["Status"] == "Failure"
+    code, field, path, reason = reply["ErrorDescription"]
+    assert (code, field, path) == ("INVALID_VALUE", "PV_kernel", str(kernel))
+    assert "allowed kernel directories" in reason
+    assert ok(proxy.VM.get_power_state(s, vm)) == "Halted"
+    assert not os.path.exists(os.path.join(domain_dir(daemon, uuid), "qemu.pid"))
+    # A symlink inside an allowed directory to a file outside is refused too.
+    link = os.path.join(GUEST_DIR, "outside-link")
+    if os.path.lexists(link):
+        os.unlink(link)
+    os.symlink(kernel, link)
+    try:
+        ok(proxy.VM.set_PV_kernel(s, vm, link))
+        reply = proxy.VM.start(s, vm, False, False)
+        assert reply["Status"] == "Failure" and reply["ErrorDescription"][0] == "INVALID_VALUE"
+    finally:
+        os.unlink(link)
+
+
+def test_orphan_qemu_of_an_unknown_uuid_is_stopped_at_startup(daemon, guest):
+    proxy, s, vm, uuid = new_guest_vm(daemon, guest)
+    ok(proxy.VM.start(s, vm, False, False))
+    daemon.kill9()
+    # A domain directory xapid knows no VM for, with a live QEMU in it.
+    stray_uuid = "0b5e0000-0000-4000-8000-00000000dead"
+    stray_dir = domain_dir(daemon, stray_uuid)
+    os.makedirs(stray_dir)
+    stray = subprocess.Popen(["qemu-system-x86_64", "-uuid", stray_uuid, "-machine", "pc,accel=tcg",
+                              "-nodefaults", "-display", "none", "-S"],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        with open(os.path.join(stray_dir, "qemu.pid"), "w") as f:
+            f.write(f"{stray.pid}\n")
+        daemon.start()
+        proxy, s = daemon.login()
+        assert stray.wait(timeout=30) is not None
+        assert not os.path.exists(stray_dir)
+        # The resident VM was reattached over a new monitor connection.
+        assert ok(proxy.VM.get_power_state(s, vm)) == "Running"
+        assert alive(qemu_pid(daemon, uuid))
+        ok(proxy.VM.pause(s, vm))
+        assert qmp_status(daemon, uuid) == "paused"
+        ok(proxy.VM.hard_shutdown(s, vm))
+    finally:
+        if stray.poll() is None:
+            stray.kill()
+            stray.wait()
+
+
+def halt_in_store(db, uuid):
+    return db.execute("UPDATE VM SET power_state = 'Halted', resident_on = 'OpaqueRef:NULL' "
+                      "WHERE uuid = ?", (uuid,)).rowcount
+
+
+def test_domain_of_a_vm_not_resident_here_is_stopped_at_startup(daemon, guest):
+    # The start intent: a QEMU whose VM record never said Running (xapid
+    # killed between the spawn and the database update) is stopped by the
+    # next start-up, its directory removed, the VM left Halted.
+    proxy, s, vm, uuid = new_guest_vm(daemon, guest)
+    ok(proxy.VM.start(s, vm, False, False))
+    pid = qemu_pid(daemon, uuid)
+    daemon.kill9()
+    # Play the crash between spawn and the database update: the record
+    # says Halted (VM.start's write undone), the intent is still on disk.
+    import sqlite3
+    db = sqlite3.connect(os.path.join(daemon.state_dir, "xapid.db"))
+    open(os.path.join(domain_dir(daemon, uuid), "start-intent"), "w").close()
+    rows = halt_in_store(db, uuid)
+    db.commit()
+    db.close()
+    assert rows == 1
+    daemon.start()
+    proxy, s = daemon.login()
+    assert wait_for(lambda: not alive(pid))
+    assert not os.path.exists(domain_dir(daemon, uuid))
+    assert ok(proxy.VM.get_power_state(s, vm)) == "Halted"

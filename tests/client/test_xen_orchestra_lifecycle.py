@@ -32,7 +32,7 @@ def guest():
 
 @pytest.fixture()
 def daemon():
-    d = Daemon()
+    d = Daemon(extra_args=["--guest-kernel-dir", GUEST_DIR])
     yield d
     d.stop()
     for pidfile in glob.glob(os.path.join(d.state_dir, "domains", "*", "qemu.pid")):
