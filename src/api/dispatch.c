@@ -94,7 +94,7 @@ Xv *dispatch_call(const char *method, const Xv *params, const DispatchOrigin *or
     }
     if (check_arity(msg, name, xv_len(params), err) < 0)
         return NULL;
-    Call call = {.msg = msg, .trusted = origin->trusted};
+    Call call = {.msg = msg, .trusted = origin->trusted, .peer = origin->peer};
     Xv *result = NULL;
     call.args = typed_args(msg, params, &call.error);
     if (!call.args)

@@ -12,6 +12,10 @@ int session_authorize(Call *call);
  * path, or, if the file does not exist, a random password written there. */
 int session_init_root_password(const char *password_file, XapiError **err);
 
+/* Whether a generated password is also printed on stdout (the file always
+ * has it); off by default, stdout being often shared or logged. */
+void session_print_generated_password(bool print);
+
 /* Destroys sessions idle for more than 24 hours and, in each group (pool
  * sessions; root with no originator; root per originator; each external
  * user), the least recently active beyond the group's limit, as XAPI's

@@ -154,6 +154,7 @@ char *task_submit(Call *call, XapiError **err)
     job->task_ref = g_strdup(task_ref);
     memset(call, 0, sizeof *call); /* the job owns the arguments now */
     job->call.error = NULL;
+    job->call.peer = NULL; /* the request's buffer: gone when it is answered */
     g_thread_pool_push(workers, job, NULL);
     return task_ref;
 }

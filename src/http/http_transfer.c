@@ -16,6 +16,7 @@
 
 #include "db.h"
 #include "dm_handlers.h"
+#include "http_server.h"
 #include "session.h"
 #include "vdi_transfer.h"
 #include "xmlrpc.h"
@@ -135,7 +136,9 @@ static int login_basic(struct MHD_Connection *conn, HttpTransfer *t)
         return xapi_error_set(&t->error, "SESSION_AUTHENTICATION_FAILED", "",
                               "No authentication provided", NULL);
     }
-    Call call = {.msg = dm_message_by_wire_name("session.login_with_password")};
+    char peer[HTTP_PEER_BUF];
+    Call call = {.msg = dm_message_by_wire_name("session.login_with_password"),
+                 .peer = http_peer_address(conn, peer)};
     Xv *session = NULL;
     int rc = xapi_session_login_with_password(&call, user, password ? password : "", "1.0",
                                               "HTTP basic auth", &session);
