@@ -1,6 +1,14 @@
 /* task.c: task objects as XAPI keeps them (pending, success, failure,
- * cancelling, cancelled), Async calls run on a bounded pool of worker
- * threads, the task messages clients use, and task GC. */
+ * cancelling, cancelled), Async calls run on a pool of worker threads
+ * with a bounded queue, the task messages clients use, and task GC.
+ *
+ * The pool: TASK_WORKERS threads run Async calls; at most TASK_QUEUE_MAX
+ * calls wait for one, and a call past that is refused with XAPI's
+ * TOO_MANY_PENDING_TASKS before any task exists. A call that waits on a
+ * guest (task_wait_begin: a clean shutdown the guest may ignore for 20
+ * minutes) hands its place over: the pool grows by one thread while it
+ * waits, so such waits never hold back hard_shutdown or short calls.
+ * They are few by construction: one per VM, its operation lock held. */
 #include "task.h"
 
 #include <string.h>
@@ -11,6 +19,7 @@
 #include "xmlrpc.h"
 
 #define TASK_WORKERS 8
+#define TASK_QUEUE_MAX 100 /* XAPI refuses past 100 queueing threads */
 #define TASK_KEEP_FINISHED 200
 #define TASK_FINISHED_TTL (65 * 60)
 #define TASK_PENDING_TTL (24 * 3600)
@@ -66,8 +75,45 @@ typedef struct AsyncJob {
     char *task_ref;
 } AsyncJob;
 
-static GThreadPool *workers;
-static GOnce workers_once = G_ONCE_INIT;
+static struct {
+    GMutex lock;
+    GThreadPool *workers;
+    unsigned n_workers;  /* threads for calls that do not wait on guests */
+    unsigned queue_max;
+    unsigned queued;     /* submitted, not started */
+    unsigned waiting;    /* started, waiting on a guest (handed over) */
+} pool = {.n_workers = TASK_WORKERS, .queue_max = TASK_QUEUE_MAX};
+
+/* Set in a worker thread while it runs a job: task_wait_begin hands over
+ * only a worker's place. */
+static GPrivate in_worker;
+
+void task_pool_configure(unsigned workers, unsigned queue_max)
+{
+    pool.n_workers = workers;
+    pool.queue_max = queue_max;
+}
+
+void task_wait_begin(void)
+{
+    if (!g_private_get(&in_worker))
+        return;
+    g_mutex_lock(&pool.lock);
+    pool.waiting++;
+    g_thread_pool_set_max_threads(pool.workers, (gint)(pool.n_workers + pool.waiting), NULL);
+    g_mutex_unlock(&pool.lock);
+}
+
+void task_wait_end(void)
+{
+    if (!g_private_get(&in_worker))
+        return;
+    g_mutex_lock(&pool.lock);
+    pool.waiting--;
+    /* A thread beyond the new maximum leaves when its job is done. */
+    g_thread_pool_set_max_threads(pool.workers, (gint)(pool.n_workers + pool.waiting), NULL);
+    g_mutex_unlock(&pool.lock);
+}
 
 static void finish(const char *task_ref, const Xv *result, const XapiError *error)
 {
@@ -105,6 +151,10 @@ static void run_job(gpointer data, gpointer unused)
     AsyncJob *job = data;
     Call *call = &job->call;
     Xv *result = NULL;
+    g_mutex_lock(&pool.lock);
+    pool.queued--;
+    g_mutex_unlock(&pool.lock);
+    g_private_set(&in_worker, GINT_TO_POINTER(1));
     if (task_cancel_requested(job->task_ref)) {
         xapi_error_set(&call->error, "TASK_CANCELLED", job->task_ref, NULL);
     } else {
@@ -119,6 +169,7 @@ static void run_job(gpointer data, gpointer unused)
         xv_free(result);
         result = concrete;
     }
+    g_private_set(&in_worker, NULL);
     finish(job->task_ref, result, call->error);
     xv_free(result);
     xapi_error_free(call->error);
@@ -128,24 +179,45 @@ static void run_job(gpointer data, gpointer unused)
     g_free(job);
 }
 
-static gpointer start_workers(gpointer unused)
+/* Takes a place in the queue (creating the pool on first use), or
+ * refuses with TOO_MANY_PENDING_TASKS. */
+static int take_queue_place(XapiError **err)
 {
-    return g_thread_pool_new(run_job, NULL, TASK_WORKERS, FALSE, NULL);
+    g_mutex_lock(&pool.lock);
+    if (!pool.workers)
+        pool.workers = g_thread_pool_new(run_job, NULL, (gint)pool.n_workers, FALSE, NULL);
+    bool full = pool.queued >= pool.queue_max;
+    if (!full)
+        pool.queued++;
+    g_mutex_unlock(&pool.lock);
+    return full ? xapi_error_set(err, "TOO_MANY_PENDING_TASKS", NULL) : 0;
+}
+
+static void give_back_queue_place(void)
+{
+    g_mutex_lock(&pool.lock);
+    pool.queued--;
+    g_mutex_unlock(&pool.lock);
 }
 
 char *task_submit(Call *call, XapiError **err)
 {
-    workers = g_once(&workers_once, start_workers, NULL);
-    g_autofree char *label = g_strconcat("Async.", call->msg->wire_name, NULL);
-    if (db_write_begin(err) < 0)
+    if (take_queue_place(err) < 0)
         return NULL;
+    g_autofree char *label = g_strconcat("Async.", call->msg->wire_name, NULL);
+    if (db_write_begin(err) < 0) {
+        give_back_queue_place();
+        return NULL;
+    }
     char *task_ref = task_insert(call->session_ref, label, "", err);
     if (!task_ref) {
         db_write_abort();
+        give_back_queue_place();
         return NULL;
     }
     if (db_write_commit(err) < 0) {
         g_free(task_ref);
+        give_back_queue_place();
         return NULL;
     }
     AsyncJob *job = g_new0(AsyncJob, 1);
@@ -155,7 +227,7 @@ char *task_submit(Call *call, XapiError **err)
     memset(call, 0, sizeof *call); /* the job owns the arguments now */
     job->call.error = NULL;
     job->call.peer = NULL; /* the request's buffer: gone when it is answered */
-    g_thread_pool_push(workers, job, NULL);
+    g_thread_pool_push(pool.workers, job, NULL);
     return task_ref;
 }
 
