@@ -226,6 +226,11 @@ static unsigned session_roles(const DbRow *session)
     return mask;
 }
 
+bool session_has_any_role(const DbRow *session, unsigned roles)
+{
+    return db_get(session, "is_local_superuser")->b || (session_roles(session) & roles);
+}
+
 static int permission_denied(Call *call)
 {
     g_autofree char *permission = g_ascii_strdown(call->msg->wire_name, -1);

@@ -16,6 +16,7 @@
 #include "db.h"
 #include "dm_handlers.h"
 #include "implicit.h"
+#include "session.h"
 #include "xmlrpc.h"
 
 #define TASK_WORKERS 8
@@ -255,14 +256,81 @@ int xapi_task_create(Call *call, const char *label, const char *description, Xv 
     return db_write_commit(&call->error);
 }
 
-/* Runs op on the task named self in a write transaction. */
+/* The session whose tasks hold task_ref, or NULL (lock held). */
+typedef struct {
+    const char *task_ref;
+    const DbRow *owner;
+} OwnerSearch;
+
+static bool find_owner(DbRow *session, void *ctx)
+{
+    OwnerSearch *search = ctx;
+    const Xv *tasks = db_get(session, "tasks");
+    for (guint i = 0; i < xv_len(tasks); i++) {
+        if (strcmp(xv_str(xv_at(tasks, i)), search->task_ref) == 0) {
+            search->owner = session;
+            return false;
+        }
+    }
+    return true;
+}
+
+static unsigned roles_named(const char *a, const char *b)
+{
+    unsigned mask = 0;
+    for (unsigned r = 0; r < DM_N_ROLES; r++)
+        if (strcmp(dm_role_names[r], a) == 0 || strcmp(dm_role_names[r], b) == 0)
+            mask |= 1u << r;
+    return mask;
+}
+
+/* XAPI's TaskHelper.assert_op_valid (lock held): a task is the caller's
+ * when its session's user is the caller's (the same auth_user_sid);
+ * another's needs task.destroy/any, which pool operators and admins hold
+ * and the local superuser bypasses. No session: an internal caller or
+ * the unix socket. */
+static int check_task_access(const char *session_ref, bool trusted, const DbRow *task,
+                             XapiError **err)
+{
+    if (trusted || !session_ref)
+        return 0;
+    const DbRow *caller = db_lookup(session_class(), session_ref);
+    OwnerSearch search = {task->ref, NULL};
+    db_foreach(session_class(), find_owner, &search);
+    if (caller && search.owner &&
+        (caller == search.owner || strcmp(xv_str(db_get(caller, "auth_user_sid")),
+                                          xv_str(db_get(search.owner, "auth_user_sid"))) == 0))
+        return 0;
+    if (caller && session_has_any_role(caller, roles_named("pool-admin", "pool-operator")))
+        return 0;
+    return xapi_error_set(err, "RBAC_PERMISSION_DENIED", "task.destroy/any",
+                          "No permission in user session. (Roles with this permission: "
+                          "pool-admin, pool-operator)",
+                          NULL);
+}
+
+int task_check_use(const char *session_ref, bool trusted, const char *task_ref, XapiError **err)
+{
+    db_read_begin();
+    const DbRow *task = db_lookup(task_class(), task_ref);
+    int rc = task ? check_task_access(session_ref, trusted, task, err)
+                  : xapi_error_set(err, "HANDLE_INVALID", "task", task_ref, NULL);
+    db_read_end();
+    return rc;
+}
+
+/* Runs op on the task named self in a write transaction, if it is the
+ * caller's to change. */
 static int with_task(Call *call, const char *self, int (*op)(Call *, DbRow *, const void *),
                      const void *arg)
 {
     if (db_write_begin(&call->error) < 0)
         return -1;
     DbRow *task = db_lookup(task_class(), self);
-    int rc = task ? op(call, task, arg) : implicit_handle_invalid(call, task_class(), self);
+    int rc = !task ? implicit_handle_invalid(call, task_class(), self)
+             : check_task_access(call->session_ref, call->trusted, task, &call->error) < 0
+                 ? -1
+                 : op(call, task, arg);
     if (rc < 0) {
         db_write_abort();
         return -1;

@@ -19,6 +19,12 @@ void task_wait_end(void);
 /* The pool's size and queue bound, before the first Async call (tests). */
 void task_pool_configure(unsigned workers, unsigned queue_max);
 
+/* 0 if the caller may use the task as its own (an HTTP transfer's
+ * task_id, task.cancel/destroy/set_*): HANDLE_INVALID for no such task,
+ * RBAC_PERMISSION_DENIED [task.destroy/any; …] for another user's task
+ * without that permission, as XAPI. trusted: the unix socket. */
+int task_check_use(const char *session_ref, bool trusted, const char *task_ref, XapiError **err);
+
 /* Has someone asked to cancel the task? Long operations check this. */
 bool task_cancel_requested(const char *task_ref);
 
