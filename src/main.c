@@ -10,6 +10,7 @@
 #include "compat.h"
 #include "db.h"
 #include "http_server.h"
+#include "login_throttle.h"
 #include "session.h"
 #include "task.h"
 #include "tls_cert.h"
@@ -46,7 +47,8 @@ int main(int argc, char **argv)
     g_autofree char *hypervisor = NULL;
     g_auto(GStrv) kernel_dirs = NULL;
     g_auto(GStrv) listen = NULL, listen_tls = NULL;
-    gboolean print_compat = FALSE;
+    gboolean print_compat = FALSE, print_password = FALSE;
+    gint login_failure_delay_ms = 250;
     GOptionEntry entries[] = {
         {"state-dir", 0, 0, G_OPTION_ARG_FILENAME, &state_dir,
          "Directory for the database, the local SR and runtime files (default ./var)", "DIR"},
@@ -61,6 +63,11 @@ int main(int argc, char **argv)
         {"root-password-file", 0, 0, G_OPTION_ARG_FILENAME, &password_file,
          "The root password on first start; generated and written there if missing "
          "(default STATE_DIR/root-password)", "FILE"},
+        {"print-root-password", 0, 0, G_OPTION_ARG_NONE, &print_password,
+         "Also print a generated root password on stdout (it is always in the file)", NULL},
+        {"login-failure-delay", 0, 0, G_OPTION_ARG_INT, &login_failure_delay_ms,
+         "The delay before answering a failed login, doubled at each further failure from the "
+         "same address up to 20 times itself (default 250)", "MS"},
         {"hypervisor", 0, 0, G_OPTION_ARG_STRING, &hypervisor,
          "How VMs run: qemu (a QEMU process per VM, KVM when /dev/kvm is usable and the CPU has "
          "VT-x or AMD-V, else TCG; "
@@ -92,6 +99,12 @@ int main(int argc, char **argv)
         perror(state_dir);
         return 1;
     }
+    if (login_failure_delay_ms < 0) {
+        fprintf(stderr, "xapid: --login-failure-delay must be 0 or more\n");
+        return 2;
+    }
+    login_throttle_configure(login_failure_delay_ms);
+    session_print_generated_password(print_password);
     if (!password_file)
         password_file = g_build_filename(state_dir, "root-password", NULL);
 

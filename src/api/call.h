@@ -14,6 +14,7 @@ struct Call {
     XapiError *error;    /* set once by whoever detects a failure */
     char *task_ref;      /* the task of an Async call, else NULL */
     bool trusted;        /* arrived on the unix socket: pre-authenticated root */
+    const char *peer;    /* the client's address (login penalties); NULL if unknown */
 };
 
 /* The i-th parameter (after the session), already converted to its type. */

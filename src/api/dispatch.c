@@ -9,6 +9,7 @@
 #include "session.h"
 #include "task.h"
 #include "typed_value.h"
+#include "wire_check.h"
 
 Xv *dispatch_list_methods(void)
 {
@@ -71,6 +72,9 @@ Xv *dispatch_call(const char *method, const Xv *params, const DispatchOrigin *or
                   bool *bare, XapiError **err)
 {
     *bare = false;
+    /* XAPI's order: the text check before anything, arity included. */
+    if (wire_check_params(params, err) < 0)
+        return NULL;
     if (strcmp(method, "system.listMethods") == 0) {
         *bare = true;
         return dispatch_list_methods();
@@ -90,7 +94,7 @@ Xv *dispatch_call(const char *method, const Xv *params, const DispatchOrigin *or
     }
     if (check_arity(msg, name, xv_len(params), err) < 0)
         return NULL;
-    Call call = {.msg = msg, .trusted = origin->trusted};
+    Call call = {.msg = msg, .trusted = origin->trusted, .peer = origin->peer};
     Xv *result = NULL;
     call.args = typed_args(msg, params, &call.error);
     if (!call.args)

@@ -9,7 +9,8 @@
 #include "xv.h"
 
 typedef struct DispatchOrigin {
-    bool trusted;  /* unix socket: pre-authenticated as root */
+    bool trusted;      /* unix socket: pre-authenticated as root */
+    const char *peer;  /* the client's IP address as text, or NULL */
 } DispatchOrigin;
 
 /* Returns the result value (caller owns), or NULL with *err set. *bare is

@@ -1,30 +1,50 @@
-/* session.c: sessions for the local superuser, password hashes (crypt),
+/* session.c: sessions for the local superuser, password hashes (yescrypt),
  * the per-call session check and role-based access control. */
 #include "session.h"
 
 #include <crypt.h>
+#include <errno.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "bootstrap.h"
 #include "db.h"
 #include "dm_handlers.h"
 #include "event.h"
+#include "login_throttle.h"
 #include "task.h"
 
 #define ROOT_HASH_KEY "root_password_hash"
 
 static const DmClass *session_class(void) { return dm_class_by_name("session"); }
 
+/* New hashes are yescrypt (libxcrypt's default cost; salt from the
+ * kernel's CSPRNG). Hashes stored earlier (SHA-512 crypt) still verify and
+ * are replaced at the next successful login. */
+#define HASH_PREFIX "$y$"
+
 static char *hash_password(const char *password)
 {
     char salt[CRYPT_GENSALT_OUTPUT_SIZE];
-    if (!crypt_gensalt_rn("$6$", 0, NULL, 0, salt, sizeof salt))
+    if (!crypt_gensalt_rn(HASH_PREFIX, 0, NULL, 0, salt, sizeof salt))
         return NULL;
     struct crypt_data data = {0};
     const char *h = crypt_r(password, salt, &data);
     return (h && h[0] != '*') ? g_strdup(h) : NULL;
 }
 
+/* Whether a and b are the same text, in a time that depends only on
+ * their lengths (a hash's length says nothing of the password). */
+static bool same_text(const char *a, const char *b)
+{
+    size_t n = strlen(a), m = strlen(b);
+    volatile unsigned char diff = n != m;
+    for (size_t i = 0; i < n && m; i++)
+        diff |= (unsigned char)a[i] ^ (unsigned char)b[i % m];
+    return m && diff == 0;
+}
+
+/* Whether password is root's; rehashes an old-style hash that matched. */
 static bool password_matches(const char *password)
 {
     g_autofree char *stored = db_meta_get(ROOT_HASH_KEY);
@@ -32,7 +52,35 @@ static bool password_matches(const char *password)
         return false;
     struct crypt_data data = {0};
     const char *h = crypt_r(password, stored, &data);
-    return h && strcmp(h, stored) == 0;
+    if (!h || h[0] == '*' || !same_text(h, stored))
+        return false;
+    if (!g_str_has_prefix(stored, HASH_PREFIX)) {
+        g_autofree char *upgraded = hash_password(password);
+        g_autoptr(XapiError) err = NULL;
+        if (!upgraded || db_meta_set(ROOT_HASH_KEY, upgraded, &err) < 0)
+            g_warning("root password hash not upgraded: %s", err ? err->code : "crypt failed");
+    }
+    return true;
+}
+
+/* A random password: 16 bytes of the kernel's CSPRNG, base64. */
+static char *random_password(XapiError **err)
+{
+    guint8 bytes[16];
+    if (getrandom(bytes, sizeof bytes, 0) != (ssize_t)sizeof bytes) {
+        xapi_error_internal(err, "getrandom: %s", g_strerror(errno));
+        return NULL;
+    }
+    char *password = g_base64_encode(bytes, sizeof bytes);
+    explicit_bzero(bytes, sizeof bytes);
+    return password;
+}
+
+static bool print_generated_password;
+
+void session_print_generated_password(bool print)
+{
+    print_generated_password = print;
 }
 
 int session_init_root_password(const char *password_file, XapiError **err)
@@ -50,17 +98,22 @@ int session_init_root_password(const char *password_file, XapiError **err)
         if (!*password)
             return xapi_error_internal(err, "%s is empty", password_file);
     } else {
-        guint8 bytes[12];
-        for (unsigned i = 0; i < sizeof bytes; i++)
-            bytes[i] = (guint8)g_random_int();
-        password = g_base64_encode(bytes, sizeof bytes);
-        if (password_file &&
-            !g_file_set_contents_full(password_file, password, -1,
-                                      G_FILE_SET_CONTENTS_CONSISTENT, 0600, &gerr))
+        if (!password_file)
+            return xapi_error_internal(err, "no root password file");
+        if (!(password = random_password(err)))
+            return -1;
+        g_autofree char *line = g_strconcat(password, "\n", NULL);
+        if (!g_file_set_contents_full(password_file, line, -1, G_FILE_SET_CONTENTS_CONSISTENT,
+                                      0600, &gerr))
             return xapi_error_internal(err, "cannot write %s: %s", password_file,
                                        gerr->message);
-        g_print("xapid: root password generated: %s (saved in %s)\n", password,
-                password_file ? password_file : "nowhere");
+        /* stdout may be a shared terminal or a journal: the password goes
+         * there only when asked for. */
+        if (print_generated_password)
+            g_print("xapid: root password generated: %s (saved in %s)\n", password,
+                    password_file);
+        else
+            g_print("xapid: root password generated and saved in %s\n", password_file);
     }
     g_autofree char *hash = hash_password(password);
     if (!hash)
@@ -68,14 +121,46 @@ int session_init_root_password(const char *password_file, XapiError **err)
     return db_meta_set(ROOT_HASH_KEY, hash, err);
 }
 
+/* Checks root's password, or answers code with its params after the
+ * failing address's penalty (login_throttle.h). */
+static int check_password(Call *call, const char *uname, const char *pwd, const char *code,
+                          const char *const *params, guint n_params)
+{
+    LoginThrottle *throttle = login_throttle_default();
+    const char *addr = call->peer ? call->peer : "an unknown address";
+    if (!login_throttle_admit(throttle, addr)) {
+        g_message("login from %s refused unchecked: %d failures from there are waiting", addr,
+                  LOGIN_THROTTLE_WAITING);
+        return xapi_error_setv(&call->error, code, params, n_params);
+    }
+    /* The hash is computed whatever the user name, so that the answer's
+     * time does not tell root from another name. */
+    bool matched = password_matches(pwd);
+    if (matched && strcmp(uname, "root") == 0) {
+        login_throttle_success(throttle, addr);
+        return 0;
+    }
+    unsigned in_a_row;
+    int64_t delay = login_throttle_failure(throttle, addr, g_get_monotonic_time() / 1000,
+                                           &in_a_row);
+    g_message("login failure %u in a row from %s: answering in %" G_GINT64_FORMAT " ms",
+              in_a_row, addr, delay);
+    g_usleep((gulong)delay * 1000);
+    login_throttle_answered(throttle, addr);
+    return xapi_error_setv(&call->error, code, params, n_params);
+}
+
 int xapi_session_login_with_password(Call *call, const char *uname, const char *pwd,
                                      const char *version, const char *originator,
                                      Xv **result)
 {
     /* The unix socket is pre-authenticated: no password check there. */
-    if (strcmp(uname, "root") != 0 || (!call->trusted && !password_matches(pwd)))
-        return xapi_error_set(&call->error, "SESSION_AUTHENTICATION_FAILED", uname,
-                              "Authentication failure", NULL);
+    const char *params[] = {uname, "Authentication failure"};
+    if (!call->trusted &&
+        check_password(call, uname, pwd, "SESSION_AUTHENTICATION_FAILED", params, 2) < 0)
+        return -1;
+    if (strcmp(uname, "root") != 0) /* the unix socket knows only root too */
+        return xapi_error_setv(&call->error, "SESSION_AUTHENTICATION_FAILED", params, 2);
     if (db_write_begin(&call->error) < 0)
         return -1;
     g_autofree char *host = bootstrap_this_host();
@@ -111,9 +196,9 @@ int xapi_session_logout(Call *call)
 
 int xapi_session_change_password(Call *call, const char *old_pwd, const char *new_pwd)
 {
-    if (!password_matches(old_pwd))
-        return xapi_error_set(&call->error, "CHANGE_PASSWORD_REJECTED",
-                              "Authentication failure", NULL);
+    const char *params[] = {"Authentication failure"};
+    if (check_password(call, "root", old_pwd, "CHANGE_PASSWORD_REJECTED", params, 1) < 0)
+        return -1;
     g_autofree char *hash = hash_password(new_pwd);
     if (!hash)
         return xapi_error_internal(&call->error, "crypt failed");
@@ -139,6 +224,11 @@ static unsigned session_roles(const DbRow *session)
                 mask |= 1u << r;
     }
     return mask;
+}
+
+bool session_has_any_role(const DbRow *session, unsigned roles)
+{
+    return db_get(session, "is_local_superuser")->b || (session_roles(session) & roles);
 }
 
 static int permission_denied(Call *call)

@@ -2,15 +2,24 @@
 #pragma once
 
 #include "call.h"
+#include "db.h"
 
 /* Validates call->session_ref (SESSION_INVALID [ref]) and the caller's
  * right to call call->msg (RBAC_PERMISSION_DENIED [permission, text]);
  * refreshes last_active. 0 or -1. */
 int session_authorize(Call *call);
 
+/* Whether the session is the local superuser's or holds one of the roles
+ * (a DmRole mask); read lock held. */
+bool session_has_any_role(const DbRow *session, unsigned roles);
+
 /* Sets the root password hash if none is stored yet: from the file at
  * path, or, if the file does not exist, a random password written there. */
 int session_init_root_password(const char *password_file, XapiError **err);
+
+/* Whether a generated password is also printed on stdout (the file always
+ * has it); off by default, stdout being often shared or logged. */
+void session_print_generated_password(bool print);
 
 /* Destroys sessions idle for more than 24 hours and, in each group (pool
  * sessions; root with no originator; root per originator; each external

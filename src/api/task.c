@@ -1,6 +1,14 @@
 /* task.c: task objects as XAPI keeps them (pending, success, failure,
- * cancelling, cancelled), Async calls run on a bounded pool of worker
- * threads, the task messages clients use, and task GC. */
+ * cancelling, cancelled), Async calls run on a pool of worker threads
+ * with a bounded queue, the task messages clients use, and task GC.
+ *
+ * The pool: TASK_WORKERS threads run Async calls; at most TASK_QUEUE_MAX
+ * calls wait for one, and a call past that is refused with XAPI's
+ * TOO_MANY_PENDING_TASKS before any task exists. A call that waits on a
+ * guest (task_wait_begin: a clean shutdown the guest may ignore for 20
+ * minutes) hands its place over: the pool grows by one thread while it
+ * waits, so such waits never hold back hard_shutdown or short calls.
+ * They are few by construction: one per VM, its operation lock held. */
 #include "task.h"
 
 #include <string.h>
@@ -8,9 +16,11 @@
 #include "db.h"
 #include "dm_handlers.h"
 #include "implicit.h"
+#include "session.h"
 #include "xmlrpc.h"
 
 #define TASK_WORKERS 8
+#define TASK_QUEUE_MAX 100 /* XAPI refuses past 100 queueing threads */
 #define TASK_KEEP_FINISHED 200
 #define TASK_FINISHED_TTL (65 * 60)
 #define TASK_PENDING_TTL (24 * 3600)
@@ -66,8 +76,45 @@ typedef struct AsyncJob {
     char *task_ref;
 } AsyncJob;
 
-static GThreadPool *workers;
-static GOnce workers_once = G_ONCE_INIT;
+static struct {
+    GMutex lock;
+    GThreadPool *workers;
+    unsigned n_workers;  /* threads for calls that do not wait on guests */
+    unsigned queue_max;
+    unsigned queued;     /* submitted, not started */
+    unsigned waiting;    /* started, waiting on a guest (handed over) */
+} pool = {.n_workers = TASK_WORKERS, .queue_max = TASK_QUEUE_MAX};
+
+/* Set in a worker thread while it runs a job: task_wait_begin hands over
+ * only a worker's place. */
+static GPrivate in_worker;
+
+void task_pool_configure(unsigned workers, unsigned queue_max)
+{
+    pool.n_workers = workers;
+    pool.queue_max = queue_max;
+}
+
+void task_wait_begin(void)
+{
+    if (!g_private_get(&in_worker))
+        return;
+    g_mutex_lock(&pool.lock);
+    pool.waiting++;
+    g_thread_pool_set_max_threads(pool.workers, (gint)(pool.n_workers + pool.waiting), NULL);
+    g_mutex_unlock(&pool.lock);
+}
+
+void task_wait_end(void)
+{
+    if (!g_private_get(&in_worker))
+        return;
+    g_mutex_lock(&pool.lock);
+    pool.waiting--;
+    /* A thread beyond the new maximum leaves when its job is done. */
+    g_thread_pool_set_max_threads(pool.workers, (gint)(pool.n_workers + pool.waiting), NULL);
+    g_mutex_unlock(&pool.lock);
+}
 
 static void finish(const char *task_ref, const Xv *result, const XapiError *error)
 {
@@ -105,6 +152,10 @@ static void run_job(gpointer data, gpointer unused)
     AsyncJob *job = data;
     Call *call = &job->call;
     Xv *result = NULL;
+    g_mutex_lock(&pool.lock);
+    pool.queued--;
+    g_mutex_unlock(&pool.lock);
+    g_private_set(&in_worker, GINT_TO_POINTER(1));
     if (task_cancel_requested(job->task_ref)) {
         xapi_error_set(&call->error, "TASK_CANCELLED", job->task_ref, NULL);
     } else {
@@ -119,6 +170,7 @@ static void run_job(gpointer data, gpointer unused)
         xv_free(result);
         result = concrete;
     }
+    g_private_set(&in_worker, NULL);
     finish(job->task_ref, result, call->error);
     xv_free(result);
     xapi_error_free(call->error);
@@ -128,24 +180,45 @@ static void run_job(gpointer data, gpointer unused)
     g_free(job);
 }
 
-static gpointer start_workers(gpointer unused)
+/* Takes a place in the queue (creating the pool on first use), or
+ * refuses with TOO_MANY_PENDING_TASKS. */
+static int take_queue_place(XapiError **err)
 {
-    return g_thread_pool_new(run_job, NULL, TASK_WORKERS, FALSE, NULL);
+    g_mutex_lock(&pool.lock);
+    if (!pool.workers)
+        pool.workers = g_thread_pool_new(run_job, NULL, (gint)pool.n_workers, FALSE, NULL);
+    bool full = pool.queued >= pool.queue_max;
+    if (!full)
+        pool.queued++;
+    g_mutex_unlock(&pool.lock);
+    return full ? xapi_error_set(err, "TOO_MANY_PENDING_TASKS", NULL) : 0;
+}
+
+static void give_back_queue_place(void)
+{
+    g_mutex_lock(&pool.lock);
+    pool.queued--;
+    g_mutex_unlock(&pool.lock);
 }
 
 char *task_submit(Call *call, XapiError **err)
 {
-    workers = g_once(&workers_once, start_workers, NULL);
-    g_autofree char *label = g_strconcat("Async.", call->msg->wire_name, NULL);
-    if (db_write_begin(err) < 0)
+    if (take_queue_place(err) < 0)
         return NULL;
+    g_autofree char *label = g_strconcat("Async.", call->msg->wire_name, NULL);
+    if (db_write_begin(err) < 0) {
+        give_back_queue_place();
+        return NULL;
+    }
     char *task_ref = task_insert(call->session_ref, label, "", err);
     if (!task_ref) {
         db_write_abort();
+        give_back_queue_place();
         return NULL;
     }
     if (db_write_commit(err) < 0) {
         g_free(task_ref);
+        give_back_queue_place();
         return NULL;
     }
     AsyncJob *job = g_new0(AsyncJob, 1);
@@ -154,7 +227,8 @@ char *task_submit(Call *call, XapiError **err)
     job->task_ref = g_strdup(task_ref);
     memset(call, 0, sizeof *call); /* the job owns the arguments now */
     job->call.error = NULL;
-    g_thread_pool_push(workers, job, NULL);
+    job->call.peer = NULL; /* the request's buffer: gone when it is answered */
+    g_thread_pool_push(pool.workers, job, NULL);
     return task_ref;
 }
 
@@ -182,14 +256,81 @@ int xapi_task_create(Call *call, const char *label, const char *description, Xv 
     return db_write_commit(&call->error);
 }
 
-/* Runs op on the task named self in a write transaction. */
+/* The session whose tasks hold task_ref, or NULL (lock held). */
+typedef struct {
+    const char *task_ref;
+    const DbRow *owner;
+} OwnerSearch;
+
+static bool find_owner(DbRow *session, void *ctx)
+{
+    OwnerSearch *search = ctx;
+    const Xv *tasks = db_get(session, "tasks");
+    for (guint i = 0; i < xv_len(tasks); i++) {
+        if (strcmp(xv_str(xv_at(tasks, i)), search->task_ref) == 0) {
+            search->owner = session;
+            return false;
+        }
+    }
+    return true;
+}
+
+static unsigned roles_named(const char *a, const char *b)
+{
+    unsigned mask = 0;
+    for (unsigned r = 0; r < DM_N_ROLES; r++)
+        if (strcmp(dm_role_names[r], a) == 0 || strcmp(dm_role_names[r], b) == 0)
+            mask |= 1u << r;
+    return mask;
+}
+
+/* XAPI's TaskHelper.assert_op_valid (lock held): a task is the caller's
+ * when its session's user is the caller's (the same auth_user_sid);
+ * another's needs task.destroy/any, which pool operators and admins hold
+ * and the local superuser bypasses. No session: an internal caller or
+ * the unix socket. */
+static int check_task_access(const char *session_ref, bool trusted, const DbRow *task,
+                             XapiError **err)
+{
+    if (trusted || !session_ref)
+        return 0;
+    const DbRow *caller = db_lookup(session_class(), session_ref);
+    OwnerSearch search = {task->ref, NULL};
+    db_foreach(session_class(), find_owner, &search);
+    if (caller && search.owner &&
+        (caller == search.owner || strcmp(xv_str(db_get(caller, "auth_user_sid")),
+                                          xv_str(db_get(search.owner, "auth_user_sid"))) == 0))
+        return 0;
+    if (caller && session_has_any_role(caller, roles_named("pool-admin", "pool-operator")))
+        return 0;
+    return xapi_error_set(err, "RBAC_PERMISSION_DENIED", "task.destroy/any",
+                          "No permission in user session. (Roles with this permission: "
+                          "pool-admin, pool-operator)",
+                          NULL);
+}
+
+int task_check_use(const char *session_ref, bool trusted, const char *task_ref, XapiError **err)
+{
+    db_read_begin();
+    const DbRow *task = db_lookup(task_class(), task_ref);
+    int rc = task ? check_task_access(session_ref, trusted, task, err)
+                  : xapi_error_set(err, "HANDLE_INVALID", "task", task_ref, NULL);
+    db_read_end();
+    return rc;
+}
+
+/* Runs op on the task named self in a write transaction, if it is the
+ * caller's to change. */
 static int with_task(Call *call, const char *self, int (*op)(Call *, DbRow *, const void *),
                      const void *arg)
 {
     if (db_write_begin(&call->error) < 0)
         return -1;
     DbRow *task = db_lookup(task_class(), self);
-    int rc = task ? op(call, task, arg) : implicit_handle_invalid(call, task_class(), self);
+    int rc = !task ? implicit_handle_invalid(call, task_class(), self)
+             : check_task_access(call->session_ref, call->trusted, task, &call->error) < 0
+                 ? -1
+                 : op(call, task, arg);
     if (rc < 0) {
         db_write_abort();
         return -1;

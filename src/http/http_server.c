@@ -3,6 +3,7 @@
  * that blocks (event.from) holds only its own connection. */
 #include "http_server.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
@@ -195,13 +196,27 @@ static enum MHD_Result send_stream(struct MHD_Connection *conn, const char *cont
     return ret;
 }
 
+const char *http_peer_address(struct MHD_Connection *conn, char *buf)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    if (sa && sa->sa_family == AF_INET)
+        return inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf, HTTP_PEER_BUF);
+    if (sa && sa->sa_family == AF_INET6)
+        return inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, buf,
+                         HTTP_PEER_BUF);
+    return NULL;
+}
+
 static enum MHD_Result on_rpc(Listener *l, struct MHD_Connection *conn, const char *url,
                               Request *req)
 {
     if (req->too_big)
         return send_text(conn, MHD_HTTP_CONTENT_TOO_LARGE, "Request body too large\n");
     RpcProtocol protocol = protocol_for(url, req->body);
-    DispatchOrigin origin = {.trusted = l->trusted};
+    char peer[HTTP_PEER_BUF];
+    DispatchOrigin origin = {.trusted = l->trusted, .peer = http_peer_address(conn, peer)};
     RpcReply reply;
     rpc_endpoint_handle(protocol, req->body->str, req->body->len, &origin, &reply);
     if (reply.stream)

@@ -17,3 +17,9 @@ int http_server_listen_tls(HttpServer *s, const char *host_port, const char *key
 /* Requests on the unix socket are pre-authenticated as root, as XAPI's. */
 int http_server_listen_unix(HttpServer *s, const char *path, XapiError **err);
 void http_server_free(HttpServer *s);
+
+struct MHD_Connection;
+#define HTTP_PEER_BUF 64
+/* The client's IP address as text into buf (HTTP_PEER_BUF bytes); NULL
+ * when the connection has none (the unix socket). */
+const char *http_peer_address(struct MHD_Connection *conn, char *buf);

@@ -16,7 +16,9 @@
 
 #include "db.h"
 #include "dm_handlers.h"
+#include "http_server.h"
 #include "session.h"
+#include "task.h"
 #include "vdi_transfer.h"
 #include "xmlrpc.h"
 
@@ -95,18 +97,13 @@ static void fail(HttpTransfer *t)
         settle(t, NULL);
 }
 
-static bool task_exists(const char *ref)
-{
-    db_read_begin();
-    bool found = db_lookup(dm_class_by_name("task"), ref) != NULL;
-    db_read_end();
-    return found;
-}
-
 static int take_task(struct MHD_Connection *conn, HttpTransfer *t)
 {
     const char *task_id = param(conn, "task_id");
-    if (task_id && task_exists(task_id)) {
+    if (task_id) {
+        /* The caller's own task only (no session by now: the unix socket). */
+        if (task_check_use(t->session, !t->session, task_id, &t->error) < 0)
+            return -1;
         t->task = g_strdup(task_id);
         return 0;
     }
@@ -135,7 +132,9 @@ static int login_basic(struct MHD_Connection *conn, HttpTransfer *t)
         return xapi_error_set(&t->error, "SESSION_AUTHENTICATION_FAILED", "",
                               "No authentication provided", NULL);
     }
-    Call call = {.msg = dm_message_by_wire_name("session.login_with_password")};
+    char peer[HTTP_PEER_BUF];
+    Call call = {.msg = dm_message_by_wire_name("session.login_with_password"),
+                 .peer = http_peer_address(conn, peer)};
     Xv *session = NULL;
     int rc = xapi_session_login_with_password(&call, user, password ? password : "", "1.0",
                                               "HTTP basic auth", &session);

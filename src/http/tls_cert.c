@@ -1,6 +1,7 @@
 /* tls_cert.c: self-signed host certificate with GnuTLS. */
 #include "tls_cert.h"
 
+#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <string.h>
@@ -23,9 +24,12 @@ static int create_pem(const char *path, XapiError **err)
     char hostname[256] = "localhost";
     gethostname(hostname, sizeof hostname - 1);
     time_t now = time(NULL);
-    unsigned char serial[8];
-    for (unsigned i = 0; i < sizeof serial; i++)
-        serial[i] = (unsigned char)g_random_int_range(1, 256);
+    /* A serial must be unpredictable (CA/B Forum: 64 bits from a CSPRNG)
+     * and positive: the top bit clear, the next set so no byte is lost. */
+    unsigned char serial[9];
+    if ((rc = gnutls_rnd(GNUTLS_RND_RANDOM, serial, sizeof serial)) < 0)
+        return gnutls_fail(err, "random serial", rc);
+    serial[0] = (serial[0] & 0x7f) | 0x40;
     if ((rc = gnutls_x509_privkey_init(&key)) < 0 ||
         (rc = gnutls_x509_privkey_generate(key, GNUTLS_PK_ECDSA,
                                            GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1),

@@ -610,6 +610,29 @@ static void test_string_escaping_at_every_position(void **state)
     assert_string_equal(json, "\"0123456789abcdef/x\"");
 }
 
+/* Whatever a stored string holds (every C0 byte, invalid UTF-8), a reply
+ * is JSON that json-c's strict, UTF-8-checking parser accepts: controls
+ * escaped (JSON can carry them), bad bytes U+FFFD. */
+static void test_any_stored_bytes_give_strict_json(void **state)
+{
+    static const char *const bad[] = {"\x80", "abc\xff", "\xc0\xaf", "\xed\xa0\x80",
+                                      "\xe2\x82", "\xe2\x82x", "\xf4\x90\x80\x80",
+                                      "\xf8\x88\x80\x80\x80", "a\x01\"\\\xc3"};
+    GPtrArray *texts = g_ptr_array_new_with_free_func(g_free);
+    for (unsigned c = 1; c < 0x20; c++)
+        g_ptr_array_add(texts, g_strdup_printf("ab%ccd", c));
+    for (size_t i = 0; i < G_N_ELEMENTS(bad); i++)
+        g_ptr_array_add(texts, g_strdup(bad[i]));
+    for (guint i = 0; i < texts->len; i++) {
+        const char *text = texts->pdata[i];
+        g_autoptr(Xv) v = xv_new_struct();
+        xv_struct_set_string(v, text, text);
+        g_autofree char *json = jsonrpc_value_to_json(v);
+        assert_valid_json(json, strlen(json));
+    }
+    g_ptr_array_unref(texts);
+}
+
 static void test_value_from_json(void **state)
 {
     g_autofree char *why = NULL;
@@ -692,6 +715,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_goldens),
+        cmocka_unit_test(test_any_stored_bytes_give_strict_json),
         cmocka_unit_test(test_request_details),
         cmocka_unit_test(test_large_objects),
         cmocka_unit_test(test_depth_limit),

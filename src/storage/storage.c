@@ -7,6 +7,7 @@
 
 #include "bootstrap.h"
 #include "storage_operations.h"
+#include "wire_text.h"
 
 static struct {
     GMutex mutex;           /* guards sr_locks */
@@ -276,8 +277,12 @@ static int apply_scan(DbRow *sr, GHashTable *images, XapiError **err)
             db_row_put(vdi, "managed", xv_new_bool(false));
             db_row_put(vdi, "read_only", xv_new_bool(true));
         } else {
-            g_autofree char *label = g_path_get_basename(s->location);
-            db_row_put(vdi, "name_label", xv_new_string(label));
+            /* The file name may be in any encoding and hold any byte but
+             * '/': its display form, then without C0 controls, is a name
+             * every client can read (the location keeps the bytes). */
+            g_autofree char *base = g_path_get_basename(s->location);
+            g_autofree char *display = g_filename_display_name(base);
+            db_row_put(vdi, "name_label", xv_new_string_take(wire_text_repair(display)));
         }
         if (storage_insert_vdi(vdi, err) < 0)
             return -1;

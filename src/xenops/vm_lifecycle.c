@@ -177,6 +177,7 @@ static int ask_guest_to_stop(VmOp *o)
     int64_t deadline = g_get_monotonic_time() + timeout * G_USEC_PER_SEC;
     int rc = 0;
     xenops_wait_unlocked_begin(o->uuid);
+    task_wait_begin(); /* the guest may never answer: not on a worker's place */
     while (!driver()->wait_stopped(o->uuid, MIN(deadline, g_get_monotonic_time() +
                                                           G_USEC_PER_SEC / 5))) {
         if (call->task_ref && task_cancel_requested(call->task_ref)) {
@@ -190,6 +191,7 @@ static int ask_guest_to_stop(VmOp *o)
             break;
         }
     }
+    task_wait_end();
     xenops_wait_unlocked_end(o->uuid);
     return rc;
 }

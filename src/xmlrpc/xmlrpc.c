@@ -13,6 +13,7 @@
 
 #include "key_memo.h"
 #include "strbuf.h"
+#include "wire_text.h"
 
 #define XMLRPC_MAX_DEPTH 64
 #define PARSE_OPTIONS (XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOCDATA)
@@ -314,41 +315,64 @@ int xmlrpc_parse_response(const char *body, size_t len, Xv **value, char **error
 /* Constant markup: the length is known at compile time. */
 #define APPEND_LIT(out, lit) sb_append_len((out), (lit), sizeof(lit) - 1)
 
-/* The entity for each byte that XML text cannot carry as itself; '\r'
- * is written as a reference so that it survives line-end normalisation. */
-static const char *const xml_entity[256] = {
-    ['&'] = "&amp;", ['<'] = "&lt;", ['>'] = "&gt;", ['\r'] = "&#13;",
+/* What each ASCII byte that XML text cannot carry as itself becomes: '\r'
+ * a reference, so that it survives line-end normalisation; C0 controls,
+ * which no XML 1.0 document may hold even as references, U+FFFD (the
+ * rule of wire_text.h, for strings stored before it or from files). */
+#define R WIRE_TEXT_REPLACEMENT
+static const char *const xml_entity[128] = {
+    [0x01] = R, R, R, R, R, R, R, R, /* 0x09 tab, 0x0a LF */ [0x0b] = R, R,
+    ['\r'] = "&#13;", [0x0e] = R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R, R,
+    ['&'] = "&amp;", ['<'] = "&lt;", ['>'] = "&gt;",
 };
+#undef R
 
-/* Whether any byte of w is one of & < > \r (bit tricks over 8 bytes). */
+/* Whether any byte of w is one of & < >, below 0x20 or above 0x7f (bit
+ * tricks over 8 bytes; the slow path sorts out tab, LF and UTF-8). */
 static inline bool word_needs_escaping(uint64_t w)
 {
     const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
 #define HAS_BYTE(w, c) ((((w) ^ (ones * (c))) - ones) & ~((w) ^ (ones * (c))) & highs)
-    return HAS_BYTE(w, '&') | HAS_BYTE(w, '<') | HAS_BYTE(w, '>') | HAS_BYTE(w, '\r');
+    uint64_t below_space = (w - ones * 0x20) & ~w & highs;
+    return (w & highs) | below_space | HAS_BYTE(w, '&') | HAS_BYTE(w, '<') | HAS_BYTE(w, '>');
 #undef HAS_BYTE
 }
 
+/* s as XML text. Whatever s holds, the output is well-formed: bytes that
+ * are not part of a character XML 1.0 allows become U+FFFD. */
 static void append_escaped(GString *out, const char *s)
 {
     if (!*s) /* most fields of most records are empty */
         return;
     size_t n = strlen(s);
     size_t i = 0;
-    /* Most values need no escaping: skip plain text 8 bytes at a time. */
+    /* Most values are plain ASCII: skip them 8 bytes at a time. */
     for (uint64_t w; i + 8 <= n; i += 8) {
         memcpy(&w, s + i, 8);
         if (word_needs_escaping(w))
             break;
     }
     size_t run = 0;
-    for (; i < n; i++) {
-        const char *entity = xml_entity[(unsigned char)s[i]];
-        if (G_LIKELY(!entity))
-            continue;
+    while (i < n) {
+        unsigned char u = (unsigned char)s[i];
+        const char *entity;
+        if (u < 0x80) {
+            entity = xml_entity[u];
+            if (G_LIKELY(!entity)) {
+                i++;
+                continue;
+            }
+        } else {
+            size_t len = wire_text_char_len((const unsigned char *)s + i, n - i);
+            if (G_LIKELY(len)) {
+                i += len;
+                continue;
+            }
+            entity = WIRE_TEXT_REPLACEMENT;
+        }
         sb_append_len(out, s + run, i - run);
         sb_append(out, entity);
-        run = i + 1;
+        run = ++i;
     }
     sb_append_len(out, s + run, n - run);
 }

@@ -1,7 +1,10 @@
 /* xmlrpc.h: the XML-RPC codec. Requests are parsed leniently (typed or
  * untyped strings, i4/i8/int, pretty or compact); replies are written
  * exactly as XAPI writes them: compact, untyped strings, ints as decimal
- * strings, dateTime.iso8601 as YYYYMMDDTHH:MM:SSZ, never <nil/>. */
+ * strings, dateTime.iso8601 as YYYYMMDDTHH:MM:SSZ, never <nil/>. A reply
+ * is well-formed XML 1.0 whatever the values hold: each byte that is not
+ * part of a character XML allows (invalid UTF-8, C0 controls but tab, LF
+ * and CR, U+FFFE/U+FFFF) is written as U+FFFD (wire_text.h). */
 #pragma once
 
 #include <glib.h>

@@ -162,15 +162,20 @@ def test_first_start_objects(daemon):
     assert api.role.get_by_uuid(s, "0165f154-ba3e-034e-6b27-5d271af109ba")["Status"] == "Success"
 
 
-def test_missing_password_file_is_generated_and_printed(tmp_path):
+@pytest.mark.parametrize("print_it", [False, True])
+def test_missing_password_file_is_generated_and_printed_when_asked(tmp_path, print_it):
+    """The generated password is always in the file (mode 0600); stdout,
+    often a shared terminal or a journal, shows it only with
+    --print-root-password."""
     import subprocess
     from xapid_daemon import XAPID, free_port
     state = tmp_path / "state"
     pw_file = tmp_path / "made-by-xapid"
     port = free_port()
     proc = subprocess.Popen([XAPID, "--state-dir", str(state), "--listen", f"127.0.0.1:{port}",
-                             "--root-password-file", str(pw_file)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                             "--root-password-file", str(pw_file)] +
+                            (["--print-root-password"] if print_it else []),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         printed = ""
         for line in proc.stdout:
@@ -178,7 +183,9 @@ def test_missing_password_file_is_generated_and_printed(tmp_path):
             if "xapid: ready" in line:
                 break
         password = pw_file.read_text().strip()
-        assert len(password) >= 12 and password in printed
+        assert len(password) >= 22  # 16 bytes from getrandom, base64
+        assert (password in printed) == print_it
+        assert str(pw_file) in printed
         assert oct(pw_file.stat().st_mode & 0o777) == "0o600"
         api = xmlrpc.client.ServerProxy(f"http://127.0.0.1:{port}/")
         assert api.session.login_with_password("root", password)["Status"] == "Success"

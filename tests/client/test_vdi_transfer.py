@@ -588,3 +588,24 @@ def test_snapshot_and_clone_of_a_raw_leaf(daemon, api, tmp_path, fork):
         ok(proxy.VDI.destroy(s, v))
     assert not os.path.exists(os.path.join(sr_dir(api), raw_location))
     assert no_leftovers(api)
+
+
+def test_unknown_task_id_is_refused_and_changes_nothing(daemon, api, tmp_path):
+    """A task_id must name a task the caller may use (its user's own, or
+    with task.destroy/any; see task_access_test.c for other users): an
+    unknown one is refused, not replaced by a task of our own."""
+    proxy, s = api
+    vdi = new_vdi(api)
+    before = sha256_file(vdi_path(api, vdi))
+    tasks_before = sorted(ok(proxy.task.get_all(s)))
+    status, body, _ = put(daemon, b"\x07" * 512, session_id=s, vdi=vdi, task_id="OpaqueRef:nope")
+    assert status == 404 and body.startswith("HANDLE_INVALID task OpaqueRef:nope")
+    status, body, _ = get(daemon, session_id=s, vdi=vdi, task_id="OpaqueRef:nope")
+    assert status == 404 and body.startswith(b"HANDLE_INVALID task")
+    assert sorted(ok(proxy.task.get_all(s))) == tasks_before
+    assert sha256_file(vdi_path(api, vdi)) == before
+    # Another root session's task is root's too (XAPI: the same user).
+    other = ok(proxy.session.login_with_password("root", PASSWORD))
+    task = ok(proxy.task.create(other, "from another session", ""))
+    status, _, headers = get(daemon, session_id=s, vdi=vdi, task_id=task)
+    assert status == 200 and headers["Task-Id"] == task
