@@ -14,6 +14,7 @@
 
 #include "host_accel.h"
 #include "hv_driver.h"
+#include "network.h"
 #include "qemu_cmdline.h"
 #include "qmp.h"
 
@@ -277,8 +278,53 @@ static int qmp_transition(const char *uuid, const char *command, HvState from, H
                           XapiError **err);
 static HvDriver qemu_driver;
 
+/* The guest's taps, made on their bridges before QEMU starts; xapid's
+ * copies of the fds are closed once QEMU holds them. */
+typedef struct {
+    int *fds;
+    size_t n;
+} TapFds;
+
+static void tap_fds_close(TapFds *t)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (t->fds[i] >= 0)
+            close(t->fds[i]);
+    g_free(t->fds);
+    t->fds = NULL;
+    t->n = 0;
+}
+
+static int open_taps(const HvNic *nics, size_t n, TapFds *t, XapiError **err)
+{
+    t->fds = g_new(int, n + 1);
+    t->n = 0;
+    for (size_t i = 0; i < n; i++) {
+        int fd = network_guest_tap_open(nics[i].tap, nics[i].bridge, nics[i].mtu,
+                                        nics[i].internal, !nics[i].disabled, err);
+        if (fd < 0) {
+            tap_fds_close(t);
+            network_bridges_gc();
+            return -1;
+        }
+        t->fds[t->n++] = fd;
+    }
+    return 0;
+}
+
+/* In the child, before exec: each tap at the fd the command line names
+ * (dup2 clears close-on-exec on the copy). Async-signal-safe only. */
+static void pass_taps(gpointer data)
+{
+    const TapFds *t = data;
+    for (size_t i = 0; i < t->n; i++)
+        if (dup2(t->fds[i], QEMU_TAP_FD((int)i)) < 0)
+            _exit(127);
+}
+
 static int qemu_start(const char *uuid, const Xv *vm, const HvDisk *disks, size_t n_disks,
-                      const char *resume_image, bool paused, XapiError **err)
+                      const HvNic *nics, size_t n_nics, const char *resume_image, bool paused,
+                      XapiError **err)
 {
     if (!qemu.binary)
         return xapi_error_internal(err, "qemu-system-x86_64 is not installed on this host");
@@ -299,8 +345,10 @@ static int qemu_start(const char *uuid, const Xv *vm, const HvDisk *disks, size_
     if (!resume_image) /* a resumed guest's console goes on where it was */
         unlink(console);
     QemuHost host = {qemu.binary, qemu_driver.accel, d->dir};
-    g_auto(GStrv) argv = qemu_cmdline(&host, uuid, vm, disks, n_disks, resume_image, paused, err);
-    if (!argv) {
+    g_auto(GStrv) argv = qemu_cmdline(&host, uuid, vm, disks, n_disks, nics, n_nics,
+                                      resume_image, paused, err);
+    TapFds taps = {NULL, 0};
+    if (!argv || open_taps(nics, n_nics, &taps, err) < 0) {
         domain_free(d);
         return -1;
     }
@@ -308,11 +356,15 @@ static int qemu_start(const char *uuid, const Xv *vm, const HvDisk *disks, size_
     int wait_status = 0;
     g_autoptr(GError) gerr = NULL;
     /* With -daemonize the command returns once the domain is set up. */
-    if (!g_spawn_sync(NULL, argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL, NULL, &errors,
-                      &wait_status, &gerr) ||
-        !g_spawn_check_wait_status(wait_status, NULL)) {
+    bool spawned = g_spawn_sync(NULL, argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL,
+                                n_nics ? pass_taps : NULL, &taps, NULL, &errors, &wait_status,
+                                &gerr) &&
+                   g_spawn_check_wait_status(wait_status, NULL);
+    tap_fds_close(&taps); /* QEMU holds them now, or they go with it */
+    if (!spawned) {
         xapi_error_internal(err, "QEMU did not start: %s",
                             gerr ? gerr->message : g_strstrip(errors));
+        network_bridges_gc();
         domain_free(d);
         return -1;
     }
@@ -424,6 +476,7 @@ static int qemu_destroy(const char *uuid, XapiError **err)
     g_mutex_unlock(&qemu.lock);
     remove_runtime_files(d);
     domain_free(d);
+    network_bridges_gc(); /* its taps went with QEMU */
     return 0;
 }
 

@@ -29,6 +29,7 @@ static struct {
 #define SIM_SAVED_STATE "xapid simulated domain state\n"
 
 static int sim_start(const char *uuid, const Xv *vm, const HvDisk *disks, size_t n_disks,
+                     const HvNic *nics, size_t n_nics,
                      const char *resume_image, bool paused, XapiError **err)
 {
     g_autofree char *saved = NULL;

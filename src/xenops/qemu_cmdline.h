@@ -25,7 +25,14 @@ typedef struct {
  * XV_STRUCT as VM.get_record gives it. Fields that cannot be honoured give
  * an error rather than being ignored. */
 char **qemu_cmdline(const QemuHost *host, const char *uuid, const Xv *vm, const HvDisk *disks,
-                    size_t n_disks, const char *resume_image, bool paused, XapiError **err);
+                    size_t n_disks, const HvNic *nics, size_t n_nics, const char *resume_image,
+                    bool paused, XapiError **err);
+
+/* NIC i's tap is handed to QEMU as this fd (the spawn maps it there). */
+#define QEMU_TAP_FD(i) (100 + (i))
+/* A NIC's PCI slot on the root bus, after the disks' (VIF devices 0-15). */
+#define QEMU_NIC_SLOTS 16
+#define QEMU_NIC_PCI_SLOT(device) (0x10 + (device))
 
 /* QMP arguments (JSON object text, caller frees) for hot-plugging disk:
  * its block node, then its device. */
