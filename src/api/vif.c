@@ -128,6 +128,9 @@ static int check_new_vif(Call *call, DbRow *vif)
     }
     if (check_enforceable(vif, err) < 0)
         return -1;
+    /* As XAPI: a VIF's MTU is its network's, whatever the caller gave. */
+    DbRow *net = db_lookup(cls("network"), str_field(vif, "network"));
+    db_row_put(vif, "MTU", xv_new_int(db_get(net, "MTU")->i));
     if (strcmp(str_field(vm, "power_state"), "Suspended") != 0)
         db_row_put(vif, "currently_attached", xv_new_bool(false));
     return 0;

@@ -141,6 +141,9 @@ static int add_nics(GPtrArray *argv, const HvNic *nics, size_t n, XapiError **er
                                QEMU_NIC_PCI_SLOT(nic->device), nic->device);
         if (nic->bootindex >= 0)
             g_string_append_printf(dev, ",bootindex=%d", nic->bootindex);
+        /* virtio-net tells the guest the network's MTU. */
+        if (strcmp(nic->model, "virtio-net-pci") == 0 && nic->mtu > 0 && nic->mtu != 1500)
+            g_string_append_printf(dev, ",host_mtu=%d", nic->mtu);
         g_ptr_array_add(argv, g_string_free(dev, FALSE));
     }
     return 0;

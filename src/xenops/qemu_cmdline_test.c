@@ -65,6 +65,8 @@ static HvNic *test_nics(const Xv *vm, size_t *n)
         nics[i].mac = g_strdup(xv_str(xv_struct_get(d, "mac")));
         nics[i].model = g_intern_string(xv_str(xv_struct_get(d, "model")));
         nics[i].bootindex = (int)xv_struct_get(d, "bootindex")->i;
+        const Xv *mtu = xv_struct_get(d, "mtu");
+        nics[i].mtu = mtu ? (int)mtu->i : 1500;
     }
     return nics;
 }

@@ -76,9 +76,7 @@ static int nic_for_vif(const DbRow *vm, const DbRow *vif, const char *model, HvN
     if (pif && !db_get(pif, "currently_attached")->b)
         return xapi_error_set(err, "REQUIRED_PIF_IS_UNPLUGGED", pif->ref, NULL);
     guint64 device = g_ascii_strtoull(str_field(vif, "device"), NULL, 10);
-    int64_t mtu = db_get(vif, "MTU")->i;
-    if (mtu <= 0)
-        mtu = db_get(net, "MTU")->i;
+    int64_t mtu = db_get(net, "MTU")->i; /* the bridge's, so the taps' too */
     const char *uuid = str_field(vm, "uuid");
     nic->device = (int)device;
     nic->mac = g_strdup(str_field(vif, "MAC"));

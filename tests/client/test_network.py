@@ -1,11 +1,14 @@
 """Networks, PIFs and VIFs: bridge names, MAC generation, device checks,
 destroy refusals, and the host's NICs discovered as PIFs (in a network
 namespace the test makes, where a veth is the daemon's NIC)."""
+import glob
 import os
+import signal
+import tempfile
 
 import pytest
 
-from netns import NetNs, unix_proxy
+from netns import NetNs, ip, unix_proxy
 from xapid_daemon import PASSWORD, Daemon, err, ok
 
 VM_RECORD = {"name_label": "nic", "memory_static_max": "268435456", "VCPUs_max": "1",
@@ -102,6 +105,17 @@ def test_network_destroy_refusals(daemon):
     ok(api.PIF.scan(s, host))
 
 
+def test_vif_on_unplugged_pif_network_refuses_start(daemon):
+    api, s = daemon.login()
+    pif = next(p for p in ok(api.PIF.get_all(s)) if ok(api.PIF.get_management(s, p)))
+    if ok(api.PIF.get_currently_attached(s, pif)):
+        pytest.skip("this host's management NIC is on a bridge already")
+    vm = ok(api.VM.create(s, VM_RECORD))
+    ok(api.VIF.create(s, vif_record(vm, ok(api.PIF.get_network(s, pif)), "0")))
+    assert err(api.VM.start(s, vm, False, False)) == ["REQUIRED_PIF_IS_UNPLUGGED", pif]
+    assert ok(api.VM.get_power_state(s, vm)) == "Halted"
+
+
 @pytest.fixture
 def netns():
     if os.geteuid() != 0:
@@ -111,10 +125,75 @@ def netns():
     ns.remove()
 
 
+class NsDaemon(Daemon):
+    """A daemon inside the namespace, reached over its unix socket."""
+
+    def __init__(self, ns, hypervisor):
+        self.sock = None
+        state_dir = tempfile.mkdtemp(prefix="xapid-test-")
+        self.sock = os.path.join(state_dir, "xapi.sock")
+        super().__init__(state_dir=state_dir,
+                         extra_args=["--hypervisor", hypervisor, "--unix", self.sock],
+                         cmd_prefix=["ip", "netns", "exec", ns.name])
+
+    def login(self):
+        api = unix_proxy(self.sock)
+        return api, ok(api.session.login_with_password("root", PASSWORD))
+
+    def stop(self):
+        super().stop()
+        for pidfile in glob.glob(os.path.join(self.state_dir, "domains", "*", "qemu.pid")):
+            try:
+                os.kill(int(open(pidfile).read()), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
+
+
 def test_pif_discovery_in_netns(netns):
-    d = Daemon(extra_args=["--hypervisor", "sim", "--unix", "SOCK"],
-               cmd_prefix=["ip", "netns", "exec", netns.name])
+    mac = \
+        ip("cat", "/sys/class/net/eth0/address", ns=netns.name).stdout.strip()
+    d = NsDaemon(netns, "sim")
     try:
-        pass
+        api, s = d.login()
+        host = ok(api.host.get_all(s))[0]
+        assert ok(api.host.get_address(s, host)) == "10.99.0.2"
+        pifs = ok(api.PIF.get_all_records(s))
+        assert [p["device"] for p in pifs.values()] == ["eth0"]
+        (ref, pif), = pifs.items()
+        assert pif["MAC"] == mac and pif["management"] is True and pif["physical"] is True
+        assert pif["IP"] == "10.99.0.2" and pif["netmask"] == "255.255.255.0"
+        # Its address is never moved: the NIC stays off any bridge.
+        assert pif["currently_attached"] is False
+        net = ok(api.network.get_record(s, pif["network"]))
+        assert net["bridge"] == "xenbr0" and net["managed"] is True
+        metrics = ok(api.PIF_metrics.get_record(s, pif["metrics"]))
+        assert metrics["carrier"] is True
+        ok(api.PIF.scan(s, host))  # nothing new: no second PIF
+        assert len(ok(api.PIF.get_all(s))) == 1
+        assert netns.links() == {"lo", "eth0"}
     finally:
         d.stop()
+
+
+def test_bridged_management_nic_is_used_as_it_is(netns):
+    ns = netns.name
+    ip("ip", "route", "del", "default", ns=ns)
+    ip("ip", "addr", "flush", "dev", "eth0", ns=ns)
+    ip("ip", "link", "add", "br0", "type", "bridge", ns=ns)
+    ip("ip", "link", "set", "eth0", "master", "br0", ns=ns)
+    ip("ip", "link", "set", "br0", "up", ns=ns)
+    ip("ip", "addr", "add", "10.99.0.2/24", "dev", "br0", ns=ns)
+    ip("ip", "route", "add", "default", "via", "10.99.0.1", ns=ns)
+    d = NsDaemon(netns, "sim")
+    try:
+        api, s = d.login()
+        (ref, pif), = ok(api.PIF.get_all_records(s)).items()
+        assert pif["device"] == "eth0" and pif["management"] is True
+        assert pif["currently_attached"] is True and pif["IP"] == "10.99.0.2"
+        net = ok(api.network.get_record(s, pif["network"]))
+        assert net["bridge"] == "br0" and net["managed"] is False
+    finally:
+        d.stop()
+    # xapid changed nothing: br0 still holds eth0 and the address.
+    assert "10.99.0.2/24" in ip("ip", "-o", "addr", "show", "br0", ns=ns).stdout
+    assert "master br0" in ip("ip", "-o", "link", "show", "eth0", ns=ns).stdout
