@@ -1,11 +1,13 @@
-/* vif.c: VIF.create and destroy, VM.get_allowed_VIF_devices (XAPI's
- * xapi_vif_helpers.ml): device numbers, generated MACs, and what xapid
- * cannot enforce refused at creation. */
+/* vif.c: VIF.create, destroy, plug, unplug, unplug_force and
+ * VM.get_allowed_VIF_devices (XAPI's xapi_vif_helpers.ml): device numbers,
+ * generated MACs, what xapid cannot enforce refused at creation; hot-plug
+ * is src/xenops/vm_nics.c's. */
 #include <string.h>
 
 #include "call.h"
 #include "dm_handlers.h"
 #include "implicit.h"
+#include "vm_nics.h"
 
 #define VIF_DEVICE_SLOTS 16 /* XAPI offers 0-15, PV and HVM alike */
 
@@ -193,4 +195,16 @@ int xapi_VM_get_allowed_VIF_devices(Call *call, const char *vm, Xv **result)
     }
     db_read_end();
     return row ? 0 : xapi_error_set(&call->error, "HANDLE_INVALID", "VM", vm, NULL);
+}
+
+int xapi_VIF_plug(Call *call, const char *self) { return vm_vif_plug(self, &call->error); }
+
+int xapi_VIF_unplug(Call *call, const char *self)
+{
+    return vm_vif_unplug(self, false, &call->error);
+}
+
+int xapi_VIF_unplug_force(Call *call, const char *self)
+{
+    return vm_vif_unplug(self, true, &call->error);
 }

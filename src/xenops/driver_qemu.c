@@ -781,11 +781,86 @@ static int qemu_save(const char *uuid, const char *path, XapiError **err)
     }
 }
 
+/* ---- NICs of a running domain ---------------------------------------------- */
+
+static int qemu_nic_plug(const char *uuid, const HvNic *nic, XapiError **err)
+{
+    Domain *d = lookup(uuid, err);
+    if (!d)
+        return -1;
+    if (nic->device < 0 || nic->device >= QEMU_NIC_SLOTS) {
+        char device[16];
+        g_snprintf(device, sizeof device, "%d", nic->device);
+        return xapi_error_set(err, "INVALID_DEVICE", device, NULL);
+    }
+    int fd = network_guest_tap_open(nic->tap, nic->bridge, nic->mtu, nic->internal,
+                                    !nic->disabled, err);
+    if (fd < 0)
+        return -1;
+    g_autofree char *path = domain_path(d, QEMU_QMP_SOCKET);
+    g_autofree char *name = g_strdup_printf(QEMU_NIC_NETDEV_FMT, nic->device);
+    g_autofree char *getfd = g_strdup_printf("{\"fdname\":\"%s\"}", name);
+    g_autofree char *netdev = qemu_nic_netdev_json(nic);
+    g_autofree char *device = qemu_nic_device_json(nic);
+    int rc = -1;
+    /* getfd's fd belongs to the connection it came on: one connection. */
+    QmpConn *q = qmp_connect(path, 10000, err);
+    json_object *r = q ? qmp_execute_with_fd(q, "getfd", getfd, fd, err) : NULL;
+    close(fd); /* QEMU has its own copy now, or none */
+    if (r) {
+        json_object_put(r);
+        r = qmp_execute(q, "netdev_add", netdev, err);
+    }
+    if (r) {
+        json_object_put(r);
+        r = qmp_execute(q, "device_add", device, err);
+        if (r) {
+            rc = 0;
+        } else {
+            g_autoptr(XapiError) ignored = NULL;
+            g_autofree char *del = g_strdup_printf("{\"id\":\"%s\"}", name);
+            json_object_put(qmp_execute(q, "netdev_del", del, &ignored));
+        }
+    }
+    json_object_put(r);
+    qmp_close(q);
+    if (rc < 0)
+        network_bridges_gc();
+    return rc;
+}
+
+static int qemu_nic_unplug(const char *uuid, const HvNic *nic, int64_t timeout_ms,
+                           XapiError **err)
+{
+    Domain *d = lookup(uuid, err);
+    if (!d)
+        return -1;
+    g_autofree char *id = g_strdup_printf(QEMU_NIC_ID_FMT, nic->device);
+    g_autofree char *name = g_strdup_printf(QEMU_NIC_NETDEV_FMT, nic->device);
+    if (device_present(d, id)) {
+        if (qmp_args(d, "device_del", args_object("id", id, NULL), err) < 0)
+            return -1;
+        int64_t deadline = g_get_monotonic_time() + timeout_ms * 1000;
+        while (device_present(d, id)) {
+            if (g_get_monotonic_time() > deadline)
+                return 1;
+            g_usleep(20 * 1000);
+        }
+    }
+    /* The netdev holds the tap: deleting it removes the tap. */
+    g_autoptr(XapiError) gone = NULL;
+    qmp_args(d, "netdev_del", args_object("id", name, NULL), &gone);
+    network_bridges_gc();
+    return 0;
+}
+
 static HvDriver qemu_driver = {
     .name = "qemu",
     .start = qemu_start,
     .save = qemu_save,
     .disk_plug = qemu_disk_plug,
+    .nic_plug = qemu_nic_plug,
+    .nic_unplug = qemu_nic_unplug,
     .disk_unplug = qemu_disk_unplug,
     .disk_change_medium = qemu_disk_change_medium,
     .disk_snapshot = qemu_disk_snapshot,

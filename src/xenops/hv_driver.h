@@ -112,6 +112,11 @@ typedef struct HvDriver {
     int (*disk_snapshot)(const char *uuid, const HvDisk *disk, const char *new_path,
                          XapiError **err);
     int (*disk_resize)(const char *uuid, const HvDisk *disk, int64_t size, XapiError **err);
+    /* NICs of a running domain: plug makes the tap on its bridge and adds
+     * the device (ACPI hot-plug on the root bus); unplug asks the guest to
+     * let go (1 if it has not within timeout_ms), then drops the tap. */
+    int (*nic_plug)(const char *uuid, const HvNic *nic, XapiError **err);
+    int (*nic_unplug)(const char *uuid, const HvNic *nic, int64_t timeout_ms, XapiError **err);
     /* The VNC endpoint for the console object, or NULL (caller frees). */
     char *(*vnc_location)(const char *uuid);
 } HvDriver;

@@ -184,6 +184,33 @@ char *qemu_disk_device_json(const HvDisk *disk)
     return json_text(o);
 }
 
+char *qemu_nic_netdev_json(const HvNic *nic)
+{
+    g_autofree char *id = g_strdup_printf(QEMU_NIC_NETDEV_FMT, nic->device);
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "type", json_object_new_string("tap"));
+    json_object_object_add(o, "id", json_object_new_string(id));
+    json_object_object_add(o, "fd", json_object_new_string(id));
+    return json_text(o);
+}
+
+char *qemu_nic_device_json(const HvNic *nic)
+{
+    g_autofree char *netdev = g_strdup_printf(QEMU_NIC_NETDEV_FMT, nic->device);
+    g_autofree char *id = g_strdup_printf(QEMU_NIC_ID_FMT, nic->device);
+    g_autofree char *addr = g_strdup_printf("0x%x", QEMU_NIC_PCI_SLOT(nic->device));
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "driver", json_object_new_string(nic->model));
+    json_object_object_add(o, "netdev", json_object_new_string(netdev));
+    json_object_object_add(o, "mac", json_object_new_string(nic->mac));
+    json_object_object_add(o, "bus", json_object_new_string("pci.0"));
+    json_object_object_add(o, "addr", json_object_new_string(addr));
+    json_object_object_add(o, "id", json_object_new_string(id));
+    if (strcmp(nic->model, "virtio-net-pci") == 0 && nic->mtu > 0 && nic->mtu != 1500)
+        json_object_object_add(o, "host_mtu", json_object_new_int(nic->mtu));
+    return json_text(o);
+}
+
 char **qemu_cmdline(const QemuHost *host, const char *uuid, const Xv *vm, const HvDisk *disks,
                     size_t n_disks, const HvNic *nics, size_t n_nics, const char *resume_image,
                     bool paused, XapiError **err)

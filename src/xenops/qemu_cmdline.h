@@ -38,6 +38,13 @@ char **qemu_cmdline(const QemuHost *host, const char *uuid, const Xv *vm, const 
  * its block node, then its device. */
 char *qemu_disk_blockdev_json(const HvDisk *disk);
 char *qemu_disk_device_json(const HvDisk *disk);
+/* QMP arguments for hot-plugging nic whose tap QEMU holds as the fd
+ * named like its netdev ("vif<device>"): the netdev, then the device. */
+char *qemu_nic_netdev_json(const HvNic *nic);
+char *qemu_nic_device_json(const HvNic *nic);
+#define QEMU_NIC_NETDEV_FMT "vif%d"
+#define QEMU_NIC_ID_FMT "vif%d-dev"
+
 /* A slot's device id; its block node is "vbd<slot>" (and its successors
  * after live snapshots). */
 #define QEMU_DISK_ID_FMT "vbd%d-dev"

@@ -203,3 +203,57 @@ json_object *qmp_run(const char *socket_path, const char *command, const char *a
     qmp_close(q);
     return ret;
 }
+
+/* ---- passing a file descriptor (getfd, for hot-plugged NICs' taps) ---------- */
+
+json_object *qmp_execute_with_fd(QmpConn *q, const char *command, const char *args, int fd,
+                                 XapiError **err)
+{
+    /* The fd rides on the command's first byte (SCM_RIGHTS); QEMU keeps it
+     * for the monitor connection it came on. */
+    g_autofree char *text = g_strdup_printf("{\"execute\":\"%s\",\"arguments\":%s}\n", command,
+                                            args);
+    char control[CMSG_SPACE(sizeof(int))];
+    memset(control, 0, sizeof control);
+    struct iovec iov = {.iov_base = text, .iov_len = 1};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control,
+                         .msg_controllen = sizeof control};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    ssize_t n;
+    do
+        n = sendmsg(q->fd, &msg, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n != 1) {
+        xapi_error_internal(err, "QMP: cannot pass a file descriptor: %s", g_strerror(errno));
+        return NULL;
+    }
+    /* The rest of the command, then its reply as for any other. */
+    if (send_all(q, text + 1, err) < 0)
+        return NULL;
+    for (;;) {
+        json_object *reply = qmp_read(q);
+        if (!reply) {
+            xapi_error_internal(err, "QMP: no reply to %s", command);
+            return NULL;
+        }
+        json_object *ret, *error;
+        if (json_object_object_get_ex(reply, "return", &ret)) {
+            json_object_get(ret);
+            json_object_put(reply);
+            return ret;
+        }
+        if (json_object_object_get_ex(reply, "error", &error)) {
+            json_object *desc = NULL;
+            json_object_object_get_ex(error, "desc", &desc);
+            xapi_error_internal(err, "QMP %s: %s", command,
+                                desc ? json_object_get_string(desc) : "error");
+            json_object_put(reply);
+            return NULL;
+        }
+        json_object_put(reply);
+    }
+}

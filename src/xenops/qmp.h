@@ -23,3 +23,9 @@ json_object *qmp_read(QmpConn *q);
 /* One command on a fresh connection. */
 json_object *qmp_run(const char *socket_path, const char *command, const char *args,
                      XapiError **err);
+
+/* qmp_execute that also passes fd (SCM_RIGHTS), as getfd and add-fd want;
+ * QEMU keeps it for this connection, so the commands that use it go on
+ * the same one. */
+json_object *qmp_execute_with_fd(QmpConn *q, const char *command, const char *args, int fd,
+                                 XapiError **err);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "bootstrap.h"
+#include "xenops.h"
 
 static const DmClass *cls(const char *name) { return dm_class_by_name(name); }
 
@@ -154,4 +155,82 @@ void vm_nics_boot_order(const DbRow *vm, HvNic *nics, size_t n, HvDisk *disks, s
             disks[i].bootindex += (int)n;
     for (size_t i = 0; i < n; i++)
         nics[i].bootindex = before + (int)i;
+}
+
+/* ---- hot-plug ---------------------------------------------------------------- */
+
+#define UNPLUG_TIMEOUT_MS 20000 /* the guest lets go of the device */
+#define UNPLUG_FORCE_TIMEOUT_MS 5000
+
+/* The VIF's NIC if the VIF may change state now (lock held). */
+static int hotplug_check(const char *vif_ref, bool plug, HvNic *nic, XapiError **err)
+{
+    DbRow *vif = db_lookup(cls("VIF"), vif_ref);
+    if (!vif)
+        return xapi_error_set(err, "HANDLE_INVALID", "VIF", vif_ref, NULL);
+    DbRow *vm = db_lookup(cls("VM"), str_field(vif, "VM"));
+    if (!vm)
+        return xapi_error_set(err, "HANDLE_INVALID", "VM", str_field(vif, "VM"), NULL);
+    const char *state = str_field(vm, "power_state");
+    if (strcmp(state, "Running") != 0) {
+        g_autofree char *actual = g_ascii_strdown(state, -1);
+        return xapi_error_set(err, "VM_BAD_POWER_STATE", vm->ref, "running", actual, NULL);
+    }
+    bool attached = db_get(vif, "currently_attached")->b;
+    if (plug && attached)
+        return xapi_error_set(err, "DEVICE_ALREADY_ATTACHED", vif_ref, NULL);
+    if (!plug && !attached)
+        return xapi_error_set(err, "DEVICE_ALREADY_DETACHED", vif_ref, NULL);
+    const char *model = nic_model(vm, err);
+    if (!model)
+        return -1;
+    return nic_for_vif(vm, vif, model, nic, err);
+}
+
+static char *vm_uuid_of(const char *vif_ref, XapiError **err)
+{
+    db_read_begin();
+    DbRow *vif = db_lookup(cls("VIF"), vif_ref);
+    DbRow *vm = vif ? db_lookup(cls("VM"), str_field(vif, "VM")) : NULL;
+    char *uuid = vm ? g_strdup(str_field(vm, "uuid")) : NULL;
+    db_read_end();
+    if (!uuid)
+        xapi_error_set(err, "HANDLE_INVALID", "VIF", vif_ref, NULL);
+    return uuid;
+}
+
+static int vif_hotplug(const char *vif_ref, bool plug, bool force, XapiError **err)
+{
+    g_autofree char *uuid = vm_uuid_of(vif_ref, err);
+    if (!uuid)
+        return -1;
+    const HvDriver *driver = xenops_driver();
+    xenops_lock_vm(uuid);
+    HvNic *nic = g_new0(HvNic, 1);
+    db_read_begin();
+    int rc = hotplug_check(vif_ref, plug, nic, err);
+    db_read_end();
+    if (rc == 0 && plug)
+        rc = driver->nic_plug(uuid, nic, err);
+    else if (rc == 0)
+        rc = driver->nic_unplug(uuid, nic, force ? UNPLUG_FORCE_TIMEOUT_MS : UNPLUG_TIMEOUT_MS,
+                                err);
+    if (rc == 1)
+        rc = xapi_error_set(err, "DEVICE_DETACH_REJECTED", "VIF", vif_ref,
+                            "the guest did not release the device", NULL);
+    if (rc == 0)
+        rc = db_update("VIF", vif_ref, "currently_attached", xv_new_bool(plug), err);
+    xenops_unlock_vm(uuid);
+    hv_nics_free(nic, 1);
+    return rc;
+}
+
+int vm_vif_plug(const char *vif_ref, XapiError **err)
+{
+    return vif_hotplug(vif_ref, true, false, err);
+}
+
+int vm_vif_unplug(const char *vif_ref, bool force, XapiError **err)
+{
+    return vif_hotplug(vif_ref, false, force, err);
 }

@@ -22,3 +22,8 @@ int vm_vifs_set_attached(DbRow *vm, bool attached, XapiError **err);
 /* Boot positions for the NICs where HVM_boot_params:order has 'n' (the
  * disks' positions after it move up). */
 void vm_nics_boot_order(const DbRow *vm, HvNic *nics, size_t n, HvDisk *disks, size_t n_disks);
+
+/* VIF.plug / unplug / unplug_force on a running VM: checks, the driver's
+ * hot-plug under the VM's lock, then currently_attached. */
+int vm_vif_plug(const char *vif_ref, XapiError **err);
+int vm_vif_unplug(const char *vif_ref, bool force, XapiError **err);

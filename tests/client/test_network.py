@@ -116,6 +116,26 @@ def test_vif_on_unplugged_pif_network_refuses_start(daemon):
     assert ok(api.VM.get_power_state(s, vm)) == "Halted"
 
 
+def test_vif_plug_checks(daemon):
+    api, s = daemon.login()
+    vm = ok(api.VM.create(s, VM_RECORD))
+    net = ok(api.network.create(s, {"name_label": "n"}))
+    vif = ok(api.VIF.create(s, vif_record(vm, net, "0")))
+    assert err(api.VIF.plug(s, vif)) == ["VM_BAD_POWER_STATE", vm, "running", "halted"]
+    ok(api.VM.start(s, vm, False, False))
+    assert err(api.VIF.plug(s, vif)) == ["DEVICE_ALREADY_ATTACHED", vif]
+    ok(api.VIF.unplug(s, vif))
+    assert ok(api.VIF.get_currently_attached(s, vif)) is False
+    assert err(api.VIF.unplug_force(s, vif)) == ["DEVICE_ALREADY_DETACHED", vif]
+    ok(api.VIF.destroy(s, vif))  # detached: may go while the VM runs
+    late = ok(api.VIF.create(s, vif_record(vm, net, "1")))
+    assert ok(api.VIF.get_currently_attached(s, late)) is False
+    ok(api.VIF.plug(s, late))
+    assert ok(api.VIF.get_currently_attached(s, late)) is True
+    ok(api.VM.hard_shutdown(s, vm))
+    assert ok(api.VIF.get_currently_attached(s, late)) is False
+
+
 @pytest.fixture
 def netns():
     if os.geteuid() != 0:

@@ -100,3 +100,46 @@ def test_two_guests_on_an_internal_network_ping_each_other(netns, guest):
     finally:
         d.stop()
     assert netns.links() == {"lo", "eth0"}
+
+
+def nics_line(text):
+    lines = [l for l in text.splitlines() if l.startswith("XAPID-GUEST-NICS")]
+    return lines[-1].split()[1:] if lines else None
+
+
+def wait_nics(d, uuid, names, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if nics_line(console(d, uuid)) == names:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"guest NICs {nics_line(console(d, uuid))}, expected {names}")
+
+
+def test_vif_hotplug_seen_in_the_guest(netns, guest):
+    d = NsDaemon(netns, "qemu")
+    try:
+        api, s = d.login()
+        net = ok(api.network.create(s, {"name_label": "private"}))
+        bridge = ok(api.network.get_bridge(s, net))
+        vm, uuid = guest_vm(api, s, guest, "hot", "")
+        ok(api.VM.start(s, vm, False, False))
+        wait_nics(d, uuid, [])
+        assert bridge not in netns.links()
+        vif = ok(api.VIF.create(s, vif_record(vm, net, "2")))
+        ok(api.VIF.plug(s, vif))
+        assert ok(api.VIF.get_currently_attached(s, vif)) is True
+        tap = f"xv{uuid[:8]}.2"
+        assert {bridge, tap} <= netns.links()
+        wait_nics(d, uuid, ["eth0"])
+        ok(api.VIF.unplug(s, vif))
+        assert ok(api.VIF.get_currently_attached(s, vif)) is False
+        wait_nics(d, uuid, [])
+        assert netns.links() == {"lo", "eth0"}  # tap and bridge gone
+        ok(api.VIF.plug(s, vif))  # again, on a new tap
+        wait_nics(d, uuid, ["eth0"])
+        ok(api.VM.hard_shutdown(s, vm))
+        assert netns.links() == {"lo", "eth0"}
+    finally:
+        d.stop()
+    assert netns.links() == {"lo", "eth0"}
