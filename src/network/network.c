@@ -69,9 +69,9 @@ char *network_bridge_for_create(const char *requested, XapiError **err)
 
 /* ---- bridges for guests ----------------------------------------------------------- */
 
-int network_bridge_acquire(const char *bridge, int mtu, bool internal, XapiError **err)
+/* bridges_lock held. */
+static int bridge_acquire_locked(const char *bridge, int mtu, bool internal, XapiError **err)
 {
-    g_mutex_lock(&bridges_lock);
     int rc = 0;
     if (!hostnet_valid_name(bridge)) {
         rc = xapi_error_set(err, "BRIDGE_NOT_AVAILABLE", bridge, NULL);
@@ -84,6 +84,13 @@ int network_bridge_acquire(const char *bridge, int mtu, bool internal, XapiError
             made_bridges = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         g_hash_table_add(made_bridges, g_strdup(bridge));
     }
+    return rc;
+}
+
+int network_bridge_acquire(const char *bridge, int mtu, bool internal, XapiError **err)
+{
+    g_mutex_lock(&bridges_lock);
+    int rc = bridge_acquire_locked(bridge, mtu, internal, err);
     g_mutex_unlock(&bridges_lock);
     return rc;
 }
@@ -291,16 +298,17 @@ int network_discover_pifs(const char *host, bool first_start, XapiError **err)
 int network_guest_tap_open(const char *tap, const char *bridge, int mtu, bool internal,
                            bool on_bridge, XapiError **err)
 {
-    if (network_bridge_acquire(bridge, mtu, internal, err) < 0)
-        return -1;
-    int fd = hostnet_tap_open(tap, err);
-    if (fd < 0)
-        return -1;
-    if (hostnet_set_mtu(tap, mtu, err) < 0 ||
-        (on_bridge && hostnet_enslave(bridge, tap, err) < 0) ||
-        hostnet_set_up(tap, true, err) < 0) {
+    /* Held until the tap is a port, so that the clean-up after another
+     * guest cannot take the bridge away in between. */
+    g_mutex_lock(&bridges_lock);
+    int fd = bridge_acquire_locked(bridge, mtu, internal, err) < 0 ? -1
+                                                                   : hostnet_tap_open(tap, err);
+    if (fd >= 0 && (hostnet_set_mtu(tap, mtu, err) < 0 ||
+                    (on_bridge && hostnet_enslave(bridge, tap, err) < 0) ||
+                    hostnet_set_up(tap, true, err) < 0)) {
         close(fd);
-        return -1;
+        fd = -1;
     }
+    g_mutex_unlock(&bridges_lock);
     return fd;
 }

@@ -3,6 +3,7 @@ ping each other. The daemon runs inside a network namespace the test makes
 (tests/client/netns.py), so its bridges and taps never touch the host's
 links; after the guests stop, no bridge or tap is left."""
 import os
+import signal
 import subprocess
 import time
 
@@ -139,6 +140,35 @@ def test_vif_hotplug_seen_in_the_guest(netns, guest):
         ok(api.VIF.plug(s, vif))  # again, on a new tap
         wait_nics(d, uuid, ["eth0"])
         ok(api.VM.hard_shutdown(s, vm))
+        assert netns.links() == {"lo", "eth0"}
+    finally:
+        d.stop()
+    assert netns.links() == {"lo", "eth0"}
+
+
+def test_bridge_of_a_vm_that_stopped_while_xapid_was_away_is_removed(netns, guest):
+    d = NsDaemon(netns, "qemu")
+    try:
+        api, s = d.login()
+        net = ok(api.network.create(s, {"name_label": "private"}))
+        bridge = ok(api.network.get_bridge(s, net))
+        vm, uuid = guest_vm(api, s, guest, "away", "")
+        vif = ok(api.VIF.create(s, vif_record(vm, net, "0")))
+        ok(api.VM.start(s, vm, False, False))
+        assert {bridge, f"xv{uuid[:8]}.0"} <= netns.links()
+        d.kill9()
+        pidfile = os.path.join(d.state_dir, "domains", uuid, "qemu.pid")
+        pid = int(open(pidfile).read())
+        os.kill(pid, signal.SIGKILL)
+        while os.path.exists(f"/proc/{pid}") and \
+                open(f"/proc/{pid}/stat").read().split()[2] != "Z":
+            time.sleep(0.05)
+        assert f"xv{uuid[:8]}.0" not in netns.links()  # the tap went with QEMU
+        assert bridge in netns.links()
+        d.start()
+        api, s = d.login()
+        assert ok(api.VM.get_power_state(s, vm)) == "Halted"
+        assert ok(api.VIF.get_currently_attached(s, vif)) is False
         assert netns.links() == {"lo", "eth0"}
     finally:
         d.stop()
