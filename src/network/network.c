@@ -149,7 +149,7 @@ static bool collect_pif(DbRow *pif, void *ctx)
     return true;
 }
 
-static char *add_row(const char *cls_name, XapiError **err, DbRow *row)
+static char *insert_row(DbRow *row, XapiError **err)
 {
     char *ref = g_strdup(row->ref);
     if (db_insert(row, err) < 0) {
@@ -180,7 +180,7 @@ static char *add_metrics(const HostLink *l, XapiError **err)
                                                                        : l->device_id));
     db_row_put(m, "pci_bus_path", S(l->pci_bus_path));
     db_row_put(m, "last_updated", xv_new_datetime(g_get_real_time() / G_USEC_PER_SEC));
-    return add_row("PIF_metrics", err, m);
+    return insert_row(m, err);
 }
 
 /* The lowest N with no network bridged on xenbrN. */
@@ -215,7 +215,7 @@ static int add_pif(const char *host, const NewPif *p, XapiError **err)
     db_row_put(net, "bridge", S(bridge));
     db_row_put(net, "MTU", xv_new_int(l->mtu > 0 ? l->mtu : 1500));
     db_row_put(net, "managed", xv_new_bool(!bridged));
-    g_autofree char *network = add_row("network", err, net);
+    g_autofree char *network = insert_row(net, err);
     if (!network)
         return -1;
     DbRow *pif = db_row_new(cls("PIF"));
@@ -238,9 +238,11 @@ static int add_pif(const char *host, const NewPif *p, XapiError **err)
     if (p->management && hostnet_ipv4(holder, &address, &netmask)) {
         db_row_put(pif, "IP", S(address));
         db_row_put(pif, "netmask", S(netmask));
+        /* How the host got it is not xapid's to know (XAPI reads its
+         * own inventory); DHCP is what a fresh install has. */
         db_row_put(pif, "ip_configuration_mode", S("DHCP"));
     }
-    g_autofree char *ref = add_row("PIF", err, pif);
+    g_autofree char *ref = insert_row(pif, err);
     return ref ? 0 : -1;
 }
 
@@ -312,3 +314,36 @@ int network_guest_tap_open(const char *tap, const char *bridge, int mtu, bool in
     g_mutex_unlock(&bridges_lock);
     return fd;
 }
+
+#define TAPS_GONE_TIMEOUT_US (2 * G_USEC_PER_SEC)
+
+char *network_guest_tap_name(const char *vm_uuid, int device)
+{
+    return g_strdup_printf("xv%.8s.%d", vm_uuid, device);
+}
+
+/* A link named name, or (prefix) starting with name. */
+static bool any_link(const char *name, bool prefix)
+{
+    g_autoptr(GDir) dir = g_dir_open("/sys/class/net", 0, NULL);
+    for (const char *n = dir ? g_dir_read_name(dir) : NULL; n; n = g_dir_read_name(dir))
+        if (prefix ? g_str_has_prefix(n, name) : strcmp(n, name) == 0)
+            return true;
+    return false;
+}
+
+static void wait_gone(const char *name, bool prefix)
+{
+    int64_t deadline = g_get_monotonic_time() + TAPS_GONE_TIMEOUT_US;
+    while (any_link(name, prefix) && g_get_monotonic_time() < deadline)
+        g_usleep(10 * 1000);
+}
+
+
+void network_guest_taps_wait_gone(const char *vm_uuid)
+{
+    g_autofree char *prefix = g_strdup_printf("xv%.8s.", vm_uuid);
+    wait_gone(prefix, true);
+}
+
+void network_guest_tap_wait_gone(const char *tap) { wait_gone(tap, false); }

@@ -27,6 +27,16 @@ int network_bridge_acquire(const char *bridge, int mtu, bool internal, XapiError
 /* Removes the internal bridges xapid made that no port uses any more. */
 void network_bridges_gc(void);
 
+/* The tap of a VM's NIC: xv<8 hex of the VM's uuid>.<device> (caller
+ * frees), within the kernel's 15 characters for devices below 100000. */
+char *network_guest_tap_name(const char *vm_uuid, int device);
+/* Waits (up to a second or two) until the taps of a VM whose QEMU has
+ * exited are gone: the kernel removes a tap a little after the last fd
+ * closes, and an internal bridge is removed only once it has no port. */
+void network_guest_taps_wait_gone(const char *vm_uuid);
+/* The same for one tap whose netdev QEMU deleted. */
+void network_guest_tap_wait_gone(const char *tap);
+
 /* A guest NIC's tap, held by the returned fd (close-on-exec; the tap goes
  * when the last holder closes it): made on its bridge (acquired as above)
  * with the MTU, up; with on_bridge false it is left off the bridge

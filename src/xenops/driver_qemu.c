@@ -475,8 +475,9 @@ static int qemu_destroy(const char *uuid, XapiError **err)
     g_cond_broadcast(&qemu.changed);
     g_mutex_unlock(&qemu.lock);
     remove_runtime_files(d);
+    network_guest_taps_wait_gone(uuid); /* its taps go with QEMU */
     domain_free(d);
-    network_bridges_gc(); /* its taps went with QEMU */
+    network_bridges_gc();
     return 0;
 }
 
@@ -850,6 +851,7 @@ static int qemu_nic_unplug(const char *uuid, const HvNic *nic, int64_t timeout_m
     /* The netdev holds the tap: deleting it removes the tap. */
     g_autoptr(XapiError) gone = NULL;
     qmp_args(d, "netdev_del", args_object("id", name, NULL), &gone);
+    network_guest_tap_wait_gone(nic->tap);
     network_bridges_gc();
     return 0;
 }

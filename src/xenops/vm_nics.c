@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "bootstrap.h"
+#include "network.h"
 #include "xenops.h"
 
 static const DmClass *cls(const char *name) { return dm_class_by_name(name); }
@@ -86,8 +87,7 @@ static int nic_for_vif(const DbRow *vm, const DbRow *vif, const char *model, HvN
     nic->internal = !has_pifs;
     nic->disabled = locking_disabled(vif, net);
     nic->model = model;
-    /* vif<8 hex of the VM's uuid>.<device>, within the kernel's 15. */
-    nic->tap = g_strdup_printf("xv%.8s.%d", uuid, nic->device);
+    nic->tap = network_guest_tap_name(uuid, nic->device);
     nic->bootindex = -1;
     if (strlen(nic->tap) > 15)
         return xapi_error_set(err, "INVALID_DEVICE", str_field(vif, "device"), NULL);
