@@ -266,10 +266,16 @@ GPtrArray *hostnet_links(void)
 
 char *hostnet_default_route_dev(void)
 {
-    /* Columns: Iface Destination Gateway Flags ... Mask; hex, host order. */
     g_autofree char *text = NULL;
     if (!g_file_get_contents("/proc/net/route", &text, NULL, NULL))
         return NULL;
+    return hostnet_default_route_in(text);
+}
+
+char *hostnet_default_route_in(const char *text)
+{
+    /* Columns: Iface Destination Gateway Flags RefCnt Use Metric Mask ...;
+     * addresses in hex. The default route: destination and mask 0, up. */
     g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
     for (char **l = lines; *l; l++) {
         g_auto(GStrv) col = g_strsplit_set(*l, " \t", -1);

@@ -50,5 +50,7 @@ GPtrArray *hostnet_links(void);
 HostLink *hostnet_link(const char *name);
 /* The interface holding the IPv4 default route, or NULL. */
 char *hostnet_default_route_dev(void);
+/* The same from the text of /proc/net/route. */
+char *hostnet_default_route_in(const char *text);
 /* The first IPv4 address and netmask of dev (dotted), or false. */
 bool hostnet_ipv4(const char *dev, char **address, char **netmask);
