@@ -95,10 +95,8 @@ int network_bridge_acquire(const char *bridge, int mtu, bool internal, XapiError
     return rc;
 }
 
-typedef struct {
-    GPtrArray *names;
-} InternalBridges;
-
+/* Bridges of networks without PIFs with xapid's prefix: ctx, a GPtrArray
+ * of names. */
 static bool collect_internal(DbRow *net, void *ctx)
 {
     const char *bridge = xv_str(db_get(net, "bridge"));
