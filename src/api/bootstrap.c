@@ -1,6 +1,6 @@
 /* bootstrap.c: what a fresh XenServer host has in its database on first
  * start (pool, host, metrics, CPUs, control domain, local SR and PBD,
- * management network and PIF, templates), and the static role objects
+ * the host's NICs as PIFs (network.c), templates), and the static role objects
  * created on every start. */
 #include "bootstrap.h"
 
@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "db.h"
+#include "host_net.h"
+#include "network.h"
 
 #define XAPID_PRODUCT_VERSION "8.4.0"
 #define API_VERSION_MAJOR 2
@@ -118,6 +120,15 @@ static void management_interface(char **device, char **address, char **netmask)
         break;
     }
     freeifaddrs(ifs);
+    /* The interface holding the default route is the management one. */
+    g_autofree char *route_dev = hostnet_default_route_dev();
+    char *a = NULL, *m = NULL;
+    if (route_dev && hostnet_ipv4(route_dev, &a, &m)) {
+        g_free(*device), g_free(*address), g_free(*netmask);
+        *device = g_strdup(route_dev);
+        *address = a;
+        *netmask = m;
+    }
 }
 
 static bool any_row(DbRow *row, void *ctx)
@@ -216,15 +227,7 @@ static int create_host_objects(const char *state_dir, XapiError **err)
                                       : NULL;
     if (!iso_pbd)
         return -1;
-    g_autofree char *network = add_row(
-        err, "network", "name_label", S("Pool-wide network associated with management interface"),
-        "bridge", S("xapibr0"), "MTU", I(1500), NULL);
-    g_autofree char *pif = network ? add_row(
-        err, "PIF", "device", S(device), "host", S(host), "network", S(network),
-        "management", B(true), "physical", B(true), "currently_attached", B(true),
-        "IP", S(address), "netmask", S(netmask), "ip_configuration_mode", S("DHCP"),
-        "MTU", I(1500), "VLAN", I(-1), NULL) : NULL;
-    if (!pif)
+    if (network_discover_pifs(host, true, err) < 0)
         return -1;
     g_autofree char *pool = add_row(
         err, "pool", "name_label", S(""), "master", S(host), "default_SR", S(sr),

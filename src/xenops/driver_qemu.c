@@ -18,6 +18,7 @@
 
 #include "host_accel.h"
 #include "hv_driver.h"
+#include "network.h"
 #include "qemu_cmdline.h"
 #include "qemu_process.h"
 #include "qmp.h"
@@ -341,7 +342,12 @@ static char *stderr_tail(Domain *d)
 /* Spawns the domain's QEMU and records its pid. The start intent goes to
  * disk first: a kill -9 of xapid before the pid file exists leaves a QEMU
  * that the next start-up finds by its -uuid (qemu_scan_domains). */
-static int spawn(Domain *d, char **argv, bool keep_console, XapiError **err)
+typedef struct {
+    int *fds;
+    size_t n;
+} TapFds;
+
+static int spawn(Domain *d, char **argv, bool keep_console, const TapFds *taps, XapiError **err)
 {
     g_autofree char *intent = domain_path(d, QEMU_START_INTENT);
     g_autofree char *pidfile = domain_path(d, QEMU_PIDFILE);
@@ -358,7 +364,14 @@ static int spawn(Domain *d, char **argv, bool keep_console, XapiError **err)
             close(log_fd);
         return -1;
     }
-    d->pid = qemu_process_spawn(argv, fds, QEMU_N_FDS, log_fd, err);
+    /* The domain's own descriptors at 3.., each tap where its -netdev says. */
+    g_autofree int *all = g_new(int, QEMU_N_FDS + taps->n);
+    g_autofree int *targets = g_new(int, QEMU_N_FDS + taps->n);
+    for (size_t i = 0; i < QEMU_N_FDS; i++)
+        all[i] = fds[i], targets[i] = 3 + (int)i;
+    for (size_t i = 0; i < taps->n; i++)
+        all[QEMU_N_FDS + i] = taps->fds[i], targets[QEMU_N_FDS + i] = QEMU_TAP_FD((int)i);
+    d->pid = qemu_process_spawn(argv, all, targets, QEMU_N_FDS + taps->n, log_fd, err);
     /* QEMU holds the listening sockets now: were it to die, connecting
      * fails at once instead of waiting in a backlog we keep open. */
     close_fds(fds, QEMU_N_FDS);
@@ -388,8 +401,38 @@ static int64_t live_pid(const Domain *d)
     return qemu_process_find(d->uuid);
 }
 
+/* The guest's taps, made on their bridges before QEMU starts; xapid's
+ * copies of the fds are closed once QEMU holds them (TapFds). */
+static void tap_fds_close(TapFds *t)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (t->fds[i] >= 0)
+            close(t->fds[i]);
+    g_free(t->fds);
+    t->fds = NULL;
+    t->n = 0;
+}
+
+static int open_taps(const HvNic *nics, size_t n, TapFds *t, XapiError **err)
+{
+    t->fds = g_new(int, n + 1);
+    t->n = 0;
+    for (size_t i = 0; i < n; i++) {
+        int fd = network_guest_tap_open(nics[i].tap, nics[i].bridge, nics[i].mtu,
+                                        nics[i].internal, !nics[i].disabled, err);
+        if (fd < 0) {
+            tap_fds_close(t);
+            network_bridges_gc();
+            return -1;
+        }
+        t->fds[t->n++] = fd;
+    }
+    return 0;
+}
+
 static int qemu_start(const char *uuid, const Xv *vm, const HvDisk *disks, size_t n_disks,
-                      const char *resume_image, bool paused, XapiError **err)
+                      const HvNic *nics, size_t n_nics, const char *resume_image, bool paused,
+                      XapiError **err)
 {
     if (!qemu.binary)
         return xapi_error_internal(err, "qemu-system-x86_64 is not installed on this host");
@@ -414,8 +457,17 @@ static int qemu_start(const char *uuid, const Xv *vm, const HvDisk *disks, size_
     }
     remove_runtime_files(d);
     QemuHost host = {qemu.binary, qemu_driver.accel, d->dir};
-    g_auto(GStrv) argv = qemu_cmdline(&host, uuid, vm, disks, n_disks, resume_image, paused, err);
-    if (!argv || spawn(d, argv, resume_image != NULL, err) < 0) {
+    g_auto(GStrv) argv = qemu_cmdline(&host, uuid, vm, disks, n_disks, nics, n_nics,
+                                      resume_image, paused, err);
+    TapFds taps = {NULL, 0};
+    if (!argv || open_taps(nics, n_nics, &taps, err) < 0) {
+        domain_free(d);
+        return -1;
+    }
+    int rc = spawn(d, argv, resume_image != NULL, &taps, err);
+    tap_fds_close(&taps); /* QEMU holds them now, or they go with it */
+    if (rc < 0) {
+        network_bridges_gc();
         domain_free(d);
         return -1;
     }
@@ -544,7 +596,9 @@ static int qemu_destroy(const char *uuid, XapiError **err)
     g_cond_broadcast(&qemu.changed);
     g_mutex_unlock(&qemu.lock);
     remove_runtime_files(d);
+    network_guest_taps_wait_gone(uuid); /* its taps go with QEMU */
     domain_free(d); /* joins the monitor's reader */
+    network_bridges_gc();
     return 0;
 }
 
@@ -920,11 +974,88 @@ static int qemu_save(const char *uuid, const char *path, XapiError **err)
     return rc;
 }
 
+/* ---- NICs of a running domain ---------------------------------------------- */
+
+static int qemu_nic_plug(const char *uuid, const HvNic *nic, XapiError **err)
+{
+    Domain *d = lookup(uuid, err);
+    if (!d)
+        return -1;
+    if (nic->device < 0 || nic->device >= QEMU_NIC_SLOTS) {
+        char device[16];
+        g_snprintf(device, sizeof device, "%d", nic->device);
+        return xapi_error_set(err, "INVALID_DEVICE", device, NULL);
+    }
+    int fd = network_guest_tap_open(nic->tap, nic->bridge, nic->mtu, nic->internal,
+                                    !nic->disabled, err);
+    if (fd < 0)
+        return -1;
+    g_autofree char *name = g_strdup_printf(QEMU_NIC_NETDEV_FMT, nic->device);
+    g_autofree char *netdev = qemu_nic_netdev_json(nic);
+    g_autofree char *device = qemu_nic_device_json(nic);
+    int rc = -1;
+    /* The tap travels with getfd on the domain's monitor, which keeps it
+     * under name for the netdev_add that follows on the same connection. */
+    json_object *r = qmp_monitor_command(d->mon, "getfd", args_object("fdname", name, NULL), fd,
+                                         err);
+    close(fd); /* QEMU has its own copy now, or none */
+    if (r) {
+        json_object_put(r);
+        r = qmp_monitor_command(d->mon, "netdev_add", json_tokener_parse(netdev), -1, err);
+    }
+    if (r) {
+        json_object_put(r);
+        r = qmp_monitor_command(d->mon, "device_add", json_tokener_parse(device), -1, err);
+        if (r) {
+            rc = 0;
+        } else {
+            g_autoptr(XapiError) ignored = NULL;
+            json_object_put(qmp_monitor_command(d->mon, "netdev_del",
+                                                args_object("id", name, NULL), -1, &ignored));
+        }
+    }
+    json_object_put(r);
+    if (rc < 0)
+        network_bridges_gc();
+    return rc;
+}
+
+static int qemu_nic_unplug(const char *uuid, const HvNic *nic, int64_t timeout_ms,
+                           XapiError **err)
+{
+    Domain *d = lookup(uuid, err);
+    if (!d)
+        return -1;
+    g_autofree char *id = g_strdup_printf(QEMU_NIC_ID_FMT, nic->device);
+    g_autofree char *name = g_strdup_printf(QEMU_NIC_NETDEV_FMT, nic->device);
+    g_mutex_lock(&qemu.lock);
+    g_hash_table_remove(d->deleted, id);
+    g_mutex_unlock(&qemu.lock);
+    g_autoptr(XapiError) del_error = NULL;
+    if (qmp_args(d, "device_del", args_object("id", id, NULL), &del_error) == 0) {
+        if (!wait_device_deleted(d, id, g_get_monotonic_time() + timeout_ms * 1000))
+            return 1;
+    } else if (!strstr(del_error->params->len ? (char *)del_error->params->pdata[0] : "",
+                       "not found")) {
+        if (err && !*err) /* anything but a NIC already gone */
+            *err = g_steal_pointer(&del_error);
+        return -1;
+    }
+    /* The netdev holds the tap: deleting it removes the tap. */
+    g_autoptr(XapiError) gone = NULL;
+    qmp_args(d, "netdev_del", args_object("id", name, NULL), &gone);
+    network_guest_tap_wait_gone(nic->tap);
+    network_bridges_gc();
+    return 0;
+}
+
 static HvDriver qemu_driver = {
     .name = "qemu",
     .start = qemu_start,
     .save = qemu_save,
     .disk_plug = qemu_disk_plug,
+    .nic_plug = qemu_nic_plug,
+    .nic_unplug = qemu_nic_unplug,
     .disk_unplug = qemu_disk_unplug,
     .disk_change_medium = qemu_disk_change_medium,
     .disk_snapshot = qemu_disk_snapshot,

@@ -17,6 +17,7 @@ typedef struct {
     HvStopReason reason;
     bool ignores_power_button; /* VM other_config:sim_guest = "ignores-acpi" */
     unsigned disks;            /* slots with a disk plugged */
+    guint64 nics;              /* VIF devices (0-63) with a NIC; no host link is made */
 } SimDomain;
 
 static struct {
@@ -29,6 +30,7 @@ static struct {
 #define SIM_SAVED_STATE "xapid simulated domain state\n"
 
 static int sim_start(const char *uuid, const Xv *vm, const HvDisk *disks, size_t n_disks,
+                     const HvNic *nics, size_t n_nics,
                      const char *resume_image, bool paused, XapiError **err)
 {
     g_autofree char *saved = NULL;
@@ -42,6 +44,9 @@ static int sim_start(const char *uuid, const Xv *vm, const HvDisk *disks, size_t
         for (size_t i = 0; i < n_disks; i++)
             if (!disks[i].cdrom)
                 d->disks |= 1u << disks[i].slot;
+        for (size_t i = 0; i < n_nics; i++)
+            if (nics[i].device >= 0 && nics[i].device < 64)
+                d->nics |= G_GUINT64_CONSTANT(1) << nics[i].device;
         d->state = paused ? HV_PAUSED : HV_RUNNING;
         const Xv *other = xv_struct_get(vm, "other_config");
         const Xv *guest = other ? xv_struct_get(other, "sim_guest") : NULL;
@@ -196,6 +201,40 @@ static int sim_disk_unplug(const char *uuid, const HvDisk *disk, int64_t timeout
     return with_domain_disks(uuid, disk->slot, -1, err);
 }
 
+static int sim_nic(const char *uuid, const HvNic *nic, bool plug, XapiError **err)
+{
+    if (nic->device < 0 || nic->device >= 64) {
+        char device[16];
+        g_snprintf(device, sizeof device, "%d", nic->device);
+        return xapi_error_set(err, "INVALID_DEVICE", device, NULL);
+    }
+    guint64 bit = G_GUINT64_CONSTANT(1) << nic->device;
+    g_mutex_lock(&sim.lock);
+    SimDomain *d = g_hash_table_lookup(sim.domains, uuid);
+    int rc = 0;
+    if (!d)
+        rc = xapi_error_internal(err, "no simulated domain %s", uuid);
+    else if (plug && (d->nics & bit))
+        rc = xapi_error_internal(err, "NIC %d of %s is plugged", nic->device, uuid);
+    else if (plug)
+        d->nics |= bit;
+    else
+        d->nics &= ~bit;
+    g_mutex_unlock(&sim.lock);
+    return rc;
+}
+
+static int sim_nic_plug(const char *uuid, const HvNic *nic, XapiError **err)
+{
+    return sim_nic(uuid, nic, true, err);
+}
+
+static int sim_nic_unplug(const char *uuid, const HvNic *nic, int64_t timeout_ms,
+                          XapiError **err)
+{
+    return sim_nic(uuid, nic, false, err);
+}
+
 static int sim_disk_change_medium(const char *uuid, const HvDisk *disk, XapiError **err)
 {
     return with_domain_disks(uuid, disk->slot, 0, err);
@@ -223,6 +262,8 @@ static const HvDriver sim_driver = {
     .start = sim_start,
     .save = sim_save,
     .disk_plug = sim_disk_plug,
+    .nic_plug = sim_nic_plug,
+    .nic_unplug = sim_nic_unplug,
     .disk_unplug = sim_disk_unplug,
     .disk_change_medium = sim_disk_change_medium,
     .disk_snapshot = sim_disk_snapshot,

@@ -51,6 +51,23 @@ typedef struct {
 } HvDisk;
 void hv_disks_free(HvDisk *disks, size_t n);
 
+/* A NIC of a domain: a VIF and the bridge its tap goes on. The qemu
+ * driver makes the bridge when it is an internal network's (none yet),
+ * creates the tap on it and hands it to QEMU by fd; the sim driver only
+ * records it. */
+typedef struct {
+    int device;        /* the VIF's device number */
+    char *mac;
+    char *bridge;
+    int mtu;
+    bool internal;     /* a network without PIFs: xapid may make its bridge */
+    bool disabled;     /* locking_mode disabled: the tap is kept off the bridge */
+    const char *model; /* QEMU device: virtio-net-pci, e1000, rtl8139 (static) */
+    char *tap;         /* the tap's name */
+    int bootindex;     /* boot order position, or -1 */
+} HvNic;
+void hv_nics_free(HvNic *nics, size_t n);
+
 /* Called from a driver thread when a domain changes state by itself
  * (guest poweroff or reboot, QEMU gone). Must not block for long. */
 typedef void (*HvChangeNotify)(const char *uuid);
@@ -59,11 +76,12 @@ typedef struct HvDriver {
     const char *name;      /* "qemu" or "sim", reported in host.software_version */
     const char *accel;     /* "kvm", "tcg" or "sim" */
     /* Creates and boots a domain from the VM record (an XV_STRUCT as
-     * VM.get_record gives it) with these disks; paused: left paused before
+     * VM.get_record gives it) with these disks and NICs; paused: left paused before
      * the first instruction. With resume_image (a file save() wrote) the
      * domain continues from that state instead of booting. */
     int (*start)(const char *uuid, const Xv *vm, const HvDisk *disks, size_t n_disks,
-                 const char *resume_image, bool paused, XapiError **err);
+                 const HvNic *nics, size_t n_nics, const char *resume_image, bool paused,
+                 XapiError **err);
     /* Writes a paused domain's state (memory and devices) to path; the
      * domain stays paused. */
     int (*save)(const char *uuid, const char *path, XapiError **err);
@@ -101,6 +119,11 @@ typedef struct HvDriver {
     int (*disk_snapshot)(const char *uuid, const HvDisk *disk, const char *new_path,
                          XapiError **err);
     int (*disk_resize)(const char *uuid, const HvDisk *disk, int64_t size, XapiError **err);
+    /* NICs of a running domain: plug makes the tap on its bridge and adds
+     * the device (ACPI hot-plug on the root bus); unplug asks the guest to
+     * let go (1 if it has not within timeout_ms), then drops the tap. */
+    int (*nic_plug)(const char *uuid, const HvNic *nic, XapiError **err);
+    int (*nic_unplug)(const char *uuid, const HvNic *nic, int64_t timeout_ms, XapiError **err);
     /* The VNC endpoint for the console object, or NULL (caller frees). */
     char *(*vnc_location)(const char *uuid);
 } HvDriver;

@@ -121,6 +121,34 @@ static int add_disks(GPtrArray *argv, const HvDisk *disks, size_t n, XapiError *
     return 0;
 }
 
+/* Each NIC: its tap by fd, and the device with the VIF's MAC. */
+static int add_nics(GPtrArray *argv, const HvNic *nics, size_t n, XapiError **err)
+{
+    for (size_t i = 0; i < n; i++) {
+        const HvNic *nic = &nics[i];
+        if (nic->device < 0 || nic->device >= QEMU_NIC_SLOTS) {
+            char device[16];
+            g_snprintf(device, sizeof device, "%d", nic->device);
+            return xapi_error_set(err, "INVALID_DEVICE", device, NULL);
+        }
+        add(argv, "-netdev");
+        addf(argv, "tap,id=vif%d,fd=%d", nic->device, QEMU_TAP_FD((int)i));
+        add(argv, "-device");
+        g_autofree char *mac = escape_commas(nic->mac);
+        GString *dev = g_string_new(NULL);
+        g_string_append_printf(dev, "%s,netdev=vif%d,mac=%s,bus=pci.0,addr=0x%x,id=vif%d-dev",
+                               nic->model, nic->device, mac,
+                               QEMU_NIC_PCI_SLOT(nic->device), nic->device);
+        if (nic->bootindex >= 0)
+            g_string_append_printf(dev, ",bootindex=%d", nic->bootindex);
+        /* virtio-net tells the guest the network's MTU. */
+        if (strcmp(nic->model, "virtio-net-pci") == 0 && nic->mtu > 0 && nic->mtu != 1500)
+            g_string_append_printf(dev, ",host_mtu=%d", nic->mtu);
+        g_ptr_array_add(argv, g_string_free(dev, FALSE));
+    }
+    return 0;
+}
+
 static char *json_text(json_object *o)
 {
     char *text = g_strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
@@ -156,8 +184,36 @@ char *qemu_disk_device_json(const HvDisk *disk)
     return json_text(o);
 }
 
+char *qemu_nic_netdev_json(const HvNic *nic)
+{
+    g_autofree char *id = g_strdup_printf(QEMU_NIC_NETDEV_FMT, nic->device);
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "type", json_object_new_string("tap"));
+    json_object_object_add(o, "id", json_object_new_string(id));
+    json_object_object_add(o, "fd", json_object_new_string(id));
+    return json_text(o);
+}
+
+char *qemu_nic_device_json(const HvNic *nic)
+{
+    g_autofree char *netdev = g_strdup_printf(QEMU_NIC_NETDEV_FMT, nic->device);
+    g_autofree char *id = g_strdup_printf(QEMU_NIC_ID_FMT, nic->device);
+    g_autofree char *addr = g_strdup_printf("0x%x", QEMU_NIC_PCI_SLOT(nic->device));
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "driver", json_object_new_string(nic->model));
+    json_object_object_add(o, "netdev", json_object_new_string(netdev));
+    json_object_object_add(o, "mac", json_object_new_string(nic->mac));
+    json_object_object_add(o, "bus", json_object_new_string("pci.0"));
+    json_object_object_add(o, "addr", json_object_new_string(addr));
+    json_object_object_add(o, "id", json_object_new_string(id));
+    if (strcmp(nic->model, "virtio-net-pci") == 0 && nic->mtu > 0 && nic->mtu != 1500)
+        json_object_object_add(o, "host_mtu", json_object_new_int(nic->mtu));
+    return json_text(o);
+}
+
 char **qemu_cmdline(const QemuHost *host, const char *uuid, const Xv *vm, const HvDisk *disks,
-                    size_t n_disks, const char *resume_image, bool paused, XapiError **err)
+                    size_t n_disks, const HvNic *nics, size_t n_nics, const char *resume_image,
+                    bool paused, XapiError **err)
 {
     int64_t memory = field_int(vm, "memory_static_max");
     int64_t mib = memory / (1024 * 1024);
@@ -228,7 +284,7 @@ char **qemu_cmdline(const QemuHost *host, const char *uuid, const Xv *vm, const 
     add(argv, "shutdown=pause,panic=shutdown");
     add(argv, "-device");
     add(argv, "pvpanic");
-    if (add_disks(argv, disks, n_disks, err) < 0) {
+    if (add_disks(argv, disks, n_disks, err) < 0 || add_nics(argv, nics, n_nics, err) < 0) {
         g_ptr_array_add(argv, NULL);
         g_strfreev((char **)g_ptr_array_free(argv, FALSE));
         return NULL;

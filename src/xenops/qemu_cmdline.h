@@ -41,12 +41,26 @@ typedef struct {
  * hands over the monitor (-incoming defer). Fields that cannot be honoured give
  * an error rather than being ignored. */
 char **qemu_cmdline(const QemuHost *host, const char *uuid, const Xv *vm, const HvDisk *disks,
-                    size_t n_disks, const char *resume_image, bool paused, XapiError **err);
+                    size_t n_disks, const HvNic *nics, size_t n_nics, const char *resume_image,
+                    bool paused, XapiError **err);
+
+/* NIC i's tap is handed to QEMU as this fd (the spawn maps it there). */
+#define QEMU_TAP_FD(i) (100 + (i))
+/* A NIC's PCI slot on the root bus, after the disks' (VIF devices 0-15). */
+#define QEMU_NIC_SLOTS 16
+#define QEMU_NIC_PCI_SLOT(device) (0x10 + (device))
 
 /* QMP arguments (JSON object text, caller frees) for hot-plugging disk:
  * its block node, then its device. */
 char *qemu_disk_blockdev_json(const HvDisk *disk);
 char *qemu_disk_device_json(const HvDisk *disk);
+/* QMP arguments for hot-plugging nic whose tap QEMU holds as the fd
+ * named like its netdev ("vif<device>"): the netdev, then the device. */
+char *qemu_nic_netdev_json(const HvNic *nic);
+char *qemu_nic_device_json(const HvNic *nic);
+#define QEMU_NIC_NETDEV_FMT "vif%d"
+#define QEMU_NIC_ID_FMT "vif%d-dev"
+
 /* A slot's device id; its block node is "vbd<slot>" (and its successors
  * after live snapshots). */
 #define QEMU_DISK_ID_FMT "vbd%d-dev"

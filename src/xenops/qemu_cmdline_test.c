@@ -52,12 +52,31 @@ static HvDisk *test_disks(const Xv *vm, size_t *n)
     return disks;
 }
 
+/* "xapid_test_nics": [{device, mac, model, bootindex}] stands for the
+ * VM's VIFs (their taps are fds QEMU_TAP_FD(i)). */
+static HvNic *test_nics(const Xv *vm, size_t *n)
+{
+    const Xv *list = xv_struct_get(vm, "xapid_test_nics");
+    *n = list ? xv_len(list) : 0;
+    HvNic *nics = g_new0(HvNic, *n + 1);
+    for (size_t i = 0; i < *n; i++) {
+        const Xv *d = xv_at(list, i);
+        nics[i].device = (int)xv_struct_get(d, "device")->i;
+        nics[i].mac = g_strdup(xv_str(xv_struct_get(d, "mac")));
+        nics[i].model = g_intern_string(xv_str(xv_struct_get(d, "model")));
+        nics[i].bootindex = (int)xv_struct_get(d, "bootindex")->i;
+        const Xv *mtu = xv_struct_get(d, "mtu");
+        nics[i].mtu = mtu ? (int)mtu->i : 1500;
+    }
+    return nics;
+}
+
 static const QemuHost host = {"qemu-system-x86_64", "tcg", "/state/domains/U"};
 
 static void test_goldens(void **state)
 {
     static const char *const names[] = {"direct-kernel", "hvm-boot-order", "defaults", "disks",
-                                        "resume"};
+                                        "resume", "nics", "nic-boot"};
     for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
         g_autofree char *json = g_strdup_printf("%s.vm.json", names[i]);
         g_autoptr(Xv) vm = load_record(json);
@@ -66,10 +85,14 @@ static void test_goldens(void **state)
         XapiError *err = NULL;
         size_t n_disks;
         HvDisk *disks = test_disks(vm, &n_disks);
+        size_t n_nics;
+        HvNic *nics = test_nics(vm, &n_nics);
         g_auto(GStrv) argv = qemu_cmdline(&host, "6f2e0f39-0000-4000-8000-000000000001", vm,
-                                          disks, n_disks, resume ? xv_str(resume) : NULL,
-                                          paused && paused->b, &err);
+                                          disks, n_disks, nics, n_nics,
+                                          resume ? xv_str(resume) : NULL, paused && paused->b,
+                                          &err);
         hv_disks_free(disks, n_disks);
+        hv_nics_free(nics, n_nics);
         if (!argv)
             fail_msg("%s: %s", names[i], err->code);
         g_autofree char *joined = g_strjoinv("\n", argv);
@@ -93,9 +116,21 @@ static void test_bad_boot_order_is_refused(void **state)
     Xv *params = xv_struct_get(vm, "HVM_boot_params");
     xv_struct_set_string(params, "order", "c,d");
     XapiError *err = NULL;
-    char **argv = qemu_cmdline(&host, "u", vm, NULL, 0, NULL, false, &err);
+    char **argv = qemu_cmdline(&host, "u", vm, NULL, 0, NULL, 0, NULL, false, &err);
     assert_null(argv);
     assert_string_equal(err->code, "INVALID_VALUE");
+    xapi_error_free(err);
+}
+
+static void test_nic_device_out_of_range_is_refused(void **state)
+{
+    g_autoptr(Xv) vm = load_record("nics.vm.json");
+    HvNic nic = {.device = 16, .mac = (char *)"02:00:00:00:00:01", .model = "e1000",
+                 .bootindex = -1};
+    XapiError *err = NULL;
+    char **argv = qemu_cmdline(&host, "u", vm, NULL, 0, &nic, 1, NULL, false, &err);
+    assert_null(argv);
+    assert_string_equal(err->code, "INVALID_DEVICE");
     xapi_error_free(err);
 }
 
@@ -104,6 +139,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_goldens),
         cmocka_unit_test(test_bad_boot_order_is_refused),
+        cmocka_unit_test(test_nic_device_out_of_range_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

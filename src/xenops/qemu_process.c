@@ -72,13 +72,9 @@ static void child_setup(gpointer unused)
         _exit(127);
 }
 
-int64_t qemu_process_spawn(char **argv, const int *fds, size_t n_fds, int stderr_fd,
-                           XapiError **err)
+int64_t qemu_process_spawn(char **argv, const int *fds, const int *targets, size_t n_fds,
+                           int stderr_fd, XapiError **err)
 {
-    int targets[8];
-    g_assert(n_fds <= G_N_ELEMENTS(targets));
-    for (size_t i = 0; i < n_fds; i++)
-        targets[i] = 3 + (int)i;
     GPid pid = 0;
     g_autoptr(GError) gerr = NULL;
     /* Without G_SPAWN_DO_NOT_REAP_CHILD GLib forks twice: QEMU's parent is

@@ -16,10 +16,10 @@
 bool qemu_process_user_init(void);
 
 /* Spawns argv detached from xapid (its own session, reparented to init so
- * that it outlives a restart) as QEMU_USER, with fds[i] as descriptor 3+i
- * and stderr to stderr_fd. Returns the pid or -1 with err set. */
-int64_t qemu_process_spawn(char **argv, const int *fds, size_t n_fds, int stderr_fd,
-                           XapiError **err);
+ * that it outlives a restart) as QEMU_USER, with fds[i] as descriptor
+ * targets[i] and stderr to stderr_fd. Returns the pid or -1 with err set. */
+int64_t qemu_process_spawn(char **argv, const int *fds, const int *targets, size_t n_fds,
+                           int stderr_fd, XapiError **err);
 
 /* Alive and not a zombie. */
 bool qemu_process_alive(int64_t pid);

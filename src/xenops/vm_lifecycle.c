@@ -10,6 +10,7 @@
 #include "dm_handlers.h"
 #include "task.h"
 #include "vm_disks.h"
+#include "vm_nics.h"
 #include "vm_lifecycle.h"
 #include "vm_operations.h"
 #include "xenops.h"
@@ -89,15 +90,22 @@ int vm_boot(VmOp *o, const char *resume_image, bool paused)
         return -1;
     HvDisk *disks = NULL;
     size_t n_disks = 0;
+    HvNic *nics = NULL;
+    size_t n_nics = 0;
     db_read_begin();
     DbRow *vm = db_lookup(dm_class_by_name("VM"), o->ref);
     int rc = vm ? vm_disks_for_start(vm, &disks, &n_disks, &o->call->error)
                 : xapi_error_set(&o->call->error, "HANDLE_INVALID", "VM", o->ref, NULL);
+    if (rc == 0) {
+        rc = vm_nics_for_start(vm, &nics, &n_nics, &o->call->error);
+        vm_nics_boot_order(vm, nics, n_nics, disks, n_disks);
+    }
     db_read_end();
     if (rc == 0)
-        rc = driver()->start(o->uuid, o->record, disks, n_disks, resume_image, paused,
-                             &o->call->error);
+        rc = driver()->start(o->uuid, o->record, disks, n_disks, nics, n_nics, resume_image,
+                             paused, &o->call->error);
     hv_disks_free(disks, n_disks);
+    hv_nics_free(nics, n_nics);
     if (rc < 0)
         return -1;
     task_set_progress(o->call->task_ref, 0.8);

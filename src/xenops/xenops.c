@@ -6,8 +6,10 @@
 
 #include "bootstrap.h"
 #include "implicit.h"
+#include "network.h"
 #include "vm_disks.h"
 #include "vm_lifecycle.h"
+#include "vm_nics.h"
 #include "vm_operations.h"
 
 static struct {
@@ -233,6 +235,7 @@ static int set_running(DbRow *vm, const void *arg, XapiError **err)
     db_set_by_name(metrics, "state", xv_new_array(), NULL);
     db_set_by_name(metrics, "last_updated", xv_new_datetime(now), NULL);
     if (was_halted && (vm_vbds_set_attached(vm, true, err) < 0 ||
+                       vm_vifs_set_attached(vm, true, err) < 0 ||
                        add_console(vm, xv_str(db_get(vm, "uuid")), err) < 0))
         return -1;
     return 0;
@@ -261,7 +264,7 @@ static int set_halted(DbRow *vm, const void *arg, XapiError **err)
     destroy_consoles(vm);
     if (db_set_by_name(vm, "suspend_VDI", xv_new_string("OpaqueRef:NULL"), err) < 0)
         return -1;
-    if (vm_vbds_set_attached(vm, false, err) < 0)
+    if (vm_vbds_set_attached(vm, false, err) < 0 || vm_vifs_set_attached(vm, false, err) < 0)
         return -1;
     if (db_set_by_name(vm, "power_state", xv_new_static_string("Halted"), err) < 0 ||
         db_set_by_name(vm, "domid", xv_new_int(-1), err) < 0 ||
@@ -515,5 +518,8 @@ int xenops_init(const char *state_dir, const char *hypervisor, XapiError **err)
     if (xenops.driver->stop_unattached)
         xenops.driver->stop_unattached();
     vm_drop_unowned_suspend_images();
+    /* Bridges left by VMs that stopped while xapid was away. */
+    if (strcmp(xenops.driver->name, "qemu") == 0)
+        network_bridges_gc();
     return 0;
 }

@@ -19,12 +19,13 @@ def free_port():
 
 
 class Daemon:
-    def __init__(self, state_dir=None, extra_args=()):
+    def __init__(self, state_dir=None, extra_args=(), cmd_prefix=()):
         self.state_dir = state_dir or tempfile.mkdtemp(prefix="xapid-test-")
         self.password_file = os.path.join(self.state_dir, "pw")
         with open(self.password_file, "w") as f:
             f.write(PASSWORD + "\n")
         self.extra_args = list(extra_args)
+        self.cmd_prefix = list(cmd_prefix)  # e.g. ["ip", "netns", "exec", ns]
         self.proc = None
         self.start()
 
@@ -33,7 +34,7 @@ class Daemon:
         self.url = f"http://127.0.0.1:{self.port}/"
         self.log = open(os.path.join(self.state_dir, "xapid.log"), "ab")
         self.proc = subprocess.Popen(
-            [XAPID, "--state-dir", self.state_dir, "--listen", f"127.0.0.1:{self.port}",
+            self.cmd_prefix + [XAPID, "--state-dir", self.state_dir, "--listen", f"127.0.0.1:{self.port}",
              "--root-password-file", self.password_file] + self.extra_args,
             stdout=subprocess.PIPE, stderr=self.log)
         deadline = time.time() + 20

@@ -1,0 +1,347 @@
+/* network.c: PIF discovery, bridge naming and the life of internal
+ * bridges (XAPI's xapi_pif.ml, xapi_network.ml, create_internal_bridge). */
+#include "network.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#include "host_net.h"
+
+static const DmClass *cls(const char *name) { return dm_class_by_name(name); }
+
+static Xv *S(const char *s) { return xv_new_string(s); }
+
+/* Bridges made by this process; with the xapi-prefixed names (reserved
+ * for xapid by network.create) they are the ones xapid may remove. */
+static GMutex bridges_lock;
+static GHashTable *made_bridges;
+
+/* ---- bridge names ------------------------------------------------------------- */
+
+typedef struct {
+    const char *bridge;
+    bool found;
+} BridgeSearch;
+
+static bool bridge_used(DbRow *net, void *ctx)
+{
+    BridgeSearch *s = ctx;
+    if (strcmp(xv_str(db_get(net, "bridge")), s->bridge) == 0)
+        s->found = true;
+    return !s->found;
+}
+
+static bool bridge_in_db(const char *bridge)
+{
+    BridgeSearch s = {bridge, false};
+    db_foreach(cls("network"), bridge_used, &s);
+    return s.found;
+}
+
+/* XAPI counts from 0 at each start, past any name in use. */
+static unsigned next_xapi_bridge;
+
+char *network_bridge_for_create(const char *requested, XapiError **err)
+{
+    if (!*requested) {
+        for (;; next_xapi_bridge++) {
+            g_autofree char *name = g_strdup_printf("xapi%u", next_xapi_bridge);
+            if (!bridge_in_db(name) && !hostnet_link_exists(name)) {
+                next_xapi_bridge++;
+                return g_steal_pointer(&name);
+            }
+        }
+    }
+    static const char *const reserved[] = {"xen", "xapi", "vif", "tap", "eth"};
+    bool bad = strlen(requested) > 15 || !hostnet_valid_name(requested);
+    for (unsigned i = 0; i < G_N_ELEMENTS(reserved); i++)
+        bad = bad || g_str_has_prefix(requested, reserved[i]);
+    if (bad) {
+        xapi_error_set(err, "INVALID_VALUE", "bridge", requested, NULL);
+        return NULL;
+    }
+    if (bridge_in_db(requested)) {
+        xapi_error_set(err, "BRIDGE_NAME_EXISTS", requested, NULL);
+        return NULL;
+    }
+    return g_strdup(requested);
+}
+
+/* ---- bridges for guests ----------------------------------------------------------- */
+
+/* bridges_lock held. */
+static int bridge_acquire_locked(const char *bridge, int mtu, bool internal, XapiError **err)
+{
+    int rc = 0;
+    if (!hostnet_valid_name(bridge)) {
+        rc = xapi_error_set(err, "BRIDGE_NOT_AVAILABLE", bridge, NULL);
+    } else if (hostnet_is_bridge(bridge)) {
+        rc = 0;
+    } else if (!internal || hostnet_link_exists(bridge)) {
+        rc = xapi_error_set(err, "BRIDGE_NOT_AVAILABLE", bridge, NULL);
+    } else if ((rc = hostnet_bridge_add(bridge, mtu, err)) == 0) {
+        if (!made_bridges)
+            made_bridges = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        g_hash_table_add(made_bridges, g_strdup(bridge));
+    }
+    return rc;
+}
+
+int network_bridge_acquire(const char *bridge, int mtu, bool internal, XapiError **err)
+{
+    g_mutex_lock(&bridges_lock);
+    int rc = bridge_acquire_locked(bridge, mtu, internal, err);
+    g_mutex_unlock(&bridges_lock);
+    return rc;
+}
+
+/* Bridges of networks without PIFs with xapid's prefix: ctx, a GPtrArray
+ * of names. */
+static bool collect_internal(DbRow *net, void *ctx)
+{
+    const char *bridge = xv_str(db_get(net, "bridge"));
+    if (!xv_len(db_get(net, "PIFs")) && g_str_has_prefix(bridge, "xapi"))
+        g_ptr_array_add(ctx, g_strdup(bridge));
+    return true;
+}
+
+void network_bridges_gc(void)
+{
+    g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+    db_read_begin();
+    db_foreach(cls("network"), collect_internal, names);
+    db_read_end();
+    g_mutex_lock(&bridges_lock);
+    if (made_bridges) {
+        GHashTableIter it;
+        gpointer key;
+        g_hash_table_iter_init(&it, made_bridges);
+        while (g_hash_table_iter_next(&it, &key, NULL))
+            g_ptr_array_add(names, g_strdup(key));
+    }
+    for (guint i = 0; i < names->len; i++) {
+        const char *b = names->pdata[i];
+        if (!hostnet_is_bridge(b) || !hostnet_bridge_empty(b))
+            continue;
+        g_autoptr(XapiError) err = NULL;
+        if (hostnet_bridge_del(b, &err) == 0 && made_bridges)
+            g_hash_table_remove(made_bridges, b);
+        else
+            g_warning("cannot remove bridge %s: %s", b, err ? err->code : "");
+    }
+    g_mutex_unlock(&bridges_lock);
+}
+
+/* ---- PIF discovery -------------------------------------------------------------- */
+
+typedef struct {
+    const char *host;
+    GHashTable *devices; /* device names with a PIF on this host */
+} PifSearch;
+
+static bool collect_pif(DbRow *pif, void *ctx)
+{
+    PifSearch *s = ctx;
+    if (strcmp(xv_str(db_get(pif, "host")), s->host) == 0)
+        g_hash_table_add(s->devices, g_strdup(xv_str(db_get(pif, "device"))));
+    return true;
+}
+
+static char *insert_row(DbRow *row, XapiError **err)
+{
+    char *ref = g_strdup(row->ref);
+    if (db_insert(row, err) < 0) {
+        g_free(ref);
+        return NULL;
+    }
+    return ref;
+}
+
+static char *read_duplex(const char *dev)
+{
+    g_autofree char *p = g_build_filename("/sys/class/net", dev, "duplex", NULL);
+    char *text = NULL;
+    return g_file_get_contents(p, &text, NULL, NULL) ? g_strstrip(text) : g_strdup("");
+}
+
+static char *add_metrics(const HostLink *l, XapiError **err)
+{
+    DbRow *m = db_row_new(cls("PIF_metrics"));
+    db_row_put(m, "carrier", xv_new_bool(l->carrier));
+    db_row_put(m, "speed", xv_new_int(l->speed));
+    g_autofree char *duplex = read_duplex(l->name);
+    db_row_put(m, "duplex", xv_new_bool(strcmp(duplex, "full") == 0));
+    /* sysfs gives "0x8086"; XAPI shows the bare hex id. */
+    db_row_put(m, "vendor_id", S(g_str_has_prefix(l->vendor_id, "0x") ? l->vendor_id + 2
+                                                                       : l->vendor_id));
+    db_row_put(m, "device_id", S(g_str_has_prefix(l->device_id, "0x") ? l->device_id + 2
+                                                                       : l->device_id));
+    db_row_put(m, "pci_bus_path", S(l->pci_bus_path));
+    db_row_put(m, "last_updated", xv_new_datetime(g_get_real_time() / G_USEC_PER_SEC));
+    return insert_row(m, err);
+}
+
+/* The lowest N with no network bridged on xenbrN. */
+static char *free_xenbr(void)
+{
+    for (unsigned n = 0;; n++) {
+        g_autofree char *name = g_strdup_printf("xenbr%u", n);
+        if (!bridge_in_db(name))
+            return g_steal_pointer(&name);
+    }
+}
+
+typedef struct {
+    const HostLink *link;
+    const char *bridge;  /* the host bridge it is a port of, or NULL */
+    bool management;
+} NewPif;
+
+static int add_pif(const char *host, const NewPif *p, XapiError **err)
+{
+    const HostLink *l = p->link;
+    bool bridged = p->bridge != NULL;
+    if (bridged && bridge_in_db(p->bridge))
+        return 0; /* another port of that bridge has its network */
+    g_autofree char *bridge = bridged ? g_strdup(p->bridge) : free_xenbr();
+    g_autofree char *metrics = add_metrics(l, err);
+    if (!metrics)
+        return -1;
+    DbRow *net = db_row_new(cls("network"));
+    g_autofree char *label = g_strdup_printf("Pool-wide network associated with %s", l->name);
+    db_row_put(net, "name_label", S(label));
+    db_row_put(net, "bridge", S(bridge));
+    db_row_put(net, "MTU", xv_new_int(l->mtu > 0 ? l->mtu : 1500));
+    db_row_put(net, "managed", xv_new_bool(!bridged));
+    g_autofree char *network = insert_row(net, err);
+    if (!network)
+        return -1;
+    DbRow *pif = db_row_new(cls("PIF"));
+    db_row_put(pif, "device", S(l->name));
+    db_row_put(pif, "host", S(host));
+    db_row_put(pif, "network", S(network));
+    db_row_put(pif, "metrics", S(metrics));
+    db_row_put(pif, "MAC", S(l->mac));
+    db_row_put(pif, "MTU", xv_new_int(l->mtu > 0 ? l->mtu : 1500));
+    db_row_put(pif, "VLAN", xv_new_int(-1));
+    db_row_put(pif, "physical", xv_new_bool(true));
+    db_row_put(pif, "managed", xv_new_bool(!bridged));
+    /* A bridged NIC carries traffic already; an unbridged one is left
+     * alone until PIF.plug puts it on its bridge. */
+    db_row_put(pif, "currently_attached", xv_new_bool(bridged));
+    db_row_put(pif, "management", xv_new_bool(p->management));
+    db_row_put(pif, "primary_address_type", S("IPv4"));
+    g_autofree char *address = NULL, *netmask = NULL;
+    const char *holder = bridged ? p->bridge : l->name;
+    if (p->management && hostnet_ipv4(holder, &address, &netmask)) {
+        db_row_put(pif, "IP", S(address));
+        db_row_put(pif, "netmask", S(netmask));
+        /* How the host got it is not xapid's to know (XAPI reads its
+         * own inventory); DHCP is what a fresh install has. */
+        db_row_put(pif, "ip_configuration_mode", S("DHCP"));
+    }
+    g_autofree char *ref = insert_row(pif, err);
+    return ref ? 0 : -1;
+}
+
+/* The NIC behind the default route: the device itself, or the first
+ * port of the bridge holding it. */
+static HostLink *management_link(char **bridge)
+{
+    g_autofree char *dev = hostnet_default_route_dev();
+    *bridge = NULL;
+    if (!dev)
+        return NULL;
+    if (!hostnet_is_bridge(dev))
+        return hostnet_link(dev);
+    g_autoptr(GPtrArray) links = hostnet_links();
+    for (guint i = 0; i < links->len; i++) {
+        HostLink *l = links->pdata[i];
+        if (strcmp(l->master, dev) == 0 && !l->tap) {
+            *bridge = g_strdup(dev);
+            return hostnet_link(l->name);
+        }
+    }
+    return NULL;
+}
+
+int network_discover_pifs(const char *host, bool first_start, XapiError **err)
+{
+    PifSearch s = {host, g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL)};
+    db_foreach(cls("PIF"), collect_pif, &s);
+    g_autoptr(GHashTable) known = s.devices;
+    g_autofree char *mgmt_bridge = NULL;
+    g_autoptr(HostLink) mgmt = management_link(&mgmt_bridge);
+    if (mgmt && (mgmt->loopback || mgmt->tap || mgmt->bridge))
+        g_clear_pointer(&mgmt, hostnet_link_free);
+    if (mgmt && !g_hash_table_contains(known, mgmt->name)) {
+        NewPif p = {mgmt, mgmt_bridge, first_start};
+        if (add_pif(host, &p, err) < 0)
+            return -1;
+        g_hash_table_add(known, g_strdup(mgmt->name));
+    }
+    g_autoptr(GPtrArray) links = hostnet_links();
+    for (guint i = 0; i < links->len; i++) {
+        HostLink *l = links->pdata[i];
+        if (!l->physical || l->loopback || l->bridge || l->tap ||
+            g_hash_table_contains(known, l->name))
+            continue;
+        /* A NIC already on a host bridge belongs to that bridge. */
+        NewPif p = {l, *l->master ? l->master : NULL, false};
+        if (add_pif(host, &p, err) < 0)
+            return -1;
+        g_hash_table_add(known, g_strdup(l->name));
+    }
+    return 0;
+}
+
+int network_guest_tap_open(const char *tap, const char *bridge, int mtu, bool internal,
+                           bool on_bridge, XapiError **err)
+{
+    /* Held until the tap is a port, so that the clean-up after another
+     * guest cannot take the bridge away in between. */
+    g_mutex_lock(&bridges_lock);
+    int fd = bridge_acquire_locked(bridge, mtu, internal, err) < 0 ? -1
+                                                                   : hostnet_tap_open(tap, err);
+    if (fd >= 0 && (hostnet_set_mtu(tap, mtu, err) < 0 ||
+                    (on_bridge && hostnet_enslave(bridge, tap, err) < 0) ||
+                    hostnet_set_up(tap, true, err) < 0)) {
+        close(fd);
+        fd = -1;
+    }
+    g_mutex_unlock(&bridges_lock);
+    return fd;
+}
+
+#define TAPS_GONE_TIMEOUT_US (2 * G_USEC_PER_SEC)
+
+char *network_guest_tap_name(const char *vm_uuid, int device)
+{
+    return g_strdup_printf("xv%.8s.%d", vm_uuid, device);
+}
+
+/* A link named name, or (prefix) starting with name. */
+static bool any_link(const char *name, bool prefix)
+{
+    g_autoptr(GDir) dir = g_dir_open("/sys/class/net", 0, NULL);
+    for (const char *n = dir ? g_dir_read_name(dir) : NULL; n; n = g_dir_read_name(dir))
+        if (prefix ? g_str_has_prefix(n, name) : strcmp(n, name) == 0)
+            return true;
+    return false;
+}
+
+static void wait_gone(const char *name, bool prefix)
+{
+    int64_t deadline = g_get_monotonic_time() + TAPS_GONE_TIMEOUT_US;
+    while (any_link(name, prefix) && g_get_monotonic_time() < deadline)
+        g_usleep(10 * 1000);
+}
+
+
+void network_guest_taps_wait_gone(const char *vm_uuid)
+{
+    g_autofree char *prefix = g_strdup_printf("xv%.8s.", vm_uuid);
+    wait_gone(prefix, true);
+}
+
+void network_guest_tap_wait_gone(const char *tap) { wait_gone(tap, false); }

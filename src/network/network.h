@@ -1,0 +1,45 @@
+/* network.h: networks, PIFs and bridges: the host's NICs as PIFs, bridge
+ * names, and the bridges guests' NICs go on. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "db.h"
+#include "xapi_error.h"
+
+/* Records a PIF (with PIF_metrics and a network) for each NIC of the host
+ * that has none yet: devices backed by hardware, and the one holding the
+ * default route. With first_start, that one becomes the management PIF:
+ * if it is a port of a bridge, its network is that bridge, unmanaged and
+ * attached; otherwise a xenbrN network whose PIF stays unplugged (the
+ * host's address is never moved). Write lock held. */
+int network_discover_pifs(const char *host, bool first_start, XapiError **err);
+
+/* network.create's bridge: "" takes the next free xapiN; a caller's name
+ * is checked as XAPI does (INVALID_VALUE, BRIDGE_NAME_EXISTS). Returns the
+ * name (caller frees) or NULL. Lock held. */
+char *network_bridge_for_create(const char *requested, XapiError **err);
+
+/* The bridge a guest's NIC goes on, made if it is an internal network's
+ * and absent (MTU set); a bridge that should exist and does not gives
+ * BRIDGE_NOT_AVAILABLE. */
+int network_bridge_acquire(const char *bridge, int mtu, bool internal, XapiError **err);
+/* Removes the internal bridges xapid made that no port uses any more. */
+void network_bridges_gc(void);
+
+/* The tap of a VM's NIC: xv<8 hex of the VM's uuid>.<device> (caller
+ * frees), within the kernel's 15 characters for devices below 100000. */
+char *network_guest_tap_name(const char *vm_uuid, int device);
+/* Waits (up to a second or two) until the taps of a VM whose QEMU has
+ * exited are gone: the kernel removes a tap a little after the last fd
+ * closes, and an internal bridge is removed only once it has no port. */
+void network_guest_taps_wait_gone(const char *vm_uuid);
+/* The same for one tap whose netdev QEMU deleted. */
+void network_guest_tap_wait_gone(const char *tap);
+
+/* A guest NIC's tap, held by the returned fd (close-on-exec; the tap goes
+ * when the last holder closes it): made on its bridge (acquired as above)
+ * with the MTU, up; with on_bridge false it is left off the bridge
+ * (locking_mode disabled). -1 on error, nothing left behind. */
+int network_guest_tap_open(const char *tap, const char *bridge, int mtu, bool internal,
+                           bool on_bridge, XapiError **err);

@@ -1,0 +1,236 @@
+/* vm_nics.c: from VIF records to the NICs a domain boots with: which
+ * bridge, which MAC, which model, where in the boot order. */
+#include "vm_nics.h"
+
+#include <string.h>
+
+#include "bootstrap.h"
+#include "network.h"
+#include "xenops.h"
+
+static const DmClass *cls(const char *name) { return dm_class_by_name(name); }
+
+static const char *str_field(const DbRow *row, const char *field)
+{
+    return xv_str(db_get(row, field));
+}
+
+void hv_nics_free(HvNic *nics, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        g_free(nics[i].mac);
+        g_free(nics[i].bridge);
+        g_free(nics[i].tap);
+    }
+    g_free(nics);
+}
+
+static const char *nic_model(const DbRow *vm, XapiError **err)
+{
+    const Xv *platform = db_get(vm, "platform");
+    const Xv *v = platform ? xv_struct_get(platform, VM_NIC_MODEL_KEY) : NULL;
+    const char *name = v ? xv_str(v) : "";
+    if (!*name || strcmp(name, "virtio-net") == 0)
+        return "virtio-net-pci";
+    if (strcmp(name, "e1000") == 0)
+        return "e1000";
+    if (strcmp(name, "rtl8139") == 0)
+        return "rtl8139";
+    xapi_error_set(err, "INVALID_VALUE", "platform:" VM_NIC_MODEL_KEY, name, NULL);
+    return NULL;
+}
+
+/* The network's PIF on this host, or NULL. */
+static DbRow *local_pif(const DbRow *net, const char *host)
+{
+    const Xv *pifs = db_get(net, "PIFs");
+    for (guint i = 0; i < xv_len(pifs); i++) {
+        DbRow *pif = db_lookup(cls("PIF"), xv_str(xv_at(pifs, i)));
+        if (pif && strcmp(str_field(pif, "host"), host) == 0)
+            return pif;
+    }
+    return NULL;
+}
+
+/* The network's locking mode as the VIF's own resolves it. */
+static bool locking_disabled(const DbRow *vif, const DbRow *net)
+{
+    const char *mode = str_field(vif, "locking_mode");
+    if (strcmp(mode, "network_default") == 0)
+        mode = str_field(net, "default_locking_mode");
+    return strcmp(mode, "disabled") == 0;
+}
+
+static int nic_for_vif(const DbRow *vm, const DbRow *vif, const char *model, HvNic *nic,
+                       XapiError **err)
+{
+    DbRow *net = db_lookup(cls("network"), str_field(vif, "network"));
+    if (!net)
+        return xapi_error_set(err, "HANDLE_INVALID", "network", str_field(vif, "network"),
+                              NULL);
+    g_autofree char *host = bootstrap_this_host();
+    bool has_pifs = xv_len(db_get(net, "PIFs")) > 0;
+    DbRow *pif = local_pif(net, host);
+    if (has_pifs && !pif)
+        return xapi_error_set(err, "VM_REQUIRES_NETWORK", vm->ref, net->ref, NULL);
+    /* An unplugged PIF's bridge does not exist, and making it would move
+     * the host's address (PIF.plug's work). */
+    if (pif && !db_get(pif, "currently_attached")->b)
+        return xapi_error_set(err, "REQUIRED_PIF_IS_UNPLUGGED", pif->ref, NULL);
+    guint64 device = g_ascii_strtoull(str_field(vif, "device"), NULL, 10);
+    int64_t mtu = db_get(net, "MTU")->i; /* the bridge's, so the taps' too */
+    const char *uuid = str_field(vm, "uuid");
+    nic->device = (int)device;
+    nic->mac = g_strdup(str_field(vif, "MAC"));
+    nic->bridge = g_strdup(str_field(net, "bridge"));
+    nic->mtu = mtu > 0 ? (int)mtu : 1500;
+    nic->internal = !has_pifs;
+    nic->disabled = locking_disabled(vif, net);
+    nic->model = model;
+    nic->tap = network_guest_tap_name(uuid, nic->device);
+    nic->bootindex = -1;
+    if (strlen(nic->tap) > 15)
+        return xapi_error_set(err, "INVALID_DEVICE", str_field(vif, "device"), NULL);
+    return 0;
+}
+
+static gint by_device(gconstpointer a, gconstpointer b)
+{
+    return ((const HvNic *)a)->device - ((const HvNic *)b)->device;
+}
+
+int vm_nics_for_start(const DbRow *vm, HvNic **nics, size_t *n, XapiError **err)
+{
+    const Xv *vifs = db_get(vm, "VIFs");
+    *nics = g_new0(HvNic, xv_len(vifs) + 1);
+    *n = 0;
+    if (!xv_len(vifs))
+        return 0;
+    const char *model = nic_model(vm, err);
+    if (!model)
+        return -1;
+    for (guint i = 0; i < xv_len(vifs); i++) {
+        DbRow *vif = db_lookup(cls("VIF"), xv_str(xv_at(vifs, i)));
+        if (!vif)
+            continue;
+        if (nic_for_vif(vm, vif, model, &(*nics)[*n], err) < 0) {
+            (*n)++;
+            return -1;
+        }
+        (*n)++;
+    }
+    qsort(*nics, *n, sizeof **nics, (int (*)(const void *, const void *))by_device);
+    return 0;
+}
+
+int vm_vifs_set_attached(DbRow *vm, bool attached, XapiError **err)
+{
+    const Xv *vifs = db_get(vm, "VIFs");
+    for (guint i = 0; i < xv_len(vifs); i++) {
+        DbRow *vif = db_lookup(cls("VIF"), xv_str(xv_at(vifs, i)));
+        if (vif && db_get(vif, "currently_attached")->b != attached &&
+            db_set_by_name(vif, "currently_attached", xv_new_bool(attached), err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+void vm_nics_boot_order(const DbRow *vm, HvNic *nics, size_t n, HvDisk *disks, size_t n_disks)
+{
+    if (!n || *str_field(vm, "PV_kernel"))
+        return;
+    const Xv *o = xv_struct_get(db_get(vm, "HVM_boot_params"), "order");
+    const char *order = o ? xv_str(o) : "cd";
+    const char *net = strchr(order, 'n');
+    if (!net)
+        return;
+    /* Disks took positions letter by letter; the NICs go where 'n' is. */
+    int before = 0;
+    size_t prefix = (size_t)(net - order);
+    for (size_t i = 0; i < n_disks; i++)
+        if (disks[i].bootindex >= 0 && memchr(order, disks[i].cdrom ? 'd' : 'c', prefix))
+            before++;
+    for (size_t i = 0; i < n_disks; i++)
+        if (disks[i].bootindex >= before)
+            disks[i].bootindex += (int)n;
+    for (size_t i = 0; i < n; i++)
+        nics[i].bootindex = before + (int)i;
+}
+
+/* ---- hot-plug ---------------------------------------------------------------- */
+
+#define UNPLUG_TIMEOUT_MS 20000 /* the guest lets go of the device */
+#define UNPLUG_FORCE_TIMEOUT_MS 5000
+
+/* The VIF's NIC if the VIF may change state now (lock held). */
+static int hotplug_check(const char *vif_ref, bool plug, HvNic *nic, XapiError **err)
+{
+    DbRow *vif = db_lookup(cls("VIF"), vif_ref);
+    if (!vif)
+        return xapi_error_set(err, "HANDLE_INVALID", "VIF", vif_ref, NULL);
+    DbRow *vm = db_lookup(cls("VM"), str_field(vif, "VM"));
+    if (!vm)
+        return xapi_error_set(err, "HANDLE_INVALID", "VM", str_field(vif, "VM"), NULL);
+    const char *state = str_field(vm, "power_state");
+    if (strcmp(state, "Running") != 0) {
+        g_autofree char *actual = g_ascii_strdown(state, -1);
+        return xapi_error_set(err, "VM_BAD_POWER_STATE", vm->ref, "running", actual, NULL);
+    }
+    bool attached = db_get(vif, "currently_attached")->b;
+    if (plug && attached)
+        return xapi_error_set(err, "DEVICE_ALREADY_ATTACHED", vif_ref, NULL);
+    if (!plug && !attached)
+        return xapi_error_set(err, "DEVICE_ALREADY_DETACHED", vif_ref, NULL);
+    const char *model = nic_model(vm, err);
+    if (!model)
+        return -1;
+    return nic_for_vif(vm, vif, model, nic, err);
+}
+
+static char *vm_uuid_of(const char *vif_ref, XapiError **err)
+{
+    db_read_begin();
+    DbRow *vif = db_lookup(cls("VIF"), vif_ref);
+    DbRow *vm = vif ? db_lookup(cls("VM"), str_field(vif, "VM")) : NULL;
+    char *uuid = vm ? g_strdup(str_field(vm, "uuid")) : NULL;
+    db_read_end();
+    if (!uuid)
+        xapi_error_set(err, "HANDLE_INVALID", "VIF", vif_ref, NULL);
+    return uuid;
+}
+
+static int vif_hotplug(const char *vif_ref, bool plug, bool force, XapiError **err)
+{
+    g_autofree char *uuid = vm_uuid_of(vif_ref, err);
+    if (!uuid)
+        return -1;
+    const HvDriver *driver = xenops_driver();
+    xenops_lock_vm(uuid);
+    HvNic *nic = g_new0(HvNic, 1);
+    db_read_begin();
+    int rc = hotplug_check(vif_ref, plug, nic, err);
+    db_read_end();
+    if (rc == 0 && plug)
+        rc = driver->nic_plug(uuid, nic, err);
+    else if (rc == 0)
+        rc = driver->nic_unplug(uuid, nic, force ? UNPLUG_FORCE_TIMEOUT_MS : UNPLUG_TIMEOUT_MS,
+                                err);
+    if (rc == 1)
+        rc = xapi_error_set(err, "DEVICE_DETACH_REJECTED", "VIF", vif_ref,
+                            "the guest did not release the device", NULL);
+    if (rc == 0)
+        rc = db_update("VIF", vif_ref, "currently_attached", xv_new_bool(plug), err);
+    xenops_unlock_vm(uuid);
+    hv_nics_free(nic, 1);
+    return rc;
+}
+
+int vm_vif_plug(const char *vif_ref, XapiError **err)
+{
+    return vif_hotplug(vif_ref, true, false, err);
+}
+
+int vm_vif_unplug(const char *vif_ref, bool force, XapiError **err)
+{
+    return vif_hotplug(vif_ref, false, force, err);
+}

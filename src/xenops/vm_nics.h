@@ -1,0 +1,29 @@
+/* vm_nics.h: a VM's VIFs as the hypervisor's NICs, and the VIF records
+ * following what the domain has attached. */
+#pragma once
+
+#include "db.h"
+#include "hv_driver.h"
+
+/* VM.platform key choosing the NIC model (XAPI keeps such choices in
+ * platform): virtio-net (default), e1000 or rtl8139. */
+#define VM_NIC_MODEL_KEY "nic_type"
+
+/* The NICs of every VIF of vm for booting it (lock held; caller frees
+ * with hv_nics_free). A VIF whose network has a PIF on this host that is
+ * not plugged gives REQUIRED_PIF_IS_UNPLUGGED: the guest never starts
+ * without its NIC. */
+int vm_nics_for_start(const DbRow *vm, HvNic **nics, size_t *n, XapiError **err);
+
+/* After the domain started or stopped: every VIF's currently_attached
+ * (write lock held). */
+int vm_vifs_set_attached(DbRow *vm, bool attached, XapiError **err);
+
+/* Boot positions for the NICs where HVM_boot_params:order has 'n' (the
+ * disks' positions after it move up). */
+void vm_nics_boot_order(const DbRow *vm, HvNic *nics, size_t n, HvDisk *disks, size_t n_disks);
+
+/* VIF.plug / unplug / unplug_force on a running VM: checks, the driver's
+ * hot-plug under the VM's lock, then currently_attached. */
+int vm_vif_plug(const char *vif_ref, XapiError **err);
+int vm_vif_unplug(const char *vif_ref, bool force, XapiError **err);
