@@ -148,12 +148,13 @@ def netns():
 class NsDaemon(Daemon):
     """A daemon inside the namespace, reached over its unix socket."""
 
-    def __init__(self, ns, hypervisor):
+    def __init__(self, ns, hypervisor, extra_args=()):
         self.sock = None
         state_dir = tempfile.mkdtemp(prefix="xapid-test-")
         self.sock = os.path.join(state_dir, "xapi.sock")
         super().__init__(state_dir=state_dir,
-                         extra_args=["--hypervisor", hypervisor, "--unix", self.sock],
+                         extra_args=["--hypervisor", hypervisor, "--unix", self.sock,
+                                     *extra_args],
                          cmd_prefix=["ip", "netns", "exec", ns.name])
 
     def login(self):

@@ -64,7 +64,7 @@ def guest_vm(api, s, guest, name, args, platform=None):
 
 
 def test_two_guests_on_an_internal_network_ping_each_other(netns, guest):
-    d = NsDaemon(netns, "qemu")
+    d = NsDaemon(netns, "qemu", ["--guest-kernel-dir", GUEST_DIR])
     try:
         api, s = d.login()
         net = ok(api.network.create(s, {"name_label": "private", "MTU": "1400"}))
@@ -118,7 +118,7 @@ def wait_nics(d, uuid, names, timeout=120):
 
 
 def test_vif_hotplug_seen_in_the_guest(netns, guest):
-    d = NsDaemon(netns, "qemu")
+    d = NsDaemon(netns, "qemu", ["--guest-kernel-dir", GUEST_DIR])
     try:
         api, s = d.login()
         net = ok(api.network.create(s, {"name_label": "private"}))
@@ -147,7 +147,7 @@ def test_vif_hotplug_seen_in_the_guest(netns, guest):
 
 
 def test_bridge_of_a_vm_that_stopped_while_xapid_was_away_is_removed(netns, guest):
-    d = NsDaemon(netns, "qemu")
+    d = NsDaemon(netns, "qemu", ["--guest-kernel-dir", GUEST_DIR])
     try:
         api, s = d.login()
         net = ok(api.network.create(s, {"name_label": "private"}))
