@@ -134,3 +134,61 @@ int vm_vbds_set_attached(DbRow *vm, bool attached, XapiError **err)
     }
     return 0;
 }
+
+/* The VBDs of vm that bring a VDI (lock held): fn on each, stopping at the
+ * first failure. */
+static int foreach_disk_vbd(DbRow *vm, int (*fn)(DbRow *vbd, DbRow *vdi, const char *task_ref,
+                                                 XapiError **err),
+                            const char *task_ref, XapiError **err)
+{
+    g_autoptr(Xv) vbds = xv_dup(db_get(vm, "VBDs"));
+    for (guint i = 0; i < xv_len(vbds); i++) {
+        DbRow *vbd = db_lookup(cls("VBD"), xv_str(xv_at(vbds, i)));
+        DbRow *vdi = vbd && !db_get(vbd, "empty")->b ? db_lookup(cls("VDI"), str_field(vbd, "VDI"))
+                                                     : NULL;
+        if (vdi && fn(vbd, vdi, task_ref, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int check_disk(DbRow *vbd, DbRow *vdi, const char *task_ref, XapiError **err)
+{
+    (void)task_ref;
+    const Xv *current = db_get(vdi, "current_operations");
+    for (guint i = 0; i < xv_len(current); i++) {
+        const XvMember *m = xv_member_at(current, i);
+        if (strcmp(xv_str(&m->value), "copy") != 0) /* a copy only reads */
+            return xapi_error_set(err, "VDI_IN_USE", vdi->ref, xv_str(&m->value), NULL);
+    }
+    return vbd_operations.check(vbd, "attach", err);
+}
+
+static int lock_disk(DbRow *vbd, DbRow *vdi, const char *task_ref, XapiError **err)
+{
+    if (operations_add(&vbd_operations, vbd, "attach", task_ref, err) < 0)
+        return -1;
+    return operations_refresh(vdi, err);
+}
+
+static int unlock_disk(DbRow *vbd, DbRow *vdi, const char *task_ref, XapiError **err)
+{
+    if (operations_remove(vbd, task_ref, err) < 0)
+        return -1;
+    return operations_refresh(vdi, err);
+}
+
+int vm_disks_check(DbRow *vm, XapiError **err)
+{
+    return foreach_disk_vbd(vm, check_disk, NULL, err);
+}
+
+int vm_disks_lock(DbRow *vm, const char *task_ref, XapiError **err)
+{
+    return foreach_disk_vbd(vm, lock_disk, task_ref, err);
+}
+
+int vm_disks_unlock(DbRow *vm, const char *task_ref, XapiError **err)
+{
+    return foreach_disk_vbd(vm, unlock_disk, task_ref, err);
+}

@@ -27,5 +27,17 @@ int vm_vbds_set_attached(DbRow *vm, bool attached, XapiError **err);
 /* The same for one VBD. */
 int vbd_set_attached(DbRow *vbd, bool attached, XapiError **err);
 
+/* The attach locks of a VM that is about to start: every VBD with a VDI
+ * records task_ref -> attach (XAPI's with_vbds_marked), so that VDI
+ * operations see the VDI as in use; a VDI with an operation of its own
+ * in flight (an import, destroy, resize: anything but a copy) refuses
+ * with VDI_IN_USE [vdi, that operation]. Write lock held, in the same
+ * transaction as the VM's own operation lock, after vm_disks_check (which
+ * changes nothing) passed. */
+int vm_disks_check(DbRow *vm, XapiError **err);
+int vm_disks_lock(DbRow *vm, const char *task_ref, XapiError **err);
+/* Removes them again (write lock held). */
+int vm_disks_unlock(DbRow *vm, const char *task_ref, XapiError **err);
+
 /* Registers the VBD operation locks and storage's live hooks. */
 void vbd_init(void);

@@ -588,3 +588,80 @@ def test_snapshot_and_clone_of_a_raw_leaf(daemon, api, tmp_path, fork):
         ok(proxy.VDI.destroy(s, v))
     assert not os.path.exists(os.path.join(sr_dir(api), raw_location))
     assert no_leftovers(api)
+
+
+def new_vm_with_disks(api, vdis, **other_config):
+    proxy, s = api
+    vm = ok(proxy.VM.create(s, {"name_label": "attach-lock", "memory_static_max": str(256 * MiB),
+                                "VCPUs_max": "1", "VCPUs_at_startup": "1",
+                                "actions_after_shutdown": "destroy",
+                                "actions_after_reboot": "restart",
+                                "actions_after_crash": "destroy",
+                                "other_config": other_config}))
+    for i, vdi in enumerate(vdis):
+        ok(proxy.VBD.create(s, {"VM": vm, "VDI": vdi, "userdevice": str(i), "bootable": i == 0,
+                                "mode": "RW", "type": "Disk", "unpluggable": True,
+                                "empty": False, "other_config": {}, "qos_algorithm_type": "",
+                                "qos_algorithm_params": {}}))
+    return vm
+
+
+def wait_for(predicate, what):
+    deadline = time.time() + 30
+    while not predicate():
+        assert time.time() < deadline, what
+        time.sleep(0.02)
+
+
+def test_vm_start_refuses_a_vdi_being_imported(daemon, api):
+    """An import in flight holds the VDI: VM.start answers VDI_IN_USE and
+    takes none of its locks (the idle disk's VBD is not left marked)."""
+    proxy, s = api
+    busy, idle = new_vdi(api), new_vdi(api)
+    vm = new_vm_with_disks(api, [idle, busy])
+    task = new_task(api)
+    c = conn(daemon)
+    c.putrequest("PUT", f"/import_raw_vdi?session_id={s}&vdi={busy}&task_id={task}")
+    c.putheader("Content-Length", str(2 * MiB))
+    c.endheaders()
+    c.send(b"\x02" * MiB)
+    wait_for(lambda: ok(proxy.VDI.get_current_operations(s, busy)) == {task: "update"},
+             "the import holds the VDI")
+    assert err(proxy.VM.start(s, vm, False, False)) == ["VDI_IN_USE", busy, "update"]
+    assert ok(proxy.VM.get_power_state(s, vm)) == "Halted"
+    assert ok(proxy.VM.get_current_operations(s, vm)) == {}
+    for vbd in ok(proxy.VM.get_VBDs(s, vm)):
+        assert ok(proxy.VBD.get_current_operations(s, vbd)) == {}
+    assert "destroy" in ok(proxy.VDI.get_allowed_operations(s, idle))
+    c.send(b"\x02" * MiB)
+    assert c.getresponse().status == 200
+    ok(proxy.VM.start(s, vm, False, False))
+    ok(proxy.VM.hard_shutdown(s, vm))
+
+
+def test_vdi_operations_refuse_a_vdi_a_starting_vm_attaches(daemon, api, tmp_path):
+    """VM.start in flight holds its VDIs' attach locks (taken with its own):
+    destroy, resize and an import answer VDI_IN_USE until it is done."""
+    proxy, s = api
+    vdi = new_vdi(api)
+    gate = tmp_path / "gate"
+    vm = new_vm_with_disks(api, [vdi], sim_start_gate=str(gate))
+    task = ok(proxy.Async.VM.start(s, vm, False, False))
+    wait_for(lambda: ok(proxy.VM.get_current_operations(s, vm)) == {task: "start"},
+             "VM.start is in flight")
+    vbd = ok(proxy.VM.get_VBDs(s, vm))[0]
+    assert ok(proxy.VBD.get_current_operations(s, vbd)) == {task: "attach"}
+    assert err(proxy.VDI.destroy(s, vdi)) == ["VDI_IN_USE", vdi, "destroy"]
+    assert err(proxy.VDI.resize(s, vdi, str(2 * SIZE))) == ["VDI_IN_USE", vdi, "resize"]
+    status, body, _ = put(daemon, b"\x03" * MiB, session_id=s, vdi=vdi)
+    assert status == 409 and body.startswith("VDI_IN_USE")
+    assert "destroy" not in ok(proxy.VDI.get_allowed_operations(s, vdi))
+    gate.write_text("")
+    wait_for(lambda: task_record(api, task)["status"] != "pending", "VM.start ends")
+    assert task_record(api, task)["status"] == "success"
+    assert ok(proxy.VM.get_power_state(s, vm)) == "Running"
+    assert ok(proxy.VBD.get_current_operations(s, vbd)) == {}
+    assert ok(proxy.VBD.get_currently_attached(s, vbd))
+    assert err(proxy.VDI.destroy(s, vdi)) == ["VDI_IN_USE", vdi, "destroy"]
+    ok(proxy.VM.hard_shutdown(s, vm))
+    ok(proxy.VDI.resize(s, vdi, str(2 * SIZE)))
