@@ -118,8 +118,15 @@ static int file_vdi_info(const char *dir, const char *location, VdiInfo *out, Xa
         return 0;
     }
     QemuImgInfo info = {0};
-    if (qemu_img_info(path, &info, err) < 0)
+    if (qemu_img_info(path, "qcow2", &info, err) < 0)
         return -1;
+    if (info.backing && strchr(info.backing, '/')) {
+        /* the SR writes backing files as names in its directory */
+        g_autofree char *text = g_strdup_printf("%s: backing file %s is outside the SR", path,
+                                                info.backing);
+        qemu_img_info_clear(&info);
+        return xapi_error_set(err, "SR_BACKEND_FAILURE", "1", "", text, NULL);
+    }
     out->virtual_size = info.virtual_size;
     out->physical_utilisation = allocated_bytes(path);
     out->format = "qcow2";
@@ -169,7 +176,7 @@ static int file_vdi_resize(const char *dir, const char *location, int64_t size, 
             return os_error("cannot resize", path, err);
         return 0;
     }
-    return qemu_img_resize(path, size, err);
+    return qemu_img_resize(path, "qcow2", size, err);
 }
 
 static char *file_vdi_overlay(const char *dir, const char *base, int64_t size, XapiError **err)

@@ -192,8 +192,10 @@ static void scanned_free(gpointer p)
     g_free(s);
 }
 
-/* The images in dir with their headers (no lock held: qemu-img runs). */
-static GHashTable *read_images(const SrDriver *driver, const char *dir, XapiError **err)
+/* The images in dir with their headers (no lock held: qemu-img runs);
+ * the names of those whose header does not read go to unreadable. */
+static GHashTable *read_images(const SrDriver *driver, const char *dir, GHashTable *unreadable,
+                               XapiError **err)
 {
     g_autoptr(GPtrArray) names = driver->list(dir, err);
     if (!names)
@@ -202,10 +204,13 @@ static GHashTable *read_images(const SrDriver *driver, const char *dir, XapiErro
     for (guint i = 0; i < names->len; i++) {
         ScannedImage *s = g_new0(ScannedImage, 1);
         s->location = g_strdup(names->pdata[i]);
-        g_autoptr(XapiError) unreadable = NULL;
-        if (driver->vdi_info(dir, s->location, &s->info, &unreadable) < 0) {
-            /* An image being written or damaged is not a VDI (yet). */
-            g_message("scan %s: %s skipped: %s", dir, s->location, unreadable->code);
+        g_autoptr(XapiError) why = NULL;
+        if (driver->vdi_info(dir, s->location, &s->info, &why) < 0) {
+            /* An image being written or damaged is not a new VDI (yet),
+             * nor a reason to forget a known one. */
+            g_message("scan %s: %s unreadable: %s %s", dir, s->location, why->code,
+                      why->params->len > 2 ? (char *)why->params->pdata[2] : "");
+            g_hash_table_add(unreadable, g_strdup(s->location));
             scanned_free(s);
             continue;
         }
@@ -223,7 +228,26 @@ static GHashTable *read_images(const SrDriver *driver, const char *dir, XapiErro
     return images;
 }
 
-/* A VDI record whose file is gone: VBDs using it become empty. */
+static bool any_vbd_attached(const DbRow *vdi)
+{
+    const Xv *vbds = db_get(vdi, "VBDs");
+    for (guint i = 0; i < xv_len(vbds); i++) {
+        DbRow *vbd = db_lookup(cls("VBD"), xv_str(xv_at(vbds, i)));
+        if (vbd && db_get(vbd, "currently_attached")->b)
+            return true;
+    }
+    return false;
+}
+
+static int set_missing(DbRow *vdi, bool missing, XapiError **err)
+{
+    if (db_get(vdi, "missing")->b == missing)
+        return 0;
+    return db_set_by_name(vdi, "missing", xv_new_bool(missing), err);
+}
+
+/* A VDI record whose file is gone (and no guest has it open): VBDs using
+ * it become empty. */
 static int forget_vdi(DbRow *vdi, XapiError **err)
 {
     g_autoptr(Xv) vbds = xv_dup(db_get(vdi, "VBDs"));
@@ -236,19 +260,26 @@ static int forget_vdi(DbRow *vdi, XapiError **err)
     return db_delete(vdi, err);
 }
 
-static int apply_scan(DbRow *sr, GHashTable *images, XapiError **err)
+/* A VDI whose header did not read, or whose file is gone while a guest
+ * has it open, is kept with missing=true (its VBDs untouched); a later
+ * scan that reads it clears missing. */
+static int apply_scan(DbRow *sr, GHashTable *images, GHashTable *unreadable, XapiError **err)
 {
     g_autoptr(Xv) vdis = xv_dup(db_get(sr, "VDIs"));
     for (guint i = 0; i < xv_len(vdis); i++) {
         DbRow *vdi = db_lookup(cls("VDI"), xv_str(xv_at(vdis, i)));
         if (!vdi)
             continue;
-        ScannedImage *s = g_hash_table_lookup(images, str_field(vdi, "location"));
+        const char *location = str_field(vdi, "location");
+        ScannedImage *s = g_hash_table_lookup(images, location);
         if (!s) {
-            if (forget_vdi(vdi, err) < 0)
+            bool keep = g_hash_table_contains(unreadable, location) || any_vbd_attached(vdi);
+            if ((keep ? set_missing(vdi, true, err) : forget_vdi(vdi, err)) < 0)
                 return -1;
             continue;
         }
+        if (set_missing(vdi, false, err) < 0)
+            return -1;
         if ((db_get(vdi, "virtual_size")->i != s->info.virtual_size &&
              db_set_by_name(vdi, "virtual_size", xv_new_int(s->info.virtual_size), err) < 0) ||
             (db_get(vdi, "physical_utilisation")->i != s->info.physical_utilisation &&
@@ -296,7 +327,9 @@ int storage_scan(const char *sr_ref, XapiError **err)
         return -1;
     if (!driver)
         return xapi_error_set(err, "SR_UNKNOWN_DRIVER", "", NULL);
-    GHashTable *images = read_images(driver, dir, err);
+    g_autoptr(GHashTable) unreadable = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                                             NULL);
+    GHashTable *images = read_images(driver, dir, unreadable, err);
     if (!images)
         return -1;
     int rc = -1;
@@ -305,7 +338,7 @@ int storage_scan(const char *sr_ref, XapiError **err)
         if (!sr) {
             db_write_abort();
             xapi_error_set(err, "HANDLE_INVALID", "SR", sr_ref, NULL);
-        } else if (apply_scan(sr, images, err) < 0) {
+        } else if (apply_scan(sr, images, unreadable, err) < 0) {
             db_write_abort();
         } else {
             rc = db_write_commit(err);

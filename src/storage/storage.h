@@ -28,8 +28,10 @@ void storage_unlock_sr(const char *sr_ref);
 
 /* Brings the SR's VDI records in line with its files: introduces new
  * files (bases of other images as hidden "base copy" VDIs), forgets
- * records whose file is gone, refreshes sizes, parents and the SR's
- * space. SR lock held, database lock not. */
+ * records whose file is gone (and that no guest has attached), marks
+ * missing those whose header does not read or that a guest has attached
+ * (their VBDs untouched; missing clears when they read again), refreshes
+ * sizes, parents and the SR's space. SR lock held, database lock not. */
 int storage_scan(const char *sr_ref, XapiError **err);
 /* Only the SR's space fields (physical_size, physical_utilisation,
  * virtual_allocation). Write lock held. */

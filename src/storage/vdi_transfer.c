@@ -77,13 +77,12 @@ static bool stands_alone(const VdiTarget *t)
     return alone;
 }
 
-/* Whether the image at path reads without a backing file (a raw file
- * never has one). */
+/* Whether the qcow2 image at path reads without a backing file. */
 static bool has_no_backing_file(const char *path)
 {
     QemuImgInfo info = {0};
     g_autoptr(XapiError) ignored = NULL;
-    bool alone = qemu_img_info(path, &info, &ignored) == 0 && !info.backing;
+    bool alone = qemu_img_info(path, "qcow2", &info, &ignored) == 0 && !info.backing;
     qemu_img_info_clear(&info);
     return alone;
 }
@@ -156,7 +155,7 @@ static char *stage_create(const VdiTarget *t, XapiError **err)
 {
     char *path = temp_path(t, "import");
     QemuImgInfo info = {0};
-    int rc = strcmp(t->format, "qcow2") == 0 ? qemu_img_info(t->path, &info, err) : 0;
+    int rc = strcmp(t->format, "qcow2") == 0 ? qemu_img_info(t->path, "qcow2", &info, err) : 0;
     if (rc == 0)
         rc = image_create(path, t->format, t->virtual_size, info.backing, info.backing_format,
                           err);

@@ -217,14 +217,14 @@ static int sim_disk_snapshot(const char *uuid, const HvDisk *disk, const char *n
     if (with_domain_disks(uuid, disk->slot, 0, err) < 0)
         return -1;
     g_autofree char *backing = g_path_get_basename(disk->path);
-    return qemu_img_create(new_path, disk->size, backing, err);
+    return qemu_img_create_over(new_path, disk->size, backing, disk->format, err);
 }
 
 static int sim_disk_resize(const char *uuid, const HvDisk *disk, int64_t size, XapiError **err)
 {
     if (with_domain_disks(uuid, disk->slot, 0, err) < 0)
         return -1;
-    return qemu_img_resize(disk->path, size, err);
+    return qemu_img_resize(disk->path, disk->format, size, err);
 }
 
 static const HvDriver sim_driver = {

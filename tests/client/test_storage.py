@@ -477,3 +477,54 @@ def test_checkpoint_and_revert_to_it(api):
     # the checkpoint keeps its own memory image
     assert ok(proxy.VDI.get_type(s, ok(proxy.VM.get_suspend_VDI(s, cp)))) == "suspend"
     ok(proxy.VM.hard_shutdown(s, vm))
+
+
+def test_scan_marks_unreadable_vdis_missing(api):
+    """A header that does not read once (truncated, or the file briefly a
+    directory) keeps the record with missing=true and leaves its VBDs
+    alone; once it reads again a scan clears missing."""
+    proxy, s = api
+    sr = default_sr(api)
+    idle = new_vdi(api, sr, 16 * MiB, "idle")
+    busy = new_vdi(api, sr, 16 * MiB, "busy")
+    vm = new_vm(api, "missing")
+    vbd = ok(new_vbd(api, vm, busy))
+    ok(proxy.VM.start(s, vm, False, False))
+    idle_path, busy_path = vdi_path(api, idle), vdi_path(api, busy)
+    with open(idle_path, "rb") as f:
+        idle_bytes = f.read()
+    with open(idle_path, "wb"):
+        pass  # truncated: no header at all (a probing qemu-img calls it raw, 0 bytes)
+    aside = busy_path + ".aside"
+    os.rename(busy_path, aside)
+    os.mkdir(busy_path)
+    try:
+        ok(proxy.SR.scan(s, sr))
+        for vdi in (idle, busy):
+            rec = ok(proxy.VDI.get_record(s, vdi))
+            assert rec["missing"] and rec["virtual_size"] == str(16 * MiB)
+        vbd_rec = ok(proxy.VBD.get_record(s, vbd))
+        assert vbd_rec["VDI"] == busy and vbd_rec["currently_attached"] and not vbd_rec["empty"]
+    finally:
+        os.rmdir(busy_path)
+        os.rename(aside, busy_path)
+        with open(idle_path, "wb") as f:
+            f.write(idle_bytes)
+    ok(proxy.SR.scan(s, sr))
+    for vdi in (idle, busy):
+        assert not ok(proxy.VDI.get_missing(s, vdi))
+    # a file gone while a guest has it open: kept, missing; VBD untouched
+    os.rename(busy_path, aside)
+    try:
+        ok(proxy.SR.scan(s, sr))
+        assert ok(proxy.VDI.get_missing(s, busy))
+        assert ok(proxy.VBD.get_VDI(s, vbd)) == busy
+    finally:
+        os.rename(aside, busy_path)
+    ok(proxy.SR.scan(s, sr))
+    assert not ok(proxy.VDI.get_missing(s, busy))
+    ok(proxy.VM.hard_shutdown(s, vm))
+    # gone with nothing attached: forgotten, as before
+    os.unlink(idle_path)
+    ok(proxy.SR.scan(s, sr))
+    assert err(proxy.VDI.get_record(s, idle))[0] == "HANDLE_INVALID"

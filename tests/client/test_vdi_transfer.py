@@ -665,3 +665,38 @@ def test_vdi_operations_refuse_a_vdi_a_starting_vm_attaches(daemon, api, tmp_pat
     assert err(proxy.VDI.destroy(s, vdi)) == ["VDI_IN_USE", vdi, "destroy"]
     ok(proxy.VM.hard_shutdown(s, vm))
     ok(proxy.VDI.resize(s, vdi, str(2 * SIZE)))
+
+
+def test_raw_vdi_with_a_qcow2_header_stays_raw(daemon, api, tmp_path):
+    """A guest may write anything to its raw disk, a qcow2 header naming
+    /etc/shadow as backing file included: qemu-img is always told the
+    format, so the VDI is never opened as that qcow2 (its size, a scan,
+    a resize, an export and a snapshot all see the raw bytes)."""
+    proxy, s = api
+    vdi = new_vdi(api)
+    trap = tmp_path / "trap.qcow2"
+    qemu_img("create", "-q", "-u", "-f", "qcow2", "-b", "/etc/shadow", "-F", "raw", str(trap),
+             str(4 * SIZE))
+    data = tmp_path / "in.raw"
+    with open(data, "wb") as f:
+        f.write(trap.read_bytes())
+        f.truncate(SIZE)
+    status, body, _ = put_file(daemon, data, session_id=s, vdi=vdi)
+    assert status == 200, body
+    assert ok(proxy.VDI.get_location(s, vdi)).endswith(".raw")
+    ok(proxy.SR.scan(s, default_sr(api)))
+    assert ok(proxy.VDI.get_virtual_size(s, vdi)) == str(SIZE)
+    assert not ok(proxy.VDI.get_missing(s, vdi))
+    ok(proxy.VDI.resize(s, vdi, str(2 * SIZE)))
+    ok(proxy.VDI.update(s, vdi))
+    assert ok(proxy.VDI.get_virtual_size(s, vdi)) == str(2 * SIZE)
+    assert os.path.getsize(vdi_path(api, vdi)) == 2 * SIZE
+    with open(data, "ab") as f:
+        f.truncate(2 * SIZE)
+    export_to(daemon, tmp_path / "out.raw", session_id=s, vdi=vdi)
+    assert sha256_file(tmp_path / "out.raw") == sha256_file(data)
+    snap = ok(proxy.VDI.snapshot(s, vdi, {}))
+    export_to(daemon, tmp_path / "snap.raw", session_id=s, vdi=snap)
+    assert sha256_file(tmp_path / "snap.raw") == sha256_file(data)
+    export_to(daemon, tmp_path / "leaf.raw", session_id=s, vdi=vdi)
+    assert sha256_file(tmp_path / "leaf.raw") == sha256_file(data)
