@@ -233,11 +233,13 @@ int xapi_SR_scan(Call *call, const char *sr) { return run_sr_operation(call, sr,
 
 static int update_work(Call *call, const char *sr_ref)
 {
+    SrSpace space;
+    storage_sr_space_read(sr_ref, &space); /* before the write lock: statvfs may block */
     DbRow *sr = db_write_begin_on("SR", sr_ref, &call->error);
     if (!sr)
         return -1;
     g_autofree char *dir = storage_sr_dir(sr, &call->error);
-    if (!dir || storage_refresh_sr_space(sr, &call->error) < 0) {
+    if (!dir || storage_refresh_sr_space(sr, &space, &call->error) < 0) {
         db_write_abort();
         return -1;
     }

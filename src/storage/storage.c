@@ -151,26 +151,38 @@ bool storage_vdi_has_children(const DbRow *sr, const char *uuid)
 
 /* ---- SR space ---------------------------------------------------------------- */
 
-int storage_refresh_sr_space(DbRow *sr, XapiError **err)
+static void read_space(const SrDriver *driver, const char *dir, SrSpace *out)
 {
-    const SrDriver *driver = storage_driver(sr);
-    g_autofree char *dir = storage_sr_dir(sr, NULL);
-    if (!driver || !dir)
-        return 0;
-    int64_t size = 0, used = 0, allocated = 0;
-    if (driver->stat(dir, &size, &used, err) < 0)
-        return -1;
+    g_autoptr(XapiError) ignored = NULL;
+    *out = (SrSpace){0};
+    out->known = driver && dir && driver->stat(dir, &out->size, &out->used, &ignored) == 0;
+}
+
+void storage_sr_space_read(const char *sr_ref, SrSpace *out)
+{
+    db_read_begin();
+    DbRow *sr = db_lookup(cls("SR"), sr_ref);
+    const SrDriver *driver = sr ? storage_driver(sr) : NULL;
+    g_autofree char *dir = sr ? storage_sr_dir(sr, NULL) : NULL;
+    db_read_end();
+    read_space(driver, dir, out);
+}
+
+int storage_refresh_sr_space(DbRow *sr, const SrSpace *space, XapiError **err)
+{
+    int64_t allocated = 0;
     const Xv *vdis = db_get(sr, "VDIs");
     for (guint i = 0; i < xv_len(vdis); i++) {
         DbRow *vdi = db_lookup(cls("VDI"), xv_str(xv_at(vdis, i)));
         if (vdi && db_get(vdi, "managed")->b)
             allocated += db_get(vdi, "virtual_size")->i;
     }
-    struct { const char *field; int64_t value; } updates[] = {
-        {"physical_size", size}, {"physical_utilisation", used},
-        {"virtual_allocation", allocated}};
+    struct { const char *field; int64_t value; bool known; } updates[] = {
+        {"physical_size", space->size, space->known},
+        {"physical_utilisation", space->used, space->known},
+        {"virtual_allocation", allocated, true}};
     for (size_t i = 0; i < G_N_ELEMENTS(updates); i++)
-        if (db_get(sr, updates[i].field)->i != updates[i].value &&
+        if (updates[i].known && db_get(sr, updates[i].field)->i != updates[i].value &&
             db_set_by_name(sr, updates[i].field, xv_new_int(updates[i].value), err) < 0)
             return -1;
     return 0;
@@ -263,7 +275,8 @@ static int forget_vdi(DbRow *vdi, XapiError **err)
 /* A VDI whose header did not read, or whose file is gone while a guest
  * has it open, is kept with missing=true (its VBDs untouched); a later
  * scan that reads it clears missing. */
-static int apply_scan(DbRow *sr, GHashTable *images, GHashTable *unreadable, XapiError **err)
+static int apply_scan(DbRow *sr, GHashTable *images, GHashTable *unreadable,
+                      const SrSpace *space, XapiError **err)
 {
     g_autoptr(Xv) vdis = xv_dup(db_get(sr, "VDIs"));
     for (guint i = 0; i < xv_len(vdis); i++) {
@@ -311,7 +324,7 @@ static int apply_scan(DbRow *sr, GHashTable *images, GHashTable *unreadable, Xap
         ScannedImage *s = value;
         storage_set_vdi_parent(vdi_at_location(sr, s->location), sr, s->info.parent);
     }
-    return storage_refresh_sr_space(sr, err);
+    return storage_refresh_sr_space(sr, space, err);
 }
 
 int storage_scan(const char *sr_ref, XapiError **err)
@@ -332,13 +345,15 @@ int storage_scan(const char *sr_ref, XapiError **err)
     GHashTable *images = read_images(driver, dir, unreadable, err);
     if (!images)
         return -1;
+    SrSpace space;
+    read_space(driver, dir, &space);
     int rc = -1;
     if (db_write_begin(err) == 0) {
         sr = db_lookup(cls("SR"), sr_ref);
         if (!sr) {
             db_write_abort();
             xapi_error_set(err, "HANDLE_INVALID", "SR", sr_ref, NULL);
-        } else if (apply_scan(sr, images, unreadable, err) < 0) {
+        } else if (apply_scan(sr, images, unreadable, &space, err) < 0) {
             db_write_abort();
         } else {
             rc = db_write_commit(err);

@@ -33,9 +33,18 @@ void storage_unlock_sr(const char *sr_ref);
  * (their VBDs untouched; missing clears when they read again), refreshes
  * sizes, parents and the SR's space. SR lock held, database lock not. */
 int storage_scan(const char *sr_ref, XapiError **err);
-/* Only the SR's space fields (physical_size, physical_utilisation,
- * virtual_allocation). Write lock held. */
-int storage_refresh_sr_space(DbRow *sr, XapiError **err);
+/* The space of an SR's file system (statvfs), read with no database lock
+ * held: it may block. known is false when the SR is not plugged here or
+ * the file system does not answer. */
+typedef struct {
+    bool known;
+    int64_t size, used;
+} SrSpace;
+void storage_sr_space_read(const char *sr_ref, SrSpace *out);
+/* Only the SR's space fields: physical_size and physical_utilisation from
+ * space (when known), virtual_allocation from its VDI records. Write lock
+ * held; nothing here blocks. */
+int storage_refresh_sr_space(DbRow *sr, const SrSpace *space, XapiError **err);
 
 /* A new VDI row for an image in sr (not inserted). Write lock held. */
 DbRow *storage_vdi_row(const DbRow *sr, const char *location, const VdiInfo *info);

@@ -187,15 +187,18 @@ static int stage_commit(const VdiTarget *t, const char *stage, XapiError **err)
     else
         sync_dir(t->dir);
     VdiInfo info = {0};
+    SrSpace space = {0};
     if (rc == 0)
         rc = t->driver->vdi_info(t->dir, t->location, &info, err);
+    if (rc == 0)
+        storage_sr_space_read(t->sr, &space); /* before the write lock */
     if (rc == 0 && (rc = db_write_begin(err)) == 0) {
         DbRow *vdi = db_lookup(cls("VDI"), t->ref);
         DbRow *sr = db_lookup(cls("SR"), t->sr);
         if (vdi)
             db_set_by_name(vdi, "physical_utilisation", xv_new_int(info.physical_utilisation),
                            NULL);
-        if (sr && storage_refresh_sr_space(sr, err) < 0) {
+        if (sr && storage_refresh_sr_space(sr, &space, err) < 0) {
             db_write_abort();
             rc = -1;
         } else {
@@ -245,9 +248,11 @@ static int raw_commit(const VdiTarget *t, const char *stage, XapiError **err)
             g_warning("VDI %s: %s left behind: %s", t->uuid, t->location, g_strerror(errno));
         sync_dir(t->dir);
         g_autoptr(XapiError) ignored = NULL; /* the space as it is now; a scan redoes it */
+        SrSpace space;
+        storage_sr_space_read(t->sr, &space);
         if (db_write_begin(&ignored) == 0) {
             DbRow *sr = db_lookup(cls("SR"), t->sr);
-            if (sr && storage_refresh_sr_space(sr, &ignored) < 0)
+            if (sr && storage_refresh_sr_space(sr, &space, &ignored) < 0)
                 db_write_abort();
             else
                 db_write_commit(&ignored);

@@ -41,18 +41,25 @@ static DbRow *suspend_sr(const DbRow *vm)
     return pool ? db_lookup(cls("SR"), str_field(pool, "suspend_image_SR")) : NULL;
 }
 
-/* Records the image at location in sr as the VM's suspend VDI. */
-static char *record_image(const char *sr_ref, const char *location, const char *vm_name,
-                          XapiError **err)
+/* Records the image at location in sr (dir on this host) as the VM's
+ * suspend VDI. The file is read before the write lock is taken. */
+static char *record_image(const char *sr_ref, const char *dir, const char *location,
+                          const char *vm_name, XapiError **err)
 {
-    if (db_write_begin(err) < 0)
-        return NULL;
-    DbRow *sr = db_lookup(cls("SR"), sr_ref);
-    const SrDriver *drv = sr ? storage_driver(sr) : NULL;
-    g_autofree char *dir = sr ? storage_sr_dir(sr, err) : NULL;
     VdiInfo info = {0};
-    if (!dir || drv->vdi_info(dir, location, &info, err) < 0) {
+    if (sr_file_driver.vdi_info(dir, location, &info, err) < 0)
+        return NULL;
+    SrSpace space;
+    storage_sr_space_read(sr_ref, &space);
+    if (db_write_begin(err) < 0) {
+        vdi_info_clear(&info);
+        return NULL;
+    }
+    DbRow *sr = db_lookup(cls("SR"), sr_ref);
+    if (!sr) {
         db_write_abort();
+        vdi_info_clear(&info);
+        xapi_error_set(err, "HANDLE_INVALID", "SR", sr_ref, NULL);
         return NULL;
     }
     DbRow *vdi = storage_vdi_row(sr, location, &info);
@@ -61,12 +68,13 @@ static char *record_image(const char *sr_ref, const char *location, const char *
     db_row_put(vdi, "name_label", xv_new_string(label));
     db_row_put(vdi, "type", xv_new_static_string("suspend"));
     char *ref = g_strdup(vdi->ref);
-    if (storage_insert_vdi(vdi, err) < 0 || storage_refresh_sr_space(sr, err) < 0 ||
-        db_write_commit(err) < 0) {
+    if (storage_insert_vdi(vdi, err) < 0 || storage_refresh_sr_space(sr, &space, err) < 0) {
         db_write_abort();
         g_free(ref);
         return NULL;
     }
+    if (db_write_commit(err) < 0)
+        g_clear_pointer(&ref, g_free);
     return ref;
 }
 
@@ -97,7 +105,7 @@ static char *save_to_vdi(VmOp *o)
     storage_lock_sr(sr_ref); /* a scan must not adopt the half-written file */
     char *ref = NULL;
     if (driver()->save(o->uuid, path, &call->error) == 0)
-        ref = record_image(sr_ref, location, xv_str(xv_struct_get(o->record, "name_label")),
+        ref = record_image(sr_ref, dir, location, xv_str(xv_struct_get(o->record, "name_label")),
                            &call->error);
     if (!ref)
         unlink(path);

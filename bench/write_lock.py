@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""Read latency while storage work runs (see docs/bench.md): does blocking
+work (qemu-img, statvfs) happen under the database's write lock?
+
+One client times VM.get_record over a keep-alive connection, first alone
+(idle), then while a second client loops VDI.resize (one VDI grown by
+1 MiB a turn) and VDI.create + VDI.snapshot + two VDI.destroy (each turn a
+fresh VDI, so no chain grows). Every read waits for the write lock to be
+free, so a write transaction that runs qemu-img shows up in the reader's
+p99. Printed: p50 and p99 idle and loaded, and loaded p99 / idle p99, for
+this build and for a peer binary (--peer, e.g. a build of an earlier
+commit) measured in the same run, turns alternating.
+
+Usage: bench/write_lock.py [--peer PATH] [--seconds S] [--rounds N]
+"""
+import argparse
+import http.client
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+import xmlrpc.client
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+XAPID = os.path.join(ROOT, "build", "xapid")
+MiB = 1 << 20
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_xapid(binary, state):
+    os.makedirs(state)
+    pw = os.path.join(state, "pw")
+    with open(pw, "w") as f:
+        f.write("bench\n")
+    port = free_port()
+    proc = subprocess.Popen([binary, "--state-dir", state, "--listen", f"127.0.0.1:{port}",
+                             "--root-password-file", pw, "--hypervisor", "sim"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    for line in proc.stdout:
+        if b"ready" in line:
+            return proc, port
+    raise SystemExit(f"{binary} exited before it was ready")
+
+
+def ok(reply):
+    assert reply["Status"] == "Success", reply
+    return reply["Value"]
+
+
+def new_vdi(api, s, sr, size):
+    return ok(api.VDI.create(s, {"name_label": "bench", "SR": sr, "virtual_size": str(size),
+                                 "type": "user", "sharable": False, "read_only": False,
+                                 "other_config": {}}))
+
+
+def read_latencies(port, body, seconds):
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+    out = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        start = time.perf_counter()
+        conn.request("POST", "/", body, {"Content-Type": "text/xml"})
+        data = conn.getresponse().read()
+        out.append(time.perf_counter() - start)
+        assert b"Success" in data
+    conn.close()
+    return out
+
+
+def writer(port, s, sr, stop, turns):
+    api = xmlrpc.client.ServerProxy(f"http://127.0.0.1:{port}/")
+    grown = new_vdi(api, s, sr, 64 * MiB)
+    size = 64 * MiB
+    while not stop.is_set():
+        size += MiB
+        ok(api.VDI.resize(s, grown, str(size)))
+        vdi = new_vdi(api, s, sr, 64 * MiB)
+        snap = ok(api.VDI.snapshot(s, vdi, {}))
+        ok(api.VDI.destroy(s, snap))
+        ok(api.VDI.destroy(s, vdi))
+        turns[0] += 1
+
+
+def p(values, q):
+    """The q-th per-mille latency in ms."""
+    return statistics.quantiles(values, n=1000)[q - 1] * 1000
+
+
+def measure(binary, seconds):
+    work = tempfile.mkdtemp(prefix="xapid-bench-lock-")
+    proc = None
+    try:
+        proc, port = start_xapid(binary, os.path.join(work, "state"))
+        api = xmlrpc.client.ServerProxy(f"http://127.0.0.1:{port}/")
+        s = ok(api.session.login_with_password("root", "bench"))
+        pool = ok(api.pool.get_all(s))[0]
+        sr = ok(api.pool.get_default_SR(s, pool))
+        vm = ok(api.VM.create(s, {"name_label": "reader", "memory_static_max": str(256 * MiB),
+                                  "VCPUs_max": "1", "VCPUs_at_startup": "1"}))
+        body = xmlrpc.client.dumps((s, vm), "VM.get_record").encode()
+        read_latencies(port, body, 0.5)  # warm up
+        idle = read_latencies(port, body, seconds)
+        stop, turns = threading.Event(), [0]
+        t = threading.Thread(target=writer, args=(port, s, sr, stop, turns))
+        t.start()
+        loaded = read_latencies(port, body, seconds)
+        stop.set()
+        t.join()
+        return idle, loaded, turns[0]
+    finally:
+        if proc:
+            proc.terminate()
+            proc.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--peer", help="another xapid binary measured in the same run")
+    ap.add_argument("--seconds", type=float, default=5)
+    ap.add_argument("--rounds", type=int, default=2)
+    args = ap.parse_args()
+    binaries = [("this build", XAPID)] + ([("peer", args.peer)] if args.peer else [])
+    results = {name: ([], [], 0) for name, _ in binaries}
+    for _ in range(args.rounds):
+        for name, binary in binaries:
+            idle, loaded, turns = measure(binary, args.seconds)
+            i, l, n = results[name]
+            results[name] = (i + idle, l + loaded, n + turns)
+    print("VM.get_record latency in ms, idle and under the storage loop")
+    print(f"{'':12} {'idle p50':>9} {'idle p99':>9} {'load p50':>9} {'load p99':>9} "
+          f"{'load p99.9':>10} {'load max':>9} {'p99 ratio':>9} {'turns/s':>8}")
+    for name, (idle, loaded, turns) in results.items():
+        print(f"{name:12} {p(idle, 500):9.2f} {p(idle, 990):9.2f} {p(loaded, 500):9.2f} "
+              f"{p(loaded, 990):9.2f} {p(loaded, 999):10.2f} {max(loaded) * 1000:9.2f} "
+              f"{p(loaded, 990) / p(idle, 990):9.2f} "
+              f"{turns / (args.rounds * args.seconds):8.1f}")
+
+
+if __name__ == "__main__":
+    main()
