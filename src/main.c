@@ -43,7 +43,7 @@ int main(int argc, char **argv)
 {
     g_autofree char *state_dir = NULL, *unix_path = NULL, *password_file = NULL;
     g_autofree char *hypervisor = NULL;
-    g_auto(GStrv) listen = NULL, listen_tls = NULL;
+    g_auto(GStrv) listen = NULL, listen_tls = NULL, sr_roots = NULL;
     gboolean print_compat = FALSE;
     GOptionEntry entries[] = {
         {"state-dir", 0, 0, G_OPTION_ARG_FILENAME, &state_dir,
@@ -63,6 +63,10 @@ int main(int argc, char **argv)
          "How VMs run: qemu (a QEMU process per VM, KVM when /dev/kvm is usable and the CPU has "
          "VT-x or AMD-V, else TCG; "
          "the default) or sim (simulated domains, for scale tests)", "qemu|sim"},
+        {"sr-root", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &sr_roots,
+         "An existing directory under which SR.create and PBD.plug accept an SR's "
+         "device_config:location, besides STATE_DIR/sr and STATE_DIR/iso; may be given more "
+         "than once", "DIR"},
         {"print-compat", 0, 0, G_OPTION_ARG_NONE, &print_compat,
          "Print docs/compat.md (implemented messages) and exit", NULL},
         {NULL}};
@@ -93,7 +97,8 @@ int main(int argc, char **argv)
     XapiError *err = NULL;
     if (db_open(state_dir, &err) < 0 || bootstrap_database(state_dir, &err) < 0 ||
         session_init_root_password(password_file, &err) < 0 ||
-        storage_init(state_dir, &err) < 0 || xenops_init(state_dir, hypervisor, &err) < 0)
+        storage_init(state_dir, (const char *const *)sr_roots, &err) < 0 ||
+        xenops_init(state_dir, hypervisor, &err) < 0)
         return fail(err);
 
     HttpServer *server = http_server_new();

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "bootstrap.h"
+#include "sr_roots.h"
 #include "storage_operations.h"
 
 static struct {
@@ -62,6 +63,15 @@ char *storage_vdi_path(const DbRow *vdi, XapiError **err)
     }
     g_autofree char *dir = storage_sr_dir(sr, err);
     return dir ? sr_path(dir, str_field(vdi, "location")) : NULL;
+}
+
+int storage_vdi_check_file(const DbRow *vdi, XapiError **err)
+{
+    DbRow *sr = db_lookup(cls("SR"), str_field(vdi, "SR"));
+    if (!sr)
+        return xapi_error_set(err, "VDI_NOT_AVAILABLE", vdi->ref, NULL);
+    g_autofree char *dir = storage_sr_dir(sr, err);
+    return dir ? sr_file_check(dir, str_field(vdi, "location"), err) : -1;
 }
 
 const char *storage_vdi_format(const DbRow *vdi)
@@ -428,7 +438,8 @@ static int replug(GPtrArray *to_scan, XapiError **err)
             continue;
         const Xv *location = xv_struct_get(db_get(pbd, "device_config"), "location");
         g_autoptr(XapiError) why = NULL;
-        if (!driver || !location || driver->attach(xv_str(location), &why) < 0) {
+        if (!driver || !location || sr_roots_check(xv_str(location), &why) < 0 ||
+            driver->attach(xv_str(location), &why) < 0) {
             g_warning("SR %s: cannot plug again: %s", str_field(sr, "name_label"),
                       why ? why->code : "unknown driver");
             if (db_set_by_name(pbd, "currently_attached", xv_new_bool(false), err) < 0)
@@ -440,9 +451,10 @@ static int replug(GPtrArray *to_scan, XapiError **err)
     return 0;
 }
 
-int storage_init(const char *state_dir, XapiError **err)
+int storage_init(const char *state_dir, const char *const *sr_roots, XapiError **err)
 {
-    (void)state_dir;
+    if (sr_roots_init(state_dir, sr_roots, err) < 0)
+        return -1;
     g_mutex_init(&storage.mutex);
     operations_register(&sr_operations);
     operations_register(&vdi_operations);

@@ -6,9 +6,11 @@
 #include "db.h"
 #include "sr_driver.h"
 
-/* SM records for the drivers, every PBD of this host plugged again (a
- * directory gone leaves it unplugged), every attached SR scanned. */
-int storage_init(const char *state_dir, XapiError **err);
+/* The SR roots (sr_roots.h: the state directory's, then sr_roots, which
+ * may be NULL), SM records for the drivers, every PBD of this host
+ * plugged again (a directory gone, or no longer under a root, leaves it
+ * unplugged), every attached SR scanned. */
+int storage_init(const char *state_dir, const char *const *sr_roots, XapiError **err);
 
 /* Lock held. */
 const SrDriver *storage_driver(const DbRow *sr);  /* NULL: unknown type */
@@ -18,6 +20,9 @@ DbRow *storage_host_pbd(const DbRow *sr);         /* this host's PBD, or NULL */
 char *storage_sr_dir(const DbRow *sr, XapiError **err);
 /* The file of a VDI (caller frees), else NULL with the SR's error. */
 char *storage_vdi_path(const DbRow *vdi, XapiError **err);
+/* The VDI's file is a regular file in its SR's directory (a link there is
+ * never followed): 0, else the SR's or sr_file_check's error. */
+int storage_vdi_check_file(const DbRow *vdi, XapiError **err);
 /* The image format of a VDI's file: "qcow2" or "raw". */
 const char *storage_vdi_format(const DbRow *vdi);
 

@@ -142,7 +142,7 @@ static int image_create(const char *path, const char *qemu_format, int64_t size,
                               "subformat=dynamic,force_size=on", path, size_text, NULL};
         return run_qemu_img(argv, err);
     }
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     int rc = fd >= 0 && ftruncate(fd, size) == 0 ? 0 : os_failure("cannot create", path, err);
     if (fd >= 0)
         close(fd);
@@ -467,6 +467,8 @@ VdiImport *vdi_import_begin(const char *vdi_ref, VdiStreamFormat format, int64_t
     im->lock_ref = g_strdup(vdi_ref);
     VdiTarget *t = &im->t;
     int rc = vdi_target_read(vdi_ref, t, err);
+    if (rc == 0)
+        rc = sr_file_check(t->dir, t->location, err);
     if (rc == 0 && t->read_only)
         rc = xapi_error_set(err, "VDI_READONLY", vdi_ref, NULL);
     if (rc == 0 && format == VDI_STREAM_RAW && length > t->virtual_size)
@@ -476,7 +478,7 @@ VdiImport *vdi_import_begin(const char *vdi_ref, VdiStreamFormat format, int64_t
                               format == VDI_STREAM_RAW ? 1.0 : 0.5, 0};
     if (rc == 0 && format == VDI_STREAM_RAW && raw_direct(t)) {
         im->stage = temp_path(t, "import");
-        im->stage_fd = open(im->stage, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        im->stage_fd = open(im->stage, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
         if (im->stage_fd < 0 || ftruncate(im->stage_fd, t->virtual_size) < 0)
             rc = os_failure("cannot create", im->stage, err);
     } else if (rc == 0 && format == VDI_STREAM_RAW) {
@@ -486,7 +488,7 @@ VdiImport *vdi_import_begin(const char *vdi_ref, VdiStreamFormat format, int64_t
         rc = im->dst ? 0 : -1;
     } else if (rc == 0) {
         im->upload = temp_path(t, "upload");
-        im->upload_fd = open(im->upload, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        im->upload_fd = open(im->upload, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (im->upload_fd < 0)
             rc = os_failure("cannot create", im->upload, err);
     }
@@ -571,7 +573,7 @@ int vdi_import_write(VdiImport *im, const void *data, size_t len, XapiError **er
 static int check_qcow2_header(const char *path, XapiError **err)
 {
     guint8 h[80];
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     ssize_t n = fd >= 0 ? pread(fd, h, sizeof h, 0) : -1;
     if (fd >= 0)
         close(fd);
@@ -699,7 +701,7 @@ static int lock_and_read(VdiExport *ex, const char *ref, VdiTarget *t, bool *loc
         t->ref = g_strdup(ref); /* for operations_end */
         return -1;
     }
-    return 0;
+    return sr_file_check(t->dir, t->location, err);
 }
 
 static int open_source(VdiExport *ex, XapiError **err)
@@ -743,7 +745,7 @@ static int build_image(VdiExport *ex, VdiStreamFormat format, XapiError **err)
         rc = rc == 0 ? nbd_image_close(dst, err) : (nbd_image_free(dst), -1);
     }
     source_clear(&ex->src);
-    if (rc == 0 && (ex->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+    if (rc == 0 && (ex->fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
         rc = os_failure("cannot open", path, err);
     unlink(path);
     return rc;
@@ -769,14 +771,14 @@ VdiExport *vdi_export_begin(const char *vdi_ref, const char *base_ref, VdiStream
         ex->filename = g_strdup_printf("%s.%s", ex->t.uuid, format_names[format]);
         if (format == VDI_STREAM_RAW && !ex->base.ref && strcmp(ex->t.format, "raw") == 0) {
             /* a raw file has no backing file: it is the stream */
-            if ((ex->fd = open(ex->t.path, O_RDONLY | O_CLOEXEC)) < 0)
+            if ((ex->fd = open(ex->t.path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
                 rc = os_failure("cannot open", ex->t.path, err);
             ex->raw_file = true;
         } else if (format == VDI_STREAM_RAW) {
             rc = open_source(ex, err);
             ex->length = rc == 0 ? nbd_image_size(ex->src.img) : 0;
         } else if (file_is_stream(ex, format)) {
-            if ((ex->fd = open(ex->t.path, O_RDONLY | O_CLOEXEC)) < 0)
+            if ((ex->fd = open(ex->t.path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
                 rc = os_failure("cannot open", ex->t.path, err);
         } else {
             rc = build_image(ex, format, err);

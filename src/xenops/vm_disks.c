@@ -46,6 +46,8 @@ int vbd_disk(const DbRow *vbd, HvDisk *out, XapiError **err)
         return xapi_error_set(err, "HANDLE_INVALID", "VDI", str_field(vbd, "VDI"), NULL);
     if (!out->read_only && db_get(vdi, "read_only")->b)
         return xapi_error_set(err, "VDI_READONLY", vdi->ref, NULL);
+    if (storage_vdi_check_file(vdi, err) < 0) /* QEMU would follow a link there */
+        return -1;
     out->path = storage_vdi_path(vdi, err);
     if (!out->path)
         return -1;

@@ -17,9 +17,16 @@ GiB = 1 << 30
 
 @pytest.fixture(scope="module")
 def daemon():
-    d = Daemon(extra_args=["--hypervisor", "sim"])
+    state = tempfile.mkdtemp(prefix="xapid-test-")
+    os.mkdir(os.path.join(state, "srs"))  # more SRs go there: an --sr-root
+    d = Daemon(state_dir=state, extra_args=["--hypervisor", "sim",
+                                            "--sr-root", os.path.join(state, "srs")])
     yield d
     d.stop()
+
+
+def srs_dir(daemon):
+    return os.path.join(daemon.state_dir, "srs")
 
 
 @pytest.fixture()
@@ -169,7 +176,7 @@ def test_snapshot_and_clone_chains(api):
 def test_copy_to_another_sr_is_standalone(api, daemon):
     proxy, s = api
     host = ok(proxy.session.get_this_host(s, s))
-    location = tempfile.mkdtemp(prefix="xapid-sr2-", dir=daemon.state_dir)
+    location = tempfile.mkdtemp(prefix="xapid-sr2-", dir=srs_dir(daemon))
     sr2 = ok(proxy.SR.create(s, host, {"location": location}, "0", "second", "", "file",
                              "user", False, {}))
     vdi = new_vdi(api, default_sr(api), 16 * MiB)
@@ -184,7 +191,7 @@ def test_copy_to_another_sr_is_standalone(api, daemon):
 def test_sr_lifecycle(api, daemon):
     proxy, s = api
     host = ok(proxy.session.get_this_host(s, s))
-    location = os.path.join(daemon.state_dir, "sr-lifecycle")
+    location = os.path.join(srs_dir(daemon), "sr-lifecycle")
     assert err(proxy.SR.create(s, host, {}, "0", "x", "", "file", "user", False, {}))[0] == \
         "SR_BACKEND_FAILURE"
     assert err(proxy.SR.create(s, host, {"location": location}, "0", "x", "", "nfs", "user",
@@ -218,7 +225,7 @@ def test_sr_lifecycle(api, daemon):
 def test_introduce_and_scan_find_files(api, daemon):
     proxy, s = api
     host = ok(proxy.session.get_this_host(s, s))
-    location = os.path.join(daemon.state_dir, "sr-introduced")
+    location = os.path.join(srs_dir(daemon), "sr-introduced")
     os.makedirs(location)
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", os.path.join(location, "a.qcow2"),
                     "4M"], check=True)
