@@ -73,9 +73,9 @@ int xapi_SR_create(Call *call, const char *host, const Xv *device_config, int64_
     const char *dir;
     if (check_request(call, host, type_, device_config, &driver, &dir) < 0)
         return -1;
-    if (!g_path_is_absolute(dir))
-        return xapi_error_set(&call->error, "SR_BACKEND_FAILURE", "22", "",
-                              "device_config:location must be an absolute path", NULL);
+    if (!g_path_is_absolute(dir)) /* not from xapid's working directory */
+        return xapi_error_set(&call->error, "INVALID_VALUE", "device_config:location", dir,
+                              NULL);
     if (sr_roots_check(dir, &call->error) < 0 || driver->create(dir, &call->error) < 0)
         return -1;
     if (db_write_begin(&call->error) < 0)

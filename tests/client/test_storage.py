@@ -535,3 +535,105 @@ def test_scan_marks_unreadable_vdis_missing(api):
     os.unlink(idle_path)
     ok(proxy.SR.scan(s, sr))
     assert err(proxy.VDI.get_record(s, idle))[0] == "HANDLE_INVALID"
+
+
+def sr_create(api, location):
+    proxy, s = api
+    host = ok(proxy.session.get_this_host(s, s))
+    return proxy.SR.create(s, host, {"location": location}, "0", "x", "", "file", "user", False,
+                           {})
+
+
+def test_sr_locations_only_under_roots(api, daemon, tmp_path):
+    proxy, s = api
+    host = ok(proxy.session.get_this_host(s, s))
+    srs_before = ok(proxy.SR.get_all(s))
+    outside = str(tmp_path / "outside")
+    for location in (outside, "/etc", "/", os.path.join(srs_dir(daemon), "..", "escape"),
+                     os.path.join(srs_dir(daemon), "a//b"), "relative/dir"):
+        assert err(sr_create(api, location)) == ["INVALID_VALUE", "device_config:location",
+                                                 location]
+        assert err(proxy.SR.probe(s, host, {"location": location}, "file", {}))[0] == \
+            "INVALID_VALUE"
+    assert not os.path.exists(outside) and not os.path.exists(os.path.join(daemon.state_dir,
+                                                                             "escape"))
+    # a link inside a root does not lead out of it
+    os.mkdir(outside)
+    link = os.path.join(srs_dir(daemon), "link")
+    os.symlink(outside, link)
+    for location in (link, os.path.join(link, "sub")):
+        assert err(sr_create(api, location)) == ["INVALID_VALUE", "device_config:location",
+                                                 location]
+    assert os.listdir(outside) == []
+    # nor does a PBD made by hand
+    sr = ok(proxy.SR.introduce(s, "", "elsewhere", "", "file", "user", False, {}))
+    pbd = ok(proxy.PBD.create(s, {"host": host, "SR": sr, "device_config": {"location": outside},
+                                  "other_config": {}}))
+    assert err(proxy.PBD.plug(s, pbd)) == ["INVALID_VALUE", "device_config:location", outside]
+    assert not ok(proxy.PBD.get_currently_attached(s, pbd))
+    ok(proxy.PBD.destroy(s, pbd))
+    ok(proxy.SR.forget(s, sr))
+    assert sorted(ok(proxy.SR.get_all(s))) == sorted(srs_before)
+    # the default root holds SRs too
+    nested = os.path.join(daemon.state_dir, "sr", "nested")
+    sr = ok(sr_create(api, nested))
+    ok(proxy.PBD.unplug(s, ok(proxy.SR.get_PBDs(s, sr))[0]))
+    ok(proxy.SR.destroy(s, sr))
+
+
+def test_sr_create_refuses_someone_elses_directory(api, daemon):
+    proxy, s = api
+    full = os.path.join(srs_dir(daemon), "full")
+    os.mkdir(full)
+    with open(os.path.join(full, "notes.txt"), "w") as f:
+        f.write("precious\n")
+    e = err(sr_create(api, full))
+    assert e[0] == "SR_BACKEND_FAILURE_42" and e[1] == "" and "not empty" in e[2], e
+    assert os.listdir(full) == ["notes.txt"]
+
+
+def test_sr_destroy_removes_only_its_own_images(api, daemon):
+    proxy, s = api
+    location = os.path.join(srs_dir(daemon), "owned")
+    sr = ok(sr_create(api, location))
+    vdi = new_vdi(api, sr, 4 * MiB)
+    snap = ok(proxy.VDI.snapshot(s, vdi, {}))
+    ok(proxy.VDI.destroy(s, snap))
+    ok(proxy.VDI.destroy(s, vdi))
+    # files that appeared after the last scan are not the SR's
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2",
+                    os.path.join(location, "foreign.qcow2"), "1M"], check=True)
+    with open(os.path.join(location, "notes.txt"), "w") as f:
+        f.write("not an image\n")
+    ok(proxy.PBD.unplug(s, ok(proxy.SR.get_PBDs(s, sr))[0]))
+    ok(proxy.SR.destroy(s, sr))
+    assert sorted(os.listdir(location)) == ["foreign.qcow2", "notes.txt"]
+
+
+def test_a_link_in_place_of_a_vdi_is_never_followed(api, daemon, tmp_path):
+    """A VDI's file replaced by a symbolic link to a file outside the SR:
+    nothing reads, writes or resizes through it; VM.start refuses; a scan
+    marks the VDI missing; VDI.destroy removes the link, not its target."""
+    proxy, s = api
+    sr = default_sr(api)
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"do not touch\n" * 1000)
+    before = victim.read_bytes()
+    vdi = new_vdi(api, sr, 16 * MiB)
+    path = vdi_path(api, vdi)
+    os.unlink(path)
+    os.symlink(victim, path)
+    for reply in (proxy.VDI.snapshot(s, vdi, {}), proxy.VDI.clone(s, vdi, {}),
+                  proxy.VDI.resize(s, vdi, str(32 * MiB)), proxy.VDI.copy(s, vdi, sr),
+                  proxy.VDI.update(s, vdi)):
+        assert err(reply)[0] == "SR_BACKEND_FAILURE_46"
+    vm = new_vm(api, "link")
+    ok(new_vbd(api, vm, vdi))
+    assert err(proxy.VM.start(s, vm, False, False))[0] == "SR_BACKEND_FAILURE_46"
+    ok(proxy.SR.scan(s, sr))
+    assert ok(proxy.VDI.get_missing(s, vdi))
+    assert victim.read_bytes() == before
+    ok(proxy.VM.destroy(s, vm))
+    ok(proxy.VDI.destroy(s, vdi))
+    assert not os.path.lexists(path)
+    assert victim.read_bytes() == before

@@ -413,7 +413,7 @@ def test_import_into_attached_vdi_is_refused(daemon, api):
                             "qos_algorithm_params": {}}))
     ok(proxy.VM.start(s, vm, False, False))
     try:
-        status, body, _ = put(daemon, b"\x01" * MiB, session_id=s, vdi=vdi)
+        status, body, _ = put(daemon, b"\x01" * 4096, session_id=s, vdi=vdi)
         assert status == 409 and body.startswith("VDI_IN_USE")
         # A guest writing to it rules out a consistent export too (XAPI's copy check).
         assert get(daemon, session_id=s, vdi=vdi)[0] == 409
@@ -580,7 +580,7 @@ def test_snapshot_and_clone_of_a_raw_leaf(daemon, api, tmp_path, fork):
     assert status == 200 and diff[40 * MiB:41 * MiB] == new[40 * MiB:41 * MiB]
     # The base is raw and read by both: an import into the base is refused,
     # and the other VDI (a leaf over it) keeps its chain on import too.
-    assert put(daemon, b"\x01" * MiB, session_id=s, vdi=base)[0] != 200
+    assert put(daemon, b"\x01" * 4096, session_id=s, vdi=base)[0] != 200
     assert put_file(daemon, tmp_path / "new.raw", session_id=s, vdi=other)[0] == 200
     assert ok(proxy.VDI.get_location(s, other)).endswith(".qcow2")
     assert [i["format"] for i in chain(vdi_path(api, other))] == ["qcow2", "raw"]
@@ -701,3 +701,22 @@ def test_raw_vdi_with_a_qcow2_header_stays_raw(daemon, api, tmp_path):
     assert sha256_file(tmp_path / "snap.raw") == sha256_file(data)
     export_to(daemon, tmp_path / "leaf.raw", session_id=s, vdi=vdi)
     assert sha256_file(tmp_path / "leaf.raw") == sha256_file(data)
+
+
+def test_transfers_never_follow_a_link_in_place_of_a_vdi(daemon, api, tmp_path):
+    proxy, s = api
+    vdi = new_vdi(api)
+    path = vdi_path(api, vdi)
+    os.unlink(path)
+    os.symlink("/etc/passwd", path)
+    before = open("/etc/passwd", "rb").read()
+    status, body, _ = get(daemon, session_id=s, vdi=vdi)
+    assert status != 200 and body.startswith(b"SR_BACKEND_FAILURE_46") and b"root:" not in body
+    status, body, _ = get(daemon, session_id=s, vdi=vdi, format="qcow2")
+    assert status != 200 and b"root:" not in body
+    status, body, _ = put(daemon, b"\x04" * 4096, session_id=s, vdi=vdi)
+    assert status != 200 and body.startswith("SR_BACKEND_FAILURE_46")
+    assert open("/etc/passwd", "rb").read() == before
+    assert os.path.islink(path)
+    ok(proxy.VDI.destroy(s, vdi))
+    assert not os.path.lexists(path) and open("/etc/passwd", "rb").read() == before
