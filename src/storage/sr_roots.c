@@ -38,42 +38,35 @@ int sr_roots_init(const char *state_dir, const char *const *extra, XapiError **e
     return 0;
 }
 
-/* No empty (but a trailing one), "." or ".." component. */
-static bool plain_absolute(const char *path)
+/* Where path leads: the real path of its longest existing prefix (links
+ * resolved) with the rest appended, which must be plain names (no "",
+ * "." or ".."); NULL if it is not. */
+static char *resolve(const char *path)
 {
-    if (path[0] != '/')
-        return false;
-    g_auto(GStrv) parts = g_strsplit(path + 1, "/", -1);
-    for (guint i = 0; parts[i]; i++) {
-        bool last = parts[i + 1] == NULL;
-        if ((!*parts[i] && !(last && i > 0)) || strcmp(parts[i], ".") == 0 ||
-            strcmp(parts[i], "..") == 0)
-            return false;
-    }
-    return true;
-}
-
-/* Whether every existing component of path is a real directory (no link);
- * the first missing one ends the walk. */
-static bool no_links(const char *path)
-{
-    g_autofree char *walk = g_strdup(path);
-    for (char *slash = walk + 1;; slash++) {
-        bool end = *slash == '\0';
-        if (*slash == '/' || end) {
-            char saved = *slash;
-            *slash = '\0';
-            struct stat st;
-            int rc = lstat(walk, &st);
-            *slash = saved;
-            if (rc < 0)
-                return errno == ENOENT;
-            if (!S_ISDIR(st.st_mode))
-                return false;
-            if (end)
-                return true;
+    g_autofree char *prefix = g_strdup(path);
+    GPtrArray *rest = g_ptr_array_new_with_free_func(g_free);
+    char *real = NULL;
+    while (!(real = realpath(prefix, NULL))) {
+        char *slash = strrchr(prefix, '/');
+        if (errno != ENOENT || !slash || slash == prefix) {
+            g_ptr_array_free(rest, TRUE);
+            return NULL;
         }
+        const char *name = slash + 1;
+        if (!*name || strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+            g_ptr_array_free(rest, TRUE);
+            return NULL;
+        }
+        g_ptr_array_insert(rest, 0, g_strdup(name));
+        *slash = '\0';
     }
+    GString *out = g_string_new(real);
+    free(real);
+    for (guint i = 0; i < rest->len; i++)
+        g_string_append_printf(out, "%s%s", out->str[out->len - 1] == '/' ? "" : "/",
+                               (char *)rest->pdata[i]);
+    g_ptr_array_free(rest, TRUE);
+    return g_string_free(out, FALSE);
 }
 
 static bool under(const char *path, const char *root)
@@ -84,13 +77,11 @@ static bool under(const char *path, const char *root)
 
 int sr_roots_check(const char *location, XapiError **err)
 {
-    /* a relative location (the state directory's own SRs, under a relative
-     * --state-dir) is taken from our working directory, which never changes */
-    g_autofree char *path = g_path_is_absolute(location) ? g_strdup(location)
-                                                         : g_canonicalize_filename(location, NULL);
-    if (plain_absolute(path) && no_links(path))
-        for (guint i = 0; roots && i < roots->len; i++)
-            if (under(path, roots->pdata[i]))
-                return 0;
+    /* relative: the state directory's own SRs under a relative --state-dir,
+     * from our working directory, which never changes */
+    g_autofree char *path = *location ? resolve(location) : NULL;
+    for (guint i = 0; path && roots && i < roots->len; i++)
+        if (under(path, roots->pdata[i]))
+            return 0;
     return xapi_error_set(err, "INVALID_VALUE", "device_config:location", location, NULL);
 }
