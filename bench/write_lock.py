@@ -2,14 +2,18 @@
 """Read latency while storage work runs (see docs/bench.md): does blocking
 work (qemu-img, statvfs) happen under the database's write lock?
 
-One client times VM.get_record over a keep-alive connection, first alone
-(idle), then while a second client loops VDI.resize (one VDI grown by
+One client sends VM.get_record over a keep-alive connection every 2 ms,
+each timed from when it was due (so a read held up behind the write lock
+delays, and counts, those queued behind it), first alone (idle), then while a second client loops VDI.resize (one VDI grown by
 1 MiB a turn) and VDI.create + VDI.snapshot + two VDI.destroy (each turn a
 fresh VDI, so no chain grows). Every read waits for the write lock to be
 free, so a write transaction that runs qemu-img shows up in the reader's
 p99. Printed: p50 and p99 idle and loaded, and loaded p99 / idle p99, for
 this build and for a peer binary (--peer, e.g. a build of an earlier
-commit) measured in the same run, turns alternating.
+commit) measured in the same run, turns alternating; and a control, this
+build's reader while the same qemu-img commands run straight from the
+bench (no xapid work): on 2 shared cores the CPU they take is felt by the
+reader whatever the locking.
 
 Usage: bench/write_lock.py [--peer PATH] [--seconds S] [--rounds N]
 """
@@ -62,16 +66,22 @@ def new_vdi(api, s, sr, size):
                                  "other_config": {}}))
 
 
-def read_latencies(port, body, seconds):
+def read_latencies(port, body, seconds, interval=0.002):
+    """One VM.get_record every interval seconds, each timed from when it was
+    due (a read held up delays those behind it: they count too)."""
     conn = http.client.HTTPConnection("127.0.0.1", port)
     out = []
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        start = time.perf_counter()
+    start = time.perf_counter()
+    due = start
+    while due < start + seconds:
+        now = time.perf_counter()
+        if now < due:
+            time.sleep(due - now)
         conn.request("POST", "/", body, {"Content-Type": "text/xml"})
         data = conn.getresponse().read()
-        out.append(time.perf_counter() - start)
+        out.append(time.perf_counter() - due)
         assert b"Success" in data
+        due += interval
     conn.close()
     return out
 
@@ -90,12 +100,35 @@ def writer(port, s, sr, stop, turns):
         turns[0] += 1
 
 
+def qemu_img_only(work, stop, turns):
+    """The qemu-img work of one writer turn, run straight (no xapid): what
+    the storage loop costs the reader in CPU alone, on a shared machine."""
+    grown = os.path.join(work, "grown.qcow2")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", grown, str(64 * MiB)], check=True)
+    size = 64 * MiB
+    run = lambda *a: subprocess.run(["qemu-img", *a], check=True, stdout=subprocess.DEVNULL)
+    while not stop.is_set():
+        size += MiB
+        run("resize", "-q", "-f", "qcow2", grown, str(size))
+        run("info", "-U", "-f", "qcow2", grown)
+        base = os.path.join(work, "base.qcow2")
+        run("create", "-q", "-f", "qcow2", base, str(64 * MiB))
+        for leaf in ("a", "b"):
+            path = os.path.join(work, leaf + ".qcow2")
+            run("create", "-q", "-f", "qcow2", "-u", "-b", "base.qcow2", "-F", "qcow2", path,
+                str(64 * MiB))
+            run("info", "-U", "-f", "qcow2", path)
+            os.unlink(path)
+        os.unlink(base)
+        turns[0] += 1
+
+
 def p(values, q):
     """The q-th per-mille latency in ms."""
     return statistics.quantiles(values, n=1000)[q - 1] * 1000
 
 
-def measure(binary, seconds):
+def measure(binary, seconds, control=False):
     work = tempfile.mkdtemp(prefix="xapid-bench-lock-")
     proc = None
     try:
@@ -110,7 +143,8 @@ def measure(binary, seconds):
         read_latencies(port, body, 0.5)  # warm up
         idle = read_latencies(port, body, seconds)
         stop, turns = threading.Event(), [0]
-        t = threading.Thread(target=writer, args=(port, s, sr, stop, turns))
+        t = (threading.Thread(target=qemu_img_only, args=(work, stop, turns)) if control else
+             threading.Thread(target=writer, args=(port, s, sr, stop, turns)))
         t.start()
         loaded = read_latencies(port, body, seconds)
         stop.set()
@@ -129,18 +163,19 @@ def main():
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
-    binaries = [("this build", XAPID)] + ([("peer", args.peer)] if args.peer else [])
-    results = {name: ([], [], 0) for name, _ in binaries}
+    binaries = [("this build", XAPID, False)] + \
+        ([("peer", args.peer, False)] if args.peer else []) + [("qemu-img only", XAPID, True)]
+    results = {name: ([], [], 0) for name, _, _ in binaries}
     for _ in range(args.rounds):
-        for name, binary in binaries:
-            idle, loaded, turns = measure(binary, args.seconds)
+        for name, binary, control in binaries:
+            idle, loaded, turns = measure(binary, args.seconds, control)
             i, l, n = results[name]
             results[name] = (i + idle, l + loaded, n + turns)
     print("VM.get_record latency in ms, idle and under the storage loop")
-    print(f"{'':12} {'idle p50':>9} {'idle p99':>9} {'load p50':>9} {'load p99':>9} "
+    print(f"{'':14} {'idle p50':>9} {'idle p99':>9} {'load p50':>9} {'load p99':>9} "
           f"{'load p99.9':>10} {'load max':>9} {'p99 ratio':>9} {'turns/s':>8}")
     for name, (idle, loaded, turns) in results.items():
-        print(f"{name:12} {p(idle, 500):9.2f} {p(idle, 990):9.2f} {p(loaded, 500):9.2f} "
+        print(f"{name:14} {p(idle, 500):9.2f} {p(idle, 990):9.2f} {p(loaded, 500):9.2f} "
               f"{p(loaded, 990):9.2f} {p(loaded, 999):10.2f} {max(loaded) * 1000:9.2f} "
               f"{p(loaded, 990) / p(idle, 990):9.2f} "
               f"{turns / (args.rounds * args.seconds):8.1f}")
