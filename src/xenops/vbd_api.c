@@ -57,7 +57,7 @@ static int vbd_check(const DbRow *vbd, const char *op, XapiError **err)
                                   "CD drives are attached when the VM starts", NULL);
         if (plug && db_get(vbd, "empty")->b)
             return xapi_error_set(err, "VBD_IS_EMPTY", vbd->ref, NULL);
-        return 0;
+        return plug ? vbd_vdi_check_idle(vbd, err) : 0;
     }
     if (strcmp(op, "insert") == 0 || strcmp(op, "eject") == 0) {
         if (!cd)

@@ -154,15 +154,23 @@ static int foreach_disk_vbd(DbRow *vm, int (*fn)(DbRow *vbd, DbRow *vdi, const c
     return 0;
 }
 
-static int check_disk(DbRow *vbd, DbRow *vdi, const char *task_ref, XapiError **err)
+int vbd_vdi_check_idle(const DbRow *vbd, XapiError **err)
 {
-    (void)task_ref;
-    const Xv *current = db_get(vdi, "current_operations");
+    DbRow *vdi = db_lookup(cls("VDI"), str_field(vbd, "VDI"));
+    const Xv *current = vdi ? db_get(vdi, "current_operations") : NULL;
     for (guint i = 0; i < xv_len(current); i++) {
         const XvMember *m = xv_member_at(current, i);
         if (strcmp(xv_str(&m->value), "copy") != 0) /* a copy only reads */
             return xapi_error_set(err, "VDI_IN_USE", vdi->ref, xv_str(&m->value), NULL);
     }
+    return 0;
+}
+
+static int check_disk(DbRow *vbd, DbRow *vdi, const char *task_ref, XapiError **err)
+{
+    (void)vdi, (void)task_ref;
+    if (vbd_vdi_check_idle(vbd, err) < 0)
+        return -1;
     return vbd_operations.check(vbd, "attach", err);
 }
 

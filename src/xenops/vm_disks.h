@@ -27,6 +27,11 @@ int vm_vbds_set_attached(DbRow *vm, bool attached, XapiError **err);
 /* The same for one VBD. */
 int vbd_set_attached(DbRow *vbd, bool attached, XapiError **err);
 
+/* 0 if the VBD's VDI has no operation in flight but copies (which only
+ * read); else VDI_IN_USE [vdi, the operation]: an import, destroy or
+ * resize under way. Lock held. */
+int vbd_vdi_check_idle(const DbRow *vbd, XapiError **err);
+
 /* The attach locks of a VM that is about to start: every VBD with a VDI
  * records task_ref -> attach (XAPI's with_vbds_marked), so that VDI
  * operations see the VDI as in use; a VDI with an operation of its own

@@ -720,3 +720,31 @@ def test_transfers_never_follow_a_link_in_place_of_a_vdi(daemon, api, tmp_path):
     assert os.path.islink(path)
     ok(proxy.VDI.destroy(s, vdi))
     assert not os.path.lexists(path) and open("/etc/passwd", "rb").read() == before
+
+
+def test_vbd_plug_refuses_a_vdi_being_imported(daemon, api):
+    proxy, s = api
+    disk, busy = new_vdi(api), new_vdi(api)
+    vm = new_vm_with_disks(api, [disk])
+    ok(proxy.VM.start(s, vm, False, False))
+    try:
+        vbd = ok(proxy.VBD.create(s, {"VM": vm, "VDI": busy, "userdevice": "1",
+                                      "bootable": False, "mode": "RW", "type": "Disk",
+                                      "unpluggable": True, "empty": False, "other_config": {},
+                                      "qos_algorithm_type": "", "qos_algorithm_params": {}}))
+        task = new_task(api)
+        c = conn(daemon)
+        c.putrequest("PUT", f"/import_raw_vdi?session_id={s}&vdi={busy}&task_id={task}")
+        c.putheader("Content-Length", str(2 * MiB))
+        c.endheaders()
+        c.send(b"\x05" * MiB)
+        wait_for(lambda: ok(proxy.VDI.get_current_operations(s, busy)) == {task: "update"},
+                 "the import holds the VDI")
+        assert err(proxy.VBD.plug(s, vbd)) == ["VDI_IN_USE", busy, "update"]
+        assert not ok(proxy.VBD.get_currently_attached(s, vbd))
+        c.send(b"\x05" * MiB)
+        assert c.getresponse().status == 200
+        ok(proxy.VBD.plug(s, vbd))
+        ok(proxy.VBD.unplug(s, vbd))
+    finally:
+        ok(proxy.VM.hard_shutdown(s, vm))
