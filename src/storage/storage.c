@@ -250,12 +250,14 @@ static GHashTable *read_images(const SrDriver *driver, const char *dir, GHashTab
     return images;
 }
 
-static bool any_vbd_attached(const DbRow *vdi)
+static bool any_vbd_in_use(const DbRow *vdi)
 {
     const Xv *vbds = db_get(vdi, "VBDs");
     for (guint i = 0; i < xv_len(vbds); i++) {
         DbRow *vbd = db_lookup(cls("VBD"), xv_str(xv_at(vbds, i)));
-        if (vbd && db_get(vbd, "currently_attached")->b)
+        /* one being attached (VM.start in flight) counts */
+        if (vbd && (db_get(vbd, "currently_attached")->b ||
+                    xv_len(db_get(vbd, "current_operations"))))
             return true;
     }
     return false;
@@ -296,7 +298,7 @@ static int apply_scan(DbRow *sr, GHashTable *images, GHashTable *unreadable,
         const char *location = str_field(vdi, "location");
         ScannedImage *s = g_hash_table_lookup(images, location);
         if (!s) {
-            bool keep = g_hash_table_contains(unreadable, location) || any_vbd_attached(vdi);
+            bool keep = g_hash_table_contains(unreadable, location) || any_vbd_in_use(vdi);
             if ((keep ? set_missing(vdi, true, err) : forget_vdi(vdi, err)) < 0)
                 return -1;
             continue;

@@ -43,7 +43,7 @@ static int run_vdi_operation(Call *call, const char *vdi_ref, const char *op, Vd
     /* every operation but dropping the VDI reads its file: never through a
      * link planted in its place (destroy unlinks the link itself) */
     bool drops = strcmp(op, "destroy") == 0 || strcmp(op, "forget") == 0;
-    if (rc == 0 && !drops && t.driver->vdi_delete)
+    if (rc == 0 && !drops)
         rc = sr_file_check(t.dir, t.location, &call->error);
     if (rc == 0) {
         storage_lock_sr(t.sr);
