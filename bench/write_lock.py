@@ -2,9 +2,8 @@
 """Read latency while storage work runs (see docs/bench.md): does blocking
 work (qemu-img, statvfs) happen under the database's write lock?
 
-One client sends VM.get_record over a keep-alive connection every 2 ms,
-each timed from when it was due (so a read held up behind the write lock
-delays, and counts, those queued behind it), first alone (idle), then while a second client loops VDI.resize (one VDI grown by
+One client times VM.get_record over a keep-alive connection, back to back
+(or paced, --interval-ms), first alone (idle), then while a second client loops VDI.resize (one VDI grown by
 1 MiB a turn) and VDI.create + VDI.snapshot + two VDI.destroy (each turn a
 fresh VDI, so no chain grows). Every read waits for the write lock to be
 free, so a write transaction that runs qemu-img shows up in the reader's
@@ -15,7 +14,7 @@ build's reader while the same qemu-img commands run straight from the
 bench (no xapid work): on 2 shared cores the CPU they take is felt by the
 reader whatever the locking.
 
-Usage: bench/write_lock.py [--peer PATH] [--seconds S] [--rounds N]
+Usage: bench/write_lock.py [--peer PATH] [--seconds S] [--rounds N] [--interval-ms MS]
 """
 import argparse
 import http.client
@@ -66,17 +65,21 @@ def new_vdi(api, s, sr, size):
                                  "other_config": {}}))
 
 
-def read_latencies(port, body, seconds, interval=0.002):
-    """One VM.get_record every interval seconds, each timed from when it was
-    due (a read held up delays those behind it: they count too)."""
+def read_latencies(port, body, seconds, interval):
+    """VM.get_record back to back (interval 0), or one every interval
+    seconds, each timed from when it was due (a read held up delays those
+    queued behind it: they count too; on a loaded machine the client's own
+    wake-ups count as well)."""
     conn = http.client.HTTPConnection("127.0.0.1", port)
     out = []
     start = time.perf_counter()
     due = start
     while due < start + seconds:
         now = time.perf_counter()
-        if now < due:
+        if interval and now < due:
             time.sleep(due - now)
+        if not interval:
+            due = time.perf_counter()
         conn.request("POST", "/", body, {"Content-Type": "text/xml"})
         data = conn.getresponse().read()
         out.append(time.perf_counter() - due)
@@ -128,7 +131,7 @@ def p(values, q):
     return statistics.quantiles(values, n=1000)[q - 1] * 1000
 
 
-def measure(binary, seconds, control=False):
+def measure(binary, seconds, control, interval):
     work = tempfile.mkdtemp(prefix="xapid-bench-lock-")
     proc = None
     try:
@@ -140,13 +143,13 @@ def measure(binary, seconds, control=False):
         vm = ok(api.VM.create(s, {"name_label": "reader", "memory_static_max": str(256 * MiB),
                                   "VCPUs_max": "1", "VCPUs_at_startup": "1"}))
         body = xmlrpc.client.dumps((s, vm), "VM.get_record").encode()
-        read_latencies(port, body, 0.5)  # warm up
-        idle = read_latencies(port, body, seconds)
+        read_latencies(port, body, 0.5, interval)  # warm up
+        idle = read_latencies(port, body, seconds, interval)
         stop, turns = threading.Event(), [0]
         t = (threading.Thread(target=qemu_img_only, args=(work, stop, turns)) if control else
              threading.Thread(target=writer, args=(port, s, sr, stop, turns)))
         t.start()
-        loaded = read_latencies(port, body, seconds)
+        loaded = read_latencies(port, body, seconds, interval)
         stop.set()
         t.join()
         return idle, loaded, turns[0]
@@ -161,14 +164,16 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--peer", help="another xapid binary measured in the same run")
     ap.add_argument("--seconds", type=float, default=5)
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--interval-ms", type=float, default=0)
     args = ap.parse_args()
     binaries = [("this build", XAPID, False)] + \
         ([("peer", args.peer, False)] if args.peer else []) + [("qemu-img only", XAPID, True)]
     results = {name: ([], [], 0) for name, _, _ in binaries}
     for _ in range(args.rounds):
         for name, binary, control in binaries:
-            idle, loaded, turns = measure(binary, args.seconds, control)
+            idle, loaded, turns = measure(binary, args.seconds, control,
+                                          args.interval_ms / 1000)
             i, l, n = results[name]
             results[name] = (i + idle, l + loaded, n + turns)
     print("VM.get_record latency in ms, idle and under the storage loop")
