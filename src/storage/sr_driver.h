@@ -68,3 +68,8 @@ char *sr_path(const char *dir, const char *location);
  * which is never followed, nor a directory); else SR_BACKEND_FAILURE_46
  * ("The VDI is not available", SM's VDIUnavailable). */
 int sr_file_check(const char *dir, const char *location, XapiError **err);
+/* sr_file_check of location and of every image under it in its backing
+ * chain, each of which must be an image of dir (qemu-img info, one level
+ * at a time, never opening a backing file): a chain leading out of the SR
+ * is SR_BACKEND_FAILURE_46 too. No database lock held. */
+int sr_chain_check(const char *dir, const char *location, XapiError **err);

@@ -4,6 +4,7 @@
  * `iso` driver (read-only .iso files), which share the directory handling. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -177,6 +178,48 @@ static int64_t allocated_bytes(const char *path)
     return lstat(path, &st) == 0 ? (int64_t)st.st_blocks * 512 : 0;
 }
 
+/* Whether an image's recorded backing file is an image of dir itself: a
+ * name there (as the SR writes them) or a path into dir (as QEMU's live
+ * snapshots record them), never a file elsewhere. */
+static bool backing_in_dir(const char *dir, const char *backing)
+{
+    if (!strchr(backing, '/'))
+        return *backing && strcmp(backing, ".") != 0 && strcmp(backing, "..") != 0;
+    g_autofree char *parent = g_path_get_dirname(backing);
+    g_autofree char *name = g_path_get_basename(backing);
+    g_autofree char *real_parent = g_path_is_absolute(backing) ? realpath(parent, NULL) : NULL;
+    g_autofree char *real_dir = realpath(dir, NULL);
+    return real_parent && real_dir && strcmp(real_parent, real_dir) == 0 && name[0] != '.';
+}
+
+int sr_chain_check(const char *dir, const char *location, XapiError **err)
+{
+    g_autofree char *level = g_strdup(location);
+    for (int depth = 0; depth < 1024; depth++) {
+        if (sr_file_check(dir, level, err) < 0)
+            return -1;
+        if (!g_str_has_suffix(level, ".qcow2"))
+            return 0; /* raw and iso files have no backing file */
+        g_autofree char *path = sr_path(dir, level);
+        QemuImgInfo info = {0};
+        if (qemu_img_info(path, "qcow2", &info, err) < 0)
+            return -1;
+        if (!info.backing) {
+            qemu_img_info_clear(&info);
+            return 0;
+        }
+        bool inside = backing_in_dir(dir, info.backing);
+        g_autofree char *detail = g_strdup_printf("%s: backing file %s is outside the SR", path,
+                                                  info.backing);
+        g_free(level);
+        level = g_path_get_basename(info.backing);
+        qemu_img_info_clear(&info);
+        if (!inside)
+            return sm_error(err, 46, "The VDI is not available", detail);
+    }
+    return sm_error(err, 46, "The VDI is not available", "backing chain too long");
+}
+
 static int file_vdi_info(const char *dir, const char *location, VdiInfo *out, XapiError **err)
 {
     g_autofree char *path = sr_path(dir, location);
@@ -195,8 +238,7 @@ static int file_vdi_info(const char *dir, const char *location, VdiInfo *out, Xa
     QemuImgInfo info = {0};
     if (qemu_img_info(path, "qcow2", &info, err) < 0)
         return -1;
-    if (info.backing && strchr(info.backing, '/')) {
-        /* the SR writes backing files as names in its directory */
+    if (info.backing && !backing_in_dir(dir, info.backing)) {
         g_autofree char *text = g_strdup_printf("%s: backing file %s is outside the SR", path,
                                                 info.backing);
         qemu_img_info_clear(&info);

@@ -41,10 +41,11 @@ static int run_vdi_operation(Call *call, const char *vdi_ref, const char *op, Vd
     VdiTarget t = {0};
     int rc = vdi_target_read(vdi_ref, &t, &call->error);
     /* every operation but dropping the VDI reads its file: never through a
-     * link planted in its place (destroy unlinks the link itself) */
+     * link planted in its place (destroy unlinks the link itself) nor a
+     * backing file outside the SR */
     bool drops = strcmp(op, "destroy") == 0 || strcmp(op, "forget") == 0;
     if (rc == 0 && !drops)
-        rc = sr_file_check(t.dir, t.location, &call->error);
+        rc = sr_chain_check(t.dir, t.location, &call->error);
     if (rc == 0) {
         storage_lock_sr(t.sr);
         rc = work(call, &t, arg, result);

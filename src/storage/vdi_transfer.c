@@ -468,7 +468,7 @@ VdiImport *vdi_import_begin(const char *vdi_ref, VdiStreamFormat format, int64_t
     VdiTarget *t = &im->t;
     int rc = vdi_target_read(vdi_ref, t, err);
     if (rc == 0)
-        rc = sr_file_check(t->dir, t->location, err);
+        rc = sr_chain_check(t->dir, t->location, err);
     if (rc == 0 && t->read_only)
         rc = xapi_error_set(err, "VDI_READONLY", vdi_ref, NULL);
     if (rc == 0 && format == VDI_STREAM_RAW && length > t->virtual_size)
@@ -701,7 +701,7 @@ static int lock_and_read(VdiExport *ex, const char *ref, VdiTarget *t, bool *loc
         t->ref = g_strdup(ref); /* for operations_end */
         return -1;
     }
-    return sr_file_check(t->dir, t->location, err);
+    return sr_chain_check(t->dir, t->location, err);
 }
 
 static int open_source(VdiExport *ex, XapiError **err)

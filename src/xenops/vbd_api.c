@@ -244,6 +244,8 @@ static int run_vbd_operation(Call *call, const char *vbd_ref, const char *op, Vb
     else if ((rc = vbd_disk(vbd, &o.disk, &call->error)) == 0)
         o.vm_uuid = g_strdup(str_field(vm, "uuid"));
     db_read_end();
+    if (rc == 0)
+        rc = hv_disks_check_chains(&o.disk, 1, &call->error);
     if (rc == 0) {
         xenops_lock_vm(o.vm_uuid);
         rc = work(&o);

@@ -56,6 +56,19 @@ int vbd_disk(const DbRow *vbd, HvDisk *out, XapiError **err)
     return 0;
 }
 
+int hv_disks_check_chains(const HvDisk *disks, size_t n, XapiError **err)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!disks[i].path)
+            continue;
+        g_autofree char *dir = g_path_get_dirname(disks[i].path);
+        g_autofree char *name = g_path_get_basename(disks[i].path);
+        if (sr_chain_check(dir, name, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* Disks before CDs for 'c', CDs for 'd'; bootable VBDs first in each. */
 static void assign_boot_order(HvDisk *disks, const bool *bootable, size_t n, const char *order)
 {

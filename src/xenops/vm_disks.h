@@ -20,6 +20,11 @@ int vbd_disk(const DbRow *vbd, HvDisk *out, XapiError **err);
  * HVM_boot_params:order (lock held; caller frees with hv_disks_free). */
 int vm_disks_for_start(const DbRow *vm, HvDisk **disks, size_t *n, XapiError **err);
 
+/* Each disk's image and its backing chain are files of its SR, no link
+ * and no backing file elsewhere (sr_chain_check; qemu-img runs: no lock
+ * held). */
+int hv_disks_check_chains(const HvDisk *disks, size_t n, XapiError **err);
+
 /* After the domain started (attached) or stopped: every VBD's
  * currently_attached and device, and the allowed operations of the VBDs
  * and their VDIs (write lock held). */

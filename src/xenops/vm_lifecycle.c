@@ -148,6 +148,8 @@ int vm_boot(VmOp *o, const char *resume_image, bool paused)
                 : xapi_error_set(&o->call->error, "HANDLE_INVALID", "VM", o->ref, NULL);
     db_read_end();
     if (rc == 0)
+        rc = hv_disks_check_chains(disks, n_disks, &o->call->error);
+    if (rc == 0)
         rc = driver()->start(o->uuid, o->record, disks, n_disks, resume_image, paused,
                              &o->call->error);
     hv_disks_free(disks, n_disks);

@@ -637,3 +637,45 @@ def test_a_link_in_place_of_a_vdi_is_never_followed(api, daemon, tmp_path):
     ok(proxy.VDI.destroy(s, vdi))
     assert not os.path.lexists(path)
     assert victim.read_bytes() == before
+
+
+def test_backing_files_outside_the_sr_do_not_read(api):
+    """A qcow2 in an SR may name its backing file as a name there (the SR
+    writes those) or a path into the SR's directory (QEMU's live snapshots
+    write those); one naming a file elsewhere is not read, and a VDI whose
+    image turns into one is kept as missing and never read through."""
+    proxy, s = api
+    sr = default_sr(api)
+    directory = sr_dir(api, sr)
+    base = new_vdi(api, sr, 8 * MiB, "base")
+    base_path = vdi_path(api, base)
+    over = os.path.join(directory, "absolute-over.qcow2")
+    outside = os.path.join(directory, "outside-over.qcow2")
+    for path, backing in ((over, base_path), (outside, "/etc/shadow")):
+        subprocess.run(["qemu-img", "create", "-q", "-u", "-f", "qcow2", "-b", backing, "-F",
+                        "qcow2" if backing == base_path else "raw", path, str(8 * MiB)],
+                       check=True)
+    victim = new_vdi(api, sr, 8 * MiB, "victim")
+    victim_path = vdi_path(api, victim)
+    subprocess.run(["qemu-img", "create", "-q", "-u", "-f", "qcow2", "-b", "/etc/shadow", "-F",
+                    "raw", victim_path, str(8 * MiB)], check=True)
+    try:
+        ok(proxy.SR.scan(s, sr))
+        by_location = {ok(proxy.VDI.get_location(s, v)): v for v in ok(proxy.SR.get_VDIs(s, sr))}
+        assert "absolute-over.qcow2" in by_location
+        parent = ok(proxy.VDI.get_sm_config(s, by_location["absolute-over.qcow2"]))
+        assert parent.get("vhd-parent") == ok(proxy.VDI.get_uuid(s, base))
+        assert "outside-over.qcow2" not in by_location
+        assert ok(proxy.VDI.get_missing(s, victim))
+        # nothing reads through it: no snapshot over it, no guest, no export
+        assert err(proxy.VDI.snapshot(s, victim, {}))[0] == "SR_BACKEND_FAILURE_46"
+        vm = new_vm(api, "shadow")
+        ok(new_vbd(api, vm, victim))
+        assert err(proxy.VM.start(s, vm, False, False))[0] == "SR_BACKEND_FAILURE_46"
+        ok(proxy.VM.destroy(s, vm))
+    finally:
+        os.unlink(over)
+        os.unlink(outside)
+    ok(proxy.SR.scan(s, sr))
+    for vdi in (victim, base):
+        ok(proxy.VDI.destroy(s, vdi))

@@ -748,3 +748,18 @@ def test_vbd_plug_refuses_a_vdi_being_imported(daemon, api):
         ok(proxy.VBD.unplug(s, vbd))
     finally:
         ok(proxy.VM.hard_shutdown(s, vm))
+
+
+def test_exports_never_read_a_backing_file_outside_the_sr(daemon, api):
+    proxy, s = api
+    vdi = new_vdi(api)
+    path = vdi_path(api, vdi)
+    qemu_img("create", "-q", "-u", "-f", "qcow2", "-b", "/etc/shadow", "-F", "raw", path,
+             str(SIZE))
+    for fmt in ("raw", "qcow2", "vhd"):
+        status, body, _ = get(daemon, session_id=s, vdi=vdi, format=fmt)
+        assert status != 200 and body.startswith(b"SR_BACKEND_FAILURE_46"), (fmt, body[:100])
+        assert b"root:" not in body
+    status, body, _ = put(daemon, b"\x06" * 4096, session_id=s, vdi=vdi)
+    assert status != 200 and body.startswith("SR_BACKEND_FAILURE_46")
+    ok(proxy.VDI.destroy(s, vdi))
