@@ -46,7 +46,7 @@ int main(int argc, char **argv)
     g_autofree char *state_dir = NULL, *unix_path = NULL, *password_file = NULL;
     g_autofree char *hypervisor = NULL;
     g_auto(GStrv) kernel_dirs = NULL;
-    g_auto(GStrv) listen = NULL, listen_tls = NULL;
+    g_auto(GStrv) listen = NULL, listen_tls = NULL, sr_roots = NULL;
     gboolean print_compat = FALSE, print_password = FALSE;
     gint login_failure_delay_ms = 250;
     GOptionEntry entries[] = {
@@ -75,6 +75,10 @@ int main(int argc, char **argv)
         {"guest-kernel-dir", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &kernel_dirs,
          "A host directory VMs may take PV_kernel and PV_ramdisk from, besides "
          BOOT_FILES_DEFAULT_DIR "; may be given more than once", "DIR"},
+        {"sr-root", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &sr_roots,
+         "An existing directory under which SR.create and PBD.plug accept an SR's "
+         "device_config:location, besides STATE_DIR/sr and STATE_DIR/iso; may be given more "
+         "than once", "DIR"},
         {"print-compat", 0, 0, G_OPTION_ARG_NONE, &print_compat,
          "Print docs/compat.md (implemented messages) and exit", NULL},
         {NULL}};
@@ -113,7 +117,8 @@ int main(int argc, char **argv)
     XapiError *err = NULL;
     if (db_open(state_dir, &err) < 0 || bootstrap_database(state_dir, &err) < 0 ||
         session_init_root_password(password_file, &err) < 0 ||
-        storage_init(state_dir, &err) < 0 || xenops_init(state_dir, hypervisor, &err) < 0)
+        storage_init(state_dir, (const char *const *)sr_roots, &err) < 0 ||
+        xenops_init(state_dir, hypervisor, &err) < 0)
         return fail(err);
 
     HttpServer *server = http_server_new();

@@ -44,9 +44,9 @@ int qemu_img_create(const char *path, int64_t size, const char *backing, XapiErr
     return qemu_img_create_over(path, size, backing, format, err);
 }
 
-int qemu_img_info(const char *path, QemuImgInfo *out, XapiError **err)
+int qemu_img_info(const char *path, const char *format, QemuImgInfo *out, XapiError **err)
 {
-    const char *argv[] = {"qemu-img", "info", "-U", "--output=json", path, NULL};
+    const char *argv[] = {"qemu-img", "info", "-U", "-f", format, "--output=json", path, NULL};
     g_autofree char *text = NULL;
     if (run(argv, &text, err) < 0)
         return -1;
@@ -78,11 +78,11 @@ void qemu_img_info_clear(QemuImgInfo *info)
     *info = (QemuImgInfo){0};
 }
 
-int qemu_img_resize(const char *path, int64_t size, XapiError **err)
+int qemu_img_resize(const char *path, const char *format, int64_t size, XapiError **err)
 {
     char size_text[32];
     g_snprintf(size_text, sizeof size_text, "%" G_GINT64_FORMAT, size);
-    const char *argv[] = {"qemu-img", "resize", "-q", path, size_text, NULL};
+    const char *argv[] = {"qemu-img", "resize", "-q", "-f", format, path, size_text, NULL};
     return run(argv, NULL, err);
 }
 

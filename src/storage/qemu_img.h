@@ -1,5 +1,8 @@
 /* qemu_img.h: the image operations the file SR needs, done by qemu-img.
- * A failure gives SR_BACKEND_FAILURE [exit status, stdout, stderr]. */
+ * A failure gives SR_BACKEND_FAILURE [exit status, stdout, stderr].
+ * Every call names the image's format: qemu-img never probes it (a raw
+ * disk whose guest wrote a qcow2 header must stay raw, or its "backing
+ * file" could name any file of the host). */
 #pragma once
 
 #include <stdbool.h>
@@ -24,11 +27,12 @@ typedef struct {
     char *backing;         /* as recorded in the image, or NULL */
     char *backing_format;  /* as recorded in the image, or NULL */
 } QemuImgInfo;
-/* Reads an image's header (shared: the image may be in use). */
-int qemu_img_info(const char *path, QemuImgInfo *out, XapiError **err);
+/* Reads the header of an image of format (shared: the image may be in
+ * use); its backing file is not opened. */
+int qemu_img_info(const char *path, const char *format, QemuImgInfo *out, XapiError **err);
 void qemu_img_info_clear(QemuImgInfo *info);
 
-int qemu_img_resize(const char *path, int64_t size, XapiError **err);
+int qemu_img_resize(const char *path, const char *format, int64_t size, XapiError **err);
 /* Copies src (of src_format; its whole backing chain read as one) into a
  * new image dst of dst_format; sparse where src is. */
 int qemu_img_convert(const char *src, const char *src_format, const char *dst,

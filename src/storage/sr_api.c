@@ -7,6 +7,7 @@
 #include "bootstrap.h"
 #include "dm_handlers.h"
 #include "implicit.h"
+#include "sr_roots.h"
 #include "storage_operations.h"
 
 #define SR_MARKER ".xapid-sr"
@@ -72,10 +73,10 @@ int xapi_SR_create(Call *call, const char *host, const Xv *device_config, int64_
     const char *dir;
     if (check_request(call, host, type_, device_config, &driver, &dir) < 0)
         return -1;
-    if (!g_path_is_absolute(dir))
-        return xapi_error_set(&call->error, "SR_BACKEND_FAILURE", "22", "",
-                              "device_config:location must be an absolute path", NULL);
-    if (driver->create(dir, &call->error) < 0)
+    if (!g_path_is_absolute(dir)) /* not from xapid's working directory */
+        return xapi_error_set(&call->error, "INVALID_VALUE", "device_config:location", dir,
+                              NULL);
+    if (sr_roots_check(dir, &call->error) < 0 || driver->create(dir, &call->error) < 0)
         return -1;
     if (db_write_begin(&call->error) < 0)
         return -1;
@@ -194,25 +195,33 @@ int xapi_SR_forget(Call *call, const char *sr)
     return run_sr_operation(call, sr, "forget", forget_work);
 }
 
-/* Deletes the SR's files (the hidden bases left: managed VDIs are gone
- * already), then forgets it. */
+/* Deletes the SR's own files (those of its VDI records, the hidden bases
+ * left: managed VDIs are gone already; anything else in the directory is
+ * not the SR's and stays), then forgets it. */
 static int destroy_work(Call *call, const char *sr_ref)
 {
+    g_autoptr(GPtrArray) owned = g_ptr_array_new_with_free_func(g_free);
     db_read_begin();
     DbRow *sr = db_lookup(cls("SR"), sr_ref);
     DbRow *pbd = sr ? storage_host_pbd(sr) : NULL;
     const SrDriver *driver = sr ? storage_driver(sr) : NULL;
     g_autofree char *dir = pbd ? g_strdup(location_of(db_get(pbd, "device_config"))) : NULL;
+    const Xv *vdis = sr ? db_get(sr, "VDIs") : NULL;
+    for (guint i = 0; i < xv_len(vdis); i++) {
+        DbRow *vdi = db_lookup(cls("VDI"), xv_str(xv_at(vdis, i)));
+        if (vdi)
+            g_ptr_array_add(owned, g_strdup(str_field(vdi, "location")));
+    }
     db_read_end();
     if (!sr)
         return xapi_error_set(&call->error, "HANDLE_INVALID", "SR", sr_ref, NULL);
     if (!pbd)
         return xapi_error_set(&call->error, "SR_HAS_NO_PBDS", sr_ref, NULL);
+    if (dir && sr_roots_check(dir, &call->error) < 0)
+        return -1;
     if (driver && dir && driver->vdi_delete) {
-        g_autoptr(XapiError) ignored = NULL;
-        g_autoptr(GPtrArray) images = driver->list(dir, &ignored);
-        for (guint i = 0; images && i < images->len; i++)
-            if (driver->vdi_delete(dir, images->pdata[i], &call->error) < 0)
+        for (guint i = 0; i < owned->len; i++)
+            if (driver->vdi_delete(dir, owned->pdata[i], &call->error) < 0)
                 return -1;
         g_autofree char *marker = g_build_filename(dir, SR_MARKER, NULL);
         unlink(marker);
@@ -233,11 +242,13 @@ int xapi_SR_scan(Call *call, const char *sr) { return run_sr_operation(call, sr,
 
 static int update_work(Call *call, const char *sr_ref)
 {
+    SrSpace space;
+    storage_sr_space_read(sr_ref, &space); /* before the write lock: statvfs may block */
     DbRow *sr = db_write_begin_on("SR", sr_ref, &call->error);
     if (!sr)
         return -1;
     g_autofree char *dir = storage_sr_dir(sr, &call->error);
-    if (!dir || storage_refresh_sr_space(sr, &call->error) < 0) {
+    if (!dir || storage_refresh_sr_space(sr, &space, &call->error) < 0) {
         db_write_abort();
         return -1;
     }
@@ -255,7 +266,8 @@ int xapi_SR_probe(Call *call, const char *host, const Xv *device_config, const c
     (void)sm_config;
     const SrDriver *driver;
     const char *dir;
-    if (check_request(call, host, type_, device_config, &driver, &dir) < 0)
+    if (check_request(call, host, type_, device_config, &driver, &dir) < 0 ||
+        sr_roots_check(dir, &call->error) < 0)
         return -1;
     GString *xml = g_string_new("<?xml version=\"1.0\" ?>\n<SRlist>\n");
     g_autofree char *marker = g_build_filename(dir, SR_MARKER, NULL);
@@ -397,7 +409,8 @@ int xapi_PBD_plug(Call *call, const char *self)
         xapi_error_set(&call->error, "SR_UNKNOWN_DRIVER", "", NULL);
     else if (!dir)
         location_required(call);
-    else if (driver->attach(dir, &call->error) == 0 && set_attached(call, self, true) == 0) {
+    else if (sr_roots_check(dir, &call->error) == 0 && driver->attach(dir, &call->error) == 0 &&
+             set_attached(call, self, true) == 0) {
         storage_lock_sr(sr_ref);
         rc = storage_scan(sr_ref, &call->error);
         storage_unlock_sr(sr_ref);

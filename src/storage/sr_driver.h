@@ -32,7 +32,9 @@ typedef struct SrDriver {
     /* SM capabilities (XAPI's names: SR_PROBE, VDI_CREATE, ...); the
      * operations a driver leaves NULL are those it lacks. */
     const char *const *capabilities;
-    /* Makes a new SR in dir (created if missing). */
+    /* Makes a new SR in dir (created if missing); a directory that holds
+     * anything but an SR marker is refused (SR_BACKEND_FAILURE_42, SM's
+     * SRExists), as is a link. */
     int (*create)(const char *dir, XapiError **err);
     /* Checks that dir holds an SR this driver can serve. */
     int (*attach)(const char *dir, XapiError **err);
@@ -62,3 +64,12 @@ extern const SrDriver sr_iso_driver;
 const SrDriver *sr_driver_for(const char *type);
 /* The full path of location in dir (caller frees). */
 char *sr_path(const char *dir, const char *location);
+/* 0 if location names a regular file in dir itself (not a symbolic link,
+ * which is never followed, nor a directory); else SR_BACKEND_FAILURE_46
+ * ("The VDI is not available", SM's VDIUnavailable). */
+int sr_file_check(const char *dir, const char *location, XapiError **err);
+/* sr_file_check of location and of every image under it in its backing
+ * chain, each of which must be an image of dir (qemu-img info, one level
+ * at a time, never opening a backing file): a chain leading out of the SR
+ * is SR_BACKEND_FAILURE_46 too. No database lock held. */
+int sr_chain_check(const char *dir, const char *location, XapiError **err);

@@ -3,6 +3,8 @@
  * files recorded relative to the directory so that an SR can move) and the
  * `iso` driver (read-only .iso files), which share the directory handling. */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -25,17 +27,89 @@ static int os_error(const char *what, const char *path, XapiError **err)
 
 char *sr_path(const char *dir, const char *location) { return g_build_filename(dir, location, NULL); }
 
+/* An error as XAPI reports an SM plugin's: SR_BACKEND_FAILURE_<code>
+ * ["", "<description> [opterr=<detail>]", ""]. */
+static int sm_error(XapiError **err, int code, const char *description, const char *detail)
+{
+    g_autofree char *name = g_strdup_printf("SR_BACKEND_FAILURE_%d", code);
+    g_autofree char *text = g_strdup_printf("%s [opterr=%s]", description, detail);
+    return xapi_error_set(err, name, "", text, "", NULL);
+}
+
+/* Looks at location in dir without following a link at either. */
+static int lstat_in(const char *dir, const char *location, struct stat *st)
+{
+    if (!*location || strchr(location, '/')) {
+        errno = EINVAL;
+        return -1;
+    }
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fstatat(fd, location, st, AT_SYMLINK_NOFOLLOW);
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return rc;
+}
+
+int sr_file_check(const char *dir, const char *location, XapiError **err)
+{
+    struct stat st;
+    if (lstat_in(dir, location, &st) < 0) {
+        g_autofree char *detail = g_strdup_printf("%s/%s: %s", dir, location, g_strerror(errno));
+        return sm_error(err, 46, "The VDI is not available", detail);
+    }
+    if (!S_ISREG(st.st_mode)) {
+        g_autofree char *detail = g_strdup_printf("%s/%s is not a regular file", dir, location);
+        return sm_error(err, 46, "The VDI is not available", detail);
+    }
+    return 0;
+}
+
+/* A new empty file at path, made here so that nothing at that name is
+ * followed (qemu-img then writes into it). */
+static int create_new_file(const char *path, XapiError **err)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return os_error("cannot create", path, err);
+    close(fd);
+    return 0;
+}
+
 void vdi_info_clear(VdiInfo *info)
 {
     g_free(info->parent);
     *info = (VdiInfo){0};
 }
 
+/* Whether dir holds anything but the SR marker. */
+static bool holds_files(const char *dir)
+{
+    GDir *d = g_dir_open(dir, 0, NULL);
+    bool found = false;
+    for (const char *name; d && !found && (name = g_dir_read_name(d));)
+        found = strcmp(name, SR_MARKER) != 0;
+    if (d)
+        g_dir_close(d);
+    return found;
+}
+
 static int file_create(const char *dir, XapiError **err)
 {
+    struct stat st;
+    if (lstat(dir, &st) == 0 && !S_ISDIR(st.st_mode))
+        return sm_error(err, 61, "File SR creation error", "the location is not a directory");
     if (g_mkdir_with_parents(dir, 0700) < 0)
         return os_error("cannot create", dir, err);
     g_autofree char *marker = g_build_filename(dir, SR_MARKER, NULL);
+    bool has_marker = lstat(marker, &st) == 0 && S_ISREG(st.st_mode);
+    if (!has_marker && holds_files(dir)) {
+        /* someone's files, not an SR: SR.destroy would not be ours to run */
+        g_autofree char *detail = g_strdup_printf("%s is not empty and holds no SR", dir);
+        return sm_error(err, 42, "The SR already exists", detail);
+    }
     if (!g_file_test(marker, G_FILE_TEST_EXISTS) &&
         !g_file_set_contents(marker, "file\n", -1, NULL))
         return os_error("cannot write", marker, err);
@@ -45,7 +119,7 @@ static int file_create(const char *dir, XapiError **err)
 static int file_attach(const char *dir, XapiError **err)
 {
     struct stat st;
-    if (stat(dir, &st) < 0)
+    if (lstat(dir, &st) < 0) /* a link in its place is not the SR */
         return os_error("cannot attach", dir, err);
     if (!S_ISDIR(st.st_mode)) {
         errno = ENOTDIR;
@@ -102,16 +176,60 @@ static GPtrArray *file_list(const char *dir, XapiError **err)
 static int64_t allocated_bytes(const char *path)
 {
     struct stat st;
-    return stat(path, &st) == 0 ? (int64_t)st.st_blocks * 512 : 0;
+    return lstat(path, &st) == 0 ? (int64_t)st.st_blocks * 512 : 0;
+}
+
+/* Whether an image's recorded backing file is an image of dir itself: a
+ * name there (as the SR writes them) or a path into dir (as QEMU's live
+ * snapshots record them), never a file elsewhere. */
+static bool backing_in_dir(const char *dir, const char *backing)
+{
+    if (!strchr(backing, '/'))
+        return *backing && strcmp(backing, ".") != 0 && strcmp(backing, "..") != 0;
+    g_autofree char *parent = g_path_get_dirname(backing);
+    g_autofree char *name = g_path_get_basename(backing);
+    g_autofree char *real_parent = g_path_is_absolute(backing) ? realpath(parent, NULL) : NULL;
+    g_autofree char *real_dir = realpath(dir, NULL);
+    return real_parent && real_dir && strcmp(real_parent, real_dir) == 0 && name[0] != '.';
+}
+
+int sr_chain_check(const char *dir, const char *location, XapiError **err)
+{
+    g_autofree char *level = g_strdup(location);
+    for (int depth = 0; depth < 1024; depth++) {
+        if (sr_file_check(dir, level, err) < 0)
+            return -1;
+        if (!g_str_has_suffix(level, ".qcow2"))
+            return 0; /* raw and iso files have no backing file */
+        g_autofree char *path = sr_path(dir, level);
+        QemuImgInfo info = {0};
+        if (qemu_img_info(path, "qcow2", &info, err) < 0)
+            return -1;
+        if (!info.backing) {
+            qemu_img_info_clear(&info);
+            return 0;
+        }
+        bool inside = backing_in_dir(dir, info.backing);
+        g_autofree char *detail = g_strdup_printf("%s: backing file %s is outside the SR", path,
+                                                  info.backing);
+        g_free(level);
+        level = g_path_get_basename(info.backing);
+        qemu_img_info_clear(&info);
+        if (!inside)
+            return sm_error(err, 46, "The VDI is not available", detail);
+    }
+    return sm_error(err, 46, "The VDI is not available", "backing chain too long");
 }
 
 static int file_vdi_info(const char *dir, const char *location, VdiInfo *out, XapiError **err)
 {
     g_autofree char *path = sr_path(dir, location);
     *out = (VdiInfo){0};
+    if (sr_file_check(dir, location, err) < 0)
+        return -1;
     if (g_str_has_suffix(location, ".raw")) {
         struct stat st;
-        if (stat(path, &st) < 0)
+        if (lstat(path, &st) < 0)
             return os_error("cannot stat", path, err);
         out->virtual_size = st.st_size;
         out->physical_utilisation = (int64_t)st.st_blocks * 512;
@@ -119,8 +237,14 @@ static int file_vdi_info(const char *dir, const char *location, VdiInfo *out, Xa
         return 0;
     }
     QemuImgInfo info = {0};
-    if (qemu_img_info(path, &info, err) < 0)
+    if (qemu_img_info(path, "qcow2", &info, err) < 0)
         return -1;
+    if (info.backing && !backing_in_dir(dir, info.backing)) {
+        g_autofree char *text = g_strdup_printf("%s: backing file %s is outside the SR", path,
+                                                info.backing);
+        qemu_img_info_clear(&info);
+        return xapi_error_set(err, "SR_BACKEND_FAILURE", "1", "", text, NULL);
+    }
     out->virtual_size = info.virtual_size;
     out->physical_utilisation = allocated_bytes(path);
     out->format = "qcow2";
@@ -142,7 +266,14 @@ static char *new_qcow2(const char *dir, const char *base, int64_t size, XapiErro
 {
     char *location = new_location(".qcow2");
     g_autofree char *path = sr_path(dir, location);
-    if (pending_file_note(path, err) < 0 || qemu_img_create(path, size, base, err) < 0) {
+    if (base && sr_file_check(dir, base, err) < 0) {
+        g_free(location);
+        return NULL;
+    }
+    if (pending_file_note(path, err) < 0 || create_new_file(path, err) < 0 ||
+        qemu_img_create(path, size, base, err) < 0) {
+        unlink(path);
+        pending_file_done(path);
         g_free(location);
         return NULL;
     }
@@ -156,7 +287,9 @@ static char *file_vdi_create(const char *dir, int64_t size, XapiError **err)
 
 static int file_vdi_delete(const char *dir, const char *location, XapiError **err)
 {
-    g_autofree char *path = sr_path(dir, location);
+    if (!*location || strchr(location, '/'))
+        return sm_error(err, 64, "Failed to remove VDI", location);
+    g_autofree char *path = sr_path(dir, location); /* unlink removes a link, not its target */
     if (unlink(path) < 0 && errno != ENOENT)
         return os_error("cannot delete", path, err);
     pending_file_done(path);
@@ -166,12 +299,16 @@ static int file_vdi_delete(const char *dir, const char *location, XapiError **er
 static int file_vdi_resize(const char *dir, const char *location, int64_t size, XapiError **err)
 {
     g_autofree char *path = sr_path(dir, location);
+    if (sr_file_check(dir, location, err) < 0)
+        return -1;
     if (g_str_has_suffix(location, ".raw")) {
-        if (truncate(path, size) < 0)
-            return os_error("cannot resize", path, err);
-        return 0;
+        int fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+        int rc = fd >= 0 && ftruncate(fd, size) == 0 ? 0 : os_error("cannot resize", path, err);
+        if (fd >= 0)
+            close(fd);
+        return rc;
     }
-    return qemu_img_resize(path, size, err);
+    return qemu_img_resize(path, "qcow2", size, err);
 }
 
 static char *file_vdi_overlay(const char *dir, const char *base, int64_t size, XapiError **err)
@@ -187,9 +324,10 @@ static char *file_vdi_import(const char *dir, const char *src, const char *src_f
     bool raw = strcmp(src_format, "raw") == 0;
     char *location = new_location(raw ? ".raw" : ".qcow2");
     g_autofree char *path = sr_path(dir, location);
-    if (pending_file_note(path, err) < 0 ||
+    if (pending_file_note(path, err) < 0 || create_new_file(path, err) < 0 ||
         qemu_img_convert(src, src_format, path, raw ? "raw" : "qcow2", err) < 0) {
         unlink(path);
+        pending_file_done(path);
         g_free(location);
         return NULL;
     }
@@ -233,7 +371,9 @@ static int iso_vdi_info(const char *dir, const char *location, VdiInfo *out, Xap
     g_autofree char *path = sr_path(dir, location);
     struct stat st;
     *out = (VdiInfo){0};
-    if (stat(path, &st) < 0)
+    if (sr_file_check(dir, location, err) < 0)
+        return -1;
+    if (lstat(path, &st) < 0)
         return os_error("cannot stat", path, err);
     out->virtual_size = st.st_size;
     out->physical_utilisation = (int64_t)st.st_blocks * 512;

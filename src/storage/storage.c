@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "bootstrap.h"
+#include "sr_roots.h"
 #include "storage_operations.h"
 #include "wire_text.h"
 
@@ -65,6 +66,15 @@ char *storage_vdi_path(const DbRow *vdi, XapiError **err)
     }
     g_autofree char *dir = storage_sr_dir(sr, err);
     return dir ? sr_path(dir, str_field(vdi, "location")) : NULL;
+}
+
+int storage_vdi_check_file(const DbRow *vdi, XapiError **err)
+{
+    DbRow *sr = db_lookup(cls("SR"), str_field(vdi, "SR"));
+    if (!sr)
+        return xapi_error_set(err, "VDI_NOT_AVAILABLE", vdi->ref, NULL);
+    g_autofree char *dir = storage_sr_dir(sr, err);
+    return dir ? sr_file_check(dir, str_field(vdi, "location"), err) : -1;
 }
 
 const char *storage_vdi_format(const DbRow *vdi)
@@ -159,26 +169,38 @@ bool storage_vdi_has_children(const DbRow *sr, const char *uuid)
 
 /* ---- SR space ---------------------------------------------------------------- */
 
-int storage_refresh_sr_space(DbRow *sr, XapiError **err)
+static void read_space(const SrDriver *driver, const char *dir, SrSpace *out)
 {
-    const SrDriver *driver = storage_driver(sr);
-    g_autofree char *dir = storage_sr_dir(sr, NULL);
-    if (!driver || !dir)
-        return 0;
-    int64_t size = 0, used = 0, allocated = 0;
-    if (driver->stat(dir, &size, &used, err) < 0)
-        return -1;
+    g_autoptr(XapiError) ignored = NULL;
+    *out = (SrSpace){0};
+    out->known = driver && dir && driver->stat(dir, &out->size, &out->used, &ignored) == 0;
+}
+
+void storage_sr_space_read(const char *sr_ref, SrSpace *out)
+{
+    db_read_begin();
+    DbRow *sr = db_lookup(cls("SR"), sr_ref);
+    const SrDriver *driver = sr ? storage_driver(sr) : NULL;
+    g_autofree char *dir = sr ? storage_sr_dir(sr, NULL) : NULL;
+    db_read_end();
+    read_space(driver, dir, out);
+}
+
+int storage_refresh_sr_space(DbRow *sr, const SrSpace *space, XapiError **err)
+{
+    int64_t allocated = 0;
     const Xv *vdis = db_get(sr, "VDIs");
     for (guint i = 0; i < xv_len(vdis); i++) {
         DbRow *vdi = db_lookup(cls("VDI"), xv_str(xv_at(vdis, i)));
         if (vdi && db_get(vdi, "managed")->b)
             allocated += db_get(vdi, "virtual_size")->i;
     }
-    struct { const char *field; int64_t value; } updates[] = {
-        {"physical_size", size}, {"physical_utilisation", used},
-        {"virtual_allocation", allocated}};
+    struct { const char *field; int64_t value; bool known; } updates[] = {
+        {"physical_size", space->size, space->known},
+        {"physical_utilisation", space->used, space->known},
+        {"virtual_allocation", allocated, true}};
     for (size_t i = 0; i < G_N_ELEMENTS(updates); i++)
-        if (db_get(sr, updates[i].field)->i != updates[i].value &&
+        if (updates[i].known && db_get(sr, updates[i].field)->i != updates[i].value &&
             db_set_by_name(sr, updates[i].field, xv_new_int(updates[i].value), err) < 0)
             return -1;
     return 0;
@@ -200,8 +222,10 @@ static void scanned_free(gpointer p)
     g_free(s);
 }
 
-/* The images in dir with their headers (no lock held: qemu-img runs). */
-static GHashTable *read_images(const SrDriver *driver, const char *dir, XapiError **err)
+/* The images in dir with their headers (no lock held: qemu-img runs);
+ * the names of those whose header does not read go to unreadable. */
+static GHashTable *read_images(const SrDriver *driver, const char *dir, GHashTable *unreadable,
+                               XapiError **err)
 {
     g_autoptr(GPtrArray) names = driver->list(dir, err);
     if (!names)
@@ -210,10 +234,13 @@ static GHashTable *read_images(const SrDriver *driver, const char *dir, XapiErro
     for (guint i = 0; i < names->len; i++) {
         ScannedImage *s = g_new0(ScannedImage, 1);
         s->location = g_strdup(names->pdata[i]);
-        g_autoptr(XapiError) unreadable = NULL;
-        if (driver->vdi_info(dir, s->location, &s->info, &unreadable) < 0) {
-            /* An image being written or damaged is not a VDI (yet). */
-            g_message("scan %s: %s skipped: %s", dir, s->location, unreadable->code);
+        g_autoptr(XapiError) why = NULL;
+        if (driver->vdi_info(dir, s->location, &s->info, &why) < 0) {
+            /* An image being written or damaged is not a new VDI (yet),
+             * nor a reason to forget a known one. */
+            g_message("scan %s: %s unreadable: %s %s", dir, s->location, why->code,
+                      why->params->len > 2 ? (char *)why->params->pdata[2] : "");
+            g_hash_table_add(unreadable, g_strdup(s->location));
             scanned_free(s);
             continue;
         }
@@ -231,7 +258,28 @@ static GHashTable *read_images(const SrDriver *driver, const char *dir, XapiErro
     return images;
 }
 
-/* A VDI record whose file is gone: VBDs using it become empty. */
+static bool any_vbd_in_use(const DbRow *vdi)
+{
+    const Xv *vbds = db_get(vdi, "VBDs");
+    for (guint i = 0; i < xv_len(vbds); i++) {
+        DbRow *vbd = db_lookup(cls("VBD"), xv_str(xv_at(vbds, i)));
+        /* one being attached (VM.start in flight) counts */
+        if (vbd && (db_get(vbd, "currently_attached")->b ||
+                    xv_len(db_get(vbd, "current_operations"))))
+            return true;
+    }
+    return false;
+}
+
+static int set_missing(DbRow *vdi, bool missing, XapiError **err)
+{
+    if (db_get(vdi, "missing")->b == missing)
+        return 0;
+    return db_set_by_name(vdi, "missing", xv_new_bool(missing), err);
+}
+
+/* A VDI record whose file is gone (and no guest has it open): VBDs using
+ * it become empty. */
 static int forget_vdi(DbRow *vdi, XapiError **err)
 {
     g_autoptr(Xv) vbds = xv_dup(db_get(vdi, "VBDs"));
@@ -244,19 +292,27 @@ static int forget_vdi(DbRow *vdi, XapiError **err)
     return db_delete(vdi, err);
 }
 
-static int apply_scan(DbRow *sr, GHashTable *images, XapiError **err)
+/* A VDI whose header did not read, or whose file is gone while a guest
+ * has it open, is kept with missing=true (its VBDs untouched); a later
+ * scan that reads it clears missing. */
+static int apply_scan(DbRow *sr, GHashTable *images, GHashTable *unreadable,
+                      const SrSpace *space, XapiError **err)
 {
     g_autoptr(Xv) vdis = xv_dup(db_get(sr, "VDIs"));
     for (guint i = 0; i < xv_len(vdis); i++) {
         DbRow *vdi = db_lookup(cls("VDI"), xv_str(xv_at(vdis, i)));
         if (!vdi)
             continue;
-        ScannedImage *s = g_hash_table_lookup(images, str_field(vdi, "location"));
+        const char *location = str_field(vdi, "location");
+        ScannedImage *s = g_hash_table_lookup(images, location);
         if (!s) {
-            if (forget_vdi(vdi, err) < 0)
+            bool keep = g_hash_table_contains(unreadable, location) || any_vbd_in_use(vdi);
+            if ((keep ? set_missing(vdi, true, err) : forget_vdi(vdi, err)) < 0)
                 return -1;
             continue;
         }
+        if (set_missing(vdi, false, err) < 0)
+            return -1;
         if ((db_get(vdi, "virtual_size")->i != s->info.virtual_size &&
              db_set_by_name(vdi, "virtual_size", xv_new_int(s->info.virtual_size), err) < 0) ||
             (db_get(vdi, "physical_utilisation")->i != s->info.physical_utilisation &&
@@ -292,7 +348,7 @@ static int apply_scan(DbRow *sr, GHashTable *images, XapiError **err)
         ScannedImage *s = value;
         storage_set_vdi_parent(vdi_at_location(sr, s->location), sr, s->info.parent);
     }
-    return storage_refresh_sr_space(sr, err);
+    return storage_refresh_sr_space(sr, space, err);
 }
 
 int storage_scan(const char *sr_ref, XapiError **err)
@@ -308,16 +364,20 @@ int storage_scan(const char *sr_ref, XapiError **err)
         return -1;
     if (!driver)
         return xapi_error_set(err, "SR_UNKNOWN_DRIVER", "", NULL);
-    GHashTable *images = read_images(driver, dir, err);
+    g_autoptr(GHashTable) unreadable = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                                             NULL);
+    GHashTable *images = read_images(driver, dir, unreadable, err);
     if (!images)
         return -1;
+    SrSpace space;
+    read_space(driver, dir, &space);
     int rc = -1;
     if (db_write_begin(err) == 0) {
         sr = db_lookup(cls("SR"), sr_ref);
         if (!sr) {
             db_write_abort();
             xapi_error_set(err, "HANDLE_INVALID", "SR", sr_ref, NULL);
-        } else if (apply_scan(sr, images, err) < 0) {
+        } else if (apply_scan(sr, images, unreadable, &space, err) < 0) {
             db_write_abort();
         } else {
             rc = db_write_commit(err);
@@ -392,7 +452,8 @@ static int replug(GPtrArray *to_scan, XapiError **err)
             continue;
         const Xv *location = xv_struct_get(db_get(pbd, "device_config"), "location");
         g_autoptr(XapiError) why = NULL;
-        if (!driver || !location || driver->attach(xv_str(location), &why) < 0) {
+        if (!driver || !location || sr_roots_check(xv_str(location), &why) < 0 ||
+            driver->attach(xv_str(location), &why) < 0) {
             g_warning("SR %s: cannot plug again: %s", str_field(sr, "name_label"),
                       why ? why->code : "unknown driver");
             if (db_set_by_name(pbd, "currently_attached", xv_new_bool(false), err) < 0)
@@ -404,9 +465,10 @@ static int replug(GPtrArray *to_scan, XapiError **err)
     return 0;
 }
 
-int storage_init(const char *state_dir, XapiError **err)
+int storage_init(const char *state_dir, const char *const *sr_roots, XapiError **err)
 {
-    (void)state_dir;
+    if (sr_roots_init(state_dir, sr_roots, err) < 0)
+        return -1;
     g_mutex_init(&storage.mutex);
     operations_register(&sr_operations);
     operations_register(&vdi_operations);

@@ -41,6 +41,12 @@ static int run_vdi_operation(Call *call, const char *vdi_ref, const char *op, Vd
         return -1;
     VdiTarget t = {0};
     int rc = vdi_target_read(vdi_ref, &t, &call->error);
+    /* every operation but dropping the VDI reads its file: never through a
+     * link planted in its place (destroy unlinks the link itself) nor a
+     * backing file outside the SR */
+    bool drops = strcmp(op, "destroy") == 0 || strcmp(op, "forget") == 0;
+    if (rc == 0 && !drops)
+        rc = sr_chain_check(t.dir, t.location, &call->error);
     if (rc == 0) {
         storage_lock_sr(t.sr);
         rc = work(call, &t, arg, result);
@@ -51,13 +57,17 @@ static int run_vdi_operation(Call *call, const char *vdi_ref, const char *op, Vd
     return rc;
 }
 
+/* The SR's space fields after its files changed: statvfs first, then a
+ * short transaction. */
 static int refresh_sr(const char *sr_ref)
 {
     g_autoptr(XapiError) err = NULL;
+    SrSpace space;
+    storage_sr_space_read(sr_ref, &space);
     if (db_write_begin(&err) < 0)
         return -1;
     DbRow *sr = db_lookup(cls("SR"), sr_ref);
-    if (sr && storage_refresh_sr_space(sr, &err) < 0) {
+    if (sr && storage_refresh_sr_space(sr, &space, &err) < 0) {
         db_write_abort();
         return -1;
     }
@@ -77,17 +87,6 @@ static int64_t allocated(const VdiTarget *t, const char *location)
 
 /* ---- create ------------------------------------------------------------------- */
 
-static int sr_free_space(const DbRow *sr, int64_t *free_bytes, XapiError **err)
-{
-    const SrDriver *driver = storage_driver(sr);
-    g_autofree char *dir = storage_sr_dir(sr, err);
-    int64_t size, used;
-    if (!dir || driver->stat(dir, &size, &used, err) < 0)
-        return -1;
-    *free_bytes = size - used;
-    return 0;
-}
-
 int xapi_VDI_create(Call *call, const Xv *args, Xv **result)
 {
     if (db_write_begin(&call->error) < 0)
@@ -98,7 +97,7 @@ int xapi_VDI_create(Call *call, const Xv *args, Xv **result)
     g_autofree char *sr_ref = sr ? g_strdup(sr->ref) : NULL;
     g_autofree char *dir = NULL;
     const SrDriver *driver = sr ? storage_driver(sr) : NULL;
-    int64_t free_bytes = 0;
+    int64_t fs_size = 0, fs_used = 0;
     if (!row)
         goto fail;
     if (!sr) {
@@ -112,16 +111,19 @@ int xapi_VDI_create(Call *call, const Xv *args, Xv **result)
         xapi_error_set(&call->error, "VDI_TOO_SMALL", "OpaqueRef:NULL", "0", NULL);
         goto fail;
     }
-    if (sr_free_space(sr, &free_bytes, &call->error) < 0)
-        goto fail;
-    if (size > free_bytes) {
+    db_write_abort();
+    /* statvfs with no lock held: it may block */
+    if (driver->stat(dir, &fs_size, &fs_used, &call->error) < 0) {
+        db_row_free(row);
+        return -1;
+    }
+    if (size > fs_size - fs_used) {
         char requested[32], maximum[32];
         g_snprintf(requested, sizeof requested, "%" G_GINT64_FORMAT, size);
-        g_snprintf(maximum, sizeof maximum, "%" G_GINT64_FORMAT, free_bytes);
-        xapi_error_set(&call->error, "SR_FULL", requested, maximum, NULL);
-        goto fail;
+        g_snprintf(maximum, sizeof maximum, "%" G_GINT64_FORMAT, fs_size - fs_used);
+        db_row_free(row);
+        return xapi_error_set(&call->error, "SR_FULL", requested, maximum, NULL);
     }
-    db_write_abort();
 
     storage_lock_sr(sr_ref);
     char *location = driver->vdi_create(dir, size, &call->error);
@@ -226,7 +228,8 @@ static int delete_vdi_records(const char *vdi_ref, GPtrArray *garbage, XapiError
             db_delete(base, err) < 0)
             return -1;
     }
-    return sr ? storage_refresh_sr_space(sr, err) : 0;
+    SrSpace unknown = {0}; /* the files go after the commit; refresh_sr follows */
+    return sr ? storage_refresh_sr_space(sr, &unknown, err) : 0;
 }
 
 static int destroy_work(Call *call, VdiTarget *t, const void *arg, Xv **result)
@@ -265,10 +268,17 @@ static void copy_fields(DbRow *to, const DbRow *from, const char *const *fields)
         db_row_put(to, *fields, xv_dup(db_get(from, *fields)));
 }
 
+/* What record_fork writes that was read from the files first (qemu-img
+ * and statvfs run before the write lock is taken). */
+typedef struct {
+    int64_t base_bytes, leaf_bytes; /* physical_utilisation of base and new leaf */
+    SrSpace space;
+} ForkSizes;
+
 /* After the images are made: base (old location) under vdi (new_leaf) and
  * the new VDI (other_leaf). Write lock held. */
 static char *record_fork(const VdiTarget *t, const char *new_leaf, const char *other_leaf,
-                         bool snapshot, XapiError **err)
+                         bool snapshot, const ForkSizes *sizes, XapiError **err)
 {
     DbRow *vdi = db_lookup(cls("VDI"), t->ref);
     DbRow *sr = db_lookup(cls("SR"), t->sr);
@@ -281,7 +291,7 @@ static char *record_fork(const VdiTarget *t, const char *new_leaf, const char *o
     db_row_put(base, "name_label", xv_new_string("base copy"));
     db_row_put(base, "managed", xv_new_bool(false));
     db_row_put(base, "read_only", xv_new_bool(true));
-    db_row_put(base, "physical_utilisation", xv_new_int(allocated(t, t->location)));
+    db_row_put(base, "physical_utilisation", xv_new_int(sizes->base_bytes));
     const Xv *old_parent = xv_struct_get(db_get(vdi, "sm_config"), "vhd-parent");
     if (old_parent) {
         Xv *sm = xv_new_struct();
@@ -314,8 +324,8 @@ static char *record_fork(const VdiTarget *t, const char *new_leaf, const char *o
     }
     if (db_set_by_name(vdi, "location", xv_new_string(new_leaf), err) < 0 ||
         db_set_by_name(vdi, "sm_config", sm, err) < 0 ||
-        db_set_by_name(vdi, "physical_utilisation", xv_new_int(allocated(t, new_leaf)), err) < 0 ||
-        storage_refresh_sr_space(sr, err) < 0) {
+        db_set_by_name(vdi, "physical_utilisation", xv_new_int(sizes->leaf_bytes), err) < 0 ||
+        storage_refresh_sr_space(sr, &sizes->space, err) < 0) {
         g_free(copy_ref);
         return NULL;
     }
@@ -354,8 +364,14 @@ static int fork_work(Call *call, VdiTarget *t, const void *arg, Xv **result)
     if (live == 0)
         new_leaf = t->driver->vdi_overlay(t->dir, t->location, t->virtual_size, &call->error);
     char *ref = NULL;
+    ForkSizes sizes = {0};
+    if (new_leaf) {
+        sizes.base_bytes = allocated(t, t->location);
+        sizes.leaf_bytes = allocated(t, new_leaf);
+        storage_sr_space_read(t->sr, &sizes.space);
+    }
     if (new_leaf && db_write_begin(&call->error) == 0) {
-        ref = record_fork(t, new_leaf, other_leaf, a->snapshot, &call->error);
+        ref = record_fork(t, new_leaf, other_leaf, a->snapshot, &sizes, &call->error);
         if (!ref)
             db_write_abort();
         else if (db_write_commit(&call->error) < 0)
@@ -386,16 +402,20 @@ int xapi_VDI_clone(Call *call, const char *vdi, const Xv *driver_params, Xv **re
 
 /* ---- resize ------------------------------------------------------------------------ */
 
+/* Records the VDI's new size: its file and the SR's file system are read
+ * first, then one short transaction. */
 static int set_sizes(const VdiTarget *t, int64_t size, XapiError **err)
 {
+    int64_t bytes = allocated(t, t->location);
+    SrSpace space;
+    storage_sr_space_read(t->sr, &space);
     if (db_write_begin(err) < 0)
         return -1;
     DbRow *vdi = db_lookup(cls("VDI"), t->ref);
     DbRow *sr = db_lookup(cls("SR"), t->sr);
     if (!vdi || db_set_by_name(vdi, "virtual_size", xv_new_int(size), err) < 0 ||
-        db_set_by_name(vdi, "physical_utilisation", xv_new_int(allocated(t, t->location)),
-                       err) < 0 ||
-        (sr && storage_refresh_sr_space(sr, err) < 0)) {
+        db_set_by_name(vdi, "physical_utilisation", xv_new_int(bytes), err) < 0 ||
+        (sr && storage_refresh_sr_space(sr, &space, err) < 0)) {
         db_write_abort();
         return vdi ? -1 : xapi_error_set(err, "HANDLE_INVALID", "VDI", t->ref, NULL);
     }
@@ -475,6 +495,8 @@ static int copy_into(Call *call, VdiTarget *t, const char *src, const char *src_
 static char *record_copy(Call *call, const VdiTarget *t, const char *sr_ref,
                          const char *location, const VdiInfo *info)
 {
+    SrSpace space;
+    storage_sr_space_read(sr_ref, &space); /* before the write lock */
     if (db_write_begin(&call->error) < 0)
         return NULL;
     DbRow *vdi = db_lookup(cls("VDI"), t->ref);
@@ -491,7 +513,8 @@ static char *record_copy(Call *call, const VdiTarget *t, const char *sr_ref,
                                             "allow_caching", NULL};
     copy_fields(copy, vdi, inherited);
     char *ref = g_strdup(copy->ref);
-    if (storage_insert_vdi(copy, &call->error) < 0 || storage_refresh_sr_space(sr, &call->error) < 0) {
+    if (storage_insert_vdi(copy, &call->error) < 0 ||
+        storage_refresh_sr_space(sr, &space, &call->error) < 0) {
         db_write_abort();
         g_free(ref);
         return NULL;

@@ -27,6 +27,15 @@ static const char *sr_op_of(const char *op)
     return NULL;
 }
 
+static bool attaching(const DbRow *vbd)
+{
+    const Xv *current = db_get(vbd, "current_operations");
+    for (guint i = 0; i < xv_len(current); i++)
+        if (strcmp(xv_str(&xv_member_at(current, i)->value), "attach") == 0)
+            return true;
+    return false;
+}
+
 static int vdi_check(const DbRow *vdi, const char *op, XapiError **err)
 {
     const Xv *current = db_get(vdi, "current_operations");
@@ -49,7 +58,8 @@ static int vdi_check(const DbRow *vdi, const char *op, XapiError **err)
         DbRow *vbd = db_lookup(dm_class_by_name("VBD"), xv_str(xv_at(vbds, i)));
         if (!vbd)
             continue;
-        if (db_get(vbd, "currently_attached")->b) {
+        /* a VBD being attached (VM.start in flight) is as good as attached */
+        if (db_get(vbd, "currently_attached")->b || attaching(vbd)) {
             any_active = true;
             rw_active |= strcmp(xv_str(db_get(vbd, "mode")), "RW") == 0;
         }

@@ -78,13 +78,12 @@ static bool stands_alone(const VdiTarget *t)
     return alone;
 }
 
-/* Whether the image at path reads without a backing file (a raw file
- * never has one). */
+/* Whether the qcow2 image at path reads without a backing file. */
 static bool has_no_backing_file(const char *path)
 {
     QemuImgInfo info = {0};
     g_autoptr(XapiError) ignored = NULL;
-    bool alone = qemu_img_info(path, &info, &ignored) == 0 && !info.backing;
+    bool alone = qemu_img_info(path, "qcow2", &info, &ignored) == 0 && !info.backing;
     qemu_img_info_clear(&info);
     return alone;
 }
@@ -156,7 +155,7 @@ static int image_create(const char *path, const char *qemu_format, int64_t size,
                               "subformat=dynamic,force_size=on", path, size_text, NULL};
         return run_qemu_img(argv, err);
     }
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     int rc = fd >= 0 && ftruncate(fd, size) == 0 ? 0 : os_failure("cannot create", path, err);
     if (fd >= 0)
         close(fd);
@@ -171,7 +170,7 @@ static char *stage_create(const VdiTarget *t, XapiError **err)
     if (!path)
         return NULL;
     QemuImgInfo info = {0};
-    int rc = strcmp(t->format, "qcow2") == 0 ? qemu_img_info(t->path, &info, err) : 0;
+    int rc = strcmp(t->format, "qcow2") == 0 ? qemu_img_info(t->path, "qcow2", &info, err) : 0;
     if (rc == 0)
         rc = image_create(path, t->format, t->virtual_size, info.backing, info.backing_format,
                           err);
@@ -205,15 +204,18 @@ static int stage_commit(const VdiTarget *t, const char *stage, XapiError **err)
     if (rc == 0)
         pending_file_done(stage);
     VdiInfo info = {0};
+    SrSpace space = {0};
     if (rc == 0)
         rc = t->driver->vdi_info(t->dir, t->location, &info, err);
+    if (rc == 0)
+        storage_sr_space_read(t->sr, &space); /* before the write lock */
     if (rc == 0 && (rc = db_write_begin(err)) == 0) {
         DbRow *vdi = db_lookup(cls("VDI"), t->ref);
         DbRow *sr = db_lookup(cls("SR"), t->sr);
         if (vdi)
             db_set_by_name(vdi, "physical_utilisation", xv_new_int(info.physical_utilisation),
                            NULL);
-        if (sr && storage_refresh_sr_space(sr, err) < 0) {
+        if (sr && storage_refresh_sr_space(sr, &space, err) < 0) {
             db_write_abort();
             rc = -1;
         } else {
@@ -267,9 +269,11 @@ static int raw_commit(const VdiTarget *t, const char *stage, XapiError **err)
         pending_file_done(path);
         pending_file_done(stage);
         g_autoptr(XapiError) ignored = NULL; /* the space as it is now; a scan redoes it */
+        SrSpace space;
+        storage_sr_space_read(t->sr, &space);
         if (db_write_begin(&ignored) == 0) {
             DbRow *sr = db_lookup(cls("SR"), t->sr);
-            if (sr && storage_refresh_sr_space(sr, &ignored) < 0)
+            if (sr && storage_refresh_sr_space(sr, &space, &ignored) < 0)
                 db_write_abort();
             else
                 db_write_commit(&ignored);
@@ -484,6 +488,8 @@ VdiImport *vdi_import_begin(const char *vdi_ref, VdiStreamFormat format, int64_t
     im->lock_ref = g_strdup(vdi_ref);
     VdiTarget *t = &im->t;
     int rc = vdi_target_read(vdi_ref, t, err);
+    if (rc == 0)
+        rc = sr_chain_check(t->dir, t->location, err);
     if (rc == 0 && t->read_only)
         rc = xapi_error_set(err, "VDI_READONLY", vdi_ref, NULL);
     if (rc == 0 && format == VDI_STREAM_RAW && length > t->virtual_size)
@@ -493,7 +499,8 @@ VdiImport *vdi_import_begin(const char *vdi_ref, VdiStreamFormat format, int64_t
                               format == VDI_STREAM_RAW ? 1.0 : 0.5, 0};
     if (rc == 0 && format == VDI_STREAM_RAW && raw_direct(t)) {
         im->stage = temp_path(t, "import", err);
-        im->stage_fd = im->stage ? open(im->stage, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)
+        im->stage_fd = im->stage ? open(im->stage, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+                                                       O_CLOEXEC, 0644)
                                  : -1;
         if (!im->stage)
             rc = -1;
@@ -506,7 +513,8 @@ VdiImport *vdi_import_begin(const char *vdi_ref, VdiStreamFormat format, int64_t
         rc = im->dst ? 0 : -1;
     } else if (rc == 0) {
         im->upload = temp_path(t, "upload", err);
-        im->upload_fd = im->upload ? open(im->upload, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)
+        im->upload_fd = im->upload ? open(im->upload, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+                                                         O_CLOEXEC, 0600)
                                    : -1;
         if (!im->upload)
             rc = -1;
@@ -594,7 +602,7 @@ int vdi_import_write(VdiImport *im, const void *data, size_t len, XapiError **er
 static int check_qcow2_header(const char *path, XapiError **err)
 {
     guint8 h[80];
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     ssize_t n = fd >= 0 ? pread(fd, h, sizeof h, 0) : -1;
     if (fd >= 0)
         close(fd);
@@ -722,7 +730,7 @@ static int lock_and_read(VdiExport *ex, const char *ref, VdiTarget *t, bool *loc
         t->ref = g_strdup(ref); /* for operations_end */
         return -1;
     }
-    return 0;
+    return sr_chain_check(t->dir, t->location, err);
 }
 
 static int open_source(VdiExport *ex, XapiError **err)
@@ -768,7 +776,7 @@ static int build_image(VdiExport *ex, VdiStreamFormat format, XapiError **err)
         rc = rc == 0 ? nbd_image_close(dst, err) : (nbd_image_free(dst), -1);
     }
     source_clear(&ex->src);
-    if (rc == 0 && (ex->fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+    if (rc == 0 && (ex->fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
         rc = os_failure("cannot open", path, err);
     temp_remove(path);
     return rc;
@@ -794,14 +802,14 @@ VdiExport *vdi_export_begin(const char *vdi_ref, const char *base_ref, VdiStream
         ex->filename = g_strdup_printf("%s.%s", ex->t.uuid, format_names[format]);
         if (format == VDI_STREAM_RAW && !ex->base.ref && strcmp(ex->t.format, "raw") == 0) {
             /* a raw file has no backing file: it is the stream */
-            if ((ex->fd = open(ex->t.path, O_RDONLY | O_CLOEXEC)) < 0)
+            if ((ex->fd = open(ex->t.path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
                 rc = os_failure("cannot open", ex->t.path, err);
             ex->raw_file = true;
         } else if (format == VDI_STREAM_RAW) {
             rc = open_source(ex, err);
             ex->length = rc == 0 ? nbd_image_size(ex->src.img) : 0;
         } else if (file_is_stream(ex, format)) {
-            if ((ex->fd = open(ex->t.path, O_RDONLY | O_CLOEXEC)) < 0)
+            if ((ex->fd = open(ex->t.path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
                 rc = os_failure("cannot open", ex->t.path, err);
         } else {
             rc = build_image(ex, format, err);

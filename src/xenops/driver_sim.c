@@ -3,7 +3,9 @@
  * No guest runs: a domain is an entry in a table. The simulated guest
  * honours the ACPI power button at once (it powers off), which is what a
  * well-behaved guest does, unless the VM's other_config:sim_guest is
- * "ignores-acpi" (a guest that hangs, for timeouts and lock tests). For
+ * "ignores-acpi" (a guest that hangs, for timeouts and lock tests), and a
+ * start waits for the file other_config:sim_start_gate names to exist (a
+ * start held in flight, for lock tests; 60 s at most). For
  * scale tests and hosts without QEMU; the host reports "sim" as its
  * hypervisor so nobody mistakes it for VMs. Disk images are changed as
  * QEMU would change them (live snapshots, resizes), so storage stays true. */
@@ -37,6 +39,14 @@ static int sim_start(const char *uuid, const Xv *vm, const HvDisk *disks, size_t
     if (resume_image && (!g_file_get_contents(resume_image, &saved, NULL, NULL) ||
                          strcmp(saved, SIM_SAVED_STATE) != 0))
         return xapi_error_internal(err, "%s is not a saved state", resume_image);
+    const Xv *other_config = xv_struct_get(vm, "other_config");
+    const Xv *gate = other_config ? xv_struct_get(other_config, "sim_start_gate") : NULL;
+    for (int64_t deadline = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
+         gate && !g_file_test(xv_str(gate), G_FILE_TEST_EXISTS);) {
+        if (g_get_monotonic_time() > deadline)
+            return xapi_error_internal(err, "%s did not appear", xv_str(gate));
+        g_usleep(20000);
+    }
     g_mutex_lock(&sim.lock);
     bool exists = g_hash_table_contains(sim.domains, uuid);
     if (!exists) {
@@ -246,14 +256,14 @@ static int sim_disk_snapshot(const char *uuid, const HvDisk *disk, const char *n
     if (with_domain_disks(uuid, disk->slot, 0, err) < 0)
         return -1;
     g_autofree char *backing = g_path_get_basename(disk->path);
-    return qemu_img_create(new_path, disk->size, backing, err);
+    return qemu_img_create_over(new_path, disk->size, backing, disk->format, err);
 }
 
 static int sim_disk_resize(const char *uuid, const HvDisk *disk, int64_t size, XapiError **err)
 {
     if (with_domain_disks(uuid, disk->slot, 0, err) < 0)
         return -1;
-    return qemu_img_resize(disk->path, size, err);
+    return qemu_img_resize(disk->path, disk->format, size, err);
 }
 
 static const HvDriver sim_driver = {

@@ -58,7 +58,7 @@ static int vbd_check(const DbRow *vbd, const char *op, XapiError **err)
                                   "CD drives are attached when the VM starts", NULL);
         if (plug && db_get(vbd, "empty")->b)
             return xapi_error_set(err, "VBD_IS_EMPTY", vbd->ref, NULL);
-        return 0;
+        return plug ? vbd_vdi_check_idle(vbd, err) : 0;
     }
     if (strcmp(op, "insert") == 0 || strcmp(op, "eject") == 0) {
         if (!cd)
@@ -245,6 +245,8 @@ static int run_vbd_operation(Call *call, const char *vbd_ref, const char *op, Vb
     else if ((rc = vbd_disk(vbd, &o.disk, &call->error)) == 0)
         o.vm_uuid = g_strdup(str_field(vm, "uuid"));
     db_read_end();
+    if (rc == 0)
+        rc = hv_disks_check_chains(&o.disk, 1, &call->error);
     if (rc == 0) {
         xenops_lock_vm(o.vm_uuid);
         rc = work(&o);

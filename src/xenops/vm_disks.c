@@ -46,11 +46,26 @@ int vbd_disk(const DbRow *vbd, HvDisk *out, XapiError **err)
         return xapi_error_set(err, "HANDLE_INVALID", "VDI", str_field(vbd, "VDI"), NULL);
     if (!out->read_only && db_get(vdi, "read_only")->b)
         return xapi_error_set(err, "VDI_READONLY", vdi->ref, NULL);
+    if (storage_vdi_check_file(vdi, err) < 0) /* QEMU would follow a link there */
+        return -1;
     out->path = storage_vdi_path(vdi, err);
     if (!out->path)
         return -1;
     out->format = storage_vdi_format(vdi);
     out->size = db_get(vdi, "virtual_size")->i;
+    return 0;
+}
+
+int hv_disks_check_chains(const HvDisk *disks, size_t n, XapiError **err)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!disks[i].path)
+            continue;
+        g_autofree char *dir = g_path_get_dirname(disks[i].path);
+        g_autofree char *name = g_path_get_basename(disks[i].path);
+        if (sr_chain_check(dir, name, err) < 0)
+            return -1;
+    }
     return 0;
 }
 
@@ -133,4 +148,70 @@ int vm_vbds_set_attached(DbRow *vm, bool attached, XapiError **err)
             return -1;
     }
     return 0;
+}
+
+/* The VBDs of vm that bring a VDI (lock held): fn on each, stopping at the
+ * first failure. */
+static int foreach_disk_vbd(DbRow *vm, int (*fn)(DbRow *vbd, DbRow *vdi, const char *task_ref,
+                                                 XapiError **err),
+                            const char *task_ref, XapiError **err)
+{
+    g_autoptr(Xv) vbds = xv_dup(db_get(vm, "VBDs"));
+    for (guint i = 0; i < xv_len(vbds); i++) {
+        DbRow *vbd = db_lookup(cls("VBD"), xv_str(xv_at(vbds, i)));
+        DbRow *vdi = vbd && !db_get(vbd, "empty")->b ? db_lookup(cls("VDI"), str_field(vbd, "VDI"))
+                                                     : NULL;
+        if (vdi && fn(vbd, vdi, task_ref, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int vbd_vdi_check_idle(const DbRow *vbd, XapiError **err)
+{
+    DbRow *vdi = db_lookup(cls("VDI"), str_field(vbd, "VDI"));
+    const Xv *current = vdi ? db_get(vdi, "current_operations") : NULL;
+    for (guint i = 0; i < xv_len(current); i++) {
+        const XvMember *m = xv_member_at(current, i);
+        if (strcmp(xv_str(&m->value), "copy") != 0) /* a copy only reads */
+            return xapi_error_set(err, "VDI_IN_USE", vdi->ref, xv_str(&m->value), NULL);
+    }
+    return 0;
+}
+
+static int check_disk(DbRow *vbd, DbRow *vdi, const char *task_ref, XapiError **err)
+{
+    (void)vdi, (void)task_ref;
+    if (vbd_vdi_check_idle(vbd, err) < 0)
+        return -1;
+    return vbd_operations.check(vbd, "attach", err);
+}
+
+static int lock_disk(DbRow *vbd, DbRow *vdi, const char *task_ref, XapiError **err)
+{
+    if (operations_add(&vbd_operations, vbd, "attach", task_ref, err) < 0)
+        return -1;
+    return operations_refresh(vdi, err);
+}
+
+static int unlock_disk(DbRow *vbd, DbRow *vdi, const char *task_ref, XapiError **err)
+{
+    if (operations_remove(vbd, task_ref, err) < 0)
+        return -1;
+    return operations_refresh(vdi, err);
+}
+
+int vm_disks_check(DbRow *vm, XapiError **err)
+{
+    return foreach_disk_vbd(vm, check_disk, NULL, err);
+}
+
+int vm_disks_lock(DbRow *vm, const char *task_ref, XapiError **err)
+{
+    return foreach_disk_vbd(vm, lock_disk, task_ref, err);
+}
+
+int vm_disks_unlock(DbRow *vm, const char *task_ref, XapiError **err)
+{
+    return foreach_disk_vbd(vm, unlock_disk, task_ref, err);
 }

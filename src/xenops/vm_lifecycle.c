@@ -24,11 +24,68 @@ static const char *record_str(const VmOp *o, const char *field)
     return v ? xv_str(v) : "";
 }
 
+/* Operations that attach the VM's disks: they take the VDIs' attach
+ * locks with the VM's own, in one transaction, so that a VDI operation
+ * racing them either sees the attach or is seen (VDI_IN_USE). */
+static bool attaches_disks(const char *op)
+{
+    static const char *const ops[] = {"start", "start_on", "resume", "resume_on", NULL};
+    for (const char *const *o = ops; *o; o++)
+        if (strcmp(*o, op) == 0)
+            return true;
+    return false;
+}
+
+typedef struct {
+    const char *op, *task_ref;
+} VmLock;
+
+static int lock_vm_and_disks(DbRow *vm, const void *arg, XapiError **err)
+{
+    const VmLock *l = arg;
+    /* every check before the first change: a failed transaction is
+     * aborted, not undone */
+    if (vm_operations.check(vm, l->op, err) < 0 || vm_disks_check(vm, err) < 0 ||
+        operations_add(&vm_operations, vm, l->op, l->task_ref, err) < 0)
+        return -1;
+    return vm_disks_lock(vm, l->task_ref, err);
+}
+
+static int unlock_vm_and_disks(DbRow *vm, const void *arg, XapiError **err)
+{
+    const VmLock *l = arg;
+    if (vm_disks_unlock(vm, l->task_ref, err) < 0)
+        return -1;
+    return operations_remove(vm, l->task_ref, err);
+}
+
+static int operation_begin(const char *vm_ref, const char *op, const char *task_ref,
+                           XapiError **err)
+{
+    if (!attaches_disks(op))
+        return operations_begin(&vm_operations, vm_ref, op, task_ref, err);
+    VmLock l = {op, task_ref};
+    return operations_write(&vm_operations, vm_ref, lock_vm_and_disks, &l, err);
+}
+
+static void operation_end(const char *vm_ref, const char *op, const char *task_ref)
+{
+    if (!attaches_disks(op)) {
+        operations_end(&vm_operations, vm_ref, task_ref);
+        return;
+    }
+    VmLock l = {op, task_ref};
+    g_autoptr(XapiError) err = NULL;
+    if (operations_write(&vm_operations, vm_ref, unlock_vm_and_disks, &l, &err) < 0 &&
+        strcmp(err->code, "HANDLE_INVALID") != 0)
+        g_warning("VM %s: could not clear operation %s: %s", vm_ref, task_ref, err->code);
+}
+
 int vm_run_operation(Call *call, const char *vm_ref, const char *op, int (*work)(VmOp *o),
                      const void *arg)
 {
     g_autofree char *op_task = call->task_ref ? g_strdup(call->task_ref) : db_new_ref();
-    if (operations_begin(&vm_operations, vm_ref, op, op_task, &call->error) < 0)
+    if (operation_begin(vm_ref, op, op_task, &call->error) < 0)
         return -1;
     VmOp o = {call, vm_ref, NULL, NULL, arg};
     db_read_begin();
@@ -48,7 +105,7 @@ int vm_run_operation(Call *call, const char *vm_ref, const char *op, int (*work)
         xenops_reconcile(o.uuid); /* what the guest did meanwhile */
         xenops_unlock_vm(o.uuid);
     }
-    operations_end(&vm_operations, vm_ref, op_task);
+    operation_end(vm_ref, op, op_task);
     g_free(o.uuid);
     xv_free(o.record);
     return rc;
@@ -101,6 +158,8 @@ int vm_boot(VmOp *o, const char *resume_image, bool paused)
         vm_nics_boot_order(vm, nics, n_nics, disks, n_disks);
     }
     db_read_end();
+    if (rc == 0)
+        rc = hv_disks_check_chains(disks, n_disks, &o->call->error);
     if (rc == 0)
         rc = driver()->start(o->uuid, o->record, disks, n_disks, nics, n_nics, resume_image,
                              paused, &o->call->error);

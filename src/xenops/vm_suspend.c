@@ -42,21 +42,28 @@ static DbRow *suspend_sr(const DbRow *vm)
     return pool ? db_lookup(cls("SR"), str_field(pool, "suspend_image_SR")) : NULL;
 }
 
-/* Records the image at location in sr as a suspend VDI; with owner, as
- * that VM's suspend_VDI in the same transaction, so that a suspended
- * image is never without its VM, even if xapid dies before the domain is
- * destroyed (the next start then finds the VM Suspended). */
-static char *record_image(const char *sr_ref, const char *location, const char *vm_name,
-                          const char *owner, XapiError **err)
+/* Records the image at location in sr (dir on this host) as a suspend
+ * VDI; with owner, as that VM's suspend_VDI in the same transaction, so
+ * that a suspended image is never without its VM, even if xapid dies
+ * before the domain is destroyed (the next start then finds the VM
+ * Suspended). The file is read before the write lock is taken. */
+static char *record_image(const char *sr_ref, const char *dir, const char *location,
+                          const char *vm_name, const char *owner, XapiError **err)
 {
-    if (db_write_begin(err) < 0)
-        return NULL;
-    DbRow *sr = db_lookup(cls("SR"), sr_ref);
-    const SrDriver *drv = sr ? storage_driver(sr) : NULL;
-    g_autofree char *dir = sr ? storage_sr_dir(sr, err) : NULL;
     VdiInfo info = {0};
-    if (!dir || drv->vdi_info(dir, location, &info, err) < 0) {
+    if (sr_file_driver.vdi_info(dir, location, &info, err) < 0)
+        return NULL;
+    SrSpace space;
+    storage_sr_space_read(sr_ref, &space);
+    if (db_write_begin(err) < 0) {
+        vdi_info_clear(&info);
+        return NULL;
+    }
+    DbRow *sr = db_lookup(cls("SR"), sr_ref);
+    if (!sr) {
         db_write_abort();
+        vdi_info_clear(&info);
+        xapi_error_set(err, "HANDLE_INVALID", "SR", sr_ref, NULL);
         return NULL;
     }
     DbRow *vdi = storage_vdi_row(sr, location, &info);
@@ -69,16 +76,14 @@ static char *record_image(const char *sr_ref, const char *location, const char *
     if (owner && !vm)
         xapi_error_set(err, "HANDLE_INVALID", "VM", owner, NULL);
     if ((owner && !vm) || storage_insert_vdi(vdi, err) < 0 ||
-        storage_refresh_sr_space(sr, err) < 0 ||
+        storage_refresh_sr_space(sr, &space, err) < 0 ||
         (vm && db_set_by_name(vm, "suspend_VDI", xv_new_string(ref), err) < 0)) {
         db_write_abort();
         g_free(ref);
         return NULL;
     }
-    if (db_write_commit(err) < 0) {
-        g_free(ref);
-        return NULL;
-    }
+    if (db_write_commit(err) < 0)
+        g_clear_pointer(&ref, g_free);
     return ref;
 }
 
@@ -111,7 +116,7 @@ static char *save_to_vdi(VmOp *o, const char *owner)
     char *ref = NULL;
     if (pending_file_note(path, &call->error) == 0 &&
         driver()->save(o->uuid, path, &call->error) == 0)
-        ref = record_image(sr_ref, location, xv_str(xv_struct_get(o->record, "name_label")),
+        ref = record_image(sr_ref, dir, location, xv_str(xv_struct_get(o->record, "name_label")),
                            owner, &call->error);
     if (!ref)
         unlink(path);

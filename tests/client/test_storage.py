@@ -17,9 +17,16 @@ GiB = 1 << 30
 
 @pytest.fixture(scope="module")
 def daemon():
-    d = Daemon(extra_args=["--hypervisor", "sim"])
+    state = tempfile.mkdtemp(prefix="xapid-test-")
+    os.mkdir(os.path.join(state, "srs"))  # more SRs go there: an --sr-root
+    d = Daemon(state_dir=state, extra_args=["--hypervisor", "sim",
+                                            "--sr-root", os.path.join(state, "srs")])
     yield d
     d.stop()
+
+
+def srs_dir(daemon):
+    return os.path.join(daemon.state_dir, "srs")
 
 
 @pytest.fixture()
@@ -169,7 +176,7 @@ def test_snapshot_and_clone_chains(api):
 def test_copy_to_another_sr_is_standalone(api, daemon):
     proxy, s = api
     host = ok(proxy.session.get_this_host(s, s))
-    location = tempfile.mkdtemp(prefix="xapid-sr2-", dir=daemon.state_dir)
+    location = tempfile.mkdtemp(prefix="xapid-sr2-", dir=srs_dir(daemon))
     sr2 = ok(proxy.SR.create(s, host, {"location": location}, "0", "second", "", "file",
                              "user", False, {}))
     vdi = new_vdi(api, default_sr(api), 16 * MiB)
@@ -184,7 +191,7 @@ def test_copy_to_another_sr_is_standalone(api, daemon):
 def test_sr_lifecycle(api, daemon):
     proxy, s = api
     host = ok(proxy.session.get_this_host(s, s))
-    location = os.path.join(daemon.state_dir, "sr-lifecycle")
+    location = os.path.join(srs_dir(daemon), "sr-lifecycle")
     assert err(proxy.SR.create(s, host, {}, "0", "x", "", "file", "user", False, {}))[0] == \
         "SR_BACKEND_FAILURE"
     assert err(proxy.SR.create(s, host, {"location": location}, "0", "x", "", "nfs", "user",
@@ -218,7 +225,7 @@ def test_sr_lifecycle(api, daemon):
 def test_introduce_and_scan_find_files(api, daemon):
     proxy, s = api
     host = ok(proxy.session.get_this_host(s, s))
-    location = os.path.join(daemon.state_dir, "sr-introduced")
+    location = os.path.join(srs_dir(daemon), "sr-introduced")
     os.makedirs(location)
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", os.path.join(location, "a.qcow2"),
                     "4M"], check=True)
@@ -477,3 +484,198 @@ def test_checkpoint_and_revert_to_it(api):
     # the checkpoint keeps its own memory image
     assert ok(proxy.VDI.get_type(s, ok(proxy.VM.get_suspend_VDI(s, cp)))) == "suspend"
     ok(proxy.VM.hard_shutdown(s, vm))
+
+
+def test_scan_marks_unreadable_vdis_missing(api):
+    """A header that does not read once (truncated, or the file briefly a
+    directory) keeps the record with missing=true and leaves its VBDs
+    alone; once it reads again a scan clears missing."""
+    proxy, s = api
+    sr = default_sr(api)
+    idle = new_vdi(api, sr, 16 * MiB, "idle")
+    busy = new_vdi(api, sr, 16 * MiB, "busy")
+    vm = new_vm(api, "missing")
+    vbd = ok(new_vbd(api, vm, busy))
+    ok(proxy.VM.start(s, vm, False, False))
+    idle_path, busy_path = vdi_path(api, idle), vdi_path(api, busy)
+    with open(idle_path, "rb") as f:
+        idle_bytes = f.read()
+    with open(idle_path, "wb"):
+        pass  # truncated: no header at all (a probing qemu-img calls it raw, 0 bytes)
+    aside = busy_path + ".aside"
+    os.rename(busy_path, aside)
+    os.mkdir(busy_path)
+    try:
+        ok(proxy.SR.scan(s, sr))
+        for vdi in (idle, busy):
+            rec = ok(proxy.VDI.get_record(s, vdi))
+            assert rec["missing"] and rec["virtual_size"] == str(16 * MiB)
+        vbd_rec = ok(proxy.VBD.get_record(s, vbd))
+        assert vbd_rec["VDI"] == busy and vbd_rec["currently_attached"] and not vbd_rec["empty"]
+    finally:
+        os.rmdir(busy_path)
+        os.rename(aside, busy_path)
+        with open(idle_path, "wb") as f:
+            f.write(idle_bytes)
+    ok(proxy.SR.scan(s, sr))
+    for vdi in (idle, busy):
+        assert not ok(proxy.VDI.get_missing(s, vdi))
+    # a file gone while a guest has it open: kept, missing; VBD untouched
+    os.rename(busy_path, aside)
+    try:
+        ok(proxy.SR.scan(s, sr))
+        assert ok(proxy.VDI.get_missing(s, busy))
+        assert ok(proxy.VBD.get_VDI(s, vbd)) == busy
+    finally:
+        os.rename(aside, busy_path)
+    ok(proxy.SR.scan(s, sr))
+    assert not ok(proxy.VDI.get_missing(s, busy))
+    ok(proxy.VM.hard_shutdown(s, vm))
+    # gone with nothing attached: forgotten, as before
+    os.unlink(idle_path)
+    ok(proxy.SR.scan(s, sr))
+    assert err(proxy.VDI.get_record(s, idle))[0] == "HANDLE_INVALID"
+
+
+def sr_create(api, location):
+    proxy, s = api
+    host = ok(proxy.session.get_this_host(s, s))
+    return proxy.SR.create(s, host, {"location": location}, "0", "x", "", "file", "user", False,
+                           {})
+
+
+def test_sr_locations_only_under_roots(api, daemon, tmp_path):
+    proxy, s = api
+    host = ok(proxy.session.get_this_host(s, s))
+    srs_before = ok(proxy.SR.get_all(s))
+    outside = str(tmp_path / "outside")
+    for location in (outside, "/etc", "/", os.path.join(srs_dir(daemon), "..", "escape"),
+                     os.path.join(srs_dir(daemon), "a//b"), "relative/dir"):
+        assert err(sr_create(api, location)) == ["INVALID_VALUE", "device_config:location",
+                                                 location]
+        assert err(proxy.SR.probe(s, host, {"location": location}, "file", {}))[0] == \
+            "INVALID_VALUE"
+    assert not os.path.exists(outside) and not os.path.exists(os.path.join(daemon.state_dir,
+                                                                             "escape"))
+    # a link inside a root does not lead out of it
+    os.mkdir(outside)
+    link = os.path.join(srs_dir(daemon), "link")
+    os.symlink(outside, link)
+    for location in (link, os.path.join(link, "sub")):
+        assert err(sr_create(api, location)) == ["INVALID_VALUE", "device_config:location",
+                                                 location]
+    assert os.listdir(outside) == []
+    # nor does a PBD made by hand
+    sr = ok(proxy.SR.introduce(s, "", "elsewhere", "", "file", "user", False, {}))
+    pbd = ok(proxy.PBD.create(s, {"host": host, "SR": sr, "device_config": {"location": outside},
+                                  "other_config": {}}))
+    assert err(proxy.PBD.plug(s, pbd)) == ["INVALID_VALUE", "device_config:location", outside]
+    assert not ok(proxy.PBD.get_currently_attached(s, pbd))
+    ok(proxy.PBD.destroy(s, pbd))
+    ok(proxy.SR.forget(s, sr))
+    assert sorted(ok(proxy.SR.get_all(s))) == sorted(srs_before)
+    # the default root holds SRs too
+    nested = os.path.join(daemon.state_dir, "sr", "nested")
+    sr = ok(sr_create(api, nested))
+    ok(proxy.PBD.unplug(s, ok(proxy.SR.get_PBDs(s, sr))[0]))
+    ok(proxy.SR.destroy(s, sr))
+
+
+def test_sr_create_refuses_someone_elses_directory(api, daemon):
+    proxy, s = api
+    full = os.path.join(srs_dir(daemon), "full")
+    os.mkdir(full)
+    with open(os.path.join(full, "notes.txt"), "w") as f:
+        f.write("precious\n")
+    e = err(sr_create(api, full))
+    assert e[0] == "SR_BACKEND_FAILURE_42" and e[1] == "" and "not empty" in e[2], e
+    assert os.listdir(full) == ["notes.txt"]
+
+
+def test_sr_destroy_removes_only_its_own_images(api, daemon):
+    proxy, s = api
+    location = os.path.join(srs_dir(daemon), "owned")
+    sr = ok(sr_create(api, location))
+    vdi = new_vdi(api, sr, 4 * MiB)
+    snap = ok(proxy.VDI.snapshot(s, vdi, {}))
+    ok(proxy.VDI.destroy(s, snap))
+    ok(proxy.VDI.destroy(s, vdi))
+    # files that appeared after the last scan are not the SR's
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2",
+                    os.path.join(location, "foreign.qcow2"), "1M"], check=True)
+    with open(os.path.join(location, "notes.txt"), "w") as f:
+        f.write("not an image\n")
+    ok(proxy.PBD.unplug(s, ok(proxy.SR.get_PBDs(s, sr))[0]))
+    ok(proxy.SR.destroy(s, sr))
+    assert sorted(os.listdir(location)) == ["foreign.qcow2", "notes.txt"]
+
+
+def test_a_link_in_place_of_a_vdi_is_never_followed(api, daemon, tmp_path):
+    """A VDI's file replaced by a symbolic link to a file outside the SR:
+    nothing reads, writes or resizes through it; VM.start refuses; a scan
+    marks the VDI missing; VDI.destroy removes the link, not its target."""
+    proxy, s = api
+    sr = default_sr(api)
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"do not touch\n" * 1000)
+    before = victim.read_bytes()
+    vdi = new_vdi(api, sr, 16 * MiB)
+    path = vdi_path(api, vdi)
+    os.unlink(path)
+    os.symlink(victim, path)
+    for reply in (proxy.VDI.snapshot(s, vdi, {}), proxy.VDI.clone(s, vdi, {}),
+                  proxy.VDI.resize(s, vdi, str(32 * MiB)), proxy.VDI.copy(s, vdi, sr),
+                  proxy.VDI.update(s, vdi)):
+        assert err(reply)[0] == "SR_BACKEND_FAILURE_46"
+    vm = new_vm(api, "link")
+    ok(new_vbd(api, vm, vdi))
+    assert err(proxy.VM.start(s, vm, False, False))[0] == "SR_BACKEND_FAILURE_46"
+    ok(proxy.SR.scan(s, sr))
+    assert ok(proxy.VDI.get_missing(s, vdi))
+    assert victim.read_bytes() == before
+    ok(proxy.VM.destroy(s, vm))
+    ok(proxy.VDI.destroy(s, vdi))
+    assert not os.path.lexists(path)
+    assert victim.read_bytes() == before
+
+
+def test_backing_files_outside_the_sr_do_not_read(api):
+    """A qcow2 in an SR may name its backing file as a name there (the SR
+    writes those) or a path into the SR's directory (QEMU's live snapshots
+    write those); one naming a file elsewhere is not read, and a VDI whose
+    image turns into one is kept as missing and never read through."""
+    proxy, s = api
+    sr = default_sr(api)
+    directory = sr_dir(api, sr)
+    base = new_vdi(api, sr, 8 * MiB, "base")
+    base_path = vdi_path(api, base)
+    over = os.path.join(directory, "absolute-over.qcow2")
+    outside = os.path.join(directory, "outside-over.qcow2")
+    for path, backing in ((over, base_path), (outside, "/etc/shadow")):
+        subprocess.run(["qemu-img", "create", "-q", "-u", "-f", "qcow2", "-b", backing, "-F",
+                        "qcow2" if backing == base_path else "raw", path, str(8 * MiB)],
+                       check=True)
+    victim = new_vdi(api, sr, 8 * MiB, "victim")
+    victim_path = vdi_path(api, victim)
+    subprocess.run(["qemu-img", "create", "-q", "-u", "-f", "qcow2", "-b", "/etc/shadow", "-F",
+                    "raw", victim_path, str(8 * MiB)], check=True)
+    try:
+        ok(proxy.SR.scan(s, sr))
+        by_location = {ok(proxy.VDI.get_location(s, v)): v for v in ok(proxy.SR.get_VDIs(s, sr))}
+        assert "absolute-over.qcow2" in by_location
+        parent = ok(proxy.VDI.get_sm_config(s, by_location["absolute-over.qcow2"]))
+        assert parent.get("vhd-parent") == ok(proxy.VDI.get_uuid(s, base))
+        assert "outside-over.qcow2" not in by_location
+        assert ok(proxy.VDI.get_missing(s, victim))
+        # nothing reads through it: no snapshot over it, no guest, no export
+        assert err(proxy.VDI.snapshot(s, victim, {}))[0] == "SR_BACKEND_FAILURE_46"
+        vm = new_vm(api, "shadow")
+        ok(new_vbd(api, vm, victim))
+        assert err(proxy.VM.start(s, vm, False, False))[0] == "SR_BACKEND_FAILURE_46"
+        ok(proxy.VM.destroy(s, vm))
+    finally:
+        os.unlink(over)
+        os.unlink(outside)
+    ok(proxy.SR.scan(s, sr))
+    for vdi in (victim, base):
+        ok(proxy.VDI.destroy(s, vdi))

@@ -422,7 +422,7 @@ def test_import_into_attached_vdi_is_refused(daemon, api):
                             "qos_algorithm_params": {}}))
     ok(proxy.VM.start(s, vm, False, False))
     try:
-        status, body, _ = put(daemon, b"\x01" * MiB, session_id=s, vdi=vdi)
+        status, body, _ = put(daemon, b"\x01" * 4096, session_id=s, vdi=vdi)
         assert status == 409 and body.startswith("VDI_IN_USE")
         # A guest writing to it rules out a consistent export too (XAPI's copy check).
         assert get(daemon, session_id=s, vdi=vdi)[0] == 409
@@ -589,7 +589,7 @@ def test_snapshot_and_clone_of_a_raw_leaf(daemon, api, tmp_path, fork):
     assert status == 200 and diff[40 * MiB:41 * MiB] == new[40 * MiB:41 * MiB]
     # The base is raw and read by both: an import into the base is refused,
     # and the other VDI (a leaf over it) keeps its chain on import too.
-    assert put(daemon, b"\x01" * MiB, session_id=s, vdi=base)[0] != 200
+    assert put(daemon, b"\x01" * 4096, session_id=s, vdi=base)[0] != 200
     assert put_file(daemon, tmp_path / "new.raw", session_id=s, vdi=other)[0] == 200
     assert ok(proxy.VDI.get_location(s, other)).endswith(".qcow2")
     assert [i["format"] for i in chain(vdi_path(api, other))] == ["qcow2", "raw"]
@@ -618,3 +618,178 @@ def test_unknown_task_id_is_refused_and_changes_nothing(daemon, api, tmp_path):
     task = ok(proxy.task.create(other, "from another session", ""))
     status, _, headers = get(daemon, session_id=s, vdi=vdi, task_id=task)
     assert status == 200 and headers["Task-Id"] == task
+
+
+def new_vm_with_disks(api, vdis, **other_config):
+    proxy, s = api
+    vm = ok(proxy.VM.create(s, {"name_label": "attach-lock", "memory_static_max": str(256 * MiB),
+                                "VCPUs_max": "1", "VCPUs_at_startup": "1",
+                                "actions_after_shutdown": "destroy",
+                                "actions_after_reboot": "restart",
+                                "actions_after_crash": "destroy",
+                                "other_config": other_config}))
+    for i, vdi in enumerate(vdis):
+        ok(proxy.VBD.create(s, {"VM": vm, "VDI": vdi, "userdevice": str(i), "bootable": i == 0,
+                                "mode": "RW", "type": "Disk", "unpluggable": True,
+                                "empty": False, "other_config": {}, "qos_algorithm_type": "",
+                                "qos_algorithm_params": {}}))
+    return vm
+
+
+def wait_for(predicate, what):
+    deadline = time.time() + 30
+    while not predicate():
+        assert time.time() < deadline, what
+        time.sleep(0.02)
+
+
+def test_vm_start_refuses_a_vdi_being_imported(daemon, api):
+    """An import in flight holds the VDI: VM.start answers VDI_IN_USE and
+    takes none of its locks (the idle disk's VBD is not left marked)."""
+    proxy, s = api
+    busy, idle = new_vdi(api), new_vdi(api)
+    vm = new_vm_with_disks(api, [idle, busy])
+    task = new_task(api)
+    c = conn(daemon)
+    c.putrequest("PUT", f"/import_raw_vdi?session_id={s}&vdi={busy}&task_id={task}")
+    c.putheader("Content-Length", str(2 * MiB))
+    c.endheaders()
+    c.send(b"\x02" * MiB)
+    wait_for(lambda: ok(proxy.VDI.get_current_operations(s, busy)) == {task: "update"},
+             "the import holds the VDI")
+    assert err(proxy.VM.start(s, vm, False, False)) == ["VDI_IN_USE", busy, "update"]
+    assert ok(proxy.VM.get_power_state(s, vm)) == "Halted"
+    assert ok(proxy.VM.get_current_operations(s, vm)) == {}
+    for vbd in ok(proxy.VM.get_VBDs(s, vm)):
+        assert ok(proxy.VBD.get_current_operations(s, vbd)) == {}
+    assert "destroy" in ok(proxy.VDI.get_allowed_operations(s, idle))
+    c.send(b"\x02" * MiB)
+    assert c.getresponse().status == 200
+    ok(proxy.VM.start(s, vm, False, False))
+    ok(proxy.VM.hard_shutdown(s, vm))
+
+
+def test_vdi_operations_refuse_a_vdi_a_starting_vm_attaches(daemon, api, tmp_path):
+    """VM.start in flight holds its VDIs' attach locks (taken with its own):
+    destroy, resize and an import answer VDI_IN_USE until it is done."""
+    proxy, s = api
+    vdi = new_vdi(api)
+    gate = tmp_path / "gate"
+    vm = new_vm_with_disks(api, [vdi], sim_start_gate=str(gate))
+    task = ok(proxy.Async.VM.start(s, vm, False, False))
+    wait_for(lambda: ok(proxy.VM.get_current_operations(s, vm)) == {task: "start"},
+             "VM.start is in flight")
+    vbd = ok(proxy.VM.get_VBDs(s, vm))[0]
+    assert ok(proxy.VBD.get_current_operations(s, vbd)) == {task: "attach"}
+    assert err(proxy.VDI.destroy(s, vdi)) == ["VDI_IN_USE", vdi, "destroy"]
+    assert err(proxy.VDI.resize(s, vdi, str(2 * SIZE))) == ["VDI_IN_USE", vdi, "resize"]
+    # a body small enough for the socket's buffer: the refusal comes before it is read
+    status, body, _ = put(daemon, b"\x03" * 4096, session_id=s, vdi=vdi)
+    assert status == 409 and body.startswith("VDI_IN_USE")
+    assert "destroy" not in ok(proxy.VDI.get_allowed_operations(s, vdi))
+    gate.write_text("")
+    wait_for(lambda: task_record(api, task)["status"] != "pending", "VM.start ends")
+    assert task_record(api, task)["status"] == "success"
+    assert ok(proxy.VM.get_power_state(s, vm)) == "Running"
+    assert ok(proxy.VBD.get_current_operations(s, vbd)) == {}
+    assert ok(proxy.VBD.get_currently_attached(s, vbd))
+    assert err(proxy.VDI.destroy(s, vdi)) == ["VDI_IN_USE", vdi, "destroy"]
+    ok(proxy.VM.hard_shutdown(s, vm))
+    ok(proxy.VDI.resize(s, vdi, str(2 * SIZE)))
+
+
+def test_raw_vdi_with_a_qcow2_header_stays_raw(daemon, api, tmp_path):
+    """A guest may write anything to its raw disk, a qcow2 header naming
+    /etc/shadow as backing file included: qemu-img is always told the
+    format, so the VDI is never opened as that qcow2 (its size, a scan,
+    a resize, an export and a snapshot all see the raw bytes)."""
+    proxy, s = api
+    vdi = new_vdi(api)
+    trap = tmp_path / "trap.qcow2"
+    qemu_img("create", "-q", "-u", "-f", "qcow2", "-b", "/etc/shadow", "-F", "raw", str(trap),
+             str(4 * SIZE))
+    data = tmp_path / "in.raw"
+    with open(data, "wb") as f:
+        f.write(trap.read_bytes())
+        f.truncate(SIZE)
+    status, body, _ = put_file(daemon, data, session_id=s, vdi=vdi)
+    assert status == 200, body
+    assert ok(proxy.VDI.get_location(s, vdi)).endswith(".raw")
+    ok(proxy.SR.scan(s, default_sr(api)))
+    assert ok(proxy.VDI.get_virtual_size(s, vdi)) == str(SIZE)
+    assert not ok(proxy.VDI.get_missing(s, vdi))
+    ok(proxy.VDI.resize(s, vdi, str(2 * SIZE)))
+    ok(proxy.VDI.update(s, vdi))
+    assert ok(proxy.VDI.get_virtual_size(s, vdi)) == str(2 * SIZE)
+    assert os.path.getsize(vdi_path(api, vdi)) == 2 * SIZE
+    with open(data, "ab") as f:
+        f.truncate(2 * SIZE)
+    export_to(daemon, tmp_path / "out.raw", session_id=s, vdi=vdi)
+    assert sha256_file(tmp_path / "out.raw") == sha256_file(data)
+    snap = ok(proxy.VDI.snapshot(s, vdi, {}))
+    export_to(daemon, tmp_path / "snap.raw", session_id=s, vdi=snap)
+    assert sha256_file(tmp_path / "snap.raw") == sha256_file(data)
+    export_to(daemon, tmp_path / "leaf.raw", session_id=s, vdi=vdi)
+    assert sha256_file(tmp_path / "leaf.raw") == sha256_file(data)
+
+
+def test_transfers_never_follow_a_link_in_place_of_a_vdi(daemon, api, tmp_path):
+    proxy, s = api
+    vdi = new_vdi(api)
+    path = vdi_path(api, vdi)
+    os.unlink(path)
+    os.symlink("/etc/passwd", path)
+    before = open("/etc/passwd", "rb").read()
+    status, body, _ = get(daemon, session_id=s, vdi=vdi)
+    assert status != 200 and body.startswith(b"SR_BACKEND_FAILURE_46") and b"root:" not in body
+    status, body, _ = get(daemon, session_id=s, vdi=vdi, format="qcow2")
+    assert status != 200 and b"root:" not in body
+    status, body, _ = put(daemon, b"\x04" * 4096, session_id=s, vdi=vdi)
+    assert status != 200 and body.startswith("SR_BACKEND_FAILURE_46")
+    assert open("/etc/passwd", "rb").read() == before
+    assert os.path.islink(path)
+    ok(proxy.VDI.destroy(s, vdi))
+    assert not os.path.lexists(path) and open("/etc/passwd", "rb").read() == before
+
+
+def test_vbd_plug_refuses_a_vdi_being_imported(daemon, api):
+    proxy, s = api
+    disk, busy = new_vdi(api), new_vdi(api)
+    vm = new_vm_with_disks(api, [disk])
+    ok(proxy.VM.start(s, vm, False, False))
+    try:
+        vbd = ok(proxy.VBD.create(s, {"VM": vm, "VDI": busy, "userdevice": "1",
+                                      "bootable": False, "mode": "RW", "type": "Disk",
+                                      "unpluggable": True, "empty": False, "other_config": {},
+                                      "qos_algorithm_type": "", "qos_algorithm_params": {}}))
+        task = new_task(api)
+        c = conn(daemon)
+        c.putrequest("PUT", f"/import_raw_vdi?session_id={s}&vdi={busy}&task_id={task}")
+        c.putheader("Content-Length", str(2 * MiB))
+        c.endheaders()
+        c.send(b"\x05" * MiB)
+        wait_for(lambda: ok(proxy.VDI.get_current_operations(s, busy)) == {task: "update"},
+                 "the import holds the VDI")
+        assert err(proxy.VBD.plug(s, vbd)) == ["VDI_IN_USE", busy, "update"]
+        assert not ok(proxy.VBD.get_currently_attached(s, vbd))
+        c.send(b"\x05" * MiB)
+        assert c.getresponse().status == 200
+        ok(proxy.VBD.plug(s, vbd))
+        ok(proxy.VBD.unplug(s, vbd))
+    finally:
+        ok(proxy.VM.hard_shutdown(s, vm))
+
+
+def test_exports_never_read_a_backing_file_outside_the_sr(daemon, api):
+    proxy, s = api
+    vdi = new_vdi(api)
+    path = vdi_path(api, vdi)
+    qemu_img("create", "-q", "-u", "-f", "qcow2", "-b", "/etc/shadow", "-F", "raw", path,
+             str(SIZE))
+    for fmt in ("raw", "qcow2", "vhd"):
+        status, body, _ = get(daemon, session_id=s, vdi=vdi, format=fmt)
+        assert status != 200 and body.startswith(b"SR_BACKEND_FAILURE_46"), (fmt, body[:100])
+        assert b"root:" not in body
+    status, body, _ = put(daemon, b"\x06" * 4096, session_id=s, vdi=vdi)
+    assert status != 200 and body.startswith("SR_BACKEND_FAILURE_46")
+    ok(proxy.VDI.destroy(s, vdi))
