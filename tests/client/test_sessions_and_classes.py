@@ -164,17 +164,18 @@ def test_first_start_objects(daemon):
 
 def test_missing_password_file_is_generated_and_printed(tmp_path):
     import subprocess
-    from xapid_daemon import XAPID, free_port
+    from xapid_daemon import XAPID, listening_port
     state = tmp_path / "state"
     pw_file = tmp_path / "made-by-xapid"
-    port = free_port()
-    proc = subprocess.Popen([XAPID, "--state-dir", str(state), "--listen", f"127.0.0.1:{port}",
+    port = None
+    proc = subprocess.Popen([XAPID, "--state-dir", str(state), "--listen", "127.0.0.1:0",
                              "--root-password-file", str(pw_file)], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
         printed = ""
         for line in proc.stdout:
             printed += line
+            port = port or listening_port(line)
             if "xapid: ready" in line:
                 break
         password = pw_file.read_text().strip()

@@ -1,10 +1,11 @@
-"""Starts a real xapid on a free loopback port with its own state dir."""
+"""Starts a real xapid on a free loopback port with its own state dir, and
+fails the test when the daemon's log holds a sanitizer report."""
 import os
+import re
 import signal
 import socket
 import subprocess
 import tempfile
-import time
 import xmlrpc.client
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -12,7 +13,22 @@ XAPID = os.environ.get("XAPID_BIN", os.path.join(REPO, "build", "xapid"))
 PASSWORD = "xapid-test-pw"
 
 
+# What AddressSanitizer, LeakSanitizer and UBSan print when they find a fault
+# (a sanitizer build of xapid writes them to its stderr, STATE_DIR/xapid.log).
+SANITIZER_REPORT = re.compile(rb"ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error: "
+                              rb"|UndefinedBehaviorSanitizer")
+LISTENING = re.compile(rb"xapid: listening on http://[^\s]*:(\d+)")
+
+
+def listening_port(line):
+    """The port of an "xapid: listening on http://HOST:PORT" line, else None."""
+    m = LISTENING.search(line if isinstance(line, bytes) else line.encode())
+    return int(m.group(1)) if m else None
+
+
 def free_port():
+    """A port free now, which another process may take before it is bound:
+    prefer "--listen 127.0.0.1:0" and listening_port() on xapid's output."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -29,20 +45,35 @@ class Daemon:
         self.start()
 
     def start(self):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.log = open(os.path.join(self.state_dir, "xapid.log"), "ab")
+        # xapid binds a free port itself and prints it: no window in which
+        # another process can take a port picked for it.
+        self.log_path = os.path.join(self.state_dir, "xapid.log")
+        self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [XAPID, "--state-dir", self.state_dir, "--listen", f"127.0.0.1:{self.port}",
+            [XAPID, "--state-dir", self.state_dir, "--listen", "127.0.0.1:0",
              "--root-password-file", self.password_file] + self.extra_args,
             stdout=subprocess.PIPE, stderr=self.log)
-        deadline = time.time() + 20
+        self.port = None
         for line in self.proc.stdout:
-            if b"xapid: ready" in line:
+            if self.port is None:
+                self.port = listening_port(line)
+            if b"xapid: ready" in line and self.port:
+                self.url = f"http://127.0.0.1:{self.port}/"
                 return
-            if time.time() > deadline:
-                break
-        raise RuntimeError(f"xapid did not start; see {self.state_dir}/xapid.log")
+        self.proc.wait()
+        self.log.close()
+        self.check_log()
+        raise RuntimeError(f"xapid did not start; see {self.log_path}")
+
+    def check_log(self):
+        """Fails when a sanitizer reported a fault in any run of this daemon."""
+        with open(self.log_path, "rb") as f:
+            text = f.read()
+        m = SANITIZER_REPORT.search(text)
+        if m:
+            start = max(0, text.rfind(b"\n", 0, max(0, m.start() - 200)))
+            excerpt = text[start:start + 4000].decode(errors="replace")
+            raise AssertionError(f"sanitizer report in {self.log_path}:\n{excerpt}")
 
     def proxy(self):
         return xmlrpc.client.ServerProxy(self.url)
@@ -61,11 +92,12 @@ class Daemon:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(timeout=10)
+                self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+        self.check_log()
 
 
 def ok(reply):
