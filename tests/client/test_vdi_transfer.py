@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from xapid_daemon import PASSWORD, Daemon, err, ok
+from xapid_daemon import PASSWORD, Daemon, err, ok, wait_until
 
 MiB = 1 << 20
 SIZE = 64 * MiB
@@ -388,8 +388,8 @@ def test_upload_holds_the_update_lock(daemon, api, tmp_path):
     c.putheader("Content-Length", str(2 * MiB))
     c.endheaders()
     c.send(b"\x01" * MiB)
-    time.sleep(0.3)
-    assert ok(proxy.VDI.get_current_operations(s, vdi)) == {task: "update"}
+    wait_until(lambda: ok(proxy.VDI.get_current_operations(s, vdi)) == {task: "update"},
+               what="the upload's lock")
     assert err(proxy.VDI.destroy(s, vdi))[0] == "OTHER_OPERATION_IN_PROGRESS"
     status, body, _ = get(daemon, session_id=s, vdi=vdi)
     assert status == 409 and body.startswith(b"OTHER_OPERATION_IN_PROGRESS")

@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import time
 import xmlrpc.client
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -110,3 +111,16 @@ def err(reply):
     """The ErrorDescription of a failed XenAPI reply (fails the test otherwise)."""
     assert reply["Status"] == "Failure", reply
     return reply["ErrorDescription"]
+
+
+def wait_until(condition, timeout=30, what="the condition"):
+    """Polls condition() until it returns a true value (returned) or timeout
+    seconds pass (fails the test): ordering by state, not by sleeping."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout} s")
+        time.sleep(0.01)
