@@ -388,8 +388,8 @@ def test_upload_holds_the_update_lock(daemon, api, tmp_path):
     c.putheader("Content-Length", str(2 * MiB))
     c.endheaders()
     c.send(b"\x01" * MiB)
-    wait_until(lambda: ok(proxy.VDI.get_current_operations(s, vdi)) == {task: "update"},
-               what="the upload's lock")
+    wait_until(lambda: task_record(api, task)["progress"] > 0,
+               what="the upload's first bytes")
     assert err(proxy.VDI.destroy(s, vdi))[0] == "OTHER_OPERATION_IN_PROGRESS"
     status, body, _ = get(daemon, session_id=s, vdi=vdi)
     assert status == 409 and body.startswith(b"OTHER_OPERATION_IN_PROGRESS")
