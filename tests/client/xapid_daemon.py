@@ -1,7 +1,9 @@
 """Starts a real xapid on a free loopback port with its own state dir, and
 fails the test when the daemon's log holds a sanitizer report."""
+import atexit
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -35,9 +37,27 @@ def free_port():
         return s.getsockname()[1]
 
 
+_made_state_dirs = []  # Daemons whose state dir this module made
+
+
+@atexit.register
+def _remove_made_state_dirs():
+    """Tests leave nothing behind: the state dirs made here go when the test
+    run ends (XAPID_KEEP_STATE=1 keeps them to read their xapid.log)."""
+    if os.environ.get("XAPID_KEEP_STATE"):
+        return
+    for d in _made_state_dirs:
+        if d.proc and d.proc.poll() is None:
+            d.stop()
+        shutil.rmtree(d.state_dir, ignore_errors=True)
+
+
 class Daemon:
     def __init__(self, state_dir=None, extra_args=()):
-        self.state_dir = state_dir or tempfile.mkdtemp(prefix="xapid-test-")
+        if state_dir is None:
+            state_dir = tempfile.mkdtemp(prefix="xapid-test-")
+            _made_state_dirs.append(self)
+        self.state_dir = state_dir
         self.password_file = os.path.join(self.state_dir, "pw")
         with open(self.password_file, "w") as f:
             f.write(PASSWORD + "\n")
