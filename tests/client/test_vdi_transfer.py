@@ -115,8 +115,14 @@ def query(**params):
 
 def put(daemon, body, headers=None, **params):
     c = conn(daemon)
-    c.request("PUT", "/import_raw_vdi?" + query(**params), body=body, headers=headers or {})
-    r = c.getresponse()
+    try:
+        c.request("PUT", "/import_raw_vdi?" + query(**params), body=body, headers=headers or {})
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # a refusal answered before the whole body was sent: read it below
+    try:
+        r = c.getresponse()
+    except (ConnectionResetError, http.client.RemoteDisconnected):
+        return 0, "connection closed before the body was sent (refused)", {}
     return r.status, r.read().decode(), dict(r.getheaders())
 
 
