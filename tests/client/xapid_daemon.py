@@ -48,7 +48,10 @@ def _remove_made_state_dirs():
         return
     for d in _made_state_dirs:
         if d.proc and d.proc.poll() is None:
-            d.stop()
+            try:
+                d.stop()
+            except AssertionError:
+                pass  # its test, which left it running, has already ended
         shutil.rmtree(d.state_dir, ignore_errors=True)
 
 
