@@ -26,6 +26,8 @@ for target in build-fuzz/fuzz_*; do
             kept="$corpus_src/$(basename "$a")"
             cp "$a" "$kept"
             echo "fuzzer $name: its failing input is now $kept (commit it with the fix)" >&2
+            # A CI run's clone goes away: the log carries small inputs too.
+            [ "$(wc -c <"$a")" -le 8192 ] && { echo "base64 of $(basename "$a"):" >&2; base64 "$a" >&2; }
         done
         echo "fuzzer $name failed" >&2
         rm -rf "$work"
