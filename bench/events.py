@@ -5,6 +5,9 @@
   arrives; p50/p99 of (watcher reply - writer reply).
 - Async overhead: Async.network.create followed by waiting for its task
   (event.from on the task) against a plain network.create, as a ratio.
+- event.from timeout: how long a call with nothing to report takes against
+  its timeout plus one trivial call's round trip (the peer), as a ratio
+  (the client tests only check that it is not early).
 """
 import statistics
 import threading
@@ -97,6 +100,20 @@ def event_latency_c(build, url, session, watchers, rounds):
     return float(out[0]) / 1000, float(out[1]) / 1000, int(out[2])
 
 
+def timeout_precision(url, session, timeout, rounds):
+    api = xmlrpc.client.ServerProxy(url)
+    token = getattr(api.event, "from")(session, ["vm"], "", 0.0)["Value"]["token"]
+    waits, trips = [], []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        assert getattr(api.event, "from")(session, ["vm"], token, timeout)["Value"]["events"] == []
+        waits.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        api.session.get_uuid(session, session)
+        trips.append(time.perf_counter() - started)
+    return statistics.median(waits), statistics.median(trips)
+
+
 def run(url, session, print_line, build):
     for n in (1, 10, 100):
         p50, p99, samples = event_latency_c(build, url, session, n, 50)
@@ -109,3 +126,8 @@ def run(url, session, print_line, build):
     sync, asynchronous = async_overhead(url, session, 200)
     print_line(f"network.create {sync * 1000:.2f} ms; Async.network.create until its task is "
                f"done {asynchronous * 1000:.2f} ms; ratio {asynchronous / sync:.2f}")
+    for timeout in (0.2, 1.0):
+        wait, trip = timeout_precision(url, session, timeout, 5)
+        print_line(f"event.from with timeout {timeout} s and nothing to report: {wait * 1000:.1f} ms "
+                   f"against timeout + a round trip {(timeout + trip) * 1000:.1f} ms; "
+                   f"ratio {wait / (timeout + trip):.3f}")

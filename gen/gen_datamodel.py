@@ -1,14 +1,20 @@
 #!/usr/bin/env python3
 """Generates the C datamodel tables and handler glue from idl/datamodel.json.
 
-Usage: gen_datamodel.py DATAMODEL PARAM_DEFAULTS OUT_TABLES_C OUT_HANDLERS_H
+Usage: gen_datamodel.py DATAMODEL PARAM_DEFAULTS OUT_TABLES_C OUT_HANDLERS_H [SOURCE.c...]
 
 OUT_TABLES_C holds types, enums, fields, messages, classes, error codes and
-one glue function per message that unpacks the typed arguments and calls the
-hand-written handler `xapi_<Class>_<message>` (a weak symbol: a message
-whose handler does not exist is not implemented, unless the generic engine
-serves it). OUT_HANDLERS_H declares those handlers for the files that
-implement them, so that the compiler checks their signatures.
+one glue function per hand-written handler `xapi_<Class>_<message>` that
+unpacks the typed arguments and calls it. The handlers are the functions of
+that name defined in the SOURCE files, referenced strongly: a message with no
+handler is not implemented (unless the generic engine serves it), and a
+function named `xapi_<Class>_<name>` that is no message of Class fails the
+generation (a misspelt handler is a build error, not "not implemented").
+OUT_HANDLERS_H declares every message's handler for the files that implement
+them, so that the compiler checks their signatures (and, with
+-Werror=missing-prototypes, rejects a handler whose name it does not declare).
+Either output may be "-" to skip writing it (the header does not depend on
+the sources, so that editing a handler does not rebuild every file).
 """
 import json
 import re
@@ -169,8 +175,33 @@ def c_ident(name):
     return name + "_" if name in C_KEYWORDS else name
 
 
+HANDLER_DEF = re.compile(r"^int\s+(xapi_[A-Za-z0-9_]+)\s*\(", re.MULTILINE)
+
+
+def defined_handlers(sources, classes):
+    """The xapi_<Class>_<message> functions the sources define; a definition
+    named for a class but for none of its messages is an error."""
+    messages = {f"xapi_{c['name']}_{m['name']}" for c in classes for m in c["messages"]}
+    prefixes = tuple(f"xapi_{c['name']}_" for c in classes)
+    found, bad = set(), []
+    for path in sources:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+        for m in HANDLER_DEF.finditer(text):
+            name = m.group(1)
+            if name in messages:
+                found.add(name)
+            elif name.startswith(prefixes):
+                line = text.count("\n", 0, m.start()) + 1
+                bad.append(f"{path}:{line}: {name} is the handler of no XenAPI message")
+    if bad:
+        raise SystemExit("\n".join(bad))
+    return found
+
+
 def main():
     dm_path, defaults_path, out_c, out_h = sys.argv[1:5]
+    sources = [p for p in sys.argv[5:] if p.endswith(".c")]
     dm = json.load(open(dm_path))
     param_defaults = json.load(open(defaults_path))
     field_defaults = param_defaults.pop("field_defaults", {})
@@ -244,6 +275,7 @@ def main():
     glue = []
     class_blocks = []
     handler_names = set()
+    implemented = defined_handlers(sources, classes)
     for ci, c in enumerate(classes):
         cname = c["name"]
         fields = [f for f in c["fields"] if f["state"] != "Removed"]
@@ -329,13 +361,16 @@ def main():
                 cargs.append("result")
             proto = f"int {hname}({', '.join(cparams)})"
             header.append(proto + ";")
-            glue.append(f"extern {proto} __attribute__((weak));")
-            glue.append(f"static int glue_{cname}_{m['name']}(Call *call, Xv **result)")
-            glue.append("{")
-            if result_kind == "DM_VOID":
-                glue.append("    (void)result;")
-            glue.append(f"    return {hname}({', '.join(cargs)});")
-            glue.append("}")
+            if hname in implemented:
+                glue.append(f"static int glue_{cname}_{m['name']}(Call *call, Xv **result)")
+                glue.append("{")
+                if result_kind == "DM_VOID":
+                    glue.append("    (void)result;")
+                glue.append(f"    return {hname}({', '.join(cargs)});")
+                glue.append("}")
+                glue_ref, impl_ref = f"glue_{cname}_{m['name']}", f"(void (*)(void)){hname}"
+            else:
+                glue_ref, impl_ref = "NULL", "NULL"
             msg_rows.append(
                 f"    {{ {c_string(m['name'])}, {c_string(wire)}, &dm_classes[{ci}], "
                 f"{pname if prow else 'NULL'}, {len(params)}, {n_required}, "
@@ -344,7 +379,7 @@ def main():
                 f"{STATES[m['state']]}, {ikind}, {'true' if has_async else 'false'}, "
                 f"{'true' if m.get('hidden') else 'false'}, "
                 f"{('&dm_fields_' + cname + '[' + str(findex[ifield]) + ']') if ifield else 'NULL'}, "
-                f"glue_{cname}_{m['name']}, (void (*)(void)){hname} }},")
+                f"{glue_ref}, {impl_ref} }},")
         class_blocks.append((ci, c, fields, findex, msg_rows))
 
     out.extend(glue)
@@ -377,10 +412,12 @@ def main():
                ", ".join(f"dm_error_params_{i}" for i in range(len(errors))) + "};")
     out.append(f"const unsigned dm_n_errors = {len(errors)};")
 
-    with open(out_c, "w") as fh:
-        fh.write("\n".join(out) + "\n")
-    with open(out_h, "w") as fh:
-        fh.write("\n".join(header) + "\n")
+    if out_c != "-":
+        with open(out_c, "w") as fh:
+            fh.write("\n".join(out) + "\n")
+    if out_h != "-":
+        with open(out_h, "w") as fh:
+            fh.write("\n".join(header) + "\n")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "boot_files.h"
 #include "bootstrap.h"
@@ -39,6 +40,15 @@ static int fail(XapiError *err)
     fputc('\n', stderr);
     xapi_error_free(err);
     return 1;
+}
+
+/* The port actually bound, so that "--listen 127.0.0.1:0" tells its caller
+ * which free port it got (the tests start daemons that way). */
+static void print_listening(const char *scheme, const char *host_port, int port)
+{
+    const char *colon = strrchr(host_port, ':');
+    int host_len = colon ? (int)(colon - host_port) : 0;
+    printf("xapid: listening on %s://%.*s:%d\n", scheme, host_len, host_port, port);
 }
 
 int main(int argc, char **argv)
@@ -125,18 +135,20 @@ int main(int argc, char **argv)
     const char *default_listen[] = {"127.0.0.1:8080", NULL};
     const char *const *addrs = listen ? (const char *const *)listen : default_listen;
     for (const char *const *a = addrs; *a; a++) {
-        if (http_server_listen_tcp(server, *a, &err) < 0)
+        int port = http_server_listen_tcp(server, *a, &err);
+        if (port < 0)
             return fail(err);
-        printf("xapid: listening on http://%s\n", *a);
+        print_listening("http", *a, port);
     }
     if (listen_tls) {
         g_autofree char *key_pem = NULL, *cert_pem = NULL;
         if (tls_cert_load_or_create(state_dir, &key_pem, &cert_pem, &err) < 0)
             return fail(err);
         for (char **a = listen_tls; *a; a++) {
-            if (http_server_listen_tls(server, *a, key_pem, cert_pem, &err) < 0)
+            int port = http_server_listen_tls(server, *a, key_pem, cert_pem, &err);
+            if (port < 0)
                 return fail(err);
-            printf("xapid: listening on https://%s\n", *a);
+            print_listening("https", *a, port);
         }
     }
     if (unix_path) {

@@ -175,6 +175,7 @@ static void run_job(gpointer data, gpointer unused)
     xv_free(result);
     xapi_error_free(call->error);
     g_free(call->session_ref);
+    g_free(call->task_ref);
     xv_free(call->args);
     g_free(job->task_ref);
     g_free(job);

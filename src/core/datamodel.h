@@ -122,7 +122,7 @@ typedef struct DmMessage {
     bool hidden;               /* callable but not in the datamodel's list */
     const DmField *field;      /* field accessors */
     DmHandlerGlue glue;        /* calls the hand-written handler */
-    void (*impl)(void);        /* the handler (weak symbol); NULL if absent */
+    void (*impl)(void);        /* the handler; NULL (and glue NULL) if none is defined */
 } DmMessage;
 
 struct DmClass {

@@ -372,10 +372,26 @@ static int listen_tcp_socket(const char *host_port, XapiError **err)
     return fd;
 }
 
+/* The port the kernel gave a listening socket (the one asked for, or a free
+ * one for port 0), so that a caller need not pick a free port and race. */
+static int bound_port(int fd)
+{
+    struct sockaddr_storage addr;
+    socklen_t len = sizeof addr;
+    if (getsockname(fd, (struct sockaddr *)&addr, &len) < 0)
+        return -1;
+    if (addr.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&addr)->sin6_port);
+    return ntohs(((struct sockaddr_in *)&addr)->sin_port);
+}
+
 int http_server_listen_tcp(HttpServer *s, const char *host_port, XapiError **err)
 {
     int fd = listen_tcp_socket(host_port, err);
-    return fd < 0 ? -1 : start_daemon(s, g_new0(Listener, 1), fd, err);
+    if (fd < 0)
+        return -1;
+    int port = bound_port(fd);
+    return start_daemon(s, g_new0(Listener, 1), fd, err) < 0 ? -1 : port;
 }
 
 int http_server_listen_tls(HttpServer *s, const char *host_port, const char *key_pem,
@@ -384,10 +400,11 @@ int http_server_listen_tls(HttpServer *s, const char *host_port, const char *key
     int fd = listen_tcp_socket(host_port, err);
     if (fd < 0)
         return -1;
+    int port = bound_port(fd);
     Listener *l = g_new0(Listener, 1);
     l->key_pem = g_strdup(key_pem);
     l->cert_pem = g_strdup(cert_pem);
-    return start_daemon(s, l, fd, err);
+    return start_daemon(s, l, fd, err) < 0 ? -1 : port;
 }
 
 int http_server_listen_unix(HttpServer *s, const char *path, XapiError **err)

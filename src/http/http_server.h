@@ -9,7 +9,8 @@
 typedef struct HttpServer HttpServer;
 
 HttpServer *http_server_new(void);
-/* "HOST:PORT", "[v6]:PORT" or ":PORT" (all addresses). */
+/* "HOST:PORT", "[v6]:PORT" or ":PORT" (all addresses); PORT 0 binds a free
+ * port. Both return the port bound, -1 on error. */
 int http_server_listen_tcp(HttpServer *s, const char *host_port, XapiError **err);
 /* HTTPS with the given PEM key and certificate. */
 int http_server_listen_tls(HttpServer *s, const char *host_port, const char *key_pem,

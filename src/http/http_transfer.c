@@ -357,6 +357,9 @@ void http_transfer_completed(HttpTransfer *t, enum MHD_RequestTerminationCode to
     if (!t)
         return;
     if (!t->settled && t->im) {
+        /* Unlocked before the task fails, so that a client that sees it
+         * failed finds the VDI free (as an import's reply does). */
+        vdi_import_free(g_steal_pointer(&t->im));
         xapi_error_set(&t->error, "IMPORT_ERROR_PREMATURE_EOF", NULL);
         fail(t);
     } else if (!t->settled && t->ex) {

@@ -51,35 +51,48 @@ def test_timeout_is_honoured(daemon):
         batch = event_from(api, s, ["vm"], token, timeout)
         elapsed = time.monotonic() - started
         assert batch["events"] == []
-        assert abs(elapsed - timeout) < 0.1, elapsed
+        # Not early (a lower bound holds under any load); how close to the
+        # timeout it returns is for bench/, not a test.
+        assert elapsed >= timeout, elapsed
     # Integral timeouts sent as strings are accepted too.
     assert event_from(api, s, ["vm"], token, "0")["events"] == []
 
 
+@pytest.mark.timeout(120)
 def test_a_commit_wakes_a_blocked_watcher(daemon):
     api, s = daemon.login()
     vm = api.VM.get_all(s)["Value"][0]
     token = event_from(api, s, ["vm"], "", 0.0)["token"]
 
-    def write_later():
-        time.sleep(0.3)
-        xmlrpc.client.ServerProxy(daemon.url).VM.set_name_label(s, vm, "woken")
-
-    threading.Thread(target=write_later).start()
-    started = time.monotonic()
-    batch = event_from(api, s, ["vm"], token, 10.0)
-    assert time.monotonic() - started < 2
+    # Whether the write lands before or during the wait, the watcher must get
+    # it; its timeout is far beyond the test's, so only the write can end it.
+    threading.Thread(target=lambda: xmlrpc.client.ServerProxy(daemon.url).VM.set_name_label(
+        s, vm, "woken")).start()
+    batch = event_from(api, s, ["vm"], token, 3600.0)
     [event] = batch["events"]
     assert (event["operation"], event["ref"], event["snapshot"]["name_label"]) == \
         ("mod", vm, "woken")
     # A change elsewhere does not end the wait for vm events.
     token = batch["token"]
     pool = api.pool.get_all(s)["Value"][0]
-    threading.Thread(target=lambda: (time.sleep(0.2), xmlrpc.client.ServerProxy(
-        daemon.url).pool.set_name_label(s, pool, "p"))).start()
+    done = threading.Event()
+
+    def write_pool_until_done():
+        proxy = xmlrpc.client.ServerProxy(daemon.url)
+        for i in range(100000):
+            if done.is_set():
+                return
+            proxy.pool.set_name_label(s, pool, f"p{i}")
+
+    writer = threading.Thread(target=write_pool_until_done)
+    writer.start()
     started = time.monotonic()
-    assert event_from(api, s, ["vm"], token, 0.8)["events"] == []
-    assert time.monotonic() - started >= 0.7
+    try:
+        assert event_from(api, s, ["vm"], token, 0.8)["events"] == []
+        assert time.monotonic() - started >= 0.8  # pool writes did not end it early
+    finally:
+        done.set()
+        writer.join()
 
 
 def test_inject_and_deletions(daemon):
@@ -146,15 +159,16 @@ def test_token_continuity_under_two_writers(daemon):
         assert seen.get(vm) == label
 
 
+@pytest.mark.timeout(120)
 def test_logout_ends_a_blocked_call(daemon):
     api, s = daemon.login()
     token = event_from(api, s, ["vm"], "", 0.0)["token"]
-    threading.Thread(target=lambda: (time.sleep(0.3), xmlrpc.client.ServerProxy(
-        daemon.url).session.logout(s))).start()
-    started = time.monotonic()
-    reply = getattr(api.event, "from")(s, ["vm"], token, 10.0)
+    # The call's timeout is far beyond the test's: only the logout ends it
+    # (before or during the wait, the answer is the same).
+    threading.Thread(target=lambda: xmlrpc.client.ServerProxy(
+        daemon.url).session.logout(s)).start()
+    reply = getattr(api.event, "from")(s, ["vm"], token, 3600.0)
     assert reply["ErrorDescription"] == ["SESSION_INVALID", s]
-    assert time.monotonic() - started < 2
 
 
 def test_legacy_register_next_and_events_lost(daemon):

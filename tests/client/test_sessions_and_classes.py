@@ -168,11 +168,11 @@ def test_missing_password_file_is_generated_and_printed_when_asked(tmp_path, pri
     often a shared terminal or a journal, shows it only with
     --print-root-password."""
     import subprocess
-    from xapid_daemon import XAPID, free_port
+    from xapid_daemon import XAPID, listening_port
     state = tmp_path / "state"
     pw_file = tmp_path / "made-by-xapid"
-    port = free_port()
-    proc = subprocess.Popen([XAPID, "--state-dir", str(state), "--listen", f"127.0.0.1:{port}",
+    port = None
+    proc = subprocess.Popen([XAPID, "--state-dir", str(state), "--listen", "127.0.0.1:0",
                              "--root-password-file", str(pw_file)] +
                             (["--print-root-password"] if print_it else []),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -180,6 +180,7 @@ def test_missing_password_file_is_generated_and_printed_when_asked(tmp_path, pri
         printed = ""
         for line in proc.stdout:
             printed += line
+            port = port or listening_port(line)
             if "xapid: ready" in line:
                 break
         password = pw_file.read_text().strip()

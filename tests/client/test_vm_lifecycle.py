@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from xapid_daemon import Daemon, err, ok
+from xapid_daemon import Daemon, err, ok, wait_until
 
 MiB = 1 << 20
 
@@ -186,10 +186,8 @@ def test_operation_locking(api):
     assert "pause" not in allowed and "hard_shutdown" in allowed
     assert err(proxy.VM.pause(s, vm)) == \
         ["OTHER_OPERATION_IN_PROGRESS", "VM", vm, "clean_shutdown", task]
-    started = time.time()
     ok(proxy.VM.hard_shutdown(s, vm))
-    rec = wait_task(api, task)
-    assert time.time() - started < 5
+    rec = wait_task(api, task)  # ended by the hard shutdown, not its 20 s timeout:
     assert rec["status"] == "success"  # the VM is halted, as asked
     assert power_state(api, vm) == "Halted"
     assert ok(proxy.VM.get_current_operations(s, vm)) == {}
@@ -203,12 +201,13 @@ def test_clean_shutdown_timeout_and_cancel(api):
     ok(proxy.VM.start(s, vm, False, False))
     started = time.time()
     assert err(proxy.VM.clean_shutdown(s, vm)) == ["VM_SHUTDOWN_TIMEOUT", vm, "1"]
-    assert 0.9 < time.time() - started < 3
+    assert time.time() - started >= 1  # not early; its precision is for bench/
     assert power_state(api, vm) == "Running"
     ok(proxy.VM.set_other_config(s, vm, {"clean_shutdown_timeout": "60",
                                          "sim_guest": "ignores-acpi"}))
     task = ok(proxy.Async.VM.clean_shutdown(s, vm))
-    time.sleep(0.3)
+    wait_until(lambda: ok(proxy.VM.get_current_operations(s, vm)) == {task: "clean_shutdown"},
+               what="the clean shutdown")
     ok(proxy.task.cancel(s, task))
     rec = wait_task(api, task)
     assert rec["status"] == "cancelled", (rec["status"], rec["error_info"])

@@ -96,16 +96,8 @@ def test_xo_drives_vm_lifecycle(daemon, guest, connector, transport):  # noqa: F
     for name in ("start", "pause", "unpause", "clean_reboot", "clean_shutdown", "start_again",
                  "hard_shutdown", "destroy"):
         assert steps[name]["result"] == "", (name, steps[name])
-        # The cache follows the task within a second (the connector polls
-        # event.from every 200 ms).
-        assert steps[name]["cacheMs"] - steps[name]["callMs"] < 1000, (name, steps[name])
-    # Timings under TCG: boots take seconds, pause/unpause/hard_shutdown
-    # are immediate.
-    assert steps["start"]["callMs"] < 10000 and steps["start"]["readyMs"] < 60000
-    assert steps["pause"]["callMs"] < 3000 and steps["unpause"]["callMs"] < 3000
-    assert steps["clean_reboot"]["readyMs"] < 60000
-    assert steps["clean_shutdown"]["callMs"] < 30000
-    assert steps["hard_shutdown"]["callMs"] < 3000
+    # The cache following each task, and the steps' delays, are reached within
+    # lifecycle.mjs's deadlines; how fast is for bench/ (no timing asserts here).
     assert f["readyLinesAfterReboot"] == 2
     assert f["residentOnHost"] is True
     assert f["residentOnAfterShutdown"] == "OpaqueRef:NULL"

@@ -1,5 +1,9 @@
-"""Starts a real xapid on a free loopback port with its own state dir."""
+"""Starts a real xapid on a free loopback port with its own state dir, and
+fails the test when the daemon's log holds a sanitizer report."""
+import atexit
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -12,15 +16,51 @@ XAPID = os.environ.get("XAPID_BIN", os.path.join(REPO, "build", "xapid"))
 PASSWORD = "xapid-test-pw"
 
 
+# What AddressSanitizer, LeakSanitizer and UBSan print when they find a fault
+# (a sanitizer build of xapid writes them to its stderr, STATE_DIR/xapid.log).
+SANITIZER_REPORT = re.compile(rb"ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error: "
+                              rb"|UndefinedBehaviorSanitizer")
+LISTENING = re.compile(rb"xapid: listening on http://[^\s]*:(\d+)")
+
+
+def listening_port(line):
+    """The port of an "xapid: listening on http://HOST:PORT" line, else None."""
+    m = LISTENING.search(line if isinstance(line, bytes) else line.encode())
+    return int(m.group(1)) if m else None
+
+
 def free_port():
+    """A port free now, which another process may take before it is bound:
+    prefer "--listen 127.0.0.1:0" and listening_port() on xapid's output."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
+_made_state_dirs = []  # Daemons whose state dir this module made
+
+
+@atexit.register
+def _remove_made_state_dirs():
+    """Tests leave nothing behind: the state dirs made here go when the test
+    run ends (XAPID_KEEP_STATE=1 keeps them to read their xapid.log)."""
+    if os.environ.get("XAPID_KEEP_STATE"):
+        return
+    for d in _made_state_dirs:
+        if d.proc and d.proc.poll() is None:
+            try:
+                d.stop()
+            except AssertionError:
+                pass  # its test, which left it running, has already ended
+        shutil.rmtree(d.state_dir, ignore_errors=True)
+
+
 class Daemon:
     def __init__(self, state_dir=None, extra_args=(), cmd_prefix=()):
-        self.state_dir = state_dir or tempfile.mkdtemp(prefix="xapid-test-")
+        if state_dir is None:
+            state_dir = tempfile.mkdtemp(prefix="xapid-test-")
+            _made_state_dirs.append(self)
+        self.state_dir = state_dir
         self.password_file = os.path.join(self.state_dir, "pw")
         with open(self.password_file, "w") as f:
             f.write(PASSWORD + "\n")
@@ -30,20 +70,35 @@ class Daemon:
         self.start()
 
     def start(self):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/"
-        self.log = open(os.path.join(self.state_dir, "xapid.log"), "ab")
+        # xapid binds a free port itself and prints it: no window in which
+        # another process can take a port picked for it.
+        self.log_path = os.path.join(self.state_dir, "xapid.log")
+        self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            self.cmd_prefix + [XAPID, "--state-dir", self.state_dir, "--listen", f"127.0.0.1:{self.port}",
+            self.cmd_prefix + [XAPID, "--state-dir", self.state_dir, "--listen", "127.0.0.1:0",
              "--root-password-file", self.password_file] + self.extra_args,
             stdout=subprocess.PIPE, stderr=self.log)
-        deadline = time.time() + 20
+        self.port = None
         for line in self.proc.stdout:
-            if b"xapid: ready" in line:
+            if self.port is None:
+                self.port = listening_port(line)
+            if b"xapid: ready" in line and self.port:
+                self.url = f"http://127.0.0.1:{self.port}/"
                 return
-            if time.time() > deadline:
-                break
-        raise RuntimeError(f"xapid did not start; see {self.state_dir}/xapid.log")
+        self.proc.wait()
+        self.log.close()
+        self.check_log()
+        raise RuntimeError(f"xapid did not start; see {self.log_path}")
+
+    def check_log(self):
+        """Fails when a sanitizer reported a fault in any run of this daemon."""
+        with open(self.log_path, "rb") as f:
+            text = f.read()
+        m = SANITIZER_REPORT.search(text)
+        if m:
+            start = max(0, text.rfind(b"\n", 0, max(0, m.start() - 200)))
+            excerpt = text[start:start + 4000].decode(errors="replace")
+            raise AssertionError(f"sanitizer report in {self.log_path}:\n{excerpt}")
 
     def proxy(self):
         return xmlrpc.client.ServerProxy(self.url)
@@ -62,11 +117,12 @@ class Daemon:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(timeout=10)
+                self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
         self.log.close()
+        self.check_log()
 
 
 def ok(reply):
@@ -79,3 +135,16 @@ def err(reply):
     """The ErrorDescription of a failed XenAPI reply (fails the test otherwise)."""
     assert reply["Status"] == "Failure", reply
     return reply["ErrorDescription"]
+
+
+def wait_until(condition, timeout=30, what="the condition"):
+    """Polls condition() until it returns a true value (returned) or timeout
+    seconds pass (fails the test): ordering by state, not by sleeping."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout} s")
+        time.sleep(0.01)
