@@ -2,10 +2,10 @@
  * routing by path to the RPC endpoint. One thread per connection: a call
  * that blocks (event.from) holds only its own connection.
  *
- * Hostile peers: MHD caps connections per listener and per client address
- * and closes a connection silent for the idle timeout; header_deadline.c
- * closes one whose request line and headers are not in within the header
- * timeout, however slowly they trickle. An RPC body is buffered up to the
+ * Hostile peers: connections are capped over all listeners (on_accept) and
+ * per client address (MHD); MHD closes a connection silent for the idle
+ * timeout, and header_deadline.c one whose request line and headers are
+ * not in within the header timeout, however slowly they trickle. An RPC body is buffered up to the
  * limit and no further (413); other requests have theirs discarded. */
 #include "http_server.h"
 
@@ -28,7 +28,7 @@
  * whole pool for every request, so more costs small RPCs (256 KiB: -15%
  * VM.get_record rate). */
 #define HTTP_CONNECTION_MEMORY ((size_t)64 * 1024)
-/* Requests bodies above this are rare, and may have cost megabytes. */
+/* Request bodies above this are rare, and may have cost megabytes. */
 #define LARGE_BODY ((size_t)64 * 1024)
 
 typedef struct Listener {
@@ -373,13 +373,16 @@ static int start_daemon(HttpServer *s, Listener *l, int fd, XapiError **err)
     const HttpLimits *lim = &s->limits;
     /* No per-address cap on the unix socket: every caller there is root. */
     unsigned per_ip = l->unix_path ? 0 : lim->max_connections_per_ip;
+    /* MHD's own cap only backs ours up (on_accept): at it, MHD stops
+     * accepting and leaves connections waiting in the listen queue. */
+    unsigned mhd_limit = lim->max_connections ? lim->max_connections + 64 : FD_SETSIZE - 4;
     l->daemon = MHD_start_daemon(flags, 0, on_accept, s, on_request, l,
                                  MHD_OPTION_LISTEN_SOCKET, fd,
                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
                                  MHD_OPTION_NOTIFY_CONNECTION, on_connection, l,
                                  MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL,
                                  MHD_OPTION_CONNECTION_TIMEOUT, lim->idle_timeout,
-                                 MHD_OPTION_CONNECTION_LIMIT, lim->max_connections,
+                                 MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
                                  MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
                                  MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTP_CONNECTION_MEMORY,
                                  MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
