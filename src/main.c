@@ -79,8 +79,8 @@ int main(int argc, char **argv)
          "it is closed; a call being executed (a long-polling event.from) does not count "
          "(default 300; 0: none)", "S"},
         {"http-max-connections", 0, 0, G_OPTION_ARG_INT, &max_conns,
-         "Connections each listener holds at once; more are closed at once (default 800, as "
-         "XAPI; 0: no limit)", "N"},
+         "Connections the TCP and TLS listeners hold at once, together; more are closed as "
+         "they come (default 800, as XAPI; 0: no limit; the unix socket is not counted)", "N"},
         {"http-max-connections-per-ip", 0, 0, G_OPTION_ARG_INT, &max_conns_per_ip,
          "Connections one client address may hold on a TCP listener (default 100; 0: no "
          "limit)", "N"},

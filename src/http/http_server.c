@@ -2,11 +2,12 @@
  * routing by path to the RPC endpoint. One thread per connection: a call
  * that blocks (event.from) holds only its own connection.
  *
- * Hostile peers: connections are capped over all listeners (on_accept) and
- * per client address (MHD); MHD closes a connection silent for the idle
- * timeout, and header_deadline.c one whose request line and headers are
- * not in within the header timeout, however slowly they trickle. An RPC body is buffered up to the
- * limit and no further (413); other requests have theirs discarded. */
+ * Hostile peers: connections are capped over the network listeners
+ * (on_accept) and per client address (MHD); MHD closes a connection silent
+ * for the idle timeout, and header_deadline.c one whose request line and
+ * headers are not in within the header timeout, however slowly they
+ * trickle. An RPC body is buffered up to the limit and no further (413);
+ * other requests have theirs discarded. */
 #include "http_server.h"
 
 #include <errno.h>
@@ -43,7 +44,7 @@ struct HttpServer {
     GPtrArray *listeners; /* Listener* */
     HttpLimits limits;
     HeaderDeadlines *deadlines; /* NULL without a header timeout */
-    gint connections;           /* open, on all listeners (atomic) */
+    gint connections;           /* open, on TCP and TLS listeners (atomic) */
 };
 
 typedef struct Request {
@@ -298,24 +299,28 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     return NULL;
 }
 
-/* The cap on connections is the server's, over all its listeners; a
- * connection past it is accepted and closed at once (MHD's own limit
- * would leave it waiting in the listen queue). */
+/* The cap on connections is the server's, over all its network
+ * listeners; a connection past it is accepted and closed at once (MHD's own
+ * limit would leave it waiting in the listen queue). The unix socket is
+ * not counted: root on this host still gets in while the network is full
+ * (XAPI too has a limit of its own for it). */
 static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
 {
-    HttpServer *s = cls;
-    unsigned max = s->limits.max_connections;
-    return !max || (unsigned)g_atomic_int_get(&s->connections) < max ? MHD_YES : MHD_NO;
+    Listener *l = cls;
+    unsigned max = l->server->limits.max_connections;
+    return l->unix_path || !max ||
+                   (unsigned)g_atomic_int_get(&l->server->connections) < max
+               ? MHD_YES
+               : MHD_NO;
 }
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
     Listener *l = cls;
-    if (code == MHD_CONNECTION_NOTIFY_STARTED)
-        g_atomic_int_inc(&l->server->connections);
-    else
-        g_atomic_int_add(&l->server->connections, -1);
+    if (!l->unix_path)
+        g_atomic_int_add(&l->server->connections,
+                         code == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         const union MHD_ConnectionInfo *info =
             MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -374,7 +379,7 @@ static int start_daemon(HttpServer *s, Listener *l, int fd, XapiError **err)
     /* MHD's own cap only backs ours up (on_accept): at it, MHD stops
      * accepting and leaves connections waiting in the listen queue. */
     unsigned mhd_limit = lim->max_connections ? lim->max_connections + 64 : FD_SETSIZE - 4;
-    l->daemon = MHD_start_daemon(flags, 0, on_accept, s, on_request, l,
+    l->daemon = MHD_start_daemon(flags, 0, on_accept, l, on_request, l,
                                  MHD_OPTION_LISTEN_SOCKET, fd,
                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
                                  MHD_OPTION_NOTIFY_CONNECTION, on_connection, l,

@@ -12,7 +12,7 @@ typedef struct HttpLimits {
     size_t rpc_body_limit;        /* bytes of an RPC request body (XAPI: 300 KiB) */
     unsigned header_timeout;      /* s to send a request's line and headers (XAPI: 10) */
     unsigned idle_timeout;        /* s a connection may stay silent otherwise */
-    unsigned max_connections;     /* per listener */
+    unsigned max_connections;     /* over the TCP and TLS listeners */
     unsigned max_connections_per_ip; /* per listener and client address */
 } HttpLimits;
 

@@ -180,9 +180,11 @@ def test_long_poll_event_from_outlives_the_idle_timeout(daemon, api):
 
 
 @pytest.fixture(scope="module")
-def capped():
+def capped(tmp_path_factory):
+    sock = str(tmp_path_factory.mktemp("sock") / "xapi.sock")
     d = Daemon(extra_args=["--hypervisor", "sim", "--http-max-connections", "6",
-                           "--http-max-connections-per-ip", "3"])
+                           "--http-max-connections-per-ip", "3", "--unix", sock])
+    d.unix_path = sock
     yield d
     d.stop()
 
@@ -219,6 +221,12 @@ def test_total_cap_refuses_extra_connections(capped):
     socks = [held(capped, "127.0.0.3") for _ in range(3)]
     socks += [held(capped, "127.0.0.4") for _ in range(3)]
     assert refused(capped, "127.0.0.5")
+    # The unix socket is not counted: root on the host still gets in.
+    local = socket.socket(socket.AF_UNIX)
+    local.settimeout(60)
+    local.connect(capped.unix_path)
+    assert get_root(local)[0] == 200
+    local.close()
     socks.pop().close()
     # Once the server has seen a close, there is room again.
     for _ in range(100):
