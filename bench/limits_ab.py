@@ -15,6 +15,7 @@ Usage: bench/limits_ab.py --peer PEER_BUILD_DIR [--seconds S] [--vms N] [--round
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -135,11 +136,10 @@ def main():
                     for x, p in zip(results["xapid"], results["peer"]) if x[key] and p[key])
         if not rs:  # too short to measure (CPU time comes in clock ticks)
             return float("nan"), []
-        return rs[len(rs) // 2], rs
+        return statistics.median(rs), rs
 
     def median(name, key):
-        vs = sorted(r[key] for r in results[name])
-        return vs[len(vs) // 2]
+        return statistics.median(r[key] for r in results[name])
 
     for key in ("get_this_host", "get_record"):
         m, rs = ratio(key, True)
