@@ -374,6 +374,8 @@ void http_transfer_completed(HttpTransfer *t, enum MHD_RequestTerminationCode to
         import_done(t); /* the peer's end-of-file ended the stream */
     } else if (!t->settled && t->im) {
         xapi_error_set(&t->error, "IMPORT_ERROR_PREMATURE_EOF", NULL);
+        /* unlocked before the task says it failed: its watcher may go on */
+        vdi_import_free(g_steal_pointer(&t->im));
         fail(t);
     } else if (!t->settled && t->ex) {
         if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
