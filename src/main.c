@@ -59,6 +59,10 @@ int main(int argc, char **argv)
     g_auto(GStrv) listen = NULL, listen_tls = NULL, sr_roots = NULL;
     gboolean print_compat = FALSE, print_password = FALSE;
     gint login_failure_delay_ms = 250;
+    HttpLimits def = HTTP_LIMITS_DEFAULT;
+    gint body_limit = (gint)def.rpc_body_limit, header_timeout = (gint)def.header_timeout,
+         idle_timeout = (gint)def.idle_timeout, max_conns = (gint)def.max_connections,
+         max_conns_per_ip = (gint)def.max_connections_per_ip;
     GOptionEntry entries[] = {
         {"state-dir", 0, 0, G_OPTION_ARG_FILENAME, &state_dir,
          "Directory for the database, the local SR and runtime files (default ./var)", "DIR"},
@@ -89,6 +93,23 @@ int main(int argc, char **argv)
          "An existing directory under which SR.create and PBD.plug accept an SR's "
          "device_config:location, besides STATE_DIR/sr and STATE_DIR/iso; may be given more "
          "than once", "DIR"},
+        {"rpc-body-limit", 0, 0, G_OPTION_ARG_INT, &body_limit,
+         "Largest XML-RPC/JSON-RPC request body in bytes; a larger one is refused with "
+         "HTTP 413 before it is read (default 307200, XAPI's 300 KiB)", "BYTES"},
+        {"http-header-timeout", 0, 0, G_OPTION_ARG_INT, &header_timeout,
+         "Seconds a client has to send a request's line and headers, from the connection's "
+         "start or the request line; then the connection is closed (default 10, as XAPI; "
+         "0: none)", "S"},
+        {"http-idle-timeout", 0, 0, G_OPTION_ARG_INT, &idle_timeout,
+         "Seconds a connection may send nothing (between requests, or within a body) before "
+         "it is closed; a call being executed (a long-polling event.from) does not count "
+         "(default 300; 0: none)", "S"},
+        {"http-max-connections", 0, 0, G_OPTION_ARG_INT, &max_conns,
+         "Connections the TCP and TLS listeners hold at once, together; more are closed as "
+         "they come (default 800, as XAPI; 0: no limit; the unix socket is not counted)", "N"},
+        {"http-max-connections-per-ip", 0, 0, G_OPTION_ARG_INT, &max_conns_per_ip,
+         "Connections one client address may hold on a TCP listener (default 100; 0: no "
+         "limit)", "N"},
         {"print-compat", 0, 0, G_OPTION_ARG_NONE, &print_compat,
          "Print docs/compat.md (implemented messages) and exit", NULL},
         {NULL}};
@@ -99,6 +120,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "xapid: %s\n", gerr->message);
         return 2;
     }
+    if (body_limit <= 0 || header_timeout < 0 || idle_timeout < 0 || max_conns < 0 ||
+        max_conns_per_ip < 0) {
+        fprintf(stderr, "xapid: --rpc-body-limit must be positive, and the timeouts and "
+                        "connection limits not negative\n");
+        return 2;
+    }
+    HttpLimits limits = {.rpc_body_limit = (size_t)body_limit,
+                         .header_timeout = (unsigned)header_timeout,
+                         .idle_timeout = (unsigned)idle_timeout,
+                         .max_connections = (unsigned)max_conns,
+                         .max_connections_per_ip = (unsigned)max_conns_per_ip};
     if (print_compat) {
         g_autofree char *md = compat_markdown();
         fputs(md, stdout);
@@ -131,7 +163,7 @@ int main(int argc, char **argv)
         xenops_init(state_dir, hypervisor, &err) < 0)
         return fail(err);
 
-    HttpServer *server = http_server_new();
+    HttpServer *server = http_server_new(&limits);
     const char *default_listen[] = {"127.0.0.1:8080", NULL};
     const char *const *addrs = listen ? (const char *const *)listen : default_listen;
     for (const char *const *a = addrs; *a; a++) {

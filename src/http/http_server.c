@@ -1,10 +1,18 @@
 /* http_server.c: libmicrohttpd daemons (one per listener), request bodies,
  * routing by path to the RPC endpoint. One thread per connection: a call
- * that blocks (event.from) holds only its own connection. */
+ * that blocks (event.from) holds only its own connection.
+ *
+ * Hostile peers: connections are capped over the network listeners
+ * (on_accept) and per client address (MHD); MHD closes a connection silent
+ * for the idle timeout, and header_deadline.c one whose request line and
+ * headers are not in within the header timeout, however slowly they
+ * trickle. An RPC body is buffered up to the limit and no further (413);
+ * other requests have theirs discarded. */
 #include "http_server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <string.h>
@@ -13,6 +21,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "header_deadline.h"
 #include "http_transfer.h"
 #include "rpc_endpoint.h"
 
@@ -21,8 +30,11 @@
  * whole pool for every request, so more costs small RPCs (256 KiB: -15%
  * VM.get_record rate). */
 #define HTTP_CONNECTION_MEMORY ((size_t)64 * 1024)
+/* Request bodies above this are rare, and may have cost megabytes. */
+#define LARGE_BODY ((size_t)64 * 1024)
 
 typedef struct Listener {
+    HttpServer *server;
     struct MHD_Daemon *daemon;
     bool trusted;
     char *unix_path; /* unlinked on shutdown */
@@ -31,11 +43,13 @@ typedef struct Listener {
 
 struct HttpServer {
     GPtrArray *listeners; /* Listener* */
+    HttpLimits limits;
+    HeaderDeadlines *deadlines; /* NULL without a header timeout */
+    gint connections;           /* open, on TCP and TLS listeners (atomic) */
 };
 
 typedef struct Request {
-    GString *body;
-    bool too_big;
+    GString *body;          /* POST only: the RPC request */
     bool transfer;          /* VDI import or export (http_transfer.c) */
     HttpTransfer *transfer_state;
 } Request;
@@ -212,17 +226,37 @@ const char *http_peer_address(struct MHD_Connection *conn, char *buf)
 static enum MHD_Result on_rpc(Listener *l, struct MHD_Connection *conn, const char *url,
                               Request *req)
 {
-    if (req->too_big)
-        return send_text(conn, MHD_HTTP_CONTENT_TOO_LARGE, "Request body too large\n");
     RpcProtocol protocol = protocol_for(url, req->body);
     char peer[HTTP_PEER_BUF];
     DispatchOrigin origin = {.trusted = l->trusted, .peer = http_peer_address(conn, peer)};
     RpcReply reply;
+    /* A long-polling event.from may take longer than the idle timeout:
+     * MHD (thread per connection) does not count the time this call takes
+     * as the peer's silence (test_hostile_peers.py checks it). */
     rpc_endpoint_handle(protocol, req->body->str, req->body->len, &origin, &reply);
+    if (req->body->allocated_len > LARGE_BODY) {
+        /* The trees parsed from it are freed by now: give their pages back
+         * (before the reply goes) rather than keep the high-water mark of
+         * the worst peer. */
+        g_string_free(g_steal_pointer(&req->body), TRUE);
+        malloc_trim(0);
+    }
     if (reply.stream)
         return send_stream(conn, reply.content_type, reply.stream);
     return send_reply(conn, (unsigned)reply.http_status, reply.content_type, reply.body,
                       reply.len);
+}
+
+static HeaderWatch *watch_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info ? info->socket_context : NULL;
+}
+
+static enum MHD_Result too_large(struct MHD_Connection *conn)
+{
+    return send_text(conn, MHD_HTTP_CONTENT_TOO_LARGE, "Request body too large\n");
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -232,29 +266,35 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
     Listener *l = cls;
     Request *req = *con_cls;
-    if (!req) {
+    size_t limit = l->server->limits.rpc_body_limit;
+    if (!req) { /* the headers are in */
+        header_watch_disarm(watch_of(conn));
         req = g_new0(Request, 1);
-        req->body = g_string_new(NULL);
         *con_cls = req;
         req->transfer = http_transfer_route(method, url);
         if (req->transfer)
             return http_transfer_request(conn, l->trusted, url, upload_data, upload_data_size,
                                          &req->transfer_state);
+        if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
+            return MHD_YES;
+        req->body = g_string_new(NULL);
         const char *length =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (length && g_ascii_strtoull(length, NULL, 10) > HTTP_RPC_BODY_LIMIT)
-            return send_text(conn, MHD_HTTP_CONTENT_TOO_LARGE, "Request body too large\n");
+        if (length && g_ascii_strtoull(length, NULL, 10) > limit)
+            return too_large(conn); /* before a byte of the body is read */
         return MHD_YES;
     }
     if (req->transfer)
         return http_transfer_request(conn, l->trusted, url, upload_data, upload_data_size,
                                      &req->transfer_state);
     if (*upload_data_size) {
-        if (req->body->len + *upload_data_size > HTTP_RPC_BODY_LIMIT)
-            req->too_big = true;
-        else
-            g_string_append_len(req->body, upload_data, (gssize)*upload_data_size);
+        size_t n = *upload_data_size;
         *upload_data_size = 0;
+        if (!req->body)
+            return MHD_YES; /* no use for a body here: read and dropped */
+        if (req->body->len + n > limit) /* chunked, or longer than announced */
+            return too_large(conn) == MHD_YES ? MHD_YES : MHD_NO;
+        g_string_append_len(req->body, upload_data, (gssize)n);
         return MHD_YES;
     }
     if (strcmp(method, MHD_HTTP_METHOD_OPTIONS) == 0)
@@ -266,6 +306,46 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return send_text(conn, MHD_HTTP_NOT_FOUND, "Not found\n");
 }
 
+/* The request line is in: its headers are due within the header timeout
+ * (the first request's are due from the connection's start already). */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    header_watch_arm(watch_of(conn));
+    return NULL;
+}
+
+/* The cap on connections is the server's, over all its network
+ * listeners; a connection past it is accepted and closed at once (MHD's own
+ * limit would leave it waiting in the listen queue). The unix socket is
+ * not counted: root on this host still gets in while the network is full
+ * (XAPI too has a limit of its own for it). */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    Listener *l = cls;
+    unsigned max = l->server->limits.max_connections;
+    return l->unix_path || !max ||
+                   (unsigned)g_atomic_int_get(&l->server->connections) < max
+               ? MHD_YES
+               : MHD_NO;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    Listener *l = cls;
+    if (!l->unix_path)
+        g_atomic_int_add(&l->server->connections,
+                         code == MHD_CONNECTION_NOTIFY_STARTED ? 1 : -1);
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *info =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        *socket_context = info ? header_watch_add(l->server->deadlines, info->connect_fd) : NULL;
+    } else {
+        header_watch_remove(*socket_context);
+        *socket_context = NULL;
+    }
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -274,7 +354,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     if (req->transfer)
         http_transfer_completed(req->transfer_state, toe);
-    g_string_free(req->body, TRUE);
+    if (req->body)
+        g_string_free(req->body, TRUE);
     g_free(req);
     *con_cls = NULL;
 }
@@ -295,8 +376,11 @@ static void listener_free(Listener *l)
 
 static int start_daemon(HttpServer *s, Listener *l, int fd, XapiError **err)
 {
+    l->server = s;
+    /* poll(), not select(): with hundreds of connections, descriptors pass
+     * FD_SETSIZE. */
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_ERROR_LOG | MHD_USE_ITC;
+                     MHD_USE_ERROR_LOG | MHD_USE_ITC | MHD_USE_POLL;
     if (l->cert_pem)
         flags |= MHD_USE_TLS;
     struct MHD_OptionItem tls[] = {
@@ -304,10 +388,20 @@ static int start_daemon(HttpServer *s, Listener *l, int fd, XapiError **err)
         {MHD_OPTION_HTTPS_MEM_CERT, 0, l->cert_pem},
         {MHD_OPTION_END, 0, NULL},
     };
-    l->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, l,
+    const HttpLimits *lim = &s->limits;
+    /* No per-address cap on the unix socket: every caller there is root. */
+    unsigned per_ip = l->unix_path ? 0 : lim->max_connections_per_ip;
+    /* MHD's own cap only backs ours up (on_accept): at it, MHD stops
+     * accepting and leaves connections waiting in the listen queue. */
+    unsigned mhd_limit = lim->max_connections ? lim->max_connections + 64 : FD_SETSIZE - 4;
+    l->daemon = MHD_start_daemon(flags, 0, on_accept, l, on_request, l,
                                  MHD_OPTION_LISTEN_SOCKET, fd,
                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)0,
+                                 MHD_OPTION_NOTIFY_CONNECTION, on_connection, l,
+                                 MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, lim->idle_timeout,
+                                 MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
+                                 MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_ip,
                                  MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTP_CONNECTION_MEMORY,
                                  MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
                                  MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
@@ -320,10 +414,12 @@ static int start_daemon(HttpServer *s, Listener *l, int fd, XapiError **err)
     return 0;
 }
 
-HttpServer *http_server_new(void)
+HttpServer *http_server_new(const HttpLimits *limits)
 {
     HttpServer *s = g_new0(HttpServer, 1);
     s->listeners = g_ptr_array_new();
+    s->limits = *limits;
+    s->deadlines = header_deadlines_new(limits->header_timeout);
     return s;
 }
 
@@ -440,5 +536,6 @@ void http_server_free(HttpServer *s)
         listener_free(l);
     }
     g_ptr_array_unref(s->listeners);
+    header_deadlines_free(s->deadlines);
     g_free(s);
 }

@@ -1,14 +1,28 @@
 /* http_server.h: the HTTP/1.1 front door (libmicrohttpd): RPC paths on TCP
- * listeners and on a unix socket, CORS preflight, body limits. */
+ * listeners and on a unix socket, CORS preflight, and the limits that keep
+ * hostile peers from holding memory or threads. */
 #pragma once
+
+#include <stddef.h>
 
 #include "xapi_error.h"
 
-#define HTTP_RPC_BODY_LIMIT (64u * 1024 * 1024)
+/* What one peer may hold. XAPI's values where it has them. */
+typedef struct HttpLimits {
+    size_t rpc_body_limit;        /* bytes of an RPC request body (XAPI: 300 KiB) */
+    unsigned header_timeout;      /* s to send a request's line and headers (XAPI: 10) */
+    unsigned idle_timeout;        /* s a connection may stay silent otherwise */
+    unsigned max_connections;     /* over the TCP and TLS listeners */
+    unsigned max_connections_per_ip; /* per listener and client address */
+} HttpLimits;
+
+#define HTTP_LIMITS_DEFAULT \
+    ((HttpLimits){.rpc_body_limit = 300 * 1024, .header_timeout = 10, .idle_timeout = 300, \
+                  .max_connections = 800, .max_connections_per_ip = 100})
 
 typedef struct HttpServer HttpServer;
 
-HttpServer *http_server_new(void);
+HttpServer *http_server_new(const HttpLimits *limits);
 /* "HOST:PORT", "[v6]:PORT" or ":PORT" (all addresses); PORT 0 binds a free
  * port. Both return the port bound, -1 on error. */
 int http_server_listen_tcp(HttpServer *s, const char *host_port, XapiError **err);

@@ -7,6 +7,12 @@
  * raw|vhd|qcow2; base= for differential exports. Bodies are streamed as
  * MHD hands them over, never held.
  *
+ * An upload of unknown length comes as Xen Orchestra's connector sends one
+ * (xen-api's putResource): Content-Length 2^50, then the connection closed
+ * after the last byte. There the peer's end-of-file ends the stream (XAPI
+ * too reads such an upload to its end), and the caller's task gets the
+ * outcome, as no reply can reach it.
+ *
  * Not served: format=tar, XAPI's chunked= framing, sr_id= without vdi=
  * (XAPI then makes an "Imported VDI"), and the 302 to a host that sees the
  * SR (there are no pools yet: an SR not plugged here is an error). */
@@ -26,6 +32,8 @@
  * gets the error reply, before the connection is simply closed. */
 #define DRAIN_LIMIT ((size_t)64 << 20)
 #define EXPORT_BLOCK ((size_t)1 << 20)
+/* The Content-Length that means "until the connection closes". */
+#define UNKNOWN_LENGTH ((int64_t)1 << 50)
 
 struct HttpTransfer {
     bool import;
@@ -35,6 +43,7 @@ struct HttpTransfer {
     bool own_session;  /* made here: logged out at the end */
     char *task;        /* carries progress and outcome */
     bool own_task;     /* made here: destroyed at the end */
+    bool until_eof;    /* an upload of unknown length: ends when the peer closes */
     char *vdi;
     VdiImport *im;
     VdiExport *ex;
@@ -281,6 +290,10 @@ static enum MHD_Result start(struct MHD_Connection *conn, bool trusted, HttpTran
     }
     if (take_task(conn, t) < 0)
         return reply(conn, t);
+    if (t->import && length == UNKNOWN_LENGTH) {
+        t->until_eof = true;
+        length = -1;
+    }
     const char *vdi = param(conn, "vdi");
     const char *format_name = param(conn, "format");
     const char *base = param(conn, "base");
@@ -356,11 +369,12 @@ void http_transfer_completed(HttpTransfer *t, enum MHD_RequestTerminationCode to
 {
     if (!t)
         return;
-    if (!t->settled && t->im) {
-        /* Unlocked before the task fails, so that a client that sees it
-         * failed finds the VDI free (as an import's reply does). */
-        vdi_import_free(g_steal_pointer(&t->im));
+    if (!t->settled && t->im && t->until_eof && toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT) {
+        import_done(t); /* the peer's end-of-file ended the stream */
+    } else if (!t->settled && t->im) {
         xapi_error_set(&t->error, "IMPORT_ERROR_PREMATURE_EOF", NULL);
+        /* unlocked before the task says it failed: its watcher may go on */
+        vdi_import_free(g_steal_pointer(&t->im));
         fail(t);
     } else if (!t->settled && t->ex) {
         if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)

@@ -13,6 +13,9 @@
 
 /* Requests come from the network and the reader recurses: bound the stack. */
 #define MAX_DEPTH 64
+/* And the memory of the values made from a body at the size limit (300
+ * KiB of "0," is 150,000 values, 10 MB): a request has at most this many. */
+#define MAX_REQUEST_VALUES 20000
 
 /* Reading is done here rather than with json-c because json-c cannot report
  * two things we must refuse: integers beyond int64 (it saturates them) and
@@ -24,6 +27,7 @@ typedef struct Reader {
     const char *p;
     const char *end;
     int depth;
+    unsigned values, max_values; /* read so far, and the cap (0: none) */
     char *error; /* the first problem found; later ones are consequences */
 } Reader;
 
@@ -403,6 +407,10 @@ static Xv *read_array(Reader *r)
 static Xv *read_value(Reader *r)
 {
     skip_space(r);
+    if (r->max_values && ++r->values > r->max_values) {
+        reader_fail(r, r->p, "more than %u values in one request", r->max_values);
+        return NULL;
+    }
     if (r->p >= r->end) {
         fail_unexpected(r, "a JSON value");
         return NULL;
@@ -764,7 +772,7 @@ static char *fill_request(Envelope *env, JsonRpcRequest *req)
 int jsonrpc_parse_request(const char *body, size_t len, JsonRpcRequest *req, char **error_text)
 {
     memset(req, 0, sizeof *req);
-    Reader r = {.start = body, .p = body, .end = body + len};
+    Reader r = {.start = body, .p = body, .end = body + len, .max_values = MAX_REQUEST_VALUES};
     Envelope env = {0};
     skip_space(&r);
     if (r.p >= r.end)

@@ -210,6 +210,32 @@ static void test_depth_limit(void **state)
     assert_non_null(strstr(why, "nesting"));
 }
 
+/* A request of 20,000 values passes; one more is refused (its tree is
+ * what a body at the size limit could make cost megabytes). */
+static void test_value_count_limit(void **state)
+{
+    for (int extra = 0; extra <= 1; extra++) {
+        /* the envelope's own values: method, id and the params array */
+        int zeros = 20000 - 3 + extra;
+        GString *body = g_string_new("{\"method\":\"VM.get_all\",\"id\":1,\"params\":[");
+        for (int i = 0; i < zeros; i++)
+            g_string_append(body, i ? ",0" : "0");
+        g_string_append(body, "]}");
+        JsonRpcRequest req = {0};
+        g_autofree char *why = NULL;
+        int rc = jsonrpc_parse_request(body->str, body->len, &req, &why);
+        g_string_free(body, TRUE);
+        if (extra) {
+            assert_int_equal(rc, -1);
+            assert_non_null(strstr(why, "values"));
+        } else {
+            assert_int_equal(rc, 0);
+            assert_int_equal(xv_len(req.params), zeros);
+        }
+        jsonrpc_request_clear(&req);
+    }
+}
+
 typedef struct BadRequest {
     const char *text;
     size_t len;
@@ -726,6 +752,7 @@ int main(void)
         cmocka_unit_test(test_value_to_json),
         cmocka_unit_test(test_string_escaping_at_every_position),
         cmocka_unit_test(test_value_from_json),
+        cmocka_unit_test(test_value_count_limit),
         cmocka_unit_test(test_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <libxml/SAX2.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <math.h>
@@ -16,6 +17,12 @@
 #include "wire_text.h"
 
 #define XMLRPC_MAX_DEPTH 64
+/* The document tree of a body at the size limit is what costs memory
+ * (300 KiB of "<a/>" is 77,000 elements, 10 MB): libxml2 is stopped at the
+ * element past this many, or nested deeper than XMLRPC_MAX_DEPTH values
+ * can be (value, struct, member: three elements a level). */
+#define XMLRPC_MAX_ELEMENTS 20000
+#define XMLRPC_MAX_ELEMENT_DEPTH (3 * XMLRPC_MAX_DEPTH + 8)
 #define PARSE_OPTIONS (XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOCDATA)
 
 static bool named(const xmlNode *n, const char *name)
@@ -186,35 +193,96 @@ static Xv *parse_value(const xmlNode *value, int depth, char **why)
     return parse_scalar(t, why);
 }
 
-static void free_parser(gpointer ctxt) { xmlFreeParserCtxt(ctxt); }
+/* What the SAX hooks below count in the document being parsed. */
+typedef struct ParseLimits {
+    bool capped;          /* a request: the caps apply */
+    unsigned elements;
+    const char *exceeded; /* why the parser was stopped, or NULL */
+} ParseLimits;
+
+static void free_parser(gpointer data)
+{
+    xmlParserCtxt *ctxt = data;
+    g_free(ctxt->_private);
+    xmlFreeParserCtxt(ctxt);
+}
+
+static void stop(xmlParserCtxt *ctxt, const char *why)
+{
+    ParseLimits *limits = ctxt->_private;
+    if (!limits->exceeded)
+        limits->exceeded = why;
+    ctxt->wellFormed = 0;
+    xmlStopParser(ctxt);
+}
+
+/* libxml2's own element start, after the counts. */
+static void start_element(void *data, const xmlChar *name, const xmlChar *prefix,
+                          const xmlChar *uri, int nb_namespaces, const xmlChar **namespaces,
+                          int nb_attributes, int nb_defaulted, const xmlChar **attributes)
+{
+    xmlParserCtxt *ctxt = data;
+    ParseLimits *limits = ctxt->_private;
+    if (limits->capped && ++limits->elements > XMLRPC_MAX_ELEMENTS) {
+        stop(ctxt, "more than " G_STRINGIFY(XMLRPC_MAX_ELEMENTS) " elements");
+        return;
+    }
+    if (limits->capped && ctxt->nameNr > XMLRPC_MAX_ELEMENT_DEPTH) {
+        stop(ctxt, "values nested deeper than " G_STRINGIFY(XMLRPC_MAX_DEPTH) " levels");
+        return;
+    }
+    xmlSAX2StartElementNs(data, name, prefix, uri, nb_namespaces, namespaces, nb_attributes,
+                          nb_defaulted, attributes);
+}
+
+/* A DOCTYPE is refused anyway: stop before its entities are declared. */
+static void internal_subset(void *data, const xmlChar *name, const xmlChar *external_id,
+                            const xmlChar *system_id)
+{
+    stop(data, "DOCTYPE declarations are not accepted");
+}
 
 /* One parser per thread, reset for each document: a connection's thread
  * parses its requests without building a parser, its buffers and its
  * name dictionary again each time. */
 static GPrivate thread_parser = G_PRIVATE_INIT(free_parser);
 
-static xmlParserCtxt *parser_of_this_thread(void)
+static xmlParserCtxt *parser_of_this_thread(bool capped)
 {
     xmlParserCtxt *ctxt = g_private_get(&thread_parser);
     if (!ctxt) {
         ctxt = xmlNewParserCtxt();
+        if (!ctxt)
+            return NULL;
+        ctxt->_private = g_new0(ParseLimits, 1);
+        ctxt->sax->startElementNs = start_element;
+        ctxt->sax->internalSubset = internal_subset;
         g_private_set(&thread_parser, ctxt);
     }
+    *(ParseLimits *)ctxt->_private = (ParseLimits){.capped = capped};
     return ctxt;
 }
 
-static xmlDoc *read_doc(const char *body, size_t len, const char *root, char **why)
+/* capped: a request from the network, held to the caps above. */
+static xmlDoc *read_doc(const char *body, size_t len, const char *root, bool capped, char **why)
 {
     if (len > G_MAXINT) {
         *why = g_strdup("body too large");
         return NULL;
     }
-    xmlParserCtxt *ctxt = parser_of_this_thread();
+    xmlParserCtxt *ctxt = parser_of_this_thread(capped);
     if (!ctxt) {
         *why = g_strdup("out of memory");
         return NULL;
     }
     xmlDoc *doc = xmlCtxtReadMemory(ctxt, body, (int)len, NULL, "UTF-8", PARSE_OPTIONS);
+    const ParseLimits *limits = ctxt->_private;
+    if (limits->exceeded) {
+        if (doc)
+            xmlFreeDoc(doc);
+        *why = g_strdup_printf("refused: %s", limits->exceeded);
+        return NULL;
+    }
     if (!doc) {
         const xmlError *e = xmlCtxtGetLastError(ctxt);
         *why = g_strdup_printf("XML parse error%s%s", e && e->message ? ": " : "",
@@ -259,7 +327,7 @@ int xmlrpc_parse_call(const char *body, size_t len, char **method, Xv **params,
     *method = NULL;
     *params = NULL;
     *error_text = NULL;
-    xmlDoc *doc = read_doc(body, len, "methodCall", error_text);
+    xmlDoc *doc = read_doc(body, len, "methodCall", true, error_text);
     if (!doc)
         return -1;
     xmlNode *name = NULL, *plist = NULL;
@@ -294,7 +362,7 @@ int xmlrpc_parse_response(const char *body, size_t len, Xv **value, char **error
 {
     *value = NULL;
     *error_text = NULL;
-    xmlDoc *doc = read_doc(body, len, "methodResponse", error_text);
+    xmlDoc *doc = read_doc(body, len, "methodResponse", false, error_text);
     if (!doc)
         return -1;
     bool extra;

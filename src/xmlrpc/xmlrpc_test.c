@@ -171,6 +171,37 @@ static void test_rejections(void **state)
     g_string_free(deep, TRUE);
 }
 
+static int parse_with_values(int n, char **why)
+{
+    GString *body = g_string_new("<methodCall><methodName>x</methodName><params>");
+    for (int i = 0; i < n; i++)
+        g_string_append(body, "<param><value/></param>");
+    g_string_append(body, "</params></methodCall>");
+    g_autofree char *method = NULL;
+    g_autoptr(Xv) params = NULL;
+    int rc = xmlrpc_parse_call(body->str, body->len, &method, &params, why);
+    g_string_free(body, TRUE);
+    return rc;
+}
+
+/* The document's tree is capped at 20,000 elements (3 here, 2 per param),
+ * and a DOCTYPE stops the parser before its entities are declared. */
+static void test_element_and_doctype_limits(void **state)
+{
+    g_autofree char *why = NULL;
+    assert_int_equal(parse_with_values((20000 - 3) / 2, &why), 0);
+    assert_int_equal(parse_with_values((20000 - 3) / 2 + 1, &why), -1);
+    assert_non_null(strstr(why, "elements"));
+    g_clear_pointer(&why, g_free);
+    const char *laughs = "<?xml version=\"1.0\"?><!DOCTYPE m [<!ENTITY a \"aaaa\">"
+                         "<!ENTITY b \"&a;&a;&a;&a;\">]><methodCall><methodName>&b;"
+                         "</methodName></methodCall>";
+    g_autofree char *method = NULL;
+    g_autoptr(Xv) params = NULL;
+    assert_int_equal(xmlrpc_parse_call(laughs, strlen(laughs), &method, &params, &why), -1);
+    assert_non_null(strstr(why, "DOCTYPE"));
+}
+
 /* Doubles are written as %.16g writes them, whole numbers included. */
 static void test_doubles_as_printf_writes_them(void **state)
 {
@@ -221,6 +252,7 @@ int main(void)
         cmocka_unit_test(test_escaping_at_every_position),
         cmocka_unit_test(test_round_trip_turns_ints_into_strings),
         cmocka_unit_test(test_rejections),
+        cmocka_unit_test(test_element_and_doctype_limits),
         cmocka_unit_test(test_doubles_as_printf_writes_them),
         cmocka_unit_test(test_static_keys_write_like_copied_keys),
     };

@@ -128,7 +128,7 @@ BAD_BODIES = [
     ("/", b"<methodCall><methodName>VM.set_name_label</methodName><params><param><value>"
           b"\xff\xfe</value></param></params></methodCall>"),
     ("/", b"<methodCall><methodName>x</methodName><params><param>" +
-          b"<value><array><data>" * 10000 + b"</data></array></value>" * 10000 +
+          b"<value><array><data>" * 5000 + b"</data></array></value>" * 5000 +
           b"</param></params></methodCall>"),
     ("/jsonrpc", b'{"method": "VM.get_all", "params": [}'),
     ("/jsonrpc", b'{"method": "VM.get_all", "params": []}'),
