@@ -268,6 +268,8 @@ static int load_row(void *ctx, const DmClass *cls, const char *ref, const char *
     return 0;
 }
 
+static void journal_discard(void);
+
 static void link_all(void)
 {
     GHashTableIter it;
@@ -311,6 +313,7 @@ int db_open(const char *state_dir, XapiError **err)
             return -1;
     }
     link_all();
+    journal_discard(); /* loading is no change: nothing to undo or publish */
     g_autofree char *floor = store_meta_get(db.store, "generation_floor");
     if (floor && g_ascii_strtoull(floor, NULL, 10) >= db.generation)
         db.generation = g_ascii_strtoull(floor, NULL, 10) + 1; /* the clock went back */
@@ -459,16 +462,24 @@ static void undo_entry(UndoEntry *e)
     row->modified = e->modified;
 }
 
+/* Forgets what the journal holds, undoing and publishing nothing. */
+static void journal_discard(void)
+{
+    for (guint i = 0; i < db.undo->len; i++)
+        xv_clear(&g_array_index(db.undo, UndoEntry, i).old);
+    g_array_set_size(db.undo, 0);
+    for (guint i = 0; i < db.pending->len; i++)
+        g_free(g_array_index(db.pending, PendingChange, i).ref);
+    g_array_set_size(db.pending, 0);
+}
+
 /* The write did not commit: every change to memory is undone, newest
  * first, and nothing is published. */
 static void journal_undo(void)
 {
     for (guint i = db.undo->len; i-- > 0;)
         undo_entry(&g_array_index(db.undo, UndoEntry, i));
-    g_array_set_size(db.undo, 0);
-    for (guint i = 0; i < db.pending->len; i++)
-        g_free(g_array_index(db.pending, PendingChange, i).ref);
-    g_array_set_size(db.pending, 0);
+    journal_discard();
     db.generation = db.generation_at_begin;
 }
 
