@@ -38,6 +38,18 @@ def api(daemon):
     return daemon.login()
 
 
+# Under AddressSanitizer freed memory sits in its quarantine, so a
+# daemon's RSS says nothing about what xapid keeps: the sanitizer pass of
+# scripts/test sets XAPID_SANITIZED and the requests run without the bound.
+SANITIZED = bool(os.environ.get("XAPID_SANITIZED"))
+
+
+def assert_rss_kept(before, after):
+    """One hostile request moves RSS by less than a few MB."""
+    if not SANITIZED:
+        assert after - before < 4 * KiB, (before, after)
+
+
 def rss_kib(daemon):
     with open(f"/proc/{daemon.proc.pid}/status") as f:
         for line in f:
@@ -308,7 +320,7 @@ def test_unannounced_oversized_bodies_are_not_buffered(daemon, api):
     assert chunked_flood(daemon, "/nothing-here", 64 * MiB, method="PUT") in (404, None)
     assert chunked_flood(daemon, "/", 64 * MiB, method="GET") in (200, None)
     after = rss_kib(daemon)
-    assert after - before < 4 * KiB, (before, after)
+    assert_rss_kept(before, after)
     ok(proxy.session.get_this_host(s, s))
 
 
@@ -351,7 +363,7 @@ def test_requests_of_many_small_values_stay_small(daemon, api):
             status, reply = post(daemon, body, path)
             assert status in (200, 400), reply[:200]
     after = rss_kib(daemon)
-    assert after - before < 4 * KiB, (before, after)
+    assert_rss_kept(before, after)
     ok(proxy.session.get_this_host(s, s))
 
 
