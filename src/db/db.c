@@ -86,10 +86,13 @@ static void publish_change(PendingChange *c)
     db.changes_next = (slot + 1) % DB_CHANGES_KEPT;
 }
 
-static void journal(UndoKind kind, DbRow *row, guint field, uint64_t modified)
+/* Appends an entry to the open write's journal; the caller may fill in the
+ * rest (valid until the next entry). */
+static UndoEntry *journal(UndoKind kind, DbRow *row, guint field, uint64_t modified)
 {
     UndoEntry e = {.kind = kind, .field = field, .row = row, .modified = modified};
     g_array_append_val(db.undo, e);
+    return &g_array_index(db.undo, UndoEntry, db.undo->len - 1);
 }
 
 static void deletion_free(gpointer p)
@@ -181,8 +184,7 @@ static void derived_remove(const DmField *derived, const char *target_ref, const
     Xv *set = &target->fields[derived->index];
     for (guint i = 0; i < xv_len(set); i++) {
         if (strcmp(xv_str(xv_at(set, i)), ref) == 0) {
-            journal(UNDO_SET_REMOVE, target, derived->index, target->modified);
-            UndoEntry *e = &g_array_index(db.undo, UndoEntry, db.undo->len - 1);
+            UndoEntry *e = journal(UNDO_SET_REMOVE, target, derived->index, target->modified);
             e->position = i;
             xv_array_take_at(set, i, &e->old);
             target->modified = db.generation;
@@ -717,8 +719,7 @@ int db_set(DbRow *row, const DmField *field, Xv *value, XapiError **err)
     if (is_uuid)
         unindex_row(row);
     relation_apply(row, field, slot, derived_remove);
-    journal(UNDO_SET, row, field->index, modified);
-    g_array_index(db.undo, UndoEntry, db.undo->len - 1).old = *slot;
+    journal(UNDO_SET, row, field->index, modified)->old = *slot;
     *slot = (Xv){0};
     xv_move_into(slot, value);
     relation_apply(row, field, slot, derived_add);
@@ -771,8 +772,7 @@ int db_delete(DbRow *row, XapiError **err)
         return xapi_error_internal(err, "db: write outside a write transaction");
     if (persisted(row->cls) && store_delete_row(db.store, row->cls, row->ref, err) < 0)
         return -1;
-    journal(UNDO_DELETE, row, 0, row->modified);
-    g_array_index(db.undo, UndoEntry, db.undo->len - 1).deleted = ++db.generation;
+    journal(UNDO_DELETE, row, 0, row->modified)->deleted = ++db.generation;
     relations_unlink(row);
     unindex_row(row); /* freed when the write commits */
     return 0;
