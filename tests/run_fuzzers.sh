@@ -13,6 +13,8 @@ for target in build-fuzz/fuzz_*; do
     [ -f "$target" ] && [ -x "$target" ] || continue
     name="${target#build-fuzz/fuzz_}"
     corpus_src="src/$name/fuzz_corpus"
+    # A target named after no module keeps its corpus in its module's folder.
+    for d in src/*/fuzz_corpus_"$name"; do if [ -d "$d" ]; then corpus_src="$d"; fi; done
     work="$(mktemp -d)"
     mkdir "$work/corpus" "$work/artifacts"
     [ -d "$corpus_src" ] && cp -r "$corpus_src/." "$work/corpus/"

@@ -21,6 +21,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "console_proxy.h"
 #include "header_deadline.h"
 #include "http_transfer.h"
 #include "rpc_endpoint.h"
@@ -51,6 +52,7 @@ struct HttpServer {
 typedef struct Request {
     GString *body;          /* POST only: the RPC request */
     bool transfer;          /* VDI import or export (http_transfer.c) */
+    bool console;           /* /console, answered at the first call (console_proxy.c) */
     HttpTransfer *transfer_state;
 } Request;
 
@@ -271,6 +273,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         header_watch_disarm(watch_of(conn));
         req = g_new0(Request, 1);
         *con_cls = req;
+        req->console = console_proxy_route(method, url);
+        if (req->console)
+            return console_proxy_serve(conn, l->trusted, method);
         req->transfer = http_transfer_route(method, url);
         if (req->transfer)
             return http_transfer_request(conn, l->trusted, url, upload_data, upload_data_size,
@@ -287,6 +292,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (req->transfer)
         return http_transfer_request(conn, l->trusted, url, upload_data, upload_data_size,
                                      &req->transfer_state);
+    if (req->console) { /* refused: its answer is queued, a body is dropped */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;

@@ -22,8 +22,7 @@
 
 #include "db.h"
 #include "dm_handlers.h"
-#include "http_server.h"
-#include "session.h"
+#include "http_auth.h"
 #include "task.h"
 #include "vdi_transfer.h"
 #include "xmlrpc.h"
@@ -39,8 +38,7 @@ struct HttpTransfer {
     bool import;
     bool settled;      /* the outcome is known (and the task has it) */
     bool replied;      /* a response is queued */
-    char *session;     /* the caller's, or one made from basic auth */
-    bool own_session;  /* made here: logged out at the end */
+    HttpCaller caller;
     char *task;        /* carries progress and outcome */
     bool own_task;     /* made here: destroyed at the end */
     bool until_eof;    /* an upload of unknown length: ends when the peer closes */
@@ -62,13 +60,6 @@ bool http_transfer_route(const char *method, const char *url)
 {
     return (strcmp(method, MHD_HTTP_METHOD_PUT) == 0 && path_is(url, "/import_raw_vdi")) ||
            (strcmp(method, MHD_HTTP_METHOD_GET) == 0 && path_is(url, "/export_raw_vdi"));
-}
-
-/* XAPI reads parameters from the query, then from cookies. */
-static const char *param(struct MHD_Connection *conn, const char *name)
-{
-    const char *v = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name);
-    return v ? v : MHD_lookup_connection_value(conn, MHD_COOKIE_KIND, name);
 }
 
 /* ---- the task --------------------------------------------------------------- */
@@ -108,16 +99,16 @@ static void fail(HttpTransfer *t)
 
 static int take_task(struct MHD_Connection *conn, HttpTransfer *t)
 {
-    const char *task_id = param(conn, "task_id");
+    const char *task_id = http_param(conn, "task_id");
     if (task_id) {
         /* The caller's own task only (no session by now: the unix socket). */
-        if (task_check_use(t->session, !t->session, task_id, &t->error) < 0)
+        if (task_check_use(t->caller.session, !t->caller.session, task_id, &t->error) < 0)
             return -1;
         t->task = g_strdup(task_id);
         return 0;
     }
     Call call = {.msg = dm_message_by_wire_name("task.create"),
-                 .session_ref = t->session ? t->session : "OpaqueRef:NULL"};
+                 .session_ref = t->caller.session ? t->caller.session : "OpaqueRef:NULL"};
     Xv *ref = NULL;
     if (xapi_task_create(&call, t->import ? "Importing raw VDI" : "Exporting raw VDI", "",
                          &ref) < 0) {
@@ -132,51 +123,12 @@ static int take_task(struct MHD_Connection *conn, HttpTransfer *t)
 
 /* ---- credentials ------------------------------------------------------------ */
 
-static int login_basic(struct MHD_Connection *conn, HttpTransfer *t)
-{
-    char *password = NULL;
-    char *user = MHD_basic_auth_get_username_password(conn, &password);
-    if (!user) {
-        MHD_free(password);
-        return xapi_error_set(&t->error, "SESSION_AUTHENTICATION_FAILED", "",
-                              "No authentication provided", NULL);
-    }
-    char peer[HTTP_PEER_BUF];
-    Call call = {.msg = dm_message_by_wire_name("session.login_with_password"),
-                 .peer = http_peer_address(conn, peer)};
-    Xv *session = NULL;
-    int rc = xapi_session_login_with_password(&call, user, password ? password : "", "1.0",
-                                              "HTTP basic auth", &session);
-    MHD_free(user);
-    MHD_free(password);
-    if (rc < 0) {
-        t->error = call.error;
-        return -1;
-    }
-    t->session = g_strdup(xv_str(session));
-    t->own_session = true;
-    xv_free(session);
-    return 0;
-}
-
 /* XAPI's http actions put_import_raw_vdi and get_export_raw_vdi need the
  * rights of VDI.copy (vm-admin and above). */
 static int authorize(struct MHD_Connection *conn, bool trusted, HttpTransfer *t)
 {
-    const char *session = param(conn, "session_id");
-    if (session)
-        t->session = g_strdup(session);
-    else if (trusted)
-        return 0;
-    else if (login_basic(conn, t) < 0)
-        return -1;
-    Call call = {.msg = dm_message_by_wire_name("VDI.copy"), .session_ref = t->session,
-                 .trusted = trusted};
-    if (session_authorize(&call) < 0) {
-        t->error = call.error;
-        return -1;
-    }
-    return 0;
+    return http_caller_authorize(conn, trusted, dm_message_by_wire_name("VDI.copy"), &t->caller,
+                                 &t->error);
 }
 
 /* ---- replies ------------------------------------------------------------------ */
@@ -184,9 +136,6 @@ static int authorize(struct MHD_Connection *conn, bool trusted, HttpTransfer *t)
 static unsigned status_of(const HttpTransfer *t)
 {
     static const struct { const char *code; unsigned status; } table[] = {
-        {"SESSION_AUTHENTICATION_FAILED", MHD_HTTP_UNAUTHORIZED},
-        {"SESSION_INVALID", MHD_HTTP_UNAUTHORIZED},
-        {"RBAC_PERMISSION_DENIED", MHD_HTTP_FORBIDDEN},
         {"HANDLE_INVALID", MHD_HTTP_NOT_FOUND},
         {"UUID_INVALID", MHD_HTTP_NOT_FOUND},
         {"VDI_TOO_SMALL", MHD_HTTP_BAD_REQUEST},
@@ -197,6 +146,8 @@ static unsigned status_of(const HttpTransfer *t)
     };
     if (t->status)
         return t->status;
+    if (http_auth_status(t->error))
+        return http_auth_status(t->error);
     for (size_t i = 0; i < G_N_ELEMENTS(table); i++)
         if (strcmp(t->error->code, table[i].code) == 0)
             return table[i].status;
@@ -294,16 +245,16 @@ static enum MHD_Result start(struct MHD_Connection *conn, bool trusted, HttpTran
         t->until_eof = true;
         length = -1;
     }
-    const char *vdi = param(conn, "vdi");
-    const char *format_name = param(conn, "format");
-    const char *base = param(conn, "base");
+    const char *vdi = http_param(conn, "vdi");
+    const char *format_name = http_param(conn, "format");
+    const char *base = http_param(conn, "base");
     VdiStreamFormat format = VDI_STREAM_RAW;
     g_autofree char *base_ref = NULL;
     if (format_name && !vdi_stream_format_parse(format_name, &format)) {
         g_autofree char *why = g_strdup_printf("Unknown format %s", format_name);
         xapi_error_set(&t->error, "INTERNAL_ERROR", why, NULL);
         t->status = MHD_HTTP_BAD_REQUEST;
-    } else if (t->import && param(conn, "chunked")) {
+    } else if (t->import && http_param(conn, "chunked")) {
         /* XAPI's own framing of raw blocks (vhd-tool's chunked protocol) */
         xapi_error_set(&t->error, "IMPORT_ERROR_CANNOT_HANDLE_CHUNKED", NULL);
         t->status = MHD_HTTP_BAD_REQUEST;
@@ -391,13 +342,8 @@ void http_transfer_completed(HttpTransfer *t, enum MHD_RequestTerminationCode to
         xapi_task_destroy(&call, t->task);
         xapi_error_free(call.error);
     }
-    if (t->own_session) {
-        Call call = {.msg = dm_message_by_wire_name("session.logout"), .session_ref = t->session};
-        xapi_session_logout(&call);
-        xapi_error_free(call.error);
-    }
+    http_caller_end(&t->caller);
     xapi_error_free(t->error);
-    g_free(t->session);
     g_free(t->task);
     g_free(t->vdi);
     g_free(t);

@@ -272,6 +272,7 @@ static void remove_runtime_files(const Domain *d)
 {
     static const char *const files[] = {QEMU_START_INTENT, QEMU_PIDFILE, QEMU_MONITOR_SOCKET,
                                         QEMU_QMP_SOCKET, "events.sock", QEMU_VNC_SOCKET,
+                                        QEMU_SERIAL_SOCKET,
                                         STOP_REASON_FILE};
     for (size_t i = 0; i < G_N_ELEMENTS(files); i++) {
         g_autofree char *path = domain_path(d, files[i]);
@@ -310,10 +311,12 @@ static int open_domain_fds(Domain *d, bool keep_console, int fds[QEMU_N_FDS], Xa
     g_autofree char *monitor = domain_path(d, QEMU_MONITOR_SOCKET);
     g_autofree char *operator = domain_path(d, QEMU_QMP_SOCKET);
     g_autofree char *console = domain_path(d, QEMU_CONSOLE_LOG);
+    g_autofree char *serial = domain_path(d, QEMU_SERIAL_SOCKET);
     for (size_t i = 0; i < QEMU_N_FDS; i++)
         fds[i] = -1;
     if ((fds[0] = listening_socket(monitor, err)) < 0 ||
-        (fds[1] = listening_socket(operator, err)) < 0)
+        (fds[1] = listening_socket(operator, err)) < 0 ||
+        (fds[3] = listening_socket(serial, err)) < 0)
         goto fail;
     /* A resumed guest's console goes on where it was. */
     fds[2] = open(console, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (keep_console ? 0 : O_TRUNC),
@@ -708,9 +711,13 @@ static void qemu_stop_unattached(void)
     }
 }
 
-static char *qemu_vnc_location(const char *uuid)
+/* QEMU's VNC server and the serial port's socket (qemu_cmdline.c). */
+static char *qemu_console_socket(const char *uuid, const char *protocol)
 {
-    return g_strdup_printf("unix:%s/%s/" QEMU_VNC_SOCKET, qemu.root, uuid);
+    const char *file = strcmp(protocol, "rfb") == 0     ? QEMU_VNC_SOCKET
+                       : strcmp(protocol, "vt100") == 0 ? QEMU_SERIAL_SOCKET
+                                                        : NULL;
+    return file ? g_build_filename(qemu.root, uuid, file, NULL) : NULL;
 }
 
 /* ---- disks ----------------------------------------------------------------- */
@@ -1071,7 +1078,7 @@ static HvDriver qemu_driver = {
     .reattach = qemu_reattach,
     .stop_unattached = qemu_stop_unattached,
     .start_recorded = qemu_start_recorded,
-    .vnc_location = qemu_vnc_location,
+    .console_socket = qemu_console_socket,
 };
 
 const HvDriver *hv_qemu_driver(const char *state_dir, HvChangeNotify notify, XapiError **err)

@@ -163,7 +163,8 @@ static void sim_clear_rebooted(const char *uuid) {} /* simulated guests never re
 
 /* Simulated domains live in xapid's memory: none survive a restart. */
 static bool sim_reattach(const char *uuid) { return false; }
-static char *sim_vnc_location(const char *uuid) { return NULL; }
+/* Simulated domains have no screen nor serial port. */
+static char *sim_console_socket(const char *uuid, const char *protocol) { return NULL; }
 
 /* The state of a simulated domain is a marker file. */
 static int sim_save(const char *uuid, const char *path, XapiError **err)
@@ -287,7 +288,7 @@ static const HvDriver sim_driver = {
     .clear_rebooted = sim_clear_rebooted,
     .wait_stopped = sim_wait_stopped,
     .reattach = sim_reattach,
-    .vnc_location = sim_vnc_location,
+    .console_socket = sim_console_socket,
 };
 
 const HvDriver *hv_sim_driver(HvChangeNotify notify)

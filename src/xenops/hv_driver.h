@@ -124,8 +124,10 @@ typedef struct HvDriver {
      * let go (1 if it has not within timeout_ms), then drops the tap. */
     int (*nic_plug)(const char *uuid, const HvNic *nic, XapiError **err);
     int (*nic_unplug)(const char *uuid, const HvNic *nic, int64_t timeout_ms, XapiError **err);
-    /* The VNC endpoint for the console object, or NULL (caller frees). */
-    char *(*vnc_location)(const char *uuid);
+    /* The unix socket serving a domain's console of protocol "rfb" (its
+     * VNC display) or "vt100" (its serial port), or NULL when the driver
+     * has none (caller frees). */
+    char *(*console_socket)(const char *uuid, const char *protocol);
 } HvDriver;
 
 /* state_dir holds one directory per domain (qemu). */

@@ -22,13 +22,16 @@ typedef struct {
 #define QEMU_CONSOLE_LOG "console.log"
 #define QEMU_STDERR_LOG "qemu.log"
 #define QEMU_VNC_SOCKET "vnc.sock"
+#define QEMU_SERIAL_SOCKET "serial.sock"   /* the serial port, for the vt100 console */
 
 /* The descriptors xapid opens and hands to QEMU (their numbers in QEMU):
- * the two monitor sockets, listening already, and the console log. */
+ * the two monitor sockets, listening already, the console log, and the
+ * serial port's socket, listening already. */
 #define QEMU_FD_MONITOR 3
 #define QEMU_FD_QMP 4
 #define QEMU_FD_CONSOLE 5
-#define QEMU_N_FDS 3
+#define QEMU_FD_SERIAL 6
+#define QEMU_N_FDS 4
 
 /* What QEMU may not do (seccomp): no obsolete system calls, no set*id, no
  * fork or exec, no changing its scheduling or affinity. */

@@ -7,6 +7,7 @@
 #include "bootstrap.h"
 #include "implicit.h"
 #include "network.h"
+#include "vm_consoles.h"
 #include "vm_disks.h"
 #include "vm_lifecycle.h"
 #include "vm_nics.h"
@@ -155,28 +156,6 @@ static DbRow *ensure_metrics(DbRow *vm, XapiError **err)
     return db_lookup(cls, xv_str(db_get(vm, "metrics")));
 }
 
-static void destroy_consoles(DbRow *vm)
-{
-    g_autoptr(Xv) consoles = xv_dup(db_get(vm, "consoles"));
-    for (guint i = 0; i < xv_len(consoles); i++) {
-        DbRow *c = db_lookup(dm_class_by_name("console"), xv_str(xv_at(consoles, i)));
-        if (c)
-            db_delete(c, NULL);
-    }
-}
-
-static int add_console(DbRow *vm, const char *uuid, XapiError **err)
-{
-    g_autofree char *location = xenops.driver->vnc_location(uuid);
-    if (!location)
-        return 0;
-    DbRow *console = db_row_new(dm_class_by_name("console"));
-    db_row_put(console, "protocol", xv_new_string("rfb"));
-    db_row_put(console, "location", xv_new_string(location));
-    db_row_put(console, "VM", xv_new_string(vm->ref));
-    return db_insert(console, err);
-}
-
 typedef struct {
     bool paused;
     bool new_domid;
@@ -236,7 +215,7 @@ static int set_running(DbRow *vm, const void *arg, XapiError **err)
     db_set_by_name(metrics, "last_updated", xv_new_datetime(now), NULL);
     if (was_halted && (vm_vbds_set_attached(vm, true, err) < 0 ||
                        vm_vifs_set_attached(vm, true, err) < 0 ||
-                       add_console(vm, xv_str(db_get(vm, "uuid")), err) < 0))
+                       vm_consoles_create(vm, err) < 0))
         return -1;
     return 0;
 }
@@ -261,7 +240,7 @@ int xenops_mark_paused(const char *vm_ref, bool paused, XapiError **err)
 
 static int set_halted(DbRow *vm, const void *arg, XapiError **err)
 {
-    destroy_consoles(vm);
+    vm_consoles_destroy(vm);
     if (db_set_by_name(vm, "suspend_VDI", xv_new_string("OpaqueRef:NULL"), err) < 0)
         return -1;
     if (vm_vbds_set_attached(vm, false, err) < 0 || vm_vifs_set_attached(vm, false, err) < 0)
