@@ -31,7 +31,14 @@ char *compat_markdown(void)
                          "| POST `/`, `/RPC2`, `/xmlrpc` (XML-RPC) | implemented |\n"
                          "| POST `/jsonrpc` (JSON-RPC 1.0 and 2.0) | implemented |\n"
                          "| POST `/json` (either, by body) | implemented |\n"
-                         "| OPTIONS (CORS preflight) | implemented |\n\n");
+                         "| OPTIONS (CORS preflight) | implemented |\n"
+                         "| CONNECT `/console` (`ref=` or `uuid=`; session by query, cookie or "
+                         "basic auth): `200 OK`, then RFB from the VM's VNC display (`rfb` "
+                         "console) or the bytes of its serial port (`vt100`), until the VM "
+                         "stops | implemented (one client at a time on `vt100`: 503) |\n"
+                         "| GET `/console` with `Upgrade: websocket`: the same in RFC 6455 binary "
+                         "frames (subprotocol `binary` or none; over HTTPS too) | implemented "
+                         "(not Hixie-76: 501) |\n\n");
     for (unsigned c = 0; c < dm_n_classes; c++) {
         const DmClass *cls = &dm_classes[c];
         GString *yes = g_string_new(NULL), *no = g_string_new(NULL);

@@ -124,7 +124,7 @@ def test_guest_full_cycle(daemon, guest):
     assert rec["power_state"] == "Running"
     domid = int(rec["domid"])
     console = ok(proxy.console.get_record(s, rec["consoles"][0]))
-    assert console["protocol"] == "rfb" and console["location"].endswith("vnc.sock")
+    assert console["protocol"] == "rfb" and console["location"].startswith("https://")
     pid = qemu_pid(daemon, uuid)
     assert qmp_status(daemon, uuid) == "running"
 

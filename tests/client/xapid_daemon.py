@@ -21,6 +21,7 @@ PASSWORD = "xapid-test-pw"
 SANITIZER_REPORT = re.compile(rb"ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error: "
                               rb"|UndefinedBehaviorSanitizer")
 LISTENING = re.compile(rb"xapid: listening on http://[^\s]*:(\d+)")
+LISTENING_TLS = re.compile(rb"xapid: listening on https://[^\s]*:(\d+)")
 
 
 def listening_port(line):
@@ -79,9 +80,13 @@ class Daemon:
              "--root-password-file", self.password_file] + self.extra_args,
             stdout=subprocess.PIPE, stderr=self.log)
         self.port = None
+        self.tls_port = None  # with --listen-tls
         for line in self.proc.stdout:
             if self.port is None:
                 self.port = listening_port(line)
+            tls = LISTENING_TLS.search(line)
+            if tls:
+                self.tls_port = int(tls.group(1))
             if b"xapid: ready" in line and self.port:
                 self.url = f"http://127.0.0.1:{self.port}/"
                 return
