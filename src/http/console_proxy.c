@@ -39,6 +39,8 @@
 
 #include <errno.h>
 #include <gnutls/gnutls.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -318,11 +320,16 @@ static const char *header(struct MHD_Connection *conn, const char *name)
 static unsigned ws_answer(struct MHD_Connection *conn, GString *answer, const char **why)
 {
     const char *key = header(conn, "Sec-WebSocket-Key");
+    const char *upgrade = header(conn, MHD_HTTP_HEADER_UPGRADE);
     const char *version = header(conn, "Sec-WebSocket-Version");
     const char *protocols = header(conn, "Sec-WebSocket-Protocol");
     if (!key) {
-        *why = "WebSocket upgrade needs Sec-WebSocket-Key (RFC 6455)";
+        *why = "GET /console is a WebSocket upgrade, with Sec-WebSocket-Key (RFC 6455)";
         return MHD_HTTP_NOT_IMPLEMENTED;
+    }
+    if (!upgrade || !ws_header_has_token(upgrade, "websocket", true)) {
+        *why = "a WebSocket upgrade needs Upgrade: websocket";
+        return MHD_HTTP_BAD_REQUEST;
     }
     if (!ws_key_valid(key)) {
         *why = "Sec-WebSocket-Key is not the base64 of 16 bytes";
@@ -359,6 +366,11 @@ static enum MHD_Result take_over(struct MHD_Connection *conn, Proxy *p, const GS
         return MHD_NO;
     p->fd = fd->connect_fd;
     p->tls = tls ? (gnutls_session_t)tls->tls_session : NULL;
+    /* RFB is many small messages, each awaited: none may wait in a corked
+     * or Nagle-delayed socket (a unix socket refuses both, harmlessly). */
+    int on = 1, off = 0;
+    setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+    setsockopt(p->fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
     if (client_send(p, answer->str, answer->len) == 0)
         run(p);
     return MHD_NO; /* MHD closes the connection */

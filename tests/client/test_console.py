@@ -291,14 +291,22 @@ def test_websocket_without_subprotocol_fragments_and_ping(running):
     opcode, frame = ws.recv_data_frame(control_frame=True)
     assert opcode == ABNF.OPCODE_CLOSE and frame.data[:2] == struct.pack(">H", 1000)
     ws.shutdown()
-    # Refused handshakes: a key that is not one, and only unknown subprotocols.
-    sock = tcp(d)
-    sock.sendall((f"GET /console?uuid={uuid}&session_id={s} HTTP/1.1\r\nHost: x\r\n"
-                  "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-                  "Sec-WebSocket-Key: short\r\n\r\n").encode())
-    answer = read_to_end(sock)
-    assert answer.startswith(b"HTTP/1.1 400") and b"RFB" not in answer
-    sock.close()
+    # Refused handshakes: no key (XAPI's 501, Hixie-76's too), a key that is
+    # not one, no Upgrade: websocket, another version, unknown subprotocols.
+    good = "dGhlIHNhbXBsZSBub25jZQ=="
+    for headers, status in ((("Upgrade: websocket",), 501),
+                            (("Sec-WebSocket-Key1: 4 @1  46546xW%0l 1 5",
+                              "Sec-WebSocket-Key2: 12998 5 Y3 1  .P00", "Upgrade: WebSocket"), 501),
+                            (("Upgrade: websocket", "Sec-WebSocket-Key: short"), 400),
+                            ((f"Sec-WebSocket-Key: {good}",), 400),
+                            (("Upgrade: websocket", f"Sec-WebSocket-Key: {good}",
+                              "Sec-WebSocket-Version: 8"), 426)):
+        sock = tcp(d)
+        sock.sendall("\r\n".join([f"GET /console?uuid={uuid}&session_id={s} HTTP/1.1",
+                                   "Host: x", "Connection: Upgrade", *headers, "", ""]).encode())
+        answer = read_to_end(sock)
+        assert status_of(answer) == status and b"RFB" not in answer, answer
+        sock.close()
     with pytest.raises(websocket.WebSocketBadStatusException) as refused:
         ws_connect(d, f"uuid={uuid}&session_id={s}", subprotocols=["base64"])
     assert refused.value.status_code == 400
@@ -386,6 +394,23 @@ def test_consoles_close_when_the_vm_suspends_and_shuts_down(running):
     ok(proxy.VM.resume(s, vm, False, False))
     new = consoles(proxy, s, vm)  # new records, at new locations
     assert {r["uuid"] for r in new.values()}.isdisjoint(r["uuid"] for r in old.values())
+
+    # xapid stops with consoles open: they end, and xapid does not wait on
+    # them; the guest runs on and its consoles work again after the restart.
+    raw, ws, serial = open_all(d, s, vm, proxy)
+    d.stop()
+    for stream in (raw, serial):
+        stream.sock.settimeout(TIMEOUT)
+        while stream.sock.recv(65536):
+            pass
+        stream.sock.close()
+    with pytest.raises(websocket.WebSocketConnectionClosedException):
+        ws.recv_data_frame(control_frame=True)
+    ws.shutdown()
+    d.start()
+    proxy, s = d.login()
+    assert consoles(proxy, s, vm) == new
+
     raw, ws, serial = open_all(d, s, vm, proxy)
     ok(proxy.VM.clean_shutdown(s, vm))
     assert_all_closed(raw, ws, serial)
