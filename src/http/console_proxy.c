@@ -62,6 +62,8 @@ static const DmMessage connect_console = {
              DM_ROLE_VM_ADMIN | DM_ROLE_VM_OPERATOR,
 };
 
+const DmMessage *console_proxy_permission(void) { return &connect_console; }
+
 /* Serial consoles with a client now (console refs). */
 static GMutex busy_lock;
 static GHashTable *busy;

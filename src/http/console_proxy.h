@@ -5,6 +5,8 @@
 #include <microhttpd.h>
 #include <stdbool.h>
 
+#include "datamodel.h"
+
 /* Whether method and url (with or without a trailing slash) are ours. */
 bool console_proxy_route(const char *method, const char *url);
 
@@ -13,3 +15,7 @@ bool console_proxy_route(const char *method, const char *url);
  * otherwise the connection is the console's until either side ends, and
  * MHD_NO tells MHD to close it. trusted: the unix socket (root). */
 enum MHD_Result console_proxy_serve(struct MHD_Connection *conn, bool trusted, const char *method);
+
+/* XAPI's RBAC permission for /console, http/connect_console (vm-operator
+ * and above), as a pseudo-message for session_authorize. */
+const DmMessage *console_proxy_permission(void);
