@@ -15,13 +15,12 @@ import socket
 import ssl
 import struct
 import time
-import xmlrpc.client
 
 import pytest
 import websocket
 
 from test_vm_qemu import GUEST_DIR, guest, new_guest_vm, wait_ready  # noqa: F401 (fixture)
-from xapid_daemon import PASSWORD, Daemon, err, ok
+from xapid_daemon import PASSWORD, Daemon, ok, wait_until
 
 TIMEOUT = 180  # s for any one read from a guest booted under TCG on a loaded host
 CONNECT_ANSWER = (b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n"
@@ -350,9 +349,15 @@ def test_vt100_console_shows_the_serial_output(running):
     ws_stream = Stream(ws=ws)
     assert b"XAPID-GUEST-ALIVE" in ws_stream.recv_until(b"XAPID-GUEST-ALIVE")
     ws.close()
-    with open(os.path.join(d.state_dir, "domains", uuid, "console.log"), "rb") as f:
-        log = f.read()
-    assert b"XAPID-GUEST-READY" in log and log.count(b"XAPID-GUEST-ALIVE") >= 2
+    # QEMU logs what it wrote to the socket just after writing it.
+    log_path = os.path.join(d.state_dir, "domains", uuid, "console.log")
+
+    def logged():
+        with open(log_path, "rb") as f:
+            log = f.read()
+        return b"XAPID-GUEST-READY" in log and log.count(b"XAPID-GUEST-ALIVE") >= 2
+
+    wait_until(logged, timeout=TIMEOUT, what="both live lines in console.log")
 
 
 def open_all(d, s, vm, proxy):
