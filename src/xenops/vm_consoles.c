@@ -21,22 +21,48 @@ static char *console_base(void)
     return g_strdup_printf("https://%s%s%s/console", v6 ? "[" : "", address, v6 ? "]" : "");
 }
 
-int vm_consoles_create(DbRow *vm, XapiError **err)
+/* Whether the record is one this host would make now for protocol. */
+static bool record_current(const DbRow *console, const char *base)
+{
+    g_autofree char *location =
+        g_strdup_printf("%s?uuid=%s", base, xv_str(db_get(console, "uuid")));
+    return strcmp(xv_str(db_get(console, "location")), location) == 0;
+}
+
+static int create_record(DbRow *vm, const char *protocol, const char *base, XapiError **err)
+{
+    DbRow *console = db_row_new(dm_class_by_name("console"));
+    g_autofree char *location =
+        g_strdup_printf("%s?uuid=%s", base, xv_str(db_get(console, "uuid")));
+    db_row_put(console, "protocol", xv_new_string(protocol));
+    db_row_put(console, "location", xv_new_string(location));
+    db_row_put(console, "VM", xv_new_string(vm->ref));
+    return db_insert(console, err);
+}
+
+int vm_consoles_sync(DbRow *vm, XapiError **err)
 {
     const HvDriver *driver = xenops_driver();
     const char *uuid = xv_str(db_get(vm, "uuid"));
     g_autofree char *base = console_base();
+    const DmClass *cls = dm_class_by_name("console");
     for (size_t i = 0; i < G_N_ELEMENTS(PROTOCOLS); i++) {
         g_autofree char *socket = driver->console_socket(uuid, PROTOCOLS[i]);
-        if (!socket)
-            continue;
-        DbRow *console = db_row_new(dm_class_by_name("console"));
-        g_autofree char *location =
-            g_strdup_printf("%s?uuid=%s", base, xv_str(db_get(console, "uuid")));
-        db_row_put(console, "protocol", xv_new_string(PROTOCOLS[i]));
-        db_row_put(console, "location", xv_new_string(location));
-        db_row_put(console, "VM", xv_new_string(vm->ref));
-        if (db_insert(console, err) < 0)
+        /* A domain an older xapid started may lack one (its serial port
+         * was a plain file then). A stat, not I/O that could wait. */
+        bool served = socket && g_file_test(socket, G_FILE_TEST_EXISTS);
+        bool have = false;
+        g_autoptr(Xv) consoles = xv_dup(db_get(vm, "consoles"));
+        for (guint c = 0; c < xv_len(consoles); c++) {
+            DbRow *console = db_lookup(cls, xv_str(xv_at(consoles, c)));
+            if (!console || strcmp(xv_str(db_get(console, "protocol")), PROTOCOLS[i]) != 0)
+                continue;
+            if (served && !have && record_current(console, base))
+                have = true;
+            else if (db_delete(console, err) < 0)
+                return -1;
+        }
+        if (served && !have && create_record(vm, PROTOCOLS[i], base, err) < 0)
             return -1;
     }
     return 0;

@@ -6,10 +6,12 @@
 #include "db.h"
 #include "xapi_error.h"
 
-/* Write lock held: the console records of a VM that starts running here,
- * one per console the driver serves, located at
- * https://<host address>/console?uuid=<console uuid> as XAPI's are. */
-int vm_consoles_create(DbRow *vm, XapiError **err);
+/* Write lock held: the console records of a VM running here become one
+ * per console its domain serves, located at
+ * https://<host address>/console?uuid=<console uuid> as XAPI's are:
+ * records that are so stay (their uuids with them), others go (an older
+ * xapid's, an address that changed), missing ones are made. */
+int vm_consoles_sync(DbRow *vm, XapiError **err);
 /* Write lock held: they go when it stops. */
 void vm_consoles_destroy(DbRow *vm);
 

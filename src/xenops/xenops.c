@@ -216,7 +216,7 @@ static int set_running(DbRow *vm, const void *arg, XapiError **err)
     db_set_by_name(metrics, "last_updated", xv_new_datetime(now), NULL);
     if (was_halted && (vm_vbds_set_attached(vm, true, err) < 0 ||
                        vm_vifs_set_attached(vm, true, err) < 0 ||
-                       vm_consoles_create(vm, err) < 0))
+                       vm_consoles_sync(vm, err) < 0))
         return -1;
     return 0;
 }
@@ -419,6 +419,27 @@ void xenops_queue_reconcile(const char *uuid) { on_domain_change(uuid); }
 
 /* ---- start-up ----------------------------------------------------------- */
 
+static int sync_live_consoles(DbRow *vm, const void *arg, XapiError **err)
+{
+    const char *state = xv_str(db_get(vm, "power_state"));
+    if (strcmp(state, "Running") != 0 && strcmp(state, "Paused") != 0)
+        return 0;
+    return vm_consoles_sync(vm, err);
+}
+
+/* A domain found again keeps its consoles, unless an older xapid made them
+ * (another location, no serial socket) or the host's address changed. */
+static void resync_consoles(const char *uuid)
+{
+    db_read_begin();
+    DbRow *vm = db_lookup_uuid(dm_class_by_name("VM"), uuid);
+    g_autofree char *ref = vm ? g_strdup(vm->ref) : NULL;
+    db_read_end();
+    g_autoptr(XapiError) err = NULL;
+    if (ref && operations_write(&vm_operations, ref, sync_live_consoles, NULL, &err) < 0)
+        log_failure(uuid, "console update", err);
+}
+
 typedef struct {
     const char *host;
     GPtrArray *uuids;
@@ -494,6 +515,8 @@ int xenops_init(const char *state_dir, const char *hypervisor, XapiError **err)
         g_message("VM %s: %s", uuid, found ? "domain found again" : "no domain: halted");
         xenops_lock_vm(uuid);
         xenops_reconcile(uuid);
+        if (found)
+            resync_consoles(uuid);
         xenops_unlock_vm(uuid);
     }
     g_ptr_array_unref(r.uuids);

@@ -401,8 +401,10 @@ def test_consoles_close_when_the_vm_suspends_and_shuts_down(running):
     assert {r["uuid"] for r in new.values()}.isdisjoint(r["uuid"] for r in old.values())
 
     # xapid stops with consoles open: they end, and xapid does not wait on
-    # them; the guest runs on and its consoles work again after the restart.
+    # them; the guest runs on and its consoles work again after the restart,
+    # at the host's new address (a documentation address: only a string).
     raw, ws, serial = open_all(d, s, vm, proxy)
+    ok(proxy.host.set_address(s, ok(proxy.host.get_all(s))[0], "198.51.100.7"))
     d.stop()
     for stream in (raw, serial):
         stream.sock.settimeout(TIMEOUT)
@@ -414,7 +416,14 @@ def test_consoles_close_when_the_vm_suspends_and_shuts_down(running):
     ws.shutdown()
     d.start()
     proxy, s = d.login()
-    assert consoles(proxy, s, vm) == new
+    moved = consoles(proxy, s, vm)
+    assert sorted(moved) == ["rfb", "vt100"]
+    for r in moved.values():
+        assert r["location"] == f"https://198.51.100.7/console?uuid={r['uuid']}"
+    d.stop()  # with nothing changed, a restart keeps the records
+    d.start()
+    proxy, s = d.login()
+    assert consoles(proxy, s, vm) == moved
 
     raw, ws, serial = open_all(d, s, vm, proxy)
     ok(proxy.VM.clean_shutdown(s, vm))
