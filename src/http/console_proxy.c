@@ -30,8 +30,10 @@
  * buffer: neither an RFB nor a WebSocket client sends any. MHD_stop_daemon
  * shuts down every connection's socket, which ends a proxy too.
  *
- * The console ends when the VM stops: its QEMU exits (shutdown, reboot
- * into a new domain, suspend, destroy) and its socket reads end-of-file.
+ * The console ends when the VM stops: its QEMU exits (shutdown, suspend,
+ * destroy) and its socket reads end-of-file; a WebSocket client gets a
+ * close frame, 1001 (going away), first. A reboot happens in the same QEMU
+ * (xapid resets the machine in place): its consoles go on.
  * QEMU's serial port takes one client at a time (a second one would wait
  * unanswered in the listen queue): a second vt100 connection to the same
  * console gets 503. VNC takes several. */
