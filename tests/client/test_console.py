@@ -19,7 +19,8 @@ import time
 import pytest
 import websocket
 
-from test_vm_qemu import GUEST_DIR, guest, new_guest_vm, wait_ready  # noqa: F401 (fixture)
+from test_vm_qemu import (GUEST_DIR, alive, guest, new_guest_vm,  # noqa: F401 (guest)
+                          qemu_pid, wait_ready)
 from xapid_daemon import PASSWORD, Daemon, ok, wait_until
 
 TIMEOUT = 180  # s for any one read from a guest booted under TCG on a loaded host
@@ -426,9 +427,11 @@ def test_consoles_close_when_the_vm_suspends_and_shuts_down(running):
     assert consoles(proxy, s, vm) == moved
 
     raw, ws, serial = open_all(d, s, vm, proxy)
+    pid = qemu_pid(d, uuid)
     ok(proxy.VM.clean_shutdown(s, vm))
     assert_all_closed(raw, ws, serial)
     assert ok(proxy.VM.get_power_state(s, vm)) == "Halted"
     assert ok(proxy.VM.get_consoles(s, vm)) == []
     domain = os.path.join(d.state_dir, "domains", uuid)
     assert not glob.glob(os.path.join(domain, "*.sock"))  # nothing left behind
+    wait_until(lambda: not alive(pid), what="the end of the VM's QEMU")
