@@ -169,7 +169,10 @@ static int move_address(Plug *p, XapiError **err)
     if (p->route.dev && strcmp(p->route.dev, p->link) == 0 &&
         hostlinks_set_default_route(p->bridge, p->route.gateway, err) < 0)
         return -1;
-    if (!hostlinks_wait_carrier(p->bridge, PIF_HOST_CARRIER_TIMEOUT_MS))
+    /* The port's carrier first: a bridge that had no port reports carrier
+     * for a moment after its first port joins. */
+    if (!hostlinks_wait_carrier(p->link, PIF_HOST_CARRIER_TIMEOUT_MS) ||
+        !hostlinks_wait_carrier(p->bridge, PIF_HOST_CARRIER_TIMEOUT_MS))
         return xapi_error_set(err, "PIF_CONFIGURATION_ERROR", p->bridge,
                               "the bridge got no carrier: the address was put back", NULL);
     return 0;
@@ -244,7 +247,10 @@ int pif_host_unplug(DbRow *pif, XapiError **err)
  * DHCP) and has carrier, within the bound. */
 static bool holds_address(const DbRow *pif, const char *bridge)
 {
-    if (!hostlinks_wait_carrier(bridge, PIF_HOST_CARRIER_TIMEOUT_MS))
+    g_autoptr(XapiError) ignored = NULL;
+    g_autofree char *link = db_get(pif, "managed")->b ? pif_host_link(pif, &ignored) : NULL;
+    if ((link && !hostlinks_wait_carrier(link, PIF_HOST_CARRIER_TIMEOUT_MS)) ||
+        !hostlinks_wait_carrier(bridge, PIF_HOST_CARRIER_TIMEOUT_MS))
         return false;
     g_autofree char *address = NULL, *netmask = NULL;
     if (!hostnet_ipv4(bridge, &address, &netmask))
