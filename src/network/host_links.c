@@ -16,84 +16,8 @@
 #include <unistd.h>
 
 #include "host_net.h"
-
-/* ---- rtnetlink messages ---------------------------------------------------------- */
-
-typedef struct {
-    union {
-        struct nlmsghdr h;
-        char buf[4096];
-    };
-} NlMsg;
-
-static void *nl_tail(NlMsg *m) { return m->buf + NLMSG_ALIGN(m->h.nlmsg_len); }
-
-static void nl_init(NlMsg *m, int type, int flags, const void *body, size_t len)
-{
-    memset(m, 0, sizeof *m);
-    m->h.nlmsg_type = (unsigned short)type;
-    m->h.nlmsg_flags = (unsigned short)(NLM_F_REQUEST | NLM_F_ACK | flags);
-    m->h.nlmsg_len = NLMSG_LENGTH(len);
-    memcpy(NLMSG_DATA(&m->h), body, len);
-}
-
-static void nl_attr(NlMsg *m, int type, const void *data, size_t len)
-{
-    struct rtattr *a = nl_tail(m);
-    a->rta_type = (unsigned short)type;
-    a->rta_len = (unsigned short)RTA_LENGTH(len);
-    if (len)
-        memcpy(RTA_DATA(a), data, len);
-    m->h.nlmsg_len = NLMSG_ALIGN(m->h.nlmsg_len) + RTA_ALIGN(a->rta_len);
-}
-
-static void nl_u8(NlMsg *m, int type, uint8_t v) { nl_attr(m, type, &v, 1); }
-static void nl_u16(NlMsg *m, int type, uint16_t v) { nl_attr(m, type, &v, 2); }
-static void nl_u32(NlMsg *m, int type, uint32_t v) { nl_attr(m, type, &v, 4); }
-static void nl_str(NlMsg *m, int type, const char *s) { nl_attr(m, type, s, strlen(s) + 1); }
-
-static struct rtattr *nl_nest(NlMsg *m, int type)
-{
-    struct rtattr *a = nl_tail(m);
-    nl_attr(m, type, NULL, 0);
-    return a;
-}
-
-static void nl_nest_end(NlMsg *m, struct rtattr *a)
-{
-    a->rta_len = (unsigned short)((char *)nl_tail(m) - (char *)a);
-}
-
-/* Sends m and reads the kernel's answer: 0 or -errno. */
-static int nl_talk(NlMsg *m)
-{
-    int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-    if (s < 0)
-        return -errno;
-    struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
-    m->h.nlmsg_seq = 1;
-    int rc = 0;
-    if (sendto(s, m, m->h.nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) {
-        rc = -errno;
-    } else {
-        char reply[8192];
-        ssize_t n = recv(s, reply, sizeof reply, 0);
-        if (n < 0) {
-            rc = -errno;
-        } else {
-            struct nlmsghdr *h = (struct nlmsghdr *)reply;
-            rc = -EPROTO;
-            for (; NLMSG_OK(h, (unsigned)n); h = NLMSG_NEXT(h, n)) {
-                if (h->nlmsg_type == NLMSG_ERROR) {
-                    rc = ((struct nlmsgerr *)NLMSG_DATA(h))->error;
-                    break;
-                }
-            }
-        }
-    }
-    close(s);
-    return rc;
-}
+#include "rtnl.h"
+#include "vlan_bpf.h"
 
 static int check_name(const char *name, XapiError **err)
 {
@@ -121,7 +45,7 @@ static int failed(int rc, const char *what, const char *name, XapiError **err)
  * data(); a kernel that lacks the kind answers EOPNOTSUPP. */
 static int new_link(const char *name, const char *kind, int parent, int mtu, const char *mac,
                     void (*data)(NlMsg *, const void *), const void *ctx, const char *feature,
-                    XapiError **err)
+                    bool *unsupported, XapiError **err)
 {
     if (check_name(name, err) < 0)
         return -1;
@@ -147,6 +71,10 @@ static int new_link(const char *name, const char *kind, int parent, int mtu, con
     nl_nest_end(&m, d);
     nl_nest_end(&m, info);
     int rc = nl_talk(&m);
+    if (rc == -EOPNOTSUPP && unsupported) {
+        *unsupported = true;
+        return -1;
+    }
     if (rc == -EOPNOTSUPP)
         return xapi_error_set(err, "OPERATION_NOT_ALLOWED", feature, NULL);
     if (rc == -EEXIST)
@@ -172,14 +100,26 @@ int hostlinks_vlan_add(const char *name, const char *parent, int tag, int mtu, X
     if (index < 0)
         return -1;
     uint16_t id = (uint16_t)tag;
-    return new_link(name, "vlan", index, mtu, NULL, vlan_data, &id,
-                    "this host's kernel has no 802.1Q VLAN support (CONFIG_VLAN_8021Q)", err);
+    bool unsupported = false;
+    if (new_link(name, "vlan", index, mtu, NULL, vlan_data, &id, NULL, &unsupported, err) == 0)
+        return 0;
+    /* Without the kernel's 802.1Q, xapid tags and untags itself. */
+    return unsupported ? vlanbpf_add(name, parent, tag, mtu, err) : -1;
+}
+
+int hostlinks_vlan_del(const char *name, const char *parent, int tag, XapiError **err)
+{
+    if (vlanbpf_exists(parent, tag))
+        return vlanbpf_del(name, parent, tag, err);
+    return hostlinks_del(name, err);
 }
 
 bool hostlinks_has_vlan(const char *parent, int tag)
 {
     /* "name | VID | parent" lines after two header lines; the file is
      * there only while the kernel's 802.1Q code is present. */
+    if (vlanbpf_exists(parent, tag))
+        return true;
     g_autofree char *text = NULL;
     if (!g_file_get_contents("/proc/net/vlan/config", &text, NULL, NULL))
         return false;
@@ -229,7 +169,7 @@ int hostlinks_bond_add(const char *name, const HostBond *bond, XapiError **err)
     if (bond_mode_number(bond->mode) < 0)
         return xapi_error_internal(err, "unknown bonding mode %s", bond->mode);
     return new_link(name, "bond", 0, bond->mtu, bond->mac, bond_data, bond,
-                    "this host's kernel has no bonding support (CONFIG_BONDING)", err);
+                    "this host's kernel has no bonding support (CONFIG_BONDING)", NULL, err);
 }
 
 char *hostlinks_bond_mode(const char *name)

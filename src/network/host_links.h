@@ -10,10 +10,13 @@
 /* The kernel link of a VLAN: <parent>.<tag>, or NULL when longer than
  * the kernel's 15 characters. Caller frees. */
 char *hostlinks_vlan_name(const char *parent, int tag);
-/* Creates name as an 802.1Q link with tag on parent (MTU set when > 0).
- * A kernel without 802.1Q support gives OPERATION_NOT_ALLOWED. */
+/* Creates name as an 802.1Q link with tag on parent (MTU set when > 0):
+ * the kernel's, or where the kernel lacks 802.1Q (CONFIG_VLAN_8021Q),
+ * xapid's own (vlan_bpf.h). */
 int hostlinks_vlan_add(const char *name, const char *parent, int tag, int mtu, XapiError **err);
-/* True if the kernel has a VLAN with tag on parent (/proc/net/vlan). */
+/* Removes a VLAN link made by hostlinks_vlan_add; absent is fine. */
+int hostlinks_vlan_del(const char *name, const char *parent, int tag, XapiError **err);
+/* True if parent has a VLAN with tag (/proc/net/vlan, or xapid's own). */
 bool hostlinks_has_vlan(const char *parent, int tag);
 
 typedef struct {

@@ -107,6 +107,8 @@ typedef struct {
     const char *bridge;
     char *link;
     bool made_bridge, made_vlan, enslaved;
+    char *vlan_parent; /* the tagged PIF's link, for a VLAN */
+    int vlan_tag;
     /* A management address moved off the link. */
     char *moved_address;
     int moved_prefix;
@@ -119,7 +121,7 @@ static void plug_undo(Plug *p)
     if (p->enslaved)
         hostlinks_set_master(p->link, NULL, &ignored);
     if (p->made_vlan)
-        hostlinks_del(p->link, &ignored);
+        hostlinks_vlan_del(p->link, p->vlan_parent, p->vlan_tag, &ignored);
     if (p->made_bridge)
         hostnet_bridge_del(p->bridge, &ignored);
     if (p->moved_address) {
@@ -133,6 +135,7 @@ static void plug_undo(Plug *p)
 static void plug_clear(Plug *p)
 {
     g_free(p->link);
+    g_free(p->vlan_parent);
     g_free(p->moved_address);
     hostlinks_route_clear(&p->route);
 }
@@ -145,9 +148,10 @@ static int vlan_link(const DbRow *pif, Plug *p, int mtu, XapiError **err)
         return xapi_error_internal(err, "VLAN PIF %s has no tagged PIF", pif->ref);
     if (hostnet_link_exists(p->link))
         return 0;
-    g_autofree char *parent = pif_host_link(tagged, err);
-    if (!parent || hostnet_set_up(parent, true, err) < 0 ||
-        hostlinks_vlan_add(p->link, parent, (int)db_get(pif, "VLAN")->i, mtu, err) < 0)
+    p->vlan_parent = pif_host_link(tagged, err);
+    p->vlan_tag = (int)db_get(pif, "VLAN")->i;
+    if (!p->vlan_parent || hostnet_set_up(p->vlan_parent, true, err) < 0 ||
+        hostlinks_vlan_add(p->link, p->vlan_parent, p->vlan_tag, mtu, err) < 0)
         return -1;
     p->made_vlan = true;
     return 0;
@@ -230,13 +234,16 @@ int pif_host_unplug(DbRow *pif, XapiError **err)
     if (!link)
         return -1;
     run_dhclient(bridge, true, NULL);
-    if (hostnet_link_exists(link)) {
-        if (db_get(pif, "VLAN")->i >= 0) {
-            if (hostlinks_del(link, err) < 0)
-                return -1;
-        } else if (hostlinks_set_master(link, NULL, err) < 0) {
+    if (db_get(pif, "VLAN")->i >= 0) {
+        DbRow *tagged = tagged_pif(pif);
+        g_autofree char *parent = tagged ? pif_host_link(tagged, err) : NULL;
+        if (tagged && !parent)
             return -1;
-        }
+        if ((parent ? hostlinks_vlan_del(link, parent, (int)db_get(pif, "VLAN")->i, err)
+                    : hostlinks_del(link, err)) < 0)
+            return -1;
+    } else if (hostnet_link_exists(link) && hostlinks_set_master(link, NULL, err) < 0) {
+        return -1;
     }
     if (hostnet_is_bridge(bridge) && hostnet_bridge_del(bridge, err) < 0)
         return -1;

@@ -10,7 +10,7 @@ import pytest
 
 from netns import NetNs, ip
 from test_network import NsDaemon, vif_record
-from test_network_links import SEED_NICS, add_nic, kernel_has, master
+from test_network_links import SEED_NICS, add_nic, fdb_macs, master
 from test_network_qemu import GUEST_DIR, guest, guest_vm, wait_console  # noqa: F401
 from xapid_daemon import ok
 
@@ -51,14 +51,7 @@ def test_guest_reaches_a_host_veth_on_a_pif_bridge_with_mtu_9000(netns, guest):
     assert netns.links() == SEED_NICS | {"eth1"}
 
 
-def fdb_macs(ns, bridge):
-    out = ip("bridge", "fdb", "show", "br", bridge, ns=ns.name).stdout
-    return {line.split()[0] for line in out.splitlines()}
-
-
 def test_guests_on_vlans_over_a_trunk(netns, guest):
-    if not kernel_has(netns, "vlan"):
-        pytest.skip("this kernel has no 802.1Q support (CONFIG_VLAN_8021Q)")
     # eth1 and eth2 are the two ends of one veth: a trunk between two NICs.
     ip("ip", "link", "add", "eth1", "type", "veth", "peer", "name", "eth2", ns=netns.name)
     d = NsDaemon(netns, "qemu", ["--guest-kernel-dir", GUEST_DIR])
