@@ -13,6 +13,7 @@
 #include "http_server.h"
 #include "login_throttle.h"
 #include "session.h"
+#include "pif_host.h"
 #include "task.h"
 #include "tls_cert.h"
 #include "xenops.h"
@@ -157,8 +158,10 @@ int main(int argc, char **argv)
     for (char **d = kernel_dirs; d && *d; d++)
         boot_files_allow_dir(*d);
     XapiError *err = NULL;
-    if (db_open(state_dir, &err) < 0 || bootstrap_database(state_dir, &err) < 0 ||
-        session_init_root_password(password_file, &err) < 0 ||
+    if (db_open(state_dir, &err) < 0 || bootstrap_database(state_dir, &err) < 0)
+        return fail(err);
+    pif_host_start_of_day();
+    if (session_init_root_password(password_file, &err) < 0 ||
         storage_init(state_dir, (const char *const *)sr_roots, &err) < 0 ||
         xenops_init(state_dir, hypervisor, &err) < 0)
         return fail(err);

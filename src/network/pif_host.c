@@ -6,6 +6,7 @@
 
 #include "host_links.h"
 #include "host_net.h"
+#include "vlan_bond.h"
 
 static const DmClass *cls(const char *name) { return dm_class_by_name(name); }
 
@@ -294,4 +295,69 @@ int pif_host_take_management(DbRow *pif, XapiError **err)
     }
     hostlinks_route_clear(&before);
     return rc;
+}
+
+/* Whether the host has the PIF as its record says: link on the bridge. */
+static bool looks_plugged(const DbRow *pif)
+{
+    g_autoptr(XapiError) ignored = NULL;
+    g_autofree char *link = pif_host_link(pif, &ignored);
+    g_autoptr(HostLink) l = link ? hostnet_link(link) : NULL;
+    return l && strcmp(l->master, pif_host_bridge(pif)) == 0;
+}
+
+typedef struct {
+    const char *host;
+    GPtrArray *order[3]; /* bond masters, others, VLANs */
+} StartOfDay;
+
+static bool collect_stale(DbRow *pif, void *ctx)
+{
+    StartOfDay *s = ctx;
+    if (strcmp(str_field(pif, "host"), s->host) != 0 || !db_get(pif, "managed")->b ||
+        !db_get(pif, "currently_attached")->b || looks_plugged(pif))
+        return true;
+    if (db_lookup(cls("Bond"), str_field(pif, "bond_slave_of")))
+        return true; /* comes back with its master */
+    int rank = xv_len(db_get(pif, "bond_master_of")) ? 0 : db_get(pif, "VLAN")->i >= 0 ? 2 : 1;
+    g_ptr_array_add(s->order[rank], g_strdup(pif->ref));
+    return true;
+}
+
+static bool take_master(DbRow *pool, void *ctx)
+{
+    *(char **)ctx = g_strdup(str_field(pool, "master"));
+    return false;
+}
+
+void pif_host_start_of_day(void)
+{
+    g_autoptr(XapiError) err = NULL;
+    if (db_write_begin(&err) < 0)
+        return;
+    g_autofree char *host = NULL;
+    db_foreach(cls("pool"), take_master, &host);
+    StartOfDay s = {host ? host : ""};
+    for (int i = 0; i < 3; i++)
+        s.order[i] = g_ptr_array_new_with_free_func(g_free);
+    db_foreach(cls("PIF"), collect_stale, &s);
+    for (int i = 0; i < 3; i++) {
+        for (guint j = 0; j < s.order[i]->len; j++) {
+            DbRow *pif = db_lookup(cls("PIF"), s.order[i]->pdata[j]);
+            g_autoptr(XapiError) e = NULL;
+            const Xv *masters = db_get(pif, "bond_master_of");
+            DbRow *bond = i == 0 ? db_lookup(cls("Bond"), xv_str(xv_at(masters, 0))) : NULL;
+            int rc = db_set_by_name(pif, "currently_attached", xv_new_bool(false), &e);
+            if (rc == 0 && bond) /* its link, with the members, made anew */
+                rc = vlan_bond_bond_reconfigure(bond, &e);
+            if (rc == 0)
+                rc = pif_host_plug(pif, &e);
+            if (rc < 0)
+                g_warning("PIF %s (%s) could not be plugged again: %s", pif->ref,
+                          str_field(pif, "device"), e ? e->code : "");
+        }
+        g_ptr_array_unref(s.order[i]);
+    }
+    if (db_write_commit(&err) < 0)
+        g_warning("start of day of the PIFs: %s", err->code);
 }

@@ -47,3 +47,9 @@ const char *pif_host_bridge(const DbRow *pif);
  * and the PIF are put back as they were and PIF_CONFIGURATION_ERROR is
  * the answer. Write lock held. */
 int pif_host_take_management(DbRow *pif, XapiError **err);
+
+/* At start: each attached, managed PIF of this host whose link is not on
+ * its bridge (the host rebooted, or someone removed it) is plugged again,
+ * bond masters first and VLANs last, as XAPI brings PIFs up at start of
+ * day; one that cannot be is recorded as unplugged. */
+void pif_host_start_of_day(void);

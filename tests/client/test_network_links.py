@@ -393,3 +393,38 @@ def test_bond_checks_and_links(netns):
     finally:
         d.stop()
     assert netns.links() == SEED_NICS | {"eth1", "eth2", "eth3"}
+
+
+def test_plugged_pifs_come_back_after_their_links_went(netns):
+    add_nic(netns, "eth1")
+    add_nic(netns, "eth2")
+    d = NsDaemon(netns, "sim")
+    try:
+        api, s = d.login()
+        host = ok(api.host.get_all(s))[0]
+        pif = ok(api.PIF.introduce(s, host, "", "eth1", True))
+        gone = ok(api.PIF.introduce(s, host, "", "eth2", True))
+        ok(api.PIF.reconfigure_ip(s, pif, "Static", "10.98.0.2", "255.255.255.0", "", ""))
+        ok(api.PIF.plug(s, pif))
+        ok(api.PIF.plug(s, gone))
+        net = ok(api.network.create(s, {"name_label": "v5"}))
+        vlan = ok(api.VLAN.create(s, pif, "5", net))
+        vlan_bridge = ok(api.network.get_bridge(s, net))
+        d.kill9()
+        # As after a reboot: bridges, VLAN link and programs gone; eth2 too.
+        for link in ("xenbr1", "xenbr2", vlan_bridge, "eth1.5", "eth2"):
+            ip("ip", "link", "del", link, ns=netns.name)
+        ip("tc", "qdisc", "del", "dev", "eth1", "clsact", ns=netns.name)
+        d.start()
+        api, s = d.login()
+        assert ok(api.PIF.get_currently_attached(s, pif)) is True
+        assert master(netns, "eth1") == "xenbr1" and addr(netns, "xenbr1") == {"10.98.0.2/24"}
+        assert master(netns, "eth1.5") == vlan_bridge
+        assert wire_tag_of_arp(netns, vlan_bridge) == "5"
+        assert ok(api.PIF.get_currently_attached(s, gone)) is False
+        assert "xenbr2" not in netns.links()
+        ok(api.VLAN.destroy(s, vlan))
+        ok(api.PIF.unplug(s, pif))
+    finally:
+        d.stop()
+    assert netns.links() == SEED_NICS | {"eth1"}
