@@ -123,6 +123,11 @@ bool hostlinks_has_vlan(const char *parent, int tag)
     g_autofree char *text = NULL;
     if (!g_file_get_contents("/proc/net/vlan/config", &text, NULL, NULL))
         return false;
+    return hostlinks_vlan_config_has(text, parent, tag);
+}
+
+bool hostlinks_vlan_config_has(const char *text, const char *parent, int tag)
+{
     g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
     for (char **l = lines; *l; l++) {
         g_auto(GStrv) col = g_strsplit(*l, "|", 3);
@@ -289,8 +294,13 @@ void hostlinks_default_route(HostRoute *out)
      * hex in the host's byte order. */
     out->dev = out->gateway = NULL;
     g_autofree char *text = NULL;
-    if (!g_file_get_contents("/proc/net/route", &text, NULL, NULL))
-        return;
+    if (g_file_get_contents("/proc/net/route", &text, NULL, NULL))
+        hostlinks_default_route_in(text, out);
+}
+
+void hostlinks_default_route_in(const char *text, HostRoute *out)
+{
+    out->dev = out->gateway = NULL;
     g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
     for (char **l = lines; *l && !out->dev; l++) {
         g_auto(GStrv) col = g_strsplit_set(*l, " \t", -1);

@@ -18,6 +18,8 @@ int hostlinks_vlan_add(const char *name, const char *parent, int tag, int mtu, X
 int hostlinks_vlan_del(const char *name, const char *parent, int tag, XapiError **err);
 /* True if parent has a VLAN with tag (/proc/net/vlan, or xapid's own). */
 bool hostlinks_has_vlan(const char *parent, int tag);
+/* The same from the text of /proc/net/vlan/config. */
+bool hostlinks_vlan_config_has(const char *text, const char *parent, int tag);
 
 typedef struct {
     const char *mode;      /* Linux's: active-backup, balance-alb, 802.3ad */
@@ -52,6 +54,8 @@ typedef struct {
 void hostlinks_route_clear(HostRoute *r);
 /* The IPv4 default route now (from /proc/net/route). */
 void hostlinks_default_route(HostRoute *out);
+/* The same from the text of /proc/net/route. */
+void hostlinks_default_route_in(const char *text, HostRoute *out);
 /* Sets the default route (replacing any); dev NULL removes it. */
 int hostlinks_set_default_route(const char *dev, const char *gateway, XapiError **err);
 
