@@ -2,6 +2,7 @@
  * configuration, and the way back (XAPI's nm.ml bring_pif_up/down). */
 #include "pif_host.h"
 
+#include <glib/gstdio.h>
 #include <string.h>
 
 #include "host_links.h"
@@ -47,31 +48,46 @@ char *pif_host_link(const DbRow *pif, XapiError **err)
     return name;
 }
 
+/* Debian's dhclient (isc-dhcp-client), also where PATH lacks sbin. */
+static char *find_dhclient(void)
+{
+    char *path = g_find_program_in_path("dhclient");
+    if (!path && g_file_test("/usr/sbin/dhclient", G_FILE_TEST_IS_EXECUTABLE))
+        path = g_strdup("/usr/sbin/dhclient");
+    return path;
+}
+
 bool pif_host_dhcp_available(void)
 {
-    g_autofree char *dhclient = g_find_program_in_path("dhclient");
+    g_autofree char *dhclient = find_dhclient();
     return dhclient != NULL;
 }
 
-static char *dhclient_pidfile(const char *bridge)
+/* Per network namespace too: bridges of one name may live in several. */
+static char *dhclient_file(const char *bridge, const char *what)
 {
-    return g_strdup_printf("/run/xapid-dhclient-%s.pid", bridge);
+    GStatBuf st;
+    guint64 ns = g_stat("/proc/self/ns/net", &st) == 0 ? (guint64)st.st_ino : 0;
+    return g_strdup_printf("/run/xapid-dhclient-%" G_GUINT64_FORMAT "-%s.%s", ns, bridge, what);
 }
 
-/* dhclient -1: one attempt, then it stays in the background renewing. */
+/* dhclient -1: one attempt, then it stays in the background renewing; -r
+ * releases the lease and stops it. */
 static int run_dhclient(const char *bridge, bool release, XapiError **err)
 {
-    g_autofree char *dhclient = g_find_program_in_path("dhclient");
+    g_autofree char *dhclient = find_dhclient();
     if (!dhclient)
         return release ? 0
                        : xapi_error_set(err, "OPERATION_NOT_ALLOWED",
                                         "DHCP needs dhclient (Debian's isc-dhcp-client), which "
                                         "this host lacks",
                                         NULL);
-    g_autofree char *pidfile = dhclient_pidfile(bridge);
+    g_autofree char *pidfile = dhclient_file(bridge, "pid");
+    g_autofree char *leases = dhclient_file(bridge, "leases");
     if (release && !g_file_test(pidfile, G_FILE_TEST_EXISTS))
         return 0;
-    const char *argv[] = {dhclient, release ? "-r" : "-1", "-pf", pidfile, bridge, NULL};
+    const char *argv[] = {dhclient, release ? "-r" : "-1", "-q", "-pf", pidfile, "-lf", leases,
+                          bridge, NULL};
     int status = 0;
     g_autoptr(GError) gerr = NULL;
     if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_STDOUT_TO_DEV_NULL |
@@ -80,16 +96,32 @@ static int run_dhclient(const char *bridge, bool release, XapiError **err)
         return release ? 0
                        : xapi_error_set(err, "PIF_CONFIGURATION_ERROR", bridge,
                                         "dhclient got no lease", NULL);
+    if (release) {
+        g_unlink(pidfile);
+        g_unlink(leases);
+    }
     return 0;
 }
 
-int pif_host_apply_ip(const DbRow *pif, bool with_gateway, XapiError **err)
+/* The address DHCP gave, in the record as XAPI's update_pif_address does. */
+static int record_lease(DbRow *pif, const char *bridge, XapiError **err)
+{
+    g_autofree char *address = NULL, *netmask = NULL;
+    if (!hostnet_ipv4(bridge, &address, &netmask))
+        return xapi_error_set(err, "PIF_CONFIGURATION_ERROR", bridge,
+                              "dhclient left no address", NULL);
+    if (db_set_by_name(pif, "IP", xv_new_string(address), err) < 0)
+        return -1;
+    return db_set_by_name(pif, "netmask", xv_new_string(netmask), err);
+}
+
+int pif_host_apply_ip(DbRow *pif, bool with_gateway, XapiError **err)
 {
     const char *bridge = pif_host_bridge(pif);
     const char *mode = str_field(pif, "ip_configuration_mode");
     run_dhclient(bridge, true, NULL);
     if (strcmp(mode, "DHCP") == 0)
-        return run_dhclient(bridge, false, err);
+        return run_dhclient(bridge, false, err) < 0 ? -1 : record_lease(pif, bridge, err);
     if (strcmp(mode, "Static") != 0)
         return hostlinks_set_ipv4(bridge, NULL, 0, err);
     int prefix = hostlinks_prefix_of(str_field(pif, "netmask"));

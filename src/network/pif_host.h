@@ -30,9 +30,10 @@ int pif_host_plug(DbRow *pif, XapiError **err);
 int pif_host_unplug(DbRow *pif, XapiError **err);
 
 /* Applies a plugged PIF's IPv4 configuration to its bridge (None removes
- * the addresses; DHCP needs dhclient); with_gateway also sets the default
- * route through its gateway. Lock held. */
-int pif_host_apply_ip(const DbRow *pif, bool with_gateway, XapiError **err);
+ * the addresses; DHCP runs Debian's dhclient and records the address it
+ * got in IP and netmask); with_gateway also sets the default route
+ * through its gateway. Write lock held. */
+int pif_host_apply_ip(DbRow *pif, bool with_gateway, XapiError **err);
 
 /* True if this host can run a DHCP client for a PIF. */
 bool pif_host_dhcp_available(void);

@@ -428,3 +428,50 @@ def test_plugged_pifs_come_back_after_their_links_went(netns):
     finally:
         d.stop()
     assert netns.links() == SEED_NICS | {"eth1"}
+
+
+def dhclient_pid(ns_name, bridge):
+    """The pid in xapid's dhclient pid file for bridge in ns, or None."""
+    inode = os.stat(f"/run/netns/{ns_name}").st_ino
+    path = f"/run/xapid-dhclient-{inode}-{bridge}.pid"
+    return int(open(path).read()) if os.path.exists(path) else None
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/sbin/dhclient"), reason="needs isc-dhcp-client")
+def test_reconfigure_ip_dhcp_gets_a_lease_and_releases_it(netns, tmp_path):
+    add_nic(netns, "eth1")
+    ip("ip", "addr", "add", "10.96.0.1/24", "dev", "p-eth1", ns=netns.peer)
+    conf = tmp_path / "udhcpd.conf"
+    conf.write_text(f"start 10.96.0.10\nend 10.96.0.10\ninterface p-eth1\n"
+                    f"lease_file {tmp_path}/leases\npidfile {tmp_path}/udhcpd.pid\n"
+                    "option subnet 255.255.255.0\n")
+    server = subprocess.Popen(["ip", "netns", "exec", netns.peer, "busybox", "udhcpd", "-f",
+                               str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    d = NsDaemon(netns, "sim")
+    try:
+        api, s = d.login()
+        host = ok(api.host.get_all(s))[0]
+        pif = ok(api.PIF.introduce(s, host, "", "eth1", True))
+        ok(api.PIF.plug(s, pif))
+        ok(api.PIF.reconfigure_ip(s, pif, "DHCP", "", "", "", ""))
+        assert ok(api.PIF.get_IP(s, pif)) == "10.96.0.10"
+        assert ok(api.PIF.get_netmask(s, pif)) == "255.255.255.0"
+        assert addr(netns, "xenbr1") == {"10.96.0.10/24"}
+        pid = dhclient_pid(netns.name, "xenbr1")
+        assert pid and os.path.exists(f"/proc/{pid}")
+        ok(api.PIF.reconfigure_ip(s, pif, "None", "", "", "", ""))  # released, dhclient gone
+        assert addr(netns, "xenbr1") == set()
+        assert dhclient_pid(netns.name, "xenbr1") is None
+        wait_until(lambda: not os.path.exists(f"/proc/{pid}"), what="dhclient to exit")
+        ok(api.PIF.unplug(s, pif))
+    finally:
+        d.stop()
+        server.kill()
+        server.wait()
+        left = dhclient_pid(netns.name, "xenbr1")  # only if the test failed half-way
+        if left:
+            os.kill(left, 9)
+            inode = os.stat(f"/run/netns/{netns.name}").st_ino
+            for leaf in ("pid", "leases"):
+                os.unlink(f"/run/xapid-dhclient-{inode}-xenbr1.{leaf}")
+    assert netns.links() == SEED_NICS | {"eth1"}
