@@ -229,8 +229,14 @@ int xapi_PIF_create_VLAN(Call *call, const char *device, const char *network, co
     if (db_write_begin(&call->error) < 0)
         return -1;
     DbRow *h = pif_checks_row(call, "host", host);
-    g_autofree char *pif = h ? vlan_create_on_device_locked(call, device, network, host, VLAN) : NULL;
-    if (finish(call, pif ? 0 : -1) < 0)
+    g_autofree char *vlan = NULL;
+    g_autofree char *pif =
+        h ? vlan_create_on_device_locked(call, device, network, host, VLAN, &vlan) : NULL;
+    if (!pif) {
+        db_write_abort();
+        return -1;
+    }
+    if (vlan_bond_vlan_commit(vlan, &call->error) < 0)
         return -1;
     *result = xv_new_string_take(g_steal_pointer(&pif));
     return 0;

@@ -7,17 +7,18 @@
 #include "dm_handlers.h"
 #include "pif_checks.h"
 #include "vlan.h"
+#include "vlan_bond.h"
 
 static const DmClass *cls(const char *name) { return dm_class_by_name(name); }
 
 /* Commits, and answers the PIF as a set of one. */
-static int answer(Call *call, char *pif, Xv **result)
+static int answer(Call *call, const char *vlan, char *pif, Xv **result)
 {
     if (!pif) {
         db_write_abort();
         return -1;
     }
-    if (db_write_commit(&call->error) < 0) {
+    if (vlan_bond_vlan_commit(vlan, &call->error) < 0) {
         g_free(pif);
         return -1;
     }
@@ -32,7 +33,9 @@ int xapi_pool_create_VLAN(Call *call, const char *device, const char *network, i
     if (db_write_begin(&call->error) < 0)
         return -1;
     g_autofree char *host = bootstrap_this_host();
-    return answer(call, vlan_create_on_device_locked(call, device, network, host, VLAN), result);
+    g_autofree char *vlan = NULL;
+    char *pif = vlan_create_on_device_locked(call, device, network, host, VLAN, &vlan);
+    return answer(call, vlan, pif, result);
 }
 
 int xapi_pool_create_VLAN_from_PIF(Call *call, const char *pif, const char *network,
@@ -43,5 +46,5 @@ int xapi_pool_create_VLAN_from_PIF(Call *call, const char *pif, const char *netw
     DbRow *tagged = pif_checks_row(call, "PIF", pif);
     g_autofree char *vlan = tagged ? vlan_create_locked(call, pif, VLAN, network) : NULL;
     DbRow *row = vlan ? db_lookup(cls("VLAN"), vlan) : NULL;
-    return answer(call, row ? g_strdup(xv_str(db_get(row, "untagged_PIF"))) : NULL, result);
+    return answer(call, vlan, row ? g_strdup(xv_str(db_get(row, "untagged_PIF"))) : NULL, result);
 }

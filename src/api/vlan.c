@@ -78,7 +78,7 @@ static DbRow *base_pif(const char *host, const char *device)
 }
 
 char *vlan_create_on_device_locked(Call *call, const char *device, const char *network,
-                                   const char *host, int64_t tag)
+                                   const char *host, int64_t tag, char **out_vlan)
 {
     DbRow *tagged = base_pif(host, device);
     if (!tagged) {
@@ -87,6 +87,8 @@ char *vlan_create_on_device_locked(Call *call, const char *device, const char *n
     }
     g_autofree char *vlan_ref = vlan_create_locked(call, tagged->ref, tag, network);
     DbRow *vlan = vlan_ref ? db_lookup(cls("VLAN"), vlan_ref) : NULL;
+    if (vlan && out_vlan)
+        *out_vlan = g_strdup(vlan_ref);
     return vlan ? g_strdup(str_field(vlan, "untagged_PIF")) : NULL;
 }
 
@@ -96,9 +98,11 @@ int xapi_VLAN_create(Call *call, const char *tagged_PIF, int64_t tag, const char
     if (db_write_begin(&call->error) < 0)
         return -1;
     char *vlan = vlan_create_locked(call, tagged_PIF, tag, network);
-    if (!vlan || db_write_commit(&call->error) < 0) {
-        if (!vlan)
-            db_write_abort();
+    if (!vlan) {
+        db_write_abort();
+        return -1;
+    }
+    if (vlan_bond_vlan_commit(vlan, &call->error) < 0) {
         g_free(vlan);
         return -1;
     }

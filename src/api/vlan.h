@@ -10,6 +10,6 @@ char *vlan_create_locked(Call *call, const char *tagged_PIF, int64_t tag, const 
 
 /* PIF.create_VLAN's: the VLAN on host's PIF of device without a tag
  * (INVALID_VALUE ["device"; device] if none). Returns the untagged PIF's
- * ref (caller frees) or NULL. Write lock held. */
+ * ref (caller frees) or NULL; the VLAN's in *out_vlan. Write lock held. */
 char *vlan_create_on_device_locked(Call *call, const char *device, const char *network,
-                                   const char *host, int64_t tag);
+                                   const char *host, int64_t tag, char **out_vlan);

@@ -61,6 +61,25 @@ char *vlan_bond_vlan_create(DbRow *tagged, int64_t tag, DbRow *network, XapiErro
     return g_steal_pointer(&vlan_ref);
 }
 
+int vlan_bond_vlan_commit(const char *vlan_ref, XapiError **err)
+{
+    DbRow *vlan = db_lookup(cls("VLAN"), vlan_ref);
+    DbRow *pif = vlan ? db_lookup(cls("PIF"), str_field(vlan, "untagged_PIF")) : NULL;
+    DbRow *tagged = vlan ? db_lookup(cls("PIF"), str_field(vlan, "tagged_PIF")) : NULL;
+    g_autoptr(XapiError) ignored = NULL;
+    g_autofree char *link = pif ? pif_host_link(pif, &ignored) : NULL;
+    g_autofree char *parent = tagged ? pif_host_link(tagged, &ignored) : NULL;
+    g_autofree char *bridge = g_strdup(pif ? pif_host_bridge(pif) : "");
+    int tag = vlan ? (int)db_get(vlan, "tag")->i : -1;
+    if (db_write_commit(err) == 0)
+        return 0;
+    if (link && parent)
+        hostlinks_vlan_del(link, parent, tag, &ignored);
+    if (*bridge)
+        hostnet_bridge_del(bridge, &ignored);
+    return -1;
+}
+
 int vlan_bond_vlan_destroy(DbRow *vlan, XapiError **err)
 {
     DbRow *pif = db_lookup(cls("PIF"), str_field(vlan, "untagged_PIF"));

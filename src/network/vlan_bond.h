@@ -14,6 +14,9 @@
 /* A VLAN with tag on tagged, its untagged PIF on network, plugged.
  * Returns the VLAN's ref (caller frees) or NULL. */
 char *vlan_bond_vlan_create(DbRow *tagged, int64_t tag, DbRow *network, XapiError **err);
+/* Commits a write that made vlan; if the commit fails, the VLAN's link
+ * and bridge are removed again, so that the host matches the records. */
+int vlan_bond_vlan_commit(const char *vlan, XapiError **err);
 /* Unplugs and removes the VLAN and its untagged PIF. */
 int vlan_bond_vlan_destroy(DbRow *vlan, XapiError **err);
 

@@ -300,8 +300,16 @@ def test_vlan_checks_and_links(netns):
         assert bridge not in netns.links()
         pifs = ok(api.pool.create_VLAN(s, "eth1", net, "7"))
         assert ok(api.PIF.get_VLAN(s, pifs[0])) == "7" and "eth1.7" in netns.links()
+        assert err(api.VLAN.create(s, pif, "8", net)) == ["NETWORK_ALREADY_CONNECTED", host, pifs[0]]
         ok(api.PIF.destroy(s, pifs[0]))
         assert "eth1.7" not in netns.links()
+        untagged = ok(api.PIF.create_VLAN(s, "eth1", net, host, "8"))
+        assert ok(api.PIF.get_VLAN(s, untagged)) == "8" and "eth1.8" in netns.links()
+        ok(api.PIF.destroy(s, untagged))
+        pifs = ok(api.pool.create_VLAN_from_PIF(s, pif, net, "9"))
+        assert ok(api.PIF.get_device(s, pifs[0])) == "eth1" and "eth1.9" in netns.links()
+        ok(api.VLAN.destroy(s, ok(api.PIF.get_VLAN_master_of(s, pifs[0]))))
+        assert ok(api.PIF.get_VLAN_slave_of(s, pif)) == []
     finally:
         d.stop()
     assert netns.links() == SEED_NICS | {"eth1", "eth2"}
@@ -475,3 +483,28 @@ def test_reconfigure_ip_dhcp_gets_a_lease_and_releases_it(netns, tmp_path):
             for leaf in ("pid", "leases"):
                 os.unlink(f"/run/xapid-dhclient-{inode}-xenbr1.{leaf}")
     assert netns.links() == SEED_NICS | {"eth1"}
+
+
+def test_a_vlan_whose_commit_fails_leaves_no_link(netns, tmp_path):
+    add_nic(netns, "eth1")
+    faults = tmp_path / "faults"
+    faults.write_text("")
+    os.environ["XAPID_SQLITE_FAULTS"] = str(faults)
+    try:
+        d = NsDaemon(netns, "sim")
+    finally:
+        del os.environ["XAPID_SQLITE_FAULTS"]
+    try:
+        api, s = d.login()
+        host = ok(api.host.get_all(s))[0]
+        pif = ok(api.PIF.introduce(s, host, "", "eth1", True))
+        net = ok(api.network.create(s, {"name_label": "v5"}))
+        faults.write_text("ioerr")
+        assert err(api.VLAN.create(s, pif, "5", net))[0] == "INTERNAL_ERROR"
+        assert err(api.PIF.create_VLAN(s, "eth1", net, host, "5"))[0] == "INTERNAL_ERROR"
+        faults.write_text("")
+        assert ok(api.VLAN.get_all(s)) == []
+        assert netns.links() == SEED_NICS | {"eth1"}  # no VLAN link, no bridge
+        ok(api.VLAN.create(s, pif, "5", net))  # works again
+    finally:
+        d.stop()
