@@ -141,8 +141,14 @@ int xapi_PIF_reconfigure_ip(Call *call, const char *self, const char *mode, cons
         rc = db_set_by_name(pif, values[i][0], xv_new_string(values[i][1]), &call->error);
     /* An attached PIF gets its new configuration now; the management
      * PIF's gateway is the host's default route. */
+    bool management = db_get(pif, "management")->b;
     if (rc == 0 && db_get(pif, "currently_attached")->b && !pif_checks_is_bond_slave(pif))
-        rc = pif_host_apply_ip(pif, db_get(pif, "management")->b, &call->error);
+        rc = pif_host_apply_ip(pif, management, &call->error);
+    /* The host's address is its management PIF's (XAPI's
+     * on_dom0_networking_change). */
+    DbRow *host = db_lookup(cls("host"), str_field(pif, "host"));
+    if (rc == 0 && management && host && *str_field(pif, "IP"))
+        rc = db_set_by_name(host, "address", xv_new_string(str_field(pif, "IP")), &call->error);
     return finish(call, rc);
 }
 

@@ -236,9 +236,13 @@ static int plug_steps(DbRow *pif, Plug *p, XapiError **err)
     if (hostnet_set_up(p->link, true, err) < 0)
         return -1;
     bool management = db_get(pif, "management")->b;
-    if (management)
-        return move_address(p, err);
-    return pif_host_apply_ip(pif, false, err);
+    if (management && move_address(p, err) < 0)
+        return -1;
+    /* The management PIF keeps what it moved unless its record says
+     * Static (a reconfigure_ip while it was unplugged). */
+    if (management && strcmp(str_field(pif, "ip_configuration_mode"), "Static") != 0)
+        return 0;
+    return pif_host_apply_ip(pif, management, err);
 }
 
 int pif_host_plug(DbRow *pif, XapiError **err)

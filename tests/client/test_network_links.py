@@ -203,6 +203,12 @@ def test_management_pif_plug_moves_the_address_and_puts_it_back(netns):
         assert addr(netns, bridge) == {"10.99.0.2/24"} and addr(netns, "eth0") == set()
         assert default_route(netns)[:5] == ["default", "via", "10.99.0.1", "dev", bridge]
         assert err(api.PIF.unplug(s, mgmt)) == ["PIF_IS_MANAGEMENT_INTERFACE", mgmt]
+        # Attached: a new address and gateway at once, and the host's address.
+        ok(api.PIF.reconfigure_ip(s, mgmt, "Static", "10.99.0.7", "255.255.255.0", "10.99.0.1",
+                                  ""))
+        assert addr(netns, bridge) == {"10.99.0.7/24"}
+        assert default_route(netns)[:5] == ["default", "via", "10.99.0.1", "dev", bridge]
+        assert ok(api.host.get_address(s, ok(api.host.get_all(s))[0])) == "10.99.0.7"
     finally:
         d.stop()
 
@@ -506,5 +512,21 @@ def test_a_vlan_whose_commit_fails_leaves_no_link(netns, tmp_path):
         assert ok(api.VLAN.get_all(s)) == []
         assert netns.links() == SEED_NICS | {"eth1"}  # no VLAN link, no bridge
         ok(api.VLAN.create(s, pif, "5", net))  # works again
+    finally:
+        d.stop()
+
+
+def test_management_pif_plug_applies_a_static_address_set_while_unplugged(netns):
+    d = NsDaemon(netns, "sim")
+    try:
+        api, s = d.login()
+        mgmt = management_pif(api, s)
+        bridge = ok(api.network.get_bridge(s, ok(api.PIF.get_network(s, mgmt))))
+        ok(api.PIF.reconfigure_ip(s, mgmt, "Static", "10.99.0.9", "255.255.255.0", "10.99.0.1",
+                                  ""))
+        assert addr(netns, "eth0") == {"10.99.0.2/24"}  # unplugged: stored only
+        ok(api.PIF.plug(s, mgmt))
+        assert addr(netns, bridge) == {"10.99.0.9/24"} and addr(netns, "eth0") == set()
+        assert default_route(netns)[:5] == ["default", "via", "10.99.0.1", "dev", bridge]
     finally:
         d.stop()
