@@ -166,6 +166,28 @@ static int veth_add(const char *name, const char *peer, int mtu)
     return nl_talk(&m);
 }
 
+/* A real NIC drops frames for the guests' MACs unless promiscuous (the
+ * kernel's VLAN links pass a bridge's promiscuity down to their parent). */
+static int set_promisc(int ifindex, bool on)
+{
+    struct ifinfomsg ifi = {.ifi_family = AF_UNSPEC, .ifi_index = ifindex,
+                            .ifi_flags = on ? IFF_PROMISC : 0, .ifi_change = IFF_PROMISC};
+    NlMsg m;
+    nl_init(&m, RTM_NEWLINK, 0, &ifi, sizeof ifi);
+    return nl_talk(&m);
+}
+
+/* Whether any VLAN of ours is left on the parent of that ifindex. */
+static bool parent_has_vlans(int parent_ifindex)
+{
+    g_autofree char *prefix = g_strdup_printf("vq%d.", parent_ifindex);
+    g_autoptr(GDir) dir = g_dir_open("/sys/class/net", 0, NULL);
+    for (const char *n = dir ? g_dir_read_name(dir) : NULL; n; n = g_dir_read_name(dir))
+        if (g_str_has_prefix(n, prefix))
+            return true;
+    return false;
+}
+
 static int fail(int rc, const char *what, const char *name, XapiError **err)
 {
     return xapi_error_internal(err, "%s %s: %s", what, name, g_strerror(-rc));
@@ -184,7 +206,8 @@ int vlanbpf_add(const char *name, const char *parent, int tag, int mtu, XapiErro
     int untag = hidden_index ? load_untag(tag, hidden_index) : -ENODEV;
     int retag = untag >= 0 ? load_tag(tag, parent_index) : untag;
     if (retag >= 0 && (rc = filter_add(hidden_index, 0, retag)) == 0 &&
-        (rc = filter_add(parent_index, tag, untag)) == 0) {
+        (rc = filter_add(parent_index, tag, untag)) == 0 &&
+        (rc = set_promisc(parent_index, true)) == 0) {
         g_autoptr(XapiError) ignored = NULL;
         rc = hostnet_set_up(hidden, true, &ignored) < 0 ? -EIO : 0;
     } else if (retag < 0) {
@@ -216,6 +239,8 @@ int vlanbpf_del(const char *name, const char *parent, int tag, XapiError **err)
     rc = nl_talk(&m); /* the hidden end goes with it */
     if (rc < 0 && rc != -ENODEV)
         return err ? fail(rc, "remove", name, err) : -1;
+    if (parent_index && !parent_has_vlans(parent_index))
+        set_promisc(parent_index, false);
     return 0;
 }
 

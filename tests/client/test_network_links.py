@@ -67,6 +67,10 @@ def master(ns, dev):
     return os.path.basename(out) if out else None
 
 
+def link_flags(ns, dev):
+    return int(ip("cat", f"/sys/class/net/{dev}/flags", ns=ns.name).stdout, 16)
+
+
 def fdb_macs(ns, bridge):
     out = ip("bridge", "fdb", "show", "br", bridge, ns=ns.name).stdout
     return {line.split()[0] for line in out.splitlines()}
@@ -288,6 +292,8 @@ def test_vlan_checks_and_links(netns):
             detail = ip("ip", "-d", "link", "show", "eth1.5", ns=netns.name).stdout
             assert "vlan protocol 802.1Q id 5" in detail and "eth1.5@eth1" in detail
         assert master(netns, "eth1.5") == bridge
+        if not has_vlan:  # a real NIC must pass the guests' MACs up
+            assert link_flags(netns, "eth1") & 0x100  # IFF_PROMISC
         # On the wire (p-eth1, eth1's peer): what the bridge sends leaves
         # tagged 5; what comes tagged 5 reaches the bridge, tag 6 does not.
         assert wire_tag_of_arp(netns, bridge) == "5"
@@ -304,6 +310,7 @@ def test_vlan_checks_and_links(netns):
         ok(api.VLAN.destroy(s, vlan))
         assert ok(api.VLAN.get_all(s)) == [] and "eth1.5" not in netns.links()
         assert bridge not in netns.links()
+        assert not link_flags(netns, "eth1") & 0x100
         pifs = ok(api.pool.create_VLAN(s, "eth1", net, "7"))
         assert ok(api.PIF.get_VLAN(s, pifs[0])) == "7" and "eth1.7" in netns.links()
         assert err(api.VLAN.create(s, pif, "8", net)) == ["NETWORK_ALREADY_CONNECTED", host, pifs[0]]
