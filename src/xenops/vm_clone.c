@@ -166,6 +166,7 @@ typedef struct {
     const char *name;
     bool snapshot;      /* the new VM is a snapshot of the old */
     bool keep_template; /* clone and copy keep is_a_template */
+    const char *memory; /* a checkpoint's saved state (a VDI), or NULL */
 } NewVm;
 
 /* The new VM and its VBDs (write lock held). */
@@ -183,6 +184,10 @@ static char *record_new_vm(const DbRow *vm, GArray *pairs, const NewVm *how, Xap
         db_row_put(copy, "snapshot_of", xv_new_string(vm->ref));
         db_row_put(copy, "snapshot_time", xv_new_datetime(time(NULL)));
         db_row_put(copy, "is_a_template", xv_new_bool(true));
+        if (how->memory) { /* in the same write: never a checkpoint without it */
+            db_row_put(copy, "suspend_VDI", xv_new_string(how->memory));
+            db_row_put(copy, "power_state", xv_new_static_string("Suspended"));
+        }
     } else {
         db_row_put(copy, "parent", xv_new_string(vm->ref));
     }
@@ -303,9 +308,10 @@ static int snapshot_work(VmOp *o)
     return new_vm_work(&inner, DISK_SNAPSHOT, NULL, &how, a->ignore_vdis);
 }
 
-int vm_make_snapshot(VmOp *o, const char *name, const Xv *ignore_vdis, Xv **result)
+int vm_make_snapshot(VmOp *o, const char *name, const Xv *ignore_vdis, const char *memory,
+                     Xv **result)
 {
-    NewVm how = {name, true, false};
+    NewVm how = {name, true, false, memory};
     VmOp inner = *o;
     inner.arg = result;
     return new_vm_work(&inner, DISK_SNAPSHOT, NULL, &how, ignore_vdis);
