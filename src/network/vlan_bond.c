@@ -110,6 +110,18 @@ static const char *prop(const Xv *properties, const char *key, const char *fallb
     return v ? xv_str(v) : fallback;
 }
 
+static int bond_enslave(const char *name, GPtrArray *member_links, XapiError **err)
+{
+    for (guint i = 0; i < member_links->len; i++) {
+        const char *m = member_links->pdata[i];
+        /* The bonding driver takes only links that are down. */
+        if (hostnet_set_up(m, false, err) < 0 || hostlinks_set_master(m, name, err) < 0 ||
+            hostnet_set_up(m, true, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* The bonding link of a Bond record, with its members enslaved. */
 static int bond_link_make(const char *name, const char *mac, int mtu, const char *mode,
                           const Xv *properties, GPtrArray *member_links, XapiError **err)
@@ -126,17 +138,7 @@ static int bond_link_make(const char *name, const char *mac, int mtu, const char
     };
     if (hostlinks_bond_add(name, &b, err) < 0)
         return -1;
-    for (guint i = 0; i < member_links->len; i++) {
-        const char *m = member_links->pdata[i];
-        /* The bonding driver takes only links that are down. */
-        if (hostnet_set_up(m, false, err) < 0 || hostlinks_set_master(m, name, err) < 0 ||
-            hostnet_set_up(m, true, err) < 0) {
-            g_autoptr(XapiError) ignored = NULL;
-            hostlinks_del(name, &ignored);
-            return -1;
-        }
-    }
-    if (hostnet_set_up(name, true, err) < 0) {
+    if (hostnet_set_up(name, true, err) < 0 || bond_enslave(name, member_links, err) < 0) {
         g_autoptr(XapiError) ignored = NULL;
         hostlinks_del(name, &ignored);
         return -1;
@@ -246,9 +248,15 @@ char *vlan_bond_bond_create(DbRow *network, GPtrArray *members, DbRow *primary, 
     for (guint i = 0; i < members->len; i++)
         g_ptr_array_add(attached, GINT_TO_POINTER(
                                       db_get(members->pdata[i], "currently_attached")->b));
+    /* The link first: a kernel that refuses it leaves the members alone. */
+    g_autoptr(GPtrArray) none = g_ptr_array_new();
+    if (bond_link_make(device, master_mac, mtu > 0 ? (int)mtu : 1500, mode, properties, none,
+                       err) < 0)
+        return NULL;
     g_autoptr(GPtrArray) links = free_members(members, err);
-    if (!links || bond_link_make(device, master_mac, mtu > 0 ? (int)mtu : 1500, mode, properties,
-                                 links, err) < 0) {
+    if (!links || bond_enslave(device, links, err) < 0) {
+        g_autoptr(XapiError) ignored = NULL;
+        hostlinks_del(device, &ignored);
         replug(members, attached);
         return NULL;
     }
