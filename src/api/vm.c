@@ -609,7 +609,7 @@ static int change_suspend_vdi(DbRow *vm, const void *arg, XapiError **err)
     if (!vdi)
         return xapi_error_set(err, "HANDLE_INVALID", "VDI", vdi_ref, NULL);
     if (strcmp(xv_str(db_get(vdi, "type")), "cbt_metadata") == 0)
-        return xapi_error_set(err, "VDI_INCOMPATIBLE_TYPE", vm->ref, "cbt_metadata", NULL);
+        return xapi_error_set(err, "VDI_INCOMPATIBLE_TYPE", vdi->ref, "cbt_metadata", NULL);
     if (strcmp(xv_str(db_get(vm, "suspend_VDI")), vdi_ref) == 0)
         return 0;
     return xapi_error_set(err, "OPERATION_NOT_ALLOWED",

@@ -152,6 +152,20 @@ static int check_firmware(const Xv *record, XapiError **err)
                           NULL);
 }
 
+/* A PV-style domain is its kernel booted directly here; without one XAPI
+ * would run PV_bootloader, which xapid does not yet. */
+static int check_domain_type(const Xv *record, XapiError **err)
+{
+    const char *type = str_field(record, "domain_type");
+    bool pv = strcmp(type, "pv") == 0 || strcmp(type, "pvh") == 0 ||
+              strcmp(type, "pv_in_pvh") == 0;
+    if (!pv || *str_field(record, "PV_kernel"))
+        return 0;
+    return xapi_error_set(err, "VALUE_NOT_SUPPORTED", "domain_type", type,
+                          "a PV domain boots its PV_kernel directly here, and PV_kernel is "
+                          "empty (PV_bootloader is not run yet)", NULL);
+}
+
 static const struct {
     const char *fields;  /* as docs/compat.md names them */
     const char *meaning; /* what the QEMU driver does with them */
@@ -169,6 +183,11 @@ static const struct {
     {"`actions_after_crash`",
      "`destroy`, `restart`, `preserve` honoured; `coredump_and_*` and `rename_restart` "
      "refused (`VALUE_NOT_SUPPORTED`, XAPI's words)", check_actions_after_crash},
+    {"`domain_type`, `HVM_boot_policy`",
+     "every domain is a QEMU PC; `pv`, `pvh` and `pv_in_pvh` boot `PV_kernel` directly "
+     "(`-kernel`) and are refused without one (`VALUE_NOT_SUPPORTED`); `hvm` and "
+     "`unspecified` boot from `HVM_boot_params:order`, or from `PV_kernel` when set",
+     check_domain_type},
     {"`bios_strings`", "refused when not empty (`VALUE_NOT_SUPPORTED`): no SMBIOS tables yet",
      check_bios_strings},
     {"`has_vendor_device`", "refused when true (`VALUE_NOT_SUPPORTED`)", check_vendor_device},

@@ -346,6 +346,11 @@ def test_boot_policy_and_domain_type_follow_each_other(api):
     assert ok(proxy.VM.get_HVM_boot_policy(s, vm)) == "BIOS order"
     assert err(proxy.VM.set_domain_type(s, vm, "unspecified")) == \
         ["INVALID_VALUE", "domain_type", "unspecified"]
+    ok(proxy.VM.set_domain_type(s, vm, "pv"))  # no PV_kernel, and no bootloader is run
+    assert err(proxy.VM.start(s, vm, False, False))[:3] == \
+        ["VALUE_NOT_SUPPORTED", "domain_type", "pv"]
+    ok(proxy.VM.set_PV_kernel(s, vm, "/boot/guest/vmlinuz"))
+    assert err(proxy.VM.start(s, vm, False, False))[0] != "VALUE_NOT_SUPPORTED"
     gone(api, vm)
 
 
