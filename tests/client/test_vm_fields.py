@@ -485,5 +485,8 @@ def test_vbd_device_fields_and_mode(api):
     assert err(proxy.VBD.set_mode(s, vbd, "RO")) == ["VM_BAD_POWER_STATE", vm, "halted",
                                                      "running"]
     assert ok(proxy.VBD.get_userdevice(s, vbd)) == "1"
+    # destroy refused where XAPI refuses it: an attached VBD, a VDI in use
+    assert err(proxy.VBD.destroy(s, vbd))[0] == "OPERATION_NOT_ALLOWED"
+    assert err(proxy.VDI.destroy(s, vdi)) == ["VDI_IN_USE", vdi, "destroy"]
     gone(api, vm)
     ok(proxy.VDI.destroy(s, vdi))
