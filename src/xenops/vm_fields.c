@@ -173,7 +173,8 @@ static const struct {
 } start_checks[] = {
     {"`VCPUs_max`, `VCPUs_at_startup`",
      "honoured: `-smp VCPUs_at_startup,maxcpus=VCPUs_max`; XAPI's checks (`INVALID_VALUE`, "
-     "`VALUE_NOT_SUPPORTED` when at_startup > max)", check_vcpus},
+     "`VALUE_NOT_SUPPORTED` when at_startup > max); `VCPUs_max` above the host's CPUs is "
+     "`HOST_NOT_ENOUGH_PCPUS` unless `platform:vcpu-unrestricted` is true", check_vcpus},
     {"`memory_static_max`, `memory_static_min`, `memory_dynamic_min/max`, `memory_target`",
      "`memory_static_max` is the guest's RAM (`-m`); a maximum below its minimum is "
      "`MEMORY_CONSTRAINT_VIOLATION`; `memory_dynamic_max` below `memory_static_max` is refused "

@@ -116,6 +116,32 @@ static const HvDriver *driver(void) { return xenops_driver(); }
 
 /* ---- start ----------------------------------------------------------- */
 
+/* This host's cpu_info:cpu_count (lock held), 0 if unknown. */
+static int64_t host_cpu_count(void)
+{
+    g_autofree char *host_ref = bootstrap_this_host();
+    DbRow *host = db_lookup(dm_class_by_name("host"), host_ref);
+    const Xv *count = host ? xv_struct_get(db_get(host, "cpu_info"), "cpu_count") : NULL;
+    return count ? g_ascii_strtoll(xv_str(count), NULL, 10) : 0;
+}
+
+/* XAPI's assert_enough_pcpus: no more vCPUs than the host has CPUs,
+ * unless platform:vcpu-unrestricted is true. */
+static int check_pcpus(const Xv *record, int64_t pcpus, XapiError **err)
+{
+    int64_t vcpus = xv_struct_get(record, "VCPUs_max")->i;
+    const Xv *platform = xv_struct_get(record, "platform");
+    const Xv *unrestricted = platform ? xv_struct_get(platform, "vcpu-unrestricted") : NULL;
+    if (pcpus <= 0 || vcpus <= pcpus ||
+        (unrestricted && (strcmp(xv_str(unrestricted), "true") == 0 ||
+                          strcmp(xv_str(unrestricted), "1") == 0)))
+        return 0;
+    char want[32], have[32];
+    g_snprintf(want, sizeof want, "%" G_GINT64_FORMAT, vcpus);
+    g_snprintf(have, sizeof have, "%" G_GINT64_FORMAT, pcpus);
+    return xapi_error_set(err, "HOST_NOT_ENOUGH_PCPUS", want, have, NULL);
+}
+
 int vm_check_bootable(const char *vm_ref, const Xv *record, XapiError **err)
 {
     if (vm_fields_check_start(record, err) < 0)
@@ -133,7 +159,10 @@ int vm_check_bootable(const char *vm_ref, const Xv *record, XapiError **err)
     DbRow *vm = db_lookup(dm_class_by_name("VM"), vm_ref);
     int64_t need = vm ? xenops_vm_memory_need(vm) : 0;
     int64_t free_bytes = xenops_host_free_memory();
+    int64_t pcpus = host_cpu_count();
     db_read_end();
+    if (check_pcpus(record, pcpus, err) < 0)
+        return -1;
     if (need > free_bytes) {
         char needed[32], available[32];
         g_snprintf(needed, sizeof needed, "%" G_GINT64_FORMAT, need);

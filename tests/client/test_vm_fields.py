@@ -250,6 +250,13 @@ def test_vcpu_setters_every_error(api):
     rec = ok(proxy.VM.get_record(s, vm))
     assert (rec["VCPUs_max"], rec["VCPUs_at_startup"]) == ("8", "8")
     ok(proxy.VM.set_VCPUs_at_startup(s, vm, "2"))
+    # no more vCPUs than the host has CPUs, unless platform:vcpu-unrestricted
+    host = ok(proxy.host.get_all(s))[0]
+    pcpus = ok(proxy.host.get_cpu_info(s, host))["cpu_count"]
+    ok(proxy.VM.set_VCPUs_max(s, vm, str(int(pcpus) + 1)))
+    assert err(proxy.VM.start(s, vm, False, False)) == \
+        ["HOST_NOT_ENOUGH_PCPUS", str(int(pcpus) + 1), pcpus]
+    ok(proxy.VM.add_to_platform(s, vm, "vcpu-unrestricted", "true"))
     ok(proxy.VM.start(s, vm, False, False))
     assert err(proxy.VM.set_VCPUs_max(s, vm, "4")) == ["VM_BAD_POWER_STATE", vm, "halted",
                                                        "running"]
