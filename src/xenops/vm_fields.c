@@ -179,8 +179,9 @@ static const struct {
      "`memory_static_max` is the guest's RAM (`-m`); a maximum below its minimum is "
      "`MEMORY_CONSTRAINT_VIOLATION`; `memory_dynamic_max` below `memory_static_max` is refused "
      "(`VALUE_NOT_SUPPORTED`: no balloon driver yet; 0, VM.create's value when left out, "
-     "means no range); `memory_static_min`, `memory_dynamic_min` and `memory_target` are "
-     "bounds the unballooned domain always satisfies", check_memory},
+     "means no range); `memory_static_min` and `memory_dynamic_min` are lower bounds the "
+     "unballooned domain always satisfies; `memory_target` is unused, as in XAPI (the "
+     "setters keep it at `memory_dynamic_min`)", check_memory},
     {"`actions_after_crash`",
      "`destroy`, `restart`, `preserve` honoured; `coredump_and_*` and `rename_restart` "
      "refused (`VALUE_NOT_SUPPORTED`, XAPI's words)", check_actions_after_crash},
