@@ -295,7 +295,10 @@ def test_set_is_a_template_only_when_halted(api):
     allowed = ok(proxy.VM.get_allowed_operations(s, vm))
     assert "start" not in allowed and "provision" in allowed
     assert err(proxy.VM.start(s, vm, False, False)) == ["VM_IS_TEMPLATE", vm, "start"]
-    ok(proxy.VM.set_is_a_template(s, vm, False))
+    metrics = ok(proxy.VM.get_metrics(s, vm))  # made by its first start
+    assert str(ok(proxy.VM_metrics.get_install_time(s, metrics))) < "2000"
+    ok(proxy.VM.set_is_a_template(s, vm, False))  # XAPI's "install time"
+    assert str(ok(proxy.VM_metrics.get_install_time(s, metrics))) > "2000"
     assert "start" in ok(proxy.VM.get_allowed_operations(s, vm))
     gone(api, vm)
 
