@@ -444,9 +444,10 @@ static void take_handover(void)
 /* The socket handed over for key, made close-on-exec again; -1 if none. */
 static int handed_over_fd(const char *key)
 {
-    gpointer fd;
-    if (!handed_over || !g_hash_table_steal_extended(handed_over, key, NULL, &fd))
+    gpointer stolen_key, fd;
+    if (!handed_over || !g_hash_table_steal_extended(handed_over, key, &stolen_key, &fd))
         return -1;
+    g_free(stolen_key);
     fcntl(GPOINTER_TO_INT(fd), F_SETFD, FD_CLOEXEC);
     return GPOINTER_TO_INT(fd);
 }

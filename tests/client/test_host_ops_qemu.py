@@ -17,10 +17,12 @@ def test_restart_agent_keeps_a_qemu_guest(daemon, guest):
     def back():
         try:
             p, s2 = daemon.login()
-            t = float(ok(p.host.get_other_config(s2, host))["agent_start_time"])
-            return (p, s2) if t > started else None
+            reply = p.host.get_other_config(s2, host)
         except OSError:
             return None
+        if reply["Status"] != "Success":  # a session of the old image
+            return None
+        return (p, s2) if float(reply["Value"]["agent_start_time"]) > started else None
     proxy, s = wait_until(back, timeout=120, what="the agent to come back")
     assert qemu_pid(daemon, uuid) == pid and alive(pid)
     assert ok(proxy.VM.get_power_state(s, vm)) == "Running"
