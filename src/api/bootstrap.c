@@ -14,6 +14,7 @@
 
 #include "db.h"
 #include "host_net.h"
+#include "log_ring.h"
 #include "network.h"
 
 #define XAPID_PRODUCT_VERSION "8.4.0"
@@ -383,6 +384,21 @@ int bootstrap_check_host_enabled(XapiError **err)
     return 0;
 }
 
+/* The remote syslog host.syslog_reconfigure set up last, again (XAPI's
+ * lives in the host's syslog configuration, which outlives the agent). */
+static void forward_log_as_configured(void)
+{
+    db_read_begin();
+    g_autofree char *ref = bootstrap_this_host();
+    DbRow *host = db_lookup(dm_class_by_name("host"), ref);
+    const Xv *dest = host ? xv_struct_get(db_get(host, "logging"), "syslog_destination") : NULL;
+    g_autofree char *destination = g_strdup(dest ? xv_str(dest) : "");
+    db_read_end();
+    g_autoptr(XapiError) err = NULL;
+    if (*destination && log_ring_forward_to(destination, &err) < 0)
+        g_warning("log not copied to %s: %s", destination, err->code);
+}
+
 int bootstrap_database(const char *state_dir, XapiError **err)
 {
     if (db_write_begin(err) < 0)
@@ -394,7 +410,10 @@ int bootstrap_database(const char *state_dir, XapiError **err)
         db_write_abort();
         return -1;
     }
-    return db_write_commit(err);
+    if (db_write_commit(err) < 0)
+        return -1;
+    forward_log_as_configured();
+    return 0;
 }
 
 int bootstrap_check_this_host(const char *host, XapiError **err)

@@ -203,6 +203,15 @@ def test_syslog_reconfigure_forwards_the_log(daemon):
         while b"disabled by request" not in seen:
             seen = receiver.recv(4096)
         assert seen.startswith(b"<29>") and b"xapid[" in seen  # daemon.notice
+        # the destination holds across a restart of the agent
+        daemon.stop()
+        daemon.start()
+        api, s, host = login(daemon)
+        ok(api.host.enable(s, host))
+        ok(api.host.disable(s, host))
+        seen = b""
+        while b"disabled by request" not in seen:
+            seen = receiver.recv(4096)
         ok(api.host.set_logging(s, host, {}))
         ok(api.host.syslog_reconfigure(s, host))
     finally:
