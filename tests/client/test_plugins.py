@@ -334,3 +334,42 @@ def test_plugin_dir_flag_is_documented():
     for flag in ["--plugin-dir", "--python-dir", "--plugin-time-limit", "--plugin-output-limit",
                  "--extension-dir"]:
         assert flag in text, flag
+
+
+def test_shipped_xenapi_module_over_tcp_and_unix(env):
+    """The shipped XenAPI module as a client script uses it: attribute calls,
+    Failure with details, a new login when the session is gone."""
+    sys.path.insert(0, os.path.join(REPO, "python"))
+    try:
+        import XenAPI
+    finally:
+        sys.path.pop(0)
+    d = env["daemon"]
+    session = XenAPI.Session(d.url)
+    session.xenapi.login_with_password("root", "xapid-test-pw", "2.21", "test")
+    host = session.xenapi.host.get_all()[0]
+    assert session.xenapi.host.get_uuid(host) == ok(env["api"].host.get_uuid(env["s"], host))
+    assert session.API_version == "2.21"
+    with pytest.raises(XenAPI.Failure) as failure:
+        session.xenapi.VM.get_record("OpaqueRef:nothing")
+    assert failure.value.details == ["HANDLE_INVALID", "VM", "OpaqueRef:nothing"]
+    # the session ends behind its back: the next call logs in again
+    first = session._session
+    ok(env["api"].session.logout(first))
+    assert session.xenapi.host.get_uuid(host)
+    assert session._session != first
+    session.xenapi.session.logout()
+    assert session._session is None
+    # over the unix socket: any user name, no password
+    os.environ["XAPID_SOCKET"] = os.path.join(env["top"], "xapi.sock")
+    try:
+        local = XenAPI.xapi_local()
+    finally:
+        del os.environ["XAPID_SOCKET"]
+    local.xenapi.login_with_password("whoever", "")
+    assert local.xenapi.session.get_auth_user_name(local._session) == "whoever"
+    assert local.xenapi.session.get_is_local_superuser(local._session) is True
+    local.xenapi.session.logout()
+    # over TCP only root logs in, with its password
+    assert err(env["api"].session.login_with_password("whoever", "xapid-test-pw"))[0] == \
+        "SESSION_AUTHENTICATION_FAILED"
