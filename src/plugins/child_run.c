@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -23,6 +24,26 @@ static void child_setup(gpointer unused)
 }
 
 #define POLL_SLICE_MS 100
+
+/* A write to a pipe the child closed must not raise SIGPIPE in xapid
+ * (which does not ignore it): blocked in this thread for the write, and a
+ * signal it raised taken back before unblocking. */
+static ssize_t write_without_sigpipe(int fd, const char *buf, size_t n)
+{
+    sigset_t pipe_set, old;
+    sigemptyset(&pipe_set);
+    sigaddset(&pipe_set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+    ssize_t w = write(fd, buf, n);
+    int saved = errno;
+    if (w < 0 && saved == EPIPE) {
+        struct timespec zero = {0, 0};
+        sigtimedwait(&pipe_set, NULL, &zero);
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = saved;
+    return w;
+}
 
 static void append_capped(GString *buf, const char *data, size_t n, size_t cap, bool *over)
 {
@@ -114,7 +135,7 @@ void child_run(const ChildSpec *spec, ChildResult *r)
         }
         if (idx_in >= 0 && fds[idx_in].revents) {
             ssize_t w = (fds[idx_in].revents & POLLOUT)
-                            ? write(in_fd, spec->input + in_off, in_len - in_off)
+                            ? write_without_sigpipe(in_fd, spec->input + in_off, in_len - in_off)
                             : -1;
             if (w > 0)
                 in_off += (size_t)w;

@@ -126,6 +126,11 @@ EXTENSIONS = {
         print(xmlrpc.client.dumps(({"Status": "Success",
                                     "Value": "%s %r" % (method, params)},), methodresponse=True))
         """,
+    # Answers without reading its input.
+    "ext_noread": """\
+        #!/bin/sh
+        printf '<methodResponse><params><param><value><struct><member><name>Status</name><value>Success</value></member><member><name>Value</name><value>not read</value></member></struct></value></param></params></methodResponse>'
+        """,
     "ext_fail": """\
         #!/usr/bin/env python3
         import xmlrpc.client
@@ -326,6 +331,13 @@ def test_extensions(env):
     assert err(api.host.call_extension(
         s, host, '{"jsonrpc": "2.0", "method": "ext_fail", "params": [], "id": 1}')) == \
         ["EXT_ERROR", "p"]
+    # an extension that leaves a large input unread: xapid is not hurt
+    big = "x" * 200000
+    for _ in range(5):
+        assert ok(api.host.call_extension(
+            s, host, '{"jsonrpc": "2.0", "method": "ext_noread", "params": ["%s"], "id": 1}' % big)) \
+            == "not read"
+    assert ok(api.host.has_extension(s, host, "ext_noread")) is True
 
 
 def test_plugin_dir_flag_is_documented():
