@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "child_run.h"
 #include "db.h"
 #include "xenops.h"
 
@@ -63,17 +64,21 @@ static void close_on_exec_all_but(HttpServer *server)
 void agent_reexec(HttpServer *server)
 {
     g_message("agent restart: re-executing %s", agent.argv[0]);
-    xenops_prepare_reexec();
-    /* No write half-done: the lock is held until the exec drops it. */
-    if (db_write_begin(NULL) < 0)
+    /* No write half-done: the lock is held until the exec drops it; the
+     * domains handed over are those the database has settled on. */
+    bool locked = db_write_begin(NULL) == 0;
+    if (!locked)
         g_warning("agent restart: the write lock could not be taken");
+    xenops_prepare_reexec();
+    child_run_kill_all();
     http_server_prepare_reexec(server);
     close_on_exec_all_but(server);
     fflush(stdout);
     fflush(stderr);
     execv("/proc/self/exe", agent.argv);
     g_critical("agent restart: exec failed: %s", g_strerror(errno));
-    db_write_abort();
+    if (locked)
+        db_write_abort();
 }
 
 int agent_power_command(const char *command, const char *action, XapiError **err)

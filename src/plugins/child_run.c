@@ -67,6 +67,35 @@ static bool drain(int fd, GString *buf, size_t cap, bool *over)
     return true;
 }
 
+/* The process groups running now, for child_run_kill_all. */
+static GMutex running_lock;
+static GHashTable *running;
+
+static void note_running(GPid pid, bool add)
+{
+    g_mutex_lock(&running_lock);
+    if (!running)
+        running = g_hash_table_new(NULL, NULL);
+    if (add)
+        g_hash_table_add(running, GINT_TO_POINTER(pid));
+    else
+        g_hash_table_remove(running, GINT_TO_POINTER(pid));
+    g_mutex_unlock(&running_lock);
+}
+
+void child_run_kill_all(void)
+{
+    g_mutex_lock(&running_lock);
+    GHashTableIter it;
+    gpointer pid;
+    if (running) {
+        g_hash_table_iter_init(&it, running);
+        while (g_hash_table_iter_next(&it, &pid, NULL))
+            kill(-GPOINTER_TO_INT(pid), SIGKILL);
+    }
+    g_mutex_unlock(&running_lock);
+}
+
 void child_run(const ChildSpec *spec, ChildResult *r)
 {
     *r = (ChildResult){.out = g_string_new(NULL), .err = g_string_new(NULL)};
@@ -91,6 +120,7 @@ void child_run(const ChildSpec *spec, ChildResult *r)
     }
     /* Also here: the child may not have run setpgid yet when we kill. */
     setpgid(pid, pid);
+    note_running(pid, true);
     size_t in_len = spec->input ? strlen(spec->input) : 0, in_off = 0;
     if (in_fd >= 0)
         fcntl(in_fd, F_SETFL, O_NONBLOCK);
@@ -179,6 +209,7 @@ void child_run(const ChildSpec *spec, ChildResult *r)
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
             ;
     }
+    note_running(pid, false);
     g_spawn_close_pid(pid);
     if (killed != CHILD_EXITED) {
         r->end = killed;

@@ -36,3 +36,6 @@ typedef struct {
 /* Runs the program to its end. Always fills *r (child_result_clear frees). */
 void child_run(const ChildSpec *spec, ChildResult *r);
 void child_result_clear(ChildResult *r);
+/* Kills every child running now, with its process group (before xapid
+ * re-executes itself: nothing would read them afterwards). */
+void child_run_kill_all(void);

@@ -385,3 +385,41 @@ def test_shipped_xenapi_module_over_tcp_and_unix(env):
     # over TCP only root logs in, with its password
     assert err(env["api"].session.login_with_password("whoever", "xapid-test-pw"))[0] == \
         "SESSION_AUTHENTICATION_FAILED"
+
+
+def test_restart_agent_kills_running_plugins(env):
+    top = tempfile.mkdtemp(prefix="xapid-plugins-restart-")
+    plugin_dir = os.path.join(top, "plugins")
+    write_scripts(plugin_dir, {"hang": PLUGINS["hang"]})
+    d = Daemon(extra_args=["--hypervisor", "sim", "--plugin-dir", plugin_dir])
+    try:
+        api, s = d.login()
+        host = ok(api.host.get_all(s))[0]
+        started = ok(api.host.get_other_config(s, host))["agent_start_time"]
+        pid_file = os.path.join(top, "hang.pid")
+        ok(api.Async.host.call_plugin(s, host, "hang", "main", {}))
+        wait_until(lambda: os.path.exists(pid_file) and open(pid_file).read().strip(),
+                   what="the plugin to start")
+        child = int(open(pid_file).read())
+        ok(api.host.restart_agent(s, host))
+
+        def back():
+            try:
+                p, s2 = d.login()
+                reply = p.host.get_other_config(s2, host)
+            except OSError:
+                return None
+            return reply["Status"] == "Success" and \
+                float(reply["Value"]["agent_start_time"]) > float(started)
+        wait_until(back, what="the agent to come back")
+
+        def gone():
+            try:
+                with open(f"/proc/{child}/stat") as f:
+                    return f.read().split(") ")[1][0] == "Z"
+            except FileNotFoundError:
+                return True
+        wait_until(gone, what="the plugin's child to be killed")
+    finally:
+        d.stop()
+        shutil.rmtree(top, ignore_errors=True)
