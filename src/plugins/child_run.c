@@ -131,7 +131,8 @@ void child_run(const ChildSpec *spec, ChildResult *r)
     int64_t deadline = spec->time_limit_s
                            ? g_get_monotonic_time() + (int64_t)spec->time_limit_s * G_USEC_PER_SEC
                            : 0;
-    bool out_over = false, err_over = false;
+    bool out_over = false, err_over = false, reaped = false;
+    int status = 0;
     ChildEnd killed = CHILD_EXITED;
     while (out_fd >= 0 || err_fd >= 0) {
         struct pollfd fds[3];
@@ -178,6 +179,16 @@ void child_run(const ChildSpec *spec, ChildResult *r)
             killed = CHILD_OUTPUT_CAPPED;
             break;
         }
+        /* A stopped process would only wait for the time limit (XAPI:
+         * "task stopped"); an ended one is reaped here, its pipes perhaps
+         * still held by what it started. */
+        if (!reaped && waitpid(pid, &status, WNOHANG | WUNTRACED) == pid) {
+            if (WIFSTOPPED(status)) {
+                killed = CHILD_STOPPED;
+                break;
+            }
+            reaped = true;
+        }
         if (spec->cancel && spec->cancel(spec->cancel_ctx)) {
             killed = CHILD_CANCELLED;
             break;
@@ -191,8 +202,7 @@ void child_run(const ChildSpec *spec, ChildResult *r)
         close(err_fd);
     /* The pipes are closed; the process may still be running (it closed
      * them itself): the limits still hold while it ends. */
-    int status = 0;
-    for (gulong pause_us = 1000; killed == CHILD_EXITED;) {
+    for (gulong pause_us = 1000; killed == CHILD_EXITED && !reaped;) {
         pid_t w = waitpid(pid, &status, WNOHANG);
         if (w == pid || (w < 0 && errno != EINTR))
             break;
@@ -206,7 +216,7 @@ void child_run(const ChildSpec *spec, ChildResult *r)
     }
     if (killed != CHILD_EXITED) {
         kill(-pid, SIGKILL);
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        while (!reaped && waitpid(pid, &status, 0) < 0 && errno == EINTR)
             ;
     }
     note_running(pid, false);

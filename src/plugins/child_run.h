@@ -11,6 +11,7 @@ typedef enum {
     CHILD_SIGNALED,      /* code: the signal */
     CHILD_TIMED_OUT,     /* killed at the time limit */
     CHILD_OUTPUT_CAPPED, /* killed: stdout passed the cap */
+    CHILD_STOPPED,       /* killed: it was stopped (SIGSTOP, SIGTSTP...) */
     CHILD_CANCELLED,     /* killed: the caller's cancel() said so */
     CHILD_SPAWN_FAILED,  /* never ran; spawn_error says why */
 } ChildEnd;

@@ -126,6 +126,8 @@ static char *bad_end(const ChildResult *r)
                                cfg.output_limit);
     case CHILD_CANCELLED:
         return g_strdup("task cancelled");
+    case CHILD_STOPPED:
+        return g_strdup("task stopped");
     }
     return g_strdup("non-zero exit");
 }

@@ -528,10 +528,14 @@ static void append_value_body(GString *out, const Xv *v)
     case XV_DATETIME: {
         char text[XV_DATETIME_BUF];
         APPEND_LIT(out, "<dateTime.iso8601>");
-        size_t len = MIN(xv_datetime_write(v->i, text), sizeof text - 1);
-        if ((v->flags & XV_FLAG_NO_ZONE) && len && text[len - 1] == 'Z')
-            len--;
-        sb_append_len(out, text, len);
+        if (v->flags & XV_FLAG_NO_ZONE) { /* a local time: no "Z" (rare) */
+            g_autofree char *local = xv_datetime_format(v->i);
+            g_strdelimit(local, "Z", '\0');
+            sb_append(out, local);
+        } else {
+            size_t len = xv_datetime_write(v->i, text);
+            sb_append_len(out, text, MIN(len, sizeof text - 1));
+        }
         APPEND_LIT(out, "</dateTime.iso8601>");
         break;
     }

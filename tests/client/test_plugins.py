@@ -87,6 +87,11 @@ PLUGINS = {
         #!/bin/sh
         kill -TERM $$
         """,
+    "stop": """\
+        #!/bin/sh
+        echo stopping
+        kill -STOP $$
+        """,
     # Starts a child of its own, notes its pid, and waits for ever.
     "hang": """\
         #!/bin/sh
@@ -218,6 +223,9 @@ def test_non_zero_exit_and_signal(env):
     assert err(call(env, "nonzero", "main")) == \
         ["XENAPI_PLUGIN_FAILURE", "non-zero exit", "partial output\n", "something failed\n"]
     assert err(call(env, "signal", "main")) == ["XENAPI_PLUGIN_FAILURE", "signal: SIGTERM", "", ""]
+    # a stopped plugin is killed at once, as XAPI reports it
+    e = err(call(env, "stop", "main"))
+    assert e[:2] == ["XENAPI_PLUGIN_FAILURE", "task stopped"] and e[2] in ("", "stopping\n")
 
 
 def test_garbage_and_fault(env):
