@@ -136,6 +136,18 @@ EXTENSIONS = {
         #!/bin/sh
         printf '<methodResponse><params><param><value><struct><member><name>Status</name><value>Success</value></member><member><name>Value</name><value>not read</value></member></struct></value></param></params></methodResponse>'
         """,
+    "ext_nonzero": """\
+        #!/bin/sh
+        echo out; echo err >&2; exit 1
+        """,
+    "ext_garbage": """\
+        #!/bin/sh
+        echo garbage
+        """,
+    "ext_bad_error": """\
+        #!/bin/sh
+        printf '<methodResponse><params><param><value><struct><member><name>Status</name><value>Failure</value></member><member><name>ErrorDescription</name><value><array><data><value><int>1</int></value></data></array></value></member></struct></value></param></params></methodResponse>'
+        """,
     "ext_fail": """\
         #!/usr/bin/env python3
         import xmlrpc.client
@@ -339,6 +351,17 @@ def test_extensions(env):
     assert err(api.host.call_extension(
         s, host, '{"jsonrpc": "2.0", "method": "ext_fail", "params": [], "id": 1}')) == \
         ["EXT_ERROR", "p"]
+    ext_dir = os.path.join(env["top"], "extensions")
+
+    def ext(name):
+        return api.host.call_extension(
+            s, host, '{"jsonrpc": "2.0", "method": "%s", "params": [], "id": 1}' % name)
+    assert err(ext("ext_nonzero")) == ["INTERNAL_ERROR", os.path.join(ext_dir, "ext_nonzero"),
+                                       "non-zero exit", "out\n", "err\n"]
+    e = err(ext("ext_garbage"))
+    assert e[:4] == ["INTERNAL_ERROR", os.path.join(ext_dir, "ext_garbage"),
+                     "failed to parse extension output", "garbage\n"]
+    assert err(ext("ext_bad_error")) == ["EXTENSION_PROTOCOL_FAILURE", "[1]"]
     # an extension that leaves a large input unread: xapid is not hurt
     big = "x" * 200000
     for _ in range(5):
