@@ -20,6 +20,7 @@
 static struct {
     GMainLoop *loop;
     char **argv;
+    char *exe; /* the binary's path at start: a rebuilt binary there is the one restarted */
     gint end; /* AgentEnd, atomic */
 } agent;
 
@@ -27,6 +28,7 @@ void agent_init(GMainLoop *loop, char **argv)
 {
     agent.loop = loop;
     agent.argv = g_strdupv(argv);
+    agent.exe = g_file_read_link("/proc/self/exe", NULL);
 }
 
 static gboolean end_now(gpointer unused)
@@ -63,7 +65,7 @@ static void close_on_exec_all_but(HttpServer *server)
 
 void agent_reexec(HttpServer *server)
 {
-    g_message("agent restart: re-executing %s", agent.argv[0]);
+    g_message("agent restart: re-executing %s", agent.exe ? agent.exe : agent.argv[0]);
     /* No write half-done: the lock is held until the exec drops it; the
      * domains handed over are those the database has settled on. */
     bool locked = db_write_begin(NULL) == 0;
@@ -75,7 +77,9 @@ void agent_reexec(HttpServer *server)
     close_on_exec_all_but(server);
     fflush(stdout);
     fflush(stderr);
-    execv("/proc/self/exe", agent.argv);
+    if (agent.exe && g_file_test(agent.exe, G_FILE_TEST_IS_EXECUTABLE))
+        execv(agent.exe, agent.argv);
+    execv("/proc/self/exe", agent.argv); /* the binary is gone: the same one again */
     g_critical("agent restart: exec failed: %s", g_strerror(errno));
     if (locked)
         db_write_abort();
