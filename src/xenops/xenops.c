@@ -416,6 +416,14 @@ void xenops_reconcile(const char *uuid)
             break;
         }
         bool paused = st.state == HV_PAUSED;
+        /* A suspend that recorded the saved image but died before it
+         * stopped the paused domain is finished the same way. */
+        if (db_live && paused && vm.suspend_vdi) {
+            if (xenops.driver->destroy(uuid, &err) < 0 ||
+                xenops_mark_suspended(vm.ref, vm.suspend_vdi, &err) < 0)
+                log_failure(uuid, "suspend", err);
+            break;
+        }
         if (!db_live)
             xenops_mark_running(vm.ref, paused, false, &err);
         else if (paused != (strcmp(vm.power_state, "Paused") == 0))
