@@ -46,7 +46,9 @@ static int lock_vm_and_disks(DbRow *vm, const void *arg, XapiError **err)
     const VmLock *l = arg;
     /* every check before the first change: a failed transaction is
      * aborted, not undone */
-    if (vm_operations.check(vm, l->op, err) < 0 || vm_disks_check(vm, err) < 0 ||
+    if (vm_operations.check(vm, l->op, err) < 0 ||
+        (attaches_disks(l->op) && bootstrap_check_host_enabled(err) < 0) ||
+        vm_disks_check(vm, err) < 0 ||
         operations_add(&vm_operations, vm, l->op, l->task_ref, err) < 0)
         return -1;
     return vm_disks_lock(vm, l->task_ref, err);
