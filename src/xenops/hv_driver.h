@@ -128,6 +128,10 @@ typedef struct HvDriver {
      * let go (1 if it has not within timeout_ms), then drops the tap. */
     int (*nic_plug)(const char *uuid, const HvNic *nic, XapiError **err);
     int (*nic_unplug)(const char *uuid, const HvNic *nic, int64_t timeout_ms, XapiError **err);
+    /* xapid is about to re-execute itself (host.restart_agent): what the
+     * new image needs to find the domains again. NULL: nothing (QEMU
+     * domains outlive xapid). */
+    void (*prepare_reexec)(void);
     /* The unix socket serving a domain's console of protocol "rfb" (its
      * VNC display) or "vt100" (its serial port), or NULL when the driver
      * has none (caller frees). */
