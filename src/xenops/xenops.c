@@ -518,8 +518,15 @@ int xenops_init(const char *state_dir, const char *hypervisor, XapiError **err)
     if (xenops.driver->stop_unattached)
         xenops.driver->stop_unattached();
     vm_drop_unowned_suspend_images();
-    /* Bridges left by VMs that stopped while xapid was away. */
-    if (strcmp(xenops.driver->name, "qemu") == 0)
+    /* The rules of the NICs running here, and no others; then bridges
+     * left by VMs that stopped while xapid was away. */
+    if (strcmp(xenops.driver->name, "qemu") == 0) {
+        g_autoptr(XapiError) rules_err = NULL;
+        if (vm_nics_restore_rules(&rules_err) < 0)
+            g_warning("cannot restore the guests' nftables rules: %s",
+                      rules_err->params->len ? (char *)rules_err->params->pdata[0]
+                                             : rules_err->code);
         network_bridges_gc();
+    }
     return 0;
 }
