@@ -7,7 +7,6 @@
 #include "dm_handlers.h"
 #include "implicit.h"
 #include "network.h"
-#include "vm_nics.h"
 
 #define DEFAULT_MTU 1500
 
@@ -80,7 +79,7 @@ int xapi_network_destroy(Call *call, const char *self)
     g_autoptr(Xv) vifs = xv_dup(db_get(net, "VIFs"));
     for (guint i = 0; i < xv_len(vifs); i++) {
         DbRow *vif = db_lookup(cls("VIF"), xv_str(xv_at(vifs, i)));
-        if (vif && vm_vif_delete(vif, &call->error) < 0) {
+        if (vif && db_delete(vif, &call->error) < 0) {
             db_write_abort();
             return -1;
         }

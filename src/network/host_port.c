@@ -1,5 +1,5 @@
 /* host_port.c: taking a port off a bridge (the kernel's bridge ioctl, as
- * host_net.c adds one) and reading a link's byte counters from sysfs. */
+ * host_net.c adds one). */
 #include "host_port.h"
 
 #include <errno.h>
@@ -32,20 +32,4 @@ int hostport_release(const char *bridge, const char *dev, XapiError **err)
     if (rc < 0 && saved != EINVAL && saved != ENODEV)
         return xapi_error_internal(err, "take %s off %s: %s", dev, bridge, g_strerror(saved));
     return 0;
-}
-
-static bool read_counter(const char *dev, const char *leaf, uint64_t *out)
-{
-    g_autofree char *path = g_build_filename("/sys/class/net", dev, "statistics", leaf, NULL);
-    g_autofree char *text = NULL;
-    if (!g_file_get_contents(path, &text, NULL, NULL))
-        return false;
-    *out = g_ascii_strtoull(g_strstrip(text), NULL, 10);
-    return true;
-}
-
-bool hostport_bytes(const char *dev, uint64_t *rx_bytes, uint64_t *tx_bytes)
-{
-    return hostnet_valid_name(dev) && read_counter(dev, "rx_bytes", rx_bytes) &&
-           read_counter(dev, "tx_bytes", tx_bytes);
 }

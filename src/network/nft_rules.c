@@ -70,15 +70,15 @@ static void chain_rules(GString *out, const char *chain, const VifPolicy *p)
 {
     if (p->rate > 0)
         add_rule(out, chain, "limit rate over %" G_GINT64_FORMAT " bytes/second burst %"
-                 G_GINT64_FORMAT " bytes drop", p->rate, p->burst);
+                 G_GINT64_FORMAT " bytes counter drop", p->rate, p->burst);
     if (p->mode == VIF_LOCK_DISABLED) {
-        add_rule(out, chain, "drop");
+        add_rule(out, chain, "counter drop");
         return;
     }
     if (p->mode != VIF_LOCK_LOCKED)
         return; /* rate only: the rest passes */
     g_autofree char *mac = mac_text(p->mac);
-    add_rule(out, chain, "ether saddr != %s drop", mac);
+    add_rule(out, chain, "ether saddr != %s counter drop", mac);
     add_rule(out, chain, "ip protocol udp udp dport 67 accept");
     for (guint i = 0; i < p->ipv4->len; i++) {
         g_autofree char *a = vif_addr_text(&g_array_index(p->ipv4, VifAddr, i));
@@ -92,7 +92,7 @@ static void chain_rules(GString *out, const char *chain, const VifPolicy *p)
         g_autofree char *a = vif_addr_text(&g_array_index(p->ipv6, VifAddr, i));
         add_rule(out, chain, "ip6 saddr %s accept", a);
     }
-    add_rule(out, chain, "drop");
+    add_rule(out, chain, "counter drop");
 }
 
 /* Commands for one tap, on a table whose base exists. */

@@ -172,3 +172,26 @@ VifPolicy *vif_policy_from_record(const DbRow *vif, const DbRow *net, XapiError 
         return NULL;
     return g_steal_pointer(&p);
 }
+
+/* XAPI's gen_mac: MD5 of the VM's mac_seed 2*device+1 times, then once
+ * more; a locally administered unicast address. */
+char *vif_generated_mac(const char *seed, guint64 device)
+{
+    guint8 h[16], h2[16];
+    gsize len = sizeof h;
+    g_autoptr(GChecksum) c = g_checksum_new(G_CHECKSUM_MD5);
+    g_checksum_update(c, (const guchar *)seed, (gssize)strlen(seed));
+    g_checksum_get_digest(c, h, &len);
+    for (guint64 round = 1; round < 2 * device + 1; round++) {
+        g_checksum_reset(c);
+        g_checksum_update(c, h, sizeof h);
+        len = sizeof h;
+        g_checksum_get_digest(c, h, &len);
+    }
+    g_checksum_reset(c);
+    g_checksum_update(c, h, sizeof h);
+    len = sizeof h2;
+    g_checksum_get_digest(c, h2, &len);
+    guint8 b0 = (guint8)((h[0] | 0x02) & ~0x01);
+    return g_strdup_printf("%02x:%02x:%02x:%02x:%02x:%02x", b0, h[1], h[2], h[3], h2[1], h2[2]);
+}

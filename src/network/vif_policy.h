@@ -43,6 +43,10 @@ bool vif_parse_addr(int family, const char *text, VifAddr *out);
 /* "a.b.c.d", "a.b.c.d/len", "2001:db8::/64": the canonical text. */
 char *vif_addr_text(const VifAddr *a);
 
+/* XAPI's gen_mac: the MAC of VIF device from the VM's other_config
+ * mac_seed (caller frees). */
+char *vif_generated_mac(const char *seed, guint64 device);
+
 /* The effective locking mode: network_default is the network's
  * default_locking_mode. FALSE for a name that is none of them. */
 bool vif_lock_mode_parse(const char *vif_mode, const char *network_default, VifLockMode *out);

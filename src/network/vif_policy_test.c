@@ -130,16 +130,16 @@ static void test_nft_commands(void **state)
         "add element bridge xapid from_vif { \"xv12345678.0\" : jump vif_xv12345678_0 }\n",
         "delete element bridge xapid to_vif { \"xv12345678.0\" }\n",
         "flush chain bridge xapid vif_xv12345678_0\n",
-        "vif_xv12345678_0 ether saddr != 02:00:00:00:00:0a drop\n",
+        "vif_xv12345678_0 ether saddr != 02:00:00:00:00:0a counter drop\n",
         "vif_xv12345678_0 ip protocol udp udp dport 67 accept\n",
         "arp saddr ether 02:00:00:00:00:0a arp saddr ip 10.0.0.2 accept\n",
         "vif_xv12345678_0 ip saddr 10.0.0.2 accept\n",
         "vif_xv12345678_0 ip6 saddr fd00::2 accept\n",
-        "vif_xv12345678_0 drop\n", NULL};
+        "vif_xv12345678_0 counter drop\n", NULL};
     for (const char *const *e = expected; *e; e++)
         assert_non_null(strstr(cmds, *e));
     /* Every rule comes before the final drop. */
-    assert_true(g_str_has_suffix(cmds, "vif_xv12345678_0 drop\n"));
+    assert_true(g_str_has_suffix(cmds, "vif_xv12345678_0 counter drop\n"));
 
     /* Locked with nothing allowed: only DHCP after the MAC check. */
     g_array_set_size(p->ipv4, 0);
@@ -155,7 +155,7 @@ static void test_nft_commands(void **state)
     cmds = nft_rules_tap_commands("xv12345678.0", p);
     assert_null(strstr(cmds, "delete element bridge xapid to_vif"));
     assert_true(g_str_has_suffix(cmds, "flush chain bridge xapid vif_xv12345678_0\n"
-                                       "add rule bridge xapid vif_xv12345678_0 drop\n"));
+                                       "add rule bridge xapid vif_xv12345678_0 counter drop\n"));
 
     p->mode = VIF_LOCK_UNLOCKED;
     p->rate = 1048576;
@@ -163,7 +163,7 @@ static void test_nft_commands(void **state)
     g_free(cmds);
     cmds = nft_rules_tap_commands("xv12345678.0", p);
     assert_true(g_str_has_suffix(cmds, "add rule bridge xapid vif_xv12345678_0 limit rate over "
-                                       "1048576 bytes/second burst 131072 bytes drop\n"));
+                                       "1048576 bytes/second burst 131072 bytes counter drop\n"));
 
     /* No rules needed: whatever the tap had goes, in the same transaction. */
     p->rate = 0;

@@ -13,6 +13,7 @@
 #include "task.h"
 #include "vm_disks.h"
 #include "vm_lifecycle.h"
+#include "vm_nics.h"
 #include "vm_operations.h"
 #include "xenops.h"
 
@@ -169,6 +170,10 @@ static char *record_new_vm(const DbRow *vm, GArray *pairs, const NewVm *how, Xap
     }
     Xv *other = xv_dup(db_get(vm, "other_config"));
     xv_struct_remove(other, "default_template");
+    if (!how->snapshot) { /* XAPI: a clone or copy has MACs of its own */
+        g_autofree char *seed = db_new_uuid();
+        xv_struct_set_string(other, "mac_seed", seed);
+    }
     db_row_put(copy, "other_config", other);
     operations_refresh(copy, NULL);
     char *ref = g_strdup(copy->ref);
@@ -199,6 +204,8 @@ static char *record_new_vm(const DbRow *vm, GArray *pairs, const NewVm *how, Xap
         if (db_insert(nv, err) < 0)
             goto fail;
     }
+    if (vm_vifs_copy(vm, ref, how->snapshot, err) < 0)
+        goto fail;
     return ref;
 fail:
     g_free(ref);

@@ -378,12 +378,7 @@ static int destroy_work(VmOp *o)
     if (!vm)
         return -1;
     delete_refs(db_get(vm, "VBDs"), "VBD");
-    g_autoptr(Xv) vifs = xv_dup(db_get(vm, "VIFs"));
-    for (guint i = 0; i < xv_len(vifs); i++) {
-        DbRow *vif = db_lookup(dm_class_by_name("VIF"), xv_str(xv_at(vifs, i)));
-        if (vif)
-            vm_vif_delete(vif, NULL); /* with its metrics */
-    }
+    delete_refs(db_get(vm, "VIFs"), "VIF");
     delete_refs(db_get(vm, "consoles"), "console");
     delete_ref(db_get(vm, "metrics"), "VM_metrics");
     delete_ref(db_get(vm, "guest_metrics"), "VM_guest_metrics");

@@ -37,8 +37,14 @@ int vm_vif_refresh(const char *vif_ref, XapiError **err);
  * errors XAPI gives, and VALUE_NOT_SUPPORTED when the host cannot (lock
  * held). */
 int vm_vif_check_policy(const DbRow *vif, XapiError **err);
-/* Deletes a VIF with its VIF_metrics (write lock held). */
-int vm_vif_delete(DbRow *vif, XapiError **err);
 /* At start-up: the host's nftables rules become exactly those of the NICs
  * plugged into domains running here. */
 int vm_nics_restore_rules(XapiError **err);
+
+/* The VIFs of from, copied to the VM to_ref as XAPI's clone does: same
+ * devices, networks, locking and QoS; with keep_macs (a snapshot) the
+ * same MACs, otherwise MACs generated from to's mac_seed (write lock
+ * held). */
+int vm_vifs_copy(const DbRow *from, const char *to_ref, bool keep_macs, XapiError **err);
+/* Registers VM.create's mac_seed. */
+void vm_nics_init(void);
