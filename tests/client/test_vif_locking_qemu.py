@@ -9,6 +9,8 @@ import json
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -171,60 +173,90 @@ def test_locked_and_disabled_vifs(netns, guest):  # noqa: F811
     assert netns.links() == {"lo", "eth0"}
 
 
+LISTENER = """
+import json, socket, sys, time
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind((sys.argv[1], int(sys.argv[2])))
+srv.listen(1)
+print("listening", flush=True)
+conn, _ = srv.accept()
+total, first, last = 0, None, None
+while True:
+    data = conn.recv(65536)
+    if not data:
+        break
+    last = time.monotonic()
+    first = first or last
+    total += len(data)
+print(json.dumps({"bytes": total, "seconds": (last or 0) - (first or 0)}), flush=True)
+"""
+
+
 def test_ratelimit_and_move(netns, guest):  # noqa: F811
     ns = netns.name
     d = NsDaemon(netns, "qemu", ["--guest-kernel-dir", GUEST_DIR])
+    listener = None
     try:
         api, s = d.login()
         net = ok(api.network.create(s, {"name_label": "one"}))
         net2 = ok(api.network.create(s, {"name_label": "two"}))
         bridge, bridge2 = ok(api.network.get_bridge(s, net)), ok(api.network.get_bridge(s, net2))
-        vm, uuid = guest_vm(api, s, guest, "q", "xapid.ip=10.0.0.2/24")
-        kbps = 64
+        kib = 2048
+        vm, uuid = guest_vm(api, s, guest, "q", f"xapid.ip=10.0.0.2/24 xapid.pingloop={HOST_IP} "
+                                                f"xapid.send={HOST_IP}:5001:{kib}")
+        kbps = 256
         vif = ok(api.VIF.create(s, dict(vif_record(vm, net, "0"),
                                         qos_algorithm_type="ratelimit",
                                         qos_algorithm_params={"kbps": str(kbps)})))
         tap = f"xv{uuid[:8]}.0"
         ok(api.VM.start(s, vm, False, False))
+        # The rate is XAPI's: kbps KiB/s, credit over 50 ms (here below a
+        # GSO segment, so 128 KiB).
         (limit,) = [e["limit"] for r in rules(ns, chain_of(tap)) for e in r["expr"]
                     if "limit" in e]
         rate, burst = kbps * 1024, 128 * 1024
-        assert limit["rate"] == rate and limit["per"] == "second" and limit["inv"] is True
-        assert limit["burst"] == burst and limit.get("rate_unit", "bytes") == "bytes"
+        unit = {"bytes": 1, "kbytes": 1024, "mbytes": 1024 * 1024}
+        assert limit["rate"] * unit[limit["rate_unit"]] == rate
+        assert limit["burst"] * unit[limit.get("burst_unit", "bytes")] == burst
+        assert limit["per"] == "second" and limit["inv"] is True
         ip("ip", "addr", "add", f"{HOST_IP}/24", "dev", bridge, ns=ns)
-        wait_console(d, uuid, "XAPID-GUEST-NET")
-        wait_ping(ns, "10.0.0.2")
-
-        # A flood of large pings: the guest's answers beyond the rate are
-        # dropped on the host.
-        size, count = 1400, 1500
-        started = time.time()
-        out = ip("ping", "-f", "-q", "-c", str(count), "-s", str(size), "-w", "30", "10.0.0.2",
-                 ns=ns, check=False).stdout
-        elapsed = time.time() - started
-        received = int(re.search(r"(\d+) received", out).group(1))
-        frame = size + 8 + 20 + 14
-        allowed = burst + rate * elapsed
-        print(f"ratelimit {kbps} KiB/s: {received}/{count} answers of {frame} B in "
-              f"{elapsed:.1f} s = {received * frame / 1024 / elapsed:.0f} KiB/s")
+        listener = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", LISTENER,
+                                     HOST_IP, "5001"], stdout=subprocess.PIPE, text=True)
+        assert listener.stdout.readline().strip() == "listening"
+        wait_console(d, uuid, "XAPID-GUEST-SENT", timeout=300)
+        got = json.loads(listener.stdout.readline())
+        listener.wait(timeout=30)
+        assert got["bytes"] == kib * 1024
+        measured = got["bytes"] / max(got["seconds"], 0.001)
+        print(f"\nratelimit {kbps} KiB/s: the guest sent {kib} KiB in {got['seconds']:.1f} s "
+              f"= {measured / 1024:.0f} KiB/s")
+        # What the limit let through: within its rate and burst (a generous
+        # margin for how TCP paces itself), and it did drop.
+        assert got["bytes"] <= burst + 1.5 * rate * got["seconds"] + 64 * 1024
         assert dropped(ns, chain_of(tap)) > 0
-        assert received * frame <= allowed * 1.5 + 64 * 1024
         # Without QoS the chain goes, live.
         ok(api.VIF.set_qos_algorithm_type(s, vif, ""))
         assert chain_of(tap) not in chains(ns)
 
         # VIF.move re-plugs the tap on the other bridge; the guest keeps
-        # its NIC and answers there.
+        # its NIC and its pings are answered there.
+        wait_pings(d, uuid, "ok")
         ok(api.VIF.move(s, vif, net2))
         assert master(ns, tap) == bridge2
         assert bridge not in netns.links()  # the empty bridge went
+        mark = console_len(d, uuid)
         ip("ip", "addr", "add", f"{HOST_IP}/24", "dev", bridge2, ns=ns)
-        wait_ping(ns, "10.0.0.2")
+        wait_pings(d, uuid, "ok", since=mark)
         assert ok(api.VIF.get_network(s, vif)) == net2
+        assert ok(api.network.get_VIFs(s, net2)) == [vif]
 
         ok(api.VM.hard_shutdown(s, vm))
         assert chains(ns) == set()
         assert netns.links() == {"lo", "eth0"}
     finally:
+        if listener and listener.poll() is None:
+            listener.kill()
+            listener.wait()
         d.stop()
     assert netns.links() == {"lo", "eth0"}
