@@ -2,18 +2,26 @@
  * running guest has open (xenops registers these at start-up). */
 #pragma once
 
+#include <glib.h>
 #include <stdint.h>
 
 #include "xapi_error.h"
 
 typedef struct {
-    /* If a running domain writes to vdi: moves it onto a new empty
-     * overlay at new_path over its current image (QEMU makes the file)
-     * and returns 1; 0 if no domain has it open read-write; -1 on error. */
-    int (*snapshot_attached)(const char *vdi_ref, const char *new_path, XapiError **err);
+    /* 1 if a running domain writes to vdi (its VM's uuid in *domain,
+     * caller frees), 0 if none does, -1 on error. */
+    int (*writer)(const char *vdi_ref, char **domain, XapiError **err);
+    /* Moves the domain's disks of vdis[i] onto the new empty overlays at
+     * new_paths[i] (made over the images they use now), all at the same
+     * instant. Disks already there, or no longer attached, are left. */
+    int (*switch_leaves)(const char *domain, const char *const *vdis,
+                         const char *const *new_paths, guint n, XapiError **err);
+    /* Stops the domain at once (a move that must happen could not). */
+    void (*stop_writer)(const char *domain);
     /* If a running domain has vdi open: grows it there (QEMU resizes the
      * image) and returns 1; 0 if none has; -1 on error. */
     int (*resize_attached)(const char *vdi_ref, int64_t size, XapiError **err);
 } StorageLiveHooks;
 
 void storage_set_live_hooks(const StorageLiveHooks *hooks);
+const StorageLiveHooks *storage_live_hooks(void);

@@ -1,11 +1,8 @@
-/* vdi_api.c: VDI.create, destroy, snapshot, clone, copy, resize,
+/* vdi_api.c: VDI.create, destroy, copy, resize,
  * introduce, forget, update and the explicit setters.
  *
- * Snapshot and clone freeze the VDI's image as a hidden base ("base copy",
- * managed=false) and put two empty overlays on it: one continues the VDI,
- * the other is the new VDI. sm_config:vhd-parent names the base's uuid, as
- * XAPI's file SRs do, so that clients (nova) can walk the chain. Destroying
- * a VDI removes the bases nothing is built on any more. */
+ * Snapshot and clone are vdi_fork.c's. Destroying a VDI removes the bases
+ * (vdi_fork.c makes them) nothing is built on any more. */
 #include <string.h>
 #include <time.h>
 
@@ -27,6 +24,7 @@ static const char *str_field(const DbRow *row, const char *field)
 static const StorageLiveHooks *live_hooks;
 
 void storage_set_live_hooks(const StorageLiveHooks *hooks) { live_hooks = hooks; }
+const StorageLiveHooks *storage_live_hooks(void) { return live_hooks; }
 
 /* ---- helpers ---------------------------------------------------------------- */
 
@@ -72,17 +70,6 @@ static int refresh_sr(const char *sr_ref)
         return -1;
     }
     return db_write_commit(&err);
-}
-
-static int64_t allocated(const VdiTarget *t, const char *location)
-{
-    VdiInfo info = {0};
-    g_autoptr(XapiError) ignored = NULL;
-    if (t->driver->vdi_info(t->dir, location, &info, &ignored) < 0)
-        return 0;
-    int64_t bytes = info.physical_utilisation;
-    vdi_info_clear(&info);
-    return bytes;
 }
 
 /* ---- create ------------------------------------------------------------------- */
@@ -260,144 +247,10 @@ int xapi_VDI_destroy(Call *call, const char *self)
     return run_vdi_operation(call, self, "destroy", destroy_work, NULL, NULL);
 }
 
-/* ---- snapshot and clone ------------------------------------------------------------ */
-
 static void copy_fields(DbRow *to, const DbRow *from, const char *const *fields)
 {
     for (; *fields; fields++)
         db_row_put(to, *fields, xv_dup(db_get(from, *fields)));
-}
-
-/* What record_fork writes that was read from the files first (qemu-img
- * and statvfs run before the write lock is taken). */
-typedef struct {
-    int64_t base_bytes, leaf_bytes; /* physical_utilisation of base and new leaf */
-    SrSpace space;
-} ForkSizes;
-
-/* After the images are made: base (old location) under vdi (new_leaf) and
- * the new VDI (other_leaf). Write lock held. */
-static char *record_fork(const VdiTarget *t, const char *new_leaf, const char *other_leaf,
-                         bool snapshot, const ForkSizes *sizes, XapiError **err)
-{
-    DbRow *vdi = db_lookup(cls("VDI"), t->ref);
-    DbRow *sr = db_lookup(cls("SR"), t->sr);
-    if (!vdi || !sr) {
-        xapi_error_set(err, "HANDLE_INVALID", "VDI", t->ref, NULL);
-        return NULL;
-    }
-    VdiInfo size = {.virtual_size = t->virtual_size};
-    DbRow *base = storage_vdi_row(sr, t->location, &size);
-    db_row_put(base, "name_label", xv_new_string("base copy"));
-    db_row_put(base, "managed", xv_new_bool(false));
-    db_row_put(base, "read_only", xv_new_bool(true));
-    db_row_put(base, "physical_utilisation", xv_new_int(sizes->base_bytes));
-    const Xv *old_parent = xv_struct_get(db_get(vdi, "sm_config"), "vhd-parent");
-    if (old_parent) {
-        Xv *sm = xv_new_struct();
-        xv_struct_set_string(sm, "vhd-parent", xv_str(old_parent));
-        db_row_put(base, "sm_config", sm);
-    }
-    g_autofree char *base_uuid = g_strdup(xv_str(db_get(base, "uuid")));
-    if (storage_insert_vdi(base, err) < 0)
-        return NULL;
-
-    DbRow *copy = storage_vdi_row(sr, other_leaf, &size);
-    static const char *const inherited[] = {"name_label", "name_description", "type", "sharable",
-                                            "other_config", "xenstore_data", "tags",
-                                            "sm_config", "on_boot", "allow_caching", NULL};
-    copy_fields(copy, vdi, inherited);
-    db_row_put(copy, "read_only", xv_new_bool(snapshot ? false : db_get(vdi, "read_only")->b));
-    if (snapshot) {
-        db_row_put(copy, "is_a_snapshot", xv_new_bool(true));
-        db_row_put(copy, "snapshot_of", xv_new_string(vdi->ref));
-        db_row_put(copy, "snapshot_time", xv_new_datetime(time(NULL)));
-    }
-    Xv *sm = xv_dup(db_get(vdi, "sm_config"));
-    xv_struct_set_string(sm, "vhd-parent", base_uuid);
-    db_row_put(copy, "sm_config", xv_dup(sm));
-    char *copy_ref = g_strdup(copy->ref);
-    if (storage_insert_vdi(copy, err) < 0) {
-        xv_free(sm);
-        g_free(copy_ref);
-        return NULL;
-    }
-    if (db_set_by_name(vdi, "location", xv_new_string(new_leaf), err) < 0 ||
-        db_set_by_name(vdi, "sm_config", sm, err) < 0 ||
-        db_set_by_name(vdi, "physical_utilisation", xv_new_int(sizes->leaf_bytes), err) < 0 ||
-        storage_refresh_sr_space(sr, &sizes->space, err) < 0) {
-        g_free(copy_ref);
-        return NULL;
-    }
-    return copy_ref;
-}
-
-/* driver_params go to XAPI's SM plugins; the file driver takes none. */
-typedef struct {
-    bool snapshot;
-    const Xv *driver_params;
-} ForkArgs;
-
-static int fork_work(Call *call, VdiTarget *t, const void *arg, Xv **result)
-{
-    const ForkArgs *a = arg;
-    if (!t->driver->vdi_overlay)
-        return xapi_error_set(&call->error, "SR_OPERATION_NOT_SUPPORTED", t->sr, NULL);
-    /* The new VDI first: an overlay on the current image, which is frozen
-     * the moment the VDI moves to its own new leaf below. */
-    g_autofree char *other_leaf =
-        t->driver->vdi_overlay(t->dir, t->location, t->virtual_size, &call->error);
-    if (!other_leaf)
-        return -1;
-    /* A VDI a running guest writes to moves in QEMU (the guest carries on
-     * in the new leaf); one at rest moves here. */
-    g_autofree char *new_leaf = NULL;
-    int live = 0;
-    if (live_hooks) {
-        g_autofree char *stem = db_new_uuid();
-        g_autofree char *leaf = g_strconcat(stem, ".qcow2", NULL);
-        g_autofree char *path = sr_path(t->dir, leaf);
-        live = live_hooks->snapshot_attached(t->ref, path, &call->error);
-        if (live > 0)
-            new_leaf = g_steal_pointer(&leaf);
-    }
-    if (live == 0)
-        new_leaf = t->driver->vdi_overlay(t->dir, t->location, t->virtual_size, &call->error);
-    char *ref = NULL;
-    ForkSizes sizes = {0};
-    if (new_leaf) {
-        sizes.base_bytes = allocated(t, t->location);
-        sizes.leaf_bytes = allocated(t, new_leaf);
-        storage_sr_space_read(t->sr, &sizes.space);
-    }
-    if (new_leaf && db_write_begin(&call->error) == 0) {
-        ref = record_fork(t, new_leaf, other_leaf, a->snapshot, &sizes, &call->error);
-        if (!ref)
-            db_write_abort();
-        else if (db_write_commit(&call->error) < 0)
-            g_clear_pointer(&ref, g_free);
-    }
-    if (!ref) {
-        g_autoptr(XapiError) ignored = NULL;
-        t->driver->vdi_delete(t->dir, other_leaf, &ignored);
-        if (new_leaf && live == 0)
-            t->driver->vdi_delete(t->dir, new_leaf, &ignored);
-        return -1;
-    }
-    *result = xv_new_string_take(ref);
-    return 0;
-}
-
-int xapi_VDI_snapshot(Call *call, const char *vdi, const Xv *driver_params, Xv **result)
-{
-    ForkArgs a = {true, driver_params};
-    return run_vdi_operation(call, vdi, "snapshot", fork_work, &a, result);
-}
-
-int xapi_VDI_clone(Call *call, const char *vdi, const Xv *driver_params, Xv **result)
-{
-    ForkArgs a = {false, driver_params};
-    return run_vdi_operation(call, vdi, "clone", fork_work, &a, result);
 }
 
 /* ---- resize ------------------------------------------------------------------------ */
@@ -406,7 +259,7 @@ int xapi_VDI_clone(Call *call, const char *vdi, const Xv *driver_params, Xv **re
  * first, then one short transaction. */
 static int set_sizes(const VdiTarget *t, int64_t size, XapiError **err)
 {
-    int64_t bytes = allocated(t, t->location);
+    int64_t bytes = vdi_target_allocated(t, t->location);
     SrSpace space;
     storage_sr_space_read(t->sr, &space);
     if (db_write_begin(err) < 0)

@@ -41,3 +41,14 @@ void vdi_target_clear(VdiTarget *t)
     g_free(t->path);
     *t = (VdiTarget){0};
 }
+
+int64_t vdi_target_allocated(const VdiTarget *t, const char *location)
+{
+    VdiInfo info = {0};
+    g_autoptr(XapiError) ignored = NULL;
+    if (t->driver->vdi_info(t->dir, location, &info, &ignored) < 0)
+        return 0;
+    int64_t bytes = info.physical_utilisation;
+    vdi_info_clear(&info);
+    return bytes;
+}

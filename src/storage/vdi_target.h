@@ -26,3 +26,5 @@ typedef struct {
  * not plugged here. On success t holds copies (vdi_target_clear). */
 int vdi_target_read(const char *vdi_ref, VdiTarget *t, XapiError **err);
 void vdi_target_clear(VdiTarget *t);
+/* The bytes a file of t's SR takes on disk (0 if it cannot be read). */
+int64_t vdi_target_allocated(const VdiTarget *t, const char *location);

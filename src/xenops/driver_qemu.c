@@ -845,19 +845,64 @@ static char *disk_node(const char *uuid, const HvDisk *disk, Domain **d, XapiErr
     return top_node(*d, id, err);
 }
 
-static int qemu_disk_snapshot(const char *uuid, const HvDisk *disk, const char *new_path,
-                              XapiError **err)
+/* The node name of the image at path once it tops a disk: made from its
+ * file name (a uuid), so that a move made before a crash is seen done. */
+static char *leaf_node(const char *path)
 {
-    Domain *d;
-    g_autofree char *node = disk_node(uuid, disk, &d, err);
-    if (!node)
+    g_autofree char *name = g_path_get_basename(path);
+    GString *node = g_string_new("leaf-");
+    for (const char *c = name; *c && *c != '.' && node->len < 31; c++)
+        if (g_ascii_isalnum(*c))
+            g_string_append_c(node, *c);
+    return g_string_free(node, FALSE);
+}
+
+/* The overlay as a node of its own, without its backing file yet (the
+ * transaction puts the disk's current top under it, keeping the relative
+ * backing name the file was made with). */
+static int add_leaf(Domain *d, const char *node, const char *path, XapiError **err)
+{
+    json_object *file = args_object("driver", "file", "filename", path, NULL);
+    json_object *args = args_object("driver", "qcow2", "node-name", node, NULL);
+    json_object_object_add(args, "file", file);
+    json_object_object_add(args, "backing", NULL); /* JSON null */
+    return qmp_args(d, "blockdev-add", args, err);
+}
+
+static int qemu_disks_switch(const char *uuid, const HvDisk *disks, const char *const *new_paths,
+                             size_t n, XapiError **err)
+{
+    Domain *d = lookup(uuid, err);
+    if (!d)
         return -1;
-    g_autofree char *new_node = g_strdup_printf("vbd%d-%" G_GINT64_MODIFIER "x", disk->slot,
-                                                g_get_real_time());
-    return qmp_args(d, "blockdev-snapshot-sync",
-                    args_object("node-name", node, "snapshot-file", new_path,
-                                "snapshot-node-name", new_node, "format", "qcow2", NULL),
-                    err);
+    json_object *actions = json_object_new_array();
+    g_autoptr(GPtrArray) added = g_ptr_array_new_with_free_func(g_free);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        g_autofree char *id = g_strdup_printf(QEMU_DISK_ID_FMT, disks[i].slot);
+        g_autofree char *top = top_node(d, id, err);
+        g_autofree char *node = leaf_node(new_paths[i]);
+        if (!top || (strcmp(top, node) != 0 && add_leaf(d, node, new_paths[i], err) < 0)) {
+            rc = -1;
+        } else if (strcmp(top, node) != 0) {
+            g_ptr_array_add(added, g_strdup(node));
+            json_object *action = args_object("type", "blockdev-snapshot", NULL);
+            json_object_object_add(action, "data",
+                                   args_object("node", top, "overlay", node, NULL));
+            json_object_array_add(actions, action);
+        }
+    }
+    if (rc == 0 && json_object_array_length(actions) > 0) {
+        json_object *args = json_object_new_object();
+        json_object_object_add(args, "actions", json_object_get(actions));
+        rc = qmp_args(d, "transaction", args, err);
+    }
+    json_object_put(actions);
+    for (guint i = 0; rc < 0 && i < added->len; i++) {
+        g_autoptr(XapiError) ignored = NULL;
+        qmp_args(d, "blockdev-del", args_object("node-name", added->pdata[i], NULL), &ignored);
+    }
+    return rc;
 }
 
 static int qemu_disk_resize(const char *uuid, const HvDisk *disk, int64_t size, XapiError **err)
@@ -1067,7 +1112,7 @@ static HvDriver qemu_driver = {
     .nic_update = qemu_nic_update,
     .disk_unplug = qemu_disk_unplug,
     .disk_change_medium = qemu_disk_change_medium,
-    .disk_snapshot = qemu_disk_snapshot,
+    .disks_switch = qemu_disks_switch,
     .disk_resize = qemu_disk_resize,
     .pause = qemu_pause,
     .unpause = qemu_unpause,

@@ -261,13 +261,15 @@ static int sim_disk_change_medium(const char *uuid, const HvDisk *disk, XapiErro
     return with_domain_disks(uuid, disk->slot, 0, err);
 }
 
-static int sim_disk_snapshot(const char *uuid, const HvDisk *disk, const char *new_path,
-                             XapiError **err)
+/* The files are made by storage; a simulated guest has nothing to move. */
+static int sim_disks_switch(const char *uuid, const HvDisk *disks, const char *const *new_paths,
+                            size_t n, XapiError **err)
 {
-    if (with_domain_disks(uuid, disk->slot, 0, err) < 0)
-        return -1;
-    g_autofree char *backing = g_path_get_basename(disk->path);
-    return qemu_img_create_over(new_path, disk->size, backing, disk->format, err);
+    (void)new_paths;
+    for (size_t i = 0; i < n; i++)
+        if (with_domain_disks(uuid, disks[i].slot, 0, err) < 0)
+            return -1;
+    return 0;
 }
 
 static int sim_disk_resize(const char *uuid, const HvDisk *disk, int64_t size, XapiError **err)
@@ -288,7 +290,7 @@ static const HvDriver sim_driver = {
     .nic_update = sim_nic_update,
     .disk_unplug = sim_disk_unplug,
     .disk_change_medium = sim_disk_change_medium,
-    .disk_snapshot = sim_disk_snapshot,
+    .disks_switch = sim_disks_switch,
     .disk_resize = sim_disk_resize,
     .pause = sim_pause,
     .unpause = sim_unpause,

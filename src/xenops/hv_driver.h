@@ -118,8 +118,12 @@ typedef struct HvDriver {
     int (*disk_plug)(const char *uuid, const HvDisk *disk, XapiError **err);
     int (*disk_unplug)(const char *uuid, const HvDisk *disk, int64_t timeout_ms, XapiError **err);
     int (*disk_change_medium)(const char *uuid, const HvDisk *disk, XapiError **err);
-    int (*disk_snapshot)(const char *uuid, const HvDisk *disk, const char *new_path,
-                         XapiError **err);
+    /* Moves the domain's disks onto the empty overlays at new_paths[i]
+     * (made over the images the disks use now, naming them as their
+     * backing files) in one step: the guest's next write to any of them
+     * goes to the new files. A disk already on its new path is left. */
+    int (*disks_switch)(const char *uuid, const HvDisk *disks, const char *const *new_paths,
+                        size_t n, XapiError **err);
     int (*disk_resize)(const char *uuid, const HvDisk *disk, int64_t size, XapiError **err);
     /* NICs of a running domain: plug makes the tap on its bridge and adds
      * the device (ACPI hot-plug on the root bus); unplug asks the guest to

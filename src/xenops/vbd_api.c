@@ -6,7 +6,6 @@
 
 #include "dm_handlers.h"
 #include "implicit.h"
-#include "pending_files.h"
 #include "storage.h"
 #include "storage_live.h"
 #include "vm_disks.h"
@@ -414,16 +413,66 @@ static char *attached_domain(const char *vdi_ref, bool rw, HvDisk *disk, XapiErr
     return uuid;
 }
 
-static int snapshot_attached(const char *vdi_ref, const char *new_path, XapiError **err)
+static int writer_of(const char *vdi_ref, char **domain, XapiError **err)
 {
     HvDisk disk = {0};
-    g_autofree char *uuid = attached_domain(vdi_ref, true, &disk, err);
-    int rc = !uuid                                            ? 0
-             : !*uuid || pending_file_note(new_path, err) < 0 ? -1
-             : driver()->disk_snapshot(uuid, &disk, new_path, err) < 0 ? -1
-                                                                      : 1;
+    char *uuid = attached_domain(vdi_ref, true, &disk, err);
     g_free(disk.path);
+    if (uuid && !*uuid) {
+        g_free(uuid);
+        return -1;
+    }
+    *domain = uuid;
+    return uuid ? 1 : 0;
+}
+
+/* The disk of the domain's VM that has vdi attached (1), or 0 if none. */
+static int domain_disk(const char *domain, const char *vdi_ref, HvDisk *disk, XapiError **err)
+{
+    db_read_begin();
+    DbRow *vdi = db_lookup(cls("VDI"), vdi_ref);
+    const Xv *vbds = vdi ? db_get(vdi, "VBDs") : NULL;
+    int rc = 0;
+    for (guint i = 0; i < xv_len(vbds) && rc == 0; i++) {
+        DbRow *vbd = db_lookup(cls("VBD"), xv_str(xv_at(vbds, i)));
+        DbRow *vm = vbd ? db_lookup(cls("VM"), str_field(vbd, "VM")) : NULL;
+        if (vm && db_get(vbd, "currently_attached")->b &&
+            strcmp(str_field(vm, "uuid"), domain) == 0)
+            rc = vbd_disk(vbd, disk, err) < 0 ? -1 : 1;
+    }
+    db_read_end();
     return rc;
+}
+
+static int switch_leaves(const char *domain, const char *const *vdis, const char *const *paths,
+                         guint n, XapiError **err)
+{
+    g_autoptr(GArray) disks = g_array_new(FALSE, TRUE, sizeof(HvDisk));
+    g_autoptr(GPtrArray) moved_to = g_ptr_array_new();
+    int rc = 0;
+    for (guint i = 0; i < n && rc == 0; i++) {
+        HvDisk disk = {0};
+        rc = domain_disk(domain, vdis[i], &disk, err);
+        if (rc > 0) {
+            g_array_append_val(disks, disk);
+            g_ptr_array_add(moved_to, (char *)paths[i]);
+            rc = 0;
+        }
+    }
+    if (rc == 0 && disks->len)
+        rc = driver()->disks_switch(domain, (const HvDisk *)disks->data,
+                                    (const char *const *)moved_to->pdata, disks->len, err);
+    for (guint i = 0; i < disks->len; i++)
+        g_free(g_array_index(disks, HvDisk, i).path);
+    return rc;
+}
+
+static void stop_writer(const char *domain)
+{
+    g_autoptr(XapiError) err = NULL;
+    if (driver()->destroy(domain, &err) < 0)
+        g_warning("VM %s: cannot stop its domain: %s", domain, err->code);
+    xenops_queue_reconcile(domain);
 }
 
 static int resize_attached(const char *vdi_ref, int64_t size, XapiError **err)
@@ -436,7 +485,8 @@ static int resize_attached(const char *vdi_ref, int64_t size, XapiError **err)
     return rc;
 }
 
-static const StorageLiveHooks live_hooks = {snapshot_attached, resize_attached};
+static const StorageLiveHooks live_hooks = {writer_of, switch_leaves, stop_writer,
+                                            resize_attached};
 
 void vbd_init(void)
 {

@@ -11,6 +11,7 @@
 #include "operations.h"
 #include "storage.h"
 #include "task.h"
+#include "vdi_fork.h"
 #include "vm_disks.h"
 #include "vm_lifecycle.h"
 #include "vm_nics.h"
@@ -83,26 +84,42 @@ static GArray *vm_disks(const char *vm_ref, const Xv *ignore_vdis)
 
 typedef enum { DISK_CLONE, DISK_SNAPSHOT, DISK_COPY } DiskAction;
 
-/* Runs a VDI message as part of this call (its task, its error). */
-static int vdi_call(Call *call, DiskAction action, const char *vdi, const char *sr, char **out)
+/* VDI.copy as part of this call (its task, its error). */
+static int copy_call(Call *call, const char *vdi, const char *sr, char **out)
 {
     Call sub = {.msg = call->msg, .task_ref = call->task_ref};
     Xv *result = NULL;
-    int rc;
-    if (action == DISK_COPY) {
-        rc = xapi_VDI_copy(&sub, vdi, sr, "OpaqueRef:NULL", "OpaqueRef:NULL", &result);
-    } else {
-        g_autoptr(Xv) params = xv_new_struct();
-        rc = action == DISK_SNAPSHOT ? xapi_VDI_snapshot(&sub, vdi, params, &result)
-                                     : xapi_VDI_clone(&sub, vdi, params, &result);
-    }
-    if (rc < 0) {
+    if (xapi_VDI_copy(&sub, vdi, sr, "OpaqueRef:NULL", "OpaqueRef:NULL", &result) < 0) {
         call->error = sub.error;
         return -1;
     }
     *out = g_strdup(xv_str(result));
     xv_free(result);
     return 0;
+}
+
+/* Snapshots or clones of all the disks in one operation: one write, and a
+ * running guest's disks caught at one instant. */
+static int fork_disks(Call *call, GArray *pairs, bool snapshot)
+{
+    g_autoptr(GPtrArray) vdis = g_ptr_array_new();
+    g_autoptr(GArray) slots = g_array_new(FALSE, FALSE, sizeof(guint));
+    for (guint i = 0; i < pairs->len; i++) {
+        DiskPair *p = &g_array_index(pairs, DiskPair, i);
+        if (*p->vdi) {
+            g_ptr_array_add(vdis, p->vdi);
+            g_array_append_val(slots, i);
+        }
+    }
+    if (!vdis->len)
+        return 0;
+    char **made = g_new0(char *, vdis->len);
+    int rc = storage_fork_vdis(call, (const char *const *)vdis->pdata, vdis->len, snapshot, made);
+    for (guint i = 0; rc == 0 && i < vdis->len; i++)
+        g_array_index(pairs, DiskPair, g_array_index(slots, guint, i)).new_vdi = made[i];
+    g_free(made);
+    task_set_progress(call->task_ref, 0.9);
+    return rc;
 }
 
 /* Destroys VDIs made before a failure. */
@@ -122,20 +139,22 @@ static void undo_disks(GArray *pairs)
 
 static int make_disks(Call *call, GArray *pairs, DiskAction action, const char *sr)
 {
+    if (action != DISK_COPY)
+        return fork_disks(call, pairs, action == DISK_SNAPSHOT);
     for (guint i = 0; i < pairs->len; i++) {
         DiskPair *p = &g_array_index(pairs, DiskPair, i);
         if (!*p->vdi)
             continue;
         const char *target = sr;
         g_autofree char *own_sr = NULL;
-        if (action == DISK_COPY && (!sr || !*sr || strcmp(sr, "OpaqueRef:NULL") == 0)) {
+        if (!sr || !*sr || strcmp(sr, "OpaqueRef:NULL") == 0) {
             db_read_begin();
             DbRow *vdi = db_lookup(cls("VDI"), p->vdi);
             own_sr = vdi ? g_strdup(str_field(vdi, "SR")) : g_strdup("OpaqueRef:NULL");
             db_read_end();
             target = own_sr;
         }
-        if (vdi_call(call, action, p->vdi, target, &p->new_vdi) < 0) {
+        if (copy_call(call, p->vdi, target, &p->new_vdi) < 0) {
             undo_disks(pairs);
             return -1;
         }
@@ -148,6 +167,7 @@ typedef struct {
     const char *name;
     bool snapshot;      /* the new VM is a snapshot of the old */
     bool keep_template; /* clone and copy keep is_a_template */
+    const char *memory; /* a checkpoint's saved state (a VDI), or NULL */
 } NewVm;
 
 /* The new VM and its VBDs (write lock held). */
@@ -165,6 +185,10 @@ static char *record_new_vm(const DbRow *vm, GArray *pairs, const NewVm *how, Xap
         db_row_put(copy, "snapshot_of", xv_new_string(vm->ref));
         db_row_put(copy, "snapshot_time", xv_new_datetime(time(NULL)));
         db_row_put(copy, "is_a_template", xv_new_bool(true));
+        if (how->memory) { /* in the same write: never a checkpoint without it */
+            db_row_put(copy, "suspend_VDI", xv_new_string(how->memory));
+            db_row_put(copy, "power_state", xv_new_static_string("Suspended"));
+        }
     } else {
         db_row_put(copy, "parent", xv_new_string(vm->ref));
     }
@@ -291,9 +315,10 @@ static int snapshot_work(VmOp *o)
     return new_vm_work(&inner, DISK_SNAPSHOT, NULL, &how, a->ignore_vdis);
 }
 
-int vm_make_snapshot(VmOp *o, const char *name, const Xv *ignore_vdis, Xv **result)
+int vm_make_snapshot(VmOp *o, const char *name, const Xv *ignore_vdis, const char *memory,
+                     Xv **result)
 {
-    NewVm how = {name, true, false};
+    NewVm how = {name, true, false, memory};
     VmOp inner = *o;
     inner.arg = result;
     return new_vm_work(&inner, DISK_SNAPSHOT, NULL, &how, ignore_vdis);
@@ -434,7 +459,7 @@ static int revert_work(VmOp *o)
         DbRow *memory_vdi = db_lookup(cls("VDI"), memory);
         g_autofree char *memory_sr = g_strdup(memory_vdi ? str_field(memory_vdi, "SR") : "");
         db_read_end();
-        rc = vdi_call(call, DISK_COPY, memory, memory_sr, &image);
+        rc = copy_call(call, memory, memory_sr, &image);
         if (rc == 0)
             rc = xenops_mark_suspended(vm_ref, image, &call->error);
     }

@@ -32,5 +32,8 @@ void vm_drop_suspend_image(const char *vdi_ref);
 void vm_drop_unowned_suspend_images(void);
 
 /* A snapshot of the VM (its disks snapshotted, live if it runs); the new
- * VM's ref in *result (VM lock held, operation recorded). */
-int vm_make_snapshot(VmOp *o, const char *name, const Xv *ignore_vdis, Xv **result);
+ * VM's ref in *result (VM lock held, operation recorded). With memory (a
+ * checkpoint's saved state, a VDI) the snapshot is recorded Suspended
+ * with it as its suspend_VDI. */
+int vm_make_snapshot(VmOp *o, const char *name, const Xv *ignore_vdis, const char *memory,
+                     Xv **result);

@@ -230,18 +230,11 @@ typedef struct {
     Xv *result;
 } CheckpointArgs;
 
-static int set_checkpoint_memory(DbRow *snapshot, const void *arg, XapiError **err)
-{
-    return db_set_by_name(snapshot, "suspend_VDI", xv_new_string(arg), err) < 0 ||
-                   db_set_by_name(snapshot, "power_state", xv_new_static_string("Suspended"),
-                                  err) < 0
-               ? -1 : 0;
-}
-
 /* Pauses the guest, saves its state, snapshots its disks at the same
  * instant, and lets it run on; the snapshot is Suspended with the state.
- * A crash between the image and the snapshot's record leaves an image of
- * no VM, which the next start removes (xenops_drop_unowned_images). */
+ * The snapshot is recorded with its memory in one write: a crash before
+ * it leaves an image of no VM, which the next start removes
+ * (vm_drop_unowned_suspend_images). */
 static int checkpoint_work(VmOp *o)
 {
     Call *call = o->call;
@@ -250,11 +243,8 @@ static int checkpoint_work(VmOp *o)
     if (was_running && driver()->pause(o->uuid, &call->error) < 0)
         return -1;
     g_autofree char *image = save_to_vdi(o, NULL);
-    int rc = image ? vm_make_snapshot(o, a->name, NULL, &a->result) : -1;
-    if (rc == 0)
-        rc = operations_write(&vm_operations, xv_str(a->result), set_checkpoint_memory, image,
-                              &call->error);
-    else if (image)
+    int rc = image ? vm_make_snapshot(o, a->name, NULL, image, &a->result) : -1;
+    if (rc < 0 && image)
         vm_drop_suspend_image(image);
     g_autoptr(XapiError) ignored = NULL;
     if (was_running && driver()->unpause(o->uuid, rc == 0 ? &call->error : &ignored) < 0)

@@ -7,6 +7,7 @@
 #include "bootstrap.h"
 #include "implicit.h"
 #include "network.h"
+#include "vdi_fork.h"
 #include "vm_disks.h"
 #include "vm_lifecycle.h"
 #include "vm_nics.h"
@@ -435,6 +436,8 @@ static void on_domain_change(const char *uuid)
     g_thread_pool_push(xenops.reactions, g_strdup(uuid), NULL);
 }
 
+void xenops_queue_reconcile(const char *uuid) { on_domain_change(uuid); }
+
 /* ---- start-up ----------------------------------------------------------- */
 
 typedef struct {
@@ -516,6 +519,7 @@ int xenops_init(const char *state_dir, const char *hypervisor, XapiError **err)
         xenops_unlock_vm(uuid);
     }
     g_ptr_array_unref(r.uuids);
+    storage_finish_live_forks(); /* a guest that was moving onto new leaves */
     if (xenops.driver->stop_unattached)
         xenops.driver->stop_unattached();
     vm_drop_unowned_suspend_images();

@@ -25,6 +25,8 @@ void xenops_wait_unlocked_end(const char *uuid);
  * applies actions_after_shutdown/reboot/crash to a stopped guest, marks a
  * VM whose domain vanished Halted. */
 void xenops_reconcile(const char *uuid);
+/* The same later, from a thread of its own (callers holding other locks). */
+void xenops_queue_reconcile(const char *uuid);
 
 /* Database updates after a domain changed (they take the write lock). */
 int xenops_mark_running(const char *vm_ref, bool paused, bool new_domid, XapiError **err);

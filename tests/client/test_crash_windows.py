@@ -152,6 +152,9 @@ def violations(proxy, s, known_files, vdis_before):
         if vm["power_state"] != "Suspended" and vm["suspend_VDI"] != NULL and \
                 not vm["is_a_snapshot"]:
             found.append(f"{vm['power_state']} VM {vm['name_label']} holds a suspend_VDI")
+        if vm["is_a_snapshot"] and vm["name_label"] == "cp" and \
+                vm["power_state"] != "Suspended":  # VM.checkpoint's snapshot
+            found.append("a checkpoint without its memory")
         if vm["current_operations"]:
             found.append(f"VM {vm['name_label']} still locked")
     return found

@@ -136,8 +136,8 @@ def test_boot_from_disk_hotplug_snapshot_cd(daemon, guest):  # noqa: F811
     wait_console(daemon, uuid, lambda t: t.count("XAPID-GUEST-ALIVE") > alive_before + 1,
                  "heartbeats after the snapshot", timeout=60)
     assert ok(proxy.VM.get_power_state(s, vm)) == "Running"
-    # QEMU records the new leaf's backing file as a path into the SR: a scan
-    # reads it (nothing goes missing) and the chain is still the SR's
+    # a scan reads the new leaf (nothing goes missing) and the chain is
+    # still the SR's
     ok(proxy.SR.scan(s, sr))
     assert not [v for v in ok(proxy.SR.get_VDIs(s, sr)) if ok(proxy.VDI.get_missing(s, v))]
     assert ok(proxy.VDI.get_sm_config(s, boot_vdi)).get("vhd-parent")
