@@ -384,7 +384,15 @@ static int apply_revert(DbRow *vm, const DbRow *snapshot, GArray *pairs, GPtrArr
     for (const char *const *f = reverted; *f; f++)
         if (db_set_by_name(vm, *f, xv_dup(db_get(snapshot, *f)), err) < 0)
             return -1;
-    return 0;
+    /* XAPI's revert: the VM's VIFs are replaced by the snapshot's, MACs
+     * kept (the VM is stopped, so none is attached). */
+    g_autoptr(Xv) vifs = xv_dup(db_get(vm, "VIFs"));
+    for (guint i = 0; i < xv_len(vifs); i++) {
+        DbRow *vif = db_lookup(cls("VIF"), xv_str(xv_at(vifs, i)));
+        if (vif && db_delete(vif, err) < 0)
+            return -1;
+    }
+    return vm_vifs_copy(snapshot, vm->ref, true, err);
 }
 
 /* The VDIs a reverted VM no longer uses go unless something else uses

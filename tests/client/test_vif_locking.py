@@ -195,3 +195,18 @@ def test_locked_refused_where_nftables_cannot_be_used():
         ok(api.VIF.set_locking_mode(s, vif, "disabled"))
     finally:
         d.stop()
+
+
+def test_revert_puts_the_snapshots_vifs_back(daemon):
+    api, s = daemon.login()
+    vm, net = vm_and_network(api, s)
+    vif = ok(api.VIF.create(s, dict(vif_record(vm, net, "0"), locking_mode="locked")))
+    mac = ok(api.VIF.get_MAC(s, vif))
+    snap = ok(api.VM.snapshot(s, vm, "snap"))
+    ok(api.VIF.destroy(s, vif))
+    ok(api.VIF.create(s, vif_record(vm, net, "3")))
+    ok(api.VM.revert(s, snap))
+    (back,) = ok(api.VM.get_VIFs(s, vm))
+    rec = ok(api.VIF.get_record(s, back))
+    assert (rec["device"], rec["MAC"], rec["locking_mode"]) == ("0", mac, "locked")
+    assert len(ok(api.VM.get_VIFs(s, snap))) == 1  # the snapshot keeps its own
