@@ -101,7 +101,7 @@ def xapid_run(ns, kib):
         d.stop()
 
 
-def peer_run(ns, kib, machine, cpu, accel):
+def peer_run(ns, kib, machine, cpu, accel, extra=()):
     """The same transfer between two QEMUs wired by hand."""
     work = tempfile.mkdtemp(prefix="vif-peer-")
     n = ns.name
@@ -123,7 +123,8 @@ def peer_run(ns, kib, machine, cpu, accel):
                  "-append", guest_args(role, kib),
                  "-netdev", f"tap,id=n0,ifname={tap},script=no,downscript=no",
                  "-device", f"virtio-net-pci,netdev=n0,mac=02:00:00:00:10:0{i}",
-                 "-chardev", f"file,id=c,path={log}", "-serial", "chardev:c"]))
+                 "-chardev", f"file,id=c,path={log}", "-serial", "chardev:c"] +
+                [a.replace("WORK", work) for a in extra]))
             if role == "recv":
                 wait_net(log, time.time() + 300)
         return wait_sent(os.path.join(work, "send.log"), time.time() + 300)
@@ -140,20 +141,33 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--kib", type=int, default=131072)
+    ap.add_argument("--peer-extra", default="",
+                    help="more QEMU arguments for the hand-wired peer only (A/B of a part "
+                         "of xapid's command line); WORK is its directory")
+    ap.add_argument("--peer-only", action="store_true",
+                    help="only the hand-wired peer (with xapid's -machine/-cpu under TCG)")
     args = ap.parse_args()
     subprocess.run([os.path.join(REPO, "scripts", "build-test-guest"), GUEST], check=True,
                    stdout=subprocess.DEVNULL)
     ns = NetNs()
     try:
         xs, ps = [], []
+        extra = args.peer_extra.split()
+        machine, cpu, accel = "pc,accel=tcg", "qemu64,+ssse3,+sse4.1,+sse4.2,+popcnt", "tcg"
         for _ in range(args.runs):  # interleaved, so load drifts hit both
-            seconds, machine, cpu, accel = xapid_run(ns, args.kib)
-            xs.append(args.kib / 1024 / seconds)
-            ps.append(args.kib / 1024 / peer_run(ns, args.kib, machine, cpu, accel))
+            if not args.peer_only:
+                seconds, machine, cpu, accel = xapid_run(ns, args.kib)
+                xs.append(args.kib / 1024 / seconds)
+            ps.append(args.kib / 1024 / peer_run(ns, args.kib, machine, cpu, accel, extra))
         assert ns.links() == {"lo", "eth0"}
     finally:
         ns.remove()
-    mx, mp = statistics.median(xs), statistics.median(ps)
+    mp = statistics.median(ps)
+    if args.peer_only:
+        print(f"hand-wired {' '.join(extra)}: {mp:.1f} MiB/s (runs: "
+              f"{', '.join(f'{p:.1f}' for p in ps)})")
+        return
+    mx = statistics.median(xs)
     print(f"guest-to-guest TCP, {args.kib} KiB, virtio-net, {accel}, -cpu {cpu}")
     print(f"  xapid:        {mx:.1f} MiB/s (runs: {', '.join(f'{x:.1f}' for x in xs)})")
     print(f"  hand-wired:   {mp:.1f} MiB/s (runs: {', '.join(f'{p:.1f}' for p in ps)})")

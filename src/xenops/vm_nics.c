@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "bootstrap.h"
-#include "network.h"
 #include "implicit.h"
+#include "network.h"
 #include "nft_rules.h"
 #include "operations.h"
 #include "xenops.h"
