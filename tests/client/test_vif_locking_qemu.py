@@ -251,6 +251,13 @@ def test_ratelimit_and_move(netns, guest):  # noqa: F811
         assert ok(api.VIF.get_network(s, vif)) == net2
         assert ok(api.network.get_VIFs(s, net2)) == [vif]
 
+        # Its rules go with the NIC when it is unplugged.
+        ok(api.VIF.set_qos_algorithm_type(s, vif, "ratelimit"))
+        assert chains(ns) == {chain_of(tap)}
+        ok(api.VIF.unplug(s, vif))
+        assert chains(ns) == set() and elements(ns, "from_vif") == set()
+        assert tap not in netns.links()
+
         ok(api.VM.hard_shutdown(s, vm))
         assert chains(ns) == set()
         assert netns.links() == {"lo", "eth0"}
