@@ -32,7 +32,8 @@ bool nft_rules_tap_ok(const char *tap)
     return true;
 }
 
-bool nft_rules_needed(const VifPolicy *p)
+/* The policy needs rules (locked, disabled, or a rate). */
+static bool nft_rules_needed(const VifPolicy *p)
 {
     return p && (p->mode != VIF_LOCK_UNLOCKED || p->rate > 0);
 }
@@ -138,7 +139,9 @@ char *nft_rules_tap_commands(const char *tap, const VifPolicy *p)
     return g_string_free(out, FALSE);
 }
 
-char *nft_rules_table_commands(GPtrArray *taps, GPtrArray *policies)
+/* The commands that replace the whole table by one holding these taps'
+ * rules. */
+static char *table_commands(GPtrArray *taps, GPtrArray *policies)
 {
     GString *out = g_string_new(BASE);
     for (guint i = 0; i < taps->len; i++)
@@ -184,17 +187,6 @@ static void probe(void)
         unusable_why = g_strdup(err && err->params->len ? (char *)err->params->pdata[0]
                                                          : "nftables refused the table");
     ruled = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-}
-
-bool nft_rules_usable(const char **why)
-{
-    g_mutex_lock(&lock);
-    probe();
-    bool ok = usable;
-    if (why)
-        *why = unusable_why ? unusable_why : "";
-    g_mutex_unlock(&lock);
-    return ok;
 }
 
 /* lock held. */
@@ -250,11 +242,6 @@ int nft_rules_set(const char *tap, const VifPolicy *p, XapiError **err)
     return rc;
 }
 
-int nft_rules_remove(const char *tap, XapiError **err)
-{
-    return nft_rules_set(tap, NULL, err);
-}
-
 void nft_rules_gc(void)
 {
     g_mutex_lock(&lock);
@@ -292,7 +279,7 @@ int nft_rules_restore(GPtrArray *taps, GPtrArray *policies, XapiError **err)
     g_autoptr(XapiError) absent = NULL;
     bool exists = run("list table " T "\n", &absent) == 0;
     if (needed || exists) {
-        g_autofree char *cmds = nft_rules_table_commands(taps, policies);
+        g_autofree char *cmds = table_commands(taps, policies);
         rc = run(cmds, err);
         if (rc == 0) {
             base_ready = true;

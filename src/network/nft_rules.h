@@ -13,14 +13,9 @@
 
 #define NFT_RULES_TABLE "xapid"
 
-/* Whether this host can enforce rules (probed once with a dry run of the
- * table); *why says why not. */
-bool nft_rules_usable(const char **why);
-
-/* The policy needs rules (locked, disabled, or a rate). */
-bool nft_rules_needed(const VifPolicy *p);
 /* VALUE_NOT_SUPPORTED [locking_mode|qos_algorithm_type; value; why] if p
- * needs rules this host cannot enforce. */
+ * needs rules this host cannot enforce (probed once, with a dry run of
+ * the table). */
 int nft_rules_check(const VifPolicy *p, XapiError **err);
 
 /* Guest taps whose names make chain names (letters, digits and '.'). */
@@ -29,19 +24,16 @@ bool nft_rules_tap_ok(const char *tap);
 /* The nft commands that give tap exactly the rules of p (none when p
  * needs none), as one transaction; pure, for the unit tests. */
 char *nft_rules_tap_commands(const char *tap, const VifPolicy *p);
-/* The commands that replace the whole table by one holding these taps'
- * rules (taps: char*, policies: VifPolicy*, in the same order). */
-char *nft_rules_table_commands(GPtrArray *taps, GPtrArray *policies);
 
 /* Gives tap the rules of p (or removes them when p needs none); applied
  * atomically. A policy that needs rules on a host that cannot enforce
  * them: VALUE_NOT_SUPPORTED. */
 int nft_rules_set(const char *tap, const VifPolicy *p, XapiError **err);
-int nft_rules_remove(const char *tap, XapiError **err);
 /* Removes the rules of taps that no longer exist (a QEMU that exited
  * takes its taps with it). */
 void nft_rules_gc(void);
-/* At start-up: the table becomes exactly these taps' rules, in one
+/* At start-up: the table becomes exactly these taps' rules (taps: char*,
+ * policies: VifPolicy*, in the same order), in one
  * transaction, so that a crash leaves neither stale rules nor a moment
  * without them. Nothing is made when none is needed and there is no
  * table. */
