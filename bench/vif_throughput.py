@@ -37,15 +37,20 @@ ARGS = "console=ttyS0 quiet panic=-1 cryptomgr.notests"
 PORT = 5001
 
 
-def wait_sent(path, deadline):
+def wait_sent(path, recv_path, kib, deadline):
+    """The sender's seconds, once the receiver has counted every byte."""
     while time.time() < deadline:
-        if os.path.exists(path):
+        if os.path.exists(path) and os.path.exists(recv_path):
             with open(path, errors="replace") as f:
                 m = re.search(r"XAPID-GUEST-SENT ([0-9.]+) ([0-9.]+)", f.read())
-            if m:
+            with open(recv_path, errors="replace") as f:
+                r = re.search(r"XAPID-GUEST-RECEIVED (\d+)", f.read())
+            if m and r:
+                if int(r.group(1)) != kib * 1024:
+                    raise SystemExit(f"the receiver got {r.group(1)} of {kib * 1024} bytes")
                 return float(m.group(2)) - float(m.group(1))
         time.sleep(0.1)
-    raise SystemExit(f"no XAPID-GUEST-SENT in {path}")
+    raise SystemExit(f"no XAPID-GUEST-SENT/RECEIVED in {path}, {recv_path}")
 
 
 def wait_net(path, deadline):
@@ -88,7 +93,9 @@ def xapid_run(ns, kib):
                 wait_net(os.path.join(d.state_dir, "domains", uuids[0], "console.log"),
                          time.time() + 300)
         domain = os.path.join(d.state_dir, "domains", uuids[1])
-        seconds = wait_sent(os.path.join(domain, "console.log"), time.time() + 300)
+        seconds = wait_sent(os.path.join(domain, "console.log"),
+                            os.path.join(d.state_dir, "domains", uuids[0], "console.log"), kib,
+                            time.time() + 600)
         pid = int(open(os.path.join(domain, "qemu.pid")).read())
         argv = open(f"/proc/{pid}/cmdline").read().split("\0")
         machine = argv[argv.index("-machine") + 1] if "-machine" in argv else "pc"
@@ -127,7 +134,8 @@ def peer_run(ns, kib, machine, cpu, accel, extra=()):
                 [a.replace("WORK", work) for a in extra]))
             if role == "recv":
                 wait_net(log, time.time() + 300)
-        return wait_sent(os.path.join(work, "send.log"), time.time() + 300)
+        return wait_sent(os.path.join(work, "send.log"), os.path.join(work, "recv.log"), kib,
+                         time.time() + 600)
     finally:
         for p in procs:
             p.kill()
