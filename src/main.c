@@ -5,14 +5,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent.h"
 #include "boot_files.h"
 #include "bootstrap.h"
 #include "storage.h"
 #include "compat.h"
 #include "db.h"
+#include "host.h"
+#include "log_ring.h"
+#include "plugins.h"
 #include "http_server.h"
 #include "login_throttle.h"
 #include "session.h"
+#include "pif_host.h"
 #include "task.h"
 #include "tls_cert.h"
 #include "xenops.h"
@@ -53,6 +58,12 @@ static void print_listening(const char *scheme, const char *host_port, int port)
 
 int main(int argc, char **argv)
 {
+    g_auto(GStrv) original_argv = g_strdupv(argv); /* for host.restart_agent */
+    g_autofree char *plugin_dir = NULL, *extension_dir = NULL, *python_dir = NULL;
+    g_autofree char *power_command = NULL;
+    gboolean allow_host_changes = FALSE;
+    gint plugin_time_limit = PLUGINS_DEFAULT_TIME_LIMIT;
+    gint64 plugin_output_limit = PLUGINS_DEFAULT_OUTPUT_LIMIT;
     g_autofree char *state_dir = NULL, *unix_path = NULL, *password_file = NULL;
     g_autofree char *hypervisor = NULL;
     g_auto(GStrv) kernel_dirs = NULL;
@@ -110,6 +121,27 @@ int main(int argc, char **argv)
         {"http-max-connections-per-ip", 0, 0, G_OPTION_ARG_INT, &max_conns_per_ip,
          "Connections one client address may hold on a TCP listener (default 100; 0: no "
          "limit)", "N"},
+        {"plugin-dir", 0, 0, G_OPTION_ARG_FILENAME, &plugin_dir,
+         "Where host.call_plugin finds plugins, by entry name (default "
+         PLUGINS_DEFAULT_DIR "); xapid's built-in ones (echo) are in PYTHON_DIR/plugins", "DIR"},
+        {"extension-dir", 0, 0, G_OPTION_ARG_FILENAME, &extension_dir,
+         "Where host.call_extension finds extensions (default " EXTENSIONS_DEFAULT_DIR ")", "DIR"},
+        {"python-dir", 0, 0, G_OPTION_ARG_FILENAME, &python_dir,
+         "xapid's Python modules for plugins (XenAPI.py, XenAPIPlugin.py), on each plugin's "
+         "PYTHONPATH (default: ../python beside the binary if there, else the installed "
+         "share/xapid/python)", "PYTHON_DIR"},
+        {"plugin-time-limit", 0, 0, G_OPTION_ARG_INT, &plugin_time_limit,
+         "Seconds a plugin or extension may run before its process group is killed "
+         "(default 300; 0: none)", "S"},
+        {"plugin-output-limit", 0, 0, G_OPTION_ARG_INT64, &plugin_output_limit,
+         "Bytes of stdout a plugin or extension may write before it is killed (default "
+         "16 MiB; 0: none)", "BYTES"},
+        {"host-power-command", 0, 0, G_OPTION_ARG_FILENAME, &power_command,
+         "Run as \"CMD reboot\" or \"CMD poweroff\" by host.reboot and host.shutdown (for "
+         "example /usr/bin/systemctl); without it they refuse with PERMISSION_DENIED", "CMD"},
+        {"allow-host-changes", 0, 0, G_OPTION_ARG_NONE, &allow_host_changes,
+         "Let host.set_hostname_live set the machine's hostname and host.dmesg_clear clear "
+         "the kernel's log (refused with PERMISSION_DENIED otherwise)", NULL},
         {"print-compat", 0, 0, G_OPTION_ARG_NONE, &print_compat,
          "Print docs/compat.md (implemented messages) and exit", NULL},
         {NULL}};
@@ -118,6 +150,11 @@ int main(int argc, char **argv)
     g_autoptr(GError) gerr = NULL;
     if (!g_option_context_parse(ctx, &argc, &argv, &gerr)) {
         fprintf(stderr, "xapid: %s\n", gerr->message);
+        return 2;
+    }
+    if (plugin_time_limit < 0 || plugin_output_limit < 0) {
+        fprintf(stderr, "xapid: --plugin-time-limit and --plugin-output-limit must not be "
+                        "negative\n");
         return 2;
     }
     if (body_limit <= 0 || header_timeout < 0 || idle_timeout < 0 || max_conns < 0 ||
@@ -149,7 +186,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "xapid: --login-failure-delay must be 0 or more\n");
         return 2;
     }
+    log_ring_install(1 << 20);
     login_throttle_configure(login_failure_delay_ms);
+    plugins_configure(&(PluginsConfig){.plugin_dir = plugin_dir, .extension_dir = extension_dir,
+                                       .python_dir = python_dir, .unix_socket = unix_path,
+                                       .time_limit_s = (unsigned)plugin_time_limit,
+                                       .output_limit = (size_t)plugin_output_limit});
+    host_ops_configure(&(HostOpsConfig){.power_command = power_command,
+                                        .allow_host_changes = allow_host_changes});
     session_print_generated_password(print_password);
     if (!password_file)
         password_file = g_build_filename(state_dir, "root-password", NULL);
@@ -157,8 +201,10 @@ int main(int argc, char **argv)
     for (char **d = kernel_dirs; d && *d; d++)
         boot_files_allow_dir(*d);
     XapiError *err = NULL;
-    if (db_open(state_dir, &err) < 0 || bootstrap_database(state_dir, &err) < 0 ||
-        session_init_root_password(password_file, &err) < 0 ||
+    if (db_open(state_dir, &err) < 0 || bootstrap_database(state_dir, &err) < 0)
+        return fail(err);
+    pif_host_start_of_day();
+    if (session_init_root_password(password_file, &err) < 0 ||
         storage_init(state_dir, (const char *const *)sr_roots, &err) < 0 ||
         xenops_init(state_dir, hypervisor, &err) < 0)
         return fail(err);
@@ -193,11 +239,14 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     GMainLoop *loop = g_main_loop_new(NULL, FALSE);
+    agent_init(loop, original_argv);
     g_unix_signal_add(SIGINT, on_signal, loop);
     g_unix_signal_add(SIGTERM, on_signal, loop);
     g_timeout_add_seconds(30, on_session_gc, NULL);
     g_main_loop_run(loop);
     g_main_loop_unref(loop);
+    if (agent_end() == AGENT_RESTART)
+        agent_reexec(server); /* returns only if exec failed: then a clean stop */
     http_server_free(server);
     db_close();
     return 0;

@@ -14,6 +14,7 @@
 
 #include "db.h"
 #include "host_net.h"
+#include "log_ring.h"
 #include "network.h"
 
 #define XAPID_PRODUCT_VERSION "8.4.0"
@@ -288,17 +289,131 @@ static int create_roles(XapiError **err)
     return 0;
 }
 
+/* The free edition's record, the only one xapid has. */
+static int set_free_license(DbRow *host, XapiError **err)
+{
+    Xv *params = M("sku_type", "free", "sku_marketing_name", "xapid (free edition)",
+                   "expiry", "30000101T00:00:00Z", "restrict_pooling", "true", NULL);
+    if (db_set_by_name(host, "edition", S("free"), err) < 0 ||
+        db_set_by_name(host, "license_params", params, err) < 0)
+        return -1;
+    return 0;
+}
+
+int bootstrap_license_free(const char *host, XapiError **err)
+{
+    DbRow *row = db_write_begin_on("host", host, err);
+    if (!row)
+        return -1;
+    if (set_free_license(row, err) < 0) {
+        db_write_abort();
+        return -1;
+    }
+    return db_write_commit(err);
+}
+
+/* What a start finds true of the machine now, whatever the database said
+ * (XAPI's dbsync at start-up): name, address, memory, CPUs, versions, the
+ * agent's start time (other_config:agent_start_time, XAPI's form
+ * "1718000000."), the boot time, and the host enabled again. */
+static int refresh_host(XapiError **err)
+{
+    g_autofree char *ref = bootstrap_this_host();
+    DbRow *host = db_lookup(dm_class_by_name("host"), ref);
+    if (!host)
+        return 0;
+    char hostname[256] = "localhost";
+    gethostname(hostname, sizeof hostname - 1);
+    g_autofree char *device = NULL, *address = NULL, *netmask = NULL;
+    management_interface(&device, &address, &netmask);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    g_autofree char *ncpu_text = g_strdup_printf("%ld", ncpu);
+    g_autofree char *vendor = cpuinfo_value("vendor_id");
+    g_autofree char *model = cpuinfo_value("model name");
+    g_autofree char *mhz = cpuinfo_value("cpu MHz");
+    g_autofree char *family = cpuinfo_value("cpu family");
+    g_autofree char *model_no = cpuinfo_value("model");
+    g_autofree char *stepping = cpuinfo_value("stepping");
+    g_autofree char *flags = cpuinfo_value("flags");
+    int64_t now = g_get_real_time() / G_USEC_PER_SEC;
+    g_autofree char *today = xv_datetime_format(now);
+    g_autofree char *start_time = g_strdup_printf("%" G_GINT64_FORMAT ".", now);
+    Xv *version = xv_dup(db_get(host, "software_version"));
+    xv_struct_set_string(version, "xapid", PACKAGE_VERSION);
+    xv_struct_set_string(version, "hostname", hostname);
+    xv_struct_set_string(version, "date", today);
+    Xv *cpu = xv_dup(db_get(host, "cpu_info"));
+    const char *const cpu_facts[][2] = {{"cpu_count", ncpu_text}, {"vendor", vendor},
+                                        {"modelname", model}, {"speed", mhz},
+                                        {"family", family}, {"model", model_no},
+                                        {"stepping", stepping}, {"flags", flags}};
+    for (unsigned i = 0; i < G_N_ELEMENTS(cpu_facts); i++)
+        xv_struct_set_string(cpu, cpu_facts[i][0], cpu_facts[i][1]);
+    Xv *other = xv_dup(db_get(host, "other_config"));
+    xv_struct_set_string(other, "agent_start_time", start_time);
+    g_autofree char *stat = NULL;
+    if (g_file_get_contents("/proc/stat", &stat, NULL, NULL)) {
+        const char *btime = strstr(stat, "\nbtime ");
+        if (btime) {
+            g_autofree char *boot = g_strdup_printf(
+                "%" G_GINT64_FORMAT ".", g_ascii_strtoll(btime + 7, NULL, 10));
+            xv_struct_set_string(other, "boot_time", boot);
+        }
+    }
+    if (db_set_by_name(host, "hostname", S(hostname), err) < 0 ||
+        db_set_by_name(host, "address", S(address), err) < 0 ||
+        db_set_by_name(host, "software_version", version, err) < 0 ||
+        db_set_by_name(host, "cpu_info", cpu, err) < 0 ||
+        db_set_by_name(host, "other_config", other, err) < 0 ||
+        db_set_by_name(host, "enabled", B(true), err) < 0 || set_free_license(host, err) < 0)
+        return -1;
+    DbRow *metrics = db_lookup(dm_class_by_name("host_metrics"), xv_str(db_get(host, "metrics")));
+    if (metrics &&
+        (db_set_by_name(metrics, "memory_total", I(bootstrap_meminfo_bytes("MemTotal")), err) < 0 ||
+         db_set_by_name(metrics, "last_updated", xv_new_datetime(now), err) < 0))
+        return -1;
+    return 0;
+}
+
+int bootstrap_check_host_enabled(XapiError **err)
+{
+    g_autofree char *ref = bootstrap_this_host();
+    DbRow *host = db_lookup(dm_class_by_name("host"), ref);
+    if (host && !db_get(host, "enabled")->b)
+        return xapi_error_set(err, "HOST_DISABLED", ref, NULL);
+    return 0;
+}
+
+/* The remote syslog host.syslog_reconfigure set up last, again (XAPI's
+ * lives in the host's syslog configuration, which outlives the agent). */
+static void forward_log_as_configured(void)
+{
+    db_read_begin();
+    g_autofree char *ref = bootstrap_this_host();
+    DbRow *host = db_lookup(dm_class_by_name("host"), ref);
+    const Xv *dest = host ? xv_struct_get(db_get(host, "logging"), "syslog_destination") : NULL;
+    g_autofree char *destination = g_strdup(dest ? xv_str(dest) : "");
+    db_read_end();
+    g_autoptr(XapiError) err = NULL;
+    if (*destination && log_ring_forward_to(destination, &err) < 0)
+        g_warning("log not copied to %s: %s", destination, err->code);
+}
+
 int bootstrap_database(const char *state_dir, XapiError **err)
 {
     if (db_write_begin(err) < 0)
         return -1;
     bool have_pool = false;
     db_foreach(dm_class_by_name("pool"), any_row, &have_pool);
-    if ((!have_pool && create_host_objects(state_dir, err) < 0) || create_roles(err) < 0) {
+    if ((!have_pool && create_host_objects(state_dir, err) < 0) || create_roles(err) < 0 ||
+        refresh_host(err) < 0) {
         db_write_abort();
         return -1;
     }
-    return db_write_commit(err);
+    if (db_write_commit(err) < 0)
+        return -1;
+    forward_log_as_configured();
+    return 0;
 }
 
 int bootstrap_check_this_host(const char *host, XapiError **err)

@@ -2,6 +2,7 @@
 #include "compat.h"
 
 #include "datamodel.h"
+#include "vm_fields.h"
 
 static bool handled_by_hand(const DmMessage *m) { return m->impl != NULL; }
 
@@ -49,6 +50,7 @@ char *compat_markdown(void)
         g_string_free(yes, TRUE);
         g_string_free(no, TRUE);
     }
-    g_string_append(out, "`*` marks messages served by a hand-written handler.\n");
+    g_string_append(out, "`*` marks messages served by a hand-written handler.\n\n");
+    vm_fields_markdown(out);
     return g_string_free(out, FALSE);
 }

@@ -5,7 +5,9 @@
 
 #include "db.h"
 #include "db_text.h"
+#include "field_checks.h"
 #include "filter.h"
+#include "operations.h"
 #include "typed_value.h"
 
 int implicit_handle_invalid(Call *call, const DmClass *cls, const char *ref)
@@ -35,7 +37,8 @@ int implicit_check_refs(Call *call, const DmField *field, const Xv *value)
     for (guint i = 0; i < (value->kind == XV_ARRAY ? xv_len(value) : 1); i++) {
         const Xv *ref = value->kind == XV_ARRAY ? xv_at(value, i) : value;
         const char *r = xv_str(ref);
-        if (r && strcmp(r, "OpaqueRef:NULL") != 0 && !db_lookup(target, r))
+        /* "" is XAPI's Ref.Other "": stored as given, no reference */
+        if (r && *r && strcmp(r, "OpaqueRef:NULL") != 0 && !db_lookup(target, r))
             return implicit_handle_invalid(call, target, r);
     }
     return 0;
@@ -208,6 +211,10 @@ static int with_row_write(Call *call, int (*op)(Call *, DbRow *))
     const char *self = arg_str(call, 0);
     DbRow *row = db_lookup(call->msg->cls, self);
     int rc = row ? op(call, row) : implicit_handle_invalid(call, call->msg->cls, self);
+    /* what a client may do next follows every write (blocked_operations,
+     * is_a_template, ...); a destroyed row is gone */
+    if (rc == 0 && call->msg->implicit_kind != DM_IMPLICIT_DESTROY)
+        rc = operations_refresh(row, &call->error);
     if (rc < 0) {
         db_write_abort();
         return -1;
@@ -215,12 +222,22 @@ static int with_row_write(Call *call, int (*op)(Call *, DbRow *))
     return db_write_commit(&call->error);
 }
 
+/* Every generic write goes through here: the class's rules first. */
+static int checked_set(Call *call, DbRow *row, const DmField *f, Xv *value)
+{
+    if (field_checks_write(row, f, value, &call->error) < 0) {
+        xv_free(value);
+        return -1;
+    }
+    return db_set(row, f, value, &call->error);
+}
+
 static int set_field_op(Call *call, DbRow *row)
 {
     const Xv *value = call_arg(call, 1);
     if (implicit_check_refs(call, call->msg->field, value) < 0)
         return -1;
-    return db_set(row, call->msg->field, xv_dup(value), &call->error);
+    return checked_set(call, row, call->msg->field, xv_dup(value));
 }
 
 static int map_update_op(Call *call, DbRow *row)
@@ -248,7 +265,7 @@ static int map_update_op(Call *call, DbRow *row)
         xv_struct_set(updated, key, xv_dup(call_arg(call, 2)));
     else
         xv_struct_remove(updated, key);
-    return db_set(row, f, updated, &call->error);
+    return checked_set(call, row, f, updated);
 }
 
 static int set_update_op(Call *call, DbRow *row)
@@ -270,11 +287,13 @@ static int set_update_op(Call *call, DbRow *row)
         xv_array_append(updated, xv_dup(item));
     else
         xv_array_remove_at(updated, (guint)found);
-    return db_set(row, f, updated, &call->error);
+    return checked_set(call, row, f, updated);
 }
 
 static int destroy_op(Call *call, DbRow *row)
 {
+    if (field_checks_destroy(row, &call->error) < 0)
+        return -1;
     return db_delete(row, &call->error);
 }
 

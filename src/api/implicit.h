@@ -21,5 +21,6 @@ void implicit_on_create(const DmClass *cls, ImplicitCreateHook hook);
 DbRow *implicit_row_from_record(Call *call, const Xv *record);
 int implicit_handle_invalid(Call *call, const DmClass *cls, const char *ref);
 /* HANDLE_INVALID unless each ref in value (a ref or ref set field) names an
- * existing object of its class. Lock held. */
+ * existing object of its class, OpaqueRef:NULL or "" (XAPI stores "" as
+ * given and treats it as no reference). Lock held. */
 int implicit_check_refs(Call *call, const DmField *field, const Xv *value);

@@ -159,7 +159,10 @@ int xapi_session_login_with_password(Call *call, const char *uname, const char *
     if (!call->trusted &&
         check_password(call, uname, pwd, "SESSION_AUTHENTICATION_FAILED", params, 2) < 0)
         return -1;
-    if (strcmp(uname, "root") != 0) /* the unix socket knows only root too */
+    /* Over TCP only root has a password; on the unix socket any name logs
+     * in as the local superuser under that name, as with XAPI (plugins'
+     * xapi_local() sessions). */
+    if (!call->trusted && strcmp(uname, "root") != 0)
         return xapi_error_setv(&call->error, "SESSION_AUTHENTICATION_FAILED", params, 2);
     if (db_write_begin(&call->error) < 0)
         return -1;
@@ -170,13 +173,53 @@ int xapi_session_login_with_password(Call *call, const char *uname, const char *
     db_row_put(row, "last_active", xv_new_datetime(now));
     db_row_put(row, "validation_time", xv_new_datetime(now));
     db_row_put(row, "is_local_superuser", xv_new_bool(true));
-    db_row_put(row, "auth_user_name", xv_new_string("root"));
+    db_row_put(row, "auth_user_name", xv_new_string(uname));
     db_row_put(row, "originator", xv_new_string(originator));
     char *ref = db_insert_and_commit(row, &call->error);
     if (!ref)
         return -1;
     *result = xv_new_string_take(ref);
     return 0;
+}
+
+char *session_create_child(const char *parent_ref, const char *originator, XapiError **err)
+{
+    if (db_write_begin(err) < 0)
+        return NULL;
+    const DbRow *parent = db_lookup(session_class(), parent_ref);
+    if (!parent) {
+        db_write_abort();
+        xapi_error_set(err, "SESSION_INVALID", parent_ref, NULL);
+        return NULL;
+    }
+    DbRow *row = db_row_new(session_class());
+    int64_t now = g_get_real_time() / G_USEC_PER_SEC;
+    static const char *const inherited[] = {"this_host", "is_local_superuser", "subject",
+                                            "auth_user_sid", "auth_user_name",
+                                            "rbac_permissions"};
+    for (unsigned i = 0; i < G_N_ELEMENTS(inherited); i++)
+        db_row_put(row, inherited[i], xv_dup(db_get(parent, inherited[i])));
+    db_row_put(row, "parent", xv_new_string(parent_ref));
+    db_row_put(row, "last_active", xv_new_datetime(now));
+    db_row_put(row, "validation_time", xv_new_datetime(now));
+    db_row_put(row, "originator", xv_new_string(originator));
+    return db_insert_and_commit(row, err);
+}
+
+void session_destroy(const char *ref)
+{
+    if (db_write_begin(NULL) < 0)
+        return;
+    DbRow *row = db_lookup(session_class(), ref);
+    if (row) {
+        task_destroy_for_session(row);
+        event_forget_session(ref);
+        if (db_delete(row, NULL) < 0) {
+            db_write_abort();
+            return;
+        }
+    }
+    db_write_commit(NULL);
 }
 
 int xapi_session_logout(Call *call)

@@ -27,3 +27,9 @@ void session_print_generated_password(bool print);
  * session GC does. Sessions owning a pending task are kept. Returns how
  * many were destroyed. */
 unsigned session_gc(int64_t now);
+
+/* A new session for the same user as parent_ref (its parent), for a
+ * helper acting on the caller's behalf (a host plugin); caller frees the
+ * ref. session_destroy ends it as logout does. */
+char *session_create_child(const char *parent_ref, const char *originator, XapiError **err);
+void session_destroy(const char *ref);

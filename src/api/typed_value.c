@@ -44,7 +44,7 @@ Xv *typed_value_from_wire(const DmType *type, const Xv *wire, const char *what,
     case DM_ENUM: {
         if (wire->kind != XV_STRING)
             return type_error(err, what);
-        const char *member = dm_enum_value(type->enumeration, xv_str(wire));
+        const char *member = dm_enum_value_from_wire(type->enumeration, xv_str(wire));
         if (!member) {
             xapi_error_set(err, "INVALID_VALUE", what, xv_str(wire), NULL);
             return NULL;

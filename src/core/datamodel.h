@@ -159,6 +159,9 @@ bool dm_message_implemented(const DmMessage *m);
 bool dm_enum_has(const DmEnum *e, const char *value);
 /* The table's own copy of value (static storage), or NULL if not a member. */
 const char *dm_enum_value(const DmEnum *e, const char *value);
+/* The same for a value as a client sends it: case-insensitive, as XAPI
+ * matches enums on input, except bond_mode and event_operation (exact). */
+const char *dm_enum_value_from_wire(const DmEnum *e, const char *value);
 const char *const *dm_error_param_names(const char *code);
 /* Iterate over every message of every class, for listMethods and docs. */
 #define DM_FOREACH_MESSAGE(cls, msg)                                          \

@@ -83,6 +83,24 @@ const char *dm_enum_value(const DmEnum *e, const char *value)
     return NULL;
 }
 
+/* XAPI's generated decoders lower-case the wire string and compare it with
+ * the lower-cased constructor name (rpclib's ppx_deriving_rpc); its
+ * hand-written decoders of bond_mode and event_operation compare exactly. */
+static bool enum_matched_exactly(const DmEnum *e)
+{
+    return strcmp(e->name, "bond_mode") == 0 || strcmp(e->name, "event_operation") == 0;
+}
+
+const char *dm_enum_value_from_wire(const DmEnum *e, const char *value)
+{
+    if (enum_matched_exactly(e))
+        return dm_enum_value(e, value);
+    for (unsigned i = 0; i < e->n_values; i++)
+        if (g_ascii_strcasecmp(e->values[i], value) == 0)
+            return e->values[i];
+    return NULL;
+}
+
 bool dm_enum_has(const DmEnum *e, const char *value)
 {
     return dm_enum_value(e, value) != NULL;

@@ -103,6 +103,13 @@ Xv *xv_new_datetime(int64_t epoch_seconds)
     return v;
 }
 
+Xv *xv_new_local_datetime(int64_t wall_seconds)
+{
+    Xv *v = xv_new_datetime(wall_seconds);
+    v->flags = XV_FLAG_NO_ZONE;
+    return v;
+}
+
 Xv *xv_new_array(void) { return xv_alloc(XV_ARRAY); }
 
 Xv *xv_new_array_sharing(const Xv *src)

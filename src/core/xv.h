@@ -48,6 +48,7 @@ struct XvMember {
 
 #define XV_FLAG_SHARED 1 /* XV_STRING: s is static storage, never freed */
 #define XV_FLAG_I4 2     /* XV_INT: XML-RPC writes <i4> (XAPI does, in valid_ref_counts) */
+#define XV_FLAG_NO_ZONE 4 /* XV_DATETIME: a local wall time, written without "Z" */
 
 /* Heap values: each xv_new_* result has one owner, freed by xv_free. */
 Xv *xv_new_nil(void);
@@ -61,6 +62,9 @@ Xv *xv_new_bool(bool b);
 /* A string of static storage, never copied or freed (enum values). */
 Xv *xv_new_static_string(const char *s);
 Xv *xv_new_datetime(int64_t epoch_seconds);
+/* A wall-clock time with no zone (host.get_server_localtime): the local
+ * time's fields given as if they were UTC, written without the "Z". */
+Xv *xv_new_local_datetime(int64_t wall_seconds);
 Xv *xv_new_array(void);
 /* An array sharing src's items (reference counted): neither may be
  * modified in place afterwards. For values repeated across many rows. */

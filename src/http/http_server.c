@@ -12,9 +12,11 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -39,6 +41,8 @@ typedef struct Listener {
     bool trusted;
     char *unix_path; /* unlinked on shutdown */
     char *key_pem, *cert_pem; /* TLS listeners; MHD keeps pointers to them */
+    char *handover_key;       /* "tcp:HOST:PORT", "tls:..." or "unix:PATH" as asked for */
+    int fd;                   /* the listening socket */
 } Listener;
 
 struct HttpServer {
@@ -368,6 +372,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 static void listener_free(Listener *l)
 {
+    g_free(l->handover_key);
     g_free(l->unix_path);
     g_free(l->key_pem);
     g_free(l->cert_pem);
@@ -377,6 +382,7 @@ static void listener_free(Listener *l)
 static int start_daemon(HttpServer *s, Listener *l, int fd, XapiError **err)
 {
     l->server = s;
+    l->fd = fd;
     /* poll(), not select(): with hundreds of connections, descriptors pass
      * FD_SETSIZE. */
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
@@ -414,8 +420,64 @@ static int start_daemon(HttpServer *s, Listener *l, int fd, XapiError **err)
     return 0;
 }
 
+/* Listening sockets handed over by the xapid that re-executed itself
+ * (host.restart_agent): the kernel keeps queueing connections meanwhile,
+ * so clients wait instead of being refused, and a port bound as ":0"
+ * stays the same. Key (listener_key) -> fd. */
+#define HANDOVER_ENV "XAPID_LISTEN_FDS"
+static GHashTable *handed_over;
+
+static void take_handover(void)
+{
+    handed_over = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    const char *env = g_getenv(HANDOVER_ENV);
+    g_auto(GStrv) items = env ? g_strsplit(env, "\n", -1) : NULL;
+    for (char **i = items; i && *i; i++) {
+        char *eq = strrchr(*i, '=');
+        if (eq)
+            g_hash_table_insert(handed_over, g_strndup(*i, (gsize)(eq - *i)),
+                                GINT_TO_POINTER(atoi(eq + 1)));
+    }
+    g_unsetenv(HANDOVER_ENV);
+}
+
+/* The socket handed over for key, made close-on-exec again; -1 if none. */
+static int handed_over_fd(const char *key)
+{
+    gpointer stolen_key, fd;
+    if (!handed_over || !g_hash_table_steal_extended(handed_over, key, &stolen_key, &fd))
+        return -1;
+    g_free(stolen_key);
+    fcntl(GPOINTER_TO_INT(fd), F_SETFD, FD_CLOEXEC);
+    return GPOINTER_TO_INT(fd);
+}
+
+void http_server_prepare_reexec(HttpServer *s)
+{
+    GString *env = g_string_new(NULL);
+    for (guint i = 0; i < s->listeners->len; i++) {
+        Listener *l = s->listeners->pdata[i];
+        if (!l->handover_key)
+            continue;
+        fcntl(l->fd, F_SETFD, 0);
+        g_string_append_printf(env, "%s%s=%d", env->len ? "\n" : "", l->handover_key, l->fd);
+    }
+    g_setenv(HANDOVER_ENV, env->str, TRUE);
+    g_string_free(env, TRUE);
+}
+
+bool http_server_is_listener_fd(HttpServer *s, int fd)
+{
+    for (guint i = 0; i < s->listeners->len; i++)
+        if (((Listener *)s->listeners->pdata[i])->fd == fd)
+            return true;
+    return false;
+}
+
 HttpServer *http_server_new(const HttpLimits *limits)
 {
+    if (!handed_over)
+        take_handover();
     HttpServer *s = g_new0(HttpServer, 1);
     s->listeners = g_ptr_array_new();
     s->limits = *limits;
@@ -483,21 +545,26 @@ static int bound_port(int fd)
 
 int http_server_listen_tcp(HttpServer *s, const char *host_port, XapiError **err)
 {
-    int fd = listen_tcp_socket(host_port, err);
-    if (fd < 0)
+    g_autofree char *key = g_strconcat("tcp:", host_port, NULL);
+    int fd = handed_over_fd(key);
+    if (fd < 0 && (fd = listen_tcp_socket(host_port, err)) < 0)
         return -1;
     int port = bound_port(fd);
-    return start_daemon(s, g_new0(Listener, 1), fd, err) < 0 ? -1 : port;
+    Listener *l = g_new0(Listener, 1);
+    l->handover_key = g_steal_pointer(&key);
+    return start_daemon(s, l, fd, err) < 0 ? -1 : port;
 }
 
 int http_server_listen_tls(HttpServer *s, const char *host_port, const char *key_pem,
                            const char *cert_pem, XapiError **err)
 {
-    int fd = listen_tcp_socket(host_port, err);
-    if (fd < 0)
+    g_autofree char *key = g_strconcat("tls:", host_port, NULL);
+    int fd = handed_over_fd(key);
+    if (fd < 0 && (fd = listen_tcp_socket(host_port, err)) < 0)
         return -1;
     int port = bound_port(fd);
     Listener *l = g_new0(Listener, 1);
+    l->handover_key = g_steal_pointer(&key);
     l->key_pem = g_strdup(key_pem);
     l->cert_pem = g_strdup(cert_pem);
     return start_daemon(s, l, fd, err) < 0 ? -1 : port;
@@ -509,8 +576,17 @@ int http_server_listen_unix(HttpServer *s, const char *path, XapiError **err)
     if (strlen(path) >= sizeof addr.sun_path)
         return xapi_error_internal(err, "unix socket path too long: %s", path);
     strcpy(addr.sun_path, path);
-    unlink(path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    g_autofree char *key = g_strconcat("unix:", path, NULL);
+    int fd = handed_over_fd(key);
+    if (fd < 0) {
+        unlink(path);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    } else if (access(path, F_OK) < 0) {
+        close(fd); /* its name is gone: a new socket */
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    } else {
+        goto listening;
+    }
     if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0 ||
         chmod(path, 0600) < 0 || listen(fd, 128) < 0) {
         int e = errno;
@@ -518,7 +594,9 @@ int http_server_listen_unix(HttpServer *s, const char *path, XapiError **err)
             close(fd);
         return xapi_error_internal(err, "cannot listen on %s: %s", path, g_strerror(e));
     }
+listening:;
     Listener *l = g_new0(Listener, 1);
+    l->handover_key = g_steal_pointer(&key);
     l->trusted = true;
     l->unix_path = g_strdup(path);
     return start_daemon(s, l, fd, err);

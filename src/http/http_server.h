@@ -3,6 +3,7 @@
  * hostile peers from holding memory or threads. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "xapi_error.h"
@@ -32,6 +33,11 @@ int http_server_listen_tls(HttpServer *s, const char *host_port, const char *key
 /* Requests on the unix socket are pre-authenticated as root, as XAPI's. */
 int http_server_listen_unix(HttpServer *s, const char *path, XapiError **err);
 void http_server_free(HttpServer *s);
+/* Before xapid re-executes itself: its listening sockets are left open
+ * across exec and named in the environment, where the listen calls of the
+ * new image take them again (same addresses, same ports). */
+void http_server_prepare_reexec(HttpServer *s);
+bool http_server_is_listener_fd(HttpServer *s, int fd);
 
 struct MHD_Connection;
 #define HTTP_PEER_BUF 64

@@ -641,7 +641,9 @@ static void write_value(GString *out, const Xv *v)
         break;
     case XV_DATETIME: {
         char text[XV_DATETIME_BUF];
-        xv_datetime_write(v->i, text);
+        size_t len = MIN(xv_datetime_write(v->i, text), sizeof text - 1);
+        if ((v->flags & XV_FLAG_NO_ZONE) && len && text[len - 1] == 'Z')
+            text[len - 1] = '\0';
         write_string(out, text);
         break;
     }

@@ -198,6 +198,8 @@ typedef struct {
     const HostLink *link;
     const char *bridge;  /* the host bridge it is a port of, or NULL */
     bool management;
+    bool unmanaged;      /* PIF.introduce with managed=false: no bridge */
+    char **ref;          /* if not NULL, gets the new PIF's ref */
 } NewPif;
 
 static int add_pif(const char *host, const NewPif *p, XapiError **err)
@@ -206,7 +208,8 @@ static int add_pif(const char *host, const NewPif *p, XapiError **err)
     bool bridged = p->bridge != NULL;
     if (bridged && bridge_in_db(p->bridge))
         return 0; /* another port of that bridge has its network */
-    g_autofree char *bridge = bridged ? g_strdup(p->bridge) : free_xenbr();
+    bool managed = !bridged && !p->unmanaged;
+    g_autofree char *bridge = bridged ? g_strdup(p->bridge) : managed ? free_xenbr() : g_strdup("");
     g_autofree char *metrics = add_metrics(l, err);
     if (!metrics)
         return -1;
@@ -215,7 +218,7 @@ static int add_pif(const char *host, const NewPif *p, XapiError **err)
     db_row_put(net, "name_label", S(label));
     db_row_put(net, "bridge", S(bridge));
     db_row_put(net, "MTU", xv_new_int(l->mtu > 0 ? l->mtu : 1500));
-    db_row_put(net, "managed", xv_new_bool(!bridged));
+    db_row_put(net, "managed", xv_new_bool(managed));
     g_autofree char *network = insert_row(net, err);
     if (!network)
         return -1;
@@ -228,7 +231,7 @@ static int add_pif(const char *host, const NewPif *p, XapiError **err)
     db_row_put(pif, "MTU", xv_new_int(l->mtu > 0 ? l->mtu : 1500));
     db_row_put(pif, "VLAN", xv_new_int(-1));
     db_row_put(pif, "physical", xv_new_bool(true));
-    db_row_put(pif, "managed", xv_new_bool(!bridged));
+    db_row_put(pif, "managed", xv_new_bool(managed));
     /* A bridged NIC carries traffic already; an unbridged one is left
      * alone until PIF.plug puts it on its bridge. */
     db_row_put(pif, "currently_attached", xv_new_bool(bridged));
@@ -244,7 +247,9 @@ static int add_pif(const char *host, const NewPif *p, XapiError **err)
         db_row_put(pif, "ip_configuration_mode", S("DHCP"));
     }
     g_autofree char *ref = insert_row(pif, err);
-    return ref ? 0 : -1;
+    if (ref && p->ref)
+        *p->ref = g_steal_pointer(&ref);
+    return p->ref ? (*p->ref ? 0 : -1) : (ref ? 0 : -1);
 }
 
 /* The NIC behind the default route: the device itself, or the first
@@ -296,6 +301,20 @@ int network_discover_pifs(const char *host, bool first_start, XapiError **err)
         g_hash_table_add(known, g_strdup(l->name));
     }
     return 0;
+}
+
+char *network_introduce_pif(const char *host, const char *device, bool managed, XapiError **err)
+{
+    g_autoptr(HostLink) l = hostnet_link(device);
+    if (!l) {
+        xapi_error_internal(err, "no link %s", device);
+        return NULL;
+    }
+    char *ref = NULL;
+    NewPif p = {l, NULL, false, !managed, &ref};
+    if (add_pif(host, &p, err) < 0)
+        g_clear_pointer(&ref, g_free);
+    return ref;
 }
 
 static bool port_on_bridge(const VifPolicy *policy)

@@ -16,6 +16,11 @@
  * host's address is never moved). Write lock held. */
 int network_discover_pifs(const char *host, bool first_start, XapiError **err);
 
+/* PIF.introduce's record (with PIF_metrics and a network: xenbrN when
+ * managed, no bridge otherwise) for the host's link device. Returns the
+ * PIF's ref (caller frees) or NULL. Write lock held. */
+char *network_introduce_pif(const char *host, const char *device, bool managed, XapiError **err);
+
 /* network.create's bridge: "" takes the next free xapiN; a caller's name
  * is checked as XAPI does (INVALID_VALUE, BRIDGE_NAME_EXISTS). Returns the
  * name (caller frees) or NULL. Lock held. */

@@ -9,6 +9,7 @@
  * scale tests and hosts without QEMU; the host reports "sim" as its
  * hypervisor so nobody mistakes it for VMs. Disk images are changed as
  * QEMU would change them (live snapshots, resizes), so storage stays true. */
+#include <stdio.h>
 #include <string.h>
 
 #include "hv_driver.h"
@@ -161,8 +162,66 @@ static bool sim_wait_stopped(const char *uuid, int64_t deadline)
 
 static void sim_clear_rebooted(const char *uuid) {} /* simulated guests never reboot alone */
 
-/* Simulated domains live in xapid's memory: none survive a restart. */
-static bool sim_reattach(const char *uuid) { return false; }
+/* Simulated domains live in xapid's memory: none survive a kill or a
+ * stop, but host.restart_agent hands them over to the re-executed xapid
+ * in its environment (one "uuid state reason ignores disks nics" line
+ * each), as QEMU domains outlive it. */
+#define SIM_HANDOVER_ENV "XAPID_SIM_DOMAINS"
+
+static void sim_prepare_reexec(void)
+{
+    GString *out = g_string_new(NULL);
+    g_mutex_lock(&sim.lock);
+    GHashTableIter it;
+    gpointer key, value;
+    g_hash_table_iter_init(&it, sim.domains);
+    while (g_hash_table_iter_next(&it, &key, &value)) {
+        const SimDomain *d = value;
+        g_string_append_printf(out, "%s %d %d %d %u %" G_GUINT64_FORMAT "\n", (char *)key,
+                               d->state, d->reason, d->ignores_power_button, d->disks, d->nics);
+    }
+    g_mutex_unlock(&sim.lock);
+    g_setenv(SIM_HANDOVER_ENV, out->str, TRUE);
+    g_string_free(out, TRUE);
+}
+
+/* The domains handed over, waiting for their reattach. */
+static GHashTable *sim_handed_over;
+
+static void sim_take_handover(void)
+{
+    sim_handed_over = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    const char *env = g_getenv(SIM_HANDOVER_ENV);
+    g_auto(GStrv) lines = env ? g_strsplit(env, "\n", -1) : NULL;
+    for (char **l = lines; l && *l; l++) {
+        char uuid[64];
+        int state, reason, ignores;
+        unsigned disks;
+        guint64 nics;
+        if (sscanf(*l, "%63s %d %d %d %u %" G_GUINT64_FORMAT, uuid, &state, &reason, &ignores,
+                   &disks, &nics) != 6)
+            continue;
+        SimDomain *d = g_new0(SimDomain, 1);
+        *d = (SimDomain){.state = (HvState)state, .reason = (HvStopReason)reason,
+                         .ignores_power_button = ignores, .disks = disks, .nics = nics};
+        g_hash_table_insert(sim_handed_over, g_strdup(uuid), d);
+    }
+    g_unsetenv(SIM_HANDOVER_ENV);
+}
+
+static bool sim_reattach(const char *uuid)
+{
+    gpointer key, d;
+    if (!g_hash_table_steal_extended(sim_handed_over, uuid, &key, &d))
+        return false;
+    g_mutex_lock(&sim.lock);
+    g_hash_table_insert(sim.domains, key, d);
+    g_mutex_unlock(&sim.lock);
+    return true;
+}
+
+/* Handed-over domains whose VM is no longer resident here are forgotten. */
+static void sim_stop_unattached(void) { g_hash_table_remove_all(sim_handed_over); }
 static char *sim_vnc_location(const char *uuid) { return NULL; }
 
 /* The state of a simulated domain is a marker file. */
@@ -301,6 +360,8 @@ static const HvDriver sim_driver = {
     .clear_rebooted = sim_clear_rebooted,
     .wait_stopped = sim_wait_stopped,
     .reattach = sim_reattach,
+    .stop_unattached = sim_stop_unattached,
+    .prepare_reexec = sim_prepare_reexec,
     .vnc_location = sim_vnc_location,
 };
 
@@ -308,5 +369,6 @@ const HvDriver *hv_sim_driver(HvChangeNotify notify)
 {
     sim.notify = notify;
     sim.domains = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    sim_take_handover();
     return &sim_driver;
 }

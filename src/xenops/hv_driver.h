@@ -133,6 +133,10 @@ typedef struct HvDriver {
     /* A plugged NIC's tap follows nic as it is now: its bridge (VIF.move,
      * without the guest noticing), its locking rules and its rate. */
     int (*nic_update)(const char *uuid, const HvNic *nic, XapiError **err);
+    /* xapid is about to re-execute itself (host.restart_agent): what the
+     * new image needs to find the domains again. NULL: nothing (QEMU
+     * domains outlive xapid). */
+    void (*prepare_reexec)(void);
     /* The VNC endpoint for the console object, or NULL (caller frees). */
     char *(*vnc_location)(const char *uuid);
 } HvDriver;

@@ -621,9 +621,24 @@ static int drop_disks_key(DbRow *vm, const void *arg, XapiError **err)
     return db_set_by_name(vm, "other_config", other, err);
 }
 
+/* XAPI's first step (xapi_vm.ml provision): the template becomes a VM,
+ * installed now, whatever the disks do next. */
+static int make_into_vm(DbRow *vm, const void *arg, XapiError **err)
+{
+    (void)arg;
+    if (db_set_by_name(vm, "is_a_template", xv_new_bool(false), err) < 0)
+        return -1;
+    DbRow *metrics = db_lookup(cls("VM_metrics"), str_field(vm, "metrics"));
+    return metrics ? db_set_by_name(metrics, "install_time",
+                                    xv_new_datetime(g_get_real_time() / G_USEC_PER_SEC), err)
+                   : 0;
+}
+
 static int provision_work(VmOp *o)
 {
     Call *call = o->call;
+    if (operations_write(&vm_operations, o->ref, make_into_vm, NULL, &call->error) < 0)
+        return -1;
     const Xv *disks_xml = xv_struct_get(xv_struct_get(o->record, "other_config"), "disks");
     if (!disks_xml)
         return 0; /* nothing to provision */

@@ -10,6 +10,7 @@
 #include "dm_handlers.h"
 #include "task.h"
 #include "vm_disks.h"
+#include "vm_fields.h"
 #include "vm_nics.h"
 #include "vm_lifecycle.h"
 #include "vm_operations.h"
@@ -45,7 +46,9 @@ static int lock_vm_and_disks(DbRow *vm, const void *arg, XapiError **err)
     const VmLock *l = arg;
     /* every check before the first change: a failed transaction is
      * aborted, not undone */
-    if (vm_operations.check(vm, l->op, err) < 0 || vm_disks_check(vm, err) < 0 ||
+    if (vm_operations.check(vm, l->op, err) < 0 ||
+        (attaches_disks(l->op) && bootstrap_check_host_enabled(err) < 0) ||
+        vm_disks_check(vm, err) < 0 ||
         operations_add(&vm_operations, vm, l->op, l->task_ref, err) < 0)
         return -1;
     return vm_disks_lock(vm, l->task_ref, err);
@@ -115,30 +118,65 @@ static const HvDriver *driver(void) { return xenops_driver(); }
 
 /* ---- start ----------------------------------------------------------- */
 
-static int check_startable(VmOp *o)
+/* This host's cpu_info:cpu_count (lock held), 0 if unknown. */
+static int64_t host_cpu_count(void)
 {
-    Call *call = o->call;
-    int64_t memory = xv_struct_get(o->record, "memory_static_max")->i;
-    if (memory < MIN_MEMORY)
-        return xapi_error_set(&call->error, "VM_MEMORY_SIZE_TOO_LOW", o->ref, NULL);
-    if (xv_struct_get(o->record, "VCPUs_at_startup")->i < 1)
-        return xapi_error_set(&call->error, "VM_NO_VCPUS", o->ref, NULL);
-    for (const char *const *f = (const char *const[]){"PV_kernel", "PV_ramdisk", NULL}; *f; f++)
-        if (*record_str(o, *f) && boot_files_check(*f, record_str(o, *f), &call->error) < 0)
+    g_autofree char *host_ref = bootstrap_this_host();
+    DbRow *host = db_lookup(dm_class_by_name("host"), host_ref);
+    const Xv *count = host ? xv_struct_get(db_get(host, "cpu_info"), "cpu_count") : NULL;
+    return count ? g_ascii_strtoll(xv_str(count), NULL, 10) : 0;
+}
+
+/* XAPI's assert_enough_pcpus: no more vCPUs than the host has CPUs,
+ * unless platform:vcpu-unrestricted is true. */
+static int check_pcpus(const Xv *record, int64_t pcpus, XapiError **err)
+{
+    int64_t vcpus = xv_struct_get(record, "VCPUs_max")->i;
+    const Xv *platform = xv_struct_get(record, "platform");
+    const Xv *unrestricted = platform ? xv_struct_get(platform, "vcpu-unrestricted") : NULL;
+    if (pcpus <= 0 || vcpus <= pcpus ||
+        (unrestricted && (strcmp(xv_str(unrestricted), "true") == 0 ||
+                          strcmp(xv_str(unrestricted), "1") == 0)))
+        return 0;
+    char want[32], have[32];
+    g_snprintf(want, sizeof want, "%" G_GINT64_FORMAT, vcpus);
+    g_snprintf(have, sizeof have, "%" G_GINT64_FORMAT, pcpus);
+    return xapi_error_set(err, "HOST_NOT_ENOUGH_PCPUS", want, have, NULL);
+}
+
+int vm_check_bootable(const char *vm_ref, const Xv *record, XapiError **err)
+{
+    if (vm_fields_check_start(record, err) < 0)
+        return -1;
+    if (xv_struct_get(record, "memory_static_max")->i < MIN_MEMORY)
+        return xapi_error_set(err, "VM_MEMORY_SIZE_TOO_LOW", vm_ref, NULL);
+    if (xv_struct_get(record, "VCPUs_at_startup")->i < 1)
+        return xapi_error_set(err, "VM_NO_VCPUS", vm_ref, NULL);
+    for (const char *const *f = (const char *const[]){"PV_kernel", "PV_ramdisk", NULL}; *f; f++) {
+        const Xv *path = xv_struct_get(record, *f);
+        if (path && *xv_str(path) && boot_files_check(*f, xv_str(path), err) < 0)
             return -1;
+    }
     db_read_begin();
-    DbRow *vm = db_lookup(dm_class_by_name("VM"), o->ref);
+    DbRow *vm = db_lookup(dm_class_by_name("VM"), vm_ref);
     int64_t need = vm ? xenops_vm_memory_need(vm) : 0;
     int64_t free_bytes = xenops_host_free_memory();
+    int64_t pcpus = host_cpu_count();
     db_read_end();
+    if (check_pcpus(record, pcpus, err) < 0)
+        return -1;
     if (need > free_bytes) {
         char needed[32], available[32];
         g_snprintf(needed, sizeof needed, "%" G_GINT64_FORMAT, need);
         g_snprintf(available, sizeof available, "%" G_GINT64_FORMAT, free_bytes);
-        return xapi_error_set(&call->error, "HOST_NOT_ENOUGH_FREE_MEMORY", needed, available,
-                              NULL);
+        return xapi_error_set(err, "HOST_NOT_ENOUGH_FREE_MEMORY", needed, available, NULL);
     }
     return 0;
+}
+
+static int check_startable(VmOp *o)
+{
+    return vm_check_bootable(o->ref, o->record, &o->call->error);
 }
 
 int vm_boot(VmOp *o, const char *resume_image, bool paused)

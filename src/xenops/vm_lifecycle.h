@@ -17,6 +17,11 @@ typedef struct VmOp {
 int vm_run_operation(Call *call, const char *vm_ref, const char *op, int (*work)(VmOp *o),
                      const void *arg);
 
+/* What VM.start checks before it makes the domain, on the VM's record
+ * (vm_fields_check_start, the memory size, the boot files, the host's
+ * free memory). No lock held. */
+int vm_check_bootable(const char *vm_ref, const Xv *record, XapiError **err);
+
 /* Stops the VM's domain at once and marks it Halted (VM lock held). */
 int vm_hard_stop(VmOp *o);
 

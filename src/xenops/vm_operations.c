@@ -166,7 +166,9 @@ int vm_check_operation(const DbRow *vm, const char *op, XapiError **err)
 static const char *const implemented_ops[] = {
     "start", "start_on", "pause", "unpause", "clean_shutdown", "clean_reboot",
     "hard_shutdown", "hard_reboot", "shutdown", "power_state_reset", "destroy", "clone",
-    "copy", "snapshot", "revert", "provision", "suspend", "resume", "resume_on", "checkpoint", NULL,
+    "copy", "snapshot", "revert", "provision", "suspend", "resume", "resume_on", "checkpoint",
+    "changing_memory_limits", "changing_static_range", "changing_dynamic_range", "changing_VCPUs",
+    "changing_NVRAM", "make_into_template", NULL,
 };
 
 const ObjectOperations vm_operations = {"VM", vm_check_operation, implemented_ops};

@@ -24,6 +24,12 @@ static struct {
 
 const HvDriver *xenops_driver(void) { return xenops.driver; }
 
+void xenops_prepare_reexec(void)
+{
+    if (xenops.driver && xenops.driver->prepare_reexec)
+        xenops.driver->prepare_reexec();
+}
+
 static GMutex *vm_mutex(const char *uuid)
 {
     g_mutex_lock(&xenops.locks_lock);
@@ -410,6 +416,14 @@ void xenops_reconcile(const char *uuid)
             break;
         }
         bool paused = st.state == HV_PAUSED;
+        /* A suspend that recorded the saved image but died before it
+         * stopped the paused domain is finished the same way. */
+        if (db_live && paused && vm.suspend_vdi) {
+            if (xenops.driver->destroy(uuid, &err) < 0 ||
+                xenops_mark_suspended(vm.ref, vm.suspend_vdi, &err) < 0)
+                log_failure(uuid, "suspend", err);
+            break;
+        }
         if (!db_live)
             xenops_mark_running(vm.ref, paused, false, &err);
         else if (paused != (strcmp(vm.power_state, "Paused") == 0))
@@ -473,6 +487,9 @@ static int record_hypervisor(XapiError **err)
         g_autofree char *accel = g_strdup_printf("accel-%s", xenops.driver->accel);
         xv_array_append_string(caps, accel);
         db_set_by_name(host, "capabilities", caps, NULL);
+        /* What XAPI's host.compute_memory_overhead answers: here, what
+         * the host keeps back from guests. */
+        db_set_by_name(host, "memory_overhead", xv_new_int(xenops.host_reserve), NULL);
     }
     operations_reset_all();
     update_host_memory();

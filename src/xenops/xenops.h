@@ -39,3 +39,6 @@ int xenops_mark_suspended(const char *vm_ref, const char *suspend_vdi, XapiError
 int64_t xenops_host_free_memory(void);
 /* The memory a VM needs to start (lock held). */
 int64_t xenops_vm_memory_need(const DbRow *vm);
+
+/* Before xapid re-executes itself: the driver's hand-over (hv_driver.h). */
+void xenops_prepare_reexec(void);

@@ -263,7 +263,8 @@ static xmlParserCtxt *parser_of_this_thread(bool capped)
     return ctxt;
 }
 
-/* capped: a request from the network, held to the caps above. */
+/* capped: a request from the network, held to the caps above. root NULL:
+ * any root element (the caller looks at it). */
 static xmlDoc *read_doc(const char *body, size_t len, const char *root, bool capped, char **why)
 {
     if (len > G_MAXINT) {
@@ -294,7 +295,7 @@ static xmlDoc *read_doc(const char *body, size_t len, const char *root, bool cap
         *why = g_strdup("DOCTYPE declarations are not accepted");
         return NULL;
     }
-    if (!named(xmlDocGetRootElement(doc), root)) {
+    if (root && !named(xmlDocGetRootElement(doc), root)) {
         xmlFreeDoc(doc);
         *why = g_strdup_printf("the document is not a <%s>", root);
         return NULL;
@@ -527,8 +528,14 @@ static void append_value_body(GString *out, const Xv *v)
     case XV_DATETIME: {
         char text[XV_DATETIME_BUF];
         APPEND_LIT(out, "<dateTime.iso8601>");
-        size_t len = xv_datetime_write(v->i, text);
-        sb_append_len(out, text, MIN(len, sizeof text - 1));
+        if (v->flags & XV_FLAG_NO_ZONE) { /* a local time: no "Z" (rare) */
+            g_autofree char *local = xv_datetime_format(v->i);
+            g_strdelimit(local, "Z", '\0');
+            sb_append(out, local);
+        } else {
+            size_t len = xv_datetime_write(v->i, text);
+            sb_append_len(out, text, MIN(len, sizeof text - 1));
+        }
         APPEND_LIT(out, "</dateTime.iso8601>");
         break;
     }
@@ -575,6 +582,51 @@ char *xmlrpc_format_response(const Xv *value, size_t *len)
     sb_append(out, "<methodResponse><params><param>");
     xmlrpc_append_value(out, value);
     sb_append(out, "</param></params></methodResponse>");
+    *len = out->len;
+    return g_string_free(out, FALSE);
+}
+
+XmlrpcResponseKind xmlrpc_parse_any_response(const char *body, size_t len, Xv **value,
+                                             char **error_text)
+{
+    *value = NULL;
+    *error_text = NULL;
+    xmlDoc *doc = read_doc(body, len, NULL, true, error_text);
+    if (!doc)
+        return XMLRPC_RESPONSE_NOT_XML;
+    XmlrpcResponseKind kind = XMLRPC_RESPONSE_MALFORMED;
+    bool extra = false;
+    xmlNode *root = xmlDocGetRootElement(doc);
+    xmlNode *top = named(root, "methodResponse") ? sole_element(root, &extra) : NULL;
+    if (!top || extra) {
+        fail(error_text, "%s", "not a <methodResponse> holding one <params> or <fault>");
+    } else if (named(top, "params")) {
+        if ((*value = parse_params(top, error_text)))
+            kind = XMLRPC_RESPONSE_PARAMS;
+    } else if (named(top, "fault")) {
+        xmlNode *v = sole_element(top, &extra);
+        if (!named(v, "value") || extra)
+            fail(error_text, "%s", "<fault> holds one <value>");
+        else if ((*value = parse_value(v, 1, error_text)))
+            kind = XMLRPC_RESPONSE_FAULT;
+    } else {
+        fail(error_text, "%s", "not a <methodResponse> holding one <params> or <fault>");
+    }
+    xmlFreeDoc(doc);
+    return kind;
+}
+
+char *xmlrpc_format_call(const char *method, const Xv *params, size_t *len)
+{
+    GString *out = g_string_new("<methodCall><methodName>");
+    append_escaped(out, method);
+    sb_append(out, "</methodName><params>");
+    for (guint i = 0; i < xv_len(params); i++) {
+        sb_append(out, "<param>");
+        xmlrpc_append_value(out, xv_at(params, i));
+        sb_append(out, "</param>");
+    }
+    sb_append(out, "</params></methodCall>");
     *len = out->len;
     return g_string_free(out, FALSE);
 }

@@ -23,3 +23,19 @@ void xmlrpc_append_value(GString *out, const Xv *v);
 void xmlrpc_append_member(GString *out, const char *key, const Xv *value);
 /* Parses a <methodResponse> (tests, and hosts calling each other). */
 int xmlrpc_parse_response(const char *body, size_t len, Xv **value, char **error_text);
+
+/* Any <methodResponse>, as a peer that is not xapid may write it (a
+ * plugin's output): PARAMS sets *value to the array of its params, FAULT
+ * to the fault's value; NOT_XML (not well-formed, or over the caps of a
+ * request) and MALFORMED (XML, but not a response) set *error_text. */
+typedef enum {
+    XMLRPC_RESPONSE_PARAMS,
+    XMLRPC_RESPONSE_FAULT,
+    XMLRPC_RESPONSE_MALFORMED,
+    XMLRPC_RESPONSE_NOT_XML,
+} XmlrpcResponseKind;
+XmlrpcResponseKind xmlrpc_parse_any_response(const char *body, size_t len, Xv **value,
+                                             char **error_text);
+/* A <methodCall> of method with params (an XV_ARRAY), compact, strings
+ * untyped, as XAPI writes the calls it makes; g_malloc'd, *len set. */
+char *xmlrpc_format_call(const char *method, const Xv *params, size_t *len);

@@ -1,0 +1,73 @@
+/* host_network.c: host.management_reconfigure (XAPI's xapi_host.ml): the
+ * management interface moves to a PIF only once its address is seen up,
+ * else everything is put back. */
+#include <string.h>
+
+#include "bootstrap.h"
+#include "call.h"
+#include "dm_handlers.h"
+#include "pif_checks.h"
+#include "pif_host.h"
+
+static const DmClass *cls(const char *name) { return dm_class_by_name(name); }
+
+static const char *str_field(const DbRow *row, const char *field)
+{
+    return xv_str(db_get(row, field));
+}
+
+/* XAPI's assert_usable_for_management. */
+static int check_usable(Call *call, const DbRow *pif)
+{
+    if (!db_get(pif, "managed")->b)
+        return 0;
+    if (pif_checks_is_bond_slave(pif))
+        return xapi_error_set(&call->error, "CANNOT_PLUG_BOND_SLAVE", pif->ref, NULL);
+    if (strcmp(str_field(pif, "ip_configuration_mode"), "None") == 0)
+        return xapi_error_set(&call->error, "PIF_HAS_NO_NETWORK_CONFIGURATION", pif->ref, NULL);
+    return 0;
+}
+
+/* PIF.management true exactly on pif among host's PIFs (XAPI's
+ * update_management_flags), and the host's address its IP. */
+static int move_flags(Call *call, DbRow *host, DbRow *pif)
+{
+    const Xv *pifs = db_get(host, "PIFs");
+    for (guint i = 0; i < xv_len(pifs); i++) {
+        DbRow *p = db_lookup(cls("PIF"), xv_str(xv_at(pifs, i)));
+        bool want = p == pif;
+        if (p && db_get(p, "management")->b != want &&
+            db_set_by_name(p, "management", xv_new_bool(want), &call->error) < 0)
+            return -1;
+    }
+    const char *ip = str_field(pif, "IP");
+    if (*ip && db_set_by_name(host, "address", xv_new_string(ip), &call->error) < 0)
+        return -1;
+    return 0;
+}
+
+int xapi_host_management_reconfigure(Call *call, const char *pif_ref)
+{
+    DbRow *pif = db_write_begin_on("PIF", pif_ref, &call->error);
+    if (!pif)
+        return -1;
+    g_autofree char *this_host = bootstrap_this_host();
+    DbRow *host = db_lookup(cls("host"), this_host);
+    int rc = 0;
+    if (!host || strcmp(str_field(pif, "host"), this_host) != 0)
+        rc = xapi_error_set(&call->error, "OPERATION_NOT_ALLOWED",
+                            "the PIF is not on this host", NULL);
+    if (rc == 0)
+        rc = check_usable(call, pif);
+    /* Already the management PIF: XAPI takes no action. */
+    if (rc == 0 && !db_get(pif, "management")->b) {
+        rc = pif_host_take_management(pif, &call->error);
+        if (rc == 0)
+            rc = move_flags(call, host, pif);
+    }
+    if (rc < 0) {
+        db_write_abort();
+        return -1;
+    }
+    return db_write_commit(&call->error);
+}

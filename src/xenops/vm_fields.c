@@ -1,0 +1,220 @@
+/* vm_fields.c: the VM's memory and vCPU rules, and the fields VM.start
+ * refuses rather than ignore (one table, also printed in docs/compat.md). */
+#include "vm_fields.h"
+
+#include <string.h>
+
+#define MiB (INT64_C(1) << 20)
+
+static int64_t int_field(const Xv *record, const char *name)
+{
+    const Xv *v = xv_struct_get(record, name);
+    return v && v->kind == XV_INT ? v->i : 0;
+}
+
+static const char *str_field(const Xv *record, const char *name)
+{
+    const Xv *v = xv_struct_get(record, name);
+    const char *s = v ? xv_str(v) : NULL;
+    return s ? s : "";
+}
+
+VmMemory vm_memory_of(const Xv *record)
+{
+    return (VmMemory){int_field(record, "memory_static_min"),
+                      int_field(record, "memory_dynamic_min"),
+                      int_field(record, "memory_target"),
+                      int_field(record, "memory_dynamic_max"),
+                      int_field(record, "memory_static_max")};
+}
+
+int vm_memory_check_order(const VmMemory *m, XapiError **err)
+{
+    if (m->static_min <= m->dynamic_min && m->dynamic_min <= m->dynamic_max &&
+        m->dynamic_max <= m->static_max)
+        return 0;
+    return xapi_error_set(err, "MEMORY_CONSTRAINT_VIOLATION_ORDER", NULL);
+}
+
+static int not_supported(XapiError **err, const char *field, int64_t value, const char *why)
+{
+    char text[32];
+    g_snprintf(text, sizeof text, "%" G_GINT64_FORMAT, value);
+    return xapi_error_set(err, "VALUE_NOT_SUPPORTED", field, text, why, NULL);
+}
+
+#define NO_BALLOON "below memory_static_max: xapid has no balloon driver yet, the domain " \
+                   "has memory_static_max"
+
+int vm_memory_check_live_range(const VmMemory *m, XapiError **err)
+{
+    if (m->dynamic_max < m->static_max)
+        return not_supported(err, "memory_dynamic_max", m->dynamic_max, NO_BALLOON);
+    return 0;
+}
+
+int64_t vm_memory_overhead(int64_t static_max, int64_t vcpus_max)
+{
+    int64_t base = 32 * MiB, vga = 16 * MiB, per_vcpu = 1 * MiB;
+    /* page tables and dirty tracking: 1/512 of the RAM, in whole MiB */
+    int64_t tracking = (static_max / 512 + MiB - 1) / MiB * MiB;
+    return base + vga + per_vcpu * MAX(vcpus_max, 1) + tracking;
+}
+
+#define VCPU_RULE "VCPU values must satisfy: 0 < VCPUs_at_startup ≤ VCPUs_max"
+
+int vm_vcpus_check(int64_t at_startup, int64_t max, int64_t value, XapiError **err)
+{
+    if (at_startup >= 1 && at_startup <= max)
+        return 0;
+    char text[32];
+    g_snprintf(text, sizeof text, "%" G_GINT64_FORMAT, value);
+    return xapi_error_set(err, "INVALID_VALUE", VCPU_RULE, text, NULL);
+}
+
+/* ---- VM.start ------------------------------------------------------------ */
+
+/* XAPI's validate_vcpus, with its field spellings. */
+static int check_vcpus(const Xv *record, XapiError **err)
+{
+    int64_t max = int_field(record, "VCPUs_max"), at_startup = int_field(record, "VCPUs_at_startup");
+    char text[32];
+    if (max < 1) {
+        g_snprintf(text, sizeof text, "%" G_GINT64_FORMAT, max);
+        return xapi_error_set(err, "INVALID_VALUE", "VCPUs_max", text, NULL);
+    }
+    g_snprintf(text, sizeof text, "%" G_GINT64_FORMAT, at_startup);
+    if (at_startup < 1)
+        return xapi_error_set(err, "INVALID_VALUE", "VCPUs-at-startup", text, NULL);
+    if (at_startup > max)
+        return xapi_error_set(err, "VALUE_NOT_SUPPORTED", "VCPUs-at-startup", text,
+                              "value greater than VCPUs-max", NULL);
+    return 0;
+}
+
+/* XAPI's validate_memory: constraints that its transform cannot make
+ * valid (a maximum below its minimum). */
+static int check_memory(const Xv *record, XapiError **err)
+{
+    VmMemory m = vm_memory_of(record);
+    if (m.static_max < m.static_min || m.dynamic_max < m.dynamic_min)
+        return xapi_error_set(err, "MEMORY_CONSTRAINT_VIOLATION", NULL);
+    /* 0 is VM.create's value for a field left out: no range asked for */
+    if (m.dynamic_max > 0)
+        return vm_memory_check_live_range(&m, err);
+    return 0;
+}
+
+/* XAPI's validate_actions_after_crash; a dump is not written yet for any
+ * kind of domain (XAPI writes none for HVM ones either). */
+static int check_actions_after_crash(const Xv *record, XapiError **err)
+{
+    const char *action = str_field(record, "actions_after_crash");
+    const char *field = "VM.actions_after_crash";
+    if (strcmp(action, "rename_restart") == 0)
+        return xapi_error_set(err, "VALUE_NOT_SUPPORTED", field, action,
+                              "option would leak a domain; VMs and not domains are managed "
+                              "by this API", NULL);
+    if (g_str_has_prefix(action, "coredump_"))
+        return xapi_error_set(err, "VALUE_NOT_SUPPORTED", field, action,
+                              "cannot invoke a coredump of an HVM, PVH or PV-in-PVH domain",
+                              NULL);
+    return 0;
+}
+
+static int check_bios_strings(const Xv *record, XapiError **err)
+{
+    const Xv *strings = xv_struct_get(record, "bios_strings");
+    if (!strings || !xv_len(strings))
+        return 0;
+    const XvMember *first = xv_member_at(strings, 0);
+    return xapi_error_set(err, "VALUE_NOT_SUPPORTED", "bios_strings", first->key,
+                          "SMBIOS strings are not given to QEMU yet", NULL);
+}
+
+static int check_vendor_device(const Xv *record, XapiError **err)
+{
+    const Xv *v = xv_struct_get(record, "has_vendor_device");
+    if (v && v->kind == XV_BOOL && v->b)
+        return xapi_error_set(err, "VALUE_NOT_SUPPORTED", "has_vendor_device", "true",
+                              "the XenServer vendor device is a Xen platform device", NULL);
+    return 0;
+}
+
+static int check_firmware(const Xv *record, XapiError **err)
+{
+    const Xv *params = xv_struct_get(record, "HVM_boot_params");
+    const Xv *firmware = params ? xv_struct_get(params, "firmware") : NULL;
+    if (!firmware || !*xv_str(firmware) || strcmp(xv_str(firmware), "bios") == 0)
+        return 0;
+    return xapi_error_set(err, "VALUE_NOT_SUPPORTED", "HVM_boot_params:firmware",
+                          xv_str(firmware), "only BIOS firmware (SeaBIOS) is supported yet",
+                          NULL);
+}
+
+/* A PV-style domain is its kernel booted directly here; without one XAPI
+ * would run PV_bootloader, which xapid does not yet. */
+static int check_domain_type(const Xv *record, XapiError **err)
+{
+    const char *type = str_field(record, "domain_type");
+    bool pv = strcmp(type, "pv") == 0 || strcmp(type, "pvh") == 0 ||
+              strcmp(type, "pv_in_pvh") == 0;
+    if (!pv || *str_field(record, "PV_kernel"))
+        return 0;
+    return xapi_error_set(err, "VALUE_NOT_SUPPORTED", "domain_type", type,
+                          "a PV domain boots its PV_kernel directly here, and PV_kernel is "
+                          "empty (PV_bootloader is not run yet)", NULL);
+}
+
+static const struct {
+    const char *fields;  /* as docs/compat.md names them */
+    const char *meaning; /* what the QEMU driver does with them */
+    int (*check)(const Xv *record, XapiError **err);
+} start_checks[] = {
+    {"`VCPUs_max`, `VCPUs_at_startup`",
+     "honoured: `-smp VCPUs_at_startup,maxcpus=VCPUs_max`; XAPI's checks (`INVALID_VALUE`, "
+     "`VALUE_NOT_SUPPORTED` when at_startup > max); `VCPUs_max` above the host's CPUs is "
+     "`HOST_NOT_ENOUGH_PCPUS` unless `platform:vcpu-unrestricted` is true", check_vcpus},
+    {"`memory_static_max`, `memory_static_min`, `memory_dynamic_min/max`, `memory_target`",
+     "`memory_static_max` is the guest's RAM (`-m`); a maximum below its minimum is "
+     "`MEMORY_CONSTRAINT_VIOLATION`; `memory_dynamic_max` below `memory_static_max` is refused "
+     "(`VALUE_NOT_SUPPORTED`: no balloon driver yet; 0, VM.create's value when left out, "
+     "means no range); `memory_static_min` and `memory_dynamic_min` are lower bounds the "
+     "unballooned domain always satisfies; `memory_target` is unused, as in XAPI (the "
+     "setters keep it at `memory_dynamic_min`)", check_memory},
+    {"`actions_after_crash`",
+     "`destroy`, `restart`, `preserve` honoured; `coredump_and_*` and `rename_restart` "
+     "refused (`VALUE_NOT_SUPPORTED`, XAPI's words)", check_actions_after_crash},
+    {"`domain_type`, `HVM_boot_policy`",
+     "every domain is a QEMU PC; `pv`, `pvh` and `pv_in_pvh` boot `PV_kernel` directly "
+     "(`-kernel`) and are refused without one (`VALUE_NOT_SUPPORTED`); `hvm` and "
+     "`unspecified` boot from `HVM_boot_params:order`, or from `PV_kernel` when set",
+     check_domain_type},
+    {"`bios_strings`", "refused when not empty (`VALUE_NOT_SUPPORTED`): no SMBIOS tables yet",
+     check_bios_strings},
+    {"`has_vendor_device`", "refused when true (`VALUE_NOT_SUPPORTED`)", check_vendor_device},
+    {"`HVM_boot_params:firmware`",
+     "`bios` or unset honoured (SeaBIOS); anything else refused (`VALUE_NOT_SUPPORTED`)",
+     check_firmware},
+};
+
+int vm_fields_check_start(const Xv *record, XapiError **err)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(start_checks); i++)
+        if (start_checks[i].check(record, err) < 0)
+            return -1;
+    return 0;
+}
+
+void vm_fields_markdown(GString *out)
+{
+    g_string_append(out, "## VM fields at VM.start\n\n"
+                         "Checked by VM.start and VM.assert_can_boot_here before the "
+                         "domain is made (`src/xenops/vm_fields.c`); a field the driver "
+                         "would not honour is refused, never ignored.\n\n"
+                         "| Fields | At VM.start |\n|---|---|\n");
+    for (size_t i = 0; i < G_N_ELEMENTS(start_checks); i++)
+        g_string_append_printf(out, "| %s | %s |\n", start_checks[i].fields,
+                               start_checks[i].meaning);
+    g_string_append(out, "\n");
+}
