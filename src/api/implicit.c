@@ -297,13 +297,20 @@ static int destroy_op(Call *call, DbRow *row)
     return db_delete(row, &call->error);
 }
 
-static ImplicitCreateHook *create_hooks; /* [class index], set at start-up */
+#define CREATE_HOOKS_PER_CLASS 4
+/* [class index][n], set at start-up; several modules may fill one class. */
+static ImplicitCreateHook (*create_hooks)[CREATE_HOOKS_PER_CLASS];
 
 void implicit_on_create(const DmClass *cls, ImplicitCreateHook hook)
 {
     if (!create_hooks)
-        create_hooks = g_new0(ImplicitCreateHook, dm_n_classes);
-    create_hooks[cls->index] = hook;
+        create_hooks = g_malloc0_n(dm_n_classes, sizeof *create_hooks);
+    for (unsigned i = 0; i < CREATE_HOOKS_PER_CLASS; i++)
+        if (!create_hooks[cls->index][i]) {
+            create_hooks[cls->index][i] = hook;
+            return;
+        }
+    g_error("too many create hooks for %s", cls->name);
 }
 
 DbRow *implicit_row_from_record(Call *call, const Xv *record)
@@ -324,8 +331,9 @@ DbRow *implicit_row_from_record(Call *call, const Xv *record)
         xv_clear(&row->fields[i]);
         xv_move_into(&row->fields[i], v);
     }
-    if (create_hooks && create_hooks[cls->index])
-        create_hooks[cls->index](row);
+    for (unsigned i = 0; create_hooks && i < CREATE_HOOKS_PER_CLASS; i++)
+        if (create_hooks[cls->index][i])
+            create_hooks[cls->index][i](row);
     return row;
 }
 

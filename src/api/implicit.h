@@ -9,7 +9,8 @@
 int implicit_execute(Call *call, Xv **result);
 
 /* Lets a module fill runtime fields of a new object of cls (created by
- * <class>.create) before it is inserted, e.g. VM.allowed_operations. */
+ * <class>.create) before it is inserted, e.g. VM.allowed_operations;
+ * several hooks of one class run in the order they were added. */
 typedef void (*ImplicitCreateHook)(DbRow *row);
 void implicit_on_create(const DmClass *cls, ImplicitCreateHook hook);
 

@@ -93,3 +93,25 @@ int xapi_network_destroy(Call *call, const char *self)
     network_bridges_gc();
     return 0;
 }
+
+/* XAPI refuses while a VIF on the network is attached (VIF_IN_USE): a
+ * running guest's NIC keeps the mode it was plugged with. */
+int xapi_network_set_default_locking_mode(Call *call, const char *network, const char *value)
+{
+    DbRow *net = db_write_begin_on("network", network, &call->error);
+    if (!net)
+        return -1;
+    const Xv *vifs = db_get(net, "VIFs");
+    for (guint i = 0; i < xv_len(vifs); i++) {
+        DbRow *vif = db_lookup(cls("VIF"), xv_str(xv_at(vifs, i)));
+        if (vif && db_get(vif, "currently_attached")->b) {
+            db_write_abort();
+            return xapi_error_set(&call->error, "VIF_IN_USE", network, vif->ref, NULL);
+        }
+    }
+    if (db_set_by_name(net, "default_locking_mode", xv_new_string(value), &call->error) < 0) {
+        db_write_abort();
+        return -1;
+    }
+    return db_write_commit(&call->error);
+}

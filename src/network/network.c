@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include "host_net.h"
+#include "host_port.h"
+#include "nft_rules.h"
 
 static const DmClass *cls(const char *name) { return dm_class_by_name(name); }
 
@@ -107,6 +109,7 @@ static bool collect_internal(DbRow *net, void *ctx)
 
 void network_bridges_gc(void)
 {
+    nft_rules_gc(); /* the rules of taps that went with their QEMU */
     g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
     db_read_begin();
     db_foreach(cls("network"), collect_internal, names);
@@ -314,22 +317,55 @@ char *network_introduce_pif(const char *host, const char *device, bool managed, 
     return ref;
 }
 
+static bool port_on_bridge(const VifPolicy *policy)
+{
+    return !policy || policy->mode != VIF_LOCK_DISABLED;
+}
+
 int network_guest_tap_open(const char *tap, const char *bridge, int mtu, bool internal,
-                           bool on_bridge, XapiError **err)
+                           const VifPolicy *policy, XapiError **err)
 {
     /* Held until the tap is a port, so that the clean-up after another
      * guest cannot take the bridge away in between. */
     g_mutex_lock(&bridges_lock);
     int fd = bridge_acquire_locked(bridge, mtu, internal, err) < 0 ? -1
                                                                    : hostnet_tap_open(tap, err);
+    /* Its rules are in place before it joins the bridge. */
     if (fd >= 0 && (hostnet_set_mtu(tap, mtu, err) < 0 ||
-                    (on_bridge && hostnet_enslave(bridge, tap, err) < 0) ||
+                    (policy && nft_rules_set(tap, policy, err) < 0) ||
+                    (port_on_bridge(policy) && hostnet_enslave(bridge, tap, err) < 0) ||
                     hostnet_set_up(tap, true, err) < 0)) {
         close(fd);
         fd = -1;
     }
     g_mutex_unlock(&bridges_lock);
     return fd;
+}
+
+int network_guest_tap_update(const char *tap, const char *bridge, int mtu, bool internal,
+                             const VifPolicy *policy, XapiError **err)
+{
+    g_autoptr(HostLink) link = hostnet_link(tap);
+    if (!link)
+        return xapi_error_internal(err, "the tap %s is gone", tap);
+    const char *want = port_on_bridge(policy) ? bridge : "";
+    /* Rules first: a tap that joins a bridge is already filtered, and one
+     * that leaves it is dropped from before. */
+    if (nft_rules_set(tap, policy, err) < 0)
+        return -1;
+    if (strcmp(link->master, want) == 0)
+        return 0;
+    g_mutex_lock(&bridges_lock);
+    int rc = 0;
+    if (*link->master)
+        rc = hostport_release(link->master, tap, err);
+    if (rc == 0 && *want &&
+        (bridge_acquire_locked(want, mtu, internal, err) < 0 ||
+         hostnet_set_mtu(tap, mtu, err) < 0 || hostnet_enslave(want, tap, err) < 0))
+        rc = -1;
+    g_mutex_unlock(&bridges_lock);
+    network_bridges_gc(); /* the bridge it left may be empty now */
+    return rc;
 }
 
 #define TAPS_GONE_TIMEOUT_US (2 * G_USEC_PER_SEC)

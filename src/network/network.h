@@ -5,6 +5,7 @@
 #include <stdbool.h>
 
 #include "db.h"
+#include "vif_policy.h"
 #include "xapi_error.h"
 
 /* Records a PIF (with PIF_metrics and a network) for each NIC of the host
@@ -43,8 +44,13 @@ void network_guest_taps_wait_gone(const char *vm_uuid);
 void network_guest_tap_wait_gone(const char *tap);
 
 /* A guest NIC's tap, held by the returned fd (close-on-exec; the tap goes
- * when the last holder closes it): made on its bridge (acquired as above)
- * with the MTU, up; with on_bridge false it is left off the bridge
- * (locking_mode disabled). -1 on error, nothing left behind. */
+ * when the last holder closes it): made with the MTU, given the rules of
+ * policy (NULL: none), then made a port of its bridge (acquired as above)
+ * unless policy disables it, and up. -1 on error, nothing left behind. */
 int network_guest_tap_open(const char *tap, const char *bridge, int mtu, bool internal,
-                           bool on_bridge, XapiError **err);
+                           const VifPolicy *policy, XapiError **err);
+/* An existing guest tap follows policy and bridge: its rules are replaced,
+ * then it moves to bridge (acquired as above), or off any bridge when
+ * policy disables it. */
+int network_guest_tap_update(const char *tap, const char *bridge, int mtu, bool internal,
+                             const VifPolicy *policy, XapiError **err);

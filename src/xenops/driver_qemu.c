@@ -422,7 +422,7 @@ static int open_taps(const HvNic *nics, size_t n, TapFds *t, XapiError **err)
     t->n = 0;
     for (size_t i = 0; i < n; i++) {
         int fd = network_guest_tap_open(nics[i].tap, nics[i].bridge, nics[i].mtu,
-                                        nics[i].internal, !nics[i].disabled, err);
+                                        nics[i].internal, nics[i].policy, err);
         if (fd < 0) {
             tap_fds_close(t);
             network_bridges_gc();
@@ -1039,7 +1039,7 @@ static int qemu_nic_plug(const char *uuid, const HvNic *nic, XapiError **err)
         return xapi_error_set(err, "INVALID_DEVICE", device, NULL);
     }
     int fd = network_guest_tap_open(nic->tap, nic->bridge, nic->mtu, nic->internal,
-                                    !nic->disabled, err);
+                                    nic->policy, err);
     if (fd < 0)
         return -1;
     g_autofree char *name = g_strdup_printf(QEMU_NIC_NETDEV_FMT, nic->device);
@@ -1101,6 +1101,14 @@ static int qemu_nic_unplug(const char *uuid, const HvNic *nic, int64_t timeout_m
     return 0;
 }
 
+static int qemu_nic_update(const char *uuid, const HvNic *nic, XapiError **err)
+{
+    if (!lookup(uuid, err))
+        return -1;
+    return network_guest_tap_update(nic->tap, nic->bridge, nic->mtu, nic->internal,
+                                    nic->policy, err);
+}
+
 static HvDriver qemu_driver = {
     .name = "qemu",
     .start = qemu_start,
@@ -1108,6 +1116,7 @@ static HvDriver qemu_driver = {
     .disk_plug = qemu_disk_plug,
     .nic_plug = qemu_nic_plug,
     .nic_unplug = qemu_nic_unplug,
+    .nic_update = qemu_nic_update,
     .disk_unplug = qemu_disk_unplug,
     .disk_change_medium = qemu_disk_change_medium,
     .disks_switch = qemu_disks_switch,

@@ -299,6 +299,17 @@ static int sim_nic_plug(const char *uuid, const HvNic *nic, XapiError **err)
     return sim_nic(uuid, nic, true, err);
 }
 
+/* No host link is made, so there is nothing to follow but the NIC. */
+static int sim_nic_update(const char *uuid, const HvNic *nic, XapiError **err)
+{
+    g_mutex_lock(&sim.lock);
+    SimDomain *d = g_hash_table_lookup(sim.domains, uuid);
+    bool plugged = d && nic->device >= 0 && nic->device < 64 &&
+                   (d->nics & (G_GUINT64_CONSTANT(1) << nic->device));
+    g_mutex_unlock(&sim.lock);
+    return plugged ? 0 : xapi_error_internal(err, "NIC %d of %s is not plugged", nic->device, uuid);
+}
+
 static int sim_nic_unplug(const char *uuid, const HvNic *nic, int64_t timeout_ms,
                           XapiError **err)
 {
@@ -336,6 +347,7 @@ static const HvDriver sim_driver = {
     .disk_plug = sim_disk_plug,
     .nic_plug = sim_nic_plug,
     .nic_unplug = sim_nic_unplug,
+    .nic_update = sim_nic_update,
     .disk_unplug = sim_disk_unplug,
     .disk_change_medium = sim_disk_change_medium,
     .disks_switch = sim_disks_switch,

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "xapi_error.h"
+#include "vif_policy.h"
 #include "xv.h"
 
 typedef enum {
@@ -53,15 +54,16 @@ void hv_disks_free(HvDisk *disks, size_t n);
 
 /* A NIC of a domain: a VIF and the bridge its tap goes on. The qemu
  * driver makes the bridge when it is an internal network's (none yet),
- * creates the tap on it and hands it to QEMU by fd; the sim driver only
- * records it. */
+ * creates the tap on it (with its rules set first, and off the bridge
+ * when its locking mode is disabled) and hands it to QEMU by fd; the sim
+ * driver only records it. */
 typedef struct {
     int device;        /* the VIF's device number */
     char *mac;
     char *bridge;
     int mtu;
     bool internal;     /* a network without PIFs: xapid may make its bridge */
-    bool disabled;     /* locking_mode disabled: the tap is kept off the bridge */
+    VifPolicy *policy; /* locking and QoS, enforced on the tap (owned) */
     const char *model; /* QEMU device: virtio-net-pci, e1000, rtl8139 (static) */
     char *tap;         /* the tap's name */
     int bootindex;     /* boot order position, or -1 */
@@ -128,6 +130,9 @@ typedef struct HvDriver {
      * let go (1 if it has not within timeout_ms), then drops the tap. */
     int (*nic_plug)(const char *uuid, const HvNic *nic, XapiError **err);
     int (*nic_unplug)(const char *uuid, const HvNic *nic, int64_t timeout_ms, XapiError **err);
+    /* A plugged NIC's tap follows nic as it is now: its bridge (VIF.move,
+     * without the guest noticing), its locking rules and its rate. */
+    int (*nic_update)(const char *uuid, const HvNic *nic, XapiError **err);
     /* xapid is about to re-execute itself (host.restart_agent): what the
      * new image needs to find the domains again. NULL: nothing (QEMU
      * domains outlive xapid). */

@@ -14,6 +14,7 @@
 #include "vdi_fork.h"
 #include "vm_disks.h"
 #include "vm_lifecycle.h"
+#include "vm_nics.h"
 #include "vm_operations.h"
 #include "xenops.h"
 
@@ -193,6 +194,10 @@ static char *record_new_vm(const DbRow *vm, GArray *pairs, const NewVm *how, Xap
     }
     Xv *other = xv_dup(db_get(vm, "other_config"));
     xv_struct_remove(other, "default_template");
+    if (!how->snapshot) { /* XAPI: a clone or copy has MACs of its own */
+        g_autofree char *seed = db_new_uuid();
+        xv_struct_set_string(other, "mac_seed", seed);
+    }
     db_row_put(copy, "other_config", other);
     operations_refresh(copy, NULL);
     char *ref = g_strdup(copy->ref);
@@ -223,6 +228,8 @@ static char *record_new_vm(const DbRow *vm, GArray *pairs, const NewVm *how, Xap
         if (db_insert(nv, err) < 0)
             goto fail;
     }
+    if (vm_vifs_copy(vm, ref, how->snapshot, err) < 0)
+        goto fail;
     return ref;
 fail:
     g_free(ref);
@@ -377,7 +384,15 @@ static int apply_revert(DbRow *vm, const DbRow *snapshot, GArray *pairs, GPtrArr
     for (const char *const *f = reverted; *f; f++)
         if (db_set_by_name(vm, *f, xv_dup(db_get(snapshot, *f)), err) < 0)
             return -1;
-    return 0;
+    /* XAPI's revert: the VM's VIFs are replaced by the snapshot's, MACs
+     * kept (the VM is stopped, so none is attached). */
+    g_autoptr(Xv) vifs = xv_dup(db_get(vm, "VIFs"));
+    for (guint i = 0; i < xv_len(vifs); i++) {
+        DbRow *vif = db_lookup(cls("VIF"), xv_str(xv_at(vifs, i)));
+        if (vif && db_delete(vif, err) < 0)
+            return -1;
+    }
+    return vm_vifs_copy(snapshot, vm->ref, true, err);
 }
 
 /* The VDIs a reverted VM no longer uses go unless something else uses

@@ -5,7 +5,10 @@
 #include <string.h>
 
 #include "bootstrap.h"
+#include "implicit.h"
 #include "network.h"
+#include "nft_rules.h"
+#include "operations.h"
 #include "xenops.h"
 
 static const DmClass *cls(const char *name) { return dm_class_by_name(name); }
@@ -21,6 +24,7 @@ void hv_nics_free(HvNic *nics, size_t n)
         g_free(nics[i].mac);
         g_free(nics[i].bridge);
         g_free(nics[i].tap);
+        vif_policy_free(nics[i].policy);
     }
     g_free(nics);
 }
@@ -52,15 +56,6 @@ static DbRow *local_pif(const DbRow *net, const char *host)
     return NULL;
 }
 
-/* The network's locking mode as the VIF's own resolves it. */
-static bool locking_disabled(const DbRow *vif, const DbRow *net)
-{
-    const char *mode = str_field(vif, "locking_mode");
-    if (strcmp(mode, "network_default") == 0)
-        mode = str_field(net, "default_locking_mode");
-    return strcmp(mode, "disabled") == 0;
-}
-
 static int nic_for_vif(const DbRow *vm, const DbRow *vif, const char *model, HvNic *nic,
                        XapiError **err)
 {
@@ -85,7 +80,9 @@ static int nic_for_vif(const DbRow *vm, const DbRow *vif, const char *model, HvN
     nic->bridge = g_strdup(str_field(net, "bridge"));
     nic->mtu = mtu > 0 ? (int)mtu : 1500;
     nic->internal = !has_pifs;
-    nic->disabled = locking_disabled(vif, net);
+    nic->policy = vif_policy_from_record(vif, net, err);
+    if (!nic->policy)
+        return -1;
     nic->model = model;
     nic->tap = network_guest_tap_name(uuid, nic->device);
     nic->bootindex = -1;
@@ -233,4 +230,153 @@ int vm_vif_plug(const char *vif_ref, XapiError **err)
 int vm_vif_unplug(const char *vif_ref, bool force, XapiError **err)
 {
     return vif_hotplug(vif_ref, false, force, err);
+}
+
+/* ---- live changes ---------------------------------------------------------- */
+
+/* The VIF's VM's uuid if its NIC is plugged into a running domain now
+ * (lock held), else NULL. */
+static char *plugged_vm_uuid(const char *vif_ref)
+{
+    DbRow *vif = db_lookup(cls("VIF"), vif_ref);
+    DbRow *vm = vif ? db_lookup(cls("VM"), str_field(vif, "VM")) : NULL;
+    if (!vm || !db_get(vif, "currently_attached")->b)
+        return NULL;
+    const char *state = str_field(vm, "power_state");
+    if (strcmp(state, "Running") != 0 && strcmp(state, "Paused") != 0)
+        return NULL;
+    return g_strdup(str_field(vm, "uuid"));
+}
+
+int vm_vif_refresh(const char *vif_ref, XapiError **err)
+{
+    db_read_begin();
+    g_autofree char *uuid = plugged_vm_uuid(vif_ref);
+    db_read_end();
+    if (!uuid)
+        return 0; /* the record is all there is: the next plug reads it */
+    xenops_lock_vm(uuid);
+    HvNic *nic = g_new0(HvNic, 1);
+    db_read_begin();
+    g_autofree char *again = plugged_vm_uuid(vif_ref);
+    DbRow *vif = again ? db_lookup(cls("VIF"), vif_ref) : NULL;
+    DbRow *vm = vif ? db_lookup(cls("VM"), str_field(vif, "VM")) : NULL;
+    int rc = vm ? nic_for_vif(vm, vif, "", nic, err) : 0;
+    db_read_end();
+    if (rc == 0 && vm)
+        rc = xenops_driver()->nic_update(uuid, nic, err);
+    xenops_unlock_vm(uuid);
+    hv_nics_free(nic, 1);
+    return rc;
+}
+
+int vm_vif_check_policy(const DbRow *vif, XapiError **err)
+{
+    DbRow *net = db_lookup(cls("network"), str_field(vif, "network"));
+    if (!net)
+        return xapi_error_set(err, "HANDLE_INVALID", "network", str_field(vif, "network"),
+                              NULL);
+    g_autoptr(VifPolicy) p = vif_policy_from_record(vif, net, err);
+    if (!p)
+        return -1;
+    return nft_rules_check(p, err);
+}
+
+typedef struct {
+    const char *host;
+    GPtrArray *taps, *policies;
+} PluggedNics;
+
+static bool collect_plugged(DbRow *vm, void *ctx)
+{
+    PluggedNics *p = ctx;
+    const char *state = str_field(vm, "power_state");
+    if ((strcmp(state, "Running") != 0 && strcmp(state, "Paused") != 0) ||
+        strcmp(str_field(vm, "resident_on"), p->host) != 0)
+        return true;
+    const Xv *vifs = db_get(vm, "VIFs");
+    for (guint i = 0; i < xv_len(vifs); i++) {
+        DbRow *vif = db_lookup(cls("VIF"), xv_str(xv_at(vifs, i)));
+        DbRow *net = vif ? db_lookup(cls("network"), str_field(vif, "network")) : NULL;
+        if (!net || !db_get(vif, "currently_attached")->b)
+            continue;
+        guint64 device = g_ascii_strtoull(str_field(vif, "device"), NULL, 10);
+        g_autofree char *tap = network_guest_tap_name(str_field(vm, "uuid"), (int)device);
+        g_autoptr(XapiError) err = NULL;
+        VifPolicy *policy = vif_policy_from_record(vif, net, &err);
+        if (!policy) {
+            /* Not what it was started with: keep it shut rather than open. */
+            policy = vif_policy_new();
+            policy->mode = VIF_LOCK_DISABLED;
+        }
+        g_ptr_array_add(p->taps, g_steal_pointer(&tap));
+        g_ptr_array_add(p->policies, policy);
+    }
+    return true;
+}
+
+int vm_nics_restore_rules(XapiError **err)
+{
+    g_autofree char *host = bootstrap_this_host();
+    PluggedNics p = {host, g_ptr_array_new_with_free_func(g_free),
+                     g_ptr_array_new_with_free_func((GDestroyNotify)vif_policy_free)};
+    db_read_begin();
+    db_foreach(cls("VM"), collect_plugged, &p);
+    db_read_end();
+    int rc = nft_rules_restore(p.taps, p.policies, err);
+    g_ptr_array_unref(p.taps);
+    g_ptr_array_unref(p.policies);
+    return rc;
+}
+
+/* ---- copies and seeds ------------------------------------------------------- */
+
+static const char *const copied_vif_fields[] = {
+    "device", "network", "MTU", "other_config", "qos_algorithm_type", "qos_algorithm_params",
+    "locking_mode", "ipv4_allowed", "ipv6_allowed", NULL};
+
+int vm_vifs_copy(const DbRow *from, const char *to_ref, bool keep_macs, XapiError **err)
+{
+    DbRow *to = db_lookup(cls("VM"), to_ref);
+    const Xv *seed = to ? xv_struct_get(db_get(to, "other_config"), "mac_seed") : NULL;
+    const Xv *vifs = db_get(from, "VIFs");
+    g_autoptr(Xv) refs = xv_dup(vifs);
+    for (guint i = 0; to && i < xv_len(refs); i++) {
+        DbRow *vif = db_lookup(cls("VIF"), xv_str(xv_at(refs, i)));
+        if (!vif)
+            continue;
+        DbRow *nv = db_row_new(cls("VIF"));
+        for (const char *const *f = copied_vif_fields; *f; f++)
+            db_row_put(nv, *f, xv_dup(db_get(vif, *f)));
+        db_row_put(nv, "VM", xv_new_string(to_ref));
+        /* XAPI's copy: a snapshot keeps the MACs; a clone or copy has a
+         * new seed, and its MACs are generated from it. */
+        guint64 device = g_ascii_strtoull(str_field(vif, "device"), NULL, 10);
+        bool generate = !keep_macs && seed && *xv_str(seed);
+        db_row_put(nv, "MAC", generate ? xv_new_string_take(vif_generated_mac(xv_str(seed), device))
+                                       : xv_dup(db_get(vif, "MAC")));
+        db_row_put(nv, "MAC_autogenerated", xv_new_bool(generate));
+        operations_refresh(nv, NULL);
+        if (db_insert(nv, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* XAPI's VM.create: every VM gets a mac_seed, so that its MACs are stable. */
+static void add_mac_seed(DbRow *vm)
+{
+    const Xv *other = db_get(vm, "other_config");
+    const Xv *seed = xv_struct_get(other, "mac_seed");
+    if (seed && *xv_str(seed))
+        return;
+    Xv *updated = xv_dup(other);
+    g_autofree char *fresh = db_new_uuid();
+    xv_struct_set_string(updated, "mac_seed", fresh);
+    db_row_put(vm, "other_config", updated);
+}
+
+void vm_nics_init(void)
+{
+    implicit_on_create(cls("VM"), add_mac_seed);
 }

@@ -27,3 +27,24 @@ void vm_nics_boot_order(const DbRow *vm, HvNic *nics, size_t n, HvDisk *disks, s
  * hot-plug under the VM's lock, then currently_attached. */
 int vm_vif_plug(const char *vif_ref, XapiError **err);
 int vm_vif_unplug(const char *vif_ref, bool force, XapiError **err);
+
+/* After a change of the VIF's network, locking or QoS: a NIC plugged into
+ * a running domain follows it at once (VM lock taken); otherwise nothing
+ * to do until it is plugged. */
+int vm_vif_refresh(const char *vif_ref, XapiError **err);
+/* Whether the host can enforce the VIF record's locking mode, addresses
+ * and QoS (values checked, and nftables usable if they need it): the
+ * errors XAPI gives, and VALUE_NOT_SUPPORTED when the host cannot (lock
+ * held). */
+int vm_vif_check_policy(const DbRow *vif, XapiError **err);
+/* At start-up: the host's nftables rules become exactly those of the NICs
+ * plugged into domains running here. */
+int vm_nics_restore_rules(XapiError **err);
+
+/* The VIFs of from, copied to the VM to_ref as XAPI's clone does: same
+ * devices, networks, locking and QoS; with keep_macs (a snapshot) the
+ * same MACs, otherwise MACs generated from to's mac_seed (write lock
+ * held). */
+int vm_vifs_copy(const DbRow *from, const char *to_ref, bool keep_macs, XapiError **err);
+/* Registers VM.create's mac_seed. */
+void vm_nics_init(void);

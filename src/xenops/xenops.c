@@ -500,6 +500,7 @@ int xenops_init(const char *state_dir, const char *hypervisor, XapiError **err)
 {
     operations_register(&vm_operations);
     vbd_init();
+    vm_nics_init();
     xenops.locks = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     xenops.waiting = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     xenops.reactions = g_thread_pool_new(react, NULL, 2, FALSE, NULL);
@@ -541,8 +542,15 @@ int xenops_init(const char *state_dir, const char *hypervisor, XapiError **err)
     if (xenops.driver->stop_unattached)
         xenops.driver->stop_unattached();
     vm_drop_unowned_suspend_images();
-    /* Bridges left by VMs that stopped while xapid was away. */
-    if (strcmp(xenops.driver->name, "qemu") == 0)
+    /* The rules of the NICs running here, and no others; then bridges
+     * left by VMs that stopped while xapid was away. */
+    if (strcmp(xenops.driver->name, "qemu") == 0) {
+        g_autoptr(XapiError) rules_err = NULL;
+        if (vm_nics_restore_rules(&rules_err) < 0)
+            g_warning("cannot restore the guests' nftables rules: %s",
+                      rules_err->params->len ? (char *)rules_err->params->pdata[0]
+                                             : rules_err->code);
         network_bridges_gc();
+    }
     return 0;
 }
