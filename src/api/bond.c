@@ -2,6 +2,7 @@
  * xapi_bond.ml): XAPI's checks, then a Linux bonding link. */
 #include <string.h>
 
+#include "mac_address.h"
 #include "call.h"
 #include "dm_handlers.h"
 #include "pif_checks.h"
@@ -12,15 +13,6 @@ static const DmClass *cls(const char *name) { return dm_class_by_name(name); }
 static const char *str_field(const DbRow *row, const char *field)
 {
     return xv_str(db_get(row, field));
-}
-
-static int finish(Call *call, int rc)
-{
-    if (rc < 0) {
-        db_write_abort();
-        return -1;
-    }
-    return db_write_commit(&call->error);
 }
 
 /* ---- properties (XAPI's requirements_of_mode, map_check.ml) ------------------------- */
@@ -109,16 +101,6 @@ static Xv *with_defaults(const char *mode, const Xv *given)
 
 /* ---- Bond.create ----------------------------------------------------------------- */
 
-static bool valid_mac(const char *mac)
-{
-    if (strlen(mac) != 17)
-        return false;
-    for (int i = 0; i < 17; i++)
-        if (i % 3 == 2 ? mac[i] != ':' : !g_ascii_isxdigit(mac[i]))
-            return false;
-    return true;
-}
-
 static bool has_ip_configuration(const DbRow *pif)
 {
     return strcmp(str_field(pif, "ip_configuration_mode"), "None") != 0;
@@ -204,7 +186,7 @@ static char *create_locked(Call *call, const char *network, const Xv *members, c
     DbRow *first = pif_checks_row(call, "PIF", xv_str(xv_at(members, 0)));
     if (!first || pif_checks_no_local_pif(call, net, str_field(first, "host")) < 0)
         return NULL;
-    if (*MAC && !valid_mac(MAC)) {
+    if (*MAC && !mac_address_valid(MAC)) {
         xapi_error_set(&call->error, "MAC_INVALID", MAC, NULL);
         return NULL;
     }
@@ -227,7 +209,7 @@ int xapi_Bond_create(Call *call, const char *network, const Xv *members, const c
     if (db_write_begin(&call->error) < 0)
         return -1;
     char *bond = create_locked(call, network, members, MAC, mode, properties);
-    if (finish(call, bond ? 0 : -1) < 0) {
+    if (db_write_finish(&call->error, bond ? 0 : -1) < 0) {
         g_free(bond);
         return -1;
     }
@@ -252,7 +234,7 @@ int xapi_Bond_destroy(Call *call, const char *self)
     }
     if (rc == 0)
         rc = vlan_bond_bond_destroy(bond, &call->error);
-    return finish(call, rc);
+    return db_write_finish(&call->error, rc);
 }
 
 int xapi_Bond_set_mode(Call *call, const char *self, const char *value)
@@ -262,7 +244,7 @@ int xapi_Bond_set_mode(Call *call, const char *self, const char *value)
         return -1;
     if (!vlan_bond_linux_mode(value)) {
         xapi_error_set(&call->error, "INVALID_VALUE", "mode", value, NULL);
-        return finish(call, -1);
+        return db_write_finish(&call->error, -1);
     }
     /* Properties that do not fit the new mode go; its defaults come. */
     g_autoptr(Xv) props = with_defaults(value, db_get(bond, "properties"));
@@ -271,7 +253,7 @@ int xapi_Bond_set_mode(Call *call, const char *self, const char *value)
         rc = db_set_by_name(bond, "properties", g_steal_pointer(&props), &call->error);
     if (rc == 0)
         rc = vlan_bond_bond_reconfigure(bond, &call->error);
-    return finish(call, rc);
+    return db_write_finish(&call->error, rc);
 }
 
 int xapi_Bond_set_property(Call *call, const char *self, const char *name, const char *value)
@@ -282,14 +264,14 @@ int xapi_Bond_set_property(Call *call, const char *self, const char *name, const
     const char *mode = str_field(bond, "mode");
     if (!valid_property(mode, name, value)) {
         property_error(call, name, value);
-        return finish(call, -1);
+        return db_write_finish(&call->error, -1);
     }
     if (enforceable_property(call, name, value) < 0)
-        return finish(call, -1);
+        return db_write_finish(&call->error, -1);
     g_autoptr(Xv) props = xv_dup(db_get(bond, "properties"));
     xv_struct_set_string(props, name, value);
     int rc = db_set_by_name(bond, "properties", g_steal_pointer(&props), &call->error);
     if (rc == 0)
         rc = vlan_bond_bond_reconfigure(bond, &call->error);
-    return finish(call, rc);
+    return db_write_finish(&call->error, rc);
 }

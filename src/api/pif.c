@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <string.h>
 
+#include "mac_address.h"
 #include "bootstrap.h"
 #include "call.h"
 #include "dm_handlers.h"
@@ -22,23 +23,13 @@ static const char *str_field(const DbRow *row, const char *field)
     return xv_str(db_get(row, field));
 }
 
-/* Ends a write: commit when rc is 0, else abort. */
-static int finish(Call *call, int rc)
-{
-    if (rc < 0) {
-        db_write_abort();
-        return -1;
-    }
-    return db_write_commit(&call->error);
-}
-
 int xapi_PIF_scan(Call *call, const char *host)
 {
     if (bootstrap_check_this_host(host, &call->error) < 0)
         return -1;
     if (db_write_begin(&call->error) < 0)
         return -1;
-    return finish(call, network_discover_pifs(host, false, &call->error));
+    return db_write_finish(&call->error, network_discover_pifs(host, false, &call->error));
 }
 
 int xapi_PIF_plug(Call *call, const char *self)
@@ -53,7 +44,7 @@ int xapi_PIF_plug(Call *call, const char *self)
      * already as its record says. */
     if (rc == 0 && !db_get(pif, "currently_attached")->b)
         rc = pif_host_plug(pif, &call->error);
-    return finish(call, rc);
+    return db_write_finish(&call->error, rc);
 }
 
 /* XAPI's unplug checks. */
@@ -77,7 +68,7 @@ int xapi_PIF_unplug(Call *call, const char *self)
     /* A bond slave goes down with its master, not on its own. */
     if (rc == 0 && !pif_checks_is_bond_slave(pif) && db_get(pif, "currently_attached")->b)
         rc = pif_host_unplug(pif, &call->error);
-    return finish(call, rc);
+    return db_write_finish(&call->error, rc);
 }
 
 static bool valid_ipv4(const char *text)
@@ -131,7 +122,7 @@ int xapi_PIF_reconfigure_ip(Call *call, const char *self, const char *mode, cons
     if (!pif)
         return -1;
     if (check_ip_request(call, pif, mode, IP, netmask, gateway) < 0)
-        return finish(call, -1);
+        return db_write_finish(&call->error, -1);
     g_autofree char *dns = ipv4_servers(DNS);
     const char *values[][2] = {{"ip_configuration_mode", mode}, {"IP", IP},
                                {"netmask", netmask},            {"gateway", gateway},
@@ -149,7 +140,7 @@ int xapi_PIF_reconfigure_ip(Call *call, const char *self, const char *mode, cons
     DbRow *host = db_lookup(cls("host"), str_field(pif, "host"));
     if (rc == 0 && management && host && *str_field(pif, "IP"))
         rc = db_set_by_name(host, "address", xv_new_string(str_field(pif, "IP")), &call->error);
-    return finish(call, rc);
+    return db_write_finish(&call->error, rc);
 }
 
 int xapi_PIF_forget(Call *call, const char *self)
@@ -173,18 +164,7 @@ int xapi_PIF_forget(Call *call, const char *self)
         rc = db_delete(metrics, &call->error);
     if (rc == 0)
         rc = db_delete(pif, &call->error);
-    return finish(call, rc);
-}
-
-/* Six ':'-separated pairs of hex digits (XAPI's is_valid_MAC). */
-static bool valid_mac(const char *mac)
-{
-    if (strlen(mac) != 17)
-        return false;
-    for (int i = 0; i < 17; i++)
-        if (i % 3 == 2 ? mac[i] != ':' : !g_ascii_isxdigit(mac[i]))
-            return false;
-    return true;
+    return db_write_finish(&call->error, rc);
 }
 
 static bool host_has_device(const char *host, const char *device)
@@ -211,7 +191,7 @@ int xapi_PIF_introduce(Call *call, const char *host, const char *MAC, const char
     if (!*mac && link)
         g_free(mac), mac = g_strdup(link->mac);
     int rc = 0;
-    if (!valid_mac(mac))
+    if (!mac_address_valid(mac))
         rc = xapi_error_set(&call->error, "MAC_INVALID", mac, NULL);
     else if (host_has_device(host, device))
         rc = xapi_error_set(&call->error, "DUPLICATE_PIF_DEVICE_NAME", device, NULL);
@@ -223,7 +203,7 @@ int xapi_PIF_introduce(Call *call, const char *host, const char *MAC, const char
     g_autofree char *ref = NULL;
     if (rc == 0 && !(ref = network_introduce_pif(host, device, managed, &call->error)))
         rc = -1;
-    if (finish(call, rc) < 0)
+    if (db_write_finish(&call->error, rc) < 0)
         return -1;
     *result = xv_new_string_take(g_steal_pointer(&ref));
     return 0;
@@ -255,7 +235,7 @@ int xapi_PIF_destroy(Call *call, const char *self)
         return -1;
     if (db_get(pif, "VLAN")->i < 0) {
         xapi_error_set(&call->error, "PIF_IS_PHYSICAL", NULL);
-        return finish(call, -1);
+        return db_write_finish(&call->error, -1);
     }
     g_autofree char *vlan = g_strdup(str_field(pif, "VLAN_master_of"));
     db_write_abort();

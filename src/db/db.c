@@ -830,3 +830,12 @@ GPtrArray *db_meta_keys(const char *prefix)
 {
     return db.store ? store_meta_keys(db.store, prefix) : g_ptr_array_new_with_free_func(g_free);
 }
+
+int db_write_finish(XapiError **err, int rc)
+{
+    if (rc < 0) {
+        db_write_abort();
+        return -1;
+    }
+    return db_write_commit(err);
+}

@@ -40,6 +40,8 @@ void db_read_end(void);
 int db_write_begin(XapiError **err);
 int db_write_commit(XapiError **err);
 void db_write_abort(void);
+/* Ends a write: commits when rc is 0, else aborts (and returns -1). */
+int db_write_finish(XapiError **err, int rc);
 
 /* Lookups (lock held). */
 DbRow *db_lookup(const DmClass *cls, const char *ref);     /* NULL if absent */
