@@ -552,28 +552,35 @@ static int bound_port(int fd)
     return ntohs(((struct sockaddr_in *)&addr)->sin_port);
 }
 
-int http_server_listen_tcp(HttpServer *s, const char *host_port, XapiError **err)
+/* A TCP listener's socket (handed over by a previous xapid, or bound
+ * now) and its record, keyed "<kind>:<host_port>" for the next hand-over. */
+static Listener *tcp_listener(const char *kind, const char *host_port, int *fd, int *port,
+                              XapiError **err)
 {
-    g_autofree char *key = g_strconcat("tcp:", host_port, NULL);
-    int fd = handed_over_fd(key);
-    if (fd < 0 && (fd = listen_tcp_socket(host_port, err)) < 0)
-        return -1;
-    int port = bound_port(fd);
+    g_autofree char *key = g_strconcat(kind, ":", host_port, NULL);
+    *fd = handed_over_fd(key);
+    if (*fd < 0 && (*fd = listen_tcp_socket(host_port, err)) < 0)
+        return NULL;
+    *port = bound_port(*fd);
     Listener *l = g_new0(Listener, 1);
     l->handover_key = g_steal_pointer(&key);
-    return start_daemon(s, l, fd, err) < 0 ? -1 : port;
+    return l;
+}
+
+int http_server_listen_tcp(HttpServer *s, const char *host_port, XapiError **err)
+{
+    int fd, port;
+    Listener *l = tcp_listener("tcp", host_port, &fd, &port, err);
+    return !l || start_daemon(s, l, fd, err) < 0 ? -1 : port;
 }
 
 int http_server_listen_tls(HttpServer *s, const char *host_port, const char *key_pem,
                            const char *cert_pem, XapiError **err)
 {
-    g_autofree char *key = g_strconcat("tls:", host_port, NULL);
-    int fd = handed_over_fd(key);
-    if (fd < 0 && (fd = listen_tcp_socket(host_port, err)) < 0)
+    int fd, port;
+    Listener *l = tcp_listener("tls", host_port, &fd, &port, err);
+    if (!l)
         return -1;
-    int port = bound_port(fd);
-    Listener *l = g_new0(Listener, 1);
-    l->handover_key = g_steal_pointer(&key);
     l->key_pem = g_strdup(key_pem);
     l->cert_pem = g_strdup(cert_pem);
     return start_daemon(s, l, fd, err) < 0 ? -1 : port;
