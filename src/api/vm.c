@@ -15,6 +15,7 @@
 #include "vm_fields.h"
 #include "vm_lifecycle.h"
 #include "vm_operations.h"
+#include "xenops.h"
 
 #define MiB (INT64_C(1) << 20)
 
@@ -163,6 +164,24 @@ static int change_range_end(DbRow *vm, const void *arg, XapiError **err)
     return e->change(vm, &r, err);
 }
 
+static bool is_running(const DbRow *vm)
+{
+    return strcmp(xv_str(db_get(vm, "power_state")), "Running") == 0;
+}
+
+/* A running domain's balloon is given target, which memory_target then
+ * records (XAPI's squeezer keeps it there too). */
+static int balloon(DbRow *vm, int64_t target, XapiError **err)
+{
+    const HvDriver *hv = xenops_driver();
+    if (!hv || !hv->memory_target)
+        return xapi_error_set(err, "OPERATION_NOT_ALLOWED", "the hypervisor has no balloon",
+                              NULL);
+    if (hv->memory_target(xv_str(db_get(vm, "uuid")), target, err) < 0)
+        return -1;
+    return set_int(vm, "memory_target", target, err);
+}
+
 static int change_dynamic_range(DbRow *vm, const void *arg, XapiError **err)
 {
     const Range *r = arg;
@@ -171,11 +190,11 @@ static int change_dynamic_range(DbRow *vm, const void *arg, XapiError **err)
     m.dynamic_max = r->max;
     if (not_control_domain(vm, err) < 0 || vm_memory_check_order(&m, err) < 0)
         return -1;
-    if (strcmp(xv_str(db_get(vm, "power_state")), "Running") == 0 &&
-        vm_memory_check_live_range(&m, err) < 0)
+    /* memory_target follows dynamic_min, as XAPI keeps it for a halted VM;
+     * a running one is given all its range allows (no squeezing here) */
+    if (write_memory(vm, &m, err) < 0)
         return -1;
-    /* memory_target follows dynamic_min, as XAPI keeps it */
-    return write_memory(vm, &m, err);
+    return is_running(vm) ? balloon(vm, m.dynamic_max, err) : 0;
 }
 
 int xapi_VM_set_memory_dynamic_range(Call *call, const char *self, int64_t min, int64_t max)
@@ -212,35 +231,62 @@ int xapi_VM_set_memory_dynamic_max(Call *call, const char *self, int64_t value)
     return set_range_end(call, self, "memory_dynamic_max", value);
 }
 
-/* Without a balloon driver a running domain keeps memory_static_max: that
- * target is already met, any other is refused. */
-static int check_live_target(DbRow *vm, const void *arg, XapiError **err)
+/* A target inside the dynamic range, given to the balloon. */
+static int change_live_target(DbRow *vm, const void *arg, XapiError **err)
 {
     int64_t target = *(const int64_t *)arg;
-    int64_t actual = db_get(vm, "memory_static_max")->i;
-    if (target == actual)
-        return 0;
-    g_autofree char *text = int_text(target);
-    return xapi_error_set(err, "VALUE_NOT_SUPPORTED", "target", text,
-                          "xapid has no balloon driver yet: a running domain keeps "
-                          "memory_static_max", NULL);
+    VmMemory m = memory_of_row(vm);
+    if (target < m.dynamic_min || target > m.dynamic_max) {
+        g_autofree char *text = int_text(target);
+        return xapi_error_set(err, "VALUE_NOT_SUPPORTED", "target", text,
+                              "outside memory_dynamic_min..memory_dynamic_max", NULL);
+    }
+    return balloon(vm, target, err);
 }
 
 int xapi_VM_set_memory_target_live(Call *call, const char *self, int64_t target)
 {
-    return vm_write(call, self, "changing_memory_live", check_live_target, &target);
+    return vm_write(call, self, "changing_memory_live", change_live_target, &target);
 }
 
-static int nothing(DbRow *vm, const void *arg, XapiError **err)
+typedef struct {
+    char *uuid;
+    int64_t target;
+} LiveTarget;
+
+static int read_live_target(DbRow *vm, const void *arg, XapiError **err)
 {
-    (void)vm, (void)arg, (void)err;
+    LiveTarget *t = (LiveTarget *)arg;
+    (void)err;
+    t->uuid = g_strdup(xv_str(db_get(vm, "uuid")));
+    t->target = db_get(vm, "memory_target")->i;
     return 0;
 }
 
+/* XAPI's wait: the guest within 1 MiB of its target, or
+ * VM_MEMORY_TARGET_WAIT_TIMEOUT after 256 s. Polled outside the database
+ * lock (the guest gives memory back at its own pace). */
+#define TARGET_TOLERANCE MiB
+#define TARGET_WAIT_S 256
+
 int xapi_VM_wait_memory_target_live(Call *call, const char *self)
 {
-    /* the unballooned domain is always at its target */
-    return vm_write(call, self, "awaiting_memory_live", nothing, NULL);
+    LiveTarget t = {NULL, 0};
+    if (vm_write(call, self, "awaiting_memory_live", read_live_target, &t) < 0)
+        return -1;
+    g_autofree char *uuid = t.uuid;
+    const HvDriver *hv = xenops_driver();
+    int64_t deadline = g_get_monotonic_time() + TARGET_WAIT_S * G_USEC_PER_SEC;
+    for (;;) {
+        int64_t actual = hv->memory_actual(uuid, &call->error);
+        if (actual < 0)
+            return -1;
+        if (ABS(actual - t.target) <= TARGET_TOLERANCE)
+            return 0;
+        if (g_get_monotonic_time() > deadline)
+            return xapi_error_set(&call->error, "VM_MEMORY_TARGET_WAIT_TIMEOUT", self, NULL);
+        g_usleep(100 * 1000);
+    }
 }
 
 /* Read-only checks on the VM in hand (read lock). */
@@ -330,21 +376,49 @@ int xapi_VM_set_VCPUs_at_startup(Call *call, const char *self, int64_t value)
     return vm_write(call, self, NULL, change_vcpus_at_startup, &value);
 }
 
-/* No vCPU hot-plug yet: only the number the domain has is accepted. */
+typedef struct {
+    int64_t nvcpu;
+    char *uuid; /* out */
+} LiveVcpus;
+
 static int check_vcpus_live(DbRow *vm, const void *arg, XapiError **err)
 {
-    int64_t nvcpu = *(const int64_t *)arg;
-    DbRow *metrics = db_lookup(cls("VM_metrics"), xv_str(db_get(vm, "metrics")));
-    if (metrics && db_get(metrics, "VCPUs_number")->i == nvcpu)
-        return 0;
-    return xapi_error_set(err, "OPERATION_NOT_ALLOWED",
-                          "vCPU hot-plug is not supported yet: the running domain keeps its "
-                          "vCPUs", NULL);
+    LiveVcpus *v = (LiveVcpus *)arg;
+    int64_t max = db_get(vm, "VCPUs_max")->i;
+    if (v->nvcpu < 1 || v->nvcpu > max) {
+        g_autofree char *why = g_strdup_printf("nvcpu %" G_GINT64_FORMAT " is not in 1..VCPUs_max"
+                                               " (%" G_GINT64_FORMAT ")", v->nvcpu, max);
+        return xapi_error_set(err, "OPERATION_NOT_ALLOWED", why, NULL);
+    }
+    v->uuid = g_strdup(xv_str(db_get(vm, "uuid")));
+    return 0;
 }
+
+static int record_vcpus_live(DbRow *vm, const void *arg, XapiError **err)
+{
+    DbRow *metrics = db_lookup(cls("VM_metrics"), xv_str(db_get(vm, "metrics")));
+    return metrics ? set_int(metrics, "VCPUs_number", *(const int64_t *)arg, err) : 0;
+}
+
+/* vCPU hot-plug through the driver (ACPI: the guest takes a new vCPU
+ * online itself, and lets go of one within 30 s), outside the database
+ * lock, then VM_metrics.VCPUs_number. */
+#define VCPU_UNPLUG_TIMEOUT_MS 30000
 
 int xapi_VM_set_VCPUs_number_live(Call *call, const char *self, int64_t nvcpu)
 {
-    return vm_write(call, self, "changing_VCPUs_live", check_vcpus_live, &nvcpu);
+    LiveVcpus v = {nvcpu, NULL};
+    if (vm_write(call, self, "changing_VCPUs_live", check_vcpus_live, &v) < 0)
+        return -1;
+    g_autofree char *uuid = v.uuid;
+    const HvDriver *hv = xenops_driver();
+    int rc = hv->vcpus_set(uuid, nvcpu, VCPU_UNPLUG_TIMEOUT_MS, &call->error);
+    if (rc > 0)
+        return xapi_error_set(&call->error, "OPERATION_NOT_ALLOWED",
+                              "the guest did not let go of its vCPUs", NULL);
+    if (rc < 0)
+        return -1;
+    return vm_write(call, self, NULL, record_vcpus_live, &nvcpu);
 }
 
 static int refuse_params_live(DbRow *vm, const void *arg, XapiError **err)
@@ -652,6 +726,12 @@ static int read_operation_valid(Call *call, const DbRow *vm, const void *arg, Xv
 int xapi_VM_assert_operation_valid(Call *call, const char *self, const char *op)
 {
     return vm_read(call, self, read_operation_valid, op, NULL);
+}
+
+static int nothing(DbRow *vm, const void *arg, XapiError **err)
+{
+    (void)vm, (void)arg, (void)err;
+    return 0;
 }
 
 int xapi_VM_update_allowed_operations(Call *call, const char *self)

@@ -394,6 +394,7 @@ static int incoming(Domain *d, const char *image, XapiError **err);
 static int qmp_transition(const char *uuid, const char *command, HvState from, HvState to,
                           XapiError **err);
 static HvDriver qemu_driver;
+static int qemu_memory_target(const char *uuid, int64_t target, XapiError **err);
 
 /* A QEMU of this domain that still runs (its pid file, else its -uuid). */
 static int64_t live_pid(const Domain *d)
@@ -459,7 +460,7 @@ static int qemu_start(const char *uuid, const Xv *vm, const HvDisk *disks, size_
         return -1;
     }
     remove_runtime_files(d);
-    QemuHost host = {qemu.binary, qemu_driver.accel, d->dir};
+    QemuHost host = {qemu.binary, qemu_driver.accel, d->dir, g_get_real_time() / G_USEC_PER_SEC};
     g_auto(GStrv) argv = qemu_cmdline(&host, uuid, vm, disks, n_disks, nics, n_nics,
                                       resume_image, paused, err);
     TapFds taps = {NULL, 0};
@@ -486,6 +487,17 @@ static int qemu_start(const char *uuid, const Xv *vm, const HvDisk *disks, size_
         g_mutex_unlock(&qemu.lock);
         remove_runtime_files(d);
         domain_free(d);
+        return -1;
+    }
+    /* The guest starts with memory_dynamic_max of its memory_static_max
+     * (a saved state carries its balloon with it). */
+    const Xv *dynamic_max = xv_struct_get(vm, "memory_dynamic_max");
+    const Xv *static_max = xv_struct_get(vm, "memory_static_max");
+    if (!resume_image && dynamic_max && static_max && dynamic_max->kind == XV_INT &&
+        dynamic_max->i > 0 && dynamic_max->i < static_max->i &&
+        qemu_memory_target(uuid, dynamic_max->i, err) < 0) {
+        g_autoptr(XapiError) ignored = NULL;
+        qemu_driver.destroy(uuid, &ignored);
         return -1;
     }
     /* A saved state was paused when it was taken: it continues only if
@@ -1109,6 +1121,126 @@ static int qemu_nic_update(const char *uuid, const HvNic *nic, XapiError **err)
                                     nic->policy, err);
 }
 
+/* ---- memory and vCPUs ------------------------------------------------------ */
+
+static int qemu_memory_target(const char *uuid, int64_t target, XapiError **err)
+{
+    Domain *d = lookup(uuid, err);
+    if (!d)
+        return -1;
+    json_object *args = json_object_new_object();
+    json_object_object_add(args, "value", json_object_new_int64(target));
+    return qmp_args(d, "balloon", args, err);
+}
+
+static int64_t qemu_memory_actual(const char *uuid, XapiError **err)
+{
+    Domain *d = lookup(uuid, err);
+    json_object *reply = d ? qmp_monitor_command(d->mon, "query-balloon", NULL, -1, err) : NULL;
+    json_object *actual;
+    int64_t bytes = reply && json_object_object_get_ex(reply, "actual", &actual)
+                        ? json_object_get_int64(actual) : -1;
+    json_object_put(reply);
+    if (reply && bytes < 0)
+        xapi_error_internal(err, "query-balloon gave no actual size");
+    return bytes;
+}
+
+static int64_t cpu_prop(json_object *cpu, const char *name)
+{
+    json_object *props, *v;
+    return json_object_object_get_ex(cpu, "props", &props) &&
+                   json_object_object_get_ex(props, name, &v)
+               ? json_object_get_int64(v) : 0;
+}
+
+static int compare_cpu_slots(const void *a, const void *b)
+{
+    json_object *x = *(json_object *const *)a, *y = *(json_object *const *)b;
+    static const char *const order[] = {"socket-id", "core-id", "thread-id"};
+    for (size_t i = 0; i < G_N_ELEMENTS(order); i++) {
+        int64_t p = cpu_prop(x, order[i]), q = cpu_prop(y, order[i]);
+        if (p != q)
+            return p < q ? -1 : 1;
+    }
+    return 0;
+}
+
+static const char *cpu_qom_path(json_object *cpu)
+{
+    json_object *path;
+    return json_object_object_get_ex(cpu, "qom-path", &path) ? json_object_get_string(path)
+                                                              : NULL;
+}
+
+/* The id xapid gives a vCPU it plugs: after its place in the topology. */
+static char *cpu_id(json_object *cpu)
+{
+    return g_strdup_printf("vcpu-%" G_GINT64_FORMAT "-%" G_GINT64_FORMAT "-%" G_GINT64_FORMAT,
+                           cpu_prop(cpu, "socket-id"), cpu_prop(cpu, "core-id"),
+                           cpu_prop(cpu, "thread-id"));
+}
+
+static int plug_cpu(Domain *d, json_object *cpu, XapiError **err)
+{
+    json_object *type;
+    if (!json_object_object_get_ex(cpu, "type", &type))
+        return xapi_error_internal(err, "query-hotpluggable-cpus gave no CPU type");
+    g_autofree char *id = cpu_id(cpu);
+    json_object *args = args_object("driver", json_object_get_string(type), "id", id, NULL);
+    static const char *const props[] = {"socket-id", "core-id", "thread-id"};
+    for (size_t i = 0; i < G_N_ELEMENTS(props); i++)
+        json_object_object_add(args, props[i], json_object_new_int64(cpu_prop(cpu, props[i])));
+    return qmp_args(d, "device_add", args, err);
+}
+
+static int unplug_cpu(Domain *d, json_object *cpu, int64_t deadline, XapiError **err)
+{
+    g_autofree char *id = cpu_id(cpu);
+    if (qmp_args(d, "device_del", args_object("id", id, NULL), err) < 0)
+        return -1;
+    return wait_device_deleted(d, id, deadline) ? 0 : 1;
+}
+
+static int qemu_vcpus_set(const char *uuid, int64_t n, int64_t timeout_ms, XapiError **err)
+{
+    Domain *d = lookup(uuid, err);
+    json_object *list = d ? qmp_monitor_command(d->mon, "query-hotpluggable-cpus", NULL, -1, err)
+                          : NULL;
+    if (!list)
+        return -1;
+    size_t total = json_object_array_length(list);
+    g_autofree json_object **cpus = g_new0(json_object *, total + 1);
+    int64_t plugged = 0, booted = 0;
+    for (size_t i = 0; i < total; i++) {
+        cpus[i] = json_object_array_get_idx(list, i);
+        const char *path = cpu_qom_path(cpus[i]);
+        plugged += path != NULL;
+        booted += path && !g_str_has_prefix(path, "/machine/peripheral/");
+    }
+    qsort(cpus, total, sizeof *cpus, compare_cpu_slots);
+    int rc = 0;
+    if (n > (int64_t)total || n < booted) {
+        g_autofree char *why = g_strdup_printf(
+            "%" G_GINT64_FORMAT " vCPUs: the domain keeps the %" G_GINT64_FORMAT
+            " it booted with and has room for %zu", n, booted, total);
+        rc = xapi_error_set(err, "OPERATION_NOT_ALLOWED", why, NULL);
+    }
+    /* plug in topology order, unplug from the top */
+    for (size_t i = 0; rc == 0 && i < total && plugged < n; i++)
+        if (!cpu_qom_path(cpus[i]) && (rc = plug_cpu(d, cpus[i], err)) == 0)
+            plugged++;
+    int64_t deadline = g_get_monotonic_time() + timeout_ms * 1000;
+    for (size_t i = total; rc == 0 && i-- > 0 && plugged > n;) {
+        const char *path = cpu_qom_path(cpus[i]);
+        if (path && g_str_has_prefix(path, "/machine/peripheral/") &&
+            (rc = unplug_cpu(d, cpus[i], deadline, err)) == 0)
+            plugged--;
+    }
+    json_object_put(list);
+    return rc;
+}
+
 static HvDriver qemu_driver = {
     .name = "qemu",
     .start = qemu_start,
@@ -1133,6 +1265,9 @@ static HvDriver qemu_driver = {
     .stop_unattached = qemu_stop_unattached,
     .start_recorded = qemu_start_recorded,
     .console_socket = qemu_console_socket,
+    .memory_target = qemu_memory_target,
+    .memory_actual = qemu_memory_actual,
+    .vcpus_set = qemu_vcpus_set,
 };
 
 const HvDriver *hv_qemu_driver(const char *state_dir, HvChangeNotify notify, XapiError **err)

@@ -21,6 +21,8 @@ typedef struct {
     bool ignores_power_button; /* VM other_config:sim_guest = "ignores-acpi" */
     unsigned disks;            /* slots with a disk plugged */
     guint64 nics;              /* VIF devices (0-63) with a NIC; no host link is made */
+    int64_t memory;            /* what the guest holds: its balloon meets targets at once */
+    int64_t vcpus, vcpus_booted, vcpus_max;
 } SimDomain;
 
 static struct {
@@ -59,6 +61,15 @@ static int sim_start(const char *uuid, const Xv *vm, const HvDisk *disks, size_t
             if (nics[i].device >= 0 && nics[i].device < 64)
                 d->nics |= G_GUINT64_CONSTANT(1) << nics[i].device;
         d->state = paused ? HV_PAUSED : HV_RUNNING;
+        const Xv *static_max = xv_struct_get(vm, "memory_static_max");
+        const Xv *dynamic_max = xv_struct_get(vm, "memory_dynamic_max");
+        d->memory = static_max ? static_max->i : 0;
+        if (dynamic_max && dynamic_max->i > 0 && dynamic_max->i < d->memory)
+            d->memory = dynamic_max->i;
+        const Xv *at_startup = xv_struct_get(vm, "VCPUs_at_startup");
+        const Xv *vcpus_max = xv_struct_get(vm, "VCPUs_max");
+        d->vcpus = d->vcpus_booted = at_startup ? MAX(at_startup->i, 1) : 1;
+        d->vcpus_max = vcpus_max ? MAX(vcpus_max->i, d->vcpus) : d->vcpus;
         const Xv *other = xv_struct_get(vm, "other_config");
         const Xv *guest = other ? xv_struct_get(other, "sim_guest") : NULL;
         d->ignores_power_button = guest && strcmp(xv_str(guest), "ignores-acpi") == 0;
@@ -316,6 +327,54 @@ static int sim_nic_unplug(const char *uuid, const HvNic *nic, int64_t timeout_ms
     return sim_nic(uuid, nic, false, err);
 }
 
+static SimDomain *sim_find(const char *uuid, XapiError **err)
+{
+    SimDomain *d = g_hash_table_lookup(sim.domains, uuid);
+    if (!d)
+        xapi_error_internal(err, "no domain for VM %s", uuid);
+    return d;
+}
+
+static int sim_memory_target(const char *uuid, int64_t target, XapiError **err)
+{
+    g_mutex_lock(&sim.lock);
+    SimDomain *d = sim_find(uuid, err);
+    if (d)
+        d->memory = target;
+    g_mutex_unlock(&sim.lock);
+    return d ? 0 : -1;
+}
+
+static int64_t sim_memory_actual(const char *uuid, XapiError **err)
+{
+    g_mutex_lock(&sim.lock);
+    SimDomain *d = sim_find(uuid, err);
+    int64_t memory = d ? d->memory : -1;
+    g_mutex_unlock(&sim.lock);
+    return memory;
+}
+
+/* As the qemu driver: hot-plugged vCPUs come and go, booted ones stay. */
+static int sim_vcpus_set(const char *uuid, int64_t n, int64_t timeout_ms, XapiError **err)
+{
+    (void)timeout_ms;
+    g_mutex_lock(&sim.lock);
+    SimDomain *d = sim_find(uuid, err);
+    bool fits = d && n >= d->vcpus_booted && n <= d->vcpus_max;
+    if (fits)
+        d->vcpus = n;
+    int64_t booted = d ? d->vcpus_booted : 0, room = d ? d->vcpus_max : 0;
+    g_mutex_unlock(&sim.lock);
+    if (!d)
+        return -1;
+    if (fits)
+        return 0;
+    g_autofree char *why = g_strdup_printf("%" G_GINT64_FORMAT " vCPUs: the domain keeps the %"
+                                           G_GINT64_FORMAT " it booted with and has room for %"
+                                           G_GINT64_FORMAT, n, booted, room);
+    return xapi_error_set(err, "OPERATION_NOT_ALLOWED", why, NULL);
+}
+
 static int sim_disk_change_medium(const char *uuid, const HvDisk *disk, XapiError **err)
 {
     return with_domain_disks(uuid, disk->slot, 0, err);
@@ -364,6 +423,9 @@ static const HvDriver sim_driver = {
     .stop_unattached = sim_stop_unattached,
     .prepare_reexec = sim_prepare_reexec,
     .console_socket = sim_console_socket,
+    .memory_target = sim_memory_target,
+    .memory_actual = sim_memory_actual,
+    .vcpus_set = sim_vcpus_set,
 };
 
 const HvDriver *hv_sim_driver(HvChangeNotify notify)

@@ -137,6 +137,16 @@ typedef struct HvDriver {
      * new image needs to find the domains again. NULL: nothing (QEMU
      * domains outlive xapid). */
     void (*prepare_reexec)(void);
+    /* The balloon of a running domain: asks the guest to give back all but
+     * target bytes (memory_dynamic_*, memory_target); memory_actual: what
+     * the guest holds now (its balloon driver's report), -1 on error. */
+    int (*memory_target)(const char *uuid, int64_t target, XapiError **err);
+    int64_t (*memory_actual)(const char *uuid, XapiError **err);
+    /* The number of vCPUs a running domain has: hot-plugs vCPUs up to n
+     * (at most the VCPUs_max it started with), or asks the guest to let go
+     * of hot-plugged ones (1 if it has not within timeout_ms). The vCPUs it
+     * booted with stay: fewer is VALUE_NOT_SUPPORTED. */
+    int (*vcpus_set)(const char *uuid, int64_t n, int64_t timeout_ms, XapiError **err);
     /* The unix socket serving a domain's console of protocol "rfb" (its
      * VNC display) or "vt100" (its serial port), or NULL when the driver
      * has none (caller frees). */

@@ -10,6 +10,8 @@
 #include <json-c/json.h>
 #include <string.h>
 
+#include "qemu_platform.h"
+
 /* The CPU under TCG: QEMU's default model with what x86-64-v2 adds
  * (SSSE3, SSE4.1, SSE4.2, POPCNT), the baseline of today's distributions.
  * "max" would also offer AVX2 and 5-level paging, which TCG emulates at a
@@ -36,8 +38,7 @@ static const char *map_get(const Xv *vm, const char *map, const char *key)
     return v ? xv_str(v) : NULL;
 }
 
-/* QEMU's option syntax doubles commas inside a value. */
-static char *escape_commas(const char *s)
+char *qemu_escape_commas(const char *s)
 {
     GString *out = g_string_new(NULL);
     for (; *s; s++) {
@@ -74,7 +75,7 @@ static bool valid_boot_order(const char *order)
 /* -blockdev for a disk's image: the node is named after the slot. */
 static char *blockdev_option(const HvDisk *disk)
 {
-    g_autofree char *path = escape_commas(disk->path);
+    g_autofree char *path = qemu_escape_commas(disk->path);
     return g_strdup_printf("driver=%s,node-name=vbd%d,read-only=%s,file.driver=file,"
                            "file.filename=%s",
                            disk->format, disk->slot, disk->read_only ? "on" : "off", path);
@@ -134,7 +135,7 @@ static int add_nics(GPtrArray *argv, const HvNic *nics, size_t n, XapiError **er
         add(argv, "-netdev");
         addf(argv, "tap,id=vif%d,fd=%d", nic->device, QEMU_TAP_FD((int)i));
         add(argv, "-device");
-        g_autofree char *mac = escape_commas(nic->mac);
+        g_autofree char *mac = qemu_escape_commas(nic->mac);
         GString *dev = g_string_new(NULL);
         g_string_append_printf(dev, "%s,netdev=vif%d,mac=%s,bus=pci.0,addr=0x%x,id=vif%d-dev",
                                nic->model, nic->device, mac,
@@ -227,37 +228,44 @@ char **qemu_cmdline(const QemuHost *host, const char *uuid, const Xv *vm, const 
         vcpus = 1;
     if (vcpus_max < vcpus)
         vcpus_max = vcpus;
-    const char *acpi = map_get(vm, "platform", "acpi");
-    bool acpi_off = acpi && strcmp(acpi, "0") == 0;
     const char *kernel = field_str(vm, "PV_kernel");
     const char *order = map_get(vm, "HVM_boot_params", "order");
     if (!*kernel && order && !valid_boot_order(order)) {
         xapi_error_set(err, "INVALID_VALUE", "HVM_boot_params:order", order, NULL);
         return NULL;
     }
+    g_auto(QemuPlatform) platform = {0};
+    if (qemu_platform_options(vm, host->accel, host->now, &platform, err) < 0)
+        return NULL;
 
     GPtrArray *argv = g_ptr_array_new();
-    g_autofree char *name = escape_commas(field_str(vm, "name_label"));
-    g_autofree char *dir = escape_commas(host->dir);
+    g_autofree char *name = qemu_escape_commas(field_str(vm, "name_label"));
+    g_autofree char *dir = qemu_escape_commas(host->dir);
     add(argv, host->binary);
     add(argv, "-name");
     addf(argv, "guest=%s", name);
     add(argv, "-uuid");
     add(argv, uuid);
     add(argv, "-machine");
-    addf(argv, "pc,accel=%s%s", host->accel, acpi_off ? ",acpi=off" : "");
+    addf(argv, "pc,accel=%s%s", host->accel, platform.machine->str);
     add(argv, "-cpu");
-    add(argv, strcmp(host->accel, "kvm") == 0 ? "host" : TCG_CPU_MODEL);
+    addf(argv, "%s%s", strcmp(host->accel, "kvm") == 0 ? "host" : TCG_CPU_MODEL,
+         platform.cpu->str);
     add(argv, "-m");
     addf(argv, "%" G_GINT64_FORMAT, mib);
     add(argv, "-smp");
-    addf(argv, "%" G_GINT64_FORMAT ",maxcpus=%" G_GINT64_FORMAT, vcpus, vcpus_max);
+    if (platform.cores_per_socket)
+        addf(argv, "%" G_GINT64_FORMAT ",maxcpus=%" G_GINT64_FORMAT ",sockets=%" G_GINT64_FORMAT
+             ",cores=%" G_GINT64_FORMAT ",threads=1", vcpus, vcpus_max,
+             vcpus_max / platform.cores_per_socket, platform.cores_per_socket);
+    else
+        addf(argv, "%" G_GINT64_FORMAT ",maxcpus=%" G_GINT64_FORMAT, vcpus, vcpus_max);
     add(argv, "-nodefaults");
     add(argv, "-no-user-config");
     add(argv, "-display");
     add(argv, "none");
     add(argv, "-vga");
-    add(argv, "std");
+    add(argv, platform.vga);
     add(argv, "-vnc");
     addf(argv, "unix:%s/" QEMU_VNC_SOCKET, dir);
     /* Files QEMU gets from xapid as descriptors (the sockets are bound and
@@ -288,6 +296,12 @@ char **qemu_cmdline(const QemuHost *host, const char *uuid, const Xv *vm, const 
     add(argv, "shutdown=pause,panic=shutdown");
     add(argv, "-device");
     add(argv, "pvpanic");
+    /* Every domain has its balloon, so memory_dynamic_* can change live. */
+    add(argv, "-device");
+    addf(argv, "virtio-balloon-pci,id=" QEMU_BALLOON_ID ",bus=pci.0,addr=0x%x",
+         QEMU_BALLOON_PCI_SLOT);
+    for (guint i = 0; i < platform.args->len; i++)
+        add(argv, g_ptr_array_index(platform.args, i));
     if (add_disks(argv, disks, n_disks, err) < 0 || add_nics(argv, nics, n_nics, err) < 0) {
         g_ptr_array_add(argv, NULL);
         g_strfreev((char **)g_ptr_array_free(argv, FALSE));

@@ -3,6 +3,7 @@
 
 #include <glib.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "hv_driver.h"
 #include "xapi_error.h"
@@ -12,7 +13,16 @@ typedef struct {
     const char *binary; /* qemu-system-x86_64 */
     const char *accel;  /* "kvm" or "tcg" */
     const char *dir;    /* the domain's runtime directory (sockets, logs, pid) */
+    int64_t now;        /* seconds since the epoch (platform:timeoffset counts from it) */
 } QemuHost;
+
+/* QEMU's option syntax doubles commas inside a value (caller frees). */
+char *qemu_escape_commas(const char *s);
+
+/* The balloon (memory_dynamic_*, memory_target) and its PCI slot, between
+ * the VGA (2) and the disks (8). */
+#define QEMU_BALLOON_ID "balloon0"
+#define QEMU_BALLOON_PCI_SLOT 0x04
 
 /* The paths inside a domain's directory. */
 #define QEMU_PIDFILE "qemu.pid"          /* written by xapid right after the spawn */

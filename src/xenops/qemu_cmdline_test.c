@@ -76,7 +76,7 @@ static const QemuHost host = {"qemu-system-x86_64", "tcg", "/state/domains/U"};
 static void test_goldens(void **state)
 {
     static const char *const names[] = {"direct-kernel", "hvm-boot-order", "defaults", "disks",
-                                        "resume", "nics", "nic-boot"};
+                                        "resume", "nics", "nic-boot", "platform"};
     for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
         g_autofree char *json = g_strdup_printf("%s.vm.json", names[i]);
         g_autoptr(Xv) vm = load_record(json);

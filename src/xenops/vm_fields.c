@@ -4,6 +4,9 @@
 
 #include <string.h>
 
+#include "qemu_platform.h"
+#include "xenops.h"
+
 #define MiB (INT64_C(1) << 20)
 
 static int64_t int_field(const Xv *record, const char *name)
@@ -34,23 +37,6 @@ int vm_memory_check_order(const VmMemory *m, XapiError **err)
         m->dynamic_max <= m->static_max)
         return 0;
     return xapi_error_set(err, "MEMORY_CONSTRAINT_VIOLATION_ORDER", NULL);
-}
-
-static int not_supported(XapiError **err, const char *field, int64_t value, const char *why)
-{
-    char text[32];
-    g_snprintf(text, sizeof text, "%" G_GINT64_FORMAT, value);
-    return xapi_error_set(err, "VALUE_NOT_SUPPORTED", field, text, why, NULL);
-}
-
-#define NO_BALLOON "below memory_static_max: xapid has no balloon driver yet, the domain " \
-                   "has memory_static_max"
-
-int vm_memory_check_live_range(const VmMemory *m, XapiError **err)
-{
-    if (m->dynamic_max < m->static_max)
-        return not_supported(err, "memory_dynamic_max", m->dynamic_max, NO_BALLOON);
-    return 0;
 }
 
 int64_t vm_memory_overhead(int64_t static_max, int64_t vcpus_max)
@@ -99,9 +85,6 @@ static int check_memory(const Xv *record, XapiError **err)
     VmMemory m = vm_memory_of(record);
     if (m.static_max < m.static_min || m.dynamic_max < m.dynamic_min)
         return xapi_error_set(err, "MEMORY_CONSTRAINT_VIOLATION", NULL);
-    /* 0 is VM.create's value for a field left out: no range asked for */
-    if (m.dynamic_max > 0)
-        return vm_memory_check_live_range(&m, err);
     return 0;
 }
 
@@ -122,14 +105,11 @@ static int check_actions_after_crash(const Xv *record, XapiError **err)
     return 0;
 }
 
-static int check_bios_strings(const Xv *record, XapiError **err)
+/* bios_strings and platform keys, as the driver in use would give them. */
+static int check_platform(const Xv *record, XapiError **err)
 {
-    const Xv *strings = xv_struct_get(record, "bios_strings");
-    if (!strings || !xv_len(strings))
-        return 0;
-    const XvMember *first = xv_member_at(strings, 0);
-    return xapi_error_set(err, "VALUE_NOT_SUPPORTED", "bios_strings", first->key,
-                          "SMBIOS strings are not given to QEMU yet", NULL);
+    const HvDriver *driver = xenops_driver();
+    return qemu_platform_check(record, driver ? driver->accel : "tcg", err);
 }
 
 static int check_vendor_device(const Xv *record, XapiError **err)
@@ -176,12 +156,18 @@ static const struct {
      "`VALUE_NOT_SUPPORTED` when at_startup > max); `VCPUs_max` above the host's CPUs is "
      "`HOST_NOT_ENOUGH_PCPUS` unless `platform:vcpu-unrestricted` is true", check_vcpus},
     {"`memory_static_max`, `memory_static_min`, `memory_dynamic_min/max`, `memory_target`",
-     "`memory_static_max` is the guest's RAM (`-m`); a maximum below its minimum is "
-     "`MEMORY_CONSTRAINT_VIOLATION`; `memory_dynamic_max` below `memory_static_max` is refused "
-     "(`VALUE_NOT_SUPPORTED`: no balloon driver yet; 0, VM.create's value when left out, "
-     "means no range); `memory_static_min` and `memory_dynamic_min` are lower bounds the "
-     "unballooned domain always satisfies; `memory_target` is unused, as in XAPI (the "
-     "setters keep it at `memory_dynamic_min`)", check_memory},
+     "honoured: `memory_static_max` is the machine's RAM (`-m`; no memory hot-plug, so it "
+     "changes only while halted, as XAPI's static range does); every domain has a "
+     "virtio-balloon, set to `memory_dynamic_max` at the start when that is below "
+     "`memory_static_max` (0, VM.create's value when left out, means no range); "
+     "`VM.set_memory_dynamic_range` on a running VM moves the balloon to the new maximum and "
+     "`set_memory_target_live` to a target inside the range (QMP `balloon`; `memory_target` "
+     "records it), `wait_memory_target_live` waits for the guest (QMP `query-balloon`); "
+     "there is no squeezer, so a running guest is never ballooned below its target to make "
+     "room; a maximum below its minimum is `MEMORY_CONSTRAINT_VIOLATION`. VM.start admits a "
+     "VM when `memory_static_max` plus its overhead (`VM.compute_memory_overhead`, recorded "
+     "in `memory_overhead`) fits the host's free memory, else `HOST_NOT_ENOUGH_FREE_MEMORY`",
+     check_memory},
     {"`actions_after_crash`",
      "`destroy`, `restart`, `preserve` honoured; `coredump_and_*` and `rename_restart` "
      "refused (`VALUE_NOT_SUPPORTED`, XAPI's words)", check_actions_after_crash},
@@ -190,8 +176,10 @@ static const struct {
      "(`-kernel`) and are refused without one (`VALUE_NOT_SUPPORTED`); `hvm` and "
      "`unspecified` boot from `HVM_boot_params:order`, or from `PV_kernel` when set",
      check_domain_type},
-    {"`bios_strings`", "refused when not empty (`VALUE_NOT_SUPPORTED`): no SMBIOS tables yet",
-     check_bios_strings},
+    {"`platform`, `bios_strings`",
+     "as the next sections say: each key XAPI gives a meaning is given to QEMU or refused "
+     "(`VALUE_NOT_SUPPORTED` naming `platform:KEY`); `bios_strings` are SMBIOS tables",
+     check_platform},
     {"`has_vendor_device`", "refused when true (`VALUE_NOT_SUPPORTED`)", check_vendor_device},
     {"`HVM_boot_params:firmware`",
      "`bios` or unset honoured (SeaBIOS); anything else refused (`VALUE_NOT_SUPPORTED`)",
@@ -217,4 +205,5 @@ void vm_fields_markdown(GString *out)
         g_string_append_printf(out, "| %s | %s |\n", start_checks[i].fields,
                                start_checks[i].meaning);
     g_string_append(out, "\n");
+    qemu_platform_markdown(out);
 }

@@ -18,9 +18,6 @@ VmMemory vm_memory_of(const Xv *record);
 /* static_min <= dynamic_min <= dynamic_max <= static_max, else
  * MEMORY_CONSTRAINT_VIOLATION_ORDER [] (XAPI's assert_valid). */
 int vm_memory_check_order(const VmMemory *m, XapiError **err);
-/* A running domain's dynamic range can only be one its memory (no balloon
- * driver yet: memory_static_max) lies in: VALUE_NOT_SUPPORTED otherwise. */
-int vm_memory_check_live_range(const VmMemory *m, XapiError **err);
 /* What QEMU takes beyond the guest's RAM (an estimate: the process, the
  * VGA memory, per-vCPU state and the guest's page tracking). */
 int64_t vm_memory_overhead(int64_t static_max, int64_t vcpus_max);

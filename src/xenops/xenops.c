@@ -9,6 +9,7 @@
 #include "network.h"
 #include "vdi_fork.h"
 #include "vm_consoles.h"
+#include "vm_fields.h"
 #include "vm_disks.h"
 #include "vm_lifecycle.h"
 #include "vm_nics.h"
@@ -75,7 +76,8 @@ static bool is_waiting(const char *uuid)
 
 int64_t xenops_vm_memory_need(const DbRow *vm)
 {
-    return db_get(vm, "memory_static_max")->i + db_get(vm, "memory_overhead")->i;
+    int64_t static_max = db_get(vm, "memory_static_max")->i;
+    return static_max + vm_memory_overhead(static_max, db_get(vm, "VCPUs_max")->i);
 }
 
 typedef struct {
@@ -214,7 +216,14 @@ static int set_running(DbRow *vm, const void *arg, XapiError **err)
         db_set_by_name(metrics, "start_time", xv_new_datetime(now), NULL);
         db_set_by_name(metrics, "VCPUs_number", xv_new_int(db_get(vm, "VCPUs_at_startup")->i),
                        NULL);
-        db_set_by_name(metrics, "memory_actual", xv_new_int(db_get(vm, "memory_static_max")->i),
+        /* what the domain was given: its RAM, ballooned to memory_dynamic_max */
+        int64_t static_max = db_get(vm, "memory_static_max")->i;
+        int64_t dynamic_max = db_get(vm, "memory_dynamic_max")->i;
+        int64_t target = dynamic_max > 0 && dynamic_max < static_max ? dynamic_max : static_max;
+        db_set_by_name(metrics, "memory_actual", xv_new_int(target), NULL);
+        db_set_by_name(vm, "memory_target", xv_new_int(target), NULL);
+        db_set_by_name(vm, "memory_overhead",
+                       xv_new_int(vm_memory_overhead(static_max, db_get(vm, "VCPUs_max")->i)),
                        NULL);
         db_set_by_name(metrics, "current_domain_type", xv_new_static_string("hvm"), NULL);
     }

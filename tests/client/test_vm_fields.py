@@ -190,14 +190,17 @@ def test_memory_setters_and_power_state(api):
         ["VM_BAD_POWER_STATE", vm, "halted", "running"]
     assert err(proxy.VM.set_memory(s, vm, size)) == \
         ["VM_BAD_POWER_STATE", vm, "halted", "running"]
-    # no balloon: the running domain keeps memory_static_max
-    e = err(proxy.VM.set_memory_dynamic_range(s, vm, str(128 * MiB), str(192 * MiB)))
-    assert e[:3] == ["VALUE_NOT_SUPPORTED", "memory_dynamic_max", str(192 * MiB)]
-    ok(proxy.VM.set_memory_dynamic_range(s, vm, str(128 * MiB), size))
-    assert memory(api, vm) == (64 * MiB, 128 * MiB, 128 * MiB, 256 * MiB, 256 * MiB)
-    e = err(proxy.VM.set_memory_target_live(s, vm, str(128 * MiB)))
-    assert e[:3] == ["VALUE_NOT_SUPPORTED", "target", str(128 * MiB)]
-    ok(proxy.VM.set_memory_target_live(s, vm, size))
+    # the balloon: a running VM's range moves it to the new maximum, which
+    # memory_target records; a live target lies inside the range
+    ok(proxy.VM.set_memory_dynamic_range(s, vm, str(128 * MiB), str(192 * MiB)))
+    assert memory(api, vm) == (64 * MiB, 128 * MiB, 192 * MiB, 192 * MiB, 256 * MiB)
+    ok(proxy.VM.wait_memory_target_live(s, vm))
+    e = err(proxy.VM.set_memory_target_live(s, vm, str(100 * MiB)))
+    assert e[:3] == ["VALUE_NOT_SUPPORTED", "target", str(100 * MiB)]
+    e = err(proxy.VM.set_memory_dynamic_range(s, vm, str(128 * MiB), str(512 * MiB)))
+    assert e == ["MEMORY_CONSTRAINT_VIOLATION_ORDER"]
+    ok(proxy.VM.set_memory_target_live(s, vm, str(160 * MiB)))
+    assert memory(api, vm)[2] == 160 * MiB
     ok(proxy.VM.wait_memory_target_live(s, vm))
     ok(proxy.VM.hard_shutdown(s, vm))
     assert err(proxy.VM.set_memory_target_live(s, vm, size)) == \
@@ -217,15 +220,15 @@ def test_memory_overhead_and_maximise(api):
     gone(api, vm)
 
 
-def test_start_refuses_memory_it_cannot_honour(api):
+def test_start_balloons_to_dynamic_max_and_counts_the_overhead(api):
     proxy, s = api
     ballooned = new_vm(api, memory_dynamic_max=str(128 * MiB), memory_dynamic_min=str(64 * MiB))
-    e = err(proxy.VM.start(s, ballooned, False, False))
-    assert e[:3] == ["VALUE_NOT_SUPPORTED", "memory_dynamic_max", str(128 * MiB)]
-    assert err(proxy.VM.assert_can_boot_here(s, ballooned,
-                                             ok(proxy.host.get_all(s))[0]))[0] == \
-        "VALUE_NOT_SUPPORTED"
-    assert ok(proxy.VM.get_possible_hosts(s, ballooned)) == []
+    ok(proxy.VM.start(s, ballooned, False, False))
+    rec = ok(proxy.VM.get_record(s, ballooned))
+    assert int(rec["memory_target"]) == 128 * MiB
+    assert rec["memory_overhead"] == ok(proxy.VM.compute_memory_overhead(s, ballooned))
+    metrics = ok(proxy.VM.get_metrics(s, ballooned))
+    assert ok(proxy.VM_metrics.get_memory_actual(s, metrics)) == str(128 * MiB)
     upside_down = new_vm(api, memory_static_min=str(512 * MiB))
     assert err(proxy.VM.start(s, upside_down, False, False)) == ["MEMORY_CONSTRAINT_VIOLATION"]
     assert ok(proxy.VM.get_power_state(s, upside_down)) == "Halted"
@@ -233,7 +236,16 @@ def test_start_refuses_memory_it_cannot_honour(api):
     plain = ok(proxy.VM.create(s, {"name_label": "plain", "memory_static_max": str(256 * MiB),
                                    "VCPUs_max": "1", "VCPUs_at_startup": "1"}))
     ok(proxy.VM.start(s, plain, False, False))
-    gone(api, ballooned, upside_down, plain)
+    # a VM whose RAM fits the free memory but not with its overhead
+    host = ok(proxy.host.get_all(s))[0]
+    free = int(ok(proxy.host.compute_free_memory(s, host)))
+    size = free // MiB * MiB - 4 * MiB
+    big = new_vm(api, memory_static_max=str(size), memory_dynamic_max=str(size),
+                 memory_dynamic_min=str(size))
+    assert int(ok(proxy.VM.compute_memory_overhead(s, big))) > 4 * MiB
+    e = err(proxy.VM.start(s, big, False, False))
+    assert e[0] == "HOST_NOT_ENOUGH_FREE_MEMORY" and int(e[1]) > size
+    gone(api, ballooned, upside_down, plain, big)
 
 
 # ---- vCPUs -----------------------------------------------------------------
@@ -397,9 +409,8 @@ def test_bios_strings(api):
         ["VM_BIOS_STRINGS_ALREADY_SET"]
     host = ok(proxy.host.get_all(s))[0]
     assert err(proxy.VM.copy_bios_strings(s, vm, host)) == ["VM_BIOS_STRINGS_ALREADY_SET"]
-    # not given to QEMU yet: refused at start, naming the field
-    e = err(proxy.VM.start(s, vm, False, False))
-    assert e[:2] == ["VALUE_NOT_SUPPORTED", "bios_strings"]
+    # SMBIOS tables now (test_vm_fields_qemu.py reads them back): it starts
+    ok(proxy.VM.start(s, vm, False, False))
     other = new_vm(api)
     ok(proxy.VM.copy_bios_strings(s, other, host))
     assert ok(proxy.VM.get_affinity(s, other)) == host
