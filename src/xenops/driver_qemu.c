@@ -1019,11 +1019,20 @@ static int incoming(Domain *d, const char *image, XapiError **err)
     return 0;
 }
 
+static int hotplugged_vcpus(Domain *d, XapiError **err);
+
 static int qemu_save(const char *uuid, const char *path, XapiError **err)
 {
     Domain *d = lookup(uuid, err);
     if (!d)
         return -1;
+    int hotplugged = hotplugged_vcpus(d, err);
+    if (hotplugged < 0)
+        return -1;
+    if (hotplugged > 0) /* the resume boots VCPUs_at_startup: the state would not fit */
+        return xapi_error_set(err, "OPERATION_NOT_ALLOWED",
+                              "the domain has hot-plugged vCPUs: set_VCPUs_number_live back to "
+                              "VCPUs_at_startup before saving it", NULL);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return xapi_error_internal(err, "cannot create %s: %s", path, g_strerror(errno));
@@ -1200,6 +1209,20 @@ static int unplug_cpu(Domain *d, json_object *cpu, int64_t deadline, XapiError *
     if (qmp_args(d, "device_del", args_object("id", id, NULL), err) < 0)
         return -1;
     return wait_device_deleted(d, id, deadline) ? 0 : 1;
+}
+
+static int hotplugged_vcpus(Domain *d, XapiError **err)
+{
+    json_object *list = qmp_monitor_command(d->mon, "query-hotpluggable-cpus", NULL, -1, err);
+    if (!list)
+        return -1;
+    int n = 0;
+    for (size_t i = 0; i < json_object_array_length(list); i++) {
+        const char *path = cpu_qom_path(json_object_array_get_idx(list, i));
+        n += path && g_str_has_prefix(path, "/machine/peripheral/");
+    }
+    json_object_put(list);
+    return n;
 }
 
 static int qemu_vcpus_set(const char *uuid, int64_t n, int64_t timeout_ms, XapiError **err)

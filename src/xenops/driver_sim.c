@@ -242,9 +242,14 @@ static int sim_save(const char *uuid, const char *path, XapiError **err)
     g_mutex_lock(&sim.lock);
     SimDomain *d = g_hash_table_lookup(sim.domains, uuid);
     bool paused = d && d->state == HV_PAUSED;
+    bool hotplugged = d && d->vcpus != d->vcpus_booted;
     g_mutex_unlock(&sim.lock);
     if (!paused)
         return xapi_error_internal(err, "simulated domain %s is not paused", uuid);
+    if (hotplugged) /* as the qemu driver */
+        return xapi_error_set(err, "OPERATION_NOT_ALLOWED",
+                              "the domain has hot-plugged vCPUs: set_VCPUs_number_live back to "
+                              "VCPUs_at_startup before saving it", NULL);
     g_autoptr(GError) error = NULL;
     if (!g_file_set_contents(path, SIM_SAVED_STATE, -1, &error))
         return xapi_error_internal(err, "cannot write %s: %s", path, error->message);

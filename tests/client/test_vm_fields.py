@@ -274,6 +274,17 @@ def test_vcpu_setters_every_error(api):
                                                        "running"]
     assert err(proxy.VM.set_VCPUs_number_live(s, vm, "4"))[0] == "OPERATION_NOT_ALLOWED"
     ok(proxy.VM.set_VCPUs_number_live(s, vm, "2"))  # what the domain has
+    # hot-plug up to VCPUs_max; the booted ones stay; no save with extra ones
+    metrics = ok(proxy.VM.get_metrics(s, vm))
+    ok(proxy.VM.set_VCPUs_number_live(s, vm, str(int(pcpus) + 1)))
+    assert ok(proxy.VM_metrics.get_VCPUs_number(s, metrics)) == str(int(pcpus) + 1)
+    e = err(proxy.VM.suspend(s, vm))
+    assert e[0] == "OPERATION_NOT_ALLOWED" and "hot-plugged" in e[1]
+    assert ok(proxy.VM.get_power_state(s, vm)) == "Running"
+    assert err(proxy.VM.set_VCPUs_number_live(s, vm, "1"))[0] == "OPERATION_NOT_ALLOWED"
+    assert err(proxy.VM.set_VCPUs_number_live(s, vm, "0"))[0] == "OPERATION_NOT_ALLOWED"
+    ok(proxy.VM.set_VCPUs_number_live(s, vm, "2"))
+    assert ok(proxy.VM_metrics.get_VCPUs_number(s, metrics)) == "2"
     assert err(proxy.VM.add_to_VCPUs_params_live(s, vm, "weight", "256")) == \
         ["NOT_IMPLEMENTED", "add_to_VCPUs_params_live"]
     ok(proxy.VM.hard_shutdown(s, vm))
@@ -511,3 +522,42 @@ def test_vbd_device_fields_and_mode(api):
     assert err(proxy.VDI.destroy(s, vdi)) == ["VDI_IN_USE", vdi, "destroy"]
     gone(api, vm)
     ok(proxy.VDI.destroy(s, vdi))
+
+
+# ---- platform keys --------------------------------------------------------
+@pytest.mark.parametrize("key,value,code", [
+    ("viridian", "true", "VALUE_NOT_SUPPORTED"),      # Hyper-V needs KVM; sim is TCG's model
+    ("device_id", "0001", "VALUE_NOT_SUPPORTED"),
+    ("nested-virt", "true", "VALUE_NOT_SUPPORTED"),
+    ("vtpm", "true", "VALUE_NOT_SUPPORTED"),
+    ("secureboot", "true", "VALUE_NOT_SUPPORTED"),
+    ("tsc_mode", "2", "VALUE_NOT_SUPPORTED"),
+    ("parallel", "/dev/parport0", "VALUE_NOT_SUPPORTED"),
+    ("hvm_serial", "tcp:1.2.3.4:7", "VALUE_NOT_SUPPORTED"),
+    ("device-model", "qemu-trad", "VALUE_NOT_SUPPORTED"),
+    ("vga", "qxl", "VALUE_NOT_SUPPORTED"),
+    ("viridian_crash_ctl", "true", "VALUE_NOT_SUPPORTED"),  # without viridian
+    ("acpi", "maybe", "INVALID_VALUE"),
+    ("videoram", "1024", "INVALID_VALUE"),
+    ("timeoffset", "soon", "INVALID_VALUE"),
+    ("cores-per-socket", "3", "INVALID_VALUE"),  # not a divisor of VCPUs_max (2)
+])
+def test_platform_keys_qemu_is_not_given_are_refused_by_name(api, key, value, code):
+    proxy, s = api
+    vm = new_vm(api, platform={key: value})
+    e = err(proxy.VM.start(s, vm, False, False))
+    assert e[:3] == [code, "platform:" + key, value]
+    assert ok(proxy.VM.get_power_state(s, vm)) == "Halted"
+    gone(api, vm)
+
+
+def test_platform_keys_qemu_is_given_start(api):
+    proxy, s = api
+    vm = new_vm(api, platform={"acpi": "1", "apic": "true", "pae": "true", "nx": "false",
+                               "hpet": "0", "usb": "true", "usb_tablet": "true", "vga": "std",
+                               "videoram": "16", "timeoffset": "-3600", "cores-per-socket": "2",
+                               "viridian": "false", "secureboot": "auto", "tsc_mode": "0",
+                               "device-model": "qemu-upstream-compat", "no-such-key": "x"})
+    ok(proxy.VM.start(s, vm, False, False))
+    gone(api, vm)
+
