@@ -1,0 +1,136 @@
+"""VM fields the QEMU driver honours, read back from one real guest (the
+test guest under TCG or KVM): the balloon (memory_dynamic_max at the start,
+set_memory_dynamic_range and set_memory_target_live live, as QEMU's
+query-balloon reports what the guest's virtio_balloon gave back), vCPU
+hot-plug (query-hotpluggable-cpus), and platform keys and bios_strings as
+QEMU's command line carries them (/proc/PID/cmdline)."""
+import glob
+import json
+import os
+import signal
+import socket
+import subprocess
+
+import pytest
+
+from xapid_daemon import REPO, Daemon, err, ok
+
+MiB = 1 << 20
+GUEST_DIR = os.environ.get("XAPID_TEST_GUEST", os.path.join(REPO, "build", "test-guest"))
+
+
+@pytest.fixture(scope="module")
+def daemon():
+    subprocess.run([os.path.join(REPO, "scripts", "build-test-guest"), GUEST_DIR], check=True,
+                   stdout=subprocess.DEVNULL)
+    d = Daemon(extra_args=["--guest-kernel-dir", GUEST_DIR])
+    yield d
+    d.stop()
+    for pidfile in glob.glob(os.path.join(d.state_dir, "domains", "*", "qemu.pid")):
+        try:
+            os.kill(int(open(pidfile).read()), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
+
+
+@pytest.fixture(scope="module")
+def guest(daemon):
+    """One running guest for the module: 256 MiB ballooned to 192, 1 of 3
+    vCPUs, platform keys and SMBIOS strings set."""
+    proxy, s = daemon.login()
+    record = {"name_label": "fields guest", "memory_static_max": str(256 * MiB),
+              "memory_dynamic_max": str(192 * MiB), "memory_dynamic_min": str(128 * MiB),
+              "memory_static_min": str(64 * MiB), "VCPUs_max": "3", "VCPUs_at_startup": "1",
+              "PV_kernel": os.path.join(GUEST_DIR, "vmlinuz"),
+              "PV_ramdisk": os.path.join(GUEST_DIR, "initrd.img"),
+              "PV_args": "console=ttyS0 quiet panic=-1 cryptomgr.notests",
+              "platform": {"vcpu-unrestricted": "true", "hpet": "false", "usb": "true",
+                           "usb_tablet": "true", "timeoffset": "7200", "videoram": "8",
+                           "nx": "true"},
+              "actions_after_shutdown": "destroy", "actions_after_reboot": "restart",
+              "actions_after_crash": "destroy"}
+    vm = ok(proxy.VM.create(s, record))
+    ok(proxy.VM.set_bios_strings(s, vm, {"system-manufacturer": "Acme, Inc.",
+                                         "system-serial-number": "SN-42",
+                                         "baseboard-asset-tag": "tag-7"}))
+    ok(proxy.VM.start(s, vm, False, False))
+    uuid = ok(proxy.VM.get_uuid(s, vm))
+    yield proxy, s, vm, uuid
+    ok(proxy.VM.hard_shutdown(s, vm))
+    ok(proxy.VM.destroy(s, vm))
+
+
+def qmp(daemon, uuid, command):
+    """One command on the operators' monitor (closed after, for the next)."""
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(os.path.join(daemon.state_dir, "domains", uuid, "qmp.sock"))
+    f = s.makefile("rw")
+    try:
+        json.loads(f.readline())
+        for c in ("qmp_capabilities", command):
+            f.write(json.dumps({"execute": c}) + "\n")
+            f.flush()
+            while True:
+                reply = json.loads(f.readline())
+                if "return" in reply or "error" in reply:
+                    break
+        return reply["return"]
+    finally:
+        f.close()
+        s.close()
+
+
+def qemu_args(daemon, uuid):
+    with open(os.path.join(daemon.state_dir, "domains", uuid, "qemu.pid")) as f:
+        pid = int(f.read())
+    with open(f"/proc/{pid}/cmdline") as f:
+        return f.read().split("\0")
+
+
+def test_balloon_follows_the_dynamic_range(daemon, guest):
+    proxy, s, vm, uuid = guest
+    # at the start: memory_dynamic_max, once the guest's driver has given back the rest
+    assert int(ok(proxy.VM.get_memory_target(s, vm))) == 192 * MiB
+    ok(proxy.VM.wait_memory_target_live(s, vm))
+    assert abs(qmp(daemon, uuid, "query-balloon")["actual"] - 192 * MiB) <= MiB
+    ok(proxy.VM.set_memory_dynamic_range(s, vm, str(128 * MiB), str(160 * MiB)))
+    ok(proxy.VM.wait_memory_target_live(s, vm))
+    assert abs(qmp(daemon, uuid, "query-balloon")["actual"] - 160 * MiB) <= MiB
+    ok(proxy.VM.set_memory_target_live(s, vm, str(144 * MiB)))
+    ok(proxy.VM.wait_memory_target_live(s, vm))
+    assert abs(qmp(daemon, uuid, "query-balloon")["actual"] - 144 * MiB) <= MiB
+    # and back up: the guest gets its memory again
+    ok(proxy.VM.set_memory_dynamic_range(s, vm, str(128 * MiB), str(256 * MiB)))
+    ok(proxy.VM.wait_memory_target_live(s, vm))
+    assert abs(qmp(daemon, uuid, "query-balloon")["actual"] - 256 * MiB) <= MiB
+
+
+def test_vcpus_hot_plug(daemon, guest):
+    proxy, s, vm, uuid = guest
+
+    def plugged():
+        return sum("qom-path" in c for c in qmp(daemon, uuid, "query-hotpluggable-cpus"))
+
+    assert plugged() == 1
+    ok(proxy.VM.set_VCPUs_number_live(s, vm, "3"))
+    assert plugged() == 3 and len(qmp(daemon, uuid, "query-cpus-fast")) == 3
+    metrics = ok(proxy.VM.get_metrics(s, vm))
+    assert ok(proxy.VM_metrics.get_VCPUs_number(s, metrics)) == "3"
+    assert err(proxy.VM.set_VCPUs_number_live(s, vm, "4"))[0] == "OPERATION_NOT_ALLOWED"
+    e = err(proxy.VM.suspend(s, vm))
+    assert e[0] == "OPERATION_NOT_ALLOWED"
+    assert ok(proxy.VM.get_power_state(s, vm)) == "Running"
+
+
+def test_platform_and_smbios_on_the_command_line(daemon, guest):
+    proxy, s, vm, uuid = guest
+    args = qemu_args(daemon, uuid)
+    machine = args[args.index("-machine") + 1]
+    assert ",hpet=off" in machine and ",usb=on" in machine
+    assert "usb-tablet,bus=usb-bus.0" in args
+    assert "VGA.vgamem_mb=8" in args
+    assert args[args.index("-rtc") + 1].startswith("base=")
+    assert "type=1,manufacturer=Acme,, Inc.,product=HVM domU,serial=SN-42" in args
+    assert "type=2,asset=tag-7" in args
+    assert "type=0,vendor=Xen" in args
+    assert "virtio-balloon-pci,id=balloon0,bus=pci.0,addr=0x4" in args
