@@ -7,6 +7,8 @@
  * restart of xapid leaves guests running; reattach() finds them again
  * from the directory and opens a new monitor connection. */
 #include <errno.h>
+#include <inttypes.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <signal.h>
@@ -22,6 +24,7 @@
 #include "qemu_cmdline.h"
 #include "qemu_process.h"
 #include "qmp.h"
+#include "vm_fields.h"
 
 #define STOP_REASON_FILE "stop-reason"
 /* The firmware resets the machine again while it boots (QEMU reports
@@ -41,6 +44,7 @@ typedef struct Domain {
     int64_t last_reset; /* monotonic time of the last reset, ours or the guest's */
     GHashTable *deleted; /* device ids QEMU reported DEVICE_DELETED for */
     char *migration;     /* the last MIGRATION event's status, or NULL */
+    char *vcpu_mask;     /* VCPUs_params:mask, or NULL (not known after a reattach) */
 } Domain;
 
 static struct {
@@ -67,6 +71,7 @@ static void domain_free(Domain *d)
     qmp_monitor_close(d->mon);
     g_hash_table_unref(d->deleted);
     g_free(d->migration);
+    g_free(d->vcpu_mask);
     g_free(d->uuid);
     g_free(d->dir);
     g_free(d);
@@ -395,6 +400,7 @@ static int qmp_transition(const char *uuid, const char *command, HvState from, H
                           XapiError **err);
 static HvDriver qemu_driver;
 static int qemu_memory_target(const char *uuid, int64_t target, XapiError **err);
+static int pin_vcpus(Domain *d, XapiError **err);
 
 /* A QEMU of this domain that still runs (its pid file, else its -uuid). */
 static int64_t live_pid(const Domain *d)
@@ -487,6 +493,15 @@ static int qemu_start(const char *uuid, const Xv *vm, const HvDisk *disks, size_
         g_mutex_unlock(&qemu.lock);
         remove_runtime_files(d);
         domain_free(d);
+        return -1;
+    }
+    const Xv *params = xv_struct_get(vm, "VCPUs_params");
+    const Xv *mask = params && params->kind == XV_STRUCT ? xv_struct_get(params, "mask") : NULL;
+    if (mask && *xv_str(mask))
+        d->vcpu_mask = g_strdup(xv_str(mask));
+    if (pin_vcpus(d, err) < 0) {
+        g_autoptr(XapiError) ignored = NULL;
+        qemu_driver.destroy(uuid, &ignored);
         return -1;
     }
     /* The guest starts with memory_dynamic_max of its memory_static_max
@@ -1211,6 +1226,34 @@ static int unplug_cpu(Domain *d, json_object *cpu, int64_t deadline, XapiError *
     return wait_device_deleted(d, id, deadline) ? 0 : 1;
 }
 
+/* Every vCPU thread on the host CPUs of VCPUs_params:mask. */
+static int pin_vcpus(Domain *d, XapiError **err)
+{
+    if (!d->vcpu_mask)
+        return 0;
+    g_autoptr(GArray) cpus = g_array_new(FALSE, FALSE, sizeof(int));
+    if (!vm_fields_parse_mask(d->vcpu_mask, CPU_SETSIZE, cpus))
+        return xapi_error_set(err, "INVALID_VALUE", "VCPUs_params:mask", d->vcpu_mask, NULL);
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (guint i = 0; i < cpus->len; i++)
+        CPU_SET(g_array_index(cpus, int, i), &set);
+    json_object *list = qmp_monitor_command(d->mon, "query-cpus-fast", NULL, -1, err);
+    if (!list)
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; i < json_object_array_length(list) && rc == 0; i++) {
+        json_object *tid;
+        if (!json_object_object_get_ex(json_object_array_get_idx(list, i), "thread-id", &tid))
+            continue;
+        if (sched_setaffinity((pid_t)json_object_get_int64(tid), sizeof set, &set) < 0)
+            rc = xapi_error_internal(err, "cannot pin vCPU thread %" PRId64 ": %s",
+                                     json_object_get_int64(tid), g_strerror(errno));
+    }
+    json_object_put(list);
+    return rc;
+}
+
 static int hotplugged_vcpus(Domain *d, XapiError **err)
 {
     json_object *list = qmp_monitor_command(d->mon, "query-hotpluggable-cpus", NULL, -1, err);
@@ -1261,7 +1304,7 @@ static int qemu_vcpus_set(const char *uuid, int64_t n, int64_t timeout_ms, XapiE
             plugged--;
     }
     json_object_put(list);
-    return rc;
+    return rc == 0 ? pin_vcpus(d, err) : rc;
 }
 
 static HvDriver qemu_driver = {

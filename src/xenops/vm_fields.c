@@ -146,6 +146,43 @@ static int check_domain_type(const Xv *record, XapiError **err)
                           "empty (PV_bootloader is not run yet)", NULL);
 }
 
+/* XAPI's mask: the host CPUs the vCPUs may run on, "0,2,3". */
+bool vm_fields_parse_mask(const char *mask, int64_t ncpus, GArray *cpus)
+{
+    g_auto(GStrv) parts = g_strsplit(mask, ",", -1);
+    for (char **p = parts; *p; p++) {
+        g_strstrip(*p);
+        char *end;
+        gint64 cpu = g_ascii_strtoll(*p, &end, 10);
+        if (!**p || *end || cpu < 0 || cpu >= ncpus)
+            return false;
+        if (cpus) {
+            int c = (int)cpu;
+            g_array_append_val(cpus, c);
+        }
+    }
+    return parts[0] != NULL;
+}
+
+static int check_vcpus_params(const Xv *record, XapiError **err)
+{
+    const Xv *params = xv_struct_get(record, "VCPUs_params");
+    const Xv *mask = params ? xv_struct_get(params, "mask") : NULL;
+    if (mask && *xv_str(mask) && !vm_fields_parse_mask(xv_str(mask), g_get_num_processors(), NULL))
+        return xapi_error_set(err, "INVALID_VALUE", "VCPUs_params:mask", xv_str(mask), NULL);
+    static const char *const scheduler[] = {"weight", "cap"};
+    for (size_t i = 0; params && i < G_N_ELEMENTS(scheduler); i++) {
+        const Xv *v = xv_struct_get(params, scheduler[i]);
+        if (!v || !*xv_str(v))
+            continue;
+        g_autofree char *field = g_strdup_printf("VCPUs_params:%s", scheduler[i]);
+        return xapi_error_set(err, "VALUE_NOT_SUPPORTED", field, xv_str(v),
+                              "not given to the host scheduler yet (this host's cgroup v2 has "
+                              "no cpu controller; xapid does not drive cgroup v1)", NULL);
+    }
+    return 0;
+}
+
 static const struct {
     const char *fields;  /* as docs/compat.md names them */
     const char *meaning; /* what the QEMU driver does with them */
@@ -155,6 +192,13 @@ static const struct {
      "honoured: `-smp VCPUs_at_startup,maxcpus=VCPUs_max`; XAPI's checks (`INVALID_VALUE`, "
      "`VALUE_NOT_SUPPORTED` when at_startup > max); `VCPUs_max` above the host's CPUs is "
      "`HOST_NOT_ENOUGH_PCPUS` unless `platform:vcpu-unrestricted` is true", check_vcpus},
+    {"`VCPUs_params`",
+     "`mask` honoured: every vCPU thread (also hot-plugged ones) is pinned to those host CPUs "
+     "(`sched_setaffinity`; a CPU the host lacks is `INVALID_VALUE`); `weight` and `cap` "
+     "refused (`VALUE_NOT_SUPPORTED`: no cgroup v2 cpu controller here); "
+     "`set_VCPUs_number_live` hot-plugs vCPUs up to `VCPUs_max` (QMP `device_add`) and "
+     "unplugs hot-plugged ones (the booted ones stay; a domain with hot-plugged vCPUs is not "
+     "saved: `OPERATION_NOT_ALLOWED`)", check_vcpus_params},
     {"`memory_static_max`, `memory_static_min`, `memory_dynamic_min/max`, `memory_target`",
      "honoured: `memory_static_max` is the machine's RAM (`-m`; no memory hot-plug, so it "
      "changes only while halted, as XAPI's static range does); every domain has a "

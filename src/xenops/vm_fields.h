@@ -32,5 +32,9 @@ int vm_vcpus_check(int64_t at_startup, int64_t max, int64_t value, XapiError **e
  * VALUE_NOT_SUPPORTED [field, value, reason]. */
 int vm_fields_check_start(const Xv *record, XapiError **err);
 
+/* VCPUs_params:mask "0,2,3": each a CPU below ncpus; appended to cpus
+ * (ints) when given. */
+bool vm_fields_parse_mask(const char *mask, int64_t ncpus, GArray *cpus);
+
 /* The "VM fields at VM.start" section of docs/compat.md. */
 void vm_fields_markdown(GString *out);

@@ -551,6 +551,16 @@ def test_platform_keys_qemu_is_not_given_are_refused_by_name(api, key, value, co
     gone(api, vm)
 
 
+@pytest.mark.parametrize("key,value,code", [
+    ("mask", "0,99999", "INVALID_VALUE"), ("mask", "x", "INVALID_VALUE"),
+    ("weight", "512", "VALUE_NOT_SUPPORTED"), ("cap", "50", "VALUE_NOT_SUPPORTED")])
+def test_vcpus_params_refused_by_name(api, key, value, code):
+    proxy, s = api
+    vm = new_vm(api, VCPUs_params={key: value})
+    assert err(proxy.VM.start(s, vm, False, False))[:3] == [code, "VCPUs_params:" + key, value]
+    gone(api, vm)
+
+
 def test_platform_keys_qemu_is_given_start(api):
     proxy, s = api
     vm = new_vm(api, platform={"acpi": "1", "apic": "true", "pae": "true", "nx": "false",

@@ -2,7 +2,8 @@
 test guest under TCG or KVM): the balloon (memory_dynamic_max at the start,
 set_memory_dynamic_range and set_memory_target_live live, as QEMU's
 query-balloon reports what the guest's virtio_balloon gave back), vCPU
-hot-plug (query-hotpluggable-cpus), and platform keys and bios_strings as
+hot-plug (query-hotpluggable-cpus), VCPUs_params:mask (the vCPU threads'
+affinity), and platform keys and bios_strings as
 QEMU's command line carries them (/proc/PID/cmdline)."""
 import glob
 import json
@@ -47,6 +48,7 @@ def guest(daemon):
               "platform": {"vcpu-unrestricted": "true", "hpet": "false", "usb": "true",
                            "usb_tablet": "true", "timeoffset": "7200", "videoram": "8",
                            "nx": "true"},
+              "VCPUs_params": {"mask": "1"},
               "actions_after_shutdown": "destroy", "actions_after_reboot": "restart",
               "actions_after_crash": "destroy"}
     vm = ok(proxy.VM.create(s, record))
@@ -111,9 +113,15 @@ def test_vcpus_hot_plug(daemon, guest):
     def plugged():
         return sum("qom-path" in c for c in qmp(daemon, uuid, "query-hotpluggable-cpus"))
 
+    def affinity():
+        tids = [c["thread-id"] for c in qmp(daemon, uuid, "query-cpus-fast")]
+        return [os.sched_getaffinity(tid) for tid in tids]
+
     assert plugged() == 1
+    assert affinity() == [{1}]  # VCPUs_params:mask
     ok(proxy.VM.set_VCPUs_number_live(s, vm, "3"))
     assert plugged() == 3 and len(qmp(daemon, uuid, "query-cpus-fast")) == 3
+    assert affinity() == [{1}, {1}, {1}]  # the hot-plugged ones too
     metrics = ok(proxy.VM.get_metrics(s, vm))
     assert ok(proxy.VM_metrics.get_VCPUs_number(s, metrics)) == "3"
     assert err(proxy.VM.set_VCPUs_number_live(s, vm, "4"))[0] == "OPERATION_NOT_ALLOWED"
