@@ -25,6 +25,7 @@
 #include "qemu_process.h"
 #include "qmp.h"
 #include "vm_fields.h"
+#include "vm_nvram.h"
 
 #define STOP_REASON_FILE "stop-reason"
 /* The firmware resets the machine again while it boots (QEMU reports
@@ -466,7 +467,9 @@ static int qemu_start(const char *uuid, const Xv *vm, const HvDisk *disks, size_
         return -1;
     }
     remove_runtime_files(d);
-    QemuHost host = {qemu.binary, qemu_driver.accel, d->dir, g_get_real_time() / G_USEC_PER_SEC};
+    g_autofree char *nvram = vm_nvram_path(uuid);
+    QemuHost host = {qemu.binary, qemu_driver.accel, d->dir, g_get_real_time() / G_USEC_PER_SEC,
+                     nvram};
     g_auto(GStrv) argv = qemu_cmdline(&host, uuid, vm, disks, n_disks, nics, n_nics,
                                       resume_image, paused, err);
     TapFds taps = {NULL, 0};

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "qemu_platform.h"
+#include "vm_nvram.h"
 
 /* The CPU under TCG: QEMU's default model with what x86-64-v2 adds
  * (SSSE3, SSE4.1, SSE4.2, POPCNT), the baseline of today's distributions.
@@ -247,7 +248,16 @@ char **qemu_cmdline(const QemuHost *host, const char *uuid, const Xv *vm, const 
     add(argv, "-uuid");
     add(argv, uuid);
     add(argv, "-machine");
-    addf(argv, "pc,accel=%s%s", host->accel, platform.machine->str);
+    bool uefi = vm_nvram_uefi(vm);
+    addf(argv, "pc,accel=%s%s%s", host->accel, platform.machine->str,
+         uefi ? ",pflash0=ovmf-code,pflash1=ovmf-vars" : "");
+    if (uefi) { /* OVMF, and the VM's variable store (vm_nvram.c) */
+        g_autofree char *vars = qemu_escape_commas(host->nvram);
+        add(argv, "-blockdev");
+        add(argv, "driver=file,filename=" OVMF_CODE ",node-name=ovmf-code,read-only=on");
+        add(argv, "-blockdev");
+        addf(argv, "driver=file,filename=%s,node-name=ovmf-vars", vars);
+    }
     add(argv, "-cpu");
     addf(argv, "%s%s", strcmp(host->accel, "kvm") == 0 ? "host" : TCG_CPU_MODEL,
          platform.cpu->str);

@@ -14,6 +14,7 @@ typedef struct {
     const char *accel;  /* "kvm" or "tcg" */
     const char *dir;    /* the domain's runtime directory (sockets, logs, pid) */
     int64_t now;        /* seconds since the epoch (platform:timeoffset counts from it) */
+    const char *nvram;  /* the VM's EFI variable store (HVM_boot_params:firmware=uefi) */
 } QemuHost;
 
 /* QEMU's option syntax doubles commas inside a value (caller frees). */

@@ -71,12 +71,13 @@ static HvNic *test_nics(const Xv *vm, size_t *n)
     return nics;
 }
 
-static const QemuHost host = {"qemu-system-x86_64", "tcg", "/state/domains/U"};
+static const QemuHost host = {"qemu-system-x86_64", "tcg", "/state/domains/U", 0,
+                              "/state/nvram/U.fd"};
 
 static void test_goldens(void **state)
 {
     static const char *const names[] = {"direct-kernel", "hvm-boot-order", "defaults", "disks",
-                                        "resume", "nics", "nic-boot", "platform"};
+                                        "resume", "nics", "nic-boot", "platform", "uefi"};
     for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
         g_autofree char *json = g_strdup_printf("%s.vm.json", names[i]);
         g_autoptr(Xv) vm = load_record(json);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "qemu_platform.h"
+#include "vm_nvram.h"
 #include "xenops.h"
 
 #define MiB (INT64_C(1) << 20)
@@ -121,15 +122,20 @@ static int check_vendor_device(const Xv *record, XapiError **err)
     return 0;
 }
 
+/* UEFI is OVMF (Debian's ovmf package) with the VM's variable store. */
 static int check_firmware(const Xv *record, XapiError **err)
 {
     const Xv *params = xv_struct_get(record, "HVM_boot_params");
     const Xv *firmware = params ? xv_struct_get(params, "firmware") : NULL;
     if (!firmware || !*xv_str(firmware) || strcmp(xv_str(firmware), "bios") == 0)
         return 0;
-    return xapi_error_set(err, "VALUE_NOT_SUPPORTED", "HVM_boot_params:firmware",
-                          xv_str(firmware), "only BIOS firmware (SeaBIOS) is supported yet",
-                          NULL);
+    if (strcmp(xv_str(firmware), "uefi") != 0)
+        return xapi_error_set(err, "INVALID_VALUE", "HVM_boot_params:firmware",
+                              xv_str(firmware), NULL);
+    if (!g_file_test(OVMF_CODE, G_FILE_TEST_EXISTS) || !g_file_test(OVMF_VARS, G_FILE_TEST_EXISTS))
+        return xapi_error_set(err, "VALUE_NOT_SUPPORTED", "HVM_boot_params:firmware", "uefi",
+                              "OVMF is not installed on this host (Debian package ovmf)", NULL);
+    return 0;
 }
 
 /* A PV-style domain is its kernel booted directly here; without one XAPI
@@ -225,8 +231,12 @@ static const struct {
      "(`VALUE_NOT_SUPPORTED` naming `platform:KEY`); `bios_strings` are SMBIOS tables",
      check_platform},
     {"`has_vendor_device`", "refused when true (`VALUE_NOT_SUPPORTED`)", check_vendor_device},
-    {"`HVM_boot_params:firmware`",
-     "`bios` or unset honoured (SeaBIOS); anything else refused (`VALUE_NOT_SUPPORTED`)",
+    {"`HVM_boot_params:firmware`, `NVRAM`",
+     "`bios` or unset: SeaBIOS; `uefi`: OVMF (`" OVMF_CODE "`, read-only pflash) with the "
+     "VM's own variable store (second pflash), written at each start from "
+     "`NVRAM:EFI-variables` (base64 of OVMF's store; OVMF's empty store when unset) and "
+     "copied back there whenever the domain ends; refused (`VALUE_NOT_SUPPORTED`) without "
+     "the ovmf package; other values `INVALID_VALUE`; `platform:secureboot=true` refused",
      check_firmware},
 };
 

@@ -13,6 +13,7 @@
 #include "vm_fields.h"
 #include "vm_nics.h"
 #include "vm_lifecycle.h"
+#include "vm_nvram.h"
 #include "vm_operations.h"
 #include "xenops.h"
 
@@ -198,6 +199,8 @@ int vm_boot(VmOp *o, const char *resume_image, bool paused)
     db_read_end();
     if (rc == 0)
         rc = hv_disks_check_chains(disks, n_disks, &o->call->error);
+    if (rc == 0)
+        rc = vm_nvram_prepare(o->uuid, o->record, &o->call->error);
     if (rc == 0)
         rc = driver()->start(o->uuid, o->record, disks, n_disks, nics, n_nics, resume_image,
                              paused, &o->call->error);

@@ -10,6 +10,7 @@
 #include "vdi_fork.h"
 #include "vm_consoles.h"
 #include "vm_fields.h"
+#include "vm_nvram.h"
 #include "vm_disks.h"
 #include "vm_lifecycle.h"
 #include "vm_nics.h"
@@ -256,6 +257,8 @@ int xenops_mark_paused(const char *vm_ref, bool paused, XapiError **err)
 
 static int set_halted(DbRow *vm, const void *arg, XapiError **err)
 {
+    if (vm_nvram_capture(vm, err) < 0)
+        return -1;
     vm_consoles_destroy(vm);
     if (db_set_by_name(vm, "suspend_VDI", xv_new_string("OpaqueRef:NULL"), err) < 0)
         return -1;
@@ -520,7 +523,7 @@ int xenops_init(const char *state_dir, const char *hypervisor, XapiError **err)
     else
         return xapi_error_internal(err, "unknown hypervisor driver \"%s\" (qemu or sim)",
                                    hypervisor);
-    if (!xenops.driver)
+    if (!xenops.driver || vm_nvram_init(state_dir, err) < 0)
         return -1;
     /* What the host itself uses now stays out of the guests' share. */
     xenops.host_reserve = bootstrap_meminfo_bytes("MemTotal") - bootstrap_meminfo_bytes("MemAvailable");

@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import subprocess
+import time
 
 import pytest
 
@@ -142,3 +143,10 @@ def test_platform_and_smbios_on_the_command_line(daemon, guest):
     assert "type=2,asset=tag-7" in args
     assert "type=0,vendor=Xen" in args
     assert "virtio-balloon-pci,id=balloon0,bus=pci.0,addr=0x4" in args
+    # and the guest reads the SMBIOS strings (under SeaBIOS: the BIOS default)
+    log = os.path.join(daemon.state_dir, "domains", uuid, "console.log")
+    deadline = time.time() + 120
+    while "XAPID-GUEST-DMI" not in open(log, errors="replace").read() and time.time() < deadline:
+        time.sleep(0.1)
+    text = open(log, errors="replace").read()
+    assert "XAPID-GUEST-DMI Acme, Inc.|SN-42" in text and "XAPID-GUEST-FIRMWARE bios" in text
