@@ -84,7 +84,7 @@ static void test_start_refusals(void **state)
     Xv *r = record();
     xv_struct_set(r, "memory_dynamic_min", xv_new_int(64 * MiB));
     xv_struct_set(r, "memory_dynamic_max", xv_new_int(128 * MiB));
-    assert_start(r, "VALUE_NOT_SUPPORTED memory_dynamic_max");
+    assert_start(r, ""); /* the balloon */
     r = record();
     xv_struct_set(r, "memory_dynamic_max", xv_new_int(0)); /* left out at create */
     xv_struct_set(r, "memory_dynamic_min", xv_new_int(0));
@@ -112,12 +112,22 @@ static void test_start_refusals(void **state)
     Xv *strings = xv_new_struct();
     xv_struct_set_string(strings, "bios-vendor", "Xen");
     xv_struct_set(r, "bios_strings", strings);
+    assert_start(r, ""); /* SMBIOS */
+    r = record();
+    strings = xv_new_struct();
+    xv_struct_set_string(strings, "hp-rombios", "COMPAQ");
+    xv_struct_set(r, "bios_strings", strings);
     assert_start(r, "VALUE_NOT_SUPPORTED bios_strings");
     r = record();
+    Xv *platform = xv_new_struct();
+    xv_struct_set_string(platform, "device_id", "0002");
+    xv_struct_set(r, "platform", platform);
+    assert_start(r, "VALUE_NOT_SUPPORTED platform:device_id");
+    r = record();
     Xv *boot = xv_new_struct();
-    xv_struct_set_string(boot, "firmware", "uefi");
+    xv_struct_set_string(boot, "firmware", "coreboot");
     xv_struct_set(r, "HVM_boot_params", boot);
-    assert_start(r, "VALUE_NOT_SUPPORTED HVM_boot_params:firmware");
+    assert_start(r, "INVALID_VALUE HVM_boot_params:firmware");
     r = record();
     xv_struct_set(r, "has_vendor_device", xv_new_bool(true));
     assert_start(r, "VALUE_NOT_SUPPORTED has_vendor_device");

@@ -447,12 +447,19 @@ def test_nvram_and_vendor_device_only_when_halted(api):
     gone(api, vm)
 
 
-def test_uefi_refused_at_start(api):
+def test_firmware_values(api):
     proxy, s = api
-    vm = new_vm(api, HVM_boot_params={"firmware": "uefi"})
+    vm = new_vm(api, HVM_boot_params={"firmware": "coreboot"})
     assert err(proxy.VM.start(s, vm, False, False))[:3] == \
-        ["VALUE_NOT_SUPPORTED", "HVM_boot_params:firmware", "uefi"]
-    gone(api, vm)
+        ["INVALID_VALUE", "HVM_boot_params:firmware", "coreboot"]
+    # uefi (test_vm_uefi_qemu.py boots it): the store from a bad NVRAM is refused
+    uefi = new_vm(api, HVM_boot_params={"firmware": "uefi"})
+    ok(proxy.VM.set_NVRAM(s, uefi, {"EFI-variables": "AAAA"}))
+    e = err(proxy.VM.start(s, uefi, False, False))
+    assert e[:2] == ["INVALID_VALUE", "NVRAM:EFI-variables"] or \
+        e[:2] == ["VALUE_NOT_SUPPORTED", "HVM_boot_params:firmware"]  # no ovmf here
+    assert ok(proxy.VM.get_power_state(s, uefi)) == "Halted"
+    gone(api, vm, uefi)
 
 
 def test_suspend_vdi_and_appliance(api):
