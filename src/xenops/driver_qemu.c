@@ -811,6 +811,9 @@ static bool wait_device_deleted(Domain *d, const char *id, int64_t deadline)
 
 static int qemu_disk_plug(const char *uuid, const HvDisk *disk, XapiError **err)
 {
+    if (disk->floppy)
+        return xapi_error_set(err, "OPERATION_NOT_ALLOWED",
+                              "a floppy drive is plugged only when the VM starts", NULL);
     Domain *d = lookup(uuid, err);
     if (!d)
         return -1;

@@ -278,6 +278,9 @@ static int with_domain_disks(const char *uuid, int slot, int plug, XapiError **e
 
 static int sim_disk_plug(const char *uuid, const HvDisk *disk, XapiError **err)
 {
+    if (disk->floppy) /* as the qemu driver */
+        return xapi_error_set(err, "OPERATION_NOT_ALLOWED",
+                              "a floppy drive is plugged only when the VM starts", NULL);
     return with_domain_disks(uuid, disk->slot, 1, err);
 }
 

@@ -38,12 +38,15 @@ typedef struct {
  * after the slot (the VBD's userdevice). The machine is an i440fx PC, as a
  * Xen HVM guest's is: disks are virtio-blk devices on the root PCI bus
  * (hot-pluggable through ACPI), CD drives the four IDE units (slot 3 is
- * the secondary slave, hdd). */
+ * the secondary slave, hdd), floppy VBDs the two units of the PC's floppy
+ * controller (not hot-pluggable). */
 #define HV_DISK_SLOTS 8
+#define HV_FLOPPY_UNITS 2
 #define HV_CD_SLOTS 4
 typedef struct {
     int slot;
     bool cdrom;
+    int floppy;          /* a floppy drive: its unit + 1 (A: 1, B: 2); 0: not one */
     char *path;          /* the image; NULL: an empty CD drive */
     const char *format;  /* "qcow2" or "raw" (static) */
     bool read_only;

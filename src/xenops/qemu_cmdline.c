@@ -90,7 +90,10 @@ static int ide_unit(int slot) { return slot % 2; }
 static char *device_option(const HvDisk *disk)
 {
     GString *dev = g_string_new(NULL);
-    if (disk->cdrom)
+    if (disk->floppy)
+        g_string_append_printf(dev, "floppy,unit=%d,id=" QEMU_DISK_ID_FMT, disk->floppy - 1,
+                               disk->slot);
+    else if (disk->cdrom)
         g_string_append_printf(dev, "ide-cd,bus=ide.%d,unit=%d,id=" QEMU_DISK_ID_FMT,
                                ide_channel(disk->slot), ide_unit(disk->slot), disk->slot);
     else
@@ -108,7 +111,7 @@ static int add_disks(GPtrArray *argv, const HvDisk *disks, size_t n, XapiError *
     for (size_t i = 0; i < n; i++) {
         const HvDisk *d = &disks[i];
         if (d->slot < 0 || d->slot >= (d->cdrom ? HV_CD_SLOTS : HV_DISK_SLOTS) ||
-            (!d->path && !d->cdrom)) {
+            (!d->path && !d->cdrom && !d->floppy)) {
             char slot[16];
             g_snprintf(slot, sizeof slot, "%d", d->slot);
             return xapi_error_set(err, "INVALID_DEVICE", slot, NULL);

@@ -33,7 +33,7 @@ static Xv *load_record(const char *name)
 }
 
 /* The record member "xapid_test_disks": [{slot, cdrom, path, format,
- * read_only, bootindex}] stands for the VM's VBDs. */
+ * read_only, bootindex, floppy (unit + 1, optional)}] stands for the VM's VBDs. */
 static HvDisk *test_disks(const Xv *vm, size_t *n)
 {
     const Xv *list = xv_struct_get(vm, "xapid_test_disks");
@@ -48,6 +48,8 @@ static HvDisk *test_disks(const Xv *vm, size_t *n)
         disks[i].format = g_intern_string(xv_str(xv_struct_get(d, "format")));
         disks[i].read_only = xv_struct_get(d, "read_only")->b;
         disks[i].bootindex = (int)xv_struct_get(d, "bootindex")->i;
+        const Xv *floppy = xv_struct_get(d, "floppy");
+        disks[i].floppy = floppy ? (int)floppy->i : 0;
     }
     return disks;
 }
@@ -77,7 +79,7 @@ static const QemuHost host = {"qemu-system-x86_64", "tcg", "/state/domains/U", 0
 static void test_goldens(void **state)
 {
     static const char *const names[] = {"direct-kernel", "hvm-boot-order", "defaults", "disks",
-                                        "resume", "nics", "nic-boot", "platform", "uefi"};
+                                        "resume", "nics", "nic-boot", "platform", "uefi", "floppy"};
     for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
         g_autofree char *json = g_strdup_printf("%s.vm.json", names[i]);
         g_autoptr(Xv) vm = load_record(json);

@@ -35,10 +35,17 @@ int vbd_disk(const DbRow *vbd, HvDisk *out, XapiError **err)
 {
     *out = (HvDisk){.bootindex = -1, .format = "raw"};
     out->cdrom = is_cd(vbd);
+    out->floppy = strcmp(str_field(vbd, "type"), "Floppy") == 0; /* its unit: at the start */
     out->slot = vbd_slot(str_field(vbd, "userdevice"), out->cdrom);
     if (out->slot < 0)
         return xapi_error_set(err, "INVALID_DEVICE", str_field(vbd, "userdevice"), NULL);
     out->read_only = out->cdrom || strcmp(str_field(vbd, "mode"), "RO") == 0;
+    /* XAPI's ionice sets the I/O class of the backend's thread; QEMU's
+     * I/O threads are not the VBD's own, and nothing else is defined */
+    const char *qos = str_field(vbd, "qos_algorithm_type");
+    if (*qos)
+        return xapi_error_set(err, "VALUE_NOT_SUPPORTED", "VBD.qos_algorithm_type", qos,
+                              "no per-VBD I/O scheduling class in QEMU's I/O threads", NULL);
     if (db_get(vbd, "empty")->b)
         return 0;
     DbRow *vdi = db_lookup(cls("VDI"), str_field(vbd, "VDI"));
@@ -79,7 +86,7 @@ static void assign_boot_order(HvDisk *disks, const bool *bootable, size_t n, con
         bool want_cd = *c == 'd';
         for (int pass = 0; pass < 2; pass++)
             for (size_t i = 0; i < n; i++)
-                if (disks[i].cdrom == want_cd && disks[i].bootindex < 0 &&
+                if (disks[i].cdrom == want_cd && !disks[i].floppy && disks[i].bootindex < 0 &&
                     bootable[i] == (pass == 0) && (disks[i].path || want_cd))
                     disks[i].bootindex = next++;
     }
@@ -92,13 +99,21 @@ int vm_disks_for_start(const DbRow *vm, HvDisk **disks, size_t *n, XapiError **e
     g_autofree bool *bootable = g_new0(bool, xv_len(vbds) + 1);
     size_t count = 0;
     unsigned used_disk = 0, used_cd = 0;
+    int floppies = 0;
     for (guint i = 0; i < xv_len(vbds); i++) {
         DbRow *vbd = db_lookup(cls("VBD"), xv_str(xv_at(vbds, i)));
-        if (!vbd || strcmp(str_field(vbd, "type"), "Floppy") == 0)
+        if (!vbd)
             continue;
         if (vbd_disk(vbd, &out[count], err) < 0) {
             hv_disks_free(out, count + 1);
             return -1;
+        }
+        if (out[count].floppy) { /* A: then B:, in the VBDs' order */
+            if (floppies == HV_FLOPPY_UNITS) {
+                hv_disks_free(out, count + 1);
+                return xapi_error_set(err, "INVALID_DEVICE", str_field(vbd, "userdevice"), NULL);
+            }
+            out[count].floppy = ++floppies;
         }
         unsigned *used = out[count].cdrom ? &used_cd : &used_disk;
         if (*used & (1u << out[count].slot)) {

@@ -578,3 +578,35 @@ def test_platform_keys_qemu_is_given_start(api):
     ok(proxy.VM.start(s, vm, False, False))
     gone(api, vm)
 
+
+
+def test_floppy_drives_and_vbd_qos(api):
+    proxy, s = api
+    vm = new_vm(api)
+    sr = ok(proxy.pool.get_default_SR(s, ok(proxy.pool.get_all(s))[0]))
+    vdi = ok(proxy.VDI.create(s, {"name_label": "floppy", "SR": sr, "virtual_size": str(MiB),
+                                  "type": "user", "sharable": True, "read_only": False,
+                                  "other_config": {}}))
+    record = {"VM": vm, "VDI": vdi, "userdevice": "1", "bootable": False,
+              "mode": "RO", "type": "Floppy", "unpluggable": True, "empty": False,
+              "other_config": {}, "qos_algorithm_type": "", "qos_algorithm_params": {}}
+    a = ok(proxy.VBD.create(s, record))
+    b = ok(proxy.VBD.create(s, dict(record, userdevice="2")))
+    c = ok(proxy.VBD.create(s, dict(record, userdevice="4")))
+    # two units on the PC's controller (A: and B:): a third is refused
+    assert err(proxy.VM.start(s, vm, False, False)) == ["INVALID_DEVICE", "4"]
+    ok(proxy.VBD.destroy(s, c))
+    ok(proxy.VM.start(s, vm, False, False))
+    ok(proxy.VM.hard_shutdown(s, vm))
+    # ionice has no QEMU meaning: refused, never ignored
+    ok(proxy.VBD.set_qos_algorithm_type(s, a, "ionice"))
+    assert err(proxy.VM.start(s, vm, False, False))[:3] == \
+        ["VALUE_NOT_SUPPORTED", "VBD.qos_algorithm_type", "ionice"]
+    ok(proxy.VBD.set_qos_algorithm_type(s, a, ""))
+    ok(proxy.VBD.destroy(s, b))
+    ok(proxy.VM.start(s, vm, False, False))
+    # a floppy drive comes with the start only
+    d = ok(proxy.VBD.create(s, dict(record, userdevice="2")))
+    assert err(proxy.VBD.plug(s, d))[0] == "OPERATION_NOT_ALLOWED"
+    gone(api, vm)
+    ok(proxy.VDI.destroy(s, vdi))
