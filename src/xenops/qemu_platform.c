@@ -4,7 +4,7 @@
  * what QEMU gets for it; a key QEMU cannot express is refused at VM.start
  * with its name, never dropped. bios_strings become SMBIOS tables (types
  * 0, 1, 2, 3 and 11), which SeaBIOS and OVMF hand to the guest as QEMU
- * builds them. */
+ * builds them; xenstore_data fw_cfg files under opt/xenstore/. */
 #include "qemu_platform.h"
 
 #include <string.h>
@@ -387,6 +387,35 @@ static int smbios_options(const Xv *strings, QemuPlatform *out, XapiError **err)
     return rc;
 }
 
+/* ---- xenstore_data ------------------------------------------------------ */
+
+/* Each key becomes the fw_cfg file opt/xenstore/KEY holding its value (the
+ * guest reads /sys/firmware/qemu_fw_cfg/by_name/opt/xenstore/KEY/raw); fw_cfg
+ * names are at most 55 bytes. */
+#define FW_CFG_PREFIX "opt/xenstore/"
+#define FW_CFG_NAME_MAX 55
+
+static int xenstore_options(const Xv *data, QemuPlatform *out, XapiError **err)
+{
+    for (size_t i = 0; data && data->kind == XV_STRUCT && i < xv_len(data); i++) {
+        const XvMember *m = xv_member_at(data, i);
+        if (!*m->key || strlen(FW_CFG_PREFIX) + strlen(m->key) > FW_CFG_NAME_MAX ||
+            m->key[0] == '/' || strstr(m->key, "//"))
+            return xapi_error_set(err, "VALUE_NOT_SUPPORTED", "xenstore_data", m->key,
+                                  "not a fw_cfg name (opt/xenstore/KEY in at most 55 bytes)",
+                                  NULL);
+        g_autofree char *key = qemu_escape_commas(m->key);
+        g_autofree char *value = qemu_escape_commas(xv_str(&m->value));
+        g_ptr_array_add(out->args, g_strdup("-fw_cfg"));
+        /* QEMU takes no empty string=: an empty file then */
+        g_ptr_array_add(out->args, *value ? g_strdup_printf("name=" FW_CFG_PREFIX "%s,string=%s",
+                                                            key, value)
+                                          : g_strdup_printf("name=" FW_CFG_PREFIX
+                                                            "%s,file=/dev/null", key));
+    }
+    return 0;
+}
+
 static const char *map_value(const Xv *map, const char *key)
 {
     const Xv *v = map ? xv_struct_get(map, key) : NULL;
@@ -417,7 +446,9 @@ int qemu_platform_options(const Xv *vm, const char *accel, int64_t now, QemuPlat
         if (c.value && keys[i].apply(&c, err) < 0)
             return -1;
     }
-    return smbios_options(xv_struct_get(vm, "bios_strings"), out, err);
+    if (smbios_options(xv_struct_get(vm, "bios_strings"), out, err) < 0)
+        return -1;
+    return xenstore_options(xv_struct_get(vm, "xenstore_data"), out, err);
 }
 
 int qemu_platform_check(const Xv *vm, const char *accel, XapiError **err)
@@ -439,5 +470,11 @@ void qemu_platform_markdown(GString *out)
     g_string_append(out, "\n`bios_strings` become SMBIOS tables: `bios-*` type 0, `system-*` "
                          "type 1, `baseboard-*` type 2, `enclosure-asset-tag` type 3, "
                          "`oem-N` type 11 strings; empty strings leave QEMU's own; "
-                         "`hp-rombios` (Xen's ROMBIOS) is refused when not empty.\n\n");
+                         "`hp-rombios` (Xen's ROMBIOS) is refused when not empty.\n\n"
+                         "`xenstore_data` is given to the guest as fw_cfg files: key K with "
+                         "value V is `-fw_cfg name=opt/xenstore/K,string=V`, which Linux shows "
+                         "as `/sys/firmware/qemu_fw_cfg/by_name/opt/xenstore/K/raw` "
+                         "(module qemu_fw_cfg); a key longer than fw_cfg's 55-byte names "
+                         "allow is refused (`VALUE_NOT_SUPPORTED`). There is no xenstore: "
+                         "the guest reads, it cannot write back.\n\n");
 }

@@ -1,5 +1,6 @@
-/* qemu_platform.h: the VM's platform keys and bios_strings as QEMU
- * options, and the ones QEMU is not given refused (one table for both). */
+/* qemu_platform.h: the VM's platform keys, bios_strings and xenstore_data
+ * as QEMU options, and the ones QEMU is not given refused (one table for
+ * both). */
 #pragma once
 
 #include <glib.h>
@@ -20,7 +21,7 @@ typedef struct {
 void qemu_platform_clear(QemuPlatform *p);
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(QemuPlatform, qemu_platform_clear)
 
-/* Checks vm's platform and bios_strings (vm: VM.get_record's struct) as
+/* Checks vm's platform, bios_strings and xenstore_data (vm: VM.get_record's struct) as
  * the QEMU driver under accel ("kvm" or "tcg") would give them: a key XAPI
  * gives a meaning that QEMU is not given is VALUE_NOT_SUPPORTED
  * [platform:KEY, value, why]; a value out of XAPI's range INVALID_VALUE

@@ -189,6 +189,12 @@ static int check_vcpus_params(const Xv *record, XapiError **err)
     return 0;
 }
 
+static int check_nothing(const Xv *record, XapiError **err)
+{
+    (void)record, (void)err;
+    return 0;
+}
+
 static const struct {
     const char *fields;  /* as docs/compat.md names them */
     const char *meaning; /* what the QEMU driver does with them */
@@ -231,6 +237,19 @@ static const struct {
      "(`VALUE_NOT_SUPPORTED` naming `platform:KEY`); `bios_strings` are SMBIOS tables",
      check_platform},
     {"`has_vendor_device`", "refused when true (`VALUE_NOT_SUPPORTED`)", check_vendor_device},
+    {"`xenstore_data`", "fw_cfg files `opt/xenstore/KEY` (see the platform section)",
+     check_nothing},
+    {"`affinity`",
+     "honoured as XAPI's placement hint: the pool has one host, which VM.start uses; an "
+     "empty or null ref is no affinity", check_nothing},
+    {"VBDs: `type`, `qos_algorithm_type`",
+     "`Disk` virtio-blk, `CD` IDE, `Floppy` the PC's floppy drives A: and B: (a third is "
+     "`INVALID_DEVICE`; not hot-plugged: `VBD.plug` is `OPERATION_NOT_ALLOWED`); any "
+     "`qos_algorithm_type` (XAPI knows `ionice`) is refused at VM.start and VBD.plug "
+     "(`VALUE_NOT_SUPPORTED`)", check_nothing},
+    {"`force` of VM.start and VM.resume",
+     "accepted: XAPI's force skips the check of the host CPU against the VM's last boot, "
+     "which xapid does not make", check_nothing},
     {"`HVM_boot_params:firmware`, `NVRAM`",
      "`bios` or unset: SeaBIOS; `uefi`: OVMF (`" OVMF_CODE "`, read-only pflash) with the "
      "VM's own variable store (second pflash), written at each start from "

@@ -610,3 +610,14 @@ def test_floppy_drives_and_vbd_qos(api):
     assert err(proxy.VBD.plug(s, d))[0] == "OPERATION_NOT_ALLOWED"
     gone(api, vm)
     ok(proxy.VDI.destroy(s, vdi))
+
+
+def test_xenstore_data_keys_fw_cfg_cannot_name_are_refused(api):
+    proxy, s = api
+    long_key = "vm-data/" + "k" * 60
+    vm = new_vm(api, xenstore_data={long_key: "v"})
+    assert err(proxy.VM.start(s, vm, False, False))[:3] == \
+        ["VALUE_NOT_SUPPORTED", "xenstore_data", long_key]
+    ok(proxy.VM.set_xenstore_data(s, vm, {"vm-data/ok": "v"}))
+    ok(proxy.VM.start(s, vm, False, False))
+    gone(api, vm)

@@ -4,7 +4,8 @@ set_memory_dynamic_range and set_memory_target_live live, as QEMU's
 query-balloon reports what the guest's virtio_balloon gave back), vCPU
 hot-plug (query-hotpluggable-cpus), VCPUs_params:mask (the vCPU threads'
 affinity), and platform keys and bios_strings as
-QEMU's command line carries them (/proc/PID/cmdline)."""
+QEMU's command line carries them (/proc/PID/cmdline), and SMBIOS strings and
+xenstore_data as the guest reads them."""
 import glob
 import json
 import os
@@ -50,6 +51,7 @@ def guest(daemon):
                            "usb_tablet": "true", "timeoffset": "7200", "videoram": "8",
                            "nx": "true"},
               "VCPUs_params": {"mask": "1"},
+              "xenstore_data": {"vm-data/role": "web, tier 1", "vm-data/empty": ""},
               "actions_after_shutdown": "destroy", "actions_after_reboot": "restart",
               "actions_after_crash": "destroy"}
     vm = ok(proxy.VM.create(s, record))
@@ -150,3 +152,7 @@ def test_platform_and_smbios_on_the_command_line(daemon, guest):
         time.sleep(0.1)
     text = open(log, errors="replace").read()
     assert "XAPID-GUEST-DMI Acme, Inc.|SN-42" in text and "XAPID-GUEST-FIRMWARE bios" in text
+    # xenstore_data as fw_cfg files the guest reads
+    assert "name=opt/xenstore/vm-data/role,string=web,, tier 1" in args
+    assert "XAPID-GUEST-XENSTORE vm-data/role=web, tier 1" in text
+    assert "XAPID-GUEST-XENSTORE vm-data/empty=" in text
