@@ -152,6 +152,10 @@ class Libvirt:
                 err = _tail(f.read())
             raise Skip(f"private libvirtd did not start: {line or err}{self._log_tail()}")
 
+    # The domain's shape (bench/vm_start_uefi.py sets 4 vCPUs and 1 GiB).
+    memory_mib = 192
+    vcpus = 1
+
     def describe(self):
         return f"libvirt {self.version}, {'private' if self.private else 'host'} libvirtd"
 
@@ -168,8 +172,8 @@ class Libvirt:
         # to a file, no disk, network, graphics, USB or balloon.
         return f"""<domain type='{"kvm" if kvm else "qemu"}'>
   <name>{name}</name>
-  <memory unit='MiB'>192</memory>
-  <vcpu>1</vcpu>
+  <memory unit='MiB'>{self.memory_mib}</memory>
+  <vcpu>{self.vcpus}</vcpu>
   <os>
     <type arch='x86_64' machine='pc'>hvm</type>
     <kernel>{self.kernel}</kernel>

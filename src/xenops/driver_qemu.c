@@ -1313,6 +1313,15 @@ static int qemu_vcpus_set(const char *uuid, int64_t n, int64_t timeout_ms, XapiE
     return rc == 0 ? pin_vcpus(d, err) : rc;
 }
 
+static char *qemu_agent_socket(const char *uuid)
+{
+    g_mutex_lock(&qemu.lock);
+    Domain *d = find(uuid);
+    char *path = d && (d->state == HV_RUNNING) ? domain_path(d, QEMU_AGENT_SOCKET) : NULL;
+    g_mutex_unlock(&qemu.lock);
+    return path;
+}
+
 static HvDriver qemu_driver = {
     .name = "qemu",
     .start = qemu_start,
@@ -1340,6 +1349,7 @@ static HvDriver qemu_driver = {
     .memory_target = qemu_memory_target,
     .memory_actual = qemu_memory_actual,
     .vcpus_set = qemu_vcpus_set,
+    .agent_socket = qemu_agent_socket,
 };
 
 const HvDriver *hv_qemu_driver(const char *state_dir, HvChangeNotify notify, XapiError **err)

@@ -150,6 +150,9 @@ typedef struct HvDriver {
      * of hot-plugged ones (1 if it has not within timeout_ms). The vCPUs it
      * booted with stay: fewer is VALUE_NOT_SUPPORTED. */
     int (*vcpus_set)(const char *uuid, int64_t n, int64_t timeout_ms, XapiError **err);
+    /* The unix socket of a running domain's guest agent port (caller
+     * frees), or NULL. NULL op: no guest agent (sim). */
+    char *(*agent_socket)(const char *uuid);
     /* The unix socket serving a domain's console of protocol "rfb" (its
      * VNC display) or "vt100" (its serial port), or NULL when the driver
      * has none (caller frees). */

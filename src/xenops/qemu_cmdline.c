@@ -313,6 +313,14 @@ char **qemu_cmdline(const QemuHost *host, const char *uuid, const Xv *vm, const 
     add(argv, "-device");
     addf(argv, "virtio-balloon-pci,id=" QEMU_BALLOON_ID ",bus=pci.0,addr=0x%x",
          QEMU_BALLOON_PCI_SLOT);
+    /* The guest agent's port: QEMU listens on its socket, xapid's poller
+     * connects (guest_agent.c). */
+    add(argv, "-device");
+    addf(argv, "virtio-serial-pci,id=vser0,bus=pci.0,addr=0x%x", QEMU_SERIAL_PCI_SLOT);
+    add(argv, "-chardev");
+    addf(argv, "socket,id=qga0,path=%s/" QEMU_AGENT_SOCKET ",server=on,wait=off", dir);
+    add(argv, "-device");
+    add(argv, "virtserialport,bus=vser0.0,chardev=qga0,name=" QEMU_AGENT_PORT);
     for (guint i = 0; i < platform.args->len; i++)
         add(argv, g_ptr_array_index(platform.args, i));
     if (add_disks(argv, disks, n_disks, err) < 0 || add_nics(argv, nics, n_nics, err) < 0) {

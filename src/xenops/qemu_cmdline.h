@@ -24,6 +24,9 @@ char *qemu_escape_commas(const char *s);
  * the VGA (2) and the disks (8). */
 #define QEMU_BALLOON_ID "balloon0"
 #define QEMU_BALLOON_PCI_SLOT 0x04
+/* The virtio-serial controller with the guest agent's port. */
+#define QEMU_SERIAL_PCI_SLOT 0x05
+#define QEMU_AGENT_PORT "org.qemu.guest_agent.0"
 
 /* The paths inside a domain's directory. */
 #define QEMU_PIDFILE "qemu.pid"          /* written by xapid right after the spawn */
@@ -34,6 +37,7 @@ char *qemu_escape_commas(const char *s);
 #define QEMU_STDERR_LOG "qemu.log"
 #define QEMU_VNC_SOCKET "vnc.sock"
 #define QEMU_SERIAL_SOCKET "serial.sock"   /* the serial port, for the vt100 console */
+#define QEMU_AGENT_SOCKET "qga.sock"       /* the guest agent's port (QEMU listens) */
 
 /* The descriptors xapid opens and hands to QEMU (their numbers in QEMU):
  * the two monitor sockets, listening already, the console log, and the

@@ -8,6 +8,7 @@
 #include "implicit.h"
 #include "network.h"
 #include "vdi_fork.h"
+#include "guest_agent.h"
 #include "vm_consoles.h"
 #include "vm_fields.h"
 #include "vm_nvram.h"
@@ -564,5 +565,6 @@ int xenops_init(const char *state_dir, const char *hypervisor, XapiError **err)
                                              : rules_err->code);
         network_bridges_gc();
     }
+    guest_agent_start_polling();
     return 0;
 }

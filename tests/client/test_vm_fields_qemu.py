@@ -5,7 +5,8 @@ query-balloon reports what the guest's virtio_balloon gave back), vCPU
 hot-plug (query-hotpluggable-cpus), VCPUs_params:mask (the vCPU threads'
 affinity), and platform keys and bios_strings as
 QEMU's command line carries them (/proc/PID/cmdline), and SMBIOS strings and
-xenstore_data as the guest reads them."""
+xenstore_data as the guest reads them; VM_guest_metrics from Debian's
+qemu-guest-agent in the guest (initrd-agent.img)."""
 import glob
 import json
 import os
@@ -45,7 +46,7 @@ def guest(daemon):
               "memory_dynamic_max": str(192 * MiB), "memory_dynamic_min": str(128 * MiB),
               "memory_static_min": str(64 * MiB), "VCPUs_max": "3", "VCPUs_at_startup": "1",
               "PV_kernel": os.path.join(GUEST_DIR, "vmlinuz"),
-              "PV_ramdisk": os.path.join(GUEST_DIR, "initrd.img"),
+              "PV_ramdisk": os.path.join(GUEST_DIR, "initrd-agent.img"),  # with qemu-ga
               "PV_args": "console=ttyS0 quiet panic=-1 cryptomgr.notests",
               "platform": {"vcpu-unrestricted": "true", "hpet": "false", "usb": "true",
                            "usb_tablet": "true", "timeoffset": "7200", "videoram": "8",
@@ -156,3 +157,24 @@ def test_platform_and_smbios_on_the_command_line(daemon, guest):
     assert "name=opt/xenstore/vm-data/role,string=web,, tier 1" in args
     assert "XAPID-GUEST-XENSTORE vm-data/role=web, tier 1" in text
     assert "XAPID-GUEST-XENSTORE vm-data/empty=" in text
+
+
+def test_guest_metrics_from_the_guest_agent(daemon, guest):
+    proxy, s, vm, uuid = guest
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        gm = ok(proxy.VM.get_guest_metrics(s, vm))
+        if gm != "OpaqueRef:NULL":
+            break
+        time.sleep(0.2)
+    rec = ok(proxy.VM_guest_metrics.get_record(s, gm))
+    assert rec["os_version"]["name"] == "xapid test guest 1.0"
+    assert rec["os_version"]["distro"] == "xapid-test-guest"
+    assert (rec["os_version"]["major"], rec["os_version"]["minor"]) == ("1", "0")
+    assert rec["os_version"]["uname"].startswith("6.")
+    # the agent's version (Debian's qemu-guest-agent, as this host's QEMU)
+    version = qmp(daemon, uuid, "query-version")["qemu"]
+    assert rec["PV_drivers_version"]["major"] == str(version["major"])
+    assert rec["PV_drivers_version"]["minor"] == str(version["minor"])
+    assert rec["PV_drivers_detected"] is True and rec["live"] is True
+    assert rec["networks"] == {}  # no VIF: nothing to name

@@ -1,0 +1,25 @@
+/* guest_agent.h: the QEMU guest agent (qemu-ga) in each domain, spoken to
+ * over the virtio-serial port xapid gives every domain, and the
+ * VM_guest_metrics it fills. */
+#pragma once
+
+#include "xapi_error.h"
+#include "xv.h"
+
+/* What the agent reported (each an XV_STRUCT of strings, owned). */
+typedef struct {
+    Xv *os_version;         /* XAPI's keys: name, uname, distro, major, minor */
+    Xv *pv_drivers_version; /* major, minor, micro, build: the agent's version */
+    Xv *interfaces;         /* MAC (lower case) -> struct {"ipv4": [..], "ipv6": [..]} */
+} GuestAgentReport;
+
+void guest_agent_report_clear(GuestAgentReport *r);
+
+/* Asks the agent behind the unix socket path (QGA: guest-sync-delimited,
+ * then guest-info, guest-get-osinfo, guest-network-get-interfaces), each
+ * answer within timeout_ms. -1 with err set when it does not answer. */
+int guest_agent_query(const char *path, int timeout_ms, GuestAgentReport *out, XapiError **err);
+
+/* Every few seconds, the agents of the running domains refresh their VMs'
+ * VM_guest_metrics (on a thread of their own). */
+void guest_agent_start_polling(void);
