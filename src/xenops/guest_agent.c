@@ -199,6 +199,19 @@ static Xv *interfaces_of(json_object *list)
     return out;
 }
 
+void guest_agent_report_parse(const char *info, const char *os, const char *nics,
+                              GuestAgentReport *out)
+{
+    json_object *i = json_tokener_parse(info), *o = json_tokener_parse(os),
+                *n = json_tokener_parse(nics);
+    out->os_version = os_version_of(o);
+    out->pv_drivers_version = drivers_version_of(i);
+    out->interfaces = interfaces_of(n);
+    json_object_put(i);
+    json_object_put(o);
+    json_object_put(n);
+}
+
 int guest_agent_query(const char *path, int timeout_ms, GuestAgentReport *out, XapiError **err)
 {
     (void)timeout_ms;
@@ -230,35 +243,45 @@ int guest_agent_query(const char *path, int timeout_ms, GuestAgentReport *out, X
 
 /* ---- VM_guest_metrics ------------------------------------------------------- */
 
-/* networks: "<VIF device>/ip" (the first IPv4), "/ipv4/K", "/ipv6/K". */
-static Xv *networks_of(const DbRow *vm, const Xv *interfaces)
+Xv *guest_agent_networks(const Xv *interfaces, const char *const *macs,
+                         const char *const *devices, size_t n)
 {
     Xv *networks = xv_new_struct();
-    const Xv *vifs = db_get(vm, "VIFs");
-    for (guint i = 0; i < xv_len(vifs); i++) {
-        DbRow *vif = db_lookup(dm_class_by_name("VIF"), xv_str(xv_at(vifs, i)));
-        if (!vif)
-            continue;
-        g_autofree char *mac = g_ascii_strdown(xv_str(db_get(vif, "MAC")), -1);
-        const Xv *ips = xv_struct_get(interfaces, mac);
+    for (size_t i = 0; i < n; i++) {
+        g_autofree char *mac = g_ascii_strdown(macs[i], -1);
+        const Xv *ips = interfaces ? xv_struct_get(interfaces, mac) : NULL;
         if (!ips)
             continue;
-        const char *device = xv_str(db_get(vif, "device"));
         const Xv *v4 = xv_struct_get(ips, "ipv4"), *v6 = xv_struct_get(ips, "ipv6");
         for (guint k = 0; k < xv_len(v4); k++) {
-            g_autofree char *key = g_strdup_printf("%s/ipv4/%u", device, k);
+            g_autofree char *key = g_strdup_printf("%s/ipv4/%u", devices[i], k);
             xv_struct_set_string(networks, key, xv_str(xv_at(v4, k)));
             if (k == 0) {
-                g_autofree char *ip = g_strdup_printf("%s/ip", device);
+                g_autofree char *ip = g_strdup_printf("%s/ip", devices[i]);
                 xv_struct_set_string(networks, ip, xv_str(xv_at(v4, k)));
             }
         }
         for (guint k = 0; k < xv_len(v6); k++) {
-            g_autofree char *key = g_strdup_printf("%s/ipv6/%u", device, k);
+            g_autofree char *key = g_strdup_printf("%s/ipv6/%u", devices[i], k);
             xv_struct_set_string(networks, key, xv_str(xv_at(v6, k)));
         }
     }
     return networks;
+}
+
+static Xv *networks_of(const DbRow *vm, const Xv *interfaces)
+{
+    const Xv *vifs = db_get(vm, "VIFs");
+    g_autoptr(GPtrArray) macs = g_ptr_array_new(), devices = g_ptr_array_new();
+    for (guint i = 0; i < xv_len(vifs); i++) {
+        DbRow *vif = db_lookup(dm_class_by_name("VIF"), xv_str(xv_at(vifs, i)));
+        if (!vif)
+            continue;
+        g_ptr_array_add(macs, (gpointer)xv_str(db_get(vif, "MAC")));
+        g_ptr_array_add(devices, (gpointer)xv_str(db_get(vif, "device")));
+    }
+    return guest_agent_networks(interfaces, (const char *const *)macs->pdata,
+                                (const char *const *)devices->pdata, macs->len);
 }
 
 static int set_changed(DbRow *row, const char *field, Xv *value, bool *changed, XapiError **err)

@@ -3,6 +3,8 @@
  * VM_guest_metrics it fills. */
 #pragma once
 
+#include <stddef.h>
+
 #include "xapi_error.h"
 #include "xv.h"
 
@@ -19,6 +21,16 @@ void guest_agent_report_clear(GuestAgentReport *r);
  * then guest-info, guest-get-osinfo, guest-network-get-interfaces), each
  * answer within timeout_ms. -1 with err set when it does not answer. */
 int guest_agent_query(const char *path, int timeout_ms, GuestAgentReport *out, XapiError **err);
+
+/* The report from the agent's answers (the "return" values of guest-info,
+ * guest-get-osinfo and guest-network-get-interfaces, as JSON text). */
+void guest_agent_report_parse(const char *info, const char *os, const char *nics,
+                              GuestAgentReport *out);
+
+/* VM_guest_metrics.networks for the VIFs (MAC, device) of a VM: "D/ip"
+ * (the first IPv4), "D/ipv4/K", "D/ipv6/K". */
+Xv *guest_agent_networks(const Xv *interfaces, const char *const *macs,
+                         const char *const *devices, size_t n);
 
 /* Every few seconds, the agents of the running domains refresh their VMs'
  * VM_guest_metrics (on a thread of their own). */

@@ -247,6 +247,15 @@ static const struct {
      "`INVALID_DEVICE`; not hot-plugged: `VBD.plug` is `OPERATION_NOT_ALLOWED`); any "
      "`qos_algorithm_type` (XAPI knows `ionice`) is refused at VM.start and VBD.plug "
      "(`VALUE_NOT_SUPPORTED`)", check_nothing},
+    {"`guest_metrics` (VM_guest_metrics)",
+     "filled from the QEMU guest agent: every domain has a virtio-serial port "
+     "`org.qemu.guest_agent.0`; every 3 s xapid asks the agent (QGA `guest-info`, "
+     "`guest-get-osinfo`, `guest-network-get-interfaces`) and records `os_version` (name, "
+     "uname, distro, major, minor), `PV_drivers_version` (the agent's version), `networks` "
+     "(`D/ip`, `D/ipv4/K`, `D/ipv6/K` for the VIF with device D, matched by MAC), "
+     "`PV_drivers_detected`, `live`, `last_updated` when they change; the record goes when "
+     "the domain ends; a guest without an agent has none. Not done: `memory`, "
+     "`clean_shutdown` through the agent", check_nothing},
     {"`force` of VM.start and VM.resume",
      "accepted: XAPI's force skips the check of the host CPU against the VM's last boot, "
      "which xapid does not make", check_nothing},

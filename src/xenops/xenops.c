@@ -261,6 +261,12 @@ static int set_halted(DbRow *vm, const void *arg, XapiError **err)
     if (vm_nvram_capture(vm, err) < 0)
         return -1;
     vm_consoles_destroy(vm);
+    /* what the guest's agent said goes with the domain, as in XAPI */
+    DbRow *guest = db_lookup(dm_class_by_name("VM_guest_metrics"),
+                             xv_str(db_get(vm, "guest_metrics")));
+    if (guest && (db_delete(guest, err) < 0 ||
+                  db_set_by_name(vm, "guest_metrics", xv_new_string("OpaqueRef:NULL"), err) < 0))
+        return -1;
     if (db_set_by_name(vm, "suspend_VDI", xv_new_string("OpaqueRef:NULL"), err) < 0)
         return -1;
     if (vm_vbds_set_attached(vm, false, err) < 0 || vm_vifs_set_attached(vm, false, err) < 0)

@@ -63,6 +63,7 @@ def guest(daemon):
     uuid = ok(proxy.VM.get_uuid(s, vm))
     yield proxy, s, vm, uuid
     ok(proxy.VM.hard_shutdown(s, vm))
+    assert ok(proxy.VM.get_guest_metrics(s, vm)) == "OpaqueRef:NULL"  # gone with the domain
     ok(proxy.VM.destroy(s, vm))
 
 
@@ -177,4 +178,4 @@ def test_guest_metrics_from_the_guest_agent(daemon, guest):
     assert rec["PV_drivers_version"]["major"] == str(version["major"])
     assert rec["PV_drivers_version"]["minor"] == str(version["minor"])
     assert rec["PV_drivers_detected"] is True and rec["live"] is True
-    assert rec["networks"] == {}  # no VIF: nothing to name
+    assert rec["networks"] == {}  # no VIF: nothing to name (guest_agent_test.c maps them)
