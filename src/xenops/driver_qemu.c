@@ -278,7 +278,7 @@ static void remove_runtime_files(const Domain *d)
 {
     static const char *const files[] = {QEMU_START_INTENT, QEMU_PIDFILE, QEMU_MONITOR_SOCKET,
                                         QEMU_QMP_SOCKET, "events.sock", QEMU_VNC_SOCKET,
-                                        QEMU_SERIAL_SOCKET,
+                                        QEMU_SERIAL_SOCKET, QEMU_AGENT_SOCKET,
                                         STOP_REASON_FILE};
     for (size_t i = 0; i < G_N_ELEMENTS(files); i++) {
         g_autofree char *path = domain_path(d, files[i]);

@@ -26,12 +26,16 @@ int vm_nvram_init(const char *state_dir, XapiError **err)
     return 0;
 }
 
-bool vm_nvram_uefi(const Xv *record)
+static bool params_uefi(const Xv *params)
 {
-    const Xv *params = xv_struct_get(record, "HVM_boot_params");
     const Xv *firmware = params && params->kind == XV_STRUCT ? xv_struct_get(params, "firmware")
                                                              : NULL;
     return firmware && strcmp(xv_str(firmware), "uefi") == 0;
+}
+
+bool vm_nvram_uefi(const Xv *record)
+{
+    return params_uefi(xv_struct_get(record, "HVM_boot_params"));
 }
 
 char *vm_nvram_path(const char *uuid)
@@ -70,8 +74,7 @@ int vm_nvram_prepare(const char *uuid, const Xv *record, XapiError **err)
 
 int vm_nvram_capture(DbRow *vm, XapiError **err)
 {
-    g_autoptr(Xv) record = db_row_record(vm);
-    if (!vm_nvram_uefi(record))
+    if (!params_uefi(db_get(vm, "HVM_boot_params")))
         return 0;
     g_autofree char *path = vm_nvram_path(xv_str(db_get(vm, "uuid")));
     g_autofree char *data = NULL;
