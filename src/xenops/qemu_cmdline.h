@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "hv_driver.h"
+#include "image_chain.h"
 #include "xapi_error.h"
 #include "xv.h"
 
@@ -13,8 +14,8 @@ typedef struct {
     const char *binary; /* qemu-system-x86_64 */
     const char *accel;  /* "kvm" or "tcg" */
     const char *dir;    /* the domain's runtime directory (sockets, logs, pid) */
+    const ImageChain *chains; /* parallel to the disks: their images, opened */
     int64_t now;        /* seconds since the epoch (platform:timeoffset counts from it) */
-    const char *nvram;  /* the VM's EFI variable store (HVM_boot_params:firmware=uefi) */
 } QemuHost;
 
 /* QEMU's option syntax doubles commas inside a value (caller frees). */
@@ -37,7 +38,7 @@ char *qemu_escape_commas(const char *s);
 #define QEMU_STDERR_LOG "qemu.log"
 #define QEMU_VNC_SOCKET "vnc.sock"
 #define QEMU_SERIAL_SOCKET "serial.sock"   /* the serial port, for the vt100 console */
-#define QEMU_AGENT_SOCKET "qga.sock"       /* the guest agent's port (QEMU listens) */
+#define QEMU_AGENT_SOCKET "qga.sock"       /* the guest agent's port (xapid listens, QEMU accepts) */
 
 /* The descriptors xapid opens and hands to QEMU (their numbers in QEMU):
  * the two monitor sockets, listening already, the console log, and the
@@ -47,6 +48,16 @@ char *qemu_escape_commas(const char *s);
 #define QEMU_FD_CONSOLE 5
 #define QEMU_FD_SERIAL 6
 #define QEMU_N_FDS 4
+/* PV_kernel and PV_ramdisk, opened by xapid (QEMU reads /proc/self/fd/N). */
+#define QEMU_FD_KERNEL 7
+#define QEMU_FD_RAMDISK 8
+/* The guest agent's port: a socket xapid listens on (QEMU_AGENT_SOCKET). */
+#define QEMU_FD_AGENT 9
+/* UEFI: OVMF's code (read-only) and the VM's variable store, as fdsets. */
+#define QEMU_FD_OVMF_CODE 10
+#define QEMU_FD_NVRAM 11
+#define QEMU_FDSET_OVMF_CODE 2
+#define QEMU_FDSET_NVRAM 3
 
 /* What QEMU may not do (seccomp): no obsolete system calls, no set*id, no
  * fork or exec, no changing its scheduling or affinity. */
@@ -68,9 +79,23 @@ char **qemu_cmdline(const QemuHost *host, const char *uuid, const Xv *vm, const 
 #define QEMU_NIC_SLOTS 16
 #define QEMU_NIC_PCI_SLOT(device) (0x10 + (device))
 
+/* Disk images reach QEMU as descriptors in fdsets (QEMU opens
+ * "/dev/fdset/N"), one set per image of a chain holding its read-write
+ * (top of a writable disk only) and read-only descriptors, the set's
+ * opaque naming the disk's slot so that the sets go with the disk. On the
+ * command line the sets are numbered from QEMU_FDSET_IMAGES and the
+ * descriptors from QEMU_IMAGE_FD(0), in the order qemu_image_fds lists
+ * them; hot-plugged ones get the numbers QMP's add-fd gives. */
+#define QEMU_FDSET_IMAGES 10
+#define QEMU_IMAGE_FD(i) (200 + (int)(i))
+#define QEMU_DISK_FDSET_FMT "vbd%d"
+/* The descriptors of chains (one per disk) and where QEMU gets them; fds
+ * and targets have room for two per image. Returns how many. */
+size_t qemu_image_fds(const ImageChain *chains, size_t n_disks, int *fds, int *targets);
+
 /* QMP arguments (JSON object text, caller frees) for hot-plugging disk:
- * its block node, then its device. */
-char *qemu_disk_blockdev_json(const HvDisk *disk);
+ * its block nodes (an image of chain on each fdsets[i]), then its device. */
+char *qemu_disk_blockdev_json(const HvDisk *disk, const ImageChain *chain, const int64_t *fdsets);
 char *qemu_disk_device_json(const HvDisk *disk);
 /* QMP arguments for hot-plugging nic whose tap QEMU holds as the fd
  * named like its netdev ("vif<device>"): the netdev, then the device. */

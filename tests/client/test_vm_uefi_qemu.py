@@ -69,7 +69,11 @@ def test_uefi_boot_and_nvram_kept(daemon):
         pid = int(f.read())
     with open(f"/proc/{pid}/cmdline") as f:
         args = f.read().split("\0")
-    assert any(a.startswith("driver=file,filename=/usr/share/OVMF/OVMF_CODE.fd") for a in args)
+    # OVMF and the store reach QEMU as descriptors xapid opened
+    assert "driver=file,filename=/dev/fdset/2,node-name=ovmf-code,read-only=on" in args
+    fds = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+    assert "/usr/share/OVMF/OVMF_CODE.fd" in fds
+    assert os.path.join(daemon.state_dir, "nvram", uuid + ".fd") in fds
     assert wait_for(lambda: "XAPID-GUEST-FIRMWARE" in console(daemon, uuid)), console(daemon, uuid)
     assert "XAPID-GUEST-FIRMWARE efi" in console(daemon, uuid)  # the kernel came up under UEFI
     ok(proxy.VM.clean_shutdown(s, vm))
