@@ -13,6 +13,7 @@
 #include "db.h"
 #include "host.h"
 #include "log_ring.h"
+#include "metrics.h"
 #include "plugins.h"
 #include "http_server.h"
 #include "login_throttle.h"
@@ -206,7 +207,7 @@ int main(int argc, char **argv)
     pif_host_start_of_day();
     if (session_init_root_password(password_file, &err) < 0 ||
         storage_init(state_dir, (const char *const *)sr_roots, &err) < 0 ||
-        xenops_init(state_dir, hypervisor, &err) < 0)
+        xenops_init(state_dir, hypervisor, &err) < 0 || metrics_start(state_dir, &err) < 0)
         return fail(err);
 
     HttpServer *server = http_server_new(&limits);
@@ -245,6 +246,7 @@ int main(int argc, char **argv)
     g_timeout_add_seconds(30, on_session_gc, NULL);
     g_main_loop_run(loop);
     g_main_loop_unref(loop);
+    metrics_stop(); /* the archives are written, also before a restart_agent */
     if (agent_end() == AGENT_RESTART)
         agent_reexec(server); /* returns only if exec failed: then a clean stop */
     http_server_free(server);

@@ -26,6 +26,7 @@
 #include "console_proxy.h"
 #include "header_deadline.h"
 #include "http_transfer.h"
+#include "rrd_http.h"
 #include "rpc_endpoint.h"
 
 /* Per connection: the read buffer is about half of it. 64 KiB lets a VDI
@@ -280,6 +281,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->console = console_proxy_route(method, url);
         if (req->console)
             return console_proxy_serve(conn, l->trusted, method);
+        if (rrd_http_route(method, url))
+            return rrd_http_serve(conn, l->trusted, url);
         req->transfer = http_transfer_route(method, url);
         if (req->transfer)
             return http_transfer_request(conn, l->trusted, url, upload_data, upload_data_size,

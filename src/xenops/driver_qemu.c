@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -1109,6 +1110,80 @@ static int qemu_nic_update(const char *uuid, const HvNic *nic, XapiError **err)
                                     nic->policy, err);
 }
 
+/* ---- metrics ------------------------------------------------------------------ */
+
+/* CPU time a thread of QEMU used (utime + stime of its stat), seconds. */
+static double thread_cpu_seconds(int64_t pid, int64_t tid)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%" G_GINT64_FORMAT "/task/%" G_GINT64_FORMAT
+                                            "/stat", pid, tid);
+    g_autofree char *text = NULL;
+    if (!g_file_get_contents(path, &text, NULL, NULL))
+        return -1;
+    const char *p = strrchr(text, ')'); /* the name may hold spaces */
+    unsigned long long utime = 0, stime = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
+                     &stime) != 2)
+        return -1;
+    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static int64_t tap_counter(const char *tap, const char *counter)
+{
+    g_autofree char *path = g_strdup_printf("/sys/class/net/%s/statistics/%s", tap, counter);
+    g_autofree char *text = NULL;
+    return g_file_get_contents(path, &text, NULL, NULL) ? g_ascii_strtoll(text, NULL, 10) : -1;
+}
+
+static json_object *member(json_object *o, const char *key)
+{
+    json_object *v = NULL;
+    return o && json_object_object_get_ex(o, key, &v) ? v : NULL;
+}
+
+/* vCPUs from query-cpus-fast's thread ids, disks from query-blockstats,
+ * NICs from their taps (the guest's rx is the tap's tx). */
+static int qemu_sample(const char *uuid, HvSample *sample)
+{
+    g_autoptr(XapiError) err = NULL;
+    Domain *d = lookup(uuid, &err);
+    if (!d || !d->mon)
+        return -1;
+    json_object *cpus = qmp_monitor_command(d->mon, "query-cpus-fast", NULL, -1, &err);
+    sample->n_vcpus = 0;
+    for (size_t i = 0; cpus && i < json_object_array_length(cpus) &&
+                       sample->n_vcpus < HV_SAMPLE_MAX_VCPUS; i++) {
+        json_object *tid = member(json_object_array_get_idx(cpus, i), "thread-id");
+        if (tid)
+            sample->vcpu_seconds[sample->n_vcpus++] =
+                thread_cpu_seconds(d->pid, json_object_get_int64(tid));
+    }
+    json_object_put(cpus);
+    json_object *blocks = qmp_monitor_command(d->mon, "query-blockstats", NULL, -1, &err);
+    for (unsigned k = 0; k < sample->n_disks; k++) {
+        g_autofree char *id = g_strdup_printf(QEMU_DISK_ID_FMT, sample->disks[k].slot);
+        g_autofree char *inner = g_strconcat("/", id, "/", NULL);
+        sample->disks[k].read_bytes = sample->disks[k].write_bytes = -1;
+        for (size_t i = 0; blocks && i < json_object_array_length(blocks); i++) {
+            json_object *b = json_object_array_get_idx(blocks, i);
+            const char *qdev = json_object_get_string(member(b, "qdev"));
+            /* "vbd0-dev" or "/machine/peripheral/vbd0-dev/virtio-backend" */
+            if (!qdev || (strcmp(qdev, id) != 0 && !strstr(qdev, inner)))
+                continue;
+            json_object *stats = member(b, "stats");
+            sample->disks[k].read_bytes = json_object_get_int64(member(stats, "rd_bytes"));
+            sample->disks[k].write_bytes = json_object_get_int64(member(stats, "wr_bytes"));
+        }
+    }
+    json_object_put(blocks);
+    for (unsigned k = 0; k < sample->n_nics; k++) {
+        g_autofree char *tap = network_guest_tap_name(uuid, sample->nics[k].device);
+        sample->nics[k].rx_bytes = tap_counter(tap, "tx_bytes");
+        sample->nics[k].tx_bytes = tap_counter(tap, "rx_bytes");
+    }
+    return 0;
+}
+
 static HvDriver qemu_driver = {
     .name = "qemu",
     .start = qemu_start,
@@ -1133,6 +1208,7 @@ static HvDriver qemu_driver = {
     .stop_unattached = qemu_stop_unattached,
     .start_recorded = qemu_start_recorded,
     .console_socket = qemu_console_socket,
+    .sample = qemu_sample,
 };
 
 const HvDriver *hv_qemu_driver(const char *state_dir, HvChangeNotify notify, XapiError **err)

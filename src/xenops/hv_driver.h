@@ -70,6 +70,21 @@ typedef struct {
 } HvNic;
 void hv_nics_free(HvNic *nics, size_t n);
 
+/* A domain's counters for the metrics sampler. The caller names the disks
+ * (by slot) and NICs (by VIF device) it wants; the driver fills in the
+ * figures, leaving -1 where it has none. */
+#define HV_SAMPLE_MAX_VCPUS 64
+#define HV_SAMPLE_MAX_DEVICES 16
+typedef struct {
+    unsigned n_vcpus;                        /* filled by the driver */
+    double vcpu_seconds[HV_SAMPLE_MAX_VCPUS]; /* CPU time each vCPU used, in total */
+    int64_t memory;                          /* bytes the domain has */
+    unsigned n_disks;
+    struct { int slot; int64_t read_bytes, write_bytes; } disks[HV_SAMPLE_MAX_DEVICES];
+    unsigned n_nics;
+    struct { int device; int64_t rx_bytes, tx_bytes; } nics[HV_SAMPLE_MAX_DEVICES]; /* as the guest sees them */
+} HvSample;
+
 /* Called from a driver thread when a domain changes state by itself
  * (guest poweroff or reboot, QEMU gone). Must not block for long. */
 typedef void (*HvChangeNotify)(const char *uuid);
@@ -141,6 +156,9 @@ typedef struct HvDriver {
      * VNC display) or "vt100" (its serial port), or NULL when the driver
      * has none (caller frees). */
     char *(*console_socket)(const char *uuid, const char *protocol);
+    /* The domain's counters now (VM lock held); -1 if it has no domain.
+     * NULL: the driver has none. */
+    int (*sample)(const char *uuid, HvSample *sample);
 } HvDriver;
 
 /* state_dir holds one directory per domain (qemu). */
