@@ -70,6 +70,7 @@ int main(int argc, char **argv)
     g_auto(GStrv) kernel_dirs = NULL;
     g_auto(GStrv) listen = NULL, listen_tls = NULL, sr_roots = NULL;
     gboolean print_compat = FALSE, print_password = FALSE;
+    gboolean no_metrics = FALSE;
     gint login_failure_delay_ms = 250;
     HttpLimits def = HTTP_LIMITS_DEFAULT;
     gint body_limit = (gint)def.rpc_body_limit, header_timeout = (gint)def.header_timeout,
@@ -94,6 +95,9 @@ int main(int argc, char **argv)
         {"login-failure-delay", 0, 0, G_OPTION_ARG_INT, &login_failure_delay_ms,
          "The delay before answering a failed login, doubled at each further failure from the "
          "same address up to 20 times itself (default 250)", "MS"},
+        {"no-metrics", 0, 0, G_OPTION_ARG_NONE, &no_metrics,
+         "Do not sample the host and VMs every 5 s: /rrd_updates, /host_rrd and /vm_rrd answer "
+         "503 (for measuring what sampling costs)", NULL},
         {"hypervisor", 0, 0, G_OPTION_ARG_STRING, &hypervisor,
          "How VMs run: qemu (a QEMU process per VM, KVM when /dev/kvm is usable and the CPU has "
          "VT-x or AMD-V, else TCG; "
@@ -207,7 +211,8 @@ int main(int argc, char **argv)
     pif_host_start_of_day();
     if (session_init_root_password(password_file, &err) < 0 ||
         storage_init(state_dir, (const char *const *)sr_roots, &err) < 0 ||
-        xenops_init(state_dir, hypervisor, &err) < 0 || metrics_start(state_dir, &err) < 0)
+        xenops_init(state_dir, hypervisor, &err) < 0 ||
+        (!no_metrics && metrics_start(state_dir, &err) < 0))
         return fail(err);
 
     HttpServer *server = http_server_new(&limits);

@@ -153,7 +153,13 @@ enum MHD_Result rrd_http_serve(struct MHD_Connection *conn, bool trusted, const 
         unsigned status = http_auth_status(err);
         return text(conn, status ? status : MHD_HTTP_INTERNAL_SERVER_ERROR, err->code);
     }
-    enum MHD_Result ret = updates ? rrd_updates(conn) : whole_rrd(conn, g_str_has_prefix(url, "/vm_"));
+    enum MHD_Result ret;
+    if (!metrics_running())
+        ret = text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "metrics are off (xapid --no-metrics)");
+    else if (updates)
+        ret = rrd_updates(conn);
+    else
+        ret = whole_rrd(conn, g_str_has_prefix(url, "/vm_"));
     http_caller_end(&caller);
     return ret;
 }

@@ -296,6 +296,8 @@ int metrics_start(const char *state_dir, XapiError **err)
     return 0;
 }
 
+bool metrics_running(void) { return m.host != NULL; }
+
 void metrics_stop(void)
 {
     if (!m.thread)

@@ -17,6 +17,8 @@
 int metrics_start(const char *state_dir, XapiError **err);
 /* Stops the sampler and writes every archive. */
 void metrics_stop(void);
+/* Whether metrics_start ran (xapid --no-metrics: not). */
+bool metrics_running(void);
 
 /* /rrd_updates: the host's archive when host, then the VMs' (vm_uuids, or
  * every running VM's when NULL); start < 0 counts back from the last

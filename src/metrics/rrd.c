@@ -6,6 +6,7 @@
 #include "rrd.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 typedef struct {
@@ -285,8 +286,11 @@ void rrd_format_value(GString *out, double v)
         g_string_append(out, v > 0 ? "Infinity" : "-Infinity");
     else if (v == 0)
         g_string_append(out, "0.0");
-    else
-        g_string_append_printf(out, "%0.15g", v);
+    else {
+        char buf[G_ASCII_DTOSTR_BUF_SIZE];
+        int n = snprintf(buf, sizeof buf, "%0.15g", v);
+        g_string_append_len(out, buf, n);
+    }
 }
 
 static const char *cf_name(RrdCf cf)
