@@ -13,6 +13,7 @@
 #include "db.h"
 #include "host.h"
 #include "log_ring.h"
+#include "message_store.h"
 #include "metrics.h"
 #include "plugins.h"
 #include "http_server.h"
@@ -71,6 +72,7 @@ int main(int argc, char **argv)
     g_auto(GStrv) listen = NULL, listen_tls = NULL, sr_roots = NULL;
     gboolean print_compat = FALSE, print_password = FALSE;
     gboolean no_metrics = FALSE;
+    gint message_limit = 0;
     gint login_failure_delay_ms = 250;
     HttpLimits def = HTTP_LIMITS_DEFAULT;
     gint body_limit = (gint)def.rpc_body_limit, header_timeout = (gint)def.header_timeout,
@@ -95,6 +97,8 @@ int main(int argc, char **argv)
         {"login-failure-delay", 0, 0, G_OPTION_ARG_INT, &login_failure_delay_ms,
          "The delay before answering a failed login, doubled at each further failure from the "
          "same address up to 20 times itself (default 250)", "MS"},
+        {"message-limit", 0, 0, G_OPTION_ARG_INT, &message_limit,
+         "Messages kept; beyond, the oldest are deleted (default 10000, as XAPI)", "N"},
         {"no-metrics", 0, 0, G_OPTION_ARG_NONE, &no_metrics,
          "Do not sample the host and VMs every 5 s: /rrd_updates, /host_rrd and /vm_rrd answer "
          "503 (for measuring what sampling costs)", NULL},
@@ -157,6 +161,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "xapid: %s\n", gerr->message);
         return 2;
     }
+    if (message_limit < 0) {
+        fprintf(stderr, "xapid: --message-limit must not be negative\n");
+        return 2;
+    }
+    message_store_set_limit((unsigned)message_limit);
     if (plugin_time_limit < 0 || plugin_output_limit < 0) {
         fprintf(stderr, "xapid: --plugin-time-limit and --plugin-output-limit must not be "
                         "negative\n");

@@ -9,6 +9,10 @@
 
 static const DmClass *message_class(void) { return dm_class_by_name("message"); }
 
+static unsigned limit = MESSAGE_STORE_LIMIT;
+
+void message_store_set_limit(unsigned n) { limit = n ? n : MESSAGE_STORE_LIMIT; }
+
 typedef struct {
     DbRow *oldest;
     int64_t oldest_time;
@@ -29,7 +33,7 @@ static bool find_oldest(DbRow *row, void *ctx)
 /* Write lock held: drops the oldest messages beyond the cap. */
 static int trim_to_limit(XapiError **err)
 {
-    while (db_count(message_class()) > MESSAGE_STORE_LIMIT) {
+    while (db_count(message_class()) > limit) {
         Oldest o = {0};
         db_foreach(message_class(), find_oldest, &o);
         if (!o.oldest || db_delete(o.oldest, err) < 0)

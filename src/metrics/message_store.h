@@ -9,6 +9,8 @@
 
 /* XAPI keeps this many (xapi_globs.ml message_limit); the oldest go first. */
 #define MESSAGE_STORE_LIMIT 10000
+/* Another cap (xapid --message-limit); 0 keeps XAPI's. */
+void message_store_set_limit(unsigned limit);
 
 /* Stores a message stamped now; returns its ref (caller frees) or NULL.
  * The caller has checked the arguments. No lock held. */

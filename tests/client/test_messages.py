@@ -141,3 +141,21 @@ def test_acknowledged_create_survives_kill9():
         assert ok(proxy.message.get_record(s, ref))["body"] == "kept"
     finally:
         d.stop()
+
+
+def test_store_keeps_the_newest_up_to_the_limit():
+    d = Daemon(extra_args=["--hypervisor", "sim", "--message-limit", "5"])
+    try:
+        proxy, s = d.login()
+        hu = host_uuid((proxy, s))
+        refs = [ok(proxy.message.create(s, "CAP", "5", "Host", hu, str(i))) for i in range(8)]
+        kept = ok(proxy.message.get_all_records(s))
+        # The oldest went first (XAPI's GC), at the create that passed the cap.
+        assert sorted(r["body"] for r in kept.values()) == ["3", "4", "5", "6", "7"]
+        assert set(kept) == set(refs[3:])
+        d.kill9()
+        d.start()
+        proxy, s = d.login()
+        assert set(ok(proxy.message.get_all(s))) == set(refs[3:])
+    finally:
+        d.stop()

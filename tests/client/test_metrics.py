@@ -5,7 +5,7 @@ running sim VM's cpu/memory/vbd/vif sources, /host_rrd and /vm_rrd,
 authentication, bad queries, and archives that survive a restart."""
 import base64
 import json
-import math
+import os
 import re
 import time
 import urllib.error
@@ -227,3 +227,13 @@ def test_archives_survive_a_restart(daemon, api, vm):
     # no longer runs here.
     status, _, body = get(daemon, f"/vm_rrd?uuid={vm_uuid}")
     assert status == 200 and "<name>cpu0</name>" in body
+
+
+def test_no_metrics_answers_503():
+    d = Daemon(extra_args=["--hypervisor", "sim", "--no-metrics"])
+    try:
+        assert get(d, "/rrd_updates?start=0&host=true")[0] == 503
+        assert get(d, "/host_rrd")[0] == 503
+        assert not os.path.exists(os.path.join(d.state_dir, "rrd"))
+    finally:
+        d.stop()
