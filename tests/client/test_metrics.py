@@ -2,7 +2,10 @@
 as XML (ElementTree, as CloudStack reads it) and JSON (as Xen Orchestra
 reads it) with XAPI's shape, the host's sources from /proc and /sys, a
 running sim VM's cpu/memory/vbd/vif sources, /host_rrd and /vm_rrd,
-authentication, bad queries, and archives that survive a restart."""
+authentication, bad queries, archives that survive a restart; and Xen
+Orchestra's connector (npm xen-api, tests/xo/stats.mjs) reading the stats
+as xo-server's xapi-stats.mjs does and seeing message objects come and go
+through its event loop."""
 import base64
 import json
 import os
@@ -12,9 +15,12 @@ import urllib.error
 import urllib.request
 import xml.etree.ElementTree as ET
 
+import subprocess
+
 import pytest
 
 from xapid_daemon import PASSWORD, Daemon, ok, wait_until
+from test_xen_orchestra import XO_DIR, connector  # noqa: F401 (fixture)
 
 MiB = 1 << 20
 LEGEND = re.compile(r"^(AVERAGE|MIN|MAX):(host|vm):([0-9a-f-]{36}):(.+)$")
@@ -206,6 +212,23 @@ def test_whole_archives(daemon, api, vm):
     root = ET.fromstring(body)
     assert [r.find("cf").text for r in root.findall("rra")] == ["AVERAGE"] * 4
     assert "cpu0" in [d.find("name").text for d in root.findall("ds")]
+
+
+def test_xen_orchestra_reads_stats_and_messages(daemon, vm, connector):  # noqa: F811
+    # After test_xml_and_json_shape: the archives hold known figures.
+    run = subprocess.run(["node", os.path.join(XO_DIR, "stats.mjs"), daemon.url.rstrip("/"),
+                          PASSWORD], capture_output=True, text=True, timeout=60, cwd=XO_DIR)
+    assert run.stdout, run.stderr
+    findings = json.loads(run.stdout.strip().splitlines()[-1])
+    assert "error" not in findings, findings.get("error")
+    assert findings["message"] == {"name": "XO_SEES_ME", "body": "hello XO", "priority": 3,
+                                   "obj_uuid": True}
+    assert findings["messageRemoved"] is True
+    assert findings["stepMatches"] is True
+    assert findings["hostCpu0"] and all(0 <= v <= 1 for v in findings["hostCpu0"])
+    assert findings["hostMemoryTotalKib"] and findings["hostMemoryTotalKib"][0] > 0
+    vm_uuid = vm[1]
+    assert f"vm:{vm_uuid}:cpu0" in findings["vmSeries"]
 
 
 def test_archives_survive_a_restart(daemon, api, vm):

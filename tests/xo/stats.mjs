@@ -3,7 +3,7 @@
 // getResource and parsed as xo-server's xapi-stats.mjs parses it, and
 // message objects arriving in (and leaving) the connector's object cache
 // through its event.from loop. Prints one JSON line of findings for
-// tests/client/test_metrics_xo.py.
+// tests/client/test_metrics.py.
 //   node stats.mjs URL PASSWORD
 import { createClient } from 'xen-api'
 
