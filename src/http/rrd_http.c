@@ -5,9 +5,11 @@
 
 #include <string.h>
 
+#include "db.h"
 #include "http_auth.h"
 #include "metrics.h"
 #include "rrd.h"
+#include "task.h"
 
 /* XAPI's RBAC permissions for these handlers (datamodel.ml
  * http_actions): every role may read the figures. */
@@ -32,10 +34,15 @@ bool rrd_http_route(const char *method, const char *url)
     return false;
 }
 
+/* The status of the reply this thread queued last (one thread per
+ * connection): the caller's task records the outcome. */
+static _Thread_local unsigned replied_status;
+
 /* headers: NULL-terminated name, value pairs. */
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *type,
                              GString *body, const char *const *headers)
 {
+    replied_status = status;
     size_t len = body->len;
     struct MHD_Response *r = MHD_create_response_from_buffer(
         len, g_string_free(body, FALSE), MHD_RESPMEM_MUST_FREE);
@@ -142,6 +149,30 @@ static enum MHD_Result whole_rrd(struct MHD_Connection *conn, bool vm)
     return reply(conn, MHD_HTTP_OK, "text/xml", body, headers);
 }
 
+/* A caller's task_id (Xen Orchestra's getResource passes one and waits
+ * for it) ends with the request, as XAPI's Xapi_http.with_context ends
+ * it: success when the figures went out, else failure with the reason. */
+static void finish_task(const char *task_ref, const char *failure)
+{
+    if (!task_ref || db_write_begin(NULL) < 0)
+        return;
+    DbRow *task = db_lookup(dm_class_by_name("task"), task_ref);
+    if (task && strcmp(xv_str(db_get(task, "status")), "pending") == 0) {
+        db_set_by_name(task, "status", xv_new_string(failure ? "failure" : "success"), NULL);
+        db_set_by_name(task, "progress", xv_new_float(1.0), NULL);
+        db_set_by_name(task, "finished", xv_new_datetime(g_get_real_time() / G_USEC_PER_SEC),
+                       NULL);
+        db_set_by_name(task, "allowed_operations", xv_new_array(), NULL);
+        if (failure) {
+            Xv *info = xv_new_array();
+            xv_array_append_string(info, "INTERNAL_ERROR");
+            xv_array_append_string(info, failure);
+            db_set_by_name(task, "error_info", info, NULL);
+        }
+    }
+    db_write_commit(NULL);
+}
+
 enum MHD_Result rrd_http_serve(struct MHD_Connection *conn, bool trusted, const char *url)
 {
     bool updates = strcmp(url, "/rrd_updates") == 0;
@@ -153,6 +184,11 @@ enum MHD_Result rrd_http_serve(struct MHD_Connection *conn, bool trusted, const 
         unsigned status = http_auth_status(err);
         return text(conn, status ? status : MHD_HTTP_INTERNAL_SERVER_ERROR, err->code);
     }
+    const char *task = http_param(conn, "task_id");
+    if (task && task_check_use(caller.session, !caller.session, task, &err) < 0) {
+        http_caller_end(&caller);
+        return text(conn, MHD_HTTP_FORBIDDEN, err->code);
+    }
     enum MHD_Result ret;
     if (!metrics_running())
         ret = text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "metrics are off (xapid --no-metrics)");
@@ -160,6 +196,9 @@ enum MHD_Result rrd_http_serve(struct MHD_Connection *conn, bool trusted, const 
         ret = rrd_updates(conn);
     else
         ret = whole_rrd(conn, g_str_has_prefix(url, "/vm_"));
+    g_autofree char *failure =
+        replied_status == MHD_HTTP_OK ? NULL : g_strdup_printf("HTTP %u", replied_status);
+    finish_task(task, ret == MHD_YES ? failure : "the reply was not sent");
     http_caller_end(&caller);
     return ret;
 }

@@ -188,6 +188,15 @@ def test_auth_and_bad_queries(daemon, api):
     assert get(daemon, "/rrd_updates?start=soon")[0] == 400
     assert get(daemon, "/vm_rrd")[0] == 400
     assert get(daemon, "/vm_rrd?uuid=00000000-0000-0000-0000-000000000000")[0] == 404
+    # A task given ends with the request: success, or failure with the status.
+    done = ok(proxy.task.create(s, "rrd", ""))
+    assert get(daemon, f"/rrd_updates?start=-10&task_id={done}")[0] == 200
+    assert ok(proxy.task.get_status(s, done)) == "success"
+    failed = ok(proxy.task.create(s, "rrd", ""))
+    assert get(daemon, f"/rrd_updates?task_id={failed}")[0] == 400
+    assert ok(proxy.task.get_status(s, failed)) == "failure"
+    assert ok(proxy.task.get_error_info(s, failed)) == ["INTERNAL_ERROR", "HTTP 400"]
+    assert get(daemon, "/rrd_updates?start=-10&task_id=OpaqueRef:nothing")[0] == 403
 
 
 def test_whole_archives(daemon, api, vm):
@@ -225,6 +234,7 @@ def test_xen_orchestra_reads_stats_and_messages(daemon, vm, connector):  # noqa:
                                    "obj_uuid": True}
     assert findings["messageRemoved"] is True
     assert findings["stepMatches"] is True
+    assert findings["taskEnded"] is True
     assert findings["hostCpu0"] and all(0 <= v <= 1 for v in findings["hostCpu0"])
     assert findings["hostMemoryTotalKib"] and findings["hostMemoryTotalKib"][0] > 0
     vm_uuid = vm[1]

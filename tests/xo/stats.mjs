@@ -44,9 +44,11 @@ const main = async () => {
   // own, so the connection's URL (the same host) is used instead.
   const response = await xapi.getResource('/rrd_updates', {
     query: { cf: 'AVERAGE', host: 'true', interval: step, json: 'true', start: now - step * 120 + step },
-    task: false,
   })
   const json = JSON.parse(await response.body.text())
+  // The connector made a task for the request (as for xo-server's) and
+  // waits for it to end.
+  findings.taskEnded = response.task !== undefined && (await withTimeout(response.task, 5000, 'the task of getResource')) !== null
   findings.stepMatches = json.meta.step == step // eslint-disable-line eqeqeq
   const re = /^AVERAGE:([^:]+):(.+):(.+)$/
   const stats = {}
