@@ -293,6 +293,25 @@ void rrd_format_value(GString *out, double v)
     }
 }
 
+/* Source names hold device names, which Linux lets hold '"', '<', '&'. */
+static void append_xml_text(GString *out, const char *text)
+{
+    g_autofree char *escaped = g_markup_escape_text(text, -1);
+    g_string_append(out, escaped);
+}
+
+static void append_json_text(GString *out, const char *text)
+{
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            g_string_append_c(out, '\\');
+        if (*p < 0x20)
+            g_string_append_printf(out, "\\u%04x", *p);
+        else
+            g_string_append_c(out, (char)*p);
+    }
+}
+
 static const char *cf_name(RrdCf cf)
 {
     return cf == RRD_AVERAGE ? "AVERAGE" : cf == RRD_MIN ? "MIN" : "MAX";
@@ -385,11 +404,15 @@ void rrd_xport(GString *out, const RrdSource *sources, size_t n, int64_t start, 
                                "</columns><legend>",
                                meta_start, step, end, times->len, columns->len);
     for (guint i = 0; i < legend->len; i++) {
-        /* Names are ours (uuids, device names): nothing to escape. */
-        if (json)
-            g_string_append_printf(out, "%s\"%s\"", i ? "," : "", (char *)legend->pdata[i]);
-        else
-            g_string_append_printf(out, "<entry>%s</entry>", (char *)legend->pdata[i]);
+        if (json) {
+            g_string_append(out, i ? ",\"" : "\"");
+            append_json_text(out, legend->pdata[i]);
+            g_string_append_c(out, '"');
+        } else {
+            g_string_append(out, "<entry>");
+            append_xml_text(out, legend->pdata[i]);
+            g_string_append(out, "</entry>");
+        }
     }
     g_string_append(out, json ? "]},\"data\":[" : "</legend></meta><data>");
     for (guint j = 0; j < times->len; j++) {
@@ -417,8 +440,10 @@ void rrd_dump_xml(GString *out, const Rrd *rrd)
                            "</lastupdate>", RRD_STEP, rrd->last_update);
     for (guint i = 0; i < rrd->ds->len; i++) {
         const RrdDs *ds = rrd->ds->pdata[i];
-        g_string_append_printf(out, "<ds><name>%s</name><type>%s</type><minimal_heartbeat>",
-                               ds->name, ds->type == RRD_GAUGE ? "GAUGE" : "DERIVE");
+        g_string_append(out, "<ds><name>");
+        append_xml_text(out, ds->name);
+        g_string_append_printf(out, "</name><type>%s</type><minimal_heartbeat>",
+                               ds->type == RRD_GAUGE ? "GAUGE" : "DERIVE");
         rrd_format_value(out, RRD_HEARTBEAT);
         g_string_append(out, "</minimal_heartbeat><min>");
         rrd_format_value(out, ds->type == RRD_DERIVE ? 0.0 : -INFINITY);

@@ -162,6 +162,23 @@ static void test_dump_and_image(void **state)
     assert_null(rrd_deserialize("garbage", 7));
 }
 
+/* Linux lets a link's name hold '"', '<' and '&': escaped on both wires. */
+static void test_names_escaped(void **state)
+{
+    g_autoptr(Rrd) rrd = rrd_new(false, T0);
+    RrdSample s = {"pif_a\"<b&_rx", RRD_GAUGE, 1};
+    rrd_update(rrd, T0 + 5, &s, 1);
+    g_autoptr(GString) out = g_string_new(NULL);
+    rrd_xport(out, &(RrdSource){"host", "u", rrd}, 1, T0, 0, RRD_AVERAGE, false);
+    assert_non_null(strstr(out->str, "<entry>AVERAGE:host:u:pif_a&quot;&lt;b&amp;_rx</entry>"));
+    g_string_truncate(out, 0);
+    rrd_xport(out, &(RrdSource){"host", "u", rrd}, 1, T0, 0, RRD_AVERAGE, true);
+    assert_non_null(strstr(out->str, "[\"AVERAGE:host:u:pif_a\\\"<b&_rx\"]"));
+    g_string_truncate(out, 0);
+    rrd_dump_xml(out, rrd);
+    assert_non_null(strstr(out->str, "<name>pif_a&quot;&lt;b&amp;_rx</name>"));
+}
+
 /* A VM with one vCPU, a disk and a NIC: its archive's size bounds the
  * memory a running VM costs. */
 static void test_vm_archive_bytes(void **state)
@@ -185,6 +202,7 @@ int main(void)
         cmocka_unit_test(test_best_archive),
         cmocka_unit_test(test_xport_golden),
         cmocka_unit_test(test_dump_and_image),
+        cmocka_unit_test(test_names_escaped),
         cmocka_unit_test(test_vm_archive_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
