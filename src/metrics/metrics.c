@@ -2,6 +2,7 @@
 #include "metrics.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -369,4 +370,103 @@ size_t metrics_vm_bytes(const char *vm_uuid)
     size_t n = rrd ? rrd_bytes(rrd) : 0;
     g_mutex_unlock(&m.lock);
     return n;
+}
+
+/* ---- data sources (host.get_data_sources and friends) --------------------- */
+
+/* XAPI's descriptions and units for the sources kept here. */
+static void describe(const char *name, bool vm, const char **description, const char **units)
+{
+    static const struct { const char *prefix, *host, *vm, *units; } known[] = {
+        {"cpu_avg", "Average physical CPU usage", NULL, "(fraction)"},
+        {"cpu", "Physical CPU usage", "CPU usage of a vCPU", "(fraction)"},
+        {"memory_total_kib", "Total amount of memory in the host", NULL, "KiB"},
+        {"memory_free_kib", "Total amount of free memory", NULL, "KiB"},
+        {"memory_target", NULL, "Target of VM balloon driver", "B"},
+        {"memory", NULL, "Memory currently allocated to VM", "B"},
+        {"loadavg", "Domain0 loadavg", NULL, ""},
+        {"pif_", "Bytes per second moved by a physical interface", NULL, "B/s"},
+        {"vbd_", NULL, "Bytes per second read or written by a disk", "B/s"},
+        {"vif_", NULL, "Bytes per second moved by a virtual interface", "B/s"},
+    };
+    *description = "";
+    *units = "";
+    for (size_t i = 0; i < G_N_ELEMENTS(known); i++)
+        if (g_str_has_prefix(name, known[i].prefix) && (vm ? known[i].vm : known[i].host)) {
+            *description = vm ? known[i].vm : known[i].host;
+            *units = known[i].units;
+            return;
+        }
+}
+
+static Rrd *archive_of(const char *vm_uuid)
+{
+    return vm_uuid ? g_hash_table_lookup(m.vms, vm_uuid) : m.host;
+}
+
+Xv *metrics_data_sources(const char *vm_uuid)
+{
+    Xv *out = xv_new_array();
+    g_mutex_lock(&m.lock);
+    const Rrd *rrd = m.vms ? archive_of(vm_uuid) : NULL;
+    for (guint i = 0; rrd && i < rrd_n_sources(rrd); i++) {
+        const char *name = rrd_source_name(rrd, i), *description, *units;
+        describe(name, vm_uuid != NULL, &description, &units);
+        bool fraction = g_str_has_prefix(name, "cpu");
+        Xv *ds = xv_new_struct();
+        xv_struct_set_string(ds, "name_label", name);
+        xv_struct_set_string(ds, "name_description", description);
+        xv_struct_set(ds, "enabled", xv_new_bool(true));
+        xv_struct_set(ds, "standard", xv_new_bool(true));
+        xv_struct_set_string(ds, "units", units);
+        xv_struct_set(ds, "min", xv_new_float(0.0));
+        xv_struct_set(ds, "max", xv_new_float(fraction ? 1.0 : INFINITY));
+        xv_struct_set(ds, "value", xv_new_float(rrd_source_value(rrd, i)));
+        xv_array_append(out, ds);
+    }
+    g_mutex_unlock(&m.lock);
+    return out;
+}
+
+/* The source's index in its archive (lock held), or -1 with err. */
+static int source_locked(const char *vm_uuid, const char *name, Rrd **rrd, XapiError **err)
+{
+    *rrd = m.vms ? archive_of(vm_uuid) : NULL;
+    int i = *rrd ? rrd_source_index(*rrd, name) : -1;
+    if (i < 0) {
+        g_autofree char *what = g_strdup_printf("Datasource_missing(%s)", name);
+        xapi_error_set(err, "INTERNAL_ERROR", what, NULL);
+    }
+    return i;
+}
+
+int metrics_query_source(const char *vm_uuid, const char *name, double *value, XapiError **err)
+{
+    Rrd *rrd;
+    g_mutex_lock(&m.lock);
+    int i = source_locked(vm_uuid, name, &rrd, err);
+    if (i >= 0)
+        *value = rrd_source_value(rrd, (guint)i);
+    g_mutex_unlock(&m.lock);
+    return i < 0 ? -1 : 0;
+}
+
+int metrics_forget_source(const char *vm_uuid, const char *name, XapiError **err)
+{
+    Rrd *rrd;
+    g_mutex_lock(&m.lock);
+    int i = source_locked(vm_uuid, name, &rrd, err);
+    if (i >= 0)
+        rrd_forget_source(rrd, (guint)i);
+    g_mutex_unlock(&m.lock);
+    return i < 0 ? -1 : 0;
+}
+
+int metrics_record_source(const char *vm_uuid, const char *name, XapiError **err)
+{
+    Rrd *rrd;
+    g_mutex_lock(&m.lock);
+    int i = source_locked(vm_uuid, name, &rrd, err);
+    g_mutex_unlock(&m.lock);
+    return i < 0 ? -1 : 0;
 }

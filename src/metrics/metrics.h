@@ -12,6 +12,7 @@
 #include <glib.h>
 
 #include "xapi_error.h"
+#include "xv.h"
 
 /* Loads the host's archive and starts the sampler. */
 int metrics_start(const char *state_dir, XapiError **err);
@@ -28,5 +29,16 @@ void metrics_rrd_updates(GString *out, int64_t start, int64_t interval, int cf, 
 /* The whole archive of the host (uuid NULL) or of a VM, in memory or
  * saved; false if there is none. */
 bool metrics_rrd_dump(GString *out, const char *vm_uuid);
+/* The data sources of the host's (vm_uuid NULL) or a running VM's
+ * archive, as data_source records (an empty set when it has none). */
+Xv *metrics_data_sources(const char *vm_uuid);
+/* A source's value over the last 5 s step: 0, or -1 with
+ * INTERNAL_ERROR [Datasource_missing(NAME)] when there is no such source.
+ * forget empties its archives; record checks that it is recorded (every
+ * source here is). */
+int metrics_query_source(const char *vm_uuid, const char *name, double *value, XapiError **err);
+int metrics_forget_source(const char *vm_uuid, const char *name, XapiError **err);
+int metrics_record_source(const char *vm_uuid, const char *name, XapiError **err);
+
 /* Bytes held in memory for a VM's archive (0 if none). */
 size_t metrics_vm_bytes(const char *vm_uuid);

@@ -16,6 +16,7 @@ typedef struct {
     bool have_last;
     double pdp_sum;   /* rate x seconds within the current step */
     double pdp_known; /* seconds of the current step with a known rate */
+    double last_pdp;  /* the last primary point (query_data_source) */
 } RrdDs;
 
 typedef struct {
@@ -152,6 +153,7 @@ static int ds_add(Rrd *rrd, const char *name, RrdDsType type)
     RrdDs *ds = g_new0(RrdDs, 1);
     ds->name = g_strdup(name);
     ds->type = type;
+    ds->last_pdp = NAN;
     g_ptr_array_add(rrd->ds, ds);
     for (guint i = 0; i < rrd->rras->len; i++) {
         Rra *r = rrd->rras->pdata[i];
@@ -269,11 +271,39 @@ void rrd_update(Rrd *rrd, int64_t t, const RrdSample *samples, size_t n)
             RrdDs *ds = rrd->ds->pdata[i];
             /* Half the step known, as the first archive's xff asks. */
             pdp[i] = ds->pdp_known * 2 >= RRD_STEP ? ds->pdp_sum / ds->pdp_known : NAN;
+            ds->last_pdp = pdp[i];
             ds->pdp_sum = ds->pdp_known = 0;
         }
         feed(rrd, boundary, pdp);
     }
     rrd->last_update = t;
+}
+
+guint rrd_n_sources(const Rrd *rrd) { return rrd->ds->len; }
+
+const char *rrd_source_name(const Rrd *rrd, guint i)
+{
+    return ((const RrdDs *)rrd->ds->pdata[i])->name;
+}
+
+double rrd_source_value(const Rrd *rrd, guint i)
+{
+    return ((const RrdDs *)rrd->ds->pdata[i])->last_pdp;
+}
+
+int rrd_source_index(const Rrd *rrd, const char *name) { return ds_index(rrd, name); }
+
+void rrd_forget_source(Rrd *rrd, guint i)
+{
+    for (guint k = 0; k < rrd->rras->len; k++) {
+        Rra *r = rrd->rras->pdata[k];
+        RraCol *c = r->cols->pdata[i];
+        for (unsigned j = 0; j < r->n_rows; j++)
+            c->rows[j] = NAN;
+        c->cdp = cdp_start(r->cf);
+        c->unknown = r->pdps;
+    }
+    ((RrdDs *)rrd->ds->pdata[i])->last_pdp = NAN;
 }
 
 /* ---- output ------------------------------------------------------------- */
@@ -574,6 +604,7 @@ Rrd *rrd_deserialize(const void *data, size_t len)
             return NULL;
         ds->type = type;
         ds->have_last = have;
+        ds->last_pdp = NAN;
     }
     for (uint32_t k = 0; k < n_rra; k++) {
         uint32_t cf;

@@ -40,6 +40,15 @@ int64_t rrd_last_update(const Rrd *rrd);
 /* Bytes the archives hold (for the per-VM memory bound). */
 size_t rrd_bytes(const Rrd *rrd);
 
+/* The sources, in the order of the archives. */
+guint rrd_n_sources(const Rrd *rrd);
+const char *rrd_source_name(const Rrd *rrd, guint i);
+/* The source's value over the last step (NaN when unknown). */
+double rrd_source_value(const Rrd *rrd, guint i);
+int rrd_source_index(const Rrd *rrd, const char *name); /* -1 if none */
+/* Empties every archive of the source (its past becomes unknown). */
+void rrd_forget_source(Rrd *rrd, guint i);
+
 /* /rrd_updates over several archive sets (rrd_updates.ml create_multi). */
 typedef struct {
     const char *owner; /* "host", "vm", "sr" */

@@ -19,7 +19,7 @@ import subprocess
 
 import pytest
 
-from xapid_daemon import PASSWORD, Daemon, ok, wait_until
+from xapid_daemon import PASSWORD, Daemon, err, ok, wait_until
 from test_xen_orchestra import XO_DIR, connector  # noqa: F401 (fixture)
 
 MiB = 1 << 20
@@ -221,6 +221,37 @@ def test_whole_archives(daemon, api, vm):
     root = ET.fromstring(body)
     assert [r.find("cf").text for r in root.findall("rra")] == ["AVERAGE"] * 4
     assert "cpu0" in [d.find("name").text for d in root.findall("ds")]
+
+
+def test_data_sources(daemon, api, vm):
+    proxy, s = api
+    host = ok(proxy.host.get_all(s))[0]
+    vm_ref, vm_uuid = vm
+    sources = {d["name_label"]: d for d in ok(proxy.host.get_data_sources(s, host))}
+    assert {"cpu0", "cpu_avg", "memory_total_kib", "memory_free_kib", "loadavg"} <= set(sources)
+    mem = sources["memory_total_kib"]
+    assert mem["units"] == "KiB" and mem["enabled"] is True and mem["standard"] is True
+    with open("/proc/meminfo") as f:
+        total = int(re.search(r"MemTotal:\s+(\d+)", f.read()).group(1))
+    assert ok(proxy.host.query_data_source(s, host, "memory_total_kib")) == total
+    assert 0 <= ok(proxy.host.query_data_source(s, host, "cpu_avg")) <= 1
+    assert err(proxy.host.query_data_source(s, host, "nonsense")) == [
+        "INTERNAL_ERROR", "Datasource_missing(nonsense)"]
+    ok(proxy.host.record_data_source(s, host, "loadavg"))
+    vm_sources = {d["name_label"] for d in ok(proxy.VM.get_data_sources(s, vm_ref))}
+    assert {"cpu0", "cpu1", "memory", "vbd_xvda_read", "vif_0_tx"} <= vm_sources
+    assert ok(proxy.VM.query_data_source(s, vm_ref, "memory")) == 256 * MiB
+    assert err(proxy.VM.get_data_sources(s, "OpaqueRef:nothing"))[0] == "HANDLE_INVALID"
+    # forget empties the source's archives: its past becomes unknown.
+    forgotten_at = int(time.time())
+    ok(proxy.host.forget_data_source_archives(s, host, "loadavg"))
+    u = updates_json(daemon, "start=-600&host=true&json=true&cf=AVERAGE&vm_uuid=none")
+    i = u["meta"]["legend"].index(next(e for e in u["meta"]["legend"] if e.endswith(":loadavg")))
+    j = u["meta"]["legend"].index(next(e for e in u["meta"]["legend"]
+                                       if e.endswith(":memory_total_kib")))
+    # Rows that ended before the forget hold no loadavg (a later sample may).
+    rows = [r for r in u["data"] if r["values"][j] != "NaN" and int(r["t"]) < forgotten_at]
+    assert rows and all(r["values"][i] == "NaN" for r in rows)
 
 
 def test_xen_orchestra_reads_stats_and_messages(daemon, vm, connector):  # noqa: F811
