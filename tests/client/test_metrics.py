@@ -70,7 +70,7 @@ def column(update, name_pattern):
 
 
 @pytest.fixture(scope="module")
-def vm(api):
+def vm(daemon, api):
     """A running sim VM with a disk and a NIC."""
     proxy, s = api
     ref = ok(proxy.VM.create(s, {
@@ -91,18 +91,20 @@ def vm(api):
                             "MTU": "1500", "other_config": {}, "qos_algorithm_type": "",
                             "qos_algorithm_params": {}}))
     ok(proxy.VM.start(s, ref, False, False))
-    return ref, ok(proxy.VM.get_uuid(s, ref))
+    uuid = ok(proxy.VM.get_uuid(s, ref))
+    # Two rounds of the sampler give rates: wait until the VM's cpu1 is known.
+    wait_until(lambda: column(updates_json(daemon, "start=-60&json=true"), f":{uuid}:cpu1$"),
+               timeout=40, what="two samples of the VM")
+    return ref, uuid
 
 
 def test_xml_and_json_shape(daemon, api, vm):
     proxy, s = api
     host_uuid = ok(proxy.host.get_uuid(s, ok(proxy.host.get_all(s))[0]))
     vm_ref, vm_uuid = vm
-    # Two rounds of the sampler give rates: wait until the VM's cpu0 is known.
     start = int(time.time()) - 60
     query = f"start={start}&cf=AVERAGE&interval=5&host=true&json=true"
-    update = wait_until(lambda: (lambda u: u if column(u, f":{vm_uuid}:cpu1$") else None)(
-        updates_json(daemon, query)), timeout=40, what="two samples of the VM")
+    update = updates_json(daemon, query)
     meta = update["meta"]
     # Every number is a string, as XAPI (and XO's parser) has it.
     assert meta["step"] == "5" and all(isinstance(meta[k], str) for k in
