@@ -55,27 +55,44 @@ static Rrd *archive_load(const char *uuid)
     return rrd;
 }
 
-static void archive_save(const char *uuid, const Rrd *rrd)
+static void image_write(const char *uuid, GBytes *image)
 {
-    g_autoptr(GBytes) bytes = rrd_serialize(rrd);
     g_autofree char *path = archive_path(uuid);
     g_autoptr(GError) gerr = NULL;
     gsize len;
-    const char *data = g_bytes_get_data(bytes, &len);
+    const char *data = g_bytes_get_data(image, &len);
     if (!g_file_set_contents_full(path, data, (gssize)len, G_FILE_SET_CONTENTS_CONSISTENT, 0600,
                                   &gerr))
         g_warning("cannot write %s: %s", path, gerr->message);
 }
 
-static void save_all_locked(void)
+static void archive_save(const char *uuid, const Rrd *rrd)
 {
-    if (m.host)
-        archive_save(m.host_uuid, m.host);
+    g_autoptr(GBytes) image = rrd_serialize(rrd);
+    image_write(uuid, image);
+}
+
+/* Every archive's image is taken under the lock, and written (with an
+ * fsync each) after it: readers of the archives do not wait for the disk. */
+static void save_all(void)
+{
+    g_autoptr(GPtrArray) uuids = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GPtrArray) images = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+    g_mutex_lock(&m.lock);
+    if (m.host) {
+        g_ptr_array_add(uuids, g_strdup(m.host_uuid));
+        g_ptr_array_add(images, rrd_serialize(m.host));
+    }
     GHashTableIter it;
     gpointer uuid, rrd;
     g_hash_table_iter_init(&it, m.vms);
-    while (g_hash_table_iter_next(&it, &uuid, &rrd))
-        archive_save(uuid, rrd);
+    while (g_hash_table_iter_next(&it, &uuid, &rrd)) {
+        g_ptr_array_add(uuids, g_strdup(uuid));
+        g_ptr_array_add(images, rrd_serialize(rrd));
+    }
+    g_mutex_unlock(&m.lock);
+    for (guint i = 0; i < uuids->len; i++)
+        image_write(uuids->pdata[i], images->pdata[i]);
 }
 
 /* ---- what to sample (read from the database) ----------------------------- */
@@ -260,9 +277,7 @@ static gpointer sampler(gpointer data)
         g_mutex_unlock(&m.stop_lock);
         sample_round(g_get_real_time() / G_USEC_PER_SEC);
         if (g_get_monotonic_time() - last_flush > FLUSH_EVERY_S * G_USEC_PER_SEC) {
-            g_mutex_lock(&m.lock);
-            save_all_locked();
-            g_mutex_unlock(&m.lock);
+            save_all();
             last_flush = g_get_monotonic_time();
         }
         g_mutex_lock(&m.stop_lock);
@@ -308,9 +323,7 @@ void metrics_stop(void)
     g_cond_signal(&m.stop_cond);
     g_mutex_unlock(&m.stop_lock);
     g_thread_join(g_steal_pointer(&m.thread));
-    g_mutex_lock(&m.lock);
-    save_all_locked();
-    g_mutex_unlock(&m.lock);
+    save_all();
 }
 
 /* ---- reads ---------------------------------------------------------------- */
