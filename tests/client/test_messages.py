@@ -109,7 +109,10 @@ def test_vm_operations_raise_messages(api):
     ok(proxy.VM.pause(s, vm))
     ok(proxy.VM.unpause(s, vm))
     ok(proxy.VM.hard_reboot(s, vm))
+    ok(proxy.VM.suspend(s, vm))
+    ok(proxy.VM.resume(s, vm, False, False))
     ok(proxy.VM.hard_shutdown(s, vm))
+    ok(proxy.VM.snapshot(s, vm, "msg-snap"))
     clone = ok(proxy.VM.clone(s, vm, "msg-clone"))
     clone_uuid = ok(proxy.VM.get_uuid(s, clone))
     epoch = xmlrpc.client.DateTime("19700101T00:00:00Z")
@@ -123,6 +126,9 @@ def test_vm_operations_raise_messages(api):
         ("VM_REBOOTED", "5", p + "rebooted forcibly"),
         ("VM_SHUTDOWN", "5", p + "shutdown forcibly"),
         ("VM_CLONED", "5", p + f"cloned (new uuid: {clone_uuid})"),
+        ("VM_SNAPSHOTTED", "5", p + "snapshotted, snapshot name: msg-snap"),
+        ("VM_SUSPENDED", "5", p + "suspended"),
+        ("VM_RESUMED", "5", p + f"resumed on host: {hlabel} (uuid: {hu})"),
     ])
     # A failed operation raises nothing.
     assert err(proxy.VM.hard_shutdown(s, vm))[0] == "VM_BAD_POWER_STATE"
