@@ -119,9 +119,32 @@ static char *field_text(const CliClass *cls, const CliField *f, DbRow *row)
     return g_string_free(out, FALSE);
 }
 
+/* The accessor of kind on df, by XAPI's names (set_name_label,
+ * add_to_other_config, add_tags...), implicit or hand-written; NULL when
+ * the class has none implemented. */
+static const DmMessage *accessor(const DmField *df, DmImplicitKind kind)
+{
+    const char *fmt = kind == DM_IMPLICIT_SET_FIELD         ? "set_%s"
+                      : kind == DM_IMPLICIT_ADD_TO_MAP      ? "add_to_%s"
+                      : kind == DM_IMPLICIT_REMOVE_FROM_MAP ? "remove_from_%s"
+                      : kind == DM_IMPLICIT_ADD_TO_SET      ? "add_%s"
+                                                            : "remove_%s";
+    g_autofree char *name = g_strdup_printf(fmt, df->name);
+    for (unsigned i = 0; i < df->cls->n_messages; i++) {
+        const DmMessage *m = &df->cls->messages[i];
+        if (strcmp(m->name, name) == 0)
+            return dm_message_implemented(m) ? m : NULL;
+    }
+    return NULL;
+}
+
 static bool settable(const CliField *f, const DmField *df)
 {
-    return !f->via && df && df->qualifier == DM_RW && !df->derived;
+    if (f->via || !df || df->derived)
+        return false;
+    DmKind k = df->type->kind;
+    return accessor(df, k == DM_MAP ? DM_IMPLICIT_ADD_TO_MAP
+                        : k == DM_SET ? DM_IMPLICIT_ADD_TO_SET : DM_IMPLICIT_SET_FIELD) != NULL;
 }
 
 /* print_field's key: "name ( RW)", "(MRO)", "(SRW)". */
@@ -368,17 +391,6 @@ static int param_get_cmd(CliCtx *ctx)
     const char *items[] = {text};
     cli_out_list(ctx, items, 1);
     return 0;
-}
-
-/* The implicit message of kind on df ("VM.set_name_label"). */
-static const DmMessage *accessor(const DmField *df, DmImplicitKind kind)
-{
-    for (unsigned i = 0; i < df->cls->n_messages; i++) {
-        const DmMessage *m = &df->cls->messages[i];
-        if (m->implicit_kind == kind && m->field == df)
-            return m;
-    }
-    return NULL;
 }
 
 /* A parameter's text as a value of type t (refs given as uuids). */
