@@ -7,7 +7,7 @@ For each class named in CLI_RECORDS (idl/cli_records.json): its CLI name,
 its fields with xe's dashed names (`name_label` -> `name-label`, uuid
 first, then the datamodel's order, removed fields left out; renames from
 CLI_RECORDS), the fields xe shows through a ref field (`vm-uuid` of a VBD
-is its VM's uuid) and the fields `<class>-list` prints by default. A
+is its VM's uuid), the fields computed by a call (host memory-free) and the fields `<class>-list` prints by default. A
 default naming no field fails the generation. ERROR_DOCS
 (idl/error_docs.json, the datamodel's error descriptions) becomes the
 table xe prints an error's text from.
@@ -44,14 +44,20 @@ def main():
         names = set()
         for f in fields:
             cli = spec.get("rename", {}).get(f["name"], dashed(f["name"]))
-            rows.append((cli, f["name"], None))
+            rows.append((cli, f["name"], None, None))
             names.add(cli)
         field_names = {f["name"] for f in fields}
         for cli, path in spec.get("via", {}).items():
             ref, target = path.split(".")
             if ref not in field_names:
                 sys.exit(f"gen_cli: {name}.{cli}: {ref} is no field of {name}")
-            rows.append((cli, target, ref))
+            rows.append((cli, target, ref, None))
+            names.add(cli)
+        msgs = {m["name"] for m in cls.get("messages", [])}
+        for cli, msg in spec.get("call", {}).items():
+            if msg not in msgs:
+                sys.exit(f"gen_cli: {name}.{cli}: {msg} is no message of {name}")
+            rows.append((cli, None, None, msg))
             names.add(cli)
         default = spec.get("list") or (["uuid", "name-label"] if "name-label" in names else ["uuid"])
         for d in default:
@@ -59,8 +65,10 @@ def main():
                 sys.exit(f"gen_cli: {name}: default list field {d} is no field")
         ident = name
         out.append(f"static const CliField fields_{ident}[] = {{")
-        for cli, field, via in rows:
-            out.append(f"    {{{c_string(cli)}, {c_string(field)}, {c_string(via) if via else 'NULL'}}},")
+        def opt(s):
+            return c_string(s) if s else "NULL"
+        for cli, field, via, call in rows:
+            out.append(f"    {{{c_string(cli)}, {opt(field)}, {opt(via)}, {opt(call)}}},")
         out.append("};")
         out.append(f"static const char *const list_{ident}[] = {{"
                    + ", ".join(c_string(d) for d in default) + ", NULL};")

@@ -8,6 +8,8 @@ typedef struct CliField {
     const char *name;  /* xe's name: "name-label" */
     const char *field; /* the datamodel field: "name_label" (of the via object) */
     const char *via;   /* NULL, or the ref field whose object holds it ("VM") */
+    const char *call;  /* or NULL: a message of the class whose result it is
+                        * ("compute_free_memory"; field and via are NULL) */
 } CliField;
 
 typedef struct CliClass {

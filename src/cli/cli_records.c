@@ -30,6 +30,8 @@ static const CliField *field_lookup(const CliClass *cls, const char *name)
 static const DmField *dm_field_of(const CliClass *cls, const CliField *f)
 {
     const DmClass *dc = dm_class_by_name(cls->dm_class);
+    if (f->call)
+        return NULL;
     if (!f->via)
         return dm_field_by_name(dc, f->field);
     const DmField *ref = dm_field_by_name(dc, f->via);
@@ -110,7 +112,7 @@ static const Xv *field_value(const CliClass *cls, const CliField *f, DbRow *row)
 
 static char *field_text(const CliClass *cls, const CliField *f, DbRow *row)
 {
-    const DmField *df = dm_field_of(cls, f);
+    const DmField *df = f->call ? NULL : dm_field_of(cls, f);
     const Xv *v = df ? field_value(cls, f, row) : NULL;
     if (!v)
         return g_strdup("<not in database>");
@@ -284,10 +286,27 @@ static bool wanted(const char *name, char **names)
     return false;
 }
 
+/* A field computed by a call ("host.compute_free_memory"), made without
+ * the read lock held: its text, or XAPI's "<not in database>". */
+static char *call_text(CliCtx *ctx, const CliClass *cls, const CliField *f, const char *ref)
+{
+    g_autofree char *method = g_strdup_printf("%s.%s", cls->dm_class, f->call);
+    XapiError *saved = g_steal_pointer(&ctx->error);
+    g_autoptr(Xv) r = cli_call_s(ctx, method, ref, NULL);
+    g_clear_pointer(&ctx->error, xapi_error_free); /* shown as absent, as XAPI's default */
+    ctx->error = saved;
+    if (!r)
+        return g_strdup("<not in database>");
+    if (r->kind == XV_INT)
+        return g_strdup_printf("%" G_GINT64_FORMAT, r->i);
+    return g_strdup(xv_str(r) ? xv_str(r) : "");
+}
+
 /* names: the fields to print, NULL for all. */
 static int print_records(CliCtx *ctx, const CliClass *cls, GPtrArray *refs, char **names)
 {
     g_autoptr(GPtrArray) records = g_ptr_array_new_with_free_func((GDestroyNotify)g_ptr_array_unref);
+    g_autoptr(GPtrArray) pending = g_ptr_array_new(); /* CliPair* of call fields, then their ref */
     const DmClass *dc = dm_class_by_name(cls->dm_class);
     db_read_begin();
     for (guint i = 0; i < refs->len; i++) {
@@ -299,16 +318,24 @@ static int print_records(CliCtx *ctx, const CliClass *cls, GPtrArray *refs, char
             const CliField *f = &cls->fields[j];
             if (!wanted(f->name, names))
                 continue;
-            g_autofree char *key = field_key(cls, f);
-            g_autofree char *value = field_text(cls, f, row);
             CliPair *p = g_new(CliPair, 1);
-            p->key = g_steal_pointer(&key);
-            p->value = g_steal_pointer(&value);
+            p->key = field_key(cls, f);
+            p->value = f->call ? NULL : field_text(cls, f, row);
+            if (f->call) {
+                g_ptr_array_add(pending, p);
+                g_ptr_array_add(pending, (gpointer)f);
+                g_ptr_array_add(pending, g_ptr_array_index(refs, i));
+            }
             g_ptr_array_add(rec, p);
         }
         g_ptr_array_add(records, rec);
     }
     db_read_end();
+    for (guint i = 0; i + 2 < pending->len; i += 3) {
+        CliPair *p = g_ptr_array_index(pending, i);
+        p->value = call_text(ctx, cls, g_ptr_array_index(pending, i + 1),
+                             g_ptr_array_index(pending, i + 2));
+    }
     cli_out_records(ctx, records);
     return 0;
 }
