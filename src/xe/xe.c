@@ -564,6 +564,9 @@ int main(int argc, char **argv)
     }
     if (help || n == rc_args) {
         usage();
+        for (int i = 0; i < rc_args; i++)
+            free(args[i]);
+        free(args);
         return 0;
     }
     if (opt.pwfile)
@@ -593,11 +596,15 @@ int main(int argc, char **argv)
                       "POST /cli HTTP/1.0\r\nUser-agent: xe-cli/Unix/%d.%d\r\noriginator: cli\r\n"
                       "content-length: %zu\r\n\r\n",
                       MAJOR, MINOR, strlen(body));
-    if (conn_write(&c, head, (size_t)hn) < 0 || conn_write(&c, body, strlen(body)) < 0) {
+    int code = 1;
+    if (conn_write(&c, head, (size_t)hn) < 0 || conn_write(&c, body, strlen(body)) < 0)
         fprintf(stderr, "Lost connection to the server.\n");
-        return 1;
-    }
-    int code = main_loop(&c);
+    else
+        code = main_loop(&c);
     conn_close(&c);
+    free(body);
+    for (int i = 0; i < rc_args; i++) /* ~/.xe's lines; the rest are argv's */
+        free(args[i]);
+    free(args);
     return code;
 }
