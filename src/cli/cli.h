@@ -85,6 +85,7 @@ char *cli_uuid_of_ref(const char *ref);
 
 /* ---- output ---- */
 void cli_out(CliCtx *ctx, const char *text);            /* Print (one line) */
+void cli_out_msg(CliCtx *ctx, const char *text);        /* PMsg: the same, left out by --minimal */
 void cli_out_records(CliCtx *ctx, GPtrArray *records);  /* GPtrArray of GPtrArray of CliPair* */
 void cli_out_list(CliCtx *ctx, const char *const *items, unsigned n); /* PList */
 
@@ -116,6 +117,7 @@ int cli_print_objects(CliCtx *ctx, const CliClass *cls, GPtrArray *refs,
 void cli_vm_register(GPtrArray *table);
 void cli_misc_register(GPtrArray *table);
 void cli_storage_register(GPtrArray *table);
+void cli_devices_register(GPtrArray *table);
 
 /* Run op on each VM the selectors choose (vm=, uuid=, fields; --multiple
  * for more than one), as XAPI's do_vm_op. */

@@ -33,6 +33,7 @@ static gpointer build(gpointer unused)
     cli_vm_register(table);
     cli_storage_register(table);
     cli_misc_register(table);
+    cli_devices_register(table);
     table_by_name = g_hash_table_new(g_str_hash, g_str_equal);
     for (guint i = 0; i < table->len; i++) {
         CliCommand *c = g_ptr_array_index(table, i);

@@ -178,6 +178,12 @@ void cli_out(CliCtx *ctx, const char *text)
     cli_print(ctx->wire, text);
 }
 
+void cli_out_msg(CliCtx *ctx, const char *text)
+{
+    if (!ctx->minimal)
+        cli_print(ctx->wire, text);
+}
+
 /* Cli_printer.multi_line_record: keys padded to the longest plus four,
  * the first on the right, the others on the left. */
 static void format_record(GString *out, GPtrArray *rec)

@@ -508,13 +508,13 @@ static int disk_list_one(CliCtx *ctx, const char *vm)
         g_autoptr(GPtrArray) one = g_ptr_array_new();
         g_ptr_array_add(one, g_ptr_array_index(vbds, i));
         g_autofree char *vbd_title = g_strdup_printf("Disk %u VBD:", i);
-        cli_out(ctx, vbd_title);
+        cli_out_msg(ctx, vbd_title);
         cli_print_objects(ctx, cli_class_by_dm("VBD"), one, vbd_params);
         if (i < vdis->len) {
             g_autoptr(GPtrArray) v = g_ptr_array_new();
             g_ptr_array_add(v, g_ptr_array_index(vdis, i));
             g_autofree char *vdi_title = g_strdup_printf("Disk %u VDI:", i);
-            cli_out(ctx, vdi_title);
+            cli_out_msg(ctx, vdi_title);
             cli_print_objects(ctx, cli_class_by_dm("VDI"), v, vdi_params);
         }
     }

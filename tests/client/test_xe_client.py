@@ -244,3 +244,30 @@ def test_cloudstack_sm_list(daemon):
     assert {"file", "iso"} <= types
     uuid = xe_ok(daemon, "sm-list", "type=file", "params=uuid", "--minimal").strip()
     assert re.fullmatch(UUID, uuid)
+
+
+def test_cd_commands(daemon):
+    iso_sr = xe_ok(daemon, "sr-list", "content-type=iso", "--minimal").strip()
+    config = xe_ok(daemon, "pbd-list", f"sr-uuid={iso_sr}", "params=device-config", "--minimal")
+    location = config.strip().split("location: ", 1)[1]
+    with open(os.path.join(location, "xe-test.iso"), "wb") as f:
+        f.write(b"\0" * 4096)
+    xe_ok(daemon, "sr-scan", f"uuid={iso_sr}")
+    vm = install(daemon, "cd")
+    code, _, errtext = xe(daemon, "vm-cd-add", f"uuid={vm}", "cd-name=absent.iso", "device=3")
+    assert (code, errtext) == (1, "Error: CD absent.iso not found!\n")
+    xe_ok(daemon, "vm-cd-add", f"uuid={vm}", "cd-name=xe-test.iso", "device=3")
+    out = xe_ok(daemon, "vm-cd-list", f"uuid={vm}")
+    assert out.startswith("CD 0 VBD:\n") and "\nCD 0 VDI:\n" in out
+    assert re.search(r"name-label \( RW\): xe-test.iso\n", out)
+    vbd, vdi = xe_ok(daemon, "vm-cd-list", f"uuid={vm}", "--minimal").strip().split(",")
+    assert xe_ok(daemon, "vbd-param-get", f"uuid={vbd}", "param-name=type") == "CD\n"
+    xe_ok(daemon, "vm-cd-eject", f"uuid={vm}")
+    assert xe_ok(daemon, "vbd-param-get", f"uuid={vbd}", "param-name=empty") == "true\n"
+    xe_ok(daemon, "vm-cd-insert", f"uuid={vm}", "cd-name=xe-test.iso")
+    assert xe_ok(daemon, "vbd-param-get", f"uuid={vbd}", "param-name=vdi-uuid") == vdi + "\n"
+    xe_ok(daemon, "vm-cd-remove", f"uuid={vm}", "cd-name=xe-test.iso")
+    assert xe_ok(daemon, "vm-cd-list", f"uuid={vm}", "--minimal") == "\n"
+    code, _, errtext = xe(daemon, "vm-cd-eject", f"uuid={vm}")
+    assert (code, errtext) == (1, "Error: No CDs found\n")
+    xe_ok(daemon, "vm-uninstall", f"uuid={vm}", "--force")
