@@ -30,6 +30,7 @@ typedef struct CliCtx {
     GPtrArray *minimal_out; /* char*: what --minimal prints at the end, comma-joined */
     XapiError *error;      /* a XenAPI error, printed as xe prints it */
     char *failure;         /* xe's own failure: "Error: <failure>" */
+    bool silent;           /* the failure is printed already: only Exit 1 follows */
 } CliCtx;
 
 typedef int (*CliFn)(CliCtx *ctx);

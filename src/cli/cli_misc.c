@@ -230,8 +230,56 @@ static int event_wait(CliCtx *ctx)
     }
 }
 
+/* console: the VM's text console through the client (HttpConnect to the
+ * console's location), as XAPI's; the selectors must name one VM, the
+ * control domain included. */
+static int console(CliCtx *ctx)
+{
+    static const char *const defaults[] = {"is-a-template=false", NULL};
+    g_autoptr(GPtrArray) vms = cli_select(ctx, cli_class_by_dm("VM"), defaults, CLI_ARGS("vm"));
+    if (!vms)
+        return -1;
+    const char *v = cli_param(ctx, "vm");
+    g_autofree char *location = NULL, *name = NULL;
+    unsigned matched = 0;
+    db_read_begin();
+    for (guint i = 0; i < vms->len; i++) {
+        DbRow *vm = db_lookup(dm_class_by_name("VM"), g_ptr_array_index(vms, i));
+        if (!vm || (v && strcmp(xv_str(db_get(vm, "uuid")), v) != 0 &&
+                    strcmp(xv_str(db_get(vm, "name_label")), v) != 0))
+            continue;
+        matched++;
+        g_free(name);
+        name = g_strdup(xv_str(db_get(vm, "name_label")));
+        const Xv *consoles = db_get(vm, "consoles");
+        g_clear_pointer(&location, g_free);
+        for (guint j = 0; j < xv_len(consoles); j++) {
+            DbRow *c = db_lookup(dm_class_by_name("console"), xv_str(xv_at(consoles, j)));
+            if (c && strcmp(xv_str(db_get(c, "protocol")), "vt100") == 0)
+                location = g_strdup(xv_str(db_get(c, "location")));
+        }
+    }
+    db_read_end();
+    if (matched != 1 || !location) { /* XAPI's texts, on stderr, exit 1 */
+        cli_print_stderr(ctx->wire, matched == 0   ? "No VM found\n"
+                                    : matched > 1  ? "Multiple VMs found: please narrow your request to one VM.\n"
+                                                   : "No text console available\n");
+        ctx->silent = true;
+        return -1;
+    }
+    g_autofree char *line = g_strdup_printf("Connecting to console on VM %s. Press Ctrl + ']' to quit.", name);
+    cli_out(ctx, line);
+    g_autofree char *url = g_strdup_printf("%s&session_id=%s", location, ctx->session);
+    cli_http_connect(ctx->wire, url);
+    if (cli_read_response(ctx->wire) != CLI_RESPONSE_OK)
+        return cli_fail(ctx, "Failure");
+    return 0;
+}
+
 void cli_misc_register(GPtrArray *t)
 {
+    cli_table_add(t, "console", CLI_NONE, CLI_ARGS("vm"),
+                  "Attach to a particular console.", CLI_VM_SELECTORS, console);
     cli_table_add(t, "network-create", CLI_ARGS("name-label"),
                   CLI_ARGS("name-description", "MTU", "bridge", "managed"),
                   "Create a new network.", CLI_STANDARD, network_create);

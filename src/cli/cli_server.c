@@ -156,6 +156,8 @@ static void server_error(CliWire *w, const XapiError *e)
 
 static void report(CliCtx *ctx)
 {
+    if (ctx->silent)
+        return;
     if (ctx->error) {
         if (strcmp(ctx->error->code, "SESSION_AUTHENTICATION_FAILED") == 0)
             param_error(ctx->wire, "", "Authentication failed");

@@ -135,6 +135,11 @@ int cli_load(CliWire *w, const char *filename)
     return send_string_command(w, CLI_CMD_LOAD, filename);
 }
 
+int cli_http_connect(CliWire *w, const char *url)
+{
+    return send_string_command(w, CLI_CMD_HTTP_CONNECT, url);
+}
+
 int cli_exit(CliWire *w, int code)
 {
     g_autoptr(GString) b = command(CLI_CMD_EXIT);

@@ -55,6 +55,7 @@ int cli_error(CliWire *w, const char *code, const char *const *params, unsigned 
 int cli_http_put(CliWire *w, const char *filename, const char *url);
 int cli_http_get(CliWire *w, const char *filename, const char *url);
 int cli_prompt(CliWire *w);
+int cli_http_connect(CliWire *w, const char *url);
 int cli_load(CliWire *w, const char *filename);
 
 /* The next Response: CLI_RESPONSE_OK or _FAILED (Wait, a heartbeat, is

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <gnutls/gnutls.h>
 #include <netdb.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -17,6 +18,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <termios.h>
 #include <unistd.h>
 
 #define PREFIX "XenSource thin CLI protocol"
@@ -329,6 +331,68 @@ static int http_get(const char *filename, const char *url)
     return rc;
 }
 
+/* HttpConnect: CONNECT to the console, then the terminal in raw mode
+ * proxied both ways until Ctrl-] (0x1d) or the console's end. */
+static int http_connect(const char *url)
+{
+    Conn c;
+    if (open_conn(&c) < 0)
+        return -1;
+    char head[8192];
+    int n = snprintf(head, sizeof head, "CONNECT %s HTTP/1.0\r\ncontent-length: 0\r\n\r\n",
+                     url_path(url));
+    int status = conn_write(&c, head, (size_t)n) == 0 ? read_head(&c) : -1;
+    if (status != 200) {
+        conn_close(&c);
+        if (status == 404)
+            fprintf(stderr, "Server replied with HTTP 404: the console is not available\n");
+        else
+            fprintf(stderr, "Server said: HTTP %d\n", status);
+        return -1;
+    }
+    struct termios saved;
+    bool tty = tcgetattr(STDIN_FILENO, &saved) == 0;
+    if (tty) {
+        struct termios raw = saved;
+        cfmakeraw(&raw);
+        tcsetattr(STDIN_FILENO, TCSANOW, &raw);
+    }
+    char buf[65536];
+    bool done = false;
+    while (!done) {
+        struct pollfd pf[2] = {{.fd = STDIN_FILENO, .events = POLLIN}, {.fd = c.fd, .events = POLLIN}};
+        bool pending = c.tls && gnutls_record_check_pending(c.tls) > 0;
+        if (!pending && poll(pf, 2, -1) < 0 && errno != EINTR)
+            break;
+        if (pending || (pf[1].revents & (POLLIN | POLLHUP))) {
+            ssize_t got = conn_read_some(&c, buf, sizeof buf);
+            if (got <= 0)
+                break;
+            for (ssize_t w = 0, k; w < got; w += k)
+                if ((k = write(STDOUT_FILENO, buf + w, (size_t)(got - w))) < 0)
+                    done = true;
+        }
+        if (pf[0].revents & (POLLIN | POLLHUP)) {
+            ssize_t got = read(STDIN_FILENO, buf, sizeof buf);
+            if (got <= 0)
+                break;
+            char *quit = memchr(buf, 0x1d, (size_t)got);
+            if (quit) {
+                got = quit - buf;
+                done = true;
+            }
+            if (got > 0 && conn_write(&c, buf, (size_t)got) < 0)
+                break;
+        }
+    }
+    if (tty) {
+        tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+        printf("\r\n");
+    }
+    conn_close(&c);
+    return 0;
+}
+
 static void load(Conn *c, const char *filename)
 {
     FILE *f = fopen(filename, "rb");
@@ -414,8 +478,8 @@ static int main_loop(Conn *c)
             respond(c, (tag == 13 ? http_put(a, b) : http_get(a, b)) == 0 ? 5 : 6);
             break;
         case 17: /* HttpConnect */
-            fprintf(stderr, "Consoles are not supported by this client.\n");
-            respond(c, 6);
+            a = get_string(p, (size_t)len, &at);
+            respond(c, http_connect(a) == 0 ? 5 : 6);
             break;
         case 14: { /* Error(code, params) */
             a = get_string(p, (size_t)len, &at);

@@ -271,3 +271,12 @@ def test_cd_commands(daemon):
     code, _, errtext = xe(daemon, "vm-cd-eject", f"uuid={vm}")
     assert (code, errtext) == (1, "Error: No CDs found\n")
     xe_ok(daemon, "vm-uninstall", f"uuid={vm}", "--force")
+
+
+def test_console_without_a_text_console(daemon):
+    # the sim driver gives its domains no consoles; the proxying itself
+    # (HttpConnect, CONNECT /console) needs a QEMU guest
+    vm = install(daemon, "no-console")
+    assert xe(daemon, "console", f"uuid={vm}") == (1, "", "No text console available\n")
+    assert xe(daemon, "console", "vm=nobody") == (1, "", "No VM found\n")
+    xe_ok(daemon, "vm-uninstall", f"uuid={vm}", "--force")
