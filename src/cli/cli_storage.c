@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_upload.h"
 #include "db.h"
 
 static gint64 parse_size(CliCtx *ctx, const char *name, const char *text, bool *ok)
@@ -112,7 +113,7 @@ static int vdi_resize(CliCtx *ctx)
 }
 
 /* track_http_operation: a task for the transfer, the client's HTTP request
- * with it, then the task's outcome. */
+ * with it (GET /export_raw_vdi), then the task's outcome. */
 static int http_transfer(CliCtx *ctx, bool put, const char *label)
 {
     g_autofree char *vdi = vdi_of(ctx);
@@ -148,7 +149,46 @@ static int http_transfer(CliCtx *ctx, bool put, const char *label)
     return rc;
 }
 
-static int vdi_import(CliCtx *ctx) { return http_transfer(ctx, true, "VDI import"); }
+/* The task's end, whatever came before: ctx's error or failure is kept. */
+static void task_destroy(CliCtx *ctx, const char *task)
+{
+    g_autoptr(XapiError) keep = g_steal_pointer(&ctx->error);
+    g_autofree char *keep_failure = g_steal_pointer(&ctx->failure);
+    g_autoptr(Xv) d = cli_call_s(ctx, "task.destroy", task, NULL);
+    g_clear_pointer(&ctx->error, xapi_error_free);
+    ctx->error = g_steal_pointer(&keep);
+    ctx->failure = g_steal_pointer(&keep_failure);
+}
+
+/* vdi-import: the client PUTs the file to a one-time path served by
+ * cli_upload.c, which answers before the body as XAPI does. */
+static int vdi_import(CliCtx *ctx)
+{
+    g_autofree char *vdi = vdi_of(ctx);
+    if (!vdi)
+        return -1;
+    const char *format_name = cli_param(ctx, "format");
+    VdiStreamFormat format = VDI_STREAM_RAW;
+    if (format_name && !vdi_stream_format_parse(format_name, &format))
+        return cli_fail(ctx, "Unknown format: %s", format_name);
+    g_autoptr(Xv) task = cli_call_s(ctx, "task.create", "VDI import", "", NULL);
+    if (!task)
+        return -1;
+    const char *filename = cli_param(ctx, "filename");
+    CliUpload *up = cli_upload_register(vdi, format, xv_str(task));
+    cli_http_put(ctx->wire, filename, cli_upload_path(up));
+    bool client_ok = cli_read_response(ctx->wire) == CLI_RESPONSE_OK;
+    XapiError *err = NULL;
+    int rc = cli_upload_finish(up, client_ok, &err);
+    if (rc < 0 && !client_ok) {
+        xapi_error_free(err);
+        cli_fail(ctx, "VDI import failed: the client could not transfer '%s'", filename);
+    } else if (rc < 0) {
+        ctx->error = err;
+    }
+    task_destroy(ctx, xv_str(task));
+    return rc;
+}
 static int vdi_export(CliCtx *ctx) { return http_transfer(ctx, false, "VDI export"); }
 
 static char *sr_of(CliCtx *ctx)

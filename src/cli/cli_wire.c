@@ -75,6 +75,34 @@ int cli_wire_read(CliWire *w, void *buf, size_t len)
     return w->broken ? -1 : 0;
 }
 
+ssize_t cli_wire_read_some(CliWire *w, void *buf, size_t len)
+{
+    while (!w->broken) {
+        ssize_t n;
+        if (w->tls) {
+            n = gnutls_record_recv(w->tls, buf, len);
+            if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
+                if (wait_for(w, POLLIN) < 0)
+                    w->broken = true;
+                continue;
+            }
+            if (n == GNUTLS_E_PREMATURE_TERMINATION)
+                return 0;
+        } else {
+            n = recv(w->fd, buf, len, 0);
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+                if (wait_for(w, POLLIN) < 0)
+                    w->broken = true;
+                continue;
+            }
+        }
+        if (n < 0)
+            w->broken = true;
+        return n < 0 ? -1 : n;
+    }
+    return -1;
+}
+
 static void put_int(GString *b, int32_t v)
 {
     uint32_t u = (uint32_t)v;

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define CLI_PROTOCOL_PREFIX "XenSource thin CLI protocol"
 #define CLI_PROTOCOL_MAJOR 0
@@ -70,3 +71,5 @@ int cli_read_blob(CliWire *w, struct _GString *out, size_t limit);
 /* Raw bytes, for tests of framing and for the handshake. */
 int cli_wire_write(CliWire *w, const void *buf, size_t len);
 int cli_wire_read(CliWire *w, void *buf, size_t len);
+/* Up to len bytes: > 0, 0 at the peer's end, -1 on error. */
+ssize_t cli_wire_read_some(CliWire *w, void *buf, size_t len);

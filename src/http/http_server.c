@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "cli_server.h"
+#include "cli_upload.h"
 #include "console_proxy.h"
 #include "header_deadline.h"
 #include "http_transfer.h"
@@ -282,6 +283,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->console = console_proxy_route(method, url);
         if (req->console)
             return console_proxy_serve(conn, l->trusted, method);
+        if (cli_upload_route(method, url)) /* xe vdi-import's body */
+            return cli_upload_serve(conn, url);
         req->cli = cli_route(method, url);
         req->transfer = http_transfer_route(method, url);
         if (req->transfer)

@@ -280,20 +280,19 @@ static int http_put(const char *filename, const char *url)
                 ? snprintf(head, sizeof head, "PUT %s HTTP/1.0\r\nContent-Length: %lld\r\n\r\n",
                            url_path(url), (long long)st.st_size)
                 : snprintf(head, sizeof head, "PUT %s HTTP/1.0\r\n\r\n", url_path(url));
-    int rc = conn_write(&c, head, (size_t)n);
+    /* as XenServer's xe: the headers, the server's status line, then the body */
+    int status = conn_write(&c, head, (size_t)n) == 0 ? read_head(&c) : -1;
+    int rc = status == 200 ? 0 : -1;
     static char buf[1 << 20];
     for (ssize_t got; rc == 0 && (got = read(fd, buf, sizeof buf)) > 0;)
         rc = conn_write(&c, buf, (size_t)got);
-    if (!S_ISREG(st.st_mode) && !c.tls)
-        shutdown(c.fd, SHUT_WR); /* the end of a stream of unknown length */
-    int status = rc == 0 ? read_head(&c) : -1;
     close(fd);
     conn_close(&c);
     if (status != 200) {
         fprintf(stderr, "Operation failed. Error: the server answered HTTP %d\n", status);
         return -1;
     }
-    return 0;
+    return rc;
 }
 
 static int http_get(const char *filename, const char *url)

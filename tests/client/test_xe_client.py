@@ -280,3 +280,20 @@ def test_console_without_a_text_console(daemon):
     assert xe(daemon, "console", f"uuid={vm}") == (1, "", "No text console available\n")
     assert xe(daemon, "console", "vm=nobody") == (1, "", "No VM found\n")
     xe_ok(daemon, "vm-uninstall", f"uuid={vm}", "--force")
+
+
+def test_vdi_import_from_a_pipe(daemon, tmp_path):
+    # no Content-Length: the upload ends with the connection
+    sr = xe_ok(daemon, "sr-list", "name-label=Local storage", "--minimal").strip()
+    vdi = xe_ok(daemon, "vdi-create", f"sr-uuid={sr}", "name-label=piped", "virtual-size=1MiB").strip()
+    data = os.urandom(1 << 20)
+    env = dict(os.environ, XAPID_SOCKET=daemon.sock, HOME=daemon.home)
+    p = subprocess.run([XE, "vdi-import", f"uuid={vdi}", "filename=/dev/stdin", "format=raw"],
+                       input=data, capture_output=True, env=env, timeout=60)
+    assert p.returncode == 0, p.stderr
+    out = tmp_path / "out.raw"
+    xe_ok(daemon, "vdi-export", f"uuid={vdi}", f"filename={out}", "format=raw")
+    assert out.read_bytes() == data
+    code, _, errtext = xe(daemon, "vdi-import", f"uuid={vdi}", f"filename={out}", "format=tar")
+    assert (code, errtext) == (1, "Error: Unknown format: tar\n")
+    xe_ok(daemon, "vdi-destroy", f"uuid={vdi}")

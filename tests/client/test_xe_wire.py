@@ -149,13 +149,18 @@ def test_http_put_transfer(daemon):
     r = w.Reader(s)
     assert r.exact(len(w.PREFIX) + 8) == w.PREFIX + w.i32(0) + w.i32(2)
     s.sendall(w.PREFIX + w.i32(0) + w.i32(2))
-    name, (filename, url) = w.parse_command(r.exact(r.int())[4:])
+    name, (filename, path) = w.parse_command(r.exact(r.int())[4:])
     assert (name, filename) == ("HttpPut", "disk.raw")
-    assert url.startswith("/import_raw_vdi?session_id=OpaqueRef:") and "&task_id=OpaqueRef:" in url
-    # the client's own request to the path it was given
-    conn = http.client.HTTPConnection("127.0.0.1", daemon.port)
-    conn.request("PUT", url, body=data, headers={"Content-Length": str(len(data))})
-    assert conn.getresponse().status == 200
+    assert re.fullmatch(r"/cli_upload/[0-9a-f]{32}", path)
+    # as XenServer's xe: the headers, then the status line, then the body
+    put = socket.create_connection(("127.0.0.1", daemon.port))
+    put.sendall(f"PUT {path} HTTP/1.0\r\nContent-length: {len(data)}\r\n\r\n".encode())
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        head += put.recv(1)
+    assert head.startswith(b"HTTP/1.1 200 ")
+    put.sendall(data)
+    put.close()
     s.sendall(w.RESPONSE_OK)
     rest = []
     while True:
@@ -164,10 +169,13 @@ def test_http_put_transfer(daemon):
             break
     s.close()
     assert rest == [("Exit", [0])]
-    # the command's session ended with it
-    conn.request("GET", url.replace("import_raw_vdi", "export_raw_vdi"))
-    assert conn.getresponse().status == 401
+    # the path served once, and only while the command waited
+    again = socket.create_connection(("127.0.0.1", daemon.port))
+    again.sendall(f"PUT {path} HTTP/1.0\r\nContent-length: 1\r\n\r\n".encode())
+    assert again.recv(100).startswith(b"HTTP/1.1 404")
+    again.close()
     _, session = daemon.login()
+    conn = http.client.HTTPConnection("127.0.0.1", daemon.port)
     conn.request("GET", f"/export_raw_vdi?session_id={session}&vdi={vdi}&format=raw")
     assert conn.getresponse().read() == data
 
