@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generates xe's record tables (src/cli/cli_classes.h) from the datamodel.
+"""Generates xe's record tables (shapes in src/cli/cli_classes.h) from the datamodel.
 
 Usage: gen_cli.py DATAMODEL CLI_RECORDS ERROR_DOCS OUT_C
 
@@ -7,8 +7,11 @@ For each class named in CLI_RECORDS (idl/cli_records.json): its CLI name,
 its fields with xe's dashed names (`name_label` -> `name-label`, uuid
 first, then the datamodel's order, removed fields left out; renames from
 CLI_RECORDS), the fields xe shows through a ref field (`vm-uuid` of a VBD
-is its VM's uuid), the fields computed by a call (host memory-free) and the fields `<class>-list` prints by default. A
-default naming no field fails the generation. ERROR_DOCS
+is its VM's uuid), the fields computed by a call (host memory-free),
+the fields `<class>-list` prints by default and the filters it always
+applies; and the views (template, snapshot: more CLI classes over VM with
+filters of their own). A default or filter naming no field fails the
+generation. ERROR_DOCS
 (idl/error_docs.json, the datamodel's error descriptions) becomes the
 table xe prints an error's text from.
 """
@@ -34,7 +37,9 @@ def main():
            " Do not edit. */",
            '#include "cli_classes.h"', ""]
     entries = []
-    for name, spec in records.items():
+    views = [(v["class"], dict(records[v["class"]], cli=cli, list=v["list"], filters=v["filters"]))
+             for cli, v in json.load(open(records_path, encoding="utf-8")).get("views", {}).items()]
+    for name, spec in list(records.items()) + views:
         cls = classes.get(name)
         if cls is None:
             sys.exit(f"gen_cli: {name}: no such class in the datamodel")
@@ -63,7 +68,7 @@ def main():
         for d in default:
             if d not in names:
                 sys.exit(f"gen_cli: {name}: default list field {d} is no field")
-        ident = name
+        ident = spec["cli"].replace("-", "_")
         out.append(f"static const CliField fields_{ident}[] = {{")
         def opt(s):
             return c_string(s) if s else "NULL"
@@ -72,9 +77,15 @@ def main():
         out.append("};")
         out.append(f"static const char *const list_{ident}[] = {{"
                    + ", ".join(c_string(d) for d in default) + ", NULL};")
+        filters = spec.get("filters", [])
+        for f in filters:
+            if f.split("=")[0] not in names:
+                sys.exit(f"gen_cli: {spec['cli']}: filter {f} names no field")
+        out.append(f"static const char *const filters_{ident}[] = {{"
+                   + "".join(c_string(f) + ", " for f in filters) + "NULL};")
         plural = spec["cli"] + ("es" if spec["cli"].endswith("patch") else "s")
         entries.append(f"    {{{c_string(spec['cli'])}, {c_string(name)}, {c_string(plural)}, "
-                       f"fields_{ident}, {len(rows)}, list_{ident}}},")
+                       f"fields_{ident}, {len(rows)}, list_{ident}, filters_{ident}}},")
     out.append("")
     out.append("const CliClass cli_classes[] = {")
     out += entries

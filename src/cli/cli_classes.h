@@ -19,6 +19,7 @@ typedef struct CliClass {
     const CliField *fields; /* uuid first */
     unsigned n_fields;
     const char *const *list_default; /* what <class>-list prints; NULL-terminated */
+    const char *const *filters;      /* "field=value" every -list applies (XAPI's def_filters) */
 } CliClass;
 
 typedef struct CliErrorDoc {

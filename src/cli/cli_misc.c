@@ -1,5 +1,4 @@
-/* cli_misc.c: xe's device, network, host, task and event commands, and
- * the template and snapshot listings (VM records seen through filters). */
+/* cli_misc.c: xe's device, network, host, task, event and console commands. */
 #include <string.h>
 
 #include "cli.h"
@@ -179,25 +178,6 @@ static int host_call_plugin(CliCtx *ctx)
     return 0;
 }
 
-static int vm_class_list(CliCtx *ctx, const char *const *defaults, const char *const *def)
-{
-    const CliClass *vm = cli_class_by_dm("VM");
-    g_autoptr(GPtrArray) refs = cli_select(ctx, vm, defaults, NULL);
-    return refs ? cli_print_objects(ctx, vm, refs, def) : -1;
-}
-
-static int template_list(CliCtx *ctx)
-{
-    return vm_class_list(ctx, CLI_ARGS("is-a-template=true", "is-a-snapshot=false"),
-                         CLI_ARGS("uuid", "name-label", "name-description"));
-}
-
-static int snapshot_list(CliCtx *ctx)
-{
-    return vm_class_list(ctx, CLI_ARGS("is-a-snapshot=true"),
-                         CLI_ARGS("uuid", "name-label", "name-description"));
-}
-
 static int task_cancel(CliCtx *ctx) { return simple(ctx, "task", "task.cancel"); }
 
 /* event-wait class=<class> [field=value ...]: until an object of class
@@ -322,12 +302,6 @@ void cli_misc_register(GPtrArray *t)
                   "Calls the function within the plugin on the given host with optional "
                   "arguments.",
                   0, host_call_plugin);
-    cli_table_add(t, "template-list", CLI_NONE, CLI_ARGS("params"),
-                  "Lists all the templates, filtering on the optional arguments.", CLI_STANDARD,
-                  template_list);
-    cli_table_add(t, "snapshot-list", CLI_NONE, CLI_ARGS("params"),
-                  "Lists all the snapshots, filtering on the optional arguments.", CLI_STANDARD,
-                  snapshot_list);
     cli_table_add(t, "task-cancel", CLI_ARGS("uuid"), CLI_NONE,
                   "Set a task to cancelling and return.", 0, task_cancel);
     cli_table_add(t, "event-wait", CLI_ARGS("class"), CLI_ARGS("timeout"),

@@ -250,9 +250,7 @@ GPtrArray *cli_select(CliCtx *ctx, const CliClass *cls, const char *const *defau
         p->value = (char *)eq + 1;
         g_ptr_array_add(owned, p->key);
         g_ptr_array_add(owned, p);
-        /* a default the caller overrides is left out */
-        if (!cli_param(ctx, p->key))
-            g_ptr_array_add(filters, p);
+        g_ptr_array_add(filters, p); /* as well as the caller's, as XAPI's */
     }
     for (guint i = 0; i < ctx->params->len; i++) {
         CliParam *p = g_ptr_array_index(ctx->params, i);
@@ -357,9 +355,7 @@ int cli_print_objects(CliCtx *ctx, const CliClass *cls, GPtrArray *refs,
 static int list_cmd(CliCtx *ctx)
 {
     const CliClass *cls = ctx->cmd->cls;
-    static const char *const vm_defaults[] = {"is-a-template=false", NULL};
-    const char *const *defaults = strcmp(cls->dm_class, "VM") == 0 ? vm_defaults : NULL;
-    g_autoptr(GPtrArray) refs = cli_select(ctx, cls, defaults, NULL);
+    g_autoptr(GPtrArray) refs = cli_select(ctx, cls, cls->filters, NULL);
     if (!refs)
         return -1;
     return cli_print_objects(ctx, cls, refs, cls->list_default);
@@ -648,12 +644,13 @@ void cli_records_register(GPtrArray *table)
         const CliClass *cls = &cli_classes[i];
         if (!dm_class_by_name(cls->dm_class) || !dm_class_by_name(cls->dm_class)->stored)
             continue;
+        bool view = strcmp(cls->name, cli_class_by_dm(cls->dm_class)->name) != 0;
         g_autofree char *help = g_strdup_printf(
             "Lists all the %s, filtering on the optional arguments. To filter on map "
             "parameters, use the syntax 'map-param:key=value'",
             cls->plural);
         bool std = strcmp(cls->name, "vm") == 0 || strcmp(cls->name, "network") == 0 ||
-                   strcmp(cls->name, "sr") == 0;
+                   strcmp(cls->name, "sr") == 0 || view;
         add_generic(table, cls, "list", CLI_NONE, CLI_ARGS("params"), help,
                     std ? CLI_STANDARD : 0, list_cmd);
         add_generic(table, cls, "param-list", CLI_ARGS("uuid"), CLI_NONE,

@@ -134,8 +134,16 @@ def test_minimal_and_params(daemon):
                    f"    power-state ( RO): halted\n\n\n")
     templates = xe_ok(daemon, "template-list", "params=name-label", "--minimal").strip().split(",")
     assert "Other install media" in templates
-    # vm-list leaves templates out, as XAPI's
+    # vm-list leaves templates out, always, as XAPI's def_filters
     assert "Other install media" not in xe_ok(daemon, "vm-list", "params=name-label")
+    assert xe_ok(daemon, "vm-list", "is-a-template=true", "--minimal") == "\n"
+    tmpl = xe_ok(daemon, "template-list", "name-label=Other install media", "--minimal").strip()
+    assert "is-a-template ( RW): true" in xe_ok(daemon, "template-param-list", f"uuid={tmpl}")
+    snap = xe_ok(daemon, "vm-snapshot", f"uuid={a}", "new-name-label=min-a-snap").strip()
+    out = xe_ok(daemon, "snapshot-list", f"snapshot-of={a}")
+    assert out.startswith(f"uuid ( RO)                : {snap}\n")
+    assert f"\n         snapshot-of ( RO): {a}\n" in out
+    assert snap not in xe_ok(daemon, "template-list", "--minimal")
     for u in (a, b):
         xe_ok(daemon, "vm-uninstall", f"uuid={u}", "--force")
 
