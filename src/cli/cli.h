@@ -122,8 +122,9 @@ void cli_devices_register(GPtrArray *table);
 
 /* Run op on each VM the selectors choose (vm=, uuid=, fields; --multiple
  * for more than one), as XAPI's do_vm_op. */
-typedef int (*CliVmOp)(CliCtx *ctx, const char *vm_ref);
-int cli_do_vm_op(CliCtx *ctx, CliVmOp op, bool include_templates, const char *const *ignore);
+typedef int (*CliVmOp)(CliCtx *ctx, const char *vm_ref, void *data);
+int cli_do_vm_op(CliCtx *ctx, CliVmOp op, void *data, bool include_templates,
+                 const char *const *ignore);
 
 /* Adds a command to the table being built. */
 void cli_table_add(GPtrArray *table, const char *name, const char *const *reqd,

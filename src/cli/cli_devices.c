@@ -39,15 +39,12 @@ static GPtrArray *cd_vbds(const char *vm)
     return out;
 }
 
-static char *the_cd; /* vm-cd-add's VDI while its op runs (under cd_lock) */
-static GMutex cd_lock;
-
 /* create_vbd_and_plug: a read-only CD VBD, plugged when the VM runs. */
-static int cd_add_one(CliCtx *ctx, const char *vm)
+static int cd_add_one(CliCtx *ctx, const char *vm, void *cd)
 {
     Xv *rec = xv_new_struct();
     xv_struct_set_string(rec, "VM", vm);
-    xv_struct_set_string(rec, "VDI", the_cd);
+    xv_struct_set_string(rec, "VDI", cd);
     xv_struct_set_string(rec, "userdevice", cli_param(ctx, "device"));
     xv_struct_set(rec, "bootable", xv_new_bool(false));
     xv_struct_set_string(rec, "mode", "RO");
@@ -80,22 +77,18 @@ static int vm_cd_add(CliCtx *ctx)
         return -1;
     if (vdis->len == 0)
         return cli_fail(ctx, "CD %s not found!", name);
-    g_mutex_lock(&cd_lock);
-    the_cd = g_ptr_array_index(vdis, 0);
-    int rc = cli_do_vm_op(ctx, cd_add_one, false, CLI_ARGS("cd-location"));
-    the_cd = NULL;
-    g_mutex_unlock(&cd_lock);
-    return rc;
+    return cli_do_vm_op(ctx, cd_add_one, g_ptr_array_index(vdis, 0), false,
+                        CLI_ARGS("cd-location"));
 }
 
-static int cd_insert_one(CliCtx *ctx, const char *vm)
+static int cd_insert_one(CliCtx *ctx, const char *vm, void *cd)
 {
     g_autoptr(GPtrArray) cds = cd_vbds(vm);
     if (cds->len == 0)
         return cli_fail(ctx, "No CD drives found");
     if (cds->len > 1)
         return cli_fail(ctx, "Two or more CD drives found. Please use vbd-insert");
-    g_autoptr(Xv) r = cli_call_s(ctx, "VBD.insert", (char *)g_ptr_array_index(cds, 0), the_cd, NULL);
+    g_autoptr(Xv) r = cli_call_s(ctx, "VBD.insert", (char *)g_ptr_array_index(cds, 0), (char *)cd, NULL);
     return r ? 0 : -1;
 }
 
@@ -110,15 +103,10 @@ static int vm_cd_insert(CliCtx *ctx)
     if (vdis->len > 1)
         return cli_fail(ctx, "Multiple CDs named %s found. Please use vbd-insert and specify uuids",
                         name);
-    g_mutex_lock(&cd_lock);
-    the_cd = g_ptr_array_index(vdis, 0);
-    int rc = cli_do_vm_op(ctx, cd_insert_one, false, NULL);
-    the_cd = NULL;
-    g_mutex_unlock(&cd_lock);
-    return rc;
+    return cli_do_vm_op(ctx, cd_insert_one, g_ptr_array_index(vdis, 0), false, NULL);
 }
 
-static int cd_eject_one(CliCtx *ctx, const char *vm)
+static int cd_eject_one(CliCtx *ctx, const char *vm, void *data)
 {
     g_autoptr(GPtrArray) cds = cd_vbds(vm);
     if (cds->len == 0)
@@ -129,11 +117,11 @@ static int cd_eject_one(CliCtx *ctx, const char *vm)
     return r ? 0 : -1;
 }
 
-static int vm_cd_eject(CliCtx *ctx) { return cli_do_vm_op(ctx, cd_eject_one, false, NULL); }
+static int vm_cd_eject(CliCtx *ctx) { return cli_do_vm_op(ctx, cd_eject_one, NULL, false, NULL); }
 
 /* vm_cd_remove: the CD VBD whose VDI (in an iso SR) has that name, or an
  * empty drive for "<EMPTY>". */
-static int cd_remove_one(CliCtx *ctx, const char *vm)
+static int cd_remove_one(CliCtx *ctx, const char *vm, void *data)
 {
     const char *name = cli_param(ctx, "cd-name");
     g_autoptr(GPtrArray) cds = cd_vbds(vm);
@@ -156,9 +144,9 @@ static int cd_remove_one(CliCtx *ctx, const char *vm)
     return r ? 0 : -1;
 }
 
-static int vm_cd_remove(CliCtx *ctx) { return cli_do_vm_op(ctx, cd_remove_one, false, NULL); }
+static int vm_cd_remove(CliCtx *ctx) { return cli_do_vm_op(ctx, cd_remove_one, NULL, false, NULL); }
 
-static int cd_list_one(CliCtx *ctx, const char *vm)
+static int cd_list_one(CliCtx *ctx, const char *vm, void *data)
 {
     g_autoptr(GPtrArray) cds = cd_vbds(vm);
     static const char *const vbd_params[] = {"uuid", "vm-name-label", "userdevice", "empty", NULL};
@@ -189,7 +177,7 @@ static int cd_list_one(CliCtx *ctx, const char *vm)
 
 static int vm_cd_list(CliCtx *ctx)
 {
-    return cli_do_vm_op(ctx, cd_list_one, false, CLI_ARGS("vbd-params", "vdi-params"));
+    return cli_do_vm_op(ctx, cd_list_one, NULL, false, CLI_ARGS("vbd-params", "vdi-params"));
 }
 
 /* ---- PIFs and VLANs ---- */

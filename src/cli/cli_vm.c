@@ -37,7 +37,8 @@ static GPtrArray *select_vms(CliCtx *ctx, bool include_templates, const char *co
     return vms;
 }
 
-int cli_do_vm_op(CliCtx *ctx, CliVmOp op, bool include_templates, const char *const *ignore)
+int cli_do_vm_op(CliCtx *ctx, CliVmOp op, void *data, bool include_templates,
+                 const char *const *ignore)
 {
     g_autoptr(GPtrArray) vms = select_vms(ctx, include_templates, ignore);
     if (!vms) {
@@ -52,14 +53,14 @@ int cli_do_vm_op(CliCtx *ctx, CliVmOp op, bool include_templates, const char *co
     if (vms->len == 0)
         return cli_fail(ctx, "No matching VMs found");
     if (vms->len == 1)
-        return op(ctx, g_ptr_array_index(vms, 0));
+        return op(ctx, g_ptr_array_index(vms, 0), data);
     if (!cli_param_bool(ctx, "multiple"))
         return cli_fail(ctx, "Multiple matches VMs found. --multiple required to complete the "
                              "operation");
     int rc = 0;
     for (guint i = 0; i < vms->len; i++) { /* do_multiple: every one, failures after */
         const char *vm = g_ptr_array_index(vms, i);
-        if (op(ctx, vm) == 0)
+        if (op(ctx, vm, data) == 0)
             continue;
         g_autofree char *uuid = cli_uuid_of_ref(vm);
         g_autofree char *msg = ctx->error ? g_strdup(ctx->error->code) : g_strdup(ctx->failure);
@@ -95,15 +96,12 @@ static Xv *bools(bool a, bool b)
     return v;
 }
 
-static int start_one(CliCtx *ctx, const char *vm)
+static int start_one(CliCtx *ctx, const char *vm, void *data)
 {
     bool paused = cli_param_bool(ctx, "paused"), force = cli_param_bool(ctx, "force");
     const char *on = cli_param(ctx, "on");
     if (!on)
         return call_vm(ctx, "VM.start", vm, bools(paused, force));
-    Xv *extra = xv_new_array();
-    g_autoptr(GPtrArray) hosts = NULL;
-    const CliClass *hc = cli_class_by_dm("host");
     /* on= names a host by uuid or name */
     g_autofree char *host = NULL;
     db_read_begin();
@@ -111,43 +109,43 @@ static int start_one(CliCtx *ctx, const char *vm)
     if (row)
         host = g_strdup(row->ref);
     db_read_end();
-    (void)hc;
     if (!host) {
         g_autoptr(Xv) r = cli_call_s(ctx, "host.get_by_name_label", on, NULL);
         if (!r)
-            return xv_free(extra), -1;
+            return -1;
         if (xv_len(r) != 1)
-            return xv_free(extra), cli_fail(ctx, "Host '%s' not found", on);
+            return cli_fail(ctx, "Host '%s' not found", on);
         host = g_strdup(xv_str(xv_at(r, 0)));
     }
+    Xv *extra = xv_new_array();
     xv_array_append_string(extra, host);
     xv_array_append(extra, xv_new_bool(paused));
     xv_array_append(extra, xv_new_bool(force));
     return call_vm(ctx, "VM.start_on", vm, extra);
 }
 
-static int shutdown_one(CliCtx *ctx, const char *vm)
+static int shutdown_one(CliCtx *ctx, const char *vm, void *data)
 {
     return call_vm(ctx, cli_param_bool(ctx, "force") ? "VM.hard_shutdown" : "VM.clean_shutdown",
                    vm, NULL);
 }
 
-static int reboot_one(CliCtx *ctx, const char *vm)
+static int reboot_one(CliCtx *ctx, const char *vm, void *data)
 {
     return call_vm(ctx, cli_param_bool(ctx, "force") ? "VM.hard_reboot" : "VM.clean_reboot", vm,
                    NULL);
 }
 
-static int suspend_one(CliCtx *ctx, const char *vm) { return call_vm(ctx, "VM.suspend", vm, NULL); }
-static int pause_one(CliCtx *ctx, const char *vm) { return call_vm(ctx, "VM.pause", vm, NULL); }
-static int unpause_one(CliCtx *ctx, const char *vm) { return call_vm(ctx, "VM.unpause", vm, NULL); }
+static int suspend_one(CliCtx *ctx, const char *vm, void *data) { return call_vm(ctx, "VM.suspend", vm, NULL); }
+static int pause_one(CliCtx *ctx, const char *vm, void *data) { return call_vm(ctx, "VM.pause", vm, NULL); }
+static int unpause_one(CliCtx *ctx, const char *vm, void *data) { return call_vm(ctx, "VM.unpause", vm, NULL); }
 
-static int resume_one(CliCtx *ctx, const char *vm)
+static int resume_one(CliCtx *ctx, const char *vm, void *data)
 {
     return call_vm(ctx, "VM.resume", vm, bools(false, cli_param_bool(ctx, "force")));
 }
 
-static int reset_one(CliCtx *ctx, const char *vm)
+static int reset_one(CliCtx *ctx, const char *vm, void *data)
 {
     if (!cli_param_bool(ctx, "force"))
         return cli_fail(ctx, "This operation is extremely dangerous and may cause data loss. "
@@ -156,7 +154,7 @@ static int reset_one(CliCtx *ctx, const char *vm)
 }
 
 #define VM_OP(fname, op)                                                                   \
-    static int fname(CliCtx *ctx) { return cli_do_vm_op(ctx, op, false, NULL); }
+    static int fname(CliCtx *ctx) { return cli_do_vm_op(ctx, op, NULL, false, NULL); }
 VM_OP(vm_start, start_one)
 VM_OP(vm_shutdown, shutdown_one)
 VM_OP(vm_reboot, reboot_one)
@@ -195,24 +193,24 @@ static int copy_call(CliCtx *ctx, const char *method, const char *vm, const char
     return print_uuid_of(ctx, xv_str(r));
 }
 
-static int clone_one(CliCtx *ctx, const char *vm) { return copy_call(ctx, "VM.clone", vm, NULL); }
-static int snapshot_one(CliCtx *ctx, const char *vm) { return copy_call(ctx, "VM.snapshot", vm, NULL); }
-static int checkpoint_one(CliCtx *ctx, const char *vm)
+static int clone_one(CliCtx *ctx, const char *vm, void *data) { return copy_call(ctx, "VM.clone", vm, NULL); }
+static int snapshot_one(CliCtx *ctx, const char *vm, void *data) { return copy_call(ctx, "VM.snapshot", vm, NULL); }
+static int checkpoint_one(CliCtx *ctx, const char *vm, void *data)
 {
     return copy_call(ctx, "VM.checkpoint", vm, NULL);
 }
 
-static int copy_one(CliCtx *ctx, const char *vm)
+static int copy_one(CliCtx *ctx, const char *vm, void *data)
 {
     const char *sr_uuid = cli_param(ctx, "sr-uuid");
     g_autofree char *sr = sr_uuid ? cli_ref_of_uuid(ctx, "SR", sr_uuid) : g_strdup("OpaqueRef:NULL");
     return sr ? copy_call(ctx, "VM.copy", vm, sr) : -1;
 }
 
-static int vm_clone(CliCtx *ctx) { return cli_do_vm_op(ctx, clone_one, true, NULL); }
-static int vm_copy(CliCtx *ctx) { return cli_do_vm_op(ctx, copy_one, true, NULL); }
-static int vm_snapshot(CliCtx *ctx) { return cli_do_vm_op(ctx, snapshot_one, false, NULL); }
-static int vm_checkpoint(CliCtx *ctx) { return cli_do_vm_op(ctx, checkpoint_one, false, NULL); }
+static int vm_clone(CliCtx *ctx) { return cli_do_vm_op(ctx, clone_one, NULL, true, NULL); }
+static int vm_copy(CliCtx *ctx) { return cli_do_vm_op(ctx, copy_one, NULL, true, NULL); }
+static int vm_snapshot(CliCtx *ctx) { return cli_do_vm_op(ctx, snapshot_one, NULL, false, NULL); }
+static int vm_checkpoint(CliCtx *ctx) { return cli_do_vm_op(ctx, checkpoint_one, NULL, false, NULL); }
 
 static int snapshot_revert(CliCtx *ctx)
 {
@@ -420,25 +418,18 @@ static void choose_objects(CliCtx *ctx, const char *vm, Doomed *d)
     db_read_end();
 }
 
-static GPtrArray *uninstall_targets;
-
-static int collect_one(CliCtx *ctx, const char *vm)
+static int collect_one(CliCtx *ctx, const char *vm, void *vms)
 {
-    g_ptr_array_add(uninstall_targets, g_strdup(vm));
+    g_ptr_array_add(vms, g_strdup(vm));
     return 0;
 }
 
 static int vm_uninstall(CliCtx *ctx)
 {
-    static GMutex lock; /* collect_one's list: one uninstall selects at a time */
-    g_mutex_lock(&lock);
-    uninstall_targets = g_ptr_array_new_with_free_func(g_free);
-    int rc = cli_do_vm_op(ctx, collect_one, false, NULL);
-    g_autoptr(GPtrArray) vms = uninstall_targets;
-    uninstall_targets = NULL;
-    g_mutex_unlock(&lock);
-    if (rc < 0)
+    g_autoptr(GPtrArray) vms = g_ptr_array_new_with_free_func(g_free);
+    if (cli_do_vm_op(ctx, collect_one, vms, false, NULL) < 0)
         return -1;
+    int rc;
     /* the VM's snapshots go with it */
     guint n = vms->len;
     for (guint i = 0; i < n; i++) {
@@ -481,7 +472,7 @@ static int vm_uninstall(CliCtx *ctx)
 
 /* ---- devices ---- */
 
-static int disk_list_one(CliCtx *ctx, const char *vm)
+static int disk_list_one(CliCtx *ctx, const char *vm, void *data)
 {
     g_autoptr(GPtrArray) vbds = g_ptr_array_new_with_free_func(g_free);
     g_autoptr(GPtrArray) vdis = g_ptr_array_new_with_free_func(g_free);
@@ -523,10 +514,10 @@ static int disk_list_one(CliCtx *ctx, const char *vm)
 
 static int vm_disk_list(CliCtx *ctx)
 {
-    return cli_do_vm_op(ctx, disk_list_one, false, CLI_ARGS("vbd-params", "vdi-params"));
+    return cli_do_vm_op(ctx, disk_list_one, NULL, false, CLI_ARGS("vbd-params", "vdi-params"));
 }
 
-static int vif_list_one(CliCtx *ctx, const char *vm)
+static int vif_list_one(CliCtx *ctx, const char *vm, void *data)
 {
     g_autoptr(GPtrArray) vifs = g_ptr_array_new_with_free_func(g_free);
     db_read_begin();
@@ -539,11 +530,11 @@ static int vif_list_one(CliCtx *ctx, const char *vm)
     return cli_print_objects(ctx, cli_class_by_dm("VIF"), vifs, def);
 }
 
-static int vm_vif_list(CliCtx *ctx) { return cli_do_vm_op(ctx, vif_list_one, false, NULL); }
+static int vm_vif_list(CliCtx *ctx) { return cli_do_vm_op(ctx, vif_list_one, NULL, false, NULL); }
 
 /* vm-disk-add: a new VDI in the SR (default: the pool's), plugged as a disk
  * the VM owns, as XAPI's vm_disk_add. */
-static int disk_add_one(CliCtx *ctx, const char *vm)
+static int disk_add_one(CliCtx *ctx, const char *vm, void *data)
 {
     g_autofree char *sr_uuid = install_sr(ctx);
     if (!sr_uuid)
@@ -607,9 +598,9 @@ static int disk_add_one(CliCtx *ctx, const char *vm)
     return print_uuid_of(ctx, xv_str(vdi));
 }
 
-static int vm_disk_add(CliCtx *ctx) { return cli_do_vm_op(ctx, disk_add_one, false, NULL); }
+static int vm_disk_add(CliCtx *ctx) { return cli_do_vm_op(ctx, disk_add_one, NULL, false, NULL); }
 
-static int memory_limits_one(CliCtx *ctx, const char *vm)
+static int memory_limits_one(CliCtx *ctx, const char *vm, void *data)
 {
     const char *names[] = {"static-min", "static-max", "dynamic-min", "dynamic-max"};
     Xv *args = xv_new_array();
@@ -630,7 +621,7 @@ static int memory_limits_one(CliCtx *ctx, const char *vm)
 
 static int vm_memory_limits_set(CliCtx *ctx)
 {
-    return cli_do_vm_op(ctx, memory_limits_one, false, NULL);
+    return cli_do_vm_op(ctx, memory_limits_one, NULL, false, NULL);
 }
 
 void cli_vm_register(GPtrArray *t)
