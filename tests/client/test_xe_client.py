@@ -305,3 +305,30 @@ def test_vdi_import_from_a_pipe(daemon, tmp_path):
     code, _, errtext = xe(daemon, "vdi-import", f"uuid={vdi}", f"filename={out}", "format=tar")
     assert (code, errtext) == (1, "Error: Unknown format: tar\n")
     xe_ok(daemon, "vdi-destroy", f"uuid={vdi}")
+
+
+def test_networks_devices_pool_and_plugins(daemon):
+    net = xe_ok(daemon, "network-create", "name-label=xe-net").strip()
+    assert xe_ok(daemon, "network-list", f"uuid={net}", "params=name-label", "--minimal") == "xe-net\n"
+    vm = install(daemon, "devices")
+    vif = xe_ok(daemon, "vif-create", f"vm-uuid={vm}", f"network-uuid={net}", "device=0").strip()
+    out = xe_ok(daemon, "vm-vif-list", f"uuid={vm}")
+    assert f"uuid ( RO)" in out and vif in out and f"network-uuid ( RO): {net}" in out
+    assert xe_ok(daemon, "vif-list", f"vm-uuid={vm}", "--minimal").strip() == vif
+    xe_ok(daemon, "vif-destroy", f"uuid={vif}")
+    vbd = xe_ok(daemon, "vbd-create", f"vm-uuid={vm}", "device=3", "type=CD", "mode=RO").strip()
+    assert xe_ok(daemon, "vbd-param-get", f"uuid={vbd}", "param-name=empty") == "true\n"
+    xe_ok(daemon, "vbd-destroy", f"uuid={vbd}")
+    xe_ok(daemon, "vm-uninstall", f"uuid={vm}", "--force")
+    xe_ok(daemon, "network-destroy", f"uuid={net}")
+    code, _, errtext = xe(daemon, "network-destroy", f"uuid={net}")
+    assert (code, errtext) == (1, f"The uuid you supplied was invalid.\ntype: network\nuuid: {net}\n")
+    pool = xe_ok(daemon, "pool-list", "--minimal").strip()
+    xe_ok(daemon, "pool-param-set", f"uuid={pool}", "name-label=xe pool")
+    assert xe_ok(daemon, "pool-param-get", f"uuid={pool}", "param-name=name-label") == "xe pool\n"
+    host = xe_ok(daemon, "host-list", "--minimal").strip()
+    out = xe_ok(daemon, "host-call-plugin", f"host-uuid={host}", "plugin=echo", "fn=main", "args:a=b")
+    assert out.startswith("args were: ") and "'a': 'b'" in out
+    # a command whose message xapid lacks is not in the table
+    assert xe(daemon, "host-get-server-certificate")[0:2] == (1, "")
+    assert xe_ok(daemon, "task-list", "--minimal") == "\n"
