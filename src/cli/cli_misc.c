@@ -38,6 +38,10 @@ static int network_create(CliCtx *ctx)
     xv_struct_set(rec, "MTU", xv_new_int(mtu ? g_ascii_strtoll(mtu, NULL, 10) : 1500));
     xv_struct_set(rec, "other_config", xv_new_struct());
     xv_struct_set(rec, "tags", xv_new_array());
+    if (cli_param(ctx, "bridge"))
+        xv_struct_set_string(rec, "bridge", cli_param(ctx, "bridge"));
+    if (cli_param(ctx, "managed"))
+        xv_struct_set(rec, "managed", xv_new_bool(cli_param_bool(ctx, "managed")));
     g_autoptr(Xv) net = create_call(ctx, "network.create", rec);
     return net ? print_uuid(ctx, xv_str(net)) : -1;
 }
@@ -99,7 +103,10 @@ static int vbd_create(CliCtx *ctx)
 }
 
 static int vbd_plug(CliCtx *ctx) { return simple(ctx, "VBD", "VBD.plug"); }
-static int vbd_unplug(CliCtx *ctx) { return simple(ctx, "VBD", "VBD.unplug"); }
+static int vbd_unplug(CliCtx *ctx)
+{
+    return simple(ctx, "VBD", cli_param_bool(ctx, "force") ? "VBD.unplug_force" : "VBD.unplug");
+}
 static int vbd_destroy(CliCtx *ctx) { return simple(ctx, "VBD", "VBD.destroy"); }
 
 /* host=, uuid= or the only host. */
@@ -286,7 +293,7 @@ void cli_misc_register(GPtrArray *t)
                   CLI_STANDARD, vbd_create);
     cli_table_add(t, "vbd-plug", CLI_ARGS("uuid"), CLI_NONE,
                   "Attempt to attach the VBD while the VM is in the running state.", 0, vbd_plug);
-    cli_table_add(t, "vbd-unplug", CLI_ARGS("uuid"), CLI_ARGS("timeout", "force"),
+    cli_table_add(t, "vbd-unplug", CLI_ARGS("uuid"), CLI_ARGS("force"),
                   "Attempt to detach the VBD from the VM while it is in the running state.", 0,
                   vbd_unplug);
     cli_table_add(t, "vbd-destroy", CLI_ARGS("uuid"), CLI_NONE, "Destroy a VBD.", 0, vbd_destroy);

@@ -120,13 +120,17 @@ static int http_transfer(CliCtx *ctx, bool put, const char *label)
     if (!vdi)
         return -1;
     const char *format = cli_param(ctx, "format");
+    const char *base_uuid = cli_param(ctx, "base"); /* a differential export */
+    g_autofree char *base = base_uuid ? cli_ref_of_uuid(ctx, "VDI", base_uuid) : NULL;
+    if (base_uuid && !base)
+        return -1;
     g_autoptr(Xv) task = cli_call_s(ctx, "task.create", label, "", NULL);
     if (!task)
         return -1;
     g_autofree char *path = g_strdup_printf(
-        "%s/%s?session_id=%s&task_id=%s&vdi=%s%s%s", ctx->http_base,
+        "%s/%s?session_id=%s&task_id=%s&vdi=%s%s%s%s%s", ctx->http_base,
         put ? "import_raw_vdi" : "export_raw_vdi", ctx->session, xv_str(task), vdi,
-        format ? "&format=" : "", format ? format : "");
+        format ? "&format=" : "", format ? format : "", base ? "&base=" : "", base ? base : "");
     const char *filename = cli_param(ctx, "filename");
     if (put)
         cli_http_put(ctx->wire, filename, path);
@@ -317,9 +321,9 @@ void cli_storage_register(GPtrArray *t)
                   "Copy either a full VDI or the block differences between two VDIs into either "
                   "a fresh VDI in a specified SR.",
                   0, vdi_copy);
-    cli_table_add(t, "vdi-import", CLI_ARGS("uuid", "filename"), CLI_ARGS("format", "progress"),
+    cli_table_add(t, "vdi-import", CLI_ARGS("uuid", "filename"), CLI_ARGS("format"),
                   "Import a raw VDI.", 0, vdi_import);
-    cli_table_add(t, "vdi-export", CLI_ARGS("uuid", "filename"), CLI_ARGS("format", "base", "progress"),
+    cli_table_add(t, "vdi-export", CLI_ARGS("uuid", "filename"), CLI_ARGS("format", "base"),
                   "Export a VDI.", 0, vdi_export);
     cli_table_add(t, "sr-create", CLI_ARGS("name-label", "type"),
                   CLI_ARGS("host-uuid", "device-config:", "shared", "physical-size",

@@ -194,7 +194,32 @@ static int copy_call(CliCtx *ctx, const char *method, const char *vm, const char
 }
 
 static int clone_one(CliCtx *ctx, const char *vm, void *data) { return copy_call(ctx, "VM.clone", vm, NULL); }
-static int snapshot_one(CliCtx *ctx, const char *vm, void *data) { return copy_call(ctx, "VM.snapshot", vm, NULL); }
+/* ignore-vdi-uuids=a,b: disks left out of the snapshot */
+static int snapshot_one(CliCtx *ctx, const char *vm, void *data)
+{
+    const char *ignore = cli_param(ctx, "ignore-vdi-uuids");
+    if (!ignore)
+        return copy_call(ctx, "VM.snapshot", vm, NULL);
+    Xv *args = xv_new_array();
+    xv_array_append_string(args, vm);
+    xv_array_append_string(args, cli_param(ctx, "new-name-label"));
+    Xv *vdis = xv_new_array(); /* complete before it goes in: items are stored inline */
+    g_auto(GStrv) uuids = g_strsplit(ignore, ",", -1);
+    for (char **u = uuids; *u; u++) {
+        if (!**u)
+            continue;
+        char *ref = cli_ref_of_uuid(ctx, "VDI", *u);
+        if (!ref) {
+            xv_free(vdis);
+            xv_free(args);
+            return -1;
+        }
+        xv_array_append(vdis, xv_new_string_take(ref));
+    }
+    xv_array_append(args, vdis);
+    g_autoptr(Xv) r = cli_call(ctx, "VM.snapshot", args);
+    return r ? print_uuid_of(ctx, xv_str(r)) : -1;
+}
 static int checkpoint_one(CliCtx *ctx, const char *vm, void *data)
 {
     return copy_call(ctx, "VM.checkpoint", vm, NULL);
@@ -493,8 +518,14 @@ static int disk_list_one(CliCtx *ctx, const char *vm, void *data)
             g_ptr_array_add(vdis, g_strdup(vdi->ref));
     }
     db_read_end();
-    static const char *const vbd_params[] = {"uuid", "vm-name-label", "userdevice", "empty", NULL};
-    static const char *const vdi_params[] = {"uuid", "name-label", "sr-name-label", "virtual-size", NULL};
+    static const char *const vbd_default[] = {"uuid", "vm-name-label", "userdevice", "empty", NULL};
+    static const char *const vdi_default[] = {"uuid", "name-label", "sr-name-label", "virtual-size", NULL};
+    /* vbd-params=, vdi-params=: a,b or all, as params= of a list */
+    const char *vbd_given = cli_param(ctx, "vbd-params"), *vdi_given = cli_param(ctx, "vdi-params");
+    g_auto(GStrv) vbd_split = vbd_given && strcmp(vbd_given, "all") ? g_strsplit(vbd_given, ",", -1) : NULL;
+    g_auto(GStrv) vdi_split = vdi_given && strcmp(vdi_given, "all") ? g_strsplit(vdi_given, ",", -1) : NULL;
+    const char *const *vbd_params = vbd_given ? (const char *const *)vbd_split : vbd_default;
+    const char *const *vdi_params = vdi_given ? (const char *const *)vdi_split : vdi_default;
     for (guint i = 0; i < vbds->len; i++) {
         g_autoptr(GPtrArray) one = g_ptr_array_new();
         g_ptr_array_add(one, g_ptr_array_index(vbds, i));
@@ -640,7 +671,7 @@ void cli_vm_register(GPtrArray *t)
                   "Reboot the selected VM(s).", sel | CLI_STANDARD, vm_reboot);
     cli_table_add(t, "vm-suspend", CLI_NONE, CLI_NONE, "Suspend the selected VM(s).",
                   sel | CLI_STANDARD, vm_suspend);
-    cli_table_add(t, "vm-resume", CLI_NONE, CLI_ARGS("force", "on"),
+    cli_table_add(t, "vm-resume", CLI_NONE, CLI_ARGS("force"),
                   "Resume the selected VM(s).", sel | CLI_STANDARD, vm_resume);
     cli_table_add(t, "vm-pause", CLI_NONE, CLI_NONE, "Pause a running VM.", sel, vm_pause);
     cli_table_add(t, "vm-unpause", CLI_NONE, CLI_NONE, "Unpause a paused VM.", sel, vm_unpause);
@@ -653,7 +684,7 @@ void cli_vm_register(GPtrArray *t)
                   sel, vm_reset_powerstate);
     cli_table_add(t, "vm-install", CLI_ARGS("new-name-label"),
                   CLI_ARGS("template-uuid", "template", "template-name-label", "template-name",
-                           "sr-uuid", "sr-name-label", "copy-bios-strings-from"),
+                           "sr-uuid", "sr-name-label"),
                   "Install a new VM from a template. The template parameter can match either the "
                   "template name or the uuid.",
                   CLI_STANDARD, vm_install);

@@ -332,3 +332,25 @@ def test_networks_devices_pool_and_plugins(daemon):
     # a command whose message xapid lacks is not in the table
     assert xe(daemon, "host-get-server-certificate")[0:2] == (1, "")
     assert xe_ok(daemon, "task-list", "--minimal") == "\n"
+
+
+def test_snapshot_ignoring_disks_and_disk_list_params(daemon, tmp_path):
+    vm = install(daemon, "snap-src")
+    vdi = xe_ok(daemon, "vm-disk-add", f"uuid={vm}", "disk-size=1MiB", "device=0").strip()
+    out = xe_ok(daemon, "vm-disk-list", f"uuid={vm}", "vbd-params=userdevice", "vdi-params=uuid")
+    assert out == f"Disk 0 VBD:\nuserdevice ( RW)    : 0\n\n\nDisk 0 VDI:\nuuid ( RO)    : {vdi}\n\n\n"
+    snap = xe_ok(daemon, "vm-snapshot", f"uuid={vm}", "new-name-label=no-disks",
+                 f"ignore-vdi-uuids={vdi}").strip()
+    # the ignored disk is left out of the snapshot (xapid's VM.snapshot)
+    assert xe_ok(daemon, "snapshot-param-get", f"uuid={snap}", "param-name=VBDs") == "\n"
+    full = xe_ok(daemon, "vm-snapshot", f"uuid={vm}", "new-name-label=with-disks").strip()
+    vbd = xe_ok(daemon, "snapshot-param-get", f"uuid={full}", "param-name=VBDs").strip()
+    assert xe_ok(daemon, "vbd-param-get", f"uuid={vbd}", "param-name=vdi-uuid") != vdi + "\n"
+    code, _, errtext = xe(daemon, "vm-snapshot", f"uuid={vm}", "new-name-label=x",
+                          "ignore-vdi-uuids=nope")
+    assert (code, errtext) == (1, "The uuid you supplied was invalid.\ntype: VDI\nuuid: nope\n")
+    # a differential export against the disk itself is all zeros
+    out_file = tmp_path / "diff.raw"
+    xe_ok(daemon, "vdi-export", f"uuid={vdi}", f"base={vdi}", f"filename={out_file}", "format=raw")
+    assert out_file.read_bytes() == bytes(1 << 20)
+    xe_ok(daemon, "vm-uninstall", f"uuid={vm}", "--force")
