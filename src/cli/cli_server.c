@@ -274,7 +274,11 @@ enum MHD_Result cli_serve(struct MHD_Connection *conn, bool trusted, const char 
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
     if (!fd)
         return MHD_NO;
-    CliWire w = {.fd = fd->connect_fd, .tls = tls ? (gnutls_session_t)tls->tls_session : NULL};
+    /* The client sends a heartbeat (Response Wait) every 300 s of a
+     * transfer; an hour's silence, even at a prompt, ends the command. */
+    CliWire w = {.fd = fd->connect_fd,
+                 .tls = tls ? (gnutls_session_t)tls->tls_session : NULL,
+                 .idle_ms = 3600 * 1000};
     /* Many small frames, each the whole of what the client waits for. */
     int on = 1, off = 0;
     setsockopt(w.fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);

@@ -11,6 +11,9 @@
 
 #define UPLOAD_PREFIX "/cli_upload/"
 #define UPLOAD_BLOCK ((size_t)1 << 20)
+/* An upload silent this long is given up (MHD's idle timeout does not
+ * watch a connection taken over), so that its command ends. */
+#define UPLOAD_IDLE_MS (300 * 1000)
 
 struct CliUpload {
     char *token;
@@ -135,7 +138,8 @@ enum MHD_Result cli_upload_serve(struct MHD_Connection *conn, const char *url)
     VdiImport *im = fd ? vdi_import_begin(up->vdi, up->format, length, up->task, &err) : NULL;
     if (im) {
         CliWire w = {.fd = fd->connect_fd,
-                     .tls = tls ? (gnutls_session_t)tls->tls_session : NULL};
+                     .tls = tls ? (gnutls_session_t)tls->tls_session : NULL,
+                     .idle_ms = UPLOAD_IDLE_MS};
         static const char ok[] = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n";
         if (cli_wire_write(&w, ok, sizeof ok - 1) < 0)
             xapi_error_set(&err, "INTERNAL_ERROR", "the client went away", NULL);

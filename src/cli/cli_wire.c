@@ -10,13 +10,15 @@
 /* Longer frames than this are not from a CLI client. */
 #define CLI_FRAME_LIMIT (16 * 1024 * 1024)
 
+/* -1 on an error or after idle_ms of silence. */
 static int wait_for(CliWire *w, short events)
 {
     struct pollfd pf = {.fd = w->fd, .events = events};
-    while (poll(&pf, 1, -1) < 0)
+    int n;
+    while ((n = poll(&pf, 1, w->idle_ms > 0 ? w->idle_ms : -1)) < 0)
         if (errno != EINTR)
             return -1;
-    return 0;
+    return n == 0 ? -1 : 0;
 }
 
 int cli_wire_write(CliWire *w, const void *buf, size_t len)

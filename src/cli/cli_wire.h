@@ -42,6 +42,7 @@ typedef struct CliWire {
     int fd;
     gnutls_session_t tls;
     bool broken;
+    int idle_ms; /* > 0: a read or write waiting longer breaks the connection */
 } CliWire;
 
 /* Writes the greeting, reads the client's and checks its major version.
