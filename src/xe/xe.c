@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PREFIX "XenSource thin CLI protocol"
@@ -221,6 +222,22 @@ static char *get_string(const unsigned char *p, size_t len, size_t *at)
 
 /* ---- HTTP transfers (HttpPut, HttpGet) on a connection of their own ---- */
 
+/* While a transfer runs, a Response Wait on the CLI connection every 300 s
+ * tells the server the client is alive (XenServer's heartbeat, protocol
+ * 0.2). */
+#define HEARTBEAT_SECONDS 300
+static Conn *cli_conn;
+static time_t last_heartbeat;
+
+static void heartbeat(void)
+{
+    time_t now = time(NULL);
+    if (cli_conn && now - last_heartbeat >= HEARTBEAT_SECONDS) {
+        respond(cli_conn, 18);
+        last_heartbeat = now;
+    }
+}
+
 /* The path of url: XAPI sends https://HOST/path or the path alone; both
  * go to the server this client called. */
 static const char *url_path(const char *url)
@@ -284,7 +301,8 @@ static int http_put(const char *filename, const char *url)
     int status = conn_write(&c, head, (size_t)n) == 0 ? read_head(&c) : -1;
     int rc = status == 200 ? 0 : -1;
     static char buf[1 << 20];
-    for (ssize_t got; rc == 0 && (got = read(fd, buf, sizeof buf)) > 0;)
+    last_heartbeat = time(NULL);
+    for (ssize_t got; rc == 0 && (got = read(fd, buf, sizeof buf)) > 0; heartbeat())
         rc = conn_write(&c, buf, (size_t)got);
     close(fd);
     conn_close(&c);
@@ -317,7 +335,8 @@ static int http_get(const char *filename, const char *url)
     }
     static char buf[1 << 20];
     int rc = 0;
-    for (ssize_t got; rc == 0 && (got = conn_read_some(&c, buf, sizeof buf)) != 0;) {
+    last_heartbeat = time(NULL);
+    for (ssize_t got; rc == 0 && (got = conn_read_some(&c, buf, sizeof buf)) != 0; heartbeat()) {
         if (got < 0)
             rc = -1;
         else
@@ -662,8 +681,10 @@ int main(int argc, char **argv)
     int code = 1;
     if (conn_write(&c, head, (size_t)hn) < 0 || conn_write(&c, body, strlen(body)) < 0)
         fprintf(stderr, "Lost connection to the server.\n");
-    else
+    else {
+        cli_conn = &c;
         code = main_loop(&c);
+    }
     conn_close(&c);
     free(body);
     for (int i = 0; i < rc_args; i++) /* ~/.xe's lines; the rest are argv's */
