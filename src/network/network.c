@@ -7,6 +7,7 @@
 
 #include "host_net.h"
 #include "host_port.h"
+#include "macvtap.h"
 #include "nft_rules.h"
 
 static const DmClass *cls(const char *name) { return dm_class_by_name(name); }
@@ -247,6 +248,9 @@ static int add_pif(const char *host, const NewPif *p, XapiError **err)
         db_row_put(pif, "ip_configuration_mode", S("DHCP"));
     }
     g_autofree char *ref = insert_row(pif, err);
+    DbRow *added = ref && managed ? db_lookup(cls("PIF"), ref) : NULL;
+    if (added && network_mark_attachment(added, err) < 0)
+        return -1;
     if (ref && p->ref)
         *p->ref = g_steal_pointer(&ref);
     return p->ref ? (*p->ref ? 0 : -1) : (ref ? 0 : -1);
@@ -400,3 +404,77 @@ void network_guest_taps_wait_gone(const char *vm_uuid)
 }
 
 void network_guest_tap_wait_gone(const char *tap) { wait_gone(tap, false); }
+
+/* ---- guest NICs through macvtap ---------------------------------------------- */
+
+bool network_nic_unbridged(const char *device)
+{
+    g_autoptr(HostLink) l = hostnet_valid_name(device) ? hostnet_link(device) : NULL;
+    return l && !l->bridge && !l->loopback && !l->tap && !*l->master;
+}
+
+int network_mark_attachment(const DbRow *pif, XapiError **err)
+{
+    DbRow *net = db_lookup(cls("network"), xv_str(db_get(pif, "network")));
+    if (!net || !db_get(pif, "physical")->b || db_get(pif, "VLAN")->i >= 0)
+        return 0;
+    const char *device = xv_str(db_get(pif, "device"));
+    bool bridged = db_get(pif, "currently_attached")->b;
+    g_autoptr(Xv) other = xv_dup(db_get(net, "other_config"));
+    const Xv *was = xv_struct_get(other, NETWORK_ATTACH_KEY);
+    if (was && strcmp(xv_str(was), bridged ? "bridge" : "macvtap") == 0)
+        return 0;
+    xv_struct_set_string(other, NETWORK_ATTACH_KEY, bridged ? "bridge" : "macvtap");
+    if (bridged) {
+        xv_struct_remove(other, NETWORK_ATTACH_NOTE_KEY);
+    } else {
+        g_autofree char *note = g_strdup_printf(
+            "VIFs attach through macvtap (bridge mode) on %s: guests reach its LAN and each "
+            "other, and the host keeps its address, but the host cannot reach its guests over "
+            "%s (macvtap's limit); PIF.plug puts %s on the bridge %s (its address moves there) "
+            "and moves running VIFs onto it",
+            device, device, device, xv_str(db_get(net, "bridge")));
+        xv_struct_set_string(other, NETWORK_ATTACH_NOTE_KEY, note);
+    }
+    return db_set_by_name(net, "other_config", g_steal_pointer(&other), err);
+}
+
+int network_guest_macvtap_open(const char *tap, const char *parent, const char *mac, int mtu,
+                               XapiError **err)
+{
+    if (!network_nic_unbridged(parent))
+        return xapi_error_internal(err, "%s is a port of a bridge: no macvtap on it", parent);
+    return macvtap_open(tap, parent, mac, mtu, err);
+}
+
+int network_guest_macvtap_remove(const char *tap, XapiError **err)
+{
+    return macvtap_remove(tap, err);
+}
+
+void network_guest_macvtaps_remove(const char *vm_uuid)
+{
+    g_autofree char *prefix = g_strdup_printf("xv%.8s.", vm_uuid);
+    macvtap_remove_prefixed(prefix, NULL);
+}
+
+void network_guest_macvtaps_gc(GHashTable *keep)
+{
+    macvtap_remove_prefixed("xv", keep);
+}
+
+bool network_guest_macvtap_on(const char *tap, const char *parent)
+{
+    if (!macvtap_is(tap))
+        return false;
+    if (!parent)
+        return true;
+    g_autofree char *lower = g_strdup_printf("lower_%s", parent);
+    g_autofree char *path = g_build_filename("/sys/class/net", tap, lower, NULL);
+    return hostnet_valid_name(parent) && g_file_test(path, G_FILE_TEST_EXISTS);
+}
+
+bool network_guest_tap_exists(const char *tap)
+{
+    return hostnet_link_exists(tap) && !macvtap_is(tap);
+}
