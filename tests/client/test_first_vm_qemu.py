@@ -1,0 +1,177 @@
+"""A new host's first VM on the management network reaches the LAN at once
+(macvtap on the management NIC), without the host's own address moving; a
+PIF.plug later moves the running guest onto the bridge, and a PIF.unplug
+back to macvtap, the guest's NIC and address untouched.
+
+One guest boot for the module: its VIF goes from macvtap on eth0 to the
+bridge xenbr0 (PIF.plug of the management PIF), to macvtap on a second NIC
+eth1 (VIF.move to eth1's network, whose PIF is unplugged), to eth1's bridge
+(PIF.plug) and back to macvtap (PIF.unplug). The LAN is a bridge in the
+peer namespace holding 10.99.0.1/24 with both NICs' far ends as ports; the
+guest pings 10.99.0.1 once a second (guest-initiated: the test guest does
+not answer pings started from the host)."""
+import os
+import re
+import subprocess
+import time
+
+import pytest
+
+from netns import NetNs, ip
+from test_network import NsDaemon, vif_record
+from test_network_qemu import GUEST_DIR, console, guest_vm, wait_console
+from xapid_daemon import REPO, err, ok
+
+FAR_END = "10.99.0.1"
+GUEST_IP = "10.99.0.50"
+
+
+def addresses(ns, dev):
+    out = ip("ip", "-o", "-4", "addr", "show", "dev", dev, ns=ns, check=False).stdout
+    return re.findall(r"inet (\S+)", out)
+
+
+def link_kind(ns, dev):
+    """macvtap, tun or "" (absent), and the link's master or lower device."""
+    out = ip("ip", "-d", "-o", "link", "show", "dev", dev, ns=ns, check=False).stdout
+    if not out:
+        return "", ""
+    name = out.split(": ")[1]
+    master = re.search(r" master (\S+)", out)
+    if "macvtap" in out:
+        return "macvtap", name.split("@")[1] if "@" in name else ""
+    return ("tun" if " tun " in out else "other"), master.group(1) if master else ""
+
+
+def wait_pings(d, uuid, since, count=2, timeout=120):
+    """count answered pings printed after console offset since."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if console(d, uuid)[since:].count("XAPID-GUEST-PING ok") >= count:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the guest got no answers after the switch:\n"
+                         f"{console(d, uuid)[since:][-1500:]}")
+
+
+@pytest.fixture(scope="module")
+def lan():
+    if os.geteuid() != 0 or not os.path.exists("/dev/net/tun"):
+        pytest.skip("namespaces, bridges and macvtaps need root")
+    subprocess.run([os.path.join(REPO, "scripts", "build-test-guest"), GUEST_DIR], check=True,
+                   stdout=subprocess.DEVNULL)
+    ns = NetNs()
+    try:
+        # The far end: a LAN bridge with both NICs' peers, holding FAR_END.
+        ip("ip", "link", "add", "eth1", "type", "veth", "peer", "name", "uplink1", "netns",
+           ns.peer, ns=ns.name)
+        ip("ip", "link", "set", "eth1", "up", ns=ns.name)
+        ip("ip", "link", "add", "lan", "type", "bridge", ns=ns.peer)
+        for dev in ("uplink", "uplink1"):
+            ip("ip", "link", "set", dev, "master", "lan", "up", ns=ns.peer)
+        ip("ip", "addr", "add", f"{FAR_END}/24", "dev", "lan", ns=ns.peer)
+        ip("ip", "link", "set", "lan", "up", ns=ns.peer)
+        yield ns
+    finally:
+        ns.remove()
+
+
+@pytest.fixture(scope="module")
+def world(lan):
+    guest = (os.path.join(GUEST_DIR, "vmlinuz"), os.path.join(GUEST_DIR, "initrd.img"))
+    d = NsDaemon(lan, "qemu", ["--guest-kernel-dir", GUEST_DIR])
+    try:
+        api, s = d.login()
+        mgmt = next(p for p in ok(api.PIF.get_all(s)) if ok(api.PIF.get_management(s, p)))
+        net = ok(api.PIF.get_network(s, mgmt))
+        host = ok(api.host.get_all(s))[0]
+        vm, uuid = guest_vm(api, s, guest, "first",
+                            f"xapid.ip={GUEST_IP}/24 xapid.pingloop={FAR_END}")
+        vif = ok(api.VIF.create(s, vif_record(vm, net, "0")))
+        yield {"d": d, "api": api, "s": s, "mgmt": mgmt, "net": net, "host": host, "vm": vm,
+               "uuid": uuid, "vif": vif, "tap": f"xv{uuid[:8]}.0", "ns": lan.name}
+    finally:
+        d.stop()
+
+
+def test_first_vm_on_the_management_network_reaches_the_lan_through_macvtap(world):
+    w = world
+    api, s, ns = w["api"], w["s"], w["ns"]
+    assert ok(api.PIF.get_device(s, w["mgmt"])) == "eth0"
+    assert ok(api.PIF.get_currently_attached(s, w["mgmt"])) is False
+    other = ok(api.network.get_other_config(s, w["net"]))
+    assert other["xapid-attach"] == "macvtap"
+    assert "cannot reach its guests over eth0" in other["xapid-attach-note"]
+    before = addresses(ns, "eth0")
+    assert before == ["10.99.0.2/24"]
+    ok(api.VM.start(s, w["vm"], False, False))
+    assert link_kind(ns, w["tap"]) == ("macvtap", "eth0")
+    assert addresses(ns, "eth0") == before  # during: the host's address stays
+    wait_console(w["d"], w["uuid"], "XAPID-GUEST-PING ok")
+    assert addresses(ns, "eth0") == before
+    assert link_kind(ns, "eth0")[1] == ""  # no bridge
+    # The far end learnt the guest's own MAC: it is on the LAN itself.
+    neigh = ip("ip", "neigh", "show", GUEST_IP, ns=ns.replace("xapid-t", "xapid-p")).stdout
+    assert ok(api.VIF.get_MAC(s, w["vif"])) in neigh
+    # macvtap traffic passes no bridge, where xapid's rules are.
+    assert err(api.VIF.set_locking_mode(s, w["vif"], "locked"))[:3] == \
+        ["VALUE_NOT_SUPPORTED", "locking_mode", "locked"]
+    assert ok(api.VIF.get_locking_mode(s, w["vif"])) == "network_default"
+
+
+def test_pif_plug_moves_the_running_guest_onto_the_bridge(world):
+    w = world
+    api, s, ns, d, uuid = w["api"], w["s"], w["ns"], w["d"], w["uuid"]
+    mark = len(console(d, uuid))
+    ok(api.PIF.plug(s, w["mgmt"]))
+    bridge = ok(api.network.get_bridge(s, w["net"]))
+    assert link_kind(ns, w["tap"]) == ("tun", bridge)
+    assert link_kind(ns, "eth0")[1] == bridge
+    assert addresses(ns, bridge) == ["10.99.0.2/24"]  # PIF.plug's move, asked for
+    assert ok(api.network.get_other_config(s, w["net"]))["xapid-attach"] == "bridge"
+    wait_pings(d, uuid, mark)
+    # The guest's NIC never went away: no hot-plug was seen.
+    assert "XAPID-GUEST-NICS" not in console(d, uuid)[mark:]
+
+
+def test_vif_move_and_pif_unplug_switch_back_to_macvtap(world):
+    w = world
+    api, s, ns, d, uuid = w["api"], w["s"], w["ns"], w["d"], w["uuid"]
+    ok(api.PIF.scan(s, w["host"]))
+    pif1 = next((p for p in ok(api.PIF.get_all(s)) if ok(api.PIF.get_device(s, p)) == "eth1"),
+                None)
+    if pif1 is None:  # a veth is no hardware NIC: PIF.scan leaves it out
+        mac = ip("cat", "/sys/class/net/eth1/address", ns=ns).stdout.strip()
+        pif1 = ok(api.PIF.introduce(s, w["host"], mac, "eth1", True))
+    net1 = ok(api.PIF.get_network(s, pif1))
+    bridge1 = ok(api.network.get_bridge(s, net1))
+    # From the bridge to macvtap on eth1 (its PIF is unplugged).
+    mark = len(console(d, uuid))
+    ok(api.VIF.move(s, w["vif"], net1))
+    assert link_kind(ns, w["tap"]) == ("macvtap", "eth1")
+    wait_pings(d, uuid, mark)
+    # eth1 onto its bridge, and back.
+    mark = len(console(d, uuid))
+    ok(api.PIF.plug(s, pif1))
+    assert link_kind(ns, w["tap"]) == ("tun", bridge1)
+    wait_pings(d, uuid, mark)
+    ok(api.VIF.set_locking_mode(s, w["vif"], "locked"))  # on a bridge it can be
+    assert err(api.PIF.unplug(s, pif1))[:3] == \
+        ["VALUE_NOT_SUPPORTED", "locking_mode", "locked"]
+    assert link_kind(ns, w["tap"]) == ("tun", bridge1)  # nothing changed
+    ok(api.VIF.set_locking_mode(s, w["vif"], "unlocked"))
+    mark = len(console(d, uuid))
+    ok(api.PIF.unplug(s, pif1))
+    assert link_kind(ns, w["tap"]) == ("macvtap", "eth1")
+    assert bridge1 not in lan_links(ns)
+    assert ok(api.network.get_other_config(s, net1))["xapid-attach"] == "macvtap"
+    wait_pings(d, uuid, mark)
+    assert "XAPID-GUEST-NICS" not in console(d, uuid)[mark:]
+    # The macvtap goes with the domain.
+    ok(api.VM.hard_shutdown(s, w["vm"]))
+    assert w["tap"] not in lan_links(ns)
+
+
+def lan_links(ns):
+    out = ip("ip", "-o", "link", "show", ns=ns).stdout
+    return {line.split(": ")[1].split("@")[0] for line in out.splitlines()}
