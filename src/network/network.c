@@ -478,3 +478,26 @@ bool network_guest_tap_exists(const char *tap)
 {
     return hostnet_link_exists(tap) && !macvtap_is(tap);
 }
+
+void network_markdown(GString *out)
+{
+    g_string_append(
+        out,
+        "## How a network reaches its guests (`network.other_config`)\n\n"
+        "Written by xapid (`src/network/network.c`) on the network of each NIC's PIF, at "
+        "discovery, at every start and at each `PIF.plug`/`unplug`/"
+        "`host.management_reconfigure`.\n\n"
+        "| Key | Meaning |\n|---|---|\n"
+        "| `" NETWORK_ATTACH_KEY "` | `bridge`: the PIF is plugged; guests' NICs are taps on "
+        "the network's bridge. `macvtap`: the PIF is unplugged (as the management NIC of a "
+        "new host is: its address is never moved unasked) and each running VIF is a macvtap "
+        "link in bridge mode on the NIC: guests reach the LAN and each other at once, the host "
+        "keeps its address, and the host cannot reach its guests over that NIC (macvtap's "
+        "limit). Locking (`locked`, `disabled`) and `ratelimit` are refused there "
+        "(`VALUE_NOT_SUPPORTED`): xapid's rules are a bridge's. A NIC that is a port of "
+        "another bridge or a bond takes no macvtap (`REQUIRED_PIF_IS_UNPLUGGED`). "
+        "`PIF.plug` moves running VIFs from macvtap to the bridge, `PIF.unplug` back, the "
+        "guest's device and address untouched |\n"
+        "| `" NETWORK_ATTACH_NOTE_KEY "` | with `macvtap`: the same in words, naming the NIC "
+        "and the bridge |\n\n");
+}

@@ -2,6 +2,7 @@
  * names, and the bridges guests' NICs go on. */
 #pragma once
 
+#include <glib.h>
 #include <stdbool.h>
 
 #include "db.h"
@@ -86,3 +87,5 @@ void network_guest_macvtaps_gc(GHashTable *keep);
 bool network_guest_macvtap_on(const char *tap, const char *parent);
 /* True if tap exists and is no macvtap (a tap). */
 bool network_guest_tap_exists(const char *tap);
+/* docs/compat.md's section on the keys above. */
+void network_markdown(GString *out);
