@@ -8,6 +8,7 @@
 #include "host_net.h"
 #include "host_port.h"
 #include "macvtap.h"
+#include "nat.h"
 #include "nft_rules.h"
 
 static const DmClass *cls(const char *name) { return dm_class_by_name(name); }
@@ -18,6 +19,9 @@ static Xv *S(const char *s) { return xv_new_string(s); }
  * for xapid by network.create) they are the ones xapid may remove. */
 static GMutex bridges_lock;
 static GHashTable *made_bridges;
+/* Bridges of NAT networks and their subnets, told by network_bridge_nat
+ * before the bridge is needed (bridges_lock). */
+static GHashTable *nat_bridges;
 
 /* ---- bridge names ------------------------------------------------------------- */
 
@@ -83,11 +87,26 @@ static int bridge_acquire_locked(const char *bridge, int mtu, bool internal, Xap
     } else if (!internal || hostnet_link_exists(bridge)) {
         rc = xapi_error_set(err, "BRIDGE_NOT_AVAILABLE", bridge, NULL);
     } else if ((rc = hostnet_bridge_add(bridge, mtu, err)) == 0) {
+        const char *subnet = nat_bridges ? g_hash_table_lookup(nat_bridges, bridge) : NULL;
+        if (subnet && nat_up(bridge, subnet, err) < 0) {
+            g_autoptr(XapiError) ignored = NULL;
+            hostnet_bridge_del(bridge, &ignored);
+            return -1;
+        }
         if (!made_bridges)
             made_bridges = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         g_hash_table_add(made_bridges, g_strdup(bridge));
     }
     return rc;
+}
+
+void network_bridge_nat(const char *bridge, const char *subnet)
+{
+    g_mutex_lock(&bridges_lock);
+    if (!nat_bridges)
+        nat_bridges = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    g_hash_table_replace(nat_bridges, g_strdup(bridge), g_strdup(subnet));
+    g_mutex_unlock(&bridges_lock);
 }
 
 int network_bridge_acquire(const char *bridge, int mtu, bool internal, XapiError **err)
@@ -128,6 +147,7 @@ void network_bridges_gc(void)
         if (!hostnet_is_bridge(b) || !hostnet_bridge_empty(b))
             continue;
         g_autoptr(XapiError) err = NULL;
+        nat_down(b); /* if it was a NAT network's */
         if (hostnet_bridge_del(b, &err) == 0 && made_bridges)
             g_hash_table_remove(made_bridges, b);
         else

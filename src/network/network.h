@@ -31,6 +31,9 @@ char *network_bridge_for_create(const char *requested, XapiError **err);
  * and absent (MTU set); a bridge that should exist and does not gives
  * BRIDGE_NOT_AVAILABLE. */
 int network_bridge_acquire(const char *bridge, int mtu, bool internal, XapiError **err);
+/* The internal bridge is a NAT network's (nat.h): when it is made, it
+ * becomes the gateway of subnet; when removed, that goes with it. */
+void network_bridge_nat(const char *bridge, const char *subnet);
 /* Removes the internal bridges xapid made that no port uses any more. */
 void network_bridges_gc(void);
 

@@ -292,3 +292,12 @@ int nft_rules_restore(GPtrArray *taps, GPtrArray *policies, XapiError **err)
     g_mutex_unlock(&lock);
     return rc;
 }
+
+int nft_rules_run_table(const char *commands, XapiError **err)
+{
+    g_mutex_lock(&lock);
+    probe();
+    int rc = ctx ? run(commands, err) : xapi_error_internal(err, "libnftables cannot start");
+    g_mutex_unlock(&lock);
+    return rc;
+}

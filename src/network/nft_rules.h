@@ -38,3 +38,7 @@ void nft_rules_gc(void);
  * without them. Nothing is made when none is needed and there is no
  * table. */
 int nft_rules_restore(GPtrArray *taps, GPtrArray *policies, XapiError **err);
+
+/* Runs nft commands on another table of xapid's own (nat.c's), in one
+ * transaction. */
+int nft_rules_run_table(const char *commands, XapiError **err);

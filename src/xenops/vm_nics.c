@@ -6,6 +6,7 @@
 
 #include "bootstrap.h"
 #include "implicit.h"
+#include "nat.h"
 #include "network.h"
 #include "nft_rules.h"
 #include "operations.h"
@@ -103,6 +104,9 @@ static int nic_for_vif(const DbRow *vm, const DbRow *vif, const char *model, HvN
     nic->bridge = g_strdup(str_field(net, "bridge"));
     nic->mtu = mtu > 0 ? (int)mtu : 1500;
     nic->internal = !has_pifs;
+    g_autofree char *nat = nic->internal ? nat_subnet_of(net) : NULL;
+    if (nat)
+        network_bridge_nat(nic->bridge, nat);
     nic->policy = vif_policy_from_record(vif, net, err);
     if (!nic->policy)
         return -1;

@@ -10,8 +10,10 @@ eth1 (VIF.move to eth1's network, whose PIF is unplugged), to eth1's bridge
 peer namespace holding 10.99.0.1/24 with both NICs' far ends as ports; the
 guest pings 10.99.0.1 once a second (guest-initiated: the test guest does
 not answer pings started from the host)."""
+import glob
 import os
 import re
+import signal
 import subprocess
 import time
 
@@ -89,9 +91,18 @@ def world(lan):
                             f"xapid.ip={GUEST_IP}/24 xapid.pingloop={FAR_END}")
         vif = ok(api.VIF.create(s, vif_record(vm, net, "0")))
         yield {"d": d, "api": api, "s": s, "mgmt": mgmt, "net": net, "host": host, "vm": vm,
-               "uuid": uuid, "vif": vif, "tap": f"xv{uuid[:8]}.0", "ns": lan.name}
+               "uuid": uuid, "vif": vif, "tap": f"xv{uuid[:8]}.0", "ns": lan.name,
+               "guest": guest}
     finally:
         d.stop()
+        # A NAT network's dnsmasq, should a failed test have left one.
+        ino = os.stat(f"/run/netns/{lan.name}").st_ino
+        for pidfile in glob.glob(f"/run/xapid-dnsmasq-{ino}-*.pid"):
+            try:
+                os.kill(int(open(pidfile).read()), signal.SIGTERM)
+            except (ProcessLookupError, ValueError):
+                pass
+            os.unlink(pidfile)
 
 
 def test_first_vm_on_the_management_network_reaches_the_lan_through_macvtap(world):
@@ -175,3 +186,31 @@ def test_vif_move_and_pif_unplug_switch_back_to_macvtap(world):
 def lan_links(ns):
     out = ip("ip", "-o", "link", "show", ns=ns).stdout
     return {line.split(": ")[1].split("@")[0] for line in out.splitlines()}
+
+
+def test_nat_network_leases_an_address_and_reaches_out_through_the_host(world):
+    w = world
+    api, s, ns, d = w["api"], w["s"], w["ns"], w["d"]
+    for bad in ({"xapid-nat": "yes"}, {"xapid-nat": "true", "xapid-nat-subnet": "10.1.0.0/31"}):
+        key = "xapid-nat-subnet" if "xapid-nat-subnet" in bad else "xapid-nat"
+        assert err(api.network.create(s, {"name_label": "bad", "other_config": bad})) == \
+            ["INVALID_VALUE", f"other_config:{key}", bad[key]]
+    net = ok(api.network.create(s, {"name_label": "nat", "other_config": {"xapid-nat": "true"}}))
+    assert ok(api.network.get_other_config(s, net))["xapid-nat-subnet"] == "10.213.0.0/24"
+    bridge = ok(api.network.get_bridge(s, net))
+    vm, uuid = guest_vm(api, s, w["guest"], "nat", f"xapid.ip=dhcp xapid.pingloop={FAR_END}")
+    ok(api.VIF.create(s, vif_record(vm, net, "0")))
+    ok(api.VM.start(s, vm, False, False))
+    assert addresses(ns, bridge) == ["10.213.0.1/24"]
+    text = wait_console(d, uuid, "XAPID-GUEST-DHCP ")
+    assert re.search(r"XAPID-GUEST-DHCP 10\.213\.0\.\d+/24 via 10\.213\.0\.1", text), text
+    # The far end has no route to 10.213.0.0/24: its answers come back
+    # through the host's masquerade.
+    wait_console(d, uuid, "XAPID-GUEST-PING ok")
+    tables = ip("nft", "list", "tables", ns=ns).stdout
+    assert f"ip xapid-nat-{bridge}" in tables
+    ok(api.VM.hard_shutdown(s, vm))
+    assert bridge not in lan_links(ns)
+    assert f"xapid-nat-{bridge}" not in ip("nft", "list", "tables", ns=ns).stdout
+    ino = os.stat(f"/run/netns/{ns}").st_ino
+    assert glob.glob(f"/run/xapid-dnsmasq-{ino}-*") == []  # dnsmasq stopped
