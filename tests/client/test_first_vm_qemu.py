@@ -107,7 +107,7 @@ def world(lan):
 
 def test_first_vm_on_the_management_network_reaches_the_lan_through_macvtap(world):
     w = world
-    api, s, ns = w["api"], w["s"], w["ns"]
+    api, s, ns, d = w["api"], w["s"], w["ns"], w["d"]
     assert ok(api.PIF.get_device(s, w["mgmt"])) == "eth0"
     assert ok(api.PIF.get_currently_attached(s, w["mgmt"])) is False
     other = ok(api.network.get_other_config(s, w["net"]))
@@ -124,6 +124,18 @@ def test_first_vm_on_the_management_network_reaches_the_lan_through_macvtap(worl
     # The far end learnt the guest's own MAC: it is on the LAN itself.
     neigh = ip("ip", "neigh", "show", GUEST_IP, ns=ns.replace("xapid-t", "xapid-p")).stdout
     assert ok(api.VIF.get_MAC(s, w["vif"])) in neigh
+    # A restart of xapid keeps the running guest's macvtap, and removes
+    # one that no running domain holds (a kill -9 left it, say).
+    ip("ip", "link", "add", "link", "eth0", "name", "xvdeadbeef.0", "type", "macvtap",
+       ns=ns)
+    d.kill9()
+    d.start()
+    api, s = d.login()
+    w["api"], w["s"] = api, s
+    assert link_kind(ns, w["tap"]) == ("macvtap", "eth0")
+    assert "xvdeadbeef.0" not in lan_links(ns)
+    mark = len(console(d, w["uuid"]))
+    wait_pings(d, w["uuid"], mark)
     # macvtap traffic passes no bridge, where xapid's rules are.
     assert err(api.VIF.set_locking_mode(s, w["vif"], "locked"))[:3] == \
         ["VALUE_NOT_SUPPORTED", "locking_mode", "locked"]
@@ -207,6 +219,16 @@ def test_nat_network_leases_an_address_and_reaches_out_through_the_host(world):
     # The far end has no route to 10.213.0.0/24: its answers come back
     # through the host's masquerade.
     wait_console(d, uuid, "XAPID-GUEST-PING ok")
+    # A NIC hot-plugged onto a NIC's network whose PIF is unplugged (eth1's)
+    # is a macvtap too.
+    net1 = next(ok(api.PIF.get_network(s, p)) for p in ok(api.PIF.get_all(s))
+                if ok(api.PIF.get_device(s, p)) == "eth1")
+    hot = ok(api.VIF.create(s, vif_record(vm, net1, "1")))
+    ok(api.VIF.plug(s, hot))
+    assert link_kind(ns, f"xv{uuid[:8]}.1") == ("macvtap", "eth1")
+    wait_console(d, uuid, "XAPID-GUEST-NICS eth0 eth1")
+    ok(api.VIF.unplug(s, hot))
+    assert f"xv{uuid[:8]}.1" not in lan_links(ns)
     tables = ip("nft", "list", "tables", ns=ns).stdout
     assert f"ip xapid-nat-{bridge}" in tables
     ok(api.VM.hard_shutdown(s, vm))
