@@ -519,5 +519,14 @@ void network_markdown(GString *out)
         "`PIF.plug` moves running VIFs from macvtap to the bridge, `PIF.unplug` back, the "
         "guest's device and address untouched |\n"
         "| `" NETWORK_ATTACH_NOTE_KEY "` | with `macvtap`: the same in words, naming the NIC "
-        "and the bridge |\n\n");
+        "and the bridge |\n"
+        "| `xapid-nat` | given to `network.create`: `true` makes an internal network routed "
+        "and masqueraded behind the host (`false` or absent: a plain internal network; "
+        "anything else `INVALID_VALUE`): when its bridge is made, it holds the subnet's first "
+        "address, dnsmasq (Debian's `dnsmasq-base`; without it `OPERATION_NOT_ALLOWED`) "
+        "leases the guests addresses with that gateway, and nftables (`table ip "
+        "xapid-nat-<bridge>`) masquerades what they send out of the host; all of it goes "
+        "with the bridge |\n"
+        "| `xapid-nat-subnet` | a NAT network's IPv4 subnet, `a.b.c.d/len` (8 to 29), given "
+        "or chosen at `network.create` (the first free `10.213.N.0/24`) |\n\n");
 }
