@@ -78,10 +78,6 @@ int macvtap_open(const char *name, const char *parent, const char *mac, int mtu,
         xapi_error_internal(err, "the macvtap %s has no character device", name);
     else
         fd = open_device(name, dev, err);
-    if (fd >= 0 && hostnet_set_up(name, true, err) < 0) {
-        close(fd);
-        fd = -1;
-    }
     if (fd < 0) {
         g_autoptr(XapiError) ignored = NULL;
         hostlinks_del(name, &ignored);

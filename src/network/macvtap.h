@@ -10,7 +10,8 @@
 #include "xapi_error.h"
 
 /* Creates name as a macvtap link on parent with the guest's MAC and MTU,
- * up, and returns its character device opened (close-on-exec, with
+ * still down (for its rules to be set first), and returns its character
+ * device opened (close-on-exec, with
  * virtio-net headers, as a tap's). Unlike a tap, the link stays when the
  * fd closes: macvtap_remove it. -1 on error, nothing left behind. */
 int macvtap_open(const char *name, const char *parent, const char *mac, int mtu,

@@ -460,15 +460,33 @@ int network_mark_attachment(const DbRow *pif, XapiError **err)
 }
 
 int network_guest_macvtap_open(const char *tap, const char *parent, const char *mac, int mtu,
-                               XapiError **err)
+                               const VifPolicy *policy, XapiError **err)
 {
     if (!network_nic_unbridged(parent))
         return xapi_error_internal(err, "%s is a port of a bridge: no macvtap on it", parent);
-    return macvtap_open(tap, parent, mac, mtu, err);
+    int fd = macvtap_open(tap, parent, mac, mtu, err);
+    /* Its rules are in place before it comes up. */
+    if (fd >= 0 && (nft_rules_set_macvtap(tap, policy, err) < 0 ||
+                    hostnet_set_up(tap, true, err) < 0)) {
+        close(fd);
+        fd = -1;
+        g_autoptr(XapiError) ignored = NULL;
+        network_guest_macvtap_remove(tap, &ignored);
+    }
+    return fd;
+}
+
+int network_guest_macvtap_update(const char *tap, const VifPolicy *policy, XapiError **err)
+{
+    return nft_rules_set_macvtap(tap, policy, err);
 }
 
 int network_guest_macvtap_remove(const char *tap, XapiError **err)
 {
+    if (!macvtap_is(tap))
+        return 0;
+    g_autoptr(XapiError) ignored = NULL;
+    nft_rules_set_macvtap(tap, NULL, &ignored); /* its chains outlive it */
     return macvtap_remove(tap, err);
 }
 
@@ -513,8 +531,8 @@ void network_markdown(GString *out)
         "new host is: its address is never moved unasked) and each running VIF is a macvtap "
         "link in bridge mode on the NIC: guests reach the LAN and each other at once, the host "
         "keeps its address, and the host cannot reach its guests over that NIC (macvtap's "
-        "limit). Locking (`locked`, `disabled`) and `ratelimit` are refused there "
-        "(`VALUE_NOT_SUPPORTED`): xapid's rules are a bridge's. A NIC that is a port of "
+        "limit). Locking and `ratelimit` hold there too, as chains of `table netdev xapid` "
+        "on the macvtap's own device (no bridge sees its frames). A NIC that is a port of "
         "another bridge or a bond takes no macvtap (`REQUIRED_PIF_IS_UNPLUGGED`). "
         "`PIF.plug` moves running VIFs from macvtap to the bridge, `PIF.unplug` back, the "
         "guest's device and address untouched |\n"

@@ -75,11 +75,14 @@ bool network_nic_unbridged(const char *device);
 int network_mark_attachment(const DbRow *pif, XapiError **err);
 
 /* A guest NIC's macvtap link named tap on the NIC parent, with the VIF's
- * MAC and the MTU, held by the returned fd (close-on-exec). The link stays
+ * MAC and the MTU, given the rules of policy (NULL: none) on its own
+ * device, then up; held by the returned fd (close-on-exec). The link stays
  * when the fd closes: network_guest_macvtap_remove. -1 on error. */
 int network_guest_macvtap_open(const char *tap, const char *parent, const char *mac, int mtu,
-                               XapiError **err);
-/* Removes tap if it is a macvtap link (absent is fine). */
+                               const VifPolicy *policy, XapiError **err);
+/* A guest macvtap's rules follow policy. */
+int network_guest_macvtap_update(const char *tap, const VifPolicy *policy, XapiError **err);
+/* Removes tap, with its rules, if it is a macvtap link (absent is fine). */
 int network_guest_macvtap_remove(const char *tap, XapiError **err);
 /* Removes the macvtap links of a VM (after its QEMU exited). */
 void network_guest_macvtaps_remove(const char *vm_uuid);

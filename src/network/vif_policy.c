@@ -195,8 +195,3 @@ char *vif_generated_mac(const char *seed, guint64 device)
     guint8 b0 = (guint8)((h[0] | 0x02) & ~0x01);
     return g_strdup_printf("%02x:%02x:%02x:%02x:%02x:%02x", b0, h[1], h[2], h[3], h2[1], h2[2]);
 }
-
-bool vif_policy_needs_rules(const VifPolicy *p)
-{
-    return p->mode != VIF_LOCK_UNLOCKED || p->rate > 0;
-}

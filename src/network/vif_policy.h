@@ -67,6 +67,3 @@ int vif_qos_parse(const char *type, const Xv *params, int64_t *rate, int64_t *bu
 
 /* The whole policy of a VIF on its network (lock held). */
 VifPolicy *vif_policy_from_record(const DbRow *vif, const DbRow *net, XapiError **err);
-
-/* True if p needs host rules (locked, disabled, or a rate). */
-bool vif_policy_needs_rules(const VifPolicy *p);

@@ -422,7 +422,7 @@ static int nic_backend_open(const HvNic *nic, XapiError **err)
 {
     if (nic->macvtap_parent)
         return network_guest_macvtap_open(nic->tap, nic->macvtap_parent, nic->mac, nic->mtu,
-                                          err);
+                                          nic->policy, err);
     return network_guest_tap_open(nic->tap, nic->bridge, nic->mtu, nic->internal, nic->policy,
                                   err);
 }
@@ -1227,7 +1227,7 @@ static int qemu_nic_update(const char *uuid, const HvNic *nic, XapiError **err)
         return network_guest_tap_update(nic->tap, nic->bridge, nic->mtu, nic->internal,
                                         nic->policy, err);
     if (want == BACKEND_MACVTAP && network_guest_macvtap_on(nic->tap, nic->macvtap_parent))
-        return 0;
+        return network_guest_macvtap_update(nic->tap, nic->policy, err);
     if (!nic_has_hub(d, nic->device)) {
         char device[16];
         g_snprintf(device, sizeof device, "%d", nic->device);

@@ -58,22 +58,6 @@ static DbRow *local_pif(const DbRow *net, const char *host)
     return NULL;
 }
 
-/* xapid's rules live in a bridge-family table, which never sees a
- * macvtap's frames. */
-static int refuse_on_macvtap(const VifPolicy *p, const char *device, XapiError **err)
-{
-    g_autofree char *why = g_strdup_printf(
-        "the VIF attaches through macvtap on %s, where xapid's locking and rate limits "
-        "(nftables rules of the bridge) cannot see its traffic; PIF.plug the network's PIF "
-        "onto its bridge first",
-        device);
-    if (p->mode != VIF_LOCK_UNLOCKED)
-        return xapi_error_set(err, "VALUE_NOT_SUPPORTED", "locking_mode",
-                              p->mode == VIF_LOCK_LOCKED ? "locked" : "disabled", why, NULL);
-    return xapi_error_set(err, "VALUE_NOT_SUPPORTED", "qos_algorithm_type", "ratelimit", why,
-                          NULL);
-}
-
 static int nic_for_vif(const DbRow *vm, const DbRow *vif, const char *model, HvNic *nic,
                        XapiError **err)
 {
@@ -110,8 +94,6 @@ static int nic_for_vif(const DbRow *vm, const DbRow *vif, const char *model, HvN
     nic->policy = vif_policy_from_record(vif, net, err);
     if (!nic->policy)
         return -1;
-    if (nic->macvtap_parent && vif_policy_needs_rules(nic->policy))
-        return refuse_on_macvtap(nic->policy, nic->macvtap_parent, err);
     nic->model = model;
     nic->tap = network_guest_tap_name(uuid, nic->device);
     nic->bootindex = -1;
@@ -383,17 +365,16 @@ static void switched_nic_free(gpointer p)
 
 /* The VIFs plugged into domains here on the network of pif, when pif is a
  * NIC whose attachment is about to change (lock held). */
-static int collect_switching(const char *pif_ref, bool to_bridge, GPtrArray *out,
-                             XapiError **err)
+static void collect_switching(const char *pif_ref, bool to_bridge, GPtrArray *out)
 {
     DbRow *pif = db_lookup(cls("PIF"), pif_ref);
     if (!pif || !db_get(pif, "physical")->b || db_get(pif, "VLAN")->i >= 0 ||
         db_get(pif, "currently_attached")->b == to_bridge)
-        return 0;
+        return;
     g_autofree char *host = bootstrap_this_host();
     DbRow *net = db_lookup(cls("network"), str_field(pif, "network"));
     if (!net || strcmp(str_field(pif, "host"), host) != 0)
-        return 0;
+        return;
     const Xv *vifs = db_get(net, "VIFs");
     for (guint i = 0; i < xv_len(vifs); i++) {
         const char *ref = xv_str(xv_at(vifs, i));
@@ -402,19 +383,11 @@ static int collect_switching(const char *pif_ref, bool to_bridge, GPtrArray *out
         DbRow *vm = vif ? db_lookup(cls("VM"), str_field(vif, "VM")) : NULL;
         if (!uuid || !vm || strcmp(str_field(vm, "resident_on"), host) != 0)
             continue;
-        if (!to_bridge) { /* onto macvtap, which cannot carry its rules */
-            g_autoptr(VifPolicy) policy = vif_policy_from_record(vif, net, err);
-            if (!policy ||
-                (vif_policy_needs_rules(policy) &&
-                 refuse_on_macvtap(policy, str_field(pif, "device"), err) < 0))
-                return -1;
-        }
         SwitchedNic *n = g_new0(SwitchedNic, 1);
         n->uuid = g_steal_pointer(&uuid);
         n->vif = g_strdup(ref);
         g_ptr_array_add(out, n);
     }
-    return 0;
 }
 
 static gint by_string(gconstpointer a, gconstpointer b)
@@ -462,12 +435,8 @@ int vm_nics_switch_begin(const char *pif_ref, bool to_bridge, VmNicSwitch **out,
     sw->locked = g_ptr_array_new_with_free_func(g_free);
     *out = NULL;
     db_read_begin();
-    int rc = collect_switching(pif_ref, to_bridge, sw->nics, err);
+    collect_switching(pif_ref, to_bridge, sw->nics);
     db_read_end();
-    if (rc < 0) {
-        switch_unlock(sw);
-        return -1;
-    }
     /* In one order, so that two switches cannot wait for each other. */
     g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
     for (guint i = 0; i < sw->nics->len; i++) {

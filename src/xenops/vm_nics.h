@@ -48,8 +48,8 @@ int vm_nics_restore_rules(XapiError **err);
  * macvtaps cannot join a bridge); the PIF is then changed; end gives each
  * the backend its records ask for now and unlocks. Nothing to do (*out
  * NULL is fine for end) unless pif is a NIC's PIF whose currently_attached
- * differs from to_bridge. Onto macvtap, a VIF that needs rules is refused
- * (VALUE_NOT_SUPPORTED) before anything changes. */
+ * differs from to_bridge. A NIC's locking and QoS go with it (a bridge's
+ * rules, or its macvtap's). */
 typedef struct VmNicSwitch VmNicSwitch;
 int vm_nics_switch_begin(const char *pif_ref, bool to_bridge, VmNicSwitch **out,
                          XapiError **err);

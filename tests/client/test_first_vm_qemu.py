@@ -6,7 +6,7 @@ back to macvtap, the guest's NIC and address untouched.
 One guest boot for the module: its VIF goes from macvtap on eth0 to the
 bridge xenbr0 (PIF.plug of the management PIF), to macvtap on a second NIC
 eth1 (VIF.move to eth1's network, whose PIF is unplugged), to eth1's bridge
-(PIF.plug) and back to macvtap (PIF.unplug). The LAN is a bridge in the
+(PIF.plug) and back to macvtap (PIF.unplug); locking holds on macvtap. The LAN is a bridge in the
 peer namespace holding 10.99.0.1/24 with both NICs' far ends as ports; the
 guest pings 10.99.0.1 once a second (guest-initiated: the test guest does
 not answer pings started from the host)."""
@@ -45,15 +45,9 @@ def link_kind(ns, dev):
     return ("tun" if " tun " in out else "other"), master.group(1) if master else ""
 
 
-def wait_pings(d, uuid, since, count=2, timeout=120):
+def wait_pings(d, uuid, since, count=2):
     """count answered pings printed after console offset since."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if console(d, uuid)[since:].count("XAPID-GUEST-PING ok") >= count:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"the guest got no answers after the switch:\n"
-                         f"{console(d, uuid)[since:][-1500:]}")
+    wait_for(d, uuid, since, "XAPID-GUEST-PING ok", count)
 
 
 @pytest.fixture(scope="module")
@@ -136,10 +130,21 @@ def test_first_vm_on_the_management_network_reaches_the_lan_through_macvtap(worl
     assert "xvdeadbeef.0" not in lan_links(ns)
     mark = len(console(d, w["uuid"]))
     wait_pings(d, w["uuid"], mark)
-    # macvtap traffic passes no bridge, where xapid's rules are.
-    assert err(api.VIF.set_locking_mode(s, w["vif"], "locked"))[:3] == \
-        ["VALUE_NOT_SUPPORTED", "locking_mode", "locked"]
-    assert ok(api.VIF.get_locking_mode(s, w["vif"])) == "network_default"
+    # Locking holds on macvtap too: the rules hook the macvtap's own device
+    # (no bridge sees its frames).
+    chain = f"vif_{w['tap'].replace('.', '_')}_out"
+    ok(api.VIF.set_ipv4_allowed(s, w["vif"], [GUEST_IP]))
+    ok(api.VIF.set_locking_mode(s, w["vif"], "locked"))
+    assert chain in netdev_rules(ns)
+    wait_pings(d, w["uuid"], len(console(d, w["uuid"])))  # its own address passes
+    ok(api.VIF.set_ipv4_allowed(s, w["vif"], ["10.99.0.99"]))
+    assert_cut_off(d, w["uuid"])
+    ok(api.VIF.set_ipv4_allowed(s, w["vif"], [GUEST_IP]))
+    ok(api.VIF.set_locking_mode(s, w["vif"], "disabled"))
+    assert_cut_off(d, w["uuid"])
+    ok(api.VIF.set_locking_mode(s, w["vif"], "unlocked"))
+    assert chain not in netdev_rules(ns)
+    wait_pings(d, w["uuid"], len(console(d, w["uuid"])))
 
 
 def test_pif_plug_moves_the_running_guest_onto_the_bridge(world):
@@ -178,21 +183,41 @@ def test_vif_move_and_pif_unplug_switch_back_to_macvtap(world):
     ok(api.PIF.plug(s, pif1))
     assert link_kind(ns, w["tap"]) == ("tun", bridge1)
     wait_pings(d, uuid, mark)
-    ok(api.VIF.set_locking_mode(s, w["vif"], "locked"))  # on a bridge it can be
-    assert err(api.PIF.unplug(s, pif1))[:3] == \
-        ["VALUE_NOT_SUPPORTED", "locking_mode", "locked"]
-    assert link_kind(ns, w["tap"]) == ("tun", bridge1)  # nothing changed
-    ok(api.VIF.set_locking_mode(s, w["vif"], "unlocked"))
+    # A locked NIC's rules go with it onto macvtap.
+    ok(api.VIF.set_locking_mode(s, w["vif"], "locked"))
     mark = len(console(d, uuid))
     ok(api.PIF.unplug(s, pif1))
     assert link_kind(ns, w["tap"]) == ("macvtap", "eth1")
+    assert f"vif_{w['tap'].replace('.', '_')}_out" in netdev_rules(ns)
     assert bridge1 not in lan_links(ns)
     assert ok(api.network.get_other_config(s, net1))["xapid-attach"] == "macvtap"
     wait_pings(d, uuid, mark)
     assert "XAPID-GUEST-NICS" not in console(d, uuid)[mark:]
-    # The macvtap goes with the domain.
+    # The macvtap goes with the domain, and its rules with it.
     ok(api.VM.hard_shutdown(s, w["vm"]))
     assert w["tap"] not in lan_links(ns)
+    assert "vif_" not in netdev_rules(ns)
+
+
+def netdev_rules(ns):
+    return ip("nft", "list", "table", "netdev", "xapid", ns=ns, check=False).stdout
+
+
+def assert_cut_off(d, uuid):
+    """The guest's pings go unanswered from now on."""
+    wait_for(d, uuid, len(console(d, uuid)), "XAPID-GUEST-PING lost", 1)
+    mark = len(console(d, uuid))  # what was in flight has landed
+    wait_for(d, uuid, mark, "XAPID-GUEST-PING lost", 1)
+    assert "XAPID-GUEST-PING ok" not in console(d, uuid)[mark:]
+
+
+def wait_for(d, uuid, since, line, count, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if console(d, uuid)[since:].count(line) >= count:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no {count} {line!r}:\n{console(d, uuid)[since:][-1500:]}")
 
 
 def lan_links(ns):
