@@ -118,8 +118,15 @@ def test_first_vm_on_the_management_network_reaches_the_lan_through_macvtap(worl
     # The far end learnt the guest's own MAC: it is on the LAN itself.
     neigh = ip("ip", "neigh", "show", GUEST_IP, ns=ns.replace("xapid-t", "xapid-p")).stdout
     assert ok(api.VIF.get_MAC(s, w["vif"])) in neigh
-    # A restart of xapid keeps the running guest's macvtap, and removes
-    # one that no running domain holds (a kill -9 left it, say).
+    # Locking holds on macvtap too: the rules hook the macvtap's own device
+    # (no bridge sees its frames).
+    chain = f"vif_{w['tap'].replace('.', '_')}_out"
+    ok(api.VIF.set_ipv4_allowed(s, w["vif"], [GUEST_IP]))
+    ok(api.VIF.set_locking_mode(s, w["vif"], "locked"))
+    assert chain in netdev_rules(ns)
+    wait_pings(d, w["uuid"], len(console(d, w["uuid"])))  # its own address passes
+    # A restart of xapid keeps the running guest's macvtap and its rules,
+    # and removes a macvtap no running domain holds (a kill -9 left it).
     ip("ip", "link", "add", "link", "eth0", "name", "xvdeadbeef.0", "type", "macvtap",
        ns=ns)
     d.kill9()
@@ -128,15 +135,8 @@ def test_first_vm_on_the_management_network_reaches_the_lan_through_macvtap(worl
     w["api"], w["s"] = api, s
     assert link_kind(ns, w["tap"]) == ("macvtap", "eth0")
     assert "xvdeadbeef.0" not in lan_links(ns)
-    mark = len(console(d, w["uuid"]))
-    wait_pings(d, w["uuid"], mark)
-    # Locking holds on macvtap too: the rules hook the macvtap's own device
-    # (no bridge sees its frames).
-    chain = f"vif_{w['tap'].replace('.', '_')}_out"
-    ok(api.VIF.set_ipv4_allowed(s, w["vif"], [GUEST_IP]))
-    ok(api.VIF.set_locking_mode(s, w["vif"], "locked"))
     assert chain in netdev_rules(ns)
-    wait_pings(d, w["uuid"], len(console(d, w["uuid"])))  # its own address passes
+    wait_pings(d, w["uuid"], len(console(d, w["uuid"])))
     ok(api.VIF.set_ipv4_allowed(s, w["vif"], ["10.99.0.99"]))
     assert_cut_off(d, w["uuid"])
     ok(api.VIF.set_ipv4_allowed(s, w["vif"], [GUEST_IP]))
