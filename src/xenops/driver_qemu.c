@@ -506,6 +506,7 @@ static int qemu_start(const char *uuid, const Xv *vm, const HvDisk *disks, size_
         g_hash_table_remove(qemu.domains, uuid);
         g_mutex_unlock(&qemu.lock);
         remove_runtime_files(d);
+        nic_backends_remove(nics, n_nics);
         domain_free(d);
         return -1;
     }
@@ -1091,6 +1092,9 @@ static int nic_backend_attach(Domain *d, const HvNic *nic, XapiError **err)
         r = qmp_monitor_command(d->mon, "netdev_add", json_tokener_parse(port), -1, err);
     }
     if (!r) {
+        /* netdev_add takes the fd only when it succeeds. */
+        g_autoptr(XapiError) ignored = NULL;
+        qmp_args(d, "closefd", args_object("fdname", name, NULL), &ignored);
         nic_backend_detach(d, nic);
         return -1;
     }

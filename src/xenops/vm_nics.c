@@ -337,7 +337,9 @@ int vm_nics_restore_rules(XapiError **err)
     g_autoptr(GHashTable) keep = g_hash_table_new(g_str_hash, g_str_equal);
     for (guint i = 0; i < p.taps->len; i++)
         g_hash_table_add(keep, p.taps->pdata[i]);
-    network_guest_macvtaps_gc(keep); /* those of domains gone while xapid was not */
+    /* Those of domains gone while xapid was not (sim domains make none). */
+    if (strcmp(xenops_driver()->name, "qemu") == 0)
+        network_guest_macvtaps_gc(keep);
     int rc = nft_rules_restore(p.taps, p.policies, err);
     g_ptr_array_unref(p.taps);
     g_ptr_array_unref(p.policies);
