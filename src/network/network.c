@@ -496,9 +496,33 @@ void network_guest_macvtaps_remove(const char *vm_uuid)
     macvtap_remove_prefixed(prefix, NULL);
 }
 
+/* A guest NIC's link name: xv<8 hex>.<digits> (network_guest_tap_name). */
+static bool guest_link_name(const char *name)
+{
+    if (!g_str_has_prefix(name, "xv") || strlen(name) < 12 || name[10] != '.' || !name[11])
+        return false;
+    for (int i = 2; i < 10; i++)
+        if (!g_ascii_isxdigit(name[i]))
+            return false;
+    for (const char *c = name + 11; *c; c++)
+        if (!g_ascii_isdigit(*c))
+            return false;
+    return true;
+}
+
 void network_guest_macvtaps_gc(GHashTable *keep)
 {
-    macvtap_remove_prefixed("xv", keep);
+    g_autoptr(GHashTable) others = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    g_autoptr(GDir) dir = g_dir_open("/sys/class/net", 0, NULL);
+    for (const char *n = dir ? g_dir_read_name(dir) : NULL; n; n = g_dir_read_name(dir))
+        if (g_str_has_prefix(n, "xv") && !guest_link_name(n))
+            g_hash_table_add(others, g_strdup(n)); /* not one of ours */
+    GHashTableIter it;
+    gpointer key;
+    g_hash_table_iter_init(&it, keep);
+    while (g_hash_table_iter_next(&it, &key, NULL))
+        g_hash_table_add(others, g_strdup(key));
+    macvtap_remove_prefixed("xv", others);
 }
 
 bool network_guest_macvtap_on(const char *tap, const char *parent)
