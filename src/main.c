@@ -21,6 +21,7 @@
 #include "task.h"
 #include "tls_cert.h"
 #include "xenops.h"
+#include "xva_import.h"
 
 static gboolean on_signal(gpointer loop)
 {
@@ -208,6 +209,7 @@ int main(int argc, char **argv)
         storage_init(state_dir, (const char *const *)sr_roots, &err) < 0 ||
         xenops_init(state_dir, hypervisor, &err) < 0)
         return fail(err);
+    xva_import_sweep(); /* imports that a crash interrupted are undone */
 
     HttpServer *server = http_server_new(&limits);
     const char *default_listen[] = {"127.0.0.1:8080", NULL};
