@@ -461,13 +461,14 @@ static int tar_feed(void *ctx, const guint8 *p, size_t len)
     return 0;
 }
 
-/* The first block says which format the stream is in (import.ml). */
+/* The first block says which format the stream is in (import.ml: a tar
+ * header, else zstd's magic, else gzip). Any tar header counts, so that a
+ * tar whose first file is not ova.xml gets IMPORT_ERROR_UNEXPECTED_FILE. */
 static XvaCompression detect(const guint8 *head, size_t len)
 {
     g_autofree char *name = NULL;
     uint64_t size;
-    if (len == XVA_TAR_BLOCK && xva_tar_parse_header(head, &name, &size) == XVA_TAR_ENTRY &&
-        strcmp(name, "ova.xml") == 0)
+    if (len == XVA_TAR_BLOCK && xva_tar_parse_header(head, &name, &size) == XVA_TAR_ENTRY)
         return XVA_PLAIN;
     static const guint8 zstd_magic[] = {0x28, 0xB5, 0x2F, 0xFD};
     if (len >= 4 && memcmp(head, zstd_magic, 4) == 0)
@@ -747,9 +748,7 @@ abort:
 
 int xva_import_finish(XvaImport *im, char **result, XapiError **err)
 {
-    if (!im->dec && im->head_len && xva_import_write(im, NULL, 0, err) < 0)
-        return -1;
-    if (!im->dec && im->head_len) {
+    if (!im->dec && im->head_len) { /* shorter than a tar block */
         im->dec = xva_decoder_new(detect(im->head, im->head_len));
         if (decode(im, im->head, im->head_len, err) < 0)
             return -1;
