@@ -9,12 +9,24 @@
  * end-of-file, as with /import_raw_vdi; the tar's own end says whether
  * the stream is whole.
  *
+ * An import is answered before its body is read, as XAPI answers it
+ * (import.ml: 200, then the outcome on the task): Xen Orchestra's
+ * putResource waits for that answer before it ends a stream of unknown
+ * length. libmicrohttpd queues a response only once the upload is read,
+ * so the answer is written on the connection's socket (its TLS session
+ * for HTTPS) from the connection's own thread, the only one in which MHD
+ * reads or writes that connection (console_proxy.c takes it over so
+ * too), and the request ends by closing the connection.
+ *
  * Not served: the 302 to a host that sees the SR (no pools yet: an SR
  * not plugged here is its error), chunked uploads (XAPI's 403
  * IMPORT_ERROR_CANNOT_HANDLE_CHUNKED, here answered likewise). */
 #include "xva_http.h"
 
+#include <errno.h>
+#include <gnutls/gnutls.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "db.h"
 #include "dm_handlers.h"
@@ -36,6 +48,7 @@ typedef enum { XVA_EXPORT, XVA_EXPORT_METADATA, XVA_IMPORT, XVA_IMPORT_METADATA 
 struct XvaHttp {
     XvaAction action;
     bool replied;
+    bool answered_early; /* an import's 200 is on the socket: MHD sends nothing more */
     bool until_eof;
     HttpCaller caller;
     HttpTask task;
@@ -295,6 +308,41 @@ static int64_t content_length(struct MHD_Connection *conn)
     return v ? (int64_t)g_ascii_strtoll(v, NULL, 10) : -1;
 }
 
+static int socket_send(struct MHD_Connection *conn, const char *data, size_t len)
+{
+    const union MHD_ConnectionInfo *fd =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    const union MHD_ConnectionInfo *tls =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    gnutls_session_t session = tls ? (gnutls_session_t)tls->tls_session : NULL;
+    if (!fd)
+        return -1;
+    while (len > 0) {
+        ssize_t n = session ? gnutls_record_send(session, data, len)
+                            : send(fd->connect_fd, data, len, MSG_NOSIGNAL);
+        if (n < 0 && (session ? n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED
+                              : errno == EINTR || errno == EAGAIN))
+            continue;
+        if (n <= 0)
+            return -1;
+        data += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* XAPI's answer to an import, before the body (import.ml; "task-id:"
+ * without a space, as XAPI writes it). */
+static void answer_early(struct MHD_Connection *conn, XvaHttp *h)
+{
+    g_autofree char *answer = g_strdup_printf(
+        "HTTP/1.1 200 OK\r\nConnection: close\r\nCache-Control: no-cache, no-store\r\n"
+        "task-id:%s\r\ncontent-type: application/octet-stream\r\n\r\n",
+        h->task.ref);
+    h->answered_early = socket_send(conn, answer, strlen(answer)) == 0;
+    h->replied = h->answered_early;
+}
+
 static enum MHD_Result start_import(struct MHD_Connection *conn, XvaHttp *h)
 {
     if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
@@ -320,6 +368,7 @@ static enum MHD_Result start_import(struct MHD_Connection *conn, XvaHttp *h)
         h->until_eof = true;
         h->length = -1;
     }
+    answer_early(conn, h);
     return MHD_YES;
 }
 
@@ -399,6 +448,8 @@ enum MHD_Result xva_http_request(struct MHD_Connection *conn, bool trusted, cons
     }
     if (h->im)
         import_done(h);
+    if (h->answered_early)
+        return MHD_NO; /* the answer went out already: the connection ends */
     return h->replied ? MHD_YES : reply(conn, h);
 }
 

@@ -148,9 +148,11 @@ def put_import(daemon, s, body, task=None, query="", path="/import", headers=Non
         c.request("PUT", q, body=body, headers=headers or {})
     except (BrokenPipeError, ConnectionResetError):
         pass  # refused before the body was read: the reply is there
-    r = c.getresponse()
-    text = r.read()
-    return r.status, text
+    try:
+        r = c.getresponse()
+        return r.status, r.read()
+    except (ConnectionResetError, http.client.RemoteDisconnected):
+        return None, b""  # the import stopped reading: the task says why
 
 
 def result_refs(result):
@@ -589,8 +591,9 @@ def assert_failed_clean(daemon, api, body, code, query="", headers=None, status=
 
 
 def test_corrupted_block_fails_and_leaves_nothing(daemon, api):
+    # XAPI answers 200 before it reads the body: the task has the outcome
     assert_failed_clean(daemon, api, xenserver_xva(XS_DISK, bad_block=3),
-                        "IMPORT_ERROR_SOME_CHECKSUMS_FAILED", status=400)
+                        "IMPORT_ERROR_SOME_CHECKSUMS_FAILED", status=200)
 
 
 def test_corrupted_block_is_imported_with_force(daemon, api):
@@ -675,7 +678,14 @@ def test_unknown_length_upload_ends_at_close(daemon, api):
     sock.sendall(f"PUT /import/?session_id={s}&task_id={task} HTTP/1.1\r\n"
                  f"Host: x\r\nContent-Length: 1125899906842624\r\n\r\n".encode() + body)
     sock.shutdown(socket.SHUT_WR)
+    answer = b""
+    while True:  # XAPI's answer came before the body was read; then the close
+        got = sock.recv(4096)
+        if not got:
+            break
+        answer += got
     sock.close()
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and f"task-id:{task}\r\n".encode() in answer
     state, result, error = task_outcome(api, task)
     assert state == "success", error
     assert get_raw(daemon, s, vm_disks(api, result_refs(result)[0])[0]) == XS_DISK
