@@ -49,6 +49,7 @@ struct XvaHttp {
     XvaAction action;
     bool replied;
     bool answered_early; /* an import's 200 is on the socket: MHD sends nothing more */
+    bool answer_due;     /* after MHD's 100 Continue, at the first bytes of the body */
     bool until_eof;
     HttpCaller caller;
     HttpTask task;
@@ -368,7 +369,12 @@ static enum MHD_Result start_import(struct MHD_Connection *conn, XvaHttp *h)
         h->until_eof = true;
         h->length = -1;
     }
-    answer_early(conn, h);
+    /* A client that asked for 100 Continue gets it from MHD once this
+     * returns, and the answer after it, with the body's first bytes. */
+    if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT))
+        h->answer_due = true;
+    else
+        answer_early(conn, h);
     return MHD_YES;
 }
 
@@ -432,6 +438,10 @@ enum MHD_Result xva_http_request(struct MHD_Connection *conn, bool trusted, cons
                     : path_is(url, "/import")          ? XVA_IMPORT
                                                        : XVA_IMPORT_METADATA;
         return start(conn, trusted, h);
+    }
+    if (h->answer_due) {
+        h->answer_due = false;
+        answer_early(conn, h);
     }
     if (*upload_data_size) {
         size_t n = *upload_data_size;

@@ -789,3 +789,28 @@ def test_metadata_export_all(daemon, api):
     vms = [v for v in ok(proxy.VM.get_all_records(s)).values()
            if not v["is_a_snapshot"] and not v["is_control_domain"]]
     assert all(v["uuid"] in ova for v in vms)
+
+
+def test_expect_100_continue_then_the_answer(daemon, api):
+    """curl's uploads ask for 100 Continue: it comes first, XAPI's 200
+    after it, then the outcome on the task."""
+    proxy, s = api
+    body = xenserver_xva(XS_DISK)
+    task = new_task(api)
+    sock = socket.create_connection(("127.0.0.1", daemon.port), timeout=60)
+    sock.sendall(f"PUT /import?session_id={s}&task_id={task} HTTP/1.1\r\nHost: x\r\n"
+                 f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n".encode())
+    first = sock.recv(4096)
+    assert first == b"HTTP/1.1 100 Continue\r\n\r\n", first
+    sock.sendall(body)
+    answer = b""
+    while True:
+        got = sock.recv(4096)
+        if not got:
+            break
+        answer += got
+    sock.close()
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer
+    assert b"100 Continue" not in answer
+    state, result, error = task_outcome(api, task)
+    assert state == "success", error
