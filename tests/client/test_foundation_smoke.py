@@ -4,6 +4,9 @@ import pytest
 
 from xapid_daemon import Daemon, err, ok
 
+# The README's build, as a user runs it.
+pytestmark = pytest.mark.plain_build
+
 
 @pytest.fixture
 def daemon():
