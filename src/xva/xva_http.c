@@ -264,44 +264,6 @@ static enum MHD_Result start_export_metadata(struct MHD_Connection *conn, XvaHtt
 
 /* ---- import -------------------------------------------------------------------------- */
 
-static bool first_pool(DbRow *row, void *ctx)
-{
-    *(DbRow **)ctx = row;
-    return false;
-}
-
-/* sr_id= (a ref) or sr_uuid=, else the pool's default SR (caller frees). */
-static char *target_sr(struct MHD_Connection *conn, XapiError **err)
-{
-    const char *ref = http_param(conn, "sr_id");
-    const char *uuid = http_param(conn, "sr_uuid");
-    char *out = NULL;
-    db_read_begin();
-    const DmClass *sr_cls = dm_class_by_name("SR");
-    DbRow *sr = NULL;
-    if (ref && *ref)
-        sr = db_lookup(sr_cls, ref);
-    else if (uuid && *uuid)
-        sr = db_lookup_uuid(sr_cls, uuid);
-    else {
-        DbRow *pool = NULL;
-        db_foreach(dm_class_by_name("pool"), first_pool, &pool);
-        sr = pool ? db_lookup(sr_cls, xv_str(db_get(pool, "default_SR"))) : NULL;
-    }
-    if (sr && strcmp(xv_str(db_get(sr, "content_type")), "iso") == 0)
-        xapi_error_set(err, "SR_OPERATION_NOT_SUPPORTED", sr->ref, NULL);
-    else if (sr)
-        out = g_strdup(sr->ref);
-    db_read_end();
-    if (!out && ref && *ref)
-        xapi_error_set(err, "HANDLE_INVALID", "SR", ref, NULL);
-    else if (!out && uuid && *uuid)
-        xapi_error_set(err, "UUID_INVALID", "SR", uuid, NULL);
-    else if (!out)
-        xapi_error_set(err, "DEFAULT_SR_NOT_FOUND", NULL);
-    return out;
-}
-
 static int64_t content_length(struct MHD_Connection *conn)
 {
     const char *v =
@@ -353,7 +315,10 @@ static enum MHD_Result start_import(struct MHD_Connection *conn, XvaHttp *h)
         return reply(conn, h);
     }
     bool metadata = h->action == XVA_IMPORT_METADATA;
-    g_autofree char *sr = metadata ? NULL : target_sr(conn, &h->error);
+    g_autofree char *sr =
+        metadata ? NULL
+                 : xva_import_target_sr(http_param(conn, "sr_id"), http_param(conn, "sr_uuid"),
+                                        &h->error);
     if (!metadata && !sr) {
         fail(h);
         return reply(conn, h);

@@ -63,6 +63,7 @@ struct XvaImport {
     Disk *disk;          /* whose blocks come now */
     int64_t first_block_size; /* -1: none yet */
     bool committed;
+    GPtrArray *new_vms;  /* as the task's result names them */
     XapiError *error;    /* of a sink called by the decoder */
 };
 
@@ -88,6 +89,7 @@ XvaImport *xva_import_begin(const XvaImportOptions *opt, const char *task_ref)
     im->disks = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, disk_free);
     im->made = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     im->first_block_size = -1;
+    im->new_vms = g_ptr_array_new_with_free_func(g_free);
     return im;
 }
 
@@ -697,12 +699,14 @@ static int settle_disks(XvaImport *im, XapiError **err)
     return 0;
 }
 
-static char *result_text(GPtrArray *vms, GPtrArray *snapshots)
+static char *result_text(XvaImport *im, GPtrArray *vms, GPtrArray *snapshots)
 {
     GPtrArray *shown = vms->len ? vms : snapshots; /* as import.ml */
     g_autoptr(Xv) set = xv_new_array();
-    for (guint i = 0; i < shown->len; i++)
+    for (guint i = 0; i < shown->len; i++) {
         xv_array_append_string(set, shown->pdata[i]);
+        g_ptr_array_add(im->new_vms, g_strdup(shown->pdata[i]));
+    }
     GString *out = g_string_new(NULL);
     xmlrpc_append_value(out, set);
     return g_string_free(out, FALSE);
@@ -739,7 +743,7 @@ static int record_all(XvaImport *im, char **result, XapiError **err)
         return -1;
     }
     im->committed = true;
-    *result = result_text(vms, snaps);
+    *result = result_text(im, vms, snaps);
     return 0;
 abort:
     db_write_abort();
@@ -759,6 +763,46 @@ int xva_import_finish(XvaImport *im, char **result, XapiError **err)
         return -1;
     im->disk = NULL;
     return record_all(im, result, err);
+}
+
+const GPtrArray *xva_import_new_vms(const XvaImport *im)
+{
+    return im->new_vms;
+}
+
+static bool first_pool(DbRow *row, void *ctx)
+{
+    *(DbRow **)ctx = row;
+    return false;
+}
+
+char *xva_import_target_sr(const char *ref, const char *uuid, XapiError **err)
+{
+    char *out = NULL;
+    db_read_begin();
+    const DmClass *sr_cls = cls("SR");
+    DbRow *sr = NULL;
+    if (ref && *ref && strcmp(ref, NULL_REF) != 0) {
+        sr = db_lookup(sr_cls, ref);
+    } else if (uuid && *uuid) {
+        sr = db_lookup_uuid(sr_cls, uuid);
+    } else {
+        DbRow *pool = NULL;
+        db_foreach(cls("pool"), first_pool, &pool);
+        sr = pool ? db_lookup(sr_cls, xv_str(db_get(pool, "default_SR"))) : NULL;
+    }
+    if (sr && strcmp(xv_str(db_get(sr, "content_type")), "iso") == 0)
+        xapi_error_set(err, "SR_OPERATION_NOT_SUPPORTED", sr->ref, NULL);
+    else if (sr)
+        out = g_strdup(sr->ref);
+    db_read_end();
+    if (!out && ref && *ref && strcmp(ref, NULL_REF) != 0)
+        xapi_error_set(err, "HANDLE_INVALID", "SR", ref, NULL);
+    else if (!out && uuid && *uuid)
+        xapi_error_set(err, "UUID_INVALID", "SR", uuid, NULL);
+    else if (!out)
+        xapi_error_set(err, "DEFAULT_SR_NOT_FOUND", NULL);
+    return out;
 }
 
 /* ---- undo ---------------------------------------------------------------------------- */
@@ -786,6 +830,7 @@ void xva_import_free(XvaImport *im)
     }
     g_hash_table_destroy(im->disks);
     g_hash_table_destroy(im->made);
+    g_ptr_array_free(im->new_vms, TRUE);
     g_hash_table_destroy(im->objects);
     g_hash_table_destroy(im->classes);
     xv_free(im->ova);

@@ -11,6 +11,7 @@
  * undone at the next start (xva_import_sweep). */
 #pragma once
 
+#include <glib.h>
 #include <stdbool.h>
 
 #include "xapi_error.h"
@@ -23,6 +24,11 @@ typedef struct {
     bool dry_run;       /* metadata only: checks, records nothing */
 } XvaImportOptions;
 
+/* The SR an import goes to: ref, else uuid, else the pool's default SR
+ * (caller frees); HANDLE_INVALID, UUID_INVALID, DEFAULT_SR_NOT_FOUND, or
+ * SR_OPERATION_NOT_SUPPORTED for an ISO library. */
+char *xva_import_target_sr(const char *ref, const char *uuid, XapiError **err);
+
 typedef struct XvaImport XvaImport;
 XvaImport *xva_import_begin(const XvaImportOptions *opt, const char *task_ref);
 /* The next bytes of the upload. */
@@ -30,6 +36,8 @@ int xva_import_write(XvaImport *im, const void *data, size_t len, XapiError **er
 /* The upload is complete: the VMs are recorded; *result is the task's
  * result (the XML-RPC text of the new VMs' refs, caller frees). */
 int xva_import_finish(XvaImport *im, char **result, XapiError **err);
+/* After xva_import_finish: the refs of the result. */
+const GPtrArray *xva_import_new_vms(const XvaImport *im);
 /* An import not finished is undone. */
 void xva_import_free(XvaImport *im);
 

@@ -814,3 +814,28 @@ def test_expect_100_continue_then_the_answer(daemon, api):
     assert b"100 Continue" not in answer
     state, result, error = task_outcome(api, task)
     assert state == "success", error
+
+
+def test_vm_import_from_a_url(daemon, api):
+    """VM.import(url, sr, full_restore, force): the XVA fetched with a GET
+    (here xapid's own /export), its VMs returned; a URL that cannot be
+    fetched fails with IMPORT_ERROR_GENERIC and leaves nothing."""
+    proxy, s = api
+    vm, contents = make_vm(daemon, api, "by-url", sizes=(2 * MiB,))
+    url = f"http://127.0.0.1:{daemon.port}/export?session_id={s}&ref={vm}&use_compression=zstd"
+    vms = ok(getattr(proxy.VM, "import")(s, url, default_sr(api), False, False))
+    assert len(vms) == 1 and vms[0] != vm
+    assert ok(proxy.VM.get_name_label(s, vms[0])) == "by-url"
+    assert get_raw(daemon, s, vm_disks(api, vms[0])[0]) == contents[0]
+    task = ok(getattr(proxy, "Async.VM.import")(s, url, NULL, True, False))
+    state, result, error = task_outcome(api, task)
+    assert state == "success", error
+    # full_restore keeps mac_seed (the uuid too, were it free)
+    assert ok(proxy.VM.get_other_config(s, result_refs(result)[0]))["mac_seed"] == "seed-1"
+    before = snapshot_of_objects(api)
+    bad = getattr(proxy.VM, "import")(s, f"http://127.0.0.1:{daemon.port}/export?session_id={s}"
+                                         "&ref=OpaqueRef:nope", NULL, False, False)
+    assert bad["Status"] == "Failure" and bad["ErrorDescription"][0] == "IMPORT_ERROR_GENERIC", bad
+    bad = getattr(proxy.VM, "import")(s, "ftp://example.invalid/x.xva", NULL, False, False)
+    assert bad["ErrorDescription"][0] == "IMPORT_ERROR_GENERIC"
+    assert snapshot_of_objects(api) == before
