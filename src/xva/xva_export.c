@@ -14,6 +14,9 @@
 
 #define BLOCK ((size_t)1 << 20) /* stream_vdi.ml's chunk_size */
 #define PROGRESS_STEP ((int64_t)64 << 20)
+/* stream_vdi.ml: after 5 s without output while zero blocks are skipped,
+ * an empty block keeps the client's connection alive. */
+#define KEEPALIVE_US ((gint64)5 * G_USEC_PER_SEC)
 
 struct XvaExport {
     XvaExportOptions opt;
@@ -32,6 +35,7 @@ struct XvaExport {
     guint block;        /* its next block number */
     guint8 *buf;
     int64_t done_bytes, reported;
+    gint64 last_output; /* monotonic time of the last block written */
     bool ended;    /* the tar's end is written */
     bool finished; /* and compressed */
 };
@@ -185,8 +189,17 @@ static int produce(XvaExport *x, XapiError **err)
         if (n < 0)
             return -1;
         bool first = x->pos == 0, last = x->pos + n >= x->disk_size;
-        if (first || last || !all_zero(x->buf, (size_t)n))
+        gint64 now = g_get_monotonic_time();
+        if (first || last || !all_zero(x->buf, (size_t)n)) {
             append_block(x, (size_t)n);
+            x->last_output = now;
+        } else if (now - x->last_output >= KEEPALIVE_US) {
+            /* an empty block of its own number: the numbers run ahead of
+             * the offset from here on, as XAPI's do */
+            append_block(x, 0);
+            x->block++;
+            x->last_output = now;
+        }
         x->pos += n;
         x->block++;
         x->done_bytes += n;

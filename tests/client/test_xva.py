@@ -454,11 +454,13 @@ def struct(members_):
 
 
 def xenserver_xva(disk, sha1_for=(), bad_block=None, cut=False, first_number=0,
-                  virtual_size=None):
+                  virtual_size=None, keepalive_after=None):
     """An XVA as XenServer writes one (XAPI-NOTES §17): ova.xml with one VM,
     its VBD and VDI, an SR and a network; the disk in 1 MiB blocks, zero
     blocks left out except the first and last, .xxhash files (or
-    .checksum SHA-1 for the numbers in sha1_for)."""
+    .checksum SHA-1 for the numbers in sha1_for); keepalive_after: XAPI's
+    keep-alive, an empty block after that block's number, the numbers after
+    it one ahead of the offset."""
     version = struct([("hostname", "xs1"), ("date", "20240101T00:00:00Z"),
                       ("product_version", "8.2.1"), ("product_brand", "XenServer"),
                       ("build_number", "release/yangtze"), ("xapi_major", "1"),
@@ -520,11 +522,16 @@ def xenserver_xva(disk, sha1_for=(), bad_block=None, cut=False, first_number=0,
             t.addfile(info, io.BytesIO(data))
         add("ova.xml", ova)
         n = (len(disk) + MiB - 1) // MiB
+        ahead = first_number
         for i in range(n):
             block = disk[i * MiB:(i + 1) * MiB]
+            if keepalive_after is not None and i == keepalive_after + 1:
+                add(f"Ref:9/{i + ahead:08d}", b"")
+                add(f"Ref:9/{i + ahead:08d}.xxhash", b"EF46DB3751D8E999")
+                ahead += 1
             if i not in (0, n - 1) and not block.strip(b"\0"):
                 continue
-            name = f"Ref:9/{i + first_number:08d}"
+            name = f"Ref:9/{i + ahead:08d}"
             add(name, block)
             if i in sha1_for:
                 add(name + ".checksum", hashlib.sha1(block).hexdigest().encode())
@@ -543,6 +550,15 @@ def test_xxh64_of_the_test_matches_the_reference_values():
 
 
 XS_DISK = bytes(range(256)) * 4096 + bytes(2 * MiB) + b"tail" * 1024
+
+
+def test_keepalive_blocks_and_numbers_ahead_of_the_offset(daemon, api):
+    proxy, s = api
+    task = new_task(api)
+    put_import(daemon, s, xenserver_xva(XS_DISK, keepalive_after=1), task=task)
+    state, result, error = task_outcome(api, task)
+    assert state == "success", error
+    assert get_raw(daemon, s, vm_disks(api, result_refs(result)[0])[0]) == XS_DISK
 
 
 def test_xva_written_as_xenserver_does_imports(daemon, api):
