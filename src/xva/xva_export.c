@@ -7,6 +7,7 @@
 #include "db.h"
 #include "dm_handlers.h"
 #include "task.h"
+#include "vdi_target.h"
 #include "vdi_transfer.h"
 #include "vm_operations.h"
 #include "xva_ova.h"
@@ -123,6 +124,14 @@ XvaExport *xva_export_begin(const char *vm_ref, const XvaExportOptions *opt, con
     x->ova = xva_ova_build(vms, 1, &o, err);
     if (!x->ova)
         goto fail;
+    /* Every disk readable here, before the answer says 200 (an SR of
+     * another host, unplugged, gets its error now; pools would redirect) */
+    for (guint i = 0; i < x->ova->disks->len; i++) {
+        VdiTarget t;
+        if (vdi_target_read(x->ova->disks->pdata[i], &t, err) < 0)
+            goto fail;
+        vdi_target_clear(&t);
+    }
     x->enc = xva_encoder_new(opt->compression);
     x->tar = g_byte_array_new();
     x->out = g_byte_array_new();

@@ -11,9 +11,11 @@ import http.client
 import io
 import os
 import re
+import shutil
 import socket
 import subprocess
 import tarfile
+import tempfile
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -27,9 +29,13 @@ GOLDEN = os.path.join(REPO, "tests", "client", "golden", "xva_ova_shape.txt")
 
 @pytest.fixture(scope="module")
 def daemon():
-    d = Daemon(extra_args=["--hypervisor", "sim"])
+    state = tempfile.mkdtemp(prefix="xapid-test-")
+    os.mkdir(os.path.join(state, "srs"))  # more SRs go there: an --sr-root
+    d = Daemon(state_dir=state, extra_args=["--hypervisor", "sim",
+                                            "--sr-root", os.path.join(state, "srs")])
     yield d
     d.stop()
+    shutil.rmtree(state, ignore_errors=True)
 
 
 @pytest.fixture()
@@ -855,3 +861,32 @@ def test_vm_import_from_a_url(daemon, api):
     bad = getattr(proxy.VM, "import")(s, "ftp://example.invalid/x.xva", NULL, False, False)
     assert bad["ErrorDescription"][0] == "IMPORT_ERROR_GENERIC"
     assert snapshot_of_objects(api) == before
+
+
+def test_sr_not_plugged_here_is_refused_before_the_stream(daemon, api):
+    """No pools yet, so no 302 to a host that sees the SR: a disk on an SR
+    not plugged here is an error before anything is sent, and an import
+    onto such an SR fails and leaves nothing."""
+    proxy, s = api
+    host = ok(proxy.host.get_all(s))[0]
+    where = os.path.join(daemon.state_dir, "srs", "second")  # under an SR root
+    os.makedirs(where)
+    sr2 = ok(proxy.SR.create(s, host, {"location": str(where)}, "0", "second", "", "file",
+                             "user", False, {}))
+    vm = ok(proxy.VM.create(s, {"name_label": "elsewhere", "memory_static_max": str(256 * MiB),
+                                "VCPUs_max": "1", "VCPUs_at_startup": "1"}))
+    vdi = ok(proxy.VDI.create(s, {"name_label": "d", "SR": sr2, "virtual_size": str(MiB),
+                                  "type": "user", "sharable": False, "read_only": False,
+                                  "other_config": {}}))
+    ok(proxy.VBD.create(s, {"VM": vm, "VDI": vdi, "userdevice": "0", "bootable": False,
+                            "mode": "RW", "type": "Disk", "unpluggable": True, "empty": False,
+                            "other_config": {}, "qos_algorithm_type": "",
+                            "qos_algorithm_params": {}}))
+    pbd = ok(proxy.SR.get_PBDs(s, sr2))[0]
+    ok(proxy.PBD.unplug(s, pbd))
+    status, _, body = export(daemon, s, vm)
+    assert status != 200 and body.startswith(b"SR_"), (status, body)
+    assert ok(proxy.VM.get_current_operations(s, vm)) == {}
+    assert_failed_clean(daemon, api, xenserver_xva(XS_DISK), "SR_NOT_ATTACHED",
+                        query=f"&sr_id={sr2}")
+    ok(proxy.PBD.plug(s, pbd))
