@@ -193,20 +193,6 @@ static int vm_send(Proxy *p, const void *buf, size_t len)
     return 0;
 }
 
-static int connect_unix(const char *path)
-{
-    struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof addr.sun_path)
-        return -1;
-    strcpy(addr.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd >= 0 && connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 /* ---- the proxy ------------------------------------------------------------------ */
 
 static int ws_send_close(Proxy *p, uint16_t code)
@@ -393,7 +379,8 @@ static enum MHD_Result serve(struct MHD_Connection *conn, bool ws, const VmConso
     if (serial && !claim(t->console))
         return refuse(conn, MHD_HTTP_SERVICE_UNAVAILABLE, NULL,
                       "Connection Limit Exceeded: the serial console has a client already");
-    Proxy p = {.fd = -1, .vm = connect_unix(t->socket), .ws = ws};
+    g_autoptr(XapiError) gone = NULL;
+    Proxy p = {.fd = -1, .vm = vm_console_connect(t, &gone), .ws = ws};
     enum MHD_Result ret;
     if (p.vm < 0) { /* QEMU went away since the lookup */
         ret = refuse(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "the console is not available");
@@ -423,7 +410,7 @@ enum MHD_Result console_proxy_serve(struct MHD_Connection *conn, bool trusted, c
     const char *uuid = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "uuid");
     if (vm_console_target(ref, uuid, &t, &err) < 0)
         ret = refuse(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, err, NULL);
-    else if (!t.socket)
+    else if (!t.served)
         ret = refuse(conn, MHD_HTTP_NOT_FOUND, NULL, "this console is not served here");
     else
         ret = serve(conn, strcmp(method, MHD_HTTP_METHOD_GET) == 0, &t);

@@ -96,8 +96,20 @@ void header_watch_arm(HeaderWatch *w)
     if (!w)
         return;
     g_mutex_lock(&w->owner->lock);
-    if (!w->due)
-        w->due = g_get_monotonic_time() + w->owner->timeout;
+    gint64 due = g_get_monotonic_time() + w->owner->timeout;
+    if (!w->due || due < w->due)
+        w->due = due;
+    g_cond_signal(&w->owner->changed);
+    g_mutex_unlock(&w->owner->lock);
+}
+
+void header_watch_await_next(HeaderWatch *w, unsigned within_s)
+{
+    if (!w)
+        return;
+    g_mutex_lock(&w->owner->lock);
+    w->due = within_s ? g_get_monotonic_time() + (gint64)within_s * G_USEC_PER_SEC : 0;
+    g_cond_signal(&w->owner->changed);
     g_mutex_unlock(&w->owner->lock);
 }
 

@@ -15,8 +15,13 @@ void header_deadlines_free(HeaderDeadlines *d);
 
 /* A new connection on socket fd: its first request is due from now. */
 HeaderWatch *header_watch_add(HeaderDeadlines *d, int fd);
-/* A request has begun: due from now, unless already running. */
+/* A request line is in: its headers are due from now, or earlier if
+ * already due. */
 void header_watch_arm(HeaderWatch *w);
+/* A request is done: the next request line (on a kept-alive connection)
+ * is due within within_s seconds, however slowly its bytes trickle in
+ * (the idle timeout alone is reset by every byte). 0: none due. */
+void header_watch_await_next(HeaderWatch *w, unsigned within_s);
 /* Its headers are in: no deadline until the next request begins. */
 void header_watch_disarm(HeaderWatch *w);
 /* The connection is closed (before its socket is): forget it. */

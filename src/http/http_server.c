@@ -372,7 +372,10 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+    Listener *l = cls;
     Request *req = *con_cls;
+    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        header_watch_await_next(watch_of(conn), l->server->limits.idle_timeout);
     if (!req)
         return;
     if (req->transfer)
@@ -423,7 +426,7 @@ static int start_daemon(HttpServer *s, Listener *l, int fd, XapiError **err)
     unsigned mhd_limit = lim->max_connections ? lim->max_connections + 64 : FD_SETSIZE - 4;
     l->daemon = MHD_start_daemon(flags, 0, on_accept, l, on_request, l,
                                  MHD_OPTION_LISTEN_SOCKET, fd,
-                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, l,
                                  MHD_OPTION_NOTIFY_CONNECTION, on_connection, l,
                                  MHD_OPTION_URI_LOG_CALLBACK, on_uri, NULL,
                                  MHD_OPTION_CONNECTION_TIMEOUT, lim->idle_timeout,

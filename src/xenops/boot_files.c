@@ -8,7 +8,10 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static GPtrArray *extra_dirs; /* resolved paths, for the daemon's life */
 
@@ -54,4 +57,22 @@ int boot_files_check(const char *field, const char *path, XapiError **err)
     g_autofree char *reason =
         g_strdup_printf("Is not in any of the allowed kernel directories: [%s]", dirs);
     return xapi_error_set(err, "INVALID_VALUE", field, path, reason, NULL);
+}
+
+int boot_file_memfd_copy(int fd, long long size, const char *path, XapiError **err)
+{
+    int copy = memfd_create("xapid-boot-file", MFD_CLOEXEC);
+    if (copy < 0)
+        return xapi_error_internal(err, "cannot copy %s: %s", path, g_strerror(errno));
+    off_t offset = 0;
+    while (offset < size) {
+        ssize_t n = sendfile(copy, fd, &offset, (size_t)(size - offset));
+        if (n <= 0) {
+            xapi_error_internal(err, "cannot copy %s: %s", path,
+                                n < 0 ? g_strerror(errno) : "it shrank");
+            close(copy);
+            return -1;
+        }
+    }
+    return copy;
 }

@@ -14,3 +14,8 @@ void boot_files_allow_dir(const char *dir);
  * regular file inside an allowed directory, else INVALID_VALUE [field,
  * path, reason] as XAPI raises it. */
 int boot_files_check(const char *field, const char *path, XapiError **err);
+
+/* QEMU reads a boot file through a descriptor xapid opened (fd, of size
+ * bytes): for a file QEMU's user may not read, a memfd holding a copy,
+ * which it may. -1 with an error naming path. */
+int boot_file_memfd_copy(int fd, long long size, const char *path, XapiError **err);

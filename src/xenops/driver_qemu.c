@@ -16,10 +16,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "boot_files.h"
 #include "host_accel.h"
 #include "hv_driver.h"
 #include "network.h"
 #include "qemu_cmdline.h"
+#include "qemu_fdsets.h"
 #include "qemu_process.h"
 #include "qmp.h"
 
@@ -344,13 +346,36 @@ static char *stderr_tail(Domain *d)
 
 /* Spawns the domain's QEMU and records its pid. The start intent goes to
  * disk first: a kill -9 of xapid before the pid file exists leaves a QEMU
- * that the next start-up finds by its -uuid (qemu_scan_domains). */
+ * that the next start-up finds by its -uuid (qemu_scan_domains). Besides
+ * the domain's own descriptors QEMU gets the ones xapid opened for it
+ * (taps, images, boot files), each at its target. */
 typedef struct {
-    int *fds;
-    size_t n;
-} TapFds;
+    GArray *fds;     /* int, xapid's copies (closed once QEMU holds them) */
+    GArray *targets; /* int, where QEMU finds each */
+} HandedFds;
 
-static int spawn(Domain *d, char **argv, bool keep_console, const TapFds *taps, XapiError **err)
+static void handed_fds_init(HandedFds *h)
+{
+    h->fds = g_array_new(FALSE, FALSE, sizeof(int));
+    h->targets = g_array_new(FALSE, FALSE, sizeof(int));
+}
+
+static void handed_fds_add(HandedFds *h, int fd, int target)
+{
+    g_array_append_val(h->fds, fd);
+    g_array_append_val(h->targets, target);
+}
+
+static void handed_fds_clear(HandedFds *h)
+{
+    for (guint i = 0; h->fds && i < h->fds->len; i++)
+        close(g_array_index(h->fds, int, i));
+    g_clear_pointer(&h->fds, g_array_unref);
+    g_clear_pointer(&h->targets, g_array_unref);
+}
+
+static int spawn(Domain *d, char **argv, bool keep_console, const HandedFds *handed,
+                 XapiError **err)
 {
     g_autofree char *intent = domain_path(d, QEMU_START_INTENT);
     g_autofree char *pidfile = domain_path(d, QEMU_PIDFILE);
@@ -367,14 +392,17 @@ static int spawn(Domain *d, char **argv, bool keep_console, const TapFds *taps, 
             close(log_fd);
         return -1;
     }
-    /* The domain's own descriptors at 3.., each tap where its -netdev says. */
-    g_autofree int *all = g_new(int, QEMU_N_FDS + taps->n);
-    g_autofree int *targets = g_new(int, QEMU_N_FDS + taps->n);
+    /* The domain's own descriptors at 3.., then the handed ones. */
+    size_t n = QEMU_N_FDS + handed->fds->len;
+    g_autofree int *all = g_new(int, n);
+    g_autofree int *targets = g_new(int, n);
     for (size_t i = 0; i < QEMU_N_FDS; i++)
         all[i] = fds[i], targets[i] = 3 + (int)i;
-    for (size_t i = 0; i < taps->n; i++)
-        all[QEMU_N_FDS + i] = taps->fds[i], targets[QEMU_N_FDS + i] = QEMU_TAP_FD((int)i);
-    d->pid = qemu_process_spawn(argv, all, targets, QEMU_N_FDS + taps->n, log_fd, err);
+    for (guint i = 0; i < handed->fds->len; i++) {
+        all[QEMU_N_FDS + i] = g_array_index(handed->fds, int, i);
+        targets[QEMU_N_FDS + i] = g_array_index(handed->targets, int, i);
+    }
+    d->pid = qemu_process_spawn(argv, all, targets, n, log_fd, err);
     /* QEMU holds the listening sockets now: were it to die, connecting
      * fails at once instead of waiting in a backlog we keep open. */
     close_fds(fds, QEMU_N_FDS);
@@ -404,32 +432,91 @@ static int64_t live_pid(const Domain *d)
     return qemu_process_find(d->uuid);
 }
 
-/* The guest's taps, made on their bridges before QEMU starts; xapid's
- * copies of the fds are closed once QEMU holds them (TapFds). */
-static void tap_fds_close(TapFds *t)
+/* The guest's taps, made on their bridges before QEMU starts, each where
+ * its -netdev says. */
+static int open_taps(const HvNic *nics, size_t n, HandedFds *h, XapiError **err)
 {
-    for (size_t i = 0; i < t->n; i++)
-        if (t->fds[i] >= 0)
-            close(t->fds[i]);
-    g_free(t->fds);
-    t->fds = NULL;
-    t->n = 0;
-}
-
-static int open_taps(const HvNic *nics, size_t n, TapFds *t, XapiError **err)
-{
-    t->fds = g_new(int, n + 1);
-    t->n = 0;
     for (size_t i = 0; i < n; i++) {
         int fd = network_guest_tap_open(nics[i].tap, nics[i].bridge, nics[i].mtu,
                                         nics[i].internal, nics[i].policy, err);
         if (fd < 0) {
-            tap_fds_close(t);
             network_bridges_gc();
             return -1;
         }
-        t->fds[t->n++] = fd;
+        handed_fds_add(h, fd, QEMU_TAP_FD((int)i));
     }
+    return 0;
+}
+
+/* Every disk's images (image_chain.c), their descriptors where
+ * qemu_cmdline puts them; chains has one entry per disk. */
+static int open_images(const HvDisk *disks, size_t n, ImageChain *chains, HandedFds *h,
+                       XapiError **err)
+{
+    size_t n_fds = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (disks[i].path &&
+            image_chain_open(disks[i].path, disks[i].format, !disks[i].read_only, &chains[i],
+                             err) < 0)
+            return -1;
+        n_fds += 2 * chains[i].n;
+    }
+    g_autofree int *fds = g_new(int, n_fds + 1);
+    g_autofree int *targets = g_new(int, n_fds + 1);
+    size_t listed = qemu_image_fds(chains, n, fds, targets);
+    for (size_t i = 0; i < listed; i++) {
+        int copy = fcntl(fds[i], F_DUPFD_CLOEXEC, 0);
+        if (copy < 0)
+            return xapi_error_internal(err, "cannot duplicate a descriptor: %s",
+                                       g_strerror(errno));
+        handed_fds_add(h, copy, targets[i]);
+    }
+    return 0;
+}
+
+static void close_images(ImageChain *chains, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        image_chain_close(&chains[i]);
+    g_free(chains);
+}
+
+/* PV_kernel and PV_ramdisk, read by QEMU through /proc/self/fd/N: a file
+ * that QEMU's user may not read goes as a copy in a memfd it may read. */
+static int open_boot_file(const char *path, int target, HandedFds *h, XapiError **err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        xapi_error_internal(err, "cannot open %s: %s", path, g_strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    if (!(st.st_mode & S_IROTH)) {
+        int copy = boot_file_memfd_copy(fd, (long long)st.st_size, path, err);
+        close(fd);
+        if (copy < 0)
+            return -1;
+        fd = copy;
+    }
+    handed_fds_add(h, fd, target);
+    return 0;
+}
+
+static int open_boot_files(const Xv *vm, HandedFds *h, XapiError **err)
+{
+    const Xv *kernel = xv_struct_get(vm, "PV_kernel");
+    const Xv *ramdisk = xv_struct_get(vm, "PV_ramdisk");
+    const char *kernel_path = kernel ? xv_str(kernel) : NULL;
+    const char *ramdisk_path = ramdisk ? xv_str(ramdisk) : NULL;
+    if (!kernel_path || !*kernel_path)
+        return 0;
+    if (open_boot_file(kernel_path, QEMU_FD_KERNEL, h, err) < 0)
+        return -1;
+    if (ramdisk_path && *ramdisk_path &&
+        open_boot_file(ramdisk_path, QEMU_FD_RAMDISK, h, err) < 0)
+        return -1;
     return 0;
 }
 
@@ -459,16 +546,23 @@ static int qemu_start(const char *uuid, const Xv *vm, const HvDisk *disks, size_
         return -1;
     }
     remove_runtime_files(d);
-    QemuHost host = {qemu.binary, qemu_driver.accel, d->dir};
-    g_auto(GStrv) argv = qemu_cmdline(&host, uuid, vm, disks, n_disks, nics, n_nics,
-                                      resume_image, paused, err);
-    TapFds taps = {NULL, 0};
-    if (!argv || open_taps(nics, n_nics, &taps, err) < 0) {
+    HandedFds handed;
+    handed_fds_init(&handed);
+    ImageChain *chains = g_new0(ImageChain, n_disks + 1);
+    int rc = open_images(disks, n_disks, chains, &handed, err);
+    QemuHost host = {.binary = qemu.binary, .accel = qemu_driver.accel, .chains = chains};
+    g_auto(GStrv) argv = rc < 0 ? NULL
+                                : qemu_cmdline(&host, uuid, vm, disks, n_disks, nics, n_nics,
+                                               resume_image, paused, err);
+    close_images(chains, n_disks);
+    if (!argv || open_boot_files(vm, &handed, err) < 0 ||
+        open_taps(nics, n_nics, &handed, err) < 0) {
+        handed_fds_clear(&handed);
         domain_free(d);
         return -1;
     }
-    int rc = spawn(d, argv, resume_image != NULL, &taps, err);
-    tap_fds_close(&taps); /* QEMU holds them now, or they go with it */
+    rc = spawn(d, argv, resume_image != NULL, &handed, err);
+    handed_fds_clear(&handed); /* QEMU holds them now, or they go with it */
     if (rc < 0) {
         network_bridges_gc();
         domain_free(d);
@@ -711,13 +805,73 @@ static void qemu_stop_unattached(void)
     }
 }
 
-/* QEMU's VNC server and the serial port's socket (qemu_cmdline.c). */
-static char *qemu_console_socket(const char *uuid, const char *protocol)
+/* Every domain has a VNC server (qemu_cmdline.c); its serial port is a
+ * socket in its directory (an older xapid's domain may lack it). */
+static bool qemu_console_served(const char *uuid, const char *protocol)
 {
-    const char *file = strcmp(protocol, "rfb") == 0     ? QEMU_VNC_SOCKET
-                       : strcmp(protocol, "vt100") == 0 ? QEMU_SERIAL_SOCKET
-                                                        : NULL;
-    return file ? g_build_filename(qemu.root, uuid, file, NULL) : NULL;
+    if (strcmp(protocol, "rfb") == 0) {
+        g_mutex_lock(&qemu.lock);
+        bool known = find(uuid) != NULL;
+        g_mutex_unlock(&qemu.lock);
+        return known;
+    }
+    g_autofree char *serial = g_build_filename(qemu.root, uuid, QEMU_SERIAL_SOCKET, NULL);
+    return strcmp(protocol, "vt100") == 0 && g_file_test(serial, G_FILE_TEST_EXISTS);
+}
+
+static int connect_unix(const char *path, XapiError **err)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof addr.sun_path)
+        return xapi_error_internal(err, "socket path too long: %s", path);
+    strcpy(addr.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
+        xapi_error_internal(err, "cannot connect to %s: %s", path, g_strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static json_object *args_object(const char *key, ...) G_GNUC_NULL_TERMINATED;
+
+/* A VNC client: one end of a socket pair QEMU's VNC server takes as a
+ * client of its own (add_client), as libvirt's openGraphicsFD does. */
+static int connect_vnc(const char *uuid, XapiError **err)
+{
+    Domain *d = lookup(uuid, err);
+    if (!d)
+        return -1;
+    static gint counter;
+    g_autofree char *name = g_strdup_printf("vnc-client-%d", g_atomic_int_add(&counter, 1));
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0)
+        return xapi_error_internal(err, "socketpair: %s", g_strerror(errno));
+    json_object *ret = qmp_monitor_command(d->mon, "getfd", args_object("fdname", name, NULL),
+                                           pair[1], err);
+    close(pair[1]);
+    if (!ret) {
+        close(pair[0]);
+        return -1;
+    }
+    json_object_put(ret);
+    json_object *args = args_object("protocol", "vnc", "fdname", name, NULL);
+    json_object_object_add(args, "skipauth", json_object_new_boolean(true));
+    if (qmp_args(d, "add_client", args, err) < 0) {
+        close(pair[0]);
+        return -1;
+    }
+    return pair[0];
+}
+
+static int qemu_console_connect(const char *uuid, const char *protocol, XapiError **err)
+{
+    if (strcmp(protocol, "rfb") == 0)
+        return connect_vnc(uuid, err);
+    g_autofree char *serial = g_build_filename(qemu.root, uuid, QEMU_SERIAL_SOCKET, NULL);
+    return connect_unix(serial, err);
 }
 
 /* ---- disks ----------------------------------------------------------------- */
@@ -784,14 +938,26 @@ static int qemu_disk_plug(const char *uuid, const HvDisk *disk, XapiError **err)
     Domain *d = lookup(uuid, err);
     if (!d)
         return -1;
-    g_autofree char *blockdev = qemu_disk_blockdev_json(disk);
-    g_autofree char *device = qemu_disk_device_json(disk);
-    if (qmp_args(d, "blockdev-add", json_tokener_parse(blockdev), err) < 0)
+    ImageChain chain;
+    if (image_chain_open(disk->path, disk->format, !disk->read_only, &chain, err) < 0)
         return -1;
+    g_autofree int64_t *fdsets = g_new(int64_t, chain.n);
+    int rc = qemu_fdsets_add_chain(d->mon, disk->slot, &chain, fdsets, err);
+    size_t n_sets = chain.n;
+    g_autofree char *blockdev = rc < 0 ? NULL : qemu_disk_blockdev_json(disk, &chain, fdsets);
+    image_chain_close(&chain); /* QEMU holds its copies */
+    if (rc < 0)
+        return -1;
+    g_autofree char *device = qemu_disk_device_json(disk);
+    if (qmp_args(d, "blockdev-add", json_tokener_parse(blockdev), err) < 0) {
+        qemu_fdsets_remove(d->mon, fdsets, n_sets);
+        return -1;
+    }
     if (qmp_args(d, "device_add", json_tokener_parse(device), err) < 0) {
         g_autofree char *node = g_strdup_printf("vbd%d", disk->slot);
         g_autoptr(XapiError) ignored = NULL;
         qmp_args(d, "blockdev-del", args_object("node-name", node, NULL), &ignored);
+        qemu_fdsets_remove(d->mon, fdsets, n_sets);
         return -1;
     }
     return 0;
@@ -822,6 +988,7 @@ static int qemu_disk_unplug(const char *uuid, const HvDisk *disk, int64_t timeou
      * snapshot is released with its device. */
     g_autoptr(XapiError) not_ours = NULL;
     qmp_args(d, "blockdev-del", args_object("node-name", node, NULL), &not_ours);
+    qemu_fdsets_remove_slot(d->mon, disk->slot, NULL, 0);
     return 0;
 }
 
@@ -834,12 +1001,32 @@ static int qemu_disk_change_medium(const char *uuid, const HvDisk *disk, XapiErr
     if (!disk->path) {
         json_object *args = args_object("id", id, NULL);
         json_object_object_add(args, "force", json_object_new_boolean(true));
-        return qmp_args(d, "eject", args, err);
+        if (qmp_args(d, "eject", args, err) < 0)
+            return -1;
+        qemu_fdsets_remove_slot(d->mon, disk->slot, NULL, 0);
+        return 0;
     }
-    return qmp_args(d, "blockdev-change-medium",
-                    args_object("id", id, "filename", disk->path, "format", disk->format,
-                                "read-only-mode", "read-only", NULL),
-                    err);
+    /* The disc's image on a set of its own; the previous disc's set goes
+     * once the new one is in. */
+    ImageChain chain;
+    if (image_chain_open(disk->path, disk->format, false, &chain, err) < 0)
+        return -1;
+    g_autofree int64_t *fdsets = g_new(int64_t, chain.n);
+    size_t n_sets = chain.n;
+    int rc = qemu_fdsets_add_chain(d->mon, disk->slot, &chain, fdsets, err);
+    image_chain_close(&chain);
+    if (rc < 0)
+        return -1;
+    g_autofree char *filename = g_strdup_printf("/dev/fdset/%" G_GINT64_FORMAT, fdsets[0]);
+    if (qmp_args(d, "blockdev-change-medium",
+                 args_object("id", id, "filename", filename, "format", disk->format,
+                             "read-only-mode", "read-only", NULL),
+                 err) < 0) {
+        qemu_fdsets_remove(d->mon, fdsets, n_sets);
+        return -1;
+    }
+    qemu_fdsets_remove_slot(d->mon, disk->slot, fdsets, n_sets);
+    return 0;
 }
 
 /* The domain and the top block node of a disk's device (caller frees). */
@@ -866,14 +1053,38 @@ static char *leaf_node(const char *path)
 
 /* The overlay as a node of its own, without its backing file yet (the
  * transaction puts the disk's current top under it, keeping the relative
- * backing name the file was made with). */
-static int add_leaf(Domain *d, const char *node, const char *path, XapiError **err)
+ * backing name the file was made with), on a set of the disk's slot. */
+static int add_leaf(Domain *d, int slot, const char *node, const char *path, XapiError **err)
 {
-    json_object *file = args_object("driver", "file", "filename", path, NULL);
+    ImageChain chain = {0};
+    ImageLayer layer = {.format = (char *)"qcow2", .fd_ro = -1, .fd_rw = -1};
+    layer.fd_ro = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    layer.fd_rw = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    int64_t fdset = -1;
+    int rc = -1;
+    if (layer.fd_ro < 0 || layer.fd_rw < 0) {
+        xapi_error_internal(err, "cannot open %s: %s", path, g_strerror(errno));
+    } else {
+        chain.layers = &layer;
+        chain.n = 1;
+        rc = qemu_fdsets_add_chain(d->mon, slot, &chain, &fdset, err);
+    }
+    if (layer.fd_ro >= 0)
+        close(layer.fd_ro);
+    if (layer.fd_rw >= 0)
+        close(layer.fd_rw);
+    if (rc < 0)
+        return -1;
+    g_autofree char *filename = g_strdup_printf("/dev/fdset/%" G_GINT64_FORMAT, fdset);
+    json_object *file = args_object("driver", "file", "filename", filename, NULL);
     json_object *args = args_object("driver", "qcow2", "node-name", node, NULL);
     json_object_object_add(args, "file", file);
     json_object_object_add(args, "backing", NULL); /* JSON null */
-    return qmp_args(d, "blockdev-add", args, err);
+    if (qmp_args(d, "blockdev-add", args, err) < 0) {
+        qemu_fdsets_remove(d->mon, &fdset, 1);
+        return -1;
+    }
+    return 0; /* the set stays while the disk does: QEMU may reopen the image */
 }
 
 static int qemu_disks_switch(const char *uuid, const HvDisk *disks, const char *const *new_paths,
@@ -889,7 +1100,8 @@ static int qemu_disks_switch(const char *uuid, const HvDisk *disks, const char *
         g_autofree char *id = g_strdup_printf(QEMU_DISK_ID_FMT, disks[i].slot);
         g_autofree char *top = top_node(d, id, err);
         g_autofree char *node = leaf_node(new_paths[i]);
-        if (!top || (strcmp(top, node) != 0 && add_leaf(d, node, new_paths[i], err) < 0)) {
+        if (!top ||
+            (strcmp(top, node) != 0 && add_leaf(d, disks[i].slot, node, new_paths[i], err) < 0)) {
             rc = -1;
         } else if (strcmp(top, node) != 0) {
             g_ptr_array_add(added, g_strdup(node));
@@ -1132,7 +1344,8 @@ static HvDriver qemu_driver = {
     .reattach = qemu_reattach,
     .stop_unattached = qemu_stop_unattached,
     .start_recorded = qemu_start_recorded,
-    .console_socket = qemu_console_socket,
+    .console_served = qemu_console_served,
+    .console_connect = qemu_console_connect,
 };
 
 const HvDriver *hv_qemu_driver(const char *state_dir, HvChangeNotify notify, XapiError **err)

@@ -223,7 +223,12 @@ static bool sim_reattach(const char *uuid)
 /* Handed-over domains whose VM is no longer resident here are forgotten. */
 static void sim_stop_unattached(void) { g_hash_table_remove_all(sim_handed_over); }
 /* Simulated domains have no screen nor serial port. */
-static char *sim_console_socket(const char *uuid, const char *protocol) { return NULL; }
+static bool sim_console_served(const char *uuid, const char *protocol) { return false; }
+
+static int sim_console_connect(const char *uuid, const char *protocol, XapiError **err)
+{
+    return xapi_error_internal(err, "simulated domains have no console");
+}
 
 /* The state of a simulated domain is a marker file. */
 static int sim_save(const char *uuid, const char *path, XapiError **err)
@@ -363,7 +368,8 @@ static const HvDriver sim_driver = {
     .reattach = sim_reattach,
     .stop_unattached = sim_stop_unattached,
     .prepare_reexec = sim_prepare_reexec,
-    .console_socket = sim_console_socket,
+    .console_served = sim_console_served,
+    .console_connect = sim_console_connect,
 };
 
 const HvDriver *hv_sim_driver(HvChangeNotify notify)

@@ -137,10 +137,11 @@ typedef struct HvDriver {
      * new image needs to find the domains again. NULL: nothing (QEMU
      * domains outlive xapid). */
     void (*prepare_reexec)(void);
-    /* The unix socket serving a domain's console of protocol "rfb" (its
-     * VNC display) or "vt100" (its serial port), or NULL when the driver
-     * has none (caller frees). */
-    char *(*console_socket)(const char *uuid, const char *protocol);
+    /* Whether a domain serves a console of protocol "rfb" (its VNC
+     * display) or "vt100" (its serial port). No I/O that could wait. */
+    bool (*console_served)(const char *uuid, const char *protocol);
+    /* A socket connected to that console (caller closes), or -1 with err. */
+    int (*console_connect)(const char *uuid, const char *protocol, XapiError **err);
 } HvDriver;
 
 /* state_dir holds one directory per domain (qemu). */

@@ -71,15 +71,6 @@ static bool valid_boot_order(const char *order)
     return true;
 }
 
-/* -blockdev for a disk's image: the node is named after the slot. */
-static char *blockdev_option(const HvDisk *disk)
-{
-    g_autofree char *path = escape_commas(disk->path);
-    return g_strdup_printf("driver=%s,node-name=vbd%d,read-only=%s,file.driver=file,"
-                           "file.filename=%s",
-                           disk->format, disk->slot, disk->read_only ? "on" : "off", path);
-}
-
 /* CD drives on the PIIX IDE channels: slot 0 is the primary master, 3 the
  * secondary slave (hdd, where XAPI's templates put the CD). */
 static int ide_channel(int slot) { return slot / 2; }
@@ -101,19 +92,36 @@ static char *device_option(const HvDisk *disk)
     return g_string_free(dev, FALSE);
 }
 
-static int add_disks(GPtrArray *argv, const HvDisk *disks, size_t n, XapiError **err)
+static char *json_text(json_object *o);
+
+/* Each disk's images on fdsets numbered from QEMU_FDSET_IMAGES, their
+ * descriptors at QEMU_IMAGE_FD(0).. in qemu_image_fds' order. */
+static int add_disks(GPtrArray *argv, const HvDisk *disks, const ImageChain *chains, size_t n,
+                     XapiError **err)
 {
+    int64_t fdset = QEMU_FDSET_IMAGES;
+    size_t fd = 0;
     for (size_t i = 0; i < n; i++) {
         const HvDisk *d = &disks[i];
         if (d->slot < 0 || d->slot >= (d->cdrom ? HV_CD_SLOTS : HV_DISK_SLOTS) ||
-            (!d->path && !d->cdrom)) {
+            (!d->path && !d->cdrom) || (d->path && chains[i].n == 0)) {
             char slot[16];
             g_snprintf(slot, sizeof slot, "%d", d->slot);
             return xapi_error_set(err, "INVALID_DEVICE", slot, NULL);
         }
         if (d->path) {
+            g_autofree int64_t *sets = g_new(int64_t, chains[i].n);
+            for (size_t l = 0; l < chains[i].n; l++) {
+                sets[l] = fdset++;
+                for (int copies = chains[i].layers[l].fd_rw >= 0 ? 2 : 1; copies > 0; copies--) {
+                    add(argv, "-add-fd");
+                    addf(argv, "fd=%d,set=%" G_GINT64_FORMAT ",opaque=" QEMU_DISK_FDSET_FMT,
+                         QEMU_IMAGE_FD(fd), sets[l], d->slot);
+                    fd++;
+                }
+            }
             add(argv, "-blockdev");
-            g_ptr_array_add(argv, blockdev_option(d));
+            g_ptr_array_add(argv, qemu_disk_blockdev_json(d, &chains[i], sets));
         }
         add(argv, "-device");
         g_ptr_array_add(argv, device_option(d));
@@ -151,23 +159,57 @@ static int add_nics(GPtrArray *argv, const HvNic *nics, size_t n, XapiError **er
 
 static char *json_text(json_object *o)
 {
-    char *text = g_strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+    char *text = g_strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(o);
     return text;
 }
 
-char *qemu_disk_blockdev_json(const HvDisk *disk)
+/* Layer i of a disk's images and the layers under it, each a file node
+ * on its fdset ("/dev/fdset/N": QEMU opens no image by name). A qcow2
+ * layer's backing is the node below it, or none at the bottom. */
+static json_object *image_layer(const ImageChain *chain, size_t i, const int64_t *fdsets,
+                                bool read_only)
 {
-    g_autofree char *node = g_strdup_printf("vbd%d", disk->slot);
+    g_autofree char *filename = g_strdup_printf("/dev/fdset/%" G_GINT64_FORMAT, fdsets[i]);
     json_object *file = json_object_new_object();
     json_object_object_add(file, "driver", json_object_new_string("file"));
-    json_object_object_add(file, "filename", json_object_new_string(disk->path));
+    json_object_object_add(file, "filename", json_object_new_string(filename));
     json_object *o = json_object_new_object();
-    json_object_object_add(o, "driver", json_object_new_string(disk->format));
-    json_object_object_add(o, "node-name", json_object_new_string(node));
-    json_object_object_add(o, "read-only", json_object_new_boolean(disk->read_only));
+    const char *format = chain->layers[i].format;
+    json_object_object_add(o, "driver", json_object_new_string(format));
+    json_object_object_add(o, "read-only", json_object_new_boolean(read_only));
     json_object_object_add(o, "file", file);
+    if (strcmp(format, "qcow2") == 0)
+        json_object_object_add(o, "backing",
+                               i + 1 < chain->n ? image_layer(chain, i + 1, fdsets, true)
+                                                : NULL);
+    return o;
+}
+
+char *qemu_disk_blockdev_json(const HvDisk *disk, const ImageChain *chain, const int64_t *fdsets)
+{
+    g_autofree char *node = g_strdup_printf("vbd%d", disk->slot);
+    json_object *o = image_layer(chain, 0, fdsets, disk->read_only);
+    json_object_object_add(o, "node-name", json_object_new_string(node));
     return json_text(o);
+}
+
+size_t qemu_image_fds(const ImageChain *chains, size_t n_disks, int *fds, int *targets)
+{
+    size_t n = 0;
+    for (size_t d = 0; d < n_disks; d++)
+        for (size_t i = 0; i < chains[d].n; i++) {
+            const ImageLayer *l = &chains[d].layers[i];
+            if (l->fd_rw >= 0) {
+                fds[n] = l->fd_rw;
+                targets[n] = QEMU_IMAGE_FD(n);
+                n++;
+            }
+            fds[n] = l->fd_ro;
+            targets[n] = QEMU_IMAGE_FD(n);
+            n++;
+        }
+    return n;
 }
 
 char *qemu_disk_device_json(const HvDisk *disk)
@@ -238,7 +280,6 @@ char **qemu_cmdline(const QemuHost *host, const char *uuid, const Xv *vm, const 
 
     GPtrArray *argv = g_ptr_array_new();
     g_autofree char *name = escape_commas(field_str(vm, "name_label"));
-    g_autofree char *dir = escape_commas(host->dir);
     add(argv, host->binary);
     add(argv, "-name");
     addf(argv, "guest=%s", name);
@@ -258,8 +299,10 @@ char **qemu_cmdline(const QemuHost *host, const char *uuid, const Xv *vm, const 
     add(argv, "none");
     add(argv, "-vga");
     add(argv, "std");
+    /* A VNC server with no listener: xapid hands it each client's
+     * connected socket (QMP add_client), so QEMU opens nothing by name. */
     add(argv, "-vnc");
-    addf(argv, "unix:%s/" QEMU_VNC_SOCKET, dir);
+    add(argv, "none");
     /* Files QEMU gets from xapid as descriptors (the sockets are bound and
      * listening before QEMU exists, so xapid connects without waiting). */
     add(argv, "-add-fd");
@@ -288,18 +331,19 @@ char **qemu_cmdline(const QemuHost *host, const char *uuid, const Xv *vm, const 
     add(argv, "shutdown=pause,panic=shutdown");
     add(argv, "-device");
     add(argv, "pvpanic");
-    if (add_disks(argv, disks, n_disks, err) < 0 || add_nics(argv, nics, n_nics, err) < 0) {
+    if (add_disks(argv, disks, host->chains, n_disks, err) < 0 || add_nics(argv, nics, n_nics, err) < 0) {
         g_ptr_array_add(argv, NULL);
         g_strfreev((char **)g_ptr_array_free(argv, FALSE));
         return NULL;
     }
     if (*kernel) {
+        /* Opened by xapid: QEMU reads them through its descriptors. */
         add(argv, "-kernel");
-        add(argv, kernel);
+        addf(argv, "/proc/self/fd/%d", QEMU_FD_KERNEL);
         const char *ramdisk = field_str(vm, "PV_ramdisk");
         if (*ramdisk) {
             add(argv, "-initrd");
-            add(argv, ramdisk);
+            addf(argv, "/proc/self/fd/%d", QEMU_FD_RAMDISK);
         }
         const char *args = field_str(vm, "PV_args");
         if (*args) {

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 
 #include "hv_driver.h"
+#include "image_chain.h"
 #include "xapi_error.h"
 #include "xv.h"
 
@@ -12,6 +13,7 @@ typedef struct {
     const char *binary; /* qemu-system-x86_64 */
     const char *accel;  /* "kvm" or "tcg" */
     const char *dir;    /* the domain's runtime directory (sockets, logs, pid) */
+    const ImageChain *chains; /* parallel to the disks: their images, opened */
 } QemuHost;
 
 /* The paths inside a domain's directory. */
@@ -32,6 +34,9 @@ typedef struct {
 #define QEMU_FD_CONSOLE 5
 #define QEMU_FD_SERIAL 6
 #define QEMU_N_FDS 4
+/* PV_kernel and PV_ramdisk, opened by xapid (QEMU reads /proc/self/fd/N). */
+#define QEMU_FD_KERNEL 7
+#define QEMU_FD_RAMDISK 8
 
 /* What QEMU may not do (seccomp): no obsolete system calls, no set*id, no
  * fork or exec, no changing its scheduling or affinity. */
@@ -53,9 +58,23 @@ char **qemu_cmdline(const QemuHost *host, const char *uuid, const Xv *vm, const 
 #define QEMU_NIC_SLOTS 16
 #define QEMU_NIC_PCI_SLOT(device) (0x10 + (device))
 
+/* Disk images reach QEMU as descriptors in fdsets (QEMU opens
+ * "/dev/fdset/N"), one set per image of a chain holding its read-write
+ * (top of a writable disk only) and read-only descriptors, the set's
+ * opaque naming the disk's slot so that the sets go with the disk. On the
+ * command line the sets are numbered from QEMU_FDSET_IMAGES and the
+ * descriptors from QEMU_IMAGE_FD(0), in the order qemu_image_fds lists
+ * them; hot-plugged ones get the numbers QMP's add-fd gives. */
+#define QEMU_FDSET_IMAGES 10
+#define QEMU_IMAGE_FD(i) (200 + (int)(i))
+#define QEMU_DISK_FDSET_FMT "vbd%d"
+/* The descriptors of chains (one per disk) and where QEMU gets them; fds
+ * and targets have room for two per image. Returns how many. */
+size_t qemu_image_fds(const ImageChain *chains, size_t n_disks, int *fds, int *targets);
+
 /* QMP arguments (JSON object text, caller frees) for hot-plugging disk:
- * its block node, then its device. */
-char *qemu_disk_blockdev_json(const HvDisk *disk);
+ * its block nodes (an image of chain on each fdsets[i]), then its device. */
+char *qemu_disk_blockdev_json(const HvDisk *disk, const ImageChain *chain, const int64_t *fdsets);
 char *qemu_disk_device_json(const HvDisk *disk);
 /* QMP arguments for hot-plugging nic whose tap QEMU holds as the fd
  * named like its netdev ("vif<device>"): the netdev, then the device. */

@@ -32,8 +32,42 @@ static Xv *load_record(const char *name)
     return record;
 }
 
+/* The images of each test disk as qemu_cmdline sees them: its own, then
+ * one per format in its "backing" list; descriptors numbered from 50. */
+static ImageChain *test_chains(const Xv *vm, const HvDisk *disks, size_t n)
+{
+    const Xv *list = xv_struct_get(vm, "xapid_test_disks");
+    ImageChain *chains = g_new0(ImageChain, n + 1);
+    int fd = 50;
+    for (size_t i = 0; i < n; i++) {
+        if (!disks[i].path)
+            continue;
+        const Xv *backing = xv_struct_get(xv_at(list, i), "backing");
+        size_t layers = 1 + (backing ? xv_len(backing) : 0);
+        chains[i].layers = g_new0(ImageLayer, layers);
+        chains[i].n = layers;
+        for (size_t l = 0; l < layers; l++) {
+            ImageLayer *layer = &chains[i].layers[l];
+            layer->format = g_strdup(l == 0 ? disks[i].format : xv_str(xv_at(backing, l - 1)));
+            layer->fd_rw = l == 0 && !disks[i].read_only ? fd++ : -1;
+            layer->fd_ro = fd++;
+        }
+    }
+    return chains;
+}
+
+static void test_chains_free(ImageChain *chains, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        for (size_t l = 0; l < chains[i].n; l++)
+            g_free(chains[i].layers[l].format);
+        g_free(chains[i].layers);
+    }
+    g_free(chains);
+}
+
 /* The record member "xapid_test_disks": [{slot, cdrom, path, format,
- * read_only, bootindex}] stands for the VM's VBDs. */
+ * read_only, bootindex, backing}] stands for the VM's VBDs. */
 static HvDisk *test_disks(const Xv *vm, size_t *n)
 {
     const Xv *list = xv_struct_get(vm, "xapid_test_disks");
@@ -71,7 +105,7 @@ static HvNic *test_nics(const Xv *vm, size_t *n)
     return nics;
 }
 
-static const QemuHost host = {"qemu-system-x86_64", "tcg", "/state/domains/U"};
+static const QemuHost host = {.binary = "qemu-system-x86_64", .accel = "tcg"};
 
 static void test_goldens(void **state)
 {
@@ -87,10 +121,14 @@ static void test_goldens(void **state)
         HvDisk *disks = test_disks(vm, &n_disks);
         size_t n_nics;
         HvNic *nics = test_nics(vm, &n_nics);
-        g_auto(GStrv) argv = qemu_cmdline(&host, "6f2e0f39-0000-4000-8000-000000000001", vm,
-                                          disks, n_disks, nics, n_nics,
+        ImageChain *chains = test_chains(vm, disks, n_disks);
+        QemuHost with_images = host;
+        with_images.chains = chains;
+        g_auto(GStrv) argv = qemu_cmdline(&with_images, "6f2e0f39-0000-4000-8000-000000000001",
+                                          vm, disks, n_disks, nics, n_nics,
                                           resume ? xv_str(resume) : NULL, paused && paused->b,
                                           &err);
+        test_chains_free(chains, n_disks);
         hv_disks_free(disks, n_disks);
         hv_nics_free(nics, n_nics);
         if (!argv)

@@ -1,18 +1,19 @@
 /* qemu_process.c: QEMU processes: detached and unprivileged spawns, finding
  * them again after a restart of xapid, waiting for them to end.
  *
- * QEMU runs as QEMU_USER with no capability but CAP_DAC_OVERRIDE (kept
- * across exec as an ambient capability): the disk images, their backing
- * chains and /dev/kvm stay root's files that QEMU still opens by name
- * (blockdev-add with a filename, hot-plug and live snapshots included).
- * What xapid can hand over as descriptors it does (the monitor sockets,
- * the console log, saved states): see qemu_cmdline.c and driver_qemu.c. */
+ * QEMU runs as QEMU_USER with no capability at all, in no group but kvm:
+ * every file it uses xapid opens and hands over as a descriptor (disk
+ * images and their backing files as fdsets, boot files, the monitor and
+ * serial sockets, the console log, saved states, VNC clients, taps): see
+ * qemu_cmdline.c, driver_qemu.c and qemu_fdsets.c. /dev/kvm it opens by
+ * name, as a member of the kvm group (the device is made the group's, as
+ * Debian's udev rules make it, when it is root's alone). */
 #include "qemu_process.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <grp.h>
-#include <linux/capability.h>
+#include <sys/stat.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -25,7 +26,42 @@ static struct {
     bool drop;   /* xapid is root: QEMU runs as QEMU_USER */
     uid_t uid;
     gid_t gid;
+    gid_t kvm;   /* its one supplementary group, or (gid_t)-1 */
 } user;
+
+static bool run_quietly(const char *const *argv, GError **gerr)
+{
+    int status = 0;
+    return g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL,
+                        &status, gerr) &&
+           g_spawn_check_wait_status(status, gerr);
+}
+
+/* The kvm group (made if missing), owning /dev/kvm with group rw. */
+static gid_t kvm_group(void)
+{
+    struct group *gr = getgrnam("kvm");
+    if (!gr) {
+        const char *argv[] = {"groupadd", "--system", "kvm", NULL};
+        g_autoptr(GError) gerr = NULL;
+        if (!run_quietly(argv, &gerr) || !(gr = getgrnam("kvm"))) {
+            g_warning("cannot create the group kvm (%s): QEMU cannot use /dev/kvm",
+                      gerr ? gerr->message : "groupadd failed");
+            return (gid_t)-1;
+        }
+    }
+    gid_t gid = gr->gr_gid;
+    struct stat st;
+    if (stat("/dev/kvm", &st) == 0 && st.st_uid == 0 &&
+        (st.st_gid != gid || (st.st_mode & 0060) != 0060)) {
+        if (chown("/dev/kvm", 0, gid) < 0 || chmod("/dev/kvm", (st.st_mode & 07777) | 0060) < 0)
+            g_warning("cannot give /dev/kvm to the group kvm: %s", g_strerror(errno));
+        else
+            g_message("/dev/kvm now belongs to the group kvm (mode %o), as udev makes it",
+                      (st.st_mode & 07777) | 0060);
+    }
+    return gid;
+}
 
 bool qemu_process_user_init(void)
 {
@@ -35,11 +71,8 @@ bool qemu_process_user_init(void)
     if (!pw) {
         const char *argv[] = {"useradd", "--system", "--no-create-home", "--home-dir",
                               "/nonexistent", "--shell", "/usr/sbin/nologin", QEMU_USER, NULL};
-        int status = 0;
         g_autoptr(GError) gerr = NULL;
-        if (!g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL,
-                          &status, &gerr) ||
-            !g_spawn_check_wait_status(status, &gerr)) {
+        if (!run_quietly(argv, &gerr)) {
             g_warning("cannot create the user %s (%s): QEMU runs as root", QEMU_USER,
                       gerr ? gerr->message : "useradd failed");
             return false;
@@ -51,6 +84,7 @@ bool qemu_process_user_init(void)
     user.drop = true;
     user.uid = pw->pw_uid;
     user.gid = pw->pw_gid;
+    user.kvm = kvm_group();
     return true;
 }
 
@@ -60,15 +94,10 @@ static void child_setup(gpointer unused)
     setsid();
     if (!user.drop)
         return;
-    /* Keep the capabilities over setuid, then keep only DAC override. */
-    if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0 || setgroups(0, NULL) < 0 ||
-        setgid(user.gid) < 0 || setuid(user.uid) < 0)
-        _exit(127);
-    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
-    struct __user_cap_data_struct data[2] = {{0}};
-    data[0].effective = data[0].permitted = data[0].inheritable = 1u << CAP_DAC_OVERRIDE;
-    if (syscall(SYS_capset, &hdr, data) < 0 ||
-        prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_DAC_OVERRIDE, 0, 0) < 0)
+    /* setuid from root without PR_SET_KEEPCAPS clears every capability;
+     * no_new_privs keeps exec from granting any back. */
+    if (setgroups(user.kvm != (gid_t)-1 ? 1 : 0, &user.kvm) < 0 || setgid(user.gid) < 0 ||
+        setuid(user.uid) < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         _exit(127);
 }
 

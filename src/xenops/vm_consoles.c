@@ -47,10 +47,7 @@ int vm_consoles_sync(DbRow *vm, XapiError **err)
     g_autofree char *base = console_base();
     const DmClass *cls = dm_class_by_name("console");
     for (size_t i = 0; i < G_N_ELEMENTS(PROTOCOLS); i++) {
-        g_autofree char *socket = driver->console_socket(uuid, PROTOCOLS[i]);
-        /* A domain an older xapid started may lack one (its serial port
-         * was a plain file then). A stat, not I/O that could wait. */
-        bool served = socket && g_file_test(socket, G_FILE_TEST_EXISTS);
+        bool served = driver->console_served(uuid, PROTOCOLS[i]);
         bool have = false;
         g_autoptr(Xv) consoles = xv_dup(db_get(vm, "consoles"));
         for (guint c = 0; c < xv_len(consoles); c++) {
@@ -130,7 +127,8 @@ static int lookup(const char *ref, const char *uuid, VmConsoleTarget *t, XapiErr
     t->console = g_strdup(console->ref);
     t->vm = g_strdup(vm->ref);
     t->protocol = g_strdup(xv_str(db_get(console, "protocol")));
-    t->socket = xenops_driver()->console_socket(xv_str(db_get(vm, "uuid")), t->protocol);
+    t->vm_uuid = g_strdup(xv_str(db_get(vm, "uuid")));
+    t->served = xenops_driver()->console_served(t->vm_uuid, t->protocol);
     return 0;
 }
 
@@ -148,6 +146,11 @@ void vm_console_target_clear(VmConsoleTarget *t)
     g_free(t->console);
     g_free(t->vm);
     g_free(t->protocol);
-    g_free(t->socket);
+    g_free(t->vm_uuid);
     memset(t, 0, sizeof *t);
+}
+
+int vm_console_connect(const VmConsoleTarget *t, XapiError **err)
+{
+    return xenops_driver()->console_connect(t->vm_uuid, t->protocol, err);
 }

@@ -19,13 +19,16 @@ typedef struct {
     char *console;  /* its ref */
     char *vm;       /* its VM's ref */
     char *protocol; /* "rfb", "vt100" or "rdp" */
-    char *socket;   /* the unix socket serving it; NULL when none does */
+    char *vm_uuid;
+    bool served;    /* whether its domain serves it */
 } VmConsoleTarget;
 
 /* The console a request names as XAPI's console.ml finds it: ref= a
  * console, or a VM and then its rfb console; else uuid= a VM's, else a
  * console's. Its VM must be Running and resident here. -1 with
  * HANDLE_INVALID, UUID_INVALID, VM_BAD_POWER_STATE or VM_NOT_RESIDENT_HERE;
- * 0 with socket NULL when the driver serves no such console. */
+ * 0 with served false when the driver serves no such console. */
 int vm_console_target(const char *ref, const char *uuid, VmConsoleTarget *t, XapiError **err);
 void vm_console_target_clear(VmConsoleTarget *t);
+/* A socket connected to the console (caller closes), or -1 with err. */
+int vm_console_connect(const VmConsoleTarget *t, XapiError **err);

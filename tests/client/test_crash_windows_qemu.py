@@ -39,9 +39,24 @@ def qemu_processes():
     return found
 
 
+def holds_files_in(pid, directory):
+    """Whether the process has a file under directory open (a QEMU of
+    this daemon's holds its console log and images)."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except FileNotFoundError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith(directory + "/"):
+                return True
+        except FileNotFoundError:
+            pass
+    return False
+
+
 def qemus_of(daemon, uuid):
-    where = domain_dir(daemon, uuid)
-    return [pid for pid, cmd in qemu_processes().items() if where in cmd]
+    return [pid for pid, cmd in qemu_processes().items() if f" -uuid {uuid} " in cmd]
 
 
 def heartbeats(daemon, uuid):
@@ -83,7 +98,7 @@ def violations(daemon, proxy, s, vm, uuid, others_before):
         srec = ok(proxy.VM.get_record(s, snap))
         if srec["name_label"] == "cp" and srec["power_state"] != "Suspended":
             found.append("a checkpoint without its memory")
-    mine = {pid for pid, cmd in qemu_processes().items() if daemon.state_dir in cmd}
+    mine = {pid for pid in qemu_processes() if holds_files_in(pid, daemon.state_dir)}
     strays = mine - others_before - set(pids)
     if strays:
         found.append(f"stray QEMU processes {sorted(strays)}")

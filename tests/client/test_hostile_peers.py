@@ -164,6 +164,30 @@ def test_next_request_on_keepalive_has_a_header_deadline_too(daemon):
     sock.close()
 
 
+def trickle_until_closed(sock, data):
+    """Sends data a byte per 0.1 s: whether the server closed before the end."""
+    for byte in data:
+        readable, _, _ = select.select([sock], [], [], 0.1)
+        if readable:
+            return closed_by_server(sock)
+        try:
+            sock.send(bytes([byte]))
+        except (BrokenPipeError, ConnectionResetError):
+            return True
+    return False
+
+
+def test_next_request_line_trickled_on_keepalive_is_closed(daemon):
+    """The request line after a kept-alive request, a byte at a time: the
+    idle timeout is reset by each byte, the wait for the next request is
+    not."""
+    sock = connect(daemon)
+    assert get_root(sock)[0] == 200
+    assert trickle_until_closed(sock, b"GET /" + b"a" * 1000), \
+        "the server kept reading a request line for 1000 bytes at 10 a second"
+    sock.close()
+
+
 def test_silent_body_is_closed_by_the_idle_timeout(daemon):
     sock = connect(daemon)
     sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"

@@ -10,7 +10,7 @@ import socket
 import subprocess
 import xmlrpc.client
 
-from test_vm_qemu import daemon, domain_dir, guest, new_guest_vm, ok, wait_ready  # noqa: F401
+from test_vm_qemu import daemon, domain_dir, fdset_file, guest, new_guest_vm, ok, wait_ready  # noqa: F401
 from xapid_daemon import Daemon
 
 MiB = 1 << 20
@@ -35,19 +35,21 @@ def qmp(daemon, uuid, command, arguments=None):
         sock.close()
 
 
-def image_file(inserted):
+def image_file(daemon, uuid, inserted, fdsets):
     """The file of a block node as query-block reports it (a json: name
-    when the node was added with options)."""
+    when the node was added with options; /dev/fdset/N for an image xapid
+    opened)."""
     name = inserted["file"]
     if name.startswith("json:"):
-        return json.loads(name[5:])["file"]["filename"]
-    return name
+        name = json.loads(name[5:])["file"]["filename"]
+    return fdset_file(daemon, uuid, name, fdsets)
 
 
 def tops(daemon, uuid):
     """device id -> the image file QEMU writes that disk's data to."""
+    fdsets = qmp(daemon, uuid, "query-fdsets")
     return {b["qdev"].split("/")[-2] if b["qdev"].endswith("virtio-backend") else b["qdev"]:
-            image_file(b["inserted"])
+            image_file(daemon, uuid, b["inserted"], fdsets)
             for b in qmp(daemon, uuid, "query-block") if b.get("inserted")}
 
 

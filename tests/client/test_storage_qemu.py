@@ -151,28 +151,42 @@ def test_boot_from_disk_hotplug_snapshot_cd(daemon, guest):  # noqa: F811
     assert not any(ok(proxy.VBD.get_currently_attached(s, v)) for v in ok(proxy.VM.get_VBDs(s, vm)))
 
 
-def qmp_inserted(daemon, uuid, device_id):
+def qmp_queries(daemon, uuid, *commands):
+    """The replies of QMP queries on the operators' monitor."""
     import socket
     sock = socket.socket(socket.AF_UNIX)
     sock.connect(os.path.join(domain_dir(daemon, uuid), "qmp.sock"))
     f = sock.makefile("rw")
+    replies = []
     try:
         json.loads(f.readline())
-        for command in ("qmp_capabilities", "query-block"):
+        for command in ("qmp_capabilities",) + commands:
             f.write(json.dumps({"execute": command}) + "\n")
             f.flush()
             while True:
                 reply = json.loads(f.readline())
                 if "return" in reply:
                     break
-        for block in reply["return"]:
-            if block.get("qdev", "").endswith(device_id) or device_id in block.get("qdev", ""):
-                inserted = block.get("inserted")
-                return inserted["file"] if inserted else None
-        raise AssertionError(f"no {device_id} in {reply}")
+            replies.append(reply["return"])
+        return replies[1:]
     finally:
         f.close()
         sock.close()
+
+
+def qmp_inserted(daemon, uuid, device_id):
+    """The image in a drive: QEMU names it /dev/fdset/N (xapid opened it),
+    which the set's descriptor in QEMU's /proc resolves."""
+    from test_vm_qemu import fdset_file
+    blocks, fdsets = qmp_queries(daemon, uuid, "query-block", "query-fdsets")
+    for block in blocks:
+        if block.get("qdev", "").endswith(device_id) or device_id in block.get("qdev", ""):
+            inserted = block.get("inserted")
+            if not inserted:
+                return None
+            assert inserted["file"].startswith("/dev/fdset/"), inserted["file"]
+            return fdset_file(daemon, uuid, inserted["file"], fdsets)
+    raise AssertionError(f"no {device_id} in {blocks}")
 
 
 def test_suspend_resume_keeps_the_guest(daemon, guest):  # noqa: F811

@@ -4,6 +4,7 @@ driven through xmlrpc.client. Checks what the guest prints on its serial
 console, what QEMU says over QMP, and the records."""
 import glob
 import json
+import grp
 import os
 import signal
 import socket
@@ -97,6 +98,15 @@ def qmp_status(daemon, uuid):
 def qemu_pid(daemon, uuid):
     with open(os.path.join(domain_dir(daemon, uuid), "qemu.pid")) as f:
         return int(f.read())
+
+
+def fdset_file(daemon, uuid, name, fdsets):
+    """The file behind a block node's /dev/fdset/N (xapid opens every image
+    for QEMU), given QMP's query-fdsets."""
+    if not name.startswith("/dev/fdset/"):
+        return name
+    fds = next(s["fds"] for s in fdsets if s["fdset-id"] == int(name.rsplit("/", 1)[1]))
+    return os.readlink(f"/proc/{qemu_pid(daemon, uuid)}/fd/{fds[0]['fd']}")
 
 
 def alive(pid):
@@ -212,8 +222,27 @@ def test_qemu_runs_unprivileged_in_a_sandbox(daemon, guest):
         status = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
     assert int(status["Uid"].split()[0]) != 0
     assert int(status["Seccomp"].strip()) == 2  # -sandbox on: a seccomp filter
+    # No capability at all (no DAC override either), nothing to gain by exec,
+    # no group but kvm: QEMU opens no file of xapid's or the SR's by name.
+    for cap in ("CapInh", "CapPrm", "CapEff", "CapAmb"):
+        assert int(status[cap].strip(), 16) == 0, (cap, status[cap])
+    assert status["NoNewPrivs"].strip() == "1"
+    groups = [int(g) for g in status["Groups"].split()]
+    assert all(grp.getgrgid(g).gr_name == "kvm" for g in groups), groups
+    # ... which it could not: the state dir (domain dir and SR in it) is root's
+    assert os.stat(daemon.state_dir).st_mode & 0o007 == 0
     with open(f"/proc/{pid}/cmdline") as f:
-        assert "-daemonize" not in f.read().split("\0")
+        argv = f.read().split("\0")
+    assert "-daemonize" not in argv
+    assert not any(daemon.state_dir in a or any(g in a for g in guest) for a in argv), argv
+    held = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+    boot = ok(proxy.VM.get_PV_kernel(s, vm))
+    assert boot in held or any(h.startswith("/memfd:") for h in held), held
+    disks = [ok(proxy.VBD.get_VDI(s, v)) for v in ok(proxy.VM.get_VBDs(s, vm))]
+    for vdi in disks:
+        if vdi != "OpaqueRef:NULL":
+            location = ok(proxy.VDI.get_location(s, vdi))
+            assert any(h.endswith(location) for h in held), (location, held)
     ok(proxy.VM.hard_shutdown(s, vm))
 
 
