@@ -890,3 +890,23 @@ def test_sr_not_plugged_here_is_refused_before_the_stream(daemon, api):
     assert_failed_clean(daemon, api, xenserver_xva(XS_DISK), "SR_NOT_ATTACHED",
                         query=f"&sr_id={sr2}")
     ok(proxy.PBD.plug(s, pbd))
+
+
+def test_export_cut_by_the_client_fails_its_task_and_unlocks(daemon, api):
+    proxy, s = api
+    vm, _ = make_vm(daemon, api, "cut-export", sizes=(48 * MiB,), nic=False)
+    vdi = vm_disks(api, vm)[0]
+    put_raw(daemon, s, vdi, os.urandom(48 * MiB))  # more than the sockets hold
+    task = new_task(api)
+    sock = socket.create_connection(("127.0.0.1", daemon.port), timeout=60)
+    sock.sendall(f"GET /export?session_id={s}&ref={vm}&task_id={task} HTTP/1.1\r\n"
+                 "Host: x\r\n\r\n".encode())
+    got = b""
+    while len(got) < MiB:
+        got += sock.recv(65536)
+    assert got.startswith(b"HTTP/1.0 200 OK\r\n"), got[:100]
+    sock.close()  # unread data: the peer sees a reset
+    state, _, error = task_outcome(api, task)
+    assert state == "failure" and error[0] == "VDI_IO_ERROR", error
+    wait_until(lambda: ok(proxy.VM.get_current_operations(s, vm)) == {}, what="the unlock")
+    assert ok(proxy.VDI.get_current_operations(s, vdi)) == {}
