@@ -1,6 +1,8 @@
 /* xva_ova.c: ova.xml written and read (see xva_ova.h). */
 #include "xva_ova.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "bootstrap.h"
@@ -157,9 +159,12 @@ static Xv *version_struct(void)
         const Xv *v = sv ? xv_struct_get(sv, keys[i]) : NULL;
         xv_struct_set_string(ver, keys[i], v ? xv_str(v) : "");
     }
-    /* bare ints, as rpclib writes them */
-    int64_t major = host ? db_get(host, "API_version_major")->i : 2;
-    int64_t minor = host ? db_get(host, "API_version_minor")->i : 0;
+    /* the xapi version this host speaks for (software_version:xapi, as
+     * XAPI writes its own); bare ints, as rpclib writes them */
+    const Xv *xapi = sv ? xv_struct_get(sv, "xapi") : NULL;
+    int64_t major = 0, minor = 0;
+    if (xapi && sscanf(xv_str(xapi), "%" SCNd64 ".%" SCNd64, &major, &minor) < 1)
+        major = minor = 0;
     xv_struct_set(ver, "xapi_major", xv_new_int(major));
     xv_struct_set(ver, "xapi_minor", xv_new_int(minor));
     xv_struct_set(ver, "export_vsn", xv_new_int(2));

@@ -210,6 +210,11 @@ def test_export_stream_is_xenserver_layout(daemon, api):
     ova = items[0][1].decode()
     assert ova.startswith("<value><struct><member><name>version</name>")
     assert "\n" not in ova and not ova.startswith("<?xml")
+    host = ok(proxy.host.get_all_records(s))
+    major, minor = list(host.values())[0]["software_version"]["xapi"].split(".")[:2]
+    assert (f"<member><name>xapi_major</name><value>{major}</value></member><member><name>"
+            f"xapi_minor</name><value>{minor}</value></member><member><name>export_vsn</name>"
+            "<value>2</value></member>") in ova
     blocks = items[1:]
     ids = sorted({name.split("/")[0] for name, _ in blocks})
     assert len(ids) == 2
@@ -460,7 +465,7 @@ def struct(members_):
 
 
 def xenserver_xva(disk, sha1_for=(), bad_block=None, cut=False, first_number=0,
-                  virtual_size=None, keepalive_after=None):
+                  virtual_size=None, keepalive_after=None, export_vsn="2"):
     """An XVA as XenServer writes one (XAPI-NOTES §17): ova.xml with one VM,
     its VBD and VDI, an SR and a network; the disk in 1 MiB blocks, zero
     blocks left out except the first and last, .xxhash files (or
@@ -469,8 +474,8 @@ def xenserver_xva(disk, sha1_for=(), bad_block=None, cut=False, first_number=0,
     it one ahead of the offset."""
     version = struct([("hostname", "xs1"), ("date", "20240101T00:00:00Z"),
                       ("product_version", "8.2.1"), ("product_brand", "XenServer"),
-                      ("build_number", "release/yangtze"), ("xapi_major", "1"),
-                      ("xapi_minor", "20"), ("export_vsn", "2")])
+                      ("build_number", "release/yangtze"), ("xapi_major", "25"),
+                      ("xapi_minor", "33"), ("export_vsn", export_vsn)])
     vm = struct([("uuid", "c0ffee00-0000-4000-8000-000000000001"), ("name_label", "from-xs"),
                  ("name_description", "built by the test"), ("power_state", "Halted"),
                  ("is_a_template", "<boolean>0</boolean>"), ("is_a_snapshot", "<boolean>0</boolean>"),
@@ -659,6 +664,12 @@ def test_iso_sr_is_refused(daemon, api):
 
 def test_full_sr_fails_and_leaves_nothing(daemon, api):
     assert_failed_clean(daemon, api, xenserver_xva(XS_DISK, virtual_size=1 << 60), "SR_FULL")
+
+
+def test_other_format_versions_are_refused(daemon, api):
+    for vsn in ("3", "1"):
+        assert_failed_clean(daemon, api, xenserver_xva(XS_DISK, export_vsn=vsn),
+                            "IMPORT_INCOMPATIBLE_VERSION")
 
 
 def test_not_an_xva_fails(daemon, api):
