@@ -63,3 +63,31 @@ void http_task_release(HttpTask *task)
     }
     g_clear_pointer(&task->ref, g_free);
 }
+
+enum MHD_Result http_task_queue(struct MHD_Connection *conn, const HttpTask *task, unsigned status,
+                                struct MHD_Response *r)
+{
+    if (task->ref && !task->own)
+        MHD_add_response_header(r, "Task-Id", task->ref);
+    MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result ret = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+enum MHD_Result http_task_reply(struct MHD_Connection *conn, const HttpTask *task,
+                                const XapiError *error, unsigned status)
+{
+    GString *text = g_string_new(error ? error->code : "OK");
+    for (guint i = 0; error && i < error->params->len; i++)
+        g_string_append_printf(text, " %s", (char *)error->params->pdata[i]);
+    g_string_append_c(text, '\n');
+    size_t len = text->len;
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, g_string_free(text, FALSE), MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
+    if (status == MHD_HTTP_UNAUTHORIZED)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic realm=\"xapi\"");
+    return http_task_queue(conn, task, status, r);
+}

@@ -24,3 +24,12 @@ int http_task_take(struct MHD_Connection *conn, const HttpCaller *caller, const 
 void http_task_settle(HttpTask *task, const XapiError *error, const char *result);
 /* Destroys a task of our own; frees the fields. */
 void http_task_release(HttpTask *task);
+
+/* Queues r with the headers of every transfer reply (the caller's task
+ * as task-id, CORS, Connection: close). */
+enum MHD_Result http_task_queue(struct MHD_Connection *conn, const HttpTask *task, unsigned status,
+                                struct MHD_Response *r);
+/* The outcome as a line of text, "OK" or the error's code and parameters,
+ * with status (a 401 asks for basic auth). */
+enum MHD_Result http_task_reply(struct MHD_Connection *conn, const HttpTask *task,
+                                const XapiError *error, unsigned status);

@@ -119,31 +119,15 @@ static enum MHD_Result queue(struct MHD_Connection *conn, HttpTransfer *t, unsig
                              struct MHD_Response *r)
 {
     t->replied = true;
-    if (t->task.ref && !t->task.own)
-        MHD_add_response_header(r, "Task-Id", t->task.ref);
-    MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
-    enum MHD_Result ret = MHD_queue_response(conn, status, r);
-    MHD_destroy_response(r);
-    return ret;
+    return http_task_queue(conn, &t->task, status, r);
 }
 
 /* The outcome as a reply: 200, or the error's status with its code and
  * parameters as a line of text. */
 static enum MHD_Result reply(struct MHD_Connection *conn, HttpTransfer *t)
 {
-    GString *text = g_string_new(t->error ? t->error->code : "OK");
-    for (guint i = 0; t->error && i < t->error->params->len; i++)
-        g_string_append_printf(text, " %s", (char *)t->error->params->pdata[i]);
-    g_string_append_c(text, '\n');
-    size_t len = text->len;
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, g_string_free(text, FALSE), MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
-    unsigned status = t->error ? status_of(t) : MHD_HTTP_OK;
-    if (status == MHD_HTTP_UNAUTHORIZED)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic realm=\"xapi\"");
-    return queue(conn, t, status, r);
+    t->replied = true;
+    return http_task_reply(conn, &t->task, t->error, t->error ? status_of(t) : MHD_HTTP_OK);
 }
 
 /* ---- export ------------------------------------------------------------------- */

@@ -108,31 +108,15 @@ static enum MHD_Result queue(struct MHD_Connection *conn, XvaHttp *h, unsigned s
                              struct MHD_Response *r)
 {
     h->replied = true;
-    if (h->task.ref && !h->task.own)
-        MHD_add_response_header(r, "task-id", h->task.ref);
-    MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache, no-store");
-    enum MHD_Result ret = MHD_queue_response(conn, status, r);
-    MHD_destroy_response(r);
-    return ret;
+    return http_task_queue(conn, &h->task, status, r);
 }
 
 /* The outcome as a line of text: OK, or the error's code and parameters. */
 static enum MHD_Result reply(struct MHD_Connection *conn, XvaHttp *h)
 {
-    GString *text = g_string_new(h->error ? h->error->code : "OK");
-    for (guint i = 0; h->error && i < h->error->params->len; i++)
-        g_string_append_printf(text, " %s", (char *)h->error->params->pdata[i]);
-    g_string_append_c(text, '\n');
-    size_t len = text->len;
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, g_string_free(text, FALSE), MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
-    unsigned status = h->error ? status_of(h) : MHD_HTTP_OK;
-    if (status == MHD_HTTP_UNAUTHORIZED)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic realm=\"xapi\"");
-    return queue(conn, h, status, r);
+    h->replied = true;
+    return http_task_reply(conn, &h->task, h->error, h->error ? status_of(h) : MHD_HTTP_OK);
 }
 
 static void attachment_headers(struct MHD_Response *r)

@@ -203,7 +203,7 @@ def test_export_stream_is_xenserver_layout(daemon, api):
     status, headers, body = export(daemon, s, vm, task=task)
     assert status == 200
     assert headers["Content-Disposition"] == 'attachment; filename="export.xva"'
-    assert headers["task-id"] == task
+    assert headers["Task-Id"] == task
     assert body.endswith(b"\0" * 1024)
     items = members(body)
     assert items[0][0] == "ova.xml"
