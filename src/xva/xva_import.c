@@ -5,18 +5,16 @@
 #include <xxhash.h>
 
 #include "bootstrap.h"
+#include "call.h"
 #include "db.h"
 #include "dm_handlers.h"
-#include "implicit.h"
-#include "operations.h"
 #include "vdi_transfer.h"
-#include "xmlrpc.h"
 #include "xva_codec.h"
 #include "xva_ova.h"
+#include "xva_records.h"
 #include "xva_tar.h"
 #include "xv.h"
 
-#define PENDING_KEY "xapid_import_pending"
 #define NULL_REF "OpaqueRef:NULL"
 #define OVA_MAX ((size_t)64 << 20)   /* ova.xml of thousands of VMs still fits */
 #define BLOCK_MAX ((size_t)64 << 20) /* a block is 1 MiB; others write no more */
@@ -56,7 +54,6 @@ struct XvaImport {
     GHashTable *objects; /* id -> snapshot struct (borrowed from ova) */
     GHashTable *classes; /* id -> class name (borrowed) */
     GHashTable *disks;   /* id -> Disk */
-    GHashTable *made;    /* id -> new ref, as the rows are made */
     /* the block waiting for its checksum */
     char *block_name;
     GString *block;
@@ -87,35 +84,12 @@ XvaImport *xva_import_begin(const XvaImportOptions *opt, const char *task_ref)
     im->objects = g_hash_table_new(g_str_hash, g_str_equal);
     im->classes = g_hash_table_new(g_str_hash, g_str_equal);
     im->disks = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, disk_free);
-    im->made = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     im->first_block_size = -1;
     im->new_vms = g_ptr_array_new_with_free_func(g_free);
     return im;
 }
 
 /* ---- ova.xml: what the file holds, and its disks made ------------------------------- */
-
-static const char *snap_str(const Xv *snap, const char *key)
-{
-    const Xv *v = snap ? xv_struct_get(snap, key) : NULL;
-    return v && v->kind == XV_STRING ? xv_str(v) : "";
-}
-
-static int64_t snap_int(const Xv *snap, const char *key)
-{
-    const Xv *v = snap ? xv_struct_get(snap, key) : NULL;
-    if (v && v->kind == XV_INT)
-        return v->i;
-    return v && v->kind == XV_STRING ? g_ascii_strtoll(xv_str(v), NULL, 10) : 0;
-}
-
-static bool snap_bool(const Xv *snap, const char *key)
-{
-    const Xv *v = snap ? xv_struct_get(snap, key) : NULL;
-    if (v && v->kind == XV_BOOL)
-        return v->b;
-    return v && v->kind == XV_STRING && g_ascii_strcasecmp(xv_str(v), "true") == 0;
-}
 
 static const char *class_of(XvaImport *im, const char *id)
 {
@@ -128,7 +102,7 @@ static const char *class_of(XvaImport *im, const char *id)
  * a file of XenServer's newest xapi imports as long as its format is 2. */
 static int check_version(const Xv *version, XapiError **err)
 {
-    if (snap_int(version, "export_vsn") != 2)
+    if (xva_snap_int(version, "export_vsn") != 2)
         return xapi_error_set(err, "IMPORT_INCOMPATIBLE_VERSION", NULL);
     return 0;
 }
@@ -136,17 +110,17 @@ static int check_version(const Xv *version, XapiError **err)
 static int create_disk(XvaImport *im, const char *id, const Xv *snap, XapiError **err)
 {
     Xv *rec = xv_new_struct();
-    xv_struct_set_string(rec, "name_label", snap_str(snap, "name_label"));
-    xv_struct_set_string(rec, "name_description", snap_str(snap, "name_description"));
+    xv_struct_set_string(rec, "name_label", xva_snap_str(snap, "name_label"));
+    xv_struct_set_string(rec, "name_description", xva_snap_str(snap, "name_description"));
     xv_struct_set_string(rec, "SR", im->sr);
-    xv_struct_set(rec, "virtual_size", xv_new_int(snap_int(snap, "virtual_size")));
-    const char *type = snap_str(snap, "type");
+    xv_struct_set(rec, "virtual_size", xv_new_int(xva_snap_int(snap, "virtual_size")));
+    const char *type = xva_snap_str(snap, "type");
     xv_struct_set_string(rec, "type", *type ? type : "user");
-    xv_struct_set(rec, "sharable", xv_new_bool(snap_bool(snap, "sharable")));
-    xv_struct_set(rec, "read_only", xv_new_bool(snap_bool(snap, "read_only")));
+    xv_struct_set(rec, "sharable", xv_new_bool(xva_snap_bool(snap, "sharable")));
+    xv_struct_set(rec, "read_only", xv_new_bool(xva_snap_bool(snap, "read_only")));
     const Xv *oc = xv_struct_get(snap, "other_config");
     Xv *other = oc && oc->kind == XV_STRUCT ? xv_dup(oc) : xv_new_struct();
-    xv_struct_set_string(other, PENDING_KEY, "true");
+    xv_struct_set_string(other, XVA_PENDING_KEY, "true");
     xv_struct_set(rec, "other_config", other);
     Call sub = {.msg = dm_message_by_wire_name("VDI.create"), .task_ref = im->task};
     Xv *result = NULL;
@@ -158,7 +132,7 @@ static int create_disk(XvaImport *im, const char *id, const Xv *snap, XapiError 
     }
     Disk *d = g_new0(Disk, 1);
     d->ref = g_strdup(xv_str(result));
-    d->virtual_size = snap_int(snap, "virtual_size");
+    d->virtual_size = xva_snap_int(snap, "virtual_size");
     d->created = true;
     d->last_block = -1;
     xv_free(result);
@@ -170,7 +144,7 @@ static int create_disk(XvaImport *im, const char *id, const Xv *snap, XapiError 
 static int find_disk(XvaImport *im, const char *id, const Xv *snap, XapiError **err)
 {
     db_read_begin();
-    DbRow *vdi = db_lookup_uuid(cls("VDI"), snap_str(snap, "uuid"));
+    DbRow *vdi = db_lookup_uuid(cls("VDI"), xva_snap_str(snap, "uuid"));
     char *ref = vdi ? g_strdup(vdi->ref) : NULL;
     db_read_end();
     if (!ref)
@@ -188,11 +162,11 @@ static int make_disks(XvaImport *im, XapiError **err)
     const Xv *objects = xv_struct_get(im->ova, "objects");
     for (guint i = 0; i < xv_len(objects); i++) {
         const Xv *snap = xv_struct_get(xv_at(objects, i), "snapshot");
-        const char *id = snap_str(xv_at(objects, i), "id");
-        if (g_strcmp0(class_of(im, id), "VBD") != 0 || strcmp(snap_str(snap, "type"), "CD") == 0)
+        const char *id = xva_snap_str(xv_at(objects, i), "id");
+        if (g_strcmp0(class_of(im, id), "VBD") != 0 || strcmp(xva_snap_str(snap, "type"), "CD") == 0)
             continue;
-        const char *vdi = snap_str(snap, "VDI");
-        if (g_strcmp0(class_of(im, snap_str(snap, "VM")), "VM") != 0 ||
+        const char *vdi = xva_snap_str(snap, "VDI");
+        if (g_strcmp0(class_of(im, xva_snap_str(snap, "VM")), "VM") != 0 ||
             g_strcmp0(class_of(im, vdi), "VDI") != 0 || g_hash_table_contains(im->disks, vdi))
             continue;
         const Xv *vdi_snap = g_hash_table_lookup(im->objects, vdi);
@@ -212,12 +186,12 @@ static int read_ova(XvaImport *im, XapiError **err)
     for (guint i = 0; i < xv_len(objects); i++) {
         const Xv *o = xv_at(objects, i);
         const Xv *snap = xv_struct_get(o, "snapshot");
-        const char *id = snap_str(o, "id");
+        const char *id = xva_snap_str(o, "id");
         if (!*id || !snap || snap->kind != XV_STRUCT)
             return xapi_error_set(err, "IMPORT_ERROR_GENERIC", "ova.xml: an object without id",
                                   NULL);
         g_hash_table_insert(im->objects, (char *)id, (gpointer)snap);
-        g_hash_table_insert(im->classes, (char *)id, (char *)snap_str(o, "class"));
+        g_hash_table_insert(im->classes, (char *)id, (char *)xva_snap_str(o, "class"));
     }
     if (check_version(xv_struct_get(im->ova, "version"), err) < 0)
         return -1;
@@ -503,249 +477,6 @@ int xva_import_write(XvaImport *im, const void *data, size_t len, XapiError **er
     return len ? decode(im, data, len, err) : 0;
 }
 
-/* ---- the records, in one write ------------------------------------------------------- */
-
-static const char *made_ref(XvaImport *im, const char *id)
-{
-    const char *ref = g_hash_table_lookup(im->made, id);
-    if (ref)
-        return ref;
-    const Disk *d = g_hash_table_lookup(im->disks, id);
-    return d ? d->ref : NULL;
-}
-
-/* Each ref of rec (a snapshot of class c): an object made here becomes
- * its new ref, any other the null ref (and is dropped from a set). */
-static void map_refs(XvaImport *im, const DmClass *c, Xv *rec)
-{
-    for (unsigned i = 0; i < c->n_fields; i++) {
-        const DmField *f = &c->fields[i];
-        const Xv *v = xv_struct_get(rec, f->name);
-        if (!v || f->derived)
-            continue;
-        if (f->type->kind == DM_REF) {
-            const char *ref = v->kind == XV_STRING ? made_ref(im, xv_str(v)) : NULL;
-            xv_struct_set_string(rec, f->name, ref ? ref : NULL_REF);
-        } else if (f->type->kind == DM_SET && f->type->elem->kind == DM_REF) {
-            Xv *set = xv_new_array();
-            for (guint j = 0; v->kind == XV_ARRAY && j < xv_len(v); j++) {
-                const char *ref = made_ref(im, xv_str(xv_at(v, j)));
-                if (ref)
-                    xv_array_append_string(set, ref);
-            }
-            xv_struct_set(rec, f->name, set);
-        }
-    }
-}
-
-static bool uuid_free(const DmClass *c, const char *uuid)
-{
-    return *uuid && !db_lookup_uuid(c, uuid);
-}
-
-/* A row of class_name from rec (refs mapped), inserted: its ref. */
-static const char *insert_row(XvaImport *im, const char *class_name, const char *id, Xv *rec,
-                              XapiError **err)
-{
-    const DmClass *c = cls(class_name);
-    map_refs(im, c, rec);
-    g_autofree char *wire = g_strconcat(class_name, ".create", NULL);
-    Call call = {.msg = dm_message_by_wire_name(wire), .trusted = true};
-    DbRow *row = implicit_row_from_record(&call, rec);
-    if (!row) {
-        *err = call.error;
-        return NULL;
-    }
-    const char *uuid = snap_str(rec, "uuid");
-    g_autofree char *fresh = db_new_uuid();
-    db_row_put(row, "uuid",
-               xv_new_string(im->opt.restore && uuid_free(c, uuid) ? uuid : fresh));
-    if (c == cls("VM")) {
-        db_row_put(row, "power_state", xv_new_static_string("Halted"));
-        bool snapshot = snap_bool(rec, "is_a_snapshot");
-        db_row_put(row, "is_a_snapshot", xv_new_bool(snapshot));
-        db_row_put(row, "is_a_template", xv_new_bool(snap_bool(rec, "is_a_template")));
-        if (snapshot) {
-            db_row_put(row, "snapshot_of", xv_new_string(snap_str(rec, "snapshot_of")));
-            int64_t when = 0;
-            const Xv *t = xv_struct_get(rec, "snapshot_time");
-            if (t && t->kind == XV_DATETIME)
-                when = t->i;
-            else if (t && t->kind == XV_STRING)
-                xv_datetime_parse(xv_str(t), &when);
-            db_row_put(row, "snapshot_time", xv_new_datetime(when));
-        }
-    }
-    const char *ref = row->ref;
-    g_hash_table_insert(im->made, g_strdup(id), g_strdup(ref));
-    if (db_insert(row, err) < 0)
-        return NULL;
-    return g_hash_table_lookup(im->made, id);
-}
-
-static bool is_management_pif(DbRow *pif, void *ctx)
-{
-    const Xv *m = db_get(pif, "management");
-    if (m && m->b) {
-        *(const char **)ctx = xv_str(db_get(pif, "network"));
-        return false;
-    }
-    return true;
-}
-
-static bool first_network(DbRow *net, void *ctx)
-{
-    *(const char **)ctx = net->ref;
-    return false;
-}
-
-typedef struct {
-    const char *name;
-    const char *ref;
-} NamedNetwork;
-
-static bool network_named(DbRow *net, void *ctx)
-{
-    NamedNetwork *n = ctx;
-    if (strcmp(xv_str(db_get(net, "name_label")), n->name) != 0)
-        return true;
-    n->ref = net->ref;
-    return false;
-}
-
-/* The network of the same name here, else the management network's. */
-static const char *map_network(XvaImport *im, const char *id)
-{
-    const Xv *snap = g_hash_table_lookup(im->objects, id);
-    NamedNetwork n = {snap_str(snap, "name_label"), NULL};
-    if (*n.name)
-        db_foreach(cls("network"), network_named, &n);
-    if (!n.ref)
-        db_foreach(cls("PIF"), is_management_pif, &n.ref);
-    if (!n.ref || !db_lookup(cls("network"), n.ref))
-        db_foreach(cls("network"), first_network, &n.ref);
-    return n.ref;
-}
-
-static int insert_vm_rows(XvaImport *im, bool snapshots, GPtrArray *vms, XapiError **err)
-{
-    const Xv *objects = xv_struct_get(im->ova, "objects");
-    for (guint i = 0; i < xv_len(objects); i++) {
-        const Xv *o = xv_at(objects, i);
-        const Xv *snap = xv_struct_get(o, "snapshot");
-        if (strcmp(snap_str(o, "class"), "VM") != 0 || snap_bool(snap, "is_a_snapshot") != snapshots)
-            continue;
-        if (snap_bool(snap, "is_control_domain"))
-            continue; /* dom0 of an all=true metadata export */
-        g_autoptr(Xv) rec = xv_dup(snap);
-        Xv *oc = xv_struct_get(rec, "other_config");
-        if (!im->opt.restore && oc && oc->kind == XV_STRUCT)
-            xv_struct_remove(oc, "mac_seed");
-        const char *ref = insert_row(im, "VM", snap_str(o, "id"), rec, err);
-        if (!ref)
-            return -1;
-        g_ptr_array_add(vms, (gpointer)ref);
-    }
-    return 0;
-}
-
-static int insert_device_rows(XvaImport *im, const char *class_name, XapiError **err)
-{
-    const Xv *objects = xv_struct_get(im->ova, "objects");
-    for (guint i = 0; i < xv_len(objects); i++) {
-        const Xv *o = xv_at(objects, i);
-        const Xv *snap = xv_struct_get(o, "snapshot");
-        if (strcmp(snap_str(o, "class"), class_name) != 0 ||
-            !g_hash_table_contains(im->made, snap_str(snap, "VM")))
-            continue;
-        g_autoptr(Xv) rec = xv_dup(snap);
-        if (strcmp(class_name, "VIF") == 0) {
-            const char *net = map_network(im, snap_str(snap, "network"));
-            if (!net)
-                continue; /* a host without networks: the VM goes without NICs */
-            g_hash_table_insert(im->made, g_strdup(snap_str(snap, "network")), g_strdup(net));
-        } else {
-            const char *vdi = made_ref(im, snap_str(snap, "VDI"));
-            xv_struct_set(rec, "empty", xv_new_bool(!vdi));
-        }
-        if (!insert_row(im, class_name, snap_str(o, "id"), rec, err))
-            return -1;
-        if (strcmp(class_name, "VIF") == 0)
-            g_hash_table_remove(im->made, snap_str(snap, "network"));
-    }
-    return 0;
-}
-
-/* The new disks are the import's now, no longer pending. */
-static int settle_disks(XvaImport *im, XapiError **err)
-{
-    GHashTableIter it;
-    gpointer value;
-    g_hash_table_iter_init(&it, im->disks);
-    while (g_hash_table_iter_next(&it, NULL, &value)) {
-        Disk *d = value;
-        DbRow *vdi = d->created ? db_lookup(cls("VDI"), d->ref) : NULL;
-        if (!vdi)
-            continue;
-        Xv *oc = xv_dup(db_get(vdi, "other_config"));
-        xv_struct_remove(oc, PENDING_KEY);
-        if (db_set_by_name(vdi, "other_config", oc, err) < 0)
-            return -1;
-    }
-    return 0;
-}
-
-static char *result_text(XvaImport *im, GPtrArray *vms, GPtrArray *snapshots)
-{
-    GPtrArray *shown = vms->len ? vms : snapshots; /* as import.ml */
-    g_autoptr(Xv) set = xv_new_array();
-    for (guint i = 0; i < shown->len; i++) {
-        xv_array_append_string(set, shown->pdata[i]);
-        g_ptr_array_add(im->new_vms, g_strdup(shown->pdata[i]));
-    }
-    GString *out = g_string_new(NULL);
-    xmlrpc_append_value(out, set);
-    return g_string_free(out, FALSE);
-}
-
-static int record_all(XvaImport *im, char **result, XapiError **err)
-{
-    g_autoptr(GPtrArray) vms = g_ptr_array_new_with_free_func(g_free);
-    g_autoptr(GPtrArray) snaps = g_ptr_array_new_with_free_func(g_free);
-    g_autoptr(GPtrArray) got = g_ptr_array_new();
-    g_autoptr(GPtrArray) got_snaps = g_ptr_array_new();
-    if (db_write_begin(err) < 0)
-        return -1;
-    if (insert_vm_rows(im, false, got, err) < 0 || insert_vm_rows(im, true, got_snaps, err) < 0)
-        goto abort;
-    for (guint i = 0; i < got->len; i++)
-        g_ptr_array_add(vms, g_strdup(got->pdata[i]));
-    for (guint i = 0; i < got_snaps->len; i++)
-        g_ptr_array_add(snaps, g_strdup(got_snaps->pdata[i]));
-    if (insert_device_rows(im, "VBD", err) < 0 || insert_device_rows(im, "VIF", err) < 0 ||
-        settle_disks(im, err) < 0)
-        goto abort;
-    for (guint i = 0; i < vms->len + snaps->len; i++) {
-        const char *ref = i < vms->len ? vms->pdata[i] : snaps->pdata[i - vms->len];
-        DbRow *vm = db_lookup(cls("VM"), ref);
-        if (vm && operations_refresh(vm, err) < 0)
-            goto abort;
-    }
-    if (im->opt.dry_run) {
-        db_write_abort();
-        g_ptr_array_set_size(vms, 0);
-        g_ptr_array_set_size(snaps, 0);
-    } else if (db_write_commit(err) < 0) {
-        return -1;
-    }
-    im->committed = true;
-    *result = result_text(im, vms, snaps);
-    return 0;
-abort:
-    db_write_abort();
-    return -1;
-}
-
 int xva_import_finish(XvaImport *im, char **result, XapiError **err)
 {
     if (!im->dec && im->head_len) { /* shorter than a tar block */
@@ -758,7 +489,24 @@ int xva_import_finish(XvaImport *im, char **result, XapiError **err)
     if (block_unchecked(im, err) < 0 || disk_end(im->disk, err) < 0)
         return -1;
     im->disk = NULL;
-    return record_all(im, result, err);
+    g_autoptr(GHashTable) disk_refs = g_hash_table_new(g_str_hash, g_str_equal);
+    g_autoptr(GPtrArray) made = g_ptr_array_new();
+    GHashTableIter it;
+    gpointer id, value;
+    g_hash_table_iter_init(&it, im->disks);
+    while (g_hash_table_iter_next(&it, &id, &value)) {
+        Disk *d = value;
+        g_hash_table_insert(disk_refs, id, d->ref);
+        if (d->created)
+            g_ptr_array_add(made, d->ref);
+    }
+    XvaRecords r = {.ova = im->ova, .objects = im->objects, .disks = disk_refs,
+                    .made_disks = made, .restore = im->opt.restore,
+                    .dry_run = im->opt.dry_run};
+    if (xva_records_write(&r, im->new_vms, result, err) < 0)
+        return -1;
+    im->committed = true;
+    return 0;
 }
 
 const GPtrArray *xva_import_new_vms(const XvaImport *im)
@@ -825,7 +573,6 @@ void xva_import_free(XvaImport *im)
             destroy_vdi(d->ref);
     }
     g_hash_table_destroy(im->disks);
-    g_hash_table_destroy(im->made);
     g_ptr_array_free(im->new_vms, TRUE);
     g_hash_table_destroy(im->objects);
     g_hash_table_destroy(im->classes);
@@ -844,7 +591,7 @@ void xva_import_free(XvaImport *im)
 static bool pending_vdi(DbRow *vdi, void *ctx)
 {
     const Xv *oc = db_get(vdi, "other_config");
-    if (oc && xv_struct_get(oc, PENDING_KEY))
+    if (oc && xv_struct_get(oc, XVA_PENDING_KEY))
         g_ptr_array_add(ctx, g_strdup(vdi->ref));
     return true;
 }

@@ -278,3 +278,25 @@ Xv *xva_ova_parse(const char *xml, size_t len, XapiError **err)
     }
     return value;
 }
+
+const char *xva_snap_str(const Xv *snap, const char *key)
+{
+    const Xv *v = snap ? xv_struct_get(snap, key) : NULL;
+    return v && v->kind == XV_STRING ? xv_str(v) : "";
+}
+
+int64_t xva_snap_int(const Xv *snap, const char *key)
+{
+    const Xv *v = snap ? xv_struct_get(snap, key) : NULL;
+    if (v && v->kind == XV_INT)
+        return v->i;
+    return v && v->kind == XV_STRING ? g_ascii_strtoll(xv_str(v), NULL, 10) : 0;
+}
+
+bool xva_snap_bool(const Xv *snap, const char *key)
+{
+    const Xv *v = snap ? xv_struct_get(snap, key) : NULL;
+    if (v && v->kind == XV_BOOL)
+        return v->b;
+    return v && v->kind == XV_STRING && g_ascii_strcasecmp(xv_str(v), "true") == 0;
+}

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "xapi_error.h"
 #include "xv.h"
@@ -32,3 +33,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(XvaOva, xva_ova_free)
 /* ova.xml's value parsed: the struct of version and objects, or NULL with
  * IMPORT_ERROR_GENERIC. */
 Xv *xva_ova_parse(const char *xml, size_t len, XapiError **err);
+
+/* A member of an object's snapshot as the exporter typed it or not:
+ * a string ("" if absent), an int (from <int> or its decimal string), a
+ * bool (<boolean> or "true"). */
+const char *xva_snap_str(const Xv *snap, const char *key);
+int64_t xva_snap_int(const Xv *snap, const char *key);
+bool xva_snap_bool(const Xv *snap, const char *key);
