@@ -19,6 +19,7 @@ Usage: bench/vif_throughput.py [--runs N] [--kib N]   (root, after ninja -C buil
 import argparse
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -143,6 +144,7 @@ def peer_run(ns, kib, machine, cpu, accel, extra=()):
         for i in range(2):
             ip("ip", "link", "del", f"tappeer{i}", ns=n, check=False)
         ip("ip", "link", "del", "brpeer", ns=n, check=False)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def main():

@@ -23,6 +23,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "cli_server.h"
+#include "cli_upload.h"
 #include "console_proxy.h"
 #include "header_deadline.h"
 #include "http_transfer.h"
@@ -58,6 +60,7 @@ typedef struct Request {
     GString *body;          /* POST only: the RPC request */
     bool transfer;          /* VDI import or export (http_transfer.c) */
     bool console;           /* /console, answered at the first call (console_proxy.c) */
+    bool cli;               /* POST /cli: xe's protocol once the body is in (cli_server.c) */
     HttpTransfer *transfer_state;
     bool xva;               /* VM import or export (src/xva/xva_http.c) */
     XvaHttp *xva_state;
@@ -283,6 +286,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->console = console_proxy_route(method, url);
         if (req->console)
             return console_proxy_serve(conn, l->trusted, method);
+        if (cli_upload_route(method, url)) /* xe vdi-import's body */
+            return cli_upload_serve(conn, url);
+        req->cli = cli_route(method, url);
         req->transfer = http_transfer_route(method, url);
         if (req->transfer)
             return http_transfer_request(conn, l->trusted, url, upload_data, upload_data_size,
@@ -296,6 +302,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->body = g_string_new(NULL);
         const char *length =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (req->cli)
+            limit = CLI_BODY_LIMIT;
         if (length && g_ascii_strtoull(length, NULL, 10) > limit)
             return too_large(conn); /* before a byte of the body is read */
         return MHD_YES;
@@ -310,6 +318,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
+    if (req->cli)
+        limit = CLI_BODY_LIMIT;
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
@@ -322,6 +332,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (strcmp(method, MHD_HTTP_METHOD_OPTIONS) == 0)
         return on_options(conn);
+    if (req->cli)
+        return cli_serve(conn, l->trusted, req->body->str, req->body->len);
     if (strcmp(method, MHD_HTTP_METHOD_POST) == 0)
         return on_rpc(l, conn, url, req);
     if (strcmp(method, MHD_HTTP_METHOD_GET) == 0 && strcmp(url, "/") == 0)
