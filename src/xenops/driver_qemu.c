@@ -432,14 +432,34 @@ static int64_t live_pid(const Domain *d)
     return qemu_process_find(d->uuid);
 }
 
-/* The guest's taps, made on their bridges before QEMU starts, each where
- * its -netdev says. */
+/* The fd of a NIC's backend: its macvtap on the PIF's NIC, or its tap on
+ * the bridge. */
+static int nic_backend_open(const HvNic *nic, XapiError **err)
+{
+    if (nic->macvtap_parent)
+        return network_guest_macvtap_open(nic->tap, nic->macvtap_parent, nic->mac, nic->mtu,
+                                          nic->policy, err);
+    return network_guest_tap_open(nic->tap, nic->bridge, nic->mtu, nic->internal, nic->policy,
+                                  err);
+}
+
+/* A macvtap outlives its fd: removed where a tap would go by itself. */
+static void nic_backends_remove(const HvNic *nics, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        g_autoptr(XapiError) ignored = NULL;
+        network_guest_macvtap_remove(nics[i].tap, &ignored);
+    }
+}
+
+/* The guest's taps (or macvtaps), made before QEMU starts, each where its
+ * -netdev says. */
 static int open_taps(const HvNic *nics, size_t n, HandedFds *h, XapiError **err)
 {
     for (size_t i = 0; i < n; i++) {
-        int fd = network_guest_tap_open(nics[i].tap, nics[i].bridge, nics[i].mtu,
-                                        nics[i].internal, nics[i].policy, err);
+        int fd = nic_backend_open(&nics[i], err);
         if (fd < 0) {
+            nic_backends_remove(nics, i);
             network_bridges_gc();
             return -1;
         }
@@ -564,6 +584,7 @@ static int qemu_start(const char *uuid, const Xv *vm, const HvDisk *disks, size_
     rc = spawn(d, argv, resume_image != NULL, &handed, err);
     handed_fds_clear(&handed); /* QEMU holds them now, or they go with it */
     if (rc < 0) {
+        nic_backends_remove(nics, n_nics);
         network_bridges_gc();
         domain_free(d);
         return -1;
@@ -579,6 +600,7 @@ static int qemu_start(const char *uuid, const Xv *vm, const HvDisk *disks, size_
         g_hash_table_remove(qemu.domains, uuid);
         g_mutex_unlock(&qemu.lock);
         remove_runtime_files(d);
+        nic_backends_remove(nics, n_nics);
         domain_free(d);
         return -1;
     }
@@ -693,6 +715,7 @@ static int qemu_destroy(const char *uuid, XapiError **err)
     g_cond_broadcast(&qemu.changed);
     g_mutex_unlock(&qemu.lock);
     remove_runtime_files(d);
+    network_guest_macvtaps_remove(uuid); /* macvtaps stay unless removed */
     network_guest_taps_wait_gone(uuid); /* its taps go with QEMU */
     domain_free(d); /* joins the monitor's reader */
     network_bridges_gc();
@@ -1240,6 +1263,95 @@ static int qemu_save(const char *uuid, const char *path, XapiError **err)
 
 /* ---- NICs of a running domain ---------------------------------------------- */
 
+static void netdev_del_quietly(Domain *d, const char *fmt, int device)
+{
+    g_autofree char *id = g_strdup_printf(fmt, device);
+    g_autoptr(XapiError) ignored = NULL;
+    qmp_args(d, "netdev_del", args_object("id", id, NULL), &ignored);
+}
+
+/* A switchable NIC's backend leaves the hub (QEMU closes its fd), and its
+ * link goes: a macvtap at once, a tap when the fd is closed. */
+static void nic_backend_detach(Domain *d, const HvNic *nic)
+{
+    netdev_del_quietly(d, QEMU_NIC_BACKEND_PORT_FMT, nic->device);
+    netdev_del_quietly(d, QEMU_NIC_BACKEND_FMT, nic->device);
+    g_autoptr(XapiError) ignored = NULL;
+    network_guest_macvtap_remove(nic->tap, &ignored);
+    network_guest_tap_wait_gone(nic->tap);
+    network_bridges_gc();
+}
+
+/* A backend made for nic joins the NIC's hub: its fd passed with getfd
+ * (under the backend's id), the tap netdev, its hub port. */
+static int nic_backend_attach(Domain *d, const HvNic *nic, XapiError **err)
+{
+    int fd = nic_backend_open(nic, err);
+    if (fd < 0)
+        return -1;
+    g_autofree char *name = g_strdup_printf(QEMU_NIC_BACKEND_FMT, nic->device);
+    g_autofree char *backend = qemu_nic_backend_json(nic);
+    g_autofree char *port = qemu_nic_hubport_json(nic, true);
+    json_object *r = qmp_monitor_command(d->mon, "getfd", args_object("fdname", name, NULL), fd,
+                                         err);
+    close(fd);
+    if (r) {
+        json_object_put(r);
+        r = qmp_monitor_command(d->mon, "netdev_add", json_tokener_parse(backend), -1, err);
+    }
+    if (r) {
+        json_object_put(r);
+        r = qmp_monitor_command(d->mon, "netdev_add", json_tokener_parse(port), -1, err);
+    }
+    if (!r) {
+        /* netdev_add takes the fd only when it succeeds. */
+        g_autoptr(XapiError) ignored = NULL;
+        qmp_args(d, "closefd", args_object("fdname", name, NULL), &ignored);
+        nic_backend_detach(d, nic);
+        return -1;
+    }
+    json_object_put(r);
+    return 0;
+}
+
+/* Whether the domain's NIC device has a hub (it was made switchable):
+ * a property of the running domain, not of the VIF's record. HMP's "info
+ * network" lists a hub's ports with their peers: " \\ vif0: vif0-dev: ..." */
+static bool nic_has_hub(Domain *d, int device)
+{
+    g_autoptr(XapiError) ignored = NULL;
+    json_object *r = qmp_monitor_command(
+        d->mon, "human-monitor-command", args_object("command-line", "info network", NULL), -1,
+        &ignored);
+    g_autofree char *port = g_strdup_printf(" " QEMU_NIC_NETDEV_FMT ": " QEMU_NIC_ID_FMT ":",
+                                            device, device);
+    bool hub = r && json_object_is_type(r, json_type_string) &&
+               strstr(json_object_get_string(r), port) != NULL;
+    json_object_put(r);
+    return hub;
+}
+
+static int switchable_nic_plug(Domain *d, const HvNic *nic, XapiError **err)
+{
+    g_autofree char *device = qemu_nic_device_json(nic);
+    g_autofree char *own_port = qemu_nic_hubport_json(nic, false);
+    if (nic_backend_attach(d, nic, err) < 0)
+        return -1;
+    json_object *r = qmp_monitor_command(d->mon, "netdev_add", json_tokener_parse(own_port), -1,
+                                         err);
+    if (r) {
+        json_object_put(r);
+        r = qmp_monitor_command(d->mon, "device_add", json_tokener_parse(device), -1, err);
+    }
+    if (!r) {
+        netdev_del_quietly(d, QEMU_NIC_NETDEV_FMT, nic->device);
+        nic_backend_detach(d, nic);
+        return -1;
+    }
+    json_object_put(r);
+    return 0;
+}
+
 static int qemu_nic_plug(const char *uuid, const HvNic *nic, XapiError **err)
 {
     Domain *d = lookup(uuid, err);
@@ -1250,6 +1362,8 @@ static int qemu_nic_plug(const char *uuid, const HvNic *nic, XapiError **err)
         g_snprintf(device, sizeof device, "%d", nic->device);
         return xapi_error_set(err, "INVALID_DEVICE", device, NULL);
     }
+    if (nic->switchable)
+        return switchable_nic_plug(d, nic, err);
     int fd = network_guest_tap_open(nic->tap, nic->bridge, nic->mtu, nic->internal,
                                     nic->policy, err);
     if (fd < 0)
@@ -1308,17 +1422,40 @@ static int qemu_nic_unplug(const char *uuid, const HvNic *nic, int64_t timeout_m
     /* The netdev holds the tap: deleting it removes the tap. */
     g_autoptr(XapiError) gone = NULL;
     qmp_args(d, "netdev_del", args_object("id", name, NULL), &gone);
-    network_guest_tap_wait_gone(nic->tap);
-    network_bridges_gc();
+    nic_backend_detach(d, nic); /* a switchable NIC's, and a macvtap */
     return 0;
 }
 
+typedef enum { BACKEND_NONE, BACKEND_TAP, BACKEND_MACVTAP } NicBackend;
+
 static int qemu_nic_update(const char *uuid, const HvNic *nic, XapiError **err)
 {
-    if (!lookup(uuid, err))
+    Domain *d = lookup(uuid, err);
+    if (!d)
         return -1;
-    return network_guest_tap_update(nic->tap, nic->bridge, nic->mtu, nic->internal,
-                                    nic->policy, err);
+    NicBackend want = nic->detached         ? BACKEND_NONE
+                      : nic->macvtap_parent ? BACKEND_MACVTAP
+                                            : BACKEND_TAP;
+    NicBackend now = network_guest_macvtap_on(nic->tap, NULL) ? BACKEND_MACVTAP
+                     : network_guest_tap_exists(nic->tap)     ? BACKEND_TAP
+                                                              : BACKEND_NONE;
+    if (want == BACKEND_TAP && now == BACKEND_TAP)
+        return network_guest_tap_update(nic->tap, nic->bridge, nic->mtu, nic->internal,
+                                        nic->policy, err);
+    if (want == BACKEND_MACVTAP && network_guest_macvtap_on(nic->tap, nic->macvtap_parent))
+        return network_guest_macvtap_update(nic->tap, nic->policy, err);
+    if (!nic_has_hub(d, nic->device)) {
+        char device[16];
+        g_snprintf(device, sizeof device, "%d", nic->device);
+        g_autofree char *why = g_strdup_printf(
+            "the running NIC %s cannot change between a bridge and macvtap: it was plugged on "
+            "a network whose PIF is no NIC; unplug and plug it",
+            device);
+        return xapi_error_set(err, "OPERATION_NOT_ALLOWED", why, NULL);
+    }
+    if (now != BACKEND_NONE)
+        nic_backend_detach(d, nic);
+    return want == BACKEND_NONE ? 0 : nic_backend_attach(d, nic, err);
 }
 
 static HvDriver qemu_driver = {
