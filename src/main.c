@@ -23,6 +23,7 @@
 #include "task.h"
 #include "tls_cert.h"
 #include "xenops.h"
+#include "xva_import.h"
 
 static gboolean on_signal(gpointer loop)
 {
@@ -223,6 +224,7 @@ int main(int argc, char **argv)
         xenops_init(state_dir, hypervisor, &err) < 0 ||
         (!no_metrics && metrics_start(state_dir, &err) < 0))
         return fail(err);
+    xva_import_sweep(); /* imports that a crash interrupted are undone */
 
     HttpServer *server = http_server_new(&limits);
     const char *default_listen[] = {"127.0.0.1:8080", NULL};

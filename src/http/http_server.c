@@ -28,8 +28,9 @@
 #include "console_proxy.h"
 #include "header_deadline.h"
 #include "http_transfer.h"
-#include "rrd_http.h"
 #include "rpc_endpoint.h"
+#include "rrd_http.h"
+#include "xva_http.h"
 
 /* Per connection: the read buffer is about half of it. 64 KiB lets a VDI
  * upload arrive in 32 KiB reads instead of 16 KiB ones; MHD clears the
@@ -62,6 +63,8 @@ typedef struct Request {
     bool console;           /* /console, answered at the first call (console_proxy.c) */
     bool cli;               /* POST /cli: xe's protocol once the body is in (cli_server.c) */
     HttpTransfer *transfer_state;
+    bool xva;               /* VM import or export (src/xva/xva_http.c) */
+    XvaHttp *xva_state;
 } Request;
 
 static enum MHD_Result send_reply(struct MHD_Connection *conn, unsigned status,
@@ -293,6 +296,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (req->transfer)
             return http_transfer_request(conn, l->trusted, url, upload_data, upload_data_size,
                                          &req->transfer_state);
+        req->xva = xva_http_route(method, url);
+        if (req->xva)
+            return xva_http_request(conn, l->trusted, url, upload_data, upload_data_size,
+                                    &req->xva_state);
         if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
             return MHD_YES;
         req->body = g_string_new(NULL);
@@ -307,6 +314,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (req->transfer)
         return http_transfer_request(conn, l->trusted, url, upload_data, upload_data_size,
                                      &req->transfer_state);
+    if (req->xva)
+        return xva_http_request(conn, l->trusted, url, upload_data, upload_data_size,
+                                &req->xva_state);
     if (req->console) { /* refused: its answer is queued, a body is dropped */
         *upload_data_size = 0;
         return MHD_YES;
@@ -385,6 +395,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     if (req->transfer)
         http_transfer_completed(req->transfer_state, toe);
+    if (req->xva)
+        xva_http_completed(req->xva_state, toe);
     if (req->body)
         g_string_free(req->body, TRUE);
     g_free(req);
