@@ -76,6 +76,8 @@ Xv *cli_call_s(CliCtx *ctx, const char *method, ...) G_GNUC_NULL_TERMINATED;
 /* Waits for an Async task to end; its result (a string, "" if none) or
  * NULL with ctx->error set to the task's error. */
 char *cli_task_wait(CliCtx *ctx, const char *task);
+/* Destroys task whatever came before: ctx's error or failure is kept. */
+void cli_task_destroy(CliCtx *ctx, const char *task);
 
 /* ---- lookups in the object tables ---- */
 /* The ref of the object of class dm_class with this uuid, or NULL with
@@ -119,6 +121,7 @@ void cli_vm_register(GPtrArray *table);
 void cli_misc_register(GPtrArray *table);
 void cli_storage_register(GPtrArray *table);
 void cli_devices_register(GPtrArray *table);
+void cli_xva_register(GPtrArray *table);
 
 /* Run op on each VM the selectors choose (vm=, uuid=, fields; --multiple
  * for more than one), as XAPI's do_vm_op. */

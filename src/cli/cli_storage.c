@@ -144,24 +144,8 @@ static int http_transfer(CliCtx *ctx, bool put, const char *label)
         g_autofree char *result = cli_task_wait(ctx, xv_str(task));
         rc = result ? 0 : -1;
     }
-    g_autoptr(XapiError) keep = g_steal_pointer(&ctx->error);
-    g_autofree char *keep_failure = g_steal_pointer(&ctx->failure);
-    g_autoptr(Xv) d = cli_call_s(ctx, "task.destroy", xv_str(task), NULL);
-    g_clear_pointer(&ctx->error, xapi_error_free);
-    ctx->error = g_steal_pointer(&keep);
-    ctx->failure = g_steal_pointer(&keep_failure);
+    cli_task_destroy(ctx, xv_str(task));
     return rc;
-}
-
-/* The task's end, whatever came before: ctx's error or failure is kept. */
-static void task_destroy(CliCtx *ctx, const char *task)
-{
-    g_autoptr(XapiError) keep = g_steal_pointer(&ctx->error);
-    g_autofree char *keep_failure = g_steal_pointer(&ctx->failure);
-    g_autoptr(Xv) d = cli_call_s(ctx, "task.destroy", task, NULL);
-    g_clear_pointer(&ctx->error, xapi_error_free);
-    ctx->error = g_steal_pointer(&keep);
-    ctx->failure = g_steal_pointer(&keep_failure);
 }
 
 /* vdi-import: the client PUTs the file to a one-time path served by
@@ -190,7 +174,7 @@ static int vdi_import(CliCtx *ctx)
     } else if (rc < 0) {
         ctx->error = err;
     }
-    task_destroy(ctx, xv_str(task));
+    cli_task_destroy(ctx, xv_str(task));
     return rc;
 }
 static int vdi_export(CliCtx *ctx) { return http_transfer(ctx, false, "VDI export"); }

@@ -32,6 +32,7 @@ static gpointer build(gpointer unused)
     cli_records_register(table);
     cli_vm_register(table);
     cli_storage_register(table);
+    cli_xva_register(table);
     cli_misc_register(table);
     cli_devices_register(table);
     table_by_name = g_hash_table_new(g_str_hash, g_str_equal);

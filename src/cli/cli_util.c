@@ -266,3 +266,13 @@ void cli_out_record(CliCtx *ctx, ...)
     g_ptr_array_add(recs, rec);
     cli_out_records(ctx, recs);
 }
+
+void cli_task_destroy(CliCtx *ctx, const char *task)
+{
+    g_autoptr(XapiError) keep = g_steal_pointer(&ctx->error);
+    g_autofree char *keep_failure = g_steal_pointer(&ctx->failure);
+    g_autoptr(Xv) d = cli_call_s(ctx, "task.destroy", task, NULL);
+    g_clear_pointer(&ctx->error, xapi_error_free);
+    ctx->error = g_steal_pointer(&keep);
+    ctx->failure = g_steal_pointer(&keep_failure);
+}

@@ -91,6 +91,19 @@ static int conn_read(Conn *c, void *buf, size_t len)
     return 0;
 }
 
+/* Ends our direction and reads until the server closes (a bounded
+ * amount: what it sends after a 200 is not ours to keep). */
+static void conn_finish_sending(Conn *c)
+{
+    if (c->tls)
+        gnutls_bye(c->tls, GNUTLS_SHUT_WR);
+    else
+        shutdown(c->fd, SHUT_WR);
+    char sink[4096];
+    for (int i = 0; i < 256 && conn_read_some(c, sink, sizeof sink) > 0; i++)
+        ;
+}
+
 static void conn_close(Conn *c)
 {
     if (c->tls) {
@@ -305,6 +318,11 @@ static int http_put(const char *filename, const char *url)
     for (ssize_t got; rc == 0 && (got = read(fd, buf, sizeof buf)) > 0; heartbeat())
         rc = conn_write(&c, buf, (size_t)got);
     close(fd);
+    /* The body is sent: say so and wait for the server's close, so that it
+     * reads every byte first (a unix socket closed at once is a hang-up
+     * the server may see before the bytes still queued). */
+    if (rc == 0 && status == 200)
+        conn_finish_sending(&c);
     conn_close(&c);
     if (status != 200) {
         fprintf(stderr, "Operation failed. Error: the server answered HTTP %d\n", status);

@@ -49,6 +49,48 @@ def install(daemon, name):
     return uuid
 
 
+@pytest.mark.parametrize("compress", ["false", "true", "zstd"])
+def test_vm_export_and_import_round_trip(daemon, tmp_path, compress):
+    """xe vm-export to a file and vm-import from it (XVA over /export and
+    /import): a new VM with a disk of the same bytes; the uuid printed."""
+    uuid = install(daemon, f"xva-{compress}")
+    vdi = xe_ok(daemon, "vm-disk-add", f"uuid={uuid}", "disk-size=4MiB", "device=0").strip()
+    disk = tmp_path / "disk.raw"
+    disk.write_bytes(os.urandom(1 << 20) + bytes(2 << 20) + os.urandom(1 << 20))
+    xe_ok(daemon, "vdi-import", f"uuid={vdi}", f"filename={disk}", "format=raw")
+    xva = tmp_path / "vm.xva"
+    assert xe_ok(daemon, "vm-export", f"vm={uuid}", f"filename={xva}",
+                 f"compress={compress}") == "Export succeeded\n"
+    head = xva.read_bytes()[:4]
+    assert head.startswith({"false": b"ova.", "true": b"\x1f\x8b", "zstd": b"\x28\xb5\x2f\xfd"}[compress])
+    new = xe_ok(daemon, "vm-import", f"filename={xva}").strip()
+    assert re.fullmatch(UUID, new) and new != uuid
+    assert xe_ok(daemon, "vm-param-get", f"uuid={new}", "param-name=name-label") == f"xva-{compress}\n"
+    new_vdi = xe_ok(daemon, "vbd-list", f"vm-uuid={new}", "type=Disk", "params=vdi-uuid",
+                    "--minimal").strip()
+    back = tmp_path / "back.raw"
+    xe_ok(daemon, "vdi-export", f"uuid={new_vdi}", f"filename={back}", "format=raw")
+    assert back.read_bytes() == disk.read_bytes()
+    for v in (uuid, new):
+        xe_ok(daemon, "vm-uninstall", f"uuid={v}", "--force")
+
+
+def test_vm_import_of_a_corrupt_file_fails_and_leaves_nothing(daemon, tmp_path):
+    uuid = install(daemon, "xva-corrupt")
+    xe_ok(daemon, "vm-disk-add", f"uuid={uuid}", "disk-size=1MiB", "device=0")
+    xva = tmp_path / "vm.xva"
+    xe_ok(daemon, "vm-export", f"uuid={uuid}", f"filename={xva}")
+    vms = xe_ok(daemon, "vm-list", "--minimal")
+    data = bytearray(xva.read_bytes())
+    xva.write_bytes(bytes(data[:len(data) // 2]))  # cut in the middle
+    code, _, errtext = xe(daemon, "vm-import", f"filename={xva}")
+    assert code == 1 and errtext, errtext
+    assert xe_ok(daemon, "vm-list", "--minimal") == vms
+    code, _, errtext = xe(daemon, "vm-export", f"uuid={uuid}", f"filename={xva}", "compress=lz4")
+    assert code == 1 and "Unknown compression" in errtext
+    xe_ok(daemon, "vm-uninstall", f"uuid={uuid}", "--force")
+
+
 def test_runbook(daemon, tmp_path):
     uuid = install(daemon, "runbook")
     assert xe_ok(daemon, "vm-param-get", f"uuid={uuid}", "param-name=is-a-template") == "false\n"
