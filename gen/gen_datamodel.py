@@ -29,6 +29,9 @@ QUALIFIERS = {"RO/runtime": "DM_RO_RUNTIME",
 NOT_PERSISTED = {"session", "task", "role", "event"}
 NO_EVENTS = {"session", "user", "data_source", "sr_stat", "probe_result",
              "vdi_nbd_server_info", "auth", "secret", "event"}
+# Classes whose reads XAPI writes by hand (it keeps them outside its
+# database) but whose rows live in ours: stored, persisted, with events.
+STORED_BY_HAND = {"message"}
 NO_ASYNC_CLASSES = {"session", "event", "task", "data_source", "blob"}
 C_KEYWORDS = {"default", "type", "int", "float", "double", "char", "long",
               "short", "const", "struct", "union", "enum", "switch", "case",
@@ -391,7 +394,8 @@ def main():
     out.append("const DmClass dm_classes[] = {")
     for ci, c, fields, findex, msg_rows in class_blocks:
         name = c["name"]
-        stored = any(m["name"] == "get_record" and m["implicit"] for m in c["messages"])
+        stored = name in STORED_BY_HAND or any(
+            m["name"] == "get_record" and m["implicit"] for m in c["messages"])
         out.append(
             f"    {{ {c_string(name)}, {c_string(name.lower())}, {ci}, dm_fields_{name}, "
             f"{len(fields)}, dm_messages_{name}, {len(msg_rows)}, "

@@ -13,6 +13,8 @@
 #include "db.h"
 #include "host.h"
 #include "log_ring.h"
+#include "message_store.h"
+#include "metrics.h"
 #include "plugins.h"
 #include "http_server.h"
 #include "login_throttle.h"
@@ -21,6 +23,7 @@
 #include "task.h"
 #include "tls_cert.h"
 #include "xenops.h"
+#include "xva_import.h"
 
 static gboolean on_signal(gpointer loop)
 {
@@ -69,6 +72,8 @@ int main(int argc, char **argv)
     g_auto(GStrv) kernel_dirs = NULL;
     g_auto(GStrv) listen = NULL, listen_tls = NULL, sr_roots = NULL;
     gboolean print_compat = FALSE, print_password = FALSE;
+    gboolean no_metrics = FALSE;
+    gint message_limit = 0;
     gint login_failure_delay_ms = 250;
     HttpLimits def = HTTP_LIMITS_DEFAULT;
     gint body_limit = (gint)def.rpc_body_limit, header_timeout = (gint)def.header_timeout,
@@ -93,6 +98,11 @@ int main(int argc, char **argv)
         {"login-failure-delay", 0, 0, G_OPTION_ARG_INT, &login_failure_delay_ms,
          "The delay before answering a failed login, doubled at each further failure from the "
          "same address up to 20 times itself (default 250)", "MS"},
+        {"message-limit", 0, 0, G_OPTION_ARG_INT, &message_limit,
+         "Messages kept; beyond, the oldest are deleted (default 10000, as XAPI)", "N"},
+        {"no-metrics", 0, 0, G_OPTION_ARG_NONE, &no_metrics,
+         "Do not sample the host and VMs every 5 s: /rrd_updates, /host_rrd and /vm_rrd answer "
+         "503 (for measuring what sampling costs)", NULL},
         {"hypervisor", 0, 0, G_OPTION_ARG_STRING, &hypervisor,
          "How VMs run: qemu (a QEMU process per VM, KVM when /dev/kvm is usable and the CPU has "
          "VT-x or AMD-V, else TCG; "
@@ -152,6 +162,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "xapid: %s\n", gerr->message);
         return 2;
     }
+    if (message_limit < 0) {
+        fprintf(stderr, "xapid: --message-limit must not be negative\n");
+        return 2;
+    }
+    message_store_set_limit((unsigned)message_limit);
     if (plugin_time_limit < 0 || plugin_output_limit < 0) {
         fprintf(stderr, "xapid: --plugin-time-limit and --plugin-output-limit must not be "
                         "negative\n");
@@ -206,8 +221,10 @@ int main(int argc, char **argv)
     pif_host_start_of_day();
     if (session_init_root_password(password_file, &err) < 0 ||
         storage_init(state_dir, (const char *const *)sr_roots, &err) < 0 ||
-        xenops_init(state_dir, hypervisor, &err) < 0)
+        xenops_init(state_dir, hypervisor, &err) < 0 ||
+        (!no_metrics && metrics_start(state_dir, &err) < 0))
         return fail(err);
+    xva_import_sweep(); /* imports that a crash interrupted are undone */
 
     HttpServer *server = http_server_new(&limits);
     const char *default_listen[] = {"127.0.0.1:8080", NULL};
@@ -245,6 +262,7 @@ int main(int argc, char **argv)
     g_timeout_add_seconds(30, on_session_gc, NULL);
     g_main_loop_run(loop);
     g_main_loop_unref(loop);
+    metrics_stop(); /* the archives are written, also before a restart_agent */
     if (agent_end() == AGENT_RESTART)
         agent_reexec(server); /* returns only if exec failed: then a clean stop */
     http_server_free(server);

@@ -1,5 +1,6 @@
 /* compat.c: the compatibility table, from the registry (never by hand). */
 #include "compat.h"
+#include "network.h"
 
 #include "datamodel.h"
 #include "vm_fields.h"
@@ -59,5 +60,6 @@ char *compat_markdown(void)
     }
     g_string_append(out, "`*` marks messages served by a hand-written handler.\n\n");
     vm_fields_markdown(out);
+    network_markdown(out);
     return g_string_free(out, FALSE);
 }

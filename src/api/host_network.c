@@ -8,6 +8,7 @@
 #include "dm_handlers.h"
 #include "pif_checks.h"
 #include "pif_host.h"
+#include "vm_nics.h"
 
 static const DmClass *cls(const char *name) { return dm_class_by_name(name); }
 
@@ -46,7 +47,20 @@ static int move_flags(Call *call, DbRow *host, DbRow *pif)
     return 0;
 }
 
+static int management_reconfigure(Call *call, const char *pif_ref);
+
 int xapi_host_management_reconfigure(Call *call, const char *pif_ref)
+{
+    /* Running VIFs on the NIC's macvtaps move onto its bridge. */
+    VmNicSwitch *sw = NULL;
+    if (vm_nics_switch_begin(pif_ref, true, &sw, &call->error) < 0)
+        return -1;
+    int rc = management_reconfigure(call, pif_ref);
+    vm_nics_switch_end(sw);
+    return rc;
+}
+
+static int management_reconfigure(Call *call, const char *pif_ref)
 {
     DbRow *pif = db_write_begin_on("PIF", pif_ref, &call->error);
     if (!pif)

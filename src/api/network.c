@@ -6,6 +6,7 @@
 #include "call.h"
 #include "dm_handlers.h"
 #include "implicit.h"
+#include "nat.h"
 #include "network.h"
 
 #define DEFAULT_MTU 1500
@@ -28,6 +29,11 @@ int xapi_network_create(Call *call, const Xv *args, Xv **result)
     db_row_put(net, "bridge", xv_new_string(bridge));
     if (db_get(net, "MTU")->i <= 0)
         db_row_put(net, "MTU", xv_new_int(DEFAULT_MTU));
+    if (nat_prepare_record(net, &call->error) < 0) {
+        db_row_free(net);
+        db_write_abort();
+        return -1;
+    }
     char *ref = g_strdup(net->ref);
     if (db_insert(net, &call->error) < 0 || db_write_commit(&call->error) < 0) {
         g_free(ref);

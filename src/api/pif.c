@@ -15,6 +15,7 @@
 #include "pif_host.h"
 #include "vlan.h"
 #include "vlan_bond.h"
+#include "vm_nics.h"
 
 static const DmClass *cls(const char *name) { return dm_class_by_name(name); }
 
@@ -22,6 +23,9 @@ static const char *str_field(const DbRow *row, const char *field)
 {
     return xv_str(db_get(row, field));
 }
+
+static int pif_plug(Call *call, const char *self);
+static int pif_unplug(Call *call, const char *self);
 
 int xapi_PIF_scan(Call *call, const char *host)
 {
@@ -33,6 +37,17 @@ int xapi_PIF_scan(Call *call, const char *host)
 }
 
 int xapi_PIF_plug(Call *call, const char *self)
+{
+    /* Running VIFs on the NIC's macvtaps move onto its bridge. */
+    VmNicSwitch *sw = NULL;
+    if (vm_nics_switch_begin(self, true, &sw, &call->error) < 0)
+        return -1;
+    int rc = pif_plug(call, self);
+    vm_nics_switch_end(sw);
+    return rc;
+}
+
+static int pif_plug(Call *call, const char *self)
 {
     DbRow *pif = db_write_begin_on("PIF", self, &call->error);
     if (!pif)
@@ -47,12 +62,19 @@ int xapi_PIF_plug(Call *call, const char *self)
     return db_write_finish(&call->error, rc);
 }
 
-/* XAPI's unplug checks. */
+/* A NIC's PIF whose running VIFs go over to macvtap on it. */
+static bool is_nic(const DbRow *pif)
+{
+    return db_get(pif, "physical")->b && db_get(pif, "VLAN")->i < 0;
+}
+
+/* XAPI's unplug checks; the VIFs of a NIC's network are not in the way
+ * (they move to macvtap). */
 static int check_unpluggable(Call *call, const DbRow *pif)
 {
     DbRow *net = db_lookup(cls("network"), str_field(pif, "network"));
     if (pif_checks_managed(call, pif) < 0 || pif_checks_not_management(call, pif) < 0 ||
-        (net && pif_checks_no_vif_in_use(call, net) < 0))
+        (net && !is_nic(pif) && pif_checks_no_vif_in_use(call, net) < 0))
         return -1;
     if (db_get(pif, "disallow_unplug")->b)
         return xapi_error_set(&call->error, "PIF_DOES_NOT_ALLOW_UNPLUG", pif->ref, NULL);
@@ -60,6 +82,16 @@ static int check_unpluggable(Call *call, const DbRow *pif)
 }
 
 int xapi_PIF_unplug(Call *call, const char *self)
+{
+    VmNicSwitch *sw = NULL;
+    if (vm_nics_switch_begin(self, false, &sw, &call->error) < 0)
+        return -1;
+    int rc = pif_unplug(call, self);
+    vm_nics_switch_end(sw);
+    return rc;
+}
+
+static int pif_unplug(Call *call, const char *self)
 {
     DbRow *pif = db_write_begin_on("PIF", self, &call->error);
     if (!pif)

@@ -9,6 +9,7 @@
 
 #include "mac_address.h"
 #include "call.h"
+#include "network.h"
 #include "dm_handlers.h"
 #include "implicit.h"
 #include "vm_nics.h"
@@ -379,8 +380,11 @@ static int move_to(Call *call, DbRow *vif, const void *arg)
         bool reachable = xv_len(pifs) == 0;
         for (guint i = 0; i < xv_len(pifs); i++) {
             DbRow *pif = db_lookup(cls("PIF"), xv_str(xv_at(pifs, i)));
+            /* A NIC that is no bridge's port is reached through macvtap. */
             if (pif && strcmp(str_field(pif, "host"), host) == 0 &&
-                db_get(pif, "currently_attached")->b)
+                (db_get(pif, "currently_attached")->b ||
+                 (db_get(pif, "physical")->b && db_get(pif, "VLAN")->i < 0 &&
+                  network_nic_unbridged(str_field(pif, "device")))))
                 reachable = true;
         }
         if (!reachable)

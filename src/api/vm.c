@@ -16,6 +16,7 @@
 #include "vm_lifecycle.h"
 #include "vm_operations.h"
 #include "xenops.h"
+#include "xva_url.h"
 
 #define MiB (INT64_C(1) << 20)
 
@@ -797,4 +798,13 @@ int xapi_VM_get_possible_hosts(Call *call, const char *vm, Xv **result)
     if (vm_check_bootable(vm, record, &why_not) == 0)
         xv_array_append_string(*result, host);
     return 0;
+}
+
+/* ---- import ---------------------------------------------------------------------- */
+
+/* An XVA fetched from url, as PUT /import takes one (xva_url.c). */
+int xapi_VM_import(Call *call, const char *url, const char *sr, bool full_restore, bool force,
+                   Xv **result)
+{
+    return xva_import_url(url, sr, full_restore, force, call->task_ref, result, &call->error);
 }

@@ -23,10 +23,14 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "cli_server.h"
+#include "cli_upload.h"
 #include "console_proxy.h"
 #include "header_deadline.h"
 #include "http_transfer.h"
 #include "rpc_endpoint.h"
+#include "rrd_http.h"
+#include "xva_http.h"
 
 /* Per connection: the read buffer is about half of it. 64 KiB lets a VDI
  * upload arrive in 32 KiB reads instead of 16 KiB ones; MHD clears the
@@ -57,7 +61,10 @@ typedef struct Request {
     GString *body;          /* POST only: the RPC request */
     bool transfer;          /* VDI import or export (http_transfer.c) */
     bool console;           /* /console, answered at the first call (console_proxy.c) */
+    bool cli;               /* POST /cli: xe's protocol once the body is in (cli_server.c) */
     HttpTransfer *transfer_state;
+    bool xva;               /* VM import or export (src/xva/xva_http.c) */
+    XvaHttp *xva_state;
 } Request;
 
 static enum MHD_Result send_reply(struct MHD_Connection *conn, unsigned status,
@@ -280,15 +287,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->console = console_proxy_route(method, url);
         if (req->console)
             return console_proxy_serve(conn, l->trusted, method);
+        if (rrd_http_route(method, url))
+            return rrd_http_serve(conn, l->trusted, url);
+        if (cli_upload_route(method, url)) /* xe vdi-import's body */
+            return cli_upload_serve(conn, url);
+        req->cli = cli_route(method, url);
         req->transfer = http_transfer_route(method, url);
         if (req->transfer)
             return http_transfer_request(conn, l->trusted, url, upload_data, upload_data_size,
                                          &req->transfer_state);
+        req->xva = xva_http_route(method, url);
+        if (req->xva)
+            return xva_http_request(conn, l->trusted, url, upload_data, upload_data_size,
+                                    &req->xva_state);
         if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
             return MHD_YES;
         req->body = g_string_new(NULL);
         const char *length =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (req->cli)
+            limit = CLI_BODY_LIMIT;
         if (length && g_ascii_strtoull(length, NULL, 10) > limit)
             return too_large(conn); /* before a byte of the body is read */
         return MHD_YES;
@@ -296,10 +314,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (req->transfer)
         return http_transfer_request(conn, l->trusted, url, upload_data, upload_data_size,
                                      &req->transfer_state);
+    if (req->xva)
+        return xva_http_request(conn, l->trusted, url, upload_data, upload_data_size,
+                                &req->xva_state);
     if (req->console) { /* refused: its answer is queued, a body is dropped */
         *upload_data_size = 0;
         return MHD_YES;
     }
+    if (req->cli)
+        limit = CLI_BODY_LIMIT;
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
@@ -312,6 +335,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (strcmp(method, MHD_HTTP_METHOD_OPTIONS) == 0)
         return on_options(conn);
+    if (req->cli)
+        return cli_serve(conn, l->trusted, req->body->str, req->body->len);
     if (strcmp(method, MHD_HTTP_METHOD_POST) == 0)
         return on_rpc(l, conn, url, req);
     if (strcmp(method, MHD_HTTP_METHOD_GET) == 0 && strcmp(url, "/") == 0)
@@ -370,6 +395,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     if (req->transfer)
         http_transfer_completed(req->transfer_state, toe);
+    if (req->xva)
+        xva_http_completed(req->xva_state, toe);
     if (req->body)
         g_string_free(req->body, TRUE);
     g_free(req);

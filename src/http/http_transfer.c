@@ -23,6 +23,7 @@
 #include "db.h"
 #include "dm_handlers.h"
 #include "http_auth.h"
+#include "http_task.h"
 #include "task.h"
 #include "vdi_transfer.h"
 #include "xmlrpc.h"
@@ -39,8 +40,7 @@ struct HttpTransfer {
     bool settled;      /* the outcome is known (and the task has it) */
     bool replied;      /* a response is queued */
     HttpCaller caller;
-    char *task;        /* carries progress and outcome */
-    bool own_task;     /* made here: destroyed at the end */
+    HttpTask task;     /* carries progress and outcome */
     bool until_eof;    /* an upload of unknown length: ends when the peer closes */
     char *vdi;
     VdiImport *im;
@@ -64,31 +64,10 @@ bool http_transfer_route(const char *method, const char *url)
 
 /* ---- the task --------------------------------------------------------------- */
 
-/* Records the outcome on the caller's task (ours is destroyed instead):
- * result is the XML-RPC text of the value, as task.result always is. */
 static void settle(HttpTransfer *t, const char *result)
 {
     t->settled = true;
-    if (t->own_task || !t->task || db_write_begin(NULL) < 0)
-        return;
-    DbRow *task = db_lookup(dm_class_by_name("task"), t->task);
-    if (task) {
-        db_set_by_name(task, "status", xv_new_string(t->error ? "failure" : "success"), NULL);
-        db_set_by_name(task, "progress", xv_new_float(1.0), NULL);
-        db_set_by_name(task, "finished", xv_new_datetime(g_get_real_time() / G_USEC_PER_SEC),
-                       NULL);
-        db_set_by_name(task, "allowed_operations", xv_new_array(), NULL);
-        if (t->error) {
-            Xv *info = xv_new_array();
-            xv_array_append_string(info, t->error->code);
-            for (guint i = 0; i < t->error->params->len; i++)
-                xv_array_append_string(info, t->error->params->pdata[i]);
-            db_set_by_name(task, "error_info", info, NULL);
-        } else {
-            db_set_by_name(task, "result", xv_new_string(result), NULL);
-        }
-    }
-    db_write_commit(NULL);
+    http_task_settle(&t->task, t->error, result);
 }
 
 static void fail(HttpTransfer *t)
@@ -99,26 +78,8 @@ static void fail(HttpTransfer *t)
 
 static int take_task(struct MHD_Connection *conn, HttpTransfer *t)
 {
-    const char *task_id = http_param(conn, "task_id");
-    if (task_id) {
-        /* The caller's own task only (no session by now: the unix socket). */
-        if (task_check_use(t->caller.session, !t->caller.session, task_id, &t->error) < 0)
-            return -1;
-        t->task = g_strdup(task_id);
-        return 0;
-    }
-    Call call = {.msg = dm_message_by_wire_name("task.create"),
-                 .session_ref = t->caller.session ? t->caller.session : "OpaqueRef:NULL"};
-    Xv *ref = NULL;
-    if (xapi_task_create(&call, t->import ? "Importing raw VDI" : "Exporting raw VDI", "",
-                         &ref) < 0) {
-        t->error = call.error;
-        return -1;
-    }
-    t->task = g_strdup(xv_str(ref));
-    t->own_task = true;
-    xv_free(ref);
-    return 0;
+    return http_task_take(conn, &t->caller, t->import ? "Importing raw VDI" : "Exporting raw VDI",
+                          &t->task, &t->error);
 }
 
 /* ---- credentials ------------------------------------------------------------ */
@@ -158,31 +119,15 @@ static enum MHD_Result queue(struct MHD_Connection *conn, HttpTransfer *t, unsig
                              struct MHD_Response *r)
 {
     t->replied = true;
-    if (t->task && !t->own_task)
-        MHD_add_response_header(r, "Task-Id", t->task);
-    MHD_add_response_header(r, "Access-Control-Allow-Origin", "*");
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
-    enum MHD_Result ret = MHD_queue_response(conn, status, r);
-    MHD_destroy_response(r);
-    return ret;
+    return http_task_queue(conn, &t->task, status, r);
 }
 
 /* The outcome as a reply: 200, or the error's status with its code and
  * parameters as a line of text. */
 static enum MHD_Result reply(struct MHD_Connection *conn, HttpTransfer *t)
 {
-    GString *text = g_string_new(t->error ? t->error->code : "OK");
-    for (guint i = 0; t->error && i < t->error->params->len; i++)
-        g_string_append_printf(text, " %s", (char *)t->error->params->pdata[i]);
-    g_string_append_c(text, '\n');
-    size_t len = text->len;
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, g_string_free(text, FALSE), MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
-    unsigned status = t->error ? status_of(t) : MHD_HTTP_OK;
-    if (status == MHD_HTTP_UNAUTHORIZED)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Basic realm=\"xapi\"");
-    return queue(conn, t, status, r);
+    t->replied = true;
+    return http_task_reply(conn, &t->task, t->error, t->error ? status_of(t) : MHD_HTTP_OK);
 }
 
 /* ---- export ------------------------------------------------------------------- */
@@ -264,9 +209,9 @@ static enum MHD_Result start(struct MHD_Connection *conn, bool trusted, HttpTran
     } else if ((t->vdi = vdi_transfer_resolve(vdi, &t->error)) &&
                (!base || (base_ref = vdi_transfer_resolve(base, &t->error)))) {
         if (t->import)
-            t->im = vdi_import_begin(t->vdi, format, length, t->task, &t->error);
+            t->im = vdi_import_begin(t->vdi, format, length, t->task.ref, &t->error);
         else
-            t->ex = vdi_export_begin(t->vdi, base_ref, format, t->task, &t->error);
+            t->ex = vdi_export_begin(t->vdi, base_ref, format, t->task.ref, &t->error);
     }
     if (!t->im && !t->ex) {
         fail(t);
@@ -337,14 +282,9 @@ void http_transfer_completed(HttpTransfer *t, enum MHD_RequestTerminationCode to
     }
     vdi_import_free(t->im);
     vdi_export_free(t->ex);
-    if (t->own_task) {
-        Call call = {.msg = dm_message_by_wire_name("task.destroy")};
-        xapi_task_destroy(&call, t->task);
-        xapi_error_free(call.error);
-    }
+    http_task_release(&t->task);
     http_caller_end(&t->caller);
     xapi_error_free(t->error);
-    g_free(t->task);
     g_free(t->vdi);
     g_free(t);
 }

@@ -82,6 +82,24 @@ static int new_link(const char *name, const char *kind, int parent, int mtu, con
     return rc < 0 ? failed(rc, "create", name, err) : 0;
 }
 
+/* ---- macvtap ---------------------------------------------------------------------- */
+
+static void macvtap_data(NlMsg *m, const void *ctx)
+{
+    (void)ctx;
+    nl_u32(m, IFLA_MACVLAN_MODE, MACVLAN_MODE_BRIDGE);
+}
+
+int hostlinks_macvtap_add(const char *name, const char *parent, const char *mac, int mtu,
+                          XapiError **err)
+{
+    int index = link_index(parent, err);
+    if (index < 0)
+        return -1;
+    return new_link(name, "macvtap", index, mtu, mac, macvtap_data, NULL,
+                    "macvtap needs a kernel with CONFIG_MACVTAP", NULL, err);
+}
+
 /* ---- VLANs ----------------------------------------------------------------------- */
 
 char *hostlinks_vlan_name(const char *parent, int tag)

@@ -36,6 +36,12 @@ int hostlinks_bond_add(const char *name, const HostBond *bond, XapiError **err);
  * word), "" when not a bond. Caller frees. */
 char *hostlinks_bond_mode(const char *name);
 
+/* Creates name as a macvtap link in bridge mode on parent with the
+ * guest's MAC (and MTU when > 0): the guest's frames go out of parent and
+ * it reaches the other macvtaps of parent, but not parent's own stack. */
+int hostlinks_macvtap_add(const char *name, const char *parent, const char *mac, int mtu,
+                          XapiError **err);
+
 /* Makes dev a port of master (a bridge or a bond); master NULL frees it. */
 int hostlinks_set_master(const char *dev, const char *master, XapiError **err);
 /* Removes a link; absent is not an error. */

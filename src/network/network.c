@@ -7,6 +7,8 @@
 
 #include "host_net.h"
 #include "host_port.h"
+#include "macvtap.h"
+#include "nat.h"
 #include "nft_rules.h"
 
 static const DmClass *cls(const char *name) { return dm_class_by_name(name); }
@@ -17,6 +19,9 @@ static Xv *S(const char *s) { return xv_new_string(s); }
  * for xapid by network.create) they are the ones xapid may remove. */
 static GMutex bridges_lock;
 static GHashTable *made_bridges;
+/* Bridges of NAT networks and their subnets, told by network_bridge_nat
+ * before the bridge is needed (bridges_lock). */
+static GHashTable *nat_bridges;
 
 /* ---- bridge names ------------------------------------------------------------- */
 
@@ -82,11 +87,26 @@ static int bridge_acquire_locked(const char *bridge, int mtu, bool internal, Xap
     } else if (!internal || hostnet_link_exists(bridge)) {
         rc = xapi_error_set(err, "BRIDGE_NOT_AVAILABLE", bridge, NULL);
     } else if ((rc = hostnet_bridge_add(bridge, mtu, err)) == 0) {
+        const char *subnet = nat_bridges ? g_hash_table_lookup(nat_bridges, bridge) : NULL;
+        if (subnet && nat_up(bridge, subnet, err) < 0) {
+            g_autoptr(XapiError) ignored = NULL;
+            hostnet_bridge_del(bridge, &ignored);
+            return -1;
+        }
         if (!made_bridges)
             made_bridges = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         g_hash_table_add(made_bridges, g_strdup(bridge));
     }
     return rc;
+}
+
+void network_bridge_nat(const char *bridge, const char *subnet)
+{
+    g_mutex_lock(&bridges_lock);
+    if (!nat_bridges)
+        nat_bridges = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    g_hash_table_replace(nat_bridges, g_strdup(bridge), g_strdup(subnet));
+    g_mutex_unlock(&bridges_lock);
 }
 
 int network_bridge_acquire(const char *bridge, int mtu, bool internal, XapiError **err)
@@ -127,6 +147,7 @@ void network_bridges_gc(void)
         if (!hostnet_is_bridge(b) || !hostnet_bridge_empty(b))
             continue;
         g_autoptr(XapiError) err = NULL;
+        nat_down(b); /* if it was a NAT network's */
         if (hostnet_bridge_del(b, &err) == 0 && made_bridges)
             g_hash_table_remove(made_bridges, b);
         else
@@ -247,6 +268,9 @@ static int add_pif(const char *host, const NewPif *p, XapiError **err)
         db_row_put(pif, "ip_configuration_mode", S("DHCP"));
     }
     g_autofree char *ref = insert_row(pif, err);
+    DbRow *added = ref && managed ? db_lookup(cls("PIF"), ref) : NULL;
+    if (added && network_mark_attachment(added, err) < 0)
+        return -1;
     if (ref && p->ref)
         *p->ref = g_steal_pointer(&ref);
     return p->ref ? (*p->ref ? 0 : -1) : (ref ? 0 : -1);
@@ -400,3 +424,151 @@ void network_guest_taps_wait_gone(const char *vm_uuid)
 }
 
 void network_guest_tap_wait_gone(const char *tap) { wait_gone(tap, false); }
+
+/* ---- guest NICs through macvtap ---------------------------------------------- */
+
+bool network_nic_unbridged(const char *device)
+{
+    g_autoptr(HostLink) l = hostnet_valid_name(device) ? hostnet_link(device) : NULL;
+    return l && !l->bridge && !l->loopback && !l->tap && !*l->master;
+}
+
+int network_mark_attachment(const DbRow *pif, XapiError **err)
+{
+    DbRow *net = db_lookup(cls("network"), xv_str(db_get(pif, "network")));
+    if (!net || !db_get(pif, "physical")->b || db_get(pif, "VLAN")->i >= 0)
+        return 0;
+    const char *device = xv_str(db_get(pif, "device"));
+    bool bridged = db_get(pif, "currently_attached")->b;
+    g_autoptr(Xv) other = xv_dup(db_get(net, "other_config"));
+    const Xv *was = xv_struct_get(other, NETWORK_ATTACH_KEY);
+    if (was && strcmp(xv_str(was), bridged ? "bridge" : "macvtap") == 0)
+        return 0;
+    xv_struct_set_string(other, NETWORK_ATTACH_KEY, bridged ? "bridge" : "macvtap");
+    if (bridged) {
+        xv_struct_remove(other, NETWORK_ATTACH_NOTE_KEY);
+    } else {
+        g_autofree char *note = g_strdup_printf(
+            "VIFs attach through macvtap (bridge mode) on %s: guests reach its LAN and each "
+            "other, and the host keeps its address, but the host cannot reach its guests over "
+            "%s (macvtap's limit); PIF.plug puts %s on the bridge %s (its address moves there) "
+            "and moves running VIFs onto it",
+            device, device, device, xv_str(db_get(net, "bridge")));
+        xv_struct_set_string(other, NETWORK_ATTACH_NOTE_KEY, note);
+    }
+    return db_set_by_name(net, "other_config", g_steal_pointer(&other), err);
+}
+
+int network_guest_macvtap_open(const char *tap, const char *parent, const char *mac, int mtu,
+                               const VifPolicy *policy, XapiError **err)
+{
+    if (!network_nic_unbridged(parent))
+        return xapi_error_internal(err, "%s is a port of a bridge: no macvtap on it", parent);
+    int fd = macvtap_open(tap, parent, mac, mtu, err);
+    /* Its rules are in place before it comes up. */
+    if (fd >= 0 && (nft_rules_set_macvtap(tap, policy, err) < 0 ||
+                    hostnet_set_up(tap, true, err) < 0)) {
+        close(fd);
+        fd = -1;
+        g_autoptr(XapiError) ignored = NULL;
+        network_guest_macvtap_remove(tap, &ignored);
+    }
+    return fd;
+}
+
+int network_guest_macvtap_update(const char *tap, const VifPolicy *policy, XapiError **err)
+{
+    return nft_rules_set_macvtap(tap, policy, err);
+}
+
+int network_guest_macvtap_remove(const char *tap, XapiError **err)
+{
+    if (!macvtap_is(tap))
+        return 0;
+    g_autoptr(XapiError) ignored = NULL;
+    nft_rules_set_macvtap(tap, NULL, &ignored); /* its chains outlive it */
+    return macvtap_remove(tap, err);
+}
+
+void network_guest_macvtaps_remove(const char *vm_uuid)
+{
+    g_autofree char *prefix = g_strdup_printf("xv%.8s.", vm_uuid);
+    macvtap_remove_prefixed(prefix, NULL);
+}
+
+/* A guest NIC's link name: xv<8 hex>.<digits> (network_guest_tap_name). */
+static bool guest_link_name(const char *name)
+{
+    if (!g_str_has_prefix(name, "xv") || strlen(name) < 12 || name[10] != '.' || !name[11])
+        return false;
+    for (int i = 2; i < 10; i++)
+        if (!g_ascii_isxdigit(name[i]))
+            return false;
+    for (const char *c = name + 11; *c; c++)
+        if (!g_ascii_isdigit(*c))
+            return false;
+    return true;
+}
+
+void network_guest_macvtaps_gc(GHashTable *keep)
+{
+    g_autoptr(GHashTable) others = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    g_autoptr(GDir) dir = g_dir_open("/sys/class/net", 0, NULL);
+    for (const char *n = dir ? g_dir_read_name(dir) : NULL; n; n = g_dir_read_name(dir))
+        if (g_str_has_prefix(n, "xv") && !guest_link_name(n))
+            g_hash_table_add(others, g_strdup(n)); /* not one of ours */
+    GHashTableIter it;
+    gpointer key;
+    g_hash_table_iter_init(&it, keep);
+    while (g_hash_table_iter_next(&it, &key, NULL))
+        g_hash_table_add(others, g_strdup(key));
+    macvtap_remove_prefixed("xv", others);
+}
+
+bool network_guest_macvtap_on(const char *tap, const char *parent)
+{
+    if (!macvtap_is(tap))
+        return false;
+    if (!parent)
+        return true;
+    g_autofree char *lower = g_strdup_printf("lower_%s", parent);
+    g_autofree char *path = g_build_filename("/sys/class/net", tap, lower, NULL);
+    return hostnet_valid_name(parent) && g_file_test(path, G_FILE_TEST_EXISTS);
+}
+
+bool network_guest_tap_exists(const char *tap)
+{
+    return hostnet_link_exists(tap) && !macvtap_is(tap);
+}
+
+void network_markdown(GString *out)
+{
+    g_string_append(
+        out,
+        "## How a network reaches its guests (`network.other_config`)\n\n"
+        "Written by xapid (`src/network/network.c`) on the network of each NIC's PIF, at "
+        "discovery, at every start and at each `PIF.plug`/`unplug`/"
+        "`host.management_reconfigure`.\n\n"
+        "| Key | Meaning |\n|---|---|\n"
+        "| `" NETWORK_ATTACH_KEY "` | `bridge`: the PIF is plugged; guests' NICs are taps on "
+        "the network's bridge. `macvtap`: the PIF is unplugged (as the management NIC of a "
+        "new host is: its address is never moved unasked) and each running VIF is a macvtap "
+        "link in bridge mode on the NIC: guests reach the LAN and each other at once, the host "
+        "keeps its address, and the host cannot reach its guests over that NIC (macvtap's "
+        "limit). Locking and `ratelimit` hold there too, as chains of `table netdev xapid` "
+        "on the macvtap's own device (no bridge sees its frames). A NIC that is a port of "
+        "another bridge or a bond takes no macvtap (`REQUIRED_PIF_IS_UNPLUGGED`). "
+        "`PIF.plug` moves running VIFs from macvtap to the bridge, `PIF.unplug` back, the "
+        "guest's device and address untouched |\n"
+        "| `" NETWORK_ATTACH_NOTE_KEY "` | with `macvtap`: the same in words, naming the NIC "
+        "and the bridge |\n"
+        "| `xapid-nat` | given to `network.create`: `true` makes an internal network routed "
+        "and masqueraded behind the host (`false` or absent: a plain internal network; "
+        "anything else `INVALID_VALUE`): when its bridge is made, it holds the subnet's first "
+        "address, dnsmasq (Debian's `dnsmasq-base`; without it `OPERATION_NOT_ALLOWED`) "
+        "leases the guests addresses with that gateway, and nftables (`table ip "
+        "xapid-nat-<bridge>`) masquerades what they send out of the host; all of it goes "
+        "with the bridge |\n"
+        "| `xapid-nat-subnet` | a NAT network's IPv4 subnet, `a.b.c.d/len` (8 to 29), given "
+        "or chosen at `network.create` (the first free `10.213.N.0/24`) |\n\n");
+}

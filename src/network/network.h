@@ -2,6 +2,7 @@
  * names, and the bridges guests' NICs go on. */
 #pragma once
 
+#include <glib.h>
 #include <stdbool.h>
 
 #include "db.h"
@@ -30,6 +31,9 @@ char *network_bridge_for_create(const char *requested, XapiError **err);
  * and absent (MTU set); a bridge that should exist and does not gives
  * BRIDGE_NOT_AVAILABLE. */
 int network_bridge_acquire(const char *bridge, int mtu, bool internal, XapiError **err);
+/* The internal bridge is a NAT network's (nat.h): when it is made, it
+ * becomes the gateway of subnet; when removed, that goes with it. */
+void network_bridge_nat(const char *bridge, const char *subnet);
 /* Removes the internal bridges xapid made that no port uses any more. */
 void network_bridges_gc(void);
 
@@ -54,3 +58,40 @@ int network_guest_tap_open(const char *tap, const char *bridge, int mtu, bool in
  * policy disables it. */
 int network_guest_tap_update(const char *tap, const char *bridge, int mtu, bool internal,
                              const VifPolicy *policy, XapiError **err);
+
+/* ---- guest NICs on a NIC that is no bridge's port (macvtap) -------------------- */
+
+/* network.other_config keys saying how the network's guests reach it on
+ * this host: "bridge" (taps on its bridge) or "macvtap" (a macvtap link per
+ * VIF on the PIF's NIC, its PIF unplugged), and what that means. */
+#define NETWORK_ATTACH_KEY "xapid-attach"
+#define NETWORK_ATTACH_NOTE_KEY "xapid-attach-note"
+
+/* True if device is a link of this host that is no port of a bridge (nor
+ * of a bond) and no bridge itself: a NIC guests can reach through macvtap. */
+bool network_nic_unbridged(const char *device);
+/* Writes NETWORK_ATTACH_KEY (and the note) of the network of pif, a NIC's
+ * PIF, after its currently_attached (write lock held). */
+int network_mark_attachment(const DbRow *pif, XapiError **err);
+
+/* A guest NIC's macvtap link named tap on the NIC parent, with the VIF's
+ * MAC and the MTU, given the rules of policy (NULL: none) on its own
+ * device, then up; held by the returned fd (close-on-exec). The link stays
+ * when the fd closes: network_guest_macvtap_remove. -1 on error. */
+int network_guest_macvtap_open(const char *tap, const char *parent, const char *mac, int mtu,
+                               const VifPolicy *policy, XapiError **err);
+/* A guest macvtap's rules follow policy. */
+int network_guest_macvtap_update(const char *tap, const VifPolicy *policy, XapiError **err);
+/* Removes tap, with its rules, if it is a macvtap link (absent is fine). */
+int network_guest_macvtap_remove(const char *tap, XapiError **err);
+/* Removes the macvtap links of a VM (after its QEMU exited). */
+void network_guest_macvtaps_remove(const char *vm_uuid);
+/* At start-up: removes guest macvtap links (xv...) whose names are not in
+ * keep (the NICs plugged into domains running here). */
+void network_guest_macvtaps_gc(GHashTable *keep);
+/* True if tap is a macvtap link (on parent, unless parent is NULL). */
+bool network_guest_macvtap_on(const char *tap, const char *parent);
+/* True if tap exists and is no macvtap (a tap). */
+bool network_guest_tap_exists(const char *tap);
+/* docs/compat.md's section on the keys above. */
+void network_markdown(GString *out);

@@ -7,6 +7,7 @@
 
 #include "host_links.h"
 #include "host_net.h"
+#include "network.h"
 #include "vlan_bond.h"
 
 static const DmClass *cls(const char *name) { return dm_class_by_name(name); }
@@ -258,8 +259,9 @@ int pif_host_plug(DbRow *pif, XapiError **err)
     int rc = plug_steps(pif, &p, err);
     if (rc < 0)
         plug_undo(&p);
-    else if ((rc = db_set_by_name(pif, "currently_attached", xv_new_bool(true), err)) == 0)
-        rc = db_set_by_name(pif, "MTU", xv_new_int(network_mtu(pif)), err);
+    else if ((rc = db_set_by_name(pif, "currently_attached", xv_new_bool(true), err)) == 0 &&
+             (rc = db_set_by_name(pif, "MTU", xv_new_int(network_mtu(pif)), err)) == 0)
+        rc = network_mark_attachment(pif, err);
     plug_clear(&p);
     return rc;
 }
@@ -284,7 +286,9 @@ int pif_host_unplug(DbRow *pif, XapiError **err)
     }
     if (hostnet_is_bridge(bridge) && hostnet_bridge_del(bridge, err) < 0)
         return -1;
-    return db_set_by_name(pif, "currently_attached", xv_new_bool(false), err);
+    if (db_set_by_name(pif, "currently_attached", xv_new_bool(false), err) < 0)
+        return -1;
+    return network_mark_attachment(pif, err);
 }
 
 /* The bridge holds the PIF's configured address (any IPv4 one with
@@ -360,6 +364,18 @@ static bool collect_stale(DbRow *pif, void *ctx)
     return true;
 }
 
+/* The attachment keys of each NIC's network (records an older xapid
+ * made have none). */
+static bool mark_attachment(DbRow *pif, void *ctx)
+{
+    if (strcmp(str_field(pif, "host"), ctx) == 0 && db_get(pif, "managed")->b) {
+        g_autoptr(XapiError) e = NULL;
+        if (network_mark_attachment(pif, &e) < 0)
+            g_warning("network of PIF %s: %s", pif->ref, e->code);
+    }
+    return true;
+}
+
 static bool take_master(DbRow *pool, void *ctx)
 {
     *(char **)ctx = g_strdup(str_field(pool, "master"));
@@ -394,6 +410,7 @@ void pif_host_start_of_day(void)
         }
         g_ptr_array_unref(s.order[i]);
     }
+    db_foreach(cls("PIF"), mark_attachment, (void *)s.host);
     if (db_write_commit(&err) < 0)
         g_warning("start of day of the PIFs: %s", err->code);
 }

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -440,14 +441,34 @@ static int64_t live_pid(const Domain *d)
     return qemu_process_find(d->uuid);
 }
 
-/* The guest's taps, made on their bridges before QEMU starts, each where
- * its -netdev says. */
+/* The fd of a NIC's backend: its macvtap on the PIF's NIC, or its tap on
+ * the bridge. */
+static int nic_backend_open(const HvNic *nic, XapiError **err)
+{
+    if (nic->macvtap_parent)
+        return network_guest_macvtap_open(nic->tap, nic->macvtap_parent, nic->mac, nic->mtu,
+                                          nic->policy, err);
+    return network_guest_tap_open(nic->tap, nic->bridge, nic->mtu, nic->internal, nic->policy,
+                                  err);
+}
+
+/* A macvtap outlives its fd: removed where a tap would go by itself. */
+static void nic_backends_remove(const HvNic *nics, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        g_autoptr(XapiError) ignored = NULL;
+        network_guest_macvtap_remove(nics[i].tap, &ignored);
+    }
+}
+
+/* The guest's taps (or macvtaps), made before QEMU starts, each where its
+ * -netdev says. */
 static int open_taps(const HvNic *nics, size_t n, HandedFds *h, XapiError **err)
 {
     for (size_t i = 0; i < n; i++) {
-        int fd = network_guest_tap_open(nics[i].tap, nics[i].bridge, nics[i].mtu,
-                                        nics[i].internal, nics[i].policy, err);
+        int fd = nic_backend_open(&nics[i], err);
         if (fd < 0) {
+            nic_backends_remove(nics, i);
             network_bridges_gc();
             return -1;
         }
@@ -600,6 +621,7 @@ static int qemu_start(const char *uuid, const Xv *vm, const HvDisk *disks, size_
     rc = spawn(d, argv, resume_image != NULL, &handed, err);
     handed_fds_clear(&handed); /* QEMU holds them now, or they go with it */
     if (rc < 0) {
+        nic_backends_remove(nics, n_nics);
         network_bridges_gc();
         domain_free(d);
         return -1;
@@ -615,6 +637,7 @@ static int qemu_start(const char *uuid, const Xv *vm, const HvDisk *disks, size_
         g_hash_table_remove(qemu.domains, uuid);
         g_mutex_unlock(&qemu.lock);
         remove_runtime_files(d);
+        nic_backends_remove(nics, n_nics);
         domain_free(d);
         return -1;
     }
@@ -749,6 +772,7 @@ static int qemu_destroy(const char *uuid, XapiError **err)
     g_cond_broadcast(&qemu.changed);
     g_mutex_unlock(&qemu.lock);
     remove_runtime_files(d);
+    network_guest_macvtaps_remove(uuid); /* macvtaps stay unless removed */
     network_guest_taps_wait_gone(uuid); /* its taps go with QEMU */
     domain_free(d); /* joins the monitor's reader */
     network_bridges_gc();
@@ -1308,6 +1332,95 @@ static int qemu_save(const char *uuid, const char *path, XapiError **err)
 
 /* ---- NICs of a running domain ---------------------------------------------- */
 
+static void netdev_del_quietly(Domain *d, const char *fmt, int device)
+{
+    g_autofree char *id = g_strdup_printf(fmt, device);
+    g_autoptr(XapiError) ignored = NULL;
+    qmp_args(d, "netdev_del", args_object("id", id, NULL), &ignored);
+}
+
+/* A switchable NIC's backend leaves the hub (QEMU closes its fd), and its
+ * link goes: a macvtap at once, a tap when the fd is closed. */
+static void nic_backend_detach(Domain *d, const HvNic *nic)
+{
+    netdev_del_quietly(d, QEMU_NIC_BACKEND_PORT_FMT, nic->device);
+    netdev_del_quietly(d, QEMU_NIC_BACKEND_FMT, nic->device);
+    g_autoptr(XapiError) ignored = NULL;
+    network_guest_macvtap_remove(nic->tap, &ignored);
+    network_guest_tap_wait_gone(nic->tap);
+    network_bridges_gc();
+}
+
+/* A backend made for nic joins the NIC's hub: its fd passed with getfd
+ * (under the backend's id), the tap netdev, its hub port. */
+static int nic_backend_attach(Domain *d, const HvNic *nic, XapiError **err)
+{
+    int fd = nic_backend_open(nic, err);
+    if (fd < 0)
+        return -1;
+    g_autofree char *name = g_strdup_printf(QEMU_NIC_BACKEND_FMT, nic->device);
+    g_autofree char *backend = qemu_nic_backend_json(nic);
+    g_autofree char *port = qemu_nic_hubport_json(nic, true);
+    json_object *r = qmp_monitor_command(d->mon, "getfd", args_object("fdname", name, NULL), fd,
+                                         err);
+    close(fd);
+    if (r) {
+        json_object_put(r);
+        r = qmp_monitor_command(d->mon, "netdev_add", json_tokener_parse(backend), -1, err);
+    }
+    if (r) {
+        json_object_put(r);
+        r = qmp_monitor_command(d->mon, "netdev_add", json_tokener_parse(port), -1, err);
+    }
+    if (!r) {
+        /* netdev_add takes the fd only when it succeeds. */
+        g_autoptr(XapiError) ignored = NULL;
+        qmp_args(d, "closefd", args_object("fdname", name, NULL), &ignored);
+        nic_backend_detach(d, nic);
+        return -1;
+    }
+    json_object_put(r);
+    return 0;
+}
+
+/* Whether the domain's NIC device has a hub (it was made switchable):
+ * a property of the running domain, not of the VIF's record. HMP's "info
+ * network" lists a hub's ports with their peers: " \\ vif0: vif0-dev: ..." */
+static bool nic_has_hub(Domain *d, int device)
+{
+    g_autoptr(XapiError) ignored = NULL;
+    json_object *r = qmp_monitor_command(
+        d->mon, "human-monitor-command", args_object("command-line", "info network", NULL), -1,
+        &ignored);
+    g_autofree char *port = g_strdup_printf(" " QEMU_NIC_NETDEV_FMT ": " QEMU_NIC_ID_FMT ":",
+                                            device, device);
+    bool hub = r && json_object_is_type(r, json_type_string) &&
+               strstr(json_object_get_string(r), port) != NULL;
+    json_object_put(r);
+    return hub;
+}
+
+static int switchable_nic_plug(Domain *d, const HvNic *nic, XapiError **err)
+{
+    g_autofree char *device = qemu_nic_device_json(nic);
+    g_autofree char *own_port = qemu_nic_hubport_json(nic, false);
+    if (nic_backend_attach(d, nic, err) < 0)
+        return -1;
+    json_object *r = qmp_monitor_command(d->mon, "netdev_add", json_tokener_parse(own_port), -1,
+                                         err);
+    if (r) {
+        json_object_put(r);
+        r = qmp_monitor_command(d->mon, "device_add", json_tokener_parse(device), -1, err);
+    }
+    if (!r) {
+        netdev_del_quietly(d, QEMU_NIC_NETDEV_FMT, nic->device);
+        nic_backend_detach(d, nic);
+        return -1;
+    }
+    json_object_put(r);
+    return 0;
+}
+
 static int qemu_nic_plug(const char *uuid, const HvNic *nic, XapiError **err)
 {
     Domain *d = lookup(uuid, err);
@@ -1318,6 +1431,8 @@ static int qemu_nic_plug(const char *uuid, const HvNic *nic, XapiError **err)
         g_snprintf(device, sizeof device, "%d", nic->device);
         return xapi_error_set(err, "INVALID_DEVICE", device, NULL);
     }
+    if (nic->switchable)
+        return switchable_nic_plug(d, nic, err);
     int fd = network_guest_tap_open(nic->tap, nic->bridge, nic->mtu, nic->internal,
                                     nic->policy, err);
     if (fd < 0)
@@ -1376,17 +1491,114 @@ static int qemu_nic_unplug(const char *uuid, const HvNic *nic, int64_t timeout_m
     /* The netdev holds the tap: deleting it removes the tap. */
     g_autoptr(XapiError) gone = NULL;
     qmp_args(d, "netdev_del", args_object("id", name, NULL), &gone);
-    network_guest_tap_wait_gone(nic->tap);
-    network_bridges_gc();
+    nic_backend_detach(d, nic); /* a switchable NIC's, and a macvtap */
     return 0;
 }
 
+typedef enum { BACKEND_NONE, BACKEND_TAP, BACKEND_MACVTAP } NicBackend;
+
 static int qemu_nic_update(const char *uuid, const HvNic *nic, XapiError **err)
 {
-    if (!lookup(uuid, err))
+    Domain *d = lookup(uuid, err);
+    if (!d)
         return -1;
-    return network_guest_tap_update(nic->tap, nic->bridge, nic->mtu, nic->internal,
-                                    nic->policy, err);
+    NicBackend want = nic->detached         ? BACKEND_NONE
+                      : nic->macvtap_parent ? BACKEND_MACVTAP
+                                            : BACKEND_TAP;
+    NicBackend now = network_guest_macvtap_on(nic->tap, NULL) ? BACKEND_MACVTAP
+                     : network_guest_tap_exists(nic->tap)     ? BACKEND_TAP
+                                                              : BACKEND_NONE;
+    if (want == BACKEND_TAP && now == BACKEND_TAP)
+        return network_guest_tap_update(nic->tap, nic->bridge, nic->mtu, nic->internal,
+                                        nic->policy, err);
+    if (want == BACKEND_MACVTAP && network_guest_macvtap_on(nic->tap, nic->macvtap_parent))
+        return network_guest_macvtap_update(nic->tap, nic->policy, err);
+    if (!nic_has_hub(d, nic->device)) {
+        char device[16];
+        g_snprintf(device, sizeof device, "%d", nic->device);
+        g_autofree char *why = g_strdup_printf(
+            "the running NIC %s cannot change between a bridge and macvtap: it was plugged on "
+            "a network whose PIF is no NIC; unplug and plug it",
+            device);
+        return xapi_error_set(err, "OPERATION_NOT_ALLOWED", why, NULL);
+    }
+    if (now != BACKEND_NONE)
+        nic_backend_detach(d, nic);
+    return want == BACKEND_NONE ? 0 : nic_backend_attach(d, nic, err);
+}
+
+/* ---- metrics ------------------------------------------------------------------ */
+
+/* CPU time a thread of QEMU used (utime + stime of its stat), seconds. */
+static double thread_cpu_seconds(int64_t pid, int64_t tid)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%" G_GINT64_FORMAT "/task/%" G_GINT64_FORMAT
+                                            "/stat", pid, tid);
+    g_autofree char *text = NULL;
+    if (!g_file_get_contents(path, &text, NULL, NULL))
+        return -1;
+    const char *p = strrchr(text, ')'); /* the name may hold spaces */
+    unsigned long long utime = 0, stime = 0;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
+                     &stime) != 2)
+        return -1;
+    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static int64_t tap_counter(const char *tap, const char *counter)
+{
+    g_autofree char *path = g_strdup_printf("/sys/class/net/%s/statistics/%s", tap, counter);
+    g_autofree char *text = NULL;
+    return g_file_get_contents(path, &text, NULL, NULL) ? g_ascii_strtoll(text, NULL, 10) : -1;
+}
+
+static json_object *member(json_object *o, const char *key)
+{
+    json_object *v = NULL;
+    return o && json_object_object_get_ex(o, key, &v) ? v : NULL;
+}
+
+/* vCPUs from query-cpus-fast's thread ids, disks from query-blockstats,
+ * NICs from their taps (the guest's rx is the tap's tx). */
+static int qemu_sample(const char *uuid, HvSample *sample)
+{
+    g_autoptr(XapiError) err = NULL;
+    Domain *d = lookup(uuid, &err);
+    if (!d || !d->mon)
+        return -1;
+    json_object *cpus = qmp_monitor_command(d->mon, "query-cpus-fast", NULL, -1, &err);
+    sample->n_vcpus = 0;
+    for (size_t i = 0; cpus && i < json_object_array_length(cpus) &&
+                       sample->n_vcpus < HV_SAMPLE_MAX_VCPUS; i++) {
+        json_object *tid = member(json_object_array_get_idx(cpus, i), "thread-id");
+        if (tid)
+            sample->vcpu_seconds[sample->n_vcpus++] =
+                thread_cpu_seconds(d->pid, json_object_get_int64(tid));
+    }
+    json_object_put(cpus);
+    json_object *blocks = qmp_monitor_command(d->mon, "query-blockstats", NULL, -1, &err);
+    for (unsigned k = 0; k < sample->n_disks; k++) {
+        g_autofree char *id = g_strdup_printf(QEMU_DISK_ID_FMT, sample->disks[k].slot);
+        g_autofree char *inner = g_strconcat("/", id, "/", NULL);
+        sample->disks[k].read_bytes = sample->disks[k].write_bytes = -1;
+        for (size_t i = 0; blocks && i < json_object_array_length(blocks); i++) {
+            json_object *b = json_object_array_get_idx(blocks, i);
+            const char *qdev = json_object_get_string(member(b, "qdev"));
+            /* "vbd0-dev" or "/machine/peripheral/vbd0-dev/virtio-backend" */
+            if (!qdev || (strcmp(qdev, id) != 0 && !strstr(qdev, inner)))
+                continue;
+            json_object *stats = member(b, "stats");
+            sample->disks[k].read_bytes = json_object_get_int64(member(stats, "rd_bytes"));
+            sample->disks[k].write_bytes = json_object_get_int64(member(stats, "wr_bytes"));
+        }
+    }
+    json_object_put(blocks);
+    for (unsigned k = 0; k < sample->n_nics; k++) {
+        g_autofree char *tap = network_guest_tap_name(uuid, sample->nics[k].device);
+        sample->nics[k].rx_bytes = tap_counter(tap, "tx_bytes");
+        sample->nics[k].tx_bytes = tap_counter(tap, "rx_bytes");
+    }
+    return 0;
 }
 
 /* ---- memory and vCPUs ------------------------------------------------------ */
@@ -1585,6 +1797,7 @@ static HvDriver qemu_driver = {
     .start_recorded = qemu_start_recorded,
     .console_served = qemu_console_served,
     .console_connect = qemu_console_connect,
+    .sample = qemu_sample,
     .memory_target = qemu_memory_target,
     .memory_actual = qemu_memory_actual,
     .vcpus_set = qemu_vcpus_set,

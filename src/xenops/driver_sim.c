@@ -9,6 +9,7 @@
  * scale tests and hosts without QEMU; the host reports "sim" as its
  * hypervisor so nobody mistakes it for VMs. Disk images are changed as
  * QEMU would change them (live snapshots, resizes), so storage stays true. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -21,6 +22,7 @@ typedef struct {
     bool ignores_power_button; /* VM other_config:sim_guest = "ignores-acpi" */
     unsigned disks;            /* slots with a disk plugged */
     guint64 nics;              /* VIF devices (0-63) with a NIC; no host link is made */
+    int64_t started;           /* monotonic time of the start: the figures grow from it */
     int64_t memory;            /* what the guest holds: its balloon meets targets at once */
     int64_t vcpus, vcpus_booted, vcpus_max;
 } SimDomain;
@@ -61,6 +63,7 @@ static int sim_start(const char *uuid, const Xv *vm, const HvDisk *disks, size_t
             if (nics[i].device >= 0 && nics[i].device < 64)
                 d->nics |= G_GUINT64_CONSTANT(1) << nics[i].device;
         d->state = paused ? HV_PAUSED : HV_RUNNING;
+        d->started = g_get_monotonic_time();
         const Xv *static_max = xv_struct_get(vm, "memory_static_max");
         const Xv *dynamic_max = xv_struct_get(vm, "memory_dynamic_max");
         d->memory = static_max ? static_max->i : 0;
@@ -411,6 +414,38 @@ static int sim_disk_resize(const char *uuid, const HvDisk *disk, int64_t size, X
     return qemu_img_resize(disk->path, disk->format, size, err);
 }
 
+/* Plausible figures for scale tests: each vCPU of a domain busy at a
+ * level of its own (2-12%) that swings over a few minutes, disks and NICs
+ * moving some KiB/s; counters, so they only grow. */
+static double sim_busy_seconds(double t, unsigned seed)
+{
+    double base = 0.02 + 0.01 * (seed % 11), swing = base / 2, period = 60.0 + seed % 120;
+    return base * t + swing * period * (1 - cos(t / period)); /* integral of base + swing sin */
+}
+
+static int sim_sample(const char *uuid, HvSample *sample)
+{
+    g_mutex_lock(&sim.lock);
+    SimDomain *d = g_hash_table_lookup(sim.domains, uuid);
+    double t = d ? (double)(g_get_monotonic_time() - d->started) / G_USEC_PER_SEC : 0;
+    bool running = d && d->state == HV_RUNNING;
+    g_mutex_unlock(&sim.lock);
+    if (!d)
+        return -1;
+    unsigned seed = g_str_hash(uuid);
+    for (unsigned i = 0; i < sample->n_vcpus; i++)
+        sample->vcpu_seconds[i] = running ? sim_busy_seconds(t, seed + i) : 0;
+    for (unsigned i = 0; i < sample->n_disks; i++) {
+        sample->disks[i].read_bytes = (int64_t)(t * 4096 * (1 + (seed + i) % 7));
+        sample->disks[i].write_bytes = (int64_t)(t * 2048 * (1 + (seed + i) % 5));
+    }
+    for (unsigned i = 0; i < sample->n_nics; i++) {
+        sample->nics[i].rx_bytes = (int64_t)(t * 1500 * (1 + (seed + i) % 9));
+        sample->nics[i].tx_bytes = (int64_t)(t * 800 * (1 + (seed + i) % 3));
+    }
+    return 0;
+}
+
 static const HvDriver sim_driver = {
     .name = "sim",
     .accel = "sim",
@@ -430,6 +465,7 @@ static const HvDriver sim_driver = {
     .reset = sim_reset,
     .destroy = sim_destroy,
     .status = sim_status,
+    .sample = sim_sample,
     .clear_rebooted = sim_clear_rebooted,
     .wait_stopped = sim_wait_stopped,
     .reattach = sim_reattach,

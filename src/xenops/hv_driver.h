@@ -68,10 +68,35 @@ typedef struct {
     bool internal;     /* a network without PIFs: xapid may make its bridge */
     VifPolicy *policy; /* locking and QoS, enforced on the tap (owned) */
     const char *model; /* QEMU device: virtio-net-pci, e1000, rtl8139 (static) */
-    char *tap;         /* the tap's name */
+    char *tap;         /* the tap's name (the macvtap link's, with macvtap_parent) */
     int bootindex;     /* boot order position, or -1 */
+    /* A network whose PIF is a NIC not on its bridge (PIF unplugged): the
+     * NIC is a macvtap link in bridge mode on that device instead of a tap
+     * on the bridge (NULL: a tap). */
+    char *macvtap_parent;
+    /* The NIC's backend can be swapped under the running guest (a PIF
+     * that is a NIC: macvtap <-> bridge): QEMU joins the device and its
+     * backend through a hub, so the device never changes. */
+    bool switchable;
+    /* During a switch: no backend at all (nic_update only). */
+    bool detached;
 } HvNic;
 void hv_nics_free(HvNic *nics, size_t n);
+
+/* A domain's counters for the metrics sampler. The caller names the disks
+ * (by slot) and NICs (by VIF device) it wants; the driver fills in the
+ * figures, leaving -1 where it has none. */
+#define HV_SAMPLE_MAX_VCPUS 64
+#define HV_SAMPLE_MAX_DEVICES 16
+typedef struct {
+    unsigned n_vcpus;                        /* filled by the driver */
+    double vcpu_seconds[HV_SAMPLE_MAX_VCPUS]; /* CPU time each vCPU used, in total */
+    int64_t memory;                          /* bytes the domain has */
+    unsigned n_disks;
+    struct { int slot; int64_t read_bytes, write_bytes; } disks[HV_SAMPLE_MAX_DEVICES];
+    unsigned n_nics;
+    struct { int device; int64_t rx_bytes, tx_bytes; } nics[HV_SAMPLE_MAX_DEVICES]; /* as the guest sees them */
+} HvSample;
 
 /* Called from a driver thread when a domain changes state by itself
  * (guest poweroff or reboot, QEMU gone). Must not block for long. */
@@ -134,7 +159,9 @@ typedef struct HvDriver {
     int (*nic_plug)(const char *uuid, const HvNic *nic, XapiError **err);
     int (*nic_unplug)(const char *uuid, const HvNic *nic, int64_t timeout_ms, XapiError **err);
     /* A plugged NIC's tap follows nic as it is now: its bridge (VIF.move,
-     * without the guest noticing), its locking rules and its rate. */
+     * without the guest noticing), its locking rules and its rate; a
+     * switchable NIC's backend is replaced when nic asks for another kind
+     * (macvtap, tap on the bridge, none), the guest's device untouched. */
     int (*nic_update)(const char *uuid, const HvNic *nic, XapiError **err);
     /* xapid is about to re-execute itself (host.restart_agent): what the
      * new image needs to find the domains again. NULL: nothing (QEMU
@@ -158,6 +185,9 @@ typedef struct HvDriver {
     bool (*console_served)(const char *uuid, const char *protocol);
     /* A socket connected to that console (caller closes), or -1 with err. */
     int (*console_connect)(const char *uuid, const char *protocol, XapiError **err);
+    /* The domain's counters now (VM lock held); -1 if it has no domain.
+     * NULL: the driver has none. */
+    int (*sample)(const char *uuid, HvSample *sample);
 } HvDriver;
 
 /* state_dir holds one directory per domain (qemu). */

@@ -145,7 +145,18 @@ static int add_nics(GPtrArray *argv, const HvNic *nics, size_t n, XapiError **er
             return xapi_error_set(err, "INVALID_DEVICE", device, NULL);
         }
         add(argv, "-netdev");
-        addf(argv, "tap,id=vif%d,fd=%d", nic->device, QEMU_TAP_FD((int)i));
+        if (nic->switchable) {
+            /* tap <-> hub port | hub port <-> device: the backend can be
+             * replaced later without the device noticing. */
+            addf(argv, "tap,id=" QEMU_NIC_BACKEND_FMT ",fd=%d", nic->device, QEMU_TAP_FD((int)i));
+            add(argv, "-netdev");
+            addf(argv, "hubport,id=" QEMU_NIC_BACKEND_PORT_FMT ",hubid=%d,netdev=" QEMU_NIC_BACKEND_FMT,
+                 nic->device, nic->device, nic->device);
+            add(argv, "-netdev");
+            addf(argv, "hubport,id=vif%d,hubid=%d", nic->device, nic->device);
+        } else {
+            addf(argv, "tap,id=vif%d,fd=%d", nic->device, QEMU_TAP_FD((int)i));
+        }
         add(argv, "-device");
         g_autofree char *mac = qemu_escape_commas(nic->mac);
         GString *dev = g_string_new(NULL);
@@ -238,6 +249,30 @@ char *qemu_nic_netdev_json(const HvNic *nic)
     json_object_object_add(o, "type", json_object_new_string("tap"));
     json_object_object_add(o, "id", json_object_new_string(id));
     json_object_object_add(o, "fd", json_object_new_string(id));
+    return json_text(o);
+}
+
+char *qemu_nic_backend_json(const HvNic *nic)
+{
+    g_autofree char *id = g_strdup_printf(QEMU_NIC_BACKEND_FMT, nic->device);
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "type", json_object_new_string("tap"));
+    json_object_object_add(o, "id", json_object_new_string(id));
+    json_object_object_add(o, "fd", json_object_new_string(id));
+    return json_text(o);
+}
+
+char *qemu_nic_hubport_json(const HvNic *nic, bool backend_side)
+{
+    g_autofree char *id = backend_side ? g_strdup_printf(QEMU_NIC_BACKEND_PORT_FMT, nic->device)
+                                       : g_strdup_printf(QEMU_NIC_NETDEV_FMT, nic->device);
+    g_autofree char *backend = g_strdup_printf(QEMU_NIC_BACKEND_FMT, nic->device);
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "type", json_object_new_string("hubport"));
+    json_object_object_add(o, "id", json_object_new_string(id));
+    json_object_object_add(o, "hubid", json_object_new_int(nic->device));
+    if (backend_side)
+        json_object_object_add(o, "netdev", json_object_new_string(backend));
     return json_text(o);
 }
 

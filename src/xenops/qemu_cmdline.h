@@ -102,6 +102,15 @@ char *qemu_disk_device_json(const HvDisk *disk);
 char *qemu_nic_netdev_json(const HvNic *nic);
 char *qemu_nic_device_json(const HvNic *nic);
 #define QEMU_NIC_NETDEV_FMT "vif%d"
+/* A switchable NIC (HvNic.switchable): the device's netdev vif<N> is a hub
+ * port, and the backend (its tap or macvtap, by fd) the hub's other port. */
+#define QEMU_NIC_BACKEND_FMT "vif%d.b"
+#define QEMU_NIC_BACKEND_PORT_FMT "vif%d.h"
+/* QMP netdev_add arguments: a switchable NIC's backend (its fd passed as
+ * getfd with the backend's id as fdname), and the hub ports (the
+ * backend's, or the device's). */
+char *qemu_nic_backend_json(const HvNic *nic);
+char *qemu_nic_hubport_json(const HvNic *nic, bool backend_side);
 #define QEMU_NIC_ID_FMT "vif%d-dev"
 
 /* A slot's device id; its block node is "vbd<slot>" (and its successors

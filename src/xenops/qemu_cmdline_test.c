@@ -88,7 +88,7 @@ static HvDisk *test_disks(const Xv *vm, size_t *n)
     return disks;
 }
 
-/* "xapid_test_nics": [{device, mac, model, bootindex}] stands for the
+/* "xapid_test_nics": [{device, mac, model, bootindex, mtu, switchable}] stands for the
  * VM's VIFs (their taps are fds QEMU_TAP_FD(i)). */
 static HvNic *test_nics(const Xv *vm, size_t *n)
 {
@@ -103,6 +103,8 @@ static HvNic *test_nics(const Xv *vm, size_t *n)
         nics[i].bootindex = (int)xv_struct_get(d, "bootindex")->i;
         const Xv *mtu = xv_struct_get(d, "mtu");
         nics[i].mtu = mtu ? (int)mtu->i : 1500;
+        const Xv *switchable = xv_struct_get(d, "switchable");
+        nics[i].switchable = switchable && switchable->b;
     }
     return nics;
 }
@@ -112,7 +114,8 @@ static const QemuHost host = {.binary = "qemu-system-x86_64", .accel = "tcg"};
 static void test_goldens(void **state)
 {
     static const char *const names[] = {"direct-kernel", "hvm-boot-order", "defaults", "disks",
-                                        "resume", "nics", "nic-boot", "platform", "uefi", "floppy"};
+                                        "resume", "nics", "nic-boot", "nics-switchable",
+                                        "platform", "uefi", "floppy"};
     for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
         g_autofree char *json = g_strdup_printf("%s.vm.json", names[i]);
         g_autoptr(Xv) vm = load_record(json);

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "dm_handlers.h"
+#include "message_store.h"
 #include "operations.h"
 #include "storage.h"
 #include "task.h"
@@ -286,6 +287,10 @@ int xapi_VM_clone(Call *call, const char *vm, const char *new_name, Xv **result)
     NewVmArgs a = {NULL, new_name, NULL, NULL};
     int rc = vm_run_operation(call, vm, "clone", clone_work, &a);
     *result = a.result;
+    if (rc == 0) {
+        g_autofree char *new_uuid = message_uuid_of(xv_str(a.result));
+        message_raise_vm("VM_CLONED", vm, "cloned (new uuid: %s)", new_uuid);
+    }
     return rc;
 }
 
@@ -330,6 +335,8 @@ int xapi_VM_snapshot(Call *call, const char *vm, const char *new_name, const Xv 
     NewVmArgs a = {NULL, new_name, NULL, ignore_vdis};
     int rc = vm_run_operation(call, vm, "snapshot", snapshot_work, &a);
     *result = a.result;
+    if (rc == 0)
+        message_raise_vm("VM_SNAPSHOTTED", vm, "snapshotted, snapshot name: %s", new_name);
     return rc;
 }
 

@@ -8,6 +8,7 @@
 #include "boot_files.h"
 #include "bootstrap.h"
 #include "dm_handlers.h"
+#include "message_store.h"
 #include "task.h"
 #include "vm_disks.h"
 #include "vm_fields.h"
@@ -221,16 +222,34 @@ int vm_boot(VmOp *o, const char *resume_image, bool paused)
 
 static int start_work(VmOp *o) { return vm_boot(o, NULL, *(const bool *)o->arg); }
 
+/* XAPI's message after a start succeeded (message_forwarding.ml). */
+static int started(Call *call, const char *vm, int rc)
+{
+    if (rc == 0) {
+        g_autofree char *host = message_this_host();
+        message_raise_vm("VM_STARTED", vm, "started on host: %s", host);
+    }
+    return rc;
+}
+
+/* The message after another operation succeeded. */
+static int raised(const char *vm, int rc, const char *name, const char *what)
+{
+    if (rc == 0)
+        message_raise_vm(name, vm, "%s", what);
+    return rc;
+}
+
 int xapi_VM_start(Call *call, const char *vm, bool start_paused, bool force)
 {
-    return vm_run_operation(call, vm, "start", start_work, &start_paused);
+    return started(call, vm, vm_run_operation(call, vm, "start", start_work, &start_paused));
 }
 
 int xapi_VM_start_on(Call *call, const char *vm, const char *host, bool start_paused, bool force)
 {
     if (bootstrap_check_this_host(host, &call->error) < 0)
         return -1;
-    return vm_run_operation(call, vm, "start_on", start_work, &start_paused);
+    return started(call, vm, vm_run_operation(call, vm, "start_on", start_work, &start_paused));
 }
 
 /* ---- pause ----------------------------------------------------------- */
@@ -251,12 +270,14 @@ static int unpause_work(VmOp *o)
 
 int xapi_VM_pause(Call *call, const char *vm)
 {
-    return vm_run_operation(call, vm, "pause", pause_work, NULL);
+    return raised(vm, vm_run_operation(call, vm, "pause", pause_work, NULL), "VM_PAUSED",
+                  "paused");
 }
 
 int xapi_VM_unpause(Call *call, const char *vm)
 {
-    return vm_run_operation(call, vm, "unpause", unpause_work, NULL);
+    return raised(vm, vm_run_operation(call, vm, "unpause", unpause_work, NULL), "VM_UNPAUSED",
+                  "unpaused");
 }
 
 /* ---- shutdown and reboot ---------------------------------------------- */
@@ -365,27 +386,32 @@ static int shutdown_work(VmOp *o)
 
 int xapi_VM_clean_shutdown(Call *call, const char *vm)
 {
-    return vm_run_operation(call, vm, "clean_shutdown", clean_shutdown_work, NULL);
+    return raised(vm, vm_run_operation(call, vm, "clean_shutdown", clean_shutdown_work, NULL), "VM_SHUTDOWN",
+                  "shutdown");
 }
 
 int xapi_VM_clean_reboot(Call *call, const char *vm)
 {
-    return vm_run_operation(call, vm, "clean_reboot", clean_reboot_work, NULL);
+    return raised(vm, vm_run_operation(call, vm, "clean_reboot", clean_reboot_work, NULL), "VM_REBOOTED",
+                  "rebooted cleanly");
 }
 
 int xapi_VM_hard_shutdown(Call *call, const char *vm)
 {
-    return vm_run_operation(call, vm, "hard_shutdown", hard_shutdown_work, NULL);
+    return raised(vm, vm_run_operation(call, vm, "hard_shutdown", hard_shutdown_work, NULL), "VM_SHUTDOWN",
+                  "shutdown forcibly");
 }
 
 int xapi_VM_hard_reboot(Call *call, const char *vm)
 {
-    return vm_run_operation(call, vm, "hard_reboot", hard_reboot_work, NULL);
+    return raised(vm, vm_run_operation(call, vm, "hard_reboot", hard_reboot_work, NULL), "VM_REBOOTED",
+                  "rebooted forcibly");
 }
 
 int xapi_VM_shutdown(Call *call, const char *vm)
 {
-    return vm_run_operation(call, vm, "shutdown", shutdown_work, NULL);
+    return raised(vm, vm_run_operation(call, vm, "shutdown", shutdown_work, NULL), "VM_SHUTDOWN",
+                  "shutdown");
 }
 
 /* ---- destroy and power_state_reset ------------------------------------ */

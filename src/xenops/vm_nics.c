@@ -6,6 +6,7 @@
 
 #include "bootstrap.h"
 #include "implicit.h"
+#include "nat.h"
 #include "network.h"
 #include "nft_rules.h"
 #include "operations.h"
@@ -24,6 +25,7 @@ void hv_nics_free(HvNic *nics, size_t n)
         g_free(nics[i].mac);
         g_free(nics[i].bridge);
         g_free(nics[i].tap);
+        g_free(nics[i].macvtap_parent);
         vif_policy_free(nics[i].policy);
     }
     g_free(nics);
@@ -69,9 +71,15 @@ static int nic_for_vif(const DbRow *vm, const DbRow *vif, const char *model, HvN
     if (has_pifs && !pif)
         return xapi_error_set(err, "VM_REQUIRES_NETWORK", vm->ref, net->ref, NULL);
     /* An unplugged PIF's bridge does not exist, and making it would move
-     * the host's address (PIF.plug's work). */
-    if (pif && !db_get(pif, "currently_attached")->b)
+     * the host's address (PIF.plug's work): a NIC that is no bridge's port
+     * takes the guest through macvtap instead. */
+    bool nic_pif = pif && db_get(pif, "physical")->b && db_get(pif, "VLAN")->i < 0;
+    bool unplugged = pif && !db_get(pif, "currently_attached")->b;
+    if (unplugged && !(nic_pif && network_nic_unbridged(str_field(pif, "device"))))
         return xapi_error_set(err, "REQUIRED_PIF_IS_UNPLUGGED", pif->ref, NULL);
+    nic->switchable = nic_pif;
+    if (unplugged)
+        nic->macvtap_parent = g_strdup(str_field(pif, "device"));
     guint64 device = g_ascii_strtoull(str_field(vif, "device"), NULL, 10);
     int64_t mtu = db_get(net, "MTU")->i; /* the bridge's, so the taps' too */
     const char *uuid = str_field(vm, "uuid");
@@ -80,6 +88,9 @@ static int nic_for_vif(const DbRow *vm, const DbRow *vif, const char *model, HvN
     nic->bridge = g_strdup(str_field(net, "bridge"));
     nic->mtu = mtu > 0 ? (int)mtu : 1500;
     nic->internal = !has_pifs;
+    g_autofree char *nat = nic->internal ? nat_subnet_of(net) : NULL;
+    if (nat)
+        network_bridge_nat(nic->bridge, nat);
     nic->policy = vif_policy_from_record(vif, net, err);
     if (!nic->policy)
         return -1;
@@ -323,10 +334,147 @@ int vm_nics_restore_rules(XapiError **err)
     db_read_begin();
     db_foreach(cls("VM"), collect_plugged, &p);
     db_read_end();
+    g_autoptr(GHashTable) keep = g_hash_table_new(g_str_hash, g_str_equal);
+    for (guint i = 0; i < p.taps->len; i++)
+        g_hash_table_add(keep, p.taps->pdata[i]);
+    /* Those of domains gone while xapid was not (sim domains make none). */
+    if (strcmp(xenops_driver()->name, "qemu") == 0)
+        network_guest_macvtaps_gc(keep);
     int rc = nft_rules_restore(p.taps, p.policies, err);
     g_ptr_array_unref(p.taps);
     g_ptr_array_unref(p.policies);
     return rc;
+}
+
+/* ---- switching between macvtap and the bridge ------------------------------- */
+
+typedef struct {
+    char *uuid, *vif;
+} SwitchedNic;
+
+struct VmNicSwitch {
+    GPtrArray *nics;   /* SwitchedNic, detached */
+    GPtrArray *locked; /* uuids of the VMs locked, sorted */
+};
+
+static void switched_nic_free(gpointer p)
+{
+    SwitchedNic *n = p;
+    g_free(n->uuid);
+    g_free(n->vif);
+    g_free(n);
+}
+
+/* The VIFs plugged into domains here on the network of pif, when pif is a
+ * NIC whose attachment is about to change (lock held). */
+static void collect_switching(const char *pif_ref, bool to_bridge, GPtrArray *out)
+{
+    DbRow *pif = db_lookup(cls("PIF"), pif_ref);
+    if (!pif || !db_get(pif, "physical")->b || db_get(pif, "VLAN")->i >= 0 ||
+        db_get(pif, "currently_attached")->b == to_bridge)
+        return;
+    g_autofree char *host = bootstrap_this_host();
+    DbRow *net = db_lookup(cls("network"), str_field(pif, "network"));
+    if (!net || strcmp(str_field(pif, "host"), host) != 0)
+        return;
+    const Xv *vifs = db_get(net, "VIFs");
+    for (guint i = 0; i < xv_len(vifs); i++) {
+        const char *ref = xv_str(xv_at(vifs, i));
+        g_autofree char *uuid = plugged_vm_uuid(ref);
+        DbRow *vif = db_lookup(cls("VIF"), ref);
+        DbRow *vm = vif ? db_lookup(cls("VM"), str_field(vif, "VM")) : NULL;
+        if (!uuid || !vm || strcmp(str_field(vm, "resident_on"), host) != 0)
+            continue;
+        SwitchedNic *n = g_new0(SwitchedNic, 1);
+        n->uuid = g_steal_pointer(&uuid);
+        n->vif = g_strdup(ref);
+        g_ptr_array_add(out, n);
+    }
+}
+
+static gint by_string(gconstpointer a, gconstpointer b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The NIC as its record says now, or with detached, without a backend. */
+static int switch_one(const SwitchedNic *n, bool detached, XapiError **err)
+{
+    HvNic *nic = g_new0(HvNic, 1);
+    db_read_begin();
+    DbRow *vif = db_lookup(cls("VIF"), n->vif);
+    DbRow *vm = vif ? db_lookup(cls("VM"), str_field(vif, "VM")) : NULL;
+    int rc = 0;
+    if (detached && vif && vm) {
+        nic->device = (int)g_ascii_strtoull(str_field(vif, "device"), NULL, 10);
+        nic->tap = network_guest_tap_name(n->uuid, nic->device);
+        nic->mac = g_strdup(str_field(vif, "MAC"));
+        nic->switchable = nic->detached = true;
+    } else if (vif && vm) {
+        rc = nic_for_vif(vm, vif, "", nic, err);
+    }
+    db_read_end();
+    if (rc == 0 && vif && vm)
+        rc = xenops_driver()->nic_update(n->uuid, nic, err);
+    hv_nics_free(nic, 1);
+    return rc;
+}
+
+static void switch_unlock(VmNicSwitch *sw)
+{
+    for (guint i = 0; i < sw->locked->len; i++)
+        xenops_unlock_vm(sw->locked->pdata[i]);
+    g_ptr_array_unref(sw->locked);
+    g_ptr_array_unref(sw->nics);
+    g_free(sw);
+}
+
+int vm_nics_switch_begin(const char *pif_ref, bool to_bridge, VmNicSwitch **out,
+                         XapiError **err)
+{
+    VmNicSwitch *sw = g_new0(VmNicSwitch, 1);
+    sw->nics = g_ptr_array_new_with_free_func(switched_nic_free);
+    sw->locked = g_ptr_array_new_with_free_func(g_free);
+    *out = NULL;
+    db_read_begin();
+    collect_switching(pif_ref, to_bridge, sw->nics);
+    db_read_end();
+    /* In one order, so that two switches cannot wait for each other. */
+    g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
+    for (guint i = 0; i < sw->nics->len; i++) {
+        SwitchedNic *n = sw->nics->pdata[i];
+        if (g_hash_table_add(seen, n->uuid))
+            g_ptr_array_add(sw->locked, g_strdup(n->uuid));
+    }
+    g_ptr_array_sort(sw->locked, by_string);
+    for (guint i = 0; i < sw->locked->len; i++)
+        xenops_lock_vm(sw->locked->pdata[i]);
+    /* The backends leave first: a NIC cannot be a bridge's port while it
+     * has macvtaps, nor the reverse. */
+    for (guint i = 0; i < sw->nics->len; i++) {
+        if (switch_one(sw->nics->pdata[i], true, err) < 0) {
+            for (guint j = 0; j <= i; j++)
+                switch_one(sw->nics->pdata[j], false, NULL);
+            switch_unlock(sw);
+            return -1;
+        }
+    }
+    *out = sw;
+    return 0;
+}
+
+void vm_nics_switch_end(VmNicSwitch *sw)
+{
+    if (!sw)
+        return;
+    for (guint i = 0; i < sw->nics->len; i++) {
+        SwitchedNic *n = sw->nics->pdata[i];
+        g_autoptr(XapiError) e = NULL;
+        if (switch_one(n, false, &e) < 0)
+            g_warning("VIF %s of VM %s has no backend after the switch: %s", n->vif, n->uuid,
+                      e ? e->code : "");
+    }
+    switch_unlock(sw);
 }
 
 /* ---- copies and seeds ------------------------------------------------------- */

@@ -41,6 +41,20 @@ int vm_vif_check_policy(const DbRow *vif, XapiError **err);
  * plugged into domains running here. */
 int vm_nics_restore_rules(XapiError **err);
 
+/* PIF.plug, PIF.unplug and host.management_reconfigure of a NIC's PIF
+ * move the running VIFs of its network between macvtap on the NIC and
+ * taps on its bridge, the guests' devices untouched: begin (no database
+ * lock held) locks their VMs and takes their backends away (a NIC with
+ * macvtaps cannot join a bridge); the PIF is then changed; end gives each
+ * the backend its records ask for now and unlocks. Nothing to do (*out
+ * NULL is fine for end) unless pif is a NIC's PIF whose currently_attached
+ * differs from to_bridge. A NIC's locking and QoS go with it (a bridge's
+ * rules, or its macvtap's). */
+typedef struct VmNicSwitch VmNicSwitch;
+int vm_nics_switch_begin(const char *pif_ref, bool to_bridge, VmNicSwitch **out,
+                         XapiError **err);
+void vm_nics_switch_end(VmNicSwitch *sw);
+
 /* The VIFs of from, copied to the VM to_ref as XAPI's clone does: same
  * devices, networks, locking and QoS; with keep_macs (a snapshot) the
  * same MACs, otherwise MACs generated from to's mac_seed (write lock

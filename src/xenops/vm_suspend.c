@@ -10,6 +10,7 @@
 #include "bootstrap.h"
 #include "pending_files.h"
 #include "dm_handlers.h"
+#include "message_store.h"
 #include "storage.h"
 #include "task.h"
 #include "vm_lifecycle.h"
@@ -144,7 +145,10 @@ static int suspend_work(VmOp *o)
 
 int xapi_VM_suspend(Call *call, const char *vm)
 {
-    return vm_run_operation(call, vm, "suspend", suspend_work, NULL);
+    if (vm_run_operation(call, vm, "suspend", suspend_work, NULL) < 0)
+        return -1;
+    message_raise_vm("VM_SUSPENDED", vm, "suspended");
+    return 0;
 }
 
 /* Removes a VM's suspend image (after a resume, a hard_shutdown or a
@@ -208,10 +212,20 @@ static int resume_work(VmOp *o)
     return 0;
 }
 
+/* XAPI's message after a resume succeeded (message_forwarding.ml). */
+static int resumed(const char *vm, int rc)
+{
+    if (rc == 0) {
+        g_autofree char *host = message_this_host();
+        message_raise_vm("VM_RESUMED", vm, "resumed on host: %s", host);
+    }
+    return rc;
+}
+
 int xapi_VM_resume(Call *call, const char *vm, bool start_paused, bool force)
 {
     (void)force;
-    return vm_run_operation(call, vm, "resume", resume_work, &start_paused);
+    return resumed(vm, vm_run_operation(call, vm, "resume", resume_work, &start_paused));
 }
 
 int xapi_VM_resume_on(Call *call, const char *vm, const char *host, bool start_paused,
@@ -220,7 +234,7 @@ int xapi_VM_resume_on(Call *call, const char *vm, const char *host, bool start_p
     (void)force;
     if (bootstrap_check_this_host(host, &call->error) < 0)
         return -1;
-    return vm_run_operation(call, vm, "resume_on", resume_work, &start_paused);
+    return resumed(vm, vm_run_operation(call, vm, "resume_on", resume_work, &start_paused));
 }
 
 /* ---- checkpoint: a snapshot with the memory ---------------------------------------- */

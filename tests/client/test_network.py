@@ -103,17 +103,6 @@ def test_network_destroy_refusals(daemon):
     ok(api.PIF.scan(s, host))
 
 
-def test_vif_on_unplugged_pif_network_refuses_start(daemon):
-    api, s = daemon.login()
-    pif = next(p for p in ok(api.PIF.get_all(s)) if ok(api.PIF.get_management(s, p)))
-    if ok(api.PIF.get_currently_attached(s, pif)):
-        pytest.skip("this host's management NIC is on a bridge already")
-    vm = ok(api.VM.create(s, VM_RECORD))
-    ok(api.VIF.create(s, vif_record(vm, ok(api.PIF.get_network(s, pif)), "0")))
-    assert err(api.VM.start(s, vm, False, False)) == ["REQUIRED_PIF_IS_UNPLUGGED", pif]
-    assert ok(api.VM.get_power_state(s, vm)) == "Halted"
-
-
 def test_vif_plug_checks(daemon):
     api, s = daemon.login()
     vm = ok(api.VM.create(s, VM_RECORD))

@@ -1,0 +1,485 @@
+/* metrics.c: the sampler and the archives it keeps (see metrics.h). */
+#include "metrics.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "bootstrap.h"
+#include "db.h"
+#include "host_sample.h"
+#include "rrd.h"
+#include "xenops.h"
+
+/* Archives are written this often besides at a clean stop. */
+#define FLUSH_EVERY_S 300
+
+typedef struct {
+    char *uuid;
+    int64_t vcpus, memory, memory_target;
+    unsigned n_disks, n_nics;
+    int disk_slots[HV_SAMPLE_MAX_DEVICES];
+    int nic_devices[HV_SAMPLE_MAX_DEVICES];
+} VmPlan;
+
+static struct {
+    char *dir;           /* STATE_DIR/rrd */
+    GMutex lock;         /* the archives */
+    char *host_uuid;
+    Rrd *host;
+    GHashTable *vms;     /* uuid -> Rrd*, running VMs */
+    GThread *thread;
+    GMutex stop_lock;
+    GCond stop_cond;
+    bool stopping;
+    HostSampler *hs;
+} m;
+
+static char *archive_path(const char *uuid)
+{
+    g_autofree char *file = g_strconcat(uuid, ".rrd", NULL);
+    return g_build_filename(m.dir, file, NULL);
+}
+
+static Rrd *archive_load(const char *uuid)
+{
+    g_autofree char *path = archive_path(uuid);
+    g_autofree char *data = NULL;
+    gsize len = 0;
+    if (!g_file_get_contents(path, &data, &len, NULL))
+        return NULL;
+    Rrd *rrd = rrd_deserialize(data, len);
+    if (!rrd)
+        g_warning("%s is no archive of xapid's: started afresh", path);
+    return rrd;
+}
+
+static void image_write(const char *uuid, GBytes *image)
+{
+    g_autofree char *path = archive_path(uuid);
+    g_autoptr(GError) gerr = NULL;
+    gsize len;
+    const char *data = g_bytes_get_data(image, &len);
+    if (!g_file_set_contents_full(path, data, (gssize)len, G_FILE_SET_CONTENTS_CONSISTENT, 0600,
+                                  &gerr))
+        g_warning("cannot write %s: %s", path, gerr->message);
+}
+
+static void archive_save(const char *uuid, const Rrd *rrd)
+{
+    g_autoptr(GBytes) image = rrd_serialize(rrd);
+    image_write(uuid, image);
+}
+
+/* Every archive's image is taken under the lock, and written (with an
+ * fsync each) after it: readers of the archives do not wait for the disk. */
+static void save_all(void)
+{
+    g_autoptr(GPtrArray) uuids = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GPtrArray) images = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+    g_mutex_lock(&m.lock);
+    if (m.host) {
+        g_ptr_array_add(uuids, g_strdup(m.host_uuid));
+        g_ptr_array_add(images, rrd_serialize(m.host));
+    }
+    GHashTableIter it;
+    gpointer uuid, rrd;
+    g_hash_table_iter_init(&it, m.vms);
+    while (g_hash_table_iter_next(&it, &uuid, &rrd)) {
+        g_ptr_array_add(uuids, g_strdup(uuid));
+        g_ptr_array_add(images, rrd_serialize(rrd));
+    }
+    g_mutex_unlock(&m.lock);
+    for (guint i = 0; i < uuids->len; i++)
+        image_write(uuids->pdata[i], images->pdata[i]);
+}
+
+/* ---- what to sample (read from the database) ----------------------------- */
+
+static const DmClass *cls(const char *name) { return dm_class_by_name(name); }
+
+static int64_t int_field(const DbRow *row, const char *name) { return db_get(row, name)->i; }
+
+typedef struct {
+    const char *host;
+    GPtrArray *pifs;  /* char* */
+    GArray *vms;      /* VmPlan */
+    bool min_max;     /* pool other_config:create_min_max_in_new_VM_RRDs */
+} Plan;
+
+static bool plan_pif(DbRow *pif, void *ctx)
+{
+    Plan *p = ctx;
+    if (strcmp(xv_str(db_get(pif, "host")), p->host) == 0 && int_field(pif, "VLAN") < 0)
+        g_ptr_array_add(p->pifs, g_strdup(xv_str(db_get(pif, "device"))));
+    return true;
+}
+
+static void plan_devices(const DbRow *vm, VmPlan *v)
+{
+    const Xv *vbds = db_get(vm, "VBDs");
+    for (guint i = 0; i < xv_len(vbds) && v->n_disks < HV_SAMPLE_MAX_DEVICES; i++) {
+        DbRow *vbd = db_lookup(cls("VBD"), xv_str(xv_at(vbds, i)));
+        if (!vbd || !db_get(vbd, "currently_attached")->b ||
+            strcmp(xv_str(db_get(vbd, "type")), "Disk") != 0)
+            continue;
+        gint64 slot = g_ascii_strtoll(xv_str(db_get(vbd, "userdevice")), NULL, 10);
+        if (slot >= 0 && slot < 26)
+            v->disk_slots[v->n_disks++] = (int)slot;
+    }
+    const Xv *vifs = db_get(vm, "VIFs");
+    for (guint i = 0; i < xv_len(vifs) && v->n_nics < HV_SAMPLE_MAX_DEVICES; i++) {
+        DbRow *vif = db_lookup(cls("VIF"), xv_str(xv_at(vifs, i)));
+        if (vif && db_get(vif, "currently_attached")->b)
+            v->nic_devices[v->n_nics++] =
+                (int)g_ascii_strtoll(xv_str(db_get(vif, "device")), NULL, 10);
+    }
+}
+
+static bool plan_vm(DbRow *vm, void *ctx)
+{
+    Plan *p = ctx;
+    const char *state = xv_str(db_get(vm, "power_state"));
+    if (strcmp(xv_str(db_get(vm, "resident_on")), p->host) != 0 ||
+        (strcmp(state, "Running") != 0 && strcmp(state, "Paused") != 0))
+        return true;
+    VmPlan v = {.uuid = g_strdup(xv_str(db_get(vm, "uuid"))),
+                .vcpus = MIN(int_field(vm, "VCPUs_at_startup"), HV_SAMPLE_MAX_VCPUS),
+                .memory = int_field(vm, "memory_static_max"),
+                .memory_target = int_field(vm, "memory_target")};
+    plan_devices(vm, &v);
+    g_array_append_val(p->vms, v);
+    return true;
+}
+
+static bool plan_pool(DbRow *pool, void *ctx)
+{
+    const Xv *v = xv_struct_get(db_get(pool, "other_config"), "create_min_max_in_new_VM_RRDs");
+    ((Plan *)ctx)->min_max = v && strcmp(xv_str(v), "true") == 0;
+    return false;
+}
+
+static void vm_plan_clear(gpointer p) { g_free(((VmPlan *)p)->uuid); }
+
+/* ---- one sampling round -------------------------------------------------- */
+
+static void add_sample(GPtrArray *names, GArray *samples, RrdDsType type, double value,
+                       const char *format, ...) G_GNUC_PRINTF(5, 6);
+static void add_sample(GPtrArray *names, GArray *samples, RrdDsType type, double value,
+                       const char *format, ...)
+{
+    va_list ap;
+    va_start(ap, format);
+    char *name = g_strdup_vprintf(format, ap);
+    va_end(ap);
+    g_ptr_array_add(names, name);
+    RrdSample s = {name, type, value};
+    g_array_append_val(samples, s);
+}
+
+static void sample_vm(const VmPlan *v, int64_t now, bool min_max)
+{
+    HvSample hs = {.n_vcpus = (unsigned)v->vcpus, .memory = v->memory,
+                   .n_disks = v->n_disks, .n_nics = v->n_nics};
+    for (unsigned i = 0; i < v->n_disks; i++)
+        hs.disks[i].slot = v->disk_slots[i];
+    for (unsigned i = 0; i < v->n_nics; i++)
+        hs.nics[i].device = v->nic_devices[i];
+    const HvDriver *driver = xenops_driver();
+    if (!driver->sample)
+        return;
+    xenops_lock_vm(v->uuid);
+    int rc = driver->sample(v->uuid, &hs);
+    xenops_unlock_vm(v->uuid);
+    if (rc < 0)
+        return;
+    g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GArray) samples = g_array_new(FALSE, FALSE, sizeof(RrdSample));
+    for (unsigned i = 0; i < hs.n_vcpus; i++)
+        if (hs.vcpu_seconds[i] >= 0)
+            add_sample(names, samples, RRD_DERIVE, hs.vcpu_seconds[i], "cpu%u", i);
+    add_sample(names, samples, RRD_GAUGE, (double)hs.memory, "memory");
+    add_sample(names, samples, RRD_GAUGE, (double)v->memory_target, "memory_target");
+    for (unsigned i = 0; i < hs.n_disks; i++) {
+        char dev[8];
+        g_snprintf(dev, sizeof dev, "xvd%c", 'a' + hs.disks[i].slot);
+        if (hs.disks[i].read_bytes >= 0)
+            add_sample(names, samples, RRD_DERIVE, (double)hs.disks[i].read_bytes, "vbd_%s_read", dev);
+        if (hs.disks[i].write_bytes >= 0)
+            add_sample(names, samples, RRD_DERIVE, (double)hs.disks[i].write_bytes, "vbd_%s_write", dev);
+    }
+    for (unsigned i = 0; i < hs.n_nics; i++) {
+        if (hs.nics[i].rx_bytes >= 0)
+            add_sample(names, samples, RRD_DERIVE, (double)hs.nics[i].rx_bytes, "vif_%d_rx", hs.nics[i].device);
+        if (hs.nics[i].tx_bytes >= 0)
+            add_sample(names, samples, RRD_DERIVE, (double)hs.nics[i].tx_bytes, "vif_%d_tx", hs.nics[i].device);
+    }
+    g_mutex_lock(&m.lock);
+    Rrd *rrd = g_hash_table_lookup(m.vms, v->uuid);
+    if (!rrd) {
+        rrd = archive_load(v->uuid);
+        if (!rrd)
+            rrd = rrd_new(min_max, now - RRD_STEP);
+        g_hash_table_insert(m.vms, g_strdup(v->uuid), rrd);
+    }
+    rrd_update(rrd, now, (const RrdSample *)samples->data, samples->len);
+    g_mutex_unlock(&m.lock);
+}
+
+/* Archives of VMs that stopped running here go to disk. */
+static void retire_stopped(const GArray *vms)
+{
+    g_autoptr(GHashTable) running = g_hash_table_new(g_str_hash, g_str_equal);
+    for (guint i = 0; i < vms->len; i++)
+        g_hash_table_add(running, g_array_index(vms, VmPlan, i).uuid);
+    g_mutex_lock(&m.lock);
+    GHashTableIter it;
+    gpointer uuid, rrd;
+    g_hash_table_iter_init(&it, m.vms);
+    while (g_hash_table_iter_next(&it, &uuid, &rrd))
+        if (!g_hash_table_contains(running, uuid)) {
+            archive_save(uuid, rrd);
+            g_hash_table_iter_remove(&it);
+        }
+    g_mutex_unlock(&m.lock);
+}
+
+static void sample_round(int64_t now)
+{
+    g_autofree char *host = bootstrap_this_host();
+    Plan p = {host, g_ptr_array_new_with_free_func(g_free), g_array_new(FALSE, TRUE, sizeof(VmPlan)),
+              false};
+    g_array_set_clear_func(p.vms, vm_plan_clear);
+    db_read_begin();
+    db_foreach(cls("PIF"), plan_pif, &p);
+    db_foreach(cls("VM"), plan_vm, &p);
+    db_foreach(cls("pool"), plan_pool, &p);
+    db_read_end();
+    g_ptr_array_add(p.pifs, NULL);
+    g_autoptr(GArray) samples = g_array_new(FALSE, FALSE, sizeof(RrdSample));
+    host_sampler_read(m.hs, (const char *const *)p.pifs->pdata, samples);
+    g_mutex_lock(&m.lock);
+    rrd_update(m.host, now, (const RrdSample *)samples->data, samples->len);
+    g_mutex_unlock(&m.lock);
+    for (guint i = 0; i < p.vms->len; i++)
+        sample_vm(&g_array_index(p.vms, VmPlan, i), now, p.min_max);
+    retire_stopped(p.vms);
+    g_ptr_array_unref(p.pifs);
+    g_array_unref(p.vms);
+}
+
+static gpointer sampler(gpointer data)
+{
+    int64_t last_flush = g_get_monotonic_time();
+    g_mutex_lock(&m.stop_lock);
+    while (!m.stopping) {
+        g_mutex_unlock(&m.stop_lock);
+        sample_round(g_get_real_time() / G_USEC_PER_SEC);
+        if (g_get_monotonic_time() - last_flush > FLUSH_EVERY_S * G_USEC_PER_SEC) {
+            save_all();
+            last_flush = g_get_monotonic_time();
+        }
+        g_mutex_lock(&m.stop_lock);
+        /* The next round at the next 5 s boundary of the wall clock, as
+         * XAPI's rrdd reads on the step. */
+        int64_t real = g_get_real_time();
+        int64_t wait = RRD_STEP * G_USEC_PER_SEC - real % (RRD_STEP * G_USEC_PER_SEC);
+        int64_t until = g_get_monotonic_time() + wait + 1000;
+        while (!m.stopping && g_cond_wait_until(&m.stop_cond, &m.stop_lock, until))
+            ;
+    }
+    g_mutex_unlock(&m.stop_lock);
+    return NULL;
+}
+
+int metrics_start(const char *state_dir, XapiError **err)
+{
+    m.dir = g_build_filename(state_dir, "rrd", NULL);
+    if (g_mkdir_with_parents(m.dir, 0700) < 0)
+        return xapi_error_internal(err, "cannot make %s: %s", m.dir, g_strerror(errno));
+    g_autofree char *host = bootstrap_this_host();
+    db_read_begin();
+    DbRow *row = db_lookup(cls("host"), host);
+    m.host_uuid = g_strdup(row ? xv_str(db_get(row, "uuid")) : "");
+    db_read_end();
+    m.host = archive_load(m.host_uuid);
+    if (!m.host)
+        m.host = rrd_new(true, g_get_real_time() / G_USEC_PER_SEC - RRD_STEP);
+    m.vms = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)rrd_free);
+    m.hs = host_sampler_new();
+    m.thread = g_thread_new("metrics", sampler, NULL);
+    return 0;
+}
+
+bool metrics_running(void) { return m.host != NULL; }
+
+void metrics_stop(void)
+{
+    if (!m.thread)
+        return;
+    g_mutex_lock(&m.stop_lock);
+    m.stopping = true;
+    g_cond_signal(&m.stop_cond);
+    g_mutex_unlock(&m.stop_lock);
+    g_thread_join(g_steal_pointer(&m.thread));
+    save_all();
+}
+
+/* ---- reads ---------------------------------------------------------------- */
+
+void metrics_rrd_updates(GString *out, int64_t start, int64_t interval, int cf, bool host,
+                         const char *const *vm_uuids, bool json)
+{
+    g_autoptr(GArray) sources = g_array_new(FALSE, FALSE, sizeof(RrdSource));
+    g_autoptr(GPtrArray) keep = g_ptr_array_new();
+    g_mutex_lock(&m.lock);
+    if (start < 0)
+        start += rrd_last_update(m.host);
+    if (host) {
+        RrdSource s = {"host", m.host_uuid, m.host};
+        g_array_append_val(sources, s);
+    }
+    if (vm_uuids) {
+        for (const char *const *u = vm_uuids; *u; u++) {
+            Rrd *rrd = g_hash_table_lookup(m.vms, *u);
+            if (rrd) {
+                RrdSource s = {"vm", *u, rrd};
+                g_array_append_val(sources, s);
+            }
+        }
+    } else {
+        /* In a stable order: by uuid. */
+        GList *keys = g_list_sort(g_hash_table_get_keys(m.vms), (GCompareFunc)strcmp);
+        for (GList *k = keys; k; k = k->next) {
+            RrdSource s = {"vm", k->data, g_hash_table_lookup(m.vms, k->data)};
+            g_array_append_val(sources, s);
+        }
+        g_list_free(keys);
+    }
+    rrd_xport(out, (const RrdSource *)sources->data, sources->len, start, interval, cf, json);
+    g_mutex_unlock(&m.lock);
+}
+
+bool metrics_rrd_dump(GString *out, const char *vm_uuid)
+{
+    g_mutex_lock(&m.lock);
+    const Rrd *rrd = vm_uuid ? g_hash_table_lookup(m.vms, vm_uuid) : m.host;
+    if (rrd)
+        rrd_dump_xml(out, rrd);
+    g_mutex_unlock(&m.lock);
+    if (rrd || !vm_uuid)
+        return rrd != NULL;
+    g_autoptr(Rrd) saved = strchr(vm_uuid, '/') ? NULL : archive_load(vm_uuid);
+    if (saved)
+        rrd_dump_xml(out, saved);
+    return saved != NULL;
+}
+
+size_t metrics_vm_bytes(const char *vm_uuid)
+{
+    g_mutex_lock(&m.lock);
+    const Rrd *rrd = g_hash_table_lookup(m.vms, vm_uuid);
+    size_t n = rrd ? rrd_bytes(rrd) : 0;
+    g_mutex_unlock(&m.lock);
+    return n;
+}
+
+/* ---- data sources (host.get_data_sources and friends) --------------------- */
+
+/* XAPI's descriptions and units for the sources kept here. */
+static void describe(const char *name, bool vm, const char **description, const char **units)
+{
+    static const struct { const char *prefix, *host, *vm, *units; } known[] = {
+        {"cpu_avg", "Average physical CPU usage", NULL, "(fraction)"},
+        {"cpu", "Physical CPU usage", "CPU usage of a vCPU", "(fraction)"},
+        {"memory_total_kib", "Total amount of memory in the host", NULL, "KiB"},
+        {"memory_free_kib", "Total amount of free memory", NULL, "KiB"},
+        {"memory_target", NULL, "Target of VM balloon driver", "B"},
+        {"memory", NULL, "Memory currently allocated to VM", "B"},
+        {"loadavg", "Domain0 loadavg", NULL, ""},
+        {"pif_", "Bytes per second moved by a physical interface", NULL, "B/s"},
+        {"vbd_", NULL, "Bytes per second read or written by a disk", "B/s"},
+        {"vif_", NULL, "Bytes per second moved by a virtual interface", "B/s"},
+    };
+    *description = "";
+    *units = "";
+    for (size_t i = 0; i < G_N_ELEMENTS(known); i++)
+        if (g_str_has_prefix(name, known[i].prefix) && (vm ? known[i].vm : known[i].host)) {
+            *description = vm ? known[i].vm : known[i].host;
+            *units = known[i].units;
+            return;
+        }
+}
+
+static Rrd *archive_of(const char *vm_uuid)
+{
+    return vm_uuid ? g_hash_table_lookup(m.vms, vm_uuid) : m.host;
+}
+
+Xv *metrics_data_sources(const char *vm_uuid)
+{
+    Xv *out = xv_new_array();
+    g_mutex_lock(&m.lock);
+    const Rrd *rrd = m.vms ? archive_of(vm_uuid) : NULL;
+    for (guint i = 0; rrd && i < rrd_n_sources(rrd); i++) {
+        const char *name = rrd_source_name(rrd, i), *description, *units;
+        describe(name, vm_uuid != NULL, &description, &units);
+        bool fraction = g_str_has_prefix(name, "cpu");
+        Xv *ds = xv_new_struct();
+        xv_struct_set_string(ds, "name_label", name);
+        xv_struct_set_string(ds, "name_description", description);
+        xv_struct_set(ds, "enabled", xv_new_bool(true));
+        xv_struct_set(ds, "standard", xv_new_bool(true));
+        xv_struct_set_string(ds, "units", units);
+        xv_struct_set(ds, "min", xv_new_float(0.0));
+        xv_struct_set(ds, "max", xv_new_float(fraction ? 1.0 : INFINITY));
+        xv_struct_set(ds, "value", xv_new_float(rrd_source_value(rrd, i)));
+        xv_array_append(out, ds);
+    }
+    g_mutex_unlock(&m.lock);
+    return out;
+}
+
+/* The source's index in its archive (lock held), or -1 with err. */
+static int source_locked(const char *vm_uuid, const char *name, Rrd **rrd, XapiError **err)
+{
+    *rrd = m.vms ? archive_of(vm_uuid) : NULL;
+    int i = *rrd ? rrd_source_index(*rrd, name) : -1;
+    if (i < 0) {
+        g_autofree char *what = g_strdup_printf("Datasource_missing(%s)", name);
+        xapi_error_set(err, "INTERNAL_ERROR", what, NULL);
+    }
+    return i;
+}
+
+int metrics_query_source(const char *vm_uuid, const char *name, double *value, XapiError **err)
+{
+    Rrd *rrd;
+    g_mutex_lock(&m.lock);
+    int i = source_locked(vm_uuid, name, &rrd, err);
+    if (i >= 0)
+        *value = rrd_source_value(rrd, (guint)i);
+    g_mutex_unlock(&m.lock);
+    return i < 0 ? -1 : 0;
+}
+
+int metrics_forget_source(const char *vm_uuid, const char *name, XapiError **err)
+{
+    Rrd *rrd;
+    g_mutex_lock(&m.lock);
+    int i = source_locked(vm_uuid, name, &rrd, err);
+    if (i >= 0)
+        rrd_forget_source(rrd, (guint)i);
+    g_mutex_unlock(&m.lock);
+    return i < 0 ? -1 : 0;
+}
+
+int metrics_record_source(const char *vm_uuid, const char *name, XapiError **err)
+{
+    Rrd *rrd;
+    g_mutex_lock(&m.lock);
+    int i = source_locked(vm_uuid, name, &rrd, err);
+    g_mutex_unlock(&m.lock);
+    return i < 0 ? -1 : 0;
+}

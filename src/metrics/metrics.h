@@ -1,0 +1,44 @@
+/* metrics.h: the metrics subsystem: a sampler thread that every 5 s reads
+ * the host's and each running VM's figures into their round-robin
+ * archives, kept in memory for running VMs only (a stopped VM's go to the
+ * state dir) and written to STATE_DIR/rrd at a clean stop and every few
+ * minutes, as XAPI's rrdd backs them up; and the reads /rrd_updates,
+ * /host_rrd and /vm_rrd serve. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <glib.h>
+
+#include "xapi_error.h"
+#include "xv.h"
+
+/* Loads the host's archive and starts the sampler. */
+int metrics_start(const char *state_dir, XapiError **err);
+/* Stops the sampler and writes every archive. */
+void metrics_stop(void);
+/* Whether metrics_start ran (xapid --no-metrics: not). */
+bool metrics_running(void);
+
+/* /rrd_updates: the host's archive when host, then the VMs' (vm_uuids, or
+ * every running VM's when NULL); start < 0 counts back from the last
+ * update; cf < 0 for all. */
+void metrics_rrd_updates(GString *out, int64_t start, int64_t interval, int cf, bool host,
+                         const char *const *vm_uuids, bool json);
+/* The whole archive of the host (uuid NULL) or of a VM, in memory or
+ * saved; false if there is none. */
+bool metrics_rrd_dump(GString *out, const char *vm_uuid);
+/* The data sources of the host's (vm_uuid NULL) or a running VM's
+ * archive, as data_source records (an empty set when it has none). */
+Xv *metrics_data_sources(const char *vm_uuid);
+/* A source's value over the last 5 s step: 0, or -1 with
+ * INTERNAL_ERROR [Datasource_missing(NAME)] when there is no such source.
+ * forget empties its archives; record checks that it is recorded (every
+ * source here is). */
+int metrics_query_source(const char *vm_uuid, const char *name, double *value, XapiError **err);
+int metrics_forget_source(const char *vm_uuid, const char *name, XapiError **err);
+int metrics_record_source(const char *vm_uuid, const char *name, XapiError **err);
+
+/* Bytes held in memory for a VM's archive (0 if none). */
+size_t metrics_vm_bytes(const char *vm_uuid);

@@ -1,0 +1,209 @@
+/* rrd_test.c: the archives' consolidation (rates of counters, averages,
+ * minima and maxima per row, unknown points and xff, gaps), the
+ * /rrd_updates choice of archive and its XML and JSON against golden
+ * files, the dump, the state dir image, and the bytes a VM's archive
+ * takes. XAPID_UPDATE_GOLDEN=1 rewrites the golden files. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <string.h>
+
+#include "rrd.h"
+
+/* A multiple of every archive's row span (5 s x 17280 = 1 day). */
+#define T0 1700006400LL
+
+static char *golden_path(const char *name)
+{
+    const char *root = g_getenv("SOURCE_ROOT");
+    if (!root)
+        fail_msg("SOURCE_ROOT is not set (run through meson test)");
+    return g_build_filename(root, "src", "metrics", "golden", name, NULL);
+}
+
+static void check_golden(const char *name, const GString *actual)
+{
+    g_autofree char *path = golden_path(name);
+    if (g_strcmp0(g_getenv("XAPID_UPDATE_GOLDEN"), "1") == 0) {
+        if (!g_file_set_contents(path, actual->str, (gssize)actual->len, NULL))
+            fail_msg("cannot write %s", path);
+        return;
+    }
+    g_autofree char *expected = NULL;
+    if (!g_file_get_contents(path, &expected, NULL, NULL))
+        fail_msg("missing golden %s (XAPID_UPDATE_GOLDEN=1 writes it)", path);
+    if (strcmp(expected, actual->str) != 0)
+        fail_msg("%s differs\n--- expected\n%s\n--- actual\n%s", path, expected, actual->str);
+}
+
+/* One reading every 5 s: cpu0 a counter of seconds growing by
+ * busy x 5 each time, memory a gauge. */
+static void feed(Rrd *rrd, int64_t from, int n, double busy_start, double busy_step,
+                 double *counter)
+{
+    for (int i = 1; i <= n; i++) {
+        *counter += (busy_start + busy_step * (i - 1)) * RRD_STEP;
+        RrdSample s[] = {{"cpu0", RRD_DERIVE, *counter},
+                         {"memory", RRD_GAUGE, 1000.0 * i}};
+        rrd_update(rrd, from + (int64_t)i * RRD_STEP, s, 2);
+    }
+}
+
+static void test_counter_rates_and_averages(void **state)
+{
+    g_autoptr(Rrd) rrd = rrd_new(true, T0);
+    double counter = 0;
+    /* 24 readings: busy 0.1, 0.2, ..., the first rate unknown (no
+     * previous reading). */
+    feed(rrd, T0, 24, 0.05, 0.05, &counter);
+    g_autoptr(GString) out = g_string_new(NULL);
+    rrd_xport(out, &(RrdSource){"vm", "u", rrd}, 1, T0 + 60, 60, -1, true);
+    /* Rows of 12 points: the first row (T0+60) lacks its first point:
+     * AVERAGE over the 11 known; xff 1.0 in a min/max archive. The second
+     * row (T0+120) holds busy 0.65 .. 1.2. */
+    assert_non_null(strstr(out->str, "\"step\":\"60\""));
+    assert_non_null(strstr(out->str, "\"legend\":[\"AVERAGE:vm:u:cpu0\",\"AVERAGE:vm:u:memory\","
+                                     "\"MIN:vm:u:cpu0\",\"MIN:vm:u:memory\",\"MAX:vm:u:cpu0\","
+                                     "\"MAX:vm:u:memory\"]"));
+    assert_non_null(strstr(out->str, "{\"t\":\"1700006520\",\"values\":[\"0.925\",\"18500\","
+                                     "\"0.65\",\"13000\",\"1.2\",\"24000\"]}"));
+    assert_non_null(strstr(out->str, "{\"t\":\"1700006460\",\"values\":[\"0.35\",\"6500\","
+                                     "\"0.1\",\"1000\",\"0.6\",\"12000\"]}"));
+}
+
+static void test_unknown_points_and_xff(void **state)
+{
+    /* Without min/max the 12-point archive has xff 0.5: a row with more
+     * than 6 unknown points is unknown. */
+    g_autoptr(Rrd) rrd = rrd_new(false, T0);
+    RrdSample known = {"memory", RRD_GAUGE, 7};
+    for (int i = 1; i <= 5; i++)
+        rrd_update(rrd, T0 + i * RRD_STEP, &known, 1);
+    rrd_update(rrd, T0 + 60, NULL, 0); /* the source not read: unknown */
+    g_autoptr(GString) out = g_string_new(NULL);
+    rrd_xport(out, &(RrdSource){"vm", "u", rrd}, 1, T0 + 60, 60, RRD_AVERAGE, false);
+    assert_non_null(strstr(out->str, "<row><t>1700006460</t><v>NaN</v></row>"));
+    /* A gap beyond the heartbeat is unknown, then readings resume. */
+    for (int i = 1; i <= 12; i++)
+        rrd_update(rrd, T0 + 60 + i * RRD_STEP, &known, 1);
+    rrd_update(rrd, T0 + 60 + 60 + 400, &known, 1);
+    g_string_truncate(out, 0);
+    rrd_xport(out, &(RrdSource){"vm", "u", rrd}, 1, T0 + 100, 0, RRD_AVERAGE, false);
+    assert_non_null(strstr(out->str, "<row><t>1700006580</t><v>NaN</v></row>"));
+    assert_non_null(strstr(out->str, "<row><t>1700006520</t><v>7</v></row>"));
+}
+
+static void test_best_archive(void **state)
+{
+    g_autoptr(Rrd) rrd = rrd_new(false, T0);
+    double counter = 0;
+    feed(rrd, T0, 3, 0.5, 0, &counter);
+    g_autoptr(GString) out = g_string_new(NULL);
+    /* interval 0 and a start inside the 10 minutes of the finest: step 5. */
+    rrd_xport(out, &(RrdSource){"vm", "u", rrd}, 1, T0, 0, RRD_AVERAGE, false);
+    assert_non_null(strstr(out->str, "<step>5</step>"));
+    /* A start older than 10 minutes: the 1-minute archive (2 hours). */
+    g_string_truncate(out, 0);
+    rrd_xport(out, &(RrdSource){"vm", "u", rrd}, 1, T0 - 3600, 0, RRD_AVERAGE, false);
+    assert_non_null(strstr(out->str, "<step>60</step>"));
+    /* interval 3600: the hourly archive. */
+    g_string_truncate(out, 0);
+    rrd_xport(out, &(RrdSource){"vm", "u", rrd}, 1, T0, 3600, RRD_AVERAGE, false);
+    assert_non_null(strstr(out->str, "<step>3600</step>"));
+    /* Older than a year: the coarsest. */
+    g_string_truncate(out, 0);
+    rrd_xport(out, &(RrdSource){"vm", "u", rrd}, 1, 0, 0, RRD_AVERAGE, false);
+    assert_non_null(strstr(out->str, "<step>86400</step><end>1700006400</end><rows>366</rows>"));
+}
+
+/* The wire forms, byte by byte: a host and a VM archive. */
+static void test_xport_golden(void **state)
+{
+    g_autoptr(Rrd) host = rrd_new(true, T0);
+    g_autoptr(Rrd) vm = rrd_new(false, T0);
+    double c1 = 0, c2 = 0;
+    feed(host, T0, 4, 0.25, 0.125, &c1);
+    feed(vm, T0, 4, 0.0, 0.5, &c2);
+    RrdSource sources[] = {{"host", "11111111-2222-3333-4444-555555555555", host},
+                           {"vm", "66666666-7777-8888-9999-000000000000", vm}};
+    g_autoptr(GString) xml = g_string_new(NULL);
+    rrd_xport(xml, sources, 2, T0 + 5, 5, RRD_AVERAGE, false);
+    check_golden("rrd_updates.xml", xml);
+    g_autoptr(GString) json = g_string_new(NULL);
+    rrd_xport(json, sources, 2, T0 + 5, 5, RRD_AVERAGE, true);
+    check_golden("rrd_updates.json", json);
+}
+
+static void test_dump_and_image(void **state)
+{
+    g_autoptr(Rrd) rrd = rrd_new(false, T0);
+    double counter = 0;
+    feed(rrd, T0, 30, 0.1, 0.01, &counter);
+    g_autoptr(GString) dump = g_string_new(NULL);
+    rrd_dump_xml(dump, rrd);
+    assert_true(g_str_has_prefix(dump->str, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<rrd>"
+                                            "<version>0003</version><step>5</step><lastupdate>"
+                                            "1700006550</lastupdate><ds><name>cpu0</name><type>"
+                                            "DERIVE</type><minimal_heartbeat>300"));
+    g_autoptr(GBytes) image = rrd_serialize(rrd);
+    gsize len;
+    const char *data = g_bytes_get_data(image, &len);
+    g_autoptr(Rrd) back = rrd_deserialize(data, len);
+    assert_non_null(back);
+    g_autoptr(GString) again = g_string_new(NULL);
+    rrd_dump_xml(again, back);
+    assert_string_equal(again->str, dump->str);
+    /* Every truncation is refused, never read past. */
+    for (gsize n = 0; n < len; n += 97)
+        assert_null(rrd_deserialize(data, n));
+    assert_null(rrd_deserialize("garbage", 7));
+}
+
+/* Linux lets a link's name hold '"', '<' and '&': escaped on both wires. */
+static void test_names_escaped(void **state)
+{
+    g_autoptr(Rrd) rrd = rrd_new(false, T0);
+    RrdSample s = {"pif_a\"<b&_rx", RRD_GAUGE, 1};
+    rrd_update(rrd, T0 + 5, &s, 1);
+    g_autoptr(GString) out = g_string_new(NULL);
+    rrd_xport(out, &(RrdSource){"host", "u", rrd}, 1, T0, 0, RRD_AVERAGE, false);
+    assert_non_null(strstr(out->str, "<entry>AVERAGE:host:u:pif_a&quot;&lt;b&amp;_rx</entry>"));
+    g_string_truncate(out, 0);
+    rrd_xport(out, &(RrdSource){"host", "u", rrd}, 1, T0, 0, RRD_AVERAGE, true);
+    assert_non_null(strstr(out->str, "[\"AVERAGE:host:u:pif_a\\\"<b&_rx\"]"));
+    g_string_truncate(out, 0);
+    rrd_dump_xml(out, rrd);
+    assert_non_null(strstr(out->str, "<name>pif_a&quot;&lt;b&amp;_rx</name>"));
+}
+
+/* A VM with one vCPU, a disk and a NIC: its archive's size bounds the
+ * memory a running VM costs. */
+static void test_vm_archive_bytes(void **state)
+{
+    g_autoptr(Rrd) rrd = rrd_new(false, T0);
+    RrdSample s[] = {{"cpu0", RRD_DERIVE, 1},        {"memory", RRD_GAUGE, 1},
+                     {"memory_target", RRD_GAUGE, 1}, {"vbd_xvda_read", RRD_DERIVE, 1},
+                     {"vbd_xvda_write", RRD_DERIVE, 1}, {"vif_0_rx", RRD_DERIVE, 1},
+                     {"vif_0_tx", RRD_DERIVE, 1}};
+    rrd_update(rrd, T0 + 5, s, G_N_ELEMENTS(s));
+    size_t bytes = rrd_bytes(rrd);
+    print_message("archive of a VM with 7 sources: %zu bytes\n", bytes);
+    assert_true(bytes < 7 * 8 * (120 + 120 + 168 + 366) + 4096);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_counter_rates_and_averages),
+        cmocka_unit_test(test_unknown_points_and_xff),
+        cmocka_unit_test(test_best_archive),
+        cmocka_unit_test(test_xport_golden),
+        cmocka_unit_test(test_dump_and_image),
+        cmocka_unit_test(test_names_escaped),
+        cmocka_unit_test(test_vm_archive_bytes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
