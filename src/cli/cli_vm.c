@@ -631,6 +631,38 @@ static int disk_add_one(CliCtx *ctx, const char *vm, void *data)
 
 static int vm_disk_add(CliCtx *ctx) { return cli_do_vm_op(ctx, disk_add_one, NULL, false, NULL); }
 
+/* vm-disk-remove, as XAPI's: the VBD at device= goes, then its VDI. */
+static int disk_remove_one(CliCtx *ctx, const char *vm, void *data)
+{
+    const char *device = cli_param(ctx, "device");
+    g_autofree char *vbd = NULL, *vdi = NULL;
+    db_read_begin();
+    DbRow *row = db_lookup(dm_class_by_name("VM"), vm);
+    const Xv *vbds = row ? db_get(row, "VBDs") : NULL;
+    const DmClass *vbd_cls = dm_class_by_name("VBD");
+    for (guint i = 0; vbds && i < xv_len(vbds) && !vbd; i++) {
+        DbRow *b = db_lookup(vbd_cls, xv_str(xv_at(vbds, i)));
+        if (b && strcmp(xv_str(db_get(b, "userdevice")), device) == 0 &&
+            strcmp(xv_str(db_get(b, "type")), "Disk") == 0) {
+            vbd = g_strdup(b->ref);
+            vdi = g_strdup(xv_str(db_get(b, "VDI")));
+        }
+    }
+    db_read_end();
+    if (!vbd)
+        return cli_fail(ctx, "Disk not found");
+    g_autoptr(Xv) gone = cli_call_s(ctx, "VBD.destroy", vbd, NULL);
+    if (!gone)
+        return -1;
+    g_autoptr(Xv) destroyed = cli_call_s(ctx, "VDI.destroy", vdi, NULL);
+    return destroyed ? 0 : -1;
+}
+
+static int vm_disk_remove(CliCtx *ctx)
+{
+    return cli_do_vm_op(ctx, disk_remove_one, NULL, false, CLI_ARGS("device"));
+}
+
 static int memory_limits_one(CliCtx *ctx, const char *vm, void *data)
 {
     const char *names[] = {"static-min", "static-max", "dynamic-min", "dynamic-max"};
@@ -724,6 +756,9 @@ void cli_vm_register(GPtrArray *t)
                   "List the disks on the selected VM(s).", sel | CLI_STANDARD, vm_disk_list);
     cli_table_add(t, "vm-vif-list", CLI_NONE, CLI_NONE, "List the VIFs present on selected VM.",
                   sel | CLI_STANDARD, vm_vif_list);
+    cli_table_add(t, "vm-disk-remove", CLI_ARGS("device"), CLI_NONE,
+                  "Remove a disk from the specified VM and destroy it.", sel | CLI_STANDARD,
+                  vm_disk_remove);
     cli_table_add(t, "vm-disk-add", CLI_ARGS("disk-size", "device"), CLI_ARGS("sr-uuid"),
                   "Add a new disk to the selected VM(s). The device field should be set to the "
                   "userdevice field of the new VBD.",

@@ -49,6 +49,17 @@ def install(daemon, name):
     return uuid
 
 
+def test_vm_disk_remove_destroys_the_vbd_and_its_vdi(daemon):
+    uuid = install(daemon, "disk-remove")
+    vdi = xe_ok(daemon, "vm-disk-add", f"uuid={uuid}", "disk-size=1MiB", "device=1").strip()
+    code, _, errtext = xe(daemon, "vm-disk-remove", f"uuid={uuid}", "device=2")
+    assert (code, errtext) == (1, "Error: Disk not found\n")
+    xe_ok(daemon, "vm-disk-remove", f"uuid={uuid}", "device=1")
+    assert xe_ok(daemon, "vbd-list", f"vm-uuid={uuid}", "--minimal") == "\n"
+    assert xe_ok(daemon, "vdi-list", f"uuid={vdi}", "--minimal") == "\n"
+    xe_ok(daemon, "vm-uninstall", f"uuid={uuid}", "--force")
+
+
 GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden", "xe")
 
 
