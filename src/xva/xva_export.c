@@ -110,6 +110,15 @@ XvaExport *xva_export_begin(const char *vm_ref, const XvaExportOptions *opt, con
         xapi_error_set(err, "HANDLE_INVALID", "VM", vm_ref, NULL);
         goto fail;
     }
+    /* XenServer's file then carries the memory image as one more disk,
+     * which xapid neither writes nor reads: refused, not exported Halted. */
+    if (opt->preserve_power_state && strcmp(state, "Suspended") == 0) {
+        xapi_error_set(err, "OPERATION_NOT_ALLOWED",
+                       "exporting a suspended VM with its memory image (preserve_power_state) "
+                       "is not implemented: resume and shut it down, or export without it",
+                       NULL);
+        goto fail;
+    }
     bool live = strcmp(state, "Running") == 0 || strcmp(state, "Paused") == 0;
     if (live && take_snapshot(x, vm_ref, err) < 0)
         goto fail;

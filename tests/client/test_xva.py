@@ -391,6 +391,29 @@ def test_running_vm_exports_from_a_snapshot(daemon, api):
         ok(proxy.VM.hard_shutdown(s, vm))
 
 
+def test_suspended_vm_with_preserve_power_state_is_refused(daemon, api):
+    """Its memory image would have to travel as one more disk, which xapid
+    does not write: refused, not exported as Halted. Without the flag it
+    exports Halted, as XAPI's does."""
+    proxy, s = api
+    vm, _ = make_vm(daemon, api, "suspended", sizes=(MiB,), nic=False)
+    ok(proxy.VM.start(s, vm, False, False))
+    ok(proxy.VM.suspend(s, vm))
+    try:
+        task = new_task(api)
+        status, _, _ = export(daemon, s, vm, task=task, extra="&preserve_power_state=true")
+        assert status != 200
+        state, _, error = task_outcome(api, task)
+        assert state == "failure" and error[0] == "OPERATION_NOT_ALLOWED", error
+        assert ok(proxy.VM.get_power_state(s, vm)) == "Suspended"
+        assert ok(proxy.VM.get_current_operations(s, vm)) == {}
+        status, _, body = export(daemon, s, vm)
+        assert status == 200
+        assert "<name>power_state</name><value>Halted</value>" in members(body)[0][1].decode()
+    finally:
+        ok(proxy.VM.hard_shutdown(s, vm))
+
+
 def test_export_with_snapshots(daemon, api):
     proxy, s = api
     vm, contents = make_vm(daemon, api, "snaps", sizes=(2 * MiB,))
