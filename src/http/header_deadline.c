@@ -22,8 +22,18 @@ struct HeaderDeadlines {
     GCond changed;
     GQueue watches; /* HeaderWatch*, scanned whole: at most a few thousand */
     bool stopping;
+    gint64 next_wake; /* when the watchdog wakes next (monotonic µs) */
     GThread *thread;
 };
+
+/* Lock held: wakes the watchdog only for a deadline before its next
+ * wake-up (never in the usual case, the idle timeout being the longer):
+ * a wake-up per request would cost every call a context switch. */
+static void due_changed(HeaderDeadlines *d, gint64 due)
+{
+    if (due && due < d->next_wake)
+        g_cond_signal(&d->changed);
+}
 
 static gpointer watchdog(gpointer data)
 {
@@ -42,6 +52,7 @@ static gpointer watchdog(gpointer data)
                 next = w->due;
             }
         }
+        d->next_wake = next;
         g_cond_wait_until(&d->changed, &d->lock, next);
     }
     g_mutex_unlock(&d->lock);
@@ -99,7 +110,7 @@ void header_watch_arm(HeaderWatch *w)
     gint64 due = g_get_monotonic_time() + w->owner->timeout;
     if (!w->due || due < w->due)
         w->due = due;
-    g_cond_signal(&w->owner->changed);
+    due_changed(w->owner, w->due);
     g_mutex_unlock(&w->owner->lock);
 }
 
@@ -109,7 +120,7 @@ void header_watch_await_next(HeaderWatch *w, unsigned within_s)
         return;
     g_mutex_lock(&w->owner->lock);
     w->due = within_s ? g_get_monotonic_time() + (gint64)within_s * G_USEC_PER_SEC : 0;
-    g_cond_signal(&w->owner->changed);
+    due_changed(w->owner, w->due);
     g_mutex_unlock(&w->owner->lock);
 }
 
