@@ -37,7 +37,8 @@ char *compat_markdown(void)
                          "| CONNECT `/console` (`ref=` or `uuid=`; session by query, cookie or "
                          "basic auth): `200 OK`, then RFB from the VM's VNC display (`rfb` "
                          "console) or the bytes of its serial port (`vt100`), until the VM "
-                         "stops | implemented (one client at a time on `vt100`: 503) |\n"
+                         "stops | implemented (several clients at once: a `vt100` console is "
+                         "shared through one connection to QEMU's serial port) |\n"
                          "| GET `/console` with `Upgrade: websocket`: the same in RFC 6455 binary "
                          "frames (subprotocol `binary` or none; over HTTPS too) | implemented "
                          "(not Hixie-76: 501) |\n\n");

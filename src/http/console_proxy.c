@@ -34,9 +34,10 @@
  * destroy) and its socket reads end-of-file; a WebSocket client gets a
  * close frame, 1001 (going away), first. A reboot happens in the same QEMU
  * (xapid resets the machine in place): its consoles go on.
- * QEMU's serial port takes one client at a time (a second one would wait
- * unanswered in the listen queue): a second vt100 connection to the same
- * console gets 503. VNC takes several. */
+ * Several clients may watch one console at once, as on XenServer: QEMU's
+ * VNC server takes each as a client of its own, and a serial console is
+ * shared through a hub (xenops/serial_hub.c), QEMU's serial port taking
+ * one client at a time. */
 #include "console_proxy.h"
 
 #include <errno.h>
@@ -65,29 +66,6 @@ static const DmMessage connect_console = {
 };
 
 const DmMessage *console_proxy_permission(void) { return &connect_console; }
-
-/* Serial consoles with a client now (console refs). */
-static GMutex busy_lock;
-static GHashTable *busy;
-
-static bool claim(const char *console)
-{
-    g_mutex_lock(&busy_lock);
-    if (!busy)
-        busy = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    bool free_now = !g_hash_table_contains(busy, console);
-    if (free_now)
-        g_hash_table_add(busy, g_strdup(console));
-    g_mutex_unlock(&busy_lock);
-    return free_now;
-}
-
-static void release(const char *console)
-{
-    g_mutex_lock(&busy_lock);
-    g_hash_table_remove(busy, console);
-    g_mutex_unlock(&busy_lock);
-}
 
 bool console_proxy_route(const char *method, const char *url)
 {
@@ -375,10 +353,6 @@ static enum MHD_Result serve(struct MHD_Connection *conn, bool ws, const VmConso
         return refuse(conn, status, NULL, why);
     if (!ws)
         g_string_append(answer, CONNECT_ANSWER);
-    bool serial = strcmp(t->protocol, "vt100") == 0;
-    if (serial && !claim(t->console))
-        return refuse(conn, MHD_HTTP_SERVICE_UNAVAILABLE, NULL,
-                      "Connection Limit Exceeded: the serial console has a client already");
     g_autoptr(XapiError) gone = NULL;
     Proxy p = {.fd = -1, .vm = vm_console_connect(t, &gone), .ws = ws};
     enum MHD_Result ret;
@@ -389,8 +363,6 @@ static enum MHD_Result serve(struct MHD_Connection *conn, bool ws, const VmConso
         ret = take_over(conn, &p, answer);
         close(p.vm);
     }
-    if (serial)
-        release(t->console);
     return ret;
 }
 

@@ -368,7 +368,7 @@ char **qemu_cmdline(const QemuHost *host, const char *uuid, const Xv *vm, const 
     add(argv, "-add-fd");
     addf(argv, "fd=%d,set=1", QEMU_FD_CONSOLE);
     /* The serial port is a socket that xapid connects to for the vt100
-     * console, one client at a time; QEMU logs all the guest writes to
+     * console (QEMU takes one client at a time: serial_hub.c shares it); QEMU logs all the guest writes to
      * console.log whether or not one is connected (since QEMU 5.2). */
     add(argv, "-chardev");
     addf(argv, "socket,id=console0,fd=%d,server=on,wait=off,logfile=/dev/fdset/1,logappend=on",

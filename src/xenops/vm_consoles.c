@@ -3,6 +3,8 @@
  * requests (console.ml console_of_request, check_vm_is_running_here). */
 #include "vm_consoles.h"
 
+#include "serial_hub.h"
+
 #include <string.h>
 
 #include "bootstrap.h"
@@ -150,7 +152,15 @@ void vm_console_target_clear(VmConsoleTarget *t)
     memset(t, 0, sizeof *t);
 }
 
+static int connect_serial(void *ctx, XapiError **err)
+{
+    const VmConsoleTarget *t = ctx;
+    return xenops_driver()->console_connect(t->vm_uuid, t->protocol, err);
+}
+
 int vm_console_connect(const VmConsoleTarget *t, XapiError **err)
 {
+    if (strcmp(t->protocol, "vt100") == 0) /* one connection to QEMU, shared */
+        return serial_hub_join(t->console, connect_serial, (void *)t, err);
     return xenops_driver()->console_connect(t->vm_uuid, t->protocol, err);
 }
