@@ -42,21 +42,9 @@ static GPtrArray *cd_vbds(const char *vm)
 /* create_vbd_and_plug: a read-only CD VBD, plugged when the VM runs. */
 static int cd_add_one(CliCtx *ctx, const char *vm, void *cd)
 {
-    Xv *rec = xv_new_struct();
-    xv_struct_set_string(rec, "VM", vm);
-    xv_struct_set_string(rec, "VDI", cd);
-    xv_struct_set_string(rec, "userdevice", cli_param(ctx, "device"));
-    xv_struct_set(rec, "bootable", xv_new_bool(false));
-    xv_struct_set_string(rec, "mode", "RO");
-    xv_struct_set_string(rec, "type", "CD");
-    xv_struct_set(rec, "unpluggable", xv_new_bool(true));
-    xv_struct_set(rec, "empty", xv_new_bool(false));
-    xv_struct_set(rec, "other_config", xv_new_struct());
-    xv_struct_set_string(rec, "qos_algorithm_type", "");
-    xv_struct_set(rec, "qos_algorithm_params", xv_new_struct());
-    Xv *args = xv_new_array();
-    xv_array_append(args, rec);
-    g_autoptr(Xv) vbd = cli_call(ctx, "VBD.create", args);
+    CliVbdSpec spec = {.vm = vm, .vdi = cd, .mode = "RO", .type = "CD", .unpluggable = true,
+                       .other_config = xv_new_struct()};
+    g_autoptr(Xv) vbd = cli_vbd_create(ctx, &spec);
     if (!vbd)
         return -1;
     db_read_begin();
@@ -152,11 +140,8 @@ static int cd_list_one(CliCtx *ctx, const char *vm, void *data)
     static const char *const vbd_params[] = {"uuid", "vm-name-label", "userdevice", "empty", NULL};
     static const char *const vdi_params[] = {"uuid", "name-label", NULL};
     for (guint i = 0; i < cds->len; i++) {
-        g_autoptr(GPtrArray) one = g_ptr_array_new();
-        g_ptr_array_add(one, g_ptr_array_index(cds, i));
         g_autofree char *t1 = g_strdup_printf("CD %u VBD:", i);
-        cli_out_msg(ctx, t1);
-        cli_print_objects(ctx, cli_class_by_dm("VBD"), one, vbd_params);
+        cli_print_object(ctx, t1, cli_class_by_dm("VBD"), g_ptr_array_index(cds, i), vbd_params);
         g_autofree char *vdi = NULL;
         db_read_begin();
         DbRow *vbd = db_lookup(dm_class_by_name("VBD"), g_ptr_array_index(cds, i));
@@ -165,11 +150,8 @@ static int cd_list_one(CliCtx *ctx, const char *vm, void *data)
             vdi = g_strdup(row->ref);
         db_read_end();
         if (vdi) {
-            g_autoptr(GPtrArray) v = g_ptr_array_new();
-            g_ptr_array_add(v, vdi);
             g_autofree char *t2 = g_strdup_printf("CD %u VDI:", i);
-            cli_out_msg(ctx, t2);
-            cli_print_objects(ctx, cli_class_by_dm("VDI"), v, vdi_params);
+            cli_print_object(ctx, t2, cli_class_by_dm("VDI"), vdi, vdi_params);
         }
     }
     return 0;
@@ -182,12 +164,7 @@ static int vm_cd_list(CliCtx *ctx)
 
 /* ---- PIFs and VLANs ---- */
 
-static int pif_scan(CliCtx *ctx)
-{
-    g_autofree char *host = cli_ref_of_uuid(ctx, "host", cli_param(ctx, "host-uuid"));
-    g_autoptr(Xv) r = host ? cli_call_s(ctx, "PIF.scan", host, NULL) : NULL;
-    return r ? 0 : -1;
-}
+static int pif_scan(CliCtx *ctx) { return cli_call_on(ctx, "host", "host-uuid", "PIF.scan"); }
 
 static const char *or_empty(const char *s) { return s ? s : ""; }
 
@@ -210,9 +187,8 @@ static int vlan_create(CliCtx *ctx)
     if (!pif)
         return -1;
     const char *text = cli_param(ctx, "vlan");
-    char *end = NULL;
-    gint64 tag = g_ascii_strtoll(text, &end, 10);
-    if (!*text || *end)
+    gint64 tag = 0;
+    if (!cli_parse_int(text, &tag))
         return cli_fail(ctx, "Failed to parse VLAN tag: %s", text);
     Xv *args = xv_new_array();
     xv_array_append_string(args, pif);
@@ -228,18 +204,10 @@ static int vlan_create(CliCtx *ctx)
     if (row)
         untagged = g_strdup(xv_str(db_get(row, "untagged_PIF")));
     db_read_end();
-    g_autofree char *uuid = cli_uuid_of_ref(untagged ? untagged : "");
-    const char *items[] = {uuid};
-    cli_out_list(ctx, items, 1);
-    return 0;
+    return cli_out_uuid(ctx, untagged ? untagged : "");
 }
 
-static int vlan_destroy(CliCtx *ctx)
-{
-    g_autofree char *vlan = cli_ref_of_uuid(ctx, "VLAN", cli_param(ctx, "uuid"));
-    g_autoptr(Xv) r = vlan ? cli_call_s(ctx, "VLAN.destroy", vlan, NULL) : NULL;
-    return r ? 0 : -1;
-}
+CLI_UUID_COMMAND(vlan_destroy, "VLAN", "VLAN.destroy")
 
 void cli_devices_register(GPtrArray *t)
 {

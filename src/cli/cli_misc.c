@@ -4,28 +4,12 @@
 #include "cli.h"
 #include "db.h"
 
-static int print_uuid(CliCtx *ctx, const char *ref)
+/* vif-unplug, vbd-unplug: Class.unplug on uuid=, unplug_force with --force. */
+static int unplug(CliCtx *ctx, const char *dm_class)
 {
-    g_autofree char *uuid = cli_uuid_of_ref(ref);
-    const char *items[] = {uuid};
-    cli_out_list(ctx, items, 1);
-    return 0;
-}
-
-static int simple(CliCtx *ctx, const char *cls, const char *method)
-{
-    g_autofree char *ref = cli_ref_of_uuid(ctx, cls, cli_param(ctx, "uuid"));
-    if (!ref)
-        return -1;
-    g_autoptr(Xv) r = cli_call_s(ctx, method, ref, NULL);
-    return r ? 0 : -1;
-}
-
-static Xv *create_call(CliCtx *ctx, const char *method, Xv *rec)
-{
-    Xv *args = xv_new_array();
-    xv_array_append(args, rec);
-    return cli_call(ctx, method, args);
+    const char *op = cli_param_bool(ctx, "force") ? ".unplug_force" : ".unplug";
+    g_autofree char *method = g_strconcat(dm_class, op, NULL);
+    return cli_call_on(ctx, dm_class, "uuid", method);
 }
 
 static int network_create(CliCtx *ctx)
@@ -42,11 +26,11 @@ static int network_create(CliCtx *ctx)
         xv_struct_set_string(rec, "bridge", cli_param(ctx, "bridge"));
     if (cli_param(ctx, "managed"))
         xv_struct_set(rec, "managed", xv_new_bool(cli_param_bool(ctx, "managed")));
-    g_autoptr(Xv) net = create_call(ctx, "network.create", rec);
-    return net ? print_uuid(ctx, xv_str(net)) : -1;
+    g_autoptr(Xv) net = cli_call_create(ctx, "network.create", rec);
+    return net ? cli_out_uuid(ctx, xv_str(net)) : -1;
 }
 
-static int network_destroy(CliCtx *ctx) { return simple(ctx, "network", "network.destroy"); }
+CLI_UUID_COMMAND(network_destroy, "network", "network.destroy")
 
 static int vif_create(CliCtx *ctx)
 {
@@ -64,16 +48,13 @@ static int vif_create(CliCtx *ctx)
     xv_struct_set(rec, "other_config", xv_new_struct());
     xv_struct_set_string(rec, "qos_algorithm_type", "");
     xv_struct_set(rec, "qos_algorithm_params", xv_new_struct());
-    g_autoptr(Xv) vif = create_call(ctx, "VIF.create", rec);
-    return vif ? print_uuid(ctx, xv_str(vif)) : -1;
+    g_autoptr(Xv) vif = cli_call_create(ctx, "VIF.create", rec);
+    return vif ? cli_out_uuid(ctx, xv_str(vif)) : -1;
 }
 
-static int vif_plug(CliCtx *ctx) { return simple(ctx, "VIF", "VIF.plug"); }
-static int vif_unplug(CliCtx *ctx)
-{
-    return simple(ctx, "VIF", cli_param_bool(ctx, "force") ? "VIF.unplug_force" : "VIF.unplug");
-}
-static int vif_destroy(CliCtx *ctx) { return simple(ctx, "VIF", "VIF.destroy"); }
+CLI_UUID_COMMAND(vif_plug, "VIF", "VIF.plug")
+static int vif_unplug(CliCtx *ctx) { return unplug(ctx, "VIF"); }
+CLI_UUID_COMMAND(vif_destroy, "VIF", "VIF.destroy")
 
 static int vbd_create(CliCtx *ctx)
 {
@@ -85,29 +66,23 @@ static int vbd_create(CliCtx *ctx)
     if (!vdi)
         return -1;
     const char *type = cli_param(ctx, "type"), *mode = cli_param(ctx, "mode");
-    Xv *rec = xv_new_struct();
-    xv_struct_set_string(rec, "VM", vm);
-    xv_struct_set_string(rec, "VDI", vdi);
-    xv_struct_set_string(rec, "userdevice", cli_param(ctx, "device"));
-    xv_struct_set(rec, "bootable", xv_new_bool(cli_param_bool(ctx, "bootable")));
-    xv_struct_set_string(rec, "mode", mode ? mode : "RW");
-    xv_struct_set_string(rec, "type", type ? type : "Disk");
-    xv_struct_set(rec, "unpluggable", xv_new_bool(!cli_param(ctx, "unpluggable") ||
-                                                  cli_param_bool(ctx, "unpluggable")));
-    xv_struct_set(rec, "empty", xv_new_bool(!vdi_uuid));
-    xv_struct_set(rec, "other_config", cli_param_map(ctx, "other-config"));
-    xv_struct_set_string(rec, "qos_algorithm_type", "");
-    xv_struct_set(rec, "qos_algorithm_params", xv_new_struct());
-    g_autoptr(Xv) vbd = create_call(ctx, "VBD.create", rec);
-    return vbd ? print_uuid(ctx, xv_str(vbd)) : -1;
+    CliVbdSpec spec = {
+        .vm = vm,
+        .vdi = vdi,
+        .bootable = cli_param_bool(ctx, "bootable"),
+        .mode = mode ? mode : "RW",
+        .type = type ? type : "Disk",
+        .unpluggable = !cli_param(ctx, "unpluggable") || cli_param_bool(ctx, "unpluggable"),
+        .empty = !vdi_uuid,
+        .other_config = cli_param_map(ctx, "other-config"),
+    };
+    g_autoptr(Xv) vbd = cli_vbd_create(ctx, &spec);
+    return vbd ? cli_out_uuid(ctx, xv_str(vbd)) : -1;
 }
 
-static int vbd_plug(CliCtx *ctx) { return simple(ctx, "VBD", "VBD.plug"); }
-static int vbd_unplug(CliCtx *ctx)
-{
-    return simple(ctx, "VBD", cli_param_bool(ctx, "force") ? "VBD.unplug_force" : "VBD.unplug");
-}
-static int vbd_destroy(CliCtx *ctx) { return simple(ctx, "VBD", "VBD.destroy"); }
+CLI_UUID_COMMAND(vbd_plug, "VBD", "VBD.plug")
+static int vbd_unplug(CliCtx *ctx) { return unplug(ctx, "VBD"); }
+CLI_UUID_COMMAND(vbd_destroy, "VBD", "VBD.destroy")
 
 /* host=, uuid= or the only host. */
 static char *host_selected(CliCtx *ctx)
@@ -185,7 +160,7 @@ static int host_call_plugin(CliCtx *ctx)
     return 0;
 }
 
-static int task_cancel(CliCtx *ctx) { return simple(ctx, "task", "task.cancel"); }
+CLI_UUID_COMMAND(task_cancel, "task", "task.cancel")
 
 /* event-wait class=<class> [field=value ...]: until an object of class
  * matches every condition (XAPI's event_wait; a field given as

@@ -350,6 +350,15 @@ int cli_print_objects(CliCtx *ctx, const CliClass *cls, GPtrArray *refs,
     return print_records(ctx, cls, refs, names);
 }
 
+void cli_print_object(CliCtx *ctx, const char *title, const CliClass *cls, const char *ref,
+                      const char *const *def)
+{
+    g_autoptr(GPtrArray) one = g_ptr_array_new();
+    g_ptr_array_add(one, (gpointer)ref);
+    cli_out_msg(ctx, title);
+    cli_print_objects(ctx, cls, one, def);
+}
+
 /* ---- the commands ---- */
 
 static int list_cmd(CliCtx *ctx)
@@ -514,35 +523,57 @@ static int param_set_cmd(CliCtx *ctx)
     return 0;
 }
 
-static const DmField *collection(CliCtx *ctx, const CliField **fp)
+/* What param-add, -remove and -clear work on: param-name= on the object uuid= names. */
+typedef struct {
+    char *ref;
+    const CliField *f;
+    const DmField *df;
+    bool rw; /* settable(f, df) */
+} Collection;
+
+static void collection_clear(Collection *c) { g_free(c->ref); }
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Collection, collection_clear)
+
+/* 0, or -1 with the error set. */
+static int collection(CliCtx *ctx, Collection *c)
 {
-    const CliField *f = named_field(ctx, cli_param(ctx, "param-name"));
-    *fp = f;
-    return f ? dm_field_of(ctx->cmd->cls, f) : NULL;
+    c->ref = object_of(ctx);
+    c->f = c->ref ? named_field(ctx, cli_param(ctx, "param-name")) : NULL;
+    c->df = c->f ? dm_field_of(ctx->cmd->cls, c->f) : NULL;
+    if (!c->df)
+        return -1;
+    c->rw = settable(c->f, c->df);
+    return 0;
+}
+
+/* The remove accessor of a map or set field the CLI may change, or NULL. */
+static const DmMessage *remover(const Collection *c)
+{
+    bool map = c->df->type->kind == DM_MAP;
+    return c->rw ? accessor(c->df, map ? DM_IMPLICIT_REMOVE_FROM_MAP : DM_IMPLICIT_REMOVE_FROM_SET)
+                 : NULL;
 }
 
 static int param_add_cmd(CliCtx *ctx)
 {
-    g_autofree char *ref = object_of(ctx);
-    const CliField *f = NULL;
-    const DmField *df = ref ? collection(ctx, &f) : NULL;
-    if (!df)
+    g_auto(Collection) c = {0};
+    if (collection(ctx, &c) < 0)
         return -1;
-    bool rw = settable(f, df);
-    if (df->type->kind == DM_SET) {
-        const DmMessage *add = rw ? accessor(df, DM_IMPLICIT_ADD_TO_SET) : NULL;
+    const DmType *t = c.df->type;
+    if (t->kind == DM_SET) {
+        const DmMessage *add = c.rw ? accessor(c.df, DM_IMPLICIT_ADD_TO_SET) : NULL;
         if (!add)
             return cli_fail(ctx, "Parameter is read-only");
         const char *key = cli_param(ctx, "param-key");
         if (!key)
             return cli_fail(ctx, "When adding a key to a set, use the syntax: *-param-add "
                                  "param-name=<name> param-key=<key>");
-        Xv *v = typed(ctx, "param-key", df->type->elem, key);
-        return v ? call_accessor(ctx, add, ref, v, NULL) : -1;
+        Xv *v = typed(ctx, "param-key", t->elem, key);
+        return v ? call_accessor(ctx, add, c.ref, v, NULL) : -1;
     }
-    if (df->type->kind != DM_MAP)
+    if (t->kind != DM_MAP)
         return cli_fail(ctx, "Can only add to parameters of type Set or Map");
-    const DmMessage *add = rw ? accessor(df, DM_IMPLICIT_ADD_TO_MAP) : NULL;
+    const DmMessage *add = c.rw ? accessor(c.df, DM_IMPLICIT_ADD_TO_MAP) : NULL;
     if (!add)
         return cli_fail(ctx, "Parameter is read-only");
     for (guint i = 0; i < ctx->params->len; i++) {
@@ -550,83 +581,74 @@ static int param_add_cmd(CliCtx *ctx)
         if (strcmp(p->key, "uuid") == 0 || strcmp(p->key, "param-name") == 0 ||
             strcmp(p->key, "param-key") == 0 || cli_param_is_standard(p->key))
             continue;
-        Xv *v = typed(ctx, p->key, df->type->elem, p->value);
-        if (!v || call_accessor(ctx, add, ref, xv_new_string(p->key), v) < 0)
+        Xv *v = typed(ctx, p->key, t->elem, p->value);
+        if (!v || call_accessor(ctx, add, c.ref, xv_new_string(p->key), v) < 0)
             return -1;
     }
     return 0;
 }
 
 /* The keys of a map or the elements of a set, as the remove calls take them. */
-static GPtrArray *members(const CliClass *cls, const CliField *f, const DmField *df,
-                          const char *ref)
+static GPtrArray *members(const CliClass *cls, const Collection *c)
 {
     GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
     db_read_begin();
-    DbRow *row = db_lookup(dm_class_by_name(cls->dm_class), ref);
-    const Xv *v = row ? field_value(cls, f, row) : NULL;
+    DbRow *row = db_lookup(dm_class_by_name(cls->dm_class), c->ref);
+    const Xv *v = row ? field_value(cls, c->f, row) : NULL;
     for (guint i = 0; v && i < xv_len(v); i++)
-        g_ptr_array_add(out, g_strdup(df->type->kind == DM_MAP ? xv_member_at(v, i)->key
-                                                                : xv_str(xv_at(v, i))));
+        g_ptr_array_add(out, g_strdup(c->df->type->kind == DM_MAP ? xv_member_at(v, i)->key
+                                                                   : xv_str(xv_at(v, i))));
     db_read_end();
     return out;
 }
 
 static int param_remove_cmd(CliCtx *ctx)
 {
-    g_autofree char *ref = object_of(ctx);
-    const CliField *f = NULL;
-    const DmField *df = ref ? collection(ctx, &f) : NULL;
-    if (!df)
+    g_auto(Collection) c = {0};
+    if (collection(ctx, &c) < 0)
         return -1;
     const char *key = cli_param(ctx, "param-key");
-    bool map = df->type->kind == DM_MAP;
-    if (!map && df->type->kind != DM_SET)
+    const DmType *t = c.df->type;
+    bool map = t->kind == DM_MAP;
+    if (!map && t->kind != DM_SET)
         return cli_fail(ctx, "Can only remove from parameters of type Set or Map");
-    const DmMessage *rm = settable(f, df) ? accessor(df, map ? DM_IMPLICIT_REMOVE_FROM_MAP
-                                                             : DM_IMPLICIT_REMOVE_FROM_SET)
-                                          : NULL;
+    const DmMessage *rm = remover(&c);
     if (!rm)
         return cli_fail(ctx, "Cannot remove parameters from read-only map");
-    g_autoptr(Xv) v = typed(ctx, "param-key", map ? df->type->key : df->type->elem, key);
+    g_autoptr(Xv) v = typed(ctx, "param-key", map ? t->key : t->elem, key);
     if (!v)
         return -1;
-    g_autoptr(GPtrArray) have = members(ctx->cmd->cls, f, df, ref);
+    g_autoptr(GPtrArray) have = members(ctx->cmd->cls, &c);
     bool found = false;
     for (guint i = 0; i < have->len; i++)
         found |= strcmp(g_ptr_array_index(have, i), xv_str(v)) == 0;
     if (!found)
         return cli_fail(ctx, map ? "Key %s is not in map" : "Key %s is not in the set", key);
-    return call_accessor(ctx, rm, ref, xv_dup(v), NULL);
+    return call_accessor(ctx, rm, c.ref, xv_dup(v), NULL);
 }
 
 static int param_clear_cmd(CliCtx *ctx)
 {
-    g_autofree char *ref = object_of(ctx);
-    const CliField *f = NULL;
-    const DmField *df = ref ? collection(ctx, &f) : NULL;
-    if (!df)
+    g_auto(Collection) c = {0};
+    if (collection(ctx, &c) < 0)
         return -1;
-    bool rw = settable(f, df);
-    if (df->type->kind == DM_MAP || df->type->kind == DM_SET) {
-        bool map = df->type->kind == DM_MAP;
-        const DmMessage *rm =
-            rw ? accessor(df, map ? DM_IMPLICIT_REMOVE_FROM_MAP : DM_IMPLICIT_REMOVE_FROM_SET)
-               : NULL;
+    DmKind kind = c.df->type->kind;
+    if (kind == DM_MAP || kind == DM_SET) {
+        const DmMessage *rm = remover(&c);
         if (!rm)
             return cli_fail(ctx, "Can only clear RW parameters");
-        g_autoptr(GPtrArray) have = members(ctx->cmd->cls, f, df, ref);
+        g_autoptr(GPtrArray) have = members(ctx->cmd->cls, &c);
         for (guint i = 0; i < have->len; i++)
-            if (call_accessor(ctx, rm, ref, xv_new_string(g_ptr_array_index(have, i)), NULL) < 0)
+            if (call_accessor(ctx, rm, c.ref, xv_new_string(g_ptr_array_index(have, i)), NULL) < 0)
                 return -1;
         return 0;
     }
-    const DmMessage *set = rw ? accessor(df, DM_IMPLICIT_SET_FIELD) : NULL;
+    const DmMessage *set = c.rw ? accessor(c.df, DM_IMPLICIT_SET_FIELD) : NULL;
     if (!set)
         return cli_fail(ctx, "Can only clear RW parameters");
-    if (df->type->kind != DM_STRING)
+    if (kind != DM_STRING)
         return cli_fail(ctx, "Cannot clear this parameter");
-    return call_accessor(ctx, set, ref, xv_new_string(""), NULL);
+    return call_accessor(ctx, set, c.ref, xv_new_string(""), NULL);
 }
 
 static void add_generic(GPtrArray *table, const CliClass *cls, const char *suffix,

@@ -268,17 +268,13 @@ static void serve(CliWire *w, bool trusted, const char *peer, const char *body, 
 enum MHD_Result cli_serve(struct MHD_Connection *conn, bool trusted, const char *body,
                           size_t len)
 {
-    const union MHD_ConnectionInfo *fd =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    const union MHD_ConnectionInfo *tls =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
-    if (!fd)
+    gnutls_session_t tls;
+    int fd = http_connection_socket(conn, &tls);
+    if (fd < 0)
         return MHD_NO;
     /* The client sends a heartbeat (Response Wait) every 300 s of a
      * transfer; an hour's silence, even at a prompt, ends the command. */
-    CliWire w = {.fd = fd->connect_fd,
-                 .tls = tls ? (gnutls_session_t)tls->tls_session : NULL,
-                 .idle_ms = 3600 * 1000};
+    CliWire w = {.fd = fd, .tls = tls, .idle_ms = 3600 * 1000};
     /* Many small frames, each the whole of what the client waits for. */
     int on = 1, off = 0;
     setsockopt(w.fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);

@@ -7,41 +7,13 @@
 #include "cli_upload.h"
 #include "db.h"
 
-static gint64 parse_size(CliCtx *ctx, const char *name, const char *text, bool *ok)
-{
-    char *end = NULL;
-    gint64 n = g_ascii_strtoll(text, &end, 10);
-    double mult = 1;
-    if (end == text)
-        mult = 0;
-    else if (*end)
-        mult = g_ascii_strcasecmp(end, "KiB") == 0   ? 1024.0
-               : g_ascii_strcasecmp(end, "MiB") == 0 ? 1048576.0
-               : g_ascii_strcasecmp(end, "GiB") == 0 ? 1073741824.0
-               : g_ascii_strcasecmp(end, "TiB") == 0 ? 1099511627776.0
-                                                    : 0;
-    *ok = mult != 0;
-    if (!*ok)
-        cli_fail(ctx, "Failed to parse parameter '%s': expecting an integer (possibly with suffix)",
-                 name);
-    return (gint64)((double)n * mult);
-}
-
-static int print_uuid(CliCtx *ctx, const char *ref)
-{
-    g_autofree char *uuid = cli_uuid_of_ref(ref);
-    const char *items[] = {uuid};
-    cli_out_list(ctx, items, 1);
-    return 0;
-}
-
 static int vdi_create(CliCtx *ctx)
 {
     g_autofree char *sr = cli_ref_of_uuid(ctx, "SR", cli_param(ctx, "sr-uuid"));
     if (!sr)
         return -1;
     bool ok = false;
-    gint64 size = parse_size(ctx, "virtual-size", cli_param(ctx, "virtual-size"), &ok);
+    gint64 size = cli_param_size(ctx, "virtual-size", &ok);
     if (!ok)
         return -1;
     const char *type = cli_param(ctx, "type");
@@ -57,10 +29,8 @@ static int vdi_create(CliCtx *ctx)
     xv_struct_set(rec, "sm_config", cli_param_map(ctx, "sm-config"));
     xv_struct_set(rec, "xenstore_data", xv_new_struct());
     xv_struct_set(rec, "tags", xv_new_array());
-    Xv *args = xv_new_array();
-    xv_array_append(args, rec);
-    g_autoptr(Xv) vdi = cli_call(ctx, "VDI.create", args);
-    return vdi ? print_uuid(ctx, xv_str(vdi)) : -1;
+    g_autoptr(Xv) vdi = cli_call_create(ctx, "VDI.create", rec);
+    return vdi ? cli_out_uuid(ctx, xv_str(vdi)) : -1;
 }
 
 static char *vdi_of(CliCtx *ctx)
@@ -89,7 +59,7 @@ static int vdi_simple(CliCtx *ctx, const char *method, bool prints)
     g_autoptr(Xv) r = cli_call(ctx, method, args);
     if (!r)
         return -1;
-    return prints ? print_uuid(ctx, xv_str(r)) : 0;
+    return prints ? cli_out_uuid(ctx, xv_str(r)) : 0;
 }
 
 static int vdi_destroy(CliCtx *ctx) { return vdi_simple(ctx, "VDI.destroy", false); }
@@ -102,7 +72,7 @@ static int vdi_resize(CliCtx *ctx)
 {
     g_autofree char *vdi = vdi_of(ctx);
     bool ok = false;
-    gint64 size = vdi ? parse_size(ctx, "disk-size", cli_param(ctx, "disk-size"), &ok) : 0;
+    gint64 size = vdi ? cli_param_size(ctx, "disk-size", &ok) : 0;
     if (!ok)
         return -1;
     Xv *args = xv_new_array();
@@ -131,21 +101,9 @@ static int http_transfer(CliCtx *ctx, bool put, const char *label)
         "%s/%s?session_id=%s&task_id=%s&vdi=%s%s%s%s%s", ctx->http_base,
         put ? "import_raw_vdi" : "export_raw_vdi", ctx->session, xv_str(task), vdi,
         format ? "&format=" : "", format ? format : "", base ? "&base=" : "", base ? base : "");
-    const char *filename = cli_param(ctx, "filename");
-    if (put)
-        cli_http_put(ctx->wire, filename, path);
-    else
-        cli_http_get(ctx->wire, filename, path);
-    int response = cli_read_response(ctx->wire);
-    int rc = 0;
-    if (response != CLI_RESPONSE_OK) {
-        rc = cli_fail(ctx, "%s failed: the client could not transfer '%s'", label, filename);
-    } else {
-        g_autofree char *result = cli_task_wait(ctx, xv_str(task));
-        rc = result ? 0 : -1;
-    }
+    g_autofree char *result = cli_http_transfer(ctx, put, path, xv_str(task), label);
     cli_task_destroy(ctx, xv_str(task));
-    return rc;
+    return result ? 0 : -1;
 }
 
 /* vdi-import: the client PUTs the file to a one-time path served by
@@ -179,23 +137,9 @@ static int vdi_import(CliCtx *ctx)
 }
 static int vdi_export(CliCtx *ctx) { return http_transfer(ctx, false, "VDI export"); }
 
-static char *sr_of(CliCtx *ctx)
-{
-    return cli_ref_of_uuid(ctx, "SR", cli_param(ctx, "uuid"));
-}
-
-static int sr_simple(CliCtx *ctx, const char *method)
-{
-    g_autofree char *sr = sr_of(ctx);
-    if (!sr)
-        return -1;
-    g_autoptr(Xv) r = cli_call_s(ctx, method, sr, NULL);
-    return r ? 0 : -1;
-}
-
-static int sr_scan(CliCtx *ctx) { return sr_simple(ctx, "SR.scan"); }
-static int sr_destroy(CliCtx *ctx) { return sr_simple(ctx, "SR.destroy"); }
-static int sr_forget(CliCtx *ctx) { return sr_simple(ctx, "SR.forget"); }
+CLI_UUID_COMMAND(sr_scan, "SR", "SR.scan")
+CLI_UUID_COMMAND(sr_destroy, "SR", "SR.destroy")
+CLI_UUID_COMMAND(sr_forget, "SR", "SR.forget")
 
 /* The host of host-uuid=, else this one (there is one host per pool). */
 static char *host_of(CliCtx *ctx)
@@ -211,6 +155,20 @@ static char *host_of(CliCtx *ctx)
     return g_strdup(xv_str(xv_at(all, 0)));
 }
 
+/* The arguments SR.create and SR.introduce end with: name_label,
+ * name_description, type, content_type, shared, sm_config. */
+static void append_sr_description(CliCtx *ctx, Xv *args)
+{
+    const char *desc = cli_param(ctx, "name-description");
+    const char *content = cli_param(ctx, "content-type");
+    xv_array_append_string(args, cli_param(ctx, "name-label"));
+    xv_array_append_string(args, desc ? desc : "");
+    xv_array_append_string(args, cli_param(ctx, "type"));
+    xv_array_append_string(args, content ? content : "");
+    xv_array_append(args, xv_new_bool(cli_param_bool(ctx, "shared")));
+    xv_array_append(args, cli_param_map(ctx, "sm-config"));
+}
+
 static int sr_create(CliCtx *ctx)
 {
     g_autofree char *host = host_of(ctx);
@@ -218,39 +176,25 @@ static int sr_create(CliCtx *ctx)
         return -1;
     bool ok = true;
     const char *size = cli_param(ctx, "physical-size");
-    gint64 psize = size ? parse_size(ctx, "physical-size", size, &ok) : 0;
+    gint64 psize = size ? cli_param_size(ctx, "physical-size", &ok) : 0;
     if (!ok)
         return -1;
-    const char *content = cli_param(ctx, "content-type");
     Xv *args = xv_new_array();
     xv_array_append_string(args, host);
     xv_array_append(args, cli_param_map(ctx, "device-config"));
     xv_array_append(args, xv_new_int(psize));
-    xv_array_append_string(args, cli_param(ctx, "name-label"));
-    const char *desc = cli_param(ctx, "name-description");
-    xv_array_append_string(args, desc ? desc : "");
-    xv_array_append_string(args, cli_param(ctx, "type"));
-    xv_array_append_string(args, content ? content : "");
-    xv_array_append(args, xv_new_bool(cli_param_bool(ctx, "shared")));
-    xv_array_append(args, cli_param_map(ctx, "sm-config"));
+    append_sr_description(ctx, args);
     g_autoptr(Xv) sr = cli_call(ctx, "SR.create", args);
-    return sr ? print_uuid(ctx, xv_str(sr)) : -1;
+    return sr ? cli_out_uuid(ctx, xv_str(sr)) : -1;
 }
 
 static int sr_introduce(CliCtx *ctx)
 {
-    const char *content = cli_param(ctx, "content-type");
-    const char *desc = cli_param(ctx, "name-description");
     Xv *args = xv_new_array();
     xv_array_append_string(args, cli_param(ctx, "uuid"));
-    xv_array_append_string(args, cli_param(ctx, "name-label"));
-    xv_array_append_string(args, desc ? desc : "");
-    xv_array_append_string(args, cli_param(ctx, "type"));
-    xv_array_append_string(args, content ? content : "");
-    xv_array_append(args, xv_new_bool(cli_param_bool(ctx, "shared")));
-    xv_array_append(args, cli_param_map(ctx, "sm-config"));
+    append_sr_description(ctx, args);
     g_autoptr(Xv) sr = cli_call(ctx, "SR.introduce", args);
-    return sr ? print_uuid(ctx, xv_str(sr)) : -1;
+    return sr ? cli_out_uuid(ctx, xv_str(sr)) : -1;
 }
 
 static int pbd_create(CliCtx *ctx)
@@ -264,24 +208,13 @@ static int pbd_create(CliCtx *ctx)
     xv_struct_set_string(rec, "SR", sr);
     xv_struct_set(rec, "device_config", cli_param_map(ctx, "device-config"));
     xv_struct_set(rec, "other_config", xv_new_struct());
-    Xv *args = xv_new_array();
-    xv_array_append(args, rec);
-    g_autoptr(Xv) pbd = cli_call(ctx, "PBD.create", args);
-    return pbd ? print_uuid(ctx, xv_str(pbd)) : -1;
+    g_autoptr(Xv) pbd = cli_call_create(ctx, "PBD.create", rec);
+    return pbd ? cli_out_uuid(ctx, xv_str(pbd)) : -1;
 }
 
-static int pbd_simple(CliCtx *ctx, const char *method)
-{
-    g_autofree char *pbd = cli_ref_of_uuid(ctx, "PBD", cli_param(ctx, "uuid"));
-    if (!pbd)
-        return -1;
-    g_autoptr(Xv) r = cli_call_s(ctx, method, pbd, NULL);
-    return r ? 0 : -1;
-}
-
-static int pbd_plug(CliCtx *ctx) { return pbd_simple(ctx, "PBD.plug"); }
-static int pbd_unplug(CliCtx *ctx) { return pbd_simple(ctx, "PBD.unplug"); }
-static int pbd_destroy(CliCtx *ctx) { return pbd_simple(ctx, "PBD.destroy"); }
+CLI_UUID_COMMAND(pbd_plug, "PBD", "PBD.plug")
+CLI_UUID_COMMAND(pbd_unplug, "PBD", "PBD.unplug")
+CLI_UUID_COMMAND(pbd_destroy, "PBD", "PBD.destroy")
 
 void cli_storage_register(GPtrArray *t)
 {

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli_wire.h"
+#include "http_server.h"
 
 #define UPLOAD_PREFIX "/cli_upload/"
 #define UPLOAD_BLOCK ((size_t)1 << 20)
@@ -127,19 +128,15 @@ enum MHD_Result cli_upload_serve(struct MHD_Connection *conn, const char *url)
     g_mutex_unlock(&lock);
     if (!up)
         return refuse(conn);
-    const union MHD_ConnectionInfo *fd =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    const union MHD_ConnectionInfo *tls =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    gnutls_session_t tls;
+    int fd = http_connection_socket(conn, &tls);
     const char *len_text =
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     int64_t length = len_text ? g_ascii_strtoll(len_text, NULL, 10) : -1;
     XapiError *err = NULL;
-    VdiImport *im = fd ? vdi_import_begin(up->vdi, up->format, length, up->task, &err) : NULL;
+    VdiImport *im = fd >= 0 ? vdi_import_begin(up->vdi, up->format, length, up->task, &err) : NULL;
     if (im) {
-        CliWire w = {.fd = fd->connect_fd,
-                     .tls = tls ? (gnutls_session_t)tls->tls_session : NULL,
-                     .idle_ms = UPLOAD_IDLE_MS};
+        CliWire w = {.fd = fd, .tls = tls, .idle_ms = UPLOAD_IDLE_MS};
         static const char ok[] = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n";
         if (cli_wire_write(&w, ok, sizeof ok - 1) < 0)
             xapi_error_set(&err, "INTERNAL_ERROR", "the client went away", NULL);

@@ -1,49 +1,10 @@
-/* cli_util.c: what xe's commands share: parameters, failures, XenAPI calls
- * with the command's session, lookups and the printer (Cli_printer). */
+/* cli_util.c: what xe's commands share: failures, XenAPI calls with the
+ * command's session, lookups and the printer (Cli_printer). */
 #include <stdarg.h>
 #include <string.h>
 
 #include "cli.h"
 #include "db.h"
-
-const char *cli_param(const CliCtx *ctx, const char *key)
-{
-    for (guint i = 0; i < ctx->params->len; i++) {
-        const CliParam *p = g_ptr_array_index(ctx->params, i);
-        if (strcmp(p->key, key) == 0)
-            return p->value;
-    }
-    return NULL;
-}
-
-bool cli_param_bool(const CliCtx *ctx, const char *key)
-{
-    const char *v = cli_param(ctx, key);
-    return v && g_ascii_strcasecmp(v, "true") == 0;
-}
-
-Xv *cli_param_map(const CliCtx *ctx, const char *prefix)
-{
-    Xv *map = xv_new_struct();
-    size_t n = strlen(prefix);
-    for (guint i = 0; i < ctx->params->len; i++) {
-        const CliParam *p = g_ptr_array_index(ctx->params, i);
-        if (strncmp(p->key, prefix, n) == 0 && p->key[n] == ':' && p->key[n + 1])
-            xv_struct_set_string(map, p->key + n + 1, p->value);
-    }
-    return map;
-}
-
-bool cli_param_is_standard(const char *key)
-{
-    static const char *const std[] = {"server", "password", "port", "username", "minimal",
-                                      "force", "multiple", "all", "message-priority", "trace",
-                                      "params", "nossl", "debug"};
-    for (unsigned i = 0; i < G_N_ELEMENTS(std); i++)
-        if (strcmp(key, std[i]) == 0)
-            return true;
-    return false;
-}
 
 int cli_fail(CliCtx *ctx, const char *fmt, ...)
 {
@@ -83,6 +44,22 @@ Xv *cli_call_s(CliCtx *ctx, const char *method, ...)
     for (const char *s; (s = va_arg(ap, const char *));)
         xv_array_append_string(args, s);
     va_end(ap);
+    return cli_call(ctx, method, args);
+}
+
+int cli_call_on(CliCtx *ctx, const char *dm_class, const char *key, const char *method)
+{
+    g_autofree char *ref = cli_ref_of_uuid(ctx, dm_class, cli_param(ctx, key));
+    if (!ref)
+        return -1;
+    g_autoptr(Xv) r = cli_call_s(ctx, method, ref, NULL);
+    return r ? 0 : -1;
+}
+
+Xv *cli_call_create(CliCtx *ctx, const char *method, Xv *rec)
+{
+    Xv *args = xv_new_array();
+    xv_array_append(args, rec);
     return cli_call(ctx, method, args);
 }
 
@@ -129,6 +106,21 @@ char *cli_task_wait(CliCtx *ctx, const char *task)
             return result ? result : g_strdup("");
         db_wait_for_change(gen, g_get_monotonic_time() + G_USEC_PER_SEC);
     }
+}
+
+char *cli_http_transfer(CliCtx *ctx, bool put, const char *url, const char *task,
+                        const char *what)
+{
+    const char *filename = cli_param(ctx, "filename");
+    if (put)
+        cli_http_put(ctx->wire, filename, url);
+    else
+        cli_http_get(ctx->wire, filename, url);
+    if (cli_read_response(ctx->wire) != CLI_RESPONSE_OK) {
+        cli_fail(ctx, "%s failed: the client could not transfer '%s'", what, filename);
+        return NULL;
+    }
+    return cli_task_wait(ctx, task);
 }
 
 char *cli_ref_of_uuid(CliCtx *ctx, const char *dm_class, const char *uuid)
@@ -252,6 +244,14 @@ void cli_out_list(CliCtx *ctx, const char *const *items, unsigned n)
     }
     for (unsigned i = 0; i < n; i++)
         cli_print(ctx->wire, items[i]);
+}
+
+int cli_out_uuid(CliCtx *ctx, const char *ref)
+{
+    g_autofree char *uuid = cli_uuid_of_ref(ref);
+    const char *items[] = {uuid};
+    cli_out_list(ctx, items, 1);
+    return 0;
 }
 
 void cli_out_record(CliCtx *ctx, ...)

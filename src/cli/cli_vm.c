@@ -166,14 +166,6 @@ VM_OP(vm_reset_powerstate, reset_one)
 
 /* ---- copies: clone, copy, snapshot, checkpoint ---- */
 
-static int print_uuid_of(CliCtx *ctx, const char *ref)
-{
-    g_autofree char *uuid = cli_uuid_of_ref(ref);
-    const char *items[] = {uuid};
-    cli_out_list(ctx, items, 1);
-    return 0;
-}
-
 static int copy_call(CliCtx *ctx, const char *method, const char *vm, const char *sr)
 {
     Xv *args = xv_new_array();
@@ -190,7 +182,7 @@ static int copy_call(CliCtx *ctx, const char *method, const char *vm, const char
         if (!d)
             return -1;
     }
-    return print_uuid_of(ctx, xv_str(r));
+    return cli_out_uuid(ctx, xv_str(r));
 }
 
 static int clone_one(CliCtx *ctx, const char *vm, void *data) { return copy_call(ctx, "VM.clone", vm, NULL); }
@@ -218,7 +210,7 @@ static int snapshot_one(CliCtx *ctx, const char *vm, void *data)
     }
     xv_array_append(args, vdis);
     g_autoptr(Xv) r = cli_call(ctx, "VM.snapshot", args);
-    return r ? print_uuid_of(ctx, xv_str(r)) : -1;
+    return r ? cli_out_uuid(ctx, xv_str(r)) : -1;
 }
 static int checkpoint_one(CliCtx *ctx, const char *vm, void *data)
 {
@@ -251,14 +243,7 @@ static int snapshot_revert(CliCtx *ctx)
     return r ? 0 : -1;
 }
 
-static int vm_destroy(CliCtx *ctx)
-{
-    g_autofree char *ref = cli_ref_of_uuid(ctx, "VM", cli_param(ctx, "uuid"));
-    if (!ref)
-        return -1;
-    g_autoptr(Xv) r = cli_call_s(ctx, "VM.destroy", ref, NULL);
-    return r ? 0 : -1;
-}
+CLI_UUID_COMMAND(vm_destroy, "VM", "VM.destroy")
 
 /* ---- install ---- */
 
@@ -388,7 +373,7 @@ static int vm_install(CliCtx *ctx)
     g_autoptr(Xv) p = cli_call_s(ctx, "VM.provision", ref, NULL);
     if (!p)
         return -1;
-    return print_uuid_of(ctx, ref);
+    return cli_out_uuid(ctx, ref);
 }
 
 /* ---- uninstall ---- */
@@ -527,17 +512,13 @@ static int disk_list_one(CliCtx *ctx, const char *vm, void *data)
     const char *const *vbd_params = vbd_given ? (const char *const *)vbd_split : vbd_default;
     const char *const *vdi_params = vdi_given ? (const char *const *)vdi_split : vdi_default;
     for (guint i = 0; i < vbds->len; i++) {
-        g_autoptr(GPtrArray) one = g_ptr_array_new();
-        g_ptr_array_add(one, g_ptr_array_index(vbds, i));
         g_autofree char *vbd_title = g_strdup_printf("Disk %u VBD:", i);
-        cli_out_msg(ctx, vbd_title);
-        cli_print_objects(ctx, cli_class_by_dm("VBD"), one, vbd_params);
+        cli_print_object(ctx, vbd_title, cli_class_by_dm("VBD"), g_ptr_array_index(vbds, i),
+                         vbd_params);
         if (i < vdis->len) {
-            g_autoptr(GPtrArray) v = g_ptr_array_new();
-            g_ptr_array_add(v, g_ptr_array_index(vdis, i));
             g_autofree char *vdi_title = g_strdup_printf("Disk %u VDI:", i);
-            cli_out_msg(ctx, vdi_title);
-            cli_print_objects(ctx, cli_class_by_dm("VDI"), v, vdi_params);
+            cli_print_object(ctx, vdi_title, cli_class_by_dm("VDI"), g_ptr_array_index(vdis, i),
+                             vdi_params);
         }
     }
     return 0;
@@ -579,13 +560,10 @@ static int disk_add_one(CliCtx *ctx, const char *vm, void *data)
     const char *size_text = cli_param(ctx, "disk-size");
     gint64 size = g_ascii_strtoll(size_text, &end, 10);
     if (end && *end) { /* 10GiB and the like */
-        double mult = g_ascii_strcasecmp(end, "KiB") == 0 ? 1024.0
-                    : g_ascii_strcasecmp(end, "MiB") == 0 ? 1048576.0
-                    : g_ascii_strcasecmp(end, "GiB") == 0 ? 1073741824.0
-                    : g_ascii_strcasecmp(end, "TiB") == 0 ? 1099511627776.0 : 0;
-        if (mult == 0)
+        double unit = cli_size_unit(end);
+        if (unit == 0)
             return cli_fail(ctx, "Failed to parse disk-size: %s", size_text);
-        size = (gint64)((double)size * mult);
+        size = (gint64)((double)size * unit);
     }
     g_autofree char *vm_name = NULL;
     db_read_begin();
@@ -602,31 +580,17 @@ static int disk_add_one(CliCtx *ctx, const char *vm, void *data)
     xv_struct_set(rec, "sharable", xv_new_bool(false));
     xv_struct_set(rec, "read_only", xv_new_bool(false));
     xv_struct_set(rec, "other_config", xv_new_struct());
-    Xv *args = xv_new_array();
-    xv_array_append(args, rec);
-    g_autoptr(Xv) vdi = cli_call(ctx, "VDI.create", args);
+    g_autoptr(Xv) vdi = cli_call_create(ctx, "VDI.create", rec);
     if (!vdi)
         return -1;
-    Xv *vbd = xv_new_struct();
-    xv_struct_set_string(vbd, "VM", vm);
-    xv_struct_set_string(vbd, "VDI", xv_str(vdi));
-    xv_struct_set_string(vbd, "userdevice", cli_param(ctx, "device"));
-    xv_struct_set(vbd, "bootable", xv_new_bool(false));
-    xv_struct_set_string(vbd, "mode", "RW");
-    xv_struct_set_string(vbd, "type", "Disk");
-    xv_struct_set(vbd, "unpluggable", xv_new_bool(true));
-    xv_struct_set(vbd, "empty", xv_new_bool(false));
-    Xv *oc = xv_new_struct();
-    xv_struct_set_string(oc, "owner", "true");
-    xv_struct_set(vbd, "other_config", oc);
-    xv_struct_set_string(vbd, "qos_algorithm_type", "");
-    xv_struct_set(vbd, "qos_algorithm_params", xv_new_struct());
-    args = xv_new_array();
-    xv_array_append(args, vbd);
-    g_autoptr(Xv) vbd_ref = cli_call(ctx, "VBD.create", args);
+    Xv *owner = xv_new_struct();
+    xv_struct_set_string(owner, "owner", "true");
+    CliVbdSpec spec = {.vm = vm, .vdi = xv_str(vdi), .mode = "RW", .type = "Disk",
+                       .unpluggable = true, .other_config = owner};
+    g_autoptr(Xv) vbd_ref = cli_vbd_create(ctx, &spec);
     if (!vbd_ref)
         return -1;
-    return print_uuid_of(ctx, xv_str(vdi));
+    return cli_out_uuid(ctx, xv_str(vdi));
 }
 
 static int vm_disk_add(CliCtx *ctx) { return cli_do_vm_op(ctx, disk_add_one, NULL, false, NULL); }
@@ -669,10 +633,8 @@ static int memory_limits_one(CliCtx *ctx, const char *vm, void *data)
     Xv *args = xv_new_array();
     xv_array_append_string(args, vm);
     for (unsigned i = 0; i < 4; i++) {
-        char *end = NULL;
-        const char *t = cli_param(ctx, names[i]);
-        gint64 v = g_ascii_strtoll(t, &end, 10);
-        if (!*t || *end) {
+        gint64 v = 0;
+        if (!cli_parse_int(cli_param(ctx, names[i]), &v)) {
             xv_free(args);
             return cli_fail(ctx, "Parameter %s must be an integer", names[i]);
         }

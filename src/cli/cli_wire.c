@@ -21,88 +21,64 @@ static int wait_for(CliWire *w, short events)
     return n == 0 ? -1 : 0;
 }
 
-int cli_wire_write(CliWire *w, const void *buf, size_t len)
+/* One send (out) or receive of up to len bytes, waiting while the socket
+ * would block: > 0 bytes moved, 0 at the peer's end, < 0 on an error (-1,
+ * or GnuTLS's code), -1 once the connection is broken. */
+static ssize_t transfer_some(CliWire *w, char *buf, size_t len, bool out)
+{
+    while (!w->broken) {
+        ssize_t n;
+        bool again;
+        if (w->tls) {
+            n = out ? gnutls_record_send(w->tls, buf, len) : gnutls_record_recv(w->tls, buf, len);
+            again = n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED;
+        } else {
+            n = out ? send(w->fd, buf, len, MSG_NOSIGNAL) : recv(w->fd, buf, len, 0);
+            again = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
+        }
+        if (!again)
+            return n;
+        if (wait_for(w, out ? POLLOUT : POLLIN) < 0)
+            w->broken = true;
+    }
+    return -1;
+}
+
+/* All len bytes, or -1 with the connection broken (the peer's end too). */
+static int transfer_all(CliWire *w, char *buf, size_t len, bool out)
 {
     size_t done = 0;
     while (!w->broken && done < len) {
-        ssize_t n;
-        if (w->tls) {
-            n = gnutls_record_send(w->tls, (const char *)buf + done, len - done);
-            if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
-                if (wait_for(w, POLLOUT) < 0)
-                    w->broken = true;
-                continue;
-            }
-        } else {
-            n = send(w->fd, (const char *)buf + done, len - done, MSG_NOSIGNAL);
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-                if (wait_for(w, POLLOUT) < 0)
-                    w->broken = true;
-                continue;
-            }
-        }
+        ssize_t n = transfer_some(w, buf + done, len - done, out);
         if (n <= 0)
             w->broken = true;
         else
             done += (size_t)n;
     }
     return w->broken ? -1 : 0;
+}
+
+int cli_wire_write(CliWire *w, const void *buf, size_t len)
+{
+    /* transfer_all only reads the bytes when it sends them. */
+    return transfer_all(w, (char *)buf, len, true);
 }
 
 int cli_wire_read(CliWire *w, void *buf, size_t len)
 {
-    size_t done = 0;
-    while (!w->broken && done < len) {
-        ssize_t n;
-        if (w->tls) {
-            n = gnutls_record_recv(w->tls, (char *)buf + done, len - done);
-            if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
-                if (wait_for(w, POLLIN) < 0)
-                    w->broken = true;
-                continue;
-            }
-        } else {
-            n = recv(w->fd, (char *)buf + done, len - done, 0);
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-                if (wait_for(w, POLLIN) < 0)
-                    w->broken = true;
-                continue;
-            }
-        }
-        if (n <= 0)
-            w->broken = true;
-        else
-            done += (size_t)n;
-    }
-    return w->broken ? -1 : 0;
+    return transfer_all(w, buf, len, false);
 }
 
 ssize_t cli_wire_read_some(CliWire *w, void *buf, size_t len)
 {
-    while (!w->broken) {
-        ssize_t n;
-        if (w->tls) {
-            n = gnutls_record_recv(w->tls, buf, len);
-            if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
-                if (wait_for(w, POLLIN) < 0)
-                    w->broken = true;
-                continue;
-            }
-            if (n == GNUTLS_E_PREMATURE_TERMINATION)
-                return 0;
-        } else {
-            n = recv(w->fd, buf, len, 0);
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-                if (wait_for(w, POLLIN) < 0)
-                    w->broken = true;
-                continue;
-            }
-        }
-        if (n < 0)
-            w->broken = true;
-        return n < 0 ? -1 : n;
+    ssize_t n = transfer_some(w, buf, len, false);
+    if (w->tls && n == GNUTLS_E_PREMATURE_TERMINATION)
+        return 0;
+    if (n < 0) {
+        w->broken = true;
+        return -1;
     }
-    return -1;
+    return n;
 }
 
 static void put_int(GString *b, int32_t v)
@@ -246,17 +222,25 @@ static unsigned char *read_frame(CliWire *w, size_t *len)
     return p;
 }
 
+/* The next frame if it is a message of type (caller frees), or NULL with
+ * the connection broken. */
+static unsigned char *read_message(CliWire *w, int32_t type, size_t *len)
+{
+    unsigned char *p = read_frame(w, len);
+    if (p && get_int(p) != type) {
+        w->broken = true;
+        g_clear_pointer(&p, g_free);
+    }
+    return p;
+}
+
 int cli_read_response(CliWire *w)
 {
     for (;;) {
         size_t len = 0;
-        g_autofree unsigned char *p = read_frame(w, &len);
+        g_autofree unsigned char *p = read_message(w, CLI_MSG_RESPONSE, &len);
         if (!p)
             return -1;
-        if (get_int(p) != CLI_MSG_RESPONSE) {
-            w->broken = true;
-            return -1;
-        }
         int32_t r = get_int(p + 4);
         if (r == CLI_RESPONSE_WAIT)
             continue;
@@ -271,13 +255,9 @@ int cli_read_blob(CliWire *w, GString *out, size_t limit)
 {
     for (;;) {
         size_t len = 0;
-        g_autofree unsigned char *p = read_frame(w, &len);
+        g_autofree unsigned char *p = read_message(w, CLI_MSG_BLOB, &len);
         if (!p)
             return -1;
-        if (get_int(p) != CLI_MSG_BLOB) {
-            w->broken = true;
-            return -1;
-        }
         int32_t tag = get_int(p + 4);
         if (tag == CLI_BLOB_END)
             return 0;

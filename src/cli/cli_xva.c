@@ -6,18 +6,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "cli_wire.h"
-
-/* The task's end after the client's transfer: its result, or NULL. */
-static char *transfer_outcome(CliCtx *ctx, const char *task, const char *what,
-                              const char *filename)
-{
-    if (cli_read_response(ctx->wire) != CLI_RESPONSE_OK) {
-        cli_fail(ctx, "%s failed: the client could not transfer '%s'", what, filename);
-        return NULL;
-    }
-    return cli_task_wait(ctx, task);
-}
 
 /* compress= as xe takes it: true or gzip, zstd, false. */
 static const char *compression(CliCtx *ctx)
@@ -48,9 +36,7 @@ static int export_one(CliCtx *ctx, const char *vm, void *unused)
         ctx->http_base, metadata ? "export_metadata" : "export", ctx->session, xv_str(task), vm,
         use_compression, cli_param_bool(ctx, "preserve-power-state") ? "true" : "false",
         cli_param_bool(ctx, "include-snapshots") ? "true" : "false");
-    const char *filename = cli_param(ctx, "filename");
-    cli_http_get(ctx->wire, filename, path);
-    g_autofree char *result = transfer_outcome(ctx, xv_str(task), "VM export", filename);
+    g_autofree char *result = cli_http_transfer(ctx, false, path, xv_str(task), "VM export");
     cli_task_destroy(ctx, xv_str(task));
     if (!result)
         return -1;
@@ -92,9 +78,7 @@ static int vm_import(CliCtx *ctx)
         metadata ? "import_metadata" : "import", ctx->session, xv_str(task),
         cli_param_bool(ctx, "preserve") ? "true" : "false",
         cli_param_bool(ctx, "force") ? "true" : "false", sr ? "&sr_id=" : "", sr ? sr : "");
-    const char *filename = cli_param(ctx, "filename");
-    cli_http_put(ctx->wire, filename, path);
-    g_autofree char *result = transfer_outcome(ctx, xv_str(task), "VM import", filename);
+    g_autofree char *result = cli_http_transfer(ctx, true, path, xv_str(task), "VM import");
     cli_task_destroy(ctx, xv_str(task));
     if (!result)
         return -1;

@@ -51,6 +51,7 @@
 #include <unistd.h>
 
 #include "http_auth.h"
+#include "http_server.h"
 #include "vm_consoles.h"
 #include "websocket.h"
 
@@ -326,14 +327,9 @@ static unsigned ws_answer(struct MHD_Connection *conn, GString *answer, const ch
 /* Takes the connection over: the answer, then the proxy. */
 static enum MHD_Result take_over(struct MHD_Connection *conn, Proxy *p, const GString *answer)
 {
-    const union MHD_ConnectionInfo *fd =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    const union MHD_ConnectionInfo *tls =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
-    if (!fd)
+    p->fd = http_connection_socket(conn, &p->tls);
+    if (p->fd < 0)
         return MHD_NO;
-    p->fd = fd->connect_fd;
-    p->tls = tls ? (gnutls_session_t)tls->tls_session : NULL;
     /* RFB is many small messages, each awaited: none may wait in a corked
      * or Nagle-delayed socket (a unix socket refuses both, harmlessly). */
     int on = 1, off = 0;

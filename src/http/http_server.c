@@ -223,6 +223,16 @@ static enum MHD_Result send_stream(struct MHD_Connection *conn, const char *cont
     return ret;
 }
 
+int http_connection_socket(struct MHD_Connection *conn, gnutls_session_t *tls)
+{
+    const union MHD_ConnectionInfo *fd =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    const union MHD_ConnectionInfo *session =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    *tls = session ? (gnutls_session_t)session->tls_session : NULL;
+    return fd ? fd->connect_fd : -1;
+}
+
 const char *http_peer_address(struct MHD_Connection *conn, char *buf)
 {
     const union MHD_ConnectionInfo *ci =

@@ -3,6 +3,7 @@
  * hostile peers from holding memory or threads. */
 #pragma once
 
+#include <gnutls/gnutls.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -44,3 +45,6 @@ struct MHD_Connection;
 /* The client's IP address as text into buf (HTTP_PEER_BUF bytes); NULL
  * when the connection has none (the unix socket). */
 const char *http_peer_address(struct MHD_Connection *conn, char *buf);
+/* For a handler that takes the connection over: its socket (-1 when MHD
+ * gives none) and its TLS session into *tls (NULL for plain HTTP). */
+int http_connection_socket(struct MHD_Connection *conn, gnutls_session_t *tls);

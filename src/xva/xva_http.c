@@ -31,6 +31,7 @@
 #include "db.h"
 #include "dm_handlers.h"
 #include "http_auth.h"
+#include "http_server.h"
 #include "http_task.h"
 #include "task.h"
 #include "xva_export.h"
@@ -257,16 +258,13 @@ static int64_t content_length(struct MHD_Connection *conn)
 
 static int socket_send(struct MHD_Connection *conn, const char *data, size_t len)
 {
-    const union MHD_ConnectionInfo *fd =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    const union MHD_ConnectionInfo *tls =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
-    gnutls_session_t session = tls ? (gnutls_session_t)tls->tls_session : NULL;
-    if (!fd)
+    gnutls_session_t session;
+    int fd = http_connection_socket(conn, &session);
+    if (fd < 0)
         return -1;
     while (len > 0) {
         ssize_t n = session ? gnutls_record_send(session, data, len)
-                            : send(fd->connect_fd, data, len, MSG_NOSIGNAL);
+                            : send(fd, data, len, MSG_NOSIGNAL);
         if (n < 0 && (session ? n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED
                               : errno == EINTR || errno == EAGAIN))
             continue;

@@ -10,7 +10,6 @@ ends when the VM suspends or shuts down."""
 import base64
 import glob
 import os
-import signal
 import socket
 import ssl
 import struct
@@ -19,7 +18,8 @@ import time
 import pytest
 import websocket
 
-from test_vm_qemu import (GUEST_DIR, alive, guest, new_guest_vm,  # noqa: F401 (guest)
+from qemu_guest import qemu_daemon
+from test_vm_qemu import (alive, guest, new_guest_vm,  # noqa: F401 (guest)
                           qemu_pid, wait_ready)
 from xapid_daemon import PASSWORD, Daemon, ok, wait_until
 
@@ -184,19 +184,11 @@ def test_refusals_without_a_running_console(sim):
 
 @pytest.fixture(scope="module")
 def running(guest):  # noqa: F811 (the fixture imported above)
-    d = Daemon(extra_args=["--guest-kernel-dir", GUEST_DIR, "--listen-tls", "127.0.0.1:0"])
-    try:
+    with qemu_daemon("--listen-tls", "127.0.0.1:0") as d:
         proxy, s, vm, uuid = new_guest_vm(d, guest, name_label="console guest")
         ok(proxy.VM.start(s, vm, False, False))
         wait_ready(d, uuid)
         yield d, proxy, s, vm, uuid
-    finally:
-        d.stop()
-        for pidfile in glob.glob(os.path.join(d.state_dir, "domains", "*", "qemu.pid")):
-            try:
-                os.kill(int(open(pidfile).read()), signal.SIGKILL)
-            except (ProcessLookupError, ValueError):
-                pass
 
 
 def consoles(proxy, s, vm):

@@ -6,33 +6,14 @@ QEMU then writes to the image the database names, for every disk."""
 import http.client
 import json
 import os
-import socket
 import subprocess
 import xmlrpc.client
 
+from qemu_guest import qmp
 from test_vm_qemu import daemon, domain_dir, fdset_file, guest, new_guest_vm, ok, wait_ready  # noqa: F401
 from xapid_daemon import Daemon
 
 MiB = 1 << 20
-
-
-def qmp(daemon, uuid, command, arguments=None):
-    sock = socket.socket(socket.AF_UNIX)
-    sock.connect(os.path.join(domain_dir(daemon, uuid), "qmp.sock"))
-    f = sock.makefile("rw")
-    try:
-        json.loads(f.readline())
-        for c, a in (("qmp_capabilities", None), (command, arguments)):
-            f.write(json.dumps({"execute": c, **({"arguments": a} if a else {})}) + "\n")
-            f.flush()
-            while True:
-                reply = json.loads(f.readline())
-                if "return" in reply or "error" in reply:
-                    break
-        return reply["return"]
-    finally:
-        f.close()
-        sock.close()
 
 
 def image_file(daemon, uuid, inserted, fdsets):

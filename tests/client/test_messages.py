@@ -4,23 +4,10 @@ durability across kill -9, and the messages xapid raises itself after VM
 operations (XAPI's message_forwarding.ml)."""
 import xmlrpc.client
 
-import pytest
-
+from sim_daemon import api, daemon  # noqa: F401 (fixtures)
 from xapid_daemon import Daemon, err, ok
 
 MiB = 1 << 20
-
-
-@pytest.fixture(scope="module")
-def daemon():
-    d = Daemon(extra_args=["--hypervisor", "sim"])
-    yield d
-    d.stop()
-
-
-@pytest.fixture()
-def api(daemon):
-    return daemon.login()
 
 
 def host_uuid(api):

@@ -4,30 +4,23 @@ figures in /rrd_updates — each vCPU's time from its QEMU thread
 query-blockstats — and the VM's archive served from the state dir once
 the VM is halted."""
 import base64
-import glob
 import json
 import os
-import signal
 import urllib.request
 
 import pytest
 
-from xapid_daemon import PASSWORD, Daemon, ok, wait_until
-from test_vm_qemu import GUEST_DIR, guest, new_guest_vm, wait_ready  # noqa: F401 (fixture)
+from xapid_daemon import PASSWORD, ok, wait_until
+from qemu_guest import qemu_daemon
+from test_vm_qemu import guest, new_guest_vm, wait_ready  # noqa: F401 (fixture)
 
 MiB = 1 << 20
 
 
 @pytest.fixture(scope="module")
 def daemon():
-    d = Daemon(extra_args=["--guest-kernel-dir", GUEST_DIR])
-    yield d
-    d.stop()
-    for pidfile in glob.glob(os.path.join(d.state_dir, "domains", "*", "qemu.pid")):
-        try:
-            os.kill(int(open(pidfile).read()), signal.SIGKILL)
-        except (ProcessLookupError, ValueError):
-            pass
+    with qemu_daemon() as d:
+        yield d
 
 
 def get(daemon, path):

@@ -9,7 +9,8 @@ import tempfile
 
 import pytest
 
-from xapid_daemon import Daemon, err, ok
+from sim_daemon import sim_daemon_with_sr_root
+from xapid_daemon import err, ok
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -17,12 +18,8 @@ GiB = 1 << 30
 
 @pytest.fixture(scope="module")
 def daemon():
-    state = tempfile.mkdtemp(prefix="xapid-test-")
-    os.mkdir(os.path.join(state, "srs"))  # more SRs go there: an --sr-root
-    d = Daemon(state_dir=state, extra_args=["--hypervisor", "sim",
-                                            "--sr-root", os.path.join(state, "srs")])
-    yield d
-    d.stop()
+    with sim_daemon_with_sr_root() as d:
+        yield d
 
 
 def srs_dir(daemon):

@@ -17,22 +17,11 @@ import time
 
 import pytest
 
-from xapid_daemon import PASSWORD, Daemon, err, ok, wait_until
+from sim_daemon import api, daemon  # noqa: F401 (fixtures)
+from xapid_daemon import PASSWORD, err, ok, wait_until
 
 MiB = 1 << 20
 SIZE = 64 * MiB
-
-
-@pytest.fixture(scope="module")
-def daemon():
-    d = Daemon(extra_args=["--hypervisor", "sim"])
-    yield d
-    d.stop()
-
-
-@pytest.fixture()
-def api(daemon):
-    return daemon.login()
 
 
 def default_sr(api):

@@ -4,22 +4,11 @@ with every constraint error, XAPI's power-state rules for the setters,
 VM.provision, and the fields VM.start refuses rather than ignore."""
 import pytest
 
-from xapid_daemon import Daemon, err, ok
+from sim_daemon import api, daemon  # noqa: F401 (fixtures)
+from xapid_daemon import err, ok
 
 MiB = 1 << 20
 VCPU_RULE = "VCPU values must satisfy: 0 < VCPUs_at_startup ≤ VCPUs_max"
-
-
-@pytest.fixture(scope="module")
-def daemon():
-    d = Daemon(extra_args=["--hypervisor", "sim"])
-    yield d
-    d.stop()
-
-
-@pytest.fixture()
-def api(daemon):
-    return daemon.login()
 
 
 def new_vm(api, **fields):

@@ -7,34 +7,22 @@ affinity), and platform keys and bios_strings as
 QEMU's command line carries them (/proc/PID/cmdline), and SMBIOS strings and
 xenstore_data as the guest reads them; VM_guest_metrics from Debian's
 qemu-guest-agent in the guest (initrd-agent.img)."""
-import glob
-import json
 import os
-import signal
-import socket
-import subprocess
 import time
 
 import pytest
 
-from xapid_daemon import REPO, Daemon, err, ok
+from qemu_guest import GUEST_DIR, build_guest, qemu_daemon, qmp
+from xapid_daemon import err, ok
 
 MiB = 1 << 20
-GUEST_DIR = os.environ.get("XAPID_TEST_GUEST", os.path.join(REPO, "build", "test-guest"))
 
 
 @pytest.fixture(scope="module")
 def daemon():
-    subprocess.run([os.path.join(REPO, "scripts", "build-test-guest"), GUEST_DIR], check=True,
-                   stdout=subprocess.DEVNULL)
-    d = Daemon(extra_args=["--guest-kernel-dir", GUEST_DIR])
-    yield d
-    d.stop()
-    for pidfile in glob.glob(os.path.join(d.state_dir, "domains", "*", "qemu.pid")):
-        try:
-            os.kill(int(open(pidfile).read()), signal.SIGKILL)
-        except (ProcessLookupError, ValueError):
-            pass
+    build_guest()
+    with qemu_daemon() as d:
+        yield d
 
 
 @pytest.fixture(scope="module")
@@ -65,26 +53,6 @@ def guest(daemon):
     ok(proxy.VM.hard_shutdown(s, vm))
     assert ok(proxy.VM.get_guest_metrics(s, vm)) == "OpaqueRef:NULL"  # gone with the domain
     ok(proxy.VM.destroy(s, vm))
-
-
-def qmp(daemon, uuid, command):
-    """One command on the operators' monitor (closed after, for the next)."""
-    s = socket.socket(socket.AF_UNIX)
-    s.connect(os.path.join(daemon.state_dir, "domains", uuid, "qmp.sock"))
-    f = s.makefile("rw")
-    try:
-        json.loads(f.readline())
-        for c in ("qmp_capabilities", command):
-            f.write(json.dumps({"execute": c}) + "\n")
-            f.flush()
-            while True:
-                reply = json.loads(f.readline())
-                if "return" in reply or "error" in reply:
-                    break
-        return reply["return"]
-    finally:
-        f.close()
-        s.close()
 
 
 def qemu_args(daemon, uuid):

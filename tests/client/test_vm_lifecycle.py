@@ -3,25 +3,10 @@
 with their parameters, operation locking and allowed_operations."""
 import time
 
-import pytest
-
-from xapid_daemon import Daemon, err, ok, wait_until
+from sim_daemon import api, daemon  # noqa: F401 (fixtures)
+from xapid_daemon import err, ok, wait_until
 
 MiB = 1 << 20
-
-
-@pytest.fixture(scope="module")
-def daemon():
-    d = Daemon(extra_args=["--hypervisor", "sim"])
-    yield d
-    d.stop()
-
-
-@pytest.fixture()
-def api(daemon):
-    return daemon.login()
-
-
 
 
 def new_vm(api, **fields):

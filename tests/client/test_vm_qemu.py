@@ -2,42 +2,31 @@
 and a busybox initramfs) booted by xapid's qemu driver under TCG or KVM,
 driven through xmlrpc.client. Checks what the guest prints on its serial
 console, what QEMU says over QMP, and the records."""
-import glob
-import json
 import grp
 import os
 import signal
-import socket
 import subprocess
 import time
-import xmlrpc.client
 
 import pytest
 
-from xapid_daemon import REPO, Daemon, ok
+from qemu_guest import (GUEST_DIR, build_guest, domain_dir,  # noqa: F401 (for other modules)
+                        console_log, qemu_daemon, qmp, wait_for)
+from xapid_daemon import ok
 
 MiB = 1 << 20
-GUEST_DIR = os.environ.get("XAPID_TEST_GUEST", os.path.join(REPO, "build", "test-guest"))
 
 
 @pytest.fixture(scope="module")
 def guest():
-    subprocess.run([os.path.join(REPO, "scripts", "build-test-guest"), GUEST_DIR], check=True,
-                   stdout=subprocess.DEVNULL)
+    build_guest()
     return os.path.join(GUEST_DIR, "vmlinuz"), os.path.join(GUEST_DIR, "initrd.img")
 
 
 @pytest.fixture()
 def daemon():
-    d = Daemon(extra_args=["--guest-kernel-dir", GUEST_DIR])
-    yield d
-    d.stop()
-    for pidfile in glob.glob(os.path.join(d.state_dir, "domains", "*", "qemu.pid")):
-        try:
-            os.kill(int(open(pidfile).read()), signal.SIGKILL)
-        except (ProcessLookupError, ValueError):
-            pass
-
+    with qemu_daemon() as d:
+        yield d
 
 
 def new_guest_vm(daemon, guest, args="", **fields):
@@ -53,16 +42,8 @@ def new_guest_vm(daemon, guest, args="", **fields):
     return proxy, s, vm, ok(proxy.VM.get_uuid(s, vm))
 
 
-def domain_dir(daemon, uuid):
-    return os.path.join(daemon.state_dir, "domains", uuid)
-
-
 def ready_count(daemon, uuid):
-    path = os.path.join(domain_dir(daemon, uuid), "console.log")
-    if not os.path.exists(path):
-        return 0
-    with open(path, errors="replace") as f:
-        return f.read().count("XAPID-GUEST-READY")
+    return console_log(daemon, uuid).count("XAPID-GUEST-READY")
 
 
 def wait_ready(daemon, uuid, count=1, timeout=120):
@@ -75,24 +56,7 @@ def wait_ready(daemon, uuid, count=1, timeout=120):
 
 
 def qmp_status(daemon, uuid):
-    # QEMU serves one client per QMP socket: close both the file and the
-    # socket, or xapid would find the monitor busy.
-    s = socket.socket(socket.AF_UNIX)
-    s.connect(os.path.join(domain_dir(daemon, uuid), "qmp.sock"))
-    f = s.makefile("rw")
-    try:
-        json.loads(f.readline())
-        for command in ("qmp_capabilities", "query-status"):
-            f.write(json.dumps({"execute": command}) + "\n")
-            f.flush()
-            while True:
-                reply = json.loads(f.readline())
-                if "return" in reply:
-                    break
-        return reply["return"]["status"]
-    finally:
-        f.close()
-        s.close()
+    return qmp(daemon, uuid, "query-status")["status"]
 
 
 def qemu_pid(daemon, uuid):
@@ -115,15 +79,6 @@ def alive(pid):
             return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
     except FileNotFoundError:
         return False
-
-
-def wait_for(predicate, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_guest_full_cycle(daemon, guest):

@@ -2,18 +2,14 @@
 (an EFI stub) booted by OVMF, its EFI variables kept in the VM's NVRAM
 field across the end of the domain and given back at the next start."""
 import base64
-import glob
 import os
-import signal
-import subprocess
-import time
 
 import pytest
 
-from xapid_daemon import REPO, Daemon, ok
+from qemu_guest import GUEST_DIR, build_guest, console_log, qemu_daemon, wait_for
+from xapid_daemon import ok
 
 MiB = 1 << 20
-GUEST_DIR = os.environ.get("XAPID_TEST_GUEST", os.path.join(REPO, "build", "test-guest"))
 OVMF_VARS = "/usr/share/OVMF/OVMF_VARS.fd"
 
 pytestmark = pytest.mark.skipif(not os.path.exists(OVMF_VARS), reason="ovmf not installed")
@@ -21,34 +17,9 @@ pytestmark = pytest.mark.skipif(not os.path.exists(OVMF_VARS), reason="ovmf not 
 
 @pytest.fixture(scope="module")
 def daemon():
-    subprocess.run([os.path.join(REPO, "scripts", "build-test-guest"), GUEST_DIR], check=True,
-                   stdout=subprocess.DEVNULL)
-    d = Daemon(extra_args=["--guest-kernel-dir", GUEST_DIR])
-    yield d
-    d.stop()
-    for pidfile in glob.glob(os.path.join(d.state_dir, "domains", "*", "qemu.pid")):
-        try:
-            os.kill(int(open(pidfile).read()), signal.SIGKILL)
-        except (ProcessLookupError, ValueError):
-            pass
-
-
-def console(daemon, uuid):
-    path = os.path.join(daemon.state_dir, "domains", uuid, "console.log")
-    try:
-        with open(path, errors="replace") as f:
-            return f.read()
-    except FileNotFoundError:
-        return ""
-
-
-def wait_for(predicate, timeout=180):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
+    build_guest()
+    with qemu_daemon() as d:
+        yield d
 
 
 def test_uefi_boot_and_nvram_kept(daemon):
@@ -74,8 +45,9 @@ def test_uefi_boot_and_nvram_kept(daemon):
     fds = {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
     assert "/usr/share/OVMF/OVMF_CODE.fd" in fds
     assert os.path.join(daemon.state_dir, "nvram", uuid + ".fd") in fds
-    assert wait_for(lambda: "XAPID-GUEST-FIRMWARE" in console(daemon, uuid)), console(daemon, uuid)
-    assert "XAPID-GUEST-FIRMWARE efi" in console(daemon, uuid)  # the kernel came up under UEFI
+    assert wait_for(lambda: "XAPID-GUEST-FIRMWARE" in console_log(daemon, uuid), 180), \
+        console_log(daemon, uuid)
+    assert "XAPID-GUEST-FIRMWARE efi" in console_log(daemon, uuid)  # the kernel came up under UEFI
     ok(proxy.VM.clean_shutdown(s, vm))
     nvram = ok(proxy.VM.get_NVRAM(s, vm))
     store = base64.b64decode(nvram["EFI-variables"])

@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 
+from golden_files import check_golden
 from xapid_daemon import PASSWORD, REPO, Daemon
 
 XE = os.environ.get("XE_BIN", os.path.join(os.path.dirname(os.environ.get(
@@ -60,7 +61,6 @@ def test_vm_disk_remove_destroys_the_vbd_and_its_vdi(daemon):
     xe_ok(daemon, "vm-uninstall", f"uuid={uuid}", "--force")
 
 
-GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden", "xe")
 
 
 def normalized(text):
@@ -70,12 +70,7 @@ def normalized(text):
 
 
 def golden(name, text):
-    path = os.path.join(GOLDEN, name)
-    if os.environ.get("XAPID_UPDATE_GOLDEN"):
-        with open(path, "w") as f:
-            f.write(text)
-    with open(path) as f:
-        assert text == f.read(), f"{name} differs from its golden file (XAPID_UPDATE_GOLDEN=1)"
+    check_golden(os.path.join("xe", name), text)
 
 
 def test_list_and_param_output_golden(daemon):

@@ -11,9 +11,9 @@ import socket
 import pytest
 
 import xe_wire as w
+from golden_files import check_golden
 from xapid_daemon import PASSWORD, Daemon
 
-GOLDEN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden", "xe")
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -31,12 +31,7 @@ def tcp(daemon):
 
 
 def golden(name, text):
-    path = os.path.join(GOLDEN, name)
-    if os.environ.get("XAPID_UPDATE_GOLDEN"):
-        with open(path, "w") as f:
-            f.write(text)
-    with open(path) as f:
-        assert text == f.read(), f"differs from {path}"
+    check_golden(os.path.join("xe", name), text)
 
 
 def raw_exchange(addr, args, user="root", password=PASSWORD):

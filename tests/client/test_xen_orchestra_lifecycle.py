@@ -10,13 +10,13 @@ about twice as fast to the ready line under TCG as vmlinuz)."""
 import glob
 import json
 import os
-import signal
 import subprocess
 
 import pytest
 
-from xapid_daemon import PASSWORD, REPO, Daemon
-from test_vm_qemu import GUEST_DIR, alive
+from xapid_daemon import PASSWORD
+from qemu_guest import GUEST_DIR, build_guest, qemu_daemon
+from test_vm_qemu import alive
 from test_xen_orchestra import XO_DIR, connector  # noqa: F401 (fixture)
 
 MiB = 1 << 20
@@ -25,21 +25,14 @@ RUNNING_OPS = {"pause", "clean_shutdown", "clean_reboot", "hard_shutdown", "hard
 
 @pytest.fixture(scope="module")
 def guest():
-    subprocess.run([os.path.join(REPO, "scripts", "build-test-guest"), GUEST_DIR], check=True,
-                   stdout=subprocess.DEVNULL)
+    build_guest()
     return os.path.join(GUEST_DIR, "vmlinux"), os.path.join(GUEST_DIR, "initrd.img")
 
 
 @pytest.fixture()
 def daemon():
-    d = Daemon(extra_args=["--guest-kernel-dir", GUEST_DIR])
-    yield d
-    d.stop()
-    for pidfile in glob.glob(os.path.join(d.state_dir, "domains", "*", "qemu.pid")):
-        try:
-            os.kill(int(open(pidfile).read()), signal.SIGKILL)
-        except (ProcessLookupError, ValueError):
-            pass
+    with qemu_daemon() as d:
+        yield d
 
 
 def qemu_pids(daemon):

@@ -11,16 +11,15 @@ import http.client
 import io
 import os
 import re
-import shutil
 import socket
 import subprocess
 import tarfile
-import tempfile
 import xml.etree.ElementTree as ET
 
 import pytest
 
-from xapid_daemon import PASSWORD, REPO, Daemon, err, ok, wait_until
+from sim_daemon import sim_daemon_with_sr_root
+from xapid_daemon import PASSWORD, REPO, err, ok, wait_until
 
 MiB = 1 << 20
 NULL = "OpaqueRef:NULL"
@@ -29,13 +28,8 @@ GOLDEN = os.path.join(REPO, "tests", "client", "golden", "xva_ova_shape.txt")
 
 @pytest.fixture(scope="module")
 def daemon():
-    state = tempfile.mkdtemp(prefix="xapid-test-")
-    os.mkdir(os.path.join(state, "srs"))  # more SRs go there: an --sr-root
-    d = Daemon(state_dir=state, extra_args=["--hypervisor", "sim",
-                                            "--sr-root", os.path.join(state, "srs")])
-    yield d
-    d.stop()
-    shutil.rmtree(state, ignore_errors=True)
+    with sim_daemon_with_sr_root() as d:
+        yield d
 
 
 @pytest.fixture()
