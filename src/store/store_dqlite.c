@@ -94,12 +94,11 @@ static void dq_rollback(Store *base)
     XapiError *ignored = NULL;
     if (s->conn && dqlite_conn_usable(s->conn) &&
         dqlite_conn_exec(s->conn, "ROLLBACK", NULL, 0, NULL, &ignored) < 0) {
-        /* A node that lost leadership has already dropped the transaction;
-         * anything else leaves the connection unsure: start afresh. */
-        if (!dqlite_conn_failure_code(s->conn)) {
-            dqlite_conn_close(s->conn);
-            s->conn = NULL;
-        }
+        /* A node that lost leadership refuses even ROLLBACK and would keep
+         * the transaction open on its SQLite connection: closing ours
+         * closes that one, which rolls back. */
+        dqlite_conn_close(s->conn);
+        s->conn = NULL;
     }
     xapi_error_free(ignored);
 }
