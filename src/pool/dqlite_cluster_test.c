@@ -12,6 +12,7 @@
 #include <glib.h>
 #include <string.h>
 
+#include "db.h"
 #include "dqlite_node.h"
 #include "store.h"
 
@@ -256,11 +257,54 @@ static void test_round_trip_and_founding_copy(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* db's contract on the dqlite driver: a write whose commit fails because
+ * this node stopped leading is undone in memory, and no node holds it. */
+static void test_db_undoes_write_of_deposed_leader(void **state)
+{
+    XapiError *err = NULL;
+    nodes[0] = start(0, true);
+    assert_int_equal(wait_leader(5 * G_USEC_PER_SEC), 0);
+    nodes[1] = start(1, false);
+    assert_int_equal(pool_dqlite_add(nodes[0], pool_dqlite_node_id(nodes[1]), "n2", &err), 0);
+    Store *s = pool_dqlite_store_open(nodes[0], &err);
+    assert_non_null(s);
+    assert_int_equal(db_open_store(s, &err), 0);
+    const DmClass *vm = dm_class_by_name("VM");
+    assert_int_equal(db_write_begin(&err), 0);
+    DbRow *row = db_row_new(vm);
+    db_row_put(row, "name_label", xv_new_string("kept"));
+    assert_int_equal(db_insert(row, &err), 0);
+    g_autofree char *ref = g_strdup(row->ref);
+    assert_int_equal(db_write_commit(&err), 0);
+
+    assert_int_equal(db_write_begin(&err), 0);
+    row = db_lookup(vm, ref);
+    assert_int_equal(db_set_by_name(row, "name_label", xv_new_string("lost"), &err), 0);
+    assert_int_equal(pool_dqlite_transfer(nodes[0], pool_dqlite_node_id(nodes[1]), &err), 0);
+    assert_int_equal(wait_leader(2 * G_USEC_PER_SEC), 1);
+    assert_int_equal(db_write_commit(&err), -1);
+    assert_string_equal(err->code, "HOST_IS_SLAVE");
+    xapi_error_free(err);
+    err = NULL;
+    db_read_begin();
+    assert_string_equal(xv_str(db_get(db_lookup(vm, ref), "name_label")), "kept");
+    db_read_end();
+    db_close();
+
+    s = pool_dqlite_store_open(nodes[1], &err);
+    assert_non_null(s);
+    g_autoptr(GHashTable) rows = load_vms(s);
+    assert_string_equal(g_hash_table_lookup(rows, ref), "kept");
+    store_close(s);
+    stop_all();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_and_founding_copy),
         cmocka_unit_test(test_commit_after_lost_leadership_leaves_nothing),
+        cmocka_unit_test(test_db_undoes_write_of_deposed_leader),
         cmocka_unit_test(test_failover_keeps_acknowledged_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
