@@ -174,9 +174,8 @@ static void test_failover_keeps_acknowledged_rows(void **state)
     stop_all();
 }
 
-/* Leadership lost between the row and the commit: the commit fails, and
- * the row is in no node's database. */
-static void test_commit_after_lost_leadership_leaves_nothing(void **state)
+/* n1 founds a pool, n2 joins as a voter; a store on n1, the leader. */
+static Store *two_node_pool(void)
 {
     XapiError *err = NULL;
     nodes[0] = start(0, true);
@@ -185,6 +184,15 @@ static void test_commit_after_lost_leadership_leaves_nothing(void **state)
     assert_int_equal(pool_dqlite_add(nodes[0], pool_dqlite_node_id(nodes[1]), "n2", &err), 0);
     Store *s = pool_dqlite_store_open(nodes[0], &err);
     assert_non_null(s);
+    return s;
+}
+
+/* Leadership lost between the row and the commit: the commit fails, and
+ * the row is in no node's database. */
+static void test_commit_after_lost_leadership_leaves_nothing(void **state)
+{
+    XapiError *err = NULL;
+    Store *s = two_node_pool();
     assert_int_equal(store_begin(s, &err), 0);
     assert_int_equal(put_vm(s, "OpaqueRef:pending", "pending", &err), 0);
     assert_int_equal(pool_dqlite_transfer(nodes[0], pool_dqlite_node_id(nodes[1]), &err), 0);
@@ -262,12 +270,7 @@ static void test_round_trip_and_founding_copy(void **state)
 static void test_db_undoes_write_of_deposed_leader(void **state)
 {
     XapiError *err = NULL;
-    nodes[0] = start(0, true);
-    assert_int_equal(wait_leader(5 * G_USEC_PER_SEC), 0);
-    nodes[1] = start(1, false);
-    assert_int_equal(pool_dqlite_add(nodes[0], pool_dqlite_node_id(nodes[1]), "n2", &err), 0);
-    Store *s = pool_dqlite_store_open(nodes[0], &err);
-    assert_non_null(s);
+    Store *s = two_node_pool();
     assert_int_equal(db_open_store(s, &err), 0);
     const DmClass *vm = dm_class_by_name("VM");
     assert_int_equal(db_write_begin(&err), 0);
