@@ -19,6 +19,16 @@
 
 static PoolDqliteNode *n1, *n2;
 static char *state_dir;
+static GPtrArray *dirs; /* removed at the end */
+
+static char *temp_dir(void)
+{
+    char *dir = g_dir_make_tmp("xapid-tunnel-XXXXXX", NULL);
+    if (!dirs)
+        dirs = g_ptr_array_new_with_free_func(g_free);
+    g_ptr_array_add(dirs, dir);
+    return dir;
+}
 
 static int dial(void *ctx, const char *address, int *fd)
 {
@@ -40,7 +50,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 static PoolDqliteNode *start(const char *address, bool founder)
 {
-    char *dir = g_dir_make_tmp("xapid-tunnel-XXXXXX", NULL);
+    char *dir = temp_dir();
     PoolDqliteConfig cfg = {dir, address, founder, dial, NULL, 0};
     XapiError *err = NULL;
     PoolDqliteNode *n = pool_dqlite_node_start(&cfg, &err);
@@ -68,7 +78,7 @@ static int collect(void *ctx, const DmClass *cls, const char *ref, const char *c
 static void test_cluster_through_the_tunnel(void **state)
 {
     XapiError *err = NULL;
-    state_dir = g_dir_make_tmp("xapid-tunnel-XXXXXX", NULL);
+    state_dir = temp_dir();
     g_autofree char *secret = pool_secret_get(state_dir, &err);
     assert_non_null(secret);
     struct MHD_Daemon *d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD,
@@ -84,7 +94,7 @@ static void test_cluster_through_the_tunnel(void **state)
     pool_tunnel_configure(state_dir, pool_dqlite_node_bind_address(n2));
 
     /* Without the secret: refused. */
-    g_autofree char *stranger = g_dir_make_tmp("xapid-tunnel-XXXXXX", NULL);
+    char *stranger = temp_dir();
     int fd = -1;
     assert_int_equal(pool_tunnel_dial(stranger, address, &fd), -1);
     assert_int_equal(errno, EACCES);
@@ -109,6 +119,12 @@ static void test_cluster_through_the_tunnel(void **state)
     pool_dqlite_node_stop(n2);
     pool_dqlite_node_stop(n1);
     MHD_stop_daemon(d);
+    pool_tunnel_configure(NULL, NULL);
+    for (guint i = 0; i < dirs->len; i++) {
+        g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", (char *)dirs->pdata[i]);
+        assert_int_equal(system(cmd), 0);
+    }
+    g_ptr_array_free(dirs, TRUE);
 }
 
 static void test_authenticator(void **state)
