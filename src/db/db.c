@@ -281,7 +281,9 @@ static void link_all(void)
         relations_link(value);
 }
 
-int db_open(const char *state_dir, XapiError **err)
+static int db_load(const char *what, XapiError **err);
+
+static void db_init(void)
 {
     g_rw_lock_init(&db.lock);
     db.by_ref = g_hash_table_new(g_str_hash, g_str_equal);
@@ -301,12 +303,29 @@ int db_open(const char *state_dir, XapiError **err)
      * holder then sees every object again (a resync), never misses one. */
     db.generation = db.published_generation = (uint64_t)g_get_real_time();
     db.changes_oldest = db.generation;
+}
+
+int db_open(const char *state_dir, XapiError **err)
+{
+    db_init();
     if (!state_dir)
         return 0;
     g_autofree char *path = g_build_filename(state_dir, "xapid.db", NULL);
     db.store = store_open(path, err);
     if (!db.store)
         return -1;
+    return db_load(path, err);
+}
+
+int db_open_store(Store *store, XapiError **err)
+{
+    db_init();
+    db.store = store;
+    return db_load(store_driver_name(store), err);
+}
+
+static int db_load(const char *what, XapiError **err)
+{
     LoadContext lc = {err, 0};
     for (unsigned c = 0; c < dm_n_classes; c++) {
         if (!dm_classes[c].persist)
@@ -328,7 +347,7 @@ int db_open(const char *state_dir, XapiError **err)
     while (g_hash_table_iter_next(&it, &key, &value))
         ((DbRow *)value)->created = ((DbRow *)value)->modified = db.generation;
     db.changes_oldest = db.published_generation = db.generation;
-    g_message("db: loaded %u objects from %s", lc.loaded, path);
+    g_message("db: loaded %u objects from %s", lc.loaded, what);
     return 0;
 }
 

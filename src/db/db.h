@@ -26,6 +26,10 @@ typedef struct DbRow {
 
 /* Opens <state_dir>/xapid.db (state_dir NULL: memory only) and loads it. */
 int db_open(const char *state_dir, XapiError **err);
+/* Opens over a store already open (a pool's store_dqlite) and loads it;
+ * the db owns the store from here (db_close closes it). */
+typedef struct Store Store;
+int db_open_store(Store *store, XapiError **err);
 void db_close(void);
 
 /* Test-only crash windows: with XAPID_CRASH_AT=before:K or after:K in the

@@ -26,6 +26,7 @@
 #include "cli_server.h"
 #include "cli_upload.h"
 #include "console_proxy.h"
+#include "pool_tunnel.h"
 #include "header_deadline.h"
 #include "http_transfer.h"
 #include "rpc_endpoint.h"
@@ -294,6 +295,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         header_watch_disarm(watch_of(conn));
         req = g_new0(Request, 1);
         *con_cls = req;
+        if (pool_tunnel_route(method, url))
+            return pool_tunnel_serve(conn);
         req->console = console_proxy_route(method, url);
         if (req->console)
             return console_proxy_serve(conn, l->trusted, method);

@@ -1,307 +1,80 @@
-/* store.c: SQLite tables per class, schema upgrades, cached statements. */
-#include "store.h"
+/* store.c: the store's public entry points, dispatched to its driver. */
+#include "store_driver.h"
 
-#include "fault_vfs.h"
-
-#include <sqlite3.h>
-#include <string.h>
-
-typedef struct ClassStatements {
-    sqlite3_stmt *put;    /* INSERT OR REPLACE, all stored columns */
-    sqlite3_stmt *del;
-    sqlite3_stmt **set;   /* per field index (NULL for derived fields) */
-} ClassStatements;
-
-struct Store {
-    sqlite3 *db;
-    char *dir;              /* the directory holding the database, for OUT_OF_SPACE */
-    ClassStatements *stmts; /* [class index], persisted classes only */
-};
-
-/* Sets the error for SQLite's last failure: a full disk is XAPI's
- * OUT_OF_SPACE [location], anything else INTERNAL_ERROR. */
-static int sqlite_fail(Store *s, XapiError **err, const char *what)
-{
-    if ((sqlite3_extended_errcode(s->db) & 0xff) == SQLITE_FULL)
-        return xapi_error_set(err, "OUT_OF_SPACE", s->dir, NULL);
-    return xapi_error_internal(err, "sqlite: %s: %s", what, sqlite3_errmsg(s->db));
-}
-
-static int exec(Store *s, const char *sql, XapiError **err)
-{
-    if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-        return sqlite_fail(s, err, sql);
-    return 0;
-}
-
-/* Writes happen only inside store_begin/store_commit. */
-static int check_in_transaction(Store *s, XapiError **err)
-{
-    if (sqlite3_get_autocommit(s->db))
-        return xapi_error_internal(err, "sqlite: write outside a transaction");
-    return 0;
-}
-
-static GHashTable *existing_columns(Store *s, const char *table)
-{
-    GHashTable *cols = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    g_autofree char *sql = g_strdup_printf("PRAGMA table_info(\"%s\")", table);
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) == SQLITE_OK)
-        while (sqlite3_step(st) == SQLITE_ROW)
-            g_hash_table_add(cols, g_strdup((const char *)sqlite3_column_text(st, 1)));
-    sqlite3_finalize(st);
-    return cols;
-}
-
-static int ensure_table(Store *s, const DmClass *cls, XapiError **err)
-{
-    GString *sql = g_string_new(NULL);
-    g_string_printf(sql, "CREATE TABLE IF NOT EXISTS \"%s\" (\"_ref\" TEXT PRIMARY KEY", cls->name);
-    for (unsigned i = 0; i < cls->n_fields; i++)
-        if (!cls->fields[i].derived)
-            g_string_append_printf(sql, ", \"%s\" TEXT", cls->fields[i].name);
-    g_string_append(sql, ")");
-    int rc = exec(s, sql->str, err);
-    g_string_free(sql, TRUE);
-    if (rc < 0)
-        return -1;
-    /* A newer datamodel may have added fields: add their columns. */
-    g_autoptr(GHashTable) cols = existing_columns(s, cls->name);
-    for (unsigned i = 0; i < cls->n_fields; i++) {
-        const DmField *f = &cls->fields[i];
-        if (f->derived || g_hash_table_contains(cols, f->name))
-            continue;
-        g_autofree char *alter =
-            g_strdup_printf("ALTER TABLE \"%s\" ADD COLUMN \"%s\" TEXT", cls->name, f->name);
-        if (exec(s, alter, err) < 0)
-            return -1;
-    }
-    return 0;
-}
-
-static int prepare(Store *s, const char *sql, sqlite3_stmt **st, XapiError **err)
-{
-    if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK)
-        return sqlite_fail(s, err, sql);
-    return 0;
-}
-
-static int prepare_class(Store *s, const DmClass *cls, XapiError **err)
-{
-    ClassStatements *cs = &s->stmts[cls->index];
-    GString *cols = g_string_new("\"_ref\""), *marks = g_string_new("?");
-    for (unsigned i = 0; i < cls->n_fields; i++) {
-        if (cls->fields[i].derived)
-            continue;
-        g_string_append_printf(cols, ", \"%s\"", cls->fields[i].name);
-        g_string_append(marks, ", ?");
-    }
-    g_autofree char *put = g_strdup_printf("INSERT OR REPLACE INTO \"%s\" (%s) VALUES (%s)",
-                                           cls->name, cols->str, marks->str);
-    g_string_free(cols, TRUE);
-    g_string_free(marks, TRUE);
-    g_autofree char *del = g_strdup_printf("DELETE FROM \"%s\" WHERE \"_ref\" = ?", cls->name);
-    if (prepare(s, put, &cs->put, err) < 0 || prepare(s, del, &cs->del, err) < 0)
-        return -1;
-    cs->set = g_new0(sqlite3_stmt *, cls->n_fields);
-    return 0;
-}
-
-Store *store_open(const char *path, XapiError **err)
-{
-    Store *s = g_new0(Store, 1);
-    s->dir = g_path_get_dirname(path);
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX;
-    if (sqlite3_open_v2(path, &s->db, flags, fault_vfs_name()) != SQLITE_OK) {
-        xapi_error_internal(err, "sqlite: cannot open %s: %s", path,
-                            s->db ? sqlite3_errmsg(s->db) : "out of memory");
-        store_close(s);
-        return NULL;
-    }
-    sqlite3_busy_timeout(s->db, 5000);
-    s->stmts = g_new0(ClassStatements, dm_n_classes);
-    /* Reads are served from memory (src/db): SQLite's page cache only
-     * helps writes find their B-tree pages, which the OS caches anyway. */
-    if (exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-256;",
-             err) < 0 ||
-        exec(s, "CREATE TABLE IF NOT EXISTS \"_meta\" (key TEXT PRIMARY KEY, value TEXT)", err) < 0 ||
-        exec(s, "BEGIN", err) < 0)
-        goto fail;
-    for (unsigned c = 0; c < dm_n_classes; c++) {
-        if (!dm_classes[c].persist)
-            continue;
-        if (ensure_table(s, &dm_classes[c], err) < 0 || prepare_class(s, &dm_classes[c], err) < 0) {
-            exec(s, "ROLLBACK", NULL);
-            goto fail;
-        }
-    }
-    if (exec(s, "COMMIT", err) < 0)
-        goto fail;
-    return s;
-fail:
-    store_close(s);
-    return NULL;
-}
+Store *store_open(const char *path, XapiError **err) { return store_sqlite_open(path, err); }
 
 void store_close(Store *s)
 {
-    if (!s)
-        return;
-    for (unsigned c = 0; s->stmts && c < dm_n_classes; c++) {
-        ClassStatements *cs = &s->stmts[c];
-        sqlite3_finalize(cs->put);
-        sqlite3_finalize(cs->del);
-        for (unsigned i = 0; cs->set && i < dm_classes[c].n_fields; i++)
-            sqlite3_finalize(cs->set[i]);
-        g_free(cs->set);
-    }
-    g_free(s->stmts);
-    sqlite3_close(s->db);
-    g_free(s->dir);
-    g_free(s);
+    if (s)
+        s->driver->close(s);
 }
 
-int store_begin(Store *s, XapiError **err) { return exec(s, "BEGIN IMMEDIATE", err); }
-int store_commit(Store *s, XapiError **err) { return exec(s, "COMMIT", err); }
-
-void store_rollback(Store *s)
-{
-    if (!sqlite3_get_autocommit(s->db))
-        exec(s, "ROLLBACK", NULL);
-}
-
-static int step_done(Store *s, sqlite3_stmt *st, XapiError **err)
-{
-    int rc = sqlite3_step(st);
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    if (rc != SQLITE_DONE)
-        return sqlite_fail(s, err, "write");
-    return 0;
-}
+const char *store_driver_name(const Store *s) { return s->driver->name; }
+int store_begin(Store *s, XapiError **err) { return s->driver->begin(s, err); }
+int store_commit(Store *s, XapiError **err) { return s->driver->commit(s, err); }
+void store_rollback(Store *s) { s->driver->rollback(s); }
 
 int store_put_row(Store *s, const DmClass *cls, const char *ref, const char *const *texts,
                   XapiError **err)
 {
-    if (check_in_transaction(s, err) < 0)
-        return -1;
-    sqlite3_stmt *st = s->stmts[cls->index].put;
-    int col = 1;
-    sqlite3_bind_text(st, col++, ref, -1, SQLITE_STATIC);
-    for (unsigned i = 0; i < cls->n_fields; i++)
-        if (!cls->fields[i].derived)
-            sqlite3_bind_text(st, col++, texts[i], -1, SQLITE_STATIC);
-    return step_done(s, st, err);
+    return s->driver->put_row(s, cls, ref, texts, err);
 }
 
 int store_set_field(Store *s, const DmClass *cls, const char *ref, const DmField *field,
                     const char *text, XapiError **err)
 {
-    if (check_in_transaction(s, err) < 0)
-        return -1;
-    sqlite3_stmt **st = &s->stmts[cls->index].set[field->index];
-    if (!*st) {
-        g_autofree char *sql = g_strdup_printf("UPDATE \"%s\" SET \"%s\" = ? WHERE \"_ref\" = ?",
-                                               cls->name, field->name);
-        if (prepare(s, sql, st, err) < 0)
-            return -1;
-    }
-    sqlite3_bind_text(*st, 1, text, -1, SQLITE_STATIC);
-    sqlite3_bind_text(*st, 2, ref, -1, SQLITE_STATIC);
-    return step_done(s, *st, err);
+    return s->driver->set_field(s, cls, ref, field, text, err);
 }
 
 int store_delete_row(Store *s, const DmClass *cls, const char *ref, XapiError **err)
 {
-    if (check_in_transaction(s, err) < 0)
-        return -1;
-    sqlite3_stmt *st = s->stmts[cls->index].del;
-    sqlite3_bind_text(st, 1, ref, -1, SQLITE_STATIC);
-    return step_done(s, st, err);
+    return s->driver->delete_row(s, cls, ref, err);
 }
 
 int store_load_class(Store *s, const DmClass *cls, StoreRowCallback cb, void *ctx,
                      XapiError **err)
 {
-    GString *sql = g_string_new("SELECT \"_ref\"");
-    for (unsigned i = 0; i < cls->n_fields; i++)
-        if (!cls->fields[i].derived)
-            g_string_append_printf(sql, ", \"%s\"", cls->fields[i].name);
-    g_string_append_printf(sql, " FROM \"%s\"", cls->name);
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(s->db, sql->str, -1, &st, NULL);
-    g_string_free(sql, TRUE);
-    if (rc != SQLITE_OK)
-        return sqlite_fail(s, err, "load");
-    g_autofree const char **texts = g_new0(const char *, cls->n_fields + 1);
-    int result = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int col = 1;
-        for (unsigned i = 0; i < cls->n_fields; i++)
-            texts[i] = cls->fields[i].derived ? NULL
-                                              : (const char *)sqlite3_column_text(st, col++);
-        if (cb(ctx, cls, (const char *)sqlite3_column_text(st, 0), texts) != 0) {
-            result = -1;
-            break;
-        }
-    }
-    if (result == 0 && rc != SQLITE_DONE)
-        result = sqlite_fail(s, err, "load");
-    sqlite3_finalize(st);
-    return result;
+    return s->driver->load_class(s, cls, cb, ctx, err);
 }
 
-char *store_meta_get(Store *s, const char *key)
-{
-    sqlite3_stmt *st = NULL;
-    char *value = NULL;
-    if (sqlite3_prepare_v2(s->db, "SELECT value FROM \"_meta\" WHERE key = ?", -1, &st, NULL) !=
-        SQLITE_OK)
-        return NULL;
-    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW)
-        value = g_strdup((const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
-    return value;
-}
+char *store_meta_get(Store *s, const char *key) { return s->driver->meta_get(s, key); }
 
 int store_meta_set(Store *s, const char *key, const char *value, XapiError **err)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO \"_meta\" (key, value) VALUES (?, ?)",
-                           -1, &st, NULL) != SQLITE_OK)
-        return sqlite_fail(s, err, "meta");
-    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : sqlite_fail(s, err, "meta");
+    return s->driver->meta_set(s, key, value, err);
 }
 
 int store_meta_delete(Store *s, const char *key, XapiError **err)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db, "DELETE FROM \"_meta\" WHERE key = ?", -1, &st, NULL) !=
-        SQLITE_OK)
-        return sqlite_fail(s, err, "meta");
-    sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? 0 : sqlite_fail(s, err, "meta");
+    return s->driver->meta_delete(s, key, err);
 }
 
-GPtrArray *store_meta_keys(Store *s, const char *prefix)
+GPtrArray *store_meta_keys(Store *s, const char *prefix) { return s->driver->meta_keys(s, prefix); }
+
+static int copy_row(void *ctx, const DmClass *cls, const char *ref, const char *const *texts)
 {
-    GPtrArray *keys = g_ptr_array_new_with_free_func(g_free);
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(s->db, "SELECT key FROM \"_meta\" WHERE substr(key, 1, ?) = ?", -1,
-                           &st, NULL) != SQLITE_OK)
-        return keys;
-    sqlite3_bind_int(st, 1, (int)strlen(prefix));
-    sqlite3_bind_text(st, 2, prefix, -1, SQLITE_STATIC);
-    while (sqlite3_step(st) == SQLITE_ROW)
-        g_ptr_array_add(keys, g_strdup((const char *)sqlite3_column_text(st, 0)));
-    sqlite3_finalize(st);
-    return keys;
+    void **args = ctx;
+    return store_put_row(args[0], cls, ref, texts, args[1]);
+}
+
+int store_copy(Store *from, Store *to, XapiError **err)
+{
+    if (store_begin(to, err) < 0)
+        return -1;
+    void *args[] = {to, err};
+    for (unsigned c = 0; c < dm_n_classes; c++) {
+        if (dm_classes[c].persist &&
+            store_load_class(from, &dm_classes[c], copy_row, args, err) < 0)
+            goto fail;
+    }
+    g_autoptr(GPtrArray) keys = store_meta_keys(from, "");
+    for (guint i = 0; i < keys->len; i++) {
+        g_autofree char *value = store_meta_get(from, keys->pdata[i]);
+        if (value && store_meta_set(to, keys->pdata[i], value, err) < 0)
+            goto fail;
+    }
+    return store_commit(to, err);
+fail:
+    store_rollback(to);
+    return -1;
 }
