@@ -17,6 +17,7 @@ Either output may be "-" to skip writing it (the header does not depend on
 the sources, so that editing a handler does not rebuild every file).
 """
 import json
+import os
 import re
 import sys
 
@@ -212,6 +213,12 @@ def main():
                       if not k.startswith("_")}
     classes = dm["classes"]
     class_names = {c["name"] for c in classes}
+    # XAPI's hidden host-to-host messages (idl/internal_messages.json).
+    internal_path = os.path.join(os.path.dirname(dm_path), "internal_messages.json")
+    if os.path.exists(internal_path):
+        internal = json.load(open(internal_path))
+        for c in classes:
+            c["messages"].extend(internal.get(c["name"], []))
 
     enums = {}
     for c in classes:

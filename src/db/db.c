@@ -63,7 +63,17 @@ static struct {
     uint64_t changes_oldest; /* generation the ring is complete from */
     GMutex change_lock;    /* guards nothing but the wait on `changed` */
     GCond changed;         /* broadcast after each commit */
+    DbCommitHook commit_hook; /* a pool member's: ships each commit to the master */
+    bool replica_apply;    /* applying the master's stream: every change at db.generation */
 } db;
+
+/* The generation of the next change: one more than the last, except while
+ * a batch of the master's stream is applied, whose changes all carry the
+ * master's generation (a pool-wide one). */
+static uint64_t next_generation(void)
+{
+    return db.replica_apply ? db.generation : ++db.generation;
+}
 
 /* Remembers that row changed at the current generation; published to the
  * ring of recent changes when the write commits. */
@@ -414,8 +424,8 @@ int db_write_begin(XapiError **err)
  * through valid_ref_counts). */
 static void remember_deletion(const DbRow *row, uint64_t deleted)
 {
-    if (!row->cls->gen_events)
-        return;
+    /* Every class, not only those with events: a pool member's replica
+     * learns of deleted sessions and tasks from them too. */
     GQueue *q = db.deletions[row->cls->index];
     DbDeletion *d = g_new(DbDeletion, 1);
     *d = (DbDeletion){g_strdup(row->ref), row->created, deleted, db_row_record(row)};
@@ -540,9 +550,38 @@ static void write_end(bool changed)
     g_mutex_unlock(&db.change_lock);
 }
 
+/* A pool member's commit: the write set goes to the master, which applies
+ * it in one transaction of its own; the tentative local changes are undone
+ * either way, and on success the caller waits until the master's stream
+ * has brought the write back (read-your-writes). */
+static int ship_commit(XapiError **err)
+{
+    uint64_t generation = 0;
+    int rc = db.undo->len ? db.commit_hook(&generation, err) : 0;
+    journal_undo();
+    write_end(false);
+    if (rc < 0 || !generation)
+        return rc;
+    int64_t deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
+    if (!db_wait_for_change(generation - 1, deadline))
+        g_warning("db: the master's stream has not reached generation %" G_GUINT64_FORMAT
+                  " after 30 s", (guint64)generation);
+    return 0;
+}
+
+static int commit_local(XapiError **err);
+
 int db_write_commit(XapiError **err)
 {
     g_return_val_if_fail(db.in_write, xapi_error_internal(err, "db: commit outside a write"));
+    if (db.commit_hook && !db.replica_apply)
+        return ship_commit(err);
+    return commit_local(err);
+}
+
+/* The commit to this host's store (none on a member: its replica's). */
+static int commit_local(XapiError **err)
+{
     crash.seen += crash.at > 0;
     crash_point(true);
     if (db.store && store_commit(db.store, err) < 0) {
@@ -694,7 +733,7 @@ int db_insert(DbRow *row, XapiError **err)
         db_row_free(row);
         return -1;
     }
-    row->created = row->modified = ++db.generation;
+    row->created = row->modified = next_generation();
     journal(UNDO_INSERT, row, 0, 0);
     note_change(row);
     index_row(row);
@@ -732,7 +771,7 @@ int db_set(DbRow *row, const DmField *field, Xv *value, XapiError **err)
         }
     }
     uint64_t modified = row->modified;
-    row->modified = ++db.generation;
+    row->modified = next_generation();
     note_change(row);
     bool is_uuid = (int)field->index == row->cls->uuid_field;
     if (is_uuid)
@@ -791,7 +830,7 @@ int db_delete(DbRow *row, XapiError **err)
         return xapi_error_internal(err, "db: write outside a write transaction");
     if (persisted(row->cls) && store_delete_row(db.store, row->cls, row->ref, err) < 0)
         return -1;
-    journal(UNDO_DELETE, row, 0, row->modified)->deleted = ++db.generation;
+    journal(UNDO_DELETE, row, 0, row->modified)->deleted = next_generation();
     relations_unlink(row);
     unindex_row(row); /* freed when the write commits */
     return 0;
@@ -801,7 +840,7 @@ void db_touch(DbRow *row)
 {
     g_return_if_fail(db.in_write);
     journal(UNDO_TOUCH, row, 0, row->modified);
-    row->modified = ++db.generation;
+    row->modified = next_generation();
     note_change(row);
 }
 
@@ -857,4 +896,93 @@ int db_write_finish(XapiError **err, int rc)
         return -1;
     }
     return db_write_commit(err);
+}
+
+/* ---- pool replication (src/pool) ---------------------------------------- */
+
+void db_set_commit_hook(DbCommitHook hook)
+{
+    db.commit_hook = hook;
+}
+
+void db_foreach_write(DbWriteFn fn, void *ctx)
+{
+    g_autoptr(GHashTable) inserted = g_hash_table_new(NULL, NULL);
+    g_autoptr(GHashTable) deleted = g_hash_table_new(NULL, NULL);
+    g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    for (guint i = 0; i < db.undo->len; i++) {
+        UndoEntry *e = &g_array_index(db.undo, UndoEntry, i);
+        if (e->kind == UNDO_INSERT)
+            g_hash_table_add(inserted, e->row);
+        else if (e->kind == UNDO_DELETE)
+            g_hash_table_add(deleted, e->row);
+    }
+    for (guint i = 0; i < db.undo->len; i++) {
+        UndoEntry *e = &g_array_index(db.undo, UndoEntry, i);
+        bool was_inserted = g_hash_table_contains(inserted, e->row);
+        bool was_deleted = g_hash_table_contains(deleted, e->row);
+        switch (e->kind) {
+        case UNDO_INSERT:
+            if (!was_deleted)
+                fn(DB_WRITE_INSERT, e->row, NULL, ctx);
+            break;
+        case UNDO_DELETE:
+            if (!was_inserted)
+                fn(DB_WRITE_DELETE, e->row, NULL, ctx);
+            break;
+        case UNDO_SET:
+        case UNDO_TOUCH: {
+            if (was_inserted || was_deleted)
+                break;
+            const DmField *f = e->kind == UNDO_SET ? &e->row->cls->fields[e->field] : NULL;
+            char *key = g_strdup_printf("%p/%s", (void *)e->row, f ? f->name : "");
+            if (g_hash_table_add(seen, key))
+                fn(f ? DB_WRITE_SET : DB_WRITE_TOUCH, e->row, f, ctx);
+            break;
+        }
+        case UNDO_SET_ADD:
+        case UNDO_SET_REMOVE:
+            break; /* derived sides: the master keeps its own */
+        }
+    }
+}
+
+void db_link_relations(DbRow *row)
+{
+    relations_link(row);
+}
+
+int db_replica_begin(uint64_t generation, XapiError **err)
+{
+    if (db_write_begin(err) < 0)
+        return -1;
+    db.replica_apply = true;
+    db.generation = generation;
+    return 0;
+}
+
+void db_replica_row_generations(DbRow *row, uint64_t created, uint64_t modified)
+{
+    row->created = created;
+    row->modified = modified;
+}
+
+int db_replica_commit(bool resync, XapiError **err)
+{
+    g_return_val_if_fail(db.replica_apply, xapi_error_internal(err, "db: not applying"));
+    if (resync && db.changes_oldest > db.generation)
+        db.changes_oldest = db.generation; /* a replica's first batch: below the clock */
+    db.replica_apply = false; /* before the lock is released */
+    return commit_local(err);
+}
+
+void db_replica_abort(void)
+{
+    db.replica_apply = false;
+    db_write_abort();
+}
+
+uint64_t db_changes_oldest(void)
+{
+    return db.changes_oldest;
 }

@@ -125,3 +125,39 @@ bool db_wait_for_change(uint64_t since, int64_t deadline);
 
 char *db_new_uuid(void);
 char *db_new_ref(void);
+
+/* ---- pool replication (used by src/pool) ---------------------------------
+ * A pool member keeps no store: its tables are a replica of the master's,
+ * fed by the master's change stream, and its own writes are shipped to the
+ * master by a commit hook. */
+
+/* Called by db_write_commit on a member (write lock held) instead of a
+ * local commit: ships the transaction's write set (db_foreach_write) and
+ * sets *generation to the master's generation of it. The tentative local
+ * changes are then undone and the commit waits until the replica has
+ * reached that generation. NULL: a master or standalone host. */
+typedef int (*DbCommitHook)(uint64_t *generation, XapiError **err);
+void db_set_commit_hook(DbCommitHook hook);
+
+/* The open write transaction's changes, coalesced: each row inserted (and
+ * not deleted again) once with its current values, each field set on an
+ * existing row once, each row touched, each existing row deleted. Derived
+ * sides of relations are left out (the master keeps its own). */
+typedef enum { DB_WRITE_INSERT, DB_WRITE_SET, DB_WRITE_TOUCH, DB_WRITE_DELETE } DbWriteKind;
+typedef void (*DbWriteFn)(DbWriteKind kind, const DbRow *row, const DmField *field, void *ctx);
+void db_foreach_write(DbWriteFn fn, void *ctx);
+
+/* Links a row's stored relations to their derived sides again
+ * (idempotent): rows inserted in one batch, in any order. */
+void db_link_relations(DbRow *row);
+
+/* Applying one batch of the master's stream on a member: begin takes the
+ * write lock; the usual insert/set/delete calls then mark every change at
+ * the master's generation; commit publishes it locally (nothing shipped).
+ * A resync's first batch may move the generation below the clock start. */
+int db_replica_begin(uint64_t generation, XapiError **err);
+void db_replica_row_generations(DbRow *row, uint64_t created, uint64_t modified);
+int db_replica_commit(bool resync, XapiError **err);
+void db_replica_abort(void);
+/* The generation from which the ring of recent changes is complete. */
+uint64_t db_changes_oldest(void);

@@ -28,6 +28,7 @@
 #include "console_proxy.h"
 #include "pool_tunnel.h"
 #include "header_deadline.h"
+#include "pool_http.h"
 #include "http_transfer.h"
 #include "rpc_endpoint.h"
 #include "rrd_http.h"
@@ -65,6 +66,7 @@ typedef struct Request {
     bool cli;               /* POST /cli: xe's protocol once the body is in (cli_server.c) */
     HttpTransfer *transfer_state;
     bool xva;               /* VM import or export (src/xva/xva_http.c) */
+    bool pool;              /* between the hosts of a pool (pool_http.c) */
     XvaHttp *xva_state;
 } Request;
 
@@ -305,6 +307,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (cli_upload_route(method, url)) /* xe vdi-import's body */
             return cli_upload_serve(conn, url);
         req->cli = cli_route(method, url);
+        req->pool = pool_http_route(method, url);
+        if (req->pool && strcmp(method, MHD_HTTP_METHOD_GET) == 0)
+            return pool_http_serve(conn, method, url, NULL, 0);
         req->transfer = http_transfer_route(method, url);
         if (req->transfer)
             return http_transfer_request(conn, l->trusted, url, upload_data, upload_data_size,
@@ -320,6 +325,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (req->cli)
             limit = CLI_BODY_LIMIT;
+        if (req->pool)
+            limit = POOL_HTTP_BODY_LIMIT;
         if (length && g_ascii_strtoull(length, NULL, 10) > limit)
             return too_large(conn); /* before a byte of the body is read */
         return MHD_YES;
@@ -336,6 +343,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (req->cli)
         limit = CLI_BODY_LIMIT;
+    if (req->pool)
+        limit = POOL_HTTP_BODY_LIMIT;
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
@@ -350,6 +359,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return on_options(conn);
     if (req->cli)
         return cli_serve(conn, l->trusted, req->body->str, req->body->len);
+    if (req->pool)
+        return pool_http_serve(conn, method, url, req->body->str, req->body->len);
     if (strcmp(method, MHD_HTTP_METHOD_POST) == 0)
         return on_rpc(l, conn, url, req);
     if (strcmp(method, MHD_HTTP_METHOD_GET) == 0 && strcmp(url, "/") == 0)

@@ -1,0 +1,163 @@
+/* pool_replica.c: the change stream's consumer and write shipping. */
+#include "pool_replica.h"
+
+#include <string.h>
+
+#include "db.h"
+#include "pool_client.h"
+#include "pool_role.h"
+#include "pool_secret.h"
+#include "pool_wire.h"
+
+/* How long the master holds a poll with nothing to say. */
+#define POLL_WAIT_S 5
+
+static struct {
+    GThread *thread;
+    gint stop;
+    gint connected;
+    uint64_t generation; /* the master's generation the replica has reached */
+    GMutex lock;
+    GCond first;
+    bool synced;
+} replica;
+
+static char *secret_header(XapiError **err)
+{
+    g_autofree char *secret = pool_secret_get(pool_state_dir(), err);
+    return secret ? g_strconcat(POOL_SECRET_HEADER ": ", secret, NULL) : NULL;
+}
+
+static int poll_once(XapiError **err)
+{
+    g_autofree char *endpoint = pool_master_endpoint();
+    g_autofree char *header = secret_header(err);
+    if (!header)
+        return -1;
+    g_autofree char *path =
+        g_strdup_printf("/pool/changes?since=%" G_GUINT64_FORMAT "&host=%s&wait=%d",
+                        (guint64)replica.generation, pool_this_host(), POLL_WAIT_S);
+    const char *headers[] = {header, NULL};
+    PoolHttpReply reply;
+    if (pool_http(endpoint, "GET", path, headers, NULL, 0, POLL_WAIT_S + 10, &reply, err) < 0)
+        return -1;
+    if (reply.status != 200) {
+        xapi_error_internal(err, "pool: the master answered %d to the stream", reply.status);
+        pool_http_reply_clear(&reply);
+        return -1;
+    }
+    json_object *batch = pool_wire_parse(reply.body, reply.len, err);
+    pool_http_reply_clear(&reply);
+    if (!batch)
+        return -1;
+    json_object *g = NULL;
+    uint64_t generation =
+        json_object_object_get_ex(batch, "generation", &g) ? (uint64_t)json_object_get_int64(g) : 0;
+    int rc = 0;
+    json_object *rows = NULL, *deleted = NULL;
+    json_object_object_get_ex(batch, "rows", &rows);
+    json_object_object_get_ex(batch, "deleted", &deleted);
+    json_object *r = NULL;
+    bool resync = json_object_object_get_ex(batch, "resync", &r) && json_object_get_boolean(r);
+    bool empty = !resync && json_object_array_length(rows) == 0 &&
+                 json_object_array_length(deleted) == 0;
+    if (!empty || generation > replica.generation)
+        rc = pool_wire_apply_batch(batch, err);
+    json_object_put(batch);
+    if (rc == 0)
+        replica.generation = generation;
+    return rc;
+}
+
+static gpointer stream_thread(gpointer unused)
+{
+    unsigned failures = 0;
+    while (!g_atomic_int_get(&replica.stop)) {
+        g_autoptr(XapiError) err = NULL;
+        if (poll_once(&err) == 0) {
+            if (!g_atomic_int_get(&replica.connected))
+                g_message("pool: the master's stream is flowing (generation %" G_GUINT64_FORMAT
+                          ")", (guint64)replica.generation);
+            g_atomic_int_set(&replica.connected, 1);
+            failures = 0;
+            g_mutex_lock(&replica.lock);
+            replica.synced = true;
+            g_cond_broadcast(&replica.first);
+            g_mutex_unlock(&replica.lock);
+            continue;
+        }
+        if (failures++ == 0)
+            g_warning("pool: the master's stream failed: %s %s", err ? err->code : "",
+                      err && err->params->len ? (char *)err->params->pdata[0] : "");
+        g_atomic_int_set(&replica.connected, 0);
+        g_usleep(G_USEC_PER_SEC / 2);
+    }
+    return NULL;
+}
+
+/* The commit hook: the write set goes to the master, whose generation of
+ * it comes back (or its XenAPI error). */
+static int ship(uint64_t *generation, XapiError **err)
+{
+    json_object *ws = pool_wire_write_set();
+    const char *text = json_object_to_json_string_ext(ws, JSON_C_TO_STRING_PLAIN);
+    g_autofree char *endpoint = pool_master_endpoint();
+    g_autofree char *header = secret_header(err);
+    if (!header) {
+        json_object_put(ws);
+        return -1;
+    }
+    const char *headers[] = {header, "Content-Type: application/json", NULL};
+    PoolHttpReply reply;
+    g_autoptr(XapiError) io = NULL;
+    int rc = pool_http(endpoint, "POST", "/pool/commit", headers, text, strlen(text), 60, &reply,
+                       &io);
+    json_object_put(ws);
+    if (rc < 0) {
+        g_warning("pool: a write could not reach the master: %s",
+                  io->params->len ? (char *)io->params->pdata[0] : io->code);
+        return xapi_error_set(err, "CANNOT_CONTACT_HOST", pool_master_address(), NULL);
+    }
+    json_object *answer = reply.status == 200 ? pool_wire_parse(reply.body, reply.len, err) : NULL;
+    if (!answer && reply.status != 200)
+        xapi_error_internal(err, "pool: the master answered %d to a commit", reply.status);
+    pool_http_reply_clear(&reply);
+    if (!answer)
+        return -1;
+    json_object *g = NULL;
+    rc = json_object_object_get_ex(answer, "generation", &g)
+             ? (*generation = (uint64_t)json_object_get_int64(g), 0)
+             : pool_wire_take_error(answer, err);
+    json_object_put(answer);
+    return rc;
+}
+
+bool pool_replica_start(unsigned wait_s)
+{
+    db_set_commit_hook(ship);
+    replica.stop = 0;
+    replica.thread = g_thread_new("pool-stream", stream_thread, NULL);
+    gint64 deadline = g_get_monotonic_time() + (gint64)wait_s * G_USEC_PER_SEC;
+    g_mutex_lock(&replica.lock);
+    while (!replica.synced)
+        if (!g_cond_wait_until(&replica.first, &replica.lock, deadline))
+            break;
+    bool synced = replica.synced;
+    g_mutex_unlock(&replica.lock);
+    return synced;
+}
+
+void pool_replica_stop(void)
+{
+    if (!replica.thread)
+        return;
+    g_atomic_int_set(&replica.stop, 1);
+    g_thread_join(replica.thread);
+    replica.thread = NULL;
+    db_set_commit_hook(NULL);
+}
+
+bool pool_replica_connected(void)
+{
+    return g_atomic_int_get(&replica.connected);
+}

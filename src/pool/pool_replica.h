@@ -1,0 +1,17 @@
+/* pool_replica.h: a member's side of replication: the thread that
+ * long-polls the master's change stream into the in-memory replica (and
+ * so heartbeats), and the commit hook that ships this host's writes. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "xapi_error.h"
+
+/* Installs the commit hook and starts the stream; waits up to wait_s
+ * seconds for the first (full) batch. False if it did not come (the
+ * replica is then empty until the master answers). */
+bool pool_replica_start(unsigned wait_s);
+/* Stops the stream thread (before the db closes). */
+void pool_replica_stop(void);
+/* Whether the last poll reached the master. */
+bool pool_replica_connected(void);
