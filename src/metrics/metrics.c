@@ -9,6 +9,7 @@
 #include "bootstrap.h"
 #include "db.h"
 #include "host_sample.h"
+#include "metrics_db.h"
 #include "rrd.h"
 #include "xenops.h"
 
@@ -16,7 +17,7 @@
 #define FLUSH_EVERY_S 300
 
 typedef struct {
-    char *uuid;
+    char *uuid, *ref;
     int64_t vcpus, memory, memory_target;
     unsigned n_disks, n_nics;
     int disk_slots[HV_SAMPLE_MAX_DEVICES];
@@ -103,16 +104,24 @@ static int64_t int_field(const DbRow *row, const char *name) { return db_get(row
 
 typedef struct {
     const char *host;
-    GPtrArray *pifs;  /* char* */
+    GPtrArray *pifs;  /* char*: devices whose counters to read */
     GArray *vms;      /* VmPlan */
+    MetricsFigures figures; /* for the metrics objects */
     bool min_max;     /* pool other_config:create_min_max_in_new_VM_RRDs */
 } Plan;
 
 static bool plan_pif(DbRow *pif, void *ctx)
 {
     Plan *p = ctx;
-    if (strcmp(xv_str(db_get(pif, "host")), p->host) == 0 && int_field(pif, "VLAN") < 0)
-        g_ptr_array_add(p->pifs, g_strdup(xv_str(db_get(pif, "device"))));
+    if (strcmp(xv_str(db_get(pif, "host")), p->host) != 0 || int_field(pif, "VLAN") >= 0)
+        return true;
+    const char *device = xv_str(db_get(pif, "device"));
+    g_ptr_array_add(p->pifs, g_strdup(device));
+    /* XAPI's monitor keeps the metrics of physical PIFs and bond masters */
+    if (db_get(pif, "physical")->b || xv_len(db_get(pif, "bond_master_of")) > 0) {
+        MetricsPifFigures f = {.pif = g_strdup(pif->ref), .device = g_strdup(device)};
+        g_array_append_val(p->figures.pifs, f);
+    }
     return true;
 }
 
@@ -144,7 +153,7 @@ static bool plan_vm(DbRow *vm, void *ctx)
     if (strcmp(xv_str(db_get(vm, "resident_on")), p->host) != 0 ||
         (strcmp(state, "Running") != 0 && strcmp(state, "Paused") != 0))
         return true;
-    VmPlan v = {.uuid = g_strdup(xv_str(db_get(vm, "uuid"))),
+    VmPlan v = {.uuid = g_strdup(xv_str(db_get(vm, "uuid"))), .ref = g_strdup(vm->ref),
                 .vcpus = MIN(int_field(vm, "VCPUs_at_startup"), HV_SAMPLE_MAX_VCPUS),
                 .memory = int_field(vm, "memory_static_max"),
                 .memory_target = int_field(vm, "memory_target")};
@@ -160,7 +169,11 @@ static bool plan_pool(DbRow *pool, void *ctx)
     return false;
 }
 
-static void vm_plan_clear(gpointer p) { g_free(((VmPlan *)p)->uuid); }
+static void vm_plan_clear(gpointer p)
+{
+    g_free(((VmPlan *)p)->uuid);
+    g_free(((VmPlan *)p)->ref);
+}
 
 /* ---- one sampling round -------------------------------------------------- */
 
@@ -178,7 +191,9 @@ static void add_sample(GPtrArray *names, GArray *samples, RrdDsType type, double
     g_array_append_val(samples, s);
 }
 
-static void sample_vm(const VmPlan *v, int64_t now, bool min_max)
+/* Samples one VM into its archive; returns the memory it holds (-1 when
+ * the driver could not say). */
+static int64_t sample_vm(const VmPlan *v, int64_t now, bool min_max)
 {
     HvSample hs = {.n_vcpus = (unsigned)v->vcpus, .memory = v->memory,
                    .n_disks = v->n_disks, .n_nics = v->n_nics};
@@ -188,12 +203,16 @@ static void sample_vm(const VmPlan *v, int64_t now, bool min_max)
         hs.nics[i].device = v->nic_devices[i];
     const HvDriver *driver = xenops_driver();
     if (!driver->sample)
-        return;
+        return -1;
     xenops_lock_vm(v->uuid);
     int rc = driver->sample(v->uuid, &hs);
+    /* what the balloon holds (XAPI's "memory" source and memory_actual) */
+    int64_t actual = rc == 0 && driver->memory_actual ? driver->memory_actual(v->uuid, NULL) : -1;
     xenops_unlock_vm(v->uuid);
     if (rc < 0)
-        return;
+        return -1;
+    if (actual > 0)
+        hs.memory = actual;
     g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
     g_autoptr(GArray) samples = g_array_new(FALSE, FALSE, sizeof(RrdSample));
     for (unsigned i = 0; i < hs.n_vcpus; i++)
@@ -225,6 +244,7 @@ static void sample_vm(const VmPlan *v, int64_t now, bool min_max)
     }
     rrd_update(rrd, now, (const RrdSample *)samples->data, samples->len);
     g_mutex_unlock(&m.lock);
+    return actual;
 }
 
 /* Archives of VMs that stopped running here go to disk. */
@@ -248,9 +268,10 @@ static void retire_stopped(const GArray *vms)
 static void sample_round(int64_t now)
 {
     g_autofree char *host = bootstrap_this_host();
-    Plan p = {host, g_ptr_array_new_with_free_func(g_free), g_array_new(FALSE, TRUE, sizeof(VmPlan)),
-              false};
+    Plan p = {.host = host, .pifs = g_ptr_array_new_with_free_func(g_free),
+              .vms = g_array_new(FALSE, TRUE, sizeof(VmPlan))};
     g_array_set_clear_func(p.vms, vm_plan_clear);
+    metrics_figures_init(&p.figures);
     db_read_begin();
     db_foreach(cls("PIF"), plan_pif, &p);
     db_foreach(cls("VM"), plan_vm, &p);
@@ -262,9 +283,20 @@ static void sample_round(int64_t now)
     g_mutex_lock(&m.lock);
     rrd_update(m.host, now, (const RrdSample *)samples->data, samples->len);
     g_mutex_unlock(&m.lock);
-    for (guint i = 0; i < p.vms->len; i++)
-        sample_vm(&g_array_index(p.vms, VmPlan, i), now, p.min_max);
+    for (guint i = 0; i < samples->len; i++) {
+        const RrdSample *s = &g_array_index(samples, RrdSample, i);
+        if (strcmp(s->name, "memory_total_kib") == 0)
+            p.figures.memory_total = (int64_t)s->value * 1024;
+    }
+    for (guint i = 0; i < p.vms->len; i++) {
+        const VmPlan *v = &g_array_index(p.vms, VmPlan, i);
+        MetricsVmFigures f = {g_strdup(v->ref), sample_vm(v, now, p.min_max)};
+        g_array_append_val(p.figures.vms, f);
+    }
     retire_stopped(p.vms);
+    metrics_figures_read_links(&p.figures);
+    metrics_db_write(&p.figures, host);
+    metrics_figures_clear(&p.figures);
     g_ptr_array_unref(p.pifs);
     g_array_unref(p.vms);
 }

@@ -256,6 +256,68 @@ def test_data_sources(daemon, api, vm):
     assert rows and all(r["values"][i] == "NaN" for r in rows)
 
 
+def sysfs(dev, name):
+    try:
+        with open(f"/sys/class/net/{dev}/{name}") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def test_metrics_objects_follow_the_sampler(daemon, api, vm):
+    """host_metrics, PIF_metrics and VM_metrics hold what the sampler read,
+    as XAPI's monitor threads keep them."""
+    proxy, s = api
+    host = ok(proxy.host.get_all(s))[0]
+    hm = ok(proxy.host_metrics.get_record(s, ok(proxy.host.get_metrics(s, host))))
+    with open("/proc/meminfo") as f:
+        total = int(re.search(r"MemTotal:\s+(\d+)", f.read()).group(1))
+    assert int(hm["memory_total"]) == total * 1024 and hm["live"] is True
+    for pif in ok(proxy.PIF.get_all_records(s)).values():
+        if not pif["physical"] or not os.path.exists(f"/sys/class/net/{pif['device']}"):
+            continue
+        pm = ok(proxy.PIF_metrics.get_record(s, pif["metrics"]))
+        assert pm["carrier"] is (sysfs(pif["device"], "carrier") == "1"), pif["device"]
+        speed = int(sysfs(pif["device"], "speed") or 0)
+        assert int(pm["speed"]) == max(speed, 0)
+        assert pm["duplex"] is sysfs(pif["device"], "duplex").startswith("full")
+    # The balloon moves: memory_actual (and the "memory" source) follow
+    # within a round of the sampler.
+    ref = ok(proxy.VM.create(s, {
+        "name_label": "metrics-balloon", "memory_static_max": str(256 * MiB),
+        "memory_dynamic_max": str(256 * MiB), "memory_dynamic_min": str(128 * MiB),
+        "VCPUs_max": "1", "VCPUs_at_startup": "1", "actions_after_shutdown": "destroy",
+        "actions_after_reboot": "restart", "actions_after_crash": "destroy"}))
+    ok(proxy.VM.start(s, ref, False, False))
+    try:
+        metrics = ok(proxy.VM.get_metrics(s, ref))
+        started = ok(proxy.VM_metrics.get_record(s, metrics))
+        assert int(started["memory_actual"]) == 256 * MiB and started["state"] == []
+        ok(proxy.VM.set_memory_target_live(s, ref, str(160 * MiB)))
+        wait_until(lambda: int(ok(proxy.VM_metrics.get_memory_actual(s, metrics))) == 160 * MiB,
+                   timeout=15, what="memory_actual following the balloon")
+        after = ok(proxy.VM_metrics.get_record(s, metrics))
+        assert after["last_updated"] >= started["last_updated"]
+        assert after["start_time"] == started["start_time"]
+        wait_until(lambda: ok(proxy.VM.query_data_source(s, ref, "memory")) == 160 * MiB,
+                   timeout=15, what="the memory source following the balloon")
+    finally:
+        ok(proxy.VM.hard_shutdown(s, ref))
+        ok(proxy.VM.destroy(s, ref))
+
+
+def test_sampler_writes_nothing_when_nothing_changed(daemon, api, vm):
+    """Rounds that read the same figures write nothing (no event)."""
+    proxy, s = api
+    classes = ["host_metrics", "VM_metrics", "PIF_metrics"]
+    token = getattr(proxy.event, "from")(s, classes, "", 0.0)["Value"]["token"]
+    # Two sampling rounds (every 5 s) pass.
+    reply = getattr(proxy.event, "from")(s, classes, token, 11.0)
+    events = ok(reply)["events"]
+    # A real NIC's carrier or speed may move meanwhile; nothing else may.
+    assert [e for e in events if e["class"] != "pif_metrics"] == []
+
+
 def test_xen_orchestra_reads_stats_and_messages(daemon, vm, connector):  # noqa: F811
     # After test_xml_and_json_shape: the archives hold known figures.
     run = subprocess.run(["node", os.path.join(XO_DIR, "stats.mjs"), daemon.url.rstrip("/"),
