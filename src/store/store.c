@@ -57,24 +57,35 @@ static int copy_row(void *ctx, const DmClass *cls, const char *ref, const char *
     return store_put_row(args[0], cls, ref, texts, args[1]);
 }
 
-int store_copy(Store *from, Store *to, XapiError **err)
+static int copy_rows(Store *from, Store *to, XapiError **err)
 {
-    if (store_begin(to, err) < 0)
-        return -1;
     void *args[] = {to, err};
     for (unsigned c = 0; c < dm_n_classes; c++) {
         if (dm_classes[c].persist &&
             store_load_class(from, &dm_classes[c], copy_row, args, err) < 0)
-            goto fail;
+            return -1;
     }
+    return 0;
+}
+
+static int copy_meta(Store *from, Store *to, XapiError **err)
+{
     g_autoptr(GPtrArray) keys = store_meta_keys(from, "");
     for (guint i = 0; i < keys->len; i++) {
         g_autofree char *value = store_meta_get(from, keys->pdata[i]);
         if (value && store_meta_set(to, keys->pdata[i], value, err) < 0)
-            goto fail;
+            return -1;
+    }
+    return 0;
+}
+
+int store_copy(Store *from, Store *to, XapiError **err)
+{
+    if (store_begin(to, err) < 0)
+        return -1;
+    if (copy_rows(from, to, err) < 0 || copy_meta(from, to, err) < 0) {
+        store_rollback(to);
+        return -1;
     }
     return store_commit(to, err);
-fail:
-    store_rollback(to);
-    return -1;
 }
