@@ -23,7 +23,12 @@
  * can be (value, struct, member: three elements a level). */
 #define XMLRPC_MAX_ELEMENTS 20000
 #define XMLRPC_MAX_ELEMENT_DEPTH (3 * XMLRPC_MAX_DEPTH + 8)
-#define PARSE_OPTIONS (XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOCDATA)
+/* Bodies are UTF-8 whatever their declaration says (IGNORE_ENC, with no
+ * encoding named): libxml2 then reads them in place instead of through
+ * its UTF-8 input converter, a fifth of a small call's parse. */
+#define PARSE_OPTIONS                                                                      \
+    (XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOCDATA |       \
+     XML_PARSE_IGNORE_ENC)
 
 static bool named(const xmlNode *n, const char *name)
 {
@@ -276,7 +281,7 @@ static xmlDoc *read_doc(const char *body, size_t len, const char *root, bool cap
         *why = g_strdup("out of memory");
         return NULL;
     }
-    xmlDoc *doc = xmlCtxtReadMemory(ctxt, body, (int)len, NULL, "UTF-8", PARSE_OPTIONS);
+    xmlDoc *doc = xmlCtxtReadMemory(ctxt, body, (int)len, NULL, NULL, PARSE_OPTIONS);
     const ParseLimits *limits = ctxt->_private;
     if (limits->exceeded) {
         if (doc)

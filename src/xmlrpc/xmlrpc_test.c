@@ -186,6 +186,19 @@ static int parse_with_values(int n, char **why)
 
 /* The document's tree is capped at 20,000 elements (3 here, 2 per param),
  * and a DOCTYPE stops the parser before its entities are declared. */
+/* Bodies are UTF-8 whatever their declaration says (as XAPI reads them):
+ * "\xc3\xa9" is one character, not two Latin-1 ones. */
+static void test_encoding_declaration_is_ignored(void **state)
+{
+    const char *body = "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><methodCall>"
+                       "<methodName>x</methodName><params><param><value>\xc3\xa9</value></param>"
+                       "</params></methodCall>";
+    g_autofree char *method = NULL, *why = NULL;
+    g_autoptr(Xv) params = NULL;
+    assert_int_equal(xmlrpc_parse_call(body, strlen(body), &method, &params, &why), 0);
+    assert_string_equal(xv_at(params, 0)->s, "\xc3\xa9");
+}
+
 static void test_element_and_doctype_limits(void **state)
 {
     g_autofree char *why = NULL;
@@ -252,6 +265,7 @@ int main(void)
         cmocka_unit_test(test_escaping_at_every_position),
         cmocka_unit_test(test_round_trip_turns_ints_into_strings),
         cmocka_unit_test(test_rejections),
+        cmocka_unit_test(test_encoding_declaration_is_ignored),
         cmocka_unit_test(test_element_and_doctype_limits),
         cmocka_unit_test(test_doubles_as_printf_writes_them),
         cmocka_unit_test(test_static_keys_write_like_copied_keys),
