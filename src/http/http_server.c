@@ -34,11 +34,14 @@
 #include "rrd_http.h"
 #include "xva_http.h"
 
-/* Per connection: the read buffer is about half of it. 64 KiB lets a VDI
- * upload arrive in 32 KiB reads instead of 16 KiB ones; MHD clears the
- * whole pool for every request, so more costs small RPCs (256 KiB: -15%
- * VM.get_record rate). */
-#define HTTP_CONNECTION_MEMORY ((size_t)64 * 1024)
+/* Per connection: the read buffer is about half of it. MHD clears the
+ * whole pool, and a read buffer's worth more, at every request: 64 KiB
+ * cost a small RPC 96 KiB of memset (half its instructions under
+ * callgrind, 2-5 us), 32 KiB half that (VM.get_record -23% instructions,
+ * bench/instructions_ab.py), for uploads in 16 KiB reads instead of 32
+ * KiB ones (VDI import still 1.4x the plain file server's 64 KiB:
+ * docs/bench.md). */
+#define HTTP_CONNECTION_MEMORY ((size_t)32 * 1024)
 /* Request bodies above this are rare, and may have cost megabytes. */
 #define LARGE_BODY ((size_t)64 * 1024)
 
