@@ -129,9 +129,10 @@ static bool visit_record(void *ctx, guint i, XvEmit emit, void *emit_ctx)
     if (row) {
         if (!lr->view)
             lr->view = xv_new_struct_view(row->cls->n_fields);
-        xv_struct_view_clear(lr->view);
+        XvMember *m = xv_struct_view_reset(lr->view, row->cls->n_fields);
         for (unsigned f = 0; f < row->cls->n_fields; f++)
-            xv_struct_view_append(lr->view, row->cls->fields[f].name, &row->fields[f]);
+            m[f] = (XvMember){.key = (char *)row->cls->fields[f].name, .static_key = true,
+                              .value = row->fields[f]};
         emit(lr->refs->pdata[i], lr->view, emit_ctx);
     }
     db_read_end();

@@ -218,6 +218,12 @@ void xv_struct_view_clear(Xv *view)
     g_array_set_size(view->items, 0);
 }
 
+XvMember *xv_struct_view_reset(Xv *view, guint n)
+{
+    g_array_set_size(view->items, n);
+    return (XvMember *)(void *)view->items->data;
+}
+
 void xv_copy_into(Xv *dst, const Xv *src)
 {
     memset(dst, 0, sizeof *dst);

@@ -125,6 +125,10 @@ bool xv_lazy_visit(const Xv *v, guint i, XvEmit emit, void *emit_ctx);
 Xv *xv_new_struct_view(guint n);
 void xv_struct_view_append(Xv *view, const char *static_key, const Xv *borrowed);
 void xv_struct_view_clear(Xv *view); /* no members, the array kept for reuse */
+/* The view's members become n uninitialised slots, returned for the
+ * caller to fill with static keys and borrowed values: a whole record in
+ * one step, the array kept for reuse. */
+XvMember *xv_struct_view_reset(Xv *view, guint n);
 
 /* Deep equality (same kind and contents; struct order matters not). */
 bool xv_equal(const Xv *a, const Xv *b);
