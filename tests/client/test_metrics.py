@@ -256,6 +256,99 @@ def test_data_sources(daemon, api, vm):
     assert rows and all(r["values"][i] == "NaN" for r in rows)
 
 
+IO_KEYS = ["io_throughput_read", "io_throughput_write", "io_throughput_total", "iops_read",
+           "iops_write", "iops_total", "read_latency", "write_latency", "latency", "iowait"]
+
+
+def test_sr_and_disk_io_sources(daemon, api, vm):
+    """XAPI's iostat sources: each VM disk's vbd_<dev>_<key>, each plugged
+    SR's own archive of the sum (SR.get_data_sources and friends,
+    /rrd_updates?sr_uuid=, /sr_rrd) and the same as <key>_<sr8> in the
+    host's archive. The sim disk does 4 KiB reads of 100-400 us."""
+    proxy, s = api
+    vm_ref, vm_uuid = vm
+    host = ok(proxy.host.get_all(s))[0]
+    vbd = next(b for b in ok(proxy.VM.get_VBDs(s, vm_ref))
+               if ok(proxy.VBD.get_type(s, b)) == "Disk")
+    sr = ok(proxy.VDI.get_SR(s, ok(proxy.VBD.get_VDI(s, vbd))))
+    sr_uuid = ok(proxy.SR.get_uuid(s, sr))
+    sources = {d["name_label"]: d for d in ok(proxy.SR.get_data_sources(s, sr))}
+    assert list(sources) == IO_KEYS
+    assert sources["iops_read"]["units"] == "requests/s"
+    assert sources["read_latency"]["units"] == "μs"
+    assert sources["io_throughput_read"]["units"] == "MiB/s"
+    reads = ok(proxy.SR.query_data_source(s, sr, "iops_read"))
+    assert reads > 0
+    # 4 KiB a read: MiB/s = reads x 4096 / 2^20 (the one VM on the SR).
+    assert ok(proxy.SR.query_data_source(s, sr, "io_throughput_read")) == pytest.approx(
+        reads * 4096 / MiB)
+    assert 100 <= ok(proxy.SR.query_data_source(s, sr, "read_latency")) <= 400
+    assert err(proxy.SR.query_data_source(s, sr, "nonsense")) == [
+        "INTERNAL_ERROR", "Datasource_missing(nonsense)"]
+    assert err(proxy.SR.get_data_sources(s, "OpaqueRef:nothing"))[0] == "HANDLE_INVALID"
+    ok(proxy.SR.record_data_source(s, sr, "iops_total"))
+    vm_sources = {d["name_label"] for d in ok(proxy.VM.get_data_sources(s, vm_ref))}
+    assert {f"vbd_xvda_{k}" for k in IO_KEYS} <= vm_sources
+    latency = ok(proxy.VM.query_data_source(s, vm_ref, "vbd_xvda_read_latency"))
+    assert 100 <= latency <= 400
+    host_sources = {d["name_label"] for d in ok(proxy.host.get_data_sources(s, host))}
+    assert {f"{k}_{sr_uuid[:8]}" for k in IO_KEYS} <= host_sources
+
+    # /rrd_updates: SRs only when named (XAPI's default is none), after the VMs.
+    u = updates_json(daemon, f"start=-60&json=true&cf=AVERAGE&sr_uuid={sr_uuid}")
+    owners = [e.split(":")[1] for e in u["meta"]["legend"]]
+    assert "sr" in owners and owners == sorted(owners, key=lambda o: o == "sr")
+    assert [e for e in u["meta"]["legend"] if ":sr:" in e] == [
+        f"AVERAGE:sr:{sr_uuid}:{k}" for k in IO_KEYS]
+    assert column(u, f":sr:{sr_uuid}:iops_read$")[f"AVERAGE:sr:{sr_uuid}:iops_read"] > 0
+    u = updates_json(daemon, "start=-60&json=true")
+    assert not [e for e in u["meta"]["legend"] if ":sr:" in e]
+
+    # /sr_rrd: the whole archive, as /vm_rrd.
+    status, headers, body = get(daemon, f"/sr_rrd?uuid={sr_uuid}")
+    assert status == 200 and headers["Content-Type"] == "text/xml"
+    root = ET.fromstring(body)
+    assert [d.find("name").text for d in root.findall("ds")] == IO_KEYS
+    assert [r.find("cf").text for r in root.findall("rra")] == ["AVERAGE"] * 4
+    assert get(daemon, "/sr_rrd")[0] == 400
+    assert get(daemon, "/sr_rrd?uuid=00000000-0000-0000-0000-000000000000")[0] == 404
+    assert get(daemon, f"/sr_rrd?uuid={sr_uuid}", auth=False)[0] == 401
+
+
+def test_rrdtool_restores_the_archives(daemon, api, vm, tmp_path):
+    """rrdtool (Debian's) reads /sr_rrd's XML with `rrdtool restore`, and
+    `rrdtool fetch` gives the figures /rrd_updates gives. (The host's and a
+    VM's with disks hold XAPI's longer names, e.g. vbd_xvda_iops_read,
+    which rrdtool refuses: its names are 19 characters at most.)"""
+    proxy, s = api
+    sr = next(r for r in ok(proxy.SR.get_all_records(s)).values() if r["content_type"] != "iso")
+    status, _, body = get(daemon, f"/sr_rrd?uuid={sr['uuid']}")
+    assert status == 200
+    xml = tmp_path / "sr.xml"
+    xml.write_text(body)
+    rrd = tmp_path / "sr.rrd"
+    subprocess.run(["rrdtool", "restore", str(xml), str(rrd)], check=True, timeout=60)
+    root = ET.fromstring(body)
+    last = int(root.find("lastupdate").text)
+    out = subprocess.run(["rrdtool", "fetch", str(rrd), "AVERAGE", "-r", "5", "-s",
+                          str(last - 300), "-e", str(last)], check=True, capture_output=True,
+                         text=True, timeout=60).stdout.splitlines()
+    assert out[0].split() == IO_KEYS
+    fetched = {}
+    for line in out[2:]:
+        t, values = line.split(":")
+        fetched[int(t)] = [float(v) for v in values.split()]
+    u = updates_json(daemon, f"start={last - 300}&json=true&cf=AVERAGE&vm_uuid=none"
+                             f"&sr_uuid={sr['uuid']}")
+    compared = 0
+    for row in u["data"]:
+        t = int(row["t"])
+        if t <= last and any(v != "NaN" for v in row["values"]):
+            assert fetched[t] == pytest.approx([float(v) for v in row["values"]]), t
+            compared += 1
+    assert compared > 0
+
+
 def sysfs(dev, name):
     try:
         with open(f"/sys/class/net/{dev}/{name}") as f:
