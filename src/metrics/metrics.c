@@ -10,7 +10,9 @@
 #include "db.h"
 #include "disk_stats.h"
 #include "host_sample.h"
+#include "message_store.h"
 #include "metrics_db.h"
+#include "perfmon.h"
 #include "rrd.h"
 #include "xenops.h"
 
@@ -23,8 +25,15 @@ typedef struct {
     unsigned n_disks, n_nics;
     int disk_slots[HV_SAMPLE_MAX_DEVICES];
     char *disk_srs[HV_SAMPLE_MAX_DEVICES]; /* SR uuid of each disk's VDI */
+    char *perfmon;                         /* other_config:perfmon */
     int nic_devices[HV_SAMPLE_MAX_DEVICES];
 } VmPlan;
+
+typedef struct {
+    char *uuid, *perfmon;
+    int64_t utilisation, size; /* physical_utilisation, physical_size */
+    DiskRates rates;           /* summed over the disks on it */
+} SrPlan;
 
 static struct {
     char *dir;           /* STATE_DIR/rrd */
@@ -38,7 +47,8 @@ static struct {
     GCond stop_cond;
     bool stopping;
     HostSampler *hs;
-    DiskStats *disks;    /* the sampler thread's alone */
+    DiskStats *disks;    /* the sampler thread's alone, as is perfmon */
+    Perfmon *perfmon;
 } m;
 
 static char *archive_path(const char *uuid)
@@ -113,10 +123,18 @@ typedef struct {
     const char *host;
     GPtrArray *pifs;  /* char*: devices whose counters to read */
     GArray *vms;      /* VmPlan */
-    GPtrArray *srs;   /* char*: uuids of the SRs plugged here */
+    GArray *srs;      /* SrPlan: the SRs plugged here */
+    char *perfmon;    /* the host's other_config:perfmon */
     MetricsFigures figures; /* for the metrics objects */
     bool min_max;     /* pool other_config:create_min_max_in_new_VM_RRDs */
 } Plan;
+
+/* other_config:perfmon of row, or NULL. */
+static char *perfmon_of(const DbRow *row)
+{
+    const Xv *v = xv_struct_get(db_get(row, "other_config"), "perfmon");
+    return v ? g_strdup(xv_str(v)) : NULL;
+}
 
 static bool plan_pif(DbRow *pif, void *ctx)
 {
@@ -166,6 +184,7 @@ static bool plan_vm(DbRow *vm, void *ctx)
         (strcmp(state, "Running") != 0 && strcmp(state, "Paused") != 0))
         return true;
     VmPlan v = {.uuid = g_strdup(xv_str(db_get(vm, "uuid"))), .ref = g_strdup(vm->ref),
+                .perfmon = perfmon_of(vm),
                 .vcpus = MIN(int_field(vm, "VCPUs_at_startup"), HV_SAMPLE_MAX_VCPUS),
                 .memory = int_field(vm, "memory_static_max"),
                 .memory_target = int_field(vm, "memory_target")};
@@ -178,9 +197,13 @@ static bool plan_pbd(DbRow *pbd, void *ctx)
 {
     Plan *p = ctx;
     DbRow *sr = db_lookup(cls("SR"), xv_str(db_get(pbd, "SR")));
-    if (sr && db_get(pbd, "currently_attached")->b &&
-        strcmp(xv_str(db_get(pbd, "host")), p->host) == 0)
-        g_ptr_array_add(p->srs, g_strdup(xv_str(db_get(sr, "uuid"))));
+    if (!sr || !db_get(pbd, "currently_attached")->b ||
+        strcmp(xv_str(db_get(pbd, "host")), p->host) != 0)
+        return true;
+    SrPlan s = {.uuid = g_strdup(xv_str(db_get(sr, "uuid"))), .perfmon = perfmon_of(sr),
+                .utilisation = int_field(sr, "physical_utilisation"),
+                .size = int_field(sr, "physical_size")};
+    g_array_append_val(p->srs, s);
     return true;
 }
 
@@ -196,8 +219,15 @@ static void vm_plan_clear(gpointer p)
     VmPlan *v = p;
     g_free(v->uuid);
     g_free(v->ref);
+    g_free(v->perfmon);
     for (unsigned i = 0; i < v->n_disks; i++)
         g_free(v->disk_srs[i]);
+}
+
+static void sr_plan_clear(gpointer p)
+{
+    g_free(((SrPlan *)p)->uuid);
+    g_free(((SrPlan *)p)->perfmon);
 }
 
 /* ---- one sampling round -------------------------------------------------- */
@@ -231,7 +261,7 @@ static Rrd *archive_get(GHashTable *table, const char *uuid, bool min_max, int64
 }
 
 /* A disk's I/O rates into the VM's sources and its SR's sum (sr_rates:
- * uuid -> DiskRates*, of the SRs plugged here). */
+ * uuid -> SrPlan*, of the SRs plugged here). */
 static void sample_disk_io(const VmPlan *v, unsigned i, const HvSample *hs, int64_t now,
                            const char *dev, GPtrArray *names, GArray *samples,
                            GHashTable *sr_rates)
@@ -244,9 +274,9 @@ static void sample_disk_io(const VmPlan *v, unsigned i, const HvSample *hs, int6
         return;
     g_autofree char *prefix = g_strdup_printf("vbd_%s_", dev);
     disk_rates_samples(&r, prefix, "", names, samples);
-    DiskRates *sum = v->disk_srs[i] ? g_hash_table_lookup(sr_rates, v->disk_srs[i]) : NULL;
-    if (sum)
-        disk_rates_add(sum, &r);
+    SrPlan *sr = v->disk_srs[i] ? g_hash_table_lookup(sr_rates, v->disk_srs[i]) : NULL;
+    if (sr)
+        disk_rates_add(&sr->rates, &r);
 }
 
 /* Samples one VM into its archive; returns the memory it holds (-1 when
@@ -325,25 +355,50 @@ static void retire_stopped(const GArray *vms, GHashTable *sr_rates)
     g_mutex_unlock(&m.lock);
 }
 
-/* Each SR's summed I/O into its archive, and into the host's samples as
- * <key>_<uuid prefix> (XAPI's names there). */
-static void sample_srs(GHashTable *sr_rates, int64_t now, bool min_max, GPtrArray *host_names,
+/* Each SR's summed I/O into its archive, with its physical_utilisation
+ * and size (perfmon's SR variable reads them), and into the host's
+ * samples as <key>_<uuid prefix> (XAPI's names there). */
+static void sample_srs(const GArray *srs, int64_t now, bool min_max, GPtrArray *host_names,
                        GArray *host_samples)
 {
-    GList *uuids = g_list_sort(g_hash_table_get_keys(sr_rates), (GCompareFunc)strcmp);
-    for (GList *u = uuids; u; u = u->next) {
-        const DiskRates *r = g_hash_table_lookup(sr_rates, u->data);
+    for (guint i = 0; i < srs->len; i++) {
+        const SrPlan *sr = &g_array_index(srs, SrPlan, i);
         g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
         g_autoptr(GArray) samples = g_array_new(FALSE, FALSE, sizeof(RrdSample));
-        disk_rates_samples(r, "", "", names, samples);
-        g_autofree char *suffix = g_strdup_printf("_%.8s", (const char *)u->data);
-        disk_rates_samples(r, "", suffix, host_names, host_samples);
+        disk_rates_samples(&sr->rates, "", "", names, samples);
+        add_sample(names, samples, RRD_GAUGE, (double)sr->utilisation, "physical_utilisation");
+        add_sample(names, samples, RRD_GAUGE, (double)sr->size, "size");
+        g_autofree char *suffix = g_strdup_printf("_%.8s", sr->uuid);
+        disk_rates_samples(&sr->rates, "", suffix, host_names, host_samples);
         g_mutex_lock(&m.lock);
-        rrd_update(archive_get(m.srs, u->data, min_max, now), now,
+        rrd_update(archive_get(m.srs, sr->uuid, min_max, now), now,
                    (const RrdSample *)samples->data, samples->len);
         g_mutex_unlock(&m.lock);
     }
-    g_list_free(uuids);
+}
+
+/* perfmon's step over every monitored object, then its alarms raised. */
+static void perfmon_round(const Plan *p, int64_t now)
+{
+    g_autoptr(GPtrArray) alarms = g_ptr_array_new_with_free_func(perfmon_alarm_free);
+    g_mutex_lock(&m.lock);
+    perfmon_step(m.perfmon, "Host", m.host_uuid, p->perfmon, m.host, now, alarms);
+    for (guint i = 0; i < p->vms->len; i++) {
+        const VmPlan *v = &g_array_index(p->vms, VmPlan, i);
+        perfmon_step(m.perfmon, "VM", v->uuid, v->perfmon, g_hash_table_lookup(m.vms, v->uuid),
+                     now, alarms);
+    }
+    for (guint i = 0; i < p->srs->len; i++) {
+        const SrPlan *sr = &g_array_index(p->srs, SrPlan, i);
+        perfmon_step(m.perfmon, "SR", sr->uuid, sr->perfmon,
+                     g_hash_table_lookup(m.srs, sr->uuid), now, alarms);
+    }
+    g_mutex_unlock(&m.lock);
+    perfmon_expire(m.perfmon, now);
+    for (guint i = 0; i < alarms->len; i++) {
+        const PerfmonAlarm *a = alarms->pdata[i];
+        message_raise("ALARM", a->priority, a->cls, a->uuid, "%s", a->body);
+    }
 }
 
 static void sample_round(int64_t now)
@@ -351,7 +406,8 @@ static void sample_round(int64_t now)
     g_autofree char *host = bootstrap_this_host();
     Plan p = {.host = host, .pifs = g_ptr_array_new_with_free_func(g_free),
               .vms = g_array_new(FALSE, TRUE, sizeof(VmPlan)),
-              .srs = g_ptr_array_new_with_free_func(g_free)};
+              .srs = g_array_new(FALSE, TRUE, sizeof(SrPlan))};
+    g_array_set_clear_func(p.srs, sr_plan_clear);
     g_array_set_clear_func(p.vms, vm_plan_clear);
     metrics_figures_init(&p.figures);
     db_read_begin();
@@ -359,6 +415,8 @@ static void sample_round(int64_t now)
     db_foreach(cls("VM"), plan_vm, &p);
     db_foreach(cls("PBD"), plan_pbd, &p);
     db_foreach(cls("pool"), plan_pool, &p);
+    DbRow *host_row = db_lookup(cls("host"), host);
+    p.perfmon = host_row ? perfmon_of(host_row) : NULL;
     db_read_end();
     g_ptr_array_add(p.pifs, NULL);
     g_autoptr(GArray) samples = g_array_new(FALSE, FALSE, sizeof(RrdSample));
@@ -369,27 +427,31 @@ static void sample_round(int64_t now)
         if (strcmp(s->name, "memory_total_kib") == 0)
             p.figures.memory_total = (int64_t)s->value * 1024;
     }
-    g_autoptr(GHashTable) sr_rates = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
-    for (guint i = 0; i < p.srs->len; i++)
-        g_hash_table_insert(sr_rates, p.srs->pdata[i], g_new0(DiskRates, 1));
+    g_autoptr(GHashTable) sr_rates = g_hash_table_new(g_str_hash, g_str_equal);
+    for (guint i = 0; i < p.srs->len; i++) {
+        SrPlan *sr = &g_array_index(p.srs, SrPlan, i);
+        g_hash_table_insert(sr_rates, sr->uuid, sr);
+    }
     for (guint i = 0; i < p.vms->len; i++) {
         const VmPlan *v = &g_array_index(p.vms, VmPlan, i);
         MetricsVmFigures f = {g_strdup(v->ref), sample_vm(v, now, p.min_max, sr_rates)};
         g_array_append_val(p.figures.vms, f);
     }
     disk_stats_expire(m.disks, now);
-    sample_srs(sr_rates, now, p.min_max, sr_names, samples);
+    sample_srs(p.srs, now, p.min_max, sr_names, samples);
     g_mutex_lock(&m.lock);
     rrd_update(m.host, now, (const RrdSample *)samples->data, samples->len);
     g_mutex_unlock(&m.lock);
     retire_stopped(p.vms, sr_rates);
+    perfmon_round(&p, now);
     metrics_figures_read_links(&p.figures);
     metrics_db_write(&p.figures, host);
     metrics_figures_clear(&p.figures);
     g_ptr_array_unref(p.pifs);
     g_array_unref(p.vms);
     g_hash_table_remove_all(sr_rates); /* before p.srs, which holds its keys */
-    g_ptr_array_unref(p.srs);
+    g_array_unref(p.srs);
+    g_free(p.perfmon);
 }
 
 static gpointer sampler(gpointer data)
@@ -432,6 +494,7 @@ int metrics_start(const char *state_dir, XapiError **err)
     m.vms = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)rrd_free);
     m.srs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)rrd_free);
     m.disks = disk_stats_new();
+    m.perfmon = perfmon_new();
     m.hs = host_sampler_new();
     m.thread = g_thread_new("metrics", sampler, NULL);
     return 0;
@@ -538,6 +601,8 @@ static void describe(const char *name, bool vm, const char **description, const 
         {"memory_target", NULL, "Target of VM balloon driver", "B"},
         {"memory", NULL, "Memory currently allocated to VM", "B"},
         {"loadavg", "Domain0 loadavg", NULL, ""},
+        {"physical_utilisation", "Bytes the SR's files take", NULL, "B"}, /* SRs' */
+        {"size", "Size of the SR", NULL, "B"},
         {"pif_", "Bytes per second moved by a physical interface", NULL, "B/s"},
         {"vbd_", NULL, "Bytes per second read or written by a disk", "B/s"},
         {"vif_", NULL, "Bytes per second moved by a virtual interface", "B/s"},
