@@ -366,6 +366,27 @@ def sysfs(dev, name):
         return ""
 
 
+def pci_names(vendor, device):
+    """(vendor name, device name) from Debian's pci.ids, read here on its own."""
+    names = ["", ""]
+    try:
+        with open("/usr/share/misc/pci.ids", encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return tuple(names)
+    in_vendor = False
+    for line in lines:
+        if line.startswith("#") or not line:
+            continue
+        if not line.startswith("\t"):
+            in_vendor = line[:4].lower() == vendor.lower() and line[4:5] == " "
+            if in_vendor:
+                names[0] = line[4:].strip()
+        elif in_vendor and not line.startswith("\t\t") and line[1:5].lower() == device.lower():
+            names[1] = line[5:].strip()
+    return tuple(names)
+
+
 def test_metrics_objects_follow_the_sampler(daemon, api, vm):
     """host_metrics, PIF_metrics and VM_metrics hold what the sampler read,
     as XAPI's monitor threads keep them."""
@@ -383,6 +404,17 @@ def test_metrics_objects_follow_the_sampler(daemon, api, vm):
         speed = int(sysfs(pif["device"], "speed") or 0)
         assert int(pm["speed"]) == max(speed, 0)
         assert pm["duplex"] is sysfs(pif["device"], "duplex").startswith("full")
+        # The PCI function's ids (a virtio NIC's parent's), named by pci.ids.
+        device = os.path.realpath(f"/sys/class/net/{pif['device']}/device")
+        if os.path.basename(os.path.realpath(device + "/subsystem")) == "virtio":
+            device = os.path.dirname(device)
+        with open(device + "/vendor") as f:
+            assert pm["vendor_id"] == f.read().strip()[2:]
+        with open(device + "/device") as f:
+            assert pm["device_id"] == f.read().strip()[2:]
+        assert pm["pci_bus_path"] == os.path.basename(device)
+        assert (pm["vendor_name"], pm["device_name"]) == pci_names(pm["vendor_id"],
+                                                                   pm["device_id"])
     # The balloon moves: memory_actual (and the "memory" source) follow
     # within a round of the sampler.
     ref = ok(proxy.VM.create(s, {
