@@ -183,9 +183,15 @@ static bool plan_vm(DbRow *vm, void *ctx)
     if (strcmp(xv_str(db_get(vm, "resident_on")), p->host) != 0 ||
         (strcmp(state, "Running") != 0 && strcmp(state, "Paused") != 0))
         return true;
+    /* VM_metrics.VCPUs_number follows set_VCPUs_number_live: hot-plugged
+     * vCPUs get their cpuN (the qemu driver counts QEMU's own). */
+    DbRow *metrics = db_lookup(cls("VM_metrics"), xv_str(db_get(vm, "metrics")));
+    int64_t vcpus = metrics ? int_field(metrics, "VCPUs_number") : 0;
+    if (vcpus <= 0)
+        vcpus = int_field(vm, "VCPUs_at_startup");
     VmPlan v = {.uuid = g_strdup(xv_str(db_get(vm, "uuid"))), .ref = g_strdup(vm->ref),
                 .perfmon = perfmon_of(vm),
-                .vcpus = MIN(int_field(vm, "VCPUs_at_startup"), HV_SAMPLE_MAX_VCPUS),
+                .vcpus = MIN(vcpus, HV_SAMPLE_MAX_VCPUS),
                 .memory = int_field(vm, "memory_static_max"),
                 .memory_target = int_field(vm, "memory_target")};
     plan_devices(vm, &v);

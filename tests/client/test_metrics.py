@@ -440,6 +440,31 @@ def test_metrics_objects_follow_the_sampler(daemon, api, vm):
         ok(proxy.VM.destroy(s, ref))
 
 
+def test_hot_plugged_vcpus_get_their_sources(daemon, api):
+    """set_VCPUs_number_live: the new vCPU's cpuN appears within a round
+    or two (VM_metrics.VCPUs_number is what the sampler reads)."""
+    proxy, s = api
+    ref = ok(proxy.VM.create(s, {
+        "name_label": "metrics-hotplug", "memory_static_max": str(128 * MiB),
+        "memory_dynamic_max": str(128 * MiB), "memory_dynamic_min": str(128 * MiB),
+        "VCPUs_max": "2", "VCPUs_at_startup": "1", "actions_after_shutdown": "destroy",
+        "actions_after_reboot": "restart", "actions_after_crash": "destroy"}))
+    ok(proxy.VM.start(s, ref, False, False))
+    try:
+        def cpus():
+            names = {d["name_label"] for d in ok(proxy.VM.get_data_sources(s, ref))}
+            return sorted(n for n in names if re.fullmatch(r"cpu\d+", n))
+        wait_until(lambda: cpus() == ["cpu0"], timeout=30, what="cpu0")
+        ok(proxy.VM.set_VCPUs_number_live(s, ref, "2"))
+        wait_until(lambda: cpus() == ["cpu0", "cpu1"], timeout=30,
+                   what="the hot-plugged vCPU's source")
+        wait_until(lambda: 0 < ok(proxy.VM.query_data_source(s, ref, "cpu1")) < 1, timeout=30,
+                   what="cpu1's first figure")
+    finally:
+        ok(proxy.VM.hard_shutdown(s, ref))
+        ok(proxy.VM.destroy(s, ref))
+
+
 def test_sampler_writes_nothing_when_nothing_changed(daemon, api, vm):
     """Rounds that read the same figures write nothing (no event)."""
     proxy, s = api
