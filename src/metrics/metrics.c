@@ -398,6 +398,8 @@ static void perfmon_round(const Plan *p, int64_t now)
         const SrPlan *sr = &g_array_index(p->srs, SrPlan, i);
         perfmon_step(m.perfmon, "SR", sr->uuid, sr->perfmon,
                      g_hash_table_lookup(m.srs, sr->uuid), now, alarms);
+        perfmon_step_sr_for_host(m.perfmon, m.host_uuid, sr->uuid, sr->perfmon, m.host, now,
+                                 alarms);
     }
     g_mutex_unlock(&m.lock);
     perfmon_expire(m.perfmon, now);

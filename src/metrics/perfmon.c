@@ -330,10 +330,42 @@ static Variable *variable_parse(const char *cls, const xmlNode *node, int64_t no
     return v;
 }
 
+#define PER_HOST "sr_io_throughput_total_per_host"
+
+/* HOSTMonitor.__parse_secondary_xmlconfigs: in an SR's config (of
+ * sr_uuid), the one variable PER_HOST without an rrd_regex becomes the
+ * host's sr_io_throughput_total_<sr8>, with <configured_on class="SR"
+ * uuid=.../> added; NULL if there is none. */
+static xmlNode *per_host_variable(GPtrArray *nodes, const char *sr_uuid)
+{
+    for (guint i = 0; i < nodes->len; i++) {
+        xmlNode *node = nodes->pdata[i];
+        xmlNode *name = (xmlNode *)first_descendant(node, "name");
+        xmlChar *value = name ? xmlGetProp(name, (const xmlChar *)"value") : NULL;
+        bool ours = value && strcmp((const char *)value, PER_HOST) == 0;
+        xmlFree(value);
+        if (!ours)
+            continue;
+        if (first_descendant(node, "rrd_regex")) {
+            g_warning("perfmon: SR %s: rrd_regex must not be specified in config on SR meant "
+                      "for each host", sr_uuid);
+            continue;
+        }
+        g_autofree char *renamed = g_strdup_printf("sr_io_throughput_total_%.8s", sr_uuid);
+        xmlSetProp(name, (const xmlChar *)"value", (const xmlChar *)renamed);
+        xmlNode *from = xmlNewChild(node, NULL, (const xmlChar *)"configured_on", NULL);
+        xmlSetProp(from, (const xmlChar *)"class", (const xmlChar *)"SR");
+        xmlSetProp(from, (const xmlChar *)"uuid", (const xmlChar *)sr_uuid);
+        return node;
+    }
+    return NULL;
+}
+
 /* ObjectMonitor.__parse_xmlconfig: the variables of config, keeping the
- * state of those whose XML is unchanged. */
+ * state of those whose XML is unchanged. For_sr: the config is that SR's,
+ * read for the host (per_host_variable). */
 static void monitor_configure(Monitor *mon, const char *cls, const char *uuid,
-                              const char *config, int64_t now)
+                              const char *config, const char *for_sr, int64_t now)
 {
     g_autoptr(GPtrArray) vars = g_ptr_array_new_with_free_func(variable_free);
     xmlDoc *doc = config && *config
@@ -345,6 +377,12 @@ static void monitor_configure(Monitor *mon, const char *cls, const char *uuid,
     g_autoptr(GPtrArray) nodes = g_ptr_array_new();
     if (doc)
         all_descendants((xmlNode *)doc, "variable", nodes);
+    if (for_sr) {
+        xmlNode *node = per_host_variable(nodes, for_sr);
+        g_ptr_array_set_size(nodes, 0);
+        if (node)
+            g_ptr_array_add(nodes, node);
+    }
     for (guint i = 0; i < nodes->len; i++) {
         g_autofree char *why = NULL;
         Variable *v = variable_parse(cls, nodes->pdata[i], now, &why);
@@ -439,10 +477,19 @@ static bool consolidate(const Variable *v, const Rrd *rrd, double *value)
 
 /* ---- stepping -------------------------------------------------------------- */
 
-void perfmon_step(Perfmon *pm, const char *cls, const char *uuid, const char *config,
-                  const Rrd *rrd, int64_t now, GPtrArray *alarms)
+/* Whether mon has a variable of that name. */
+static bool has_variable(const Monitor *mon, const char *name)
 {
-    g_autofree char *key = g_strconcat(cls, "/", uuid, NULL);
+    for (guint i = 0; mon && i < mon->vars->len; i++)
+        if (strcmp(((Variable *)mon->vars->pdata[i])->name, name) == 0)
+            return true;
+    return false;
+}
+
+static void step(Perfmon *pm, const char *key, const char *cls, const char *uuid,
+                 const char *config, const char *for_sr, const Rrd *rrd, int64_t now,
+                 GPtrArray *alarms)
+{
     Monitor *mon = g_hash_table_lookup(pm->monitors, key);
     if (!config || !*config) {
         g_hash_table_remove(pm->monitors, key);
@@ -454,11 +501,20 @@ void perfmon_step(Perfmon *pm, const char *cls, const char *uuid, const char *co
         g_hash_table_insert(pm->monitors, g_strdup(key), mon);
     }
     if (!mon->config || strcmp(mon->config, config) != 0)
-        monitor_configure(mon, cls, uuid, config, now);
+        monitor_configure(mon, cls, uuid, config, for_sr, now);
     mon->stepped = now;
+    /* An SR's variable for the host yields to one of its name configured
+     * on the host itself. */
+    g_autofree char *host_key = for_sr ? g_strconcat("Host/", uuid, NULL) : NULL;
+    const Monitor *host_mon = for_sr ? g_hash_table_lookup(pm->monitors, host_key) : NULL;
     for (guint i = 0; i < mon->vars->len; i++) {
         Variable *v = mon->vars->pdata[i];
         double value;
+        if (has_variable(host_mon, v->name)) {
+            v->down_counter = v->period; /* as perfmon's set_active(False) and back */
+            v->last_alarm = now - v->inhibit;
+            continue;
+        }
         if (!consolidate(v, rrd, &value))
             continue;
         /* Variable.update with perfmon's rrd_step of 5 s (NaN is never bad) */
@@ -481,6 +537,21 @@ void perfmon_step(Perfmon *pm, const char *cls, const char *uuid, const char *co
         a->body = g_strdup_printf("value: %f\nconfig:\n%s", value, v->xml);
         g_ptr_array_add(alarms, a);
     }
+}
+
+void perfmon_step(Perfmon *pm, const char *cls, const char *uuid, const char *config,
+                  const Rrd *rrd, int64_t now, GPtrArray *alarms)
+{
+    g_autofree char *key = g_strconcat(cls, "/", uuid, NULL);
+    step(pm, key, cls, uuid, config, NULL, rrd, now, alarms);
+}
+
+void perfmon_step_sr_for_host(Perfmon *pm, const char *host_uuid, const char *sr_uuid,
+                              const char *sr_config, const Rrd *host_rrd, int64_t now,
+                              GPtrArray *alarms)
+{
+    g_autofree char *key = g_strconcat("Host/", host_uuid, "/SR/", sr_uuid, NULL);
+    step(pm, key, "Host", host_uuid, sr_config, sr_uuid, host_rrd, now, alarms);
 }
 
 static gboolean not_stepped(gpointer key, gpointer value, gpointer now)

@@ -42,5 +42,13 @@ void perfmon_free(Perfmon *pm);
  * as perfmon's do. */
 void perfmon_step(Perfmon *pm, const char *cls, const char *uuid, const char *config,
                   const Rrd *rrd, int64_t now, GPtrArray *alarms);
+/* The same for the host's variable an SR's config names
+ * sr_io_throughput_total_per_host (perfmon's secondary config): it becomes
+ * the host's sr_io_throughput_total_<sr8> over io_throughput_total_<sr8>,
+ * unless the host's own config has one of that name (step the host
+ * first). */
+void perfmon_step_sr_for_host(Perfmon *pm, const char *host_uuid, const char *sr_uuid,
+                              const char *sr_config, const Rrd *host_rrd, int64_t now,
+                              GPtrArray *alarms);
 /* Forgets the monitors not stepped since the round that began at now. */
 void perfmon_expire(Perfmon *pm, int64_t now);

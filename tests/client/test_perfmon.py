@@ -1,5 +1,6 @@
 """perfmon alarms against a real daemon (sim hypervisor): other_config:perfmon
-on a VM, the host and an SR, in XAPI's perfmon format, evaluated on each
+on a VM, the host and an SR (and an SR's sr_io_throughput_total_per_host,
+which each host it is plugged into watches), in XAPI's perfmon format, evaluated on each
 5 s sample; a variable past its level for alarm_trigger_period raises
 message ALARM with perfmon's priority and body (the <variable> printed as
 Python's minidom toprettyxml prints it, compared here with minidom
@@ -157,12 +158,32 @@ def test_sr_alarms_on_its_io_and_utilisation(daemon, api):
               '<alarm_trigger_level value="0.5"/><alarm_trigger_period value="5"/></variable>'
               '<variable><name value="physical_utilisation"/>'
               '<alarm_trigger_level value="-1"/><alarm_trigger_period value="5"/>'
+              '</variable><variable><name value="sr_io_throughput_total_per_host"/>'
+              '<alarm_trigger_level value="0.000001"/><alarm_trigger_period value="5"/>'
               '</variable></config>')
     ok(proxy.SR.add_to_other_config(s, sr, "perfmon", config))
+    host_uuid = ok(proxy.host.get_uuid(s, ok(proxy.host.get_all(s))[0]))
+    host_before = len(alarms(api, host_uuid))
     vm, _ = new_vm(api, "perfmon-disk", disk=True)
     try:
         found = wait_until(lambda: (lambda a: a if len(a) >= 2 else None)(
             alarms(api, sr_uuid)), timeout=60, what="the SR's two alarms")
+        # The per-host variable: each host the SR is plugged into watches
+        # its io_throughput_total_<sr8> as sr_io_throughput_total_<sr8>,
+        # the variable renamed and marked configured_on the SR.
+        on_host = wait_until(lambda: alarms(api, host_uuid)[host_before:], timeout=60,
+                             what="the host's alarm from the SR's config")
+        doc = minidom.parseString(config)
+        variable = doc.getElementsByTagName("variable")[2]
+        variable.getElementsByTagName("name")[0].setAttribute(
+            "value", f"sr_io_throughput_total_{sr_uuid[:8]}")
+        provenance = doc.createElement("configured_on")
+        provenance.setAttribute("class", "SR")
+        provenance.setAttribute("uuid", sr_uuid)
+        variable.appendChild(provenance)
+        value = float(BODY.match(on_host[0]["body"]).group(1))
+        assert on_host[0]["body"] == "value: %f\nconfig:\n%s" % (value, variable.toprettyxml())
+        assert on_host[0]["cls"] == "Host" and value > 0.000001
         by_var = {re.search(r'<name value="([^"]+)"', a["body"]).group(1): a for a in found}
         assert set(by_var) == {"sr_iops", "physical_utilisation"}
         assert check_body(by_var["sr_iops"]["body"], config, 0) > 0.5
