@@ -387,6 +387,19 @@ def pci_names(vendor, device):
     return tuple(names)
 
 
+def start_small_vm(api, name, memory, dynamic_min, vcpus_max, vcpus):
+    """A running sim VM without devices."""
+    proxy, s = api
+    ref = ok(proxy.VM.create(s, {
+        "name_label": name, "memory_static_max": str(memory),
+        "memory_dynamic_max": str(memory), "memory_dynamic_min": str(dynamic_min),
+        "VCPUs_max": str(vcpus_max), "VCPUs_at_startup": str(vcpus),
+        "actions_after_shutdown": "destroy", "actions_after_reboot": "restart",
+        "actions_after_crash": "destroy"}))
+    ok(proxy.VM.start(s, ref, False, False))
+    return ref
+
+
 def test_metrics_objects_follow_the_sampler(daemon, api, vm):
     """host_metrics, PIF_metrics and VM_metrics hold what the sampler read,
     as XAPI's monitor threads keep them."""
@@ -417,12 +430,7 @@ def test_metrics_objects_follow_the_sampler(daemon, api, vm):
                                                                    pm["device_id"])
     # The balloon moves: memory_actual (and the "memory" source) follow
     # within a round of the sampler.
-    ref = ok(proxy.VM.create(s, {
-        "name_label": "metrics-balloon", "memory_static_max": str(256 * MiB),
-        "memory_dynamic_max": str(256 * MiB), "memory_dynamic_min": str(128 * MiB),
-        "VCPUs_max": "1", "VCPUs_at_startup": "1", "actions_after_shutdown": "destroy",
-        "actions_after_reboot": "restart", "actions_after_crash": "destroy"}))
-    ok(proxy.VM.start(s, ref, False, False))
+    ref = start_small_vm(api, "metrics-balloon", 256 * MiB, 128 * MiB, 1, 1)
     try:
         metrics = ok(proxy.VM.get_metrics(s, ref))
         started = ok(proxy.VM_metrics.get_record(s, metrics))
@@ -444,12 +452,7 @@ def test_hot_plugged_vcpus_get_their_sources(daemon, api):
     """set_VCPUs_number_live: the new vCPU's cpuN appears within a round
     or two (VM_metrics.VCPUs_number is what the sampler reads)."""
     proxy, s = api
-    ref = ok(proxy.VM.create(s, {
-        "name_label": "metrics-hotplug", "memory_static_max": str(128 * MiB),
-        "memory_dynamic_max": str(128 * MiB), "memory_dynamic_min": str(128 * MiB),
-        "VCPUs_max": "2", "VCPUs_at_startup": "1", "actions_after_shutdown": "destroy",
-        "actions_after_reboot": "restart", "actions_after_crash": "destroy"}))
-    ok(proxy.VM.start(s, ref, False, False))
+    ref = start_small_vm(api, "metrics-hotplug", 128 * MiB, 128 * MiB, 2, 1)
     try:
         def cpus():
             names = {d["name_label"] for d in ok(proxy.VM.get_data_sources(s, ref))}

@@ -8,27 +8,15 @@ itself), and none again within alarm_auto_inhibit_period. Sim vCPUs are
 2-12% busy and sim disks do some reads a second, so levels either side of
 those are crossed or not."""
 import re
-import time
 from xml.dom import minidom
 
 import pytest
 
-from xapid_daemon import Daemon, ok, wait_until
+from sim_daemon import api, daemon  # noqa: F401 (fixtures)
+from xapid_daemon import ok, wait_until
 
 MiB = 1 << 20
 BODY = re.compile(r"^value: (-?[0-9.]+|nan|inf)\nconfig:\n", re.S)
-
-
-@pytest.fixture(scope="module")
-def daemon():
-    d = Daemon(extra_args=["--hypervisor", "sim"])
-    yield d
-    d.stop()
-
-
-@pytest.fixture(scope="module")
-def api(daemon):
-    return daemon.login()
 
 
 def new_vm(api, name, perfmon=None, disk=False):
