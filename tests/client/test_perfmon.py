@@ -8,6 +8,7 @@ itself), and none again within alarm_auto_inhibit_period. Sim vCPUs are
 2-12% busy and sim disks do some reads a second, so levels either side of
 those are crossed or not."""
 import re
+import subprocess
 from xml.dom import minidom
 
 import pytest
@@ -203,3 +204,31 @@ def test_bad_configs_raise_nothing(daemon, api):
         assert alarms(api, uuid) == []
         ok(proxy.VM.hard_shutdown(s, vm))
     assert daemon.proc.poll() is None
+
+
+@pytest.mark.timeout(300)
+def test_control_domain_fs_and_memory_usage(daemon, api):
+    """perfmon's dom0 variables (fs_usage: df's Use% of /; mem_usage:
+    resident memory and swap in use over MemTotal) on the control domain,
+    which has no archive of its own."""
+    proxy, s = api
+    dom0 = next(ref for ref, r in ok(proxy.VM.get_all_records(s)).items()
+                if r["is_control_domain"])
+    dom0_uuid = ok(proxy.VM.get_uuid(s, dom0))
+    config = ('<config><variable><name value="fs_usage"/><alarm_trigger_level value="0"/>'
+              '<alarm_trigger_period value="5"/></variable><variable>'
+              '<name value="mem_usage"/><alarm_trigger_level value="0"/>'
+              '<alarm_trigger_period value="5"/></variable></config>')
+    ok(proxy.VM.add_to_other_config(s, dom0, "perfmon", config))
+    try:
+        found = wait_until(lambda: (lambda a: a if len(a) >= 2 else None)(
+            alarms(api, dom0_uuid)), timeout=60, what="the control domain's two alarms")
+    finally:
+        ok(proxy.VM.remove_from_other_config(s, dom0, "perfmon"))
+    by_var = {re.search(r'<name value="([^"]+)"', a["body"]).group(1): a for a in found}
+    fs = check_body(by_var["fs_usage"]["body"], config, 0)
+    df = subprocess.run(["df", "/etc/passwd"], capture_output=True, text=True,
+                        check=True).stdout.splitlines()[1].split()
+    assert abs(fs - int(df[4].rstrip("%")) / 100) <= 0.011  # the disk may fill meanwhile
+    mem = check_body(by_var["mem_usage"]["body"], config, 1)
+    assert 0 < mem < 2
