@@ -101,7 +101,7 @@ def test_vm_cpu_alarm_once_per_inhibit_period(daemon, api):
     assert 0.001 < value < 0.2
     # alarm_auto_inhibit_period (3600 s by default): no second one; the
     # calm variable (max of the vCPUs above 0.99) raises none.
-    rounds_pass(api, vm, 3)
+    rounds_pass(api, vm, 2)
     assert len(alarms(api, uuid)) == 1
     ok(proxy.VM.hard_shutdown(s, vm))
 
@@ -199,7 +199,7 @@ def test_bad_configs_raise_nothing(daemon, api):
                '<config><variable><name value="cpu_usage"/><alarm_trigger_level value="0"/>'
                '<alarm_trigger_period value="soon"/></variable></config>']
     vms = [new_vm(api, f"perfmon-bad-{i}", c) for i, c in enumerate(configs)]
-    rounds_pass(api, vms[0][0], 3)
+    rounds_pass(api, vms[0][0], 2)
     for vm, uuid in vms:
         assert alarms(api, uuid) == []
         ok(proxy.VM.hard_shutdown(s, vm))
