@@ -528,7 +528,6 @@ void metrics_rrd_updates(GString *out, int64_t start, int64_t interval, int cf, 
                          const char *const *vm_uuids, const char *const *sr_uuids, bool json)
 {
     g_autoptr(GArray) sources = g_array_new(FALSE, FALSE, sizeof(RrdSource));
-    g_autoptr(GPtrArray) keep = g_ptr_array_new();
     g_mutex_lock(&m.lock);
     if (start < 0)
         start += rrd_last_update(m.host);
