@@ -55,6 +55,17 @@ def alarms(api, uuid):
     return sorted(found.values(), key=lambda m: m["timestamp"])
 
 
+def wait_alarms(api, uuid, n, what):
+    """The object's alarms once there are n or more."""
+    return wait_until(lambda: (lambda a: a if len(a) >= n else None)(alarms(api, uuid)),
+                      timeout=60, what=what)
+
+
+def by_variable(found):
+    """{variable name: alarm}, the name read from each body."""
+    return {re.search(r'<name value="([^"]+)"', a["body"]).group(1): a for a in found}
+
+
 def check_body(body, config, index=0):
     """perfmon's body: the value, then the variable as minidom prints it."""
     m = BODY.match(body)
@@ -118,8 +129,7 @@ def test_host_alarms_repeat_after_inhibit(daemon, api):
               '</variable></config>')
     ok(proxy.host.add_to_other_config(s, host, "perfmon", config))
     try:
-        found = wait_until(lambda: (lambda a: a if len(a) >= 2 else None)(
-            alarms(api, host_uuid)), timeout=60, what="two memory_free_kib alarms")
+        found = wait_alarms(api, host_uuid, 2, "two memory_free_kib alarms")
         for alarm in found:
             assert alarm["cls"] == "Host" and alarm["priority"] == "2"
             with open("/proc/meminfo") as f:
@@ -155,8 +165,7 @@ def test_sr_alarms_on_its_io_and_utilisation(daemon, api):
     host_before = len(alarms(api, host_uuid))
     vm, _ = new_vm(api, "perfmon-disk", disk=True)
     try:
-        found = wait_until(lambda: (lambda a: a if len(a) >= 2 else None)(
-            alarms(api, sr_uuid)), timeout=60, what="the SR's two alarms")
+        found = wait_alarms(api, sr_uuid, 2, "the SR's two alarms")
         # The per-host variable: each host the SR is plugged into watches
         # its io_throughput_total_<sr8> as sr_io_throughput_total_<sr8>,
         # the variable renamed and marked configured_on the SR.
@@ -173,7 +182,7 @@ def test_sr_alarms_on_its_io_and_utilisation(daemon, api):
         value = float(BODY.match(on_host[0]["body"]).group(1))
         assert on_host[0]["body"] == "value: %f\nconfig:\n%s" % (value, variable.toprettyxml())
         assert on_host[0]["cls"] == "Host" and value > 0.000001
-        by_var = {re.search(r'<name value="([^"]+)"', a["body"]).group(1): a for a in found}
+        by_var = by_variable(found)
         assert set(by_var) == {"sr_iops", "physical_utilisation"}
         assert check_body(by_var["sr_iops"]["body"], config, 0) > 0.5
         utilisation = check_body(by_var["physical_utilisation"]["body"], config, 1)
@@ -221,11 +230,10 @@ def test_control_domain_fs_and_memory_usage(daemon, api):
               '<alarm_trigger_period value="5"/></variable></config>')
     ok(proxy.VM.add_to_other_config(s, dom0, "perfmon", config))
     try:
-        found = wait_until(lambda: (lambda a: a if len(a) >= 2 else None)(
-            alarms(api, dom0_uuid)), timeout=60, what="the control domain's two alarms")
+        found = wait_alarms(api, dom0_uuid, 2, "the control domain's two alarms")
     finally:
         ok(proxy.VM.remove_from_other_config(s, dom0, "perfmon"))
-    by_var = {re.search(r'<name value="([^"]+)"', a["body"]).group(1): a for a in found}
+    by_var = by_variable(found)
     fs = check_body(by_var["fs_usage"]["body"], config, 0)
     df = subprocess.run(["df", "/etc/passwd"], capture_output=True, text=True,
                         check=True).stdout.splitlines()[1].split()
