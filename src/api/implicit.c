@@ -15,6 +15,18 @@ int implicit_handle_invalid(Call *call, const DmClass *cls, const char *ref)
     return xapi_error_set(&call->error, "HANDLE_INVALID", cls->name, ref, NULL);
 }
 
+char *implicit_uuid_of(Call *call, const char *class_name, const char *ref)
+{
+    const DmClass *cls = dm_class_by_name(class_name);
+    db_read_begin();
+    DbRow *row = db_lookup(cls, ref);
+    char *uuid = row ? g_strdup(xv_str(db_get(row, "uuid"))) : NULL;
+    db_read_end();
+    if (!uuid)
+        implicit_handle_invalid(call, cls, ref);
+    return uuid;
+}
+
 static const char *arg_str(const Call *call, unsigned i)
 {
     return xv_str(call_arg(call, i));

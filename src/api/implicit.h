@@ -20,6 +20,9 @@ void implicit_on_create(const DmClass *cls, ImplicitCreateHook hook);
  * types, unknown refs). Write lock held. */
 DbRow *implicit_row_from_record(Call *call, const Xv *record);
 int implicit_handle_invalid(Call *call, const DmClass *cls, const char *ref);
+/* The uuid of the object ref of class class_name (caller frees), or NULL
+ * with HANDLE_INVALID. Takes the read lock. */
+char *implicit_uuid_of(Call *call, const char *class_name, const char *ref);
 /* HANDLE_INVALID unless each ref in value (a ref or ref set field) names an
  * existing object of its class, OpaqueRef:NULL or "" (XAPI stores "" as
  * given and treats it as no reference). Lock held. */

@@ -1,4 +1,4 @@
-/* rrd_http.c: /rrd_updates, /host_rrd and /vm_rrd (see rrd_http.h): the
+/* rrd_http.c: /rrd_updates, /host_rrd, /vm_rrd and /sr_rrd (see rrd_http.h): the
  * caller's session checked as the other HTTP handlers check it, the
  * query read as XAPI reads it, then one call into src/metrics. */
 #include "rrd_http.h"
@@ -22,7 +22,7 @@ static const DmMessage get_rrd = {
     .name = "get_rrd", .wire_name = "http/get_rrd", .roles = EVERY_ROLE};
 
 static const char *const paths[] = {"/rrd_updates", "/host_rrd", "/host_rrds", "/vm_rrd",
-                                    "/vm_rrds"};
+                                    "/vm_rrds", "/sr_rrd"};
 
 bool rrd_http_route(const char *method, const char *url)
 {
@@ -64,7 +64,7 @@ static enum MHD_Result text(struct MHD_Connection *conn, unsigned status, const 
 
 typedef struct {
     bool json_key;
-    GPtrArray *vm_uuids; /* char* (borrowed from MHD) */
+    GPtrArray *vm_uuids, *sr_uuids; /* char* (borrowed from MHD) */
 } Query;
 
 static enum MHD_Result scan_arg(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -75,6 +75,8 @@ static enum MHD_Result scan_arg(void *cls, enum MHD_ValueKind kind, const char *
         q->json_key = true;
     else if (strcmp(key, "vm_uuid") == 0 && value)
         g_ptr_array_add(q->vm_uuids, (gpointer)value);
+    else if (strcmp(key, "sr_uuid") == 0 && value)
+        g_ptr_array_add(q->sr_uuids, (gpointer)value);
     return MHD_YES;
 }
 
@@ -121,29 +123,34 @@ static enum MHD_Result rrd_updates(struct MHD_Connection *conn)
     const char *host = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "host");
     int cf = parse_cf(MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "cf"));
     g_autoptr(GPtrArray) uuids = g_ptr_array_new();
-    Query q = {false, uuids};
+    g_autoptr(GPtrArray) srs = g_ptr_array_new();
+    Query q = {false, uuids, srs};
     MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, scan_arg, &q);
     bool json = wants_json(conn, q.json_key);
     g_ptr_array_add(uuids, NULL);
+    g_ptr_array_add(srs, NULL);
     GString *body = g_string_new(NULL);
     metrics_rrd_updates(body, start, interval, cf, host && strcmp(host, "true") == 0,
-                        uuids->len > 1 ? (const char *const *)uuids->pdata : NULL, json);
+                        uuids->len > 1 ? (const char *const *)uuids->pdata : NULL,
+                        (const char *const *)srs->pdata, json);
     static const char *const headers[] = {"Cache-Control", "no-cache, no-store",
                                           "Access-Control-Allow-Headers", "X-Requested-With",
                                           NULL};
     return reply(conn, MHD_HTTP_OK, json ? "application/json" : "text/xml", body, headers);
 }
 
-static enum MHD_Result whole_rrd(struct MHD_Connection *conn, bool vm)
+static enum MHD_Result whole_rrd(struct MHD_Connection *conn, MetricsOwner owner)
 {
-    const char *uuid = vm ? MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "uuid")
-                          : NULL;
-    if (vm && !uuid)
+    const char *uuid = owner != METRICS_HOST
+                           ? MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "uuid")
+                           : NULL;
+    if (owner != METRICS_HOST && !uuid)
         return text(conn, MHD_HTTP_BAD_REQUEST, "uuid is required");
     GString *body = g_string_new(NULL);
-    if (!metrics_rrd_dump(body, uuid)) {
+    if (!metrics_rrd_dump(body, owner, uuid)) {
         g_string_free(body, TRUE);
-        return text(conn, MHD_HTTP_NOT_FOUND, "no archive for this VM");
+        return text(conn, MHD_HTTP_NOT_FOUND,
+                    owner == METRICS_VM ? "no archive for this VM" : "no archive for this SR");
     }
     static const char *const headers[] = {"Connection", "close", NULL};
     return reply(conn, MHD_HTTP_OK, "text/xml", body, headers);
@@ -195,7 +202,9 @@ enum MHD_Result rrd_http_serve(struct MHD_Connection *conn, bool trusted, const 
     else if (updates)
         ret = rrd_updates(conn);
     else
-        ret = whole_rrd(conn, g_str_has_prefix(url, "/vm_"));
+        ret = whole_rrd(conn, g_str_has_prefix(url, "/vm_")   ? METRICS_VM
+                              : g_str_has_prefix(url, "/sr_") ? METRICS_SR
+                                                               : METRICS_HOST);
     g_autofree char *failure =
         replied_status == MHD_HTTP_OK ? NULL : g_strdup_printf("HTTP %u", replied_status);
     finish_task(task, ret == MHD_YES ? failure : "the reply was not sent");

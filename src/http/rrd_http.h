@@ -1,5 +1,5 @@
 /* rrd_http.h: the metrics handlers, GET /rrd_updates, /host_rrd(s) and
- * /vm_rrd(s)?uuid= (XAPI's rrdd_http_handler.ml). */
+ * /vm_rrd(s)?uuid= and /sr_rrd?uuid= (XAPI's rrdd_http_handler.ml). */
 #pragma once
 
 #include <microhttpd.h>

@@ -8,8 +8,11 @@
 
 #include "bootstrap.h"
 #include "db.h"
+#include "disk_stats.h"
 #include "host_sample.h"
+#include "message_store.h"
 #include "metrics_db.h"
+#include "perfmon.h"
 #include "rrd.h"
 #include "xenops.h"
 
@@ -21,8 +24,16 @@ typedef struct {
     int64_t vcpus, memory, memory_target;
     unsigned n_disks, n_nics;
     int disk_slots[HV_SAMPLE_MAX_DEVICES];
+    char *disk_srs[HV_SAMPLE_MAX_DEVICES]; /* SR uuid of each disk's VDI */
+    char *perfmon;                         /* other_config:perfmon */
     int nic_devices[HV_SAMPLE_MAX_DEVICES];
 } VmPlan;
+
+typedef struct {
+    char *uuid, *perfmon;
+    int64_t utilisation, size; /* physical_utilisation, physical_size */
+    DiskRates rates;           /* summed over the disks on it */
+} SrPlan;
 
 static struct {
     char *dir;           /* STATE_DIR/rrd */
@@ -30,11 +41,14 @@ static struct {
     char *host_uuid;
     Rrd *host;
     GHashTable *vms;     /* uuid -> Rrd*, running VMs */
+    GHashTable *srs;     /* uuid -> Rrd*, SRs plugged here */
     GThread *thread;
     GMutex stop_lock;
     GCond stop_cond;
     bool stopping;
     HostSampler *hs;
+    DiskStats *disks;    /* the sampler thread's alone, as is perfmon */
+    Perfmon *perfmon;
 } m;
 
 static char *archive_path(const char *uuid)
@@ -84,12 +98,15 @@ static void save_all(void)
         g_ptr_array_add(uuids, g_strdup(m.host_uuid));
         g_ptr_array_add(images, rrd_serialize(m.host));
     }
-    GHashTableIter it;
-    gpointer uuid, rrd;
-    g_hash_table_iter_init(&it, m.vms);
-    while (g_hash_table_iter_next(&it, &uuid, &rrd)) {
-        g_ptr_array_add(uuids, g_strdup(uuid));
-        g_ptr_array_add(images, rrd_serialize(rrd));
+    GHashTable *tables[] = {m.vms, m.srs};
+    for (size_t k = 0; k < G_N_ELEMENTS(tables); k++) {
+        GHashTableIter it;
+        gpointer uuid, rrd;
+        g_hash_table_iter_init(&it, tables[k]);
+        while (g_hash_table_iter_next(&it, &uuid, &rrd)) {
+            g_ptr_array_add(uuids, g_strdup(uuid));
+            g_ptr_array_add(images, rrd_serialize(rrd));
+        }
     }
     g_mutex_unlock(&m.lock);
     for (guint i = 0; i < uuids->len; i++)
@@ -106,9 +123,18 @@ typedef struct {
     const char *host;
     GPtrArray *pifs;  /* char*: devices whose counters to read */
     GArray *vms;      /* VmPlan */
+    GArray *srs;      /* SrPlan: the SRs plugged here */
+    char *perfmon;    /* the host's other_config:perfmon */
     MetricsFigures figures; /* for the metrics objects */
     bool min_max;     /* pool other_config:create_min_max_in_new_VM_RRDs */
 } Plan;
+
+/* other_config:perfmon of row, or NULL. */
+static char *perfmon_of(const DbRow *row)
+{
+    const Xv *v = xv_struct_get(db_get(row, "other_config"), "perfmon");
+    return v ? g_strdup(xv_str(v)) : NULL;
+}
 
 static bool plan_pif(DbRow *pif, void *ctx)
 {
@@ -134,8 +160,12 @@ static void plan_devices(const DbRow *vm, VmPlan *v)
             strcmp(xv_str(db_get(vbd, "type")), "Disk") != 0)
             continue;
         gint64 slot = g_ascii_strtoll(xv_str(db_get(vbd, "userdevice")), NULL, 10);
-        if (slot >= 0 && slot < 26)
-            v->disk_slots[v->n_disks++] = (int)slot;
+        if (slot < 0 || slot >= 26)
+            continue;
+        DbRow *vdi = db_lookup(cls("VDI"), xv_str(db_get(vbd, "VDI")));
+        DbRow *sr = vdi ? db_lookup(cls("SR"), xv_str(db_get(vdi, "SR"))) : NULL;
+        v->disk_srs[v->n_disks] = sr ? g_strdup(xv_str(db_get(sr, "uuid"))) : NULL;
+        v->disk_slots[v->n_disks++] = (int)slot;
     }
     const Xv *vifs = db_get(vm, "VIFs");
     for (guint i = 0; i < xv_len(vifs) && v->n_nics < HV_SAMPLE_MAX_DEVICES; i++) {
@@ -153,12 +183,33 @@ static bool plan_vm(DbRow *vm, void *ctx)
     if (strcmp(xv_str(db_get(vm, "resident_on")), p->host) != 0 ||
         (strcmp(state, "Running") != 0 && strcmp(state, "Paused") != 0))
         return true;
+    /* VM_metrics.VCPUs_number follows set_VCPUs_number_live: hot-plugged
+     * vCPUs get their cpuN (the qemu driver counts QEMU's own). */
+    DbRow *metrics = db_lookup(cls("VM_metrics"), xv_str(db_get(vm, "metrics")));
+    int64_t vcpus = metrics ? int_field(metrics, "VCPUs_number") : 0;
+    if (vcpus <= 0)
+        vcpus = int_field(vm, "VCPUs_at_startup");
     VmPlan v = {.uuid = g_strdup(xv_str(db_get(vm, "uuid"))), .ref = g_strdup(vm->ref),
-                .vcpus = MIN(int_field(vm, "VCPUs_at_startup"), HV_SAMPLE_MAX_VCPUS),
+                .perfmon = perfmon_of(vm),
+                .vcpus = MIN(vcpus, HV_SAMPLE_MAX_VCPUS),
                 .memory = int_field(vm, "memory_static_max"),
                 .memory_target = int_field(vm, "memory_target")};
     plan_devices(vm, &v);
     g_array_append_val(p->vms, v);
+    return true;
+}
+
+static bool plan_pbd(DbRow *pbd, void *ctx)
+{
+    Plan *p = ctx;
+    DbRow *sr = db_lookup(cls("SR"), xv_str(db_get(pbd, "SR")));
+    if (!sr || !db_get(pbd, "currently_attached")->b ||
+        strcmp(xv_str(db_get(pbd, "host")), p->host) != 0)
+        return true;
+    SrPlan s = {.uuid = g_strdup(xv_str(db_get(sr, "uuid"))), .perfmon = perfmon_of(sr),
+                .utilisation = int_field(sr, "physical_utilisation"),
+                .size = int_field(sr, "physical_size")};
+    g_array_append_val(p->srs, s);
     return true;
 }
 
@@ -171,8 +222,18 @@ static bool plan_pool(DbRow *pool, void *ctx)
 
 static void vm_plan_clear(gpointer p)
 {
-    g_free(((VmPlan *)p)->uuid);
-    g_free(((VmPlan *)p)->ref);
+    VmPlan *v = p;
+    g_free(v->uuid);
+    g_free(v->ref);
+    g_free(v->perfmon);
+    for (unsigned i = 0; i < v->n_disks; i++)
+        g_free(v->disk_srs[i]);
+}
+
+static void sr_plan_clear(gpointer p)
+{
+    g_free(((SrPlan *)p)->uuid);
+    g_free(((SrPlan *)p)->perfmon);
 }
 
 /* ---- one sampling round -------------------------------------------------- */
@@ -191,9 +252,42 @@ static void add_sample(GPtrArray *names, GArray *samples, RrdDsType type, double
     g_array_append_val(samples, s);
 }
 
+/* The archive of uuid in table (lock held): in memory, else the one
+ * saved, else a new one. */
+static Rrd *archive_get(GHashTable *table, const char *uuid, bool min_max, int64_t now)
+{
+    Rrd *rrd = g_hash_table_lookup(table, uuid);
+    if (!rrd) {
+        rrd = archive_load(uuid);
+        if (!rrd)
+            rrd = rrd_new(min_max, now - RRD_STEP);
+        g_hash_table_insert(table, g_strdup(uuid), rrd);
+    }
+    return rrd;
+}
+
+/* A disk's I/O rates into the VM's sources and its SR's sum (sr_rates:
+ * uuid -> SrPlan*, of the SRs plugged here). */
+static void sample_disk_io(const VmPlan *v, unsigned i, const HvSample *hs, int64_t now,
+                           const char *dev, GPtrArray *names, GArray *samples,
+                           GHashTable *sr_rates)
+{
+    DiskCounters c = {hs->disks[i].read_bytes, hs->disks[i].write_bytes, hs->disks[i].read_ops,
+                      hs->disks[i].write_ops, hs->disks[i].read_ns, hs->disks[i].write_ns};
+    g_autofree char *key = g_strdup_printf("%s/%d", v->uuid, hs->disks[i].slot);
+    DiskRates r;
+    if (!disk_stats_update(m.disks, key, now, &c, &r))
+        return;
+    g_autofree char *prefix = g_strdup_printf("vbd_%s_", dev);
+    disk_rates_samples(&r, prefix, "", names, samples);
+    SrPlan *sr = v->disk_srs[i] ? g_hash_table_lookup(sr_rates, v->disk_srs[i]) : NULL;
+    if (sr)
+        disk_rates_add(&sr->rates, &r);
+}
+
 /* Samples one VM into its archive; returns the memory it holds (-1 when
  * the driver could not say). */
-static int64_t sample_vm(const VmPlan *v, int64_t now, bool min_max)
+static int64_t sample_vm(const VmPlan *v, int64_t now, bool min_max, GHashTable *sr_rates)
 {
     HvSample hs = {.n_vcpus = (unsigned)v->vcpus, .memory = v->memory,
                    .n_disks = v->n_disks, .n_nics = v->n_nics};
@@ -227,6 +321,7 @@ static int64_t sample_vm(const VmPlan *v, int64_t now, bool min_max)
             add_sample(names, samples, RRD_DERIVE, (double)hs.disks[i].read_bytes, "vbd_%s_read", dev);
         if (hs.disks[i].write_bytes >= 0)
             add_sample(names, samples, RRD_DERIVE, (double)hs.disks[i].write_bytes, "vbd_%s_write", dev);
+        sample_disk_io(v, i, &hs, now, dev, names, samples, sr_rates);
     }
     for (unsigned i = 0; i < hs.n_nics; i++) {
         if (hs.nics[i].rx_bytes >= 0)
@@ -235,70 +330,136 @@ static int64_t sample_vm(const VmPlan *v, int64_t now, bool min_max)
             add_sample(names, samples, RRD_DERIVE, (double)hs.nics[i].tx_bytes, "vif_%d_tx", hs.nics[i].device);
     }
     g_mutex_lock(&m.lock);
-    Rrd *rrd = g_hash_table_lookup(m.vms, v->uuid);
-    if (!rrd) {
-        rrd = archive_load(v->uuid);
-        if (!rrd)
-            rrd = rrd_new(min_max, now - RRD_STEP);
-        g_hash_table_insert(m.vms, g_strdup(v->uuid), rrd);
-    }
+    Rrd *rrd = archive_get(m.vms, v->uuid, min_max, now);
     rrd_update(rrd, now, (const RrdSample *)samples->data, samples->len);
     g_mutex_unlock(&m.lock);
     return actual;
 }
 
-/* Archives of VMs that stopped running here go to disk. */
-static void retire_stopped(const GArray *vms)
+/* Archives of table not in kept (VMs that stopped running here, SRs
+ * unplugged) go to disk (lock held). */
+static void retire(GHashTable *table, GHashTable *kept)
+{
+    GHashTableIter it;
+    gpointer uuid, rrd;
+    g_hash_table_iter_init(&it, table);
+    while (g_hash_table_iter_next(&it, &uuid, &rrd))
+        if (!g_hash_table_contains(kept, uuid)) {
+            archive_save(uuid, rrd);
+            g_hash_table_iter_remove(&it);
+        }
+}
+
+static void retire_stopped(const GArray *vms, GHashTable *sr_rates)
 {
     g_autoptr(GHashTable) running = g_hash_table_new(g_str_hash, g_str_equal);
     for (guint i = 0; i < vms->len; i++)
         g_hash_table_add(running, g_array_index(vms, VmPlan, i).uuid);
     g_mutex_lock(&m.lock);
-    GHashTableIter it;
-    gpointer uuid, rrd;
-    g_hash_table_iter_init(&it, m.vms);
-    while (g_hash_table_iter_next(&it, &uuid, &rrd))
-        if (!g_hash_table_contains(running, uuid)) {
-            archive_save(uuid, rrd);
-            g_hash_table_iter_remove(&it);
-        }
+    retire(m.vms, running);
+    retire(m.srs, sr_rates);
     g_mutex_unlock(&m.lock);
+}
+
+/* Each SR's summed I/O into its archive, with its physical_utilisation
+ * and size (perfmon's SR variable reads them), and into the host's
+ * samples as <key>_<uuid prefix> (XAPI's names there). */
+static void sample_srs(const GArray *srs, int64_t now, bool min_max, GPtrArray *host_names,
+                       GArray *host_samples)
+{
+    for (guint i = 0; i < srs->len; i++) {
+        const SrPlan *sr = &g_array_index(srs, SrPlan, i);
+        g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+        g_autoptr(GArray) samples = g_array_new(FALSE, FALSE, sizeof(RrdSample));
+        disk_rates_samples(&sr->rates, "", "", names, samples);
+        add_sample(names, samples, RRD_GAUGE, (double)sr->utilisation, "physical_utilisation");
+        add_sample(names, samples, RRD_GAUGE, (double)sr->size, "size");
+        g_autofree char *suffix = g_strdup_printf("_%.8s", sr->uuid);
+        disk_rates_samples(&sr->rates, "", suffix, host_names, host_samples);
+        g_mutex_lock(&m.lock);
+        rrd_update(archive_get(m.srs, sr->uuid, min_max, now), now,
+                   (const RrdSample *)samples->data, samples->len);
+        g_mutex_unlock(&m.lock);
+    }
+}
+
+/* perfmon's step over every monitored object, then its alarms raised. */
+static void perfmon_round(const Plan *p, int64_t now)
+{
+    g_autoptr(GPtrArray) alarms = g_ptr_array_new_with_free_func(perfmon_alarm_free);
+    g_mutex_lock(&m.lock);
+    perfmon_step(m.perfmon, "Host", m.host_uuid, p->perfmon, m.host, now, alarms);
+    for (guint i = 0; i < p->vms->len; i++) {
+        const VmPlan *v = &g_array_index(p->vms, VmPlan, i);
+        perfmon_step(m.perfmon, "VM", v->uuid, v->perfmon, g_hash_table_lookup(m.vms, v->uuid),
+                     now, alarms);
+    }
+    for (guint i = 0; i < p->srs->len; i++) {
+        const SrPlan *sr = &g_array_index(p->srs, SrPlan, i);
+        perfmon_step(m.perfmon, "SR", sr->uuid, sr->perfmon,
+                     g_hash_table_lookup(m.srs, sr->uuid), now, alarms);
+        perfmon_step_sr_for_host(m.perfmon, m.host_uuid, sr->uuid, sr->perfmon, m.host, now,
+                                 alarms);
+    }
+    g_mutex_unlock(&m.lock);
+    perfmon_expire(m.perfmon, now);
+    for (guint i = 0; i < alarms->len; i++) {
+        const PerfmonAlarm *a = alarms->pdata[i];
+        message_raise("ALARM", a->priority, a->cls, a->uuid, "%s", a->body);
+    }
 }
 
 static void sample_round(int64_t now)
 {
     g_autofree char *host = bootstrap_this_host();
     Plan p = {.host = host, .pifs = g_ptr_array_new_with_free_func(g_free),
-              .vms = g_array_new(FALSE, TRUE, sizeof(VmPlan))};
+              .vms = g_array_new(FALSE, TRUE, sizeof(VmPlan)),
+              .srs = g_array_new(FALSE, TRUE, sizeof(SrPlan))};
+    g_array_set_clear_func(p.srs, sr_plan_clear);
     g_array_set_clear_func(p.vms, vm_plan_clear);
     metrics_figures_init(&p.figures);
     db_read_begin();
     db_foreach(cls("PIF"), plan_pif, &p);
     db_foreach(cls("VM"), plan_vm, &p);
+    db_foreach(cls("PBD"), plan_pbd, &p);
     db_foreach(cls("pool"), plan_pool, &p);
+    DbRow *host_row = db_lookup(cls("host"), host);
+    p.perfmon = host_row ? perfmon_of(host_row) : NULL;
     db_read_end();
     g_ptr_array_add(p.pifs, NULL);
     g_autoptr(GArray) samples = g_array_new(FALSE, FALSE, sizeof(RrdSample));
+    g_autoptr(GPtrArray) sr_names = g_ptr_array_new_with_free_func(g_free);
     host_sampler_read(m.hs, (const char *const *)p.pifs->pdata, samples);
-    g_mutex_lock(&m.lock);
-    rrd_update(m.host, now, (const RrdSample *)samples->data, samples->len);
-    g_mutex_unlock(&m.lock);
     for (guint i = 0; i < samples->len; i++) {
         const RrdSample *s = &g_array_index(samples, RrdSample, i);
         if (strcmp(s->name, "memory_total_kib") == 0)
             p.figures.memory_total = (int64_t)s->value * 1024;
     }
+    g_autoptr(GHashTable) sr_rates = g_hash_table_new(g_str_hash, g_str_equal);
+    for (guint i = 0; i < p.srs->len; i++) {
+        SrPlan *sr = &g_array_index(p.srs, SrPlan, i);
+        g_hash_table_insert(sr_rates, sr->uuid, sr);
+    }
     for (guint i = 0; i < p.vms->len; i++) {
         const VmPlan *v = &g_array_index(p.vms, VmPlan, i);
-        MetricsVmFigures f = {g_strdup(v->ref), sample_vm(v, now, p.min_max)};
+        MetricsVmFigures f = {g_strdup(v->ref), sample_vm(v, now, p.min_max, sr_rates)};
         g_array_append_val(p.figures.vms, f);
     }
-    retire_stopped(p.vms);
+    disk_stats_expire(m.disks, now);
+    sample_srs(p.srs, now, p.min_max, sr_names, samples);
+    g_mutex_lock(&m.lock);
+    rrd_update(m.host, now, (const RrdSample *)samples->data, samples->len);
+    g_mutex_unlock(&m.lock);
+    retire_stopped(p.vms, sr_rates);
+    perfmon_round(&p, now);
     metrics_figures_read_links(&p.figures);
     metrics_db_write(&p.figures, host);
     metrics_figures_clear(&p.figures);
     g_ptr_array_unref(p.pifs);
     g_array_unref(p.vms);
+    g_hash_table_remove_all(sr_rates); /* before p.srs, which holds its keys */
+    g_array_unref(p.srs);
+    g_free(p.perfmon);
 }
 
 static gpointer sampler(gpointer data)
@@ -339,6 +500,9 @@ int metrics_start(const char *state_dir, XapiError **err)
     if (!m.host)
         m.host = rrd_new(true, g_get_real_time() / G_USEC_PER_SEC - RRD_STEP);
     m.vms = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)rrd_free);
+    m.srs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)rrd_free);
+    m.disks = disk_stats_new();
+    m.perfmon = perfmon_new();
     m.hs = host_sampler_new();
     m.thread = g_thread_new("metrics", sampler, NULL);
     return 0;
@@ -361,10 +525,9 @@ void metrics_stop(void)
 /* ---- reads ---------------------------------------------------------------- */
 
 void metrics_rrd_updates(GString *out, int64_t start, int64_t interval, int cf, bool host,
-                         const char *const *vm_uuids, bool json)
+                         const char *const *vm_uuids, const char *const *sr_uuids, bool json)
 {
     g_autoptr(GArray) sources = g_array_new(FALSE, FALSE, sizeof(RrdSource));
-    g_autoptr(GPtrArray) keep = g_ptr_array_new();
     g_mutex_lock(&m.lock);
     if (start < 0)
         start += rrd_last_update(m.host);
@@ -389,20 +552,35 @@ void metrics_rrd_updates(GString *out, int64_t start, int64_t interval, int cf, 
         }
         g_list_free(keys);
     }
+    for (const char *const *u = sr_uuids; u && *u; u++) {
+        Rrd *rrd = g_hash_table_lookup(m.srs, *u);
+        if (rrd) {
+            RrdSource s = {"sr", *u, rrd};
+            g_array_append_val(sources, s);
+        }
+    }
     rrd_xport(out, (const RrdSource *)sources->data, sources->len, start, interval, cf, json);
     g_mutex_unlock(&m.lock);
 }
 
-bool metrics_rrd_dump(GString *out, const char *vm_uuid)
+static Rrd *archive_of(MetricsOwner owner, const char *uuid)
+{
+    if (!m.vms)
+        return NULL;
+    return owner == METRICS_HOST ? m.host
+                                 : g_hash_table_lookup(owner == METRICS_VM ? m.vms : m.srs, uuid);
+}
+
+bool metrics_rrd_dump(GString *out, MetricsOwner owner, const char *uuid)
 {
     g_mutex_lock(&m.lock);
-    const Rrd *rrd = vm_uuid ? g_hash_table_lookup(m.vms, vm_uuid) : m.host;
+    const Rrd *rrd = archive_of(owner, uuid);
     if (rrd)
         rrd_dump_xml(out, rrd);
     g_mutex_unlock(&m.lock);
-    if (rrd || !vm_uuid)
+    if (rrd || owner == METRICS_HOST)
         return rrd != NULL;
-    g_autoptr(Rrd) saved = strchr(vm_uuid, '/') ? NULL : archive_load(vm_uuid);
+    g_autoptr(Rrd) saved = strchr(uuid, '/') ? NULL : archive_load(uuid);
     if (saved)
         rrd_dump_xml(out, saved);
     return saved != NULL;
@@ -430,12 +608,16 @@ static void describe(const char *name, bool vm, const char **description, const 
         {"memory_target", NULL, "Target of VM balloon driver", "B"},
         {"memory", NULL, "Memory currently allocated to VM", "B"},
         {"loadavg", "Domain0 loadavg", NULL, ""},
+        {"physical_utilisation", "Bytes the SR's files take", NULL, "B"}, /* SRs' */
+        {"size", "Size of the SR", NULL, "B"},
         {"pif_", "Bytes per second moved by a physical interface", NULL, "B/s"},
         {"vbd_", NULL, "Bytes per second read or written by a disk", "B/s"},
         {"vif_", NULL, "Bytes per second moved by a virtual interface", "B/s"},
     };
     *description = "";
     *units = "";
+    if (disk_stats_describe(name, description, units))
+        return;
     for (size_t i = 0; i < G_N_ELEMENTS(known); i++)
         if (g_str_has_prefix(name, known[i].prefix) && (vm ? known[i].vm : known[i].host)) {
             *description = vm ? known[i].vm : known[i].host;
@@ -444,19 +626,14 @@ static void describe(const char *name, bool vm, const char **description, const 
         }
 }
 
-static Rrd *archive_of(const char *vm_uuid)
-{
-    return vm_uuid ? g_hash_table_lookup(m.vms, vm_uuid) : m.host;
-}
-
-Xv *metrics_data_sources(const char *vm_uuid)
+Xv *metrics_data_sources(MetricsOwner owner, const char *uuid)
 {
     Xv *out = xv_new_array();
     g_mutex_lock(&m.lock);
-    const Rrd *rrd = m.vms ? archive_of(vm_uuid) : NULL;
+    const Rrd *rrd = archive_of(owner, uuid);
     for (guint i = 0; rrd && i < rrd_n_sources(rrd); i++) {
         const char *name = rrd_source_name(rrd, i), *description, *units;
-        describe(name, vm_uuid != NULL, &description, &units);
+        describe(name, owner == METRICS_VM, &description, &units);
         bool fraction = g_str_has_prefix(name, "cpu");
         Xv *ds = xv_new_struct();
         xv_struct_set_string(ds, "name_label", name);
@@ -474,9 +651,10 @@ Xv *metrics_data_sources(const char *vm_uuid)
 }
 
 /* The source's index in its archive (lock held), or -1 with err. */
-static int source_locked(const char *vm_uuid, const char *name, Rrd **rrd, XapiError **err)
+static int source_locked(MetricsOwner owner, const char *uuid, const char *name, Rrd **rrd,
+                         XapiError **err)
 {
-    *rrd = m.vms ? archive_of(vm_uuid) : NULL;
+    *rrd = archive_of(owner, uuid);
     int i = *rrd ? rrd_source_index(*rrd, name) : -1;
     if (i < 0) {
         g_autofree char *what = g_strdup_printf("Datasource_missing(%s)", name);
@@ -485,33 +663,36 @@ static int source_locked(const char *vm_uuid, const char *name, Rrd **rrd, XapiE
     return i;
 }
 
-int metrics_query_source(const char *vm_uuid, const char *name, double *value, XapiError **err)
+int metrics_query_source(MetricsOwner owner, const char *uuid, const char *name, double *value,
+                         XapiError **err)
 {
     Rrd *rrd;
     g_mutex_lock(&m.lock);
-    int i = source_locked(vm_uuid, name, &rrd, err);
+    int i = source_locked(owner, uuid, name, &rrd, err);
     if (i >= 0)
         *value = rrd_source_value(rrd, (guint)i);
     g_mutex_unlock(&m.lock);
     return i < 0 ? -1 : 0;
 }
 
-int metrics_forget_source(const char *vm_uuid, const char *name, XapiError **err)
+int metrics_forget_source(MetricsOwner owner, const char *uuid, const char *name,
+                          XapiError **err)
 {
     Rrd *rrd;
     g_mutex_lock(&m.lock);
-    int i = source_locked(vm_uuid, name, &rrd, err);
+    int i = source_locked(owner, uuid, name, &rrd, err);
     if (i >= 0)
         rrd_forget_source(rrd, (guint)i);
     g_mutex_unlock(&m.lock);
     return i < 0 ? -1 : 0;
 }
 
-int metrics_record_source(const char *vm_uuid, const char *name, XapiError **err)
+int metrics_record_source(MetricsOwner owner, const char *uuid, const char *name,
+                          XapiError **err)
 {
     Rrd *rrd;
     g_mutex_lock(&m.lock);
-    int i = source_locked(vm_uuid, name, &rrd, err);
+    int i = source_locked(owner, uuid, name, &rrd, err);
     g_mutex_unlock(&m.lock);
     return i < 0 ? -1 : 0;
 }

@@ -3,7 +3,8 @@
  * archives, kept in memory for running VMs only (a stopped VM's go to the
  * state dir) and written to STATE_DIR/rrd at a clean stop and every few
  * minutes, as XAPI's rrdd backs them up; and the reads /rrd_updates,
- * /host_rrd and /vm_rrd serve. */
+ * /host_rrd, /vm_rrd and /sr_rrd serve. Each SR plugged here has an
+ * archive of the I/O of the disks on it (disk_stats.h). */
 #pragma once
 
 #include <stdbool.h>
@@ -21,24 +22,30 @@ void metrics_stop(void);
 /* Whether metrics_start ran (xapid --no-metrics: not). */
 bool metrics_running(void);
 
+/* Whose archive: the host's (uuid NULL), a VM's or an SR's. */
+typedef enum { METRICS_HOST, METRICS_VM, METRICS_SR } MetricsOwner;
+
 /* /rrd_updates: the host's archive when host, then the VMs' (vm_uuids, or
- * every running VM's when NULL); start < 0 counts back from the last
- * update; cf < 0 for all. */
+ * every running VM's when NULL), then the SRs' (sr_uuids; none when
+ * NULL); start < 0 counts back from the last update; cf < 0 for all. */
 void metrics_rrd_updates(GString *out, int64_t start, int64_t interval, int cf, bool host,
-                         const char *const *vm_uuids, bool json);
-/* The whole archive of the host (uuid NULL) or of a VM, in memory or
- * saved; false if there is none. */
-bool metrics_rrd_dump(GString *out, const char *vm_uuid);
-/* The data sources of the host's (vm_uuid NULL) or a running VM's
+                         const char *const *vm_uuids, const char *const *sr_uuids, bool json);
+/* The whole archive of the host, a VM or an SR, in memory or saved;
+ * false if there is none. */
+bool metrics_rrd_dump(GString *out, MetricsOwner owner, const char *uuid);
+/* The data sources of the host's, a running VM's or a plugged SR's
  * archive, as data_source records (an empty set when it has none). */
-Xv *metrics_data_sources(const char *vm_uuid);
+Xv *metrics_data_sources(MetricsOwner owner, const char *uuid);
 /* A source's value over the last 5 s step: 0, or -1 with
  * INTERNAL_ERROR [Datasource_missing(NAME)] when there is no such source.
  * forget empties its archives; record checks that it is recorded (every
  * source here is). */
-int metrics_query_source(const char *vm_uuid, const char *name, double *value, XapiError **err);
-int metrics_forget_source(const char *vm_uuid, const char *name, XapiError **err);
-int metrics_record_source(const char *vm_uuid, const char *name, XapiError **err);
+int metrics_query_source(MetricsOwner owner, const char *uuid, const char *name, double *value,
+                         XapiError **err);
+int metrics_forget_source(MetricsOwner owner, const char *uuid, const char *name,
+                          XapiError **err);
+int metrics_record_source(MetricsOwner owner, const char *uuid, const char *name,
+                          XapiError **err);
 
 /* Bytes held in memory for a VM's archive (0 if none). */
 size_t metrics_vm_bytes(const char *vm_uuid);

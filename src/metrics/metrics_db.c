@@ -6,6 +6,7 @@
 
 #include "db.h"
 #include "host_net.h"
+#include "pci_ids.h"
 #include "xv.h"
 
 static void vm_figures_clear(gpointer p) { g_free(((MetricsVmFigures *)p)->vm); }
@@ -17,6 +18,8 @@ static void pif_figures_clear(gpointer p)
     g_free(f->device);
     g_free(f->vendor_id);
     g_free(f->device_id);
+    g_free(f->vendor_name);
+    g_free(f->device_name);
     g_free(f->pci_bus_path);
 }
 
@@ -61,6 +64,8 @@ void metrics_figures_read_links(MetricsFigures *f)
         p->duplex = full_duplex(p->device);
         p->vendor_id = bare_hex(l->vendor_id);
         p->device_id = bare_hex(l->device_id);
+        p->vendor_name = pci_ids_vendor_name(p->vendor_id);
+        p->device_name = pci_ids_device_name(p->vendor_id, p->device_id);
         p->pci_bus_path = g_strdup(l->pci_bus_path);
     }
 }
@@ -102,6 +107,8 @@ static bool pif_changes(DbRow *m, const MetricsPifFigures *p, bool write)
     c |= put(m, "duplex", xv_new_bool(p->duplex), write);
     c |= put(m, "vendor_id", xv_new_string(p->vendor_id), write);
     c |= put(m, "device_id", xv_new_string(p->device_id), write);
+    c |= put(m, "vendor_name", xv_new_string(p->vendor_name), write);
+    c |= put(m, "device_name", xv_new_string(p->device_name), write);
     c |= put(m, "pci_bus_path", xv_new_string(p->pci_bus_path), write);
     return c;
 }

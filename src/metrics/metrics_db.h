@@ -1,7 +1,8 @@
 /* metrics_db.h: the sampler's figures kept current in the database's
  * metrics objects, as XAPI's monitor threads keep them (monitor_mem.ml,
  * monitor_master.ml): host_metrics memory_total and live, VM_metrics
- * memory_actual, PIF_metrics carrier, speed, duplex and PCI identity.
+ * memory_actual, PIF_metrics carrier, speed, duplex and PCI identity
+ * (ids, bus path, and the vendor and device names pci.ids gives them).
  * Only what changed is written, in one write transaction per round, and
  * none when nothing changed. (VM_metrics.VCPUs_utilisation,
  * host_metrics.memory_free, the io_*_kbs fields and VBD/VIF_metrics'
@@ -25,6 +26,7 @@ typedef struct {
     bool carrier, duplex;
     int64_t speed;
     char *vendor_id, *device_id, *pci_bus_path;
+    char *vendor_name, *device_name; /* from pci.ids (pci_ids.h) */
 } MetricsPifFigures;
 
 typedef struct {

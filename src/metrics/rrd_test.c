@@ -1,8 +1,9 @@
 /* rrd_test.c: the archives' consolidation (rates of counters, averages,
  * minima and maxima per row, unknown points and xff, gaps), the
  * /rrd_updates choice of archive and its XML and JSON against golden
- * files, the dump, the state dir image, and the bytes a VM's archive
- * takes. XAPID_UPDATE_GOLDEN=1 rewrites the golden files. */
+ * files, the dump, the state dir image, the bytes a VM's archive
+ * takes, and the disk I/O rates of an SR's archive (disk_stats.h) with
+ * their golden. XAPID_UPDATE_GOLDEN=1 rewrites the golden files. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "disk_stats.h"
 #include "rrd.h"
 
 /* A multiple of every archive's row span (5 s x 17280 = 1 day). */
@@ -194,6 +196,69 @@ static void test_vm_archive_bytes(void **state)
     assert_true(bytes < 7 * 8 * (120 + 120 + 168 + 366) + 4096);
 }
 
+/* Two disks on one SR read every 5 s: their rates, summed, are the SR's
+ * sources; a counter that goes back (a new domain) or is unknown gives no
+ * rates for that reading. */
+static void test_sr_io_golden(void **state)
+{
+    g_autoptr(Rrd) sr = rrd_new(false, T0);
+    DiskStats *ds = disk_stats_new();
+    DiskCounters a = {0, 0, 0, 0, 0, 0}, b = {0, 0, 0, 0, 0, 0};
+    DiskRates r;
+    for (int i = 0; i <= 4; i++) {
+        int64_t t = T0 + (int64_t)i * RRD_STEP;
+        DiskRates sum = {0};
+        /* a: 10 reads of 4 KiB a second, 250 us each; b: 2 writes of 64
+         * KiB a second, 1 ms each, more from the third reading on */
+        a = (DiskCounters){a.read_bytes + 50 * 4096, 0, a.read_ops + 50, 0,
+                           a.read_ns + 50 * 250000, 0};
+        int writes = i >= 2 ? 20 : 10;
+        b = (DiskCounters){0, b.write_bytes + writes * 65536, 0, b.write_ops + writes, 0,
+                           b.write_ns + writes * 1000000LL};
+        bool got_a = disk_stats_update(ds, "vm1/0", t, &a, &r);
+        assert_int_equal(got_a, i > 0);
+        if (got_a)
+            disk_rates_add(&sum, &r);
+        if (disk_stats_update(ds, "vm2/1", t, &b, &r))
+            disk_rates_add(&sum, &r);
+        if (i == 0)
+            continue;
+        g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+        g_autoptr(GArray) samples = g_array_new(FALSE, FALSE, sizeof(RrdSample));
+        disk_rates_samples(&sum, "", "", names, samples);
+        rrd_update(sr, t, (const RrdSample *)samples->data, samples->len);
+    }
+    /* 10 reads/s x 4 KiB = 0.0390625 MiB/s; at the last, 4 writes/s x 64
+     * KiB = 0.25 MiB/s; latency (10 x 250 + 4 x 1000) / 14 us. */
+    assert_int_equal(rrd_source_index(sr, "read_latency"), 6);
+    assert_true(rrd_source_value(sr, 6) == 250.0);
+    assert_true(fabs(rrd_source_value(sr, 8) - 6500.0 / 14) < 1e-9);
+    assert_true(fabs(rrd_source_value(sr, 9) - (10 * 0.00025 + 4 * 0.001)) < 1e-12);
+    g_autoptr(GString) xml = g_string_new(NULL);
+    rrd_xport(xml, &(RrdSource){"sr", "77777777-8888-9999-aaaa-bbbbbbbbbbbb", sr}, 1,
+              T0 + 5, 5, RRD_AVERAGE, false);
+    check_golden("sr_rrd_updates.xml", xml);
+    /* A counter gone back or unknown: no rates, and the next reading
+     * starts afresh. */
+    DiskCounters back = {0, 0, 0, 0, 0, 0}, unknown = {-1, 0, 0, 0, 0, 0};
+    assert_false(disk_stats_update(ds, "vm1/0", T0 + 25, &back, &r));
+    assert_false(disk_stats_update(ds, "vm1/0", T0 + 30, &unknown, &r));
+    assert_false(disk_stats_update(ds, "vm1/0", T0 + 35, &back, &r));
+    assert_true(disk_stats_update(ds, "vm1/0", T0 + 40, &back, &r));
+    /* Disks not read since a round are forgotten. */
+    disk_stats_expire(ds, T0 + 40);
+    assert_false(disk_stats_update(ds, "vm2/1", T0 + 45, &b, &r));
+    /* XAPI's names and units, however the source is named. */
+    const char *description, *units;
+    assert_true(disk_stats_describe("vbd_xvdb_iops_read", &description, &units));
+    assert_string_equal(units, "requests/s");
+    assert_true(disk_stats_describe("read_latency_77777777", &description, &units));
+    assert_string_equal(units, "μs");
+    assert_true(disk_stats_describe("io_throughput_total", &description, &units));
+    assert_false(disk_stats_describe("vbd_xvda_read", &description, &units));
+    disk_stats_free(ds);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -204,6 +269,7 @@ int main(void)
         cmocka_unit_test(test_dump_and_image),
         cmocka_unit_test(test_names_escaped),
         cmocka_unit_test(test_vm_archive_bytes),
+        cmocka_unit_test(test_sr_io_golden),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,6 +11,7 @@
 #include <linux/if_tun.h>
 #include <linux/sockios.h>
 #include <net/if.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -239,10 +240,20 @@ HostLink *hostnet_link(const char *name)
     l->veth = !l->physical && !l->bridge && !l->tap &&
               sys_int(name, "iflink") != sys_int(name, "ifindex");
     l->loopback = sys_int(name, "type") == 772; /* ARPHRD_LOOPBACK */
-    l->vendor_id = sys_read(name, "device/vendor");
-    l->device_id = sys_read(name, "device/device");
-    g_autofree char *dev_link = g_file_read_link(device, NULL);
-    l->pci_bus_path = g_strdup(dev_link && strrchr(dev_link, '/') ? strrchr(dev_link, '/') + 1 : "");
+    /* A virtio NIC's device is the virtio device on its PCI function,
+     * whose vendor and device files hold virtio's ids (1af4:0001): the PCI
+     * ids and address are its parent's. */
+    g_autofree char *subsystem = sys_path(name, "device/subsystem");
+    g_autofree char *bus = g_file_read_link(subsystem, NULL);
+    const char *pci = bus && g_str_has_suffix(bus, "/virtio") ? "device/.." : "device";
+    g_autofree char *vendor = g_strconcat(pci, "/vendor", NULL);
+    g_autofree char *device_file = g_strconcat(pci, "/device", NULL);
+    l->vendor_id = sys_read(name, vendor);
+    l->device_id = sys_read(name, device_file);
+    g_autofree char *pci_dir = sys_path(name, pci);
+    g_autofree char *real = realpath(pci_dir, NULL);
+    l->pci_bus_path = g_strdup(l->physical && real && strrchr(real, '/') ? strrchr(real, '/') + 1
+                                                                         : "");
     return l;
 }
 

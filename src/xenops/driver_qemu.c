@@ -1581,6 +1581,8 @@ static int qemu_sample(const char *uuid, HvSample *sample)
         g_autofree char *id = g_strdup_printf(QEMU_DISK_ID_FMT, sample->disks[k].slot);
         g_autofree char *inner = g_strconcat("/", id, "/", NULL);
         sample->disks[k].read_bytes = sample->disks[k].write_bytes = -1;
+        sample->disks[k].read_ops = sample->disks[k].write_ops = -1;
+        sample->disks[k].read_ns = sample->disks[k].write_ns = -1;
         for (size_t i = 0; blocks && i < json_object_array_length(blocks); i++) {
             json_object *b = json_object_array_get_idx(blocks, i);
             const char *qdev = json_object_get_string(member(b, "qdev"));
@@ -1590,6 +1592,10 @@ static int qemu_sample(const char *uuid, HvSample *sample)
             json_object *stats = member(b, "stats");
             sample->disks[k].read_bytes = json_object_get_int64(member(stats, "rd_bytes"));
             sample->disks[k].write_bytes = json_object_get_int64(member(stats, "wr_bytes"));
+            sample->disks[k].read_ops = json_object_get_int64(member(stats, "rd_operations"));
+            sample->disks[k].write_ops = json_object_get_int64(member(stats, "wr_operations"));
+            sample->disks[k].read_ns = json_object_get_int64(member(stats, "rd_total_time_ns"));
+            sample->disks[k].write_ns = json_object_get_int64(member(stats, "wr_total_time_ns"));
         }
     }
     json_object_put(blocks);

@@ -436,8 +436,15 @@ static int sim_sample(const char *uuid, HvSample *sample)
     for (unsigned i = 0; i < sample->n_vcpus; i++)
         sample->vcpu_seconds[i] = running ? sim_busy_seconds(t, seed + i) : 0;
     for (unsigned i = 0; i < sample->n_disks; i++) {
-        sample->disks[i].read_bytes = (int64_t)(t * 4096 * (1 + (seed + i) % 7));
-        sample->disks[i].write_bytes = (int64_t)(t * 2048 * (1 + (seed + i) % 5));
+        /* 4 KiB reads of 100-400 us, 8 KiB writes of 200-1000 us */
+        int64_t reads = (int64_t)(t * (1 + (seed + i) % 7));
+        int64_t writes = (int64_t)(t / 4 * (1 + (seed + i) % 5));
+        sample->disks[i].read_ops = reads;
+        sample->disks[i].write_ops = writes;
+        sample->disks[i].read_bytes = reads * 4096;
+        sample->disks[i].write_bytes = writes * 8192;
+        sample->disks[i].read_ns = reads * 100000 * (1 + (seed + i) % 4);
+        sample->disks[i].write_ns = writes * 200000 * (1 + (seed + i) % 5);
     }
     for (unsigned i = 0; i < sample->n_nics; i++) {
         sample->nics[i].rx_bytes = (int64_t)(t * 1500 * (1 + (seed + i) % 9));

@@ -93,7 +93,11 @@ typedef struct {
     double vcpu_seconds[HV_SAMPLE_MAX_VCPUS]; /* CPU time each vCPU used, in total */
     int64_t memory;                          /* bytes the domain has */
     unsigned n_disks;
-    struct { int slot; int64_t read_bytes, write_bytes; } disks[HV_SAMPLE_MAX_DEVICES];
+    /* bytes, requests completed, and nanoseconds those requests took */
+    struct {
+        int slot;
+        int64_t read_bytes, write_bytes, read_ops, write_ops, read_ns, write_ns;
+    } disks[HV_SAMPLE_MAX_DEVICES];
     unsigned n_nics;
     struct { int device; int64_t rx_bytes, tx_bytes; } nics[HV_SAMPLE_MAX_DEVICES]; /* as the guest sees them */
 } HvSample;

@@ -486,7 +486,20 @@ static int revert_work(VmOp *o)
 
 int xapi_VM_revert(Call *call, const char *snapshot)
 {
-    return vm_run_operation(call, snapshot, "revert", revert_work, NULL);
+    int rc = vm_run_operation(call, snapshot, "revert", revert_work, NULL);
+    if (rc < 0)
+        return rc;
+    /* XAPI's VM_SNAPSHOT_REVERTED, on the VM (no colon after "uuid") */
+    db_read_begin();
+    DbRow *row = db_lookup(dm_class_by_name("VM"), snapshot);
+    g_autofree char *vm = row ? g_strdup(xv_str(db_get(row, "snapshot_of"))) : NULL;
+    g_autofree char *name = row ? g_strdup(xv_str(db_get(row, "name_label"))) : NULL;
+    g_autofree char *uuid = row ? g_strdup(xv_str(db_get(row, "uuid"))) : NULL;
+    db_read_end();
+    if (vm)
+        message_raise_vm("VM_SNAPSHOT_REVERTED", vm, "reverted to snapshot: %s (uuid %s)", name,
+                         uuid);
+    return rc;
 }
 
 /* ---- provision -------------------------------------------------------------------- */

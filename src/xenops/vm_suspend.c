@@ -271,5 +271,7 @@ int xapi_VM_checkpoint(Call *call, const char *vm, const char *new_name, Xv **re
     CheckpointArgs a = {new_name, NULL};
     int rc = vm_run_operation(call, vm, "checkpoint", checkpoint_work, &a);
     *result = a.result;
+    if (rc == 0)
+        message_raise_vm("VM_CHECKPOINTED", vm, "checkpointed, snapshot name: %s", new_name);
     return rc;
 }

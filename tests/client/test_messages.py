@@ -98,8 +98,11 @@ def test_vm_operations_raise_messages(api):
     ok(proxy.VM.hard_reboot(s, vm))
     ok(proxy.VM.suspend(s, vm))
     ok(proxy.VM.resume(s, vm, False, False))
+    ok(proxy.VM.checkpoint(s, vm, "msg-checkpoint"))
     ok(proxy.VM.hard_shutdown(s, vm))
-    ok(proxy.VM.snapshot(s, vm, "msg-snap"))
+    snap = ok(proxy.VM.snapshot(s, vm, "msg-snap"))
+    snap_uuid = ok(proxy.VM.get_uuid(s, snap))
+    ok(proxy.VM.revert(s, snap))
     clone = ok(proxy.VM.clone(s, vm, "msg-clone"))
     clone_uuid = ok(proxy.VM.get_uuid(s, clone))
     epoch = xmlrpc.client.DateTime("19700101T00:00:00Z")
@@ -114,6 +117,8 @@ def test_vm_operations_raise_messages(api):
         ("VM_SHUTDOWN", "5", p + "shutdown forcibly"),
         ("VM_CLONED", "5", p + f"cloned (new uuid: {clone_uuid})"),
         ("VM_SNAPSHOTTED", "5", p + "snapshotted, snapshot name: msg-snap"),
+        ("VM_CHECKPOINTED", "5", p + "checkpointed, snapshot name: msg-checkpoint"),
+        ("VM_SNAPSHOT_REVERTED", "5", p + f"reverted to snapshot: msg-snap (uuid {snap_uuid})"),
         ("VM_SUSPENDED", "5", p + "suspended"),
         ("VM_RESUMED", "5", p + f"resumed on host: {hlabel} (uuid: {hu})"),
     ])

@@ -256,12 +256,148 @@ def test_data_sources(daemon, api, vm):
     assert rows and all(r["values"][i] == "NaN" for r in rows)
 
 
+IO_KEYS = ["io_throughput_read", "io_throughput_write", "io_throughput_total", "iops_read",
+           "iops_write", "iops_total", "read_latency", "write_latency", "latency", "iowait"]
+
+
+def test_sr_and_disk_io_sources(daemon, api, vm):
+    """XAPI's iostat sources: each VM disk's vbd_<dev>_<key>, each plugged
+    SR's own archive of the sum (SR.get_data_sources and friends,
+    /rrd_updates?sr_uuid=, /sr_rrd) and the same as <key>_<sr8> in the
+    host's archive. The sim disk does 4 KiB reads of 100-400 us."""
+    proxy, s = api
+    vm_ref, vm_uuid = vm
+    host = ok(proxy.host.get_all(s))[0]
+    vbd = next(b for b in ok(proxy.VM.get_VBDs(s, vm_ref))
+               if ok(proxy.VBD.get_type(s, b)) == "Disk")
+    sr = ok(proxy.VDI.get_SR(s, ok(proxy.VBD.get_VDI(s, vbd))))
+    sr_uuid = ok(proxy.SR.get_uuid(s, sr))
+    sources = {d["name_label"]: d for d in ok(proxy.SR.get_data_sources(s, sr))}
+    assert list(sources) == IO_KEYS + ["physical_utilisation", "size"]
+    assert ok(proxy.SR.query_data_source(s, sr, "size")) == int(
+        ok(proxy.SR.get_physical_size(s, sr)))
+    assert sources["iops_read"]["units"] == "requests/s"
+    assert sources["read_latency"]["units"] == "μs"
+    assert sources["io_throughput_read"]["units"] == "MiB/s"
+    reads = ok(proxy.SR.query_data_source(s, sr, "iops_read"))
+    assert reads > 0
+    # 4 KiB a read: MiB/s = reads x 4096 / 2^20 (the one VM on the SR).
+    assert ok(proxy.SR.query_data_source(s, sr, "io_throughput_read")) == pytest.approx(
+        reads * 4096 / MiB)
+    assert 100 <= ok(proxy.SR.query_data_source(s, sr, "read_latency")) <= 400
+    assert err(proxy.SR.query_data_source(s, sr, "nonsense")) == [
+        "INTERNAL_ERROR", "Datasource_missing(nonsense)"]
+    assert err(proxy.SR.get_data_sources(s, "OpaqueRef:nothing"))[0] == "HANDLE_INVALID"
+    ok(proxy.SR.record_data_source(s, sr, "iops_total"))
+    vm_sources = {d["name_label"] for d in ok(proxy.VM.get_data_sources(s, vm_ref))}
+    assert {f"vbd_xvda_{k}" for k in IO_KEYS} <= vm_sources
+    latency = ok(proxy.VM.query_data_source(s, vm_ref, "vbd_xvda_read_latency"))
+    assert 100 <= latency <= 400
+    host_sources = {d["name_label"] for d in ok(proxy.host.get_data_sources(s, host))}
+    assert {f"{k}_{sr_uuid[:8]}" for k in IO_KEYS} <= host_sources
+
+    # /rrd_updates: SRs only when named (XAPI's default is none), after the VMs.
+    u = updates_json(daemon, f"start=-60&json=true&cf=AVERAGE&sr_uuid={sr_uuid}")
+    owners = [e.split(":")[1] for e in u["meta"]["legend"]]
+    assert "sr" in owners and owners == sorted(owners, key=lambda o: o == "sr")
+    assert [e for e in u["meta"]["legend"] if ":sr:" in e] == [
+        f"AVERAGE:sr:{sr_uuid}:{k}" for k in IO_KEYS + ["physical_utilisation", "size"]]
+    assert column(u, f":sr:{sr_uuid}:iops_read$")[f"AVERAGE:sr:{sr_uuid}:iops_read"] > 0
+    u = updates_json(daemon, "start=-60&json=true")
+    assert not [e for e in u["meta"]["legend"] if ":sr:" in e]
+
+    # /sr_rrd: the whole archive, as /vm_rrd.
+    status, headers, body = get(daemon, f"/sr_rrd?uuid={sr_uuid}")
+    assert status == 200 and headers["Content-Type"] == "text/xml"
+    root = ET.fromstring(body)
+    assert [d.find("name").text for d in root.findall("ds")] == IO_KEYS + [
+        "physical_utilisation", "size"]
+    assert [r.find("cf").text for r in root.findall("rra")] == ["AVERAGE"] * 4
+    assert get(daemon, "/sr_rrd")[0] == 400
+    assert get(daemon, "/sr_rrd?uuid=00000000-0000-0000-0000-000000000000")[0] == 404
+    assert get(daemon, f"/sr_rrd?uuid={sr_uuid}", auth=False)[0] == 401
+
+
+def test_rrdtool_restores_the_archives(daemon, api, vm, tmp_path):
+    """rrdtool (Debian's) reads /sr_rrd's XML with `rrdtool restore`, and
+    `rrdtool fetch` gives the figures /rrd_updates gives. rrdtool refuses
+    source names longer than 19 characters, and XAPI's names are often
+    longer (physical_utilisation, vbd_xvda_iops_read, iops_read_<sr8>), in
+    XAPI's dumps as in ours: the names are renamed ds0, ds1, ... first."""
+    proxy, s = api
+    sr = next(r for r in ok(proxy.SR.get_all_records(s)).values() if r["content_type"] != "iso")
+    status, _, body = get(daemon, f"/sr_rrd?uuid={sr['uuid']}")
+    assert status == 200
+    names = re.findall(r"<ds><name>([^<]*)</name>", body)
+    assert "physical_utilisation" in names
+    renamed = iter(range(len(names)))
+    short = re.sub(r"<ds><name>[^<]*</name>", lambda m: f"<ds><name>ds{next(renamed)}</name>",
+                   body)
+    xml = tmp_path / "sr.xml"
+    xml.write_text(short)
+    rrd = tmp_path / "sr.rrd"
+    subprocess.run(["rrdtool", "restore", str(xml), str(rrd)], check=True, timeout=60)
+    root = ET.fromstring(body)
+    last = int(root.find("lastupdate").text)
+    out = subprocess.run(["rrdtool", "fetch", str(rrd), "AVERAGE", "-r", "5", "-s",
+                          str(last - 300), "-e", str(last)], check=True, capture_output=True,
+                         text=True, timeout=60).stdout.splitlines()
+    assert out[0].split() == [f"ds{i}" for i in range(len(names))]
+    fetched = {}
+    for line in out[2:]:
+        t, values = line.split(":")
+        fetched[int(t)] = [float(v) for v in values.split()]
+    u = updates_json(daemon, f"start={last - 300}&json=true&cf=AVERAGE&vm_uuid=none"
+                             f"&sr_uuid={sr['uuid']}")
+    compared = 0
+    for row in u["data"]:
+        t = int(row["t"])
+        if t <= last and any(v != "NaN" for v in row["values"]):
+            assert fetched[t] == pytest.approx([float(v) for v in row["values"]]), t
+            compared += 1
+    assert compared > 0
+
+
 def sysfs(dev, name):
     try:
         with open(f"/sys/class/net/{dev}/{name}") as f:
             return f.read().strip()
     except OSError:
         return ""
+
+
+def pci_names(vendor, device):
+    """(vendor name, device name) from Debian's pci.ids, read here on its own."""
+    names = ["", ""]
+    try:
+        with open("/usr/share/misc/pci.ids", encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return tuple(names)
+    in_vendor = False
+    for line in lines:
+        if line.startswith("#") or not line:
+            continue
+        if not line.startswith("\t"):
+            in_vendor = line[:4].lower() == vendor.lower() and line[4:5] == " "
+            if in_vendor:
+                names[0] = line[4:].strip()
+        elif in_vendor and not line.startswith("\t\t") and line[1:5].lower() == device.lower():
+            names[1] = line[5:].strip()
+    return tuple(names)
+
+
+def start_small_vm(api, name, memory, dynamic_min, vcpus_max, vcpus):
+    """A running sim VM without devices."""
+    proxy, s = api
+    ref = ok(proxy.VM.create(s, {
+        "name_label": name, "memory_static_max": str(memory),
+        "memory_dynamic_max": str(memory), "memory_dynamic_min": str(dynamic_min),
+        "VCPUs_max": str(vcpus_max), "VCPUs_at_startup": str(vcpus),
+        "actions_after_shutdown": "destroy", "actions_after_reboot": "restart",
+        "actions_after_crash": "destroy"}))
+    ok(proxy.VM.start(s, ref, False, False))
+    return ref
 
 
 def test_metrics_objects_follow_the_sampler(daemon, api, vm):
@@ -281,14 +417,20 @@ def test_metrics_objects_follow_the_sampler(daemon, api, vm):
         speed = int(sysfs(pif["device"], "speed") or 0)
         assert int(pm["speed"]) == max(speed, 0)
         assert pm["duplex"] is sysfs(pif["device"], "duplex").startswith("full")
+        # The PCI function's ids (a virtio NIC's parent's), named by pci.ids.
+        device = os.path.realpath(f"/sys/class/net/{pif['device']}/device")
+        if os.path.basename(os.path.realpath(device + "/subsystem")) == "virtio":
+            device = os.path.dirname(device)
+        with open(device + "/vendor") as f:
+            assert pm["vendor_id"] == f.read().strip()[2:]
+        with open(device + "/device") as f:
+            assert pm["device_id"] == f.read().strip()[2:]
+        assert pm["pci_bus_path"] == os.path.basename(device)
+        assert (pm["vendor_name"], pm["device_name"]) == pci_names(pm["vendor_id"],
+                                                                   pm["device_id"])
     # The balloon moves: memory_actual (and the "memory" source) follow
     # within a round of the sampler.
-    ref = ok(proxy.VM.create(s, {
-        "name_label": "metrics-balloon", "memory_static_max": str(256 * MiB),
-        "memory_dynamic_max": str(256 * MiB), "memory_dynamic_min": str(128 * MiB),
-        "VCPUs_max": "1", "VCPUs_at_startup": "1", "actions_after_shutdown": "destroy",
-        "actions_after_reboot": "restart", "actions_after_crash": "destroy"}))
-    ok(proxy.VM.start(s, ref, False, False))
+    ref = start_small_vm(api, "metrics-balloon", 256 * MiB, 128 * MiB, 1, 1)
     try:
         metrics = ok(proxy.VM.get_metrics(s, ref))
         started = ok(proxy.VM_metrics.get_record(s, metrics))
@@ -301,6 +443,26 @@ def test_metrics_objects_follow_the_sampler(daemon, api, vm):
         assert after["start_time"] == started["start_time"]
         wait_until(lambda: ok(proxy.VM.query_data_source(s, ref, "memory")) == 160 * MiB,
                    timeout=15, what="the memory source following the balloon")
+    finally:
+        ok(proxy.VM.hard_shutdown(s, ref))
+        ok(proxy.VM.destroy(s, ref))
+
+
+def test_hot_plugged_vcpus_get_their_sources(daemon, api):
+    """set_VCPUs_number_live: the new vCPU's cpuN appears within a round
+    or two (VM_metrics.VCPUs_number is what the sampler reads)."""
+    proxy, s = api
+    ref = start_small_vm(api, "metrics-hotplug", 128 * MiB, 128 * MiB, 2, 1)
+    try:
+        def cpus():
+            names = {d["name_label"] for d in ok(proxy.VM.get_data_sources(s, ref))}
+            return sorted(n for n in names if re.fullmatch(r"cpu\d+", n))
+        # Started with one vCPU (cpu1 can only be the hot-plugged one).
+        ok(proxy.VM.set_VCPUs_number_live(s, ref, "2"))
+        wait_until(lambda: cpus() == ["cpu0", "cpu1"], timeout=30,
+                   what="the hot-plugged vCPU's source")
+        wait_until(lambda: 0 < ok(proxy.VM.query_data_source(s, ref, "cpu1")) < 1, timeout=30,
+                   what="cpu1's first figure")
     finally:
         ok(proxy.VM.hard_shutdown(s, ref))
         ok(proxy.VM.destroy(s, ref))

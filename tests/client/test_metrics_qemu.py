@@ -1,7 +1,7 @@
 """Metrics of a real guest (one guest for the module): the qemu driver's
 figures in /rrd_updates — each vCPU's time from its QEMU thread
 (query-cpus-fast thread ids and /proc), the disk's bytes from
-query-blockstats — and the VM's archive served from the state dir once
+query-blockstats, its requests and their times — and the VM's archive served from the state dir once
 the VM is halted."""
 import base64
 import json
@@ -61,6 +61,10 @@ def test_guest_figures(daemon, guest):  # noqa: F811
     assert all(0 <= v <= 1.05 for v in found["cpu0"])
     assert found["memory"][0] == 192 * MiB
     assert "vbd_xvda_write" in found and "memory_target" in found
+    # query-blockstats' request counts and times give XAPI's iostat figures.
+    assert any(v > 0 for v in found["vbd_xvda_iops_read"])
+    assert any(v > 0 for v in found["vbd_xvda_read_latency"])
+    assert any(v > 0 for v in found["vbd_xvda_io_throughput_read"])
     # Halted: the archive leaves memory for the state dir and is still served.
     ok(proxy.VM.hard_shutdown(s, vm))
     wait_until(lambda: uuid not in get(daemon, "/rrd_updates?start=-60&json=true"),
