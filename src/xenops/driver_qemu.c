@@ -1843,6 +1843,13 @@ int qemu_domain_hotplugged_vcpus(QemuDomain *d, XapiError **err)
 
 int qemu_domain_destroy(const char *uuid, XapiError **err) { return qemu_destroy(uuid, err); }
 
+char *qemu_domain_last_words(QemuDomain *d) { return stderr_tail(d); }
+
+bool qemu_domain_wait_exit(QemuDomain *d, int timeout_ms)
+{
+    return qemu_process_wait_exit(d->pid, timeout_ms);
+}
+
 int qemu_domain_start_incoming(const char *uuid, const Xv *vm, const HvDisk *disks,
                                size_t n_disks, const HvNic *nics, size_t n_nics, XapiError **err)
 {

@@ -254,8 +254,12 @@ static int dest_wait_loaded(void *ctx, XapiError **err)
         if (status && strcmp(status, "completed") == 0)
             return 0; /* paused (-S), its images not taken yet */
         if (status && (strcmp(status, "failed") == 0 || strcmp(status, "cancelled") == 0 ||
-                       strcmp(status, "gone") == 0))
-            return migration_error(t->d, "loading the migrated state", status, err);
+                       strcmp(status, "gone") == 0)) {
+            /* An incoming QEMU says why only on its stderr, and exits. */
+            qemu_domain_wait_exit(t->d, 2000);
+            g_autofree char *why = qemu_domain_last_words(t->d);
+            return xapi_error_internal(err, "loading the migrated state failed: %s", why);
+        }
     }
 }
 

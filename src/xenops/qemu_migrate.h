@@ -34,6 +34,10 @@ char *qemu_domain_migration_wait(QemuDomain *d, int64_t deadline);
 HvState qemu_domain_state(QemuDomain *d);
 void qemu_domain_set_state(QemuDomain *d, HvState state);
 int qemu_domain_hotplugged_vcpus(QemuDomain *d, XapiError **err);
+/* Until the domain's QEMU exited (true) or timeout_ms passed. */
+bool qemu_domain_wait_exit(QemuDomain *d, int timeout_ms);
+/* The last line QEMU wrote on its stderr (caller frees). */
+char *qemu_domain_last_words(QemuDomain *d);
 /* destroy(): QEMU stopped, the domain forgotten. */
 int qemu_domain_destroy(const char *uuid, XapiError **err);
 /* start() without its last step: the domain waits for its state
