@@ -531,6 +531,7 @@ static int sim_migrate_send(const char *uuid, int conn, const HvMigrateOptions *
         memset(stats, 0, sizeof *stats);
         g_strlcpy(stats->status, rc == 0 ? "completed" : "failed", sizeof stats->status);
         stats->expected_downtime_ms = -1;
+        stats->live = true;
         migrate_link_counts(link, &stats->link_sent, &stats->link_received);
     }
     migrate_link_free(link, g_get_monotonic_time() + 5 * G_USEC_PER_SEC);

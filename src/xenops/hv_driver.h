@@ -112,9 +112,14 @@ typedef struct {
     int64_t dirty_sync_count;     /* passes over the dirty bitmap */
     int64_t dirty_pages_rate;     /* pages per second */
     int64_t link_sent, link_received; /* QEMU's stream bytes over the connection */
+    bool live;                    /* the guest ran during the transfer */
 } HvMigrateStats;
 
 typedef struct {
+    /* The guest is paused for the whole transfer (downtime: all of it).
+     * The qemu driver also migrates so when live migration would lose
+     * memory: under TCG with a QEMU older than 9.0 (docs/migration.md). */
+    bool non_live;
     int64_t max_bandwidth;     /* bytes per second; 0: QEMU's default */
     int64_t downtime_limit_ms; /* 0: QEMU's default (300 ms) */
     int64_t idle_timeout_ms;   /* the connection still this long fails it; 0: 30 s */

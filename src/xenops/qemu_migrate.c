@@ -95,7 +95,30 @@ typedef struct {
     const HvMigrateOptions *opts;
     MigrateLink *link;
     HvMigrateStats *stats;
+    bool stopped; /* paused by us for a migration that is not live */
+    int64_t stopped_at; /* then: when (monotonic) */
 } Source;
+
+/* QEMU before 9.0 under TCG loses pages the guest writes during a live
+ * migration: the fast path of its dirty-bitmap sync (whole 64-page words)
+ * clears dirty bits without putting the TCG TLB's not-dirty flags back,
+ * so later stores through the TLB mark nothing (QEMU commit 03bfc2188f,
+ * "physmem: Fix migration dirty bitmap coherency with TCG memory access",
+ * in 9.0; Debian 12's 7.2 lacks it). docs/migration.md has the trials. */
+static bool loses_dirty_pages(QemuDomain *d)
+{
+    g_autoptr(XapiError) ignored = NULL;
+    json_object *kvm = qemu_domain_command(d, "query-kvm", NULL, -1, &ignored);
+    json_object *enabled = member(kvm, "enabled");
+    bool tcg = kvm && !(enabled && json_object_get_boolean(enabled));
+    json_object_put(kvm);
+    if (!tcg)
+        return false;
+    json_object *version = qemu_domain_command(d, "query-version", NULL, -1, &ignored);
+    int64_t major = int_member(member(version, "qemu"), "major");
+    json_object_put(version);
+    return major < 9;
+}
 
 static int source_start(void *ctx, int fd, XapiError **err)
 {
@@ -111,6 +134,13 @@ static int source_start(void *ctx, int fd, XapiError **err)
         json_object_put(params);
     } else if (command(s->d, "migrate-set-parameters", params, err) < 0) {
         return -1;
+    }
+    if (!s->stats->live) {
+        if (command(s->d, "stop", NULL, err) < 0)
+            return -1;
+        s->stopped = true;
+        s->stopped_at = g_get_monotonic_time();
+        qemu_domain_set_state(s->d, HV_PAUSED);
     }
     json_object *args = json_object_new_object();
     json_object_object_add(args, "uri", json_object_new_string("fd:" SEND_NAME));
@@ -148,6 +178,8 @@ static void source_running_again(Source *s)
     command(s->d, "cont", NULL, &ignored);
 }
 
+static int source_resume(void *ctx, XapiError **err);
+
 static int source_wait_sent(void *ctx, XapiError **err)
 {
     Source *s = ctx;
@@ -162,8 +194,11 @@ static int source_wait_sent(void *ctx, XapiError **err)
         if (status && (strcmp(status, "failed") == 0 || strcmp(status, "cancelled") == 0 ||
                        strcmp(status, "gone") == 0)) {
             source_figures(s, false);
-            migration_error(s->d, "the live migration", status, err);
-            if (strcmp(status, "gone") != 0)
+            migration_error(s->d, "the migration", status, err);
+            g_autoptr(XapiError) ignored = NULL;
+            if (strcmp(status, "gone") != 0 && s->stopped)
+                source_resume(s, &ignored); /* we paused it: QEMU would not resume it */
+            else if (strcmp(status, "gone") != 0)
                 source_running_again(s);
             return -1;
         }
@@ -184,6 +219,8 @@ static int source_resume(void *ctx, XapiError **err)
 static void source_finish(void *ctx)
 {
     Source *s = ctx;
+    if (s->stopped) /* QEMU counts only its last stage: the guest waited from the stop */
+        s->stats->downtime_ms = (g_get_monotonic_time() - s->stopped_at) / 1000;
     g_autoptr(XapiError) err = NULL;
     if (qemu_domain_destroy(s->uuid, &err) < 0)
         g_warning("VM %s migrated, but its QEMU here did not stop: %s", s->uuid,
@@ -205,6 +242,7 @@ int qemu_migrate_send(const char *uuid, int conn, const HvMigrateOptions *opts,
     HvMigrateStats scratch;
     Source s = {.uuid = uuid, .opts = opts, .stats = stats ? stats : &scratch};
     memset(s.stats, 0, sizeof *s.stats);
+    s.stats->downtime_ms = s.stats->expected_downtime_ms = -1;
     s.d = qemu_domain_lookup(uuid, err);
     if (!s.d)
         return -1;
@@ -219,6 +257,12 @@ int qemu_migrate_send(const char *uuid, int conn, const HvMigrateOptions *opts,
         return xapi_error_set(err, "OPERATION_NOT_ALLOWED",
                               "the domain has hot-plugged vCPUs: set_VCPUs_number_live back to "
                               "VCPUs_at_startup before migrating it", NULL);
+    s.stats->live = !(opts && opts->non_live);
+    if (s.stats->live && loses_dirty_pages(s.d)) {
+        g_message("VM %s: migrated with the guest paused: live migration under TCG loses "
+                  "memory with this QEMU (docs/migration.md)", uuid);
+        s.stats->live = false;
+    }
     s.link = migrate_link_new(conn, opts ? opts->idle_timeout_ms : 0, err);
     if (!s.link)
         return -1;
