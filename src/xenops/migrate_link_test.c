@@ -321,6 +321,24 @@ static void test_switch_unconfirmed(void **state)
     xapi_error_free(s.err);
 }
 
+/* A peer that never says a word: the source gives up after the idle
+ * timeout without starting anything. */
+static void test_silent_peer(void **state)
+{
+    int pair[2];
+    conn_pair(pair);
+    MigrateLink *link = migrate_link_new(pair[0], 200, NULL);
+    FakeSource s = {0};
+    g_autoptr(XapiError) err = NULL;
+    assert_int_equal(migrate_link_send(link, &fake_source_ops, &s, &err), -1);
+    assert_non_null(strstr(message_of(err), "migration link"));
+    assert_null(s.writer);
+    assert_int_equal(s.resumed + s.finished, 0);
+    migrate_link_free(link, g_get_monotonic_time());
+    close(pair[0]);
+    close(pair[1]);
+}
+
 /* The sim driver over the link: the domain moves with its memory, the
  * source is gone; a destination that fails to load leaves the source
  * running and no domain there. */
@@ -400,6 +418,7 @@ int main(void)
         cmocka_unit_test(test_switch_refused),
         cmocka_unit_test(test_cancel),
         cmocka_unit_test(test_switch_unconfirmed),
+        cmocka_unit_test(test_silent_peer),
         cmocka_unit_test(test_sim_driver),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
