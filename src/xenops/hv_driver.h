@@ -231,7 +231,9 @@ typedef struct HvDriver {
     /* Destination side: creates the domain from the VM record, disks and
      * NICs as start() does (its taps on their bridges before any state
      * arrives), paused, and takes the state from conn. 0: it runs here
-     * (paused if it was paused at the source); -1: there is no domain. */
+     * (paused if it was paused at the source); -1: there is no domain.
+     * As after start(), start_recorded() once the database says the VM
+     * is resident here (until then a restarted xapid stops the domain). */
     int (*migrate_receive)(const char *uuid, const Xv *vm, const HvDisk *disks, size_t n_disks,
                            const HvNic *nics, size_t n_nics, int conn,
                            const HvMigrateOptions *opts, XapiError **err);
