@@ -174,6 +174,8 @@ def wait_migration(qmp, timeout=300):
         info = qmp.cmd("query-migrate")
         if info.get("status") in ("completed", "failed", "cancelled"):
             return info
+        if info.get("status") == "pre-switchover":  # capability pause-before-switchover
+            qmp.cmd("migrate-continue", state="pre-switchover")
         time.sleep(0.005)
     raise TimeoutError("migration did not end")
 
