@@ -58,10 +58,7 @@ struct MigrateLink {
     bool qemu_write_dead; /* QEMU no longer reads: its bytes are dropped */
     bool peer_stream_end; /* the peer's 'E': shut QEMU's input once drained */
     bool conn_read_done;
-    uint8_t header[4];
-    size_t header_have;
-    char frame_type;
-    uint32_t frame_left;
+    MigrateFrameParser parser;
     GString *control;
 };
 
@@ -108,68 +105,86 @@ static void fail(MigrateLink *link, const char *why)
     g_mutex_unlock(&link->lock);
 }
 
-/* A whole frame header arrived: what follows it. */
-static int frame_begin(MigrateLink *link)
+size_t migrate_frame_parse(MigrateFrameParser *p, const uint8_t *buf, size_t n,
+                           MigrateFrameEvent *ev)
 {
-    link->frame_type = (char)link->header[0];
-    link->frame_left = (uint32_t)link->header[1] << 16 | (uint32_t)link->header[2] << 8 |
-                       link->header[3];
-    link->header_have = 0;
-    switch (link->frame_type) {
-    case MIGRATE_FRAME_DATA:
-        return 0;
-    case MIGRATE_FRAME_END:
-        if (link->frame_left)
-            return -1;
-        link->peer_stream_end = true;
-        return 0;
-    case MIGRATE_FRAME_CONTROL:
-        g_string_truncate(link->control, 0);
-        return 0;
-    default:
-        return -1;
+    *ev = (MigrateFrameEvent){MIGRATE_EVENT_NONE, NULL, 0, false};
+    if (p->left == 0) { /* a header, or the rest of one */
+        size_t take = MIN(n, 4 - p->header_have);
+        memcpy(p->header + p->header_have, buf, take);
+        p->header_have += take;
+        if (p->header_have < 4)
+            return take;
+        p->header_have = 0;
+        p->type = (char)p->header[0];
+        p->left = (uint32_t)p->header[1] << 16 | (uint32_t)p->header[2] << 8 | p->header[3];
+        switch (p->type) {
+        case MIGRATE_FRAME_DATA:
+            p->type = p->left ? MIGRATE_FRAME_DATA : 0;
+            return take;
+        case MIGRATE_FRAME_END:
+            ev->kind = p->left ? MIGRATE_EVENT_ERROR : MIGRATE_EVENT_END;
+            p->type = 0;
+            return ev->kind == MIGRATE_EVENT_ERROR ? n : take;
+        case MIGRATE_FRAME_CONTROL:
+            if (p->left)
+                return take;
+            ev->kind = MIGRATE_EVENT_CONTROL; /* an empty message */
+            ev->last = true;
+            p->type = 0;
+            return take;
+        default:
+            ev->kind = MIGRATE_EVENT_ERROR;
+            p->type = 0;
+            p->left = 0;
+            return n;
+        }
     }
+    size_t take = MIN(n, p->left);
+    ev->kind = p->type == MIGRATE_FRAME_DATA ? MIGRATE_EVENT_DATA : MIGRATE_EVENT_CONTROL;
+    ev->data = buf;
+    ev->len = take;
+    p->left -= (uint32_t)take;
+    if (p->left == 0) {
+        ev->last = true;
+        p->type = 0;
+    }
+    return take;
 }
 
-static void control_done(MigrateLink *link)
-{
-    g_mutex_lock(&link->lock);
-    g_queue_push_tail(&link->heard, g_strdup(link->control->str));
-    g_cond_broadcast(&link->cond);
-    g_mutex_unlock(&link->lock);
-}
-
-/* Bytes read from the connection: frames, cut anywhere. */
+/* Bytes read from the connection, through the parser. */
 static int parse(MigrateLink *link, const uint8_t *p, size_t n)
 {
     while (n > 0) {
-        if (link->frame_left == 0 && link->header_have < 4) {
-            size_t take = MIN(n, 4 - link->header_have);
-            memcpy(link->header + link->header_have, p, take);
-            link->header_have += take;
-            p += take, n -= take;
-            if (link->header_have == 4) {
-                if (frame_begin(link) < 0)
-                    return -1;
-                if (link->frame_type == MIGRATE_FRAME_CONTROL && link->frame_left == 0)
-                    control_done(link);
-            }
-            continue;
-        }
-        size_t take = MIN(n, link->frame_left);
-        if (link->frame_type == MIGRATE_FRAME_DATA) {
+        MigrateFrameEvent ev;
+        size_t used = migrate_frame_parse(&link->parser, p, n, &ev);
+        p += used, n -= used;
+        switch (ev.kind) {
+        case MIGRATE_EVENT_ERROR:
+            return -1;
+        case MIGRATE_EVENT_DATA:
             if (!link->qemu_write_dead)
-                g_byte_array_append(link->to_qemu.bytes, p, (guint)take);
+                g_byte_array_append(link->to_qemu.bytes, ev.data, (guint)ev.len);
             g_mutex_lock(&link->lock);
-            link->received += (int64_t)take;
+            link->received += (int64_t)ev.len;
             g_mutex_unlock(&link->lock);
-        } else {
-            g_string_append_len(link->control, (const char *)p, (gssize)take);
+            break;
+        case MIGRATE_EVENT_END:
+            link->peer_stream_end = true;
+            break;
+        case MIGRATE_EVENT_CONTROL:
+            g_string_append_len(link->control, (const char *)ev.data, (gssize)ev.len);
+            if (ev.last) {
+                g_mutex_lock(&link->lock);
+                g_queue_push_tail(&link->heard, g_string_free(link->control, FALSE));
+                link->control = g_string_new(NULL);
+                g_cond_broadcast(&link->cond);
+                g_mutex_unlock(&link->lock);
+            }
+            break;
+        case MIGRATE_EVENT_NONE:
+            break;
         }
-        link->frame_left -= (uint32_t)take;
-        p += take, n -= take;
-        if (link->frame_left == 0 && link->frame_type == MIGRATE_FRAME_CONTROL)
-            control_done(link);
     }
     return 0;
 }

@@ -44,6 +44,34 @@
 /* A frame's header. */
 void migrate_frame_header(uint8_t out[4], char type, uint32_t length);
 
+/* The frames of the bytes a link reads, cut anywhere. */
+typedef struct {
+    uint8_t header[4];
+    size_t header_have;
+    char type;     /* of the frame whose payload comes */
+    uint32_t left; /* of its payload */
+} MigrateFrameParser;
+
+typedef enum {
+    MIGRATE_EVENT_NONE,    /* header bytes taken */
+    MIGRATE_EVENT_DATA,    /* data, len: a piece of a 'D' payload */
+    MIGRATE_EVENT_END,     /* an 'E' frame */
+    MIGRATE_EVENT_CONTROL, /* data, len: a piece of a 'C' payload; last: its end */
+    MIGRATE_EVENT_ERROR,   /* not a frame: the link must fail */
+} MigrateEventKind;
+
+typedef struct {
+    MigrateEventKind kind;
+    const uint8_t *data;
+    size_t len;
+    bool last;
+} MigrateFrameEvent;
+
+/* Takes what it can of buf (n > 0) up to one event: the bytes consumed,
+ * between 1 and n (all of them after an error). */
+size_t migrate_frame_parse(MigrateFrameParser *p, const uint8_t *buf, size_t n,
+                           MigrateFrameEvent *ev);
+
 typedef struct MigrateLink MigrateLink;
 
 /* Starts relaying between conn (a stream socket, the caller's: shut down
