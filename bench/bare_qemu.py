@@ -129,7 +129,10 @@ class BareQemu:
         for p in (qmp_path, serial_path):
             if os.path.exists(p):
                 os.unlink(p)
-        argv = [qemu, "-name", name, "-machine", "pc,accel=" + accel,
+        # "tcg,thread=single": accelerator options need -accel, not -machine.
+        machine = ["-machine", "pc", "-accel", accel] if "," in accel else \
+            ["-machine", "pc,accel=" + accel]
+        argv = [qemu, "-name", name, *machine,
                 "-cpu", "qemu64,+ssse3,+sse4.1,+sse4.2,+popcnt", "-m", str(memory_mib),
                 "-smp", "1", "-nodefaults", "-no-user-config", "-display", "none",
                 "-kernel", os.path.join(GUEST_DIR, "vmlinuz"),
@@ -171,6 +174,8 @@ def wait_migration(qmp, timeout=300):
         info = qmp.cmd("query-migrate")
         if info.get("status") in ("completed", "failed", "cancelled"):
             return info
+        if info.get("status") == "pre-switchover":  # capability pause-before-switchover
+            qmp.cmd("migrate-continue", state="pre-switchover")
         time.sleep(0.005)
     raise TimeoutError("migration did not end")
 

@@ -39,8 +39,22 @@ def trial(work, i, args):
             return {"trial": i, "status": info["status"], "error": info.get("error-desc")}
         src.stop()
         src = None
-        after = dst.memcheck()
         ram = info.get("ram", {})
+        try:
+            after = dst.memcheck(timeout=args.check_timeout)
+        except (TimeoutError, EOFError) as e:
+            # No answer: the guest hung or died on the destination. What it
+            # said last and where its vCPU is tell which.
+            status = dst.qmp.cmd("query-status")["status"]
+            regs = dst.qmp.cmd("human-monitor-command", **{"command-line": "info registers"})
+            rip = next((w for w in regs.split() if w.startswith("RIP=")), "?")
+            tail = dst.serial.text[-600:]
+            with open(os.path.join(work, f"dst{i}-serial.txt"), "w") as f:
+                f.write(dst.serial.text)
+            return {"trial": i, "status": "completed", "before_ok": before[0], "after_ok": False,
+                    "hung": True, "error": str(e), "vm_status": status, "rip": rip,
+                    "serial_tail": tail, "downtime_ms": info.get("downtime"),
+                    "total_ms": info.get("total-time"), "dirty_sync": ram.get("dirty-sync-count")}
         return {"trial": i, "status": "completed", "before_ok": before[0], "after_ok": after[0],
                 "bad_pages": after[1], "pages": after[2], "sum_before": before[3],
                 "sum_after": after[3], "downtime_ms": info.get("downtime"),
@@ -64,8 +78,10 @@ def main():
     ap.add_argument("--qemu", default="qemu-system-x86_64")
     ap.add_argument("--extra", action="append", default=[])
     ap.add_argument("--nonlive", action="store_true")
+    ap.add_argument("--check-timeout", type=float, default=60)
     args = ap.parse_args()
     work = bare_qemu.workdir("migrate-trials")
+    print(f"work: {work}", flush=True)
     results = []
     for i in range(args.trials):
         r = trial(work, i, args)
@@ -73,7 +89,9 @@ def main():
         print(json.dumps(r), flush=True)
     done = [r for r in results if r["status"] == "completed"]
     bad = [r for r in done if not r["after_ok"]]
+    hung = [r for r in bad if r.get("hung")]
     print(f"summary: {len(results)} trials, {len(done)} completed, {len(bad)} corrupted "
+          f"({len(hung)} of them no answer on the destination) "
           f"(mib={args.mib} rate={args.rate} accel={args.accel} caps={args.cap} "
           f"params={args.param} load={os.getloadavg()[0]:.2f})")
 

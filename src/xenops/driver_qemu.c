@@ -25,6 +25,7 @@
 #include "network.h"
 #include "qemu_cmdline.h"
 #include "qemu_fdsets.h"
+#include "qemu_migrate.h"
 #include "qemu_process.h"
 #include "qmp.h"
 #include "vm_fields.h"
@@ -426,6 +427,7 @@ static int spawn(Domain *d, char **argv, bool keep_console, const HandedFds *han
 }
 
 static int incoming(Domain *d, const char *image, XapiError **err);
+static Domain *lookup(const char *uuid, XapiError **err);
 static int qmp_transition(const char *uuid, const char *command, HvState from, HvState to,
                           XapiError **err);
 static HvDriver qemu_driver;
@@ -575,9 +577,12 @@ static int open_boot_files(const Xv *vm, HandedFds *h, XapiError **err)
     return 0;
 }
 
-static int qemu_start(const char *uuid, const Xv *vm, const HvDisk *disks, size_t n_disks,
-                      const HvNic *nics, size_t n_nics, const char *resume_image, bool paused,
-                      XapiError **err)
+/* Spawns the domain's QEMU and attaches to it; with incoming, QEMU waits
+ * for a saved or migrated state (-incoming defer), which the caller hands
+ * it. */
+static int start_domain(const char *uuid, const Xv *vm, const HvDisk *disks, size_t n_disks,
+                        const HvNic *nics, size_t n_nics, bool incoming, bool paused,
+                        XapiError **err)
 {
     if (!qemu.binary)
         return xapi_error_internal(err, "qemu-system-x86_64 is not installed on this host");
@@ -609,7 +614,7 @@ static int qemu_start(const char *uuid, const Xv *vm, const HvDisk *disks, size_
                      .now = g_get_real_time() / G_USEC_PER_SEC};
     g_auto(GStrv) argv = rc < 0 ? NULL
                                 : qemu_cmdline(&host, uuid, vm, disks, n_disks, nics, n_nics,
-                                               resume_image, paused, err);
+                                               incoming ? "(handed over)" : NULL, paused, err);
     close_images(chains, n_disks);
     if (!argv || open_boot_files(vm, &handed, err) < 0 ||
         open_agent_and_firmware(d, vm, &handed, err) < 0 ||
@@ -618,7 +623,7 @@ static int qemu_start(const char *uuid, const Xv *vm, const HvDisk *disks, size_
         domain_free(d);
         return -1;
     }
-    rc = spawn(d, argv, resume_image != NULL, &handed, err);
+    rc = spawn(d, argv, incoming, &handed, err);
     handed_fds_clear(&handed); /* QEMU holds them now, or they go with it */
     if (rc < 0) {
         nic_backends_remove(nics, n_nics);
@@ -654,16 +659,27 @@ static int qemu_start(const char *uuid, const Xv *vm, const HvDisk *disks, size_
      * (a saved state carries its balloon with it). */
     const Xv *dynamic_max = xv_struct_get(vm, "memory_dynamic_max");
     const Xv *static_max = xv_struct_get(vm, "memory_static_max");
-    if (!resume_image && dynamic_max && static_max && dynamic_max->kind == XV_INT &&
+    if (!incoming && dynamic_max && static_max && dynamic_max->kind == XV_INT &&
         dynamic_max->i > 0 && dynamic_max->i < static_max->i &&
         qemu_memory_target(uuid, dynamic_max->i, err) < 0) {
         g_autoptr(XapiError) ignored = NULL;
         qemu_driver.destroy(uuid, &ignored);
         return -1;
     }
+    return 0;
+}
+
+static int qemu_start(const char *uuid, const Xv *vm, const HvDisk *disks, size_t n_disks,
+                      const HvNic *nics, size_t n_nics, const char *resume_image, bool paused,
+                      XapiError **err)
+{
+    if (start_domain(uuid, vm, disks, n_disks, nics, n_nics, resume_image != NULL, paused,
+                     err) < 0)
+        return -1;
     /* A saved state was paused when it was taken: it continues only if
      * asked to. */
-    if (resume_image && (incoming(d, resume_image, err) < 0 ||
+    Domain *d = resume_image ? lookup(uuid, err) : NULL;
+    if (resume_image && (!d || incoming(d, resume_image, err) < 0 ||
                          (!paused && qmp_transition(uuid, "cont", HV_PAUSED, HV_RUNNING, err) < 0))) {
         g_autoptr(XapiError) ignored = NULL;
         qemu_driver.destroy(uuid, &ignored);
@@ -1778,6 +1794,74 @@ static char *qemu_agent_socket(const char *uuid)
     return path;
 }
 
+/* ---- lent to qemu_migrate.c ----------------------------------------------- */
+
+QemuDomain *qemu_domain_lookup(const char *uuid, XapiError **err) { return lookup(uuid, err); }
+
+json_object *qemu_domain_command(QemuDomain *d, const char *command, json_object *args, int fd,
+                                 XapiError **err)
+{
+    return qmp_monitor_command(d->mon, command, args, fd, err);
+}
+
+int qemu_domain_migration_prepare(QemuDomain *d, int fd, const char *name, XapiError **err)
+{
+    return prepare_migration(d, fd, name, err);
+}
+
+char *qemu_domain_migration_wait(QemuDomain *d, int64_t deadline)
+{
+    g_mutex_lock(&qemu.lock);
+    for (;;) {
+        const char *st = d->migration;
+        if (d->state == HV_ABSENT || (st && (strcmp(st, "completed") == 0 ||
+                                             strcmp(st, "failed") == 0 ||
+                                             strcmp(st, "cancelled") == 0)))
+            break;
+        if (!g_cond_wait_until(&qemu.changed, &qemu.lock, deadline))
+            break;
+    }
+    char *status = g_strdup(d->state == HV_ABSENT ? "gone" : d->migration);
+    g_mutex_unlock(&qemu.lock);
+    return status;
+}
+
+HvState qemu_domain_state(QemuDomain *d)
+{
+    g_mutex_lock(&qemu.lock);
+    HvState state = d->state;
+    g_mutex_unlock(&qemu.lock);
+    return state;
+}
+
+void qemu_domain_set_state(QemuDomain *d, HvState state)
+{
+    g_mutex_lock(&qemu.lock);
+    if (d->state != HV_ABSENT)
+        set_state(d, state);
+    g_mutex_unlock(&qemu.lock);
+}
+
+int qemu_domain_hotplugged_vcpus(QemuDomain *d, XapiError **err)
+{
+    return hotplugged_vcpus(d, err);
+}
+
+int qemu_domain_destroy(const char *uuid, XapiError **err) { return qemu_destroy(uuid, err); }
+
+char *qemu_domain_last_words(QemuDomain *d) { return stderr_tail(d); }
+
+bool qemu_domain_wait_exit(QemuDomain *d, int timeout_ms)
+{
+    return qemu_process_wait_exit(d->pid, timeout_ms);
+}
+
+int qemu_domain_start_incoming(const char *uuid, const Xv *vm, const HvDisk *disks,
+                               size_t n_disks, const HvNic *nics, size_t n_nics, XapiError **err)
+{
+    return start_domain(uuid, vm, disks, n_disks, nics, n_nics, true, true, err);
+}
+
 static HvDriver qemu_driver = {
     .name = "qemu",
     .start = qemu_start,
@@ -1808,6 +1892,9 @@ static HvDriver qemu_driver = {
     .memory_actual = qemu_memory_actual,
     .vcpus_set = qemu_vcpus_set,
     .agent_socket = qemu_agent_socket,
+    .migrate_send = qemu_migrate_send,
+    .migrate_receive = qemu_migrate_receive,
+    .migrate_cancel = qemu_migrate_cancel,
 };
 
 const HvDriver *hv_qemu_driver(const char *state_dir, HvChangeNotify notify, XapiError **err)

@@ -9,11 +9,15 @@
  * scale tests and hosts without QEMU; the host reports "sim" as its
  * hypervisor so nobody mistakes it for VMs. Disk images are changed as
  * QEMU would change them (live snapshots, resizes), so storage stays true. */
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "hv_driver.h"
+#include "migrate_link.h"
 #include "qemu_img.h"
 
 typedef struct {
@@ -453,6 +457,167 @@ static int sim_sample(const char *uuid, HvSample *sample)
     return 0;
 }
 
+/* ---- live migration ------------------------------------------------------------ */
+
+/* A simulated domain migrates as the saved-state marker and one line
+ * "MEMORY VCPUS" (what a QEMU's state carries: its balloon's size and its
+ * vCPUs), over the same link and handshake as a QEMU domain; the source
+ * is paused from the end of the stream to the switch, as QEMU's is, and
+ * the destination waits paused until then. other_config:sim_migration =
+ * "fail-load" on the VM makes the destination fail to load it. */
+typedef struct {
+    const char *uuid;
+    int fd;         /* the destination's end of the pair, read to its end */
+    bool fail_load;
+} SimMigration;
+
+static int sim_send_start(void *ctx, int fd, XapiError **err)
+{
+    SimMigration *m = ctx;
+    g_autoptr(GString) state = g_string_new(SIM_SAVED_STATE);
+    g_mutex_lock(&sim.lock);
+    SimDomain *d = g_hash_table_lookup(sim.domains, m->uuid);
+    if (d)
+        g_string_append_printf(state, "%" G_GINT64_FORMAT " %" G_GINT64_FORMAT "\n", d->memory,
+                               d->vcpus);
+    g_mutex_unlock(&sim.lock);
+    if (!d)
+        return xapi_error_internal(err, "no simulated domain %s", m->uuid);
+    for (size_t done = 0; done < state->len;) {
+        ssize_t n = write(fd, state->str + done, state->len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return xapi_error_internal(err, "cannot send the simulated state: %s",
+                                       g_strerror(errno));
+        done += (size_t)n;
+    }
+    return 0;
+}
+
+static int sim_send_wait(void *ctx, XapiError **err)
+{
+    SimMigration *m = ctx;
+    return transition(m->uuid, 1u << HV_RUNNING, HV_PAUSED, err);
+}
+
+static int sim_send_resume(void *ctx, XapiError **err)
+{
+    SimMigration *m = ctx;
+    return transition(m->uuid, 1u << HV_PAUSED, HV_RUNNING, err);
+}
+
+static void sim_send_finish(void *ctx)
+{
+    SimMigration *m = ctx;
+    sim_destroy(m->uuid, NULL);
+}
+
+static bool sim_send_was_running(void *ctx)
+{
+    (void)ctx;
+    return true; /* sim_migrate_send takes running domains only, as the qemu driver */
+}
+
+static const MigrateSourceOps sim_source_ops = {sim_send_start, sim_send_wait, sim_send_resume,
+                                                sim_send_finish, sim_send_was_running};
+
+static int sim_migrate_send(const char *uuid, int conn, const HvMigrateOptions *opts,
+                            HvMigrateStats *stats, XapiError **err)
+{
+    HvStatus st = sim_status(uuid);
+    if (st.state != HV_RUNNING)
+        return xapi_error_internal(err, "only a running domain migrates live");
+    MigrateLink *link = migrate_link_new(conn, opts ? opts->idle_timeout_ms : 0, err);
+    if (!link)
+        return -1;
+    SimMigration m = {.uuid = uuid, .fd = -1};
+    migrate_link_register(uuid, link);
+    int rc = migrate_link_unregister(uuid, migrate_link_send(link, &sim_source_ops, &m, err), err);
+    if (stats) {
+        memset(stats, 0, sizeof *stats);
+        g_strlcpy(stats->status, rc == 0 ? "completed" : "failed", sizeof stats->status);
+        stats->expected_downtime_ms = -1;
+        stats->live = true;
+        migrate_link_counts(link, &stats->link_sent, &stats->link_received);
+    }
+    migrate_link_free(link, g_get_monotonic_time() + 5 * G_USEC_PER_SEC);
+    return rc;
+}
+
+static int sim_receive_start(void *ctx, int fd, XapiError **err)
+{
+    SimMigration *m = ctx;
+    m->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    return m->fd < 0 ? xapi_error_internal(err, "dup: %s", g_strerror(errno)) : 0;
+}
+
+static int sim_receive_wait(void *ctx, XapiError **err)
+{
+    SimMigration *m = ctx;
+    g_autoptr(GString) state = g_string_new(NULL);
+    char buf[512];
+    ssize_t n;
+    while (state->len < 4096 && ((n = read(m->fd, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR)))
+        if (n > 0)
+            g_string_append_len(state, buf, n);
+    close(m->fd);
+    m->fd = -1;
+    long long memory = 0, vcpus = 0;
+    if (!g_str_has_prefix(state->str, SIM_SAVED_STATE) ||
+        sscanf(state->str + strlen(SIM_SAVED_STATE), "%lld %lld", &memory, &vcpus) != 2)
+        return xapi_error_internal(err, "loading the migrated state failed: it ended short");
+    if (m->fail_load)
+        return xapi_error_internal(err, "loading the migrated state failed: simulated");
+    g_mutex_lock(&sim.lock);
+    SimDomain *d = g_hash_table_lookup(sim.domains, m->uuid);
+    if (d) {
+        d->memory = memory;
+        d->vcpus = vcpus;
+    }
+    g_mutex_unlock(&sim.lock);
+    return d ? 0 : xapi_error_internal(err, "no simulated domain %s", m->uuid);
+}
+
+static int sim_receive_run(void *ctx, bool run, XapiError **err)
+{
+    SimMigration *m = ctx;
+    return run ? transition(m->uuid, 1u << HV_PAUSED, HV_RUNNING, err) : 0;
+}
+
+static void sim_receive_discard(void *ctx)
+{
+    SimMigration *m = ctx;
+    sim_destroy(m->uuid, NULL);
+}
+
+static const MigrateDestOps sim_dest_ops = {sim_receive_start, sim_receive_wait, sim_receive_run,
+                                            sim_receive_discard};
+
+static int sim_migrate_receive(const char *uuid, const Xv *vm, const HvDisk *disks,
+                               size_t n_disks, const HvNic *nics, size_t n_nics, int conn,
+                               const HvMigrateOptions *opts, XapiError **err)
+{
+    MigrateLink *link = migrate_link_new(conn, opts ? opts->idle_timeout_ms : 0, err);
+    if (!link)
+        return -1;
+    const Xv *other = xv_struct_get(vm, "other_config");
+    const Xv *mode = other ? xv_struct_get(other, "sim_migration") : NULL;
+    SimMigration m = {.uuid = uuid, .fd = -1,
+                      .fail_load = mode && strcmp(xv_str(mode), "fail-load") == 0};
+    if (sim_start(uuid, vm, disks, n_disks, nics, n_nics, NULL, true, err) < 0) {
+        migrate_link_refuse(link, err ? *err : NULL);
+        return -1;
+    }
+    migrate_link_register(uuid, link);
+    int rc = migrate_link_unregister(uuid, migrate_link_receive(link, &sim_dest_ops, &m, err),
+                                     err);
+    if (m.fd >= 0)
+        close(m.fd);
+    migrate_link_free(link, g_get_monotonic_time() + 5 * G_USEC_PER_SEC);
+    return rc;
+}
+
 static const HvDriver sim_driver = {
     .name = "sim",
     .accel = "sim",
@@ -483,6 +648,9 @@ static const HvDriver sim_driver = {
     .memory_target = sim_memory_target,
     .memory_actual = sim_memory_actual,
     .vcpus_set = sim_vcpus_set,
+    .migrate_send = sim_migrate_send,
+    .migrate_receive = sim_migrate_receive,
+    .migrate_cancel = migrate_link_cancel,
 };
 
 const HvDriver *hv_sim_driver(HvChangeNotify notify)

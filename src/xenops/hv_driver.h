@@ -102,6 +102,36 @@ typedef struct {
     struct { int device; int64_t rx_bytes, tx_bytes; } nics[HV_SAMPLE_MAX_DEVICES]; /* as the guest sees them */
 } HvSample;
 
+/* Live migration between the drivers of two hosts (migrate_link.h has
+ * the connection's protocol). Shared storage only: both sides open the
+ * same images, the destination takes them only once the source has let
+ * them go (QEMU's inactivation), so no two QEMUs ever have one read-write. */
+typedef struct {
+    char status[24];              /* QEMU's: setup, active, completed, failed, ... */
+    int64_t total_ms;             /* from the start to now, or to the end */
+    int64_t setup_ms;
+    int64_t downtime_ms;          /* the guest's pause at the switch (-1 before the end) */
+    int64_t expected_downtime_ms; /* QEMU's estimate while it runs (-1 if none) */
+    int64_t ram_total, ram_transferred, ram_remaining; /* bytes */
+    int64_t dirty_sync_count;     /* passes over the dirty bitmap */
+    int64_t dirty_pages_rate;     /* pages per second */
+    int64_t link_sent, link_received; /* QEMU's stream bytes over the connection */
+    bool live;                    /* the guest ran during the transfer */
+} HvMigrateStats;
+
+typedef struct {
+    /* The guest is paused for the whole transfer (downtime: all of it).
+     * The qemu driver also migrates so when live migration would lose
+     * memory: under TCG with a QEMU older than 9.0 (docs/migration.md). */
+    bool non_live;
+    int64_t max_bandwidth;     /* bytes per second; 0: QEMU's default */
+    int64_t downtime_limit_ms; /* 0: QEMU's default (300 ms) */
+    int64_t idle_timeout_ms;   /* the connection still this long fails it; 0: 30 s */
+    /* Called from the migrating thread about every 200 ms (may be NULL). */
+    void (*progress)(void *opaque, const HvMigrateStats *stats);
+    void *opaque;
+} HvMigrateOptions;
+
 /* Called from a driver thread when a domain changes state by itself
  * (guest poweroff or reboot, QEMU gone). Must not block for long. */
 typedef void (*HvChangeNotify)(const char *uuid);
@@ -192,6 +222,28 @@ typedef struct HvDriver {
     /* The domain's counters now (VM lock held); -1 if it has no domain.
      * NULL: the driver has none. */
     int (*sample)(const char *uuid, HvSample *sample);
+    /* Live migration, source side: moves the domain (running, or paused)
+     * to the peer's migrate_receive over conn, a connected stream socket
+     * the caller opened and authenticated (the driver never gives it to
+     * QEMU, and shuts it down if the migration fails). 0: the peer runs it
+     * (or holds it paused, as it was) and it is gone here. -1: it is still
+     * here as it was, except when the peer never confirmed the switch:
+     * then it is left paused (HV_PAUSED) and err says so, as it may run
+     * there. stats (may be NULL) gets QEMU's last figures. */
+    int (*migrate_send)(const char *uuid, int conn, const HvMigrateOptions *opts,
+                        HvMigrateStats *stats, XapiError **err);
+    /* Destination side: creates the domain from the VM record, disks and
+     * NICs as start() does (its taps on their bridges before any state
+     * arrives), paused, and takes the state from conn. 0: it runs here
+     * (paused if it was paused at the source); -1: there is no domain.
+     * As after start(), start_recorded() once the database says the VM
+     * is resident here (until then a restarted xapid stops the domain). */
+    int (*migrate_receive)(const char *uuid, const Xv *vm, const HvDisk *disks, size_t n_disks,
+                           const HvNic *nics, size_t n_nics, int conn,
+                           const HvMigrateOptions *opts, XapiError **err);
+    /* Makes the migration of uuid under way on this side fail (the domain
+     * stays at the source); nothing if there is none. Any thread. */
+    void (*migrate_cancel)(const char *uuid);
 } HvDriver;
 
 /* state_dir holds one directory per domain (qemu). */
