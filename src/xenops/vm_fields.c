@@ -254,8 +254,12 @@ static const struct {
      "uname, distro, major, minor), `PV_drivers_version` (the agent's version), `networks` "
      "(`D/ip`, `D/ipv4/K`, `D/ipv6/K` for the VIF with device D, matched by MAC), "
      "`PV_drivers_detected`, `live`, `last_updated` when they change; the record goes when "
-     "the domain ends; a guest without an agent has none. Not done: `memory`, "
-     "`clean_shutdown` through the agent", check_nothing},
+     "the domain ends (a reboot's new domain is heard again); a guest without an agent has "
+     "none. `VM.clean_shutdown`, `clean_reboot` and `shutdown` ask a guest whose agent was "
+     "heard (`PV_drivers_detected`) with QGA `guest-shutdown` (mode `powerdown`; a reboot is "
+     "a power-off then a fresh boot, as with the power button), as XAPI asks through PV "
+     "tools; when the agent does not answer within 3 s or reports an error, xapid presses "
+     "the ACPI power button instead. Not done: `memory`", check_nothing},
     {"`force` of VM.start and VM.resume",
      "accepted: XAPI's force skips the check of the host CPU against the VM's last boot, "
      "which xapid does not make", check_nothing},

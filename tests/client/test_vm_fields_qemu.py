@@ -6,13 +6,14 @@ hot-plug (query-hotpluggable-cpus), VCPUs_params:mask (the vCPU threads'
 affinity), and platform keys and bios_strings as
 QEMU's command line carries them (/proc/PID/cmdline), and SMBIOS strings and
 xenstore_data as the guest reads them; VM_guest_metrics from Debian's
-qemu-guest-agent in the guest (initrd-agent.img)."""
+qemu-guest-agent in the guest (initrd-agent.img), which also takes
+clean_shutdown and clean_reboot (guest-shutdown) before the power button."""
 import os
 import time
 
 import pytest
 
-from qemu_guest import GUEST_DIR, build_guest, qemu_daemon, qmp
+from qemu_guest import GUEST_DIR, build_guest, console_log, qemu_daemon, qmp, wait_for
 from xapid_daemon import err, ok
 
 MiB = 1 << 20
@@ -23,6 +24,26 @@ def daemon():
     build_guest()
     with qemu_daemon() as d:
         yield d
+
+
+def agent_guest_record(name, **fields):
+    """A guest with qemu-ga (initrd-agent.img) booted from its kernel."""
+    args = " ".join(["console=ttyS0 quiet panic=-1 cryptomgr.notests", fields.pop("args", "")])
+    return {"name_label": name, "memory_static_max": str(256 * MiB),
+            "memory_dynamic_max": str(256 * MiB), "memory_dynamic_min": str(256 * MiB),
+            "memory_static_min": str(64 * MiB), "VCPUs_max": "1", "VCPUs_at_startup": "1",
+            "PV_kernel": os.path.join(GUEST_DIR, "vmlinuz"),
+            "PV_ramdisk": os.path.join(GUEST_DIR, "initrd-agent.img"),
+            "PV_args": args.strip(), "actions_after_shutdown": "destroy",
+            "actions_after_reboot": "restart", "actions_after_crash": "destroy", **fields}
+
+
+def wait_agent_seen(proxy, s, vm, timeout=120):
+    """Until the poller has heard the guest's agent (PV_drivers_detected)."""
+    def seen():
+        gm = ok(proxy.VM.get_guest_metrics(s, vm))
+        return gm != "OpaqueRef:NULL" and ok(proxy.VM_guest_metrics.get_PV_drivers_detected(s, gm))
+    assert wait_for(seen, timeout)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +71,8 @@ def guest(daemon):
     ok(proxy.VM.start(s, vm, False, False))
     uuid = ok(proxy.VM.get_uuid(s, vm))
     yield proxy, s, vm, uuid
-    ok(proxy.VM.hard_shutdown(s, vm))
+    if ok(proxy.VM.get_power_state(s, vm)) != "Halted":  # the last test shuts it down
+        ok(proxy.VM.hard_shutdown(s, vm))
     assert ok(proxy.VM.get_guest_metrics(s, vm)) == "OpaqueRef:NULL"  # gone with the domain
     ok(proxy.VM.destroy(s, vm))
 
@@ -147,3 +169,43 @@ def test_guest_metrics_from_the_guest_agent(daemon, guest):
     assert rec["PV_drivers_version"]["minor"] == str(version["minor"])
     assert rec["PV_drivers_detected"] is True and rec["live"] is True
     assert rec["networks"] == {}  # no VIF: nothing to name (guest_agent_test.c maps them)
+
+
+def test_agent_refusing_shutdown_falls_back_to_the_power_button(daemon):
+    proxy, s = daemon.login()
+    vm = ok(proxy.VM.create(s, agent_guest_record("refuser", args="xapid.agent_shutdown=fail")))
+    ok(proxy.VM.start(s, vm, False, False))
+    uuid = ok(proxy.VM.get_uuid(s, vm))
+    try:
+        wait_agent_seen(proxy, s, vm)
+        ok(proxy.VM.clean_shutdown(s, vm))
+        assert ok(proxy.VM.get_power_state(s, vm)) == "Halted"
+        log = console_log(daemon, uuid)
+        # qemu-ga ran /sbin/shutdown, which failed; then the power button
+        assert "XAPID-GUEST-SHUTDOWN refused poweroff" in log
+        assert log.index("XAPID-GUEST-SHUTDOWN refused") < log.index("XAPID-GUEST-POWER-BUTTON")
+    finally:
+        if ok(proxy.VM.get_power_state(s, vm)) != "Halted":
+            ok(proxy.VM.hard_shutdown(s, vm))
+        ok(proxy.VM.destroy(s, vm))
+
+
+def test_clean_reboot_and_shutdown_through_the_agent(daemon, guest):
+    """Last on the shared guest: it reboots through its agent (which
+    powers it off; xapid boots it again, as after the power button), then
+    shuts down through it."""
+    proxy, s, vm, uuid = guest
+    wait_agent_seen(proxy, s, vm)
+    ok(proxy.VM.clean_reboot(s, vm))
+    assert ok(proxy.VM.get_power_state(s, vm)) == "Running"
+    log = console_log(daemon, uuid)
+    assert log.count("XAPID-GUEST-SHUTDOWN agent poweroff") == 1
+    assert "XAPID-GUEST-POWER-BUTTON" not in log
+    # the new domain's agent is heard again before it is asked
+    assert wait_for(lambda: console_log(daemon, uuid).count("XAPID-GUEST-AGENT") == 2, 120)
+    wait_agent_seen(proxy, s, vm)
+    ok(proxy.VM.clean_shutdown(s, vm))
+    assert ok(proxy.VM.get_power_state(s, vm)) == "Halted"
+    log = console_log(daemon, uuid)
+    assert log.count("XAPID-GUEST-SHUTDOWN agent poweroff") == 2
+    assert "XAPID-GUEST-POWER-BUTTON" not in log
