@@ -23,6 +23,7 @@
 #include "host_accel.h"
 #include "hv_driver.h"
 #include "network.h"
+#include "qemu_balloon.h"
 #include "qemu_cmdline.h"
 #include "qemu_fdsets.h"
 #include "qemu_process.h"
@@ -645,7 +646,7 @@ static int qemu_start(const char *uuid, const Xv *vm, const HvDisk *disks, size_
     const Xv *mask = params && params->kind == XV_STRUCT ? xv_struct_get(params, "mask") : NULL;
     if (mask && *xv_str(mask))
         d->vcpu_mask = g_strdup(xv_str(mask));
-    if (pin_vcpus(d, err) < 0) {
+    if (pin_vcpus(d, err) < 0 || qemu_balloon_stats_enable(d->mon, err) < 0) {
         g_autoptr(XapiError) ignored = NULL;
         qemu_driver.destroy(uuid, &ignored);
         return -1;
@@ -831,6 +832,8 @@ static bool qemu_reattach(const char *uuid)
     g_autoptr(XapiError) err = NULL;
     if (d->pid && attach(d, &err) == 0) {
         qemu_start_recorded(uuid); /* the VM's record says it runs */
+        g_autoptr(XapiError) no_stats = NULL; /* a domain of an older xapid may have no balloon */
+        qemu_balloon_stats_enable(d->mon, &no_stats);
         return true;
     }
     if (d->pid) { /* a QEMU we cannot drive is stopped, not left behind */
@@ -1593,6 +1596,7 @@ static int qemu_sample(const char *uuid, HvSample *sample)
         }
     }
     json_object_put(blocks);
+    sample->memory_internal_free = qemu_balloon_free_kib(d->mon);
     for (unsigned k = 0; k < sample->n_nics; k++) {
         g_autofree char *tap = network_guest_tap_name(uuid, sample->nics[k].device);
         sample->nics[k].rx_bytes = tap_counter(tap, "tx_bytes");

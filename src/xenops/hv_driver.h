@@ -92,6 +92,7 @@ typedef struct {
     unsigned n_vcpus;                        /* filled by the driver */
     double vcpu_seconds[HV_SAMPLE_MAX_VCPUS]; /* CPU time each vCPU used, in total */
     int64_t memory;                          /* bytes the domain has */
+    int64_t memory_internal_free;            /* KiB the guest says it has free, -1: unknown */
     unsigned n_disks;
     struct { int slot; int64_t read_bytes, write_bytes; } disks[HV_SAMPLE_MAX_DEVICES];
     unsigned n_nics;

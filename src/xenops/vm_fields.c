@@ -259,7 +259,11 @@ static const struct {
      "heard (`PV_drivers_detected`) with QGA `guest-shutdown` (mode `powerdown`; a reboot is "
      "a power-off then a fresh boot, as with the power button), as XAPI asks through PV "
      "tools; when the agent does not answer within 3 s or reports an error, xapid presses "
-     "the ACPI power button instead. Not done: `memory`", check_nothing},
+     "the ACPI power button instead. `memory` stays empty, as in XAPI (\"use the memory and "
+     "memory_internal_free RRD data-sources\"): the VM's `memory_internal_free` source (KiB) "
+     "is what the guest's balloon driver reports available (virtio-balloon statistics every "
+     "5 s: QOM `guest-stats`, MemAvailable, else MemFree), next to `memory` (what the balloon "
+     "leaves the guest, also `VM_metrics.memory_actual`)", check_nothing},
     {"`force` of VM.start and VM.resume",
      "accepted: XAPI's force skips the check of the host CPU against the VM's last boot, "
      "which xapid does not make", check_nothing},

@@ -171,6 +171,32 @@ def test_guest_metrics_from_the_guest_agent(daemon, guest):
     assert rec["networks"] == {}  # no VIF: nothing to name (guest_agent_test.c maps them)
 
 
+def test_memory_internal_free_from_the_balloon(daemon, guest):
+    """XAPI keeps VM_guest_metrics.memory empty ("use the memory and
+    memory_internal_free RRD data-sources"): the guest's free memory comes
+    from its balloon driver's statistics."""
+    proxy, s, vm, uuid = guest
+    assert qmp(daemon, uuid, "qom-get", {"path": "/machine/peripheral/balloon0",
+                                         "property": "guest-stats-polling-interval"}) == 5
+
+    def free_kib():  # not a source until the first sample with the guest's figure
+        reply = proxy.VM.query_data_source(s, vm, "memory_internal_free")
+        return reply["Value"] if reply["Status"] == "Success" else 0
+    assert wait_for(lambda: free_kib() > 0, 120)
+    # some of what the balloon leaves the guest, in KiB
+    actual_kib = qmp(daemon, uuid, "query-balloon")["actual"] / 1024
+    assert 0 < free_kib() < actual_kib
+    stats = qmp(daemon, uuid, "qom-get", {"path": "/machine/peripheral/balloon0",
+                                          "property": "guest-stats"})
+    assert stats["stats"]["stat-available-memory"] > 0
+    source = [d for d in ok(proxy.VM.get_data_sources(s, vm))
+              if d["name_label"] == "memory_internal_free"]
+    assert source and source[0]["units"] == "KiB"
+    gm = ok(proxy.VM.get_guest_metrics(s, vm))
+    if gm != "OpaqueRef:NULL":
+        assert ok(proxy.VM_guest_metrics.get_memory(s, gm)) == {}
+
+
 def test_agent_refusing_shutdown_falls_back_to_the_power_button(daemon):
     proxy, s = daemon.login()
     vm = ok(proxy.VM.create(s, agent_guest_record("refuser", args="xapid.agent_shutdown=fail")))
