@@ -32,6 +32,9 @@
 #include "vm_nvram.h"
 
 #define STOP_REASON_FILE "stop-reason"
+/* VCPUs_params:mask as the domain started with it: vCPUs plugged after a
+ * restart of xapid are pinned to it too. */
+#define VCPU_MASK_FILE "vcpu-mask"
 /* The firmware resets the machine again while it boots (QEMU reports
  * those as the guest's): resets this close to the previous one belong to
  * the same reboot. */
@@ -49,7 +52,7 @@ typedef struct Domain {
     int64_t last_reset; /* monotonic time of the last reset, ours or the guest's */
     GHashTable *deleted; /* device ids QEMU reported DEVICE_DELETED for */
     char *migration;     /* the last MIGRATION event's status, or NULL */
-    char *vcpu_mask;     /* VCPUs_params:mask, or NULL (not known after a reattach) */
+    char *vcpu_mask;     /* VCPUs_params:mask (VCPU_MASK_FILE), or NULL */
 } Domain;
 
 static struct {
@@ -116,6 +119,26 @@ static HvStopReason saved_stop_reason(const Domain *d)
     if (!g_file_get_contents(path, &text, NULL, NULL))
         return HV_STOP_POWEROFF;
     return stop_reason_of(g_strstrip(text));
+}
+
+static int save_vcpu_mask(const Domain *d, XapiError **err)
+{
+    g_autofree char *path = domain_path(d, VCPU_MASK_FILE);
+    g_autoptr(GError) gerr = NULL;
+    if (!d->vcpu_mask)
+        return 0;
+    if (!g_file_set_contents(path, d->vcpu_mask, -1, &gerr))
+        return xapi_error_internal(err, "cannot write %s: %s", path, gerr->message);
+    return 0;
+}
+
+/* A reattached domain's mask (none when it started without one). */
+static void load_vcpu_mask(Domain *d)
+{
+    g_autofree char *path = domain_path(d, VCPU_MASK_FILE);
+    g_autofree char *text = NULL;
+    if (g_file_get_contents(path, &text, NULL, NULL) && *g_strstrip(text))
+        d->vcpu_mask = g_steal_pointer(&text);
 }
 
 /* Sets the state (lock held) and wakes waiters. */
@@ -283,7 +306,7 @@ static void remove_runtime_files(const Domain *d)
     static const char *const files[] = {QEMU_START_INTENT, QEMU_PIDFILE, QEMU_MONITOR_SOCKET,
                                         QEMU_QMP_SOCKET, "events.sock", QEMU_VNC_SOCKET,
                                         QEMU_SERIAL_SOCKET, QEMU_AGENT_SOCKET,
-                                        STOP_REASON_FILE};
+                                        STOP_REASON_FILE, VCPU_MASK_FILE};
     for (size_t i = 0; i < G_N_ELEMENTS(files); i++) {
         g_autofree char *path = domain_path(d, files[i]);
         unlink(path);
@@ -646,7 +669,7 @@ static int qemu_start(const char *uuid, const Xv *vm, const HvDisk *disks, size_
     const Xv *mask = params && params->kind == XV_STRUCT ? xv_struct_get(params, "mask") : NULL;
     if (mask && *xv_str(mask))
         d->vcpu_mask = g_strdup(xv_str(mask));
-    if (pin_vcpus(d, err) < 0 || qemu_balloon_stats_enable(d->mon, err) < 0) {
+    if (save_vcpu_mask(d, err) < 0 || pin_vcpus(d, err) < 0 || qemu_balloon_stats_enable(d->mon, err) < 0) {
         g_autoptr(XapiError) ignored = NULL;
         qemu_driver.destroy(uuid, &ignored);
         return -1;
@@ -832,6 +855,10 @@ static bool qemu_reattach(const char *uuid)
     g_autoptr(XapiError) err = NULL;
     if (d->pid && attach(d, &err) == 0) {
         qemu_start_recorded(uuid); /* the VM's record says it runs */
+        load_vcpu_mask(d);
+        if (pin_vcpus(d, &err) < 0)
+            g_warning("VM %s: %s", uuid, err->params->len ? (char *)err->params->pdata[0]
+                                                          : err->code);
         g_autoptr(XapiError) no_stats = NULL; /* a domain of an older xapid may have no balloon */
         qemu_balloon_stats_enable(d->mon, &no_stats);
         return true;

@@ -205,7 +205,8 @@ static const struct {
      "`VALUE_NOT_SUPPORTED` when at_startup > max); `VCPUs_max` above the host's CPUs is "
      "`HOST_NOT_ENOUGH_PCPUS` unless `platform:vcpu-unrestricted` is true", check_vcpus},
     {"`VCPUs_params`",
-     "`mask` honoured: every vCPU thread (also hot-plugged ones) is pinned to those host CPUs "
+     "`mask` honoured: every vCPU thread (also hot-plugged ones, also after a restart of xapid: "
+     "the mask is kept in the domain's directory) is pinned to those host CPUs "
      "(`sched_setaffinity`; a CPU the host lacks is `INVALID_VALUE`); `weight` and `cap` "
      "refused (`VALUE_NOT_SUPPORTED`: no cgroup v2 cpu controller here); "
      "`set_VCPUs_number_live` hot-plugs vCPUs up to `VCPUs_max` (QMP `device_add`) and "
