@@ -139,17 +139,29 @@ static int check_firmware(const Xv *record, XapiError **err)
 }
 
 /* A PV-style domain is its kernel booted directly here; without one XAPI
- * would run PV_bootloader, which xapid does not yet. */
+ * runs PV_bootloader (pygrub: a kernel found in the guest's disk), which
+ * xapid does not: it reads no guest filesystem. A VM of unspecified type
+ * boots PV in XAPI when HVM_boot_policy is empty. */
 static int check_domain_type(const Xv *record, XapiError **err)
 {
     const char *type = str_field(record, "domain_type");
+    const char *bootloader = str_field(record, "PV_bootloader");
     bool pv = strcmp(type, "pv") == 0 || strcmp(type, "pvh") == 0 ||
               strcmp(type, "pv_in_pvh") == 0;
-    if (!pv || *str_field(record, "PV_kernel"))
+    /* an unspecified one without a policy boots its BIOS order here,
+     * unless it names a bootloader, which would then go unheard */
+    bool pv_by_policy = (!*type || strcmp(type, "unspecified") == 0) &&
+                        !*str_field(record, "HVM_boot_policy") && *bootloader;
+    if (!(pv || pv_by_policy) || *str_field(record, "PV_kernel"))
         return 0;
-    return xapi_error_set(err, "VALUE_NOT_SUPPORTED", "domain_type", type,
+    if (*bootloader)
+        return xapi_error_set(err, "VALUE_NOT_SUPPORTED", "PV_bootloader", bootloader,
+                              "xapid does not read kernels out of guest disks: set PV_kernel "
+                              "(and PV_ramdisk) to files in a kernel directory, or boot the "
+                              "VM as HVM (HVM_boot_policy \"BIOS order\")", NULL);
+    return xapi_error_set(err, "VALUE_NOT_SUPPORTED", "domain_type", *type ? type : "pv",
                           "a PV domain boots its PV_kernel directly here, and PV_kernel is "
-                          "empty (PV_bootloader is not run yet)", NULL);
+                          "empty", NULL);
 }
 
 /* XAPI's mask: the host CPUs the vCPUs may run on, "0,2,3". */
@@ -230,8 +242,11 @@ static const struct {
      "refused (`VALUE_NOT_SUPPORTED`, XAPI's words)", check_actions_after_crash},
     {"`domain_type`, `HVM_boot_policy`",
      "every domain is a QEMU PC; `pv`, `pvh` and `pv_in_pvh` boot `PV_kernel` directly "
-     "(`-kernel`) and are refused without one (`VALUE_NOT_SUPPORTED`); `hvm` and "
-     "`unspecified` boot from `HVM_boot_params:order`, or from `PV_kernel` when set",
+     "(`-kernel`) and are refused without one (`VALUE_NOT_SUPPORTED`); so is a VM that "
+     "would boot through `PV_bootloader` (`pygrub`; also `unspecified` with an empty "
+     "`HVM_boot_policy`, which XAPI boots PV), refused naming `PV_bootloader`: xapid reads "
+     "no kernel out of a guest's disk; `hvm` and `unspecified` boot from "
+     "`HVM_boot_params:order`, or from `PV_kernel` when set",
      check_domain_type},
     {"`platform`, `bios_strings`",
      "as the next sections say: each key XAPI gives a meaning is given to QEMU or refused "
@@ -273,7 +288,8 @@ static const struct {
      "VM's own variable store (second pflash), written at each start from "
      "`NVRAM:EFI-variables` (base64 of OVMF's store; OVMF's empty store when unset) and "
      "copied back there whenever the domain ends; refused (`VALUE_NOT_SUPPORTED`) without "
-     "the ovmf package; other values `INVALID_VALUE`; `platform:secureboot=true` refused",
+     "the ovmf package; other values `INVALID_VALUE`; `platform:secureboot=true` refused (see "
+     "the platform keys)",
      check_firmware},
 };
 
