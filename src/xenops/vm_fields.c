@@ -253,6 +253,11 @@ static const struct {
      "(`VALUE_NOT_SUPPORTED` naming `platform:KEY`); `bios_strings` are SMBIOS tables",
      check_platform},
     {"`has_vendor_device`", "refused when true (`VALUE_NOT_SUPPORTED`)", check_vendor_device},
+    {"`suspend_VDI` (`VM.set_suspend_VDI`)",
+     "a suspended VM's image may be replaced by another VDI whose contents are identical, as "
+     "XAPI checks: the MD5 of both virtual disks (read through qemu-nbd), else "
+     "`SUSPEND_VDI_REPLACEMENT_IS_NOT_IDENTICAL` [`uuid : md5` of each]; the resume then "
+     "loads the new one", check_nothing},
     {"`xenstore_data`", "fw_cfg files `opt/xenstore/KEY` (see the platform section)",
      check_nothing},
     {"`affinity`",

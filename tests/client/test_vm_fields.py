@@ -485,6 +485,34 @@ def test_suspend_vdi_and_appliance(api):
     gone(api, vm)
 
 
+def test_suspend_vdi_replaced_only_by_an_identical_image(api):
+    """XAPI's set_suspend_VDI compares the two VDIs' MD5s."""
+    proxy, s = api
+    vm = running_vm(api)
+    ok(proxy.VM.suspend(s, vm))
+    image = ok(proxy.VM.get_suspend_VDI(s, vm))
+    sr = ok(proxy.VDI.get_SR(s, image))
+    copy = ok(proxy.VDI.copy(s, image, sr))
+    other = ok(proxy.VDI.create(s, {"SR": sr, "virtual_size": str(MiB), "type": "user",
+                                    "name_label": "not the image", "sharable": False,
+                                    "read_only": False, "other_config": {}}))
+    ok(proxy.VM.set_suspend_VDI(s, vm, image))  # the same one: nothing to compare
+    e = err(proxy.VM.set_suspend_VDI(s, vm, other))
+    assert e[0] == "SUSPEND_VDI_REPLACEMENT_IS_NOT_IDENTICAL"
+    uuids = [ok(proxy.VDI.get_uuid(s, v)) for v in (image, other)]
+    assert [p.split(" : ")[0] for p in e[1:]] == uuids
+    assert e[1].split(" : ")[1] != e[2].split(" : ")[1]
+    assert ok(proxy.VM.get_suspend_VDI(s, vm)) == image
+    ok(proxy.VM.set_suspend_VDI(s, vm, copy))
+    assert ok(proxy.VM.get_suspend_VDI(s, vm)) == copy
+    ok(proxy.VM.resume(s, vm, False, False))  # from the copy
+    assert ok(proxy.VM.get_power_state(s, vm)) == "Running"
+    ok(proxy.VM.hard_shutdown(s, vm))
+    for v in (image, other):
+        ok(proxy.VDI.destroy(s, v))
+    gone(api, vm)
+
+
 def test_checks_and_boot_record(api):
     proxy, s = api
     vm = new_vm(api)
