@@ -24,6 +24,7 @@
 #include "hv_driver.h"
 #include "network.h"
 #include "qemu_balloon.h"
+#include "qemu_dump.h"
 #include "qemu_cmdline.h"
 #include "qemu_fdsets.h"
 #include "qemu_process.h"
@@ -1794,6 +1795,21 @@ static int qemu_vcpus_set(const char *uuid, int64_t n, int64_t timeout_ms, XapiE
     return rc == 0 ? pin_vcpus(d, err) : rc;
 }
 
+static int qemu_dump_memory(const char *uuid, const char *path, XapiError **err)
+{
+    Domain *d = lookup(uuid, err);
+    if (!d)
+        return -1;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return xapi_error_internal(err, "cannot create %s: %s", path, g_strerror(errno));
+    int rc = qemu_dump_guest_memory(d->mon, fd, err);
+    if (rc == 0 && fsync(fd) < 0)
+        rc = xapi_error_internal(err, "cannot write %s: %s", path, g_strerror(errno));
+    close(fd);
+    return rc;
+}
+
 static char *qemu_agent_socket(const char *uuid)
 {
     g_mutex_lock(&qemu.lock);
@@ -1833,6 +1849,7 @@ static HvDriver qemu_driver = {
     .memory_actual = qemu_memory_actual,
     .vcpus_set = qemu_vcpus_set,
     .agent_socket = qemu_agent_socket,
+    .dump_memory = qemu_dump_memory,
 };
 
 const HvDriver *hv_qemu_driver(const char *state_dir, HvChangeNotify notify, XapiError **err)

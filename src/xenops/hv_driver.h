@@ -189,6 +189,9 @@ typedef struct HvDriver {
     /* The domain's counters now (VM lock held); -1 if it has no domain.
      * NULL: the driver has none. */
     int (*sample)(const char *uuid, HvSample *sample);
+    /* Writes a domain's memory (a crashed guest's, stopped) to path as an
+     * ELF core file. NULL: the driver cannot. */
+    int (*dump_memory)(const char *uuid, const char *path, XapiError **err);
 } HvDriver;
 
 /* state_dir holds one directory per domain (qemu). */

@@ -89,8 +89,9 @@ static int check_memory(const Xv *record, XapiError **err)
     return 0;
 }
 
-/* XAPI's validate_actions_after_crash; a dump is not written yet for any
- * kind of domain (XAPI writes none for HVM ones either). */
+/* XAPI's validate_actions_after_crash, but for coredump_*: XAPI writes
+ * dumps of PV domains only, QEMU of every domain (vm_crashdump.c checks
+ * what a dump needs). */
 static int check_actions_after_crash(const Xv *record, XapiError **err)
 {
     const char *action = str_field(record, "actions_after_crash");
@@ -99,10 +100,6 @@ static int check_actions_after_crash(const Xv *record, XapiError **err)
         return xapi_error_set(err, "VALUE_NOT_SUPPORTED", field, action,
                               "option would leak a domain; VMs and not domains are managed "
                               "by this API", NULL);
-    if (g_str_has_prefix(action, "coredump_"))
-        return xapi_error_set(err, "VALUE_NOT_SUPPORTED", field, action,
-                              "cannot invoke a coredump of an HVM, PVH or PV-in-PVH domain",
-                              NULL);
     return 0;
 }
 
@@ -238,8 +235,15 @@ static const struct {
      "in `memory_overhead`) fits the host's free memory, else `HOST_NOT_ENOUGH_FREE_MEMORY`",
      check_memory},
     {"`actions_after_crash`",
-     "`destroy`, `restart`, `preserve` honoured; `coredump_and_*` and `rename_restart` "
-     "refused (`VALUE_NOT_SUPPORTED`, XAPI's words)", check_actions_after_crash},
+     "`destroy`, `restart`, `preserve` honoured; `coredump_and_destroy` and "
+     "`coredump_and_restart` honoured for every domain (XAPI dumps PV domains only): the "
+     "crashed guest's memory (QMP `dump-guest-memory`, an ELF core for the crash utility or "
+     "gdb) becomes a VDI of type `crashdump` (a raw file) in this host's `crash_dump_sr`, "
+     "else the pool's `crash_dump_SR`, with a `crashdump` record naming the VM and the VDI "
+     "(`crashdump.destroy` removes both; VM.destroy removes the records, the VDIs stay, as "
+     "XAPI's GC does); VM.start refuses them without a crash dump SR (`VM_NO_CRASHDUMP_SR`); "
+     "a guest crash is seen through the `pvpanic` device; `rename_restart` refused "
+     "(`VALUE_NOT_SUPPORTED`, XAPI's words)", check_actions_after_crash},
     {"`domain_type`, `HVM_boot_policy`",
      "every domain is a QEMU PC; `pv`, `pvh` and `pv_in_pvh` boot `PV_kernel` directly "
      "(`-kernel`) and are refused without one (`VALUE_NOT_SUPPORTED`); so is a VM that "

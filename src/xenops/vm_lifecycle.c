@@ -11,6 +11,7 @@
 #include "guest_agent.h"
 #include "message_store.h"
 #include "task.h"
+#include "vm_crashdump.h"
 #include "vm_disks.h"
 #include "vm_fields.h"
 #include "vm_nics.h"
@@ -150,7 +151,7 @@ static int check_pcpus(const Xv *record, int64_t pcpus, XapiError **err)
 
 int vm_check_bootable(const char *vm_ref, const Xv *record, XapiError **err)
 {
-    if (vm_fields_check_start(record, err) < 0)
+    if (vm_fields_check_start(record, err) < 0 || vm_crashdump_check(vm_ref, record, err) < 0)
         return -1;
     if (xv_struct_get(record, "memory_static_max")->i < MIN_MEMORY)
         return xapi_error_set(err, "VM_MEMORY_SIZE_TOO_LOW", vm_ref, NULL);
@@ -475,6 +476,7 @@ static int destroy_work(VmOp *o)
     delete_refs(db_get(vm, "consoles"), "console");
     delete_ref(db_get(vm, "metrics"), "VM_metrics");
     delete_ref(db_get(vm, "guest_metrics"), "VM_guest_metrics");
+    delete_refs(db_get(vm, "crash_dumps"), "crashdump"); /* their VDIs stay, as in XAPI */
     vm = db_lookup(dm_class_by_name("VM"), o->ref);
     if (!vm || db_delete(vm, &call->error) < 0) {
         db_write_abort();

@@ -10,6 +10,7 @@
 #include "vdi_fork.h"
 #include "guest_agent.h"
 #include "vm_consoles.h"
+#include "vm_crashdump.h"
 #include "vm_fields.h"
 #include "vm_nvram.h"
 #include "vm_disks.h"
@@ -364,6 +365,8 @@ static void apply_stop_action(const char *uuid, const VmView *vm, HvStopReason r
                          : reason == HV_STOP_CRASH ? vm->after_crash
                                                    : vm->after_shutdown;
     g_autoptr(XapiError) err = NULL;
+    if (reason == HV_STOP_CRASH && vm_crashdump_wanted(action))
+        vm_crashdump_take(uuid, vm->ref);
     if (strcmp(action, "restart") == 0 || strcmp(action, "coredump_and_restart") == 0 ||
         strcmp(action, "rename_restart") == 0) {
         if (xenops.driver->reset(uuid, &err) == 0 &&

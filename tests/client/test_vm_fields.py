@@ -397,12 +397,43 @@ def test_pv_bootloader_is_refused_by_name(api, fields):
 def test_actions_after_crash_refused_at_start_when_not_honoured(api):
     proxy, s = api
     vm = new_vm(api)
-    for action in ("coredump_and_restart", "rename_restart"):
-        ok(proxy.VM.set_actions_after_crash(s, vm, action))
-        e = err(proxy.VM.start(s, vm, False, False))
-        assert e[:3] == ["VALUE_NOT_SUPPORTED", "VM.actions_after_crash", action]
+    ok(proxy.VM.set_actions_after_crash(s, vm, "rename_restart"))
+    e = err(proxy.VM.start(s, vm, False, False))
+    assert e[:3] == ["VALUE_NOT_SUPPORTED", "VM.actions_after_crash", "rename_restart"]
+    # a dump needs a crash dump SR: the host's, else the pool's
+    pool = ok(proxy.pool.get_all(s))[0]
+    dump_sr = ok(proxy.pool.get_crash_dump_SR(s, pool))
+    ok(proxy.pool.set_crash_dump_SR(s, pool, "OpaqueRef:NULL"))
+    ok(proxy.VM.set_actions_after_crash(s, vm, "coredump_and_restart"))
+    assert err(proxy.VM.start(s, vm, False, False)) == ["VM_NO_CRASHDUMP_SR", vm]
+    ok(proxy.pool.set_crash_dump_SR(s, pool, dump_sr))
     ok(proxy.VM.set_actions_after_crash(s, vm, "restart"))
     ok(proxy.VM.start(s, vm, False, False))
+    gone(api, vm)
+
+
+@pytest.mark.parametrize("action,after", [("coredump_and_destroy", "Halted"),
+                                          ("coredump_and_restart", "Running")])
+def test_crash_dump_kept_as_a_crashdump(api, action, after):
+    """The simulated guest crashes as it boots: its memory becomes a
+    crashdump VDI in the pool's crash dump SR, then the action goes on."""
+    proxy, s = api
+    pool = ok(proxy.pool.get_all(s))[0]
+    sr = ok(proxy.pool.get_crash_dump_SR(s, pool))
+    vm = new_vm(api, actions_after_crash=action, other_config={"sim_guest": "panics"})
+    ok(proxy.VM.start(s, vm, False, False))
+    assert ok(proxy.VM.get_power_state(s, vm)) == after
+    dumps = ok(proxy.VM.get_crash_dumps(s, vm))
+    assert len(dumps) == 1
+    rec = ok(proxy.crashdump.get_record(s, dumps[0]))
+    assert rec["VM"] == vm
+    vdi = ok(proxy.VDI.get_record(s, rec["VDI"]))
+    assert vdi["type"] == "crashdump" and vdi["SR"] == sr
+    assert vdi["name_label"] == "Crash dump of fields"
+    assert dumps[0] in vdi["crash_dumps"]
+    ok(proxy.crashdump.destroy(s, dumps[0]))
+    assert err(proxy.VDI.get_record(s, rec["VDI"]))[0] == "HANDLE_INVALID"
+    assert ok(proxy.VM.get_crash_dumps(s, vm)) == []
     gone(api, vm)
 
 
