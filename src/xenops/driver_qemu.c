@@ -177,6 +177,8 @@ static void on_reset(Domain *d, json_object *data)
         qemu.notify(d->uuid);
 }
 
+static void guest_stopped(Domain *d, const char *reason);
+
 static void on_shutdown(Domain *d, json_object *data)
 {
     const char *reason = data_string(data, "reason");
@@ -187,6 +189,13 @@ static void on_shutdown(Domain *d, json_object *data)
         reason = "guest-shutdown";
     if (!by_guest && strcmp(reason, "host-signal") != 0)
         return; /* our own quit or reset */
+    guest_stopped(d, reason);
+}
+
+/* The guest stopped the domain (its poweroff, a panic): why, noted in the
+ * domain's directory for a later reattach. */
+static void guest_stopped(Domain *d, const char *reason)
+{
     save_stop_reason(d, reason);
     g_mutex_lock(&qemu.lock);
     d->reason = stop_reason_of(reason);
@@ -205,6 +214,10 @@ static void on_event(void *opaque, const char *name, json_object *data)
         on_reset(d, data);
     } else if (strcmp(name, "SHUTDOWN") == 0) {
         on_shutdown(d, data);
+    } else if (strcmp(name, "GUEST_PANICKED") == 0) {
+        /* pvpanic: -action panic=shutdown with shutdown=pause leaves the
+         * domain guest-panicked, with no SHUTDOWN event */
+        guest_stopped(d, "guest-panic");
     } else if (strcmp(name, "DEVICE_DELETED") == 0 || strcmp(name, "MIGRATION") == 0) {
         const char *value = data_string(data, strcmp(name, "MIGRATION") == 0 ? "status" : "device");
         g_mutex_lock(&qemu.lock);

@@ -197,6 +197,33 @@ def test_memory_internal_free_from_the_balloon(daemon, guest):
         assert ok(proxy.VM_guest_metrics.get_memory(s, gm)) == {}
 
 
+def test_crashed_guest_memory_kept_as_a_crashdump(daemon):
+    """actions_after_crash=coredump_and_destroy: the guest panics (pvpanic
+    tells QEMU), its memory becomes an ELF core in a crashdump VDI."""
+    proxy, s = daemon.login()
+    record = agent_guest_record("crasher", actions_after_crash="coredump_and_destroy",
+                                PV_ramdisk=os.path.join(GUEST_DIR, "initrd.img"))
+    # no panic=-1: the kernel waits after its panic rather than reboot
+    record["PV_args"] = "console=ttyS0 quiet cryptomgr.notests xapid.panic_after=1"
+    vm = ok(proxy.VM.create(s, record))
+    ok(proxy.VM.start(s, vm, False, False))
+    uuid = ok(proxy.VM.get_uuid(s, vm))
+    assert wait_for(lambda: ok(proxy.VM.get_power_state(s, vm)) == "Halted", 180)
+    assert "XAPID-GUEST-PANIC" in console_log(daemon, uuid)
+    dumps = ok(proxy.VM.get_crash_dumps(s, vm))
+    assert len(dumps) == 1
+    vdi = ok(proxy.VDI.get_record(s, ok(proxy.crashdump.get_VDI(s, dumps[0]))))
+    assert vdi["type"] == "crashdump"
+    path = os.path.join(daemon.state_dir, "sr", vdi["location"])
+    with open(path, "rb") as f:
+        assert f.read(4) == b"\x7fELF"
+    assert os.path.getsize(path) >= 250 * MiB  # all of the guest's 256 MiB
+    assert int(vdi["physical_utilisation"]) > 0
+    ok(proxy.crashdump.destroy(s, dumps[0]))
+    assert not os.path.exists(path)
+    ok(proxy.VM.destroy(s, vm))
+
+
 def test_agent_refusing_shutdown_falls_back_to_the_power_button(daemon):
     proxy, s = daemon.login()
     vm = ok(proxy.VM.create(s, agent_guest_record("refuser", args="xapid.agent_shutdown=fail")))
