@@ -246,19 +246,16 @@ def test_agent_refusing_shutdown_falls_back_to_the_power_button(daemon):
 def test_clean_reboot_and_shutdown_through_the_agent(daemon, guest):
     """Last on the shared guest: it reboots through its agent (which
     powers it off; xapid boots it again, as after the power button), then
-    shuts down through it."""
+    shuts down through it; the new domain's agent is heard again before it
+    is asked."""
     proxy, s, vm, uuid = guest
-    wait_agent_seen(proxy, s, vm)
-    ok(proxy.VM.clean_reboot(s, vm))
-    assert ok(proxy.VM.get_power_state(s, vm)) == "Running"
-    log = console_log(daemon, uuid)
-    assert log.count("XAPID-GUEST-SHUTDOWN agent poweroff") == 1
-    assert "XAPID-GUEST-POWER-BUTTON" not in log
-    # the new domain's agent is heard again before it is asked
-    assert wait_for(lambda: console_log(daemon, uuid).count("XAPID-GUEST-AGENT") == 2, 120)
-    wait_agent_seen(proxy, s, vm)
-    ok(proxy.VM.clean_shutdown(s, vm))
-    assert ok(proxy.VM.get_power_state(s, vm)) == "Halted"
-    log = console_log(daemon, uuid)
-    assert log.count("XAPID-GUEST-SHUTDOWN agent poweroff") == 2
-    assert "XAPID-GUEST-POWER-BUTTON" not in log
+    for times, (call, state) in enumerate([(proxy.VM.clean_reboot, "Running"),
+                                           (proxy.VM.clean_shutdown, "Halted")], 1):
+        assert wait_for(lambda: console_log(daemon, uuid).count("XAPID-GUEST-AGENT") == times,
+                        120)
+        wait_agent_seen(proxy, s, vm)
+        ok(call(s, vm))
+        assert ok(proxy.VM.get_power_state(s, vm)) == state
+        log = console_log(daemon, uuid)
+        assert log.count("XAPID-GUEST-SHUTDOWN agent poweroff") == times
+        assert "XAPID-GUEST-POWER-BUTTON" not in log
