@@ -437,6 +437,20 @@ def test_crash_dump_kept_as_a_crashdump(api, action, after):
     gone(api, vm)
 
 
+def test_vm_destroy_forgets_its_crashdumps_and_keeps_their_vdis(api):
+    """As XAPI's GC: the records go with the VM, the dumps stay as VDIs."""
+    proxy, s = api
+    vm = new_vm(api, actions_after_crash="coredump_and_destroy",
+                other_config={"sim_guest": "panics"})
+    ok(proxy.VM.start(s, vm, False, False))
+    dump = ok(proxy.VM.get_crash_dumps(s, vm))[0]
+    vdi = ok(proxy.crashdump.get_VDI(s, dump))
+    ok(proxy.VM.destroy(s, vm))
+    assert err(proxy.crashdump.get_record(s, dump))[0] == "HANDLE_INVALID"
+    assert ok(proxy.VDI.get_crash_dumps(s, vdi)) == []
+    ok(proxy.VDI.destroy(s, vdi))
+
+
 def test_bios_strings(api):
     proxy, s = api
     vm = new_vm(api)
