@@ -12,6 +12,7 @@
 #include "dm_handlers.h"
 #include "implicit.h"
 #include "operations.h"
+#include "vdi_checksum.h"
 #include "vm_fields.h"
 #include "vm_lifecycle.h"
 #include "vm_operations.h"
@@ -672,29 +673,68 @@ int xapi_VM_set_has_vendor_device(Call *call, const char *self, bool value)
 
 /* ---- suspend image, appliance ------------------------------------------- */
 
-/* Only a suspended VM; the image may be replaced by an identical one in
- * XAPI (checksums compared), which xapid cannot check yet: the same VDI
- * is accepted, another refused. */
+/* XAPI's set_suspend_VDI: only a suspended VM, and another image only
+ * when its contents are the same (both VDIs' MD5s, taken with no lock
+ * held, else SUSPEND_VDI_REPLACEMENT_IS_NOT_IDENTICAL). The write checks
+ * again that the VM still has the image that was compared. */
+typedef struct {
+    const char *vdi;  /* the new suspend_VDI */
+    const char *was;  /* the one it was compared with; NULL: checks only */
+} SuspendVdiChange;
+
 static int change_suspend_vdi(DbRow *vm, const void *arg, XapiError **err)
 {
-    const char *vdi_ref = arg;
+    const SuspendVdiChange *c = arg;
     if (power_state_is(vm, "Suspended", err) < 0)
         return -1;
-    DbRow *vdi = db_lookup(cls("VDI"), vdi_ref);
+    DbRow *vdi = db_lookup(cls("VDI"), c->vdi);
     if (!vdi)
-        return xapi_error_set(err, "HANDLE_INVALID", "VDI", vdi_ref, NULL);
+        return xapi_error_set(err, "HANDLE_INVALID", "VDI", c->vdi, NULL);
     if (strcmp(xv_str(db_get(vdi, "type")), "cbt_metadata") == 0)
         return xapi_error_set(err, "VDI_INCOMPATIBLE_TYPE", vdi->ref, "cbt_metadata", NULL);
-    if (strcmp(xv_str(db_get(vm, "suspend_VDI")), vdi_ref) == 0)
+    const char *now = xv_str(db_get(vm, "suspend_VDI"));
+    if (!c->was || strcmp(now, c->vdi) == 0)
         return 0;
-    return xapi_error_set(err, "OPERATION_NOT_ALLOWED",
-                          "replacing a suspend image is not supported yet (its copy would "
-                          "have to be checked identical)", NULL);
+    if (strcmp(now, c->was) != 0)
+        return xapi_error_set(err, "OTHER_OPERATION_IN_PROGRESS", "VM", vm->ref, NULL);
+    return db_set_by_name(vm, "suspend_VDI", xv_new_string(c->vdi), err);
+}
+
+/* "<uuid> : <md5>", as XAPI's error names each VDI. */
+static char *named_checksum(const char *vdi_ref, XapiError **err)
+{
+    g_autofree char *md5 = vdi_checksum_md5(vdi_ref, err);
+    if (!md5)
+        return NULL;
+    db_read_begin();
+    DbRow *vdi = db_lookup(cls("VDI"), vdi_ref);
+    char *named = g_strdup_printf("%s : %s", vdi ? xv_str(db_get(vdi, "uuid")) : vdi_ref, md5);
+    db_read_end();
+    return named;
 }
 
 int xapi_VM_set_suspend_VDI(Call *call, const char *self, const char *value)
 {
-    return vm_write(call, self, NULL, change_suspend_vdi, value);
+    SuspendVdiChange checks = {value, NULL};
+    if (vm_write(call, self, NULL, change_suspend_vdi, &checks) < 0)
+        return -1;
+    db_read_begin();
+    DbRow *vm = db_lookup(cls("VM"), self);
+    g_autofree char *was = vm ? g_strdup(xv_str(db_get(vm, "suspend_VDI"))) : NULL;
+    db_read_end();
+    if (!was)
+        return xapi_error_set(&call->error, "HANDLE_INVALID", "VM", self, NULL);
+    if (strcmp(was, value) == 0)
+        return 0;
+    g_autofree char *src = named_checksum(was, &call->error);
+    g_autofree char *dst = src ? named_checksum(value, &call->error) : NULL;
+    if (!dst)
+        return -1;
+    if (strcmp(strchr(src, ':'), strchr(dst, ':')) != 0)
+        return xapi_error_set(&call->error, "SUSPEND_VDI_REPLACEMENT_IS_NOT_IDENTICAL", src,
+                              dst, NULL);
+    SuspendVdiChange change = {value, was};
+    return vm_write(call, self, NULL, change_suspend_vdi, &change);
 }
 
 static int change_appliance(DbRow *vm, const void *arg, XapiError **err)

@@ -290,7 +290,7 @@ static void sample_disk_io(const VmPlan *v, unsigned i, const HvSample *hs, int6
 static int64_t sample_vm(const VmPlan *v, int64_t now, bool min_max, GHashTable *sr_rates)
 {
     HvSample hs = {.n_vcpus = (unsigned)v->vcpus, .memory = v->memory,
-                   .n_disks = v->n_disks, .n_nics = v->n_nics};
+                   .memory_internal_free = -1, .n_disks = v->n_disks, .n_nics = v->n_nics};
     for (unsigned i = 0; i < v->n_disks; i++)
         hs.disks[i].slot = v->disk_slots[i];
     for (unsigned i = 0; i < v->n_nics; i++)
@@ -314,6 +314,11 @@ static int64_t sample_vm(const VmPlan *v, int64_t now, bool min_max, GHashTable 
             add_sample(names, samples, RRD_DERIVE, hs.vcpu_seconds[i], "cpu%u", i);
     add_sample(names, samples, RRD_GAUGE, (double)hs.memory, "memory");
     add_sample(names, samples, RRD_GAUGE, (double)v->memory_target, "memory_target");
+    /* what the guest says it has free (its balloon's statistics), as XAPI's
+     * source from the guest's tools */
+    if (hs.memory_internal_free >= 0)
+        add_sample(names, samples, RRD_GAUGE, (double)hs.memory_internal_free,
+                   "memory_internal_free");
     for (unsigned i = 0; i < hs.n_disks; i++) {
         char dev[8];
         g_snprintf(dev, sizeof dev, "xvd%c", 'a' + hs.disks[i].slot);
@@ -606,6 +611,7 @@ static void describe(const char *name, bool vm, const char **description, const 
         {"memory_total_kib", "Total amount of memory in the host", NULL, "KiB"},
         {"memory_free_kib", "Total amount of free memory", NULL, "KiB"},
         {"memory_target", NULL, "Target of VM balloon driver", "B"},
+        {"memory_internal_free", NULL, "Memory used as reported by the guest agent", "KiB"},
         {"memory", NULL, "Memory currently allocated to VM", "B"},
         {"loadavg", "Domain0 loadavg", NULL, ""},
         {"physical_utilisation", "Bytes the SR's files take", NULL, "B"}, /* SRs' */

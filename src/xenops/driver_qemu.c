@@ -23,6 +23,8 @@
 #include "host_accel.h"
 #include "hv_driver.h"
 #include "network.h"
+#include "qemu_balloon.h"
+#include "qemu_dump.h"
 #include "qemu_cmdline.h"
 #include "qemu_fdsets.h"
 #include "qemu_migrate.h"
@@ -32,6 +34,9 @@
 #include "vm_nvram.h"
 
 #define STOP_REASON_FILE "stop-reason"
+/* VCPUs_params:mask as the domain started with it: vCPUs plugged after a
+ * restart of xapid are pinned to it too. */
+#define VCPU_MASK_FILE "vcpu-mask"
 /* The firmware resets the machine again while it boots (QEMU reports
  * those as the guest's): resets this close to the previous one belong to
  * the same reboot. */
@@ -49,7 +54,7 @@ typedef struct Domain {
     int64_t last_reset; /* monotonic time of the last reset, ours or the guest's */
     GHashTable *deleted; /* device ids QEMU reported DEVICE_DELETED for */
     char *migration;     /* the last MIGRATION event's status, or NULL */
-    char *vcpu_mask;     /* VCPUs_params:mask, or NULL (not known after a reattach) */
+    char *vcpu_mask;     /* VCPUs_params:mask (VCPU_MASK_FILE), or NULL */
 } Domain;
 
 static struct {
@@ -118,6 +123,26 @@ static HvStopReason saved_stop_reason(const Domain *d)
     return stop_reason_of(g_strstrip(text));
 }
 
+static int save_vcpu_mask(const Domain *d, XapiError **err)
+{
+    g_autofree char *path = domain_path(d, VCPU_MASK_FILE);
+    g_autoptr(GError) gerr = NULL;
+    if (!d->vcpu_mask)
+        return 0;
+    if (!g_file_set_contents(path, d->vcpu_mask, -1, &gerr))
+        return xapi_error_internal(err, "cannot write %s: %s", path, gerr->message);
+    return 0;
+}
+
+/* A reattached domain's mask (none when it started without one). */
+static void load_vcpu_mask(Domain *d)
+{
+    g_autofree char *path = domain_path(d, VCPU_MASK_FILE);
+    g_autofree char *text = NULL;
+    if (g_file_get_contents(path, &text, NULL, NULL) && *g_strstrip(text))
+        d->vcpu_mask = g_steal_pointer(&text);
+}
+
 /* Sets the state (lock held) and wakes waiters. */
 static void set_state(Domain *d, HvState state)
 {
@@ -153,6 +178,8 @@ static void on_reset(Domain *d, json_object *data)
         qemu.notify(d->uuid);
 }
 
+static void guest_stopped(Domain *d, const char *reason);
+
 static void on_shutdown(Domain *d, json_object *data)
 {
     const char *reason = data_string(data, "reason");
@@ -163,6 +190,13 @@ static void on_shutdown(Domain *d, json_object *data)
         reason = "guest-shutdown";
     if (!by_guest && strcmp(reason, "host-signal") != 0)
         return; /* our own quit or reset */
+    guest_stopped(d, reason);
+}
+
+/* The guest stopped the domain (its poweroff, a panic): why, noted in the
+ * domain's directory for a later reattach. */
+static void guest_stopped(Domain *d, const char *reason)
+{
     save_stop_reason(d, reason);
     g_mutex_lock(&qemu.lock);
     d->reason = stop_reason_of(reason);
@@ -181,6 +215,10 @@ static void on_event(void *opaque, const char *name, json_object *data)
         on_reset(d, data);
     } else if (strcmp(name, "SHUTDOWN") == 0) {
         on_shutdown(d, data);
+    } else if (strcmp(name, "GUEST_PANICKED") == 0) {
+        /* pvpanic: -action panic=shutdown with shutdown=pause leaves the
+         * domain guest-panicked, with no SHUTDOWN event */
+        guest_stopped(d, "guest-panic");
     } else if (strcmp(name, "DEVICE_DELETED") == 0 || strcmp(name, "MIGRATION") == 0) {
         const char *value = data_string(data, strcmp(name, "MIGRATION") == 0 ? "status" : "device");
         g_mutex_lock(&qemu.lock);
@@ -283,7 +321,7 @@ static void remove_runtime_files(const Domain *d)
     static const char *const files[] = {QEMU_START_INTENT, QEMU_PIDFILE, QEMU_MONITOR_SOCKET,
                                         QEMU_QMP_SOCKET, "events.sock", QEMU_VNC_SOCKET,
                                         QEMU_SERIAL_SOCKET, QEMU_AGENT_SOCKET,
-                                        STOP_REASON_FILE};
+                                        STOP_REASON_FILE, VCPU_MASK_FILE};
     for (size_t i = 0; i < G_N_ELEMENTS(files); i++) {
         g_autofree char *path = domain_path(d, files[i]);
         unlink(path);
@@ -650,7 +688,7 @@ static int start_domain(const char *uuid, const Xv *vm, const HvDisk *disks, siz
     const Xv *mask = params && params->kind == XV_STRUCT ? xv_struct_get(params, "mask") : NULL;
     if (mask && *xv_str(mask))
         d->vcpu_mask = g_strdup(xv_str(mask));
-    if (pin_vcpus(d, err) < 0) {
+    if (save_vcpu_mask(d, err) < 0 || pin_vcpus(d, err) < 0 || qemu_balloon_stats_enable(d->mon, err) < 0) {
         g_autoptr(XapiError) ignored = NULL;
         qemu_driver.destroy(uuid, &ignored);
         return -1;
@@ -847,6 +885,12 @@ static bool qemu_reattach(const char *uuid)
     g_autoptr(XapiError) err = NULL;
     if (d->pid && attach(d, &err) == 0) {
         qemu_start_recorded(uuid); /* the VM's record says it runs */
+        load_vcpu_mask(d);
+        if (pin_vcpus(d, &err) < 0)
+            g_warning("VM %s: %s", uuid, err->params->len ? (char *)err->params->pdata[0]
+                                                          : err->code);
+        g_autoptr(XapiError) no_stats = NULL; /* a domain of an older xapid may have no balloon */
+        qemu_balloon_stats_enable(d->mon, &no_stats);
         return true;
     }
     if (d->pid) { /* a QEMU we cannot drive is stopped, not left behind */
@@ -1615,6 +1659,7 @@ static int qemu_sample(const char *uuid, HvSample *sample)
         }
     }
     json_object_put(blocks);
+    sample->memory_internal_free = qemu_balloon_free_kib(d->mon);
     for (unsigned k = 0; k < sample->n_nics; k++) {
         g_autofree char *tap = network_guest_tap_name(uuid, sample->nics[k].device);
         sample->nics[k].rx_bytes = tap_counter(tap, "tx_bytes");
@@ -1785,6 +1830,21 @@ static int qemu_vcpus_set(const char *uuid, int64_t n, int64_t timeout_ms, XapiE
     return rc == 0 ? pin_vcpus(d, err) : rc;
 }
 
+static int qemu_dump_memory(const char *uuid, const char *path, XapiError **err)
+{
+    Domain *d = lookup(uuid, err);
+    if (!d)
+        return -1;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return xapi_error_internal(err, "cannot create %s: %s", path, g_strerror(errno));
+    int rc = qemu_dump_guest_memory(d->mon, fd, err);
+    if (rc == 0 && fsync(fd) < 0)
+        rc = xapi_error_internal(err, "cannot write %s: %s", path, g_strerror(errno));
+    close(fd);
+    return rc;
+}
+
 static char *qemu_agent_socket(const char *uuid)
 {
     g_mutex_lock(&qemu.lock);
@@ -1895,6 +1955,7 @@ static HvDriver qemu_driver = {
     .migrate_send = qemu_migrate_send,
     .migrate_receive = qemu_migrate_receive,
     .migrate_cancel = qemu_migrate_cancel,
+    .dump_memory = qemu_dump_memory,
 };
 
 const HvDriver *hv_qemu_driver(const char *state_dir, HvChangeNotify notify, XapiError **err)

@@ -3,7 +3,8 @@
  * No guest runs: a domain is an entry in a table. The simulated guest
  * honours the ACPI power button at once (it powers off), which is what a
  * well-behaved guest does, unless the VM's other_config:sim_guest is
- * "ignores-acpi" (a guest that hangs, for timeouts and lock tests), and a
+ * "ignores-acpi" (a guest that hangs, for timeouts and lock tests) or
+ * "panics" (it crashes as it boots, for actions_after_crash), and a
  * start waits for the file other_config:sim_start_gate names to exist (a
  * start held in flight, for lock tests; 60 s at most). For
  * scale tests and hosts without QEMU; the host reports "sim" as its
@@ -80,6 +81,11 @@ static int sim_start(const char *uuid, const Xv *vm, const HvDisk *disks, size_t
         const Xv *other = xv_struct_get(vm, "other_config");
         const Xv *guest = other ? xv_struct_get(other, "sim_guest") : NULL;
         d->ignores_power_button = guest && strcmp(xv_str(guest), "ignores-acpi") == 0;
+        /* "panics": the guest crashes as it boots (once: a restart runs) */
+        if (guest && strcmp(xv_str(guest), "panics") == 0 && !paused) {
+            d->state = HV_SHUTDOWN;
+            d->reason = HV_STOP_CRASH;
+        }
         g_hash_table_insert(sim.domains, g_strdup(uuid), d);
     }
     g_mutex_unlock(&sim.lock);
@@ -246,6 +252,22 @@ static bool sim_console_served(const char *uuid, const char *protocol) { return 
 static int sim_console_connect(const char *uuid, const char *protocol, XapiError **err)
 {
     return xapi_error_internal(err, "simulated domains have no console");
+}
+
+/* A simulated domain's memory is a marker file too. */
+#define SIM_MEMORY_DUMP "xapid simulated domain memory\n"
+
+static int sim_dump_memory(const char *uuid, const char *path, XapiError **err)
+{
+    g_mutex_lock(&sim.lock);
+    bool known = g_hash_table_lookup(sim.domains, uuid) != NULL;
+    g_mutex_unlock(&sim.lock);
+    if (!known)
+        return xapi_error_internal(err, "no simulated domain %s", uuid);
+    g_autoptr(GError) error = NULL;
+    if (!g_file_set_contents(path, SIM_MEMORY_DUMP, -1, &error))
+        return xapi_error_internal(err, "cannot write %s: %s", path, error->message);
+    return 0;
 }
 
 /* The state of a simulated domain is a marker file. */
@@ -651,6 +673,7 @@ static const HvDriver sim_driver = {
     .migrate_send = sim_migrate_send,
     .migrate_receive = sim_migrate_receive,
     .migrate_cancel = migrate_link_cancel,
+    .dump_memory = sim_dump_memory,
 };
 
 const HvDriver *hv_sim_driver(HvChangeNotify notify)

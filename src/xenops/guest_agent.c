@@ -28,6 +28,9 @@
 
 #define POLL_PERIOD_S 3
 #define ANSWER_TIMEOUT_MS 1000
+/* How long a guest-shutdown may take to fail (qemu-ga waits for the
+ * guest's shutdown command to end before it reports an error). */
+#define SHUTDOWN_REFUSAL_MS 2000
 
 void guest_agent_report_clear(GuestAgentReport *r)
 {
@@ -40,7 +43,8 @@ void guest_agent_report_clear(GuestAgentReport *r)
 
 typedef struct {
     int fd;
-    GString *in; /* bytes read, not yet parsed */
+    GString *in;    /* bytes read, not yet parsed */
+    int timeout_ms; /* for each answer */
 } Agent;
 
 static int agent_send(Agent *a, const char *text, XapiError **err)
@@ -57,10 +61,12 @@ static int agent_send(Agent *a, const char *text, XapiError **err)
     return 0;
 }
 
-/* The next line (without its newline), waiting at most timeout_ms. */
-static char *agent_line(Agent *a, int timeout_ms, XapiError **err)
+/* The next line (without its newline), or NULL with *closed false when
+ * none came within timeout_ms, true when the connection closed. */
+static char *agent_next_line(Agent *a, int timeout_ms, bool *closed)
 {
     int64_t deadline = g_get_monotonic_time() + (int64_t)timeout_ms * 1000;
+    *closed = false;
     for (;;) {
         char *nl = memchr(a->in->str, '\n', a->in->len);
         if (nl) {
@@ -70,18 +76,27 @@ static char *agent_line(Agent *a, int timeout_ms, XapiError **err)
         }
         int left = (int)((deadline - g_get_monotonic_time()) / 1000);
         struct pollfd p = {a->fd, POLLIN, 0};
-        if (left <= 0 || poll(&p, 1, left) <= 0) {
-            xapi_error_internal(err, "guest agent: no answer within %d ms", timeout_ms);
+        if (left <= 0 || poll(&p, 1, left) <= 0)
             return NULL;
-        }
         char buf[4096];
         ssize_t n = recv(a->fd, buf, sizeof buf, 0);
         if (n <= 0) {
-            xapi_error_internal(err, "guest agent: connection closed");
+            *closed = true;
             return NULL;
         }
         g_string_append_len(a->in, buf, n);
     }
+}
+
+static char *agent_line(Agent *a, int timeout_ms, XapiError **err)
+{
+    bool closed;
+    char *line = agent_next_line(a, timeout_ms, &closed);
+    if (!line && closed)
+        xapi_error_internal(err, "guest agent: connection closed");
+    else if (!line)
+        xapi_error_internal(err, "guest agent: no answer within %d ms", timeout_ms);
+    return line;
 }
 
 /* A command's "return" (caller puts), skipping anything before it. */
@@ -91,7 +106,7 @@ static json_object *agent_command(Agent *a, const char *command, XapiError **err
     if (agent_send(a, text, err) < 0)
         return NULL;
     for (;;) {
-        g_autofree char *line = agent_line(a, ANSWER_TIMEOUT_MS, err);
+        g_autofree char *line = agent_line(a, a->timeout_ms, err);
         if (!line)
             return NULL;
         json_object *reply = json_tokener_parse(line), *ret;
@@ -119,11 +134,12 @@ static int agent_sync(Agent *a, XapiError **err)
     if (agent_send(a, text, err) < 0)
         return -1;
     for (;;) {
-        g_autofree char *line = agent_line(a, ANSWER_TIMEOUT_MS, err);
+        g_autofree char *line = agent_line(a, a->timeout_ms, err);
         if (!line)
             return -1;
-        const char *start = strrchr(line, '\xff');
-        json_object *reply = json_tokener_parse(start ? start + 1 : line), *ret;
+        const char *mark = strrchr(line, '\xff');
+        size_t skip = mark ? (size_t)(mark - line) + 1 : 0;
+        json_object *reply = json_tokener_parse(line + skip), *ret;
         bool synced = reply && json_object_object_get_ex(reply, "return", &ret) &&
                       json_object_get_int64(ret) == id;
         json_object_put(reply);
@@ -212,21 +228,37 @@ void guest_agent_report_parse(const char *info, const char *os, const char *nics
     json_object_put(n);
 }
 
-int guest_agent_query(const char *path, int timeout_ms, GuestAgentReport *out, XapiError **err)
+/* Connects to the agent's socket and resynchronises; -1 with err when the
+ * agent does not answer. */
+static int agent_open(Agent *a, const char *path, int timeout_ms, XapiError **err)
 {
-    (void)timeout_ms;
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    *a = (Agent){-1, g_string_new(NULL), timeout_ms};
     if (strlen(path) >= sizeof addr.sun_path)
         return xapi_error_internal(err, "guest agent socket path too long: %s", path);
     strcpy(addr.sun_path, path);
-    Agent a = {socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), g_string_new(NULL)};
+    a->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (a->fd < 0 || connect(a->fd, (struct sockaddr *)&addr, sizeof addr) < 0)
+        return xapi_error_internal(err, "guest agent: %s", g_strerror(errno));
+    return agent_sync(a, err);
+}
+
+static void agent_close(Agent *a)
+{
+    if (a->fd >= 0)
+        close(a->fd);
+    g_string_free(a->in, TRUE);
+}
+
+int guest_agent_query(const char *path, int timeout_ms, GuestAgentReport *out, XapiError **err)
+{
+    Agent a;
     int rc = -1;
     json_object *info = NULL, *os = NULL, *nics = NULL;
-    if (a.fd < 0 || connect(a.fd, (struct sockaddr *)&addr, sizeof addr) < 0)
-        xapi_error_internal(err, "guest agent: %s", g_strerror(errno));
-    else if (agent_sync(&a, err) == 0 && (info = agent_command(&a, "guest-info", err)) &&
-             (os = agent_command(&a, "guest-get-osinfo", err)) &&
-             (nics = agent_command(&a, "guest-network-get-interfaces", err))) {
+    if (agent_open(&a, path, timeout_ms, err) == 0 &&
+        (info = agent_command(&a, "guest-info", err)) &&
+        (os = agent_command(&a, "guest-get-osinfo", err)) &&
+        (nics = agent_command(&a, "guest-network-get-interfaces", err))) {
         out->os_version = os_version_of(os);
         out->pv_drivers_version = drivers_version_of(info);
         out->interfaces = interfaces_of(nics);
@@ -235,9 +267,40 @@ int guest_agent_query(const char *path, int timeout_ms, GuestAgentReport *out, X
     json_object_put(info);
     json_object_put(os);
     json_object_put(nics);
-    if (a.fd >= 0)
-        close(a.fd);
-    g_string_free(a.in, TRUE);
+    agent_close(&a);
+    return rc;
+}
+
+/* guest-shutdown answers only when it fails (QGA: no reply on success,
+ * the guest is on its way down): an error within the wait is a refusal;
+ * silence, the port closing or the domain stopping is the guest going. */
+int guest_agent_shutdown(const char *uuid, int timeout_ms, XapiError **err)
+{
+    const HvDriver *hv = xenops_driver();
+    g_autofree char *path = hv && hv->agent_socket ? hv->agent_socket(uuid) : NULL;
+    if (!path)
+        return xapi_error_internal(err, "guest agent: the domain has no agent port");
+    Agent a;
+    int rc = agent_open(&a, path, timeout_ms, err);
+    if (rc == 0)
+        rc = agent_send(&a, "{\"execute\":\"guest-shutdown\",\"arguments\":{\"mode\":"
+                            "\"powerdown\"}}\n", err);
+    int64_t deadline = g_get_monotonic_time() + SHUTDOWN_REFUSAL_MS * 1000;
+    while (rc == 0 && g_get_monotonic_time() < deadline &&
+           !hv->wait_stopped(uuid, g_get_monotonic_time())) {
+        bool closed;
+        g_autofree char *line = agent_next_line(&a, 100, &closed);
+        if (closed)
+            break;
+        json_object *reply = line ? json_tokener_parse(line) : NULL, *error;
+        if (reply && json_object_object_get_ex(reply, "error", &error)) {
+            const char *desc = jstr(error, "desc");
+            rc = xapi_error_internal(err, "guest agent: guest-shutdown failed: %s",
+                                     desc ? desc : "?");
+        }
+        json_object_put(reply);
+    }
+    agent_close(&a);
     return rc;
 }
 

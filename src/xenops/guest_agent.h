@@ -22,6 +22,12 @@ void guest_agent_report_clear(GuestAgentReport *r);
  * answer within timeout_ms. -1 with err set when it does not answer. */
 int guest_agent_query(const char *path, int timeout_ms, GuestAgentReport *out, XapiError **err);
 
+/* Asks the agent of the running domain uuid to power the guest off
+ * (guest-shutdown, mode powerdown), the resync answered within timeout_ms.
+ * 0 once it took the request (it does not reply on success); -1 with err
+ * when the agent does not answer or reports a failure. */
+int guest_agent_shutdown(const char *uuid, int timeout_ms, XapiError **err);
+
 /* The report from the agent's answers (the "return" values of guest-info,
  * guest-get-osinfo and guest-network-get-interfaces, as JSON text). */
 void guest_agent_report_parse(const char *info, const char *os, const char *nics,

@@ -92,6 +92,7 @@ typedef struct {
     unsigned n_vcpus;                        /* filled by the driver */
     double vcpu_seconds[HV_SAMPLE_MAX_VCPUS]; /* CPU time each vCPU used, in total */
     int64_t memory;                          /* bytes the domain has */
+    int64_t memory_internal_free;            /* KiB the guest says it has free, -1: unknown */
     unsigned n_disks;
     /* bytes, requests completed, and nanoseconds those requests took */
     struct {
@@ -244,6 +245,9 @@ typedef struct HvDriver {
     /* Makes the migration of uuid under way on this side fail (the domain
      * stays at the source); nothing if there is none. Any thread. */
     void (*migrate_cancel)(const char *uuid);
+    /* Writes a domain's memory (a crashed guest's, stopped) to path as an
+     * ELF core file. NULL: the driver cannot. */
+    int (*dump_memory)(const char *uuid, const char *path, XapiError **err);
 } HvDriver;
 
 /* state_dir holds one directory per domain (qemu). */

@@ -232,11 +232,33 @@ static int do_false_only(const Ctx *c, XapiError **err)
     return on < 0 ? -1 : 0;
 }
 
+/* Debian's OVMF enforces Secure Boot with its keys out of the guest's
+ * reach only in the build that requires SMM (OVMF_CODE_4M.secboot.fd),
+ * and OVMF's SMM needs the q35 machine's TSEG: an i440fx PC cannot run
+ * it. The build without SMM would boot with Secure Boot on while the
+ * guest's OS could rewrite the keys in its flash. */
 static int do_secureboot(const Ctx *c, XapiError **err)
 {
     if (strcmp(c->value, "auto") == 0)
         return 0; /* XAPI: secure boot only where the pool has keys; none here */
-    return do_false_only(c, err);
+    int on = boolean(c, err);
+    if (on == 1)
+        return unsupported(c, "OVMF protects its Secure Boot keys only under SMM "
+                              "(OVMF_CODE_4M.secboot.fd), which needs a q35 machine; xapid's "
+                              "domains are i440fx PCs, as XAPI's HVM guests are", err);
+    return on < 0 ? -1 : 0;
+}
+
+/* XAPI's vTPM is a VTPM object (VTPM.create) whose state lives in the
+ * database; swtpm would serve it, but VTPM.create is not implemented, so
+ * the key cannot be given a TPM's state to keep. */
+static int do_vtpm(const Ctx *c, XapiError **err)
+{
+    int on = boolean(c, err);
+    if (on == 1)
+        return unsupported(c, "no vTPM yet: VTPM.create is not implemented (a TPM needs "
+                              "swtpm and its state kept with the VM)", err);
+    return on < 0 ? -1 : 0;
 }
 
 static int do_tsc_mode(const Ctx *c, XapiError **err)
@@ -296,10 +318,13 @@ static const struct {
     {"device-model", do_device_model, "`qemu-upstream*`; `qemu-trad` refused"},
     {"nic_type", do_nothing, "the NICs' model (e1000, rtl8139, virtio-net)"},
     {"vcpu-unrestricted", do_nothing, "VCPUs_max above the host's CPUs allowed"},
-    {"secureboot", do_secureboot, "`false` or `auto` (no keys here); `true` refused"},
+    {"secureboot", do_secureboot, "`false` or `auto` (no keys here); `true` refused: OVMF "
+                                  "keeps its keys from the guest only under SMM, which needs "
+                                  "a q35 machine, and domains are i440fx PCs"},
     {"nested-virt", do_false_only, "true refused"},
     {"exp-nested-hvm", do_false_only, "true refused"},
-    {"vtpm", do_false_only, "true refused (no swtpm)"},
+    {"vtpm", do_vtpm, "true refused: VTPM.create is not implemented (Debian's swtpm could "
+                      "serve one; its state would live with the VM)"},
     {"igd_passthru", do_false_only, "true refused"},
     {"tsc_mode", do_tsc_mode, "`0`/`default` only"},
     {"parallel", do_parallel, "`none` only"},

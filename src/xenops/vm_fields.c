@@ -89,8 +89,9 @@ static int check_memory(const Xv *record, XapiError **err)
     return 0;
 }
 
-/* XAPI's validate_actions_after_crash; a dump is not written yet for any
- * kind of domain (XAPI writes none for HVM ones either). */
+/* XAPI's validate_actions_after_crash, but for coredump_*: XAPI writes
+ * dumps of PV domains only, QEMU of every domain (vm_crashdump.c checks
+ * what a dump needs). */
 static int check_actions_after_crash(const Xv *record, XapiError **err)
 {
     const char *action = str_field(record, "actions_after_crash");
@@ -99,10 +100,6 @@ static int check_actions_after_crash(const Xv *record, XapiError **err)
         return xapi_error_set(err, "VALUE_NOT_SUPPORTED", field, action,
                               "option would leak a domain; VMs and not domains are managed "
                               "by this API", NULL);
-    if (g_str_has_prefix(action, "coredump_"))
-        return xapi_error_set(err, "VALUE_NOT_SUPPORTED", field, action,
-                              "cannot invoke a coredump of an HVM, PVH or PV-in-PVH domain",
-                              NULL);
     return 0;
 }
 
@@ -139,17 +136,29 @@ static int check_firmware(const Xv *record, XapiError **err)
 }
 
 /* A PV-style domain is its kernel booted directly here; without one XAPI
- * would run PV_bootloader, which xapid does not yet. */
+ * runs PV_bootloader (pygrub: a kernel found in the guest's disk), which
+ * xapid does not: it reads no guest filesystem. A VM of unspecified type
+ * boots PV in XAPI when HVM_boot_policy is empty. */
 static int check_domain_type(const Xv *record, XapiError **err)
 {
     const char *type = str_field(record, "domain_type");
+    const char *bootloader = str_field(record, "PV_bootloader");
     bool pv = strcmp(type, "pv") == 0 || strcmp(type, "pvh") == 0 ||
               strcmp(type, "pv_in_pvh") == 0;
-    if (!pv || *str_field(record, "PV_kernel"))
+    /* an unspecified one without a policy boots its BIOS order here,
+     * unless it names a bootloader, which would then go unheard */
+    bool pv_by_policy = (!*type || strcmp(type, "unspecified") == 0) &&
+                        !*str_field(record, "HVM_boot_policy") && *bootloader;
+    if (!(pv || pv_by_policy) || *str_field(record, "PV_kernel"))
         return 0;
-    return xapi_error_set(err, "VALUE_NOT_SUPPORTED", "domain_type", type,
+    if (*bootloader)
+        return xapi_error_set(err, "VALUE_NOT_SUPPORTED", "PV_bootloader", bootloader,
+                              "xapid does not read kernels out of guest disks: set PV_kernel "
+                              "(and PV_ramdisk) to files in a kernel directory, or boot the "
+                              "VM as HVM (HVM_boot_policy \"BIOS order\")", NULL);
+    return xapi_error_set(err, "VALUE_NOT_SUPPORTED", "domain_type", *type ? type : "pv",
                           "a PV domain boots its PV_kernel directly here, and PV_kernel is "
-                          "empty (PV_bootloader is not run yet)", NULL);
+                          "empty", NULL);
 }
 
 /* XAPI's mask: the host CPUs the vCPUs may run on, "0,2,3". */
@@ -205,7 +214,8 @@ static const struct {
      "`VALUE_NOT_SUPPORTED` when at_startup > max); `VCPUs_max` above the host's CPUs is "
      "`HOST_NOT_ENOUGH_PCPUS` unless `platform:vcpu-unrestricted` is true", check_vcpus},
     {"`VCPUs_params`",
-     "`mask` honoured: every vCPU thread (also hot-plugged ones) is pinned to those host CPUs "
+     "`mask` honoured: every vCPU thread (also hot-plugged ones, also after a restart of xapid: "
+     "the mask is kept in the domain's directory) is pinned to those host CPUs "
      "(`sched_setaffinity`; a CPU the host lacks is `INVALID_VALUE`); `weight` and `cap` "
      "refused (`VALUE_NOT_SUPPORTED`: no cgroup v2 cpu controller here); "
      "`set_VCPUs_number_live` hot-plugs vCPUs up to `VCPUs_max` (QMP `device_add`) and "
@@ -225,18 +235,33 @@ static const struct {
      "in `memory_overhead`) fits the host's free memory, else `HOST_NOT_ENOUGH_FREE_MEMORY`",
      check_memory},
     {"`actions_after_crash`",
-     "`destroy`, `restart`, `preserve` honoured; `coredump_and_*` and `rename_restart` "
-     "refused (`VALUE_NOT_SUPPORTED`, XAPI's words)", check_actions_after_crash},
+     "`destroy`, `restart`, `preserve` honoured; `coredump_and_destroy` and "
+     "`coredump_and_restart` honoured for every domain (XAPI dumps PV domains only): the "
+     "crashed guest's memory (QMP `dump-guest-memory`, an ELF core for the crash utility or "
+     "gdb) becomes a VDI of type `crashdump` (a raw file) in this host's `crash_dump_sr`, "
+     "else the pool's `crash_dump_SR`, with a `crashdump` record naming the VM and the VDI "
+     "(`crashdump.destroy` removes both; VM.destroy removes the records, the VDIs stay, as "
+     "XAPI's GC does); VM.start refuses them without a crash dump SR (`VM_NO_CRASHDUMP_SR`); "
+     "a guest crash is seen through the `pvpanic` device; `rename_restart` refused "
+     "(`VALUE_NOT_SUPPORTED`, XAPI's words)", check_actions_after_crash},
     {"`domain_type`, `HVM_boot_policy`",
      "every domain is a QEMU PC; `pv`, `pvh` and `pv_in_pvh` boot `PV_kernel` directly "
-     "(`-kernel`) and are refused without one (`VALUE_NOT_SUPPORTED`); `hvm` and "
-     "`unspecified` boot from `HVM_boot_params:order`, or from `PV_kernel` when set",
+     "(`-kernel`) and are refused without one (`VALUE_NOT_SUPPORTED`); so is a VM that "
+     "would boot through `PV_bootloader` (`pygrub`; also `unspecified` with an empty "
+     "`HVM_boot_policy`, which XAPI boots PV), refused naming `PV_bootloader`: xapid reads "
+     "no kernel out of a guest's disk; `hvm` and `unspecified` boot from "
+     "`HVM_boot_params:order`, or from `PV_kernel` when set",
      check_domain_type},
     {"`platform`, `bios_strings`",
      "as the next sections say: each key XAPI gives a meaning is given to QEMU or refused "
      "(`VALUE_NOT_SUPPORTED` naming `platform:KEY`); `bios_strings` are SMBIOS tables",
      check_platform},
     {"`has_vendor_device`", "refused when true (`VALUE_NOT_SUPPORTED`)", check_vendor_device},
+    {"`suspend_VDI` (`VM.set_suspend_VDI`)",
+     "a suspended VM's image may be replaced by another VDI whose contents are identical, as "
+     "XAPI checks: the MD5 of both virtual disks (read through qemu-nbd), else "
+     "`SUSPEND_VDI_REPLACEMENT_IS_NOT_IDENTICAL` [`uuid : md5` of each]; the resume then "
+     "loads the new one", check_nothing},
     {"`xenstore_data`", "fw_cfg files `opt/xenstore/KEY` (see the platform section)",
      check_nothing},
     {"`affinity`",
@@ -254,8 +279,17 @@ static const struct {
      "uname, distro, major, minor), `PV_drivers_version` (the agent's version), `networks` "
      "(`D/ip`, `D/ipv4/K`, `D/ipv6/K` for the VIF with device D, matched by MAC), "
      "`PV_drivers_detected`, `live`, `last_updated` when they change; the record goes when "
-     "the domain ends; a guest without an agent has none. Not done: `memory`, "
-     "`clean_shutdown` through the agent", check_nothing},
+     "the domain ends (a reboot's new domain is heard again); a guest without an agent has "
+     "none. `VM.clean_shutdown`, `clean_reboot` and `shutdown` ask a guest whose agent was "
+     "heard (`PV_drivers_detected`) with QGA `guest-shutdown` (mode `powerdown`; a reboot is "
+     "a power-off then a fresh boot, as with the power button), as XAPI asks through PV "
+     "tools; when the agent does not answer within 3 s or reports an error, xapid presses "
+     "the ACPI power button instead. `memory` stays empty (its getter is removed), as in XAPI "
+     "(\"use the memory and "
+     "memory_internal_free RRD data-sources\"): the VM's `memory_internal_free` source (KiB) "
+     "is what the guest's balloon driver reports available (virtio-balloon statistics every "
+     "5 s: QOM `guest-stats`, MemAvailable, else MemFree), next to `memory` (what the balloon "
+     "leaves the guest, also `VM_metrics.memory_actual`)", check_nothing},
     {"`force` of VM.start and VM.resume",
      "accepted: XAPI's force skips the check of the host CPU against the VM's last boot, "
      "which xapid does not make", check_nothing},
@@ -264,7 +298,8 @@ static const struct {
      "VM's own variable store (second pflash), written at each start from "
      "`NVRAM:EFI-variables` (base64 of OVMF's store; OVMF's empty store when unset) and "
      "copied back there whenever the domain ends; refused (`VALUE_NOT_SUPPORTED`) without "
-     "the ovmf package; other values `INVALID_VALUE`; `platform:secureboot=true` refused",
+     "the ovmf package; other values `INVALID_VALUE`; `platform:secureboot=true` refused (see "
+     "the platform keys)",
      check_firmware},
 };
 

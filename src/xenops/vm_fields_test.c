@@ -99,11 +99,26 @@ static void test_start_refusals(void **state)
     xv_struct_set(r, "VCPUs_max", xv_new_int(0));
     assert_start(r, "INVALID_VALUE VCPUs_max");
     r = record();
-    xv_struct_set_string(r, "actions_after_crash", "coredump_and_destroy");
+    xv_struct_set_string(r, "actions_after_crash", "rename_restart");
     assert_start(r, "VALUE_NOT_SUPPORTED VM.actions_after_crash");
+    r = record(); /* a dump is kept (vm_crashdump.c checks its SR) */
+    xv_struct_set_string(r, "actions_after_crash", "coredump_and_destroy");
+    assert_start(r, "");
     r = record();
     xv_struct_set_string(r, "domain_type", "pv");
     assert_start(r, "VALUE_NOT_SUPPORTED domain_type");
+    r = record(); /* pygrub is not run: refused by name, whatever the type says */
+    xv_struct_set_string(r, "domain_type", "pv");
+    xv_struct_set_string(r, "PV_bootloader", "pygrub");
+    assert_start(r, "VALUE_NOT_SUPPORTED PV_bootloader");
+    r = record();
+    xv_struct_set_string(r, "PV_bootloader", "pygrub"); /* unspecified, no policy: PV */
+    xv_struct_set_string(r, "HVM_boot_policy", "");
+    assert_start(r, "VALUE_NOT_SUPPORTED PV_bootloader");
+    r = record();
+    xv_struct_set_string(r, "PV_bootloader", "pygrub"); /* HVM: the bootloader is unused */
+    xv_struct_set_string(r, "HVM_boot_policy", "BIOS order");
+    assert_start(r, "");
     r = record();
     xv_struct_set_string(r, "domain_type", "pv");
     xv_struct_set_string(r, "PV_kernel", "/boot/guest/vmlinuz");

@@ -8,8 +8,10 @@
 #include "boot_files.h"
 #include "bootstrap.h"
 #include "dm_handlers.h"
+#include "guest_agent.h"
 #include "message_store.h"
 #include "task.h"
+#include "vm_crashdump.h"
 #include "vm_disks.h"
 #include "vm_fields.h"
 #include "vm_nics.h"
@@ -19,6 +21,7 @@
 #include "xenops.h"
 
 #define DEFAULT_CLEAN_SHUTDOWN_TIMEOUT 1200 /* seconds, as XAPI's */
+#define AGENT_SHUTDOWN_TIMEOUT_MS 3000 /* the agent may be busy with the poller */
 #define MIN_MEMORY (16 << 20)
 
 static const char *record_str(const VmOp *o, const char *field)
@@ -148,7 +151,7 @@ static int check_pcpus(const Xv *record, int64_t pcpus, XapiError **err)
 
 int vm_check_bootable(const char *vm_ref, const Xv *record, XapiError **err)
 {
-    if (vm_fields_check_start(record, err) < 0)
+    if (vm_fields_check_start(record, err) < 0 || vm_crashdump_check(vm_ref, record, err) < 0)
         return -1;
     if (xv_struct_get(record, "memory_static_max")->i < MIN_MEMORY)
         return xapi_error_set(err, "VM_MEMORY_SIZE_TOO_LOW", vm_ref, NULL);
@@ -290,16 +293,40 @@ static int64_t clean_shutdown_timeout(const VmOp *o)
     return seconds > 0 ? seconds : DEFAULT_CLEAN_SHUTDOWN_TIMEOUT;
 }
 
-/* Presses the power button and waits for the guest to stop, checking for
- * cancellation; the domain is left stopped, not destroyed. */
-static int ask_guest_to_stop(VmOp *o)
+/* Whether the guest has an agent that answered (its VM_guest_metrics say
+ * PV_drivers_detected): XAPI asks a guest with PV tools through them. */
+static bool agent_seen(const VmOp *o)
 {
-    Call *call = o->call;
+    db_read_begin();
+    DbRow *m = db_lookup(dm_class_by_name("VM_guest_metrics"), record_str(o, "guest_metrics"));
+    bool seen = m && db_get(m, "PV_drivers_detected")->b;
+    db_read_end();
+    return seen;
+}
+
+/* Asks the guest to power off: through its agent when it has one that
+ * takes the request, else with the ACPI power button. */
+static int request_guest_shutdown(VmOp *o)
+{
+    g_autoptr(XapiError) refused = NULL;
+    if (agent_seen(o) && guest_agent_shutdown(o->uuid, AGENT_SHUTDOWN_TIMEOUT_MS, &refused) == 0)
+        return 0;
+    if (refused)
+        g_message("VM %s: %s; pressing the power button", o->uuid,
+                  refused->params->len ? (char *)refused->params->pdata[0] : refused->code);
     const Xv *platform = xv_struct_get(o->record, "platform");
     const Xv *acpi = platform ? xv_struct_get(platform, "acpi") : NULL;
     if (acpi && strcmp(xv_str(acpi), "0") == 0) /* no power button to press */
-        return xapi_error_set(&call->error, "VM_LACKS_FEATURE", o->ref, NULL);
-    if (driver()->request_shutdown(o->uuid, &call->error) < 0)
+        return xapi_error_set(&o->call->error, "VM_LACKS_FEATURE", o->ref, NULL);
+    return driver()->request_shutdown(o->uuid, &o->call->error);
+}
+
+/* Asks the guest to stop and waits for it, checking for cancellation;
+ * the domain is left stopped, not destroyed. */
+static int ask_guest_to_stop(VmOp *o)
+{
+    Call *call = o->call;
+    if (request_guest_shutdown(o) < 0)
         return -1;
     task_set_progress(call->task_ref, 0.3);
     int64_t timeout = clean_shutdown_timeout(o);
@@ -449,6 +476,7 @@ static int destroy_work(VmOp *o)
     delete_refs(db_get(vm, "consoles"), "console");
     delete_ref(db_get(vm, "metrics"), "VM_metrics");
     delete_ref(db_get(vm, "guest_metrics"), "VM_guest_metrics");
+    delete_refs(db_get(vm, "crash_dumps"), "crashdump"); /* their VDIs stay, as in XAPI */
     vm = db_lookup(dm_class_by_name("VM"), o->ref);
     if (!vm || db_delete(vm, &call->error) < 0) {
         db_write_abort();

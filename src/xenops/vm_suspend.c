@@ -8,11 +8,11 @@
 #include <unistd.h>
 
 #include "bootstrap.h"
-#include "pending_files.h"
 #include "dm_handlers.h"
 #include "message_store.h"
 #include "storage.h"
 #include "task.h"
+#include "vm_images.h"
 #include "vm_lifecycle.h"
 #include "vm_operations.h"
 #include "xenops.h"
@@ -43,53 +43,26 @@ static DbRow *suspend_sr(const DbRow *vm)
     return pool ? db_lookup(cls("SR"), str_field(pool, "suspend_image_SR")) : NULL;
 }
 
-/* Records the image at location in sr (dir on this host) as a suspend
- * VDI; with owner, as that VM's suspend_VDI in the same transaction, so
- * that a suspended image is never without its VM, even if xapid dies
- * before the domain is destroyed (the next start then finds the VM
- * Suspended). The file is read before the write lock is taken. */
-static char *record_image(const char *sr_ref, const char *dir, const char *location,
-                          const char *vm_name, const char *owner, XapiError **err)
+static int save_domain(const char *path, const void *arg, XapiError **err)
 {
-    VdiInfo info = {0};
-    if (sr_file_driver.vdi_info(dir, location, &info, err) < 0)
-        return NULL;
-    SrSpace space;
-    storage_sr_space_read(sr_ref, &space);
-    if (db_write_begin(err) < 0) {
-        vdi_info_clear(&info);
-        return NULL;
-    }
-    DbRow *sr = db_lookup(cls("SR"), sr_ref);
-    if (!sr) {
-        db_write_abort();
-        vdi_info_clear(&info);
-        xapi_error_set(err, "HANDLE_INVALID", "SR", sr_ref, NULL);
-        return NULL;
-    }
-    DbRow *vdi = storage_vdi_row(sr, location, &info);
-    vdi_info_clear(&info);
-    g_autofree char *label = g_strdup_printf("Suspend image for %s", vm_name);
-    db_row_put(vdi, "name_label", xv_new_string(label));
-    db_row_put(vdi, "type", xv_new_static_string("suspend"));
-    char *ref = g_strdup(vdi->ref);
-    DbRow *vm = owner ? db_lookup(cls("VM"), owner) : NULL;
-    if (owner && !vm)
-        xapi_error_set(err, "HANDLE_INVALID", "VM", owner, NULL);
-    if ((owner && !vm) || storage_insert_vdi(vdi, err) < 0 ||
-        storage_refresh_sr_space(sr, &space, err) < 0 ||
-        (vm && db_set_by_name(vm, "suspend_VDI", xv_new_string(ref), err) < 0)) {
-        db_write_abort();
-        g_free(ref);
-        return NULL;
-    }
-    if (db_write_commit(err) < 0)
-        g_clear_pointer(&ref, g_free);
-    return ref;
+    return driver()->save(arg, path, err);
 }
 
-/* Saves the paused domain into a new suspend VDI (recorded as owner's
- * suspend_VDI when owner is given); its ref. */
+/* The image becomes its VM's suspend_VDI in the transaction that records
+ * it, so that a suspended image is never without its VM, even if xapid
+ * dies before the domain is destroyed (the next start then finds the VM
+ * Suspended). */
+static int own_image(const char *vdi_ref, const void *arg, XapiError **err)
+{
+    const char *owner = arg;
+    DbRow *vm = db_lookup(cls("VM"), owner);
+    if (!vm)
+        return xapi_error_set(err, "HANDLE_INVALID", "VM", owner, NULL);
+    return db_set_by_name(vm, "suspend_VDI", xv_new_string(vdi_ref), err);
+}
+
+/* Saves the paused domain into a new suspend VDI (a raw file; recorded as
+ * owner's suspend_VDI when owner is given); its ref. */
 static char *save_to_vdi(VmOp *o, const char *owner)
 {
     Call *call = o->call;
@@ -97,32 +70,15 @@ static char *save_to_vdi(VmOp *o, const char *owner)
     DbRow *vm = db_lookup(cls("VM"), o->ref);
     DbRow *sr = vm ? suspend_sr(vm) : NULL;
     g_autofree char *sr_ref = sr ? g_strdup(sr->ref) : NULL;
-    g_autofree char *dir = sr ? storage_sr_dir(sr, &call->error) : NULL;
-    bool file_sr = sr && storage_driver(sr) == &sr_file_driver;
     db_read_end();
     if (!sr) {
         xapi_error_set(&call->error, "VM_NO_SUSPEND_SR", o->ref, NULL);
         return NULL;
     }
-    if (!dir)
-        return NULL;
-    if (!file_sr) {
-        xapi_error_set(&call->error, "SR_OPERATION_NOT_SUPPORTED", sr_ref, NULL);
-        return NULL;
-    }
-    g_autofree char *stem = db_new_uuid();
-    g_autofree char *location = g_strconcat(stem, ".raw", NULL);
-    g_autofree char *path = sr_path(dir, location);
-    storage_lock_sr(sr_ref); /* a scan must not adopt the half-written file */
-    char *ref = NULL;
-    if (pending_file_note(path, &call->error) == 0 &&
-        driver()->save(o->uuid, path, &call->error) == 0)
-        ref = record_image(sr_ref, dir, location, xv_str(xv_struct_get(o->record, "name_label")),
-                           owner, &call->error);
-    if (!ref)
-        unlink(path);
-    storage_unlock_sr(sr_ref);
-    return ref;
+    g_autofree char *label = g_strdup_printf("Suspend image for %s",
+                                             xv_str(xv_struct_get(o->record, "name_label")));
+    VmImage image = {"suspend", label, save_domain, o->uuid, owner ? own_image : NULL, owner};
+    return vm_image_write(sr_ref, &image, &call->error);
 }
 
 static int suspend_work(VmOp *o)

@@ -10,6 +10,7 @@
 #include "vdi_fork.h"
 #include "guest_agent.h"
 #include "vm_consoles.h"
+#include "vm_crashdump.h"
 #include "vm_fields.h"
 #include "vm_nvram.h"
 #include "vm_disks.h"
@@ -172,6 +173,18 @@ typedef struct {
     bool new_domid;
 } RunningUpdate;
 
+/* What the guest's agent said goes with the domain, as in XAPI (a
+ * reboot's new domain has to be heard again). */
+static int drop_guest_metrics(DbRow *vm, XapiError **err)
+{
+    DbRow *guest = db_lookup(dm_class_by_name("VM_guest_metrics"),
+                             xv_str(db_get(vm, "guest_metrics")));
+    if (guest && (db_delete(guest, err) < 0 ||
+                  db_set_by_name(vm, "guest_metrics", xv_new_string("OpaqueRef:NULL"), err) < 0))
+        return -1;
+    return 0;
+}
+
 /* A VM update that may change what the host has free. */
 typedef struct {
     ObjectWriteFn fn;
@@ -207,7 +220,8 @@ static int set_running(DbRow *vm, const void *arg, XapiError **err)
         return -1;
     if (u->new_domid) {
         int64_t domid = next_domid(err);
-        if (domid < 0 || db_set_by_name(vm, "domid", xv_new_int(domid), err) < 0)
+        if (domid < 0 || db_set_by_name(vm, "domid", xv_new_int(domid), err) < 0 ||
+            drop_guest_metrics(vm, err) < 0)
             return -1;
     }
     DbRow *metrics = ensure_metrics(vm, err);
@@ -261,11 +275,7 @@ static int set_halted(DbRow *vm, const void *arg, XapiError **err)
     if (vm_nvram_capture(vm, err) < 0)
         return -1;
     vm_consoles_destroy(vm);
-    /* what the guest's agent said goes with the domain, as in XAPI */
-    DbRow *guest = db_lookup(dm_class_by_name("VM_guest_metrics"),
-                             xv_str(db_get(vm, "guest_metrics")));
-    if (guest && (db_delete(guest, err) < 0 ||
-                  db_set_by_name(vm, "guest_metrics", xv_new_string("OpaqueRef:NULL"), err) < 0))
+    if (drop_guest_metrics(vm, err) < 0)
         return -1;
     if (db_set_by_name(vm, "suspend_VDI", xv_new_string("OpaqueRef:NULL"), err) < 0)
         return -1;
@@ -355,6 +365,8 @@ static void apply_stop_action(const char *uuid, const VmView *vm, HvStopReason r
                          : reason == HV_STOP_CRASH ? vm->after_crash
                                                    : vm->after_shutdown;
     g_autoptr(XapiError) err = NULL;
+    if (reason == HV_STOP_CRASH && vm_crashdump_wanted(action))
+        vm_crashdump_take(uuid, vm->ref);
     if (strcmp(action, "restart") == 0 || strcmp(action, "coredump_and_restart") == 0 ||
         strcmp(action, "rename_restart") == 0) {
         if (xenops.driver->reset(uuid, &err) == 0 &&

@@ -376,16 +376,79 @@ def test_boot_policy_and_domain_type_follow_each_other(api):
     gone(api, vm)
 
 
+@pytest.mark.parametrize("fields", [
+    {"domain_type": "pv"},
+    {"HVM_boot_policy": ""},  # unspecified: XAPI boots it PV
+])
+def test_pv_bootloader_is_refused_by_name(api, fields):
+    """pygrub would read a kernel out of the guest's disk, which xapid
+    does not: refused rather than booting the disk's BIOS order."""
+    proxy, s = api
+    vm = new_vm(api, PV_bootloader="pygrub", **fields)
+    e = err(proxy.VM.start(s, vm, False, False))
+    assert e[:3] == ["VALUE_NOT_SUPPORTED", "PV_bootloader", "pygrub"]
+    assert ok(proxy.VM.get_power_state(s, vm)) == "Halted"
+    # a kernel named outright is booted instead of the bootloader
+    ok(proxy.VM.set_PV_kernel(s, vm, "/boot/guest/vmlinuz"))
+    assert err(proxy.VM.start(s, vm, False, False))[0] != "VALUE_NOT_SUPPORTED"
+    gone(api, vm)
+
+
 def test_actions_after_crash_refused_at_start_when_not_honoured(api):
     proxy, s = api
     vm = new_vm(api)
-    for action in ("coredump_and_restart", "rename_restart"):
-        ok(proxy.VM.set_actions_after_crash(s, vm, action))
-        e = err(proxy.VM.start(s, vm, False, False))
-        assert e[:3] == ["VALUE_NOT_SUPPORTED", "VM.actions_after_crash", action]
+    ok(proxy.VM.set_actions_after_crash(s, vm, "rename_restart"))
+    e = err(proxy.VM.start(s, vm, False, False))
+    assert e[:3] == ["VALUE_NOT_SUPPORTED", "VM.actions_after_crash", "rename_restart"]
+    # a dump needs a crash dump SR: the host's, else the pool's
+    pool = ok(proxy.pool.get_all(s))[0]
+    dump_sr = ok(proxy.pool.get_crash_dump_SR(s, pool))
+    ok(proxy.pool.set_crash_dump_SR(s, pool, "OpaqueRef:NULL"))
+    ok(proxy.VM.set_actions_after_crash(s, vm, "coredump_and_restart"))
+    assert err(proxy.VM.start(s, vm, False, False)) == ["VM_NO_CRASHDUMP_SR", vm]
+    ok(proxy.pool.set_crash_dump_SR(s, pool, dump_sr))
     ok(proxy.VM.set_actions_after_crash(s, vm, "restart"))
     ok(proxy.VM.start(s, vm, False, False))
     gone(api, vm)
+
+
+@pytest.mark.parametrize("action,after", [("coredump_and_destroy", "Halted"),
+                                          ("coredump_and_restart", "Running")])
+def test_crash_dump_kept_as_a_crashdump(api, action, after):
+    """The simulated guest crashes as it boots: its memory becomes a
+    crashdump VDI in the pool's crash dump SR, then the action goes on."""
+    proxy, s = api
+    pool = ok(proxy.pool.get_all(s))[0]
+    sr = ok(proxy.pool.get_crash_dump_SR(s, pool))
+    vm = new_vm(api, actions_after_crash=action, other_config={"sim_guest": "panics"})
+    ok(proxy.VM.start(s, vm, False, False))
+    assert ok(proxy.VM.get_power_state(s, vm)) == after
+    dumps = ok(proxy.VM.get_crash_dumps(s, vm))
+    assert len(dumps) == 1
+    rec = ok(proxy.crashdump.get_record(s, dumps[0]))
+    assert rec["VM"] == vm
+    vdi = ok(proxy.VDI.get_record(s, rec["VDI"]))
+    assert vdi["type"] == "crashdump" and vdi["SR"] == sr
+    assert vdi["name_label"] == "Crash dump of fields"
+    assert dumps[0] in vdi["crash_dumps"]
+    ok(proxy.crashdump.destroy(s, dumps[0]))
+    assert err(proxy.VDI.get_record(s, rec["VDI"]))[0] == "HANDLE_INVALID"
+    assert ok(proxy.VM.get_crash_dumps(s, vm)) == []
+    gone(api, vm)
+
+
+def test_vm_destroy_forgets_its_crashdumps_and_keeps_their_vdis(api):
+    """As XAPI's GC: the records go with the VM, the dumps stay as VDIs."""
+    proxy, s = api
+    vm = new_vm(api, actions_after_crash="coredump_and_destroy",
+                other_config={"sim_guest": "panics"})
+    ok(proxy.VM.start(s, vm, False, False))
+    dump = ok(proxy.VM.get_crash_dumps(s, vm))[0]
+    vdi = ok(proxy.crashdump.get_VDI(s, dump))
+    ok(proxy.VM.destroy(s, vm))
+    assert err(proxy.crashdump.get_record(s, dump))[0] == "HANDLE_INVALID"
+    assert ok(proxy.VDI.get_crash_dumps(s, vdi)) == []
+    ok(proxy.VDI.destroy(s, vdi))
 
 
 def test_bios_strings(api):
@@ -464,6 +527,34 @@ def test_suspend_vdi_and_appliance(api):
     ok(proxy.VM.set_is_a_template(s, vm, True))
     assert err(proxy.VM.set_appliance(s, vm, "OpaqueRef:NULL"))[0] == "OPERATION_NOT_ALLOWED"
     ok(proxy.VM.set_is_a_template(s, vm, False))
+    gone(api, vm)
+
+
+def test_suspend_vdi_replaced_only_by_an_identical_image(api):
+    """XAPI's set_suspend_VDI compares the two VDIs' MD5s."""
+    proxy, s = api
+    vm = running_vm(api)
+    ok(proxy.VM.suspend(s, vm))
+    image = ok(proxy.VM.get_suspend_VDI(s, vm))
+    sr = ok(proxy.VDI.get_SR(s, image))
+    copy = ok(proxy.VDI.copy(s, image, sr))
+    other = ok(proxy.VDI.create(s, {"SR": sr, "virtual_size": str(MiB), "type": "user",
+                                    "name_label": "not the image", "sharable": False,
+                                    "read_only": False, "other_config": {}}))
+    ok(proxy.VM.set_suspend_VDI(s, vm, image))  # the same one: nothing to compare
+    e = err(proxy.VM.set_suspend_VDI(s, vm, other))
+    assert e[0] == "SUSPEND_VDI_REPLACEMENT_IS_NOT_IDENTICAL"
+    uuids = [ok(proxy.VDI.get_uuid(s, v)) for v in (image, other)]
+    assert [p.split(" : ")[0] for p in e[1:]] == uuids
+    assert e[1].split(" : ")[1] != e[2].split(" : ")[1]
+    assert ok(proxy.VM.get_suspend_VDI(s, vm)) == image
+    ok(proxy.VM.set_suspend_VDI(s, vm, copy))
+    assert ok(proxy.VM.get_suspend_VDI(s, vm)) == copy
+    ok(proxy.VM.resume(s, vm, False, False))  # from the copy
+    assert ok(proxy.VM.get_power_state(s, vm)) == "Running"
+    ok(proxy.VM.hard_shutdown(s, vm))
+    for v in (image, other):
+        ok(proxy.VDI.destroy(s, v))
     gone(api, vm)
 
 

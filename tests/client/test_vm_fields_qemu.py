@@ -6,13 +6,14 @@ hot-plug (query-hotpluggable-cpus), VCPUs_params:mask (the vCPU threads'
 affinity), and platform keys and bios_strings as
 QEMU's command line carries them (/proc/PID/cmdline), and SMBIOS strings and
 xenstore_data as the guest reads them; VM_guest_metrics from Debian's
-qemu-guest-agent in the guest (initrd-agent.img)."""
+qemu-guest-agent in the guest (initrd-agent.img), which also takes
+clean_shutdown and clean_reboot (guest-shutdown) before the power button."""
 import os
 import time
 
 import pytest
 
-from qemu_guest import GUEST_DIR, build_guest, qemu_daemon, qmp
+from qemu_guest import GUEST_DIR, build_guest, console_log, qemu_daemon, qmp, wait_for
 from xapid_daemon import err, ok
 
 MiB = 1 << 20
@@ -23,6 +24,26 @@ def daemon():
     build_guest()
     with qemu_daemon() as d:
         yield d
+
+
+def agent_guest_record(name, **fields):
+    """A guest with qemu-ga (initrd-agent.img) booted from its kernel."""
+    args = " ".join(["console=ttyS0 quiet panic=-1 cryptomgr.notests", fields.pop("args", "")])
+    return {"name_label": name, "memory_static_max": str(256 * MiB),
+            "memory_dynamic_max": str(256 * MiB), "memory_dynamic_min": str(256 * MiB),
+            "memory_static_min": str(64 * MiB), "VCPUs_max": "1", "VCPUs_at_startup": "1",
+            "PV_kernel": os.path.join(GUEST_DIR, "vmlinuz"),
+            "PV_ramdisk": os.path.join(GUEST_DIR, "initrd-agent.img"),
+            "PV_args": args.strip(), "actions_after_shutdown": "destroy",
+            "actions_after_reboot": "restart", "actions_after_crash": "destroy", **fields}
+
+
+def wait_agent_seen(proxy, s, vm, timeout=120):
+    """Until the poller has heard the guest's agent (PV_drivers_detected)."""
+    def seen():
+        gm = ok(proxy.VM.get_guest_metrics(s, vm))
+        return gm != "OpaqueRef:NULL" and ok(proxy.VM_guest_metrics.get_PV_drivers_detected(s, gm))
+    assert wait_for(seen, timeout)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +71,8 @@ def guest(daemon):
     ok(proxy.VM.start(s, vm, False, False))
     uuid = ok(proxy.VM.get_uuid(s, vm))
     yield proxy, s, vm, uuid
-    ok(proxy.VM.hard_shutdown(s, vm))
+    if ok(proxy.VM.get_power_state(s, vm)) != "Halted":  # the last test shuts it down
+        ok(proxy.VM.hard_shutdown(s, vm))
     assert ok(proxy.VM.get_guest_metrics(s, vm)) == "OpaqueRef:NULL"  # gone with the domain
     ok(proxy.VM.destroy(s, vm))
 
@@ -147,3 +169,93 @@ def test_guest_metrics_from_the_guest_agent(daemon, guest):
     assert rec["PV_drivers_version"]["minor"] == str(version["minor"])
     assert rec["PV_drivers_detected"] is True and rec["live"] is True
     assert rec["networks"] == {}  # no VIF: nothing to name (guest_agent_test.c maps them)
+
+
+def test_memory_internal_free_from_the_balloon(daemon, guest):
+    """XAPI keeps VM_guest_metrics.memory empty ("use the memory and
+    memory_internal_free RRD data-sources"): the guest's free memory comes
+    from its balloon driver's statistics."""
+    proxy, s, vm, uuid = guest
+    assert qmp(daemon, uuid, "qom-get", {"path": "/machine/peripheral/balloon0",
+                                         "property": "guest-stats-polling-interval"}) == 5
+
+    def free_kib():  # not a source until the first sample with the guest's figure
+        reply = proxy.VM.query_data_source(s, vm, "memory_internal_free")
+        return reply["Value"] if reply["Status"] == "Success" else 0
+    assert wait_for(lambda: free_kib() > 0, 120)
+    # some of what the balloon leaves the guest, in KiB
+    actual_kib = qmp(daemon, uuid, "query-balloon")["actual"] / 1024
+    assert 0 < free_kib() < actual_kib
+    stats = qmp(daemon, uuid, "qom-get", {"path": "/machine/peripheral/balloon0",
+                                          "property": "guest-stats"})
+    assert stats["stats"]["stat-available-memory"] > 0
+    source = [d for d in ok(proxy.VM.get_data_sources(s, vm))
+              if d["name_label"] == "memory_internal_free"]
+    assert source and source[0]["units"] == "KiB"
+    gm = ok(proxy.VM.get_guest_metrics(s, vm))
+    if gm != "OpaqueRef:NULL":  # its get_memory is gone from the API; the field is empty
+        assert ok(proxy.VM_guest_metrics.get_record(s, gm)).get("memory", {}) == {}
+
+
+def test_crashed_guest_memory_kept_as_a_crashdump(daemon):
+    """actions_after_crash=coredump_and_destroy: the guest panics (pvpanic
+    tells QEMU), its memory becomes an ELF core in a crashdump VDI."""
+    proxy, s = daemon.login()
+    record = agent_guest_record("crasher", actions_after_crash="coredump_and_destroy",
+                                PV_ramdisk=os.path.join(GUEST_DIR, "initrd.img"))
+    # no panic=-1: the kernel waits after its panic rather than reboot
+    record["PV_args"] = "console=ttyS0 quiet cryptomgr.notests xapid.panic_after=1"
+    vm = ok(proxy.VM.create(s, record))
+    ok(proxy.VM.start(s, vm, False, False))
+    uuid = ok(proxy.VM.get_uuid(s, vm))
+    assert wait_for(lambda: ok(proxy.VM.get_power_state(s, vm)) == "Halted", 180)
+    assert "XAPID-GUEST-PANIC" in console_log(daemon, uuid)
+    dumps = ok(proxy.VM.get_crash_dumps(s, vm))
+    assert len(dumps) == 1
+    vdi = ok(proxy.VDI.get_record(s, ok(proxy.crashdump.get_VDI(s, dumps[0]))))
+    assert vdi["type"] == "crashdump"
+    path = os.path.join(daemon.state_dir, "sr", vdi["location"])
+    with open(path, "rb") as f:
+        assert f.read(4) == b"\x7fELF"
+    assert os.path.getsize(path) >= 250 * MiB  # all of the guest's 256 MiB
+    assert int(vdi["physical_utilisation"]) > 0
+    ok(proxy.crashdump.destroy(s, dumps[0]))
+    assert not os.path.exists(path)
+    ok(proxy.VM.destroy(s, vm))
+
+
+def test_agent_refusing_shutdown_falls_back_to_the_power_button(daemon):
+    proxy, s = daemon.login()
+    vm = ok(proxy.VM.create(s, agent_guest_record("refuser", args="xapid.agent_shutdown=fail")))
+    ok(proxy.VM.start(s, vm, False, False))
+    uuid = ok(proxy.VM.get_uuid(s, vm))
+    try:
+        wait_agent_seen(proxy, s, vm)
+        ok(proxy.VM.clean_shutdown(s, vm))
+        assert ok(proxy.VM.get_power_state(s, vm)) == "Halted"
+        log = console_log(daemon, uuid)
+        # qemu-ga ran /sbin/shutdown, which failed; then the power button
+        assert "XAPID-GUEST-SHUTDOWN refused poweroff" in log
+        assert log.index("XAPID-GUEST-SHUTDOWN refused") < log.index("XAPID-GUEST-POWER-BUTTON")
+    finally:
+        if ok(proxy.VM.get_power_state(s, vm)) != "Halted":
+            ok(proxy.VM.hard_shutdown(s, vm))
+        ok(proxy.VM.destroy(s, vm))
+
+
+def test_clean_reboot_and_shutdown_through_the_agent(daemon, guest):
+    """Last on the shared guest: it reboots through its agent (which
+    powers it off; xapid boots it again, as after the power button), then
+    shuts down through it; the new domain's agent is heard again before it
+    is asked."""
+    proxy, s, vm, uuid = guest
+    for times, (call, state) in enumerate([(proxy.VM.clean_reboot, "Running"),
+                                           (proxy.VM.clean_shutdown, "Halted")], 1):
+        assert wait_for(lambda: console_log(daemon, uuid).count("XAPID-GUEST-AGENT") == times,
+                        120)
+        wait_agent_seen(proxy, s, vm)
+        ok(call(s, vm))
+        assert ok(proxy.VM.get_power_state(s, vm)) == state
+        log = console_log(daemon, uuid)
+        assert log.count("XAPID-GUEST-SHUTDOWN agent poweroff") == times
+        assert "XAPID-GUEST-POWER-BUTTON" not in log

@@ -143,6 +143,27 @@ def test_reattach_after_kill9(daemon, guest):
     ok(proxy.VM.destroy(s, vm))
 
 
+def test_vcpu_mask_kept_across_a_restart_of_xapid(daemon, guest):
+    """VCPUs_params:mask pins vCPUs hot-plugged after xapid was killed and
+    started again (the mask is kept in the domain's directory)."""
+    proxy, s, vm, uuid = new_guest_vm(daemon, guest, VCPUs_max="2",
+                                      VCPUs_params={"mask": "1"})
+    ok(proxy.VM.start(s, vm, False, False))
+    wait_ready(daemon, uuid)
+
+    def affinity():
+        return [os.sched_getaffinity(c["thread-id"]) for c in qmp(daemon, uuid, "query-cpus-fast")]
+    assert affinity() == [{1}]
+    daemon.kill9()
+    daemon.start()
+    proxy, s = daemon.login()
+    ok(proxy.VM.set_VCPUs_number_live(s, vm, "2"))
+    assert affinity() == [{1}, {1}]
+    ok(proxy.VM.hard_shutdown(s, vm))
+    assert not os.path.exists(os.path.join(domain_dir(daemon, uuid), "vcpu-mask"))
+    ok(proxy.VM.destroy(s, vm))
+
+
 def test_guest_initiated_poweroff_and_reboot_are_seen(daemon, guest):
     proxy, s, vm, uuid = new_guest_vm(daemon, guest, "xapid.poweroff_after=1")
     event_from = getattr(proxy.event, "from")
