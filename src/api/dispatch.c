@@ -95,6 +95,8 @@ Xv *dispatch_call(const char *method, const Xv *params, const DispatchOrigin *or
     if (check_arity(msg, name, xv_len(params), err) < 0)
         return NULL;
     Call call = {.msg = msg, .trusted = origin->trusted, .peer = origin->peer};
+    if (origin->task_ref && !async) /* a pool's master sent its caller's task along */
+        call.task_ref = g_strdup(origin->task_ref);
     Xv *result = NULL;
     call.args = typed_args(msg, params, &call.error);
     if (!call.args)
@@ -115,7 +117,7 @@ Xv *dispatch_call(const char *method, const Xv *params, const DispatchOrigin *or
             result = xv_new_string_take(task);
         goto out;
     }
-    int rc = msg->impl ? msg->glue(&call, &result) : implicit_execute(&call, &result);
+    int rc = call_run(&call, &result);
     if (rc < 0) {
         xv_free(result);
         result = NULL;

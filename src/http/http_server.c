@@ -253,8 +253,13 @@ static enum MHD_Result on_rpc(Listener *l, struct MHD_Connection *conn, const ch
                               Request *req)
 {
     RpcProtocol protocol = protocol_for(url, req->body);
+    enum MHD_Result forwarded;
+    if (l->trusted && pool_http_forward_rpc(conn, protocol == RPC_JSON, url, req->body->str,
+                                            req->body->len, &forwarded))
+        return forwarded; /* a pool member's local caller, answered by the master */
     char peer[HTTP_PEER_BUF];
-    DispatchOrigin origin = {.trusted = l->trusted, .peer = http_peer_address(conn, peer)};
+    DispatchOrigin origin = {.trusted = l->trusted, .peer = http_peer_address(conn, peer),
+                             .task_ref = pool_http_rpc_prepare(conn)};
     RpcReply reply;
     /* A long-polling event.from may take longer than the idle timeout:
      * MHD (thread per connection) does not count the time this call takes

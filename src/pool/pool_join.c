@@ -26,7 +26,7 @@ const char *pool_db_schema(void)
             g_checksum_update(sum, (const guchar *)cls->name, -1);
             for (unsigned i = 0; i < cls->n_fields; i++) {
                 g_checksum_update(sum, (const guchar *)cls->fields[i].name, -1);
-                g_checksum_update(sum, (const guchar *)cls->fields[i].type->name, -1);
+                g_checksum_update(sum, (const guchar *)cls->fields[i].type->text, -1);
             }
         }
         g_strlcpy(digest, g_checksum_get_string(sum), sizeof digest);
