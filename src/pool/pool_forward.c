@@ -159,8 +159,13 @@ static const char *route(const Call *call, const char *here)
 {
     const DmMessage *msg = call->msg;
     const char *cls = msg->cls->name;
-    if (!msg->impl || !msg->n_params || runs_here(msg->wire_name))
-        return here;
+    static const char *const host_bound[] = {"VM", "host", "SR", "VDI", "PBD", "PIF",
+                                             "VBD", "VIF", "console"};
+    bool bound = false;
+    for (unsigned i = 0; i < G_N_ELEMENTS(host_bound) && !bound; i++)
+        bound = strcmp(cls, host_bound[i]) == 0;
+    if (!bound || !msg->impl || !msg->n_params || runs_here(msg->wire_name))
+        return here; /* pool.*, network.*, ...: the pool's, run by the master */
     const DmType *t0 = msg->params[0].type;
     const char *a0 = arg_ref(call, 0);
     if (strcmp(msg->wire_name, "VM.start_on") == 0 || strcmp(msg->wire_name, "VM.resume_on") == 0)

@@ -1,0 +1,298 @@
+"""A pool of three sim daemons on 127.0.0.1, .2 and .3 (one port, as the
+hosts of a LAN): pool.join with every record the joiner contributes,
+visible at the master and in the members' replicas; HOST_IS_SLAVE from a
+member; a member's unix socket relayed to the master; the master's
+forwarding of host-bound calls (VM.start_on, hard_shutdown, host.*) with
+HOST_OFFLINE for a silent member; a member's writes evented at the master;
+liveness after kill -9; eject and rejoin; XAPI's pre-join refusals."""
+import os
+import shutil
+import tempfile
+
+import pytest
+
+from netns import unix_proxy
+from xapid_daemon import PASSWORD, Daemon, err, free_port, ok, wait_until
+
+pytestmark = pytest.mark.timeout(300)
+
+MiB = 1 << 20
+MEMBER_TIMEOUT = 3
+
+
+def sim_host(address, port, state_dir=None):
+    state = state_dir or tempfile.mkdtemp(prefix="xapid-pool-")
+    return Daemon(state_dir=state, listen=f"{address}:{port}",
+                  extra_args=["--hypervisor", "sim", "--member-timeout", str(MEMBER_TIMEOUT),
+                              "--unix", os.path.join(state, "xapi.sock")])
+
+
+def login_member(d):
+    """A session on a member (its TCP logins answer HOST_IS_SLAVE)."""
+    return ok(d.proxy().session.slave_local_login_with_password("root", PASSWORD))
+
+
+def host_of(d, api):
+    """The host record's ref of daemon d, by its address, at the master."""
+    proxy, s = api
+    for ref, rec in ok(proxy.host.get_all_records(s)).items():
+        if rec["address"] == d.address:
+            return ref
+    return None
+
+
+def joined(member):
+    """Once the member restarted as one: its TCP login says HOST_IS_SLAVE
+    and its replica holds the pool."""
+    try:
+        reply = member.proxy().session.login_with_password("root", PASSWORD)
+        if reply["Status"] != "Failure" or reply["ErrorDescription"][0] != "HOST_IS_SLAVE":
+            return False
+        s = member.proxy().session.slave_local_login_with_password("root", PASSWORD)
+        return s["Status"] == "Success" and len(ok(member.proxy().host.get_all(s["Value"]))) > 1
+    except OSError:
+        return False  # restarting
+
+
+def join(member, master):
+    proxy, s = member.login()
+    ok(proxy.pool.join(s, master.address, "root", PASSWORD))
+    wait_until(lambda: joined(member), what=f"{member.address} restarting as a member")
+
+
+def replica_has(member, cls, ref):
+    s = login_member(member)
+    return ref in ok(getattr(member.proxy(), cls).get_all(s))
+
+
+@pytest.fixture(scope="module")
+def pool():
+    port = free_port()
+    hosts = [sim_host(f"127.0.0.{n}", port) for n in (1, 2, 3)]
+    master, b, c = hosts
+    yield {"port": port, "master": master, "b": b, "c": c}
+    for d in hosts:
+        d.stop()
+        if not os.environ.get("XAPID_KEEP_STATE"):
+            shutil.rmtree(d.state_dir, ignore_errors=True)
+
+
+@pytest.fixture()
+def api(pool):
+    return pool["master"].login()
+
+
+def new_vm(api, label="pool-vm"):
+    proxy, s = api
+    return ok(proxy.VM.create(s, {
+        "name_label": label, "memory_static_max": str(256 * MiB), "VCPUs_max": "1",
+        "VCPUs_at_startup": "1", "actions_after_shutdown": "destroy",
+        "actions_after_reboot": "restart", "actions_after_crash": "destroy"}))
+
+
+def test_join_contributes_the_joiners_records(pool, api):
+    proxy, s = api
+    master, b, c = pool["master"], pool["b"], pool["c"]
+    # What b has before it joins: these refs must reach the pool.
+    pb, sb = b.login()
+    b_host = ok(pb.host.get_all(sb))[0]
+    b_rec = ok(pb.host.get_record(sb, b_host))
+    b_srs, b_pbds = ok(pb.SR.get_all(sb)), ok(pb.PBD.get_all(sb))
+    b_pifs, b_cpus = b_rec["PIFs"], b_rec["host_CPUs"]
+    halted = new_vm((pb, sb), "b's halted VM")
+    local_sr = [r for r in b_srs if ok(pb.SR.get_type(sb, r)) == "file"][0]
+    vdi = ok(pb.VDI.create(sb, {"SR": local_sr, "virtual_size": str(8 * MiB), "type": "user",
+                                "sharable": False, "read_only": False, "other_config": {},
+                                "name_label": "b's disk"}))
+    join(b, master)
+    join(c, master)
+    hosts = ok(proxy.host.get_all_records(s))
+    assert sorted(h["address"] for h in hosts.values()) == ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
+    assert b_host in hosts and hosts[b_host]["metrics"] != "OpaqueRef:NULL"
+    pool_ref = ok(proxy.pool.get_all(s))
+    assert len(pool_ref) == 1 and ok(proxy.pool.get_master(s, pool_ref[0])) == host_of(master, api)
+    for ref in b_srs:
+        assert ref in ok(proxy.SR.get_all(s))
+    for ref in b_pbds:
+        assert ok(proxy.PBD.get_host(s, ref)) == b_host
+    for ref in b_pifs:
+        assert ok(proxy.PIF.get_host(s, ref)) == b_host
+    assert sorted(ok(proxy.host.get_host_CPUs(s, b_host))) == sorted(b_cpus)
+    assert ok(proxy.VM.get_name_label(s, halted)) == "b's halted VM"
+    assert ok(proxy.VDI.get_name_label(s, vdi)) == "b's disk"
+    # Networks merge by bridge: b's PIFs are on the master's networks.
+    master_nets = {ok(proxy.network.get_bridge(s, n)): n for n in ok(proxy.network.get_all(s))}
+    for ref in b_pifs:
+        net = ok(proxy.PIF.get_network(s, ref))
+        assert master_nets[ok(proxy.network.get_bridge(s, net))] == net
+    # One control domain per host.
+    doms = [r for r in ok(proxy.VM.get_all_records(s)).values() if r["is_control_domain"]]
+    assert sorted(d["resident_on"] for d in doms) == sorted(hosts)
+    # The members' replicas hold the same pool.
+    for member in (b, c):
+        sm = login_member(member)
+        assert sorted(ok(member.proxy().host.get_all(sm))) == sorted(hosts)
+        assert vdi in ok(member.proxy().VDI.get_all(sm))
+        assert all(ok(member.proxy().host_metrics.get_live(sm, h["metrics"])) for h in hosts.values())
+
+
+def test_a_members_tcp_login_answers_host_is_slave(pool):
+    for member in (pool["b"], pool["c"]):
+        reply = member.proxy().session.login_with_password("root", PASSWORD)
+        assert err(reply) == ["HOST_IS_SLAVE", "127.0.0.1"]
+
+
+def test_slave_login_wants_the_pool_secret(pool, api):
+    b = pool["b"]
+    b_host = host_of(b, api)
+    assert err(b.proxy().session.slave_login(b_host, "0" * 64))[0] == \
+        "SESSION_AUTHENTICATION_FAILED"
+    with open(os.path.join(pool["master"].state_dir, "pool-secret")) as f:
+        secret = f.read().strip()
+    with open(os.path.join(b.state_dir, "pool-secret")) as f:
+        assert f.read().strip() == secret  # pool.initial_auth gave it at the join
+    s = ok(b.proxy().session.slave_login(b_host, secret))
+    assert ok(b.proxy().session.get_pool(s, s)) is True
+
+
+def test_a_members_unix_socket_is_the_masters(pool, api):
+    proxy, s = api
+    vm = new_vm(api, "named at the master")
+    local = unix_proxy(os.path.join(pool["b"].state_dir, "xapi.sock"))
+    ls = ok(local.session.login_with_password("root", ""))
+    ok(local.VM.set_name_label(ls, vm, "renamed through b's socket"))
+    assert ok(proxy.VM.get_name_label(s, vm)) == "renamed through b's socket"
+    # An Async call's task is the master's.
+    task = ok(local.Async.VM.clone(ls, vm, "a clone"))
+    assert task in ok(proxy.task.get_all(s))
+    wait_until(lambda: ok(proxy.task.get_status(s, task)) != "pending")
+    assert ok(proxy.task.get_status(s, task)) == "success"
+    clone = ok(proxy.task.get_result(s, task)).replace("<value>", "").replace("</value>", "")
+    assert ok(proxy.VM.get_name_label(s, clone)) == "a clone"
+
+
+def test_vm_start_on_a_member_and_its_shutdown_are_forwarded(pool, api):
+    proxy, s = api
+    b = pool["b"]
+    b_host = host_of(b, api)
+    vm = new_vm(api, "runs on b")
+    ok(proxy.VM.start_on(s, vm, b_host, False, False))
+    assert ok(proxy.VM.get_power_state(s, vm)) == "Running"
+    assert ok(proxy.VM.get_resident_on(s, vm)) == b_host
+    # (Run at the master, host checks would refuse it: HOST_OFFLINE [b].)
+    ok(proxy.VM.hard_shutdown(s, vm))
+    assert ok(proxy.VM.get_power_state(s, vm)) == "Halted"
+    # Async: the task is the caller's, at the master.
+    task = ok(proxy.Async.VM.start_on(s, vm, b_host, False, False))
+    wait_until(lambda: ok(proxy.task.get_status(s, task)) != "pending")
+    assert ok(proxy.task.get_status(s, task)) == "success", ok(proxy.task.get_error_info(s, task))
+    assert ok(proxy.VM.get_resident_on(s, vm)) == b_host
+    ok(proxy.VM.hard_shutdown(s, vm))
+
+
+def test_host_calls_go_to_that_host(pool, api):
+    proxy, s = api
+    for d in (pool["b"], pool["c"]):
+        assert ok(proxy.host.get_servertime(s, host_of(d, api)))
+
+
+def test_a_members_write_is_evented_at_the_master(pool, api):
+    proxy, s = api
+    b = pool["b"]
+    vm = new_vm(api, "before")
+    token = ok(getattr(proxy.event, "from")(s, ["vm"], "", 0.0))["token"]
+    wait_until(lambda: replica_has(b, "VM", vm))
+    sb = login_member(b)
+    ok(b.proxy().VM.set_name_label(sb, vm, "written on b"))  # runs on b: shipped to the master
+    assert ok(proxy.VM.get_name_label(s, vm)) == "written on b"
+
+    def seen():
+        batch = ok(getattr(proxy.event, "from")(s, ["vm"], token, 5.0))
+        return [e for e in batch["events"] if e["ref"] == vm and
+                e["snapshot"]["name_label"] == "written on b"]
+    assert wait_until(seen)
+
+
+def test_a_killed_member_goes_not_live_then_offline_for_forwarding(pool, api):
+    proxy, s = api
+    c = pool["c"]
+    c_host = host_of(c, api)
+    metrics = ok(proxy.host.get_metrics(s, c_host))
+    c.kill9()
+    wait_until(lambda: not ok(proxy.host_metrics.get_live(s, metrics)),
+               timeout=MEMBER_TIMEOUT + 20, what="host_metrics.live false")
+    assert err(proxy.host.get_servertime(s, c_host)) == ["HOST_OFFLINE", c_host]
+    c.start()  # the same state dir: a member again
+    wait_until(lambda: ok(proxy.host_metrics.get_live(s, metrics)), what="live again")
+    assert ok(proxy.host.get_servertime(s, c_host))
+
+
+def test_eject_and_rejoin(pool, api):
+    proxy, s = api
+    master, b = pool["master"], pool["b"]
+    b_host = host_of(b, api)
+    assert err(proxy.pool.eject(s, host_of(master, api))) == \
+        ["INTERNAL_ERROR", "Xapi_pool.Cannot_eject_master"]
+    vm = new_vm(api, "keeps b in the pool")
+    ok(proxy.VM.start_on(s, vm, b_host, False, False))
+    assert err(proxy.pool.eject(s, b_host)) == ["OPERATION_NOT_ALLOWED", "VM resident on host"]
+    ok(proxy.VM.hard_shutdown(s, vm))
+    b_pbds = ok(proxy.host.get_PBDs(s, b_host))
+    ok(proxy.pool.eject(s, b_host))
+    assert b_host not in ok(proxy.host.get_all(s))
+    assert not set(b_pbds) & set(ok(proxy.PBD.get_all(s)))
+
+    def standalone():
+        try:
+            reply = b.proxy().session.login_with_password("root", PASSWORD)
+        except OSError:
+            return False
+        return reply["Status"] == "Success" and reply["Value"]
+    sb = wait_until(standalone, what="b standalone again")
+    assert len(ok(b.proxy().host.get_all(sb))) == 1
+    assert not os.path.exists(os.path.join(b.state_dir, "pool-role"))
+    join(b, master)
+    assert len(ok(proxy.host.get_all(s))) == 3
+    new_b = host_of(b, api)
+    assert new_b != b_host
+    ok(proxy.VM.start_on(s, vm, new_b, False, False))
+    ok(proxy.VM.hard_shutdown(s, vm))
+
+
+def test_pre_join_refusals(pool, api):
+    master, b = pool["master"], pool["b"]
+    d = sim_host("127.0.0.4", pool["port"])
+    try:
+        pd, sd = d.login()
+        # Joining itself.
+        assert err(pd.pool.join(sd, d.address, "root", PASSWORD)) == \
+            ["OPERATION_NOT_ALLOWED", "Host cannot become slave of itself"]
+        # A master with members cannot join another pool; nor can a member.
+        pm, sm = api
+        assert err(pm.pool.join(sm, d.address, "root", PASSWORD)) == \
+            ["JOINING_HOST_CANNOT_BE_MASTER_OF_OTHER_HOSTS"]
+        assert err(b.proxy().pool.join(login_member(b), d.address, "root", PASSWORD)) == \
+            ["JOINING_HOST_CANNOT_BE_MASTER_OF_OTHER_HOSTS"]
+        # Wrong credentials; a master that cannot be reached.
+        assert err(pd.pool.join(sd, master.address, "root", "wrong"))[0] == \
+            "SESSION_AUTHENTICATION_FAILED"
+        assert err(pd.pool.join(sd, "127.0.0.9", "root", PASSWORD)) == \
+            ["JOINING_HOST_CONNECTION_FAILED"]
+        # A running VM.
+        vm = new_vm((pd, sd), "running on d")
+        ok(pd.VM.start(sd, vm, False, False))
+        assert err(pd.pool.join(sd, master.address, "root", PASSWORD)) == \
+            ["JOINING_HOST_CANNOT_HAVE_RUNNING_VMS"]
+        ok(pd.VM.hard_shutdown(sd, vm))
+        # A shared SR.
+        sr = [r for r in ok(pd.SR.get_all(sd)) if ok(pd.SR.get_type(sd, r)) == "file"][0]
+        ok(pd.SR.set_shared(sd, sr, True))
+        assert err(pd.pool.join(sd, master.address, "root", PASSWORD)) == \
+            ["JOINING_HOST_CANNOT_CONTAIN_SHARED_SRS"]
+        ok(pd.SR.set_shared(sd, sr, False))
+        # Nothing changed on either side.
+        assert len(ok(pm.host.get_all(sm))) == 3
+        assert not os.path.exists(os.path.join(d.state_dir, "pool-role"))
+    finally:
+        d.stop()
+        shutil.rmtree(d.state_dir, ignore_errors=True)
