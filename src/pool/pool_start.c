@@ -23,10 +23,18 @@ static char *split_host_port(const char *host_port, int *port)
     return g_strndup(host_port, len);
 }
 
+/* Whether a listener's address names this host among others: not a
+ * wildcard, and not the loopback address every host has (a host serving
+ * only itself keeps its management interface's address; hosts simulated
+ * on one machine listen on 127.0.0.2, 127.0.0.3, ...). */
 static bool specific(const char *host)
 {
-    return *host && strcmp(host, "0.0.0.0") != 0 && strcmp(host, "::") != 0 &&
-           strcmp(host, "*") != 0;
+    static const char *const anonymous[] = {"", "0.0.0.0", "::", "*", "127.0.0.1", "::1",
+                                            "localhost"};
+    for (unsigned i = 0; i < G_N_ELEMENTS(anonymous); i++)
+        if (strcmp(host, anonymous[i]) == 0)
+            return false;
+    return true;
 }
 
 int pool_start_database(const char *state_dir, const char *const *listen,
