@@ -203,6 +203,23 @@ def test_host_calls_go_to_that_host(pool, api):
         assert ok(proxy.host.get_servertime(s, host_of(d, api)))
 
 
+def test_storage_work_goes_to_the_host_with_the_sr(pool, api):
+    proxy, s = api
+    b = pool["b"]
+    b_host = host_of(b, api)
+    sr = [p for p in (ok(proxy.PBD.get_record(s, r)) for r in ok(proxy.host.get_PBDs(s, b_host)))
+          if ok(proxy.SR.get_type(s, p["SR"])) == "file"][0]["SR"]
+    vdi = ok(proxy.VDI.create(s, {"SR": sr, "virtual_size": str(4 * MiB), "type": "user",
+                                  "sharable": False, "read_only": False, "other_config": {},
+                                  "name_label": "made on b"}))
+    image = ok(proxy.VDI.get_location(s, vdi))
+    # The image is a file in b's SR directory, none in the master's.
+    assert image in os.listdir(os.path.join(b.state_dir, "sr"))
+    assert image not in os.listdir(os.path.join(pool["master"].state_dir, "sr"))
+    ok(proxy.VDI.destroy(s, vdi))
+    assert image not in os.listdir(os.path.join(b.state_dir, "sr"))
+
+
 def test_a_members_write_is_evented_at_the_master(pool, api):
     proxy, s = api
     b = pool["b"]
