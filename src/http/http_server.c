@@ -364,8 +364,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return on_options(conn);
     if (req->cli)
         return cli_serve(conn, l->trusted, req->body->str, req->body->len);
-    if (req->pool)
-        return pool_http_serve(conn, method, url, req->body->str, req->body->len);
+    if (req->pool) /* a GET was answered when its headers came */
+        return req->body ? pool_http_serve(conn, method, url, req->body->str, req->body->len)
+                         : MHD_YES;
     if (strcmp(method, MHD_HTTP_METHOD_POST) == 0)
         return on_rpc(l, conn, url, req);
     if (strcmp(method, MHD_HTTP_METHOD_GET) == 0 && strcmp(url, "/") == 0)
