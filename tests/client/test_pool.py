@@ -237,12 +237,26 @@ def test_a_members_write_is_evented_at_the_master(pool, api):
     assert wait_until(seen)
 
 
+def test_an_idle_member_stays_live(pool, api):
+    proxy, s = api
+    metrics = ok(proxy.host.get_metrics(s, host_of(pool["b"], api)))
+    token = ok(getattr(proxy.event, "from")(s, ["host_metrics"], "", 0.0))["token"]
+    # Two timeouts of quiet: b's polls must keep it live (no flapping).
+    batch = ok(getattr(proxy.event, "from")(s, ["host_metrics"], token, 2.0 * MEMBER_TIMEOUT))
+    assert not [e for e in batch["events"] if e["ref"] == metrics]
+    assert ok(proxy.host_metrics.get_live(s, metrics))
+
+
 def test_a_killed_member_goes_not_live_then_offline_for_forwarding(pool, api):
     proxy, s = api
     c = pool["c"]
     c_host = host_of(c, api)
     metrics = ok(proxy.host.get_metrics(s, c_host))
     c.kill9()
+    # Until the timeout the master still takes c for live: the call is tried.
+    tried = err(proxy.host.get_servertime(s, c_host))
+    if ok(proxy.host_metrics.get_live(s, metrics)):
+        assert tried == ["CANNOT_CONTACT_HOST", c_host]
     wait_until(lambda: not ok(proxy.host_metrics.get_live(s, metrics)),
                timeout=MEMBER_TIMEOUT + 20, what="host_metrics.live false")
     assert err(proxy.host.get_servertime(s, c_host)) == ["HOST_OFFLINE", c_host]
