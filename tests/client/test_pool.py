@@ -265,6 +265,19 @@ def test_a_killed_member_goes_not_live_then_offline_for_forwarding(pool, api):
     assert ok(proxy.host.get_servertime(s, c_host))
 
 
+def test_members_follow_a_restarted_master(pool):
+    master, b = pool["master"], pool["b"]
+    master.stop()
+    master.start()  # its sessions are gone; its members' polls resume
+    proxy, s = master.login()
+    vm = new_vm((proxy, s), "after the master's restart")
+    wait_until(lambda: replica_has(b, "VM", vm), what="b's replica has the new VM")
+    b_host = host_of(b, (proxy, s))
+    ok(proxy.VM.start_on(s, vm, b_host, False, False))  # a new pool session on b
+    assert ok(proxy.VM.get_resident_on(s, vm)) == b_host
+    ok(proxy.VM.hard_shutdown(s, vm))
+
+
 def test_eject_and_rejoin(pool, api):
     proxy, s = api
     master, b = pool["master"], pool["b"]
