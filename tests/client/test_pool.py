@@ -5,13 +5,14 @@ member; a member's unix socket relayed to the master; the master's
 forwarding of host-bound calls (VM.start_on, hard_shutdown, host.*) with
 HOST_OFFLINE for a silent member; a member's writes evented at the master;
 liveness after kill -9; eject and rejoin; XAPI's pre-join refusals."""
+import json
 import os
 import shutil
 import tempfile
 
 import pytest
 
-from netns import unix_proxy
+from netns import _UnixConnection, unix_proxy
 from xapid_daemon import PASSWORD, Daemon, err, free_port, ok, wait_until
 
 pytestmark = pytest.mark.timeout(300)
@@ -176,6 +177,14 @@ def test_a_members_unix_socket_is_the_masters(pool, api):
     assert ok(proxy.task.get_status(s, task)) == "success"
     clone = ok(proxy.task.get_result(s, task)).replace("<value>", "").replace("</value>", "")
     assert ok(proxy.VM.get_name_label(s, clone)) == "a clone"
+    # JSON-RPC is relayed as it came: the master's reply, its ints as numbers.
+    conn = _UnixConnection(os.path.join(pool["b"].state_dir, "xapi.sock"))
+    body = json.dumps({"jsonrpc": "2.0", "id": 7, "method": "VM.get_memory_static_max",
+                       "params": [ls, vm]})
+    conn.request("POST", "/jsonrpc", body, {"Content-Type": "application/json"})
+    reply = json.loads(conn.getresponse().read())
+    conn.close()
+    assert reply == {"jsonrpc": "2.0", "id": 7, "result": 256 * MiB}
 
 
 def test_vm_start_on_a_member_and_its_shutdown_are_forwarded(pool, api):
