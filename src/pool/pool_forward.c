@@ -311,9 +311,9 @@ int pool_forward_call(Call *call, Xv **result)
         return 1; /* the master chose this host already */
     db_read_begin();
     g_autofree char *here = bootstrap_this_host();
-    g_autofree char *target = db_count(dm_class_by_name("host")) > 1
-                                  ? g_strdup(route(call, here))
-                                  : NULL;
+    const char *to = db_count(dm_class_by_name("host")) > 1 ? route(call, here) : NULL;
+    /* No such host: the handler here answers HANDLE_INVALID as it would. */
+    g_autofree char *target = to && db_lookup(dm_class_by_name("host"), to) ? g_strdup(to) : NULL;
     db_read_end();
     if (!target || strcmp(target, here) == 0)
         return 1;

@@ -210,6 +210,11 @@ def test_host_calls_go_to_that_host(pool, api):
     proxy, s = api
     for d in (pool["b"], pool["c"]):
         assert ok(proxy.host.get_servertime(s, host_of(d, api)))
+    # Not a host: answered here, as on a host alone.
+    assert err(proxy.host.get_servertime(s, "OpaqueRef:NULL")) == \
+        ["HANDLE_INVALID", "host", "OpaqueRef:NULL"]
+    vm = new_vm(api, "nowhere to go")
+    assert err(proxy.VM.start_on(s, vm, "OpaqueRef:nope", False, False))[0] == "HANDLE_INVALID"
 
 
 def test_storage_work_goes_to_the_host_with_the_sr(pool, api):
