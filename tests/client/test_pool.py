@@ -9,6 +9,8 @@ import json
 import os
 import shutil
 import tempfile
+import threading
+from xmlrpc.server import SimpleXMLRPCServer
 
 import pytest
 
@@ -358,6 +360,55 @@ def test_pre_join_refusals(pool, api):
         # Nothing changed on either side.
         assert len(ok(pm.host.get_all(sm))) == 3
         assert not os.path.exists(os.path.join(d.state_dir, "pool-role"))
+        other_masters(pd, sd, d, pool["port"])
+        assert not os.path.exists(os.path.join(d.state_dir, "pool-role"))
     finally:
         d.stop()
         shutil.rmtree(d.state_dir, ignore_errors=True)
+
+
+def other_masters(pd, sd, d, port):
+    """A master of another build, played by a few XML-RPC methods on
+    127.0.0.5: XAPI's checks of versions, schema, CPUs and HA."""
+    me = ok(pd.host.get_record(sd, ok(pd.host.get_all(sd))[0]))
+    master = {"uuid": "a-master-uuid", "API_version_major": me["API_version_major"],
+              "API_version_minor": me["API_version_minor"],
+              "software_version": dict(me["software_version"]),
+              "cpu_info": dict(me["cpu_info"])}
+    pool_rec = {"master": "OpaqueRef:the-master", "ha_enabled": False}
+
+    def answer(value):
+        return {"Status": "Success", "Value": value}
+    server = SimpleXMLRPCServer(("127.0.0.5", port), logRequests=False, allow_none=False)
+    server.register_function(lambda u, p, v="", o="": answer("OpaqueRef:s"),
+                             "session.login_with_password")
+    server.register_function(lambda s: answer(""), "session.logout")
+    server.register_function(lambda s: answer({"OpaqueRef:p": pool_rec}), "pool.get_all_records")
+    server.register_function(lambda s, h: answer(master), "host.get_record")
+    server.register_function(lambda s: {"Status": "Failure",
+                                        "ErrorDescription": ["PERMISSION_DENIED", "test"]},
+                             "pool.initial_auth")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        def join(force=False):
+            call = pd.pool.join_force if force else pd.pool.join
+            return err(call(sd, "127.0.0.5", "root", PASSWORD))
+        mine = f'{me["API_version_major"]}.{me["API_version_minor"]}'
+        master["API_version_minor"] = str(int(me["API_version_minor"]) + 1)
+        theirs = f'{me["API_version_major"]}.{master["API_version_minor"]}'
+        assert join() == ["POOL_JOINING_HOST_MUST_HAVE_SAME_API_VERSION", mine, theirs]
+        master["API_version_minor"] = me["API_version_minor"]
+        master["software_version"]["db_schema"] = "another-schema"
+        assert join() == ["POOL_JOINING_HOST_MUST_HAVE_SAME_DB_SCHEMA",
+                          me["software_version"]["db_schema"], "another-schema"]
+        master["software_version"] = dict(me["software_version"])
+        master["cpu_info"]["vendor"] = "AnotherVendor"
+        assert join() == ["POOL_HOSTS_NOT_HOMOGENEOUS", "CPUs differ"]
+        # join_force skips that check: the next step (the secret) is reached.
+        assert join(force=True) == ["PERMISSION_DENIED", "test"]
+        pool_rec["ha_enabled"] = True
+        assert join(force=True) == ["HA_IS_ENABLED"]
+    finally:
+        server.shutdown()
+        server.server_close()
