@@ -375,7 +375,7 @@ int pool_join(const char *master_address, const char *user, const char *password
         json_object_put(ws);
     }
     g_autoptr(XapiError) ignored = NULL;
-    g_autoptr(Xv) out = master_call(endpoint, "session.logout", args(s, NULL), &ignored);
+    xv_free(master_call(endpoint, "session.logout", args(s, NULL), &ignored));
     if (rc < 0)
         return -1;
     const char *state_dir = pool_state_dir();
