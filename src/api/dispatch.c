@@ -6,6 +6,7 @@
 #include "call.h"
 #include "db_text.h"
 #include "implicit.h"
+#include "pool_forward.h"
 #include "session.h"
 #include "task.h"
 #include "typed_value.h"
@@ -95,8 +96,6 @@ Xv *dispatch_call(const char *method, const Xv *params, const DispatchOrigin *or
     if (check_arity(msg, name, xv_len(params), err) < 0)
         return NULL;
     Call call = {.msg = msg, .trusted = origin->trusted, .peer = origin->peer};
-    if (origin->task_ref && !async) /* a pool's master sent its caller's task along */
-        call.task_ref = g_strdup(origin->task_ref);
     Xv *result = NULL;
     call.args = typed_args(msg, params, &call.error);
     if (!call.args)
@@ -110,6 +109,9 @@ Xv *dispatch_call(const char *method, const Xv *params, const DispatchOrigin *or
         call.session_ref = g_strdup(xv_str(s));
         if (session_authorize(&call) < 0)
             goto out;
+        /* The master sent its caller's task along (in a pool session only). */
+        if (origin->task_ref && !async && pool_forward_is_pool_session(call.session_ref))
+            call.task_ref = g_strdup(origin->task_ref);
     }
     if (async) {
         char *task = task_submit(&call, &call.error);

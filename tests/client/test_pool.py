@@ -10,6 +10,7 @@ import os
 import shutil
 import tempfile
 import threading
+import xmlrpc.client
 from xmlrpc.server import SimpleXMLRPCServer
 
 import pytest
@@ -206,6 +207,46 @@ def test_vm_start_on_a_member_and_its_shutdown_are_forwarded(pool, api):
     assert ok(proxy.task.get_status(s, task)) == "success", ok(proxy.task.get_error_info(s, task))
     assert ok(proxy.VM.get_resident_on(s, vm)) == b_host
     ok(proxy.VM.hard_shutdown(s, vm))
+
+
+class _ForwardedTransport(xmlrpc.client.Transport):
+    """What the master sends with a forwarded call: its generation and the
+    caller's task."""
+    def __init__(self, headers):
+        super().__init__()
+        self.extra = headers
+
+    def send_headers(self, connection, headers):
+        super().send_headers(connection, headers)
+        for k, v in self.extra.items():
+            connection.putheader(k, v)
+
+
+def test_a_forwarded_call_works_in_the_callers_task(pool, api):
+    proxy, s = api
+    b = pool["b"]
+    b_host = host_of(b, api)
+    vm = new_vm(api, "in a task of the master's")
+    task = ok(proxy.task.create(s, "the caller's", ""))
+    with open(os.path.join(b.state_dir, "pool-secret")) as f:
+        secret = f.read().strip()
+    # As the master would: a pool session on b, then the call with headers.
+    ps = ok(b.proxy().session.slave_login(b_host, secret))
+    generation = "1"  # b's replica is past it: no wait
+    forwarded = xmlrpc.client.ServerProxy(b.url, transport=_ForwardedTransport(
+        {"X-Xapid-Pool-Generation": generation, "X-Xapid-Task": task}))
+    ok(forwarded.VM.start_on(ps, vm, b_host, False, False))
+    # b's driver ran it and reported its progress in the caller's task.
+    assert ok(proxy.VM.get_resident_on(s, vm)) == b_host
+    assert 0 < float(ok(proxy.task.get_progress(s, task))) < 1
+    assert ok(proxy.task.get_status(s, task)) == "pending"  # the caller finishes it
+    # Outside a pool session the header names no task.
+    other = ok(proxy.task.create(s, "not b's", ""))
+    sb = login_member(b)
+    plain = xmlrpc.client.ServerProxy(b.url, transport=_ForwardedTransport(
+        {"X-Xapid-Pool-Generation": "1", "X-Xapid-Task": other}))
+    ok(plain.VM.hard_shutdown(sb, vm))
+    assert float(ok(proxy.task.get_progress(s, other))) == 0
 
 
 def test_host_calls_go_to_that_host(pool, api):
