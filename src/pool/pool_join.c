@@ -445,6 +445,14 @@ static void doom_host_records(EjectScan *scan, DbRow *host)
         DbRow *sr = pbd ? db_lookup_any(xv_str(db_get(pbd, "SR"))) : NULL;
         doom_ref(scan, xv_str(xv_at(pbds, i)));
         if (sr && !db_get(sr, "shared")->b) {
+            /* The disks go with the host; a VM of the pool that had one
+             * keeps no VBD to nothing. */
+            const Xv *vdis = db_get(sr, "VDIs");
+            for (guint v = 0; v < xv_len(vdis); v++) {
+                DbRow *vdi = db_lookup_any(xv_str(xv_at(vdis, v)));
+                if (vdi)
+                    doom_set(scan, vdi, "VBDs");
+            }
             doom_set(scan, sr, "VDIs");
             doom_ref(scan, sr->ref);
         }

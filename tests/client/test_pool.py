@@ -277,6 +277,30 @@ def test_storage_work_goes_to_the_host_with_the_sr(pool, api):
     assert image not in os.listdir(os.path.join(b.state_dir, "sr"))
 
 
+def vm_with_a_disk_on(api, host):
+    """A halted VM whose one disk is on host's local file SR."""
+    proxy, s = api
+    sr = [p for p in (ok(proxy.PBD.get_record(s, r)) for r in ok(proxy.host.get_PBDs(s, host)))
+          if ok(proxy.SR.get_type(s, p["SR"])) == "file"][0]["SR"]
+    vdi = ok(proxy.VDI.create(s, {"SR": sr, "virtual_size": str(4 * MiB), "type": "user",
+                                  "sharable": False, "read_only": False, "other_config": {},
+                                  "name_label": "a disk for a VM"}))
+    vm = new_vm(api, "its disk is on a member")
+    ok(proxy.VBD.create(s, {"VM": vm, "VDI": vdi, "userdevice": "0", "bootable": True,
+                            "mode": "RW", "type": "Disk", "empty": False, "other_config": {},
+                            "qos_algorithm_type": "", "qos_algorithm_params": {}}))
+    return vm
+
+
+def test_a_vm_with_disks_on_a_members_sr_starts_there(pool, api):
+    proxy, s = api
+    b_host = host_of(pool["b"], api)
+    vm = vm_with_a_disk_on(api, b_host)
+    ok(proxy.VM.start(s, vm, False, False))  # the master cannot see b's SR: b can
+    assert ok(proxy.VM.get_resident_on(s, vm)) == b_host
+    ok(proxy.VM.hard_shutdown(s, vm))
+
+
 def test_a_members_write_is_evented_at_the_master(pool, api):
     proxy, s = api
     b = pool["b"]
@@ -345,10 +369,19 @@ def test_eject_and_rejoin(pool, api):
     ok(proxy.VM.start_on(s, vm, b_host, False, False))
     assert err(proxy.pool.eject(s, b_host)) == ["OPERATION_NOT_ALLOWED", "VM resident on host"]
     ok(proxy.VM.hard_shutdown(s, vm))
+    diskful = vm_with_a_disk_on(api, b_host)
     b_pbds = ok(proxy.host.get_PBDs(s, b_host))
+    b_srs = [ok(proxy.PBD.get_SR(s, p)) for p in b_pbds]
+    b_vbds = [v for sr in b_srs for vdi in ok(proxy.SR.get_VDIs(s, sr))
+              for v in ok(proxy.VDI.get_VBDs(s, vdi))]
+    assert set(ok(proxy.VM.get_VBDs(s, diskful))) <= set(b_vbds)
     ok(proxy.pool.eject(s, b_host))
     assert b_host not in ok(proxy.host.get_all(s))
     assert not set(b_pbds) & set(ok(proxy.PBD.get_all(s)))
+    # Its local SRs and their disks went with it, and the VBDs to them.
+    assert not set(b_srs) & set(ok(proxy.SR.get_all(s)))
+    assert not set(b_vbds) & set(ok(proxy.VBD.get_all(s)))
+    assert ok(proxy.VM.get_VBDs(s, diskful)) == []
 
     def standalone():
         try:
