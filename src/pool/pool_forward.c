@@ -117,11 +117,17 @@ typedef struct {
     const char *found;
 } HostScan;
 
+/* Whether a VM may start on host: live and enabled. */
+static bool can_run(const DbRow *host)
+{
+    DbRow *m = host ? db_lookup(dm_class_by_name("host_metrics"), ref_field(host, "metrics")) : NULL;
+    return m && db_get(m, "live")->b && db_get(host, "enabled")->b;
+}
+
 static bool find_seeing_host(DbRow *host, void *ctx)
 {
     HostScan *scan = ctx;
-    DbRow *m = db_lookup(dm_class_by_name("host_metrics"), ref_field(host, "metrics"));
-    if (m && db_get(m, "live")->b && db_get(host, "enabled")->b && sees_all(host->ref, scan->srs)) {
+    if (can_run(host) && sees_all(host->ref, scan->srs)) {
         scan->found = host->ref;
         return false;
     }
@@ -139,7 +145,8 @@ static const char *vm_host(const DbRow *vm, const char *here, bool starting)
         return resident;
     g_autoptr(GPtrArray) srs = vm_srs(vm);
     const char *affinity = starting ? ref_field(vm, "affinity") : NULL;
-    if (affinity && db_lookup(dm_class_by_name("host"), affinity) && sees_all(affinity, srs))
+    if (affinity && can_run(db_lookup(dm_class_by_name("host"), affinity)) &&
+        sees_all(affinity, srs))
         return affinity;
     if (sees_all(here, srs))
         return here;

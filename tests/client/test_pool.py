@@ -301,6 +301,16 @@ def test_a_vm_with_disks_on_a_members_sr_starts_there(pool, api):
     ok(proxy.VM.hard_shutdown(s, vm))
 
 
+def test_a_start_goes_to_the_vms_affinity(pool, api):
+    proxy, s = api
+    c_host = host_of(pool["c"], api)
+    vm = new_vm(api, "likes c")
+    ok(proxy.VM.set_affinity(s, vm, c_host))
+    ok(proxy.VM.start(s, vm, False, False))
+    assert ok(proxy.VM.get_resident_on(s, vm)) == c_host
+    ok(proxy.VM.hard_shutdown(s, vm))
+
+
 def test_a_members_write_is_evented_at_the_master(pool, api):
     proxy, s = api
     b = pool["b"]
@@ -341,6 +351,12 @@ def test_a_killed_member_goes_not_live_then_offline_for_forwarding(pool, api):
     wait_until(lambda: not ok(proxy.host_metrics.get_live(s, metrics)),
                timeout=MEMBER_TIMEOUT + 20, what="host_metrics.live false")
     assert err(proxy.host.get_servertime(s, c_host)) == ["HOST_OFFLINE", c_host]
+    # A VM that prefers c starts elsewhere meanwhile.
+    vm = new_vm(api, "likes c, which is gone")
+    ok(proxy.VM.set_affinity(s, vm, c_host))
+    ok(proxy.VM.start(s, vm, False, False))
+    assert ok(proxy.VM.get_resident_on(s, vm)) == host_of(pool["master"], api)
+    ok(proxy.VM.hard_shutdown(s, vm))
     c.start()  # the same state dir: a member again
     wait_until(lambda: ok(proxy.host_metrics.get_live(s, metrics)), what="live again")
     assert ok(proxy.host.get_servertime(s, c_host))
