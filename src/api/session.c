@@ -53,7 +53,8 @@ static char *member_hash;
 /* Whether password is root's; rehashes an old-style hash that matched. */
 static bool password_matches(const char *password)
 {
-    g_autofree char *stored = pool_is_member() ? g_strdup(member_hash) : db_meta_get(ROOT_HASH_KEY);
+    g_autofree char *stored =
+        pool_is_member() ? g_strdup(member_hash) : db_meta_get(ROOT_HASH_KEY);
     if (!stored)
         return false;
     struct crypt_data data = {0};
@@ -291,6 +292,8 @@ int xapi_session_logout(Call *call)
 
 int xapi_session_change_password(Call *call, const char *old_pwd, const char *new_pwd)
 {
+    if (pool_is_member()) /* the pool's password is the master's */
+        return xapi_error_set(&call->error, "HOST_IS_SLAVE", pool_master_address(), NULL);
     const char *params[] = {"Authentication failure"};
     if (check_password(call, "root", old_pwd, "CHANGE_PASSWORD_REJECTED", params, 1) < 0)
         return -1;

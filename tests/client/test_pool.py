@@ -151,6 +151,10 @@ def test_a_members_tcp_login_answers_host_is_slave(pool):
     for member in (pool["b"], pool["c"]):
         reply = member.proxy().session.login_with_password("root", PASSWORD)
         assert err(reply) == ["HOST_IS_SLAVE", "127.0.0.1"]
+        # The pool's password is the master's to change.
+        s = login_member(member)
+        assert err(member.proxy().session.change_password(s, PASSWORD, "new")) == \
+            ["HOST_IS_SLAVE", "127.0.0.1"]
 
 
 def test_slave_login_wants_the_pool_secret(pool, api):
