@@ -46,22 +46,17 @@ static bool same_text(const char *a, const char *b)
     return m && diff == 0;
 }
 
-/* A pool member's own root password hash: its database is the master's
- * replica, which keeps no settings (slave_local_login_with_password). */
-static char *member_hash;
-
 /* Whether password is root's; rehashes an old-style hash that matched. */
 static bool password_matches(const char *password)
 {
-    g_autofree char *stored =
-        pool_is_member() ? g_strdup(member_hash) : db_meta_get(ROOT_HASH_KEY);
+    g_autofree char *stored = db_meta_get(ROOT_HASH_KEY);
     if (!stored)
         return false;
     struct crypt_data data = {0};
     const char *h = crypt_r(password, stored, &data);
     if (!h || h[0] == '*' || !same_text(h, stored))
         return false;
-    if (!g_str_has_prefix(stored, HASH_PREFIX) && !pool_is_member()) {
+    if (!g_str_has_prefix(stored, HASH_PREFIX)) {
         g_autofree char *upgraded = hash_password(password);
         g_autoptr(XapiError) err = NULL;
         if (!upgraded || db_meta_set(ROOT_HASH_KEY, upgraded, &err) < 0)
@@ -125,11 +120,6 @@ int session_init_root_password(const char *password_file, XapiError **err)
     g_autofree char *hash = hash_password(password);
     if (!hash)
         return xapi_error_internal(err, "crypt failed");
-    if (pool_is_member()) {
-        g_free(member_hash);
-        member_hash = g_steal_pointer(&hash);
-        return 0;
-    }
     return db_meta_set(ROOT_HASH_KEY, hash, err);
 }
 

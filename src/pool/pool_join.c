@@ -12,6 +12,7 @@
 #include "pool_forward.h"
 #include "pool_role.h"
 #include "pool_secret.h"
+#include "pool_start.h"
 #include "pool_wire.h"
 
 const char *pool_db_schema(void)
@@ -505,6 +506,12 @@ int pool_eject_self(XapiError **err)
         return -1;
     if (g_unlink(secret) < 0 && errno != ENOENT)
         g_warning("pool: %s not removed: %s", secret, g_strerror(errno));
+    static const char *const suffixes[] = {"", "-wal", "-shm"};
+    for (unsigned i = 0; i < G_N_ELEMENTS(suffixes); i++) {
+        g_autofree char *settings =
+            g_strdup_printf("%s/%s%s", state_dir, POOL_MEMBER_SETTINGS, suffixes[i]);
+        g_unlink(settings); /* the standalone database holds them again */
+    }
     g_message("pool: ejected from the pool; restarting standalone with a fresh database");
     agent_schedule_end(AGENT_RESTART);
     return 0;

@@ -55,7 +55,8 @@ int pool_start_database(const char *state_dir, const char *const *listen,
         return -1;
     if (!pool_is_member())
         return db_open(state_dir, err);
-    if (db_open(NULL, err) < 0)
+    g_autofree char *settings = g_build_filename(state_dir, POOL_MEMBER_SETTINGS, NULL);
+    if (db_open(NULL, err) < 0 || db_open_member_settings(settings, err) < 0)
         return -1;
     g_message("pool: a member of the pool of %s (this host %s)", pool_master_address(),
               pool_this_host());

@@ -7,6 +7,9 @@
 #include "xapi_error.h"
 
 #define POOL_DEFAULT_MEMBER_TIMEOUT 30
+/* A member's own settings in its state dir (db_open_member_settings):
+ * its root password hash, next domid, storage crash notes. */
+#define POOL_MEMBER_SETTINGS "member-settings.db"
 
 /* Reads the role, sets the management address (the first of listen that
  * names a specific address) and the member timeout, and opens the

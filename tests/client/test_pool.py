@@ -210,6 +210,12 @@ def test_vm_start_on_a_member_and_its_shutdown_are_forwarded(pool, api):
     wait_until(lambda: ok(proxy.task.get_status(s, task)) != "pending")
     assert ok(proxy.task.get_status(s, task)) == "success", ok(proxy.task.get_error_info(s, task))
     assert ok(proxy.VM.get_resident_on(s, vm)) == b_host
+    # b numbers its domains itself (its own settings, not the replica's).
+    other = new_vm(api, "also on b")
+    ok(proxy.VM.start_on(s, other, b_host, False, False))
+    assert ok(proxy.VM.get_domid(s, other)) != ok(proxy.VM.get_domid(s, vm))
+    assert os.path.exists(os.path.join(b.state_dir, "member-settings.db"))
+    ok(proxy.VM.hard_shutdown(s, other))
     ok(proxy.VM.hard_shutdown(s, vm))
 
 
@@ -412,6 +418,7 @@ def test_eject_and_rejoin(pool, api):
     sb = wait_until(standalone, what="b standalone again")
     assert len(ok(b.proxy().host.get_all(sb))) == 1
     assert not os.path.exists(os.path.join(b.state_dir, "pool-role"))
+    assert not os.path.exists(os.path.join(b.state_dir, "member-settings.db"))
     join(b, master)
     assert len(ok(proxy.host.get_all(s))) == 3
     new_b = host_of(b, api)
