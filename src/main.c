@@ -16,6 +16,7 @@
 #include "message_store.h"
 #include "metrics.h"
 #include "plugins.h"
+#include "pool_start.h"
 #include "http_server.h"
 #include "login_throttle.h"
 #include "session.h"
@@ -75,6 +76,7 @@ int main(int argc, char **argv)
     gboolean no_metrics = FALSE;
     gint message_limit = 0;
     gint login_failure_delay_ms = 250;
+    gint member_timeout = POOL_DEFAULT_MEMBER_TIMEOUT;
     HttpLimits def = HTTP_LIMITS_DEFAULT;
     gint body_limit = (gint)def.rpc_body_limit, header_timeout = (gint)def.header_timeout,
          idle_timeout = (gint)def.idle_timeout, max_conns = (gint)def.max_connections,
@@ -152,6 +154,10 @@ int main(int argc, char **argv)
         {"allow-host-changes", 0, 0, G_OPTION_ARG_NONE, &allow_host_changes,
          "Let host.set_hostname_live set the machine's hostname and host.dmesg_clear clear "
          "the kernel's log (refused with PERMISSION_DENIED otherwise)", NULL},
+        {"member-timeout", 0, 0, G_OPTION_ARG_INT, &member_timeout,
+         "On a pool's master: seconds a member may stay silent (its change stream is its "
+         "heartbeat) before its host_metrics.live turns false; XAPI waits 600 (default 30)",
+         "S"},
         {"print-compat", 0, 0, G_OPTION_ARG_NONE, &print_compat,
          "Print docs/compat.md (implemented messages) and exit", NULL},
         {NULL}};
@@ -197,6 +203,10 @@ int main(int argc, char **argv)
         perror(state_dir);
         return 1;
     }
+    if (member_timeout <= 0) {
+        fprintf(stderr, "xapid: --member-timeout must be positive\n");
+        return 2;
+    }
     if (login_failure_delay_ms < 0) {
         fprintf(stderr, "xapid: --login-failure-delay must be 0 or more\n");
         return 2;
@@ -216,7 +226,11 @@ int main(int argc, char **argv)
     for (char **d = kernel_dirs; d && *d; d++)
         boot_files_allow_dir(*d);
     XapiError *err = NULL;
-    if (db_open(state_dir, &err) < 0 || bootstrap_database(state_dir, &err) < 0)
+    const char *default_listen[] = {"127.0.0.1:8080", NULL};
+    const char *const *addrs = listen ? (const char *const *)listen : default_listen;
+    /* A member opens a replica of the master's database instead of its own. */
+    if (pool_start_database(state_dir, addrs, (unsigned)member_timeout, &err) < 0 ||
+        bootstrap_database(state_dir, &err) < 0)
         return fail(err);
     pif_host_start_of_day();
     if (session_init_root_password(password_file, &err) < 0 ||
@@ -227,12 +241,11 @@ int main(int argc, char **argv)
     xva_import_sweep(); /* imports that a crash interrupted are undone */
 
     HttpServer *server = http_server_new(&limits);
-    const char *default_listen[] = {"127.0.0.1:8080", NULL};
-    const char *const *addrs = listen ? (const char *const *)listen : default_listen;
     for (const char *const *a = addrs; *a; a++) {
         int port = http_server_listen_tcp(server, *a, &err);
         if (port < 0)
             return fail(err);
+        pool_start_listening(*a, port);
         print_listening("http", *a, port);
     }
     if (listen_tls) {
@@ -252,6 +265,7 @@ int main(int argc, char **argv)
         printf("xapid: listening on unix:%s\n", unix_path);
     }
     db_crash_points_arm();
+    pool_start_services();
     printf("xapid: ready\n");
     fflush(stdout);
 
@@ -266,6 +280,7 @@ int main(int argc, char **argv)
     if (agent_end() == AGENT_RESTART)
         agent_reexec(server); /* returns only if exec failed: then a clean stop */
     http_server_free(server);
+    pool_start_stop();
     db_close();
     return 0;
 }

@@ -16,6 +16,8 @@
 #include "host_net.h"
 #include "log_ring.h"
 #include "network.h"
+#include "pool_join.h"
+#include "pool_role.h"
 
 #define XAPID_PRODUCT_VERSION "8.4.0"
 #define API_VERSION_MAJOR 2
@@ -75,6 +77,8 @@ static bool take_master(DbRow *pool, void *ctx)
 
 char *bootstrap_this_host(void)
 {
+    if (pool_this_host()) /* a pool member: pool.master is another host */
+        return g_strdup(pool_this_host());
     char *ref = NULL;
     db_foreach(dm_class_by_name("pool"), take_master, &ref);
     return ref ? ref : g_strdup("OpaqueRef:NULL");
@@ -138,12 +142,20 @@ static bool any_row(DbRow *row, void *ctx)
     return false;
 }
 
+/* The address other hosts and clients reach this one at: the --listen
+ * address when one was named, else the management interface's. */
+static char *management_address(void)
+{
+    g_autofree char *device = NULL, *address = NULL, *netmask = NULL;
+    management_interface(&device, &address, &netmask);
+    return g_strdup(pool_local_address() ? pool_local_address() : address);
+}
+
 static int create_host_objects(const char *state_dir, XapiError **err)
 {
     char hostname[256] = "localhost";
     gethostname(hostname, sizeof hostname - 1);
-    g_autofree char *device = NULL, *address = NULL, *netmask = NULL;
-    management_interface(&device, &address, &netmask);
+    g_autofree char *address = management_address();
     int64_t mem_total = bootstrap_meminfo_bytes("MemTotal");
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     g_autofree char *vendor = cpuinfo_value("vendor_id");
@@ -324,8 +336,7 @@ static int refresh_host(XapiError **err)
         return 0;
     char hostname[256] = "localhost";
     gethostname(hostname, sizeof hostname - 1);
-    g_autofree char *device = NULL, *address = NULL, *netmask = NULL;
-    management_interface(&device, &address, &netmask);
+    g_autofree char *address = management_address();
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     g_autofree char *ncpu_text = g_strdup_printf("%ld", ncpu);
     g_autofree char *vendor = cpuinfo_value("vendor_id");
@@ -342,6 +353,7 @@ static int refresh_host(XapiError **err)
     xv_struct_set_string(version, "xapid", PACKAGE_VERSION);
     xv_struct_set_string(version, "hostname", hostname);
     xv_struct_set_string(version, "date", today);
+    xv_struct_set_string(version, "db_schema", pool_db_schema()); /* compared at pool.join */
     Xv *cpu = xv_dup(db_get(host, "cpu_info"));
     const char *const cpu_facts[][2] = {{"cpu_count", ncpu_text}, {"vendor", vendor},
                                         {"modelname", model}, {"speed", mhz},
@@ -405,6 +417,15 @@ int bootstrap_database(const char *state_dir, XapiError **err)
         return -1;
     bool have_pool = false;
     db_foreach(dm_class_by_name("pool"), any_row, &have_pool);
+    if (pool_is_member()) {
+        /* The replica has the pool, this host and the roles: only what is
+         * true of the machine now is written (shipped to the master). */
+        if (have_pool && refresh_host(err) < 0) {
+            db_write_abort();
+            return -1;
+        }
+        return db_write_commit(err);
+    }
     if ((!have_pool && create_host_objects(state_dir, err) < 0) || create_roles(err) < 0 ||
         refresh_host(err) < 0) {
         db_write_abort();

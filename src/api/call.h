@@ -19,3 +19,7 @@ struct Call {
 
 /* The i-th parameter (after the session), already converted to its type. */
 Xv *call_arg(const Call *call, unsigned i);
+
+/* Runs the call here (its handler, or the generic engine), or on the host
+ * of the pool that owns the work (pool_forward.h). */
+int call_run(Call *call, Xv **result);

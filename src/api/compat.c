@@ -7,6 +7,36 @@
 
 static bool handled_by_hand(const DmMessage *m) { return m->impl != NULL; }
 
+/* What pools do and do not do yet (docs/pool.md has the long form). */
+static void pool_markdown(GString *out)
+{
+    g_string_append(
+        out,
+        "## Pools\n\n"
+        "| Call | Status |\n|---|---|\n"
+        "| `pool.join`, `pool.join_force` | on the joining host: XAPI's pre-join checks and "
+        "errors; the host, its CPUs, PIFs, PBDs, SRs, VDIs, control domain and halted VMs go to "
+        "the master (networks merged by bridge); it restarts as a member with a replica of the "
+        "master's database. `join_force` skips the CPU check only |\n"
+        "| `pool.eject` | on the master: refused for the master (`INTERNAL_ERROR "
+        "[Xapi_pool.Cannot_eject_master]`) and while VMs run on the host (`OPERATION_NOT_ALLOWED`); "
+        "the host restarts standalone with a fresh database, its SR files kept |\n"
+        "| `pool.initial_auth`, `session.slave_login` (hidden, host to host) | the pool secret "
+        "(`STATE_DIR/pool-secret`, 0600) |\n"
+        "| `session.login_with_password` on a member | `HOST_IS_SLAVE [master address]` over TCP; "
+        "on its unix socket a session as on any host |\n"
+        "| `session.slave_local_login_with_password` | the host's own root password; on a member "
+        "the session is still written at the master |\n"
+        "| a member's unix socket | every other call relayed to the master as it came |\n"
+        "| host-bound calls on the master | sent to the VM's resident host, the named host "
+        "(`VM.start_on`, `resume_on`, `host.*`), a host with the SR plugged, with the caller's "
+        "task; `HOST_OFFLINE`, `CANNOT_CONTACT_HOST` |\n"
+        "| `host_metrics.live` | false after `--member-timeout` s (default 30) of a member's "
+        "silence |\n"
+        "| `pool.designate_new_master`, emergency calls, HA, placement by "
+        "memory, shared SRs across hosts, HTTP 302 to another host | not yet |\n\n");
+}
+
 char *compat_markdown(void)
 {
     GString *out = g_string_new(NULL);
@@ -60,6 +90,7 @@ char *compat_markdown(void)
         g_string_free(no, TRUE);
     }
     g_string_append(out, "`*` marks messages served by a hand-written handler.\n\n");
+    pool_markdown(out);
     vm_fields_markdown(out);
     network_markdown(out);
     return g_string_free(out, FALSE);

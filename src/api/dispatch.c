@@ -6,6 +6,7 @@
 #include "call.h"
 #include "db_text.h"
 #include "implicit.h"
+#include "pool_forward.h"
 #include "session.h"
 #include "task.h"
 #include "typed_value.h"
@@ -108,6 +109,9 @@ Xv *dispatch_call(const char *method, const Xv *params, const DispatchOrigin *or
         call.session_ref = g_strdup(xv_str(s));
         if (session_authorize(&call) < 0)
             goto out;
+        /* The master sent its caller's task along (in a pool session only). */
+        if (origin->task_ref && !async && pool_forward_is_pool_session(call.session_ref))
+            call.task_ref = g_strdup(origin->task_ref);
     }
     if (async) {
         char *task = task_submit(&call, &call.error);
@@ -115,7 +119,7 @@ Xv *dispatch_call(const char *method, const Xv *params, const DispatchOrigin *or
             result = xv_new_string_take(task);
         goto out;
     }
-    int rc = msg->impl ? msg->glue(&call, &result) : implicit_execute(&call, &result);
+    int rc = call_run(&call, &result);
     if (rc < 0) {
         xv_free(result);
         result = NULL;

@@ -11,6 +11,7 @@
 typedef struct DispatchOrigin {
     bool trusted;      /* unix socket: pre-authenticated as root */
     const char *peer;  /* the client's IP address as text, or NULL */
+    const char *task_ref; /* the task of a call forwarded by a pool's master, or NULL */
 } DispatchOrigin;
 
 /* Returns the result value (caller owns), or NULL with *err set. *bare is

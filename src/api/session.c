@@ -12,6 +12,8 @@
 #include "dm_handlers.h"
 #include "event.h"
 #include "login_throttle.h"
+#include "pool_role.h"
+#include "pool_secret.h"
 #include "task.h"
 
 #define ROOT_HASH_KEY "root_password_hash"
@@ -150,20 +152,10 @@ static int check_password(Call *call, const char *uname, const char *pwd, const 
     return xapi_error_setv(&call->error, code, params, n_params);
 }
 
-int xapi_session_login_with_password(Call *call, const char *uname, const char *pwd,
-                                     const char *version, const char *originator,
-                                     Xv **result)
+/* A new session of this host (the caller's reply: its ref). */
+static int new_session(Call *call, const char *uname, const char *originator, bool pool,
+                       Xv **result)
 {
-    /* The unix socket is pre-authenticated: no password check there. */
-    const char *params[] = {uname, "Authentication failure"};
-    if (!call->trusted &&
-        check_password(call, uname, pwd, "SESSION_AUTHENTICATION_FAILED", params, 2) < 0)
-        return -1;
-    /* Over TCP only root has a password; on the unix socket any name logs
-     * in as the local superuser under that name, as with XAPI (plugins'
-     * xapi_local() sessions). */
-    if (!call->trusted && strcmp(uname, "root") != 0)
-        return xapi_error_setv(&call->error, "SESSION_AUTHENTICATION_FAILED", params, 2);
     if (db_write_begin(&call->error) < 0)
         return -1;
     g_autofree char *host = bootstrap_this_host();
@@ -175,11 +167,62 @@ int xapi_session_login_with_password(Call *call, const char *uname, const char *
     db_row_put(row, "is_local_superuser", xv_new_bool(true));
     db_row_put(row, "auth_user_name", xv_new_string(uname));
     db_row_put(row, "originator", xv_new_string(originator));
+    db_row_put(row, "pool", xv_new_bool(pool));
     char *ref = db_insert_and_commit(row, &call->error);
     if (!ref)
         return -1;
     *result = xv_new_string_take(ref);
     return 0;
+}
+
+int xapi_session_login_with_password(Call *call, const char *uname, const char *pwd,
+                                     const char *version, const char *originator,
+                                     Xv **result)
+{
+    /* A pool member's clients log in at the master (they reconnect to the
+     * address this names); its unix socket's callers log in here. */
+    if (pool_is_member() && !call->trusted)
+        return xapi_error_set(&call->error, "HOST_IS_SLAVE", pool_master_address(), NULL);
+    /* The unix socket is pre-authenticated: no password check there. */
+    const char *params[] = {uname, "Authentication failure"};
+    if (!call->trusted &&
+        check_password(call, uname, pwd, "SESSION_AUTHENTICATION_FAILED", params, 2) < 0)
+        return -1;
+    /* Over TCP only root has a password; on the unix socket any name logs
+     * in as the local superuser under that name, as with XAPI (plugins'
+     * xapi_local() sessions). */
+    if (!call->trusted && strcmp(uname, "root") != 0)
+        return xapi_error_setv(&call->error, "SESSION_AUTHENTICATION_FAILED", params, 2);
+    return new_session(call, uname, originator, false, result);
+}
+
+/* This host's own root password, on a member too (XAPI's login for when
+ * the master cannot be reached; here the session is still the pool's). */
+int xapi_session_slave_local_login_with_password(Call *call, const char *uname, const char *pwd,
+                                                 Xv **result)
+{
+    const char *params[] = {uname, "Authentication failure"};
+    if (!call->trusted &&
+        (check_password(call, uname, pwd, "SESSION_AUTHENTICATION_FAILED", params, 2) < 0 ||
+         strcmp(uname, "root") != 0))
+        return call->error ? -1
+                           : xapi_error_setv(&call->error, "SESSION_AUTHENTICATION_FAILED",
+                                             params, 2);
+    return new_session(call, uname, "", false, result);
+}
+
+/* Host-to-host calls of a pool: the pool secret is the credential. */
+int xapi_session_slave_login(Call *call, const char *host, const char *psecret, Xv **result)
+{
+    g_autoptr(XapiError) why = NULL;
+    g_autofree char *secret = pool_secret_get(pool_state_dir(), &why);
+    if (!secret || !pool_secret_equal(psecret, secret)) {
+        g_message("pool: a slave_login from %s with a wrong pool secret",
+                  call->peer ? call->peer : "an unknown address");
+        return xapi_error_set(&call->error, "SESSION_AUTHENTICATION_FAILED", host,
+                              "Pool secret mismatch", NULL);
+    }
+    return new_session(call, "", "", true, result);
 }
 
 char *session_create_child(const char *parent_ref, const char *originator, XapiError **err)
@@ -239,6 +282,8 @@ int xapi_session_logout(Call *call)
 
 int xapi_session_change_password(Call *call, const char *old_pwd, const char *new_pwd)
 {
+    if (pool_is_member()) /* the pool's password is the master's */
+        return xapi_error_set(&call->error, "HOST_IS_SLAVE", pool_master_address(), NULL);
     const char *params[] = {"Authentication failure"};
     if (check_password(call, "root", old_pwd, "CHANGE_PASSWORD_REJECTED", params, 1) < 0)
         return -1;

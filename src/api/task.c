@@ -159,8 +159,7 @@ static void run_job(gpointer data, gpointer unused)
     if (task_cancel_requested(job->task_ref)) {
         xapi_error_set(&call->error, "TASK_CANCELLED", job->task_ref, NULL);
     } else {
-        int rc = call->msg->impl ? call->msg->glue(call, &result)
-                                 : implicit_execute(call, &result);
+        int rc = call_run(call, &result);
         if (rc < 0 && !call->error)
             xapi_error_internal(&call->error, "%s failed without saying why",
                                 call->msg->wire_name);

@@ -43,6 +43,7 @@ typedef struct {
 static struct {
     GRWLock lock;
     Store *store;          /* NULL when memory-only */
+    Store *settings;       /* a pool member's own settings (db_open_member_settings) */
     GHashTable *by_ref;    /* ref -> DbRow, every class */
     GHashTable **by_class; /* [class index]: ref -> DbRow */
     GHashTable **by_uuid;  /* [class index]: uuid -> DbRow */
@@ -370,6 +371,9 @@ void db_close(void)
         store_close(db.store);
     }
     db.store = NULL;
+    if (db.settings)
+        store_close(db.settings);
+    db.settings = NULL;
     if (!db.by_ref)
         return;
     GHashTableIter it;
@@ -844,22 +848,32 @@ void db_touch(DbRow *row)
     note_change(row);
 }
 
+int db_open_member_settings(const char *path, XapiError **err)
+{
+    db.settings = store_open(path, err);
+    return db.settings ? 0 : -1;
+}
+
 char *db_meta_get(const char *key)
 {
-    return db.store ? store_meta_get(db.store, key) : NULL;
+    if (!db.store)
+        return db.settings ? store_meta_get(db.settings, key) : NULL;
+    return store_meta_get(db.store, key);
 }
 
 int db_meta_put(const char *key, const char *value, XapiError **err)
 {
     if (!db.in_write)
         return xapi_error_internal(err, "db: write outside a write transaction");
-    return db.store ? store_meta_set(db.store, key, value, err) : 0;
+    if (!db.store) /* a member's: written at once, not with the shipped write */
+        return db.settings ? store_meta_set(db.settings, key, value, err) : 0;
+    return store_meta_set(db.store, key, value, err);
 }
 
 int db_meta_set(const char *key, const char *value, XapiError **err)
 {
     if (!db.store)
-        return 0;
+        return db.settings ? store_meta_set(db.settings, key, value, err) : 0;
     if (db_write_begin(err) < 0)
         return -1;
     if (store_meta_set(db.store, key, value, err) < 0) {
@@ -872,7 +886,7 @@ int db_meta_set(const char *key, const char *value, XapiError **err)
 int db_meta_delete(const char *key, XapiError **err)
 {
     if (!db.store)
-        return 0;
+        return db.settings ? store_meta_delete(db.settings, key, err) : 0;
     if (writing_here)
         return store_meta_delete(db.store, key, err);
     if (db_write_begin(err) < 0)
@@ -886,7 +900,8 @@ int db_meta_delete(const char *key, XapiError **err)
 
 GPtrArray *db_meta_keys(const char *prefix)
 {
-    return db.store ? store_meta_keys(db.store, prefix) : g_ptr_array_new_with_free_func(g_free);
+    Store *s = db.store ? db.store : db.settings;
+    return s ? store_meta_keys(s, prefix) : g_ptr_array_new_with_free_func(g_free);
 }
 
 int db_write_finish(XapiError **err, int rc)

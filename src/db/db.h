@@ -82,6 +82,13 @@ int db_update(const char *class_name, const char *ref, const char *field_name, X
 /* Marks the row modified (event.inject). */
 void db_touch(DbRow *row);
 
+/* A pool member's own settings: its rows are the master's replica, but
+ * its root password hash, next domid and storage crash notes are the
+ * host's. Opens the store at path for the db_meta_* calls below when the
+ * database has no store of its own (written at once, not with a write
+ * transaction, which a member ships to the master). */
+int db_open_member_settings(const char *path, XapiError **err);
+
 /* Persistent key/value settings (root password hash, ...). */
 char *db_meta_get(const char *key);
 int db_meta_set(const char *key, const char *value, XapiError **err);

@@ -256,8 +256,13 @@ static enum MHD_Result on_rpc(Listener *l, struct MHD_Connection *conn, const ch
                               Request *req)
 {
     RpcProtocol protocol = protocol_for(url, req->body);
+    enum MHD_Result forwarded;
+    if (l->trusted && pool_http_forward_rpc(conn, protocol == RPC_JSON, url, req->body->str,
+                                            req->body->len, &forwarded))
+        return forwarded; /* a pool member's local caller, answered by the master */
     char peer[HTTP_PEER_BUF];
-    DispatchOrigin origin = {.trusted = l->trusted, .peer = http_peer_address(conn, peer)};
+    DispatchOrigin origin = {.trusted = l->trusted, .peer = http_peer_address(conn, peer),
+                             .task_ref = pool_http_rpc_prepare(conn)};
     RpcReply reply;
     /* A long-polling event.from may take longer than the idle timeout:
      * MHD (thread per connection) does not count the time this call takes
@@ -362,8 +367,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return on_options(conn);
     if (req->cli)
         return cli_serve(conn, l->trusted, req->body->str, req->body->len);
-    if (req->pool)
-        return pool_http_serve(conn, method, url, req->body->str, req->body->len);
+    if (req->pool) /* a GET was answered when its headers came */
+        return req->body ? pool_http_serve(conn, method, url, req->body->str, req->body->len)
+                         : MHD_YES;
     if (strcmp(method, MHD_HTTP_METHOD_POST) == 0)
         return on_rpc(l, conn, url, req);
     if (strcmp(method, MHD_HTTP_METHOD_GET) == 0 && strcmp(url, "/") == 0)

@@ -116,11 +116,18 @@ int pool_rpc_raw(const char *endpoint, const char *path, const char *content_typ
 int pool_rpc(const char *endpoint, const char *method, const Xv *params, unsigned timeout_s,
              Xv **value, XapiError **err)
 {
+    return pool_rpc_with_headers(endpoint, method, params, NULL, timeout_s, value, err);
+}
+
+int pool_rpc_with_headers(const char *endpoint, const char *method, const Xv *params,
+                          const char *const *headers, unsigned timeout_s, Xv **value,
+                          XapiError **err)
+{
     *value = NULL;
     size_t len;
     g_autofree char *body = xmlrpc_format_call(method, params, &len);
     PoolHttpReply reply;
-    if (pool_rpc_raw(endpoint, "/", "text/xml", NULL, body, len, timeout_s, &reply, err) < 0)
+    if (pool_rpc_raw(endpoint, "/", "text/xml", headers, body, len, timeout_s, &reply, err) < 0)
         return -2;
     g_autoptr(Xv) envelope = NULL;
     g_autofree char *why = NULL;

@@ -10,6 +10,11 @@
 
 /* The pool secret's header on internal routes. */
 #define POOL_SECRET_HEADER "X-Xapid-Pool-Secret"
+/* On a call the master forwards to a member: the master's generation when
+ * it forwarded (the member's replica catches up first) and the caller's
+ * task (XAPI's task-id). */
+#define POOL_GENERATION_HEADER "X-Xapid-Pool-Generation"
+#define POOL_TASK_HEADER "X-Xapid-Task"
 
 typedef struct PoolHttpReply {
     int status;
@@ -30,6 +35,10 @@ int pool_http(const char *endpoint, const char *method, const char *path,
  * then holds the reason as INTERNAL_ERROR text). */
 int pool_rpc(const char *endpoint, const char *method, const Xv *params, unsigned timeout_s,
              Xv **value, XapiError **err);
+/* The same with extra headers ("Name: value", NULL-terminated). */
+int pool_rpc_with_headers(const char *endpoint, const char *method, const Xv *params,
+                          const char *const *headers, unsigned timeout_s, Xv **value,
+                          XapiError **err);
 /* Sends an RPC body as it came and returns the reply's body (forwarding). */
 int pool_rpc_raw(const char *endpoint, const char *path, const char *content_type,
                  const char *const *headers, const char *body, size_t len, unsigned timeout_s,

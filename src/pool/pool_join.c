@@ -12,6 +12,7 @@
 #include "pool_forward.h"
 #include "pool_role.h"
 #include "pool_secret.h"
+#include "pool_start.h"
 #include "pool_wire.h"
 
 const char *pool_db_schema(void)
@@ -26,7 +27,7 @@ const char *pool_db_schema(void)
             g_checksum_update(sum, (const guchar *)cls->name, -1);
             for (unsigned i = 0; i < cls->n_fields; i++) {
                 g_checksum_update(sum, (const guchar *)cls->fields[i].name, -1);
-                g_checksum_update(sum, (const guchar *)cls->fields[i].type->name, -1);
+                g_checksum_update(sum, (const guchar *)cls->fields[i].type->text, -1);
             }
         }
         g_strlcpy(digest, g_checksum_get_string(sum), sizeof digest);
@@ -375,7 +376,7 @@ int pool_join(const char *master_address, const char *user, const char *password
         json_object_put(ws);
     }
     g_autoptr(XapiError) ignored = NULL;
-    g_autoptr(Xv) out = master_call(endpoint, "session.logout", args(s, NULL), &ignored);
+    xv_free(master_call(endpoint, "session.logout", args(s, NULL), &ignored));
     if (rc < 0)
         return -1;
     const char *state_dir = pool_state_dir();
@@ -445,6 +446,14 @@ static void doom_host_records(EjectScan *scan, DbRow *host)
         DbRow *sr = pbd ? db_lookup_any(xv_str(db_get(pbd, "SR"))) : NULL;
         doom_ref(scan, xv_str(xv_at(pbds, i)));
         if (sr && !db_get(sr, "shared")->b) {
+            /* The disks go with the host; a VM of the pool that had one
+             * keeps no VBD to nothing. */
+            const Xv *vdis = db_get(sr, "VDIs");
+            for (guint v = 0; v < xv_len(vdis); v++) {
+                DbRow *vdi = db_lookup_any(xv_str(xv_at(vdis, v)));
+                if (vdi)
+                    doom_set(scan, vdi, "VBDs");
+            }
             doom_set(scan, sr, "VDIs");
             doom_ref(scan, sr->ref);
         }
@@ -497,6 +506,12 @@ int pool_eject_self(XapiError **err)
         return -1;
     if (g_unlink(secret) < 0 && errno != ENOENT)
         g_warning("pool: %s not removed: %s", secret, g_strerror(errno));
+    static const char *const suffixes[] = {"", "-wal", "-shm"};
+    for (unsigned i = 0; i < G_N_ELEMENTS(suffixes); i++) {
+        g_autofree char *settings =
+            g_strdup_printf("%s/%s%s", state_dir, POOL_MEMBER_SETTINGS, suffixes[i]);
+        g_unlink(settings); /* the standalone database holds them again */
+    }
     g_message("pool: ejected from the pool; restarting standalone with a fresh database");
     agent_schedule_end(AGENT_RESTART);
     return 0;

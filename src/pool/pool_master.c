@@ -67,6 +67,9 @@ static void heard_from(const char *host)
 
 char *pool_master_changes(uint64_t since, const char *host, unsigned wait_s)
 {
+    /* A poll held longer than half the timeout would make a healthy, idle
+     * member look silent. */
+    wait_s = MIN(wait_s, MAX(1u, pool_member_timeout() / 2));
     heard_from(host);
     if (since)
         db_wait_for_change(since, g_get_monotonic_time() + (gint64)wait_s * G_USEC_PER_SEC);

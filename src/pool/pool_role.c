@@ -127,8 +127,9 @@ int pool_role_clear(XapiError **err)
 
 void pool_set_local_address(const char *address, int port)
 {
+    char *copy = address ? g_strdup(address) : NULL; /* address may be the old value */
     g_free(role.local_address);
-    role.local_address = address ? g_strdup(address) : NULL;
+    role.local_address = copy;
     role.local_port = port;
 }
 

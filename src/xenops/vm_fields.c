@@ -265,8 +265,9 @@ static const struct {
     {"`xenstore_data`", "fw_cfg files `opt/xenstore/KEY` (see the platform section)",
      check_nothing},
     {"`affinity`",
-     "honoured as XAPI's placement hint: the pool has one host, which VM.start uses; an "
-     "empty or null ref is no affinity", check_nothing},
+     "honoured as XAPI's placement hint: in a pool, VM.start on the master goes to that host "
+     "while it is live, enabled and sees the VM's disks; an empty or null ref is no affinity",
+     check_nothing},
     {"VBDs: `type`, `qos_algorithm_type`",
      "`Disk` virtio-blk, `CD` IDE, `Floppy` the PC's floppy drives A: and B: (a third is "
      "`INVALID_DEVICE`; not hot-plugged: `VBD.plug` is `OPERATION_NOT_ALLOWED`); any "

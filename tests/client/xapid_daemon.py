@@ -57,7 +57,7 @@ def _remove_made_state_dirs():
 
 
 class Daemon:
-    def __init__(self, state_dir=None, extra_args=(), cmd_prefix=()):
+    def __init__(self, state_dir=None, extra_args=(), cmd_prefix=(), listen="127.0.0.1:0"):
         if state_dir is None:
             state_dir = tempfile.mkdtemp(prefix="xapid-test-")
             _made_state_dirs.append(self)
@@ -67,6 +67,7 @@ class Daemon:
             f.write(PASSWORD + "\n")
         self.extra_args = list(extra_args)
         self.cmd_prefix = list(cmd_prefix)  # e.g. ["ip", "netns", "exec", ns]
+        self.listen = listen  # "127.0.0.2:PORT": a pool's hosts share one port
         self.proc = None
         self.start()
 
@@ -76,7 +77,7 @@ class Daemon:
         self.log_path = os.path.join(self.state_dir, "xapid.log")
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            self.cmd_prefix + [XAPID, "--state-dir", self.state_dir, "--listen", "127.0.0.1:0",
+            self.cmd_prefix + [XAPID, "--state-dir", self.state_dir, "--listen", self.listen,
              "--root-password-file", self.password_file] + self.extra_args,
             stdout=subprocess.PIPE, stderr=self.log)
         self.port = None
@@ -88,7 +89,8 @@ class Daemon:
             if tls:
                 self.tls_port = int(tls.group(1))
             if b"xapid: ready" in line and self.port:
-                self.url = f"http://127.0.0.1:{self.port}/"
+                self.address = self.listen.rsplit(":", 1)[0]
+                self.url = f"http://{self.address}:{self.port}/"
                 return
         self.proc.wait()
         self.log.close()

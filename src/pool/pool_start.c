@@ -1,0 +1,87 @@
+/* pool_start.c: opening the database for this host's role. */
+#include "pool_start.h"
+
+#include <string.h>
+
+#include "db.h"
+#include "pool_master.h"
+#include "pool_replica.h"
+#include "pool_role.h"
+
+/* How long a member's start waits for the master's first batch. */
+#define FIRST_BATCH_WAIT_S 30
+
+/* The host part of "HOST:PORT" or "[V6]:PORT" (caller frees) and its port
+ * (0 when absent). */
+static char *split_host_port(const char *host_port, int *port)
+{
+    const char *colon = strrchr(host_port, ':');
+    *port = colon ? (int)g_ascii_strtoll(colon + 1, NULL, 10) : 0;
+    size_t len = colon ? (size_t)(colon - host_port) : strlen(host_port);
+    if (len >= 2 && host_port[0] == '[' && host_port[len - 1] == ']')
+        return g_strndup(host_port + 1, len - 2);
+    return g_strndup(host_port, len);
+}
+
+/* Whether a listener's address names this host among others: not a
+ * wildcard, and not the loopback address every host has (a host serving
+ * only itself keeps its management interface's address; hosts simulated
+ * on one machine listen on 127.0.0.2, 127.0.0.3, ...). */
+static bool specific(const char *host)
+{
+    static const char *const anonymous[] = {"", "0.0.0.0", "::", "*", "127.0.0.1", "::1",
+                                            "localhost"};
+    for (unsigned i = 0; i < G_N_ELEMENTS(anonymous); i++)
+        if (strcmp(host, anonymous[i]) == 0)
+            return false;
+    return true;
+}
+
+int pool_start_database(const char *state_dir, const char *const *listen,
+                        unsigned member_timeout, XapiError **err)
+{
+    pool_set_member_timeout(member_timeout);
+    for (const char *const *a = listen; a && *a; a++) {
+        int port;
+        g_autofree char *host = split_host_port(*a, &port);
+        if (specific(host)) {
+            pool_set_local_address(host, port);
+            break;
+        }
+        if (a == listen)
+            pool_set_local_address(NULL, port);
+    }
+    if (pool_role_load(state_dir, err) < 0)
+        return -1;
+    if (!pool_is_member())
+        return db_open(state_dir, err);
+    g_autofree char *settings = g_build_filename(state_dir, POOL_MEMBER_SETTINGS, NULL);
+    if (db_open(NULL, err) < 0 || db_open_member_settings(settings, err) < 0)
+        return -1;
+    g_message("pool: a member of the pool of %s (this host %s)", pool_master_address(),
+              pool_this_host());
+    if (!pool_replica_start(FIRST_BATCH_WAIT_S))
+        g_warning("pool: the master %s has not answered in %d s; the replica is empty until "
+                  "it does", pool_master_address(), FIRST_BATCH_WAIT_S);
+    return 0;
+}
+
+void pool_start_listening(const char *host_port, int port)
+{
+    int asked;
+    g_autofree char *host = split_host_port(host_port, &asked);
+    if (asked == 0 && pool_local_port() == 0 &&
+        g_strcmp0(pool_local_address() ? pool_local_address() : "", specific(host) ? host : "") == 0)
+        pool_set_local_address(pool_local_address(), port);
+}
+
+void pool_start_services(void)
+{
+    if (!pool_is_member())
+        pool_master_start();
+}
+
+void pool_start_stop(void)
+{
+    pool_replica_stop();
+}
