@@ -5,7 +5,7 @@ operations (XAPI's message_forwarding.ml)."""
 import xmlrpc.client
 
 from sim_daemon import api, daemon  # noqa: F401 (fixtures)
-from xapid_daemon import Daemon, err, ok
+from xapid_daemon import Daemon, err, new_vm, ok
 
 MiB = 1 << 20
 
@@ -13,14 +13,6 @@ MiB = 1 << 20
 def host_uuid(api):
     proxy, s = api
     return ok(proxy.host.get_uuid(s, ok(proxy.host.get_all(s))[0]))
-
-
-def new_vm(api, name="msg-vm"):
-    proxy, s = api
-    return ok(proxy.VM.create(s, {
-        "name_label": name, "memory_static_max": str(256 * MiB), "VCPUs_max": "1",
-        "VCPUs_at_startup": "1", "actions_after_shutdown": "destroy",
-        "actions_after_reboot": "restart", "actions_after_crash": "destroy"}))
 
 
 def test_create_and_reads(api):

@@ -16,7 +16,7 @@ from xmlrpc.server import SimpleXMLRPCServer
 import pytest
 
 from netns import _UnixConnection, unix_proxy
-from xapid_daemon import PASSWORD, Daemon, err, free_port, ok, wait_until
+from xapid_daemon import PASSWORD, Daemon, err, free_port, new_vm, ok, wait_until
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -87,14 +87,6 @@ def pool():
 @pytest.fixture()
 def api(pool):
     return pool["master"].login()
-
-
-def new_vm(api, label="pool-vm"):
-    proxy, s = api
-    return ok(proxy.VM.create(s, {
-        "name_label": label, "memory_static_max": str(256 * MiB), "VCPUs_max": "1",
-        "VCPUs_at_startup": "1", "actions_after_shutdown": "destroy",
-        "actions_after_reboot": "restart", "actions_after_crash": "destroy"}))
 
 
 def test_join_contributes_the_joiners_records(pool, api):

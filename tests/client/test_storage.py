@@ -10,7 +10,7 @@ import tempfile
 import pytest
 
 from sim_daemon import sim_daemon_with_sr_root
-from xapid_daemon import err, ok
+from xapid_daemon import err, new_vm, ok
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -62,15 +62,6 @@ def chain(path):
     out = subprocess.run(["qemu-img", "info", "-U", "--backing-chain", "--output=json", path],
                          check=True, capture_output=True, text=True).stdout
     return [os.path.basename(i["filename"]) for i in json.loads(out)]
-
-
-def new_vm(api, name="vm", **fields):
-    proxy, s = api
-    record = {"name_label": name, "memory_static_max": str(256 * MiB), "VCPUs_max": "1",
-              "VCPUs_at_startup": "1", "actions_after_shutdown": "destroy",
-              "actions_after_reboot": "restart", "actions_after_crash": "destroy"}
-    record.update(fields)
-    return ok(proxy.VM.create(s, record))
 
 
 def new_vbd(api, vm, vdi, userdevice="autodetect", **fields):
