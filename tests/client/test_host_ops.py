@@ -121,19 +121,23 @@ def test_restart_agent_keeps_port_vms_and_advances_start_time(daemon):
     assert started.endswith(".") and float(started) > 0
     pid = daemon.proc.pid
     ok(api.host.restart_agent(s, host))
+    # The re-executed image prints its own "xapid: ready" on the same stdout:
+    # that line, not a clock, says the new image is up.
+    came_back = daemon.wait_for_stdout(b"xapid: ready", timeout=120)
+    assert came_back, f"the agent did not come back; its log ends:\n{daemon.log_tail()}"
 
-    def restarted():
-        # A session made by the old image may die with it (sessions live in
-        # memory): a login answered just before the exec is simply retried.
+    def logged_in():
+        # A login answered by the old image just before the exec dies with it
+        # (sessions live in memory): it is simply retried.
         try:
             s2 = ok(daemon.proxy().session.login_with_password("root", "xapid-test-pw"))
             reply = daemon.proxy().host.get_other_config(s2, host)
         except (OSError, xmlrpc.client.ProtocolError):
             return None
-        if reply["Status"] != "Success":
-            return None
-        return s2 if float(reply["Value"]["agent_start_time"]) > float(started) else None
-    s2 = wait_until(restarted, what="the agent to come back")
+        return s2 if reply["Status"] == "Success" else None
+    s2 = wait_until(logged_in, what="a login to the restarted agent")
+    now = ok(daemon.proxy().host.get_other_config(s2, host))["agent_start_time"]
+    assert float(now) >= float(started)
     assert daemon.proc.pid == pid and daemon.proc.poll() is None  # the same process, re-executed
     api = daemon.proxy()
     assert ok(api.VM.get_power_state(s2, vm)) == "Running"

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import xmlrpc.client
 
@@ -106,6 +107,28 @@ class Daemon:
             start = max(0, text.rfind(b"\n", 0, max(0, m.start() - 200)))
             excerpt = text[start:start + 4000].decode(errors="replace")
             raise AssertionError(f"sanitizer report in {self.log_path}:\n{excerpt}")
+
+    def wait_for_stdout(self, marker, timeout):
+        """Reads the daemon's stdout (past its first "ready") until a line
+        holding marker: True, or False at timeout or end of output."""
+        found = threading.Event()
+
+        def read():
+            for line in self.proc.stdout:
+                if marker in line:
+                    found.set()
+                    return
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(timeout)
+        return found.is_set()
+
+    def log_tail(self, size=4000):
+        """The end of xapid.log, for a failing test's message."""
+        with open(self.log_path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - size))
+            return f.read().decode(errors="replace")
 
     def proxy(self):
         return xmlrpc.client.ServerProxy(self.url)
