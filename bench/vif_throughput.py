@@ -72,9 +72,9 @@ def guest_args(role, kib):
     return f"{ARGS} xapid.ip=10.0.0.3/24 xapid.send=10.0.0.2:{PORT}:{kib}"
 
 
-def xapid_run(ns, kib):
+def xapid_run(ns, kib, extra=()):
     """One transfer between two xapid guests; returns (seconds, machine, cpu)."""
-    d = NsDaemon(ns, "qemu", ["--guest-kernel-dir", GUEST])
+    d = NsDaemon(ns, "qemu", ["--guest-kernel-dir", GUEST] + list(extra))
     try:
         api, s = d.login()
         net = ok(api.network.create(s, {"name_label": "bench"}))
@@ -154,6 +154,8 @@ def main():
     ap.add_argument("--peer-extra", default="",
                     help="more QEMU arguments for the hand-wired peer only (A/B of a part "
                          "of xapid's command line); WORK is its directory")
+    ap.add_argument("--xapid-extra", default="",
+                    help="more xapid arguments (e.g. --no-metrics: A/B of the sampler)")
     ap.add_argument("--peer-only", action="store_true",
                     help="only the hand-wired peer (with xapid's -machine/-cpu under TCG)")
     args = ap.parse_args()
@@ -166,7 +168,7 @@ def main():
         machine, cpu, accel = "pc,accel=tcg", "qemu64,+ssse3,+sse4.1,+sse4.2,+popcnt", "tcg"
         for _ in range(args.runs):  # interleaved, so load drifts hit both
             if not args.peer_only:
-                seconds, machine, cpu, accel = xapid_run(ns, args.kib)
+                seconds, machine, cpu, accel = xapid_run(ns, args.kib, args.xapid_extra.split())
                 xs.append(args.kib / 1024 / seconds)
             ps.append(args.kib / 1024 / peer_run(ns, args.kib, machine, cpu, accel, extra))
         assert ns.links() == {"lo", "eth0"}
