@@ -8,7 +8,7 @@
 #include "db.h"
 #include "http_auth.h"
 #include "metrics.h"
-#include "rrd.h"
+#include "rrd_archive.h"
 #include "task.h"
 
 /* XAPI's RBAC permissions for these handlers (datamodel.ml

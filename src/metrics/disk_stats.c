@@ -3,7 +3,7 @@
 
 #include <string.h>
 
-#include "rrd.h"
+#include "rrd_archive.h"
 
 typedef struct {
     DiskCounters c;

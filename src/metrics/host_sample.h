@@ -5,7 +5,7 @@
 
 #include <glib.h>
 
-#include "rrd.h"
+#include "rrd_archive.h"
 
 typedef struct HostSampler HostSampler;
 

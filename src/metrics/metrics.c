@@ -13,7 +13,7 @@
 #include "message_store.h"
 #include "metrics_db.h"
 #include "perfmon.h"
-#include "rrd.h"
+#include "rrd_archive.h"
 #include "xenops.h"
 
 /* Archives are written this often besides at a clean stop. */
@@ -60,57 +60,36 @@ static char *archive_path(const char *uuid)
 static Rrd *archive_load(const char *uuid)
 {
     g_autofree char *path = archive_path(uuid);
-    g_autofree char *data = NULL;
-    gsize len = 0;
-    if (!g_file_get_contents(path, &data, &len, NULL))
-        return NULL;
-    Rrd *rrd = rrd_deserialize(data, len);
-    if (!rrd)
-        g_warning("%s is no archive of xapid's: started afresh", path);
-    return rrd;
+    return rrda_load(path);
 }
 
-static void image_write(const char *uuid, GBytes *image)
+static Rrd *archive_new(const char *uuid, bool min_max, int64_t now)
 {
     g_autofree char *path = archive_path(uuid);
-    g_autoptr(GError) gerr = NULL;
-    gsize len;
-    const char *data = g_bytes_get_data(image, &len);
-    if (!g_file_set_contents_full(path, data, (gssize)len, G_FILE_SET_CONTENTS_CONSISTENT, 0600,
-                                  &gerr))
-        g_warning("cannot write %s: %s", path, gerr->message);
+    return rrda_new(path, min_max, now);
 }
 
-static void archive_save(const char *uuid, const Rrd *rrd)
-{
-    g_autoptr(GBytes) image = rrd_serialize(rrd);
-    image_write(uuid, image);
-}
-
-/* Every archive's image is taken under the lock, and written (with an
- * fsync each) after it: readers of the archives do not wait for the disk. */
+/* The archives are librrd's files, written at every update; as XAPI's
+ * rrdd backs its archives up every few minutes and at a clean stop, they
+ * are made durable (fsync) then. The paths are taken under the lock and
+ * synced after it: readers of the archives do not wait for the disk. */
 static void save_all(void)
 {
-    g_autoptr(GPtrArray) uuids = g_ptr_array_new_with_free_func(g_free);
-    g_autoptr(GPtrArray) images = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
+    g_autoptr(GPtrArray) paths = g_ptr_array_new_with_free_func(g_free);
     g_mutex_lock(&m.lock);
-    if (m.host) {
-        g_ptr_array_add(uuids, g_strdup(m.host_uuid));
-        g_ptr_array_add(images, rrd_serialize(m.host));
-    }
+    if (m.host)
+        g_ptr_array_add(paths, g_strdup(rrda_path(m.host)));
     GHashTable *tables[] = {m.vms, m.srs};
     for (size_t k = 0; k < G_N_ELEMENTS(tables); k++) {
         GHashTableIter it;
         gpointer uuid, rrd;
         g_hash_table_iter_init(&it, tables[k]);
-        while (g_hash_table_iter_next(&it, &uuid, &rrd)) {
-            g_ptr_array_add(uuids, g_strdup(uuid));
-            g_ptr_array_add(images, rrd_serialize(rrd));
-        }
+        while (g_hash_table_iter_next(&it, &uuid, &rrd))
+            g_ptr_array_add(paths, g_strdup(rrda_path(rrd)));
     }
     g_mutex_unlock(&m.lock);
-    for (guint i = 0; i < uuids->len; i++)
-        image_write(uuids->pdata[i], images->pdata[i]);
+    for (guint i = 0; i < paths->len; i++)
+        rrda_sync_path(paths->pdata[i]);
 }
 
 /* ---- what to sample (read from the database) ----------------------------- */
@@ -260,7 +239,7 @@ static Rrd *archive_get(GHashTable *table, const char *uuid, bool min_max, int64
     if (!rrd) {
         rrd = archive_load(uuid);
         if (!rrd)
-            rrd = rrd_new(min_max, now - RRD_STEP);
+            rrd = archive_new(uuid, min_max, now - RRD_STEP);
         g_hash_table_insert(table, g_strdup(uuid), rrd);
     }
     return rrd;
@@ -336,7 +315,7 @@ static int64_t sample_vm(const VmPlan *v, int64_t now, bool min_max, GHashTable 
     }
     g_mutex_lock(&m.lock);
     Rrd *rrd = archive_get(m.vms, v->uuid, min_max, now);
-    rrd_update(rrd, now, (const RrdSample *)samples->data, samples->len);
+    rrda_update(rrd, now, (const RrdSample *)samples->data, samples->len);
     g_mutex_unlock(&m.lock);
     return actual;
 }
@@ -350,7 +329,7 @@ static void retire(GHashTable *table, GHashTable *kept)
     g_hash_table_iter_init(&it, table);
     while (g_hash_table_iter_next(&it, &uuid, &rrd))
         if (!g_hash_table_contains(kept, uuid)) {
-            archive_save(uuid, rrd);
+            rrda_sync_path(rrda_path(rrd));
             g_hash_table_iter_remove(&it);
         }
 }
@@ -382,7 +361,7 @@ static void sample_srs(const GArray *srs, int64_t now, bool min_max, GPtrArray *
         g_autofree char *suffix = g_strdup_printf("_%.8s", sr->uuid);
         disk_rates_samples(&sr->rates, "", suffix, host_names, host_samples);
         g_mutex_lock(&m.lock);
-        rrd_update(archive_get(m.srs, sr->uuid, min_max, now), now,
+        rrda_update(archive_get(m.srs, sr->uuid, min_max, now), now,
                    (const RrdSample *)samples->data, samples->len);
         g_mutex_unlock(&m.lock);
     }
@@ -453,7 +432,7 @@ static void sample_round(int64_t now)
     disk_stats_expire(m.disks, now);
     sample_srs(p.srs, now, p.min_max, sr_names, samples);
     g_mutex_lock(&m.lock);
-    rrd_update(m.host, now, (const RrdSample *)samples->data, samples->len);
+    rrda_update(m.host, now, (const RrdSample *)samples->data, samples->len);
     g_mutex_unlock(&m.lock);
     retire_stopped(p.vms, sr_rates);
     perfmon_round(&p, now);
@@ -503,9 +482,9 @@ int metrics_start(const char *state_dir, XapiError **err)
     db_read_end();
     m.host = archive_load(m.host_uuid);
     if (!m.host)
-        m.host = rrd_new(true, g_get_real_time() / G_USEC_PER_SEC - RRD_STEP);
-    m.vms = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)rrd_free);
-    m.srs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)rrd_free);
+        m.host = archive_new(m.host_uuid, true, g_get_real_time() / G_USEC_PER_SEC - RRD_STEP);
+    m.vms = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)rrda_free);
+    m.srs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify)rrda_free);
     m.disks = disk_stats_new();
     m.perfmon = perfmon_new();
     m.hs = host_sampler_new();
@@ -535,7 +514,7 @@ void metrics_rrd_updates(GString *out, int64_t start, int64_t interval, int cf, 
     g_autoptr(GArray) sources = g_array_new(FALSE, FALSE, sizeof(RrdSource));
     g_mutex_lock(&m.lock);
     if (start < 0)
-        start += rrd_last_update(m.host);
+        start += rrda_last_update(m.host);
     if (host) {
         RrdSource s = {"host", m.host_uuid, m.host};
         g_array_append_val(sources, s);
@@ -564,7 +543,7 @@ void metrics_rrd_updates(GString *out, int64_t start, int64_t interval, int cf, 
             g_array_append_val(sources, s);
         }
     }
-    rrd_xport(out, (const RrdSource *)sources->data, sources->len, start, interval, cf, json);
+    rrda_xport(out, (const RrdSource *)sources->data, sources->len, start, interval, cf, json);
     g_mutex_unlock(&m.lock);
 }
 
@@ -581,13 +560,13 @@ bool metrics_rrd_dump(GString *out, MetricsOwner owner, const char *uuid)
     g_mutex_lock(&m.lock);
     const Rrd *rrd = archive_of(owner, uuid);
     if (rrd)
-        rrd_dump_xml(out, rrd);
+        rrda_dump_xml(out, rrd);
     g_mutex_unlock(&m.lock);
     if (rrd || owner == METRICS_HOST)
         return rrd != NULL;
     g_autoptr(Rrd) saved = strchr(uuid, '/') ? NULL : archive_load(uuid);
     if (saved)
-        rrd_dump_xml(out, saved);
+        rrda_dump_xml(out, saved);
     return saved != NULL;
 }
 
@@ -595,7 +574,7 @@ size_t metrics_vm_bytes(const char *vm_uuid)
 {
     g_mutex_lock(&m.lock);
     const Rrd *rrd = g_hash_table_lookup(m.vms, vm_uuid);
-    size_t n = rrd ? rrd_bytes(rrd) : 0;
+    size_t n = rrd ? rrda_bytes(rrd) : 0;
     g_mutex_unlock(&m.lock);
     return n;
 }
@@ -637,8 +616,8 @@ Xv *metrics_data_sources(MetricsOwner owner, const char *uuid)
     Xv *out = xv_new_array();
     g_mutex_lock(&m.lock);
     const Rrd *rrd = archive_of(owner, uuid);
-    for (guint i = 0; rrd && i < rrd_n_sources(rrd); i++) {
-        const char *name = rrd_source_name(rrd, i), *description, *units;
+    for (guint i = 0; rrd && i < rrda_n_sources(rrd); i++) {
+        const char *name = rrda_source_name(rrd, i), *description, *units;
         describe(name, owner == METRICS_VM, &description, &units);
         bool fraction = g_str_has_prefix(name, "cpu");
         Xv *ds = xv_new_struct();
@@ -649,7 +628,7 @@ Xv *metrics_data_sources(MetricsOwner owner, const char *uuid)
         xv_struct_set_string(ds, "units", units);
         xv_struct_set(ds, "min", xv_new_float(0.0));
         xv_struct_set(ds, "max", xv_new_float(fraction ? 1.0 : INFINITY));
-        xv_struct_set(ds, "value", xv_new_float(rrd_source_value(rrd, i)));
+        xv_struct_set(ds, "value", xv_new_float(rrda_source_value(rrd, i)));
         xv_array_append(out, ds);
     }
     g_mutex_unlock(&m.lock);
@@ -661,7 +640,7 @@ static int source_locked(MetricsOwner owner, const char *uuid, const char *name,
                          XapiError **err)
 {
     *rrd = archive_of(owner, uuid);
-    int i = *rrd ? rrd_source_index(*rrd, name) : -1;
+    int i = *rrd ? rrda_source_index(*rrd, name) : -1;
     if (i < 0) {
         g_autofree char *what = g_strdup_printf("Datasource_missing(%s)", name);
         xapi_error_set(err, "INTERNAL_ERROR", what, NULL);
@@ -676,7 +655,7 @@ int metrics_query_source(MetricsOwner owner, const char *uuid, const char *name,
     g_mutex_lock(&m.lock);
     int i = source_locked(owner, uuid, name, &rrd, err);
     if (i >= 0)
-        *value = rrd_source_value(rrd, (guint)i);
+        *value = rrda_source_value(rrd, (guint)i);
     g_mutex_unlock(&m.lock);
     return i < 0 ? -1 : 0;
 }
@@ -688,7 +667,7 @@ int metrics_forget_source(MetricsOwner owner, const char *uuid, const char *name
     g_mutex_lock(&m.lock);
     int i = source_locked(owner, uuid, name, &rrd, err);
     if (i >= 0)
-        rrd_forget_source(rrd, (guint)i);
+        rrda_forget_source(rrd, (guint)i);
     g_mutex_unlock(&m.lock);
     return i < 0 ? -1 : 0;
 }

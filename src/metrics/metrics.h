@@ -1,10 +1,12 @@
 /* metrics.h: the metrics subsystem: a sampler thread that every 5 s reads
  * the host's and each running VM's figures into their round-robin
- * archives, kept in memory for running VMs only (a stopped VM's go to the
- * state dir) and written to STATE_DIR/rrd at a clean stop and every few
- * minutes, as XAPI's rrdd backs them up; and the reads /rrd_updates,
- * /host_rrd, /vm_rrd and /sr_rrd serve. Each SR plugged here has an
- * archive of the I/O of the disks on it (disk_stats.h). */
+ * archives, librrd files STATE_DIR/rrd/UUID.rrd (rrd_archive.h) updated
+ * at every round off the RPC threads and outside the database's locks,
+ * made durable (fsync) at a clean stop and every few minutes, as XAPI's
+ * rrdd backs them up; a handle is held for running VMs and plugged SRs
+ * only; and the reads /rrd_updates, /host_rrd, /vm_rrd and /sr_rrd
+ * serve. Each SR plugged here has an archive of the I/O of the disks on
+ * it (disk_stats.h). */
 #pragma once
 
 #include <stdbool.h>

@@ -453,9 +453,9 @@ static double mem_usage(void)
 static bool consolidate(const Variable *v, const Rrd *rrd, double *value)
 {
     g_autoptr(GArray) xs = g_array_new(FALSE, FALSE, sizeof(double));
-    for (guint i = 0; rrd && i < rrd_n_sources(rrd); i++)
-        if (g_regex_match(v->regex, rrd_source_name(rrd, i), 0, NULL)) {
-            double x = rrd_source_value(rrd, i);
+    for (guint i = 0; rrd && i < rrda_n_sources(rrd); i++)
+        if (g_regex_match(v->regex, rrda_source_name(rrd, i), 0, NULL)) {
+            double x = rrda_source_value(rrd, i);
             g_array_append_val(xs, x);
         }
     const double *x = (const double *)xs->data;

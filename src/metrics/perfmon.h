@@ -20,7 +20,7 @@
 
 #include <glib.h>
 
-#include "rrd.h"
+#include "rrd_archive.h"
 
 typedef struct Perfmon Perfmon;
 
