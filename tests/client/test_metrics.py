@@ -519,6 +519,42 @@ def test_archives_survive_a_restart(daemon, api, vm):
     assert status == 200 and "<name>cpu0</name>" in body
 
 
+def test_archives_are_librrd_files_kept_through_kill9(daemon):
+    """Each archive is an RRDtool file in the state dir with XAPI's layout
+    (rrdtool info reads it), its XAPI names beside it; librrd writes every
+    update, so a kill -9 loses none of the rows already served."""
+    legend = updates_json(daemon, "start=-60&host=true&json=true")["meta"]["legend"]
+    host_uuid = next(e.split(":")[2] for e in legend if ":host:" in e)
+    path = os.path.join(daemon.state_dir, "rrd", host_uuid + ".rrd")
+    wait_until(lambda: os.path.exists(path), timeout=20, what="the host's archive file")
+    info = subprocess.run(["rrdtool", "info", path], check=True, capture_output=True,
+                          text=True, timeout=60).stdout
+    assert "step = 5\n" in info
+    rras = sorted({(re.search(rf"rra\[{k}\]\.cf = \"(\w+)\"", info).group(1),
+                    int(re.search(rf"rra\[{k}\]\.pdp_per_row = (\d+)", info).group(1)),
+                    int(re.search(rf"rra\[{k}\]\.rows = (\d+)", info).group(1)))
+                   for k in range(10)})
+    assert rras == sorted({(cf, ppr, rows) for ppr, rows in
+                           ((12, 120), (720, 168), (17280, 366)) for cf in
+                           ("AVERAGE", "MIN", "MAX")} | {("AVERAGE", 1, 120)})
+    with open(path + ".names") as f:
+        names = dict(line.rstrip("\n").split("\t", 1) for line in f)
+    assert "memory_total_kib" in names.values()
+    def served():
+        before = updates_json(daemon, "start=-300&host=true&json=true&cf=AVERAGE")
+        return {(row["t"], e): v for row in before["data"]
+                for e, v in zip(before["meta"]["legend"], row["values"])
+                if v != "NaN" and ":host:" in e}
+    wait_until(served, timeout=20, what="known figures of the host")
+    served = served()
+    daemon.kill9()
+    daemon.start()
+    after = updates_json(daemon, "start=-600&host=true&json=true&cf=AVERAGE")
+    again = {(row["t"], e): v for row in after["data"]
+             for e, v in zip(after["meta"]["legend"], row["values"])}
+    assert all(again.get(k) == v for k, v in served.items())
+
+
 def test_no_metrics_answers_503():
     d = Daemon(extra_args=["--hypervisor", "sim", "--no-metrics"])
     try:
