@@ -68,10 +68,8 @@ int vm_vtpm_refresh_for_vm(DbRow *vm, XapiError **err)
     return 0;
 }
 
-char *vm_vtpm_create_locked(DbRow *vm, bool is_unique, XapiError **err)
+static char *insert_vtpm(DbRow *vm, bool is_unique, XapiError **err)
 {
-    if (vm_check_operation(vm, "create_vtpm", err) < 0)
-        return NULL;
     DbRow *vtpm = db_row_new(cls("VTPM"));
     db_row_put(vtpm, "VM", xv_new_string(vm->ref));
     db_row_put(vtpm, "is_unique", xv_new_bool(is_unique));
@@ -81,6 +79,13 @@ char *vm_vtpm_create_locked(DbRow *vm, bool is_unique, XapiError **err)
         return NULL;
     }
     return ref;
+}
+
+char *vm_vtpm_create_locked(DbRow *vm, bool is_unique, XapiError **err)
+{
+    if (vm_check_operation(vm, "create_vtpm", err) < 0)
+        return NULL;
+    return insert_vtpm(vm, is_unique, err);
 }
 
 static void remove_state(const char *vtpm_uuid)
@@ -144,10 +149,10 @@ int vm_vtpm_prepare(const char *vm_ref, Xv *record, XapiError **err)
         DbRow *vm = db_write_begin_on("VM", vm_ref, err);
         if (!vm)
             return -1;
-        /* VM.start holds the start operation: the VM is halted still */
+        /* VM.start holds the start operation, checked with the VM halted */
         g_autofree char *ref = xv_len(db_get(vm, "VTPMs"))
                                    ? g_strdup(xv_str(xv_at(db_get(vm, "VTPMs"), 0)))
-                                   : vm_vtpm_create_locked(vm, false, err);
+                                   : insert_vtpm(vm, false, err);
         if (!ref) {
             db_write_abort();
             return -1;
