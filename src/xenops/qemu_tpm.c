@@ -3,8 +3,8 @@
  * xapid makes a socket pair: one end is swtpm's control channel
  * (--ctrl type=unixio,clientfd=3), the other QEMU's tpm-emulator chardev,
  * over which QEMU hands swtpm its data channel. Nothing listens on a
- * path. swtpm writes the TPM's state into its VTPM's directory
- * (vm_vtpm.c) as it changes and exits when QEMU's end closes
+ * path. swtpm writes the TPM's state into its VTPM's state file
+ * (vm_vtpm.c; swtpm's linear file backend) as it changes and exits when QEMU's end closes
  * (--terminate), so it outlives a restart of xapid with its QEMU and ends
  * with it. A suspended or migrated domain's TPM state travels in QEMU's
  * stream (the tpm-emulator device saves swtpm's blobs). */
@@ -18,7 +18,7 @@
 
 #include "qemu_process.h"
 
-int qemu_tpm_start(const char *state_dir, const char *log_path, XapiError **err)
+int qemu_tpm_start(const char *state_file, const char *log_path, XapiError **err)
 {
     g_autofree char *binary = g_find_program_in_path(SWTPM_BINARY);
     if (!binary)
@@ -28,19 +28,31 @@ int qemu_tpm_start(const char *state_dir, const char *log_path, XapiError **err)
     int pair[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0)
         return xapi_error_internal(err, "socketpair: %s", g_strerror(errno));
-    int log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (log_fd < 0) {
-        xapi_error_internal(err, "cannot open %s: %s", log_path, g_strerror(errno));
+    /* swtpm runs as QEMU's user, who cannot reach xapid's state
+     * directory: it gets the file open and reopens /proc/self/fd/4 */
+    int state_fd = open(state_file, O_RDWR | O_CLOEXEC | O_NOCTTY);
+    if (state_fd < 0) {
+        xapi_error_internal(err, "cannot open %s: %s", state_file, g_strerror(errno));
         close(pair[0]);
         close(pair[1]);
         return -1;
     }
-    g_autofree char *tpmstate = g_strdup_printf("dir=%s,mode=0600", state_dir);
-    char *argv[] = {binary, "socket", "--tpm2", "--tpmstate", tpmstate, "--ctrl",
-                    "type=unixio,clientfd=3", "--terminate", "--log", "fd=2,level=1", NULL};
-    int fds[] = {pair[1]}, targets[] = {3};
-    int64_t pid = qemu_process_spawn(argv, fds, targets, 1, log_fd, err);
+    int log_fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (log_fd < 0) {
+        xapi_error_internal(err, "cannot open %s: %s", log_path, g_strerror(errno));
+        close(state_fd);
+        close(pair[0]);
+        close(pair[1]);
+        return -1;
+    }
+    /* its errors go to stderr, the log (swtpm 0.7's --log fd= refuses to start) */
+    char *argv[] = {binary, "socket", "--tpm2", "--tpmstate",
+                    "backend-uri=file:///proc/self/fd/4", "--ctrl", "type=unixio,clientfd=3",
+                    "--terminate", NULL};
+    int fds[] = {pair[1], state_fd}, targets[] = {3, 4};
+    int64_t pid = qemu_process_spawn(argv, fds, targets, 2, log_fd, err);
     close(log_fd);
+    close(state_fd);
     close(pair[1]);
     if (pid < 0) {
         close(pair[0]);

@@ -1,14 +1,15 @@
 /* vm_vtpm.c: XAPI's VTPM objects and their TPM states on this host.
  *
  * A VTPM is a row (VTPM.VM <-> VM.VTPMs) and a directory
- * STATE_DIR/vtpm/<its uuid> where swtpm keeps the TPM's state while the VM
- * runs (qemu_tpm.c). XAPI keeps the state in its database (a secret the
+ * STATE_DIR/vtpm/<its uuid> holding the file where swtpm keeps the TPM's
+ * state while the VM runs (qemu_tpm.c). XAPI keeps the state in its database (a secret the
  * VTPM's contents field names); here it stays a directory of the host
  * that ran the VM, carried in the migration stream when the VM moves, so
  * VTPM.get_contents/set_contents are not offered. */
 #include "vm_vtpm.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -172,11 +173,17 @@ int vm_vtpm_prepare(const char *vm_ref, Xv *record, XapiError **err)
     if (!uuid)
         return 0;
     g_autofree char *dir = state_dir(uuid);
+    g_autofree char *file = g_build_filename(dir, VM_VTPM_STATE_FILE, NULL);
     if (g_mkdir_with_parents(dir, 0700) < 0)
         return xapi_error_internal(err, "cannot create %s: %s", dir, g_strerror(errno));
-    /* swtpm runs as QEMU's user and writes the state itself */
-    if (qemu_process_give_to_user(dir, err) < 0)
+    int fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+    if (fd < 0)
+        return xapi_error_internal(err, "cannot open %s: %s", file, g_strerror(errno));
+    close(fd);
+    /* swtpm runs as QEMU's user and reopens the file through the
+     * descriptor it is given (qemu_tpm.c) */
+    if (qemu_process_give_to_user(file, err) < 0)
         return -1;
-    xv_struct_set(record, VM_VTPM_STATE_MEMBER, xv_new_string(dir));
+    xv_struct_set(record, VM_VTPM_STATE_MEMBER, xv_new_string(file));
     return 0;
 }

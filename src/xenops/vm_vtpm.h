@@ -9,9 +9,11 @@
 #include "xapi_error.h"
 #include "xv.h"
 
-/* The record member vm_vtpm_prepare adds for the driver: the state
- * directory of the VM's vTPM (the driver starts swtpm on it). */
+/* The record member vm_vtpm_prepare adds for the driver: the state file
+ * of the VM's vTPM (the driver starts swtpm on it). */
 #define VM_VTPM_STATE_MEMBER "xapid_vtpm_state"
+/* swtpm's linear state file, in the VTPM's directory */
+#define VM_VTPM_STATE_FILE "tpm2-state"
 
 /* The states live in STATE_DIR/vtpm/<VTPM uuid>. */
 int vm_vtpm_init(const char *state_dir, XapiError **err);
