@@ -89,6 +89,48 @@ char *vm_vtpm_create_locked(DbRow *vm, bool is_unique, XapiError **err)
     return insert_vtpm(vm, is_unique, err);
 }
 
+/* The TPM state of from (a VTPM uuid) as the state of to: for a new VTPM
+ * whose directory does not exist yet. */
+static int copy_state(const char *from, const char *to, XapiError **err)
+{
+    g_autofree char *dir = state_dir(from);
+    g_autofree char *file = g_build_filename(dir, VM_VTPM_STATE_FILE, NULL);
+    g_autofree char *data = NULL;
+    gsize len = 0;
+    if (!g_file_get_contents(file, &data, &len, NULL))
+        return 0; /* never ran: the copy starts as a new TPM too */
+    g_autofree char *to_dir = state_dir(to);
+    g_autofree char *to_file = g_build_filename(to_dir, VM_VTPM_STATE_FILE, NULL);
+    g_autoptr(GError) error = NULL;
+    if (g_mkdir_with_parents(to_dir, 0700) < 0 ||
+        !g_file_set_contents_full(to_file, data, (gssize)len, G_FILE_SET_CONTENTS_CONSISTENT,
+                                  0600, &error))
+        return xapi_error_internal(err, "cannot write %s: %s", to_file,
+                                   error ? error->message : g_strerror(errno));
+    return 0;
+}
+
+int vm_vtpm_copy(const DbRow *vm, const char *copy_ref, XapiError **err)
+{
+    DbRow *copy = db_lookup(cls("VM"), copy_ref);
+    const Xv *refs = db_get(vm, "VTPMs");
+    for (guint i = 0; copy && refs && i < xv_len(refs); i++) {
+        DbRow *vtpm = db_lookup(cls("VTPM"), xv_str(xv_at(refs, i)));
+        if (!vtpm)
+            continue;
+        bool unique = db_get(vtpm, "is_unique")->b;
+        g_autofree char *ref = insert_vtpm(copy, unique, err);
+        DbRow *made = ref ? db_lookup(cls("VTPM"), ref) : NULL;
+        if (!made)
+            return -1;
+        /* XAPI's copy_or_create_contents: a unique TPM is never copied */
+        if (!unique && copy_state(xv_str(db_get(vtpm, "uuid")), xv_str(db_get(made, "uuid")),
+                                  err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 static void remove_state(const char *vtpm_uuid)
 {
     g_autofree char *dir = state_dir(vtpm_uuid);
@@ -186,4 +228,36 @@ int vm_vtpm_prepare(const char *vm_ref, Xv *record, XapiError **err)
         return -1;
     xv_struct_set(record, VM_VTPM_STATE_MEMBER, xv_new_string(file));
     return 0;
+}
+
+void vm_vtpm_markdown(GString *out)
+{
+    g_string_append(
+        out,
+        "## vTPM (VTPM)\n\n"
+        "- `VTPM.create` with XAPI's checks: the VM halted (`VM_BAD_POWER_STATE`), one VTPM "
+        "per VM (`VTPM_MAX_AMOUNT_REACHED [amount]`; `create_vtpm` is in the VM's "
+        "`allowed_operations` only then); `VTPM.destroy` with the VM halted or suspended, "
+        "its TPM state with it; `VM.destroy` destroys the VM's VTPMs. The pool restriction "
+        "`restrict_vtpm` (`FEATURE_RESTRICTED`) does not apply: there is no licensing.\n"
+        "- `platform:vtpm=true` on a VM without a VTPM: VM.start makes one "
+        "(`is_unique` false), as XAPI's start does.\n"
+        "- A running VM with a VTPM has a TPM 2.0: one swtpm (Debian's `swtpm`) per domain, "
+        "as QEMU's unprivileged user, on a socket pair with QEMU's `tpm-emulator` "
+        "(`-chardev socket,fd=` + `-tpmdev emulator`), `tpm-crb` under UEFI and `tpm-tis` "
+        "under SeaBIOS (XAPI refuses BIOS VMs with a VTPM because hvmloader has no TPM "
+        "support; SeaBIOS has). swtpm ends with its QEMU, whatever ends it, and outlives a "
+        "restart of xapid with it. Without swtpm on the host VM.start is refused "
+        "(`VALUE_NOT_SUPPORTED [VTPMs, swtpm, why]`).\n"
+        "- The TPM's state is a file on the host running the VM, "
+        "`STATE_DIR/vtpm/<VTPM uuid>/tpm2-state` (swtpm's linear file backend), kept "
+        "across guest reboots, VM restarts and restarts of xapid; a suspended VM's TPM "
+        "state is in QEMU's saved state as well. `VM.clone`, `copy` and `snapshot` give "
+        "the new VM a VTPM with a copy of the state (a new TPM when `is_unique`), as "
+        "XAPI's `Xapi_vtpm.copy`.\n"
+        "- Not done: XAPI keeps the state in its database (the VTPM's `contents` secret); "
+        "here it is not in the database, so it is neither replicated in a pool nor "
+        "exported in an XVA (an exported VM's VTPM is not carried), and `VM.revert` keeps "
+        "the VM's current TPM state. `is_protected` stays false; `persistence_backend` "
+        "is `xapi` as in XAPI. Migration of a VM with a VTPM is not tested.\n\n");
 }

@@ -26,6 +26,11 @@ extern const ObjectOperations vtpm_operations;
  * [amount]). Returns the new VTPM's ref (caller frees). */
 char *vm_vtpm_create_locked(DbRow *vm, bool is_unique, XapiError **err);
 
+/* VM.clone, copy and snapshot (write lock held): copy_ref gets a VTPM
+ * for each of vm's, with the same TPM state unless is_unique (then a new
+ * TPM), as XAPI's Xapi_vtpm.copy. */
+int vm_vtpm_copy(const DbRow *vm, const char *copy_ref, XapiError **err);
+
 /* XAPI's Xapi_vtpm.destroy: its VM halted or suspended; the TPM's state
  * goes with it. */
 int vm_vtpm_destroy(const char *ref, XapiError **err);
@@ -43,3 +48,6 @@ int vm_vtpm_prepare(const char *vm_ref, Xv *record, XapiError **err);
 /* The VM's VTPMs' allowed_operations follow its power state (write lock
  * held). */
 int vm_vtpm_refresh_for_vm(DbRow *vm, XapiError **err);
+
+/* The vTPM section of docs/compat.md. */
+void vm_vtpm_markdown(GString *out);

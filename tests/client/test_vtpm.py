@@ -74,3 +74,29 @@ def test_platform_vtpm_gives_a_vtpm_at_start_and_vm_destroy_takes_it(daemon, api
     ok(proxy.VM.destroy(s, vm))
     assert err(proxy.VTPM.get_record(s, vtpms[0]))[0] == "HANDLE_INVALID"
     assert not os.path.exists(path)
+
+
+@pytest.mark.parametrize("unique", [False, True])
+def test_clone_copies_the_vtpm_unless_unique(daemon, api, unique):
+    """XAPI's Xapi_vtpm.copy: the clone's VTPM has the same TPM state, a
+    unique one a new TPM."""
+    proxy, s = api
+    vm = new_vm(api, "vtpm clone")
+    vtpm = ok(proxy.VTPM.create(s, vm, unique))
+    ok(proxy.VM.start(s, vm, False, False))
+    ok(proxy.VM.hard_shutdown(s, vm))
+    state = os.path.join(state_dir(daemon, proxy, s, vtpm), "tpm2-state")
+    with open(state, "wb") as f:  # as swtpm would have left it
+        f.write(b"tpm state")
+    clone = ok(proxy.VM.clone(s, vm, "the clone"))
+    copies = ok(proxy.VM.get_VTPMs(s, clone))
+    assert len(copies) == 1 and copies[0] != vtpm
+    assert ok(proxy.VTPM.get_is_unique(s, copies[0])) is unique
+    copied = os.path.join(state_dir(daemon, proxy, s, copies[0]), "tpm2-state")
+    if unique:
+        assert not os.path.exists(copied)
+    else:
+        with open(copied, "rb") as f:
+            assert f.read() == b"tpm state"
+    ok(proxy.VM.destroy(s, clone))
+    ok(proxy.VM.destroy(s, vm))
