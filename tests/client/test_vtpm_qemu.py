@@ -1,8 +1,9 @@
 """A vTPM on one real guest: swtpm started for the domain on the VTPM's
 state directory, the guest's kernel finding a TPM (tpm-tis under
 SeaBIOS), QEMU's query-tpm naming the emulator, swtpm outliving a kill -9
-of xapid with its QEMU and staying over the guest's reboot, and ending
-with the domain while the TPM's state stays."""
+of xapid with its QEMU and staying over the guest's reboot, a new one for
+the resumed domain after VM.suspend, and ending with the domain while the
+TPM's state stays."""
 import os
 import shutil
 
@@ -70,6 +71,14 @@ def test_vtpm_in_a_real_guest(daemon):
     ok(proxy.VM.clean_reboot(s, vm))
     assert wait_for(lambda: log().count("XAPID-GUEST-TPM tpm0") == 2, 180), log()
     assert swtpm_pids(state) == pids
+    # a suspended domain's TPM goes into its saved state and comes back
+    ok(proxy.VM.suspend(s, vm))
+    assert wait_for(lambda: not swtpm_pids(state), 10)
+    alive = log().count("XAPID-GUEST-ALIVE")
+    ok(proxy.VM.resume(s, vm, False, False))
+    assert len(swtpm_pids(state)) == 1
+    assert [t["model"] for t in qmp(daemon, uuid, "query-tpm")] == ["tpm-tis"]
+    assert wait_for(lambda: log().count("XAPID-GUEST-ALIVE") > alive, 60), log()
     # it ends with the domain; the state stays with the VTPM
     ok(proxy.VM.hard_shutdown(s, vm))
     assert wait_for(lambda: not swtpm_pids(state), 10)
