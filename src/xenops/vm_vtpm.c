@@ -15,7 +15,6 @@
 
 #include "dm_handlers.h"
 #include "qemu_process.h"
-#include "vm_operations.h"
 
 static char *vtpm_root;
 
@@ -82,10 +81,23 @@ static char *insert_vtpm(DbRow *vm, bool is_unique, XapiError **err)
     return ref;
 }
 
+/* XAPI's create': assert_no_vtpm_associated, then the VM halted (a
+ * template too); no operation lock, as in XAPI. */
 char *vm_vtpm_create_locked(DbRow *vm, bool is_unique, XapiError **err)
 {
-    if (vm_check_operation(vm, "create_vtpm", err) < 0)
+    guint n = xv_len(db_get(vm, "VTPMs"));
+    if (n) {
+        char amount[16];
+        g_snprintf(amount, sizeof amount, "%u", n);
+        xapi_error_set(err, "VTPM_MAX_AMOUNT_REACHED", amount, NULL);
         return NULL;
+    }
+    const char *state = xv_str(db_get(vm, "power_state"));
+    if (strcmp(state, "Halted") != 0) {
+        g_autofree char *actual = g_ascii_strdown(state, -1);
+        xapi_error_set(err, "VM_BAD_POWER_STATE", vm->ref, "halted", actual, NULL);
+        return NULL;
+    }
     return insert_vtpm(vm, is_unique, err);
 }
 
@@ -192,7 +204,8 @@ int vm_vtpm_prepare(const char *vm_ref, Xv *record, XapiError **err)
         DbRow *vm = db_write_begin_on("VM", vm_ref, err);
         if (!vm)
             return -1;
-        /* VM.start holds the start operation, checked with the VM halted */
+        /* VM.start holds the start operation, checked with the VM halted;
+         * the power state is not Running before the domain is */
         g_autofree char *ref = xv_len(db_get(vm, "VTPMs"))
                                    ? g_strdup(xv_str(xv_at(db_get(vm, "VTPMs"), 0)))
                                    : insert_vtpm(vm, false, err);

@@ -21,9 +21,9 @@ int vm_vtpm_init(const char *state_dir, XapiError **err);
 /* VTPM's operation locks: destroy offered while its VM is halted. */
 extern const ObjectOperations vtpm_operations;
 
-/* XAPI's Xapi_vtpm.create (write lock held): vm must be halted
- * (VM_BAD_POWER_STATE) and have no VTPM yet (VTPM_MAX_AMOUNT_REACHED
- * [amount]). Returns the new VTPM's ref (caller frees). */
+/* XAPI's Xapi_vtpm.create (write lock held): vm must have no VTPM yet
+ * (VTPM_MAX_AMOUNT_REACHED [amount]) and be halted (VM_BAD_POWER_STATE);
+ * templates too. Returns the new VTPM's ref (caller frees). */
 char *vm_vtpm_create_locked(DbRow *vm, bool is_unique, XapiError **err);
 
 /* VM.clone, copy and snapshot (write lock held): copy_ref gets a VTPM

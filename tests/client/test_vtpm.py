@@ -47,6 +47,15 @@ def test_create_and_destroy_with_xapi_checks(daemon, api):
     ok(proxy.VM.destroy(s, vm))
 
 
+def test_create_on_a_template_as_xapi(api):
+    """XAPI's VTPM.create takes no VM operation: a (halted) template gets one."""
+    proxy, s = api
+    vm = new_vm(api, "vtpm template", is_a_template=True)
+    vtpm = ok(proxy.VTPM.create(s, vm, False))
+    assert ok(proxy.VM.get_VTPMs(s, vm)) == [vtpm]
+    ok(proxy.VM.destroy(s, vm))
+
+
 def test_create_on_a_running_vm_is_refused(api):
     proxy, s = api
     vm = new_vm(api, "vtpm running")
