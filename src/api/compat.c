@@ -4,6 +4,7 @@
 
 #include "datamodel.h"
 #include "vm_fields.h"
+#include "vm_vtpm.h"
 
 static bool handled_by_hand(const DmMessage *m) { return m->impl != NULL; }
 
@@ -92,6 +93,7 @@ char *compat_markdown(void)
     g_string_append(out, "`*` marks messages served by a hand-written handler.\n\n");
     pool_markdown(out);
     vm_fields_markdown(out);
+    vm_vtpm_markdown(out);
     network_markdown(out);
     return g_string_free(out, FALSE);
 }

@@ -79,6 +79,10 @@ int operations_refresh(DbRow *row, XapiError **err)
         db_row_put(row, "allowed_operations", allowed);
         return 0;
     }
+    if (oo->refresh_dependents && oo->refresh_dependents(row, err) < 0) {
+        xv_free(allowed);
+        return -1;
+    }
     if (xv_equal(allowed, db_get(row, "allowed_operations"))) {
         xv_free(allowed);
         return 0;

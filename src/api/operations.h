@@ -15,6 +15,9 @@ typedef struct ObjectOperations {
      * otherwise the error XAPI gives (err may be NULL). Lock held. */
     int (*check)(const DbRow *row, const char *op, XapiError **err);
     const char *const *offered; /* implemented operations, NULL-terminated */
+    /* Optional: refreshes the rows whose operations follow this one's
+     * (a VM's VTPMs); called with every refresh of an inserted row. */
+    int (*refresh_dependents)(DbRow *row, XapiError **err);
 } ObjectOperations;
 
 /* Registers a class: its new rows get allowed_operations at create. */

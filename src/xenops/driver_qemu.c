@@ -29,9 +29,11 @@
 #include "qemu_fdsets.h"
 #include "qemu_migrate.h"
 #include "qemu_process.h"
+#include "qemu_tpm.h"
 #include "qmp.h"
 #include "vm_fields.h"
 #include "vm_nvram.h"
+#include "vm_vtpm.h"
 
 #define STOP_REASON_FILE "stop-reason"
 /* VCPUs_params:mask as the domain started with it: vCPUs plugged after a
@@ -574,7 +576,8 @@ static int open_boot_file(const char *path, int target, HandedFds *h, XapiError 
 }
 
 /* The guest agent's socket, listening before QEMU exists (as the
- * monitors'), and under UEFI OVMF's code and the VM's variable store. */
+ * monitors'), the vTPM's swtpm, and under UEFI OVMF's code and the VM's
+ * variable store. */
 static int open_agent_and_firmware(Domain *d, const Xv *vm, HandedFds *h, XapiError **err)
 {
     g_autofree char *agent = domain_path(d, QEMU_AGENT_SOCKET);
@@ -582,6 +585,14 @@ static int open_agent_and_firmware(Domain *d, const Xv *vm, HandedFds *h, XapiEr
     if (fd < 0)
         return -1;
     handed_fds_add(h, fd, QEMU_FD_AGENT);
+    const Xv *tpm_state = xv_struct_get(vm, VM_VTPM_STATE_MEMBER);
+    if (tpm_state) {
+        g_autofree char *log = domain_path(d, QEMU_TPM_LOG);
+        int tpm = qemu_tpm_start(xv_str(tpm_state), log, err);
+        if (tpm < 0)
+            return -1;
+        handed_fds_add(h, tpm, QEMU_FD_TPM);
+    }
     if (!vm_nvram_uefi(vm))
         return 0;
     g_autofree char *vars = vm_nvram_path(d->uuid);

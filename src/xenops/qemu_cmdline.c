@@ -12,6 +12,7 @@
 
 #include "qemu_platform.h"
 #include "vm_nvram.h"
+#include "vm_vtpm.h"
 
 /* The CPU under TCG: QEMU's default model with what x86-64-v2 adds
  * (SSSE3, SSE4.1, SSE4.2, POPCNT), the baseline of today's distributions.
@@ -403,6 +404,16 @@ char **qemu_cmdline(const QemuHost *host, const char *uuid, const Xv *vm, const 
     addf(argv, "socket,id=qga0,fd=%d,server=on,wait=off", QEMU_FD_AGENT);
     add(argv, "-device");
     add(argv, "virtserialport,bus=vser0.0,chardev=qga0,name=" QEMU_AGENT_PORT);
+    if (xv_struct_get(vm, VM_VTPM_STATE_MEMBER)) {
+        /* TPM 2.0: the CRB interface under UEFI (OVMF's TPM 2 driver), TIS
+         * under SeaBIOS, which knows only TIS */
+        add(argv, "-chardev");
+        addf(argv, "socket,id=tpm0-chr,fd=%d", QEMU_FD_TPM);
+        add(argv, "-tpmdev");
+        add(argv, "emulator,id=tpm0,chardev=tpm0-chr");
+        add(argv, "-device");
+        add(argv, uefi ? "tpm-crb,tpmdev=tpm0" : "tpm-tis,tpmdev=tpm0");
+    }
     for (guint i = 0; i < platform.args->len; i++)
         add(argv, g_ptr_array_index(platform.args, i));
     if (add_disks(argv, disks, host->chains, n_disks, err) < 0 || add_nics(argv, nics, n_nics, err) < 0) {

@@ -56,6 +56,8 @@ char *qemu_escape_commas(const char *s);
 /* UEFI: OVMF's code (read-only) and the VM's variable store, as fdsets. */
 #define QEMU_FD_OVMF_CODE 10
 #define QEMU_FD_NVRAM 11
+/* The vTPM: QEMU's end of swtpm's control channel (qemu_tpm.c). */
+#define QEMU_FD_TPM 12
 #define QEMU_FDSET_OVMF_CODE 2
 #define QEMU_FDSET_NVRAM 3
 

@@ -115,7 +115,8 @@ static void test_goldens(void **state)
 {
     static const char *const names[] = {"direct-kernel", "hvm-boot-order", "defaults", "disks",
                                         "resume", "nics", "nic-boot", "nics-switchable",
-                                        "platform", "uefi", "floppy"};
+                                        "platform", "uefi", "floppy", "vtpm-uefi",
+                                        "vtpm-bios"};
     for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
         g_autofree char *json = g_strdup_printf("%s.vm.json", names[i]);
         g_autoptr(Xv) vm = load_record(json);

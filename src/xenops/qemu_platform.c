@@ -249,17 +249,10 @@ static int do_secureboot(const Ctx *c, XapiError **err)
     return on < 0 ? -1 : 0;
 }
 
-/* XAPI's vTPM is a VTPM object (VTPM.create) whose state lives in the
- * database; swtpm would serve it, but VTPM.create is not implemented, so
- * the key cannot be given a TPM's state to keep. */
-static int do_vtpm(const Ctx *c, XapiError **err)
-{
-    int on = boolean(c, err);
-    if (on == 1)
-        return unsupported(c, "no vTPM yet: VTPM.create is not implemented (a TPM needs "
-                              "swtpm and its state kept with the VM)", err);
-    return on < 0 ? -1 : 0;
-}
+/* XAPI's vTPM is a VTPM object: true gives a VM without one a VTPM at
+ * VM.start (vm_vtpm.c), as XAPI's start does; the VTPM is what QEMU is
+ * given. */
+static int do_vtpm(const Ctx *c, XapiError **err) { return boolean(c, err) < 0 ? -1 : 0; }
 
 static int do_tsc_mode(const Ctx *c, XapiError **err)
 {
@@ -323,8 +316,8 @@ static const struct {
                                   "a q35 machine, and domains are i440fx PCs"},
     {"nested-virt", do_false_only, "true refused"},
     {"exp-nested-hvm", do_false_only, "true refused"},
-    {"vtpm", do_vtpm, "true refused: VTPM.create is not implemented (Debian's swtpm could "
-                      "serve one; its state would live with the VM)"},
+    {"vtpm", do_vtpm, "true: a VM without a VTPM gets one at VM.start (is_unique false), as "
+                      "in XAPI; the VM's VTPM is a TPM 2.0 served by swtpm (see VTPM)"},
     {"igd_passthru", do_false_only, "true refused"},
     {"tsc_mode", do_tsc_mode, "`0`/`default` only"},
     {"parallel", do_parallel, "`none` only"},

@@ -88,6 +88,14 @@ bool qemu_process_user_init(void)
     return true;
 }
 
+int qemu_process_give_to_user(const char *path, XapiError **err)
+{
+    if (user.drop && chown(path, user.uid, user.gid) < 0)
+        return xapi_error_internal(err, "cannot give %s to %s: %s", path, QEMU_USER,
+                                   g_strerror(errno));
+    return 0;
+}
+
 /* In the child, between fork and exec: only async-signal-safe calls. */
 static void child_setup(gpointer unused)
 {

@@ -15,6 +15,10 @@
  * as xapid's own user (xapid is not root, or the account cannot be made). */
 bool qemu_process_user_init(void);
 
+/* Gives path to QEMU_USER (for files QEMU's helpers open by name, as
+ * swtpm its state directory); nothing when QEMU runs as xapid's user. */
+int qemu_process_give_to_user(const char *path, XapiError **err);
+
 /* Spawns argv detached from xapid (its own session, reparented to init so
  * that it outlives a restart) as QEMU_USER, with fds[i] as descriptor
  * targets[i] and stderr to stderr_fd. Returns the pid or -1 with err set. */

@@ -16,6 +16,7 @@
 #include "vm_disks.h"
 #include "vm_lifecycle.h"
 #include "vm_nics.h"
+#include "vm_vtpm.h"
 #include "vm_operations.h"
 #include "xenops.h"
 
@@ -229,7 +230,7 @@ static char *record_new_vm(const DbRow *vm, GArray *pairs, const NewVm *how, Xap
         if (db_insert(nv, err) < 0)
             goto fail;
     }
-    if (vm_vifs_copy(vm, ref, how->snapshot, err) < 0)
+    if (vm_vifs_copy(vm, ref, how->snapshot, err) < 0 || vm_vtpm_copy(vm, ref, err) < 0)
         goto fail;
     return ref;
 fail:

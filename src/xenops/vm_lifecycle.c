@@ -18,6 +18,7 @@
 #include "vm_lifecycle.h"
 #include "vm_nvram.h"
 #include "vm_operations.h"
+#include "vm_vtpm.h"
 #include "xenops.h"
 
 #define DEFAULT_CLEAN_SHUTDOWN_TIMEOUT 1200 /* seconds, as XAPI's */
@@ -205,6 +206,8 @@ int vm_boot(VmOp *o, const char *resume_image, bool paused)
         rc = hv_disks_check_chains(disks, n_disks, &o->call->error);
     if (rc == 0)
         rc = vm_nvram_prepare(o->uuid, o->record, &o->call->error);
+    if (rc == 0)
+        rc = vm_vtpm_prepare(o->ref, o->record, &o->call->error);
     if (rc == 0)
         rc = driver()->start(o->uuid, o->record, disks, n_disks, nics, n_nics, resume_image,
                              paused, &o->call->error);
@@ -477,12 +480,22 @@ static int destroy_work(VmOp *o)
     delete_ref(db_get(vm, "metrics"), "VM_metrics");
     delete_ref(db_get(vm, "guest_metrics"), "VM_guest_metrics");
     delete_refs(db_get(vm, "crash_dumps"), "crashdump"); /* their VDIs stay, as in XAPI */
+    g_autoptr(Xv) vtpm_uuids = xv_new_array();
+    for (guint i = 0; i < xv_len(db_get(vm, "VTPMs")); i++) {
+        DbRow *vtpm = db_lookup(dm_class_by_name("VTPM"), xv_str(xv_at(db_get(vm, "VTPMs"), i)));
+        if (vtpm)
+            xv_array_append_string(vtpm_uuids, xv_str(db_get(vtpm, "uuid")));
+    }
+    delete_refs(db_get(vm, "VTPMs"), "VTPM"); /* with their TPM states, as in XAPI */
     vm = db_lookup(dm_class_by_name("VM"), o->ref);
     if (!vm || db_delete(vm, &call->error) < 0) {
         db_write_abort();
         return -1;
     }
-    return db_write_commit(&call->error);
+    if (db_write_commit(&call->error) < 0)
+        return -1;
+    vm_vtpm_remove_states(vtpm_uuids);
+    return 0;
 }
 
 int xapi_VM_destroy(Call *call, const char *self)

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "implicit.h"
+#include "vm_vtpm.h"
 
 enum { HALTED = 1, PAUSED = 2, RUNNING = 4, SUSPENDED = 8, ANY = 15 };
 
@@ -150,6 +151,12 @@ int vm_check_operation(const DbRow *vm, const char *op, XapiError **err)
     bool is_snapshot = db_get(vm, "is_a_snapshot")->b;
     if (is_snapshot && !in_list(op, snapshot_ops, G_N_ELEMENTS(snapshot_ops)))
         return xapi_error_set(err, "VM_IS_SNAPSHOT", vm->ref, op, NULL);
+    /* XAPI's check_operation_error: one VTPM per VM */
+    if (strcmp(op, "create_vtpm") == 0 && xv_len(db_get(vm, "VTPMs"))) {
+        char amount[16];
+        g_snprintf(amount, sizeof amount, "%u", xv_len(db_get(vm, "VTPMs")));
+        return xapi_error_set(err, "VTPM_MAX_AMOUNT_REACHED", amount, NULL);
+    }
     if (strcmp(op, "provision") == 0 && !is_template)
         return xapi_error_set(err, "PROVISION_ONLY_ALLOWED_ON_TEMPLATE", NULL);
     if (strcmp(op, "revert") == 0 && !is_snapshot)
@@ -168,7 +175,8 @@ static const char *const implemented_ops[] = {
     "hard_shutdown", "hard_reboot", "shutdown", "power_state_reset", "destroy", "clone",
     "copy", "snapshot", "revert", "provision", "suspend", "resume", "resume_on", "checkpoint",
     "changing_memory_limits", "changing_static_range", "changing_dynamic_range", "changing_VCPUs",
-    "changing_NVRAM", "make_into_template", NULL,
+    "changing_NVRAM", "make_into_template", "create_vtpm", NULL,
 };
 
-const ObjectOperations vm_operations = {"VM", vm_check_operation, implemented_ops};
+const ObjectOperations vm_operations = {"VM", vm_check_operation, implemented_ops,
+                                        vm_vtpm_refresh_for_vm};

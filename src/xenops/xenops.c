@@ -17,6 +17,7 @@
 #include "vm_lifecycle.h"
 #include "vm_nics.h"
 #include "vm_operations.h"
+#include "vm_vtpm.h"
 
 static struct {
     const HvDriver *driver;
@@ -530,6 +531,7 @@ static int record_hypervisor(XapiError **err)
 int xenops_init(const char *state_dir, const char *hypervisor, XapiError **err)
 {
     operations_register(&vm_operations);
+    operations_register(&vtpm_operations);
     vbd_init();
     vm_nics_init();
     xenops.locks = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
@@ -542,7 +544,7 @@ int xenops_init(const char *state_dir, const char *hypervisor, XapiError **err)
     else
         return xapi_error_internal(err, "unknown hypervisor driver \"%s\" (qemu or sim)",
                                    hypervisor);
-    if (!xenops.driver || vm_nvram_init(state_dir, err) < 0)
+    if (!xenops.driver || vm_nvram_init(state_dir, err) < 0 || vm_vtpm_init(state_dir, err) < 0)
         return -1;
     /* What the host itself uses now stays out of the guests' share. */
     xenops.host_reserve = bootstrap_meminfo_bytes("MemTotal") - bootstrap_meminfo_bytes("MemAvailable");

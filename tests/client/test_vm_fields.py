@@ -616,7 +616,7 @@ def test_vbd_device_fields_and_mode(api):
     ("viridian", "true", "VALUE_NOT_SUPPORTED"),      # Hyper-V needs KVM; sim is TCG's model
     ("device_id", "0001", "VALUE_NOT_SUPPORTED"),
     ("nested-virt", "true", "VALUE_NOT_SUPPORTED"),
-    ("vtpm", "true", "VALUE_NOT_SUPPORTED"),
+    ("vtpm", "maybe", "INVALID_VALUE"),
     ("secureboot", "true", "VALUE_NOT_SUPPORTED"),
     ("tsc_mode", "2", "VALUE_NOT_SUPPORTED"),
     ("parallel", "/dev/parport0", "VALUE_NOT_SUPPORTED"),

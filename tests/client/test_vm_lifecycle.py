@@ -36,7 +36,7 @@ def test_full_cycle(api):
     vm = new_vm(api)
     assert sorted(ok(proxy.VM.get_allowed_operations(s, vm))) == \
         ["changing_NVRAM", "changing_VCPUs", "changing_dynamic_range", "changing_memory_limits",
-         "changing_static_range", "clone", "copy", "destroy", "make_into_template",
+         "changing_static_range", "clone", "copy", "create_vtpm", "destroy", "make_into_template",
          "power_state_reset", "snapshot", "start", "start_on"]
     ok(proxy.VM.start(s, vm, False, False))
     rec = ok(proxy.VM.get_record(s, vm))
