@@ -15,6 +15,7 @@
 #include "vdi_checksum.h"
 #include "vm_fields.h"
 #include "vm_lifecycle.h"
+#include "vm_migrate.h"
 #include "vm_operations.h"
 #include "xenops.h"
 #include "xva_url.h"
@@ -838,6 +839,61 @@ int xapi_VM_get_possible_hosts(Call *call, const char *vm, Xv **result)
     if (vm_check_bootable(vm, record, &why_not) == 0)
         xv_array_append_string(*result, host);
     return 0;
+}
+
+/* ---- pool_migrate ------------------------------------------------------------------ */
+
+/* options: "live" (default true) and "force" (XAPI's skips CPU checks and
+ * strict operation checks, neither of which xapid makes: nothing to
+ * skip); any other key is refused. */
+static int migrate_options(Call *call, const Xv *options, bool *live)
+{
+    *live = true;
+    for (guint i = 0; options && i < xv_len(options); i++) {
+        const XvMember *m = xv_member_at(options, i);
+        const char *value = xv_str(&m->value);
+        bool is_true = strcmp(value, "true") == 0, is_false = strcmp(value, "false") == 0;
+        if ((strcmp(m->key, "live") == 0 || strcmp(m->key, "force") == 0) && (is_true || is_false)) {
+            if (strcmp(m->key, "live") == 0)
+                *live = is_true;
+            continue;
+        }
+        return xapi_error_set(&call->error, "VALUE_NOT_SUPPORTED", m->key, value,
+                              "pool_migrate takes the options live and force (true or false)",
+                              NULL);
+    }
+    return 0;
+}
+
+int xapi_VM_pool_migrate(Call *call, const char *vm, const char *host, const Xv *options)
+{
+    bool live;
+    if (migrate_options(call, options, &live) < 0 ||
+        vm_migrate_check(vm, host, &call->error) < 0)
+        return -1;
+    return vm_pool_migrate(call, vm, host, live);
+}
+
+/* Within the pool only: dest names one of its hosts ("host", as
+ * host.migrate_receive's map has it); no storage or network remapping. */
+int xapi_VM_assert_can_migrate(Call *call, const char *vm, const Xv *dest, bool live,
+                               const Xv *vdi_map, const Xv *vif_map, const Xv *options,
+                               const Xv *vgpu_map)
+{
+    const Xv *host = dest ? xv_struct_get(dest, "host") : NULL;
+    if (!host || !*xv_str(host))
+        return xapi_error_set(&call->error, "VALUE_NOT_SUPPORTED", "dest", "",
+                              "only a migration within the pool (dest:host) is supported", NULL);
+    const char *maps[] = {"vdi_map", "vif_map", "vgpu_map"};
+    const Xv *given[] = {vdi_map, vif_map, vgpu_map};
+    for (unsigned i = 0; i < G_N_ELEMENTS(maps); i++)
+        if (given[i] && xv_len(given[i]))
+            return xapi_error_set(&call->error, "VALUE_NOT_SUPPORTED", maps[i], "",
+                                  "storage and network remapping are not supported", NULL);
+    bool unused_live;
+    if (migrate_options(call, options, &unused_live) < 0)
+        return -1;
+    return vm_migrate_check(vm, xv_str(host), &call->error);
 }
 
 /* ---- import ---------------------------------------------------------------------- */
