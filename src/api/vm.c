@@ -817,27 +817,54 @@ static Xv *record_of(const char *vm_ref)
     return record;
 }
 
+/* The record's checks, then host's: this host's own (its CPUs, its free
+ * memory as the start will see it) here; any host's (live, enabled, SRs,
+ * networks, memory) in a pool. */
+static int boot_here_check(const char *vm, const Xv *record, const char *host, XapiError **err)
+{
+    g_autofree char *here = bootstrap_this_host();
+    if (vm_check_record(vm, record, err) < 0)
+        return -1;
+    if (strcmp(host, here) == 0 && vm_check_bootable(vm, record, err) < 0)
+        return -1;
+    db_read_begin();
+    DbRow *row = db_lookup(cls("VM"), vm);
+    int rc = row ? vm_host_can_run(row, host, err)
+                 : xapi_error_set(err, "HANDLE_INVALID", "VM", vm, NULL);
+    db_read_end();
+    return rc;
+}
+
 int xapi_VM_assert_can_boot_here(Call *call, const char *self, const char *host)
 {
     g_autoptr(Xv) record = record_of(self);
     if (!record)
         return implicit_handle_invalid(call, cls("VM"), self);
-    if (bootstrap_check_this_host(host, &call->error) < 0)
-        return -1;
-    return vm_check_bootable(self, record, &call->error);
+    return boot_here_check(self, record, host, &call->error);
 }
 
-/* The hosts where assert_can_boot_here passes: this one or none. */
+static bool collect_host(DbRow *row, void *ctx)
+{
+    g_ptr_array_add(ctx, g_strdup(row->ref));
+    return true;
+}
+
+/* The hosts where assert_can_boot_here passes. */
 int xapi_VM_get_possible_hosts(Call *call, const char *vm, Xv **result)
 {
     g_autoptr(Xv) record = record_of(vm);
     if (!record)
         return implicit_handle_invalid(call, cls("VM"), vm);
-    g_autofree char *host = bootstrap_this_host();
-    g_autoptr(XapiError) why_not = NULL;
+    g_autoptr(GPtrArray) hosts = g_ptr_array_new_with_free_func(g_free);
+    db_read_begin();
+    db_foreach(cls("host"), collect_host, hosts);
+    db_read_end();
     *result = xv_new_array();
-    if (vm_check_bootable(vm, record, &why_not) == 0)
-        xv_array_append_string(*result, host);
+    for (guint i = 0; i < hosts->len; i++) {
+        g_autoptr(XapiError) why_not = NULL;
+        if (boot_here_check(vm, record, hosts->pdata[i], &why_not) == 0)
+            xv_array_append_string(*result, hosts->pdata[i]);
+    }
     return 0;
 }
 

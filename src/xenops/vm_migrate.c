@@ -61,15 +61,11 @@ static bool host_sees_network(const char *host, const char *network_ref)
     return false;
 }
 
-/* What the destination must offer (read lock held). */
-static int check_target(const DbRow *vm, const char *host_ref, XapiError **err)
+int vm_host_can_run(const DbRow *vm, const char *host_ref, XapiError **err)
 {
     DbRow *host = db_lookup(cls("host"), host_ref);
     if (!host)
         return xapi_error_set(err, "HANDLE_INVALID", "host", host_ref, NULL);
-    if (g_strcmp0(ref_field(vm, "resident_on"), host_ref) == 0)
-        return xapi_error_set(err, "OPERATION_NOT_ALLOWED",
-                              "The VM is already resident on the destination host", NULL);
     DbRow *metrics = db_lookup(cls("host_metrics"), xv_str(db_get(host, "metrics")));
     if (!metrics || !db_get(metrics, "live")->b)
         return xapi_error_set(err, "HOST_OFFLINE", host_ref, NULL);
@@ -101,6 +97,15 @@ static int check_target(const DbRow *vm, const char *host_ref, XapiError **err)
         return xapi_error_set(err, "HOST_NOT_ENOUGH_FREE_MEMORY", needed, available, NULL);
     }
     return 0;
+}
+
+/* What the destination must offer (read lock held). */
+static int check_target(const DbRow *vm, const char *host_ref, XapiError **err)
+{
+    if (g_strcmp0(ref_field(vm, "resident_on"), host_ref) == 0)
+        return xapi_error_set(err, "OPERATION_NOT_ALLOWED",
+                              "The VM is already resident on the destination host", NULL);
+    return vm_host_can_run(vm, host_ref, err);
 }
 
 int vm_migrate_check(const char *vm_ref, const char *host_ref, XapiError **err)

@@ -10,6 +10,7 @@
 #pragma once
 
 #include "call.h"
+#include "db.h"
 
 /* XAPI's checks of VM.pool_migrate to host, on the database (read lock
  * not held): the VM's power state and operations, not its own host, the
@@ -18,6 +19,13 @@
  * (VM_REQUIRES_NETWORK), the host's free memory
  * (HOST_NOT_ENOUGH_FREE_MEMORY). */
 int vm_migrate_check(const char *vm_ref, const char *host_ref, XapiError **err);
+
+/* Whether host can run the VM (read lock held): live (HOST_OFFLINE),
+ * enabled (HOST_DISABLED), its disks' SRs plugged there (VM_REQUIRES_SR),
+ * its VIFs' networks there (VM_REQUIRES_NETWORK), memory free for it
+ * (HOST_NOT_ENOUGH_FREE_MEMORY). VM.start's placement, get_possible_hosts,
+ * assert_can_boot_here and pool_migrate use it. */
+int vm_host_can_run(const DbRow *vm, const char *host_ref, XapiError **err);
 
 /* Source side: moves the VM (live unless live is false) to host. */
 int vm_pool_migrate(Call *call, const char *vm_ref, const char *host_ref, bool live);

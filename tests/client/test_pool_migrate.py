@@ -179,3 +179,43 @@ def test_destination_failing_or_killed_leaves_the_vm_on_the_source(pool):
     ok(proxy.VM.pool_migrate(s, vm, h["c"], {}))
     assert ok(proxy.VM.get_resident_on(s, vm)) == h["c"]
     ok(proxy.VM.hard_shutdown(s, vm))
+
+
+def test_placement_by_memory(pool):
+    """VM.start without a host: its affinity when that host has the memory,
+    else a host that has; get_possible_hosts and assert_can_boot_here say
+    the same."""
+    api, h = pool["api"], pool["hosts"]
+    proxy, s = api
+    free_b = int(ok(proxy.host.compute_free_memory(s, h["b"])))
+    big = new_vm(api, "fills b", memory_static_max=str(free_b * 9 // 10 // MiB * MiB))
+    ok(proxy.VM.start_on(s, big, h["b"], False, False))
+    vm = new_vm(api, "placed", memory_static_max=str(free_b // 5 // MiB * MiB), affinity=h["b"])
+    e = err(proxy.VM.assert_can_boot_here(s, vm, h["b"]))
+    assert e[0] == "HOST_NOT_ENOUGH_FREE_MEMORY" and int(e[1]) > int(e[2]), e
+    ok(proxy.VM.assert_can_boot_here(s, vm, h["c"]))
+    possible = ok(proxy.VM.get_possible_hosts(s, vm))
+    assert sorted(possible) == sorted([h["master"], h["c"]])
+    ok(proxy.VM.start(s, vm, False, False))
+    assert ok(proxy.VM.get_resident_on(s, vm)) in (h["master"], h["c"])
+    ok(proxy.VM.hard_shutdown(s, vm))
+    # With b's memory back, the affinity wins.
+    ok(proxy.VM.hard_shutdown(s, big))
+    assert h["b"] in ok(proxy.VM.get_possible_hosts(s, vm))
+    ok(proxy.VM.start(s, vm, False, False))
+    assert ok(proxy.VM.get_resident_on(s, vm)) == h["b"]
+    ok(proxy.VM.hard_shutdown(s, vm))
+    # A disk on c's local SR: only c can boot it.
+    local_c = [r for r, rec in ok(proxy.SR.get_all_records(s)).items()
+               if rec["type"] == "file" and
+               [ok(proxy.PBD.get_host(s, p)) for p in rec["PBDs"]] == [h["c"]]][0]
+    disked = new_vm(api, "on c's disk")
+    vdi = ok(proxy.VDI.create(s, {"SR": local_c, "virtual_size": str(8 * MiB), "type": "user",
+                                  "sharable": False, "read_only": False, "other_config": {},
+                                  "name_label": "c's disk"}))
+    ok(proxy.VBD.create(s, {"VM": disked, "VDI": vdi, "userdevice": "0", "bootable": True,
+                            "mode": "RW", "type": "Disk", "empty": False, "other_config": {},
+                            "qos_algorithm_type": "", "qos_algorithm_params": {}}))
+    assert ok(proxy.VM.get_possible_hosts(s, disked)) == [h["c"]]
+    assert err(proxy.VM.assert_can_boot_here(s, disked, h["b"])) == \
+        ["VM_REQUIRES_SR", disked, local_c]
