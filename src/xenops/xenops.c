@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "bootstrap.h"
+#include "host_evacuate.h"
 #include "implicit.h"
 #include "network.h"
 #include "vdi_fork.h"
@@ -552,6 +553,7 @@ static int record_hypervisor(XapiError **err)
 int xenops_init(const char *state_dir, const char *hypervisor, XapiError **err)
 {
     operations_register(&vm_operations);
+    operations_register(&host_operations);
     vbd_init();
     vm_nics_init();
     xenops.locks = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);

@@ -219,3 +219,30 @@ def test_placement_by_memory(pool):
     assert ok(proxy.VM.get_possible_hosts(s, disked)) == [h["c"]]
     assert err(proxy.VM.assert_can_boot_here(s, disked, h["b"])) == \
         ["VM_REQUIRES_SR", disked, local_c]
+
+
+def test_evacuate_three_vms_to_two_hosts(pool):
+    api, h = pool["api"], pool["hosts"]
+    proxy, s = api
+    vms = [vm_with_vif(api, f"evacuee {i}") for i in range(3)]
+    for vm in vms:
+        ok(proxy.VM.start_on(s, vm, h["b"], False, False))
+    assert ok(proxy.host.get_vms_which_prevent_evacuation(s, h["b"])) == {}
+    ok(proxy.host.assert_can_evacuate(s, h["b"]))
+    assert err(proxy.host.evacuate(s, h["b"], "OpaqueRef:nonesuch", 1))[0] == "VALUE_NOT_SUPPORTED"
+    # A paused VM cannot be migrated: it prevents the evacuation.
+    ok(proxy.VM.pause(s, vms[0]))
+    blocked = ok(proxy.host.get_vms_which_prevent_evacuation(s, h["b"]))
+    assert list(blocked) == [vms[0]] and blocked[vms[0]][0] == "VM_BAD_POWER_STATE"
+    assert err(proxy.host.assert_can_evacuate(s, h["b"]))[0] == "VM_BAD_POWER_STATE"
+    ok(proxy.VM.unpause(s, vms[0]))
+    task = ok(proxy.Async.host.evacuate(s, h["b"], "OpaqueRef:NULL", 3))
+    wait_until(lambda: ok(proxy.task.get_status(s, task)) != "pending", what="the evacuation")
+    assert ok(proxy.task.get_status(s, task)) == "success", ok(proxy.task.get_error_info(s, task))
+    where = {vm: ok(proxy.VM.get_resident_on(s, vm)) for vm in vms}
+    assert set(where.values()) <= {h["master"], h["c"]}, where
+    assert all(ok(proxy.VM.get_power_state(s, vm)) == "Running" for vm in vms)
+    assert ok(proxy.host.get_current_operations(s, h["b"])) == {}
+    assert "evacuate" in ok(proxy.host.get_allowed_operations(s, h["b"]))
+    for vm in vms:
+        ok(proxy.VM.hard_shutdown(s, vm))
