@@ -16,6 +16,7 @@
 #include "call.h"
 #include "db.h"
 #include "dm_handlers.h"
+#include "host_evacuate.h"
 #include "log_ring.h"
 
 static struct {
@@ -223,31 +224,6 @@ int xapi_host_compute_memory_overhead(Call *call, const char *host, Xv **result)
     return 0;
 }
 
-/* A standalone host has nowhere to move its guests: each resident VM is
- * NO_HOSTS_AVAILABLE, as XAPI plans it with no other enabled host. */
-int xapi_host_get_vms_which_prevent_evacuation(Call *call, const char *self, Xv **result)
-{
-    if (bootstrap_check_this_host(self, &call->error) < 0)
-        return -1;
-    Xv *out = xv_new_struct();
-    db_read_begin();
-    DbRow *row = db_lookup(cls("host"), self);
-    const Xv *vms = row ? db_get(row, "resident_VMs") : NULL;
-    for (guint i = 0; vms && i < xv_len(vms); i++) {
-        const char *ref = xv_str(xv_at(vms, i));
-        DbRow *vm = db_lookup(cls("VM"), ref);
-        if (!vm || db_get(vm, "is_control_domain")->b)
-            continue;
-        Xv *reasons = xv_new_array();
-        xv_array_append_string(reasons, "NO_HOSTS_AVAILABLE");
-        xv_array_append_string(reasons, ref);
-        xv_struct_set(out, ref, reasons);
-    }
-    db_read_end();
-    *result = out;
-    return 0;
-}
-
 /* No balloon drivers here: XAPI's answer too is always empty. */
 int xapi_host_get_uncooperative_resident_VMs(Call *call, const char *self, Xv **result)
 {
@@ -356,4 +332,67 @@ int xapi_host_reboot(Call *call, const char *host)
 int xapi_host_shutdown(Call *call, const char *host)
 {
     return power_off(call, host, "poweroff", "host.shutdown");
+}
+
+/* ---- evacuation ---------------------------------------------------------------- */
+
+/* VM -> [error code, parameters...] for each resident VM that cannot go
+ * anywhere (XAPI's form): on a standalone host each is NO_HOSTS_AVAILABLE. */
+int xapi_host_get_vms_which_prevent_evacuation(Call *call, const char *self, Xv **result)
+{
+    db_read_begin();
+    bool exists = db_lookup(dm_class_by_name("host"), self) != NULL;
+    db_read_end();
+    if (!exists)
+        return xapi_error_set(&call->error, "HANDLE_INVALID", "host", self, NULL);
+    g_autoptr(GPtrArray) plan = host_evacuation_plan(self);
+    *result = xv_new_struct();
+    for (guint i = 0; i < plan->len; i++) {
+        const EvacuationStep *s = plan->pdata[i];
+        if (!s->why)
+            continue;
+        Xv *why = xv_new_array();
+        xv_array_append_string(why, s->why->code);
+        for (guint j = 0; j < s->why->params->len; j++)
+            xv_array_append_string(why, s->why->params->pdata[j]);
+        xv_struct_set(*result, s->vm, why);
+    }
+    return 0;
+}
+
+int xapi_host_assert_can_evacuate(Call *call, const char *host)
+{
+    db_read_begin();
+    bool exists = db_lookup(dm_class_by_name("host"), host) != NULL;
+    db_read_end();
+    if (!exists)
+        return xapi_error_set(&call->error, "HANDLE_INVALID", "host", host, NULL);
+    g_autoptr(GPtrArray) plan = host_evacuation_plan(host);
+    for (guint i = 0; i < plan->len; i++) {
+        EvacuationStep *s = plan->pdata[i];
+        if (s->why) {
+            call->error = g_steal_pointer(&s->why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* network: a migration network is not supported (OpaqueRef:NULL only);
+ * the VMs go one at a time, whatever evacuate_batch_size (at least 1). */
+int xapi_host_evacuate(Call *call, const char *host, const char *network,
+                       int64_t evacuate_batch_size)
+{
+    if (network && *network && strcmp(network, "OpaqueRef:NULL") != 0)
+        return xapi_error_set(&call->error, "VALUE_NOT_SUPPORTED", "network", network,
+                              "a migration network is not supported", NULL);
+    if (evacuate_batch_size < 0)
+        return xapi_error_set(&call->error, "VALUE_NOT_SUPPORTED", "evacuate_batch_size", "",
+                              "must not be negative", NULL);
+    db_read_begin();
+    bool exists = db_lookup(dm_class_by_name("host"), host) != NULL;
+    db_read_end();
+    if (!exists)
+        return xapi_error_set(&call->error, "HANDLE_INVALID", "host", host, NULL);
+    return host_evacuate(call, host);
 }

@@ -15,6 +15,7 @@
 #include "vdi_checksum.h"
 #include "vm_fields.h"
 #include "vm_lifecycle.h"
+#include "vm_migrate.h"
 #include "vm_operations.h"
 #include "xenops.h"
 #include "xva_url.h"
@@ -816,28 +817,110 @@ static Xv *record_of(const char *vm_ref)
     return record;
 }
 
+/* The record's checks, then host's: this host's own (its CPUs, its free
+ * memory as the start will see it) here; any host's (live, enabled, SRs,
+ * networks, memory) in a pool. */
+static int boot_here_check(const char *vm, const Xv *record, const char *host, XapiError **err)
+{
+    g_autofree char *here = bootstrap_this_host();
+    if (vm_check_record(vm, record, err) < 0)
+        return -1;
+    if (strcmp(host, here) == 0 && vm_check_bootable(vm, record, err) < 0)
+        return -1;
+    db_read_begin();
+    DbRow *row = db_lookup(cls("VM"), vm);
+    int rc = row ? vm_host_can_run(row, host, err)
+                 : xapi_error_set(err, "HANDLE_INVALID", "VM", vm, NULL);
+    db_read_end();
+    return rc;
+}
+
 int xapi_VM_assert_can_boot_here(Call *call, const char *self, const char *host)
 {
     g_autoptr(Xv) record = record_of(self);
     if (!record)
         return implicit_handle_invalid(call, cls("VM"), self);
-    if (bootstrap_check_this_host(host, &call->error) < 0)
-        return -1;
-    return vm_check_bootable(self, record, &call->error);
+    return boot_here_check(self, record, host, &call->error);
 }
 
-/* The hosts where assert_can_boot_here passes: this one or none. */
+static bool collect_host(DbRow *row, void *ctx)
+{
+    g_ptr_array_add(ctx, g_strdup(row->ref));
+    return true;
+}
+
+/* The hosts where assert_can_boot_here passes. */
 int xapi_VM_get_possible_hosts(Call *call, const char *vm, Xv **result)
 {
     g_autoptr(Xv) record = record_of(vm);
     if (!record)
         return implicit_handle_invalid(call, cls("VM"), vm);
-    g_autofree char *host = bootstrap_this_host();
-    g_autoptr(XapiError) why_not = NULL;
+    g_autoptr(GPtrArray) hosts = g_ptr_array_new_with_free_func(g_free);
+    db_read_begin();
+    db_foreach(cls("host"), collect_host, hosts);
+    db_read_end();
     *result = xv_new_array();
-    if (vm_check_bootable(vm, record, &why_not) == 0)
-        xv_array_append_string(*result, host);
+    for (guint i = 0; i < hosts->len; i++) {
+        g_autoptr(XapiError) why_not = NULL;
+        if (boot_here_check(vm, record, hosts->pdata[i], &why_not) == 0)
+            xv_array_append_string(*result, hosts->pdata[i]);
+    }
     return 0;
+}
+
+/* ---- pool_migrate ------------------------------------------------------------------ */
+
+/* options: "live" (default true) and "force" (XAPI's skips CPU checks and
+ * strict operation checks, neither of which xapid makes: nothing to
+ * skip); any other key is refused. */
+static int migrate_options(Call *call, const Xv *options, bool *live)
+{
+    *live = true;
+    for (guint i = 0; options && i < xv_len(options); i++) {
+        const XvMember *m = xv_member_at(options, i);
+        const char *value = xv_str(&m->value);
+        bool is_true = strcmp(value, "true") == 0, is_false = strcmp(value, "false") == 0;
+        if ((strcmp(m->key, "live") == 0 || strcmp(m->key, "force") == 0) && (is_true || is_false)) {
+            if (strcmp(m->key, "live") == 0)
+                *live = is_true;
+            continue;
+        }
+        return xapi_error_set(&call->error, "VALUE_NOT_SUPPORTED", m->key, value,
+                              "pool_migrate takes the options live and force (true or false)",
+                              NULL);
+    }
+    return 0;
+}
+
+int xapi_VM_pool_migrate(Call *call, const char *vm, const char *host, const Xv *options)
+{
+    bool live;
+    if (migrate_options(call, options, &live) < 0 ||
+        vm_migrate_check(vm, host, &call->error) < 0)
+        return -1;
+    return vm_pool_migrate(call, vm, host, live);
+}
+
+/* Within the pool only: dest names one of its hosts ("host", as
+ * host.migrate_receive's map has it); no storage or network remapping. */
+int xapi_VM_assert_can_migrate(Call *call, const char *vm, const Xv *dest, bool live,
+                               const Xv *vdi_map, const Xv *vif_map, const Xv *options,
+                               const Xv *vgpu_map)
+{
+    const Xv *host = dest ? xv_struct_get(dest, "host") : NULL;
+    if (!host || !*xv_str(host))
+        return xapi_error_set(&call->error, "VALUE_NOT_SUPPORTED", "dest", "",
+                              "only a migration within the pool (dest:host) is supported", NULL);
+    const char *maps[] = {"vdi_map", "vif_map", "vgpu_map"};
+    const Xv *given[] = {vdi_map, vif_map, vgpu_map};
+    for (unsigned i = 0; i < G_N_ELEMENTS(maps); i++)
+        if (given[i] && xv_len(given[i]))
+            return xapi_error_set(&call->error, "VALUE_NOT_SUPPORTED", maps[i], "",
+                                  "storage and network remapping are not supported", NULL);
+    bool unused_live;
+    if (migrate_options(call, options, &unused_live) < 0)
+        return -1;
+    return vm_migrate_check(vm, xv_str(host), &call->error);
 }
 
 /* ---- import ---------------------------------------------------------------------- */

@@ -26,6 +26,7 @@
 #include "cli_server.h"
 #include "cli_upload.h"
 #include "console_proxy.h"
+#include "pool_migrate_http.h"
 #include "pool_tunnel.h"
 #include "header_deadline.h"
 #include "pool_http.h"
@@ -307,6 +308,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *con_cls = req;
         if (pool_tunnel_route(method, url))
             return pool_tunnel_serve(conn);
+        if (pool_migrate_route(method, url))
+            return pool_migrate_serve(conn);
         req->console = console_proxy_route(method, url);
         if (req->console)
             return console_proxy_serve(conn, l->trusted, method);

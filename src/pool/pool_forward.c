@@ -10,6 +10,7 @@
 #include "pool_role.h"
 #include "pool_secret.h"
 #include "typed_value.h"
+#include "vm_migrate.h"
 
 /* A forwarded call may run as long as the operation takes (a clean
  * shutdown waits on the guest): the socket's silence limit. */
@@ -134,8 +135,38 @@ static bool find_seeing_host(DbRow *host, void *ctx)
     return true;
 }
 
-/* A VM's work: its resident host while it has one; for a halted VM, a
- * host that sees its disks (its affinity first, for a start). */
+typedef struct {
+    const DbRow *vm;
+    const char *found;
+} PlaceScan;
+
+static bool find_placing_host(DbRow *host, void *ctx)
+{
+    PlaceScan *scan = ctx;
+    if (vm_host_can_run(scan->vm, host->ref, NULL) == 0) {
+        scan->found = host->ref;
+        return false;
+    }
+    return true;
+}
+
+/* Placement of a start or resume: its affinity, else this host, else the
+ * first host that can run it (live, enabled, its SRs and networks, memory
+ * free for it); NULL when none can. */
+static const char *place(const DbRow *vm, const char *here)
+{
+    const char *affinity = ref_field(vm, "affinity");
+    if (affinity && vm_host_can_run(vm, affinity, NULL) == 0)
+        return affinity;
+    if (vm_host_can_run(vm, here, NULL) == 0)
+        return here;
+    PlaceScan scan = {vm, NULL};
+    db_foreach(dm_class_by_name("host"), find_placing_host, &scan);
+    return scan.found;
+}
+
+/* A VM's work: its resident host while it has one; for a halted VM's
+ * start, the host placement picks; else a host that sees its disks. */
 static const char *vm_host(const DbRow *vm, const char *here, bool starting)
 {
     if (!vm)
@@ -143,6 +174,9 @@ static const char *vm_host(const DbRow *vm, const char *here, bool starting)
     const char *resident = ref_field(vm, "resident_on");
     if (resident && strcmp(xv_str(db_get(vm, "power_state")), "Halted") != 0)
         return resident;
+    const char *placed = starting ? place(vm, here) : NULL;
+    if (placed)
+        return placed;
     g_autoptr(GPtrArray) srs = vm_srs(vm);
     const char *affinity = starting ? ref_field(vm, "affinity") : NULL;
     if (affinity && can_run(db_lookup(dm_class_by_name("host"), affinity)) &&

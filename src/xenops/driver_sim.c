@@ -486,11 +486,13 @@ static int sim_sample(const char *uuid, HvSample *sample)
  * vCPUs), over the same link and handshake as a QEMU domain; the source
  * is paused from the end of the stream to the switch, as QEMU's is, and
  * the destination waits paused until then. other_config:sim_migration =
- * "fail-load" on the VM makes the destination fail to load it. */
+ * "fail-load" on the VM makes the destination fail to load it, "stall-load"
+ * makes it wait 40 s first (logged: a test kills a host mid-way). */
 typedef struct {
     const char *uuid;
     int fd;         /* the destination's end of the pair, read to its end */
     bool fail_load;
+    bool stall_load;
 } SimMigration;
 
 static int sim_send_start(void *ctx, int fd, XapiError **err)
@@ -577,6 +579,11 @@ static int sim_receive_start(void *ctx, int fd, XapiError **err)
 static int sim_receive_wait(void *ctx, XapiError **err)
 {
     SimMigration *m = ctx;
+    if (m->stall_load) {
+        g_message("sim: the migration of %s stalls before loading (sim_migration=stall-load)",
+                  m->uuid);
+        g_usleep(40 * G_USEC_PER_SEC);
+    }
     g_autoptr(GString) state = g_string_new(NULL);
     char buf[512];
     ssize_t n;
@@ -626,7 +633,8 @@ static int sim_migrate_receive(const char *uuid, const Xv *vm, const HvDisk *dis
     const Xv *other = xv_struct_get(vm, "other_config");
     const Xv *mode = other ? xv_struct_get(other, "sim_migration") : NULL;
     SimMigration m = {.uuid = uuid, .fd = -1,
-                      .fail_load = mode && strcmp(xv_str(mode), "fail-load") == 0};
+                      .fail_load = mode && strcmp(xv_str(mode), "fail-load") == 0,
+                      .stall_load = mode && strcmp(xv_str(mode), "stall-load") == 0};
     if (sim_start(uuid, vm, disks, n_disks, nics, n_nics, NULL, true, err) < 0) {
         migrate_link_refuse(link, err ? *err : NULL);
         return -1;

@@ -150,7 +150,7 @@ static int check_pcpus(const Xv *record, int64_t pcpus, XapiError **err)
     return xapi_error_set(err, "HOST_NOT_ENOUGH_PCPUS", want, have, NULL);
 }
 
-int vm_check_bootable(const char *vm_ref, const Xv *record, XapiError **err)
+int vm_check_record(const char *vm_ref, const Xv *record, XapiError **err)
 {
     if (vm_fields_check_start(record, err) < 0 || vm_crashdump_check(vm_ref, record, err) < 0)
         return -1;
@@ -163,6 +163,13 @@ int vm_check_bootable(const char *vm_ref, const Xv *record, XapiError **err)
         if (path && *xv_str(path) && boot_files_check(*f, xv_str(path), err) < 0)
             return -1;
     }
+    return 0;
+}
+
+int vm_check_bootable(const char *vm_ref, const Xv *record, XapiError **err)
+{
+    if (vm_check_record(vm_ref, record, err) < 0)
+        return -1;
     db_read_begin();
     DbRow *vm = db_lookup(dm_class_by_name("VM"), vm_ref);
     int64_t need = vm ? xenops_vm_memory_need(vm) : 0;

@@ -21,6 +21,8 @@ int vm_run_operation(Call *call, const char *vm_ref, const char *op, int (*work)
  * (vm_fields_check_start, the memory size, the boot files, the host's
  * free memory). No lock held. */
 int vm_check_bootable(const char *vm_ref, const Xv *record, XapiError **err);
+/* Its checks of the record alone (not of a host). */
+int vm_check_record(const char *vm_ref, const Xv *record, XapiError **err);
 
 /* Stops the VM's domain at once and marks it Halted (VM lock held). */
 int vm_hard_stop(VmOp *o);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "bootstrap.h"
+#include "host_evacuate.h"
 #include "implicit.h"
 #include "network.h"
 #include "vdi_fork.h"
@@ -104,6 +105,17 @@ static int64_t host_total_memory(const DbRow *host)
 {
     DbRow *metrics = db_lookup(dm_class_by_name("host_metrics"), xv_str(db_get(host, "metrics")));
     return metrics ? db_get(metrics, "memory_total")->i : 0;
+}
+
+int64_t xenops_host_free_memory_of(const char *host_ref)
+{
+    DbRow *host = db_lookup(dm_class_by_name("host"), host_ref);
+    if (!host)
+        return 0;
+    MemorySum sum = {host_ref, 0};
+    db_foreach(dm_class_by_name("VM"), add_resident, &sum);
+    int64_t free_bytes = host_total_memory(host) - db_get(host, "memory_overhead")->i - sum.used;
+    return free_bytes > 0 ? free_bytes : 0;
 }
 
 int64_t xenops_host_free_memory(void)
@@ -322,6 +334,7 @@ typedef struct {
     char *power_state;
     char *after_shutdown, *after_reboot, *after_crash;
     char *suspend_vdi; /* NULL unless its memory image was saved */
+    bool resident_here; /* resident_on is this host (not a VM migrated away) */
 } VmView;
 
 static bool read_view(const char *uuid, VmView *view)
@@ -337,6 +350,8 @@ static bool read_view(const char *uuid, VmView *view)
         const char *image = xv_str(db_get(vm, "suspend_VDI"));
         if (db_lookup(dm_class_by_name("VDI"), image))
             view->suspend_vdi = g_strdup(image);
+        g_autofree char *here = bootstrap_this_host();
+        view->resident_here = strcmp(xv_str(db_get(vm, "resident_on")), here) == 0;
     }
     db_read_end();
     return vm != NULL;
@@ -400,7 +415,11 @@ void xenops_reconcile(const char *uuid)
     }
     HvStatus st = xenops.driver->status(uuid);
     g_autoptr(XapiError) err = NULL;
-    bool db_live = strcmp(vm.power_state, "Running") == 0 || strcmp(vm.power_state, "Paused") == 0;
+    /* A VM that runs on another host (migrated away) is not this host's
+     * to mark: only its leftover domain here is forgotten. */
+    bool live_state = strcmp(vm.power_state, "Running") == 0 || strcmp(vm.power_state, "Paused") == 0;
+    bool db_live = vm.resident_here && live_state;
+    bool elsewhere = !vm.resident_here && live_state;
     switch (st.state) {
     case HV_SHUTDOWN:
         apply_stop_action(uuid, &vm, st.reason);
@@ -416,6 +435,10 @@ void xenops_reconcile(const char *uuid)
         break;
     case HV_RUNNING:
     case HV_PAUSED: {
+        if (elsewhere) { /* a migration's copy that must not claim the VM */
+            g_warning("VM %s: a domain here, but the VM runs on another host: left alone", uuid);
+            break;
+        }
         if (st.rebooted) { /* the guest rebooted itself: a new domain, or the end */
             xenops.driver->clear_rebooted(uuid);
             if (strcmp(vm.after_reboot, "restart") == 0) {
@@ -532,6 +555,7 @@ int xenops_init(const char *state_dir, const char *hypervisor, XapiError **err)
 {
     operations_register(&vm_operations);
     operations_register(&vtpm_operations);
+    operations_register(&host_operations);
     vbd_init();
     vm_nics_init();
     xenops.locks = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);

@@ -37,6 +37,9 @@ int xenops_mark_suspended(const char *vm_ref, const char *suspend_vdi, XapiError
 
 /* Free memory for guests on this host, in bytes (lock held). */
 int64_t xenops_host_free_memory(void);
+/* The same for any host of the pool, from its record (its
+ * memory_overhead is what it keeps for itself; lock held). */
+int64_t xenops_host_free_memory_of(const char *host_ref);
 /* The memory a VM needs to start (lock held). */
 int64_t xenops_vm_memory_need(const DbRow *vm);
 
