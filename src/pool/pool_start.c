@@ -80,16 +80,25 @@ void pool_start_listening(const char *host_port, int port)
         pool_set_local_address(pool_local_address(), port);
 }
 
+/* Starts our node and has the master add it, off the start's path (the
+ * master may be founding the cluster meanwhile). */
+static gpointer add_our_node(gpointer unused)
+{
+    g_autoptr(XapiError) err = NULL;
+    if (pool_db_member_start(&err) < 0)
+        g_warning("pool: our dqlite node is not in the pool's cluster: %s %s", err->code,
+                  err->params->len ? (char *)err->params->pdata[0] : "");
+    return NULL;
+}
+
 void pool_start_services(void)
 {
     if (!pool_is_member()) {
         pool_master_start();
         return;
     }
-    g_autoptr(XapiError) err = NULL;
-    if (pool_db_enabled() && pool_db_member_start(&err) < 0)
-        g_warning("pool: our dqlite node is not in the pool's cluster: %s %s", err->code,
-                  err->params->len ? (char *)err->params->pdata[0] : "");
+    if (pool_db_enabled())
+        g_thread_unref(g_thread_new("pool-dqlite-add", add_our_node, NULL));
 }
 
 void pool_start_stop(void)
