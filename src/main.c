@@ -16,6 +16,7 @@
 #include "message_store.h"
 #include "metrics.h"
 #include "plugins.h"
+#include "pool_db.h"
 #include "pool_start.h"
 #include "http_server.h"
 #include "login_throttle.h"
@@ -77,6 +78,7 @@ int main(int argc, char **argv)
     gint message_limit = 0;
     gint login_failure_delay_ms = 250;
     gint member_timeout = POOL_DEFAULT_MEMBER_TIMEOUT;
+    gboolean pool_dqlite = FALSE;
     HttpLimits def = HTTP_LIMITS_DEFAULT;
     gint body_limit = (gint)def.rpc_body_limit, header_timeout = (gint)def.header_timeout,
          idle_timeout = (gint)def.idle_timeout, max_conns = (gint)def.max_connections,
@@ -158,6 +160,10 @@ int main(int argc, char **argv)
          "On a pool's master: seconds a member may stay silent (its change stream is its "
          "heartbeat) before its host_metrics.live turns false; XAPI waits 600 (default 30)",
          "S"},
+        {"pool-dqlite", 0, 0, G_OPTION_ARG_NONE, &pool_dqlite,
+         "Keep a pool's database in dqlite (Raft-replicated across the hosts): the master "
+         "founds it at the first join, members run nodes (experimental; see docs/pool.md)",
+         NULL},
         {"print-compat", 0, 0, G_OPTION_ARG_NONE, &print_compat,
          "Print docs/compat.md (implemented messages) and exit", NULL},
         {NULL}};
@@ -229,6 +235,7 @@ int main(int argc, char **argv)
     const char *default_listen[] = {"127.0.0.1:8080", NULL};
     const char *const *addrs = listen ? (const char *const *)listen : default_listen;
     /* A member opens a replica of the master's database instead of its own. */
+    pool_db_enable(pool_dqlite);
     if (pool_start_database(state_dir, addrs, (unsigned)member_timeout, &err) < 0 ||
         bootstrap_database(state_dir, &err) < 0)
         return fail(err);
@@ -282,5 +289,6 @@ int main(int argc, char **argv)
     http_server_free(server);
     pool_start_stop();
     db_close();
+    pool_db_stop(); /* after db_close, which writes the generation floor */
     return 0;
 }

@@ -362,6 +362,27 @@ static int db_load(const char *what, XapiError **err)
     return 0;
 }
 
+int db_move_to_store(Store *to, XapiError **err)
+{
+    g_rw_lock_writer_lock(&db.lock);
+    int rc = -1;
+    if (!db.store)
+        xapi_error_internal(err, "db: no store to move from (a member's replica)");
+    else if (store_copy(db.store, to, err) == 0) {
+        /* A later load starts above every generation handed out so far. */
+        g_autofree char *last = g_strdup_printf("%" G_GUINT64_FORMAT, (guint64)db.generation);
+        if (store_meta_set(to, "generation_floor", last, err) == 0) {
+            store_close(db.store);
+            db.store = to;
+            rc = 0;
+        }
+    }
+    g_rw_lock_writer_unlock(&db.lock);
+    if (rc == 0)
+        g_message("db: the database now lives in %s", store_driver_name(to));
+    return rc;
+}
+
 void db_close(void)
 {
     if (db.store) {

@@ -31,6 +31,12 @@ int db_open(const char *state_dir, XapiError **err);
 typedef struct Store Store;
 int db_open_store(Store *store, XapiError **err);
 void db_close(void);
+/* Copies every row and setting of the open store into to (store_copy, in
+ * one transaction of to) and from then on writes there; the old store is
+ * closed. The write lock is held throughout, so no write falls between.
+ * On failure nothing changes and the caller still owns to. A pool's
+ * founder moves from its SQLite file to the pool's dqlite database. */
+int db_move_to_store(Store *to, XapiError **err);
 
 /* Test-only crash windows: with XAPID_CRASH_AT=before:K or after:K in the
  * environment, the process kills itself (SIGKILL, as kill -9 would) right

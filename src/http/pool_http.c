@@ -6,6 +6,7 @@
 #include "db.h"
 #include "jsonrpc.h"
 #include "pool_client.h"
+#include "pool_db.h"
 #include "pool_master.h"
 #include "pool_role.h"
 #include "pool_secret.h"
@@ -18,7 +19,8 @@
 bool pool_http_route(const char *method, const char *url)
 {
     return (strcmp(method, MHD_HTTP_METHOD_GET) == 0 && strcmp(url, "/pool/changes") == 0) ||
-           (strcmp(method, MHD_HTTP_METHOD_POST) == 0 && strcmp(url, "/pool/commit") == 0);
+           (strcmp(method, MHD_HTTP_METHOD_POST) == 0 && strcmp(url, "/pool/commit") == 0) ||
+           (strcmp(method, MHD_HTTP_METHOD_POST) == 0 && strcmp(url, "/pool/dqlite-add") == 0);
 }
 
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *type,
@@ -40,11 +42,30 @@ static bool secret_ok(struct MHD_Connection *conn)
     return given && secret && pool_secret_equal(given, secret);
 }
 
+/* "ID HOST:PORT": a member's dqlite node to add to the pool's cluster. */
+static enum MHD_Result dqlite_add(struct MHD_Connection *conn, const char *body, size_t len)
+{
+    g_autofree char *text = g_strndup(body ? body : "", len);
+    g_auto(GStrv) words = g_strsplit(g_strstrip(text), " ", 2);
+    guint64 id = 0;
+    g_autoptr(XapiError) err = NULL;
+    if (!words[0] || !words[1] || !g_ascii_string_to_unsigned(words[0], 10, 1, G_MAXUINT64, &id,
+                                                              NULL))
+        return reply(conn, MHD_HTTP_BAD_REQUEST, "text/plain", g_strdup("ID HOST:PORT\n"));
+    if (pool_db_add(id, words[1], &err) < 0)
+        return reply(conn, MHD_HTTP_CONFLICT, "text/plain",
+                     g_strdup_printf("%s %s\n", err->code,
+                                     err->params->len ? (char *)err->params->pdata[0] : ""));
+    return reply(conn, MHD_HTTP_OK, "text/plain", g_strdup("added\n"));
+}
+
 enum MHD_Result pool_http_serve(struct MHD_Connection *conn, const char *method,
                                 const char *url, const char *body, size_t len)
 {
     if (!secret_ok(conn))
         return reply(conn, MHD_HTTP_FORBIDDEN, "text/plain", g_strdup("Pool secret required\n"));
+    if (strcmp(url, "/pool/dqlite-add") == 0)
+        return dqlite_add(conn, body, len);
     if (pool_is_member()) /* not the master (any more): the member asks the right one */
         return reply(conn, MHD_HTTP_CONFLICT, "text/plain",
                      g_strdup_printf("HOST_IS_SLAVE %s\n", pool_master_address()));

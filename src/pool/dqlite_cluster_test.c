@@ -302,12 +302,64 @@ static void test_db_undoes_write_of_deposed_leader(void **state)
     stop_all();
 }
 
+/* A founder's live move: db open on its SQLite file, then moved to the
+ * pool's dqlite database in one step; the rows from before and the writes
+ * after are all in dqlite, and the generation floor covers the old run. */
+static void test_db_moves_from_sqlite_to_dqlite(void **state)
+{
+    XapiError *err = NULL;
+    g_autofree char *sqlite_dir = g_dir_make_tmp("xapid-store-XXXXXX", NULL);
+    assert_int_equal(db_open(sqlite_dir, &err), 0);
+    const DmClass *vm = dm_class_by_name("VM");
+    assert_int_equal(db_write_begin(&err), 0);
+    DbRow *row = db_row_new(vm);
+    db_row_put(row, "name_label", xv_new_string("before"));
+    g_autofree char *before = db_insert_and_commit(row, &err);
+    assert_non_null(before);
+
+    nodes[0] = start(0, true);
+    assert_int_equal(wait_leader(5 * G_USEC_PER_SEC), 0);
+    Store *s = pool_dqlite_store_open(nodes[0], &err);
+    assert_non_null(s);
+    uint64_t generation = db_generation();
+    assert_int_equal(db_move_to_store(s, &err), 0);
+    assert_int_equal(db_write_begin(&err), 0);
+    row = db_row_new(vm);
+    db_row_put(row, "name_label", xv_new_string("after"));
+    g_autofree char *after = db_insert_and_commit(row, &err);
+    assert_non_null(after);
+    db_close();
+
+    s = pool_dqlite_store_open(nodes[0], &err);
+    assert_non_null(s);
+    g_autoptr(GHashTable) rows = load_vms(s);
+    assert_string_equal(g_hash_table_lookup(rows, before), "before");
+    assert_string_equal(g_hash_table_lookup(rows, after), "after");
+    g_autofree char *floor = store_meta_get(s, "generation_floor");
+    assert_true(g_ascii_strtoull(floor, NULL, 10) >= generation);
+    store_close(s);
+
+    /* A member's replica has no store to move. */
+    assert_int_equal(db_open(NULL, &err), 0);
+    s = pool_dqlite_store_open(nodes[0], &err);
+    assert_non_null(s);
+    assert_int_equal(db_move_to_store(s, &err), -1);
+    assert_string_equal(err->code, "INTERNAL_ERROR");
+    xapi_error_free(err);
+    store_close(s);
+    db_close();
+    stop_all();
+    g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", sqlite_dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_and_founding_copy),
         cmocka_unit_test(test_commit_after_lost_leadership_leaves_nothing),
         cmocka_unit_test(test_db_undoes_write_of_deposed_leader),
+        cmocka_unit_test(test_db_moves_from_sqlite_to_dqlite),
         cmocka_unit_test(test_failover_keeps_acknowledged_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

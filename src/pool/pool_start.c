@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "pool_db.h"
 #include "pool_master.h"
 #include "pool_replica.h"
 #include "pool_role.h"
@@ -53,6 +54,10 @@ int pool_start_database(const char *state_dir, const char *const *listen,
     }
     if (pool_role_load(state_dir, err) < 0)
         return -1;
+    if (!pool_is_member() && pool_db_founded(state_dir))
+        return xapi_error_internal(err, "%s/dqlite: this master's database lives in dqlite; "
+                                        "restarting a founded master is not supported yet",
+                                   state_dir);
     if (!pool_is_member())
         return db_open(state_dir, err);
     g_autofree char *settings = g_build_filename(state_dir, POOL_MEMBER_SETTINGS, NULL);
@@ -75,10 +80,25 @@ void pool_start_listening(const char *host_port, int port)
         pool_set_local_address(pool_local_address(), port);
 }
 
+/* Starts our node and has the master add it, off the start's path (the
+ * master may be founding the cluster meanwhile). */
+static gpointer add_our_node(gpointer unused)
+{
+    g_autoptr(XapiError) err = NULL;
+    if (pool_db_member_start(&err) < 0)
+        g_warning("pool: our dqlite node is not in the pool's cluster: %s %s", err->code,
+                  err->params->len ? (char *)err->params->pdata[0] : "");
+    return NULL;
+}
+
 void pool_start_services(void)
 {
-    if (!pool_is_member())
+    if (!pool_is_member()) {
         pool_master_start();
+        return;
+    }
+    if (pool_db_enabled())
+        g_thread_unref(g_thread_new("pool-dqlite-add", add_our_node, NULL));
 }
 
 void pool_start_stop(void)

@@ -1,0 +1,142 @@
+/* pool_db.c: this host's dqlite node in xapid and the founding move. */
+#include "pool_db.h"
+
+#include <glib/gstdio.h>
+#include <string.h>
+
+#include "db.h"
+#include "dqlite_node.h"
+#include "pool_client.h"
+#include "pool_role.h"
+#include "pool_secret.h"
+#include "pool_tunnel.h"
+
+/* How long a founder waits for its one-node cluster to elect it. */
+#define FOUND_WAIT_US (5 * G_USEC_PER_SEC)
+
+static struct {
+    bool enabled;
+    GMutex lock;
+    PoolDqliteNode *node;
+} pdb;
+
+void pool_db_enable(bool on) { pdb.enabled = on; }
+bool pool_db_enabled(void) { return pdb.enabled; }
+
+static char *node_dir(const char *state_dir)
+{
+    return g_build_filename(state_dir, "dqlite", NULL);
+}
+
+bool pool_db_founded(const char *state_dir)
+{
+    g_autofree char *dir = node_dir(state_dir);
+    g_autofree char *id = g_build_filename(dir, "node-id", NULL);
+    return g_file_test(id, G_FILE_TEST_EXISTS);
+}
+
+/* Starts the node (lock held). */
+static int node_start(bool founder, XapiError **err)
+{
+    if (!pool_local_address())
+        return xapi_error_internal(err, "pool: a dqlite node needs a --listen naming this "
+                                        "host's address");
+    g_autofree char *dir = node_dir(pool_state_dir());
+    g_autofree char *address = pool_endpoint_of(pool_local_address());
+    PoolDqliteConfig cfg = {dir, address, founder, pool_tunnel_dial, (void *)pool_state_dir(), 0};
+    pdb.node = pool_dqlite_node_start(&cfg, err);
+    if (!pdb.node)
+        return -1;
+    pool_tunnel_configure(pool_state_dir(), pool_dqlite_node_bind_address(pdb.node));
+    g_message("pool: dqlite node %" G_GINT64_MODIFIER "x started at %s",
+              (guint64)pool_dqlite_node_id(pdb.node), address);
+    return 0;
+}
+
+static void node_stop(void)
+{
+    pool_tunnel_configure(pool_state_dir(), NULL);
+    pool_dqlite_node_stop(pdb.node);
+    pdb.node = NULL;
+}
+
+/* Founds the cluster from this master's database (lock held). */
+static int found(XapiError **err)
+{
+    if (pdb.node)
+        return 0;
+    if (node_start(true, err) < 0)
+        return -1;
+    gint64 until = g_get_monotonic_time() + FOUND_WAIT_US;
+    while (!pool_dqlite_is_leader(pdb.node) && g_get_monotonic_time() < until)
+        g_usleep(5000);
+    Store *store = pool_dqlite_is_leader(pdb.node) ? pool_dqlite_store_open(pdb.node, err) : NULL;
+    if (!store && err && !*err)
+        xapi_error_internal(err, "pool: the founding dqlite node did not lead within 5 s");
+    if (!store || db_move_to_store(store, err) < 0) {
+        if (store)
+            store_close(store);
+        node_stop();
+        g_autofree char *dir = node_dir(pool_state_dir());
+        g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", dir);
+        if (system(cmd) != 0)
+            g_warning("pool: could not remove %s", dir);
+        return -1;
+    }
+    g_message("pool: founded the pool's dqlite database from xapid.db");
+    return 0;
+}
+
+int pool_db_add(uint64_t id, const char *address, XapiError **err)
+{
+    if (!pdb.enabled)
+        return xapi_error_set(err, "OPERATION_NOT_ALLOWED", "this master runs without "
+                              "--pool-dqlite", NULL);
+    if (pool_is_member())
+        return xapi_error_set(err, "HOST_IS_SLAVE", pool_master_address(), NULL);
+    g_mutex_lock(&pdb.lock);
+    int rc = found(err);
+    if (rc == 0)
+        rc = pool_dqlite_add(pdb.node, id, address, err);
+    g_mutex_unlock(&pdb.lock);
+    if (rc == 0)
+        g_message("pool: dqlite node %" G_GINT64_MODIFIER "x (%s) added", (guint64)id, address);
+    return rc;
+}
+
+int pool_db_member_start(XapiError **err)
+{
+    bool first = !pool_db_founded(pool_state_dir());
+    g_mutex_lock(&pdb.lock);
+    int rc = pdb.node ? 0 : node_start(false, err);
+    uint64_t id = rc == 0 ? pool_dqlite_node_id(pdb.node) : 0;
+    g_mutex_unlock(&pdb.lock);
+    if (rc < 0 || !first)
+        return rc;
+    g_autofree char *secret = pool_secret_get(pool_state_dir(), err);
+    if (!secret)
+        return -1;
+    g_autofree char *header = g_strconcat(POOL_SECRET_HEADER ": ", secret, NULL);
+    g_autofree char *endpoint = pool_master_endpoint();
+    g_autofree char *address = pool_endpoint_of(pool_local_address());
+    g_autofree char *body = g_strdup_printf("%" G_GUINT64_FORMAT " %s", (guint64)id, address);
+    const char *headers[] = {header, "Content-Type: text/plain", NULL};
+    PoolHttpReply reply;
+    if (pool_http(endpoint, "POST", "/pool/dqlite-add", headers, body, strlen(body), 30, &reply,
+                  err) < 0)
+        return -1;
+    rc = reply.status == 200 ? 0
+                             : xapi_error_internal(err, "pool: the master refused our dqlite "
+                                                        "node (%d): %.*s", reply.status,
+                                                   (int)reply.len, reply.body);
+    pool_http_reply_clear(&reply);
+    return rc;
+}
+
+void pool_db_stop(void)
+{
+    g_mutex_lock(&pdb.lock);
+    if (pdb.node)
+        node_stop();
+    g_mutex_unlock(&pdb.lock);
+}

@@ -1,0 +1,24 @@
+/* pool_db.h: xapid's dqlite node and the pool's database in it (opt-in:
+ * --pool-dqlite). The master founds the cluster when the first member
+ * asks to be added (POST /pool/dqlite-add, pool secret): its node
+ * bootstraps, db moves from xapid.db into dqlite (db_move_to_store), and
+ * every later write is a Raft commit. A member starts its node empty and
+ * asks the master to add it; the leader keeps min(hosts, 3) voters, the
+ * rest standbys. Peers reach a node only through the pool tunnel on the
+ * HTTP port (pool_tunnel.h). */
+#pragma once
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "xapi_error.h"
+
+void pool_db_enable(bool on);
+bool pool_db_enabled(void);
+/* Whether state_dir holds a dqlite node's data (a founded pool). */
+bool pool_db_founded(const char *state_dir);
+/* On the master: founds the cluster if not yet, then adds the node. */
+int pool_db_add(uint64_t id, const char *address, XapiError **err);
+/* On a member, after the listeners opened: starts the node and, the
+ * first time, asks the master to add it. */
+int pool_db_member_start(XapiError **err);
+void pool_db_stop(void);
