@@ -66,6 +66,9 @@ static struct {
     GCond changed;         /* broadcast after each commit */
     DbCommitHook commit_hook; /* a pool member's: ships each commit to the master */
     bool replica_apply;    /* applying the master's stream: every change at db.generation */
+    /* The master's generation a member's replica last applied; 0 before its
+     * first batch (its own generation then is its clock, unrelated). */
+    uint64_t replica_generation;
 } db;
 
 /* The generation of the next change: one more than the last, except while
@@ -575,6 +578,27 @@ static void write_end(bool changed)
     g_mutex_unlock(&db.change_lock);
 }
 
+/* Until the member's replica has applied the master's generation: the
+ * write is then visible here to the caller's next call. */
+static bool wait_for_replica(uint64_t generation, int64_t deadline)
+{
+    g_mutex_lock(&db.change_lock);
+    while (__atomic_load_n(&db.replica_generation, __ATOMIC_ACQUIRE) < generation) {
+        if (!g_cond_wait_until(&db.changed, &db.change_lock, deadline))
+            break;
+    }
+    bool reached = __atomic_load_n(&db.replica_generation, __ATOMIC_ACQUIRE) >= generation;
+    g_mutex_unlock(&db.change_lock);
+    return reached;
+}
+
+bool db_wait_for_generation(uint64_t generation, int64_t deadline)
+{
+    if (db.commit_hook)
+        return wait_for_replica(generation, deadline);
+    return db_wait_for_change(generation - 1, deadline);
+}
+
 /* A pool member's commit: the write set goes to the master, which applies
  * it in one transaction of its own; the tentative local changes are undone
  * either way, and on success the caller waits until the master's stream
@@ -588,7 +612,7 @@ static int ship_commit(XapiError **err)
     if (rc < 0 || !generation)
         return rc;
     int64_t deadline = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
-    if (!db_wait_for_change(generation - 1, deadline))
+    if (!wait_for_replica(generation, deadline))
         g_warning("db: the master's stream has not reached generation %" G_GUINT64_FORMAT
                   " after 30 s", (guint64)generation);
     return 0;
@@ -1009,7 +1033,16 @@ int db_replica_commit(bool resync, XapiError **err)
     if (resync && db.changes_oldest > db.generation)
         db.changes_oldest = db.generation; /* a replica's first batch: below the clock */
     db.replica_apply = false; /* before the lock is released */
-    return commit_local(err);
+    uint64_t before = db.replica_generation;
+    __atomic_store_n(&db.replica_generation, db.generation, __ATOMIC_RELEASE);
+    if (commit_local(err) < 0) {
+        __atomic_store_n(&db.replica_generation, before, __ATOMIC_RELEASE);
+        return -1;
+    }
+    g_mutex_lock(&db.change_lock); /* a batch that changed no row wakes the waiters too */
+    g_cond_broadcast(&db.changed);
+    g_mutex_unlock(&db.change_lock);
+    return 0;
 }
 
 void db_replica_abort(void)

@@ -135,6 +135,11 @@ void db_foreach_deletion(const DmClass *cls, uint64_t since,
 /* Blocks until the generation passes since or the monotonic deadline
  * (g_get_monotonic_time) passes; no lock held. True if it passed. */
 bool db_wait_for_change(uint64_t since, int64_t deadline);
+/* Blocks until this host holds the pool's generation (at least 1): on a
+ * member, until its replica has applied the master's batch of it (its own
+ * generations before the first batch are its clock's, not the pool's); on
+ * the master or a standalone host, as db_wait_for_change(generation - 1). */
+bool db_wait_for_generation(uint64_t generation, int64_t deadline);
 
 char *db_new_uuid(void);
 char *db_new_ref(void);

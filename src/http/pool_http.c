@@ -89,8 +89,8 @@ const char *pool_http_rpc_prepare(struct MHD_Connection *conn)
     if (!g)
         return NULL;
     uint64_t generation = g_ascii_strtoull(g, NULL, 10);
-    if (generation && !db_wait_for_change(generation - 1, g_get_monotonic_time() +
-                                                              CATCH_UP_WAIT_S * G_USEC_PER_SEC))
+    if (generation && !db_wait_for_generation(generation, g_get_monotonic_time() +
+                                                           CATCH_UP_WAIT_S * G_USEC_PER_SEC))
         g_warning("pool: a forwarded call runs before the replica reached generation %s", g);
     return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, POOL_TASK_HEADER);
 }

@@ -135,8 +135,8 @@ enum MHD_Result pool_migrate_serve(struct MHD_Connection *conn)
     if (!secret || !uuid || !nonce || !auth || check_auth(secret, nonce, uuid, auth) < 0)
         return answer(conn, MHD_HTTP_FORBIDDEN, g_strdup("Forbidden\n"));
     uint64_t generation = gen ? g_ascii_strtoull(gen, NULL, 10) : 0;
-    if (generation && !db_wait_for_change(generation - 1, g_get_monotonic_time() +
-                                                              CATCH_UP_WAIT_S * G_USEC_PER_SEC))
+    if (generation && !db_wait_for_generation(generation, g_get_monotonic_time() +
+                                                           CATCH_UP_WAIT_S * G_USEC_PER_SEC))
         g_warning("pool: a migration starts before the database reached generation %s", gen);
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);

@@ -115,11 +115,11 @@ def test_list_methods_is_bare_and_only_implemented(daemon):
     methods = xmlrpc.client.loads(body)[0][0]
     assert "VM.get_record" in methods and "session.login_with_password" in methods
     assert "VM.start" in methods
-    assert "VM.pool_migrate" not in methods  # no handler yet: absent, and unknown when called
+    assert "VM.send_trigger" not in methods  # no handler yet: absent, and unknown when called
     api = xmlrpc.client.ServerProxy(daemon.url)
     s = api.session.login_with_password("root", PASSWORD)["Value"]
-    assert api.VM.pool_migrate(s, "OpaqueRef:x", "OpaqueRef:h", {})["ErrorDescription"] == \
-        ["MESSAGE_METHOD_UNKNOWN", "VM.pool_migrate"]
+    assert api.VM.send_trigger(s, "OpaqueRef:x", "nmi")["ErrorDescription"] == \
+        ["MESSAGE_METHOD_UNKNOWN", "VM.send_trigger"]
 
 
 def test_get_all_records_for_every_class(daemon):
