@@ -17,6 +17,7 @@
 #include "pool_client.h"
 #include "pool_role.h"
 #include "pool_secret.h"
+#include "pool_tunnel.h"
 #include "vm_migrate.h"
 
 #define NONCE_WINDOW_S 60
@@ -157,31 +158,6 @@ enum MHD_Result pool_migrate_serve(struct MHD_Connection *conn)
 
 /* ---- the source's side ---------------------------------------------------------- */
 
-static int dial_tcp(const char *address)
-{
-    const char *colon = strrchr(address, ':');
-    if (!colon)
-        return -1;
-    g_autofree char *host = g_strndup(address, (gsize)(colon - address));
-    if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-        memmove(host, host + 1, strlen(host));
-        host[strlen(host) - 1] = 0;
-    }
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-    if (getaddrinfo(host, colon + 1, &hints, &res) != 0)
-        return -1;
-    int fd = -1;
-    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-        if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-            close(fd);
-            fd = -1;
-        }
-    }
-    freeaddrinfo(res);
-    return fd;
-}
-
 /* The answer's head, byte by byte (the link's frames follow it), or with
  * its body to the end for a refusal; NULL on silence or a short read. */
 static GString *read_answer(int fd)
@@ -237,7 +213,7 @@ int pool_migrate_dial(const char *endpoint, const char *vm_uuid, uint64_t genera
     g_autofree char *auth = mac(secret, "client", nonce, vm_uuid);
     g_autofree char *proof = mac(secret, "server", nonce, vm_uuid);
     g_autofree char *want = g_strdup_printf("\r\nX-Pool-Proof: %s\r\n", proof);
-    int fd = dial_tcp(endpoint);
+    int fd = pool_tunnel_dial_tcp(endpoint);
     if (fd < 0)
         return xapi_error_internal(err, "cannot connect to %s: %s", endpoint, g_strerror(errno));
     g_autofree char *request = g_strdup_printf(

@@ -158,7 +158,7 @@ enum MHD_Result pool_tunnel_serve(struct MHD_Connection *conn)
     return MHD_NO; /* MHD closes the connection */
 }
 
-static int dial_tcp(const char *address)
+int pool_tunnel_dial_tcp(const char *address)
 {
     g_autofree char *host = NULL;
     const char *colon = strrchr(address, ':');
@@ -224,7 +224,7 @@ int pool_tunnel_dial(void *state_dir, const char *address, int *out)
     g_autofree char *proof = pool_tunnel_mac(secret, "server", nonce);
     g_autofree char *want = g_strdup_printf("\r\nX-Pool-Proof: %s\r\n", proof);
     g_autofree char *head = NULL;
-    int fd = dial_tcp(address);
+    int fd = pool_tunnel_dial_tcp(address);
     if (fd < 0)
         return -1;
     g_autofree char *request = g_strdup_printf(
