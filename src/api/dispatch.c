@@ -7,6 +7,7 @@
 #include "db_text.h"
 #include "implicit.h"
 #include "pool_forward.h"
+#include "pool_role.h"
 #include "session.h"
 #include "task.h"
 #include "typed_value.h"
@@ -87,6 +88,12 @@ Xv *dispatch_call(const char *method, const Xv *params, const DispatchOrigin *or
     if (g_str_has_prefix(method, "Async.") || g_str_has_prefix(method, "InternalAsync.")) {
         name = strchr(method, '.') + 1;
         async = true;
+    }
+    /* Joined or ejected, restarting into the new role: what this process
+     * would answer or write belongs to a database the host has set aside. */
+    if (pool_role_changed()) {
+        xapi_error_set(err, "HOST_STILL_BOOTING", NULL);
+        return NULL;
     }
     const DmMessage *msg = dm_message_by_wire_name(name);
     if (!msg || !dm_message_implemented(msg) || (async && !msg->has_async)) {

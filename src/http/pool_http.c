@@ -137,7 +137,7 @@ static enum MHD_Result rpc_failure(struct MHD_Connection *conn, bool json, JsonR
 bool pool_http_forward_rpc(struct MHD_Connection *conn, bool json, const char *url,
                            const char *body, size_t len, enum MHD_Result *ret)
 {
-    if (!pool_is_member())
+    if (!pool_is_member() || pool_role_changed()) /* a new member restarting: refused here */
         return false;
     g_autofree char *method = NULL;
     g_autofree char *why = NULL;

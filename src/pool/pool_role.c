@@ -15,6 +15,7 @@ static struct {
     char *local_address;
     int local_port;
     unsigned member_timeout;
+    gint changed; /* atomic: the role files differ from the role this process runs */
 } role = {.member_timeout = 20};
 
 static char *state_file(const char *name)
@@ -106,6 +107,7 @@ int pool_role_write_member(const char *master_address, const char *host_ref, Xap
     g_free(role.this_host);
     role.master_address = g_strdup(master_address);
     role.this_host = g_strdup(host_ref);
+    g_atomic_int_set(&role.changed, 1);
     return 0;
 }
 
@@ -122,8 +124,11 @@ int pool_role_clear(XapiError **err)
     }
     g_clear_pointer(&role.master_address, g_free);
     g_clear_pointer(&role.this_host, g_free);
+    g_atomic_int_set(&role.changed, 1);
     return 0;
 }
+
+bool pool_role_changed(void) { return g_atomic_int_get(&role.changed); }
 
 void pool_set_local_address(const char *address, int port)
 {

@@ -28,6 +28,11 @@ int pool_role_write_member(const char *master_address, const char *host_ref, Xap
 /* Removes both files: standalone again (pool.eject). */
 int pool_role_clear(XapiError **err);
 
+/* The role files were rewritten since start (a join or an eject): this
+ * process's database is no longer the host's, and it only waits for its
+ * restart into the new role. */
+bool pool_role_changed(void);
+
 /* The management address: set from the first --listen that names a
  * specific address; NULL when none does. And the port of that listener. */
 void pool_set_local_address(const char *address, int port);

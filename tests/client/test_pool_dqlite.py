@@ -9,8 +9,8 @@ import tempfile
 
 import pytest
 
-from xapid_daemon import PASSWORD, Daemon, free_port, new_vm, ok, wait_until
-from test_pool import joined, login_member
+from xapid_daemon import Daemon, free_port, new_vm, ok, wait_until
+from test_pool import join, login_member
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -43,20 +43,13 @@ def pool():
             shutil.rmtree(d.state_dir, ignore_errors=True)
 
 
-# Known race, cause not found yet: in about 1 run of 6 a just-restarted
-# member's slave_local_login session is missing from its own replica
-# (SESSION_INVALID on the next call) while its node is being added.
-@pytest.mark.xfail(strict=False, reason="a new member's session sometimes missing from its "
-                   "replica during the founding (docs/pool.md, Not yet)")
 def test_the_master_founds_dqlite_and_members_replicate(pool):
     master, b, c = pool
     proxy, s = master.login()
     before = new_vm((proxy, s), "before the pool")
     # Each member's node is added at the master (the first add founds).
     for n, member in enumerate((b, c)):
-        mp, ms = member.login()
-        ok(mp.pool.join(ms, master.address, "root", PASSWORD))
-        wait_until(lambda: joined(member), what=f"{member.address} restarting as a member")
+        join(member, master)
         wait_until(lambda: log_has(master, ") added") >= n + 1,
                    what=f"{member.address}'s node added at the master")
     assert log_has(master, "pool: founded the pool's dqlite database from xapid.db") == 1
