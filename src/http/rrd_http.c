@@ -7,7 +7,9 @@
 
 #include "db.h"
 #include "http_auth.h"
+#include "bootstrap.h"
 #include "metrics.h"
+#include "pool_role.h"
 #include "rrd_archive.h"
 #include "task.h"
 
@@ -139,16 +141,72 @@ static enum MHD_Result rrd_updates(struct MHD_Connection *conn)
     return reply(conn, MHD_HTTP_OK, json ? "application/json" : "text/xml", body, headers);
 }
 
-static enum MHD_Result whole_rrd(struct MHD_Connection *conn, MetricsOwner owner)
+static enum MHD_Result append_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  const char *value)
+{
+    GString *url = cls;
+    g_autofree char *k = g_uri_escape_string(key, NULL, FALSE);
+    g_string_append_printf(url, "%c%s", strchr(url->str, '?') ? '&' : '?', k);
+    if (value) {
+        g_autofree char *v = g_uri_escape_string(value, ":/", FALSE);
+        g_string_append_printf(url, "=%s", v);
+    }
+    return MHD_YES;
+}
+
+/* The same request at the host reached at address (a host record's). */
+static char *same_request_at(struct MHD_Connection *conn, const char *address, const char *url)
+{
+    g_autofree char *endpoint = pool_endpoint_of(address);
+    GString *to = g_string_new(NULL);
+    g_string_printf(to, "http://%s%s", endpoint, url);
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, append_arg, to);
+    return g_string_free(to, FALSE);
+}
+
+/* Where a VM's figures are when not here, as XAPI's get_vm_rrd_forwarder
+ * sends the caller: a VM resident on another host of the pool is read
+ * there (302); NULL: this host answers. */
+static char *vm_resident_elsewhere(struct MHD_Connection *conn, const char *uuid,
+                                   const char *url)
+{
+    db_read_begin();
+    const DbRow *vm = db_lookup_uuid(dm_class_by_name("VM"), uuid);
+    const char *resident = vm ? xv_str(db_get(vm, "resident_on")) : "";
+    g_autofree char *here = bootstrap_this_host();
+    const DbRow *host = strcmp(resident, here) != 0
+                            ? db_lookup(dm_class_by_name("host"), resident)
+                            : NULL;
+    char *to = host ? same_request_at(conn, xv_str(db_get(host, "address")), url) : NULL;
+    db_read_end();
+    return to;
+}
+
+static enum MHD_Result redirect(struct MHD_Connection *conn, const char *location)
+{
+    const char *headers[] = {"Location", location, NULL};
+    return reply(conn, MHD_HTTP_FOUND, "text/plain", g_string_new("Found\n"), headers);
+}
+
+static enum MHD_Result whole_rrd(struct MHD_Connection *conn, MetricsOwner owner, const char *url)
 {
     const char *uuid = owner != METRICS_HOST
                            ? MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "uuid")
                            : NULL;
     if (owner != METRICS_HOST && !uuid)
         return text(conn, MHD_HTTP_BAD_REQUEST, "uuid is required");
+    g_autofree char *elsewhere =
+        owner == METRICS_VM ? vm_resident_elsewhere(conn, uuid, url) : NULL;
+    if (elsewhere)
+        return redirect(conn, elsewhere);
     GString *body = g_string_new(NULL);
     if (!metrics_rrd_dump(body, owner, uuid)) {
         g_string_free(body, TRUE);
+        /* A halted VM's archive not kept here may be the master's. */
+        if (owner == METRICS_VM && pool_is_member()) {
+            g_autofree char *at_master = same_request_at(conn, pool_master_address(), url);
+            return redirect(conn, at_master);
+        }
         return text(conn, MHD_HTTP_NOT_FOUND,
                     owner == METRICS_VM ? "no archive for this VM" : "no archive for this SR");
     }
@@ -202,9 +260,11 @@ enum MHD_Result rrd_http_serve(struct MHD_Connection *conn, bool trusted, const 
     else if (updates)
         ret = rrd_updates(conn);
     else
-        ret = whole_rrd(conn, g_str_has_prefix(url, "/vm_")   ? METRICS_VM
-                              : g_str_has_prefix(url, "/sr_") ? METRICS_SR
-                                                               : METRICS_HOST);
+        ret = whole_rrd(conn,
+                        g_str_has_prefix(url, "/vm_")   ? METRICS_VM
+                        : g_str_has_prefix(url, "/sr_") ? METRICS_SR
+                                                         : METRICS_HOST,
+                        url);
     g_autofree char *failure =
         replied_status == MHD_HTTP_OK ? NULL : g_strdup_printf("HTTP %u", replied_status);
     finish_task(task, ret == MHD_YES ? failure : "the reply was not sent");

@@ -5,6 +5,7 @@ member; a member's unix socket relayed to the master; the master's
 forwarding of host-bound calls (VM.start_on, hard_shutdown, host.*) with
 HOST_OFFLINE for a silent member; a member's writes evented at the master;
 liveness after kill -9; eject and rejoin; XAPI's pre-join refusals."""
+import http.client
 import json
 import os
 import shutil
@@ -311,6 +312,43 @@ def test_a_vm_with_disks_on_a_members_sr_starts_there(pool, api):
     ok(proxy.VM.start(s, vm, False, False))  # the master cannot see b's SR: b can
     assert ok(proxy.VM.get_resident_on(s, vm)) == b_host
     ok(proxy.VM.hard_shutdown(s, vm))
+
+
+def rrd_get(address, port, path):
+    """(status, Location, body) of a GET, redirects not followed."""
+    c = http.client.HTTPConnection(address, port, timeout=30)
+    try:
+        c.request("GET", path)
+        r = c.getresponse()
+        return r.status, r.getheader("Location"), r.read()
+    finally:
+        c.close()
+
+
+def test_vm_rrd_is_read_where_the_vm_runs(pool, api):
+    """XAPI's get_vm_rrd_forwarder: a VM resident on another host is read
+    there (302); a halted VM's archive is read where it is kept, a member
+    without it sends the caller to the master."""
+    proxy, s = api
+    port, b, c = pool["port"], pool["b"], pool["c"]
+    vm = new_vm(api, "its figures are on b")
+    uuid = ok(proxy.VM.get_uuid(s, vm))
+    ok(proxy.VM.start_on(s, vm, host_of(b, api), False, False))
+    path = f"/vm_rrd?uuid={uuid}&session_id={s}"
+    status, location, _ = rrd_get("127.0.0.1", port, path)
+    assert (status, location) == (302, f"http://127.0.0.2:{port}{path}")
+    status, location, _ = rrd_get("127.0.0.3", port, path)
+    assert (status, location) == (302, f"http://127.0.0.2:{port}{path}")
+    # b answers itself once its first sample is archived.
+    body = wait_until(lambda: (lambda r: r[0] == 200 and r[2])(rrd_get("127.0.0.2", port, path)),
+                      what="b's archive of the VM")
+    assert b"<rrd>" in body
+    ok(proxy.VM.hard_shutdown(s, vm))
+    assert rrd_get("127.0.0.2", port, path)[0] == 200  # halted: b keeps it
+    status, location, _ = rrd_get("127.0.0.3", port, path)
+    assert (status, location) == (302, f"http://127.0.0.1:{port}{path}")
+    assert rrd_get("127.0.0.1", port, path)[0] == 404  # the master never had it
+    ok(proxy.VM.destroy(s, vm))
 
 
 def test_a_start_goes_to_the_vms_affinity(pool, api):
