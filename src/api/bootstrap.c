@@ -75,13 +75,18 @@ static bool take_master(DbRow *pool, void *ctx)
     return false;
 }
 
+char *bootstrap_pool_master(void)
+{
+    char *ref = NULL;
+    db_foreach(dm_class_by_name("pool"), take_master, &ref);
+    return ref ? ref : g_strdup("OpaqueRef:NULL");
+}
+
 char *bootstrap_this_host(void)
 {
     if (pool_this_host()) /* a pool member: pool.master is another host */
         return g_strdup(pool_this_host());
-    char *ref = NULL;
-    db_foreach(dm_class_by_name("pool"), take_master, &ref);
-    return ref ? ref : g_strdup("OpaqueRef:NULL");
+    return bootstrap_pool_master();
 }
 
 /* First value of a "key : value" line of /proc/cpuinfo. */

@@ -14,6 +14,9 @@ int bootstrap_database(const char *state_dir, XapiError **err);
 /* The single host this daemon runs: the pool's master (caller frees;
  * lock held). */
 char *bootstrap_this_host(void);
+/* pool.master ("OpaqueRef:NULL" before the pool record exists; caller
+ * frees; lock held). */
+char *bootstrap_pool_master(void);
 
 /* A /proc/meminfo value in bytes (0 if absent). */
 int64_t bootstrap_meminfo_bytes(const char *key);

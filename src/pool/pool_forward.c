@@ -248,7 +248,13 @@ static char *endpoint_of(const char *host)
 {
     db_read_begin();
     DbRow *row = db_lookup(dm_class_by_name("host"), host);
-    char *endpoint = row ? pool_endpoint_of(xv_str(db_get(row, "address"))) : NULL;
+    g_autofree char *master = bootstrap_pool_master();
+    /* A member reaches the master where it joined it (the master's record
+     * may name an address it does not listen on, as 127.0.0.1's does). */
+    char *endpoint = !row ? NULL
+                     : pool_is_member() && g_strcmp0(host, master) == 0
+                         ? pool_master_endpoint()
+                         : pool_endpoint_of(xv_str(db_get(row, "address")));
     db_read_end();
     return endpoint;
 }

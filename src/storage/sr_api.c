@@ -7,6 +7,7 @@
 #include "bootstrap.h"
 #include "dm_handlers.h"
 #include "implicit.h"
+#include "shared_srs.h"
 #include "sr_roots.h"
 #include "storage_operations.h"
 
@@ -95,7 +96,11 @@ int xapi_SR_create(Call *call, const char *host, const Xv *device_config, int64_
         db_write_abort();
         return -1;
     }
-    if (db_insert(pbd, &call->error) < 0) {
+    g_autoptr(GPtrArray) other_pbds = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GPtrArray) other_hosts = g_ptr_array_new_with_free_func(g_free);
+    if (db_insert(pbd, &call->error) < 0 ||
+        (shared && shared_srs_add_pbds(sr_ref, host, device_config, other_pbds, other_hosts,
+                                       &call->error) < 0)) {
         db_write_abort();
         return -1;
     }
@@ -111,6 +116,7 @@ int xapi_SR_create(Call *call, const char *host, const Xv *device_config, int64_
     storage_unlock_sr(sr_ref);
     if (rc < 0)
         return -1;
+    shared_srs_plug(other_pbds, other_hosts); /* the other hosts find the scan's VDIs */
     *result = xv_new_string(sr_ref);
     return 0;
 }
@@ -403,6 +409,7 @@ int xapi_PBD_plug(Call *call, const char *self)
     db_read_begin();
     DbRow *sr = db_lookup(cls("SR"), sr_ref);
     const SrDriver *driver = sr ? storage_driver(sr) : NULL;
+    bool scan = sr && !shared_srs_scanned_elsewhere(sr);
     db_read_end();
     int rc = -1;
     if (!driver)
@@ -411,9 +418,12 @@ int xapi_PBD_plug(Call *call, const char *self)
         location_required(call);
     else if (sr_roots_check(dir, &call->error) == 0 && driver->attach(dir, &call->error) == 0 &&
              set_attached(call, self, true) == 0) {
-        storage_lock_sr(sr_ref);
-        rc = storage_scan(sr_ref, &call->error);
-        storage_unlock_sr(sr_ref);
+        rc = 0;
+        if (scan) {
+            storage_lock_sr(sr_ref);
+            rc = storage_scan(sr_ref, &call->error);
+            storage_unlock_sr(sr_ref);
+        }
     }
     operations_end(&sr_operations, sr_ref, op_task);
     return rc;

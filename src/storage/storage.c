@@ -2,6 +2,7 @@
 #include "storage.h"
 
 #include "pending_files.h"
+#include "shared_srs.h"
 
 #include <string.h>
 
@@ -460,7 +461,8 @@ static int replug(GPtrArray *to_scan, XapiError **err)
                 return -1;
             continue;
         }
-        g_ptr_array_add(to_scan, g_strdup(sr->ref));
+        if (!shared_srs_scanned_elsewhere(sr))
+            g_ptr_array_add(to_scan, g_strdup(sr->ref));
     }
     return 0;
 }
@@ -478,7 +480,7 @@ int storage_init(const char *state_dir, const char *const *sr_roots, XapiError *
     if (db_write_begin(err) < 0)
         return -1;
     if (sync_sm(&sr_file_driver, err) < 0 || sync_sm(&sr_iso_driver, err) < 0 ||
-        replug(to_scan, err) < 0) {
+        shared_srs_join(err) < 0 || replug(to_scan, err) < 0) {
         db_write_abort();
         return -1;
     }

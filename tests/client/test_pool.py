@@ -25,11 +25,12 @@ MiB = 1 << 20
 MEMBER_TIMEOUT = 3
 
 
-def sim_host(address, port, state_dir=None):
+def sim_host(address, port, state_dir=None, sr_root=None):
     state = state_dir or tempfile.mkdtemp(prefix="xapid-pool-")
     return Daemon(state_dir=state, listen=f"{address}:{port}",
                   extra_args=["--hypervisor", "sim", "--member-timeout", str(MEMBER_TIMEOUT),
-                              "--unix", os.path.join(state, "xapi.sock")])
+                              "--unix", os.path.join(state, "xapi.sock"),
+                              *(["--sr-root", sr_root] if sr_root else [])])
 
 
 def login_member(d):
@@ -86,13 +87,15 @@ def replica_has(member, cls, ref):
 @pytest.fixture(scope="module")
 def pool():
     port = free_port()
-    hosts = [sim_host(f"127.0.0.{n}", port) for n in (1, 2, 3)]
+    shared = tempfile.mkdtemp(prefix="xapid-pool-shared-")  # a directory every host sees
+    hosts = [sim_host(f"127.0.0.{n}", port, sr_root=shared) for n in (1, 2, 3)]
     master, b, c = hosts
-    yield {"port": port, "master": master, "b": b, "c": c}
+    yield {"port": port, "master": master, "b": b, "c": c, "shared": shared}
     for d in hosts:
         d.stop()
         if not os.environ.get("XAPID_KEEP_STATE"):
             shutil.rmtree(d.state_dir, ignore_errors=True)
+    shutil.rmtree(shared, ignore_errors=True)
 
 
 @pytest.fixture()
@@ -349,6 +352,60 @@ def test_vm_rrd_is_read_where_the_vm_runs(pool, api):
     assert (status, location) == (302, f"http://127.0.0.1:{port}{path}")
     assert rrd_get("127.0.0.1", port, path)[0] == 404  # the master never had it
     ok(proxy.VM.destroy(s, vm))
+
+
+def test_a_shared_sr_has_a_pbd_on_every_host(pool, api):
+    """XAPI's SR.create with shared=true: one PBD per host, each plugged on
+    its host; a VM with a disk there starts on any host; a host that has
+    no PBD for it at its start (one that joined later) makes and plugs its
+    own with the master's device_config."""
+    proxy, s = api
+    c = pool["c"]
+    hosts = ok(proxy.host.get_all(s))
+    b_host, c_host = host_of(pool["b"], api), host_of(c, api)
+    location = os.path.join(pool["shared"], "sr1")
+    sr = ok(proxy.SR.create(s, b_host, {"location": location}, "0", "shared", "", "file", "",
+                            True, {}))
+    pbds = {ok(proxy.PBD.get_host(s, p)): p for p in ok(proxy.SR.get_PBDs(s, sr))}
+    assert sorted(pbds) == sorted(hosts)
+    assert all(ok(proxy.PBD.get_currently_attached(s, p)) for p in pbds.values())
+    assert all(ok(proxy.PBD.get_device_config(s, p)) == {"location": location}
+               for p in pbds.values())
+    vdi = ok(proxy.VDI.create(s, {"SR": sr, "virtual_size": str(4 * MiB), "type": "user",
+                                  "sharable": False, "read_only": False, "other_config": {},
+                                  "name_label": "on the shared SR"}))
+    vm = new_vm(api, "its disk is on the shared SR")
+    ok(proxy.VBD.create(s, {"VM": vm, "VDI": vdi, "userdevice": "0", "bootable": True,
+                            "mode": "RW", "type": "Disk", "empty": False, "other_config": {},
+                            "qos_algorithm_type": "", "qos_algorithm_params": {}}))
+    for host in hosts:
+        ok(proxy.VM.start_on(s, vm, host, False, False))
+        assert ok(proxy.VM.get_resident_on(s, vm)) == host
+        ok(proxy.VM.hard_shutdown(s, vm))
+    # c without its PBD, restarted: it makes its own again.
+    ok(proxy.PBD.unplug(s, pbds[c_host]))
+    ok(proxy.PBD.destroy(s, pbds[c_host]))
+    c.stop()
+    c.start()
+    wait_until(lambda: joined(c), what="c back as a member")
+
+    def c_pbd():
+        mine = [p for p in ok(proxy.SR.get_PBDs(s, sr)) if ok(proxy.PBD.get_host(s, p)) == c_host]
+        return mine and ok(proxy.PBD.get_currently_attached(s, mine[0])) and mine[0]
+    new = wait_until(c_pbd, what="c's own PBD of the shared SR")
+    assert ok(proxy.PBD.get_device_config(s, new)) == {"location": location}
+    assert [ok(proxy.VDI.get_name_label(s, v)) for v in ok(proxy.SR.get_VDIs(s, sr))] == \
+        ["on the shared SR"]  # c's plug did not scan the directory again
+    ok(proxy.VM.start_on(s, vm, c_host, False, False))
+    ok(proxy.VM.hard_shutdown(s, vm))
+    # Gone again: every PBD unplugged first (SR_HAS_PBD before).
+    ok(proxy.VM.destroy(s, vm))
+    assert err(proxy.SR.forget(s, sr))[0] == "SR_HAS_PBD"
+    ok(proxy.VDI.destroy(s, vdi))
+    for p in ok(proxy.SR.get_PBDs(s, sr)):
+        ok(proxy.PBD.unplug(s, p))
+    ok(proxy.SR.destroy(s, sr))
+    assert not os.path.exists(location)
 
 
 def test_a_start_goes_to_the_vms_affinity(pool, api):
