@@ -14,6 +14,7 @@ typedef struct {
     char *ref, *uuid, *name, *cls, *obj_uuid, *body;
     int64_t priority, timestamp;
     uint64_t generation; /* of its creation */
+    GList *age_link;     /* in ms.by_age */
 } Msg;
 
 typedef struct {
@@ -28,6 +29,7 @@ static struct {
     char *dir;           /* for OUT_OF_SPACE */
     GHashTable *by_ref;  /* ref -> Msg* (owned) */
     GHashTable *by_uuid; /* uuid -> Msg* (borrowed) */
+    GQueue by_age;       /* Msg* (borrowed), oldest first: the cap's order */
     uint64_t generation; /* the last one handed out */
     GQueue deletions;    /* MsgDeletion*, oldest first */
     uint64_t deletions_forgotten;
@@ -132,6 +134,8 @@ static int sql_delete(const char *ref, XapiError **err)
     return rc;
 }
 
+static void add(Msg *m);
+
 static char *column_text(sqlite3_stmt *st, int i)
 {
     const unsigned char *t = sqlite3_column_text(st, i);
@@ -141,7 +145,7 @@ static char *column_text(sqlite3_stmt *st, int i)
 static int sql_load(XapiError **err)
 {
     static const char sql[] = "SELECT generation, ref, uuid, name, priority, cls, obj_uuid,"
-                              " timestamp, body FROM messages ORDER BY generation";
+                              " timestamp, body FROM messages ORDER BY timestamp, generation";
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(ms.db, sql, -1, &st, NULL) != SQLITE_OK)
         return sql_fail(err, "prepare load");
@@ -159,8 +163,7 @@ static int sql_load(XapiError **err)
         m->body = column_text(st, 8);
         if (m->generation > ms.generation)
             ms.generation = m->generation;
-        g_hash_table_insert(ms.by_uuid, m->uuid, m);
-        g_hash_table_insert(ms.by_ref, m->ref, m);
+        add(m);
     }
     sqlite3_finalize(st);
     return rc == SQLITE_DONE ? 0 : sql_fail(err, "load");
@@ -186,14 +189,9 @@ static void remember_deletion(Msg *m, uint64_t generation)
 static void forget(Msg *m, uint64_t generation)
 {
     remember_deletion(m, generation);
+    g_queue_delete_link(&ms.by_age, m->age_link);
     g_hash_table_remove(ms.by_uuid, m->uuid);
     g_hash_table_remove(ms.by_ref, m->ref); /* frees m */
-}
-
-static void add(Msg *m)
-{
-    g_hash_table_insert(ms.by_uuid, m->uuid, m);
-    g_hash_table_insert(ms.by_ref, m->ref, m);
 }
 
 static bool older(const Msg *a, const Msg *b)
@@ -202,10 +200,22 @@ static bool older(const Msg *a, const Msg *b)
            (a->timestamp == b->timestamp && a->generation < b->generation);
 }
 
-static gint by_age(gconstpointer a, gconstpointer b)
+/* Into the indexes; by age from the newest end, where a new message goes
+ * unless the clock went back. */
+static void add(Msg *m)
 {
-    const Msg *x = *(Msg *const *)a, *y = *(Msg *const *)b;
-    return older(x, y) ? -1 : older(y, x);
+    g_hash_table_insert(ms.by_uuid, m->uuid, m);
+    g_hash_table_insert(ms.by_ref, m->ref, m);
+    GList *l = ms.by_age.tail;
+    while (l && older(m, l->data))
+        l = l->prev;
+    if (l) {
+        g_queue_insert_after(&ms.by_age, l, m);
+        m->age_link = l->next;
+    } else {
+        g_queue_push_head(&ms.by_age, m);
+        m->age_link = ms.by_age.head;
+    }
 }
 
 /* The messages beyond the cap once extra more are added, oldest first. */
@@ -213,27 +223,9 @@ static GPtrArray *over_limit(guint extra)
 {
     GPtrArray *victims = g_ptr_array_new();
     guint have = g_hash_table_size(ms.by_ref);
-    if (have + extra <= limit)
-        return victims;
-    guint reap = MIN(have + extra - limit, have);
-    GPtrArray *all = g_ptr_array_sized_new(have);
-    GHashTableIter it;
-    gpointer m;
-    g_hash_table_iter_init(&it, ms.by_ref);
-    while (g_hash_table_iter_next(&it, NULL, &m))
-        g_ptr_array_add(all, m);
-    if (reap == 1) { /* the usual case: one create at the cap */
-        guint best = 0;
-        for (guint i = 1; i < all->len; i++)
-            if (older(all->pdata[i], all->pdata[best]))
-                best = i;
-        g_ptr_array_add(victims, all->pdata[best]);
-    } else {
-        g_ptr_array_sort(all, by_age);
-        for (guint i = 0; i < reap; i++)
-            g_ptr_array_add(victims, all->pdata[i]);
-    }
-    g_ptr_array_unref(all);
+    guint reap = have + extra > limit ? MIN(have + extra - limit, have) : 0;
+    for (GList *l = ms.by_age.head; l && victims->len < reap; l = l->next)
+        g_ptr_array_add(victims, l->data);
     return victims;
 }
 
@@ -345,6 +337,7 @@ int message_store_open(const char *state_dir, XapiError **err)
     ms.by_ref = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, msg_free);
     ms.by_uuid = g_hash_table_new(g_str_hash, g_str_equal);
     g_queue_init(&ms.deletions);
+    g_queue_init(&ms.by_age);
     ms.dir = g_strdup(state_dir ? state_dir : "");
     g_autofree char *path =
         state_dir ? g_build_filename(state_dir, "messages.db", NULL) : g_strdup(":memory:");
@@ -393,6 +386,7 @@ void message_store_close(void)
     g_clear_pointer(&ms.by_uuid, g_hash_table_destroy);
     g_clear_pointer(&ms.by_ref, g_hash_table_destroy);
     g_queue_clear_full(&ms.deletions, deletion_free);
+    g_queue_clear(&ms.by_age);
     g_clear_pointer(&ms.dir, g_free);
     g_rw_lock_writer_unlock(&ms.lock);
 }
