@@ -16,6 +16,9 @@
  * shutdown waits on the guest): the socket's silence limit. */
 #define FORWARD_TIMEOUT_S 3600
 #define LOGIN_TIMEOUT_S 60
+/* A call to the master's data (messages) answers at once: a member's
+ * VM operation that raises a message waits no longer than this for it. */
+#define TO_MASTER_TIMEOUT_S 30
 
 static struct {
     GMutex lock;
@@ -394,7 +397,7 @@ int pool_forward_to_master(const char *method, const Xv *args, Xv **value, XapiE
         for (guint i = 0; args && i < xv_len(args); i++)
             xv_array_append(params, xv_dup(xv_at(args, i)));
         g_autoptr(XapiError) e = NULL;
-        int rc = pool_rpc(endpoint, method, params, FORWARD_TIMEOUT_S, value, &e);
+        int rc = pool_rpc(endpoint, method, params, TO_MASTER_TIMEOUT_S, value, &e);
         if (rc == -2)
             return unreachable(master, e, err);
         if (rc < 0 && attempt == 0 && strcmp(e->code, "SESSION_INVALID") == 0) {
