@@ -143,10 +143,13 @@ def test_acknowledged_create_survives_kill9():
         proxy, s = d.login()
         hu = host_uuid((proxy, s))
         ref = ok(proxy.message.create(s, "DURABLE", "1", "Host", hu, "kept"))
+        gone = ok(proxy.message.create(s, "DURABLE", "1", "Host", hu, "destroyed"))
+        ok(proxy.message.destroy(s, gone))
         d.kill9()
         d.start()
         proxy, s = d.login()
         assert ok(proxy.message.get_record(s, ref))["body"] == "kept"
+        assert err(proxy.message.get_record(s, gone))[0] == "HANDLE_INVALID"
     finally:
         d.stop()
 
@@ -299,7 +302,7 @@ def test_rows_of_an_old_xapid_db_move_to_the_store_once():
     message table: at start they move to messages.db (the oldest first out
     when over the cap), and no row stays behind; a row the store already
     holds (a crash between the two transactions) is kept once."""
-    d = Daemon(extra_args=["--hypervisor", "sim", "--message-limit", "3"])
+    d = Daemon(extra_args=["--hypervisor", "sim", "--message-limit", "2"])
     try:
         proxy, s = d.login()
         hu = host_uuid((proxy, s))
@@ -319,8 +322,9 @@ def test_rows_of_an_old_xapid_db_move_to_the_store_once():
         d.start()
         proxy, s = d.login()
         records = ok(proxy.message.get_all_records(s))
-        # Four messages, cap 3: OLD1 (2024-01-01) was the oldest.
-        assert sorted(r["name"] for r in records.values()) == ["NEW", "OLD2", "OLD3"]
+        # Four messages, cap 2: the oldest by timestamp go (OLD1, OLD2 of
+        # 2024), not the first made (NEW was made before OLD2 and OLD3 moved).
+        assert sorted(r["name"] for r in records.values()) == ["NEW", "OLD3"]
         rec = records[old[2][0]]
         assert (rec["uuid"], rec["priority"], rec["cls"], rec["obj_uuid"], rec["body"]) == (
             old[2][1], "3", "Host", hu, "old 3")
