@@ -31,7 +31,9 @@ NOT_PERSISTED = {"session", "task", "role", "event"}
 NO_EVENTS = {"session", "user", "data_source", "sr_stat", "probe_result",
              "vdi_nbd_server_info", "auth", "secret", "event"}
 # Classes whose reads XAPI writes by hand (it keeps them outside its
-# database) but whose rows live in ours: stored, persisted, with events.
+# database) that keep a table in ours: message, whose rows live in
+# messages.db (docs/messages.md), keeps its (empty) table so that the rows
+# an older xapid wrote there are found and moved at start.
 STORED_BY_HAND = {"message"}
 NO_ASYNC_CLASSES = {"session", "event", "task", "data_source", "blob"}
 C_KEYWORDS = {"default", "type", "int", "float", "double", "char", "long",

@@ -17,6 +17,8 @@
 #include "metrics.h"
 #include "plugins.h"
 #include "pool_db.h"
+#include "pool_forward.h"
+#include "pool_role.h"
 #include "pool_start.h"
 #include "http_server.h"
 #include "login_throttle.h"
@@ -239,6 +241,11 @@ int main(int argc, char **argv)
     if (pool_start_database(state_dir, addrs, (unsigned)member_timeout, &err) < 0 ||
         bootstrap_database(state_dir, &err) < 0)
         return fail(err);
+    /* Messages are kept outside the database, on the master. */
+    if (pool_is_member())
+        message_store_set_remote(pool_forward_to_master);
+    else if (message_store_open(state_dir, &err) < 0)
+        return fail(err);
     pif_host_start_of_day();
     if (session_init_root_password(password_file, &err) < 0 ||
         storage_init(state_dir, (const char *const *)sr_roots, &err) < 0 ||
@@ -288,6 +295,7 @@ int main(int argc, char **argv)
         agent_reexec(server); /* returns only if exec failed: then a clean stop */
     http_server_free(server);
     pool_start_stop();
+    message_store_close();
     db_close();
     pool_db_stop(); /* after db_close, which writes the generation floor */
     return 0;

@@ -9,31 +9,38 @@
 #include "dm_handlers.h"
 #include "event.h"
 #include "implicit.h"
+#include "message_store.h"
+
+/* Where a watcher is: the database's generation and the message
+ * store's, which counts on its own (messages are not in the database). */
+typedef struct {
+    uint64_t db;
+    uint64_t msg;
+} Position;
 
 /* XAPI's token: "%020Ld,%020Ld" = (database generation, message
- * generation); messages are not stored yet, so the second is 0. */
-static char *token_format(uint64_t generation)
+ * generation). */
+static char *token_format(Position at)
 {
-    return g_strdup_printf("%020" PRIu64 ",%020d", generation, 0);
+    return g_strdup_printf("%020" PRIu64 ",%020" PRIu64, at.db, at.msg);
 }
 
-static bool token_parse(const char *token, uint64_t *generation)
+/* "" and a token without its message part start the messages from 0. */
+static bool token_parse(const char *token, Position *at)
 {
-    if (!*token) {
-        *generation = 0;
+    *at = (Position){0, 0};
+    if (!*token)
         return true;
-    }
     char *end;
-    guint64 gen = g_ascii_strtoull(token, &end, 10);
+    at->db = g_ascii_strtoull(token, &end, 10);
     if (end == token || (*end && *end != ','))
         return false;
     if (*end == ',') {
         char *end2;
-        g_ascii_strtoull(end + 1, &end2, 10);
+        at->msg = g_ascii_strtoull(end + 1, &end2, 10);
         if (end2 == end + 1 || *end2)
             return false;
     }
-    *generation = gen;
     return true;
 }
 
@@ -68,10 +75,11 @@ static void subscription_parse(Subscription *s, const Xv *classes)
     }
 }
 
-static bool watches_class(const Subscription *s, const DmClass *cls)
+static const DmClass *message_class(void) { return dm_class_by_name("message"); }
+
+/* Whether the subscription names cls (or one object of it). */
+static bool names_class(const Subscription *s, const DmClass *cls)
 {
-    if (!cls->stored || !cls->gen_events)
-        return false;
     if (s->all || g_hash_table_contains(s->classes, cls->lower))
         return true;
     GHashTableIter it;
@@ -81,6 +89,12 @@ static bool watches_class(const Subscription *s, const DmClass *cls)
         if (strcmp(lower, cls->lower) == 0)
             return true;
     return false;
+}
+
+/* The database's classes with events; messages are the store's. */
+static bool watches_class(const Subscription *s, const DmClass *cls)
+{
+    return cls->stored && cls->gen_events && cls != message_class() && names_class(s, cls);
 }
 
 static bool watches_object(const Subscription *s, const DmClass *cls, const char *ref)
@@ -156,7 +170,7 @@ static void scan_deletion(const DbDeletion *d, void *ctx)
 
 /* One pass over the watched classes; returns the batch (possibly empty)
  * and the generation it is complete up to. Read lock held. */
-static Xv *collect_events(const Subscription *sub, uint64_t since, uint64_t *upto)
+static Xv *collect_db_events(const Subscription *sub, uint64_t since, uint64_t *upto)
 {
     Scan scan = {sub, since, xv_new_array()};
     *upto = db_generation();
@@ -176,13 +190,51 @@ static Xv *collect_events(const Subscription *sub, uint64_t since, uint64_t *upt
     return scan.events;
 }
 
-static Xv *valid_ref_counts(const Subscription *sub)
+typedef struct {
+    const Subscription *sub;
+    GPtrArray *events; /* Xv* */
+} MessageScan;
+
+static void scan_message(uint64_t generation, const char *op, const char *ref, Xv *snapshot,
+                         void *ctx)
+{
+    MessageScan *ms = ctx;
+    if (watches_object(ms->sub, message_class(), ref))
+        g_ptr_array_add(ms->events, event_new(generation, message_class(), op, ref, snapshot));
+    else
+        xv_free(snapshot);
+}
+
+/* The batch after at, and where it is complete up to. The messages are
+ * read first, with no lock held, then the database: a message raised after
+ * a change of the database (VM_STARTED after the VM's power_state) never
+ * comes in a batch before that change. The batch lists the database's
+ * events, then the messages'. Returns with the read lock held. */
+static Xv *collect_events(const Subscription *sub, Position at, Position *upto)
+{
+    g_autoptr(GPtrArray) messages = g_ptr_array_new();
+    upto->msg = at.msg;
+    if (names_class(sub, message_class())) {
+        MessageScan ms = {sub, messages};
+        upto->msg = message_store_events(at.msg, scan_message, &ms);
+    }
+    db_read_begin();
+    Xv *events = collect_db_events(sub, at.db, &upto->db);
+    for (guint i = 0; i < messages->len; i++)
+        xv_array_append(events, messages->pdata[i]);
+    return events;
+}
+
+/* Read lock held; n_messages counted before it was taken. */
+static Xv *valid_ref_counts(const Subscription *sub, guint n_messages)
 {
     Xv *counts = xv_new_struct();
     for (unsigned c = 0; c < dm_n_classes; c++) {
         const DmClass *cls = &dm_classes[c];
         if (watches_class(sub, cls))
             xv_struct_append(counts, cls->lower, xv_new_i4((int32_t)db_count(cls)));
+        else if (cls == message_class() && names_class(sub, cls))
+            xv_struct_append(counts, cls->lower, xv_new_i4((int32_t)n_messages));
     }
     return counts;
 }
@@ -190,7 +242,7 @@ static Xv *valid_ref_counts(const Subscription *sub)
 int xapi_event_from(Call *call, const Xv *classes, const char *token, double timeout,
                     Xv **result)
 {
-    uint64_t since;
+    Position since;
     if (!token_parse(token, &since))
         return xapi_error_set(&call->error, "EVENT_FROM_TOKEN_PARSE_FAILURE", token, NULL);
     Subscription sub;
@@ -202,11 +254,12 @@ int xapi_event_from(Call *call, const Xv *classes, const char *token, double tim
     int64_t deadline = g_get_monotonic_time() + (int64_t)(timeout * G_USEC_PER_SEC);
     Xv *events;
     Xv *counts;
-    uint64_t upto;
+    Position upto;
     for (;;) {
-        db_read_begin();
+        uint64_t wakes = db_wakes(); /* before the store is read */
+        guint n_messages = message_store_count();
         events = collect_events(&sub, since, &upto);
-        counts = valid_ref_counts(&sub);
+        counts = valid_ref_counts(&sub, n_messages);
         bool session_alive = db_lookup(dm_class_by_name("session"), call->session_ref) != NULL;
         db_read_end();
         if (!session_alive) {
@@ -219,9 +272,9 @@ int xapi_event_from(Call *call, const Xv *classes, const char *token, double tim
             break;
         xv_free(events);
         xv_free(counts);
-        /* Sleep until a commit moves the generation, then look again: the
-         * change may concern other classes. */
-        db_wait_for_change(upto, deadline);
+        /* Sleep until a commit moves the generation (or a message is
+         * written), then look again: the change may concern other classes. */
+        db_wait_for_event(upto.db, wakes, deadline);
     }
     subscription_clear(&sub);
     Xv *batch = xv_new_struct();
@@ -238,7 +291,7 @@ int xapi_event_from(Call *call, const Xv *classes, const char *token, double tim
  * its next call starts from. */
 typedef struct {
     GPtrArray *classes; /* char*, as given */
-    uint64_t since;
+    Position since;
 } Registration;
 
 static GMutex registrations_lock;
@@ -259,8 +312,9 @@ static Registration *registration_for(const char *session_ref, bool create)
     if (!r && create) {
         r = g_new0(Registration, 1);
         r->classes = g_ptr_array_new_with_free_func(g_free);
+        r->since.msg = message_store_generation();
         db_read_begin();
-        r->since = db_generation();
+        r->since.db = db_generation();
         db_read_end();
         g_hash_table_insert(registrations, g_strdup(session_ref), r);
     }
@@ -298,7 +352,7 @@ int xapi_event_unregister(Call *call, const Xv *classes)
 }
 
 /* Copies the registration's classes and start (under its lock). */
-static bool registration_snapshot(const char *session_ref, Xv **classes, uint64_t *since)
+static bool registration_snapshot(const char *session_ref, Xv **classes, Position *since)
 {
     g_mutex_lock(&registrations_lock);
     Registration *r = registration_for(session_ref, false);
@@ -312,40 +366,52 @@ static bool registration_snapshot(const char *session_ref, Xv **classes, uint64_
     return r != NULL;
 }
 
-static void registration_advance(const char *session_ref, uint64_t upto)
+static void registration_advance(const char *session_ref, Position upto)
 {
     g_mutex_lock(&registrations_lock);
     Registration *r = registration_for(session_ref, false);
-    if (r && r->since < upto)
-        r->since = upto;
+    if (r && r->since.db < upto.db)
+        r->since.db = upto.db;
+    if (r && r->since.msg < upto.msg)
+        r->since.msg = upto.msg;
     g_mutex_unlock(&registrations_lock);
 }
 
-static bool events_lost(const Subscription *sub, uint64_t since)
+/* Lock not held (the message store's is taken, then the read lock). */
+static bool events_lost(const Subscription *sub, Position since)
 {
-    for (unsigned c = 0; c < dm_n_classes; c++)
-        if (watches_class(sub, &dm_classes[c]) && db_deletions_forgotten(&dm_classes[c]) > since)
-            return true;
-    return false;
+    if (names_class(sub, message_class()) && message_store_deletions_forgotten() > since.msg)
+        return true;
+    bool lost = false;
+    db_read_begin();
+    for (unsigned c = 0; c < dm_n_classes && !lost; c++)
+        lost = watches_class(sub, &dm_classes[c]) &&
+               db_deletions_forgotten(&dm_classes[c]) > since.db;
+    db_read_end();
+    return lost;
 }
 
 int xapi_event_next(Call *call, Xv **result)
 {
     g_autoptr(Xv) classes = NULL;
-    uint64_t since;
+    Position since;
     if (!registration_snapshot(call->session_ref, &classes, &since))
         return xapi_error_set(&call->error, "SESSION_NOT_REGISTERED", call->session_ref, NULL);
     Subscription sub;
     subscription_parse(&sub, classes);
     Xv *events = NULL;
-    uint64_t upto = since;
+    Position upto = since;
     int rc = 0;
     for (;;) {
-        db_read_begin();
+        uint64_t wakes = db_wakes();
         bool lost = events_lost(&sub, since);
-        events = lost ? NULL : collect_events(&sub, since, &upto);
-        if (lost)
-            upto = db_generation();
+        if (lost) {
+            upto.msg = message_store_generation();
+            db_read_begin();
+            upto.db = db_generation();
+        } else {
+            events = collect_events(&sub, since, &upto);
+        }
         bool session_alive = db_lookup(dm_class_by_name("session"), call->session_ref) != NULL;
         db_read_end();
         if (!session_alive) {
@@ -362,7 +428,7 @@ int xapi_event_next(Call *call, Xv **result)
             break;
         xv_free(events);
         events = NULL;
-        db_wait_for_change(upto, G_MAXINT64);
+        db_wait_for_event(upto.db, wakes, G_MAXINT64);
     }
     subscription_clear(&sub);
     if (rc < 0) {
@@ -377,6 +443,7 @@ int xapi_event_next(Call *call, Xv **result)
 int xapi_event_inject(Call *call, const char *class, const char *ref, Xv **result)
 {
     const DmClass *cls = dm_class_by_name_ci(class);
+    uint64_t messages = message_store_generation();
     if (db_write_begin(&call->error) < 0)
         return -1;
     DbRow *row = cls ? db_lookup(cls, ref) : NULL;
@@ -388,7 +455,7 @@ int xapi_event_inject(Call *call, const char *class, const char *ref, Xv **resul
     uint64_t generation = db_generation();
     if (db_write_commit(&call->error) < 0)
         return -1;
-    *result = xv_new_string_take(token_format(generation - 1));
+    *result = xv_new_string_take(token_format((Position){generation - 1, messages}));
     return 0;
 }
 

@@ -63,6 +63,7 @@ static struct {
     guint changes_next;    /* ring position of the next entry */
     uint64_t changes_oldest; /* generation the ring is complete from */
     GMutex change_lock;    /* guards nothing but the wait on `changed` */
+    uint64_t wakes;        /* db_wake_waiters calls (under change_lock) */
     GCond changed;         /* broadcast after each commit */
     DbCommitHook commit_hook; /* a pool member's: ships each commit to the master */
     bool replica_apply;    /* applying the master's stream: every change at db.generation */
@@ -665,6 +666,36 @@ bool db_wait_for_change(uint64_t since, int64_t deadline)
             break;
     }
     bool passed = __atomic_load_n(&db.published_generation, __ATOMIC_ACQUIRE) > since;
+    g_mutex_unlock(&db.change_lock);
+    return passed;
+}
+
+void db_wake_waiters(void)
+{
+    g_mutex_lock(&db.change_lock);
+    db.wakes++;
+    g_cond_broadcast(&db.changed);
+    g_mutex_unlock(&db.change_lock);
+}
+
+uint64_t db_wakes(void)
+{
+    g_mutex_lock(&db.change_lock);
+    uint64_t n = db.wakes;
+    g_mutex_unlock(&db.change_lock);
+    return n;
+}
+
+bool db_wait_for_event(uint64_t since, uint64_t wakes, int64_t deadline)
+{
+    g_mutex_lock(&db.change_lock);
+    while (__atomic_load_n(&db.published_generation, __ATOMIC_ACQUIRE) <= since &&
+           db.wakes == wakes) {
+        if (!g_cond_wait_until(&db.changed, &db.change_lock, deadline))
+            break;
+    }
+    bool passed = __atomic_load_n(&db.published_generation, __ATOMIC_ACQUIRE) > since ||
+                  db.wakes != wakes;
     g_mutex_unlock(&db.change_lock);
     return passed;
 }

@@ -135,6 +135,13 @@ void db_foreach_deletion(const DmClass *cls, uint64_t since,
 /* Blocks until the generation passes since or the monotonic deadline
  * (g_get_monotonic_time) passes; no lock held. True if it passed. */
 bool db_wait_for_change(uint64_t since, int64_t deadline);
+/* Wakes the event watchers for a change outside the database (the
+ * message store's writes, src/metrics/message_store.c): db_wait_for_event
+ * returns once db_wakes() has passed the count its caller read. */
+void db_wake_waiters(void);
+uint64_t db_wakes(void);
+/* db_wait_for_change, or until such a wake after wakes. */
+bool db_wait_for_event(uint64_t since, uint64_t wakes, int64_t deadline);
 /* Blocks until this host holds the pool's generation (at least 1): on a
  * member, until its replica has applied the master's batch of it (its own
  * generations before the first batch are its clock's, not the pool's); on

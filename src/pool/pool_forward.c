@@ -16,6 +16,9 @@
  * shutdown waits on the guest): the socket's silence limit. */
 #define FORWARD_TIMEOUT_S 3600
 #define LOGIN_TIMEOUT_S 60
+/* A call to the master's data (messages) answers at once: a member's
+ * VM operation that raises a message waits no longer than this for it. */
+#define TO_MASTER_TIMEOUT_S 30
 
 static struct {
     GMutex lock;
@@ -23,6 +26,12 @@ static struct {
 } cache;
 
 /* ---- where a call runs ------------------------------------------------------ */
+
+static bool first_row(DbRow *row, void *ctx)
+{
+    *(DbRow **)ctx = row;
+    return false;
+}
 
 /* Messages that read or reset the database only, whatever host their
  * object lives on. */
@@ -372,6 +381,39 @@ int pool_forward_call(Call *call, Xv **result)
         return 0;
     *result = typed_value_from_wire(call->msg->result, wire, "result", &call->error);
     return *result ? 0 : -1;
+}
+
+int pool_forward_to_master(const char *method, const Xv *args, Xv **value, XapiError **err)
+{
+    db_read_begin();
+    DbRow *pool = NULL;
+    const DmClass *pool_class = dm_class_by_name("pool");
+    db_foreach(pool_class, first_row, &pool);
+    g_autofree char *master = g_strdup(pool ? ref_field(pool, "master") : NULL);
+    db_read_end();
+    if (!master)
+        return xapi_error_internal(err, "pool: no master in the replica yet");
+    g_autofree char *endpoint = pool_master_endpoint();
+    for (int attempt = 0;; attempt++) {
+        g_autofree char *session = pool_session(master, endpoint, err);
+        if (!session)
+            return -1;
+        g_autoptr(Xv) params = xv_new_array();
+        xv_array_append_string(params, session);
+        for (guint i = 0; args && i < xv_len(args); i++)
+            xv_array_append(params, xv_dup(xv_at(args, i)));
+        g_autoptr(XapiError) e = NULL;
+        int rc = pool_rpc(endpoint, method, params, TO_MASTER_TIMEOUT_S, value, &e);
+        if (rc == -2)
+            return unreachable(master, e, err);
+        if (rc < 0 && attempt == 0 && strcmp(e->code, "SESSION_INVALID") == 0) {
+            drop_session(master);
+            continue;
+        }
+        if (rc < 0)
+            *err = g_steal_pointer(&e);
+        return rc;
+    }
 }
 
 int pool_forward_internal(const char *host, const char *method, const char *arg,

@@ -24,6 +24,11 @@ int pool_forward_call(Call *call, Xv **result);
 int pool_forward_internal(const char *host, const char *method, const char *arg,
                           XapiError **err);
 
+/* On a member: method(args...) at the master, in this host's pool session
+ * there (the calls whose data lives only on the master: messages). 0 with
+ * *value, -1 with the master's error or CANNOT_CONTACT_HOST [master]. */
+int pool_forward_to_master(const char *method, const Xv *args, Xv **value, XapiError **err);
+
 /* Forgets what is kept of host (its pool session), once it left. */
 void pool_forget_host(const char *host);
 

@@ -337,16 +337,20 @@ static int send_contribution(const char *endpoint, const char *secret, json_obje
     return rc;
 }
 
-/* The standalone database is kept beside, never mixed into the pool's. */
+/* The standalone database is kept beside, never mixed into the pool's;
+ * so are its messages (a member keeps none: they are the master's). */
 static void set_database_aside(const char *state_dir)
 {
+    static const char *const files[] = {"xapid.db", "messages.db"};
     static const char *const suffixes[] = {"", "-wal", "-shm"};
-    for (unsigned i = 0; i < G_N_ELEMENTS(suffixes); i++) {
-        g_autofree char *from = g_strdup_printf("%s/xapid.db%s", state_dir, suffixes[i]);
-        g_autofree char *to = g_strdup_printf("%s/xapid.db.standalone%s", state_dir, suffixes[i]);
-        if (g_rename(from, to) < 0 && errno != ENOENT)
-            g_warning("pool: %s not set aside: %s", from, g_strerror(errno));
-    }
+    for (unsigned f = 0; f < G_N_ELEMENTS(files); f++)
+        for (unsigned i = 0; i < G_N_ELEMENTS(suffixes); i++) {
+            g_autofree char *from = g_strdup_printf("%s/%s%s", state_dir, files[f], suffixes[i]);
+            g_autofree char *to =
+                g_strdup_printf("%s/%s.standalone%s", state_dir, files[f], suffixes[i]);
+            if (g_rename(from, to) < 0 && errno != ENOENT)
+                g_warning("pool: %s not set aside: %s", from, g_strerror(errno));
+        }
 }
 
 int pool_join(const char *master_address, const char *user, const char *password, bool force,

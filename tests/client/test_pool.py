@@ -435,6 +435,38 @@ def test_a_members_write_is_evented_at_the_master(pool, api):
     assert wait_until(seen)
 
 
+def test_messages_live_on_the_master(pool, api):
+    """A member keeps no message store (its standalone one was set aside at
+    the join): the VM_STARTED it raises for a VM it starts, and a
+    message.create made on it, are the master's; its reads are the
+    master's."""
+    proxy, s = api
+    b = pool["b"]
+    b_host = host_of(b, api)
+    vm = new_vm(api, "messages from b")
+    vm_uuid = ok(proxy.VM.get_uuid(s, vm))
+    epoch = xmlrpc.client.DateTime("19700101T00:00:00Z")
+    ok(proxy.VM.start_on(s, vm, b_host, False, False))
+    started = list(ok(proxy.message.get(s, "VM", vm_uuid, epoch)).values())
+    b_label, b_uuid = ok(proxy.host.get_name_label(s, b_host)), ok(proxy.host.get_uuid(s, b_host))
+    assert [(m["name"], m["body"]) for m in started] == [
+        ("VM_STARTED", f"VM 'messages from b' (uuid: {vm_uuid}) started on host: "
+                       f"{b_label} (uuid: {b_uuid})")]
+    sb, pb = login_member(b), b.proxy()
+    ref = ok(pb.message.create(sb, "FROM_B", "4", "Host", b_uuid, "made on b"))
+    assert ok(proxy.message.get_record(s, ref))["body"] == "made on b"
+    assert set(ok(pb.message.get_all(sb))) == set(ok(proxy.message.get_all(s)))
+    assert ok(pb.message.get_record(sb, ref))["name"] == "FROM_B"
+    assert list(ok(pb.message.get_all_records_where(sb, 'field "name" = "FROM_B"'))) == [ref]
+    assert ref in ok(pb.message.get_since(sb, epoch))
+    assert err(pb.message.get_record(sb, "OpaqueRef:nothing")) == [
+        "HANDLE_INVALID", "message", "OpaqueRef:nothing"]
+    ok(pb.message.destroy(sb, ref))
+    assert err(proxy.message.get_record(s, ref))[0] == "HANDLE_INVALID"
+    assert not os.path.exists(os.path.join(b.state_dir, "messages.db"))
+    ok(proxy.VM.hard_shutdown(s, vm))
+
+
 def test_an_idle_member_stays_live(pool, api):
     proxy, s = api
     metrics = ok(proxy.host.get_metrics(s, host_of(pool["b"], api)))
