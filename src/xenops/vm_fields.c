@@ -269,8 +269,10 @@ static const struct {
      "while it is live, enabled and sees the VM's disks; an empty or null ref is no affinity",
      check_nothing},
     {"VBDs: `type`, `qos_algorithm_type`",
-     "`Disk` virtio-blk, `CD` IDE, `Floppy` the PC's floppy drives A: and B: (a third is "
-     "`INVALID_DEVICE`; not hot-plugged: `VBD.plug` is `OPERATION_NOT_ALLOWED`); any "
+     "`Disk` virtio-blk, `CD` IDE (AHCI on a Secure Boot VM's q35), `Floppy` the PC's "
+     "floppy drives A: and B: (a third is `INVALID_DEVICE`; not hot-plugged: `VBD.plug` is "
+     "`OPERATION_NOT_ALLOWED`; on a Secure Boot VM `VALUE_NOT_SUPPORTED` [`VBD:type`, "
+     "`Floppy`, why] at VM.start: q35 has no floppy controller); any "
      "`qos_algorithm_type` (XAPI knows `ionice`) is refused at VM.start and VBD.plug "
      "(`VALUE_NOT_SUPPORTED`)", check_nothing},
     {"`guest_metrics` (VM_guest_metrics)",
@@ -299,8 +301,10 @@ static const struct {
      "VM's own variable store (second pflash), written at each start from "
      "`NVRAM:EFI-variables` (base64 of OVMF's store; OVMF's empty store when unset) and "
      "copied back there whenever the domain ends; refused (`VALUE_NOT_SUPPORTED`) without "
-     "the ovmf package; other values `INVALID_VALUE`; `platform:secureboot=true` refused (see "
-     "the platform keys)",
+     "the ovmf package; other values `INVALID_VALUE`. With `platform:secureboot` (see the "
+     "platform keys) the firmware is `" OVMF_SECBOOT_CODE "` on a q35 machine with SMM and "
+     "the store starts as `" OVMF_SECBOOT_VARS "` (Microsoft's keys); a store of the other "
+     "build's size is `INVALID_VALUE` (remove `NVRAM:EFI-variables` to start afresh)",
      check_firmware},
 };
 

@@ -192,6 +192,19 @@ static int check_startable(VmOp *o)
     return vm_check_bootable(o->ref, o->record, &o->call->error);
 }
 
+/* A Secure Boot domain is a q35 machine, which has no floppy controller. */
+static int check_q35_disks(VmOp *o, const HvDisk *disks, size_t n)
+{
+    if (!vm_nvram_secureboot(o->record))
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (disks[i].floppy)
+            return xapi_error_set(&o->call->error, "VALUE_NOT_SUPPORTED", "VBD:type", "Floppy",
+                                  "a Secure Boot VM (platform:secureboot) is a q35 machine, "
+                                  "which has no floppy drive", NULL);
+    return 0;
+}
+
 int vm_boot(VmOp *o, const char *resume_image, bool paused)
 {
     if (check_startable(o) < 0)
@@ -209,6 +222,8 @@ int vm_boot(VmOp *o, const char *resume_image, bool paused)
         vm_nics_boot_order(vm, nics, n_nics, disks, n_disks);
     }
     db_read_end();
+    if (rc == 0)
+        rc = check_q35_disks(o, disks, n_disks);
     if (rc == 0)
         rc = hv_disks_check_chains(disks, n_disks, &o->call->error);
     if (rc == 0)
