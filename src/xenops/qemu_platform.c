@@ -250,7 +250,7 @@ static int do_secureboot(const Ctx *c, XapiError **err)
     if (on != 1)
         return on;
     if (!c->uefi)
-        return xapi_error_set(err, "INVALID_VALUE", "platform:secureboot",
+        return xapi_error_set(err, "INVALID_VALUE", "platform:secureboot", c->value,
                               "Secure Boot is not supported with BIOS firmware "
                               "(HVM_boot_params:firmware is not uefi)", NULL);
     if (!vm_nvram_secureboot_available())
