@@ -11,6 +11,7 @@
 #include "guest_agent.h"
 #include "message_store.h"
 #include "task.h"
+#include "vm_bootloader.h"
 #include "vm_crashdump.h"
 #include "vm_disks.h"
 #include "vm_fields.h"
@@ -230,9 +231,16 @@ int vm_boot(VmOp *o, const char *resume_image, bool paused)
         rc = vm_nvram_prepare(o->uuid, o->record, &o->call->error);
     if (rc == 0)
         rc = vm_vtpm_prepare(o->ref, o->record, &o->call->error);
+    /* pygrub: the kernel out of the guest's disk, booted as PV_kernel */
+    g_autoptr(Xv) pv_boot = NULL;
+    if (rc == 0 && vm_bootloader_wanted(o->record))
+        rc = vm_bootloader_run(o->ref, o->uuid, o->record, disks, n_disks, &pv_boot,
+                               &o->call->error);
     if (rc == 0)
-        rc = driver()->start(o->uuid, o->record, disks, n_disks, nics, n_nics, resume_image,
-                             paused, &o->call->error);
+        rc = driver()->start(o->uuid, pv_boot ? pv_boot : o->record, disks, n_disks, nics,
+                             n_nics, resume_image, paused, &o->call->error);
+    if (pv_boot)
+        vm_bootloader_done(o->uuid); /* QEMU holds its kernel and initrd */
     hv_disks_free(disks, n_disks);
     hv_nics_free(nics, n_nics);
     if (rc < 0)
