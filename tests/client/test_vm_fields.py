@@ -383,17 +383,14 @@ def test_boot_policy_and_domain_type_follow_each_other(api):
     {"domain_type": "pv"},
     {"HVM_boot_policy": ""},  # unspecified: XAPI boots it PV
 ])
-def test_pv_bootloader_is_refused_by_name(api, fields):
-    """pygrub would read a kernel out of the guest's disk, which xapid
-    does not: refused rather than booting the disk's BIOS order."""
+def test_pv_bootloader_is_run(api, fields):
+    """pygrub reads a kernel out of the guest's disk (test_pv_bootloader.py):
+    without a disk it fails as XAPI's does."""
     proxy, s = api
     vm = new_vm(api, PV_bootloader="pygrub", **fields)
-    e = err(proxy.VM.start(s, vm, False, False))
-    assert e[:3] == ["VALUE_NOT_SUPPORTED", "PV_bootloader", "pygrub"]
+    assert err(proxy.VM.start(s, vm, False, False)) == \
+        ["BOOTLOADER_FAILED", vm, "the VM has no disk to boot from"]
     assert ok(proxy.VM.get_power_state(s, vm)) == "Halted"
-    # a kernel named outright is booted instead of the bootloader
-    ok(proxy.VM.set_PV_kernel(s, vm, "/boot/guest/vmlinuz"))
-    assert err(proxy.VM.start(s, vm, False, False))[0] != "VALUE_NOT_SUPPORTED"
     gone(api, vm)
 
 
