@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from guest_disk import ext4_image, write_into_vdi
+from guest_disk import ext4_image, fat_image, write_into_vdi
 from sim_daemon import api, daemon  # noqa: F401 (fixtures)
 from xapid_daemon import err, ok
 
@@ -53,7 +53,7 @@ def test_pygrub_reads_the_disk_or_fails_as_xapi(api, daemon, tmp_path):
                  "/boot/vmlinuz-6, which its filesystem lacks"]
     # a whole-disk filesystem with its kernel and initrd boots
     ext4_image(image, {"/boot/grub/grub.cfg": GRUB, "/boot/vmlinuz-6": b"kernel",
-                       "/boot/initrd.img-6": b"initrd"}, partitioned=False)
+                       "/boot/initrd.img-6": b"initrd"}, partitioned=None)
     write_into_vdi(image, vdi_file(api, vdi), fmt)
     staging = os.path.join(daemon.state_dir, "bootloader", uuid)
     os.makedirs(staging)
@@ -61,6 +61,24 @@ def test_pygrub_reads_the_disk_or_fails_as_xapi(api, daemon, tmp_path):
     ok(proxy.VM.start(s, vm, False, False))
     assert ok(proxy.VM.get_power_state(s, vm)) == "Running"
     assert not os.path.exists(staging)
+    ok(proxy.VM.hard_shutdown(s, vm))
+    # a GPT partition; a FAT filesystem with extlinux.conf (paths relative to it)
+    ext4_image(image, {"/boot/grub/menu.lst": b"default 0\ntitle x\n kernel /k ro\n",
+                       "/k": b"kernel"}, partitioned="gpt")
+    write_into_vdi(image, vdi_file(api, vdi), fmt)
+    ok(proxy.VM.start(s, vm, False, False))
+    ok(proxy.VM.hard_shutdown(s, vm))
+    fat_image(image, {"/extlinux/extlinux.conf": b"DEFAULT a\nLABEL a\n KERNEL vmlinuz\n"
+                                                  b" APPEND initrd=../i.img ro\n"})
+    write_into_vdi(image, vdi_file(api, vdi), fmt)
+    e = err(proxy.VM.start(s, vm, False, False))
+    assert e == ["BOOTLOADER_FAILED", vm, "/extlinux/extlinux.conf names kernel "
+                 "/extlinux/vmlinuz, which its filesystem lacks"]
+    fat_image(image, {"/extlinux/extlinux.conf": b"DEFAULT a\nLABEL a\n KERNEL vmlinuz\n"
+                                                  b" APPEND initrd=/i.img ro\n",
+                      "/extlinux/vmlinuz": b"kernel", "/i.img": b"initrd"})
+    write_into_vdi(image, vdi_file(api, vdi), fmt)
+    ok(proxy.VM.start(s, vm, False, False))
     ok(proxy.VM.hard_shutdown(s, vm))
     # only pygrub, and without options
     ok(proxy.VM.set_PV_bootloader_args(s, vm, "--entry=1"))
