@@ -325,9 +325,10 @@ static const struct {
     {"secureboot", do_secureboot,
      "`true`/`1` under UEFI: Secure Boot (OVMF's SMM build `" OVMF_SECBOOT_CODE "` on a "
      "`q35,smm=on` machine with secure pflash, the VM's store first a copy of `"
-     OVMF_SECBOOT_VARS "`, Microsoft's keys enrolled); `auto`: the same on a UEFI VM when "
-     "this host has those files (XAPI: when the pool has certificates; the field keeps "
-     "`auto`), else off; `true` on a BIOS VM `INVALID_VALUE`. A Secure Boot VM's devices "
+     OVMF_SECBOOT_VARS "`, Microsoft's keys enrolled); `auto` on a UEFI VM: VM.start "
+     "records `true` when this host has those files, else `false` (XAPI's rewrite, by the "
+     "pool's certificates), on a BIOS VM it stays and means off; `true` on a BIOS VM "
+     "`INVALID_VALUE`. A Secure Boot VM's devices "
      "are on q35's `pcie.0` (no hot-plug: `VBD.plug`/`VIF.plug` while running are "
      "`OPERATION_NOT_ALLOWED`), its CDs on the AHCI controller, and it has no floppy "
      "drive (a Floppy VBD is refused at VM.start)"},

@@ -256,7 +256,33 @@ int vm_boot(VmOp *o, const char *resume_image, bool paused)
     return 0;
 }
 
-static int start_work(VmOp *o) { return vm_boot(o, NULL, *(const bool *)o->arg); }
+/* XAPI's update_platform_secureboot: VM.start records what "auto" meant,
+ * "true" where the keys are (the pool's certificates there, this host's
+ * enrolled store here). A BIOS VM keeps "auto", which means off for it. */
+static int resolve_secureboot_auto(VmOp *o)
+{
+    const Xv *platform = xv_struct_get(o->record, "platform");
+    const Xv *v = platform && platform->kind == XV_STRUCT ? xv_struct_get(platform, "secureboot")
+                                                          : NULL;
+    if (!v || strcmp(xv_str(v), "auto") != 0 || !vm_nvram_uefi(o->record))
+        return 0;
+    Xv *resolved = xv_dup(platform);
+    xv_struct_set_string(resolved, "secureboot",
+                         vm_nvram_secureboot_available() ? "true" : "false");
+    if (db_update("VM", o->ref, "platform", xv_dup(resolved), &o->call->error) < 0) {
+        xv_free(resolved);
+        return -1;
+    }
+    xv_struct_set(o->record, "platform", resolved);
+    return 0;
+}
+
+static int start_work(VmOp *o)
+{
+    if (resolve_secureboot_auto(o) < 0)
+        return -1;
+    return vm_boot(o, NULL, *(const bool *)o->arg);
+}
 
 /* XAPI's message after a start succeeded (message_forwarding.ml). */
 static int started(Call *call, const char *vm, int rc)

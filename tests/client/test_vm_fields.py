@@ -552,6 +552,7 @@ def test_secure_boot_start_store_and_q35_limits(api):
     # auto: Secure Boot where the host has the keys, as XAPI's pool certificates
     ok(proxy.VM.set_platform(s, vm, {"secureboot": "auto"}))
     ok(proxy.VM.start(s, vm, False, False))
+    assert ok(proxy.VM.get_platform(s, vm)) == {"secureboot": "true"}  # recorded, as XAPI
     ok(proxy.VM.hard_shutdown(s, vm))
     ok(proxy.VBD.destroy(s, disk))
     gone(api, vm)
