@@ -541,6 +541,14 @@ def test_secure_boot_start_store_and_q35_limits(api):
     disk = ok(proxy.VBD.create(s, dict(record, type="Disk")))
     assert err(proxy.VBD.plug(s, disk))[0] == "OPERATION_NOT_ALLOWED"
     assert ok(proxy.VBD.get_currently_attached(s, disk)) is False
+    net = ok(proxy.network.create(s, {"name_label": "sb-net", "other_config": {}}))
+    vif = ok(proxy.VIF.create(s, {"VM": vm, "network": net, "device": "0", "MAC": "",
+                                  "MTU": "1500", "other_config": {}, "qos_algorithm_type": "",
+                                  "qos_algorithm_params": {}}))
+    assert err(proxy.VIF.plug(s, vif))[0] == "OPERATION_NOT_ALLOWED"
+    assert ok(proxy.VIF.get_currently_attached(s, vif)) is False
+    ok(proxy.VIF.destroy(s, vif))
+    ok(proxy.network.destroy(s, net))
     ok(proxy.VM.hard_shutdown(s, vm))
     with open(SECBOOT_VARS, "rb") as f:
         enrolled = f.read()
