@@ -211,6 +211,27 @@ static const struct {
     {"/syslinux.cfg", BOOT_CONFIG_SYSLINUX},
 };
 
+/* Appends the file at path to dst. */
+static int append_file(int dst, const char *path)
+{
+    int src = open(path, O_RDONLY | O_CLOEXEC);
+    if (src < 0)
+        return -1;
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(src, buf, sizeof buf)) > 0)
+        for (ssize_t done = 0; done < n;) {
+            ssize_t w = write(dst, buf + done, (size_t)(n - done));
+            if (w < 0) {
+                close(src);
+                return -1;
+            }
+            done += w;
+        }
+    close(src);
+    return n < 0 ? -1 : 0;
+}
+
 /* Concatenates the initrds (Linux takes concatenated archives) into out. */
 static int copy_initrds(const Reader *r, FsKind fs, guint64 offset, const char *config,
                         GPtrArray *initrds, const char *out)
@@ -227,11 +248,9 @@ static int copy_initrds(const Reader *r, FsKind fs, guint64 offset, const char *
                 failed(r, "%s names initrd %s, which its filesystem lacks", config, path);
             break;
         }
-        g_autofree char *data = NULL;
-        gsize len;
-        if (!g_file_get_contents(part, &data, &len, NULL) ||
-            write(dst, data, len) != (ssize_t)len)
-            rc = xapi_error_internal(r->err, "cannot copy initrd %s", path);
+        if (append_file(dst, part) < 0)
+            rc = xapi_error_internal(r->err, "cannot copy initrd %s: %s", path,
+                                     g_strerror(errno));
     }
     unlink(part);
     close(dst);
