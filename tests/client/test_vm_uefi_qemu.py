@@ -1,6 +1,7 @@
 """HVM_boot_params:firmware=uefi on one real guest: the test guest's kernel
 (an EFI stub) booted by OVMF, its EFI variables kept in the VM's NVRAM
-field across the end of the domain and given back at the next start."""
+field across the end of the domain and given back at the next start; and
+platform:secureboot=true, whose guest kernel reports Secure Boot enabled."""
 import base64
 import os
 
