@@ -596,10 +596,11 @@ static int open_agent_and_firmware(Domain *d, const Xv *vm, HandedFds *h, XapiEr
     if (!vm_nvram_uefi(vm))
         return 0;
     g_autofree char *vars = vm_nvram_path(d->uuid);
-    int code = open(OVMF_CODE, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    const char *firmware = vm_nvram_code(vm); /* the Secure Boot build or not */
+    int code = open(firmware, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     int store = code < 0 ? -1 : open(vars, O_RDWR | O_CLOEXEC | O_NOCTTY);
     if (store < 0) {
-        xapi_error_internal(err, "cannot open %s: %s", code < 0 ? OVMF_CODE : vars,
+        xapi_error_internal(err, "cannot open %s: %s", code < 0 ? firmware : vars,
                             g_strerror(errno));
         if (code >= 0)
             close(code);

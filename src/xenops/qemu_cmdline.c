@@ -75,22 +75,29 @@ static bool valid_boot_order(const char *order)
 }
 
 /* CD drives on the PIIX IDE channels: slot 0 is the primary master, 3 the
- * secondary slave (hdd, where XAPI's templates put the CD). */
+ * secondary slave (hdd, where XAPI's templates put the CD). On q35 they
+ * are on the ICH9 AHCI's ports (ide.0-ide.5, one drive each). */
 static int ide_channel(int slot) { return slot / 2; }
 static int ide_unit(int slot) { return slot % 2; }
 
-static char *device_option(const HvDisk *disk)
+/* The root bus: i440fx's PCI, or q35's PCI Express root complex. */
+static const char *root_bus(bool q35) { return q35 ? "pcie.0" : "pci.0"; }
+
+static char *device_option(const HvDisk *disk, bool q35)
 {
     GString *dev = g_string_new(NULL);
     if (disk->floppy)
         g_string_append_printf(dev, "floppy,unit=%d,id=" QEMU_DISK_ID_FMT, disk->floppy - 1,
                                disk->slot);
+    else if (disk->cdrom && q35)
+        g_string_append_printf(dev, "ide-cd,bus=ide.%d,unit=0,id=" QEMU_DISK_ID_FMT, disk->slot,
+                               disk->slot);
     else if (disk->cdrom)
         g_string_append_printf(dev, "ide-cd,bus=ide.%d,unit=%d,id=" QEMU_DISK_ID_FMT,
                                ide_channel(disk->slot), ide_unit(disk->slot), disk->slot);
     else
-        g_string_append_printf(dev, "virtio-blk-pci,bus=pci.0,addr=0x%x,id=" QEMU_DISK_ID_FMT,
-                               QEMU_DISK_PCI_SLOT(disk->slot), disk->slot);
+        g_string_append_printf(dev, "virtio-blk-pci,bus=%s,addr=0x%x,id=" QEMU_DISK_ID_FMT,
+                               root_bus(q35), QEMU_DISK_PCI_SLOT(disk->slot), disk->slot);
     if (disk->path)
         g_string_append_printf(dev, ",drive=vbd%d", disk->slot);
     if (disk->bootindex >= 0)
@@ -103,13 +110,15 @@ static char *json_text(json_object *o);
 /* Each disk's images on fdsets numbered from QEMU_FDSET_IMAGES, their
  * descriptors at QEMU_IMAGE_FD(0).. in qemu_image_fds' order. */
 static int add_disks(GPtrArray *argv, const HvDisk *disks, const ImageChain *chains, size_t n,
-                     XapiError **err)
+                     bool q35, XapiError **err)
 {
     int64_t fdset = QEMU_FDSET_IMAGES;
     size_t fd = 0;
     for (size_t i = 0; i < n; i++) {
         const HvDisk *d = &disks[i];
+        /* q35 has no floppy controller (vm_lifecycle.c refuses them first) */
         if (d->slot < 0 || d->slot >= (d->cdrom ? HV_CD_SLOTS : HV_DISK_SLOTS) ||
+            (q35 && d->floppy) ||
             (!d->path && !d->cdrom && !d->floppy) || (d->path && chains[i].n == 0)) {
             char slot[16];
             g_snprintf(slot, sizeof slot, "%d", d->slot);
@@ -130,17 +139,19 @@ static int add_disks(GPtrArray *argv, const HvDisk *disks, const ImageChain *cha
             g_ptr_array_add(argv, qemu_disk_blockdev_json(d, &chains[i], sets));
         }
         add(argv, "-device");
-        g_ptr_array_add(argv, device_option(d));
+        g_ptr_array_add(argv, device_option(d, q35));
     }
     return 0;
 }
 
 /* Each NIC: its tap by fd, and the device with the VIF's MAC. */
-static int add_nics(GPtrArray *argv, const HvNic *nics, size_t n, XapiError **err)
+static int add_nics(GPtrArray *argv, const HvNic *nics, size_t n, bool q35, XapiError **err)
 {
     for (size_t i = 0; i < n; i++) {
         const HvNic *nic = &nics[i];
-        if (nic->device < 0 || nic->device >= QEMU_NIC_SLOTS) {
+        /* q35's slot 0x1f is the ICH9's (LPC, AHCI, SMBus) */
+        if (nic->device < 0 || nic->device >= QEMU_NIC_SLOTS ||
+            (q35 && QEMU_NIC_PCI_SLOT(nic->device) >= 0x1f)) {
             char device[16];
             g_snprintf(device, sizeof device, "%d", nic->device);
             return xapi_error_set(err, "INVALID_DEVICE", device, NULL);
@@ -161,8 +172,8 @@ static int add_nics(GPtrArray *argv, const HvNic *nics, size_t n, XapiError **er
         add(argv, "-device");
         g_autofree char *mac = qemu_escape_commas(nic->mac);
         GString *dev = g_string_new(NULL);
-        g_string_append_printf(dev, "%s,netdev=vif%d,mac=%s,bus=pci.0,addr=0x%x,id=vif%d-dev",
-                               nic->model, nic->device, mac,
+        g_string_append_printf(dev, "%s,netdev=vif%d,mac=%s,bus=%s,addr=0x%x,id=vif%d-dev",
+                               nic->model, nic->device, mac, root_bus(q35),
                                QEMU_NIC_PCI_SLOT(nic->device), nic->device);
         if (nic->bootindex >= 0)
             g_string_append_printf(dev, ",bootindex=%d", nic->bootindex);
@@ -329,8 +340,15 @@ char **qemu_cmdline(const QemuHost *host, const char *uuid, const Xv *vm, const 
     add(argv, uuid);
     add(argv, "-machine");
     bool uefi = vm_nvram_uefi(vm);
-    addf(argv, "pc,accel=%s%s%s", host->accel, platform.machine->str,
-         uefi ? ",pflash0=ovmf-code,pflash1=ovmf-vars" : "");
+    /* Secure Boot: OVMF's SMM build, which needs q35's TSEG; its flash
+     * is writable only from SMM, so the guest's OS cannot change the keys */
+    bool q35 = vm_nvram_secureboot(vm);
+    addf(argv, "%s,accel=%s%s%s", q35 ? "q35,smm=on" : "pc", host->accel,
+         platform.machine->str, uefi ? ",pflash0=ovmf-code,pflash1=ovmf-vars" : "");
+    if (q35) {
+        add(argv, "-global");
+        add(argv, "driver=cfi.pflash01,property=secure,value=on");
+    }
     if (uefi) { /* OVMF, and the VM's variable store (vm_nvram.c), opened by xapid */
         add(argv, "-add-fd");
         addf(argv, "fd=%d,set=%d", QEMU_FD_OVMF_CODE, QEMU_FDSET_OVMF_CODE);
@@ -394,12 +412,13 @@ char **qemu_cmdline(const QemuHost *host, const char *uuid, const Xv *vm, const 
     add(argv, "pvpanic");
     /* Every domain has its balloon, so memory_dynamic_* can change live. */
     add(argv, "-device");
-    addf(argv, "virtio-balloon-pci,id=" QEMU_BALLOON_ID ",bus=pci.0,addr=0x%x",
+    addf(argv, "virtio-balloon-pci,id=" QEMU_BALLOON_ID ",bus=%s,addr=0x%x", root_bus(q35),
          QEMU_BALLOON_PCI_SLOT);
     /* The guest agent's port on a socket xapid listens on already and
      * hands over; xapid's poller connects (guest_agent.c). */
     add(argv, "-device");
-    addf(argv, "virtio-serial-pci,id=vser0,bus=pci.0,addr=0x%x", QEMU_SERIAL_PCI_SLOT);
+    addf(argv, "virtio-serial-pci,id=vser0,bus=%s,addr=0x%x", root_bus(q35),
+         QEMU_SERIAL_PCI_SLOT);
     add(argv, "-chardev");
     addf(argv, "socket,id=qga0,fd=%d,server=on,wait=off", QEMU_FD_AGENT);
     add(argv, "-device");
@@ -416,7 +435,8 @@ char **qemu_cmdline(const QemuHost *host, const char *uuid, const Xv *vm, const 
     }
     for (guint i = 0; i < platform.args->len; i++)
         add(argv, g_ptr_array_index(platform.args, i));
-    if (add_disks(argv, disks, host->chains, n_disks, err) < 0 || add_nics(argv, nics, n_nics, err) < 0) {
+    if (add_disks(argv, disks, host->chains, n_disks, q35, err) < 0 ||
+        add_nics(argv, nics, n_nics, q35, err) < 0) {
         g_ptr_array_add(argv, NULL);
         g_strfreev((char **)g_ptr_array_free(argv, FALSE));
         return NULL;

@@ -116,7 +116,7 @@ static void test_goldens(void **state)
     static const char *const names[] = {"direct-kernel", "hvm-boot-order", "defaults", "disks",
                                         "resume", "nics", "nic-boot", "nics-switchable",
                                         "platform", "uefi", "floppy", "vtpm-uefi",
-                                        "vtpm-bios"};
+                                        "vtpm-bios", "secureboot"};
     for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
         g_autofree char *json = g_strdup_printf("%s.vm.json", names[i]);
         g_autoptr(Xv) vm = load_record(json);
@@ -166,6 +166,25 @@ static void test_bad_boot_order_is_refused(void **state)
     xapi_error_free(err);
 }
 
+/* q35's slot 0x1f is the ICH9's, and it has no floppy controller. */
+static void test_secureboot_q35_limits(void **state)
+{
+    g_autoptr(Xv) vm = load_record("secureboot.vm.json");
+    HvNic nic = {.device = 15, .mac = (char *)"02:00:00:00:00:01", .model = "e1000",
+                 .bootindex = -1};
+    XapiError *err = NULL;
+    char **argv = qemu_cmdline(&host, "u", vm, NULL, 0, &nic, 1, NULL, false, &err);
+    assert_null(argv);
+    assert_string_equal(err->code, "INVALID_DEVICE");
+    xapi_error_free(err);
+    err = NULL;
+    HvDisk floppy = {.slot = 0, .floppy = 1, .bootindex = -1};
+    argv = qemu_cmdline(&host, "u", vm, &floppy, 1, NULL, 0, NULL, false, &err);
+    assert_null(argv);
+    assert_string_equal(err->code, "INVALID_DEVICE");
+    xapi_error_free(err);
+}
+
 static void test_nic_device_out_of_range_is_refused(void **state)
 {
     g_autoptr(Xv) vm = load_record("nics.vm.json");
@@ -182,6 +201,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_goldens),
+        cmocka_unit_test(test_secureboot_q35_limits),
         cmocka_unit_test(test_bad_boot_order_is_refused),
         cmocka_unit_test(test_nic_device_out_of_range_is_refused),
     };

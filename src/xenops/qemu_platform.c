@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "qemu_cmdline.h"
+#include "vm_nvram.h"
 
 void qemu_platform_clear(QemuPlatform *p)
 {
@@ -30,6 +31,8 @@ typedef struct {
     int64_t vcpus_max;
     int64_t now;
     bool viridian; /* platform:viridian is true */
+    bool uefi;     /* HVM_boot_params:firmware is uefi */
+    bool q35;      /* the domain is a q35 machine (Secure Boot) */
     QemuPlatform *out;
 } Ctx;
 
@@ -155,7 +158,8 @@ static int do_acpi_sleep(const Ctx *c, const char *state, XapiError **err)
     if (on < 0)
         return -1;
     g_ptr_array_add(c->out->args, g_strdup("-global"));
-    g_ptr_array_add(c->out->args, g_strdup_printf("PIIX4_PM.disable_%s=%d", state, !on));
+    g_ptr_array_add(c->out->args, g_strdup_printf("%s.disable_%s=%d",
+                                                  c->q35 ? "ICH9-LPC" : "PIIX4_PM", state, !on));
     return 0;
 }
 static int do_acpi_s3(const Ctx *c, XapiError **err) { return do_acpi_sleep(c, "s3", err); }
@@ -234,19 +238,26 @@ static int do_false_only(const Ctx *c, XapiError **err)
 
 /* Debian's OVMF enforces Secure Boot with its keys out of the guest's
  * reach only in the build that requires SMM (OVMF_CODE_4M.secboot.fd),
- * and OVMF's SMM needs the q35 machine's TSEG: an i440fx PC cannot run
- * it. The build without SMM would boot with Secure Boot on while the
- * guest's OS could rewrite the keys in its flash. */
+ * and OVMF's SMM needs the q35 machine's TSEG: such a domain is a q35
+ * machine (qemu_cmdline.c) with Microsoft's keys in its store
+ * (vm_nvram.c). XAPI's "auto" is Secure Boot where the pool has
+ * certificates: here where the host has the enrolled store. */
 static int do_secureboot(const Ctx *c, XapiError **err)
 {
     if (strcmp(c->value, "auto") == 0)
-        return 0; /* XAPI: secure boot only where the pool has keys; none here */
+        return 0;
     int on = boolean(c, err);
-    if (on == 1)
-        return unsupported(c, "OVMF protects its Secure Boot keys only under SMM "
-                              "(OVMF_CODE_4M.secboot.fd), which needs a q35 machine; xapid's "
-                              "domains are i440fx PCs, as XAPI's HVM guests are", err);
-    return on < 0 ? -1 : 0;
+    if (on != 1)
+        return on;
+    if (!c->uefi)
+        return xapi_error_set(err, "INVALID_VALUE", "platform:secureboot", c->value,
+                              "Secure Boot is not supported with BIOS firmware "
+                              "(HVM_boot_params:firmware is not uefi)", NULL);
+    if (!vm_nvram_secureboot_available())
+        return unsupported(c, "this host lacks OVMF's Secure Boot build and its enrolled "
+                              "store (" OVMF_SECBOOT_CODE ", " OVMF_SECBOOT_VARS
+                              "; Debian package ovmf)", err);
+    return 0;
 }
 
 /* XAPI's vTPM is a VTPM object: true gives a VM without one a VTPM at
@@ -290,8 +301,8 @@ static const struct {
     {"pae", do_pae, "false/0: `-cpu …,-pae`"},
     {"nx", do_nx, "false/0: `-cpu …,-nx`"},
     {"hpet", do_hpet, "false/0: `-machine hpet=off`"},
-    {"acpi_s3", do_acpi_s3, "`-global PIIX4_PM.disable_s3=0/1`"},
-    {"acpi_s4", do_acpi_s4, "`-global PIIX4_PM.disable_s4=0/1`"},
+    {"acpi_s3", do_acpi_s3, "`-global PIIX4_PM.disable_s3=0/1` (q35: `ICH9-LPC`)"},
+    {"acpi_s4", do_acpi_s4, "`-global PIIX4_PM.disable_s4=0/1` (q35: `ICH9-LPC`)"},
     {"usb", do_usb, "`-machine usb=on/off`"},
     {"usb_tablet", do_usb_tablet, "true: `-device usb-tablet` (with usb=true)"},
     {"vga", do_vga, "`std` or `cirrus` (`-vga`); others refused"},
@@ -311,9 +322,16 @@ static const struct {
     {"device-model", do_device_model, "`qemu-upstream*`; `qemu-trad` refused"},
     {"nic_type", do_nothing, "the NICs' model (e1000, rtl8139, virtio-net)"},
     {"vcpu-unrestricted", do_nothing, "VCPUs_max above the host's CPUs allowed"},
-    {"secureboot", do_secureboot, "`false` or `auto` (no keys here); `true` refused: OVMF "
-                                  "keeps its keys from the guest only under SMM, which needs "
-                                  "a q35 machine, and domains are i440fx PCs"},
+    {"secureboot", do_secureboot,
+     "`true`/`1` under UEFI: Secure Boot (OVMF's SMM build `" OVMF_SECBOOT_CODE "` on a "
+     "`q35,smm=on` machine with secure pflash, the VM's store first a copy of `"
+     OVMF_SECBOOT_VARS "`, Microsoft's keys enrolled); `auto` on a UEFI VM: VM.start "
+     "records `true` when this host has those files, else `false` (XAPI's rewrite, by the "
+     "pool's certificates), on a BIOS VM it stays and means off; `true` on a BIOS VM "
+     "`INVALID_VALUE`. A Secure Boot VM's devices "
+     "are on q35's `pcie.0` (no hot-plug: `VBD.plug`/`VIF.plug` while running are "
+     "`OPERATION_NOT_ALLOWED`), its CDs on the AHCI controller, and it has no floppy "
+     "drive (a Floppy VBD is refused at VM.start)"},
     {"nested-virt", do_false_only, "true refused"},
     {"exp-nested-hvm", do_false_only, "true refused"},
     {"vtpm", do_vtpm, "true: a VM without a VTPM gets one at VM.start (is_unique false), as "
@@ -455,7 +473,8 @@ int qemu_platform_options(const Xv *vm, const char *accel, int64_t now, QemuPlat
     const char *viridian = map_value(platform, "viridian");
     Ctx c = {.accel = accel, .vcpus_max = vcpus && vcpus->kind == XV_INT ? vcpus->i : 1,
              .now = now, .out = out,
-             .viridian = viridian && (!strcmp(viridian, "true") || !strcmp(viridian, "1"))};
+             .viridian = viridian && (!strcmp(viridian, "true") || !strcmp(viridian, "1")),
+             .uefi = vm_nvram_uefi(vm), .q35 = vm_nvram_secureboot(vm)};
     if (c.vcpus_max < 1)
         c.vcpus_max = 1;
     for (size_t i = 0; i < G_N_ELEMENTS(keys); i++) {

@@ -135,10 +135,10 @@ static int check_firmware(const Xv *record, XapiError **err)
     return 0;
 }
 
-/* A PV-style domain is its kernel booted directly here; without one XAPI
- * runs PV_bootloader (pygrub: a kernel found in the guest's disk), which
- * xapid does not: it reads no guest filesystem. A VM of unspecified type
- * boots PV in XAPI when HVM_boot_policy is empty. */
+/* A PV-style domain is its kernel booted directly here: PV_kernel, or
+ * with PV_bootloader "pygrub" the default kernel of the guest's disk
+ * (vm_bootloader.c), which wins over PV_kernel as in XAPI. A VM of
+ * unspecified type boots PV in XAPI when HVM_boot_policy is empty. */
 static int check_domain_type(const Xv *record, XapiError **err)
 {
     const char *type = str_field(record, "domain_type");
@@ -149,13 +149,20 @@ static int check_domain_type(const Xv *record, XapiError **err)
      * unless it names a bootloader, which would then go unheard */
     bool pv_by_policy = (!*type || strcmp(type, "unspecified") == 0) &&
                         !*str_field(record, "HVM_boot_policy") && *bootloader;
-    if (!(pv || pv_by_policy) || *str_field(record, "PV_kernel"))
+    if (!(pv || pv_by_policy))
         return 0;
-    if (*bootloader)
+    if (*bootloader && strcmp(bootloader, "pygrub") != 0)
         return xapi_error_set(err, "VALUE_NOT_SUPPORTED", "PV_bootloader", bootloader,
-                              "xapid does not read kernels out of guest disks: set PV_kernel "
-                              "(and PV_ramdisk) to files in a kernel directory, or boot the "
-                              "VM as HVM (HVM_boot_policy \"BIOS order\")", NULL);
+                              "the bootloader here is pygrub (a kernel read out of the "
+                              "guest's disk); or set PV_kernel and an empty PV_bootloader",
+                              NULL);
+    const char *bootloader_args = str_field(record, "PV_bootloader_args");
+    if (*bootloader && *bootloader_args)
+        return xapi_error_set(err, "VALUE_NOT_SUPPORTED", "PV_bootloader_args", bootloader_args,
+                              "pygrub boots its configuration's default entry and takes no "
+                              "options here", NULL);
+    if (*bootloader || *str_field(record, "PV_kernel"))
+        return 0;
     return xapi_error_set(err, "VALUE_NOT_SUPPORTED", "domain_type", *type ? type : "pv",
                           "a PV domain boots its PV_kernel directly here, and PV_kernel is "
                           "empty", NULL);
@@ -244,13 +251,26 @@ static const struct {
      "XAPI's GC does); VM.start refuses them without a crash dump SR (`VM_NO_CRASHDUMP_SR`); "
      "a guest crash is seen through the `pvpanic` device; `rename_restart` refused "
      "(`VALUE_NOT_SUPPORTED`, XAPI's words)", check_actions_after_crash},
-    {"`domain_type`, `HVM_boot_policy`",
-     "every domain is a QEMU PC; `pv`, `pvh` and `pv_in_pvh` boot `PV_kernel` directly "
-     "(`-kernel`) and are refused without one (`VALUE_NOT_SUPPORTED`); so is a VM that "
-     "would boot through `PV_bootloader` (`pygrub`; also `unspecified` with an empty "
-     "`HVM_boot_policy`, which XAPI boots PV), refused naming `PV_bootloader`: xapid reads "
-     "no kernel out of a guest's disk; `hvm` and `unspecified` boot from "
-     "`HVM_boot_params:order`, or from `PV_kernel` when set",
+    {"`domain_type`, `HVM_boot_policy`, `PV_bootloader`",
+     "every domain is a QEMU PC; `pv`, `pvh` and `pv_in_pvh` (and `unspecified` with an "
+     "empty `HVM_boot_policy`, which XAPI boots PV) boot a kernel directly (`-kernel`, "
+     "`-initrd`, `-append`): with `PV_bootloader` `pygrub` (which wins over `PV_kernel`, as "
+     "in XAPI) the default entry of the bootable disk's `grub.cfg` (`set default` as an "
+     "index, `N>M`, a title or an id; else the first entry), `menu.lst` or "
+     "`extlinux.conf`/`syslinux.cfg`, read at every boot without mounting anything (a qcow2 "
+     "disk is first copied to a sparse raw file by `qemu-img convert`; MBR primary or GPT "
+     "partitions, or a whole-disk filesystem; ext2/3/4 through e2fsprogs' `debugfs`, FAT "
+     "through mtools' `mcopy`) into `STATE_DIR/bootloader/UUID`, removed once QEMU holds "
+     "the files (and at the next start if a crash left it); its arguments are the entry's "
+     "then `PV_args`; a guest's reboot resets the domain in place with the same kernel (XAPI "
+     "runs pygrub again: here a kernel the guest installed is read at the next VM.start), a "
+     "migration's destination reads the disk again; nothing bootable is `BOOTLOADER_FAILED` "
+     "[vm, why]; the bootable disk "
+     "is the first Disk VBD in boot order (`bootable` first), never a CD; no script in the "
+     "configuration is run, no variable expanded; other bootloaders (`eliloader`) and any "
+     "`PV_bootloader_args` are `VALUE_NOT_SUPPORTED`; without a bootloader `PV_kernel` "
+     "(`VALUE_NOT_SUPPORTED` naming `domain_type` when empty); `hvm` and `unspecified` boot "
+     "from `HVM_boot_params:order`, or from `PV_kernel` when set",
      check_domain_type},
     {"`platform`, `bios_strings`",
      "as the next sections say: each key XAPI gives a meaning is given to QEMU or refused "
@@ -269,8 +289,10 @@ static const struct {
      "while it is live, enabled and sees the VM's disks; an empty or null ref is no affinity",
      check_nothing},
     {"VBDs: `type`, `qos_algorithm_type`",
-     "`Disk` virtio-blk, `CD` IDE, `Floppy` the PC's floppy drives A: and B: (a third is "
-     "`INVALID_DEVICE`; not hot-plugged: `VBD.plug` is `OPERATION_NOT_ALLOWED`); any "
+     "`Disk` virtio-blk, `CD` IDE (AHCI on a Secure Boot VM's q35), `Floppy` the PC's "
+     "floppy drives A: and B: (a third is `INVALID_DEVICE`; not hot-plugged: `VBD.plug` is "
+     "`OPERATION_NOT_ALLOWED`; on a Secure Boot VM `VALUE_NOT_SUPPORTED` [`VBD:type`, "
+     "`Floppy`, why] at VM.start: q35 has no floppy controller); any "
      "`qos_algorithm_type` (XAPI knows `ionice`) is refused at VM.start and VBD.plug "
      "(`VALUE_NOT_SUPPORTED`)", check_nothing},
     {"`guest_metrics` (VM_guest_metrics)",
@@ -299,8 +321,10 @@ static const struct {
      "VM's own variable store (second pflash), written at each start from "
      "`NVRAM:EFI-variables` (base64 of OVMF's store; OVMF's empty store when unset) and "
      "copied back there whenever the domain ends; refused (`VALUE_NOT_SUPPORTED`) without "
-     "the ovmf package; other values `INVALID_VALUE`; `platform:secureboot=true` refused (see "
-     "the platform keys)",
+     "the ovmf package; other values `INVALID_VALUE`. With `platform:secureboot` (see the "
+     "platform keys) the firmware is `" OVMF_SECBOOT_CODE "` on a q35 machine with SMM and "
+     "the store starts as `" OVMF_SECBOOT_VARS "` (Microsoft's keys); a store of the other "
+     "build's size is `INVALID_VALUE` (remove `NVRAM:EFI-variables` to start afresh)",
      check_firmware},
 };
 

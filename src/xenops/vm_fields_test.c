@@ -107,12 +107,17 @@ static void test_start_refusals(void **state)
     r = record();
     xv_struct_set_string(r, "domain_type", "pv");
     assert_start(r, "VALUE_NOT_SUPPORTED domain_type");
-    r = record(); /* pygrub is not run: refused by name, whatever the type says */
+    r = record(); /* pygrub is run at the start (vm_bootloader.c): accepted here */
     xv_struct_set_string(r, "domain_type", "pv");
     xv_struct_set_string(r, "PV_bootloader", "pygrub");
-    assert_start(r, "VALUE_NOT_SUPPORTED PV_bootloader");
+    assert_start(r, "");
     r = record();
-    xv_struct_set_string(r, "PV_bootloader", "pygrub"); /* unspecified, no policy: PV */
+    xv_struct_set_string(r, "domain_type", "pv");
+    xv_struct_set_string(r, "PV_bootloader", "pygrub");
+    xv_struct_set_string(r, "PV_bootloader_args", "--entry=1");
+    assert_start(r, "VALUE_NOT_SUPPORTED PV_bootloader_args");
+    r = record();
+    xv_struct_set_string(r, "PV_bootloader", "eliloader"); /* unspecified, no policy: PV */
     xv_struct_set_string(r, "HVM_boot_policy", "");
     assert_start(r, "VALUE_NOT_SUPPORTED PV_bootloader");
     r = record();

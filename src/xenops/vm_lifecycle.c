@@ -11,6 +11,7 @@
 #include "guest_agent.h"
 #include "message_store.h"
 #include "task.h"
+#include "vm_bootloader.h"
 #include "vm_crashdump.h"
 #include "vm_disks.h"
 #include "vm_fields.h"
@@ -192,6 +193,19 @@ static int check_startable(VmOp *o)
     return vm_check_bootable(o->ref, o->record, &o->call->error);
 }
 
+/* A Secure Boot domain is a q35 machine, which has no floppy controller. */
+static int check_q35_disks(VmOp *o, const HvDisk *disks, size_t n)
+{
+    if (!vm_nvram_secureboot(o->record))
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (disks[i].floppy)
+            return xapi_error_set(&o->call->error, "VALUE_NOT_SUPPORTED", "VBD:type", "Floppy",
+                                  "a Secure Boot VM (platform:secureboot) is a q35 machine, "
+                                  "which has no floppy drive", NULL);
+    return 0;
+}
+
 int vm_boot(VmOp *o, const char *resume_image, bool paused)
 {
     if (check_startable(o) < 0)
@@ -210,14 +224,23 @@ int vm_boot(VmOp *o, const char *resume_image, bool paused)
     }
     db_read_end();
     if (rc == 0)
+        rc = check_q35_disks(o, disks, n_disks);
+    if (rc == 0)
         rc = hv_disks_check_chains(disks, n_disks, &o->call->error);
     if (rc == 0)
         rc = vm_nvram_prepare(o->uuid, o->record, &o->call->error);
     if (rc == 0)
         rc = vm_vtpm_prepare(o->ref, o->record, &o->call->error);
+    /* pygrub: the kernel out of the guest's disk, booted as PV_kernel */
+    g_autoptr(Xv) pv_boot = NULL;
+    if (rc == 0 && vm_bootloader_wanted(o->record))
+        rc = vm_bootloader_run(o->ref, o->uuid, o->record, disks, n_disks, &pv_boot,
+                               &o->call->error);
     if (rc == 0)
-        rc = driver()->start(o->uuid, o->record, disks, n_disks, nics, n_nics, resume_image,
-                             paused, &o->call->error);
+        rc = driver()->start(o->uuid, pv_boot ? pv_boot : o->record, disks, n_disks, nics,
+                             n_nics, resume_image, paused, &o->call->error);
+    if (pv_boot)
+        vm_bootloader_done(o->uuid); /* QEMU holds its kernel and initrd */
     hv_disks_free(disks, n_disks);
     hv_nics_free(nics, n_nics);
     if (rc < 0)
@@ -233,7 +256,33 @@ int vm_boot(VmOp *o, const char *resume_image, bool paused)
     return 0;
 }
 
-static int start_work(VmOp *o) { return vm_boot(o, NULL, *(const bool *)o->arg); }
+/* XAPI's update_platform_secureboot: VM.start records what "auto" meant,
+ * "true" where the keys are (the pool's certificates there, this host's
+ * enrolled store here). A BIOS VM keeps "auto", which means off for it. */
+static int resolve_secureboot_auto(VmOp *o)
+{
+    const Xv *platform = xv_struct_get(o->record, "platform");
+    const Xv *v = platform && platform->kind == XV_STRUCT ? xv_struct_get(platform, "secureboot")
+                                                          : NULL;
+    if (!v || strcmp(xv_str(v), "auto") != 0 || !vm_nvram_uefi(o->record))
+        return 0;
+    Xv *resolved = xv_dup(platform);
+    xv_struct_set_string(resolved, "secureboot",
+                         vm_nvram_secureboot_available() ? "true" : "false");
+    if (db_update("VM", o->ref, "platform", xv_dup(resolved), &o->call->error) < 0) {
+        xv_free(resolved);
+        return -1;
+    }
+    xv_struct_set(o->record, "platform", resolved);
+    return 0;
+}
+
+static int start_work(VmOp *o)
+{
+    if (resolve_secureboot_auto(o) < 0)
+        return -1;
+    return vm_boot(o, NULL, *(const bool *)o->arg);
+}
 
 /* XAPI's message after a start succeeded (message_forwarding.ml). */
 static int started(Call *call, const char *vm, int rc)

@@ -11,6 +11,7 @@
 #include "pool_migrate_http.h"
 #include "pool_role.h"
 #include "task.h"
+#include "vm_bootloader.h"
 #include "vm_disks.h"
 #include "vm_lifecycle.h"
 #include "vm_nics.h"
@@ -287,6 +288,17 @@ int vm_migrate_receive(const char *vm_uuid, int fd, int (*accept)(void *ctx), vo
         rc = hv_disks_check_chains(in.disks, in.n_disks, err);
     if (rc == 0)
         rc = vm_nvram_prepare(vm_uuid, in.record, err);
+    /* pygrub: the destination's QEMU boots a kernel too (the source's
+     * option ROM comes in the stream), read again from the disk */
+    bool bootloader = rc == 0 && vm_bootloader_wanted(in.record);
+    if (bootloader) {
+        Xv *boot = NULL;
+        rc = vm_bootloader_run(in.ref, vm_uuid, in.record, in.disks, in.n_disks, &boot, err);
+        if (rc == 0) {
+            xv_free(in.record);
+            in.record = boot;
+        }
+    }
     if (rc < 0) {
         incoming_clear(&in);
         return -1;
@@ -300,6 +312,8 @@ int vm_migrate_receive(const char *vm_uuid, int fd, int (*accept)(void *ctx), vo
     else
         rc = drv->migrate_receive(vm_uuid, in.record, in.disks, in.n_disks, in.nics, in.n_nics,
                                   fd, NULL, err);
+    if (bootloader)
+        vm_bootloader_done(vm_uuid);
     if (rc == 0) {
         bool paused = drv->status(vm_uuid).state == HV_PAUSED;
         g_autoptr(XapiError) e = NULL;

@@ -10,6 +10,7 @@
 #include "network.h"
 #include "nft_rules.h"
 #include "operations.h"
+#include "vm_nvram.h"
 #include "xenops.h"
 
 static const DmClass *cls(const char *name) { return dm_class_by_name(name); }
@@ -184,6 +185,8 @@ static int hotplug_check(const char *vif_ref, bool plug, HvNic *nic, XapiError *
         g_autofree char *actual = g_ascii_strdown(state, -1);
         return xapi_error_set(err, "VM_BAD_POWER_STATE", vm->ref, "running", actual, NULL);
     }
+    if (vm_nvram_check_hotplug(vm, err) < 0)
+        return -1;
     bool attached = db_get(vif, "currently_attached")->b;
     if (plug && attached)
         return xapi_error_set(err, "DEVICE_ALREADY_ATTACHED", vif_ref, NULL);

@@ -38,6 +38,55 @@ bool vm_nvram_uefi(const Xv *record)
     return params_uefi(xv_struct_get(record, "HVM_boot_params"));
 }
 
+bool vm_nvram_secureboot_available(void)
+{
+    return g_file_test(OVMF_SECBOOT_CODE, G_FILE_TEST_EXISTS) &&
+           g_file_test(OVMF_SECBOOT_VARS, G_FILE_TEST_EXISTS);
+}
+
+static bool secureboot_of(const Xv *boot_params, const Xv *platform)
+{
+    if (!params_uefi(boot_params))
+        return false;
+    const Xv *v = platform && platform->kind == XV_STRUCT ? xv_struct_get(platform, "secureboot")
+                                                          : NULL;
+    const char *s = v ? xv_str(v) : "";
+    if (strcmp(s, "auto") == 0)
+        return vm_nvram_secureboot_available();
+    return strcmp(s, "true") == 0 || strcmp(s, "1") == 0;
+}
+
+bool vm_nvram_secureboot(const Xv *record)
+{
+    return secureboot_of(xv_struct_get(record, "HVM_boot_params"),
+                         xv_struct_get(record, "platform"));
+}
+
+bool vm_nvram_secureboot_row(const DbRow *vm)
+{
+    return secureboot_of(db_get(vm, "HVM_boot_params"), db_get(vm, "platform"));
+}
+
+int vm_nvram_check_hotplug(const DbRow *vm, XapiError **err)
+{
+    if (!vm_nvram_secureboot_row(vm))
+        return 0;
+    return xapi_error_set(err, "OPERATION_NOT_ALLOWED",
+                          "a Secure Boot VM is a q35 machine whose devices are on its PCI "
+                          "Express root bus, which has no hot-plug: change its devices while "
+                          "it is halted", NULL);
+}
+
+const char *vm_nvram_code(const Xv *record)
+{
+    return vm_nvram_secureboot(record) ? OVMF_SECBOOT_CODE : OVMF_CODE;
+}
+
+const char *vm_nvram_template(const Xv *record)
+{
+    return vm_nvram_secureboot(record) ? OVMF_SECBOOT_VARS : OVMF_VARS;
+}
+
 char *vm_nvram_path(const char *uuid)
 {
     g_autofree char *name = g_strconcat(uuid, ".fd", NULL);
@@ -51,8 +100,9 @@ int vm_nvram_prepare(const char *uuid, const Xv *record, XapiError **err)
     g_autofree char *template = NULL;
     gsize template_len = 0;
     g_autoptr(GError) error = NULL;
-    if (!g_file_get_contents(OVMF_VARS, &template, &template_len, &error))
-        return xapi_error_internal(err, "cannot read %s: %s", OVMF_VARS, error->message);
+    const char *template_path = vm_nvram_template(record);
+    if (!g_file_get_contents(template_path, &template, &template_len, &error))
+        return xapi_error_internal(err, "cannot read %s: %s", template_path, error->message);
     const Xv *nvram = xv_struct_get(record, "NVRAM");
     const Xv *saved = nvram && nvram->kind == XV_STRUCT ? xv_struct_get(nvram, NVRAM_EFI_KEY)
                                                         : NULL;
@@ -63,7 +113,11 @@ int vm_nvram_prepare(const char *uuid, const Xv *record, XapiError **err)
         decoded = g_base64_decode(xv_str(saved), &len);
         if (len != template_len)
             return xapi_error_set(err, "INVALID_VALUE", "NVRAM:" NVRAM_EFI_KEY,
-                                  "not an OVMF variable store of this host's size", NULL);
+                                  vm_nvram_secureboot(record)
+                                      ? "not a store of the Secure Boot firmware (4 MiB "
+                                        "flash): remove NVRAM:EFI-variables to start afresh"
+                                      : "not an OVMF variable store of this host's size",
+                                  NULL);
         data = decoded;
     }
     g_autofree char *path = vm_nvram_path(uuid);

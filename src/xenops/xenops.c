@@ -13,6 +13,7 @@
 #include "vm_consoles.h"
 #include "vm_crashdump.h"
 #include "vm_fields.h"
+#include "vm_bootloader.h"
 #include "vm_nvram.h"
 #include "vm_disks.h"
 #include "vm_lifecycle.h"
@@ -568,7 +569,8 @@ int xenops_init(const char *state_dir, const char *hypervisor, XapiError **err)
     else
         return xapi_error_internal(err, "unknown hypervisor driver \"%s\" (qemu or sim)",
                                    hypervisor);
-    if (!xenops.driver || vm_nvram_init(state_dir, err) < 0 || vm_vtpm_init(state_dir, err) < 0)
+    if (!xenops.driver || vm_nvram_init(state_dir, err) < 0 || vm_vtpm_init(state_dir, err) < 0 ||
+        vm_bootloader_init(state_dir, err) < 0)
         return -1;
     /* What the host itself uses now stays out of the guests' share. */
     xenops.host_reserve = bootstrap_meminfo_bytes("MemTotal") - bootstrap_meminfo_bytes("MemAvailable");

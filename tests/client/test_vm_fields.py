@@ -2,6 +2,9 @@
 empty refs as nova and the Java SDK send them, the memory and vCPU setters
 with every constraint error, XAPI's power-state rules for the setters,
 VM.provision, and the fields VM.start refuses rather than ignore."""
+import base64
+import os
+
 import pytest
 
 from sim_daemon import api, daemon  # noqa: F401 (fixtures)
@@ -380,17 +383,14 @@ def test_boot_policy_and_domain_type_follow_each_other(api):
     {"domain_type": "pv"},
     {"HVM_boot_policy": ""},  # unspecified: XAPI boots it PV
 ])
-def test_pv_bootloader_is_refused_by_name(api, fields):
-    """pygrub would read a kernel out of the guest's disk, which xapid
-    does not: refused rather than booting the disk's BIOS order."""
+def test_pv_bootloader_is_run(api, fields):
+    """pygrub reads a kernel out of the guest's disk (test_pv_bootloader.py):
+    without a disk it fails as XAPI's does."""
     proxy, s = api
     vm = new_vm(api, PV_bootloader="pygrub", **fields)
-    e = err(proxy.VM.start(s, vm, False, False))
-    assert e[:3] == ["VALUE_NOT_SUPPORTED", "PV_bootloader", "pygrub"]
+    assert err(proxy.VM.start(s, vm, False, False)) == \
+        ["BOOTLOADER_FAILED", vm, "the VM has no disk to boot from"]
     assert ok(proxy.VM.get_power_state(s, vm)) == "Halted"
-    # a kernel named outright is booted instead of the bootloader
-    ok(proxy.VM.set_PV_kernel(s, vm, "/boot/guest/vmlinuz"))
-    assert err(proxy.VM.start(s, vm, False, False))[0] != "VALUE_NOT_SUPPORTED"
     gone(api, vm)
 
 
@@ -514,6 +514,59 @@ def test_firmware_values(api):
     gone(api, vm, uefi)
 
 
+SECBOOT_VARS = "/usr/share/OVMF/OVMF_VARS_4M.ms.fd"
+
+
+@pytest.mark.skipif(not os.path.exists(SECBOOT_VARS), reason="ovmf not installed")
+@pytest.mark.timeout(60)
+def test_secure_boot_start_store_and_q35_limits(api):
+    """platform:secureboot on UEFI (test_vm_uefi_qemu.py boots it): the store
+    starts as the one with Microsoft's keys and comes back into NVRAM; a
+    floppy is refused (q35 has none), and devices are not hot-plugged."""
+    proxy, s = api
+    sr = ok(proxy.pool.get_default_SR(s, ok(proxy.pool.get_all(s))[0]))
+    vm = new_vm(api, HVM_boot_params={"firmware": "uefi"}, platform={"secureboot": "true"})
+    vdi = ok(proxy.VDI.create(s, {"name_label": "sb", "SR": sr, "virtual_size": str(MiB),
+                                  "type": "user", "sharable": False, "read_only": False,
+                                  "other_config": {}}))
+    record = {"VM": vm, "VDI": vdi, "userdevice": "1", "bootable": False, "mode": "RW",
+              "type": "Floppy", "unpluggable": True, "empty": False, "other_config": {},
+              "qos_algorithm_type": "", "qos_algorithm_params": {}}
+    floppy = ok(proxy.VBD.create(s, record))
+    e = err(proxy.VM.start(s, vm, False, False))
+    assert e[:3] == ["VALUE_NOT_SUPPORTED", "VBD:type", "Floppy"]
+    assert ok(proxy.VM.get_power_state(s, vm)) == "Halted"
+    ok(proxy.VBD.destroy(s, floppy))
+    ok(proxy.VM.start(s, vm, False, False))
+    disk = ok(proxy.VBD.create(s, dict(record, type="Disk")))
+    assert err(proxy.VBD.plug(s, disk))[0] == "OPERATION_NOT_ALLOWED"
+    assert ok(proxy.VBD.get_currently_attached(s, disk)) is False
+    net = ok(proxy.network.create(s, {"name_label": "sb-net", "other_config": {}}))
+    vif = ok(proxy.VIF.create(s, {"VM": vm, "network": net, "device": "0", "MAC": "",
+                                  "MTU": "1500", "other_config": {}, "qos_algorithm_type": "",
+                                  "qos_algorithm_params": {}}))
+    assert err(proxy.VIF.plug(s, vif))[0] == "OPERATION_NOT_ALLOWED"
+    assert ok(proxy.VIF.get_currently_attached(s, vif)) is False
+    ok(proxy.VIF.destroy(s, vif))
+    ok(proxy.network.destroy(s, net))
+    ok(proxy.VM.hard_shutdown(s, vm))
+    with open(SECBOOT_VARS, "rb") as f:
+        enrolled = f.read()
+    assert base64.b64decode(ok(proxy.VM.get_NVRAM(s, vm))["EFI-variables"]) == enrolled
+    # that store is the Secure Boot build's: without Secure Boot it is refused
+    ok(proxy.VM.set_platform(s, vm, {"secureboot": "false"}))
+    e = err(proxy.VM.start(s, vm, False, False))
+    assert e[:2] == ["INVALID_VALUE", "NVRAM:EFI-variables"]
+    # auto: Secure Boot where the host has the keys, as XAPI's pool certificates
+    ok(proxy.VM.set_platform(s, vm, {"secureboot": "auto"}))
+    ok(proxy.VM.start(s, vm, False, False))
+    assert ok(proxy.VM.get_platform(s, vm)) == {"secureboot": "true"}  # recorded, as XAPI
+    ok(proxy.VM.hard_shutdown(s, vm))
+    ok(proxy.VBD.destroy(s, disk))
+    gone(api, vm)
+    ok(proxy.VDI.destroy(s, vdi))
+
+
 def test_suspend_vdi_and_appliance(api):
     proxy, s = api
     vm = new_vm(api)
@@ -617,7 +670,8 @@ def test_vbd_device_fields_and_mode(api):
     ("device_id", "0001", "VALUE_NOT_SUPPORTED"),
     ("nested-virt", "true", "VALUE_NOT_SUPPORTED"),
     ("vtpm", "maybe", "INVALID_VALUE"),
-    ("secureboot", "true", "VALUE_NOT_SUPPORTED"),
+    ("secureboot", "true", "INVALID_VALUE"),        # on BIOS (test_secure_boot_* for UEFI)
+    ("secureboot", "maybe", "INVALID_VALUE"),
     ("tsc_mode", "2", "VALUE_NOT_SUPPORTED"),
     ("parallel", "/dev/parport0", "VALUE_NOT_SUPPORTED"),
     ("hvm_serial", "tcp:1.2.3.4:7", "VALUE_NOT_SUPPORTED"),
