@@ -450,7 +450,7 @@ static int spawn(Domain *d, char **argv, bool keep_console, const HandedFds *han
         all[QEMU_N_FDS + i] = g_array_index(handed->fds, int, i);
         targets[QEMU_N_FDS + i] = g_array_index(handed->targets, int, i);
     }
-    d->pid = qemu_process_spawn(argv, all, targets, n, log_fd, err);
+    d->pid = qemu_process_spawn(argv, d->dir, all, targets, n, log_fd, err);
     /* QEMU holds the listening sockets now: were it to die, connecting
      * fails at once instead of waiting in a backlog we keep open. */
     close_fds(fds, QEMU_N_FDS);
@@ -480,7 +480,7 @@ static int64_t live_pid(const Domain *d)
     int64_t pid = read_pid(d);
     if (qemu_process_alive(pid) && qemu_process_is_domain(pid, d->uuid))
         return pid;
-    return qemu_process_find(d->uuid);
+    return qemu_process_find(d->uuid, d->dir);
 }
 
 /* The fd of a NIC's backend: its macvtap on the PIF's NIC, or its tap on

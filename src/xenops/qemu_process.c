@@ -109,14 +109,14 @@ static void child_setup(gpointer unused)
         _exit(127);
 }
 
-int64_t qemu_process_spawn(char **argv, const int *fds, const int *targets, size_t n_fds,
-                           int stderr_fd, XapiError **err)
+int64_t qemu_process_spawn(char **argv, const char *dir, const int *fds, const int *targets,
+                           size_t n_fds, int stderr_fd, XapiError **err)
 {
     GPid pid = 0;
     g_autoptr(GError) gerr = NULL;
     /* Without G_SPAWN_DO_NOT_REAP_CHILD GLib forks twice: QEMU's parent is
      * init, never a zombie of ours, and a kill -9 of xapid leaves it be. */
-    if (!g_spawn_async_with_pipes_and_fds(NULL, (const char *const *)argv, NULL,
+    if (!g_spawn_async_with_pipes_and_fds(dir, (const char *const *)argv, NULL,
                                           G_SPAWN_STDIN_FROM_DEV_NULL |
                                               G_SPAWN_STDOUT_TO_DEV_NULL,
                                           child_setup, NULL, -1, -1, stderr_fd, fds, targets,
@@ -155,7 +155,17 @@ bool qemu_process_is_domain(int64_t pid, const char *uuid)
     return false;
 }
 
-int64_t qemu_process_find(const char *uuid)
+/* Whether pid runs in dir (the domain directory QEMU was started in: the
+ * -uuid alone does not tell two hosts of one machine apart). */
+static bool runs_in(int64_t pid, const char *dir)
+{
+    g_autofree char *link = g_strdup_printf("/proc/%" G_GINT64_FORMAT "/cwd", pid);
+    g_autofree char *cwd = g_file_read_link(link, NULL);
+    g_autofree char *canonical = realpath(dir, NULL);
+    return cwd && canonical && strcmp(cwd, canonical) == 0;
+}
+
+int64_t qemu_process_find(const char *uuid, const char *dir)
 {
     DIR *proc = opendir("/proc");
     if (!proc)
@@ -164,7 +174,8 @@ int64_t qemu_process_find(const char *uuid)
     for (struct dirent *e; !found && (e = readdir(proc));) {
         char *end;
         int64_t pid = g_ascii_strtoll(e->d_name, &end, 10);
-        if (pid > 0 && !*end && qemu_process_is_domain(pid, uuid) && qemu_process_alive(pid))
+        if (pid > 0 && !*end && qemu_process_is_domain(pid, uuid) && runs_in(pid, dir) &&
+            qemu_process_alive(pid))
             found = pid;
     }
     closedir(proc);

@@ -50,7 +50,7 @@ int qemu_tpm_start(const char *state_file, const char *log_path, XapiError **err
                     "backend-uri=file:///proc/self/fd/4", "--ctrl", "type=unixio,clientfd=3",
                     "--terminate", NULL};
     int fds[] = {pair[1], state_fd}, targets[] = {3, 4};
-    int64_t pid = qemu_process_spawn(argv, fds, targets, 2, log_fd, err);
+    int64_t pid = qemu_process_spawn(argv, NULL, fds, targets, 2, log_fd, err);
     close(log_fd);
     close(state_fd);
     close(pair[1]);

@@ -135,14 +135,14 @@ def netns():
 class NsDaemon(Daemon):
     """A daemon inside the namespace, reached over its unix socket."""
 
-    def __init__(self, ns, hypervisor, extra_args=()):
+    def __init__(self, ns, hypervisor, extra_args=(), listen="127.0.0.1:0"):
         self.sock = None
         state_dir = tempfile.mkdtemp(prefix="xapid-test-")
         self.sock = os.path.join(state_dir, "xapi.sock")
         super().__init__(state_dir=state_dir,
                          extra_args=["--hypervisor", hypervisor, "--unix", self.sock,
                                      *extra_args],
-                         cmd_prefix=["ip", "netns", "exec", ns.name])
+                         cmd_prefix=["ip", "netns", "exec", ns.name], listen=listen)
 
     def login(self):
         api = unix_proxy(self.sock)
