@@ -4,8 +4,10 @@
 #include <glib/gstdio.h>
 #include <string.h>
 
+#include "bootstrap.h"
 #include "db.h"
 #include "dqlite_node.h"
+#include "pool_failover.h"
 #include "pool_client.h"
 #include "pool_role.h"
 #include "pool_secret.h"
@@ -13,6 +15,8 @@
 
 /* How long a founder waits for its one-node cluster to elect it. */
 #define FOUND_WAIT_US (5 * G_USEC_PER_SEC)
+/* How long a restarting host's node waits to hear of a leader. */
+#define RESUME_WAIT_US (60 * G_USEC_PER_SEC)
 
 static struct {
     bool enabled;
@@ -50,6 +54,7 @@ static int node_start(bool founder, XapiError **err)
     pool_tunnel_configure(pool_state_dir(), pool_dqlite_node_bind_address(pdb.node));
     g_message("pool: dqlite node %" G_GINT64_MODIFIER "x started at %s",
               (guint64)pool_dqlite_node_id(pdb.node), address);
+    pool_failover_watch_start();
     return 0;
 }
 
@@ -83,6 +88,13 @@ static int found(XapiError **err)
             g_warning("pool: could not remove %s", dir);
         return -1;
     }
+    /* The master's own host ref, for its restarts as a member of a later
+     * master (pool.master then names another host). */
+    db_read_begin();
+    g_autofree char *me = bootstrap_this_host();
+    db_read_end();
+    if (pool_role_write_master(me, err) < 0)
+        return -1;
     g_message("pool: founded the pool's dqlite database from xapid.db");
     return 0;
 }
@@ -131,6 +143,74 @@ int pool_db_member_start(XapiError **err)
                                                    (int)reply.len, reply.body);
     pool_http_reply_clear(&reply);
     return rc;
+}
+
+int pool_db_resume(char **leader, XapiError **err)
+{
+    *leader = NULL;
+    g_mutex_lock(&pdb.lock);
+    int rc = pdb.node ? 0 : node_start(false, err);
+    g_mutex_unlock(&pdb.lock);
+    if (rc < 0)
+        return -1;
+    gint64 until = g_get_monotonic_time() + RESUME_WAIT_US;
+    for (;;) {
+        uint64_t id = 0;
+        g_autofree char *address = NULL;
+        if (pool_db_leader(&id, &address) == 0 && id != 0) {
+            if (id != pool_dqlite_node_id(pdb.node))
+                *leader = g_steal_pointer(&address);
+            g_message("pool: the pool's dqlite database is led by %s",
+                      *leader ? *leader : "this host");
+            return 0;
+        }
+        if (g_get_monotonic_time() >= until)
+            return xapi_error_internal(err, "pool: no dqlite node of the pool leads after %d s "
+                                            "(no quorum: start more of the pool's hosts)",
+                                       (int)(RESUME_WAIT_US / G_USEC_PER_SEC));
+        g_usleep(20000);
+    }
+}
+
+int pool_db_leader(uint64_t *id, char **address)
+{
+    *id = 0;
+    *address = NULL;
+    g_mutex_lock(&pdb.lock);
+    int rc = pdb.node ? pool_dqlite_leader(pdb.node, id, address, NULL) : -1;
+    g_mutex_unlock(&pdb.lock);
+    return rc;
+}
+
+uint64_t pool_db_node_id(void)
+{
+    g_mutex_lock(&pdb.lock);
+    uint64_t id = pdb.node ? pool_dqlite_node_id(pdb.node) : 0;
+    g_mutex_unlock(&pdb.lock);
+    return id;
+}
+
+Store *pool_db_store_open(XapiError **err)
+{
+    g_mutex_lock(&pdb.lock);
+    Store *store = pdb.node ? pool_dqlite_store_open(pdb.node, err) : NULL;
+    if (!pdb.node)
+        xapi_error_internal(err, "pool: this host runs no dqlite node");
+    g_mutex_unlock(&pdb.lock);
+    return store;
+}
+
+char *pool_db_master_of(const char *node_address)
+{
+    /* "HOST:PORT" or "[V6]:PORT": the port is dropped when it is ours (a
+     * host's address, as HOST_IS_SLAVE names it). */
+    const char *colon = strrchr(node_address, ':');
+    size_t len = strlen(node_address);
+    if (colon && g_ascii_strtoll(colon + 1, NULL, 10) == pool_local_port())
+        len = (size_t)(colon - node_address);
+    if (len >= 2 && node_address[0] == '[' && node_address[len - 1] == ']')
+        return g_strndup(node_address + 1, len - 2);
+    return g_strndup(node_address, len);
 }
 
 void pool_db_stop(void)

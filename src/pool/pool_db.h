@@ -21,4 +21,17 @@ int pool_db_add(uint64_t id, const char *address, XapiError **err);
 /* On a member, after the listeners opened: starts the node and, the
  * first time, asks the master to add it. */
 int pool_db_member_start(XapiError **err);
+/* A host whose node holds the pool's data (pool_db_founded), at start:
+ * starts the node and waits until it knows a leader: *leader NULL when
+ * this node leads, else the leader's "HOST:PORT" (caller frees). */
+typedef struct Store Store;
+int pool_db_resume(char **leader, XapiError **err);
+/* The leader as this host's node knows it (id 0: none); -1 without a node. */
+int pool_db_leader(uint64_t *id, char **address);
+uint64_t pool_db_node_id(void); /* 0: no node */
+/* The store over this host's node (writes succeed while it leads). */
+Store *pool_db_store_open(XapiError **err);
+/* A node's "HOST:PORT" as a host address: without the port when it is
+ * this host's (caller frees). */
+char *pool_db_master_of(const char *node_address);
 void pool_db_stop(void);

@@ -16,6 +16,7 @@ static struct {
     GThread *thread;
     gint stop;
     gint connected;
+    gint resync; /* atomic: the next poll asks for everything (a new master) */
     uint64_t generation; /* the master's generation the replica has reached */
     GMutex lock;
     GCond first;
@@ -34,6 +35,8 @@ static int poll_once(XapiError **err)
     g_autofree char *header = secret_header(err);
     if (!header)
         return -1;
+    if (g_atomic_int_compare_and_exchange(&replica.resync, 1, 0))
+        replica.generation = 0;
     g_autofree char *path =
         g_strdup_printf("/pool/changes?since=%" G_GUINT64_FORMAT "&host=%s&wait=%d",
                         (guint64)replica.generation, pool_this_host(), POLL_WAIT_S);
@@ -147,14 +150,26 @@ bool pool_replica_start(unsigned wait_s)
     return synced;
 }
 
-void pool_replica_stop(void)
+void pool_replica_stop_stream(void)
 {
     if (!replica.thread)
         return;
     g_atomic_int_set(&replica.stop, 1);
     g_thread_join(replica.thread);
     replica.thread = NULL;
+}
+
+void pool_replica_stop(void)
+{
+    if (!replica.thread)
+        return;
+    pool_replica_stop_stream();
     db_set_commit_hook(NULL);
+}
+
+void pool_replica_resync(void)
+{
+    g_atomic_int_set(&replica.resync, 1);
 }
 
 bool pool_replica_connected(void)

@@ -1,0 +1,171 @@
+"""Master failover on a dqlite pool: three sim daemons on 127.0.0.7, .8
+and .9 with --pool-dqlite. kill -9 of the master while clients write on
+every host: the member whose dqlite node becomes leader turns master
+in-process, the other follows (HOST_IS_SLAVE names the new master), every
+acknowledged write is there, event.from tokens taken before stay valid;
+the killed master restarts as a member of the new one."""
+import os
+import shutil
+import tempfile
+import threading
+import time
+
+import pytest
+
+from xapid_daemon import PASSWORD, Daemon, free_port, new_vm, ok, wait_until
+from test_pool import join
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def dqlite_host(address, port):
+    state = tempfile.mkdtemp(prefix="xapid-failover-")
+    return Daemon(state_dir=state, listen=f"{address}:{port}",
+                  extra_args=["--hypervisor", "sim", "--member-timeout", "3", "--pool-dqlite",
+                              "--unix", os.path.join(state, "xapi.sock")])
+
+
+def log_has(d, text):
+    with open(d.log_path, "rb") as f:
+        return f.read().decode(errors="replace").count(text)
+
+
+def session_on(d):
+    """A session on d whatever its role: a TCP login, or on a member its
+    local login (HOST_IS_SLAVE)."""
+    reply = d.proxy().session.login_with_password("root", PASSWORD)
+    if reply["Status"] == "Success":
+        return reply["Value"]
+    assert reply["ErrorDescription"][0] in ("HOST_IS_SLAVE", "HOST_STILL_BOOTING"), reply
+    return ok(d.proxy().session.slave_local_login_with_password("root", PASSWORD))
+
+
+def master_of(d):
+    """The address d's TCP login names (HOST_IS_SLAVE), d's own when it is
+    the master, None while it cannot say."""
+    try:
+        reply = d.proxy().session.login_with_password("root", PASSWORD)
+    except OSError:
+        return None
+    if reply["Status"] == "Success":
+        return d.address
+    desc = reply["ErrorDescription"]
+    return desc[1] if desc[0] == "HOST_IS_SLAVE" else None
+
+
+class Writer(threading.Thread):
+    """Renames one VM on one host with increasing numbers; remembers the
+    last one acknowledged."""
+
+    def __init__(self, host, vm):
+        super().__init__(daemon=True)
+        self.host, self.vm = host, vm
+        self.acked = -1
+        self.attempts = 0
+        self.stop = threading.Event()
+        self.errors = {}
+
+    def run(self):
+        session = None
+        n = 0
+        while not self.stop.is_set():
+            try:
+                if session is None:
+                    session = session_on(self.host)
+                n += 1
+                self.attempts = n
+                reply = self.host.proxy().VM.set_name_label(session, self.vm, str(n))
+                if reply["Status"] == "Success":
+                    self.acked = n
+                    continue
+                code = reply["ErrorDescription"][0]
+                self.errors[code] = self.errors.get(code, 0) + 1
+                if code == "SESSION_INVALID":
+                    session = None
+            except (OSError, AssertionError) as e:
+                self.errors[type(e).__name__] = self.errors.get(type(e).__name__, 0) + 1
+                session = None
+            self.stop.wait(0.02)  # a failed write: not a busy loop while the pool recovers
+
+
+@pytest.fixture(scope="module")
+def pool():
+    port = free_port()
+    hosts = [dqlite_host(f"127.0.0.{n}", port) for n in (7, 8, 9)]
+    master, b, c = hosts
+    for n, member in enumerate((b, c)):
+        join(member, master)
+        wait_until(lambda: log_has(master, ") added") >= n + 1,
+                   what=f"{member.address}'s node added at the master")
+    yield hosts
+    for d in hosts:
+        d.stop()
+        if not os.environ.get("XAPID_KEEP_STATE"):
+            shutil.rmtree(d.state_dir, ignore_errors=True)
+
+
+def test_kill9_of_the_master_fails_over_with_no_acknowledged_write_lost(pool):
+    old, b, c = pool
+    proxy, s = old.login()
+    vms = [new_vm((proxy, s), f"written from {d.address}") for d in pool]
+    ms = session_on(b)
+    token = ok(b.proxy().event.__getattr__("from")(ms, ["vm"], "", 0.0))["token"]
+    writers = [Writer(d, vm) for d, vm in zip(pool, vms)]
+    for w in writers:
+        w.start()
+    wait_until(lambda: all(w.acked >= 5 for w in writers), what="writes on every host")
+    old.kill9()
+    killed = time.monotonic()
+    survivors = [b, c]
+    first = {}
+
+    def new_master():
+        for d in survivors:
+            if master_of(d) == d.address:
+                s = session_on(d)
+                if d.proxy().VM.set_name_label(s, vms[0], "after the failover")["Status"] == \
+                        "Success":
+                    first.setdefault("t", time.monotonic() - killed)
+                    return d
+        return None
+
+    wait_until(new_master, timeout=30, what="a new master accepting writes")
+    new = new_master()
+    other = c if new is b else b
+    print(f"\nfailover: kill -9 to the first accepted write {first['t']:.3f} s "
+          f"(new master {new.address})")
+    wait_until(lambda: master_of(other) == new.address,
+               what=f"{other.address} naming the new master")
+    # The members' writers go on through the new master.
+    marks = [w.acked for w in writers]
+    wait_until(lambda: all(w.acked > m for w, m in zip(writers[1:], marks[1:])),
+               what="the survivors' writers acknowledged again")
+    for w in writers:
+        w.stop.set()
+    for w in writers:
+        w.join(10)
+    s = session_on(new)
+    for w in writers[1:]:
+        label = ok(new.proxy().VM.get_name_label(s, w.vm))
+        assert int(label) >= w.acked, (w.host.address, label, w.acked, w.errors)
+    label = ok(new.proxy().VM.get_name_label(s, vms[0]))
+    assert label == "after the failover" or int(label) >= writers[0].acked
+    # The token from before is still valid, at the new master and on the member.
+    got = ok(new.proxy().event.__getattr__("from")(s, ["vm"], token, 0.0))
+    assert any(e["ref"] in vms for e in got["events"]), got
+    os_ = session_on(other)
+    ok(other.proxy().event.__getattr__("from")(os_, ["vm"], token, 0.0))
+    assert log_has(new, "turning master") == 1
+    pool[0], pool[1], pool[2] = new, other, old  # the fixture's order: master first
+
+
+def test_the_killed_master_restarts_as_a_member_of_the_new_one(pool):
+    new, other, old = pool
+    old.start()
+    assert master_of(old) == new.address
+    s = session_on(old)
+    s_new = session_on(new)
+    vm = ok(new.proxy().VM.get_all(s_new))[0]
+    ok(old.proxy().VM.set_name_label(s, vm, "from the old master"))
+    assert ok(new.proxy().VM.get_name_label(s_new, vm)) == "from the old master"
+    assert log_has(old, "serving as the master") == 0
