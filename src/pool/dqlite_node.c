@@ -297,6 +297,17 @@ static char *store_other_leader(void *ctx)
         g_free(address);
         return NULL;
     }
+    /* The leader's host address, as HOST_IS_SLAVE names a master: without
+     * the port when it is ours (the hosts of a pool share one). */
+    const char *mine = strrchr(n->address, ':');
+    const char *its = strrchr(address, ':');
+    if (mine && its && strcmp(mine, its) == 0) {
+        size_t len = (size_t)(its - address);
+        bool v6 = len >= 2 && address[0] == '[' && address[len - 1] == ']';
+        char *host = v6 ? g_strndup(address + 1, len - 2) : g_strndup(address, len);
+        g_free(address);
+        return host;
+    }
     return address;
 }
 

@@ -19,6 +19,7 @@ static struct {
     gint resync; /* atomic: the next poll asks for everything (a new master) */
     uint64_t generation; /* the master's generation the replica has reached */
     GMutex lock;
+    GMutex apply_lock; /* a batch is applied only while not stopped */
     GCond first;
     bool synced;
 } replica;
@@ -64,8 +65,12 @@ static int poll_once(XapiError **err)
     bool resync = json_object_object_get_ex(batch, "resync", &r) && json_object_get_boolean(r);
     bool empty = !resync && json_object_array_length(rows) == 0 &&
                  json_object_array_length(deleted) == 0;
-    if (!empty || generation > replica.generation)
+    g_mutex_lock(&replica.apply_lock);
+    if (g_atomic_int_get(&replica.stop))
+        rc = xapi_error_internal(err, "pool: the stream stopped");
+    else if (!empty || generation > replica.generation)
         rc = pool_wire_apply_batch(batch, err);
+    g_mutex_unlock(&replica.apply_lock);
     json_object_put(batch);
     if (rc == 0)
         replica.generation = generation;
@@ -154,8 +159,12 @@ void pool_replica_stop_stream(void)
 {
     if (!replica.thread)
         return;
+    /* Not joined: its poll may hang on a master that stopped answering
+     * (up to its timeout); it applies nothing from here on and ends. */
+    g_mutex_lock(&replica.apply_lock);
     g_atomic_int_set(&replica.stop, 1);
-    g_thread_join(replica.thread);
+    g_mutex_unlock(&replica.apply_lock);
+    g_thread_unref(replica.thread);
     replica.thread = NULL;
 }
 
@@ -163,7 +172,9 @@ void pool_replica_stop(void)
 {
     if (!replica.thread)
         return;
-    pool_replica_stop_stream();
+    g_atomic_int_set(&replica.stop, 1);
+    g_thread_join(replica.thread);
+    replica.thread = NULL;
     db_set_commit_hook(NULL);
 }
 
