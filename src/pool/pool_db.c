@@ -213,6 +213,110 @@ char *pool_db_master_of(const char *node_address)
     return g_strndup(node_address, len);
 }
 
+bool pool_db_running(void)
+{
+    g_mutex_lock(&pdb.lock);
+    bool running = pdb.node != NULL;
+    g_mutex_unlock(&pdb.lock);
+    return running;
+}
+
+/* The Raft configuration's entry for a host address (lock held). */
+static int find_server(const char *host_address, DqliteServerInfo *found, XapiError **err)
+{
+    g_autofree char *endpoint = pool_endpoint_of(host_address);
+    GPtrArray *servers = pool_dqlite_cluster(pdb.node, err);
+    if (!servers)
+        return -1;
+    int rc = 0;
+    for (guint i = 0; i < servers->len; i++) {
+        DqliteServerInfo *s = servers->pdata[i];
+        if (strcmp(s->address, endpoint) == 0) {
+            *found = (DqliteServerInfo){s->id, NULL, s->role};
+            rc = 1;
+        }
+    }
+    g_ptr_array_free(servers, TRUE);
+    return rc;
+}
+
+int pool_db_designate(const char *host_address, XapiError **err)
+{
+    g_mutex_lock(&pdb.lock);
+    DqliteServerInfo server = {0};
+    int rc = pdb.node ? find_server(host_address, &server, err)
+                      : xapi_error_internal(err, "pool: this host runs no dqlite node");
+    if (rc == 0)
+        rc = xapi_error_set(err, "OPERATION_NOT_ALLOWED", "the host's dqlite node is not in "
+                            "the pool's cluster", NULL);
+    else if (rc == 1 && server.role != DQLITE_ROLE_VOTER)
+        rc = xapi_error_set(err, "OPERATION_NOT_ALLOWED", "the host's dqlite node is a standby "
+                            "(only a voter can lead)", NULL);
+    else if (rc == 1)
+        rc = pool_dqlite_transfer(pdb.node, server.id, err);
+    g_mutex_unlock(&pdb.lock);
+    if (rc == 0)
+        g_message("pool: dqlite leadership handed to %s (node %" G_GINT64_MODIFIER "x)",
+                  host_address, (guint64)server.id);
+    return rc;
+}
+
+int pool_db_remove_host(const char *host_address, XapiError **err)
+{
+    g_mutex_lock(&pdb.lock);
+    DqliteServerInfo server = {0};
+    int rc = pdb.node ? find_server(host_address, &server, err) : 0;
+    if (rc == 1)
+        rc = pool_dqlite_remove(pdb.node, server.id, err);
+    /* A voter gone: a standby takes its vote. */
+    GPtrArray *servers = rc == 0 && pdb.node && server.role == DQLITE_ROLE_VOTER
+                             ? pool_dqlite_cluster(pdb.node, NULL) : NULL;
+    for (guint i = 0; servers && i < servers->len; i++) {
+        DqliteServerInfo *s = servers->pdata[i];
+        if (s->role == DQLITE_ROLE_STANDBY) {
+            g_autoptr(XapiError) ignored = NULL;
+            if (pool_dqlite_assign(pdb.node, s->id, DQLITE_ROLE_VOTER, &ignored) < 0)
+                g_warning("pool: standby %s not made a voter", s->address);
+            break;
+        }
+    }
+    if (servers)
+        g_ptr_array_free(servers, TRUE);
+    g_mutex_unlock(&pdb.lock);
+    if (rc == 0 && server.id)
+        g_message("pool: dqlite node %" G_GINT64_MODIFIER "x (%s) removed from the cluster",
+                  (guint64)server.id, host_address);
+    return rc;
+}
+
+int pool_db_recover_alone(XapiError **err)
+{
+    g_mutex_lock(&pdb.lock);
+    int rc = 0;
+    g_autofree char *address = pdb.node ? g_strdup(pool_dqlite_node_address(pdb.node)) : NULL;
+    if (!pdb.node)
+        rc = xapi_error_internal(err, "pool: this host runs no dqlite node");
+    else
+        node_stop();
+    g_autofree char *dir = node_dir(pool_state_dir());
+    if (rc == 0)
+        rc = pool_dqlite_recover_alone(dir, address, err);
+    g_mutex_unlock(&pdb.lock);
+    if (rc == 0)
+        g_message("pool: the dqlite configuration now has this node as its only voter");
+    return rc;
+}
+
+int pool_db_leave(XapiError **err)
+{
+    pool_db_stop();
+    g_autofree char *dir = node_dir(pool_state_dir());
+    g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", dir);
+    if (g_file_test(dir, G_FILE_TEST_EXISTS) && system(cmd) != 0)
+        return xapi_error_internal(err, "pool: could not remove %s", dir);
+    return 0;
+}
+
 void pool_db_stop(void)
 {
     g_mutex_lock(&pdb.lock);

@@ -6,7 +6,9 @@
 
 #include "agent.h"
 #include "db.h"
+#include "bootstrap.h"
 #include "pool_db.h"
+#include "pool_forward.h"
 #include "pool_master.h"
 #include "pool_replica.h"
 #include "pool_role.h"
@@ -155,4 +157,93 @@ void pool_failover_watch_stop(void)
     if (watcher.thread)
         g_thread_join(watcher.thread);
     watcher.thread = NULL;
+}
+
+/* ---- the XenAPI calls ------------------------------------------------------ */
+
+static gint designating; /* atomic: a pool.designate_new_master under way */
+
+int pool_failover_designate(const char *host_address, XapiError **err)
+{
+    if (!g_atomic_int_compare_and_exchange(&designating, 0, 1))
+        return xapi_error_set(err, "DESIGNATE_NEW_MASTER_IN_PROGRESS", NULL);
+    int rc = pool_db_designate(host_address, err);
+    g_atomic_int_set(&designating, 0);
+    return rc;
+}
+
+int pool_failover_emergency_master(XapiError **err)
+{
+    uint64_t id = 0;
+    g_autofree char *leader = NULL;
+    if (pool_db_leader(&id, &leader) == 0 && id != 0) {
+        if (id == pool_db_node_id())
+            return 0; /* this host is (turning) master */
+        g_autofree char *master = pool_db_master_of(leader);
+        return xapi_error_set(err, "OPERATION_NOT_ALLOWED",
+                              "the pool's database has a leader; pool.designate_new_master "
+                              "moves the master role", master, NULL);
+    }
+    /* No quorum: this node becomes the only voter, and xapid restarts as
+     * the master of what it holds. */
+    if (pool_db_recover_alone(err) < 0)
+        return -1;
+    g_message("pool: emergency transition to master: restarting");
+    restart();
+    return 0;
+}
+
+int pool_failover_reset_master(const char *master_address, XapiError **err)
+{
+    if (pool_db_running()) {
+        uint64_t id = 0;
+        g_autofree char *leader = NULL;
+        g_autofree char *master = NULL;
+        if (pool_db_leader(&id, &leader) == 0 && id != 0 && id != pool_db_node_id())
+            master = pool_db_master_of(leader);
+        if (master && strcmp(master, master_address) == 0)
+            return 0; /* it follows that host already (or is about to) */
+        return xapi_error_set(err, "OPERATION_NOT_ALLOWED",
+                              "the pool's master is the host whose dqlite node leads",
+                              master ? master : "none", NULL);
+    }
+    if (pool_role_write_member(master_address, pool_own_host(), err) < 0)
+        return -1;
+    g_message("pool: emergency reset: restarting as a member of %s", master_address);
+    restart();
+    return 0;
+}
+
+typedef struct {
+    const char *master;
+    GPtrArray *hosts;
+} HostScan;
+
+static bool add_other(DbRow *host, void *ctx)
+{
+    HostScan *scan = ctx;
+    if (strcmp(host->ref, scan->master) != 0)
+        g_ptr_array_add(scan->hosts, g_strdup(host->ref));
+    return true;
+}
+
+Xv *pool_failover_recover_slaves(const char *my_address)
+{
+    g_autoptr(GPtrArray) hosts = g_ptr_array_new_with_free_func(g_free);
+    db_read_begin();
+    g_autofree char *master = bootstrap_this_host();
+    HostScan scan = {master, hosts};
+    db_foreach(dm_class_by_name("host"), add_other, &scan);
+    db_read_end();
+    Xv *recovered = xv_new_array();
+    for (guint i = 0; i < hosts->len; i++) {
+        g_autoptr(XapiError) err = NULL;
+        if (pool_forward_internal(hosts->pdata[i], "pool.emergency_reset_master", my_address,
+                                  &err) == 0)
+            xv_array_append_string(recovered, hosts->pdata[i]);
+        else
+            g_message("pool: recover_slaves: %s not recovered: %s", (char *)hosts->pdata[i],
+                      err->code);
+    }
+    return recovered;
 }

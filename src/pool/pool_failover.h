@@ -10,6 +10,7 @@
 #pragma once
 
 #include "xapi_error.h"
+#include "xv.h"
 
 /* Starts the watch (once; with the first node started). */
 void pool_failover_watch_start(void);
@@ -17,3 +18,21 @@ void pool_failover_watch_start(void);
 void pool_failover_watch_stop(void);
 /* pool.master := this host, in one transaction (on the leader). */
 int pool_failover_claim_master(XapiError **err);
+
+/* pool.designate_new_master's move (checks made): Raft hands leadership
+ * to that host's node; the watchers move the role. One at a time
+ * (DESIGNATE_NEW_MASTER_IN_PROGRESS). */
+int pool_failover_designate(const char *host_address, XapiError **err);
+/* pool.emergency_transition_to_master on a dqlite member: nothing when
+ * its node leads; OPERATION_NOT_ALLOWED when another does (Raft already
+ * chose: designate_new_master moves it); without any leader (no quorum)
+ * the node becomes the only voter and xapid restarts as the master. */
+int pool_failover_emergency_master(XapiError **err);
+/* pool.emergency_reset_master on a member: on a dqlite host, nothing when
+ * master_address is the leader's host, else OPERATION_NOT_ALLOWED (the
+ * leader is the master); otherwise the member role names master_address
+ * and xapid restarts. */
+int pool_failover_reset_master(const char *master_address, XapiError **err);
+/* pool.recover_slaves on the master: emergency_reset_master(my_address)
+ * on every other host; the hosts that took it. */
+Xv *pool_failover_recover_slaves(const char *my_address);

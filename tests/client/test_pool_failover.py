@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from xapid_daemon import PASSWORD, Daemon, free_port, new_vm, ok, wait_until
+from xapid_daemon import PASSWORD, Daemon, err as err_of, free_port, new_vm, ok, wait_until
 from test_pool import join
 
 pytestmark = pytest.mark.timeout(180)
@@ -223,3 +223,66 @@ def test_a_deposed_master_cannot_write_and_rejoins_as_a_member(pool):
                what="a write through the deposed master")
     now = wait_until(lambda: settled(pool), what="the pool agreeing on its master")
     assert ok(now.proxy().VM.get_name_label(session_on(now), vm)) == "from the member it became"
+
+
+def host_ref(api, d):
+    proxy, s = api
+    return next(ref for ref, rec in ok(proxy.host.get_all_records(s)).items()
+                if rec["address"] == d.address)
+
+
+def test_designate_new_master_moves_the_role_with_no_loss(pool):
+    master = wait_until(lambda: settled(pool), what="the pool agreeing on its master")
+    proxy, s = master.proxy(), session_on(master)
+    target = next(d for d in pool if d is not master)
+    vm = ok(proxy.VM.get_all(s))[0]
+    ok(proxy.VM.set_name_label(s, vm, "before the designation"))
+    assert err_of(proxy.pool.designate_new_master(s, "OpaqueRef:nope")) == \
+        ["HANDLE_INVALID", "host", "OpaqueRef:nope"]
+    ok(proxy.pool.designate_new_master(s, host_ref((proxy, s), master)))  # itself: nothing
+    ok(proxy.pool.designate_new_master(s, host_ref((proxy, s), target)))
+    wait_until(lambda: settled(pool) is target, what="the designated host the master")
+    ts = session_on(target)
+    assert ok(target.proxy().VM.get_name_label(ts, vm)) == "before the designation"
+    wait_until(lambda: write_on(master, vm, "through the old master"),
+               what="a write through the old master, a member now")
+    assert ok(target.proxy().VM.get_name_label(ts, vm)) == "through the old master"
+
+
+def raft_nodes(d):
+    with open(d.log_path, "rb") as f:
+        return f.read().decode(errors="replace").count("removed from the cluster")
+
+
+def test_eject_removes_the_hosts_node_and_a_two_host_pool_recovers_by_emergency(pool):
+    master = wait_until(lambda: settled(pool), what="the pool agreeing on its master")
+    proxy, s = master.proxy(), session_on(master)
+    ejected = next(d for d in pool if d is not master)
+    survivor = next(d for d in pool if d is not master and d is not ejected)
+    ok(proxy.pool.eject(s, host_ref((proxy, s), ejected)))
+    wait_until(lambda: raft_nodes(master) == 1, what="the ejected host's node removed")
+
+    def standalone():
+        try:
+            return ejected.proxy().session.login_with_password("root", PASSWORD)["Status"] == \
+                "Success"
+        except OSError:
+            return False
+    wait_until(standalone, what="the ejected host standalone")
+    assert not os.path.exists(os.path.join(ejected.state_dir, "dqlite"))
+    # Two hosts, two voters: the survivor alone has no quorum after kill -9
+    # of the master, until pool.emergency_transition_to_master.
+    vm = ok(proxy.VM.get_all(s))[0]
+    ok(proxy.VM.set_name_label(s, vm, "before the loss"))
+    ss = session_on(survivor)  # made while the master was there
+    wait_until(lambda: ok(survivor.proxy().VM.get_name_label(ss, vm)) == "before the loss",
+               what="the write in the survivor's replica")
+    master.kill9()
+    # Until its node's election timeout passes it still knows the dead
+    # leader, and the call says so.
+    wait_until(lambda: survivor.proxy().pool.emergency_transition_to_master(ss)["Status"] ==
+               "Success", what="the emergency transition accepted")
+    wait_until(lambda: master_of(survivor) == survivor.address, what="the survivor the master")
+    s2 = session_on(survivor)
+    assert ok(survivor.proxy().VM.get_name_label(s2, vm)) == "before the loss"
+    ok(survivor.proxy().VM.set_name_label(s2, vm, "after the emergency"))
