@@ -1155,7 +1155,9 @@ int db_adopt_store(Store *store, XapiError **err)
     }
     /* From here on the host writes there, as a master does. */
     db.commit_hook = NULL;
-    db.replica_generation = 0;
+    /* A write shipped to the old master and waiting for its stream is in
+     * memory now (it was in the store): release its wait. */
+    __atomic_store_n(&db.replica_generation, UINT64_MAX, __ATOMIC_RELEASE);
     db.store = store;
     journal_settle();
     write_end(true);

@@ -135,13 +135,20 @@ int pool_db_member_start(XapiError **err)
     const char *headers[] = {header, "Content-Type: text/plain", NULL};
     PoolHttpReply reply;
     if (pool_http(endpoint, "POST", "/pool/dqlite-add", headers, body, strlen(body), 30, &reply,
-                  err) < 0)
+                  err) < 0) {
+        g_autoptr(XapiError) ignored = NULL;
+        pool_db_leave(&ignored); /* tried again at the next start */
         return -1;
+    }
     rc = reply.status == 200 ? 0
                              : xapi_error_internal(err, "pool: the master refused our dqlite "
                                                         "node (%d): %.*s", reply.status,
                                                    (int)reply.len, reply.body);
     pool_http_reply_clear(&reply);
+    /* A node in no cluster must not make the next start wait for a leader. */
+    g_autoptr(XapiError) ignored = NULL;
+    if (rc < 0 && pool_db_leave(&ignored) < 0)
+        g_warning("pool: our unused dqlite node's data stays");
     return rc;
 }
 
