@@ -247,6 +247,9 @@ def test_designate_new_master_moves_the_role_with_no_loss(pool):
     wait_until(lambda: write_on(master, vm, "through the old master"),
                what="a write through the old master, a member now")
     assert ok(target.proxy().VM.get_name_label(ts, vm)) == "through the old master"
+    # recover_slaves: every other host follows this master already.
+    others = {host_ref((target.proxy(), ts), d) for d in pool if d is not target}
+    assert set(ok(target.proxy().pool.recover_slaves(ts))) == others
 
 
 def raft_nodes(d):
