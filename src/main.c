@@ -63,6 +63,35 @@ static void print_listening(const char *scheme, const char *host_port, int port)
     printf("xapid: listening on %s://%.*s:%d\n", scheme, host_len, host_port, port);
 }
 
+static int open_listeners(HttpServer *server, const char *const *addrs, char **listen_tls,
+                          const char *unix_path, const char *state_dir, XapiError **err)
+{
+    for (const char *const *a = addrs; *a; a++) {
+        int port = http_server_listen_tcp(server, *a, err);
+        if (port < 0)
+            return -1;
+        pool_start_listening(*a, port);
+        print_listening("http", *a, port);
+    }
+    if (listen_tls) {
+        g_autofree char *key_pem = NULL, *cert_pem = NULL;
+        if (tls_cert_load_or_create(state_dir, &key_pem, &cert_pem, err) < 0)
+            return -1;
+        for (char **a = listen_tls; *a; a++) {
+            int port = http_server_listen_tls(server, *a, key_pem, cert_pem, err);
+            if (port < 0)
+                return -1;
+            print_listening("https", *a, port);
+        }
+    }
+    if (unix_path) {
+        if (http_server_listen_unix(server, unix_path, err) < 0)
+            return -1;
+        printf("xapid: listening on unix:%s\n", unix_path);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     g_auto(GStrv) original_argv = g_strdupv(argv); /* for host.restart_agent */
@@ -238,8 +267,17 @@ int main(int argc, char **argv)
     const char *const *addrs = listen ? (const char *const *)listen : default_listen;
     /* A member opens a replica of the master's database instead of its own. */
     pool_db_enable(pool_dqlite);
-    if (pool_start_database(state_dir, addrs, (unsigned)member_timeout, &err) < 0 ||
-        bootstrap_database(state_dir, &err) < 0)
+    if (pool_start_prepare(state_dir, addrs, (unsigned)member_timeout, &err) < 0)
+        return fail(err);
+    /* A host whose database is the pool's dqlite listens first: its node
+     * is reached through the HTTP port before the database can be read. */
+    HttpServer *server = NULL;
+    if (pool_start_listens_first()) {
+        server = http_server_new(&limits);
+        if (open_listeners(server, addrs, listen_tls, unix_path, state_dir, &err) < 0)
+            return fail(err);
+    }
+    if (pool_start_database(&err) < 0 || bootstrap_database(state_dir, &err) < 0)
         return fail(err);
     /* Messages are kept outside the database, on the master. */
     if (pool_is_member())
@@ -254,29 +292,10 @@ int main(int argc, char **argv)
         return fail(err);
     xva_import_sweep(); /* imports that a crash interrupted are undone */
 
-    HttpServer *server = http_server_new(&limits);
-    for (const char *const *a = addrs; *a; a++) {
-        int port = http_server_listen_tcp(server, *a, &err);
-        if (port < 0)
+    if (!server) {
+        server = http_server_new(&limits);
+        if (open_listeners(server, addrs, listen_tls, unix_path, state_dir, &err) < 0)
             return fail(err);
-        pool_start_listening(*a, port);
-        print_listening("http", *a, port);
-    }
-    if (listen_tls) {
-        g_autofree char *key_pem = NULL, *cert_pem = NULL;
-        if (tls_cert_load_or_create(state_dir, &key_pem, &cert_pem, &err) < 0)
-            return fail(err);
-        for (char **a = listen_tls; *a; a++) {
-            int port = http_server_listen_tls(server, *a, key_pem, cert_pem, &err);
-            if (port < 0)
-                return fail(err);
-            print_listening("https", *a, port);
-        }
-    }
-    if (unix_path) {
-        if (http_server_listen_unix(server, unix_path, &err) < 0)
-            return fail(err);
-        printf("xapid: listening on unix:%s\n", unix_path);
     }
     db_crash_points_arm();
     pool_start_services();

@@ -1,13 +1,17 @@
 /* pool.c: the pool class's membership messages: join (run on the joining
  * host), eject (on the master, and its leg on the member that leaves),
- * and initial_auth (the master gives a joining host the pool secret). */
+ * initial_auth (the master gives a joining host the pool secret), and the
+ * change of master: designate_new_master, the emergency calls. */
 #include <string.h>
 
 #include "bootstrap.h"
 #include "call.h"
 #include "db.h"
 #include "dm_handlers.h"
+#include "pool_db.h"
+#include "pool_failover.h"
 #include "pool_forward.h"
+#include "pool_master.h"
 #include "pool_join.h"
 #include "pool_role.h"
 #include "pool_secret.h"
@@ -45,5 +49,81 @@ int xapi_pool_initial_auth(Call *call, Xv **result)
     if (!secret)
         return -1;
     *result = xv_new_string_take(secret);
+    return 0;
+}
+
+static bool take_ha(DbRow *pool, void *ctx)
+{
+    *(bool *)ctx = db_get(pool, "ha_enabled")->b;
+    return false;
+}
+
+static bool ha_enabled(void)
+{
+    bool ha = false;
+    db_read_begin();
+    db_foreach(dm_class_by_name("pool"), take_ha, &ha);
+    db_read_end();
+    return ha;
+}
+
+int xapi_pool_designate_new_master(Call *call, const char *host)
+{
+    if (pool_is_member())
+        return xapi_error_set(&call->error, "HOST_IS_SLAVE", pool_master_address(), NULL);
+    db_read_begin();
+    DbRow *row = db_lookup(dm_class_by_name("host"), host);
+    g_autofree char *address = row ? g_strdup(xv_str(db_get(row, "address"))) : NULL;
+    g_autofree char *master = bootstrap_this_host();
+    db_read_end();
+    if (!row)
+        return xapi_error_set(&call->error, "HANDLE_INVALID", "host", host, NULL);
+    if (strcmp(host, master) == 0)
+        return 0; /* XAPI: the master designated is the master already */
+    if (ha_enabled())
+        return xapi_error_set(&call->error, "HA_IS_ENABLED", NULL);
+    if (!pool_db_running())
+        return xapi_error_set(&call->error, "OPERATION_NOT_ALLOWED",
+                              "pool.designate_new_master needs the pool's database in dqlite "
+                              "(--pool-dqlite on every host)", NULL);
+    if (!pool_master_host_live(host))
+        return xapi_error_set(&call->error, "HOST_OFFLINE", host, NULL);
+    return pool_failover_designate(address, &call->error);
+}
+
+int xapi_pool_emergency_transition_to_master(Call *call)
+{
+    if (!pool_is_member())
+        return 0; /* the master already */
+    if (ha_enabled())
+        return xapi_error_set(&call->error, "HA_IS_ENABLED", NULL);
+    if (!pool_db_running())
+        return xapi_error_set(&call->error, "OPERATION_NOT_ALLOWED",
+                              "a member without --pool-dqlite holds no copy of the pool's "
+                              "database to be the master of", NULL);
+    return pool_failover_emergency_master(&call->error);
+}
+
+int xapi_pool_emergency_reset_master(Call *call, const char *master_address)
+{
+    if (!pool_is_member())
+        return xapi_error_set(&call->error, "OPERATION_NOT_ALLOWED",
+                              "this host is the master: pool.designate_new_master moves the "
+                              "role", NULL);
+    if (ha_enabled())
+        return xapi_error_set(&call->error, "HA_IS_ENABLED", NULL);
+    return pool_failover_reset_master(master_address, &call->error);
+}
+
+int xapi_pool_recover_slaves(Call *call, Xv **result)
+{
+    if (pool_is_member())
+        return xapi_error_set(&call->error, "HOST_IS_SLAVE", pool_master_address(), NULL);
+    g_autofree char *me = pool_local_address() ? g_strdup(pool_local_address()) : NULL;
+    if (!me)
+        return xapi_error_set(&call->error, "OPERATION_NOT_ALLOWED",
+                              "this host has no specific --listen address for its members to "
+                              "reach", NULL);
+    *result = pool_failover_recover_slaves(me);
     return 0;
 }

@@ -1082,6 +1082,123 @@ void db_replica_abort(void)
     db_write_abort();
 }
 
+/* ---- a member becoming the master --------------------------------------- */
+
+typedef struct {
+    XapiError **err;
+    GHashTable *in_store; /* refs the store holds */
+    GPtrArray *inserted;
+    unsigned changed;
+} AdoptContext;
+
+static int adopt_row(void *ctx, const DmClass *cls, const char *ref, const char *const *texts)
+{
+    AdoptContext *ac = ctx;
+    g_hash_table_add(ac->in_store, g_strdup(ref));
+    DbRow *row = db_lookup(cls, ref);
+    if (!row) {
+        DbRow *fresh = row_alloc(cls, g_strdup(ref));
+        for (unsigned i = 0; i < cls->n_fields; i++) {
+            const DmField *f = &cls->fields[i];
+            Xv *v = (texts[i] && stored(f)) ? db_text_to_value(f->type, texts[i], ac->err)
+                                              : db_field_default(f);
+            if (!v) {
+                db_row_free(fresh);
+                return -1;
+            }
+            xv_move_into(&fresh->fields[i], v);
+        }
+        if (db_insert(fresh, ac->err) < 0)
+            return -1;
+        g_ptr_array_add(ac->inserted, fresh);
+        ac->changed++;
+        return 0;
+    }
+    bool differs = false;
+    for (unsigned i = 0; i < cls->n_fields; i++) {
+        const DmField *f = &cls->fields[i];
+        if (!stored(f))
+            continue; /* runtime state: the replica's, as the master streamed it */
+        Xv *v = texts[i] ? db_text_to_value(f->type, texts[i], ac->err) : db_field_default(f);
+        if (!v)
+            return -1;
+        if (xv_equal(v, &row->fields[i])) {
+            xv_free(v);
+            continue;
+        }
+        if (db_set(row, f, v, ac->err) < 0)
+            return -1;
+        differs = true;
+    }
+    ac->changed += differs;
+    return 0;
+}
+
+static bool note_not_stored(DbRow *row, void *ctx)
+{
+    AdoptContext *ac = ctx;
+    if (!g_hash_table_contains(ac->in_store, row->ref))
+        g_ptr_array_add(ac->inserted, row); /* reused: the rows to delete */
+    return true;
+}
+
+int db_adopt_store(Store *store, XapiError **err)
+{
+    if (db_write_begin(err) < 0)
+        return -1;
+    if (db.store || !db.commit_hook) {
+        db_write_abort();
+        return xapi_error_internal(err, "db: only a pool member's replica adopts a store");
+    }
+    /* Above every generation handed out by any master before: the old
+     * master's started from its clock and counted one per write. */
+    uint64_t generation = MAX(db.generation + 1, (uint64_t)g_get_real_time());
+    g_autofree char *floor = store_meta_get(store, "generation_floor");
+    if (floor && g_ascii_strtoull(floor, NULL, 10) >= generation)
+        generation = g_ascii_strtoull(floor, NULL, 10) + 1;
+    db.replica_apply = true;
+    db.generation = generation;
+    AdoptContext ac = {err, g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL),
+                       g_ptr_array_new(), 0};
+    int rc = 0;
+    for (unsigned c = 0; c < dm_n_classes && rc == 0; c++)
+        if (dm_classes[c].persist)
+            rc = store_load_class(store, &dm_classes[c], adopt_row, &ac, err);
+    for (guint i = 0; i < ac.inserted->len; i++)
+        relations_link(ac.inserted->pdata[i]); /* targets inserted after their sources */
+    unsigned inserted = ac.inserted->len;
+    g_ptr_array_set_size(ac.inserted, 0);
+    for (unsigned c = 0; c < dm_n_classes && rc == 0; c++)
+        if (dm_classes[c].persist)
+            db_foreach(&dm_classes[c], note_not_stored, &ac);
+    unsigned deleted = ac.inserted->len;
+    for (guint i = 0; i < ac.inserted->len && rc == 0; i++)
+        rc = db_delete(ac.inserted->pdata[i], err);
+    g_hash_table_destroy(ac.in_store);
+    g_ptr_array_unref(ac.inserted);
+    g_autofree char *start = g_strdup_printf("%" G_GUINT64_FORMAT, (guint64)generation);
+    if (rc == 0)
+        rc = store_meta_set(store, "generation_floor", start, err);
+    db.replica_apply = false;
+    if (rc < 0) {
+        db_write_abort();
+        return -1;
+    }
+    /* From here on the host writes there, as a master does. */
+    db.commit_hook = NULL;
+    /* A write shipped to the old master and waiting for its stream is in
+     * memory now (it was in the store): release its wait. */
+    __atomic_store_n(&db.replica_generation, UINT64_MAX, __ATOMIC_RELEASE);
+    db.store = store;
+    journal_settle();
+    write_end(true);
+    g_message("db: the pool's database adopted from %s at generation %" G_GUINT64_FORMAT
+              ": %u objects changed, %u new, %u gone since the replica's last batch",
+              store_driver_name(store), (guint64)generation, ac.changed - inserted, inserted,
+              deleted);
+    return 0;
+}
+
 uint64_t db_changes_oldest(void)
 {
     return db.changes_oldest;

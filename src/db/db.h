@@ -184,5 +184,12 @@ int db_replica_begin(uint64_t generation, XapiError **err);
 void db_replica_row_generations(DbRow *row, uint64_t created, uint64_t modified);
 int db_replica_commit(bool resync, XapiError **err);
 void db_replica_abort(void);
+/* A member turning master (a pool failover): under the write lock, the
+ * replica takes every row of store (the pool's database, now led by this
+ * host), as changes at one new generation above every one handed out
+ * before (inserted, set, deleted: event.from tokens stay valid), and from
+ * then on writes there with no commit hook. The db owns store on success;
+ * on failure nothing changed and the caller still owns it. */
+int db_adopt_store(Store *store, XapiError **err);
 /* The generation from which the ring of recent changes is complete. */
 uint64_t db_changes_oldest(void);

@@ -30,6 +30,7 @@
 #include "pool_tunnel.h"
 #include "header_deadline.h"
 #include "pool_http.h"
+#include "pool_role.h"
 #include "http_transfer.h"
 #include "rpc_endpoint.h"
 #include "rrd_http.h"
@@ -308,6 +309,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *con_cls = req;
         if (pool_tunnel_route(method, url))
             return pool_tunnel_serve(conn);
+        /* Starting (the pool's nodes reach ours through the tunnel before
+         * the database is open) or changing role in-process: only the
+         * XenAPI endpoints answer, with HOST_STILL_BOOTING. */
+        bool rpc = strcmp(url, "/") == 0 || strcmp(url, "/jsonrpc") == 0 ||
+                   strcmp(url, "/json") == 0;
+        if (pool_role_booting() && !(rpc && strcmp(method, MHD_HTTP_METHOD_POST) == 0))
+            return send_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "HOST_STILL_BOOTING\n");
         if (pool_migrate_route(method, url))
             return pool_migrate_serve(conn);
         req->console = console_proxy_route(method, url);

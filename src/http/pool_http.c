@@ -100,6 +100,7 @@ const char *pool_http_rpc_prepare(struct MHD_Connection *conn)
 static const char *const answered_here[] = {
     "system.listMethods", "session.login_with_password", "session.slave_local_login_with_password",
     "session.slave_login", "session.local_logout", "pool.join", "pool.join_force",
+    "pool.emergency_transition_to_master", "pool.emergency_reset_master",
 };
 
 static bool answer_here(const char *method)

@@ -288,14 +288,34 @@ static DqliteConn *store_connect(void *ctx, int timeout_ms, XapiError **err)
     return c;
 }
 
+#define OTHER_LEADER_WAIT_US (2 * G_USEC_PER_SEC)
+
 static char *store_other_leader(void *ctx)
 {
     PoolDqliteNode *n = ctx;
     uint64_t id = 0;
     char *address = NULL;
-    if (pool_dqlite_leader(n, &id, &address, NULL) < 0 || id == 0 || id == n->id) {
+    /* A deposed leader hears of its successor within a heartbeat or two:
+     * wait that long for a name to give the caller. */
+    gint64 until = g_get_monotonic_time() + OTHER_LEADER_WAIT_US;
+    for (;;) {
+        if (pool_dqlite_leader(n, &id, &address, NULL) == 0 && id != 0 && id != n->id)
+            break;
+        g_clear_pointer(&address, g_free);
+        if (g_get_monotonic_time() >= until)
+            return NULL;
+        g_usleep(20000);
+    }
+    /* The leader's host address, as HOST_IS_SLAVE names a master: without
+     * the port when it is ours (the hosts of a pool share one). */
+    const char *mine = strrchr(n->address, ':');
+    const char *its = strrchr(address, ':');
+    if (mine && its && strcmp(mine, its) == 0) {
+        size_t len = (size_t)(its - address);
+        bool v6 = len >= 2 && address[0] == '[' && address[len - 1] == ']';
+        char *host = v6 ? g_strndup(address + 1, len - 2) : g_strndup(address, len);
         g_free(address);
-        return NULL;
+        return host;
     }
     return address;
 }

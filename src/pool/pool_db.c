@@ -4,8 +4,10 @@
 #include <glib/gstdio.h>
 #include <string.h>
 
+#include "bootstrap.h"
 #include "db.h"
 #include "dqlite_node.h"
+#include "pool_failover.h"
 #include "pool_client.h"
 #include "pool_role.h"
 #include "pool_secret.h"
@@ -13,6 +15,8 @@
 
 /* How long a founder waits for its one-node cluster to elect it. */
 #define FOUND_WAIT_US (5 * G_USEC_PER_SEC)
+/* How long a restarting host's node waits to hear of a leader. */
+#define RESUME_WAIT_US (60 * G_USEC_PER_SEC)
 
 static struct {
     bool enabled;
@@ -50,6 +54,7 @@ static int node_start(bool founder, XapiError **err)
     pool_tunnel_configure(pool_state_dir(), pool_dqlite_node_bind_address(pdb.node));
     g_message("pool: dqlite node %" G_GINT64_MODIFIER "x started at %s",
               (guint64)pool_dqlite_node_id(pdb.node), address);
+    pool_failover_watch_start();
     return 0;
 }
 
@@ -83,6 +88,13 @@ static int found(XapiError **err)
             g_warning("pool: could not remove %s", dir);
         return -1;
     }
+    /* The master's own host ref, for its restarts as a member of a later
+     * master (pool.master then names another host). */
+    db_read_begin();
+    g_autofree char *me = bootstrap_this_host();
+    db_read_end();
+    if (pool_role_write_master(me, err) < 0)
+        return -1;
     g_message("pool: founded the pool's dqlite database from xapid.db");
     return 0;
 }
@@ -123,14 +135,193 @@ int pool_db_member_start(XapiError **err)
     const char *headers[] = {header, "Content-Type: text/plain", NULL};
     PoolHttpReply reply;
     if (pool_http(endpoint, "POST", "/pool/dqlite-add", headers, body, strlen(body), 30, &reply,
-                  err) < 0)
+                  err) < 0) {
+        g_autoptr(XapiError) ignored = NULL;
+        pool_db_leave(&ignored); /* tried again at the next start */
         return -1;
+    }
     rc = reply.status == 200 ? 0
                              : xapi_error_internal(err, "pool: the master refused our dqlite "
                                                         "node (%d): %.*s", reply.status,
                                                    (int)reply.len, reply.body);
     pool_http_reply_clear(&reply);
+    /* A node in no cluster must not make the next start wait for a leader. */
+    g_autoptr(XapiError) ignored = NULL;
+    if (rc < 0 && pool_db_leave(&ignored) < 0)
+        g_warning("pool: our unused dqlite node's data stays");
     return rc;
+}
+
+int pool_db_resume(char **leader, XapiError **err)
+{
+    *leader = NULL;
+    g_mutex_lock(&pdb.lock);
+    int rc = pdb.node ? 0 : node_start(false, err);
+    g_mutex_unlock(&pdb.lock);
+    if (rc < 0)
+        return -1;
+    gint64 until = g_get_monotonic_time() + RESUME_WAIT_US;
+    for (;;) {
+        uint64_t id = 0;
+        g_autofree char *address = NULL;
+        if (pool_db_leader(&id, &address) == 0 && id != 0) {
+            if (id != pool_dqlite_node_id(pdb.node))
+                *leader = g_steal_pointer(&address);
+            g_message("pool: the pool's dqlite database is led by %s",
+                      *leader ? *leader : "this host");
+            return 0;
+        }
+        if (g_get_monotonic_time() >= until)
+            return xapi_error_internal(err, "pool: no dqlite node of the pool leads after %d s "
+                                            "(no quorum: start more of the pool's hosts)",
+                                       (int)(RESUME_WAIT_US / G_USEC_PER_SEC));
+        g_usleep(20000);
+    }
+}
+
+int pool_db_leader(uint64_t *id, char **address)
+{
+    *id = 0;
+    *address = NULL;
+    g_mutex_lock(&pdb.lock);
+    int rc = pdb.node ? pool_dqlite_leader(pdb.node, id, address, NULL) : -1;
+    g_mutex_unlock(&pdb.lock);
+    return rc;
+}
+
+uint64_t pool_db_node_id(void)
+{
+    g_mutex_lock(&pdb.lock);
+    uint64_t id = pdb.node ? pool_dqlite_node_id(pdb.node) : 0;
+    g_mutex_unlock(&pdb.lock);
+    return id;
+}
+
+Store *pool_db_store_open(XapiError **err)
+{
+    g_mutex_lock(&pdb.lock);
+    Store *store = pdb.node ? pool_dqlite_store_open(pdb.node, err) : NULL;
+    if (!pdb.node)
+        xapi_error_internal(err, "pool: this host runs no dqlite node");
+    g_mutex_unlock(&pdb.lock);
+    return store;
+}
+
+char *pool_db_master_of(const char *node_address)
+{
+    /* "HOST:PORT" or "[V6]:PORT": the port is dropped when it is ours (a
+     * host's address, as HOST_IS_SLAVE names it). */
+    const char *colon = strrchr(node_address, ':');
+    size_t len = strlen(node_address);
+    if (colon && g_ascii_strtoll(colon + 1, NULL, 10) == pool_local_port())
+        len = (size_t)(colon - node_address);
+    if (len >= 2 && node_address[0] == '[' && node_address[len - 1] == ']')
+        return g_strndup(node_address + 1, len - 2);
+    return g_strndup(node_address, len);
+}
+
+bool pool_db_running(void)
+{
+    g_mutex_lock(&pdb.lock);
+    bool running = pdb.node != NULL;
+    g_mutex_unlock(&pdb.lock);
+    return running;
+}
+
+/* The Raft configuration's entry for a host address (lock held). */
+static int find_server(const char *host_address, DqliteServerInfo *found, XapiError **err)
+{
+    g_autofree char *endpoint = pool_endpoint_of(host_address);
+    GPtrArray *servers = pool_dqlite_cluster(pdb.node, err);
+    if (!servers)
+        return -1;
+    int rc = 0;
+    for (guint i = 0; i < servers->len; i++) {
+        DqliteServerInfo *s = servers->pdata[i];
+        if (strcmp(s->address, endpoint) == 0) {
+            *found = (DqliteServerInfo){s->id, NULL, s->role};
+            rc = 1;
+        }
+    }
+    g_ptr_array_free(servers, TRUE);
+    return rc;
+}
+
+int pool_db_designate(const char *host_address, XapiError **err)
+{
+    g_mutex_lock(&pdb.lock);
+    DqliteServerInfo server = {0};
+    int rc = pdb.node ? find_server(host_address, &server, err)
+                      : xapi_error_internal(err, "pool: this host runs no dqlite node");
+    if (rc == 0)
+        rc = xapi_error_set(err, "OPERATION_NOT_ALLOWED", "the host's dqlite node is not in "
+                            "the pool's cluster", NULL);
+    else if (rc == 1 && server.role != DQLITE_ROLE_VOTER)
+        rc = xapi_error_set(err, "OPERATION_NOT_ALLOWED", "the host's dqlite node is a standby "
+                            "(only a voter can lead)", NULL);
+    else if (rc == 1)
+        rc = pool_dqlite_transfer(pdb.node, server.id, err);
+    g_mutex_unlock(&pdb.lock);
+    if (rc == 0)
+        g_message("pool: dqlite leadership handed to %s (node %" G_GINT64_MODIFIER "x)",
+                  host_address, (guint64)server.id);
+    return rc;
+}
+
+int pool_db_remove_host(const char *host_address, XapiError **err)
+{
+    g_mutex_lock(&pdb.lock);
+    DqliteServerInfo server = {0};
+    int rc = pdb.node ? find_server(host_address, &server, err) : 0;
+    if (rc == 1)
+        rc = pool_dqlite_remove(pdb.node, server.id, err);
+    /* A voter gone: a standby takes its vote. */
+    GPtrArray *servers = rc == 0 && pdb.node && server.role == DQLITE_ROLE_VOTER
+                             ? pool_dqlite_cluster(pdb.node, NULL) : NULL;
+    for (guint i = 0; servers && i < servers->len; i++) {
+        DqliteServerInfo *s = servers->pdata[i];
+        if (s->role == DQLITE_ROLE_STANDBY) {
+            g_autoptr(XapiError) ignored = NULL;
+            if (pool_dqlite_assign(pdb.node, s->id, DQLITE_ROLE_VOTER, &ignored) < 0)
+                g_warning("pool: standby %s not made a voter", s->address);
+            break;
+        }
+    }
+    if (servers)
+        g_ptr_array_free(servers, TRUE);
+    g_mutex_unlock(&pdb.lock);
+    if (rc == 0 && server.id)
+        g_message("pool: dqlite node %" G_GINT64_MODIFIER "x (%s) removed from the cluster",
+                  (guint64)server.id, host_address);
+    return rc;
+}
+
+int pool_db_recover_alone(XapiError **err)
+{
+    g_mutex_lock(&pdb.lock);
+    int rc = 0;
+    g_autofree char *address = pdb.node ? g_strdup(pool_dqlite_node_address(pdb.node)) : NULL;
+    if (!pdb.node)
+        rc = xapi_error_internal(err, "pool: this host runs no dqlite node");
+    else
+        node_stop();
+    g_autofree char *dir = node_dir(pool_state_dir());
+    if (rc == 0)
+        rc = pool_dqlite_recover_alone(dir, address, err);
+    g_mutex_unlock(&pdb.lock);
+    if (rc == 0)
+        g_message("pool: the dqlite configuration now has this node as its only voter");
+    return rc;
+}
+
+int pool_db_leave(XapiError **err)
+{
+    pool_db_stop();
+    g_autofree char *dir = node_dir(pool_state_dir());
+    g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", dir);
+    if (g_file_test(dir, G_FILE_TEST_EXISTS) && system(cmd) != 0)
+        return xapi_error_internal(err, "pool: could not remove %s", dir);
+    return 0;
 }
 
 void pool_db_stop(void)

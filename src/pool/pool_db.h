@@ -21,4 +21,30 @@ int pool_db_add(uint64_t id, const char *address, XapiError **err);
 /* On a member, after the listeners opened: starts the node and, the
  * first time, asks the master to add it. */
 int pool_db_member_start(XapiError **err);
+/* A host whose node holds the pool's data (pool_db_founded), at start:
+ * starts the node and waits until it knows a leader: *leader NULL when
+ * this node leads, else the leader's "HOST:PORT" (caller frees). */
+typedef struct Store Store;
+int pool_db_resume(char **leader, XapiError **err);
+/* The leader as this host's node knows it (id 0: none); -1 without a node. */
+int pool_db_leader(uint64_t *id, char **address);
+uint64_t pool_db_node_id(void); /* 0: no node */
+/* The store over this host's node (writes succeed while it leads). */
+Store *pool_db_store_open(XapiError **err);
+/* A node's "HOST:PORT" as a host address: without the port when it is
+ * this host's (caller frees). */
+char *pool_db_master_of(const char *node_address);
+bool pool_db_running(void); /* this host runs a node */
+/* On the leader: hands leadership to the node of the host at host_address
+ * (a voter); the watchers then move the master role (pool_failover.h). */
+int pool_db_designate(const char *host_address, XapiError **err);
+/* On the leader: removes an ejected host's node from the cluster (a
+ * standby then takes a voter's place); nothing when it has none. */
+int pool_db_remove_host(const char *host_address, XapiError **err);
+/* Stops the node and rewrites its Raft configuration with this node as
+ * the only voter (a pool that lost its quorum); the node starts again at
+ * the next start of xapid. */
+int pool_db_recover_alone(XapiError **err);
+/* On a host leaving the pool: its node stops and its data goes. */
+int pool_db_leave(XapiError **err);
 void pool_db_stop(void);

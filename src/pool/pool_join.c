@@ -10,6 +10,7 @@
 #include "db.h"
 #include "pool_client.h"
 #include "pool_forward.h"
+#include "pool_db.h"
 #include "pool_role.h"
 #include "pool_secret.h"
 #include "pool_start.h"
@@ -469,7 +470,9 @@ int pool_eject(const char *host, XapiError **err)
 {
     db_read_begin();
     g_autofree char *master = bootstrap_this_host();
-    bool exists = db_lookup(dm_class_by_name("host"), host) != NULL;
+    DbRow *ejected = db_lookup(dm_class_by_name("host"), host);
+    bool exists = ejected != NULL;
+    g_autofree char *address = exists ? g_strdup(xv_str(db_get(ejected, "address"))) : NULL;
     EjectScan scan = {host, false, g_ptr_array_new()};
     if (exists)
         db_foreach(dm_class_by_name("VM"), check_vm, &scan);
@@ -499,6 +502,10 @@ int pool_eject(const char *host, XapiError **err)
     if (db_write_finish(err, rc) < 0)
         return -1;
     pool_forget_host(host);
+    g_autoptr(XapiError) raft = NULL;
+    if (pool_db_running() && address && *address && pool_db_remove_host(address, &raft) < 0)
+        g_warning("pool: the ejected host's dqlite node stays in the cluster: %s %s",
+                  raft->code, raft->params->len ? (char *)raft->params->pdata[0] : "");
     return 0;
 }
 
@@ -506,7 +513,7 @@ int pool_eject_self(XapiError **err)
 {
     const char *state_dir = pool_state_dir();
     g_autofree char *secret = g_build_filename(state_dir, "pool-secret", NULL);
-    if (pool_role_clear(err) < 0)
+    if (pool_role_clear(err) < 0 || pool_db_leave(err) < 0)
         return -1;
     if (g_unlink(secret) < 0 && errno != ENOENT)
         g_warning("pool: %s not removed: %s", secret, g_strerror(errno));

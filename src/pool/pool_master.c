@@ -148,7 +148,9 @@ static gboolean on_liveness_tick(gpointer unused)
 
 void pool_master_start(void)
 {
-    g_timeout_add_seconds(1, on_liveness_tick, NULL);
+    static gint started;
+    if (g_atomic_int_compare_and_exchange(&started, 0, 1)) /* once: a failover calls it too */
+        g_timeout_add_seconds(1, on_liveness_tick, NULL);
 }
 
 bool pool_master_host_live(const char *host)

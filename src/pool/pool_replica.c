@@ -16,8 +16,10 @@ static struct {
     GThread *thread;
     gint stop;
     gint connected;
+    gint resync; /* atomic: the next poll asks for everything (a new master) */
     uint64_t generation; /* the master's generation the replica has reached */
     GMutex lock;
+    GMutex apply_lock; /* a batch is applied only while not stopped */
     GCond first;
     bool synced;
 } replica;
@@ -34,6 +36,8 @@ static int poll_once(XapiError **err)
     g_autofree char *header = secret_header(err);
     if (!header)
         return -1;
+    if (g_atomic_int_compare_and_exchange(&replica.resync, 1, 0))
+        replica.generation = 0;
     g_autofree char *path =
         g_strdup_printf("/pool/changes?since=%" G_GUINT64_FORMAT "&host=%s&wait=%d",
                         (guint64)replica.generation, pool_this_host(), POLL_WAIT_S);
@@ -61,8 +65,12 @@ static int poll_once(XapiError **err)
     bool resync = json_object_object_get_ex(batch, "resync", &r) && json_object_get_boolean(r);
     bool empty = !resync && json_object_array_length(rows) == 0 &&
                  json_object_array_length(deleted) == 0;
-    if (!empty || generation > replica.generation)
+    g_mutex_lock(&replica.apply_lock);
+    if (g_atomic_int_get(&replica.stop))
+        rc = xapi_error_internal(err, "pool: the stream stopped");
+    else if (!empty || generation > replica.generation)
         rc = pool_wire_apply_batch(batch, err);
+    g_mutex_unlock(&replica.apply_lock);
     json_object_put(batch);
     if (rc == 0)
         replica.generation = generation;
@@ -147,6 +155,19 @@ bool pool_replica_start(unsigned wait_s)
     return synced;
 }
 
+void pool_replica_stop_stream(void)
+{
+    if (!replica.thread)
+        return;
+    /* Not joined: its poll may hang on a master that stopped answering
+     * (up to its timeout); it applies nothing from here on and ends. */
+    g_mutex_lock(&replica.apply_lock);
+    g_atomic_int_set(&replica.stop, 1);
+    g_mutex_unlock(&replica.apply_lock);
+    g_thread_unref(replica.thread);
+    replica.thread = NULL;
+}
+
 void pool_replica_stop(void)
 {
     if (!replica.thread)
@@ -155,6 +176,11 @@ void pool_replica_stop(void)
     g_thread_join(replica.thread);
     replica.thread = NULL;
     db_set_commit_hook(NULL);
+}
+
+void pool_replica_resync(void)
+{
+    g_atomic_int_set(&replica.resync, 1);
 }
 
 bool pool_replica_connected(void)

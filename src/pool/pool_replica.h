@@ -13,5 +13,11 @@
 bool pool_replica_start(unsigned wait_s);
 /* Stops the stream thread (before the db closes). */
 void pool_replica_stop(void);
+/* Stops the stream thread but keeps the commit hook (a member turning
+ * master: db_adopt_store drops the hook under the write lock). */
+void pool_replica_stop_stream(void);
+/* The next poll asks for a full batch (the member follows a new master,
+ * whose generations it must take whole). */
+void pool_replica_resync(void);
 /* Whether the last poll reached the master. */
 bool pool_replica_connected(void);

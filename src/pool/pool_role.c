@@ -10,12 +10,13 @@
 
 static struct {
     char *state_dir;
-    char *master_address; /* NULL: master */
-    char *this_host;
+    const char *master_address; /* NULL: master; interned (never freed: read unlocked) */
+    const char *this_host;      /* pool-host, interned; also kept on a dqlite master */
     char *local_address;
     int local_port;
     unsigned member_timeout;
     gint changed; /* atomic: the role files differ from the role this process runs */
+    gint booting; /* atomic: not serving yet, or changing role in-process */
 } role = {.member_timeout = 20};
 
 static char *state_file(const char *name)
@@ -27,8 +28,12 @@ int pool_role_load(const char *state_dir, XapiError **err)
 {
     g_free(role.state_dir);
     role.state_dir = g_strdup(state_dir);
-    g_clear_pointer(&role.master_address, g_free);
-    g_clear_pointer(&role.this_host, g_free);
+    role.master_address = NULL;
+    role.this_host = NULL;
+    g_autofree char *host_path = state_file("pool-host");
+    g_autofree char *host = NULL;
+    if (g_file_get_contents(host_path, &host, NULL, NULL) && *g_strstrip(host))
+        role.this_host = g_intern_string(host);
     g_autofree char *path = state_file("pool-role");
     g_autofree char *text = NULL;
     if (!g_file_get_contents(path, &text, NULL, NULL))
@@ -38,19 +43,17 @@ int pool_role_load(const char *state_dir, XapiError **err)
         return 0;
     if (!g_str_has_prefix(text, "member ") || !*g_strstrip(text + 7))
         return xapi_error_internal(err, "%s: neither \"master\" nor \"member ADDRESS\"", path);
-    g_autofree char *host_path = state_file("pool-host");
-    g_autofree char *host = NULL;
-    if (!g_file_get_contents(host_path, &host, NULL, NULL) || !*g_strstrip(host))
+    if (!role.this_host)
         return xapi_error_internal(err, "%s says member but %s is missing", path, host_path);
-    role.master_address = g_strdup(text + 7);
-    role.this_host = g_steal_pointer(&host);
+    role.master_address = g_intern_string(text + 7);
     return 0;
 }
 
 const char *pool_state_dir(void) { return role.state_dir; }
 bool pool_is_member(void) { return role.master_address != NULL; }
 const char *pool_master_address(void) { return role.master_address; }
-const char *pool_this_host(void) { return role.this_host; }
+const char *pool_this_host(void) { return role.master_address ? role.this_host : NULL; }
+const char *pool_own_host(void) { return role.this_host; }
 
 char *pool_endpoint_of(const char *address)
 {
@@ -103,11 +106,31 @@ int pool_role_write_member(const char *master_address, const char *host_ref, Xap
     if (write_durably("pool-host", host_line, err) < 0 ||
         write_durably("pool-role", role_line, err) < 0)
         return -1;
-    g_free(role.master_address);
-    g_free(role.this_host);
-    role.master_address = g_strdup(master_address);
-    role.this_host = g_strdup(host_ref);
+    role.this_host = g_intern_string(host_ref);
+    role.master_address = g_intern_string(master_address);
     g_atomic_int_set(&role.changed, 1);
+    return 0;
+}
+
+int pool_role_follow(const char *master_address, XapiError **err)
+{
+    if (!role.this_host)
+        return xapi_error_internal(err, "pool: %s/pool-host is missing", role.state_dir);
+    g_autofree char *role_line = g_strconcat("member ", master_address, "\n", NULL);
+    if (write_durably("pool-role", role_line, err) < 0)
+        return -1;
+    role.master_address = g_intern_string(master_address);
+    return 0;
+}
+
+int pool_role_write_master(const char *host_ref, XapiError **err)
+{
+    g_autofree char *host_line = g_strconcat(host_ref, "\n", NULL);
+    if (write_durably("pool-host", host_line, err) < 0 ||
+        write_durably("pool-role", "master\n", err) < 0)
+        return -1;
+    role.this_host = g_intern_string(host_ref);
+    role.master_address = NULL;
     return 0;
 }
 
@@ -122,13 +145,19 @@ int pool_role_clear(XapiError **err)
         fsync(dir);
         close(dir);
     }
-    g_clear_pointer(&role.master_address, g_free);
-    g_clear_pointer(&role.this_host, g_free);
+    role.master_address = NULL;
+    role.this_host = NULL;
     g_atomic_int_set(&role.changed, 1);
     return 0;
 }
 
-bool pool_role_changed(void) { return g_atomic_int_get(&role.changed); }
+bool pool_role_changed(void)
+{
+    return g_atomic_int_get(&role.changed) || g_atomic_int_get(&role.booting);
+}
+
+void pool_role_set_booting(bool on) { g_atomic_int_set(&role.booting, on); }
+bool pool_role_booting(void) { return g_atomic_int_get(&role.booting); }
 
 void pool_set_local_address(const char *address, int port)
 {

@@ -22,9 +22,18 @@ const char *pool_master_address(void);
 char *pool_master_endpoint(void);
 /* A member's own host ref (NULL on a master: pool.master is this host). */
 const char *pool_this_host(void);
+/* This host's ref from pool-host on a member or a dqlite master (NULL
+ * when the file is absent). */
+const char *pool_own_host(void);
 
 /* Writes the member role durably (pool-host, then pool-role). */
 int pool_role_write_member(const char *master_address, const char *host_ref, XapiError **err);
+/* A member follows another master (a failover): pool-role rewritten
+ * durably, in-process, no restart. */
+int pool_role_follow(const char *master_address, XapiError **err);
+/* This host is the master now (a failover in-process): pool-host, then
+ * pool-role "master", durably. */
+int pool_role_write_master(const char *host_ref, XapiError **err);
 /* Removes both files: standalone again (pool.eject). */
 int pool_role_clear(XapiError **err);
 
@@ -32,6 +41,12 @@ int pool_role_clear(XapiError **err);
  * process's database is no longer the host's, and it only waits for its
  * restart into the new role. */
 bool pool_role_changed(void);
+/* While set, pool_role_changed() is true too: every call is refused with
+ * HOST_STILL_BOOTING (before the start is done, and during a change of
+ * role made in-process, so that no call is served from the old role's
+ * state). */
+void pool_role_set_booting(bool on);
+bool pool_role_booting(void);
 
 /* The management address: set from the first --listen that names a
  * specific address; NULL when none does. And the port of that listener. */

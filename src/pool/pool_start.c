@@ -5,6 +5,7 @@
 
 #include "db.h"
 #include "pool_db.h"
+#include "pool_failover.h"
 #include "pool_master.h"
 #include "pool_replica.h"
 #include "pool_role.h"
@@ -38,8 +39,8 @@ static bool specific(const char *host)
     return true;
 }
 
-int pool_start_database(const char *state_dir, const char *const *listen,
-                        unsigned member_timeout, XapiError **err)
+int pool_start_prepare(const char *state_dir, const char *const *listen,
+                       unsigned member_timeout, XapiError **err)
 {
     pool_set_member_timeout(member_timeout);
     for (const char *const *a = listen; a && *a; a++) {
@@ -54,13 +55,19 @@ int pool_start_database(const char *state_dir, const char *const *listen,
     }
     if (pool_role_load(state_dir, err) < 0)
         return -1;
-    if (!pool_is_member() && pool_db_founded(state_dir))
-        return xapi_error_internal(err, "%s/dqlite: this master's database lives in dqlite; "
-                                        "restarting a founded master is not supported yet",
-                                   state_dir);
-    if (!pool_is_member())
-        return db_open(state_dir, err);
-    g_autofree char *settings = g_build_filename(state_dir, POOL_MEMBER_SETTINGS, NULL);
+    if (pool_start_listens_first())
+        pool_role_set_booting(true); /* until pool_start_services */
+    return 0;
+}
+
+bool pool_start_listens_first(void)
+{
+    return pool_db_enabled() && pool_db_founded(pool_state_dir());
+}
+
+static int open_replica(XapiError **err)
+{
+    g_autofree char *settings = g_build_filename(pool_state_dir(), POOL_MEMBER_SETTINGS, NULL);
     if (db_open(NULL, err) < 0 || db_open_member_settings(settings, err) < 0)
         return -1;
     g_message("pool: a member of the pool of %s (this host %s)", pool_master_address(),
@@ -69,6 +76,55 @@ int pool_start_database(const char *state_dir, const char *const *listen,
         g_warning("pool: the master %s has not answered in %d s; the replica is empty until "
                   "it does", pool_master_address(), FIRST_BATCH_WAIT_S);
     return 0;
+}
+
+static bool take_master(DbRow *pool, void *ctx)
+{
+    *(char **)ctx = g_strdup(xv_str(db_get(pool, "master")));
+    return false;
+}
+
+/* This host leads the pool's database: it serves as the master, whatever
+ * its role file said (a master restarted, or a member whose node won the
+ * election while it was down). */
+static int open_as_master(XapiError **err)
+{
+    Store *store = pool_db_store_open(err);
+    if (!store)
+        return -1;
+    if (db_open_store(store, err) < 0)
+        return -1;
+    g_autofree char *master = NULL;
+    db_read_begin();
+    db_foreach(dm_class_by_name("pool"), take_master, &master);
+    db_read_end();
+    const char *me = pool_own_host() ? pool_own_host() : master;
+    if (!me)
+        return xapi_error_internal(err, "pool: %s/pool-host is missing", pool_state_dir());
+    if ((pool_is_member() || !pool_own_host()) && pool_role_write_master(me, err) < 0)
+        return -1;
+    if (g_strcmp0(master, me) != 0 && pool_failover_claim_master(err) < 0)
+        return -1;
+    g_message("pool: this host's node leads the pool's dqlite database: serving as the master");
+    return 0;
+}
+
+int pool_start_database(XapiError **err)
+{
+    if (pool_start_listens_first()) {
+        g_autofree char *leader = NULL;
+        if (pool_db_resume(&leader, err) < 0)
+            return -1;
+        if (!leader)
+            return open_as_master(err);
+        g_autofree char *master = pool_db_master_of(leader);
+        if (g_strcmp0(master, pool_master_address()) != 0 && pool_role_follow(master, err) < 0)
+            return -1;
+        return open_replica(err);
+    }
+    if (!pool_is_member())
+        return db_open(pool_state_dir(), err);
+    return open_replica(err);
 }
 
 void pool_start_listening(const char *host_port, int port)
@@ -93,15 +149,15 @@ static gpointer add_our_node(gpointer unused)
 
 void pool_start_services(void)
 {
-    if (!pool_is_member()) {
+    if (!pool_is_member())
         pool_master_start();
-        return;
-    }
-    if (pool_db_enabled())
+    else if (pool_db_enabled())
         g_thread_unref(g_thread_new("pool-dqlite-add", add_our_node, NULL));
+    pool_role_set_booting(false);
 }
 
 void pool_start_stop(void)
 {
+    pool_failover_watch_stop();
     pool_replica_stop();
 }

@@ -9,6 +9,9 @@ typedef struct DqliteStore {
     StoreDqliteSource source;
     DqliteConn *conn;     /* NULL or broken: reconnect at the next request */
     bool in_transaction;
+    /* One request at a time on conn: settings are read outside db's lock
+     * (a login's password check) while a write may be under way. */
+    GRecMutex lock;
 } DqliteStore;
 
 static const StoreDriver dqlite_driver;
@@ -42,21 +45,24 @@ static DqliteConn *conn_get(DqliteStore *s, XapiError **err)
 static int run(DqliteStore *s, const char *sql, const char *const *params, unsigned n,
                XapiError **err)
 {
+    g_rec_mutex_lock(&s->lock);
     DqliteConn *c = conn_get(s, err);
+    int rc = 0;
     if (!c || dqlite_conn_exec(c, sql, params, n, NULL, err) < 0)
-        return request_failed(s, err);
-    return 0;
+        rc = request_failed(s, err);
+    g_rec_mutex_unlock(&s->lock);
+    return rc;
 }
 
 static int query(DqliteStore *s, const char *sql, const char *const *params, unsigned n,
                  DqliteRowFn fn, void *ctx, XapiError **err)
 {
+    g_rec_mutex_lock(&s->lock);
     DqliteConn *c = conn_get(s, err);
-    if (!c)
-        return -1;
-    int rc = dqlite_conn_query(c, sql, params, n, fn, ctx, err);
-    if (rc < 0 && dqlite_conn_failure_code(c))
-        return request_failed(s, err);
+    int rc = c ? dqlite_conn_query(c, sql, params, n, fn, ctx, err) : -1;
+    if (c && rc < 0 && dqlite_conn_failure_code(c))
+        rc = request_failed(s, err);
+    g_rec_mutex_unlock(&s->lock);
     return rc;
 }
 
@@ -91,6 +97,7 @@ static void dq_rollback(Store *base)
     if (!s->in_transaction)
         return;
     s->in_transaction = false;
+    g_rec_mutex_lock(&s->lock);
     XapiError *ignored = NULL;
     if (s->conn && dqlite_conn_usable(s->conn) &&
         dqlite_conn_exec(s->conn, "ROLLBACK", NULL, 0, NULL, &ignored) < 0) {
@@ -100,6 +107,7 @@ static void dq_rollback(Store *base)
         dqlite_conn_close(s->conn);
         s->conn = NULL;
     }
+    g_rec_mutex_unlock(&s->lock);
     xapi_error_free(ignored);
 }
 
@@ -212,6 +220,7 @@ static void dq_close(Store *base)
 {
     DqliteStore *s = (DqliteStore *)base;
     dqlite_conn_close(s->conn);
+    g_rec_mutex_clear(&s->lock);
     g_free(s);
 }
 
@@ -251,6 +260,7 @@ Store *store_dqlite_open(const StoreDqliteSource *source, XapiError **err)
 {
     DqliteStore *s = g_new0(DqliteStore, 1);
     s->base.driver = &dqlite_driver;
+    g_rec_mutex_init(&s->lock);
     s->source = *source;
     if (!s->source.timeout_ms)
         s->source.timeout_ms = 5000;

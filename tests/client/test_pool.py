@@ -163,6 +163,20 @@ def test_a_members_tcp_login_answers_host_is_slave(pool):
             ["HOST_IS_SLAVE", "127.0.0.1"]
 
 
+def test_without_dqlite_the_change_of_master_is_refused(pool, api):
+    """The pool's database lives only at the master: there is nothing to
+    hand over (test_pool_failover.py has the dqlite pool's)."""
+    proxy, s = api
+    b = pool["b"]
+    host_b = host_of(b, api)
+    assert err(proxy.pool.designate_new_master(s, host_b))[0] == "OPERATION_NOT_ALLOWED"
+    ok(proxy.pool.designate_new_master(s, host_of(pool["master"], api)))  # itself: nothing
+    assert err(proxy.pool.emergency_reset_master(s, "127.0.0.2"))[0] == "OPERATION_NOT_ALLOWED"
+    ms = login_member(b)
+    assert err(b.proxy().pool.emergency_transition_to_master(ms))[0] == "OPERATION_NOT_ALLOWED"
+    assert err(b.proxy().pool.designate_new_master(ms, host_b)) == ["HOST_IS_SLAVE", "127.0.0.1"]
+
+
 def test_slave_login_wants_the_pool_secret(pool, api):
     b = pool["b"]
     b_host = host_of(b, api)

@@ -1,0 +1,249 @@
+/* pool_failover.c: following the dqlite leader (see pool_failover.h). */
+#include "pool_failover.h"
+
+#include <glib.h>
+#include <string.h>
+
+#include "agent.h"
+#include "db.h"
+#include "bootstrap.h"
+#include "pool_db.h"
+#include "pool_forward.h"
+#include "pool_master.h"
+#include "pool_replica.h"
+#include "pool_role.h"
+#include "store.h"
+
+#define WATCH_INTERVAL_US (G_USEC_PER_SEC / 10)
+
+static bool first_row(DbRow *row, void *ctx)
+{
+    *(DbRow **)ctx = row;
+    return false;
+}
+
+int pool_failover_claim_master(XapiError **err)
+{
+    const char *me = pool_own_host();
+    if (!me)
+        return xapi_error_internal(err, "pool: this host's ref is unknown (no pool-host)");
+    if (db_write_begin(err) < 0)
+        return -1;
+    DbRow *pool = NULL;
+    db_foreach(dm_class_by_name("pool"), first_row, &pool);
+    if (!pool) {
+        db_write_abort();
+        return xapi_error_internal(err, "pool: the database holds no pool");
+    }
+    if (g_strcmp0(xv_str(db_get(pool, "master")), me) == 0) {
+        db_write_abort();
+        return 0;
+    }
+    if (db_set_by_name(pool, "master", xv_new_string(me), err) < 0) {
+        db_write_abort();
+        return -1;
+    }
+    return db_write_commit(err);
+}
+
+static void log_error(const char *what, const XapiError *err)
+{
+    g_warning("pool: %s: %s %s", what, err ? err->code : "",
+              err && err->params->len ? (char *)err->params->pdata[0] : "");
+}
+
+/* Restarts the process: it then starts as its node's view of the pool
+ * says (pool_start_database). Calls are refused until the exec. */
+static void restart(void)
+{
+    pool_role_set_booting(true);
+    agent_schedule_end(AGENT_RESTART);
+}
+
+/* This member's node leads: it turns master in-process, its node (the
+ * leader) kept running. */
+static void promote(void)
+{
+    gint64 start = g_get_monotonic_time();
+    pool_role_set_booting(true);
+    g_message("pool: this host's dqlite node leads: turning master (the master was %s)",
+              pool_master_address());
+    g_autoptr(XapiError) err = NULL;
+    pool_replica_stop_stream();
+    Store *store = pool_db_store_open(&err);
+    if (!store || db_adopt_store(store, &err) < 0) {
+        if (store)
+            store_close(store);
+        log_error("the pool's database could not be adopted; restarting", err);
+        restart();
+        return;
+    }
+    if (pool_role_write_master(pool_own_host(), &err) < 0 ||
+        pool_failover_claim_master(&err) < 0) {
+        log_error("could not claim the pool's master role; restarting", err);
+        restart();
+        return;
+    }
+    pool_master_start();
+    pool_role_set_booting(false);
+    g_message("pool: serving as the pool's master (%.0f ms after the change was seen)",
+              (double)(g_get_monotonic_time() - start) / 1000.0);
+}
+
+/* A member follows the leader's host. */
+static void follow(const char *master)
+{
+    g_autoptr(XapiError) err = NULL;
+    g_message("pool: the pool's master is now %s (was %s)", master, pool_master_address());
+    if (pool_role_follow(master, &err) < 0) {
+        log_error("could not follow the new master", err);
+        return;
+    }
+    pool_replica_resync();
+}
+
+/* A master whose node does not lead any more: a member of the leader's
+ * host after a restart (its writes fail until then: Raft refuses them and
+ * db's undo journal restores memory). */
+static void demote(const char *master)
+{
+    g_autoptr(XapiError) err = NULL;
+    g_message("pool: this host's dqlite node no longer leads (%s does): restarting as a member",
+              master);
+    if (pool_role_write_member(master, pool_own_host(), &err) < 0) {
+        log_error("could not write the member role", err);
+        return;
+    }
+    restart();
+}
+
+static struct {
+    GThread *thread;
+    gint stop;
+} watcher;
+
+static gpointer watch(gpointer unused)
+{
+    while (!g_atomic_int_get(&watcher.stop)) {
+        g_usleep(WATCH_INTERVAL_US);
+        if (pool_role_changed() || agent_end() != AGENT_RUN) /* starting, changing role, */
+            continue;                                          /* stopping or restarting */
+        uint64_t id = 0;
+        g_autofree char *leader = NULL;
+        if (pool_db_leader(&id, &leader) < 0 || id == 0)
+            continue;
+        bool mine = id == pool_db_node_id();
+        g_autofree char *master = pool_db_master_of(leader);
+        if (pool_is_member() && mine)
+            promote();
+        else if (pool_is_member() && g_strcmp0(master, pool_master_address()) != 0)
+            follow(master);
+        else if (!pool_is_member() && !mine)
+            demote(master);
+    }
+    return NULL;
+}
+
+void pool_failover_watch_start(void)
+{
+    static gint started;
+    if (g_atomic_int_compare_and_exchange(&started, 0, 1))
+        watcher.thread = g_thread_new("pool-failover", watch, NULL);
+}
+
+void pool_failover_watch_stop(void)
+{
+    g_atomic_int_set(&watcher.stop, 1);
+    if (watcher.thread)
+        g_thread_join(watcher.thread);
+    watcher.thread = NULL;
+}
+
+/* ---- the XenAPI calls ------------------------------------------------------ */
+
+static gint designating; /* atomic: a pool.designate_new_master under way */
+
+int pool_failover_designate(const char *host_address, XapiError **err)
+{
+    if (!g_atomic_int_compare_and_exchange(&designating, 0, 1))
+        return xapi_error_set(err, "DESIGNATE_NEW_MASTER_IN_PROGRESS", NULL);
+    int rc = pool_db_designate(host_address, err);
+    g_atomic_int_set(&designating, 0);
+    return rc;
+}
+
+int pool_failover_emergency_master(XapiError **err)
+{
+    uint64_t id = 0;
+    g_autofree char *leader = NULL;
+    if (pool_db_leader(&id, &leader) == 0 && id != 0) {
+        if (id == pool_db_node_id())
+            return 0; /* this host is (turning) master */
+        g_autofree char *master = pool_db_master_of(leader);
+        return xapi_error_set(err, "OPERATION_NOT_ALLOWED",
+                              "the pool's database has a leader; pool.designate_new_master "
+                              "moves the master role", master, NULL);
+    }
+    /* No quorum: this node becomes the only voter, and xapid restarts as
+     * the master of what it holds. */
+    if (pool_db_recover_alone(err) < 0)
+        return -1;
+    g_message("pool: emergency transition to master: restarting");
+    restart();
+    return 0;
+}
+
+int pool_failover_reset_master(const char *master_address, XapiError **err)
+{
+    if (pool_db_running()) {
+        uint64_t id = 0;
+        g_autofree char *leader = NULL;
+        g_autofree char *master = NULL;
+        if (pool_db_leader(&id, &leader) == 0 && id != 0 && id != pool_db_node_id())
+            master = pool_db_master_of(leader);
+        if (master && strcmp(master, master_address) == 0)
+            return 0; /* it follows that host already (or is about to) */
+        return xapi_error_set(err, "OPERATION_NOT_ALLOWED",
+                              "the pool's master is the host whose dqlite node leads",
+                              master ? master : "none", NULL);
+    }
+    if (pool_role_write_member(master_address, pool_own_host(), err) < 0)
+        return -1;
+    g_message("pool: emergency reset: restarting as a member of %s", master_address);
+    restart();
+    return 0;
+}
+
+typedef struct {
+    const char *master;
+    GPtrArray *hosts;
+} HostScan;
+
+static bool add_other(DbRow *host, void *ctx)
+{
+    HostScan *scan = ctx;
+    if (strcmp(host->ref, scan->master) != 0)
+        g_ptr_array_add(scan->hosts, g_strdup(host->ref));
+    return true;
+}
+
+Xv *pool_failover_recover_slaves(const char *my_address)
+{
+    g_autoptr(GPtrArray) hosts = g_ptr_array_new_with_free_func(g_free);
+    db_read_begin();
+    g_autofree char *master = bootstrap_this_host();
+    HostScan scan = {master, hosts};
+    db_foreach(dm_class_by_name("host"), add_other, &scan);
+    db_read_end();
+    Xv *recovered = xv_new_array();
+    for (guint i = 0; i < hosts->len; i++) {
+        g_autoptr(XapiError) err = NULL;
+        if (pool_forward_internal(hosts->pdata[i], "pool.emergency_reset_master", my_address,
+                                  &err) == 0)
+            xv_array_append_string(recovered, hosts->pdata[i]);
+        else
+            g_message("pool: recover_slaves: %s not recovered: %s", (char *)hosts->pdata[i],
+                      err->code);
+    }
+    return recovered;
+}
