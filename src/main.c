@@ -248,6 +248,7 @@ int main(int argc, char **argv)
     xva_import_sweep(); /* imports that a crash interrupted are undone */
 
     HttpServer *server = http_server_new(&limits);
+    http_server_set_management_at_start(server, !host_management_disabled(state_dir));
     for (const char *const *a = addrs; *a; a++) {
         int port = http_server_listen_tcp(server, *a, &err);
         if (port < 0)
