@@ -794,12 +794,30 @@ static int start_management_off(HttpServer *s, Listener *l, XapiError **err)
     return is_any(l->host) ? serve_on(s, l, loopback_of(l), err) : 0;
 }
 
+/* Retired daemons whose connections have all ended go (none can come:
+ * they accept no more; one serving the caller still counts it). */
+static void sweep_retired(HttpServer *s)
+{
+    for (guint i = s->retired->len; i-- > 0;) {
+        Retired *r = &g_array_index(s->retired, Retired, i);
+        const union MHD_DaemonInfo *info =
+            r->daemon ? MHD_get_daemon_info(r->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS) : NULL;
+        if (r->daemon && (!info || info->num_connections > 0))
+            continue;
+        if (r->daemon)
+            MHD_stop_daemon(r->daemon);
+        close(r->fd);
+        g_array_remove_index(s->retired, i);
+    }
+}
+
 int http_server_set_management(bool enabled, XapiError **err)
 {
     HttpServer *s = host_server;
     if (!s)
         return xapi_error_internal(err, "no HTTP server");
     g_mutex_lock(&s->management_lock);
+    sweep_retired(s);
     int rc = 0;
     for (guint i = 0; i < s->listeners->len && rc == 0; i++) {
         Listener *l = s->listeners->pdata[i];
