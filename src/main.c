@@ -66,6 +66,7 @@ static void print_listening(const char *scheme, const char *host_port, int port)
 static int open_listeners(HttpServer *server, const char *const *addrs, char **listen_tls,
                           const char *unix_path, const char *state_dir, XapiError **err)
 {
+    http_server_set_management_at_start(server, !host_management_disabled(state_dir));
     for (const char *const *a = addrs; *a; a++) {
         int port = http_server_listen_tcp(server, *a, err);
         if (port < 0)

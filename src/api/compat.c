@@ -38,6 +38,36 @@ static void pool_markdown(GString *out)
         "memory, shared SRs across hosts, HTTP 302 to another host | not yet |\n\n");
 }
 
+/* Management interface, guest IP settings and console limits: what is
+ * done and what is refused (src/api/host_network.c, vif.c). */
+static void management_markdown(GString *out)
+{
+    g_string_append(
+        out,
+        "## Management interface, guest IP settings, console sessions\n\n"
+        "| Call | Status |\n|---|---|\n"
+        "| `host.management_disable` | as XAPI's: `HA_IS_ENABLED` under HA, "
+        "`SLAVE_REQUIRES_MANAGEMENT_INTERFACE` on a member; else every TCP and TLS listener on "
+        "an address other than loopback stops listening (clients there are refused), one on all "
+        "addresses (`:PORT`) listens on loopback only (XAPI's `Local [127.0.0.1]`), loopback "
+        "listeners and the unix socket go on, as do connections already open; no PIF is "
+        "`management`; `host.address` stays. `STATE_DIR/management-disabled` keeps it so across "
+        "restarts (XAPI's inventory) |\n"
+        "| `host.management_reconfigure` after it | listening again on each address, on the "
+        "port it had (a `:0` listener disabled across a restart gets a new free port); "
+        "`PIF.reconfigure_ip` alone does not turn the listeners on |\n"
+        "| `VIF.configure_ipv4`, `VIF.configure_ipv6` | XAPI's checks (`Static`: the address a "
+        "CIDR of the family, else `INVALID_CIDR_ADDRESS_SPECIFIED [address]`; on a locked VIF "
+        "one of its allowed addresses, else `ADDRESS_VIOLATES_LOCKING_CONSTRAINT`; the gateway "
+        "an address, else `INVALID_IP_ADDRESS_SPECIFIED [gateway]`), then refused with "
+        "`VM_LACKS_FEATURE [vm]`, nothing stored: XAPI hands the settings to XenServer's guest "
+        "tools through xenstore and answers that for a guest whose tools lack "
+        "`feature-static-ip-setting`; xapid has no xenstore, and qemu-ga, the agent it speaks, "
+        "has no command that sets a guest's addresses |\n"
+        "| `pool.limit_console_sessions` | absent: the field came with XAPI 26.1, after the "
+        "datamodel xapid is built from; every console takes any number of clients |\n\n");
+}
+
 char *compat_markdown(void)
 {
     GString *out = g_string_new(NULL);
@@ -69,7 +99,8 @@ char *compat_markdown(void)
                          "basic auth): `200 OK`, then RFB from the VM's VNC display (`rfb` "
                          "console) or the bytes of its serial port (`vt100`), until the VM "
                          "stops | implemented (several clients at once: a `vt100` console is "
-                         "shared through one connection to QEMU's serial port) |\n"
+                         "shared through one connection to QEMU's serial port; what any of "
+                         "them types goes to the guest) |\n"
                          "| GET `/console` with `Upgrade: websocket`: the same in RFC 6455 binary "
                          "frames (subprotocol `binary` or none; over HTTPS too) | implemented "
                          "(not Hixie-76: 501) |\n\n");
@@ -95,5 +126,6 @@ char *compat_markdown(void)
     vm_fields_markdown(out);
     vm_vtpm_markdown(out);
     network_markdown(out);
+    management_markdown(out);
     return g_string_free(out, FALSE);
 }

@@ -13,3 +13,7 @@ typedef struct {
 } HostOpsConfig;
 
 void host_ops_configure(const HostOpsConfig *config);
+
+/* Whether host.management_disable is in force for the state directory
+ * (read at start, before the listeners: http_server_set_management_at_start). */
+bool host_management_disabled(const char *state_dir);

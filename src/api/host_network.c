@@ -1,11 +1,19 @@
-/* host_network.c: host.management_reconfigure (XAPI's xapi_host.ml): the
- * management interface moves to a PIF only once its address is seen up,
- * else everything is put back. */
+/* host_network.c: host.management_reconfigure and management_disable
+ * (XAPI's xapi_host.ml): the management interface moves to a PIF only once
+ * its address is seen up, else everything is put back; disabled, the
+ * management listeners stop (http_server.c) and no PIF is management, as
+ * STATE_DIR/management-disabled remembers across restarts (XAPI's
+ * inventory MANAGEMENT_INTERFACE=""). */
+#include <errno.h>
+#include <glib/gstdio.h>
 #include <string.h>
 
 #include "bootstrap.h"
 #include "call.h"
 #include "dm_handlers.h"
+#include "host.h"
+#include "http_server.h"
+#include "pool_role.h"
 #include "pif_checks.h"
 #include "pif_host.h"
 #include "vm_nics.h"
@@ -47,6 +55,38 @@ static int move_flags(Call *call, DbRow *host, DbRow *pif)
     return 0;
 }
 
+/* ---- the management listeners, on or off ------------------------------------ */
+
+#define MANAGEMENT_OFF_FILE "management-disabled"
+
+static char *off_path(const char *state_dir)
+{
+    return g_build_filename(state_dir, MANAGEMENT_OFF_FILE, NULL);
+}
+
+bool host_management_disabled(const char *state_dir)
+{
+    g_autofree char *path = off_path(state_dir);
+    return g_file_test(path, G_FILE_TEST_EXISTS);
+}
+
+/* The listeners follow enabled, and the state file remembers it. */
+static int set_management(bool enabled, XapiError **err)
+{
+    g_autofree char *path = off_path(pool_state_dir());
+    g_autoptr(GError) gerr = NULL;
+    if (!enabled && !g_file_set_contents(path, "", 0, &gerr))
+        return xapi_error_internal(err, "%s: %s", path, gerr->message);
+    if (http_server_set_management(enabled, err) < 0) {
+        if (!enabled)
+            g_unlink(path);
+        return -1;
+    }
+    if (enabled && g_unlink(path) < 0 && errno != ENOENT)
+        return xapi_error_internal(err, "%s: %s", path, g_strerror(errno));
+    return 0;
+}
+
 static int management_reconfigure(Call *call, const char *pif_ref);
 
 int xapi_host_management_reconfigure(Call *call, const char *pif_ref)
@@ -57,7 +97,53 @@ int xapi_host_management_reconfigure(Call *call, const char *pif_ref)
         return -1;
     int rc = management_reconfigure(call, pif_ref);
     vm_nics_switch_end(sw);
+    /* XAPI's Xapi_mgmt_iface.run ~mgmt_enabled:true: listening again. */
+    if (rc == 0 && !http_server_management_enabled())
+        rc = set_management(true, &call->error);
     return rc;
+}
+
+static bool note_ha(DbRow *pool, void *ctx)
+{
+    *(bool *)ctx = db_get(pool, "ha_enabled")->b;
+    return false;
+}
+
+/* XAPI's management_disable: refused under HA and on a member (which
+ * reaches its master through it); then the listeners, then the flags (the
+ * host's address stays, as XAPI's). */
+int xapi_host_management_disable(Call *call)
+{
+    bool ha = false;
+    db_read_begin();
+    db_foreach(cls("pool"), note_ha, &ha);
+    db_read_end();
+    if (ha)
+        return xapi_error_set(&call->error, "HA_IS_ENABLED", NULL);
+    if (pool_is_member())
+        return xapi_error_set(&call->error, "SLAVE_REQUIRES_MANAGEMENT_INTERFACE", NULL);
+    bool was_enabled = http_server_management_enabled();
+    if (set_management(false, &call->error) < 0)
+        return -1;
+    g_autofree char *this_host = bootstrap_this_host();
+    DbRow *host = db_write_begin_on("host", this_host, &call->error);
+    if (!host)
+        goto undo;
+    const Xv *pifs = db_get(host, "PIFs");
+    for (guint i = 0; i < xv_len(pifs); i++) {
+        DbRow *p = db_lookup(cls("PIF"), xv_str(xv_at(pifs, i)));
+        if (p && db_get(p, "management")->b &&
+            db_set_by_name(p, "management", xv_new_bool(false), &call->error) < 0) {
+            db_write_abort();
+            goto undo;
+        }
+    }
+    if (db_write_commit(&call->error) == 0)
+        return 0;
+undo:
+    if (was_enabled && set_management(true, NULL) < 0)
+        g_warning("host.management_disable: the listeners could not be put back");
+    return -1;
 }
 
 static int management_reconfigure(Call *call, const char *pif_ref)

@@ -4,6 +4,7 @@
  * locking and QoS checked before they are stored and what the host cannot
  * enforce refused; hot-plug and the live changes are
  * src/xenops/vm_nics.c's. */
+#include <arpa/inet.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -397,4 +398,85 @@ static int move_to(Call *call, DbRow *vif, const void *arg)
 int xapi_VIF_move(Call *call, const char *self, const char *network)
 {
     return edit_vif(call, self, move_to, network);
+}
+
+/* ---- configure_ipv4 / configure_ipv6: refused, no guest agent applies them ---- */
+
+/* XAPI's assert_is_valid_cidr: "address/length" of family; the address
+ * in canonical text into *address (caller frees). */
+static bool parse_cidr(int family, const char *text, char **address)
+{
+    const char *slash = strchr(text, '/');
+    VifAddr parsed;
+    if (!slash || !vif_parse_addr(family, text, &parsed))
+        return false;
+    g_autofree char *bare = g_strndup(text, (gsize)(slash - text));
+    guint8 bytes[16];
+    char canonical[INET6_ADDRSTRLEN];
+    if (inet_pton(family, bare, bytes) != 1 || !inet_ntop(family, bytes, canonical, sizeof canonical))
+        return false;
+    *address = g_strdup(canonical);
+    return true;
+}
+
+/* XAPI's assert_no_locking_mode_conflict: a locked VIF may only be given
+ * one of its allowed addresses. */
+static int check_locking(Call *call, const DbRow *vif, const char *field, const char *address,
+                         const char *cidr)
+{
+    DbRow *network = db_lookup(cls("network"), str_field(vif, "network"));
+    VifLockMode mode;
+    if (!vif_lock_mode_parse(str_field(vif, "locking_mode"),
+                             network ? str_field(network, "default_locking_mode") : NULL, &mode) ||
+        mode != VIF_LOCK_LOCKED)
+        return 0;
+    const Xv *allowed = db_get(vif, field);
+    for (guint i = 0; i < xv_len(allowed); i++)
+        if (strcmp(xv_str(xv_at(allowed, i)), address) == 0)
+            return 0;
+    return xapi_error_set(&call->error, "ADDRESS_VIOLATES_LOCKING_CONSTRAINT", cidr, NULL);
+}
+
+/* XAPI's configure_ipv4/6 check the settings, then that the guest's agent
+ * announced feature-static-ip-setting in VM_guest_metrics.other, store
+ * them and write them to xenstore, where XenServer's guest tools read and
+ * apply them. xapid has no xenstore, and qemu-ga, the only agent it
+ * speaks, has no command that sets a guest's addresses (nor does xapid
+ * fill that feature key): XAPI's answer for such a guest, VM_LACKS_FEATURE,
+ * after the same checks, and nothing is stored. */
+static int configure_ip(Call *call, const char *self, int family, const char *mode,
+                        const char *address, const char *gateway)
+{
+    const char *allowed = family == AF_INET ? "ipv4_allowed" : "ipv6_allowed";
+    db_read_begin();
+    DbRow *vif = db_lookup(cls("VIF"), self);
+    int rc = 0;
+    if (!vif)
+        rc = xapi_error_set(&call->error, "HANDLE_INVALID", "VIF", self, NULL);
+    if (rc == 0 && strcmp(mode, "Static") == 0) {
+        g_autofree char *bare = NULL;
+        guint8 bytes[16];
+        if (!parse_cidr(family, address, &bare))
+            rc = xapi_error_set(&call->error, "INVALID_CIDR_ADDRESS_SPECIFIED", "address", NULL);
+        if (rc == 0)
+            rc = check_locking(call, vif, allowed, bare, address);
+        if (rc == 0 && *gateway && inet_pton(family, gateway, bytes) != 1)
+            rc = xapi_error_set(&call->error, "INVALID_IP_ADDRESS_SPECIFIED", "gateway", NULL);
+    }
+    if (rc == 0)
+        rc = xapi_error_set(&call->error, "VM_LACKS_FEATURE", str_field(vif, "VM"), NULL);
+    db_read_end();
+    return rc;
+}
+
+int xapi_VIF_configure_ipv4(Call *call, const char *self, const char *mode, const char *address,
+                            const char *gateway)
+{
+    return configure_ip(call, self, AF_INET, mode, address, gateway);
+}
+
+int xapi_VIF_configure_ipv6(Call *call, const char *self, const char *mode, const char *address,
+                            const char *gateway)
+{
+    return configure_ip(call, self, AF_INET6, mode, address, gateway);
 }

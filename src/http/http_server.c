@@ -55,14 +55,33 @@ typedef struct Listener {
     char *key_pem, *cert_pem; /* TLS listeners; MHD keeps pointers to them */
     char *handover_key;       /* "tcp:HOST:PORT", "tls:..." or "unix:PATH" as asked for */
     int fd;                   /* the listening socket */
+    /* A TCP or TLS listener on an address other than loopback: one of the
+     * management interface's, closed by host.management_disable. */
+    bool management;
+    char *host;  /* TCP and TLS: the address asked for (NULL: all of them) */
+    int port;    /* the port bound */
+    bool off;    /* management disabled: not on host (on loopback instead if host is all) */
 } Listener;
+
+/* A daemon that no longer accepts: it serves the connections it has until
+ * the server is freed (MHD's quiesce: its socket is closed only then). */
+typedef struct {
+    struct MHD_Daemon *daemon;
+    int fd;
+} Retired;
 
 struct HttpServer {
     GPtrArray *listeners; /* Listener* */
     HttpLimits limits;
     HeaderDeadlines *deadlines; /* NULL without a header timeout */
     gint connections;           /* open, on TCP and TLS listeners (atomic) */
+    GMutex management_lock;
+    bool management_off;        /* host.management_disable */
+    GArray *retired;            /* Retired */
 };
+
+/* The host's server (the first made): host.management_disable acts on it. */
+static HttpServer *host_server;
 
 typedef struct Request {
     GString *body;          /* POST only: the RPC request */
@@ -455,6 +474,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 static void listener_free(Listener *l)
 {
+    g_free(l->host);
     g_free(l->handover_key);
     g_free(l->unix_path);
     g_free(l->key_pem);
@@ -462,10 +482,9 @@ static void listener_free(Listener *l)
     g_free(l);
 }
 
-static int start_daemon(HttpServer *s, Listener *l, int fd, XapiError **err)
+/* A daemon serving l's connections accepted on fd. */
+static struct MHD_Daemon *run_daemon(HttpServer *s, Listener *l, int fd)
 {
-    l->server = s;
-    l->fd = fd;
     /* poll(), not select(): with hundreds of connections, descriptors pass
      * FD_SETSIZE. */
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
@@ -483,7 +502,7 @@ static int start_daemon(HttpServer *s, Listener *l, int fd, XapiError **err)
     /* MHD's own cap only backs ours up (on_accept): at it, MHD stops
      * accepting and leaves connections waiting in the listen queue. */
     unsigned mhd_limit = lim->max_connections ? lim->max_connections + 64 : FD_SETSIZE - 4;
-    l->daemon = MHD_start_daemon(flags, 0, on_accept, l, on_request, l,
+    return MHD_start_daemon(flags, 0, on_accept, l, on_request, l,
                                  MHD_OPTION_LISTEN_SOCKET, fd,
                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, l,
                                  MHD_OPTION_NOTIFY_CONNECTION, on_connection, l,
@@ -494,6 +513,19 @@ static int start_daemon(HttpServer *s, Listener *l, int fd, XapiError **err)
                                  MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTP_CONNECTION_MEMORY,
                                  MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
                                  MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+}
+
+static int start_management_off(HttpServer *s, Listener *l, XapiError **err);
+
+static int start_daemon(HttpServer *s, Listener *l, int fd, XapiError **err)
+{
+    l->server = s;
+    l->fd = fd;
+    if (l->management && s->management_off) {
+        g_ptr_array_add(s->listeners, l);
+        return start_management_off(s, l, err);
+    }
+    l->daemon = run_daemon(s, l, fd);
     if (!l->daemon) {
         close(fd);
         listener_free(l);
@@ -540,7 +572,7 @@ void http_server_prepare_reexec(HttpServer *s)
     GString *env = g_string_new(NULL);
     for (guint i = 0; i < s->listeners->len; i++) {
         Listener *l = s->listeners->pdata[i];
-        if (!l->handover_key)
+        if (!l->handover_key || l->off) /* the new image binds it again */
             continue;
         fcntl(l->fd, F_SETFD, 0);
         g_string_append_printf(env, "%s%s=%d", env->len ? "\n" : "", l->handover_key, l->fd);
@@ -565,6 +597,10 @@ HttpServer *http_server_new(const HttpLimits *limits)
     s->listeners = g_ptr_array_new();
     s->limits = *limits;
     s->deadlines = header_deadlines_new(limits->header_timeout);
+    s->retired = g_array_new(FALSE, FALSE, sizeof(Retired));
+    g_mutex_init(&s->management_lock);
+    if (!host_server)
+        host_server = s;
     return s;
 }
 
@@ -582,6 +618,25 @@ static int split_host_port(const char *text, char **host, char **port, XapiError
     *host = hlen ? g_strndup(h, hlen) : NULL;
     *port = g_strdup(colon + 1);
     return 0;
+}
+
+/* Whether host (a listen address, NULL: all addresses) is loopback only. */
+static bool is_loopback(const char *host)
+{
+    struct in_addr v4;
+    struct in6_addr v6;
+    if (!host)
+        return false;
+    if (inet_pton(AF_INET, host, &v4) == 1)
+        return (ntohl(v4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &v6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&v6);
+    return strcmp(host, "localhost") == 0;
+}
+
+static bool is_any(const char *host)
+{
+    return !host || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0;
 }
 
 static int listen_tcp_socket(const char *host_port, XapiError **err)
@@ -638,6 +693,10 @@ static Listener *tcp_listener(const char *kind, const char *host_port, int *fd, 
     *port = bound_port(*fd);
     Listener *l = g_new0(Listener, 1);
     l->handover_key = g_steal_pointer(&key);
+    g_autofree char *port_text = NULL;
+    split_host_port(host_port, &l->host, &port_text, NULL);
+    l->port = *port;
+    l->management = !is_loopback(l->host);
     return l;
 }
 
@@ -692,13 +751,130 @@ listening:;
     return start_daemon(s, l, fd, err);
 }
 
+/* ---- host.management_disable: the management interface's listeners ---------
+ * As XAPI's Xapi_mgmt_iface (Server.update to Local [127.0.0.1]): the
+ * listeners on an address other than loopback stop listening (a client
+ * there is refused), one on all addresses listens on loopback only; those
+ * on loopback and the unix socket go on. Connections already open go on
+ * too (the caller's own reply goes out). */
+
+/* l's daemon stops accepting and its socket refuses connections. */
+static void retire(HttpServer *s, Listener *l)
+{
+    Retired r = {l->daemon, l->fd};
+    if (l->daemon)
+        MHD_quiesce_daemon(l->daemon);
+    shutdown(l->fd, SHUT_RDWR);
+    g_array_append_val(s->retired, r);
+    l->daemon = NULL;
+    l->fd = -1;
+}
+
+/* l served again on host (NULL: all) at its port. */
+static int serve_on(HttpServer *s, Listener *l, const char *host, XapiError **err)
+{
+    bool v6 = host && strchr(host, ':');
+    g_autofree char *host_port =
+        g_strdup_printf("%s%s%s:%d", v6 ? "[" : "", host ? host : "", v6 ? "]" : "", l->port);
+    int fd = listen_tcp_socket(host_port, err);
+    if (fd < 0)
+        return -1;
+    struct MHD_Daemon *d = run_daemon(s, l, fd);
+    if (!d) {
+        close(fd);
+        return xapi_error_internal(err, "cannot start the HTTP server on %s", host_port);
+    }
+    l->daemon = d;
+    l->fd = fd;
+    return 0;
+}
+
+static const char *loopback_of(const Listener *l)
+{
+    return l->host && strchr(l->host, ':') ? "::1" : "127.0.0.1";
+}
+
+/* l (listening on its address, or a socket bound to it) off it. */
+static int start_management_off(HttpServer *s, Listener *l, XapiError **err)
+{
+    retire(s, l);
+    l->off = true;
+    return is_any(l->host) ? serve_on(s, l, loopback_of(l), err) : 0;
+}
+
+/* Retired daemons whose connections have all ended go (none can come:
+ * they accept no more; one serving the caller still counts it). */
+static void sweep_retired(HttpServer *s)
+{
+    for (guint i = s->retired->len; i-- > 0;) {
+        Retired *r = &g_array_index(s->retired, Retired, i);
+        const union MHD_DaemonInfo *info =
+            r->daemon ? MHD_get_daemon_info(r->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS) : NULL;
+        if (r->daemon && (!info || info->num_connections > 0))
+            continue;
+        if (r->daemon)
+            MHD_stop_daemon(r->daemon);
+        close(r->fd);
+        g_array_remove_index(s->retired, i);
+    }
+}
+
+int http_server_set_management(bool enabled, XapiError **err)
+{
+    HttpServer *s = host_server;
+    if (!s)
+        return xapi_error_internal(err, "no HTTP server");
+    g_mutex_lock(&s->management_lock);
+    sweep_retired(s);
+    int rc = 0;
+    for (guint i = 0; i < s->listeners->len && rc == 0; i++) {
+        Listener *l = s->listeners->pdata[i];
+        if (!l->management || l->off == !enabled)
+            continue;
+        if (!enabled) {
+            rc = start_management_off(s, l, err);
+            continue;
+        }
+        if (l->daemon) /* the loopback stand-in of an all-addresses listener */
+            retire(s, l);
+        rc = serve_on(s, l, l->host, err);
+        if (rc == 0)
+            l->off = false;
+    }
+    if (rc == 0)
+        s->management_off = !enabled;
+    g_mutex_unlock(&s->management_lock);
+    return rc;
+}
+
+void http_server_set_management_at_start(HttpServer *s, bool enabled)
+{
+    s->management_off = !enabled;
+}
+
+bool http_server_management_enabled(void)
+{
+    return host_server && !host_server->management_off;
+}
+
 void http_server_free(HttpServer *s)
 {
     if (!s)
         return;
+    if (host_server == s)
+        host_server = NULL;
+    for (guint i = 0; i < s->retired->len; i++) {
+        Retired *r = &g_array_index(s->retired, Retired, i);
+        if (r->daemon)
+            MHD_stop_daemon(r->daemon);
+        close(r->fd);
+    }
+    g_array_free(s->retired, TRUE);
+    g_mutex_clear(&s->management_lock);
     for (guint i = 0; i < s->listeners->len; i++) {
         Listener *l = s->listeners->pdata[i];
-        MHD_stop_daemon(l->daemon);
+        if (l->daemon)
+            MHD_stop_daemon(l->daemon);
         if (l->unix_path)
             unlink(l->unix_path);
         listener_free(l);

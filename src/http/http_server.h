@@ -34,6 +34,18 @@ int http_server_listen_tls(HttpServer *s, const char *host_port, const char *key
 /* Requests on the unix socket are pre-authenticated as root, as XAPI's. */
 int http_server_listen_unix(HttpServer *s, const char *path, XapiError **err);
 void http_server_free(HttpServer *s);
+
+/* host.management_disable and back (the host's server, the first made):
+ * the TCP and TLS listeners on an address other than loopback stop
+ * listening, one on all addresses listens on loopback only (XAPI's
+ * Xapi_mgmt_iface); loopback ones and the unix socket go on, and so do
+ * connections already open. Enabled, each listens on its address again
+ * (the port it had). -1 with err if one cannot. */
+int http_server_set_management(bool enabled, XapiError **err);
+bool http_server_management_enabled(void);
+/* Before the listen calls: disabled, they bind their sockets (ports are
+ * known) but listen as disabled. */
+void http_server_set_management_at_start(HttpServer *s, bool enabled);
 /* Before xapid re-executes itself: its listening sockets are left open
  * across exec and named in the environment, where the listen calls of the
  * new image take them again (same addresses, same ports). */

@@ -5,7 +5,8 @@ and WebSocket (websocket-client, Debian's python3-websocket, with the
 "binary" subprotocol Xen Orchestra's noVNC asks for), over HTTP and
 HTTPS. The RFB handshake and a framebuffer update are checked byte by
 byte; a bad session is refused with no byte of the VM; the vt100 console
-shows what the guest prints on its serial port, to several clients at once; every console connection
+shows what the guest prints on its serial port, to several clients at once,
+and what any of them types reaches the guest; every console connection
 ends when the VM suspends or shuts down."""
 import base64
 import glob
@@ -331,6 +332,13 @@ def test_vt100_console_shows_the_serial_output(running):
     assert b"XAPID-GUEST-ALIVE" in ws_stream.recv_until(b"XAPID-GUEST-ALIVE")
     stream.buf = b""
     assert b"XAPID-GUEST-ALIVE" in stream.recv_until(b"XAPID-GUEST-ALIVE")
+    # What either one types reaches the guest: its tty echoes it, to both.
+    for typist, marker in ((ws_stream, b"xapid-typed-over-websocket"),
+                           (stream, b"xapid-typed-over-connect")):
+        stream.buf = ws_stream.buf = b""
+        typist.send(marker + b"\r")
+        for viewer in (stream, ws_stream):
+            assert marker in viewer.recv_until(marker)
     # The first one leaving ends nothing for the other.
     stream.sock.close()
     ws_stream.buf = b""

@@ -15,7 +15,7 @@ import pytest
 
 from netns import NetNs, ip
 from test_network import NsDaemon
-from xapid_daemon import err, ok, wait_until
+from xapid_daemon import PASSWORD, err, ok, wait_until
 
 WIRE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vlan_wire.py")
 
@@ -535,5 +535,68 @@ def test_management_pif_plug_applies_a_static_address_set_while_unplugged(netns)
         ok(api.PIF.plug(s, mgmt))
         assert addr(netns, bridge) == {"10.99.0.9/24"} and addr(netns, "eth0") == set()
         assert default_route(netns)[:5] == ["default", "via", "10.99.0.1", "dev", bridge]
+    finally:
+        d.stop()
+
+
+def reaches(ns, host, port):
+    """Whether a TCP connection from inside ns to host:port is accepted."""
+    probe = ("import socket, sys\n"
+             "try:\n"
+             f"    socket.create_connection(({host!r}, {port}), timeout=10).close()\n"
+             "except ConnectionRefusedError:\n"
+             "    sys.exit(3)\n")
+    rc = ip("/usr/bin/python3", "-c", probe, ns=ns.name, check=False).returncode
+    assert rc in (0, 3), rc
+    return rc == 0
+
+
+def over_tcp(ns, port, method):
+    """The Status of method(session) called from inside ns on 10.99.0.2:port,
+    on one HTTP/1.1 connection (login, then the call)."""
+    probe = ("import xmlrpc.client\n"
+             f"p = xmlrpc.client.ServerProxy('http://10.99.0.2:{port}/')\n"
+             f"s = p.session.login_with_password('root', {PASSWORD!r})['Value']\n"
+             f"print(p.{method}(s)['Status'])\n")
+    return ip("/usr/bin/python3", "-c", probe, ns=ns.name).stdout.strip()
+
+
+def test_management_disable_stops_the_management_listeners(netns):
+    # The namespace has its own ports: fixed ones are free there.
+    d = NsDaemon(netns, "sim", extra_args=["--listen", "10.99.0.2:8441", "--listen", ":8442"])
+    try:
+        api, s = d.login()
+        host = ok(api.host.get_all(s))[0]
+        mgmt = management_pif(api, s)
+        assert reaches(netns, "10.99.0.2", 8441) and reaches(netns, "10.99.0.2", 8442)
+        # Called over the management interface itself: the reply still
+        # comes back on the open connection.
+        assert over_tcp(netns, 8441, "host.management_disable") == "Success"
+        # XAPI's: no PIF is management, the host keeps its address, the
+        # server listens on loopback only; the unix socket goes on.
+        assert [p for p in ok(api.PIF.get_all(s)) if ok(api.PIF.get_management(s, p))] == []
+        assert ok(api.host.get_address(s, host)) == "10.99.0.2"
+        assert not reaches(netns, "10.99.0.2", 8441)
+        assert not reaches(netns, "10.99.0.2", 8442)
+        assert reaches(netns, "127.0.0.1", 8442) and reaches(netns, "127.0.0.1", d.port)
+        ok(api.host.management_disable(s))  # again: nothing changes
+        assert not reaches(netns, "10.99.0.2", 8441)
+        # It holds across a restart, as XAPI's inventory does.
+        d.stop()
+        d.start()
+        api, s = d.login()
+        assert not reaches(netns, "10.99.0.2", 8441)
+        assert not reaches(netns, "10.99.0.2", 8442) and reaches(netns, "127.0.0.1", 8442)
+        assert [p for p in ok(api.PIF.get_all(s)) if ok(api.PIF.get_management(s, p))] == []
+        # PIF.reconfigure_ip of a PIF that is no longer management leaves
+        # the listeners off; host.management_reconfigure turns them on
+        # again, on the same ports.
+        ok(api.PIF.reconfigure_ip(s, mgmt, "Static", "10.99.0.2", "255.255.255.0", "10.99.0.1",
+                                  ""))
+        assert not reaches(netns, "10.99.0.2", 8441)
+        ok(api.host.management_reconfigure(s, mgmt))
+        assert ok(api.PIF.get_management(s, mgmt)) is True
+        assert reaches(netns, "10.99.0.2", 8441) and reaches(netns, "10.99.0.2", 8442)
+        assert over_tcp(netns, 8441, "host.get_all") == "Success"
     finally:
         d.stop()

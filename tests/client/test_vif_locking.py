@@ -218,3 +218,46 @@ def test_revert_puts_the_snapshots_vifs_back(daemon):
     rec = ok(api.VIF.get_record(s, back))
     assert (rec["device"], rec["MAC"], rec["locking_mode"]) == ("0", mac, "locked")
     assert len(ok(api.VM.get_VIFs(s, snap))) == 1  # the snapshot keeps its own
+
+
+def test_configure_ip_checked_then_refused_as_xapi_for_a_guest_without_the_feature(daemon):
+    """XAPI stores VIF.configure_ipv4/6 for its guest tools to apply (from
+    xenstore); qemu-ga cannot, so XAPI's answer for a guest without
+    feature-static-ip-setting, after XAPI's checks, and nothing stored."""
+    api, s = daemon.login()
+    vm, net = vm_and_network(api, s)
+    vif = ok(api.VIF.create(s, vif_record(vm, net, "0")))
+    before = ok(api.VIF.get_record(s, vif))
+    assert before["ipv4_configuration_mode"] == "None" and before["ipv4_addresses"] == []
+    for call, family in ((api.VIF.configure_ipv4, "4"), (api.VIF.configure_ipv6, "6")):
+        address, gateway = (("10.0.0.2/24", "10.0.0.1") if family == "4"
+                            else ("fd00::2/64", "fd00::1"))
+        assert err(call(s, vif, "Static", address, gateway)) == ["VM_LACKS_FEATURE", vm]
+        assert err(call(s, vif, "None", "", "")) == ["VM_LACKS_FEATURE", vm]
+        # XAPI's checks come first: a CIDR is required, the gateway an address.
+        bare = address.split("/")[0]
+        for bad in (bare, "", "x/24", address.split("/")[0] + "/200",
+                    "fd00::2/64" if family == "4" else "10.0.0.2/24"):
+            assert err(call(s, vif, "Static", bad, gateway)) == \
+                ["INVALID_CIDR_ADDRESS_SPECIFIED", "address"], bad
+        assert err(call(s, vif, "Static", address, "10.0.0.256")) == \
+            ["INVALID_IP_ADDRESS_SPECIFIED", "gateway"]
+        assert err(call(s, vif, "Static", address, "")) == ["VM_LACKS_FEATURE", vm]
+        assert err(call(s, vif, "Bogus", address, gateway))[0] in ("INVALID_VALUE",
+                                                                   "ENUM_VALUE_INVALID")
+    # A locked VIF may only be given one of its allowed addresses.
+    ok(api.VIF.set_locking_mode(s, vif, "locked"))
+    ok(api.VIF.set_ipv4_allowed(s, vif, ["10.0.0.2"]))
+    ok(api.VIF.set_ipv6_allowed(s, vif, ["fd00::2"]))
+    assert err(api.VIF.configure_ipv4(s, vif, "Static", "10.0.0.3/24", "")) == \
+        ["ADDRESS_VIOLATES_LOCKING_CONSTRAINT", "10.0.0.3/24"]
+    assert err(api.VIF.configure_ipv6(s, vif, "Static", "fd00:0::3/64", "")) == \
+        ["ADDRESS_VIOLATES_LOCKING_CONSTRAINT", "fd00:0::3/64"]
+    assert err(api.VIF.configure_ipv4(s, vif, "Static", "10.0.0.2/24", "")) == \
+        ["VM_LACKS_FEATURE", vm]
+    assert err(api.VIF.configure_ipv6(s, vif, "Static", "fd00:0::2/64", "")) == \
+        ["VM_LACKS_FEATURE", vm]
+    after = ok(api.VIF.get_record(s, vif))
+    for field in ("ipv4_configuration_mode", "ipv4_addresses", "ipv4_gateway",
+                  "ipv6_configuration_mode", "ipv6_addresses", "ipv6_gateway"):
+        assert after[field] == before[field], field

@@ -1,6 +1,6 @@
 """What the host enforces on a real guest's tap (xapid's nftables table,
 `table bridge xapid`): a locked VIF's frames from another MAC or another
-address do not arrive while its allowed ones do, a disabled VIF passes
+address (IPv4 or IPv6) do not arrive while its allowed ones do, a disabled VIF passes
 nothing, a rate limit drops a flood, VIF.move re-plugs the tap live, and
 the rules follow live changes, a restart of xapid, and the VM's end. The
 host side is the daemon's network namespace itself: the bridge gets an
@@ -21,6 +21,7 @@ from test_network_qemu import GUEST_DIR, guest, guest_vm, netns, wait_console  #
 from xapid_daemon import ok
 
 HOST_IP = "10.0.0.1"
+HOST_IP6 = "fd00::1"
 
 
 def nft(ns):
@@ -65,12 +66,13 @@ def console_len(d, uuid):
     return len(console_from(d, uuid, 0))
 
 
-def wait_pings(d, uuid, state, n=3, since=0, timeout=120):
-    """Until the guest's ping loop (xapid.pingloop) has shown state (ok or
-    lost) n times in a row since console offset since."""
+def wait_pings(d, uuid, state, n=3, since=0, timeout=120, kind="PING"):
+    """Until the guest's ping loop (xapid.pingloop, or xapid.pingloop6 with
+    kind PING6) has shown state (ok or lost) n times in a row since console
+    offset since."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        seen = re.findall(r"XAPID-GUEST-PING (ok|lost)", console_from(d, uuid, since))
+        seen = re.findall(rf"XAPID-GUEST-{kind} (ok|lost)", console_from(d, uuid, since))
         if len(seen) >= n and all(x == state for x in seen[-n:]):
             return
         time.sleep(0.2)
@@ -94,11 +96,13 @@ def test_locked_and_disabled_vifs(netns, guest):  # noqa: F811
         net = ok(api.network.create(s, {"name_label": "private"}))
         bridge = ok(api.network.get_bridge(s, net))
         loop = f"xapid.pingloop={HOST_IP}"
-        a, ua = guest_vm(api, s, guest, "a", f"xapid.ip=10.0.0.2/24 {loop}")
+        a, ua = guest_vm(api, s, guest, "a", f"xapid.ip=10.0.0.2/24 {loop} "
+                         f"xapid.ip6=fd00::2/64 xapid.pingloop6={HOST_IP6}")
         spoof_mac = "02:00:00:00:00:99"
         b, ub = guest_vm(api, s, guest, "b", f"xapid.ip=10.0.0.4/24 xapid.mac={spoof_mac} {loop}")
+        # a's IPv6 address is not the one allowed: a spoofer over IPv6.
         va = ok(api.VIF.create(s, dict(vif_record(a, net, "0"), locking_mode="locked",
-                                       ipv4_allowed=["10.0.0.2"])))
+                                       ipv4_allowed=["10.0.0.2"], ipv6_allowed=["fd00::3"])))
         vb = ok(api.VIF.create(s, dict(vif_record(b, net, "0"), locking_mode="locked",
                                        ipv4_allowed=["10.0.0.4"])))
         ta, tb = f"xv{ua[:8]}.0", f"xv{ub[:8]}.0"
@@ -108,9 +112,17 @@ def test_locked_and_disabled_vifs(netns, guest):  # noqa: F811
         assert chains(ns) == {chain_of(ta), chain_of(tb)}
         assert elements(ns, "from_vif") == {ta, tb}
         ip("ip", "addr", "add", f"{HOST_IP}/24", "dev", bridge, ns=ns)
+        ip("ip", "-6", "addr", "add", f"{HOST_IP6}/64", "dev", bridge, "nodad", ns=ns)
 
         # a sends from its MAC and its address: its pings are answered.
         wait_pings(d, ua, "ok")
+        # Not its IPv6 pings, from an address it may not use (neither its
+        # neighbour solicitations): they do not arrive, until it may.
+        wait_pings(d, ua, "lost", n=4, kind="PING6")
+        assert "XAPID-GUEST-PING6 ok" not in console_from(d, ua, 0)
+        mark = console_len(d, ua)
+        ok(api.VIF.add_ipv6_allowed(s, va, "fd00::2"))
+        wait_pings(d, ua, "ok", since=mark, kind="PING6")
         # b sends from another MAC: nothing of it arrives (its ARP neither).
         wait_console(d, ub, f"eth0={spoof_mac}")
         wait_pings(d, ub, "lost", n=4)
