@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "boot_files.h"
+#include "cpu_cgroup.h"
 #include "host_accel.h"
 #include "hv_driver.h"
 #include "network.h"
@@ -328,6 +329,7 @@ static void remove_runtime_files(const Domain *d)
         g_autofree char *path = domain_path(d, files[i]);
         unlink(path);
     }
+    cpu_cgroup_remove(d->uuid);
 }
 
 /* A unix socket bound at path and listening, for QEMU to serve on. */
@@ -700,7 +702,12 @@ static int start_domain(const char *uuid, const Xv *vm, const HvDisk *disks, siz
     const Xv *mask = params && params->kind == XV_STRUCT ? xv_struct_get(params, "mask") : NULL;
     if (mask && *xv_str(mask))
         d->vcpu_mask = g_strdup(xv_str(mask));
-    if (save_vcpu_mask(d, err) < 0 || pin_vcpus(d, err) < 0 || qemu_balloon_stats_enable(d->mon, err) < 0) {
+    const Xv *weight = params && params->kind == XV_STRUCT ? xv_struct_get(params, "weight") : NULL;
+    const Xv *cap = params && params->kind == XV_STRUCT ? xv_struct_get(params, "cap") : NULL;
+    if (save_vcpu_mask(d, err) < 0 || pin_vcpus(d, err) < 0 ||
+        cpu_cgroup_apply(uuid, d->pid, weight ? xv_str(weight) : NULL, cap ? xv_str(cap) : NULL,
+                         err) < 0 ||
+        qemu_balloon_stats_enable(d->mon, err) < 0) {
         g_autoptr(XapiError) ignored = NULL;
         qemu_driver.destroy(uuid, &ignored);
         return -1;

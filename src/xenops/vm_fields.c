@@ -2,6 +2,8 @@
  * refuses rather than ignore (one table, also printed in docs/compat.md). */
 #include "vm_fields.h"
 
+#include "cpu_cgroup.h"
+
 #include <string.h>
 
 #include "qemu_platform.h"
@@ -192,17 +194,10 @@ static int check_vcpus_params(const Xv *record, XapiError **err)
     const Xv *mask = params ? xv_struct_get(params, "mask") : NULL;
     if (mask && *xv_str(mask) && !vm_fields_parse_mask(xv_str(mask), g_get_num_processors(), NULL))
         return xapi_error_set(err, "INVALID_VALUE", "VCPUs_params:mask", xv_str(mask), NULL);
-    static const char *const scheduler[] = {"weight", "cap"};
-    for (size_t i = 0; params && i < G_N_ELEMENTS(scheduler); i++) {
-        const Xv *v = xv_struct_get(params, scheduler[i]);
-        if (!v || !*xv_str(v))
-            continue;
-        g_autofree char *field = g_strdup_printf("VCPUs_params:%s", scheduler[i]);
-        return xapi_error_set(err, "VALUE_NOT_SUPPORTED", field, xv_str(v),
-                              "not given to the host scheduler yet (this host's cgroup v2 has "
-                              "no cpu controller; xapid does not drive cgroup v1)", NULL);
-    }
-    return 0;
+    const Xv *weight = params ? xv_struct_get(params, "weight") : NULL;
+    const Xv *cap = params ? xv_struct_get(params, "cap") : NULL;
+    return cpu_cgroup_check(weight ? xv_str(weight) : NULL, cap ? xv_str(cap) : NULL,
+                            int_field(record, "VCPUs_max"), err);
 }
 
 static int check_nothing(const Xv *record, XapiError **err)
@@ -223,8 +218,13 @@ static const struct {
     {"`VCPUs_params`",
      "`mask` honoured: every vCPU thread (also hot-plugged ones, also after a restart of xapid: "
      "the mask is kept in the domain's directory) is pinned to those host CPUs "
-     "(`sched_setaffinity`; a CPU the host lacks is `INVALID_VALUE`); `weight` and `cap` "
-     "refused (`VALUE_NOT_SUPPORTED`: no cgroup v2 cpu controller here); "
+     "(`sched_setaffinity`; a CPU the host lacks is `INVALID_VALUE`); `weight` (1..65535, "
+     "Xen's credit weight, 256 the default) and `cap` (percent of one host CPU, 0..100 per "
+     "vCPU, 0 no cap) honoured at VM.start through a cgroup of the domain's own, "
+     "`xapid/<uuid>`: cgroup v2's `cpu.weight` (weight x 100 / 256) and `cpu.max`, or where "
+     "the unified hierarchy has no cpu controller cgroup v1's `cpu.shares` (weight x 4) and "
+     "`cpu.cfs_quota_us` over a 100 ms period (`INVALID_VALUE` out of range, "
+     "`VALUE_NOT_SUPPORTED` on a host with neither); "
      "`set_VCPUs_number_live` hot-plugs vCPUs up to `VCPUs_max` (QMP `device_add`) and "
      "unplugs hot-plugged ones (the booted ones stay; a domain with hot-plugged vCPUs is not "
      "saved: `OPERATION_NOT_ALLOWED`)", check_vcpus_params},

@@ -694,11 +694,20 @@ def test_platform_keys_qemu_is_not_given_are_refused_by_name(api, key, value, co
 
 @pytest.mark.parametrize("key,value,code", [
     ("mask", "0,99999", "INVALID_VALUE"), ("mask", "x", "INVALID_VALUE"),
-    ("weight", "512", "VALUE_NOT_SUPPORTED"), ("cap", "50", "VALUE_NOT_SUPPORTED")])
+    ("weight", "0", "INVALID_VALUE"), ("weight", "65536", "INVALID_VALUE"),
+    ("weight", "heavy", "INVALID_VALUE"), ("cap", "-1", "INVALID_VALUE"),
+    ("cap", "201", "INVALID_VALUE")])  # two vCPUs: at most 200 %
 def test_vcpus_params_refused_by_name(api, key, value, code):
     proxy, s = api
     vm = new_vm(api, VCPUs_params={key: value})
     assert err(proxy.VM.start(s, vm, False, False))[:3] == [code, "VCPUs_params:" + key, value]
+    gone(api, vm)
+
+
+def test_vcpus_weight_and_cap_start(api):
+    proxy, s = api
+    vm = new_vm(api, VCPUs_params={"weight": "512", "cap": "50"})
+    ok(proxy.VM.start(s, vm, False, False))
     gone(api, vm)
 
 

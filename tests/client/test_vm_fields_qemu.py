@@ -60,7 +60,7 @@ def guest(daemon):
               "platform": {"vcpu-unrestricted": "true", "hpet": "false", "usb": "true",
                            "usb_tablet": "true", "timeoffset": "7200", "videoram": "8",
                            "nx": "true"},
-              "VCPUs_params": {"mask": "1"},
+              "VCPUs_params": {"mask": "1", "weight": "512", "cap": "150"},
               "xenstore_data": {"vm-data/role": "web, tier 1", "vm-data/empty": ""},
               "actions_after_shutdown": "destroy", "actions_after_reboot": "restart",
               "actions_after_crash": "destroy"}
@@ -74,6 +74,8 @@ def guest(daemon):
     if ok(proxy.VM.get_power_state(s, vm)) != "Halted":  # the last test shuts it down
         ok(proxy.VM.hard_shutdown(s, vm))
     assert ok(proxy.VM.get_guest_metrics(s, vm)) == "OpaqueRef:NULL"  # gone with the domain
+    for root in ("/sys/fs/cgroup/cpu", "/sys/fs/cgroup"):  # its cpu group too
+        assert not os.path.exists(f"{root}/xapid/{uuid}")
     ok(proxy.VM.destroy(s, vm))
 
 
@@ -102,6 +104,24 @@ def test_balloon_follows_the_dynamic_range(daemon, guest):
     assert abs(qmp(daemon, uuid, "query-balloon")["actual"] - 256 * MiB) <= MiB
 
 
+def cpu_group(daemon, uuid):
+    """The cgroup directory of the domain's QEMU that holds its cpu
+    controller, and whether it is cgroup v2's."""
+    with open(os.path.join(daemon.state_dir, "domains", uuid, "qemu.pid")) as f:
+        pid = f.read().strip()
+    with open(f"/proc/{pid}/cgroup") as f:
+        lines = [line.rstrip("\n").split(":", 2) for line in f]
+    for _, controllers, path in lines:
+        if "cpu" in controllers.split(","):
+            return "/sys/fs/cgroup/cpu" + path, False
+    return "/sys/fs/cgroup" + next(p for _, c, p in lines if c == ""), True
+
+
+def read(path):
+    with open(path) as f:
+        return f.read().strip()
+
+
 def test_vcpus_hot_plug(daemon, guest):
     proxy, s, vm, uuid = guest
 
@@ -117,6 +137,20 @@ def test_vcpus_hot_plug(daemon, guest):
     ok(proxy.VM.set_VCPUs_number_live(s, vm, "3"))
     assert plugged() == 3 and len(qmp(daemon, uuid, "query-cpus-fast")) == 3
     assert affinity() == [{1}, {1}, {1}]  # the hot-plugged ones too
+    # VCPUs_params weight 512 (twice Xen's default) and cap 150 (%): the
+    # QEMU's group, every vCPU thread in it.
+    group, v2 = cpu_group(daemon, uuid)
+    assert group.endswith("/xapid/" + uuid)
+    if v2:
+        assert read(f"{group}/cpu.weight") == "200"
+        assert read(f"{group}/cpu.max") == "150000 100000"
+        threads = read(f"{group}/cgroup.threads").split()
+    else:
+        assert read(f"{group}/cpu.shares") == "2048"
+        assert read(f"{group}/cpu.cfs_quota_us") == "150000"
+        assert read(f"{group}/cpu.cfs_period_us") == "100000"
+        threads = read(f"{group}/tasks").split()
+    assert {str(c["thread-id"]) for c in qmp(daemon, uuid, "query-cpus-fast")} <= set(threads)
     metrics = ok(proxy.VM.get_metrics(s, vm))
     assert ok(proxy.VM_metrics.get_VCPUs_number(s, metrics)) == "3"
     assert err(proxy.VM.set_VCPUs_number_live(s, vm, "4"))[0] == "OPERATION_NOT_ALLOWED"
