@@ -32,6 +32,7 @@
 #include "qemu_process.h"
 #include "qemu_tpm.h"
 #include "qmp.h"
+#include "vbd_qos.h"
 #include "vm_fields.h"
 #include "vm_nvram.h"
 #include "vm_vtpm.h"
@@ -632,6 +633,15 @@ static int open_boot_files(const Xv *vm, HandedFds *h, XapiError **err)
 /* Spawns the domain's QEMU and attaches to it; with incoming, QEMU waits
  * for a saved or migrated state (-incoming defer), which the caller hands
  * it. */
+/* The disks' ionice (they agree: vm_disks_for_start checked) on QEMU's threads. */
+static int disks_ioprio_apply(const Domain *d, const HvDisk *disks, size_t n, XapiError **err)
+{
+    for (size_t i = 0; i < n; i++)
+        if (disks[i].ioprio)
+            return vbd_qos_apply(d->pid, disks[i].ioprio, err);
+    return 0;
+}
+
 static int start_domain(const char *uuid, const Xv *vm, const HvDisk *disks, size_t n_disks,
                         const HvNic *nics, size_t n_nics, bool incoming, bool paused,
                         XapiError **err)
@@ -707,6 +717,7 @@ static int start_domain(const char *uuid, const Xv *vm, const HvDisk *disks, siz
     if (save_vcpu_mask(d, err) < 0 || pin_vcpus(d, err) < 0 ||
         cpu_cgroup_apply(uuid, d->pid, weight ? xv_str(weight) : NULL, cap ? xv_str(cap) : NULL,
                          err) < 0 ||
+        disks_ioprio_apply(d, disks, n_disks, err) < 0 ||
         qemu_balloon_stats_enable(d->mon, err) < 0) {
         g_autoptr(XapiError) ignored = NULL;
         qemu_driver.destroy(uuid, &ignored);
@@ -1122,7 +1133,7 @@ static int qemu_disk_plug(const char *uuid, const HvDisk *disk, XapiError **err)
         qemu_fdsets_remove(d->mon, fdsets, n_sets);
         return -1;
     }
-    return 0;
+    return vbd_qos_apply(d->pid, disk->ioprio, err);
 }
 
 static int qemu_disk_unplug(const char *uuid, const HvDisk *disk, int64_t timeout_ms,

@@ -52,6 +52,7 @@ typedef struct {
     bool read_only;
     int64_t size;        /* virtual size in bytes */
     int bootindex;       /* boot order position, or -1 */
+    int ioprio;          /* the VBD's ionice as a Linux I/O priority (vbd_qos.h); 0: none */
 } HvDisk;
 void hv_disks_free(HvDisk *disks, size_t n);
 

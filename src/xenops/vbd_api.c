@@ -9,6 +9,7 @@
 #include "storage.h"
 #include "storage_live.h"
 #include "vm_disks.h"
+#include "vbd_qos.h"
 #include "vm_nvram.h"
 #include "xenops.h"
 
@@ -244,7 +245,8 @@ static int run_vbd_operation(Call *call, const char *vbd_ref, const char *op, Vb
         xapi_error_set(&call->error, "HANDLE_INVALID", "VM", str_field(vbd, "VM"), NULL);
     else if ((rc = vbd_disk(vbd, &o.disk, &call->error)) == 0 &&
              (strcmp(op, "insert") == 0 || strcmp(op, "eject") == 0 ||
-              (rc = vm_nvram_check_hotplug(vm, &call->error)) == 0))
+              ((rc = vm_nvram_check_hotplug(vm, &call->error)) == 0 &&
+               (rc = vbd_qos_check_plug(vm, vbd, o.disk.ioprio, &call->error)) == 0)))
         o.vm_uuid = g_strdup(str_field(vm, "uuid"));
     db_read_end();
     if (rc == 0)

@@ -1,6 +1,8 @@
 /* vm_disks.c: VBDs to disks, boot order, attachment state. */
 #include "vm_disks.h"
 
+#include "vbd_qos.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,12 +42,9 @@ int vbd_disk(const DbRow *vbd, HvDisk *out, XapiError **err)
     if (out->slot < 0)
         return xapi_error_set(err, "INVALID_DEVICE", str_field(vbd, "userdevice"), NULL);
     out->read_only = out->cdrom || strcmp(str_field(vbd, "mode"), "RO") == 0;
-    /* XAPI's ionice sets the I/O class of the backend's thread; QEMU's
-     * I/O threads are not the VBD's own, and nothing else is defined */
-    const char *qos = str_field(vbd, "qos_algorithm_type");
-    if (*qos)
-        return xapi_error_set(err, "VALUE_NOT_SUPPORTED", "VBD.qos_algorithm_type", qos,
-                              "no per-VBD I/O scheduling class in QEMU's I/O threads", NULL);
+    out->ioprio = vbd_qos_ioprio(vbd, err);
+    if (out->ioprio < 0)
+        return -1;
     if (db_get(vbd, "empty")->b)
         return 0;
     DbRow *vdi = db_lookup(cls("VDI"), str_field(vbd, "VDI"));
@@ -125,6 +124,14 @@ int vm_disks_for_start(const DbRow *vm, HvDisk **disks, size_t *n, XapiError **e
         *used |= 1u << out[count].slot;
         bootable[count] = db_get(vbd, "bootable")->b;
         count++;
+    }
+    g_autofree int *ioprios = g_new0(int, count + 1);
+    for (size_t i = 0; i < count; i++)
+        ioprios[i] = out[i].ioprio;
+    int common;
+    if (vbd_qos_common(ioprios, count, vm->ref, &common, err) < 0) {
+        hv_disks_free(out, count + 1);
+        return -1;
     }
     if (!*str_field(vm, "PV_kernel")) {
         const Xv *order = xv_struct_get(db_get(vm, "HVM_boot_params"), "order");

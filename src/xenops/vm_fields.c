@@ -292,9 +292,16 @@ static const struct {
      "`Disk` virtio-blk, `CD` IDE (AHCI on a Secure Boot VM's q35), `Floppy` the PC's "
      "floppy drives A: and B: (a third is `INVALID_DEVICE`; not hot-plugged: `VBD.plug` is "
      "`OPERATION_NOT_ALLOWED`; on a Secure Boot VM `VALUE_NOT_SUPPORTED` [`VBD:type`, "
-     "`Floppy`, why] at VM.start: q35 has no floppy controller); any "
-     "`qos_algorithm_type` (XAPI knows `ionice`) is refused at VM.start and VBD.plug "
-     "(`VALUE_NOT_SUPPORTED`)", check_nothing},
+     "`Floppy`, why] at VM.start: q35 has no floppy controller); `qos_algorithm_type` "
+     "`ionice` honoured as XAPI's: `qos_algorithm_params` `sched` (`real-time`/`rt`, "
+     "`best-effort` the default, `idle`) and `class` (`highest` 0, `high` 2, `normal` 4 the "
+     "default, `low` 6, `lowest` 7, or 0..7) become the Linux I/O priority (`ioprio_set`) of "
+     "every thread of the VM's QEMU at start and at a hot-plug (where XAPI sets its "
+     "backend's); one QEMU serves all of a VM's disks, so disks whose ionice differ are "
+     "`VALUE_NOT_SUPPORTED` (at VM.start and VBD.plug); a bad `sched` or `class` is "
+     "`INVALID_VALUE`; any other type (XAPI knows only `ionice`) is `VALUE_NOT_SUPPORTED`; the "
+     "kernel's I/O scheduler decides what the priority does (BFQ and mq-deadline honour it, "
+     "`none` does not)", check_nothing},
     {"`guest_metrics` (VM_guest_metrics)",
      "filled from the QEMU guest agent: every domain has a virtio-serial port "
      "`org.qemu.guest_agent.0`; every 3 s xapid asks the agent (QGA `guest-info`, "

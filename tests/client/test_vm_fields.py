@@ -741,10 +741,25 @@ def test_floppy_drives_and_vbd_qos(api):
     ok(proxy.VBD.destroy(s, c))
     ok(proxy.VM.start(s, vm, False, False))
     ok(proxy.VM.hard_shutdown(s, vm))
-    # ionice has no QEMU meaning: refused, never ignored
+    # XAPI's ionice: its sched and class checked; the disks of one QEMU agree
     ok(proxy.VBD.set_qos_algorithm_type(s, a, "ionice"))
+    for params, refusal in (({"sched": "fast"}, ["INVALID_VALUE",
+                                                   "VBD.qos_algorithm_params:sched", "fast"]),
+                            ({"class": "8"}, ["INVALID_VALUE",
+                                              "VBD.qos_algorithm_params:class", "8"])):
+        ok(proxy.VBD.set_qos_algorithm_params(s, a, params))
+        assert err(proxy.VM.start(s, vm, False, False))[:3] == refusal
+    ok(proxy.VBD.set_qos_algorithm_params(s, a, {"sched": "idle"}))
+    ok(proxy.VBD.set_qos_algorithm_type(s, b, "ionice"))
+    ok(proxy.VBD.set_qos_algorithm_params(s, b, {"sched": "real-time", "class": "high"}))
+    assert err(proxy.VM.start(s, vm, False, False))[:2] == \
+        ["VALUE_NOT_SUPPORTED", "VBD.qos_algorithm_params"]
+    ok(proxy.VBD.set_qos_algorithm_params(s, b, {"sched": "idle"}))
+    ok(proxy.VM.start(s, vm, False, False))
+    ok(proxy.VM.hard_shutdown(s, vm))
+    ok(proxy.VBD.set_qos_algorithm_type(s, a, "ratelimit"))
     assert err(proxy.VM.start(s, vm, False, False))[:3] == \
-        ["VALUE_NOT_SUPPORTED", "VBD.qos_algorithm_type", "ionice"]
+        ["VALUE_NOT_SUPPORTED", "VBD.qos_algorithm_type", "ratelimit"]
     ok(proxy.VBD.set_qos_algorithm_type(s, a, ""))
     ok(proxy.VBD.destroy(s, b))
     ok(proxy.VM.start(s, vm, False, False))

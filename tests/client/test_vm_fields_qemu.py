@@ -9,6 +9,7 @@ xenstore_data as the guest reads them; VM_guest_metrics from Debian's
 qemu-guest-agent in the guest (initrd-agent.img), which also takes
 clean_shutdown and clean_reboot (guest-shutdown) before the power button."""
 import os
+import subprocess
 import time
 
 import pytest
@@ -157,6 +158,31 @@ def test_vcpus_hot_plug(daemon, guest):
     e = err(proxy.VM.suspend(s, vm))
     assert e[0] == "OPERATION_NOT_ALLOWED"
     assert ok(proxy.VM.get_power_state(s, vm)) == "Running"
+
+
+def test_vbd_ionice_on_every_qemu_thread(daemon, guest):
+    """XAPI's VBD ionice (sched, class), hot-plugged: every thread of the
+    guest's QEMU has that I/O priority."""
+    proxy, s, vm, uuid = guest
+    sr = ok(proxy.pool.get_default_SR(s, ok(proxy.pool.get_all(s))[0]))
+    vdi = ok(proxy.VDI.create(s, {"name_label": "ioniced", "SR": sr, "virtual_size": str(4 * MiB),
+                                  "type": "user", "sharable": False, "read_only": False,
+                                  "other_config": {}}))
+    vbd = ok(proxy.VBD.create(s, {"VM": vm, "VDI": vdi, "userdevice": "5", "bootable": False,
+                                  "mode": "RW", "type": "Disk", "empty": False,
+                                  "other_config": {}, "qos_algorithm_type": "ionice",
+                                  "qos_algorithm_params": {"sched": "best-effort",
+                                                           "class": "low"}}))
+    ok(proxy.VBD.plug(s, vbd))
+    with open(os.path.join(daemon.state_dir, "domains", uuid, "qemu.pid")) as f:
+        pid = f.read().strip()
+    tids = os.listdir(f"/proc/{pid}/task")
+    classes = {subprocess.run(["ionice", "-p", tid], capture_output=True, text=True).stdout.strip()
+               for tid in tids}
+    assert classes == {"best-effort: prio 6"}, classes
+    ok(proxy.VBD.unplug(s, vbd))
+    ok(proxy.VBD.destroy(s, vbd))
+    ok(proxy.VDI.destroy(s, vdi))
 
 
 def test_platform_and_smbios_on_the_command_line(daemon, guest):
