@@ -633,13 +633,36 @@ static int open_boot_files(const Xv *vm, HandedFds *h, XapiError **err)
 /* Spawns the domain's QEMU and attaches to it; with incoming, QEMU waits
  * for a saved or migrated state (-incoming defer), which the caller hands
  * it. */
-/* The disks' ionice (they agree: vm_disks_for_start checked) on QEMU's threads. */
-static int disks_ioprio_apply(const Domain *d, const HvDisk *disks, size_t n, XapiError **err)
+/* A disk's ratelimit: QEMU's throttling of its BlockBackend, in its group. */
+static int disk_throttle(Domain *d, const HvDisk *disk, XapiError **err)
 {
-    for (size_t i = 0; i < n; i++)
-        if (disks[i].ioprio)
-            return vbd_qos_apply(d->pid, disks[i].ioprio, err);
-    return 0;
+    if (!disk->rate_bps && !disk->rate_iops)
+        return 0;
+    /* virtio-blk-pci's block backend is its virtio device's, a child */
+    g_autofree char *id =
+        g_strdup_printf("/machine/peripheral/" QEMU_DISK_ID_FMT "/virtio-backend", disk->slot);
+    json_object *args = json_object_new_object();
+    json_object_object_add(args, "id", json_object_new_string(id));
+    static const char *const zero[] = {"bps_rd", "bps_wr", "iops_rd", "iops_wr"};
+    for (size_t i = 0; i < G_N_ELEMENTS(zero); i++)
+        json_object_object_add(args, zero[i], json_object_new_int64(0));
+    json_object_object_add(args, "bps", json_object_new_int64(disk->rate_bps));
+    json_object_object_add(args, "iops", json_object_new_int64(disk->rate_iops));
+    json_object_object_add(args, "group", json_object_new_string(disk->rate_group));
+    return qmp_args(d, "block_set_io_throttle", args, err);
+}
+
+/* The disks' QoS: their ionice (they agree: vm_disks_for_start checked) on
+ * QEMU's threads, their rate limits. */
+static int disks_qos_apply(Domain *d, const HvDisk *disks, size_t n, XapiError **err)
+{
+    int ioprio = 0;
+    for (size_t i = 0; i < n; i++) {
+        ioprio = ioprio ? ioprio : disks[i].ioprio;
+        if (disk_throttle(d, &disks[i], err) < 0)
+            return -1;
+    }
+    return vbd_qos_apply(d->pid, ioprio, err);
 }
 
 static int start_domain(const char *uuid, const Xv *vm, const HvDisk *disks, size_t n_disks,
@@ -717,7 +740,7 @@ static int start_domain(const char *uuid, const Xv *vm, const HvDisk *disks, siz
     if (save_vcpu_mask(d, err) < 0 || pin_vcpus(d, err) < 0 ||
         cpu_cgroup_apply(uuid, d->pid, weight ? xv_str(weight) : NULL, cap ? xv_str(cap) : NULL,
                          err) < 0 ||
-        disks_ioprio_apply(d, disks, n_disks, err) < 0 ||
+        disks_qos_apply(d, disks, n_disks, err) < 0 ||
         qemu_balloon_stats_enable(d->mon, err) < 0) {
         g_autoptr(XapiError) ignored = NULL;
         qemu_driver.destroy(uuid, &ignored);
@@ -1133,7 +1156,7 @@ static int qemu_disk_plug(const char *uuid, const HvDisk *disk, XapiError **err)
         qemu_fdsets_remove(d->mon, fdsets, n_sets);
         return -1;
     }
-    return vbd_qos_apply(d->pid, disk->ioprio, err);
+    return disks_qos_apply(d, disk, 1, err);
 }
 
 static int qemu_disk_unplug(const char *uuid, const HvDisk *disk, int64_t timeout_ms,

@@ -53,6 +53,9 @@ typedef struct {
     int64_t size;        /* virtual size in bytes */
     int bootindex;       /* boot order position, or -1 */
     int ioprio;          /* the VBD's ionice as a Linux I/O priority (vbd_qos.h); 0: none */
+    int64_t rate_bps;    /* the VBD's ratelimit (vbd_qos.h): bytes/s, 0: none */
+    int64_t rate_iops;   /* operations/s, 0: none */
+    char rate_group[40]; /* the QEMU throttle group the limits are shared in */
 } HvDisk;
 void hv_disks_free(HvDisk *disks, size_t n);
 

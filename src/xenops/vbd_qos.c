@@ -37,14 +37,56 @@ static int level_of(const char *text)
     return *text && !*end && n >= 0 && n <= 7 ? (int)n : -1;
 }
 
+/* A positive count of at most 2^40 (a limit QEMU takes). */
+static bool parse_rate(const char *text, int64_t *out)
+{
+    char *end = NULL;
+    int64_t v = g_ascii_strtoll(text, &end, 10);
+    if (!*text || *end || v <= 0 || v > (INT64_C(1) << 40))
+        return false;
+    *out = v;
+    return true;
+}
+
+int vbd_qos_rate(const DbRow *vbd, HvDisk *disk, XapiError **err)
+{
+    if (strcmp(xv_str(db_get(vbd, "qos_algorithm_type")), "ratelimit") != 0)
+        return 0;
+    if (disk->cdrom || disk->floppy)
+        return xapi_error_set(err, "VALUE_NOT_SUPPORTED", "VBD.qos_algorithm_type", "ratelimit",
+                              "a rate limit is for disks (virtio-blk)", NULL);
+    const char *kbps = param(vbd, "kbps"), *iops = param(vbd, "iops");
+    const char *group = param(vbd, "group");
+    if (!kbps && !iops)
+        return xapi_error_set(err, "INVALID_VALUE", "VBD.qos_algorithm_params",
+                              "kbps or iops is needed", NULL);
+    if (kbps && !parse_rate(kbps, &disk->rate_bps))
+        return xapi_error_set(err, "INVALID_VALUE", "VBD.qos_algorithm_params:kbps", kbps, NULL);
+    if (iops && !parse_rate(iops, &disk->rate_iops))
+        return xapi_error_set(err, "INVALID_VALUE", "VBD.qos_algorithm_params:iops", iops, NULL);
+    disk->rate_bps *= 1024;
+    if (group) {
+        bool plain = *group && strlen(group) < 24;
+        for (const char *c = group; plain && *c; c++)
+            plain = g_ascii_isalnum(*c) || *c == '-' || *c == '_';
+        if (!plain)
+            return xapi_error_set(err, "INVALID_VALUE", "VBD.qos_algorithm_params:group", group,
+                                  NULL);
+        g_snprintf(disk->rate_group, sizeof disk->rate_group, "tg-%s", group);
+    } else {
+        g_snprintf(disk->rate_group, sizeof disk->rate_group, "tg-vbd%d", disk->slot);
+    }
+    return 0;
+}
+
 int vbd_qos_ioprio(const DbRow *vbd, XapiError **err)
 {
     const char *type = xv_str(db_get(vbd, "qos_algorithm_type"));
-    if (!*type)
+    if (!*type || strcmp(type, "ratelimit") == 0)
         return 0;
     if (strcmp(type, "ionice") != 0)
         return xapi_error_set(err, "VALUE_NOT_SUPPORTED", "VBD.qos_algorithm_type", type,
-                              "XAPI's VBD QoS is ionice", NULL);
+                              "XAPI's VBD QoS is ionice (xapid's own: ratelimit)", NULL);
     const char *sched = param(vbd, "sched");
     int class_;
     if (!sched || strcmp(sched, "best-effort") == 0)

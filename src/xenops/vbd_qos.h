@@ -1,4 +1,8 @@
-/* vbd_qos.h: a VBD's qos_algorithm_type "ionice" (XAPI's only VBD QoS,
+/* vbd_qos.h: a VBD's QoS. "ratelimit" (xapid's, after XAPI's VIF QoS of
+ * that name, which XAPI's VBDs lack): qos_algorithm_params kbps (KiB/s)
+ * and/or iops, the total for reads and writes, and group: disks of a VM
+ * naming one group share one QEMU throttle group's limits (default: the
+ * disk's own). "ionice" (XAPI's only VBD QoS,
  * xapi_xenops.ml): qos_algorithm_params sched ("real-time"/"rt",
  * "best-effort", "idle"; best-effort when absent) and class ("highest",
  * "high", "normal", "low", "lowest" or 0..7; normal when absent), as
@@ -9,11 +13,16 @@
 #include <stdint.h>
 
 #include "db.h"
+#include "hv_driver.h"
 #include "xapi_error.h"
 
 /* The Linux I/O priority value of vbd's QoS (0: none given); -1 with
  * VALUE_NOT_SUPPORTED for another type, INVALID_VALUE for a bad param. */
 int vbd_qos_ioprio(const DbRow *vbd, XapiError **err);
+
+/* The ratelimit of vbd into disk (nothing for another type); -1 with
+ * INVALID_VALUE for a bad param, VALUE_NOT_SUPPORTED on a CD or floppy. */
+int vbd_qos_rate(const DbRow *vbd, HvDisk *disk, XapiError **err);
 
 /* The disks' I/O priorities agree (0 counts as no opinion): the common
  * one in *ioprio, else VALUE_NOT_SUPPORTED naming vm. */

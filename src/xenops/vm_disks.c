@@ -43,7 +43,7 @@ int vbd_disk(const DbRow *vbd, HvDisk *out, XapiError **err)
         return xapi_error_set(err, "INVALID_DEVICE", str_field(vbd, "userdevice"), NULL);
     out->read_only = out->cdrom || strcmp(str_field(vbd, "mode"), "RO") == 0;
     out->ioprio = vbd_qos_ioprio(vbd, err);
-    if (out->ioprio < 0)
+    if (out->ioprio < 0 || vbd_qos_rate(vbd, out, err) < 0)
         return -1;
     if (db_get(vbd, "empty")->b)
         return 0;

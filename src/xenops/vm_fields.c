@@ -299,9 +299,14 @@ static const struct {
      "every thread of the VM's QEMU at start and at a hot-plug (where XAPI sets its "
      "backend's); one QEMU serves all of a VM's disks, so disks whose ionice differ are "
      "`VALUE_NOT_SUPPORTED` (at VM.start and VBD.plug); a bad `sched` or `class` is "
-     "`INVALID_VALUE`; any other type (XAPI knows only `ionice`) is `VALUE_NOT_SUPPORTED`; the "
-     "kernel's I/O scheduler decides what the priority does (BFQ and mq-deadline honour it, "
-     "`none` does not)", check_nothing},
+     "`INVALID_VALUE`; the kernel's I/O scheduler decides what the priority does (BFQ and "
+     "mq-deadline honour it, `none` does not). `ratelimit` (xapid's, named after XAPI's VIF "
+     "QoS; XAPI's VBDs have no rate limit): `qos_algorithm_params` `kbps` (KiB/s) and/or "
+     "`iops`, totals of reads and writes, and `group` (letters, digits, `-`, `_`): a VM's "
+     "disks naming one group share its limits (QEMU's throttle groups, "
+     "`block_set_io_throttle`), by default each disk has its own; at start and hot-plug; "
+     "`INVALID_VALUE` for a bad or missing number, `VALUE_NOT_SUPPORTED` on a CD or floppy. "
+     "Any other type is `VALUE_NOT_SUPPORTED`", check_nothing},
     {"`guest_metrics` (VM_guest_metrics)",
      "filled from the QEMU guest agent: every domain has a virtio-serial port "
      "`org.qemu.guest_agent.0`; every 3 s xapid asks the agent (QGA `guest-info`, "

@@ -757,7 +757,11 @@ def test_floppy_drives_and_vbd_qos(api):
     ok(proxy.VBD.set_qos_algorithm_params(s, b, {"sched": "idle"}))
     ok(proxy.VM.start(s, vm, False, False))
     ok(proxy.VM.hard_shutdown(s, vm))
-    ok(proxy.VBD.set_qos_algorithm_type(s, a, "ratelimit"))
+    ok(proxy.VBD.set_qos_algorithm_type(s, a, "weighted"))
+    assert err(proxy.VM.start(s, vm, False, False))[:3] == \
+        ["VALUE_NOT_SUPPORTED", "VBD.qos_algorithm_type", "weighted"]
+    ok(proxy.VBD.set_qos_algorithm_type(s, a, "ratelimit"))  # a disk's only
+    ok(proxy.VBD.set_qos_algorithm_params(s, a, {"kbps": "1024"}))
     assert err(proxy.VM.start(s, vm, False, False))[:3] == \
         ["VALUE_NOT_SUPPORTED", "VBD.qos_algorithm_type", "ratelimit"]
     ok(proxy.VBD.set_qos_algorithm_type(s, a, ""))
@@ -766,6 +770,30 @@ def test_floppy_drives_and_vbd_qos(api):
     # a floppy drive comes with the start only
     d = ok(proxy.VBD.create(s, dict(record, userdevice="2")))
     assert err(proxy.VBD.plug(s, d))[0] == "OPERATION_NOT_ALLOWED"
+    gone(api, vm)
+    ok(proxy.VDI.destroy(s, vdi))
+
+
+@pytest.mark.parametrize("params,refused", [
+    ({}, ["INVALID_VALUE", "VBD.qos_algorithm_params"]),
+    ({"kbps": "0"}, ["INVALID_VALUE", "VBD.qos_algorithm_params:kbps", "0"]),
+    ({"iops": "many"}, ["INVALID_VALUE", "VBD.qos_algorithm_params:iops", "many"]),
+    ({"kbps": "10", "group": "a b"}, ["INVALID_VALUE", "VBD.qos_algorithm_params:group", "a b"]),
+    ({"kbps": "10", "group": "web"}, None), ({"iops": "100"}, None)])
+def test_vbd_ratelimit_params(api, params, refused):
+    proxy, s = api
+    vm = new_vm(api)
+    sr = ok(proxy.pool.get_default_SR(s, ok(proxy.pool.get_all(s))[0]))
+    vdi = ok(proxy.VDI.create(s, {"name_label": "limited", "SR": sr, "virtual_size": str(MiB),
+                                  "type": "user", "sharable": False, "read_only": False,
+                                  "other_config": {}}))
+    ok(proxy.VBD.create(s, {"VM": vm, "VDI": vdi, "userdevice": "0", "bootable": False,
+                            "mode": "RW", "type": "Disk", "empty": False, "other_config": {},
+                            "qos_algorithm_type": "ratelimit", "qos_algorithm_params": params}))
+    if refused:
+        assert err(proxy.VM.start(s, vm, False, False))[:len(refused)] == refused
+    else:
+        ok(proxy.VM.start(s, vm, False, False))
     gone(api, vm)
     ok(proxy.VDI.destroy(s, vdi))
 

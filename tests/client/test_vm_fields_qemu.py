@@ -162,12 +162,16 @@ def test_vcpus_hot_plug(daemon, guest):
 
 def test_vbd_ionice_on_every_qemu_thread(daemon, guest):
     """XAPI's VBD ionice (sched, class), hot-plugged: every thread of the
-    guest's QEMU has that I/O priority."""
+    guest's QEMU has that I/O priority; xapid's ratelimit: QEMU throttles
+    the disk in its group."""
     proxy, s, vm, uuid = guest
     sr = ok(proxy.pool.get_default_SR(s, ok(proxy.pool.get_all(s))[0]))
     vdi = ok(proxy.VDI.create(s, {"name_label": "ioniced", "SR": sr, "virtual_size": str(4 * MiB),
                                   "type": "user", "sharable": False, "read_only": False,
                                   "other_config": {}}))
+    vdi2 = ok(proxy.VDI.create(s, {"name_label": "limited", "SR": sr,
+                                   "virtual_size": str(4 * MiB), "type": "user",
+                                   "sharable": False, "read_only": False, "other_config": {}}))
     vbd = ok(proxy.VBD.create(s, {"VM": vm, "VDI": vdi, "userdevice": "5", "bootable": False,
                                   "mode": "RW", "type": "Disk", "empty": False,
                                   "other_config": {}, "qos_algorithm_type": "ionice",
@@ -180,9 +184,21 @@ def test_vbd_ionice_on_every_qemu_thread(daemon, guest):
     classes = {subprocess.run(["ionice", "-p", tid], capture_output=True, text=True).stdout.strip()
                for tid in tids}
     assert classes == {"best-effort: prio 6"}, classes
-    ok(proxy.VBD.unplug(s, vbd))
-    ok(proxy.VBD.destroy(s, vbd))
-    ok(proxy.VDI.destroy(s, vdi))
+    # and a ratelimit: QEMU throttles that disk in its group
+    limited = ok(proxy.VBD.create(s, {"VM": vm, "VDI": vdi2, "userdevice": "6",
+                                      "bootable": False, "mode": "RW", "type": "Disk",
+                                      "empty": False, "other_config": {},
+                                      "qos_algorithm_type": "ratelimit",
+                                      "qos_algorithm_params": {"kbps": "1024", "iops": "100",
+                                                               "group": "web"}}))
+    ok(proxy.VBD.plug(s, limited))
+    block = next(b for b in qmp(daemon, uuid, "query-block") if "vbd6-dev" in b.get("qdev", ""))
+    inserted = block["inserted"]
+    assert (inserted["bps"], inserted["iops"], inserted["group"]) == (1 << 20, 100, "tg-web")
+    for v, d in ((limited, vdi2), (vbd, vdi)):
+        ok(proxy.VBD.unplug(s, v))
+        ok(proxy.VBD.destroy(s, v))
+        ok(proxy.VDI.destroy(s, d))
 
 
 def test_platform_and_smbios_on_the_command_line(daemon, guest):
