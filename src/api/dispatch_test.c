@@ -60,8 +60,8 @@ static void test_unknown_and_unimplemented(void **state)
 {
     g_autofree char *e1 = call(&tcp, NULL, "VM.no_such_message", NULL);
     assert_string_equal(e1, "MESSAGE_METHOD_UNKNOWN VM.no_such_message");
-    g_autofree char *e2 = call(&tcp, NULL, "VM.send_trigger", "s", "v", "t", NULL);
-    assert_string_equal(e2, "MESSAGE_METHOD_UNKNOWN VM.send_trigger");
+    g_autofree char *e2 = call(&tcp, NULL, "VM.restart_device_models", "s", "v", NULL);
+    assert_string_equal(e2, "MESSAGE_METHOD_UNKNOWN VM.restart_device_models");
 }
 
 static void test_arity_counts_exclude_session_and_defaults(void **state)

@@ -931,3 +931,49 @@ int xapi_VM_import(Call *call, const char *url, const char *sr, bool full_restor
 {
     return xva_import_url(url, sr, full_restore, force, call->task_ref, result, &call->error);
 }
+
+/* ---- triggers and keys (XAPI answers NOT_IMPLEMENTED to both; xapid
+ * gives them QEMU's meaning) ---------------------------------------------- */
+
+static int check_running(DbRow *vm, const void *arg, XapiError **err)
+{
+    if (power_state_is(vm, "Running", err) < 0)
+        return -1;
+    *(char **)arg = g_strdup(xv_str(db_get(vm, "uuid")));
+    return 0;
+}
+
+int xapi_VM_send_trigger(Call *call, const char *vm, const char *trigger)
+{
+    bool nmi = strcmp(trigger, "nmi") == 0, power = strcmp(trigger, "power") == 0;
+    if (!nmi && !power) {
+        static const char *const xen_only[] = {"reset", "init", "sleep", "s3resume"};
+        for (size_t i = 0; i < G_N_ELEMENTS(xen_only); i++)
+            if (strcmp(trigger, xen_only[i]) == 0)
+                return xapi_error_set(&call->error, "VALUE_NOT_SUPPORTED", "trigger", trigger,
+                                      "QEMU has nmi and power (the ACPI power button)", NULL);
+        return xapi_error_set(&call->error, "INVALID_VALUE", "trigger", trigger, NULL);
+    }
+    g_autofree char *uuid = NULL;
+    if (vm_write(call, vm, NULL, check_running, &uuid) < 0)
+        return -1;
+    const HvDriver *hv = xenops_driver();
+    return nmi ? hv->nmi(uuid, &call->error) : hv->request_shutdown(uuid, &call->error);
+}
+
+int xapi_VM_send_sysrq(Call *call, const char *vm, const char *key)
+{
+    if (strlen(key) != 1 || !(g_ascii_islower(*key) || g_ascii_isdigit(*key)))
+        return xapi_error_set(&call->error, "INVALID_VALUE", "key", key, NULL);
+    g_autofree char *uuid = NULL;
+    if (vm_write(call, vm, NULL, check_running, &uuid) < 0)
+        return -1;
+    const char *const qcodes[] = {"alt", "sysrq", key, NULL};
+    return xenops_driver()->send_keys(uuid, qcodes, &call->error);
+}
+
+int xapi_VM_query_services(Call *call, const char *self, Xv **result)
+{
+    (void)self, (void)result;
+    return xapi_error_set(&call->error, "NOT_IMPLEMENTED", "query_services", NULL); /* as XAPI */
+}

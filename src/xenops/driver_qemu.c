@@ -826,6 +826,29 @@ static int qemu_request_shutdown(const char *uuid, XapiError **err)
     return d ? qmp_simple(d, "system_powerdown", err) : -1;
 }
 
+static int qemu_nmi(const char *uuid, XapiError **err)
+{
+    Domain *d = lookup(uuid, err);
+    return d ? qmp_simple(d, "inject-nmi", err) : -1;
+}
+
+static int qemu_send_keys(const char *uuid, const char *const *qcodes, XapiError **err)
+{
+    Domain *d = lookup(uuid, err);
+    if (!d)
+        return -1;
+    json_object *keys = json_object_new_array();
+    for (const char *const *q = qcodes; *q; q++) {
+        json_object *key = json_object_new_object();
+        json_object_object_add(key, "type", json_object_new_string("qcode"));
+        json_object_object_add(key, "data", json_object_new_string(*q));
+        json_object_array_add(keys, key);
+    }
+    json_object *args = json_object_new_object();
+    json_object_object_add(args, "keys", keys);
+    return qmp_args(d, "send-key", args, err);
+}
+
 static int qemu_reset(const char *uuid, XapiError **err)
 {
     Domain *d = lookup(uuid, err);
@@ -1991,6 +2014,8 @@ static HvDriver qemu_driver = {
     .unpause = qemu_unpause,
     .request_shutdown = qemu_request_shutdown,
     .reset = qemu_reset,
+    .nmi = qemu_nmi,
+    .send_keys = qemu_send_keys,
     .destroy = qemu_destroy,
     .status = qemu_status,
     .clear_rebooted = qemu_clear_rebooted,

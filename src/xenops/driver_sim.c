@@ -120,6 +120,26 @@ static int sim_unpause(const char *uuid, XapiError **err)
     return transition(uuid, 1u << HV_RUNNING | 1u << HV_PAUSED, HV_RUNNING, err);
 }
 
+/* An NMI or keys reach a running simulated guest and do nothing there. */
+static int sim_running(const char *uuid, XapiError **err)
+{
+    g_mutex_lock(&sim.lock);
+    SimDomain *d = g_hash_table_lookup(sim.domains, uuid);
+    bool running = d && d->state == HV_RUNNING;
+    g_mutex_unlock(&sim.lock);
+    if (!d)
+        return xapi_error_internal(err, "no simulated domain %s", uuid);
+    return running ? 0 : xapi_error_internal(err, "simulated domain %s is not running", uuid);
+}
+
+static int sim_nmi(const char *uuid, XapiError **err) { return sim_running(uuid, err); }
+
+static int sim_send_keys(const char *uuid, const char *const *qcodes, XapiError **err)
+{
+    (void)qcodes;
+    return sim_running(uuid, err);
+}
+
 static int sim_request_shutdown(const char *uuid, XapiError **err)
 {
     g_mutex_lock(&sim.lock);
@@ -665,6 +685,8 @@ static const HvDriver sim_driver = {
     .unpause = sim_unpause,
     .request_shutdown = sim_request_shutdown,
     .reset = sim_reset,
+    .nmi = sim_nmi,
+    .send_keys = sim_send_keys,
     .destroy = sim_destroy,
     .status = sim_status,
     .sample = sim_sample,

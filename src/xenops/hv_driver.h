@@ -160,6 +160,11 @@ typedef struct HvDriver {
     int (*request_shutdown)(const char *uuid, XapiError **err);
     /* Restarts the guest in place (a reboot: a fresh boot, same domain). */
     int (*reset)(const char *uuid, XapiError **err);
+    /* A non-maskable interrupt to every vCPU (VM.send_trigger "nmi"). */
+    int (*nmi)(const char *uuid, XapiError **err);
+    /* Presses keys together on the guest's keyboard, then lets go: QEMU
+     * key codes ("alt", "sysrq", "h"; VM.send_sysrq). */
+    int (*send_keys)(const char *uuid, const char *const *qcodes, XapiError **err);
     /* Stops the domain at once and forgets it. Absent is not an error. */
     int (*destroy)(const char *uuid, XapiError **err);
     HvStatus (*status)(const char *uuid);

@@ -115,11 +115,11 @@ def test_list_methods_is_bare_and_only_implemented(daemon):
     methods = xmlrpc.client.loads(body)[0][0]
     assert "VM.get_record" in methods and "session.login_with_password" in methods
     assert "VM.start" in methods
-    assert "VM.send_trigger" not in methods  # no handler yet: absent, and unknown when called
+    assert "VM.restart_device_models" not in methods  # no handler: absent, unknown when called
     api = xmlrpc.client.ServerProxy(daemon.url)
     s = api.session.login_with_password("root", PASSWORD)["Value"]
-    assert api.VM.send_trigger(s, "OpaqueRef:x", "nmi")["ErrorDescription"] == \
-        ["MESSAGE_METHOD_UNKNOWN", "VM.send_trigger"]
+    assert api.VM.restart_device_models(s, "OpaqueRef:x")["ErrorDescription"] == \
+        ["MESSAGE_METHOD_UNKNOWN", "VM.restart_device_models"]
 
 
 def test_get_all_records_for_every_class(daemon):

@@ -798,6 +798,25 @@ def test_vbd_ratelimit_params(api, params, refused):
     ok(proxy.VDI.destroy(s, vdi))
 
 
+def test_send_trigger_send_sysrq_and_query_services(api):
+    proxy, s = api
+    vm = new_vm(api)
+    assert err(proxy.VM.send_trigger(s, vm, "nmi")) == ["VM_BAD_POWER_STATE", vm, "running",
+                                                        "halted"]
+    assert err(proxy.VM.send_sysrq(s, vm, "h"))[0] == "VM_BAD_POWER_STATE"
+    ok(proxy.VM.start(s, vm, False, False))
+    ok(proxy.VM.send_trigger(s, vm, "nmi"))
+    ok(proxy.VM.send_sysrq(s, vm, "s"))
+    assert err(proxy.VM.send_trigger(s, vm, "sleep"))[:3] == \
+        ["VALUE_NOT_SUPPORTED", "trigger", "sleep"]
+    assert err(proxy.VM.send_trigger(s, vm, "kick")) == ["INVALID_VALUE", "trigger", "kick"]
+    for key in ("", "hh", "H", "%"):
+        assert err(proxy.VM.send_sysrq(s, vm, key)) == ["INVALID_VALUE", "key", key]
+    assert err(proxy.VM.query_services(s, vm)) == ["NOT_IMPLEMENTED", "query_services"]
+    ok(proxy.VM.send_trigger(s, vm, "power"))  # the sim guest powers off at the button
+    gone(api, vm)
+
+
 def test_xenstore_data_keys_fw_cfg_cannot_name_are_refused(api):
     proxy, s = api
     long_key = "vm-data/" + "k" * 60

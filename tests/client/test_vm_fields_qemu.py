@@ -105,6 +105,18 @@ def test_balloon_follows_the_dynamic_range(daemon, guest):
     assert abs(qmp(daemon, uuid, "query-balloon")["actual"] - 256 * MiB) <= MiB
 
 
+def test_nmi_and_sysrq_reach_the_guest(daemon, guest):
+    """VM.send_trigger nmi (QMP inject-nmi) and VM.send_sysrq (Alt+SysRq+key
+    on the guest's keyboard): the guest's kernel says it got them."""
+    proxy, s, vm, uuid = guest
+    ok(proxy.VM.send_trigger(s, vm, "nmi"))
+    assert wait_for(lambda: "NMI received" in console_log(daemon, uuid)), \
+        console_log(daemon, uuid)[-2000:]
+    ok(proxy.VM.send_sysrq(s, vm, "h"))
+    assert wait_for(lambda: "sysrq: HELP" in console_log(daemon, uuid)), \
+        console_log(daemon, uuid)[-2000:]
+
+
 def cpu_group(daemon, uuid):
     """The cgroup directory of the domain's QEMU that holds its cpu
     controller, and whether it is cgroup v2's."""
