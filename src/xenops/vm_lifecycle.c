@@ -167,30 +167,61 @@ int vm_check_record(const char *vm_ref, const Xv *record, XapiError **err)
     return 0;
 }
 
+/* HOST_NOT_ENOUGH_FREE_MEMORY unless vm fits here beside what runs and
+ * what other starts reserved (lock held). */
+static int check_memory(const DbRow *vm, const char *vm_ref, XapiError **err)
+{
+    int64_t need = vm ? xenops_vm_memory_need(vm) : 0;
+    int64_t free_bytes = xenops_host_free_memory_for(vm_ref);
+    if (need <= free_bytes)
+        return 0;
+    char needed[32], available[32];
+    g_snprintf(needed, sizeof needed, "%" G_GINT64_FORMAT, need);
+    g_snprintf(available, sizeof available, "%" G_GINT64_FORMAT, free_bytes);
+    return xapi_error_set(err, "HOST_NOT_ENOUGH_FREE_MEMORY", needed, available, NULL);
+}
+
 int vm_check_bootable(const char *vm_ref, const Xv *record, XapiError **err)
 {
     if (vm_check_record(vm_ref, record, err) < 0)
         return -1;
     db_read_begin();
     DbRow *vm = db_lookup(dm_class_by_name("VM"), vm_ref);
-    int64_t need = vm ? xenops_vm_memory_need(vm) : 0;
-    int64_t free_bytes = xenops_host_free_memory();
+    int rc = check_memory(vm, vm_ref, err);
     int64_t pcpus = host_cpu_count();
     db_read_end();
-    if (check_pcpus(record, pcpus, err) < 0)
+    return rc < 0 ? -1 : check_pcpus(record, pcpus, err);
+}
+
+/* XAPI's scheduled_to_be_resident_on: the start's memory is this host's
+ * from the check on (one write: two starts cannot both take the last of
+ * it) until the domain runs (set_running clears it) or the start fails. */
+static int reserve(const char *vm_ref, XapiError **err)
+{
+    DbRow *vm = db_write_begin_on("VM", vm_ref, err);
+    if (!vm)
         return -1;
-    if (need > free_bytes) {
-        char needed[32], available[32];
-        g_snprintf(needed, sizeof needed, "%" G_GINT64_FORMAT, need);
-        g_snprintf(available, sizeof available, "%" G_GINT64_FORMAT, free_bytes);
-        return xapi_error_set(err, "HOST_NOT_ENOUGH_FREE_MEMORY", needed, available, NULL);
+    g_autofree char *here = bootstrap_this_host();
+    if (check_memory(vm, vm_ref, err) < 0 ||
+        db_set_by_name(vm, "scheduled_to_be_resident_on", xv_new_string(here), err) < 0) {
+        db_write_abort();
+        return -1;
     }
-    return 0;
+    return db_write_commit(err);
+}
+
+static void unreserve(const char *vm_ref)
+{
+    db_update("VM", vm_ref, "scheduled_to_be_resident_on", xv_new_string("OpaqueRef:NULL"),
+              NULL);
 }
 
 static int check_startable(VmOp *o)
 {
-    return vm_check_bootable(o->ref, o->record, &o->call->error);
+    return vm_check_bootable(o->ref, o->record, &o->call->error) < 0 ||
+                   reserve(o->ref, &o->call->error) < 0
+               ? -1
+               : 0;
 }
 
 /* A Secure Boot domain is a q35 machine, which has no floppy controller. */
@@ -243,12 +274,15 @@ int vm_boot(VmOp *o, const char *resume_image, bool paused)
         vm_bootloader_done(o->uuid); /* QEMU holds its kernel and initrd */
     hv_disks_free(disks, n_disks);
     hv_nics_free(nics, n_nics);
-    if (rc < 0)
+    if (rc < 0) {
+        unreserve(o->ref);
         return -1;
+    }
     task_set_progress(o->call->task_ref, 0.8);
     if (xenops_mark_running(o->ref, paused, true, &o->call->error) < 0) {
         g_autoptr(XapiError) ignored = NULL;
         driver()->destroy(o->uuid, &ignored);
+        unreserve(o->ref);
         return -1;
     }
     if (driver()->start_recorded)

@@ -88,17 +88,23 @@ int64_t xenops_vm_memory_need(const DbRow *vm)
 
 typedef struct {
     const char *host;
+    const char *except; /* a VM not counted (the one asking), or NULL */
     int64_t used;
 } MemorySum;
 
+/* What a VM takes of host: running there, or scheduled to (XAPI's
+ * scheduled_to_be_resident_on: a start in flight reserves its memory). */
 static bool add_resident(DbRow *vm, void *ctx)
 {
     MemorySum *sum = ctx;
-    const char *state = xv_str(db_get(vm, "power_state"));
-    if (db_get(vm, "is_control_domain")->b || strcmp(state, "Halted") == 0 ||
-        strcmp(state, "Suspended") == 0 || strcmp(xv_str(db_get(vm, "resident_on")), sum->host))
+    if (db_get(vm, "is_control_domain")->b || (sum->except && strcmp(vm->ref, sum->except) == 0))
         return true;
-    sum->used += xenops_vm_memory_need(vm);
+    const char *state = xv_str(db_get(vm, "power_state"));
+    bool runs = strcmp(state, "Halted") != 0 && strcmp(state, "Suspended") != 0;
+    bool resident = runs && strcmp(xv_str(db_get(vm, "resident_on")), sum->host) == 0;
+    bool scheduled = strcmp(xv_str(db_get(vm, "scheduled_to_be_resident_on")), sum->host) == 0;
+    if (resident || scheduled)
+        sum->used += xenops_vm_memory_need(vm);
     return true;
 }
 
@@ -113,19 +119,21 @@ int64_t xenops_host_free_memory_of(const char *host_ref)
     DbRow *host = db_lookup(dm_class_by_name("host"), host_ref);
     if (!host)
         return 0;
-    MemorySum sum = {host_ref, 0};
+    MemorySum sum = {host_ref, NULL, 0};
     db_foreach(dm_class_by_name("VM"), add_resident, &sum);
     int64_t free_bytes = host_total_memory(host) - db_get(host, "memory_overhead")->i - sum.used;
     return free_bytes > 0 ? free_bytes : 0;
 }
 
-int64_t xenops_host_free_memory(void)
+int64_t xenops_host_free_memory(void) { return xenops_host_free_memory_for(NULL); }
+
+int64_t xenops_host_free_memory_for(const char *vm_ref)
 {
     g_autofree char *host_ref = bootstrap_this_host();
     DbRow *host = db_lookup(dm_class_by_name("host"), host_ref);
     if (!host)
         return 0;
-    MemorySum sum = {host_ref, 0};
+    MemorySum sum = {host_ref, vm_ref, 0};
     db_foreach(dm_class_by_name("VM"), add_resident, &sum);
     int64_t free_bytes = host_total_memory(host) - xenops.host_reserve - sum.used;
     return free_bytes > 0 ? free_bytes : 0;
@@ -230,6 +238,8 @@ static int set_running(DbRow *vm, const void *arg, XapiError **err)
         return -1;
     g_autofree char *host = bootstrap_this_host();
     if (db_set_by_name(vm, "resident_on", xv_new_string(host), err) < 0 ||
+        db_set_by_name(vm, "scheduled_to_be_resident_on", xv_new_string("OpaqueRef:NULL"),
+                       err) < 0 ||
         db_set_by_name(vm, "suspend_VDI", xv_new_string("OpaqueRef:NULL"), err) < 0)
         return -1;
     if (u->new_domid) {
@@ -513,6 +523,7 @@ static void resync_consoles(const char *uuid)
 typedef struct {
     const char *host;
     GPtrArray *uuids;
+    GPtrArray *scheduled; /* refs of VMs whose start here a crash interrupted */
 } Resident;
 
 static bool collect_resident(DbRow *vm, void *ctx)
@@ -521,16 +532,24 @@ static bool collect_resident(DbRow *vm, void *ctx)
     const char *state = xv_str(db_get(vm, "power_state"));
     if (db_get(vm, "is_control_domain")->b)
         return true;
+    if (strcmp(xv_str(db_get(vm, "scheduled_to_be_resident_on")), r->host) == 0)
+        g_ptr_array_add(r->scheduled, g_strdup(vm->ref));
     if (strcmp(state, "Halted") != 0 && strcmp(state, "Suspended") != 0 &&
         strcmp(xv_str(db_get(vm, "resident_on")), r->host) == 0)
         g_ptr_array_add(r->uuids, g_strdup(xv_str(db_get(vm, "uuid"))));
     return true;
 }
 
-static int record_hypervisor(XapiError **err)
+static int record_hypervisor(GPtrArray *scheduled, XapiError **err)
 {
     if (db_write_begin(err) < 0)
         return -1;
+    for (guint i = 0; i < scheduled->len; i++) { /* no start is in flight yet */
+        DbRow *vm = db_lookup(dm_class_by_name("VM"), scheduled->pdata[i]);
+        if (vm)
+            db_set_by_name(vm, "scheduled_to_be_resident_on", xv_new_string("OpaqueRef:NULL"),
+                           NULL);
+    }
     g_autofree char *host_ref = bootstrap_this_host();
     DbRow *host = db_lookup(dm_class_by_name("host"), host_ref);
     if (host) {
@@ -576,13 +595,16 @@ int xenops_init(const char *state_dir, const char *hypervisor, XapiError **err)
     xenops.host_reserve = bootstrap_meminfo_bytes("MemTotal") - bootstrap_meminfo_bytes("MemAvailable");
     if (xenops.host_reserve < 256 << 20)
         xenops.host_reserve = 256 << 20;
-    Resident r = {NULL, g_ptr_array_new_with_free_func(g_free)};
+    Resident r = {NULL, g_ptr_array_new_with_free_func(g_free),
+                  g_ptr_array_new_with_free_func(g_free)};
     db_read_begin();
     g_autofree char *host = bootstrap_this_host();
     r.host = host;
     db_foreach(dm_class_by_name("VM"), collect_resident, &r);
     db_read_end();
-    if (record_hypervisor(err) < 0) {
+    int recorded = record_hypervisor(r.scheduled, err);
+    g_ptr_array_unref(r.scheduled);
+    if (recorded < 0) {
         g_ptr_array_unref(r.uuids);
         return -1;
     }

@@ -37,6 +37,8 @@ int xenops_mark_suspended(const char *vm_ref, const char *suspend_vdi, XapiError
 
 /* Free memory for guests on this host, in bytes (lock held). */
 int64_t xenops_host_free_memory(void);
+/* The same but for vm_ref's own reservation (a start asking for itself). */
+int64_t xenops_host_free_memory_for(const char *vm_ref);
 /* The same for any host of the pool, from its record (its
  * memory_overhead is what it keeps for itself; lock held). */
 int64_t xenops_host_free_memory_of(const char *host_ref);

@@ -221,6 +221,37 @@ def test_placement_by_memory(pool):
         ["VM_REQUIRES_SR", disked, local_c]
 
 
+def test_a_start_in_flight_reserves_its_memory(pool, tmp_path):
+    """XAPI's scheduled_to_be_resident_on: a start held in flight on b
+    (the sim's start gate) already holds its memory there, so a second
+    start that would fit only without it is refused, and placement
+    looks elsewhere; the reservation goes once the VM runs."""
+    api, h = pool["api"], pool["hosts"]
+    proxy, s = api
+    free_b = int(ok(proxy.host.compute_free_memory(s, h["b"])))
+    size = str(free_b * 6 // 10 // MiB * MiB)
+    gate = str(tmp_path / "open")
+    held = new_vm(api, "held in flight", memory_static_max=size,
+                  other_config={"sim_start_gate": gate})
+    task = ok(proxy.Async.VM.start_on(s, held, h["b"], False, False))
+    wait_until(lambda: ok(proxy.VM.get_scheduled_to_be_resident_on(s, held)) == h["b"],
+               what="the held start's reservation on b")
+    assert int(ok(proxy.host.compute_free_memory(s, h["b"]))) < free_b * 5 // 10
+    second = new_vm(api, "would fit without it", memory_static_max=size, affinity=h["b"])
+    assert err(proxy.VM.start_on(s, second, h["b"], False, False))[0] == \
+        "HOST_NOT_ENOUGH_FREE_MEMORY"
+    ok(proxy.VM.start(s, second, False, False))  # placed on a host with the memory
+    assert ok(proxy.VM.get_resident_on(s, second)) in (h["master"], h["c"])
+    open(gate, "w").close()
+    wait_until(lambda: ok(proxy.task.get_status(s, task)) != "pending", what="the held start")
+    assert ok(proxy.task.get_status(s, task)) == "success"
+    assert ok(proxy.VM.get_resident_on(s, held)) == h["b"]
+    assert ok(proxy.VM.get_scheduled_to_be_resident_on(s, held)) == "OpaqueRef:NULL"
+    for vm in (held, second):
+        ok(proxy.VM.hard_shutdown(s, vm))
+        ok(proxy.VM.destroy(s, vm))
+
+
 def test_evacuate_three_vms_to_two_hosts(pool):
     api, h = pool["api"], pool["hosts"]
     proxy, s = api
