@@ -4,6 +4,7 @@ with every constraint error, XAPI's power-state rules for the setters,
 VM.provision, and the fields VM.start refuses rather than ignore."""
 import base64
 import os
+import time
 
 import pytest
 
@@ -814,7 +815,11 @@ def test_send_trigger_send_sysrq_and_query_services(api):
         assert err(proxy.VM.send_sysrq(s, vm, key)) == ["INVALID_VALUE", "key", key]
     assert err(proxy.VM.query_services(s, vm)) == ["NOT_IMPLEMENTED", "query_services"]
     ok(proxy.VM.send_trigger(s, vm, "power"))  # the sim guest powers off at the button
-    gone(api, vm)
+    deadline = time.monotonic() + 30
+    while ok(proxy.VM.get_power_state(s, vm)) != "Halted":
+        assert time.monotonic() < deadline, "the power button did not halt the guest"
+        time.sleep(0.05)
+    ok(proxy.VM.destroy(s, vm))
 
 
 def test_xenstore_data_keys_fw_cfg_cannot_name_are_refused(api):
