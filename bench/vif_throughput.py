@@ -13,6 +13,12 @@ the data path).
    tap,ifname=...,script=no and the same NIC model (virtio-net-pci), with
    xapid's -machine and -cpu (read back from its QEMU) so that only the
    wiring differs.
+3. With --same-hardware, a third set-up: the hand-wired pair given xapid's
+   other virtual hardware too (read back from xapid's QEMU: -vga, -vnc,
+   -sandbox, -action, pvpanic, the balloon, the virtio-serial controller),
+   so that the ratio against it is the data path's alone (the same tap,
+   bridge and NIC), while the ratio against 2. also counts what those
+   emulated devices cost a TCG guest.
 
 Usage: bench/vif_throughput.py [--runs N] [--kib N]   (root, after ninja -C build)
 """
@@ -72,8 +78,23 @@ def guest_args(role, kib):
     return f"{ARGS} xapid.ip=10.0.0.3/24 xapid.send=10.0.0.2:{PORT}:{kib}"
 
 
+HARDWARE_OPTIONS = ("-vga", "-vnc", "-sandbox", "-action")
+HARDWARE_DEVICES = ("pvpanic", "virtio-balloon-pci", "virtio-serial-pci")
+
+
+def hardware_of(argv):
+    """xapid's virtual hardware other than disks, NICs and its sockets."""
+    kept = []
+    for opt, value in zip(argv, argv[1:]):
+        if opt in HARDWARE_OPTIONS or (
+                opt == "-device" and value.split(",")[0] in HARDWARE_DEVICES):
+            kept += [opt, value]
+    return kept
+
+
 def xapid_run(ns, kib, extra=()):
-    """One transfer between two xapid guests; returns (seconds, machine, cpu)."""
+    """One transfer between two xapid guests; returns (seconds, machine,
+    cpu, accel, hardware)."""
     d = NsDaemon(ns, "qemu", ["--guest-kernel-dir", GUEST] + list(extra))
     try:
         api, s = d.login()
@@ -104,7 +125,7 @@ def xapid_run(ns, kib, extra=()):
         accel = argv[argv.index("-accel") + 1] if "-accel" in argv else "tcg"
         for vm in vms:
             ok(api.VM.hard_shutdown(s, vm))
-        return seconds, machine, cpu, accel
+        return seconds, machine, cpu, accel, hardware_of(argv)
     finally:
         d.stop()
 
@@ -156,6 +177,8 @@ def main():
                          "of xapid's command line); WORK is its directory")
     ap.add_argument("--xapid-extra", default="",
                     help="more xapid arguments (e.g. --no-metrics: A/B of the sampler)")
+    ap.add_argument("--same-hardware", action="store_true",
+                    help="also the hand-wired pair with xapid's other virtual hardware")
     ap.add_argument("--peer-only", action="store_true",
                     help="only the hand-wired peer (with xapid's -machine/-cpu under TCG)")
     args = ap.parse_args()
@@ -163,14 +186,18 @@ def main():
                    stdout=subprocess.DEVNULL)
     ns = NetNs()
     try:
-        xs, ps = [], []
+        xs, ps, hs = [], [], []
         extra = args.peer_extra.split()
         machine, cpu, accel = "pc,accel=tcg", "qemu64,+ssse3,+sse4.1,+sse4.2,+popcnt", "tcg"
-        for _ in range(args.runs):  # interleaved, so load drifts hit both
+        for _ in range(args.runs):  # interleaved, so load drifts hit every set-up
             if not args.peer_only:
-                seconds, machine, cpu, accel = xapid_run(ns, args.kib, args.xapid_extra.split())
+                seconds, machine, cpu, accel, hardware = xapid_run(ns, args.kib,
+                                                                   args.xapid_extra.split())
                 xs.append(args.kib / 1024 / seconds)
             ps.append(args.kib / 1024 / peer_run(ns, args.kib, machine, cpu, accel, extra))
+            if args.same_hardware and not args.peer_only:
+                hs.append(args.kib / 1024 /
+                          peer_run(ns, args.kib, machine, cpu, accel, extra + hardware))
         assert ns.links() == {"lo", "eth0"}
     finally:
         ns.remove()
@@ -185,6 +212,12 @@ def main():
     print(f"  hand-wired:   {mp:.1f} MiB/s (runs: {', '.join(f'{p:.1f}' for p in ps)})")
     print(f"  ratio xapid / hand-wired: {mx / mp:.3f} (goal >= 0.95); paired: "
           f"{statistics.median(x / p for x, p in zip(xs, ps)):.3f}")
+    if hs:
+        mh = statistics.median(hs)
+        print(f"  hand-wired with xapid's hardware ({' '.join(hardware)}):")
+        print(f"                {mh:.1f} MiB/s (runs: {', '.join(f'{h:.1f}' for h in hs)})")
+        print(f"  ratio xapid / hand-wired with xapid's hardware: {mx / mh:.3f} "
+              f"(goal >= 0.95); paired: {statistics.median(x / h for x, h in zip(xs, hs)):.3f}")
 
 
 if __name__ == "__main__":

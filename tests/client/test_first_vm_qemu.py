@@ -217,7 +217,22 @@ def wait_for(d, uuid, since, line, count, timeout=120):
         if console(d, uuid)[since:].count(line) >= count:
             return
         time.sleep(0.2)
-    raise AssertionError(f"no {count} {line!r}:\n{console(d, uuid)[since:][-1500:]}")
+    raise AssertionError(f"no {count} {line!r}:\n{console(d, uuid)[since:][-1500:]}\n"
+                         f"{network_state(d)}\nxapid.log:\n{d.log_tail()}")
+
+
+def network_state(d):
+    """The links, ports and neighbours on both sides, for a failure's message
+    (the guest's pings were seen lost once in CI with the machine at load 38)."""
+    ns = d.cmd_prefix[-1]
+    peer = ns.replace("xapid-t", "xapid-p")
+    out = []
+    for where, cmd in ((ns, ["ip", "-d", "link"]), (ns, ["bridge", "link"]),
+                       (ns, ["bridge", "fdb", "show", "dynamic"]), (peer, ["ip", "neigh"]),
+                       (peer, ["bridge", "fdb", "show", "dynamic"])):
+        r = ip(*cmd, ns=where, check=False)
+        out.append(f"{where}$ {' '.join(cmd)}\n{r.stdout}{r.stderr}")
+    return "\n".join(out)
 
 
 def lan_links(ns):
