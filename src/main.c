@@ -13,6 +13,7 @@
 #include "config_file.h"
 #include "db.h"
 #include "host.h"
+#include "host_certificate.h"
 #include "log_ring.h"
 #include "message_store.h"
 #include "metrics.h"
@@ -322,6 +323,8 @@ int main(int argc, char **argv)
         if (open_listeners(server, addrs, listen_tls, unix_path, state_dir, &err) < 0)
             return fail(err);
     }
+    if (host_certificate_start(state_dir, &err) < 0)
+        return fail(err);
     db_crash_points_arm();
     pool_start_services();
     printf("xapid: ready\n");
