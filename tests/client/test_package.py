@@ -168,6 +168,9 @@ def wait_ready(service):
 def package(tmp_path):
     if os.geteuid() != 0:
         pytest.skip("installs a package: root only")
+    if os.environ.get("XAPID_SANITIZED"):
+        pytest.skip("the package is dpkg-buildpackage's build, not XAPID_BIN: the plain pass "
+                    "runs it once")
     assert not installed(), "xapid is installed already: this test installs and purges it"
     assert port_free(80) and port_free(443), "the package's service needs ports 80 and 443"
     had_xcp = os.path.exists("/var/lib/xcp")
