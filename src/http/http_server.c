@@ -54,6 +54,7 @@ typedef struct Listener {
     bool trusted;
     char *unix_path; /* unlinked on shutdown */
     char *key_pem, *cert_pem; /* TLS listeners; MHD keeps pointers to them */
+    bool tls;                 /* set once, read by connection threads */
     char *handover_key;       /* "tcp:HOST:PORT", "tls:..." or "unix:PATH" as asked for */
     int fd;                   /* the listening socket */
     /* A TCP or TLS listener on an address other than loopback: one of the
@@ -320,7 +321,7 @@ static enum MHD_Result too_large(struct MHD_Connection *conn)
 /* A plain HTTP listener on TCP, which pool.set_https_only turns off. */
 static bool refused_plain(const Listener *l)
 {
-    return !l->unix_path && !l->cert_pem && g_atomic_int_get(&l->server->https_only);
+    return !l->unix_path && !l->tls && g_atomic_int_get(&l->server->https_only);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -728,6 +729,7 @@ int http_server_listen_tls(HttpServer *s, const char *host_port, const char *key
     Listener *l = tcp_listener("tls", host_port, &fd, &port, err);
     if (!l)
         return -1;
+    l->tls = true;
     l->key_pem = g_strdup(key_pem);
     l->cert_pem = g_strdup(cert_pem);
     return start_daemon(s, l, fd, err) < 0 ? -1 : port;
@@ -881,7 +883,7 @@ int http_server_set_tls_certificate(const char *key_pem, const char *cert_pem, X
     int rc = 0;
     for (guint i = 0; i < s->listeners->len && rc == 0; i++) {
         Listener *l = s->listeners->pdata[i];
-        if (!l->cert_pem)
+        if (!l->tls)
             continue;
         Retired r = {.daemon = l->daemon, .fd = -1, .key_pem = l->key_pem,
                      .cert_pem = l->cert_pem};
