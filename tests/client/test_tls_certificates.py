@@ -7,8 +7,10 @@ made with Debian's python3-cryptography."""
 import datetime
 import hashlib
 import http.client
+import os
 import socket
 import ssl
+import subprocess
 import xmlrpc.client
 
 import pytest
@@ -17,7 +19,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from xapid_daemon import Daemon, err, ok
+from xapid_daemon import REPO, XAPID, Daemon, err, ok
+
+XE = os.environ.get("XE_BIN", os.path.join(os.path.dirname(XAPID), "xe"))
+if not os.path.exists(XE):
+    XE = os.path.join(REPO, "build", "xe")
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -25,6 +31,10 @@ pytestmark = pytest.mark.timeout(120)
 @pytest.fixture(scope="module")
 def daemon():
     d = Daemon(extra_args=["--hypervisor", "sim", "--listen-tls", "127.0.0.1:0"])
+    d.sock = os.path.join(d.state_dir, "xapi.sock")
+    d.stop()  # again with the unix socket, where xe connects
+    d.extra_args += ["--unix", d.sock]
+    d.start()
     yield d
     d.stop()
 
@@ -239,3 +249,18 @@ def test_https_only(daemon):
     ok(tproxy.pool.set_https_only(ts, pool, False))
     assert plain_http_answers(daemon)
     assert ok(daemon.login()[0].host.get_https_only(daemon.login()[1], host)) is False
+
+
+def test_xe_certificate_commands(daemon):
+    def xe(*args):
+        p = subprocess.run([XE, *args], capture_output=True, text=True, timeout=60,
+                           env={"PATH": "/usr/bin:/bin", "XAPID_SOCKET": daemon.sock})
+        assert p.returncode == 0, p.stderr
+        return p.stdout
+    before = xe("host-get-server-certificate")
+    assert before.startswith("-----BEGIN CERTIFICATE-----")
+    xe("host-reset-server-certificate")
+    after = xe("host-get-server-certificate")
+    assert after != before and served_der(daemon)[0] == pem_der(after)
+    xe("host-refresh-server-certificate")
+    assert served_der(daemon)[0] != pem_der(after)
