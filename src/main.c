@@ -10,8 +10,10 @@
 #include "bootstrap.h"
 #include "storage.h"
 #include "compat.h"
+#include "config_file.h"
 #include "db.h"
 #include "host.h"
+#include "host_certificate.h"
 #include "log_ring.h"
 #include "message_store.h"
 #include "metrics.h"
@@ -24,6 +26,7 @@
 #include "login_throttle.h"
 #include "session.h"
 #include "pif_host.h"
+#include "sd_notify.h"
 #include "task.h"
 #include "tls_cert.h"
 #include "xenops.h"
@@ -102,6 +105,7 @@ int main(int argc, char **argv)
     gint plugin_time_limit = PLUGINS_DEFAULT_TIME_LIMIT;
     gint64 plugin_output_limit = PLUGINS_DEFAULT_OUTPUT_LIMIT;
     g_autofree char *state_dir = NULL, *unix_path = NULL, *password_file = NULL;
+    g_autofree char *config_path = NULL, *runtime_dir = NULL;
     g_autofree char *hypervisor = NULL;
     g_auto(GStrv) kernel_dirs = NULL;
     g_auto(GStrv) listen = NULL, listen_tls = NULL, sr_roots = NULL;
@@ -116,8 +120,16 @@ int main(int argc, char **argv)
          idle_timeout = (gint)def.idle_timeout, max_conns = (gint)def.max_connections,
          max_conns_per_ip = (gint)def.max_connections_per_ip;
     GOptionEntry entries[] = {
+        {"config", 0, 0, G_OPTION_ARG_FILENAME, &config_path,
+         "Read settings from FILE first: a [xapid] group whose keys are these flags' long "
+         "names (\"listen-tls = 0.0.0.0:443\", lists as \"a;b\", switches as true or "
+         "false); a flag given here wins over the file's (installed: /etc/xapid/xapid.conf)",
+         "FILE"},
         {"state-dir", 0, 0, G_OPTION_ARG_FILENAME, &state_dir,
          "Directory for the database, the local SR and runtime files (default ./var)", "DIR"},
+        {"runtime-dir", 0, 0, G_OPTION_ARG_FILENAME, &runtime_dir,
+         "Directory for the QEMU domains' sockets, pid files and logs, which live as long as "
+         "the domains (default STATE_DIR; installed: /run/xapid)", "DIR"},
         {"listen", 0, 0, G_OPTION_ARG_STRING_ARRAY, &listen,
          "Serve HTTP on HOST:PORT; may be given more than once (default 127.0.0.1:8080)",
          "HOST:PORT"},
@@ -202,6 +214,19 @@ int main(int argc, char **argv)
     g_autoptr(GOptionContext) ctx = g_option_context_new("- the XenAPI toolstack daemon");
     g_option_context_add_main_entries(ctx, entries, NULL);
     g_autoptr(GError) gerr = NULL;
+    /* The file's settings go before the command line's, which win. */
+    const char *config = config_file_path(argc, argv);
+    g_auto(GStrv) merged = config ? config_file_merge(config, entries, argc, argv, &gerr) : NULL;
+    g_autofree char **merged_view = NULL; /* GOption rearranges the array it parses */
+    if (config && !merged) {
+        fprintf(stderr, "xapid: %s\n", gerr->message);
+        return 2;
+    }
+    if (merged) {
+        argc = (int)g_strv_length(merged);
+        merged_view = g_memdup2(merged, sizeof(char *) * (gsize)(argc + 1));
+        argv = merged_view;
+    }
     if (!g_option_context_parse(ctx, &argc, &argv, &gerr)) {
         fprintf(stderr, "xapid: %s\n", gerr->message);
         return 2;
@@ -288,7 +313,7 @@ int main(int argc, char **argv)
     pif_host_start_of_day();
     if (session_init_root_password(password_file, &err) < 0 ||
         storage_init(state_dir, (const char *const *)sr_roots, &err) < 0 ||
-        xenops_init(state_dir, hypervisor, &err) < 0 ||
+        xenops_init(state_dir, runtime_dir ? runtime_dir : state_dir, hypervisor, &err) < 0 ||
         (!no_metrics && metrics_start(state_dir, &err) < 0))
         return fail(err);
     xva_import_sweep(); /* imports that a crash interrupted are undone */
@@ -298,10 +323,15 @@ int main(int argc, char **argv)
         if (open_listeners(server, addrs, listen_tls, unix_path, state_dir, &err) < 0)
             return fail(err);
     }
+    if (host_certificate_start(state_dir, &err) < 0)
+        return fail(err);
     db_crash_points_arm();
     pool_start_services();
     printf("xapid: ready\n");
     fflush(stdout);
+    /* systemd's Type=notify: the database is loaded, the domains found
+     * again and every listener answers. */
+    sd_notify_send("READY=1");
 
     GMainLoop *loop = g_main_loop_new(NULL, FALSE);
     agent_init(loop, original_argv);
@@ -310,6 +340,8 @@ int main(int argc, char **argv)
     g_timeout_add_seconds(30, on_session_gc, NULL);
     g_main_loop_run(loop);
     g_main_loop_unref(loop);
+    if (agent_end() != AGENT_RESTART)
+        sd_notify_send("STOPPING=1");
     metrics_stop(); /* the archives are written, also before a restart_agent */
     if (agent_end() == AGENT_RESTART)
         agent_reexec(server); /* returns only if exec failed: then a clean stop */

@@ -1,7 +1,7 @@
 /* host.c: the host's own messages: time, enable/disable, agent restart
  * and shutdown, logs, hostname, memory, evacuation, licences, power.
  * Checks, then one call into what does the work (agent.c, log_ring.c,
- * the kernel). Acting on the machine itself (its power, its hostname, its
+ * the kernel, host_certificate.c). Acting on the machine itself (its power, its hostname, its
  * kernel log) needs a flag of xapid's: without it a clear error. */
 #include "host.h"
 
@@ -16,6 +16,7 @@
 #include "call.h"
 #include "db.h"
 #include "dm_handlers.h"
+#include "host_certificate.h"
 #include "host_evacuate.h"
 #include "log_ring.h"
 
@@ -395,4 +396,72 @@ int xapi_host_evacuate(Call *call, const char *host, const char *network,
     if (!exists)
         return xapi_error_set(&call->error, "HANDLE_INVALID", "host", host, NULL);
     return host_evacuate(call, host);
+}
+
+/* ---- the server certificate and https_only ----------------------------- */
+
+int xapi_host_get_server_certificate(Call *call, const char *host, Xv **result)
+{
+    if (bootstrap_check_this_host(host, &call->error) < 0)
+        return -1;
+    char *pem = host_certificate_get(&call->error);
+    if (!pem)
+        return -1;
+    *result = xv_new_string_take(pem);
+    return 0;
+}
+
+static bool take_ha(DbRow *pool, void *ctx)
+{
+    *(bool *)ctx = db_get(pool, "ha_enabled")->b;
+    return false;
+}
+
+/* XAPI's check first: no new certificate while HA is on. */
+static int check_ha_off(Call *call)
+{
+    bool ha = false;
+    db_read_begin();
+    db_foreach(cls("pool"), take_ha, &ha);
+    db_read_end();
+    return ha ? xapi_error_set(&call->error, "HA_IS_ENABLED", NULL) : 0;
+}
+
+int xapi_host_install_server_certificate(Call *call, const char *host, const char *certificate,
+                                         const char *private_key, const char *certificate_chain)
+{
+    if (bootstrap_check_this_host(host, &call->error) < 0 || check_ha_off(call) < 0)
+        return -1;
+    return host_certificate_install(certificate, private_key, certificate_chain, &call->error);
+}
+
+int xapi_host_reset_server_certificate(Call *call, const char *host)
+{
+    if (bootstrap_check_this_host(host, &call->error) < 0)
+        return -1;
+    return host_certificate_renew(false, &call->error);
+}
+
+/* XAPI's is for when the database cannot be used; xapid's record follows. */
+int xapi_host_emergency_reset_server_certificate(Call *call)
+{
+    return host_certificate_renew(false, &call->error);
+}
+
+/* XAPI renews there the host_internal certificate its hosts use between
+ * them; xapid's hosts have one certificate, renewed when it is xapid's own
+ * self-signed one (an installed one is left, OPERATION_NOT_ALLOWED). */
+int xapi_host_refresh_server_certificate(Call *call, const char *host)
+{
+    if (bootstrap_check_this_host(host, &call->error) < 0)
+        return -1;
+    return host_certificate_renew(true, &call->error);
+}
+
+/* Internal in XAPI (pool.set_https_only calls it on each host). */
+int xapi_host_set_https_only(Call *call, const char *self, bool value)
+{
+    if (bootstrap_check_this_host(self, &call->error) < 0)
+        return -1;
+    return host_certificate_set_https_only(value, &call->error);
 }

@@ -1,13 +1,15 @@
 /* pool.c: the pool class's membership messages: join (run on the joining
  * host), eject (on the master, and its leg on the member that leaves),
  * initial_auth (the master gives a joining host the pool secret), and the
- * change of master: designate_new_master, the emergency calls. */
+ * change of master: designate_new_master, the emergency calls; and
+ * set_https_only. */
 #include <string.h>
 
 #include "bootstrap.h"
 #include "call.h"
 #include "db.h"
 #include "dm_handlers.h"
+#include "host_certificate.h"
 #include "pool_db.h"
 #include "pool_failover.h"
 #include "pool_forward.h"
@@ -126,4 +128,25 @@ int xapi_pool_recover_slaves(Call *call, Xv **result)
                               "reach", NULL);
     *result = pool_failover_recover_slaves(me);
     return 0;
+}
+
+/* pool.set_https_only: each host's plain HTTP off or on. xapid's hosts
+ * talk to each other over plain HTTP yet, so a pool of several hosts
+ * refuses it rather than cut them off. */
+int xapi_pool_set_https_only(Call *call, const char *self, bool value)
+{
+    if (pool_is_member())
+        return xapi_error_set(&call->error, "HOST_IS_SLAVE", pool_master_address(), NULL);
+    db_read_begin();
+    bool known = db_lookup(dm_class_by_name("pool"), self) != NULL;
+    guint hosts = db_count(dm_class_by_name("host"));
+    db_read_end();
+    if (!known)
+        return xapi_error_set(&call->error, "HANDLE_INVALID", "pool", self, NULL);
+    if (hosts > 1)
+        return xapi_error_set(&call->error, "OPERATION_NOT_ALLOWED",
+                              "pool.set_https_only in a pool of several hosts: their own "
+                              "traffic goes over plain HTTP in xapid",
+                              NULL);
+    return host_certificate_set_https_only(value, &call->error);
 }

@@ -132,6 +132,16 @@ static int host_op(CliCtx *ctx, const char *method)
 static int host_enable(CliCtx *ctx) { return host_op(ctx, "host.enable"); }
 static int host_disable(CliCtx *ctx) { return host_op(ctx, "host.disable"); }
 
+static int host_reset_server_certificate(CliCtx *ctx)
+{
+    return host_op(ctx, "host.reset_server_certificate");
+}
+
+static int host_refresh_server_certificate(CliCtx *ctx)
+{
+    return host_op(ctx, "host.refresh_server_certificate");
+}
+
 static int host_get_server_certificate(CliCtx *ctx)
 {
     g_autofree char *host = host_selected(ctx);
@@ -283,6 +293,12 @@ void cli_misc_register(GPtrArray *t)
         cli_table_add(t, "host-get-server-certificate", CLI_NONE, CLI_ARGS("host", "uuid"),
                       "Get the installed server public TLS certificate.", 0,
                       host_get_server_certificate);
+    cli_table_add(t, "host-reset-server-certificate", CLI_NONE, CLI_ARGS("host", "uuid"),
+                  "Deletes the current TLS server certificate in the host and installs a new, "
+                  "self-signed one.", 0, host_reset_server_certificate);
+    cli_table_add(t, "host-refresh-server-certificate", CLI_NONE, CLI_ARGS("host", "uuid"),
+                  "Refresh internal server certificate of host", 0,
+                  host_refresh_server_certificate);
     cli_table_add(t, "host-call-plugin", CLI_ARGS("host-uuid", "plugin", "fn"), CLI_ARGS("args:"),
                   "Calls the function within the plugin on the given host with optional "
                   "arguments.",

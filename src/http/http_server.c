@@ -34,6 +34,7 @@
 #include "http_transfer.h"
 #include "rpc_endpoint.h"
 #include "rrd_http.h"
+#include "tls_cert.h"
 #include "xva_http.h"
 
 /* Per connection: the read buffer is about half of it. MHD clears the
@@ -53,6 +54,7 @@ typedef struct Listener {
     bool trusted;
     char *unix_path; /* unlinked on shutdown */
     char *key_pem, *cert_pem; /* TLS listeners; MHD keeps pointers to them */
+    bool tls;                 /* set once, read by connection threads */
     char *handover_key;       /* "tcp:HOST:PORT", "tls:..." or "unix:PATH" as asked for */
     int fd;                   /* the listening socket */
     /* A TCP or TLS listener on an address other than loopback: one of the
@@ -67,7 +69,8 @@ typedef struct Listener {
  * the server is freed (MHD's quiesce: its socket is closed only then). */
 typedef struct {
     struct MHD_Daemon *daemon;
-    int fd;
+    int fd;                   /* -1: the socket went on with a new daemon */
+    char *key_pem, *cert_pem; /* a TLS daemon's, which MHD may still point to */
 } Retired;
 
 struct HttpServer {
@@ -78,6 +81,7 @@ struct HttpServer {
     GMutex management_lock;
     bool management_off;        /* host.management_disable */
     GArray *retired;            /* Retired */
+    gint https_only;            /* pool.set_https_only: plain TCP refused (atomic) */
 };
 
 /* The host's server (the first made): host.management_disable acts on it. */
@@ -314,6 +318,12 @@ static enum MHD_Result too_large(struct MHD_Connection *conn)
     return send_text(conn, MHD_HTTP_CONTENT_TOO_LARGE, "Request body too large\n");
 }
 
+/* A plain HTTP listener on TCP, which pool.set_https_only turns off. */
+static bool refused_plain(const Listener *l)
+{
+    return !l->unix_path && !l->tls && g_atomic_int_get(&l->server->https_only);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -322,6 +332,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     Listener *l = cls;
     Request *req = *con_cls;
     size_t limit = l->server->limits.rpc_body_limit;
+    if (!req && refused_plain(l)) /* a connection from before https_only: closed */
+        return MHD_NO;
     if (!req) { /* the headers are in */
         header_watch_disarm(watch_of(conn));
         req = g_new0(Request, 1);
@@ -423,6 +435,8 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
 {
     Listener *l = cls;
+    if (refused_plain(l))
+        return MHD_NO;
     unsigned max = l->server->limits.max_connections;
     return l->unix_path || !max ||
                    (unsigned)g_atomic_int_get(&l->server->connections) < max
@@ -494,6 +508,7 @@ static struct MHD_Daemon *run_daemon(HttpServer *s, Listener *l, int fd)
     struct MHD_OptionItem tls[] = {
         {l->cert_pem ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, l->key_pem},
         {MHD_OPTION_HTTPS_MEM_CERT, 0, l->cert_pem},
+        {MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)TLS_PRIORITIES},
         {MHD_OPTION_END, 0, NULL},
     };
     const HttpLimits *lim = &s->limits;
@@ -714,6 +729,7 @@ int http_server_listen_tls(HttpServer *s, const char *host_port, const char *key
     Listener *l = tcp_listener("tls", host_port, &fd, &port, err);
     if (!l)
         return -1;
+    l->tls = true;
     l->key_pem = g_strdup(key_pem);
     l->cert_pem = g_strdup(cert_pem);
     return start_daemon(s, l, fd, err) < 0 ? -1 : port;
@@ -757,6 +773,14 @@ listening:;
  * there is refused), one on all addresses listens on loopback only; those
  * on loopback and the unix socket go on. Connections already open go on
  * too (the caller's own reply goes out). */
+
+static void retired_clear(Retired *r)
+{
+    if (r->fd >= 0)
+        close(r->fd);
+    g_free(r->key_pem);
+    g_free(r->cert_pem);
+}
 
 /* l's daemon stops accepting and its socket refuses connections. */
 static void retire(HttpServer *s, Listener *l)
@@ -814,7 +838,7 @@ static void sweep_retired(HttpServer *s)
             continue;
         if (r->daemon)
             MHD_stop_daemon(r->daemon);
-        close(r->fd);
+        retired_clear(r);
         g_array_remove_index(s->retired, i);
     }
 }
@@ -847,6 +871,52 @@ int http_server_set_management(bool enabled, XapiError **err)
     return rc;
 }
 
+/* ---- the host certificate and pool.set_https_only ---------------------- */
+
+int http_server_set_tls_certificate(const char *key_pem, const char *cert_pem, XapiError **err)
+{
+    HttpServer *s = host_server;
+    if (!s)
+        return xapi_error_internal(err, "no HTTP server");
+    g_mutex_lock(&s->management_lock);
+    sweep_retired(s);
+    int rc = 0;
+    for (guint i = 0; i < s->listeners->len && rc == 0; i++) {
+        Listener *l = s->listeners->pdata[i];
+        if (!l->tls)
+            continue;
+        Retired r = {.daemon = l->daemon, .fd = -1, .key_pem = l->key_pem,
+                     .cert_pem = l->cert_pem};
+        l->key_pem = g_strdup(key_pem);
+        l->cert_pem = g_strdup(cert_pem);
+        if (!l->daemon) { /* off (management disabled): it starts with the new one */
+            retired_clear(&r);
+            continue;
+        }
+        /* The socket stays open and listening: connections queue meanwhile,
+         * and those open go on with the old certificate until they end. */
+        MHD_quiesce_daemon(l->daemon);
+        g_array_append_val(s->retired, r);
+        l->daemon = run_daemon(s, l, l->fd);
+        if (!l->daemon) {
+            g_free(l->key_pem);
+            g_free(l->cert_pem);
+            l->key_pem = g_strdup(r.key_pem);
+            l->cert_pem = g_strdup(r.cert_pem);
+            l->daemon = run_daemon(s, l, l->fd);
+            rc = xapi_error_internal(err, "cannot serve HTTPS with the new certificate");
+        }
+    }
+    g_mutex_unlock(&s->management_lock);
+    return rc;
+}
+
+void http_server_set_https_only(bool on)
+{
+    if (host_server)
+        g_atomic_int_set(&host_server->https_only, on);
+}
+
 void http_server_set_management_at_start(HttpServer *s, bool enabled)
 {
     s->management_off = !enabled;
@@ -867,7 +937,7 @@ void http_server_free(HttpServer *s)
         Retired *r = &g_array_index(s->retired, Retired, i);
         if (r->daemon)
             MHD_stop_daemon(r->daemon);
-        close(r->fd);
+        retired_clear(r);
     }
     g_array_free(s->retired, TRUE);
     g_mutex_clear(&s->management_lock);

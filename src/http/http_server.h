@@ -43,6 +43,14 @@ void http_server_free(HttpServer *s);
  * (the port it had). -1 with err if one cannot. */
 int http_server_set_management(bool enabled, XapiError **err);
 bool http_server_management_enabled(void);
+/* The host's HTTPS listeners serve key_pem and cert_pem (leaf then chain)
+ * from their next connection on; those open go on as they are. */
+int http_server_set_tls_certificate(const char *key_pem, const char *cert_pem,
+                                    XapiError **err);
+/* pool.set_https_only: the plain HTTP listeners on TCP refuse connections
+ * (and close those open at their next request); HTTPS and the unix socket
+ * go on. */
+void http_server_set_https_only(bool on);
 /* Before the listen calls: disabled, they bind their sockets (ports are
  * known) but listen as disabled. */
 void http_server_set_management_at_start(HttpServer *s, bool enabled);

@@ -2036,11 +2036,11 @@ static HvDriver qemu_driver = {
     .dump_memory = qemu_dump_memory,
 };
 
-const HvDriver *hv_qemu_driver(const char *state_dir, HvChangeNotify notify, XapiError **err)
+const HvDriver *hv_qemu_driver(const char *dir, HvChangeNotify notify, XapiError **err)
 {
     /* Absolute: QEMU runs detached from our working directory. */
     g_autofree char *cwd = g_get_current_dir();
-    g_autofree char *root = g_build_filename(state_dir ? state_dir : ".", "domains", NULL);
+    g_autofree char *root = g_build_filename(dir ? dir : ".", "domains", NULL);
     qemu.root = g_path_is_absolute(root) ? g_strdup(root) : g_build_filename(cwd, root, NULL);
     if (g_mkdir_with_parents(qemu.root, 0700) < 0) {
         xapi_error_internal(err, "cannot create %s: %s", qemu.root, g_strerror(errno));

@@ -259,6 +259,6 @@ typedef struct HvDriver {
     int (*dump_memory)(const char *uuid, const char *path, XapiError **err);
 } HvDriver;
 
-/* state_dir holds one directory per domain (qemu). */
-const HvDriver *hv_qemu_driver(const char *state_dir, HvChangeNotify notify, XapiError **err);
+/* dir/domains holds one directory per domain (qemu). */
+const HvDriver *hv_qemu_driver(const char *dir, HvChangeNotify notify, XapiError **err);
 const HvDriver *hv_sim_driver(HvChangeNotify notify);

@@ -571,7 +571,8 @@ static int record_hypervisor(GPtrArray *scheduled, XapiError **err)
     return db_write_commit(err);
 }
 
-int xenops_init(const char *state_dir, const char *hypervisor, XapiError **err)
+int xenops_init(const char *state_dir, const char *runtime_dir, const char *hypervisor,
+                XapiError **err)
 {
     operations_register(&vm_operations);
     operations_register(&vtpm_operations);
@@ -582,7 +583,7 @@ int xenops_init(const char *state_dir, const char *hypervisor, XapiError **err)
     xenops.waiting = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     xenops.reactions = g_thread_pool_new(react, NULL, 2, FALSE, NULL);
     if (!hypervisor || strcmp(hypervisor, "qemu") == 0)
-        xenops.driver = hv_qemu_driver(state_dir, on_domain_change, err);
+        xenops.driver = hv_qemu_driver(runtime_dir, on_domain_change, err);
     else if (strcmp(hypervisor, "sim") == 0)
         xenops.driver = hv_sim_driver(on_domain_change);
     else

@@ -7,8 +7,11 @@
 #include "hv_driver.h"
 
 /* hypervisor: "qemu" or "sim". Reattaches to running domains and
- * reconciles every VM resident here. */
-int xenops_init(const char *state_dir, const char *hypervisor, XapiError **err);
+ * reconciles every VM resident here. runtime_dir holds the domains' own
+ * directories (sockets, pid files), state_dir what outlives them (NVRAM,
+ * vTPM state). */
+int xenops_init(const char *state_dir, const char *runtime_dir, const char *hypervisor,
+                XapiError **err);
 const HvDriver *xenops_driver(void);
 
 /* Serialises lifecycle work on one VM (held across driver calls, never
