@@ -1,13 +1,15 @@
 /* pool.c: the pool class's membership messages: join (run on the joining
  * host), eject (on the master, and its leg on the member that leaves),
  * initial_auth (the master gives a joining host the pool secret), and the
- * change of master: designate_new_master, the emergency calls. */
+ * change of master: designate_new_master, the emergency calls; external
+ * authentication on and off. */
 #include <string.h>
 
 #include "bootstrap.h"
 #include "call.h"
 #include "db.h"
 #include "dm_handlers.h"
+#include "external_auth.h"
 #include "pool_db.h"
 #include "pool_failover.h"
 #include "pool_forward.h"
@@ -126,4 +128,20 @@ int xapi_pool_recover_slaves(Call *call, Xv **result)
                               "reach", NULL);
     *result = pool_failover_recover_slaves(me);
     return 0;
+}
+
+/* External authentication (external_auth.h): pool-wide, type "PAM". */
+int xapi_pool_enable_external_auth(Call *call, const char *pool, const Xv *config,
+                                   const char *service_name, const char *auth_type)
+{
+    if (pool_is_member())
+        return xapi_error_set(&call->error, "HOST_IS_SLAVE", pool_master_address(), NULL);
+    return external_auth_enable(config, service_name, auth_type, &call->error);
+}
+
+int xapi_pool_disable_external_auth(Call *call, const char *pool, const Xv *config)
+{
+    if (pool_is_member())
+        return xapi_error_set(&call->error, "HOST_IS_SLAVE", pool_master_address(), NULL);
+    return external_auth_disable(&call->error);
 }
