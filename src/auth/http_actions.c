@@ -28,6 +28,9 @@ static const DmMessage actions[] = {
     ACTION("get_export_raw_vdi", RBAC_R_VM_ADMIN),
     ACTION("connect_console", RBAC_R_VM_OP),
     ACTION("connect_console_ws", RBAC_R_VM_OP),
+    /* sub-actions: only pool admins reach the host's own console */
+    ACTION("connect_console/host_console", RBAC_R_POOL_ADMIN),
+    ACTION("connect_console_ws/host_console_ws", RBAC_R_POOL_ADMIN),
     ACTION("get_root", RBAC_R_READ_ONLY),
     ACTION("post_cli", RBAC_R_READ_ONLY),
     ACTION("get_host_backup", RBAC_R_POOL_ADMIN),
@@ -35,6 +38,7 @@ static const DmMessage actions[] = {
     ACTION("get_host_logs_download", RBAC_R_POOL_OP),
     ACTION("put_pool_patch_upload", RBAC_R_POOL_OP),
     ACTION("get_vncsnapshot", RBAC_R_VM_OP),
+    ACTION("get_vncsnapshot/host_console", RBAC_R_POOL_ADMIN),
     ACTION("get_pool_xml_db_sync", RBAC_R_POOL_ADMIN),
     ACTION("put_pool_xml_db_sync", RBAC_R_POOL_ADMIN),
     ACTION("get_config_sync", RBAC_R_POOL_ADMIN),

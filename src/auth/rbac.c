@@ -1,6 +1,7 @@
 /* rbac.c: permissions and the roles holding them: one per message (the
  * roles the datamodel gives it), per protected map key (XAPI's
- * map_keys_roles, after XSA-489), per HTTP action (http_actions.c). */
+ * map_keys_roles, after XSA-489), per HTTP action (http_actions.c), and
+ * XAPI's extra task.destroy/any. */
 #include "rbac.h"
 
 #include <string.h>
@@ -112,6 +113,8 @@ static gpointer build_table(gpointer unused)
     }
     for (unsigned i = 0; http_action_at(i); i++)
         add_permission(g_strdup(http_action_at(i)->wire_name), http_action_at(i)->roles);
+    /* XAPI's extra_permissions, of no message */
+    add_permission(g_strdup("task.destroy/any"), RBAC_R_POOL_OP);
     return NULL;
 }
 
