@@ -109,6 +109,7 @@ Xv *dispatch_call(const char *method, const Xv *params, const DispatchOrigin *or
     bool audited = msg->takes_session && audit_log_wanted(msg->wire_name);
     bool denied = false;
     g_autofree char *audit_args = NULL;
+    g_autofree char *audit_session = NULL; /* an Async call's job takes call's own */
     call.args = typed_args(msg, params, &call.error);
     if (!call.args)
         goto out;
@@ -127,6 +128,7 @@ Xv *dispatch_call(const char *method, const Xv *params, const DispatchOrigin *or
         }
         if (audited)
             audit_args = audit_log_args(&call);
+        audit_session = g_strdup(call.session_ref);
         /* The master sent its caller's task along (in a pool session only). */
         if (origin->task_ref && !async && pool_forward_is_pool_session(call.session_ref))
             call.task_ref = g_strdup(origin->task_ref);
@@ -148,7 +150,9 @@ Xv *dispatch_call(const char *method, const Xv *params, const DispatchOrigin *or
     }
 out:
     if (audit_args)
-        audit_log_call(&call, audit_args, !denied, call.error);
+        audit_log_line(audit_session ? audit_session : call.session_ref, origin->peer,
+                       msg->wire_name, !denied, call.error ? call.error->code : NULL,
+                       audit_args);
     if (call.error) {
         *err = g_steal_pointer(&call.error);
         xv_free(result);

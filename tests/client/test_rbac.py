@@ -13,7 +13,7 @@ import xmlrpc.client
 
 import pytest
 
-from xapid_daemon import Daemon, PASSWORD, REPO, ok, err, new_vm
+from xapid_daemon import Daemon, REPO, ok, err, new_vm, wait_until
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creates Linux users (needs root)")
 
@@ -356,6 +356,13 @@ def test_audit_log(setup, daemon):
     failed = audit_lines(daemon, pa, "'OpaqueRef:gone'")
     assert len(failed) == 1 and "'ALLOWED' 'ERROR:HANDLE_INVALID'" in failed[0], failed
     assert not audit_lines(daemon, pa, "'VM.get_record'")
+    # an Async call: its line once the task is made
+    doomed = new_vm((root_proxy, root), "audit-doomed")
+    task = ok(getattr(proxy, "Async.VM.destroy")(pa, doomed))
+    wait_until(lambda: ok(proxy.task.get_status(pa, task)) != "pending", what="the destroy")
+    async_lines = audit_lines(daemon, pa, f"'{doomed}'")
+    assert len(async_lines) == 1 and "'ALLOWED' 'OK' 'API' 'VM.destroy'" in async_lines[0]
+    assert "'audit-doomed'" in async_lines[0]
     with open(os.path.join(daemon.state_dir, "audit.log")) as f:
         assert sum(f"'{vm}'" in line for line in f) == 1
     status, body = http_get(daemon, f"/audit_log?session_id={pa}&since=2999-01-01")
