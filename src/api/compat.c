@@ -15,9 +15,10 @@ static void rbac_markdown(GString *out)
         out,
         "## Users, roles, RBAC\n\n"
         "| Call | Status |\n|---|---|\n"
-        "| `pool.enable_external_auth` | type `PAM` only (else `AUTH_UNKNOWN_TYPE`): Linux users "
-        "and groups (NSS) are subjects `u<uid>`/`g<gid>`, passwords checked by PAM (service "
-        "`--pam-service`, default `xapid`); `host.enable_external_auth` not yet |\n"
+        "| `pool.enable_external_auth` (`host.enable_external_auth`: one host) | type `PAM` "
+        "only (else `AUTH_UNKNOWN_TYPE`): Linux users and groups (NSS) are subjects "
+        "`u<uid>`/`g<gid>`, passwords checked by PAM (service `--pam-service`, default "
+        "`xapid`) |\n"
         "| `session.login_with_password` | root by its own password always; others through PAM "
         "when on, with the roles of their subject and their groups' subjects, fixed at login "
         "in `rbac_permissions` |\n"

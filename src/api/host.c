@@ -16,6 +16,7 @@
 #include "call.h"
 #include "db.h"
 #include "dm_handlers.h"
+#include "external_auth.h"
 #include "host_evacuate.h"
 #include "log_ring.h"
 
@@ -395,4 +396,17 @@ int xapi_host_evacuate(Call *call, const char *host, const char *network,
     if (!exists)
         return xapi_error_set(&call->error, "HANDLE_INVALID", "host", host, NULL);
     return host_evacuate(call, host);
+}
+
+/* External authentication of one host (pool.enable_external_auth does
+ * every host's): external_auth.h. */
+int xapi_host_enable_external_auth(Call *call, const char *host, const Xv *config,
+                                   const char *service_name, const char *auth_type)
+{
+    return external_auth_enable_host(host, config, service_name, auth_type, &call->error);
+}
+
+int xapi_host_disable_external_auth(Call *call, const char *host, const Xv *config)
+{
+    return external_auth_disable_host(host, &call->error);
 }

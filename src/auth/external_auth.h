@@ -21,5 +21,13 @@ int external_auth_enable(const Xv *config, const char *service_name, const char 
  * them all: none is valid any more). */
 int external_auth_disable(XapiError **err);
 
+/* host.enable_external_auth, host.disable_external_auth: the same for one
+ * host (AUTH_ALREADY_ENABLED [type, service], AUTH_UNKNOWN_TYPE [type],
+ * AUTH_ENABLE_FAILED [why]); this host's subjects' sessions end when it
+ * is disabled here. */
+int external_auth_enable_host(const char *host, const Xv *config, const char *service_name,
+                              const char *auth_type, XapiError **err);
+int external_auth_disable_host(const char *host, XapiError **err);
+
 /* AUTH_IS_DISABLED unless this host has external authentication on. */
 int external_auth_require(XapiError **err);

@@ -120,6 +120,13 @@ def test_enable_refusals_and_auth_off(accounts):
         ok(proxy.pool.disable_external_auth(s, pool, {}))
         ok(proxy.pool.disable_external_auth(s, pool, {}))  # off already: no error
         assert ok(proxy.host.get_external_auth_type(s, host)) == ""
+        # one host's
+        ok(proxy.host.enable_external_auth(s, host, {}, "one", "PAM"))
+        assert err(proxy.host.enable_external_auth(s, host, {}, "two", "PAM")) == \
+            ["AUTH_ALREADY_ENABLED", "PAM", "one"]
+        assert ok(proxy.auth.get_subject_identifier(s, "xapidt_pa")) == uid("xapidt_pa")
+        ok(proxy.host.disable_external_auth(s, host, {}))
+        assert ok(proxy.host.get_external_auth_type(s, host)) == ""
     finally:
         d.stop()
 
