@@ -14,8 +14,14 @@ run on the same daemon (sim hypervisor, external authentication PAM):
    here: /etc/shadow's yescrypt hash) against root's login (xapid's own
    yescrypt check), each followed by its logout: ratio of the medians.
 
+With --callgrind, 1 and 2 are instead counted in instructions per call
+(xapid under valgrind's callgrind, counters zeroed after a warm-up and
+dumped after the calls, as bench/instructions_ab.py): a figure a loaded
+machine cannot move; login times are then not measured.
+
 Makes a Linux user xapidt_bench (removed at the end): run as root.
-Usage: bench/rbac_cost.py [--calls N] [--blocks B] [--logins L]   (after ninja -C build)
+Usage: bench/rbac_cost.py [--calls N] [--blocks B] [--logins L] [--callgrind]
+(after ninja -C build)
 """
 import argparse
 import http.client
@@ -33,10 +39,10 @@ PW = "bench"
 USER, USER_PW = "xapidt_bench", "Pw-xapidt-bench"
 
 
-def start(state):
+def start(state, prefix=()):
     with open(os.path.join(state, "pw"), "w") as f:
         f.write(PW + "\n")
-    proc = subprocess.Popen([XAPID, "--state-dir", state, "--listen", "127.0.0.1:0",
+    proc = subprocess.Popen(list(prefix) + [XAPID, "--state-dir", state, "--listen", "127.0.0.1:0",
                              "--root-password-file", os.path.join(state, "pw"),
                              "--hypervisor", "sim", "--no-metrics"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
@@ -90,6 +96,20 @@ def compare(port, bodies, calls, blocks):
     return statistics.median(ratios), {k: statistics.mean(v) for k, v in rates.items()}
 
 
+def instructions_per_call(pid, out, dumps, conn, body, calls):
+    for _ in range(calls // 10 or 1):
+        conn.call(body)
+    subprocess.run(["callgrind_control", "-z", str(pid)], check=True, capture_output=True)
+    for _ in range(calls):
+        conn.call(body)
+    subprocess.run(["callgrind_control", "-d", str(pid)], check=True, capture_output=True)
+    with open(f"{out}.{dumps}") as f:
+        for line in f:
+            if line.startswith("summary:"):
+                return int(line.split()[1]) / calls
+    raise SystemExit("no callgrind summary")
+
+
 def login_times(api, name, password, n):
     out = []
     for _ in range(n):
@@ -105,6 +125,7 @@ def main():
     ap.add_argument("--calls", type=int, default=2000)
     ap.add_argument("--blocks", type=int, default=10)
     ap.add_argument("--logins", type=int, default=40)
+    ap.add_argument("--callgrind", action="store_true")
     args = ap.parse_args()
     subprocess.run(["userdel", USER], stderr=subprocess.DEVNULL)
     subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", USER], check=True)
@@ -112,7 +133,9 @@ def main():
     proc = None
     try:
         subprocess.run(["chpasswd"], input=f"{USER}:{USER_PW}\n".encode(), check=True)
-        proc, port = start(state)
+        out = os.path.join(state, "callgrind.out")
+        proc, port = start(state, ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+                           if args.callgrind else [])
         api = xmlrpc.client.ServerProxy(f"http://127.0.0.1:{port}/")
         root = ok(api.session.login_with_password("root", PW))
         pool = ok(api.pool.get_all(root))[0]
@@ -130,6 +153,32 @@ def main():
         def body(method, s, *rest):
             return xmlrpc.client.dumps((s, vm) + rest, method).encode()
 
+        if args.callgrind:
+            dumps = 0
+            conn = Conn(port)
+            for method, rest in (("VM.get_record", ()), ("VM.set_name_description", ("d",))):
+                got = {}
+                for who, s in (("root", root), ("subject", user)):
+                    dumps += 1
+                    got[who] = instructions_per_call(proc.pid, out, dumps, conn,
+                                                     body(method, s, *rest), args.calls)
+                print(f"{method}: root {got['root']:,.0f} instructions per call, pool-admin "
+                      f"subject {got['subject']:,.0f}: subject/root "
+                      f"{got['subject'] / got['root']:.4f}")
+            got = {}
+            for who, name, pw in (("root", "root", PW), ("PAM", USER, USER_PW)):
+                subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True,
+                               capture_output=True)
+                login_times(api, name, pw, args.logins)
+                subprocess.run(["callgrind_control", "-d", str(proc.pid)], check=True,
+                               capture_output=True)
+                dumps += 1
+                with open(f"{out}.{dumps}") as f:
+                    got[who] = next(int(line.split()[1]) for line in f
+                                    if line.startswith("summary:")) / args.logins
+            print(f"login+logout: root {got['root']:,.0f} instructions, PAM user "
+                  f"{got['PAM']:,.0f}: PAM/root {got['PAM'] / got['root']:.2f}")
+            return
         print(f"xapid {XAPID}; {args.blocks} blocks of {args.calls} calls, sequential, "
               "one keep-alive connection each")
         for method, rest in (("VM.get_record", ()), ("VM.set_name_description", ("d",))):
