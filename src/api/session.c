@@ -316,8 +316,8 @@ static int external_login(Call *call, const char *uname, const char *pwd,
                       .sid = sid, .roles = m.roles};
     if (new_session_for(call, &who, result) < 0)
         return -1;
-    g_autofree char *args = g_strdup_printf("(('uname' '%s' '' '') ('originator' '%s' '' ''))",
-                                            uname, originator);
+    g_autofree char *args =
+        audit_log_named_args("uname", uname, "originator", originator, NULL);
     audit_log_line(xv_str(*result), call->peer, "session.create", true, NULL, args);
     return 0;
 }
@@ -414,8 +414,23 @@ void session_destroy(const char *ref)
     db_write_commit(NULL);
 }
 
+/* XAPI audits the end of a subject's session as session.destroy. */
+static void audit_logout(const Call *call)
+{
+    db_read_begin();
+    const DbRow *row = db_lookup(session_class(), call->session_ref);
+    bool subject = row && !db_get(row, "is_local_superuser")->b && !db_get(row, "pool")->b;
+    g_autofree char *args =
+        subject ? audit_log_named_args("originator", xv_str(db_get(row, "originator")), NULL)
+                : NULL;
+    db_read_end();
+    if (subject)
+        audit_log_line(call->session_ref, call->peer, "session.destroy", true, NULL, args);
+}
+
 int xapi_session_logout(Call *call)
 {
+    audit_logout(call);
     if (db_write_begin(&call->error) < 0)
         return -1;
     DbRow *row = db_lookup(session_class(), call->session_ref);

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -65,6 +66,20 @@ static void sexpr_arg(GString *out, const char *name, const char *label, const c
     g_string_append_c(out, ' ');
     sexpr_string(out, ref);
     g_string_append_c(out, ')');
+}
+
+char *audit_log_named_args(const char *name, ...)
+{
+    GString *out = g_string_new("(");
+    va_list ap;
+    va_start(ap, name);
+    for (const char *n = name; n; n = va_arg(ap, const char *)) {
+        const char *value = va_arg(ap, const char *);
+        sexpr_arg(out, n, value ? value : "", "", "");
+    }
+    va_end(ap);
+    g_string_append_c(out, ')');
+    return g_string_free(out, FALSE);
 }
 
 /* XAPI's action_params_whitelist: parameters printed whatever they are. */

@@ -19,6 +19,10 @@ bool audit_log_wanted(const char *action);
  * that a destroyed object is still named. Caller frees. */
 char *audit_log_args(const Call *call);
 
+/* "(('name' 'value' '' '') ...)" of NULL-terminated name, value pairs,
+ * escaped. Caller frees. */
+char *audit_log_named_args(const char *name, ...) G_GNUC_NULL_TERMINATED;
+
 /* Appends the line of a call (args from audit_log_args, or NULL): denied,
  * or allowed and ended with error (NULL: OK). Writes survive a kill of
  * the process (one write(2) per line, O_APPEND). */

@@ -3,6 +3,7 @@ users and groups as subjects, their roles over the wire (every message
 and HTTP handler, protected map keys), and the audit log. Real Linux
 accounts (useradd, chpasswd; names prefixed xapidt), removed at the end.
 Needs root (CI runs as root)."""
+import hashlib
 import http.client
 import json
 import os
@@ -370,6 +371,15 @@ def test_audit_log(setup, daemon):
     async_lines = audit_lines(daemon, pa, f"'{doomed}'")
     assert len(async_lines) == 1 and "'ALLOWED' 'OK' 'API' 'VM.destroy'" in async_lines[0]
     assert "'audit-doomed'" in async_lines[0]
+    # a subject's login and logout: session.create, session.destroy
+    p_va, va = login(daemon, "xapidt_va")
+    ok(p_va.session.logout(va))
+    trackid = f"'trackid={hashlib.md5(va.encode()).hexdigest()}'"
+    ends = audit_lines(daemon, pa, trackid)
+    assert len(ends) == 2, ends
+    assert "'ALLOWED' 'OK' 'API' 'session.create' (('uname' 'xapidt_va' '' '') " \
+        "('originator' 'test' '' ''))" in ends[0]
+    assert "'session.destroy' (('originator' 'test' '' ''))" in ends[1]
     with open(os.path.join(daemon.state_dir, "audit.log")) as f:
         assert sum(f"'{vm}'" in line for line in f) == 1
     status, body = http_get(daemon, f"/audit_log?session_id={pa}&since=2999-01-01")
