@@ -116,8 +116,10 @@ Xv *local_accounts_group_membership(const char *identifier)
             n = want;
             break;
         }
-        if (want <= n) /* no growth asked for: give up at what we have */
+        if (want <= n) { /* no growth asked for: nothing to trust */
+            n = 0;
             break;
+        }
         n = want;
     }
     Xv *out = xv_new_array();
