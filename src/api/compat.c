@@ -27,8 +27,9 @@ static void rbac_markdown(GString *out)
         "`vm.add_to_other_config/key:folder`; `set_` of such a map checks each changed key) |\n"
         "| audit log | `STATE_DIR/audit.log`, one line per side-effecting call or HTTP action, "
         "allowed or denied; an Async call's when its task is made |\n"
-        "| `role.get_permissions`, `role.get_by_permission` | not served: permissions are "
-        "names here, not role records |\n\n");
+        "| roles | XAPI's: the seven roles and a record per permission (no subroles), a role's "
+        "permissions its subroles; subjects get one of the seven (`ROLE_NOT_FOUND` for a "
+        "single permission) |\n\n");
 }
 
 /* What pools do and do not do yet (docs/pool.md has the long form). */

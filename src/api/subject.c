@@ -84,7 +84,10 @@ int xapi_subject_add_to_roles(Call *call, const char *self, const char *role)
     DbRow *row = subject_for_write(call, self);
     if (!row)
         return -1;
-    if (!db_lookup(dm_class_by_name("role"), role)) {
+    /* One of the seven roles: a single permission (a role record without
+     * subroles in XAPI too) is not given to subjects here. */
+    const DbRow *r = db_lookup(dm_class_by_name("role"), role);
+    if (!r || !rbac_role_of_name(xv_str(db_get(r, "name_label")))) {
         db_write_abort();
         return xapi_error_set(&call->error, "ROLE_NOT_FOUND", NULL);
     }

@@ -42,7 +42,8 @@ static const KeyRole key_roles[] = {
 };
 
 typedef struct {
-    char *name; /* lower case, for ever */
+    char *name;     /* lower case, for ever */
+    char *spelling; /* as XAPI spells it where it hashes it for a uuid */
     unsigned roles;
 } Permission;
 
@@ -52,9 +53,9 @@ static struct {
     GHashTable *message_names;  /* DmMessage* -> its permission name */
 } table;
 
-static void add_permission(char *name, unsigned roles)
+static void add_permission(char *name, char *spelling, unsigned roles)
 {
-    Permission p = {name, roles};
+    Permission p = {name, spelling, roles};
     g_array_append_val(table.all, p);
     g_hash_table_insert(table.by_name, name, GUINT_TO_POINTER(table.all->len));
 }
@@ -97,7 +98,7 @@ static gpointer build_table(gpointer unused)
     {
         char *name = g_ascii_strdown(msg->wire_name, -1);
         g_hash_table_insert(table.message_names, (gpointer)msg, name);
-        add_permission(name, msg->roles);
+        add_permission(name, (char *)msg->wire_name, msg->roles);
     }
     DM_FOREACH_MESSAGE(cls, msg)
     {
@@ -109,12 +110,15 @@ static gpointer build_table(gpointer unused)
             if (strcmp(key_roles[k].cls, cls->name) == 0 &&
                 strcmp(key_roles[k].field, field) == 0)
                 add_permission(key_permission_name(cls->lower, op, field, key_roles[k].key),
+                               g_strdup_printf("%s.%s%s/key:%s", cls->name, op, field,
+                                               key_roles[k].key),
                                key_roles[k].roles);
     }
     for (unsigned i = 0; http_action_at(i); i++)
-        add_permission(g_strdup(http_action_at(i)->wire_name), http_action_at(i)->roles);
+        add_permission(g_ascii_strdown(http_action_at(i)->wire_name, -1),
+                       (char *)http_action_at(i)->wire_name, http_action_at(i)->roles);
     /* XAPI's extra_permissions, of no message */
-    add_permission(g_strdup("task.destroy/any"), RBAC_R_POOL_OP);
+    add_permission(g_strdup("task.destroy/any"), "task.destroy/any", RBAC_R_POOL_OP);
     return NULL;
 }
 
@@ -124,13 +128,14 @@ static void ensure_table(void)
     g_once(&once, build_table, NULL);
 }
 
-void rbac_foreach_permission(void (*fn)(const char *permission, unsigned roles, void *ctx),
+void rbac_foreach_permission(void (*fn)(const char *permission, const char *spelling,
+                                        unsigned roles, void *ctx),
                              void *ctx)
 {
     ensure_table();
     for (guint i = 0; i < table.all->len; i++) {
         const Permission *p = &g_array_index(table.all, Permission, i);
-        fn(p->name, p->roles, ctx);
+        fn(p->name, p->spelling, p->roles, ctx);
     }
 }
 

@@ -51,7 +51,16 @@ char *rbac_map_set_missing(const DmMessage *msg, const Xv *old, const Xv *new, u
  * RBAC_PERMISSION_DENIED [permission, that text] in *err. -1. */
 int rbac_deny(XapiError **err, const char *permission, unsigned holders);
 
-/* Calls each permission name (with the roles holding it) in XAPI's order:
- * messages, protected keys, HTTP actions. */
-void rbac_foreach_permission(void (*fn)(const char *permission, unsigned roles, void *ctx),
+/* Calls each permission name (with XAPI's spelling of it, whose MD5 is
+ * its uuid, and the roles holding it) in XAPI's order: messages,
+ * protected keys, HTTP actions, extra ones. */
+void rbac_foreach_permission(void (*fn)(const char *permission, const char *spelling,
+                                        unsigned roles, void *ctx),
                              void *ctx);
+
+/* XAPI's static roles as role records (gen_rbac.ml): a record per
+ * permission (name_label its name, no subroles, internal), then the seven
+ * roles, whose subroles are their permissions' refs. Refs are
+ * OpaqueRef:<uuid>, uuids the MD5 of the name (pool-admin's fixed).
+ * Write lock held. */
+int rbac_insert_role_records(XapiError **err);

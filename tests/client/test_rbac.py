@@ -175,6 +175,16 @@ def test_subjects_and_roles(setup):
     assert names == {"pool-admin", "pool-operator", "vm-power-admin", "vm-admin", "vm-operator"}
     key = ok(proxy.role.get_by_permission_name_label(s, "vm.add_to_other_config/key:pci"))
     assert [ok(proxy.role.get_name_label(s, r)) for r in key] == ["pool-admin"]
+    # permissions are role records too, as XAPI's: the subroles of the roles
+    subroles = ok(proxy.role.get_permissions(s, ro))
+    assert subroles == ok(proxy.role.get_subroles(s, ro))
+    labels = {ok(proxy.role.get_name_label(s, r)) for r in subroles}
+    assert labels == set(perms)
+    start = ok(proxy.role.get_by_name_label(s, "vm.start"))[0]
+    assert ok(proxy.role.get_subroles(s, start)) == []
+    assert {ok(proxy.role.get_name_label(s, r))
+            for r in ok(proxy.role.get_by_permission(s, start))} == names
+    assert err(proxy.subject.add_to_roles(s, ref, start)) == ["ROLE_NOT_FOUND"]
 
 
 def test_logins(setup, daemon):
