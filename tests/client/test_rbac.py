@@ -3,6 +3,7 @@ users and groups as subjects, their roles over the wire (every message
 and HTTP handler, protected map keys), and the audit log. Real Linux
 accounts (useradd, chpasswd; names prefixed xapidt), removed at the end.
 Needs root (CI runs as root)."""
+import base64
 import hashlib
 import http.client
 import json
@@ -318,9 +319,13 @@ def test_vm_admin_set_of_protected_map(setup, daemon):
     assert ok(root_proxy.VM.get_other_config(root, vm))["pci"] == "0/0000:00:02.0"
 
 
-def http_get(daemon, path):
+def http_get(daemon, path, user=None, password=None):
     c = http.client.HTTPConnection(daemon.address, daemon.port, timeout=30)
-    c.request("GET", path)
+    headers = {}
+    if user:
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
+    c.request("GET", path, headers=headers)
     r = c.getresponse()
     body = r.read().decode(errors="replace")
     c.close()
@@ -341,6 +346,10 @@ def test_pool_admin_and_http(setup, daemon):
     assert status == 200  # http/get_audit_log: every role, as XAPI
     status, _ = http_get(daemon, "/audit_log?session_id=OpaqueRef:nope")
     assert status == 401
+    # HTTP basic auth logs a PAM user in for the request
+    assert http_get(daemon, "/audit_log", "xapidt_ro", USER_PASSWORD)[0] == 200
+    assert http_get(daemon, "/audit_log", "xapidt_ro", "wrong")[0] == 401
+    assert http_get(daemon, f"/export?ref={vm}", "xapidt_ro", USER_PASSWORD)[0] == 403
 
 
 def audit_lines(daemon, s, marker):
