@@ -24,6 +24,7 @@
 #include "pool_start.h"
 #include "http_server.h"
 #include "login_throttle.h"
+#include "pam_login.h"
 #include "session.h"
 #include "pif_host.h"
 #include "sd_notify.h"
@@ -113,6 +114,7 @@ int main(int argc, char **argv)
     gboolean no_metrics = FALSE;
     gint message_limit = 0;
     gint login_failure_delay_ms = 250;
+    g_autofree gchar *pam_service = NULL;
     gint member_timeout = POOL_DEFAULT_MEMBER_TIMEOUT;
     gboolean pool_dqlite = FALSE;
     HttpLimits def = HTTP_LIMITS_DEFAULT;
@@ -146,6 +148,9 @@ int main(int argc, char **argv)
         {"login-failure-delay", 0, 0, G_OPTION_ARG_INT, &login_failure_delay_ms,
          "The delay before answering a failed login, doubled at each further failure from the "
          "same address up to 20 times itself (default 250)", "MS"},
+        {"pam-service", 0, 0, G_OPTION_ARG_STRING, &pam_service,
+         "The PAM service that checks users' passwords when external authentication (type "
+         "PAM) is on (default xapid; without /etc/pam.d/xapid, PAM uses \"other\")", "NAME"},
         {"message-limit", 0, 0, G_OPTION_ARG_INT, &message_limit,
          "Messages kept; beyond, the oldest are deleted (default 10000, as XAPI)", "N"},
         {"no-metrics", 0, 0, G_OPTION_ARG_NONE, &no_metrics,
@@ -276,6 +281,8 @@ int main(int argc, char **argv)
     }
     log_ring_install(1 << 20);
     login_throttle_configure(login_failure_delay_ms);
+    if (pam_service)
+        pam_login_set_service(pam_service);
     plugins_configure(&(PluginsConfig){.plugin_dir = plugin_dir, .extension_dir = extension_dir,
                                        .python_dir = python_dir, .unix_socket = unix_path,
                                        .time_limit_s = (unsigned)plugin_time_limit,

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "db.h"
+#include "rbac.h"
 #include "host_net.h"
 #include "log_ring.h"
 #include "network.h"
@@ -280,31 +281,8 @@ static int create_host_objects(const char *state_dir, XapiError **err)
     return 0;
 }
 
-static int create_roles(XapiError **err)
-{
-    const DmClass *role = dm_class_by_name("role");
-    for (unsigned r = 0; r < DM_N_ROLES; r++) {
-        const char *name = dm_role_names[r];
-        g_autofree char *uuid = NULL;
-        if (strcmp(name, "pool-admin") == 0) {
-            uuid = g_strdup("0165f154-ba3e-034e-6b27-5d271af109ba");
-        } else {
-            /* XAPI's role uuids are the MD5 of the role name. */
-            g_autofree char *md5 = g_compute_checksum_for_string(G_CHECKSUM_MD5, name, -1);
-            uuid = g_strdup_printf("%.8s-%.4s-%.4s-%.4s-%.12s", md5, md5 + 8, md5 + 12,
-                                   md5 + 16, md5 + 20);
-        }
-        g_autofree char *ref = g_strconcat("OpaqueRef:", uuid, NULL);
-        DbRow *row = db_row_new_with_ref(role, ref);
-        db_row_put(row, "uuid", S(uuid));
-        db_row_put(row, "name_label", S(name));
-        db_row_put(row, "name_description", S(name));
-        db_row_put(row, "is_internal", B(strcmp(name, "client-cert") == 0));
-        if (db_insert(row, err) < 0)
-            return -1;
-    }
-    return 0;
-}
+/* XAPI's static roles and permissions (rbac.h). */
+static int create_roles(XapiError **err) { return rbac_insert_role_records(err); }
 
 /* The free edition's record, the only one xapid has. */
 static int set_free_license(DbRow *host, XapiError **err)

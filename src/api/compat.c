@@ -8,6 +8,30 @@
 
 static bool handled_by_hand(const DmMessage *m) { return m->impl != NULL; }
 
+/* Users other than root (docs/rbac.md has the long form). */
+static void rbac_markdown(GString *out)
+{
+    g_string_append(
+        out,
+        "## Users, roles, RBAC\n\n"
+        "| Call | Status |\n|---|---|\n"
+        "| `pool.enable_external_auth` (`host.enable_external_auth`: one host) | type `PAM` "
+        "only (else `AUTH_UNKNOWN_TYPE`): Linux users and groups (NSS) are subjects "
+        "`u<uid>`/`g<gid>`, passwords checked by PAM (service `--pam-service`, default "
+        "`xapid`) |\n"
+        "| `session.login_with_password` | root by its own password always; others through PAM "
+        "when on, with the roles of their subject and their groups' subjects, fixed at login "
+        "in `rbac_permissions` |\n"
+        "| every message and HTTP handler | `RBAC_PERMISSION_DENIED [permission, message]` "
+        "for a session without the permission (XAPI's names, protected map keys included: "
+        "`vm.add_to_other_config/key:folder`; `set_` of such a map checks each changed key) |\n"
+        "| audit log | `STATE_DIR/audit.log`, one line per side-effecting call or HTTP action, "
+        "allowed or denied; an Async call's when its task is made |\n"
+        "| roles | XAPI's: the seven roles and a record per permission (no subroles), a role's "
+        "permissions its subroles; subjects get one of the seven (`ROLE_NOT_FOUND` for a "
+        "single permission) |\n\n");
+}
+
 /* What pools do and do not do yet (docs/pool.md has the long form). */
 static void pool_markdown(GString *out)
 {
@@ -103,7 +127,10 @@ char *compat_markdown(void)
                          "them types goes to the guest) |\n"
                          "| GET `/console` with `Upgrade: websocket`: the same in RFC 6455 binary "
                          "frames (subprotocol `binary` or none; over HTTPS too) | implemented "
-                         "(not Hixie-76: 501) |\n\n");
+                         "(not Hixie-76: 501) |\n"
+                         "| GET `/audit_log` (`since=`; session by query, cookie or basic "
+                         "auth): the RBAC audit log, text | implemented (XAPI's line form) "
+                         "|\n\n");
     for (unsigned c = 0; c < dm_n_classes; c++) {
         const DmClass *cls = &dm_classes[c];
         GString *yes = g_string_new(NULL), *no = g_string_new(NULL);
@@ -122,6 +149,7 @@ char *compat_markdown(void)
         g_string_free(no, TRUE);
     }
     g_string_append(out, "`*` marks messages served by a hand-written handler.\n\n");
+    rbac_markdown(out);
     pool_markdown(out);
     vm_fields_markdown(out);
     vm_vtpm_markdown(out);

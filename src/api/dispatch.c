@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "audit_log.h"
 #include "call.h"
 #include "db_text.h"
 #include "implicit.h"
@@ -104,6 +105,11 @@ Xv *dispatch_call(const char *method, const Xv *params, const DispatchOrigin *or
         return NULL;
     Call call = {.msg = msg, .trusted = origin->trusted, .peer = origin->peer};
     Xv *result = NULL;
+    /* XAPI's audit: a line for each side-effecting call, allowed or not. */
+    bool audited = msg->takes_session && audit_log_wanted(msg->wire_name);
+    bool denied = false;
+    g_autofree char *audit_args = NULL;
+    g_autofree char *audit_session = NULL; /* an Async call's job takes call's own */
     call.args = typed_args(msg, params, &call.error);
     if (!call.args)
         goto out;
@@ -114,8 +120,15 @@ Xv *dispatch_call(const char *method, const Xv *params, const DispatchOrigin *or
             goto out;
         }
         call.session_ref = g_strdup(xv_str(s));
-        if (session_authorize(&call) < 0)
+        if (session_authorize(&call) < 0) {
+            denied = strcmp(call.error->code, "RBAC_PERMISSION_DENIED") == 0;
+            if (denied && audited)
+                audit_args = audit_log_args(&call);
             goto out;
+        }
+        if (audited)
+            audit_args = audit_log_args(&call);
+        audit_session = g_strdup(call.session_ref);
         /* The master sent its caller's task along (in a pool session only). */
         if (origin->task_ref && !async && pool_forward_is_pool_session(call.session_ref))
             call.task_ref = g_strdup(origin->task_ref);
@@ -136,6 +149,10 @@ Xv *dispatch_call(const char *method, const Xv *params, const DispatchOrigin *or
         result = xv_new_string(""); /* void */
     }
 out:
+    if (audit_args)
+        audit_log_line(audit_session ? audit_session : call.session_ref, origin->peer,
+                       msg->wire_name, !denied, call.error ? call.error->code : NULL,
+                       audit_args);
     if (call.error) {
         *err = g_steal_pointer(&call.error);
         xv_free(result);

@@ -8,6 +8,7 @@
 
 #include "bootstrap.h"
 #include "db.h"
+#include "rbac.h"
 #include "dispatch.h"
 #include "session.h"
 #include "task.h"
@@ -99,6 +100,7 @@ static void test_rbac_read_only_subject(void **state)
     assert_int_equal(db_insert(subject, NULL), 0);
     DbRow *session = db_row_new(dm_class_by_name("session"));
     db_row_put(session, "subject", xv_new_string(subject_ref));
+    db_row_put(session, "rbac_permissions", rbac_permissions_of_roles(DM_ROLE_READ_ONLY));
     g_autofree char *s = g_strdup(session->ref);
     assert_int_equal(db_insert(session, NULL), 0);
     assert_int_equal(db_write_commit(NULL), 0);

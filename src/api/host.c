@@ -17,6 +17,7 @@
 #include "db.h"
 #include "dm_handlers.h"
 #include "host_certificate.h"
+#include "external_auth.h"
 #include "host_evacuate.h"
 #include "log_ring.h"
 
@@ -464,4 +465,15 @@ int xapi_host_set_https_only(Call *call, const char *self, bool value)
     if (bootstrap_check_this_host(self, &call->error) < 0)
         return -1;
     return host_certificate_set_https_only(value, &call->error);
+/* External authentication of one host (pool.enable_external_auth does
+ * every host's): external_auth.h. */
+int xapi_host_enable_external_auth(Call *call, const char *host, const Xv *config,
+                                   const char *service_name, const char *auth_type)
+{
+    return external_auth_enable_host(host, config, service_name, auth_type, &call->error);
+}
+
+int xapi_host_disable_external_auth(Call *call, const char *host, const Xv *config)
+{
+    return external_auth_disable_host(host, &call->error);
 }

@@ -1,8 +1,8 @@
 /* pool.c: the pool class's membership messages: join (run on the joining
  * host), eject (on the master, and its leg on the member that leaves),
  * initial_auth (the master gives a joining host the pool secret), and the
- * change of master: designate_new_master, the emergency calls; and
- * set_https_only. */
+ * change of master: designate_new_master, the emergency calls;
+ * set_https_only; external authentication on and off. */
 #include <string.h>
 
 #include "bootstrap.h"
@@ -10,6 +10,7 @@
 #include "db.h"
 #include "dm_handlers.h"
 #include "host_certificate.h"
+#include "external_auth.h"
 #include "pool_db.h"
 #include "pool_failover.h"
 #include "pool_forward.h"
@@ -149,4 +150,18 @@ int xapi_pool_set_https_only(Call *call, const char *self, bool value)
                               "traffic goes over plain HTTP in xapid",
                               NULL);
     return host_certificate_set_https_only(value, &call->error);
+/* External authentication (external_auth.h): pool-wide, type "PAM". */
+int xapi_pool_enable_external_auth(Call *call, const char *pool, const Xv *config,
+                                   const char *service_name, const char *auth_type)
+{
+    if (pool_is_member())
+        return xapi_error_set(&call->error, "HOST_IS_SLAVE", pool_master_address(), NULL);
+    return external_auth_enable(config, service_name, auth_type, &call->error);
+}
+
+int xapi_pool_disable_external_auth(Call *call, const char *pool, const Xv *config)
+{
+    if (pool_is_member())
+        return xapi_error_set(&call->error, "HOST_IS_SLAVE", pool_master_address(), NULL);
+    return external_auth_disable(&call->error);
 }

@@ -1,5 +1,7 @@
-/* session.c: sessions for the local superuser, password hashes (yescrypt),
- * the per-call session check and role-based access control. */
+/* session.c: sessions for the local superuser (password hashes, yescrypt)
+ * and for Linux users through PAM when external authentication is on
+ * (their subjects' roles become the session's permissions, as XAPI's
+ * rbac_permissions), the per-call session check and RBAC. */
 #include "session.h"
 
 #include <crypt.h>
@@ -7,13 +9,18 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "audit_log.h"
 #include "bootstrap.h"
 #include "db.h"
 #include "dm_handlers.h"
 #include "event.h"
+#include "external_auth.h"
+#include "local_accounts.h"
 #include "login_throttle.h"
+#include "pam_login.h"
 #include "pool_role.h"
 #include "pool_secret.h"
+#include "rbac.h"
 #include "task.h"
 
 #define ROOT_HASH_KEY "root_password_hash"
@@ -123,25 +130,10 @@ int session_init_root_password(const char *password_file, XapiError **err)
     return db_meta_set(ROOT_HASH_KEY, hash, err);
 }
 
-/* Checks root's password, or answers code with its params after the
- * failing address's penalty (login_throttle.h). */
-static int check_password(Call *call, const char *uname, const char *pwd, const char *code,
-                          const char *const *params, guint n_params)
+/* A failed check: the address's penalty (login_throttle.h), then code. */
+static int refuse_login(Call *call, LoginThrottle *throttle, const char *addr, const char *code,
+                        const char *const *params, guint n_params)
 {
-    LoginThrottle *throttle = login_throttle_default();
-    const char *addr = call->peer ? call->peer : "an unknown address";
-    if (!login_throttle_admit(throttle, addr)) {
-        g_message("login from %s refused unchecked: %d failures from there are waiting", addr,
-                  LOGIN_THROTTLE_WAITING);
-        return xapi_error_setv(&call->error, code, params, n_params);
-    }
-    /* The hash is computed whatever the user name, so that the answer's
-     * time does not tell root from another name. */
-    bool matched = password_matches(pwd);
-    if (matched && strcmp(uname, "root") == 0) {
-        login_throttle_success(throttle, addr);
-        return 0;
-    }
     unsigned in_a_row;
     int64_t delay = login_throttle_failure(throttle, addr, g_get_monotonic_time() / 1000,
                                            &in_a_row);
@@ -152,9 +144,56 @@ static int check_password(Call *call, const char *uname, const char *pwd, const 
     return xapi_error_setv(&call->error, code, params, n_params);
 }
 
+static const char *call_address(const Call *call)
+{
+    return call->peer ? call->peer : "an unknown address";
+}
+
+/* Whether the address may try now; else code with its params at once. */
+static bool admitted(Call *call, LoginThrottle *throttle, const char *code,
+                     const char *const *params, guint n_params)
+{
+    const char *addr = call_address(call);
+    if (login_throttle_admit(throttle, addr))
+        return true;
+    g_message("login from %s refused unchecked: %d failures from there are waiting", addr,
+              LOGIN_THROTTLE_WAITING);
+    xapi_error_setv(&call->error, code, params, n_params);
+    return false;
+}
+
+/* Checks root's password, or answers code with its params after the
+ * failing address's penalty (login_throttle.h). */
+static int check_password(Call *call, const char *uname, const char *pwd, const char *code,
+                          const char *const *params, guint n_params)
+{
+    LoginThrottle *throttle = login_throttle_default();
+    const char *addr = call_address(call);
+    if (!admitted(call, throttle, code, params, n_params))
+        return -1;
+    /* The hash is computed whatever the user name, so that the answer's
+     * time does not tell root from another name. */
+    bool matched = password_matches(pwd);
+    if (matched && strcmp(uname, "root") == 0) {
+        login_throttle_success(throttle, addr);
+        return 0;
+    }
+    return refuse_login(call, throttle, addr, code, params, n_params);
+}
+
+/* Who a new session is for. */
+typedef struct {
+    const char *uname;
+    const char *originator;
+    bool pool;
+    bool superuser;
+    const char *subject;   /* NULL: none */
+    const char *sid;       /* auth_user_sid */
+    unsigned roles;        /* its permissions, for a subject's session */
+} SessionFor;
+
 /* A new session of this host (the caller's reply: its ref). */
-static int new_session(Call *call, const char *uname, const char *originator, bool pool,
-                       Xv **result)
+static int new_session_for(Call *call, const SessionFor *who, Xv **result)
 {
     if (db_write_begin(&call->error) < 0)
         return -1;
@@ -164,14 +203,122 @@ static int new_session(Call *call, const char *uname, const char *originator, bo
     db_row_put(row, "this_host", xv_new_string(host));
     db_row_put(row, "last_active", xv_new_datetime(now));
     db_row_put(row, "validation_time", xv_new_datetime(now));
-    db_row_put(row, "is_local_superuser", xv_new_bool(true));
-    db_row_put(row, "auth_user_name", xv_new_string(uname));
-    db_row_put(row, "originator", xv_new_string(originator));
-    db_row_put(row, "pool", xv_new_bool(pool));
+    db_row_put(row, "is_local_superuser", xv_new_bool(who->superuser));
+    db_row_put(row, "auth_user_name", xv_new_string(who->uname));
+    db_row_put(row, "originator", xv_new_string(who->originator));
+    db_row_put(row, "pool", xv_new_bool(who->pool));
+    if (who->subject) {
+        db_row_put(row, "subject", xv_new_string(who->subject));
+        db_row_put(row, "auth_user_sid", xv_new_string(who->sid));
+        db_row_put(row, "rbac_permissions", rbac_permissions_of_roles(who->roles));
+    }
     char *ref = db_insert_and_commit(row, &call->error);
     if (!ref)
         return -1;
     *result = xv_new_string_take(ref);
+    return 0;
+}
+
+static int new_session(Call *call, const char *uname, const char *originator, bool pool,
+                       Xv **result)
+{
+    SessionFor who = {.uname = uname, .originator = originator, .pool = pool,
+                      .superuser = true};
+    return new_session_for(call, &who, result);
+}
+
+/* The subjects among the user's identifier and its groups': their roles,
+ * and the one the session is of (the user's own, else a group's). */
+typedef struct {
+    const char *sid;
+    const Xv *groups;
+    char *subject;
+    bool own;
+    unsigned roles;
+    unsigned matched;
+} SubjectMatch;
+
+static unsigned roles_of_subject(const DbRow *subject)
+{
+    unsigned mask = 0;
+    const Xv *roles = db_get(subject, "roles");
+    for (guint i = 0; i < xv_len(roles); i++) {
+        const DbRow *role = db_lookup(dm_class_by_name("role"), xv_str(xv_at(roles, i)));
+        if (role)
+            mask |= rbac_role_of_name(xv_str(db_get(role, "name_label")));
+    }
+    return mask;
+}
+
+static bool match_subject(DbRow *subject, void *ctx)
+{
+    SubjectMatch *m = ctx;
+    const char *id = xv_str(db_get(subject, "subject_identifier"));
+    bool own = strcmp(id, m->sid) == 0;
+    bool group = false;
+    for (guint i = 0; !own && i < xv_len(m->groups); i++)
+        group = group || strcmp(id, xv_str(xv_at(m->groups, i))) == 0;
+    if (!own && !group)
+        return true;
+    m->matched++;
+    m->roles |= roles_of_subject(subject);
+    if (!m->subject || (own && !m->own)) {
+        g_free(m->subject);
+        m->subject = g_strdup(subject->ref);
+        m->own = own;
+    }
+    return true;
+}
+
+/* A Linux user's login through PAM (XAPI's external authentication):
+ * the user, or a group of the user, must be a subject with a role. */
+static int external_login(Call *call, const char *uname, const char *pwd,
+                          const char *originator, Xv **result)
+{
+    LoginThrottle *throttle = login_throttle_default();
+    const char *addr = call_address(call);
+    const char *params[] = {uname, "Authentication failure"};
+    if (!admitted(call, throttle, "SESSION_AUTHENTICATION_FAILED", params, 2))
+        return -1;
+    g_autofree char *why = NULL;
+    if (!pam_login_check(uname, pwd, &why)) {
+        params[1] = why ? why : "Authentication failure";
+        return refuse_login(call, throttle, addr, "SESSION_AUTHENTICATION_FAILED", params, 2);
+    }
+    g_autofree char *sid = local_accounts_identifier(uname);
+    g_autoptr(Xv) groups = sid ? local_accounts_group_membership(sid) : NULL;
+    if (!sid || !groups) {
+        g_autofree char *msg = g_strdup_printf(
+            "Could not find either the user id or the group id for '%s'", uname);
+        params[1] = msg;
+        return refuse_login(call, throttle, addr, "SESSION_AUTHENTICATION_FAILED", params, 2);
+    }
+    SubjectMatch m = {.sid = sid, .groups = groups};
+    db_read_begin();
+    db_foreach(dm_class_by_name("subject"), match_subject, &m);
+    db_read_end();
+    g_autofree char *subject = m.subject;
+    if (!m.matched) {
+        g_autofree char *msg = g_strdup_printf(
+            "Subject %s (identifier %s, from %s) has no access rights in this pool", uname, sid,
+            addr);
+        params[1] = msg;
+        return refuse_login(call, throttle, addr, "SESSION_AUTHORIZATION_FAILED", params, 2);
+    }
+    if (!m.roles) {
+        g_autofree char *msg = g_strdup_printf(
+            "Subject %s (identifier %s, from %s) has no roles in this pool", uname, sid, addr);
+        const char *denied[] = {"session.login_with_password", msg};
+        return refuse_login(call, throttle, addr, "RBAC_PERMISSION_DENIED", denied, 2);
+    }
+    login_throttle_success(throttle, addr);
+    SessionFor who = {.uname = uname, .originator = originator, .subject = subject,
+                      .sid = sid, .roles = m.roles};
+    if (new_session_for(call, &who, result) < 0)
+        return -1;
+    g_autofree char *args =
+        audit_log_named_args("uname", uname, "originator", originator, NULL);
+    audit_log_line(xv_str(*result), call->peer, "session.create", true, NULL, args);
     return 0;
 }
 
@@ -183,16 +330,18 @@ int xapi_session_login_with_password(Call *call, const char *uname, const char *
      * address this names); its unix socket's callers log in here. */
     if (pool_is_member() && !call->trusted)
         return xapi_error_set(&call->error, "HOST_IS_SLAVE", pool_master_address(), NULL);
-    /* The unix socket is pre-authenticated: no password check there. */
+    /* On the unix socket any name logs in as the local superuser under that
+     * name, unchecked, as with XAPI (plugins' xapi_local() sessions). */
+    if (call->trusted)
+        return new_session(call, uname, originator, false, result);
+    /* root logs in with its own password even when external authentication
+     * is on (XAPI: the local superuser always may); others through PAM. */
+    g_autofree char *auth_type = external_auth_type();
+    if (strcmp(uname, "root") != 0 && strcmp(auth_type, "PAM") == 0)
+        return external_login(call, uname, pwd, originator, result);
     const char *params[] = {uname, "Authentication failure"};
-    if (!call->trusted &&
-        check_password(call, uname, pwd, "SESSION_AUTHENTICATION_FAILED", params, 2) < 0)
+    if (check_password(call, uname, pwd, "SESSION_AUTHENTICATION_FAILED", params, 2) < 0)
         return -1;
-    /* Over TCP only root has a password; on the unix socket any name logs
-     * in as the local superuser under that name, as with XAPI (plugins'
-     * xapi_local() sessions). */
-    if (!call->trusted && strcmp(uname, "root") != 0)
-        return xapi_error_setv(&call->error, "SESSION_AUTHENTICATION_FAILED", params, 2);
     return new_session(call, uname, originator, false, result);
 }
 
@@ -265,8 +414,23 @@ void session_destroy(const char *ref)
     db_write_commit(NULL);
 }
 
+/* XAPI audits the end of a subject's session as session.destroy. */
+static void audit_logout(const Call *call)
+{
+    db_read_begin();
+    const DbRow *row = db_lookup(session_class(), call->session_ref);
+    bool subject = row && !db_get(row, "is_local_superuser")->b && !db_get(row, "pool")->b;
+    g_autofree char *args =
+        subject ? audit_log_named_args("originator", xv_str(db_get(row, "originator")), NULL)
+                : NULL;
+    db_read_end();
+    if (subject)
+        audit_log_line(call->session_ref, call->peer, "session.destroy", true, NULL, args);
+}
+
 int xapi_session_logout(Call *call)
 {
+    audit_logout(call);
     if (db_write_begin(&call->error) < 0)
         return -1;
     DbRow *row = db_lookup(session_class(), call->session_ref);
@@ -293,44 +457,35 @@ int xapi_session_change_password(Call *call, const char *old_pwd, const char *ne
     return db_meta_set(ROOT_HASH_KEY, hash, &call->error);
 }
 
-/* Roles held by a session: those of its subject. (The local superuser
- * bypasses the check, as in XAPI: some messages, change_password among
- * them, are for the local root only and list no role at all.) */
-static unsigned session_roles(const DbRow *session)
-{
-    const DbRow *subject = db_lookup(dm_class_by_name("subject"),
-                                     xv_str(db_get(session, "subject")));
-    if (!subject)
-        return 0;
-    unsigned mask = 0;
-    const Xv *roles = db_get(subject, "roles");
-    for (guint i = 0; i < xv_len(roles); i++) {
-        const DbRow *role = db_lookup(dm_class_by_name("role"), xv_str(xv_at(roles, i)));
-        const char *name = role ? xv_str(db_get(role, "name_label")) : "";
-        for (unsigned r = 0; r < DM_N_ROLES; r++)
-            if (strcmp(name, dm_role_names[r]) == 0)
-                mask |= 1u << r;
-    }
-    return mask;
-}
-
+/* The roles of a session: those named in its rbac_permissions, fixed at
+ * login as in XAPI (a change of a subject's roles counts from its next
+ * login). The local superuser bypasses the check, as in XAPI: some
+ * messages, change_password among them, are for the local root only and
+ * list no role at all. */
 bool session_has_any_role(const DbRow *session, unsigned roles)
 {
-    return db_get(session, "is_local_superuser")->b || (session_roles(session) & roles);
+    return db_get(session, "is_local_superuser")->b ||
+           (rbac_roles_of_permissions(db_get(session, "rbac_permissions")) & roles);
 }
 
-static int permission_denied(Call *call)
+/* The call's permission (its message's, or a protected map key's) must
+ * be among the session's; a set_ of a map with protected keys needs the
+ * key permissions of what it changes (XAPI's set_map_with_rbac). */
+static int check_permission(Call *call, unsigned roles)
 {
-    g_autofree char *permission = g_ascii_strdown(call->msg->wire_name, -1);
-    GString *holders = g_string_new(NULL);
-    for (unsigned r = 0; r < DM_N_ROLES; r++)
-        if (call->msg->roles & (1u << r))
-            g_string_append_printf(holders, "%s%s", holders->len ? ", " : "",
-                                   dm_role_names[r]);
-    g_autofree char *text = g_strdup_printf(
-        "No permission in user session. (Roles with this permission: %s)", holders->str);
-    g_string_free(holders, TRUE);
-    return xapi_error_set(&call->error, "RBAC_PERMISSION_DENIED", permission, text, NULL);
+    unsigned needed = 0;
+    g_autofree char *permission = rbac_call_permission(call, &needed);
+    if (!(roles & needed))
+        return rbac_deny(&call->error, permission, needed);
+    if (!call->args || !rbac_is_keyed_map_set(call->msg) || !call->msg->field)
+        return 0;
+    db_read_begin();
+    const DbRow *obj = db_lookup(call->msg->cls, xv_str(call_arg(call, 0)));
+    const Xv *old = obj ? db_get(obj, call->msg->field->name) : NULL;
+    g_autofree char *missing =
+        rbac_map_set_missing(call->msg, old, call_arg(call, 1), roles, &needed);
+    db_read_end();
+    return missing ? rbac_deny(&call->error, missing, needed) : 0;
 }
 
 int session_authorize(Call *call)
@@ -338,13 +493,14 @@ int session_authorize(Call *call)
     db_read_begin();
     const DbRow *row = db_lookup(session_class(), call->session_ref);
     bool superuser = row && db_get(row, "is_local_superuser")->b;
-    unsigned roles = row && !superuser ? session_roles(row) : 0;
+    unsigned roles =
+        row && !superuser ? rbac_roles_of_permissions(db_get(row, "rbac_permissions")) : 0;
     int64_t last_active = row ? db_get(row, "last_active")->i : 0;
     db_read_end();
     if (!row)
         return xapi_error_set(&call->error, "SESSION_INVALID", call->session_ref, NULL);
-    if (!call->trusted && !superuser && !(roles & call->msg->roles))
-        return permission_denied(call);
+    if (!call->trusted && !superuser && check_permission(call, roles) < 0)
+        return -1;
     /* XAPI refreshes last_active at most every 600 s; so do we, to keep
      * reads from writing. */
     int64_t now = g_get_real_time() / G_USEC_PER_SEC;
@@ -355,6 +511,103 @@ int session_authorize(Call *call)
         db_write_commit(NULL);
     }
     return 0;
+}
+
+/* The subject identifier of a session's subject, "" if none (removed). */
+static const char *subject_sid(const DbRow *session)
+{
+    const DbRow *subject =
+        db_lookup(dm_class_by_name("subject"), xv_str(db_get(session, "subject")));
+    return subject ? xv_str(db_get(subject, "subject_identifier")) : "";
+}
+
+static bool collect_sids(DbRow *row, void *ctx)
+{
+    GHashTable *sids = ctx;
+    if (db_get(row, "is_local_superuser")->b)
+        return true;
+    const char *ids[] = {xv_str(db_get(row, "auth_user_sid")), subject_sid(row)};
+    for (unsigned i = 0; i < G_N_ELEMENTS(ids); i++)
+        if (*ids[i])
+            g_hash_table_add(sids, g_strdup(ids[i]));
+    return true;
+}
+
+int xapi_session_get_all_subject_identifiers(Call *call, Xv **result)
+{
+    g_autoptr(GHashTable) sids = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    db_read_begin();
+    db_foreach(session_class(), collect_sids, sids);
+    db_read_end();
+    g_autofree gpointer *keys = g_hash_table_get_keys_as_array(sids, NULL);
+    Xv *out = xv_new_array();
+    for (gpointer *k = keys; *k; k++)
+        xv_array_append_string(out, *k);
+    *result = out;
+    return 0;
+}
+
+typedef struct {
+    const char *sid;
+    const char *current;
+    GPtrArray *doomed;
+} LogoutScan;
+
+static bool find_subject_sessions(DbRow *row, void *ctx)
+{
+    LogoutScan *scan = ctx;
+    if (db_get(row, "is_local_superuser")->b || strcmp(row->ref, scan->current) == 0)
+        return true;
+    if (strcmp(xv_str(db_get(row, "auth_user_sid")), scan->sid) == 0 ||
+        strcmp(subject_sid(row), scan->sid) == 0)
+        g_ptr_array_add(scan->doomed, row);
+    return true;
+}
+
+/* XAPI's: every session of the identifier (as the user's, or as the group
+ * subject it logged in through) but the caller's and the local superuser's. */
+int xapi_session_logout_subject_identifier(Call *call, const char *subject_identifier)
+{
+    if (db_write_begin(&call->error) < 0)
+        return -1;
+    LogoutScan scan = {subject_identifier, call->session_ref ? call->session_ref : "",
+                       g_ptr_array_new()};
+    db_foreach(session_class(), find_subject_sessions, &scan);
+    for (guint i = 0; i < scan.doomed->len; i++) {
+        DbRow *row = scan.doomed->pdata[i];
+        task_destroy_for_session(row);
+        event_forget_session(row->ref);
+        if (db_delete(row, &call->error) < 0) {
+            g_ptr_array_unref(scan.doomed);
+            db_write_abort();
+            return -1;
+        }
+    }
+    g_ptr_array_unref(scan.doomed);
+    return db_write_commit(&call->error);
+}
+
+static bool collect_external(DbRow *row, void *ctx)
+{
+    if (!db_get(row, "is_local_superuser")->b)
+        g_ptr_array_add(ctx, row);
+    return true;
+}
+
+unsigned session_logout_external(void)
+{
+    if (db_write_begin(NULL) < 0)
+        return 0;
+    g_autoptr(GPtrArray) doomed = g_ptr_array_new();
+    db_foreach(session_class(), collect_external, doomed);
+    for (guint i = 0; i < doomed->len; i++) {
+        DbRow *row = doomed->pdata[i];
+        task_destroy_for_session(row);
+        event_forget_session(row->ref);
+        db_delete(row, NULL);
+    }
+    db_write_commit(NULL);
+    return doomed->len;
 }
 
 #define SESSION_IDLE_LIMIT (24 * 3600)

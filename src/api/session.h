@@ -10,7 +10,7 @@
 int session_authorize(Call *call);
 
 /* Whether the session is the local superuser's or holds one of the roles
- * (a DmRole mask); read lock held. */
+ * (a DmRole mask, as its rbac_permissions name them); read lock held. */
 bool session_has_any_role(const DbRow *session, unsigned roles);
 
 /* Sets the root password hash if none is stored yet: from the file at
@@ -33,3 +33,7 @@ unsigned session_gc(int64_t now);
  * ref. session_destroy ends it as logout does. */
 char *session_create_child(const char *parent_ref, const char *originator, XapiError **err);
 void session_destroy(const char *ref);
+
+/* Destroys every session that is not the local superuser's (those of
+ * subjects, when external authentication is turned off); how many. */
+unsigned session_logout_external(void);

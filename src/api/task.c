@@ -16,6 +16,7 @@
 #include "db.h"
 #include "dm_handlers.h"
 #include "implicit.h"
+#include "rbac.h"
 #include "session.h"
 #include "xmlrpc.h"
 
@@ -275,15 +276,6 @@ static bool find_owner(DbRow *session, void *ctx)
     return true;
 }
 
-static unsigned roles_named(const char *a, const char *b)
-{
-    unsigned mask = 0;
-    for (unsigned r = 0; r < DM_N_ROLES; r++)
-        if (strcmp(dm_role_names[r], a) == 0 || strcmp(dm_role_names[r], b) == 0)
-            mask |= 1u << r;
-    return mask;
-}
-
 /* XAPI's TaskHelper.assert_op_valid (lock held): a task is the caller's
  * when its session's user is the caller's (the same auth_user_sid);
  * another's needs task.destroy/any, which pool operators and admins hold
@@ -301,12 +293,10 @@ static int check_task_access(const char *session_ref, bool trusted, const DbRow 
         (caller == search.owner || strcmp(xv_str(db_get(caller, "auth_user_sid")),
                                           xv_str(db_get(search.owner, "auth_user_sid"))) == 0))
         return 0;
-    if (caller && session_has_any_role(caller, roles_named("pool-admin", "pool-operator")))
+    unsigned any = rbac_roles_of_permission("task.destroy/any");
+    if (caller && session_has_any_role(caller, any))
         return 0;
-    return xapi_error_set(err, "RBAC_PERMISSION_DENIED", "task.destroy/any",
-                          "No permission in user session. (Roles with this permission: "
-                          "pool-admin, pool-operator)",
-                          NULL);
+    return rbac_deny(err, "task.destroy/any", any);
 }
 
 int task_check_use(const char *session_ref, bool trusted, const char *task_ref, XapiError **err)

@@ -9,6 +9,7 @@
 
 #include "bootstrap.h"
 #include "db.h"
+#include "rbac.h"
 #include "dispatch.h"
 #include "task.h"
 
@@ -84,6 +85,8 @@ static char *user_session(const char *sid, const char *role_name)
     assert_int_equal(db_insert(subject, NULL), 0);
     DbRow *session = db_row_new(dm_class_by_name("session"));
     db_row_put(session, "subject", xv_new_string(subject_ref));
+    /* what login gives a subject's session: its roles' permissions */
+    db_row_put(session, "rbac_permissions", rbac_permissions_of_roles(rbac_role_of_name(role_name)));
     db_row_put(session, "auth_user_sid", xv_new_string(sid));
     char *ref = g_strdup(session->ref);
     assert_int_equal(db_insert(session, NULL), 0);

@@ -52,21 +52,15 @@
 
 #include "http_auth.h"
 #include "http_server.h"
+#include "http_actions.h"
 #include "vm_consoles.h"
 #include "websocket.h"
 
 #define PROXY_BUFFER (64 * 1024)
 
-/* XAPI's RBAC permission for the console handlers (datamodel.ml
- * http_actions: connect_console, _R_VM_OP). */
-static const DmMessage connect_console = {
-    .name = "connect_console",
-    .wire_name = "http/connect_console",
-    .roles = DM_ROLE_POOL_ADMIN | DM_ROLE_POOL_OPERATOR | DM_ROLE_VM_POWER_ADMIN |
-             DM_ROLE_VM_ADMIN | DM_ROLE_VM_OPERATOR,
-};
-
-const DmMessage *console_proxy_permission(void) { return &connect_console; }
+/* XAPI's RBAC permissions for the console handlers (datamodel.ml
+ * http_actions: connect_console, connect_console_ws, _R_VM_OP). */
+const DmMessage *console_proxy_permission(void) { return http_action("connect_console"); }
 
 bool console_proxy_route(const char *method, const char *url)
 {
@@ -366,7 +360,10 @@ enum MHD_Result console_proxy_serve(struct MHD_Connection *conn, bool trusted, c
 {
     HttpCaller caller = {0};
     g_autoptr(XapiError) err = NULL;
-    if (http_caller_authorize(conn, trusted, &connect_console, &caller, &err) < 0) {
+    const DmMessage *action = http_action(strcmp(method, MHD_HTTP_METHOD_GET) == 0
+                                              ? "connect_console_ws"
+                                              : "connect_console");
+    if (http_caller_authorize(conn, trusted, action, &caller, &err) < 0) {
         http_caller_end(&caller);
         return refuse(conn, http_auth_status(err) ? http_auth_status(err)
                                                   : MHD_HTTP_INTERNAL_SERVER_ERROR,

@@ -12,6 +12,7 @@
 #include "bootstrap.h"
 #include "console_proxy.h"
 #include "db.h"
+#include "rbac.h"
 #include "http_auth.h"
 #include "session.h"
 
@@ -43,6 +44,8 @@ static char *user_session(const char *role_name)
     assert_int_equal(db_insert(subject, NULL), 0);
     DbRow *session = db_row_new(dm_class_by_name("session"));
     db_row_put(session, "subject", xv_new_string(subject_ref));
+    /* what login gives a subject's session: its roles' permissions */
+    db_row_put(session, "rbac_permissions", rbac_permissions_of_roles(rbac_role_of_name(role_name)));
     db_row_put(session, "auth_user_sid", xv_new_string(role_name));
     char *ref = g_strdup(session->ref);
     assert_int_equal(db_insert(session, NULL), 0);

@@ -5,6 +5,7 @@
 
 #include <string.h>
 
+#include "audit_log.h"
 #include "dm_handlers.h"
 #include "http_server.h"
 #include "session.h"
@@ -52,8 +53,15 @@ int http_caller_authorize(struct MHD_Connection *conn, bool trusted, const DmMes
         return 0;
     else if (login_basic(conn, caller, err) < 0)
         return -1;
-    Call call = {.msg = action, .session_ref = caller->session, .trusted = trusted};
-    if (session_authorize(&call) < 0) {
+    char peer[HTTP_PEER_BUF];
+    Call call = {.msg = action, .session_ref = caller->session, .trusted = trusted,
+                 .peer = http_peer_address(conn, peer)};
+    int rc = session_authorize(&call);
+    /* XAPI audits an HTTP action when its RBAC check is made. */
+    bool denied = rc < 0 && strcmp(call.error->code, "RBAC_PERMISSION_DENIED") == 0;
+    if (rc == 0 || denied)
+        audit_log_call(&call, NULL, !denied, NULL);
+    if (rc < 0) {
         *err = call.error;
         return -1;
     }

@@ -23,6 +23,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "audit_log_http.h"
 #include "cli_server.h"
 #include "cli_upload.h"
 #include "console_proxy.h"
@@ -354,6 +355,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return console_proxy_serve(conn, l->trusted, method);
         if (rrd_http_route(method, url))
             return rrd_http_serve(conn, l->trusted, url);
+        if (audit_log_http_route(method, url))
+            return audit_log_http_serve(conn, l->trusted);
         if (cli_upload_route(method, url)) /* xe vdi-import's body */
             return cli_upload_serve(conn, url);
         req->cli = cli_route(method, url);

@@ -22,6 +22,7 @@
 
 #include "db.h"
 #include "dm_handlers.h"
+#include "http_actions.h"
 #include "http_auth.h"
 #include "http_task.h"
 #include "task.h"
@@ -84,12 +85,13 @@ static int take_task(struct MHD_Connection *conn, HttpTransfer *t)
 
 /* ---- credentials ------------------------------------------------------------ */
 
-/* XAPI's http actions put_import_raw_vdi and get_export_raw_vdi need the
- * rights of VDI.copy (vm-admin and above). */
+/* XAPI's http actions put_import_raw_vdi and get_export_raw_vdi
+ * (vm-admin and above). */
 static int authorize(struct MHD_Connection *conn, bool trusted, HttpTransfer *t)
 {
-    return http_caller_authorize(conn, trusted, dm_message_by_wire_name("VDI.copy"), &t->caller,
-                                 &t->error);
+    return http_caller_authorize(
+        conn, trusted, http_action(t->import ? "put_import_raw_vdi" : "get_export_raw_vdi"),
+        &t->caller, &t->error);
 }
 
 /* ---- replies ------------------------------------------------------------------ */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "http_actions.h"
 #include "http_auth.h"
 #include "bootstrap.h"
 #include "metrics.h"
@@ -13,15 +14,19 @@
 #include "rrd_archive.h"
 #include "task.h"
 
-/* XAPI's RBAC permissions for these handlers (datamodel.ml
- * http_actions): every role may read the figures. */
-#define EVERY_ROLE                                                                              \
-    (DM_ROLE_POOL_ADMIN | DM_ROLE_POOL_OPERATOR | DM_ROLE_VM_POWER_ADMIN | DM_ROLE_VM_ADMIN |  \
-     DM_ROLE_VM_OPERATOR | DM_ROLE_CLIENT_CERT | DM_ROLE_READ_ONLY)
-static const DmMessage get_rrd_updates = {
-    .name = "get_rrd_updates", .wire_name = "http/get_rrd_updates", .roles = EVERY_ROLE};
-static const DmMessage get_rrd = {
-    .name = "get_rrd", .wire_name = "http/get_rrd", .roles = EVERY_ROLE};
+/* XAPI's RBAC permission of each handler (datamodel.ml http_actions:
+ * every role may read the figures). */
+static const DmMessage *permission_of(const char *url)
+{
+    static const char *const actions[][2] = {
+        {"/rrd_updates", "rrd_updates"}, {"/host_rrd", "host_rrd"},
+        {"/host_rrds", "get_host_rrds"}, {"/vm_rrd", "vm_rrd"},
+        {"/vm_rrds", "get_vm_rrds"},     {"/sr_rrd", "sr_rrd"}};
+    for (unsigned i = 0; i < G_N_ELEMENTS(actions); i++)
+        if (strcmp(url, actions[i][0]) == 0)
+            return http_action(actions[i][1]);
+    return http_action("rrd_updates");
+}
 
 static const char *const paths[] = {"/rrd_updates", "/host_rrd", "/host_rrds", "/vm_rrd",
                                     "/vm_rrds", "/sr_rrd"};
@@ -243,7 +248,7 @@ enum MHD_Result rrd_http_serve(struct MHD_Connection *conn, bool trusted, const 
     bool updates = strcmp(url, "/rrd_updates") == 0;
     HttpCaller caller = {0};
     g_autoptr(XapiError) err = NULL;
-    if (http_caller_authorize(conn, trusted, updates ? &get_rrd_updates : &get_rrd, &caller,
+    if (http_caller_authorize(conn, trusted, permission_of(url), &caller,
                               &err) < 0) {
         http_caller_end(&caller);
         unsigned status = http_auth_status(err);

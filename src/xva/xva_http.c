@@ -36,6 +36,7 @@
 #include "task.h"
 #include "xva_export.h"
 #include "xva_import.h"
+#include "http_actions.h"
 #include "xva_ova.h"
 #include "xva_tar.h"
 
@@ -349,7 +350,10 @@ static void import_progress(XvaHttp *h, size_t n)
 
 static enum MHD_Result start(struct MHD_Connection *conn, bool trusted, XvaHttp *h)
 {
-    if (http_caller_authorize(conn, trusted, dm_message_by_wire_name("VM.copy"), &h->caller,
+    /* XAPI's http actions of the four (vm-admin and above) */
+    static const char *const actions[] = {"get_export", "get_export_metadata", "put_import",
+                                          "put_import_metadata"};
+    if (http_caller_authorize(conn, trusted, http_action(actions[h->action]), &h->caller,
                               &h->error) < 0)
         return reply(conn, h);
     bool import = h->action == XVA_IMPORT || h->action == XVA_IMPORT_METADATA;
