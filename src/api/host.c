@@ -465,6 +465,8 @@ int xapi_host_set_https_only(Call *call, const char *self, bool value)
     if (bootstrap_check_this_host(self, &call->error) < 0)
         return -1;
     return host_certificate_set_https_only(value, &call->error);
+}
+
 /* External authentication of one host (pool.enable_external_auth does
  * every host's): external_auth.h. */
 int xapi_host_enable_external_auth(Call *call, const char *host, const Xv *config,

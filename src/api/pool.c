@@ -150,6 +150,8 @@ int xapi_pool_set_https_only(Call *call, const char *self, bool value)
                               "traffic goes over plain HTTP in xapid",
                               NULL);
     return host_certificate_set_https_only(value, &call->error);
+}
+
 /* External authentication (external_auth.h): pool-wide, type "PAM". */
 int xapi_pool_enable_external_auth(Call *call, const char *pool, const Xv *config,
                                    const char *service_name, const char *auth_type)
