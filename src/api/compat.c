@@ -34,8 +34,12 @@ static void pool_markdown(GString *out)
         "task; `HOST_OFFLINE`, `CANNOT_CONTACT_HOST` |\n"
         "| `host_metrics.live` | false after `--member-timeout` s (default 30) of a member's "
         "silence |\n"
+        "| HTTP handlers in a pool | `302` to the host that holds the work, as XAPI's: "
+        "`/import_raw_vdi`, `/export_raw_vdi` and `/import` to a host with the SR plugged, "
+        "`/export` of a VM to its resident host or one that sees its disks, `/console` and "
+        "`/vm_rrd` to the VM's resident host (XAPI answers 500 for a console elsewhere) |\n"
         "| `pool.designate_new_master`, emergency calls, HA, placement by "
-        "memory, shared SRs across hosts, HTTP 302 to another host | not yet |\n\n");
+        "memory, shared SRs across hosts | not yet |\n\n");
 }
 
 /* Management interface, guest IP settings and console limits: what is

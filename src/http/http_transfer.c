@@ -13,9 +13,11 @@
  * too reads such an upload to its end), and the caller's task gets the
  * outcome, as no reply can reach it.
  *
+ * In a pool, a VDI whose SR this host has not plugged gets 302 to a host
+ * that has (pool_redirect.h), as XAPI's handlers answer.
+ *
  * Not served: format=tar, XAPI's chunked= framing, sr_id= without vdi=
- * (XAPI then makes an "Imported VDI"), and the 302 to a host that sees the
- * SR (there are no pools yet: an SR not plugged here is an error). */
+ * (XAPI then makes an "Imported VDI"). */
 #include "http_transfer.h"
 
 #include <string.h>
@@ -24,6 +26,7 @@
 #include "dm_handlers.h"
 #include "http_auth.h"
 #include "http_task.h"
+#include "pool_redirect.h"
 #include "task.h"
 #include "vdi_transfer.h"
 #include "xmlrpc.h"
@@ -165,6 +168,11 @@ static enum MHD_Result send_export(struct MHD_Connection *conn, HttpTransfer *t,
 
 /* ---- the request ---------------------------------------------------------------- */
 
+static const char *url_of(const HttpTransfer *t)
+{
+    return t->import ? "/import_raw_vdi" : "/export_raw_vdi";
+}
+
 static int64_t content_length(struct MHD_Connection *conn)
 {
     const char *v =
@@ -183,6 +191,16 @@ static enum MHD_Result start(struct MHD_Connection *conn, bool trusted, HttpTran
     if (t->import && length == 0) { /* Xen Orchestra's probe: answered, nothing touched */
         t->settled = true;
         return reply(conn, t);
+    }
+    /* A VDI whose SR is not plugged here is served by a host that has it
+     * (XAPI's 302; the caller's task is that host's to complete). */
+    const char *named = http_param(conn, "vdi");
+    g_autoptr(XapiError) unknown = NULL;
+    g_autofree char *named_ref = named ? vdi_transfer_resolve(named, &unknown) : NULL;
+    g_autofree char *location = pool_redirect_for_vdi(conn, url_of(t), named_ref);
+    if (location) {
+        t->settled = t->replied = true;
+        return pool_redirect_reply(conn, location);
     }
     if (take_task(conn, t) < 0)
         return reply(conn, t);

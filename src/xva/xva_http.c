@@ -33,6 +33,7 @@
 #include "http_auth.h"
 #include "http_server.h"
 #include "http_task.h"
+#include "pool_redirect.h"
 #include "task.h"
 #include "xva_export.h"
 #include "xva_import.h"
@@ -347,6 +348,22 @@ static void import_progress(XvaHttp *h, size_t n)
 
 /* ---- the request ---------------------------------------------------------------------- */
 
+/* Where the request is served when not here (NULL: here). */
+static char *redirect_of(struct MHD_Connection *conn, XvaHttp *h)
+{
+    g_autoptr(XapiError) ignored = NULL;
+    if (h->action == XVA_EXPORT) {
+        g_autofree char *vm = named_vm(conn, &ignored);
+        return pool_redirect_for_vm(conn, "/export", vm);
+    }
+    if (h->action == XVA_IMPORT) {
+        g_autofree char *sr = xva_import_target_sr(http_param(conn, "sr_id"),
+                                                   http_param(conn, "sr_uuid"), &ignored);
+        return pool_redirect_for_sr(conn, "/import", sr);
+    }
+    return NULL;
+}
+
 static enum MHD_Result start(struct MHD_Connection *conn, bool trusted, XvaHttp *h)
 {
     if (http_caller_authorize(conn, trusted, dm_message_by_wire_name("VM.copy"), &h->caller,
@@ -356,6 +373,13 @@ static enum MHD_Result start(struct MHD_Connection *conn, bool trusted, XvaHttp 
     if (import && content_length(conn) == 0) { /* a client's probe: nothing touched */
         h->task.settled = true;
         return reply(conn, h);
+    }
+    /* A VM whose disks are not all here, an import to an SR not plugged
+     * here: 302 to the host that can (XAPI's export.ml, import.ml). */
+    g_autofree char *location = redirect_of(conn, h);
+    if (location) {
+        h->task.settled = h->replied = true;
+        return pool_redirect_reply(conn, location);
     }
     static const char *const labels[] = {"Export of VM", "Export of VM metadata",
                                          "VM import", "VM metadata import"};
