@@ -11,11 +11,13 @@
 
 /* How long the master holds a poll with nothing to say. */
 #define POLL_WAIT_S 5
-/* The longest a member waits on its master for one step of a request
- * (connect, send, each read) before a write fails: XAPI's
- * master_connection_default_timeout; less with a shorter --member-timeout
- * (the silence after which the master counts the member gone). */
+/* The longest a member waits for its master to take a connection before
+ * a write fails: XAPI's master_connection_default_timeout; less with a
+ * shorter --member-timeout (the silence after which the master counts the
+ * member gone). Once connected, a busy master has COMMIT_ANSWER_S to
+ * answer. */
 #define MASTER_WAIT_MAX_S 10u
+#define COMMIT_ANSWER_S 60u
 
 static unsigned master_wait_s(void)
 {
@@ -118,8 +120,9 @@ static gpointer stream_thread(gpointer unused)
  * it comes back (or its XenAPI error). A master that cannot be reached
  * (down, or this member cut off) fails the write with CANNOT_CONTACT_HOST
  * [master] within master_wait_s(), where XAPI's slave blocks and retries;
- * one cut after the master took the write may leave it committed there,
- * which the stream then brings back. */
+ * a cut after the master took the connection fails it after
+ * COMMIT_ANSWER_S, and may leave it committed there, which the stream
+ * then brings back. */
 static int ship(uint64_t *generation, XapiError **err)
 {
     json_object *ws = pool_wire_write_set();
@@ -133,8 +136,9 @@ static int ship(uint64_t *generation, XapiError **err)
     const char *headers[] = {header, "Content-Type: application/json", NULL};
     PoolHttpReply reply;
     g_autoptr(XapiError) io = NULL;
-    int rc = pool_http(endpoint, "POST", "/pool/commit", headers, text, strlen(text),
-                       master_wait_s(), &reply, &io);
+    int rc = pool_http_connect_within(endpoint, "POST", "/pool/commit", headers, text,
+                                      strlen(text), master_wait_s(), COMMIT_ANSWER_S, &reply,
+                                      &io);
     json_object_put(ws);
     if (rc < 0) {
         g_warning("pool: a write could not reach the master: %s",
