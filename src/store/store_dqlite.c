@@ -18,6 +18,11 @@ typedef struct DqliteStore {
 
 static const StoreDriver dqlite_driver;
 
+static bool quorum_lost(DqliteStore *s)
+{
+    return s->source.quorum_lost && s->source.quorum_lost(s->source.ctx);
+}
+
 /* Turns a failed request's error into the caller's: HOST_IS_SLAVE when
  * the node does not lead and another one does; with no leader known (a
  * node cut off from its quorum), an INTERNAL_ERROR that says whether the
@@ -28,7 +33,7 @@ static int request_failed(DqliteStore *s, const char *sql, XapiError **err)
     uint64_t code = s->conn ? dqlite_conn_failure_code(s->conn) : 0;
     if (code != DQLITE_WIRE_NOT_LEADER && code != DQLITE_WIRE_LEADERSHIP_LOST)
         return -1;
-    g_autofree char *leader = s->source.other_leader(s->source.ctx);
+    g_autofree char *leader = quorum_lost(s) ? NULL : s->source.other_leader(s->source.ctx);
     if (err && *err) {
         xapi_error_free(*err);
         *err = NULL;
@@ -85,6 +90,9 @@ static int check_in_transaction(DqliteStore *s, XapiError **err)
 static int dq_begin(Store *base, XapiError **err)
 {
     DqliteStore *s = (DqliteStore *)base;
+    if (quorum_lost(s))
+        return xapi_error_internal(err, "the pool's database has no leader this host can "
+                                        "reach (its quorum is lost): not written");
     if (run(s, "BEGIN", NULL, 0, err) < 0)
         return -1;
     s->in_transaction = true;
