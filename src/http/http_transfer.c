@@ -224,7 +224,9 @@ static enum MHD_Result start(struct MHD_Connection *conn, bool trusted, HttpTran
     } else if (!vdi) {
         xapi_error_set(&t->error, "VDI_MISSING", "", "", NULL);
         t->status = MHD_HTTP_BAD_REQUEST;
-    } else if ((t->vdi = vdi_transfer_resolve(vdi, &t->error)) &&
+    } else if (!named_ref) { /* resolved once: the 302 decided on the same VDI */
+        t->error = g_steal_pointer(&unknown);
+    } else if ((t->vdi = g_steal_pointer(&named_ref)) &&
                (!base || (base_ref = vdi_transfer_resolve(base, &t->error)))) {
         if (t->import)
             t->im = vdi_import_begin(t->vdi, format, length, t->task.ref, &t->error);

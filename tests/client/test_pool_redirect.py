@@ -14,8 +14,8 @@ import urllib.parse
 
 import pytest
 
-from test_pool import MiB, host_of, join, sim_host, vm_with_a_disk_on
-from xapid_daemon import free_port, ok
+from test_pool import MiB, host_of, join, login_member, sim_host, vm_with_a_disk_on
+from xapid_daemon import free_port, ok, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -92,8 +92,10 @@ def test_transfers_go_to_the_host_with_the_sr(pool):
     assert request(b, "GET", path)[2] == b"x" * MiB
     # The member sends a VDI of the master's SR to the master.
     mine = new_vdi(api, local_sr(api, host_of(master, api)))
+    bs = login_member(b)
+    wait_until(lambda: mine in ok(b.proxy().VDI.get_all(bs)), what="the VDI in b's replica")
     there = f"/export_raw_vdi?vdi={mine}&session_id={s}"
-    status, location, _ = request(b, "GET", there)
+    status, location, why = request(b, "GET", there)
     assert (status, location) == (302, f"http://{master.address}:{master.port}{there}"), why
     assert request(master, "GET", there)[0] == 200
     # An XVA import to the member's SR, and the export of a VM whose disk
