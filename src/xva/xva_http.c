@@ -61,7 +61,21 @@ struct XvaHttp {
     XapiError *error;
     unsigned status;
     size_t drained;
+    /* The VM (export) or SR (import) named, resolved once before the 302
+     * (which decided on it): the request goes on with the same one. */
+    char *target;
+    XapiError *target_error;
 };
+
+/* The target resolved at the start (caller frees); NULL with h->error. */
+static char *take_target(XvaHttp *h)
+{
+    if (!h->target) {
+        h->error = h->target_error;
+        h->target_error = NULL;
+    }
+    return g_steal_pointer(&h->target);
+}
 
 static bool path_is(const char *url, const char *path)
 {
@@ -191,7 +205,7 @@ static ssize_t export_read(void *cls, uint64_t pos, char *buf, size_t max)
 
 static enum MHD_Result start_export(struct MHD_Connection *conn, XvaHttp *h)
 {
-    g_autofree char *vm = named_vm(conn, &h->error);
+    g_autofree char *vm = take_target(h);
     XvaExportOptions opt = {
         .compression = xva_compression_parse(http_param(conn, "use_compression")),
         .preserve_power_state = param_true(conn, "preserve_power_state", false),
@@ -298,10 +312,7 @@ static enum MHD_Result start_import(struct MHD_Connection *conn, XvaHttp *h)
         return reply(conn, h);
     }
     bool metadata = h->action == XVA_IMPORT_METADATA;
-    g_autofree char *sr =
-        metadata ? NULL
-                 : xva_import_target_sr(http_param(conn, "sr_id"), http_param(conn, "sr_uuid"),
-                                        &h->error);
+    g_autofree char *sr = metadata ? NULL : take_target(h);
     if (!metadata && !sr) {
         fail(h);
         return reply(conn, h);
@@ -348,18 +359,18 @@ static void import_progress(XvaHttp *h, size_t n)
 
 /* ---- the request ---------------------------------------------------------------------- */
 
-/* Where the request is served when not here (NULL: here). */
+/* Resolves the target; where the request is served when not here (NULL:
+ * here). */
 static char *redirect_of(struct MHD_Connection *conn, XvaHttp *h)
 {
-    g_autoptr(XapiError) ignored = NULL;
     if (h->action == XVA_EXPORT) {
-        g_autofree char *vm = named_vm(conn, &ignored);
-        return pool_redirect_for_vm(conn, "/export", vm);
+        h->target = named_vm(conn, &h->target_error);
+        return pool_redirect_for_vm(conn, "/export", h->target);
     }
     if (h->action == XVA_IMPORT) {
-        g_autofree char *sr = xva_import_target_sr(http_param(conn, "sr_id"),
-                                                   http_param(conn, "sr_uuid"), &ignored);
-        return pool_redirect_for_sr(conn, "/import", sr);
+        h->target = xva_import_target_sr(http_param(conn, "sr_id"), http_param(conn, "sr_uuid"),
+                                         &h->target_error);
+        return pool_redirect_for_sr(conn, "/import", h->target);
     }
     return NULL;
 }
@@ -455,5 +466,7 @@ void xva_http_completed(XvaHttp *h, enum MHD_RequestTerminationCode toe)
     http_task_release(&h->task);
     http_caller_end(&h->caller);
     xapi_error_free(h->error);
+    xapi_error_free(h->target_error);
+    g_free(h->target);
     g_free(h);
 }
