@@ -189,7 +189,12 @@ def main():
             proxy, s = member.login()
             t0 = time.perf_counter()
             ok(proxy.pool.join(s, master.address, "root", PASSWORD))
-            wait_until(lambda: joined(member), timeout=120, what=f"{member.address} joined")
+            try:
+                wait_until(lambda: joined(member), timeout=120, what=f"{member.address} joined")
+            except AssertionError:
+                print(f"{member.address}'s log:\n{member.log_tail()}\nthe master's log:\n"
+                      f"{master.log_tail()}")
+                raise
             joins.append(time.perf_counter() - t0)
             print(f"join {len(joins)}: {joins[-1]:.2f} s", flush=True)
         ms = session(master)
@@ -224,7 +229,8 @@ def main():
     finally:
         for d in daemons:
             d.stop()
-            shutil.rmtree(d.state_dir, ignore_errors=True)
+            if not os.environ.get("XAPID_KEEP_STATE"):
+                shutil.rmtree(d.state_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
