@@ -80,15 +80,27 @@ def create_vms(makers, total):
     """makers: [(daemon, session, affinity)]; each makes its share."""
     share = total // len(makers)
     failures = []
+    retried = []
 
     def make(d, s, affinity):
         proxy = d.proxy()
         record = dict(RECORD, affinity=affinity)
         for i in range(share):
-            r = proxy.VM.create(s, dict(record, name_label=f"bench {d.address} {i}"))
-            if r["Status"] != "Success":
-                failures.append(r)
-                return
+            # A change of master under load (seen at 64 hosts) refuses
+            # writes for a while: retried, and counted.
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    r = proxy.VM.create(s, dict(record, name_label=f"bench {d.address} {i}"))
+                except OSError as e:
+                    r = {"Status": "Failure", "ErrorDescription": [type(e).__name__]}
+                if r["Status"] == "Success":
+                    break
+                retried.append(r["ErrorDescription"][0])
+                if time.monotonic() > deadline:
+                    failures.append(r)
+                    return
+                time.sleep(0.5)
     threads = [threading.Thread(target=make, args=m) for m in makers]
     t0 = time.perf_counter()
     for t in threads:
@@ -97,7 +109,21 @@ def create_vms(makers, total):
         t.join()
     if failures:
         raise SystemExit(f"VM.create failed: {failures[0]}")
+    if retried:
+        print(f"VM.create retried {len(retried)} times: {sorted(set(retried))}")
     return share * len(makers), time.perf_counter() - t0
+
+
+def current_master(hosts):
+    """The host that takes TCP logins now, with a session there."""
+    for d in hosts:
+        try:
+            reply = d.proxy().session.login_with_password("root", PASSWORD)
+        except OSError:
+            continue
+        if reply["Status"] == "Success":
+            return d, reply["Value"]
+    return None
 
 
 def curl_median(d, s, runs=7):
@@ -191,7 +217,15 @@ def main():
         for member in hosts[1:]:
             proxy, s = member.login()
             t0 = time.perf_counter()
-            reply = proxy.pool.join(s, master.address, "root", PASSWORD)
+            # Under load a login at the master may fail while its password
+            # hash cannot be read from dqlite (docs/pool.md, "A deposed
+            # master's logins"): a join is tried again a few times.
+            for _ in range(5):
+                reply = proxy.pool.join(s, master.address, "root", PASSWORD)
+                if reply["Status"] == "Success":
+                    break
+                print(f"join {len(joins) + 1} refused, again: {reply['ErrorDescription']}")
+                time.sleep(1)
             if reply["Status"] != "Success":
                 raise SystemExit(f"join {len(joins) + 1} failed: {reply}; the master's exit "
                                  f"status: {master.proc.poll()}")
@@ -211,11 +245,16 @@ def main():
                   for d, s in zip(hosts, sessions)]
         made, secs = create_vms(makers, args.vms)
         print(f"pool: VM.create x{made} spread over {args.hosts} hosts {secs:.1f} s", flush=True)
+        founder = master
+        master, ms = wait_until(lambda: current_master(hosts), timeout=120, what="a master")
+        if master is not founder:
+            print(f"the master is now {master.address} (was {founder.address})")
+            sessions = [session(d) for d in hosts]
+        members = [(d, s) for d, s in zip(hosts, sessions) if d is not master]
         pool_gar, pool_size = curl_median(master, ms)
-        vm = ok(master.proxy().VM.get_by_name_label(ms, f"bench {master.address} 0"))[0]
-        pool_ev = event_latencies(master, ms, list(zip(hosts[1:], sessions[1:])), vm,
-                                  args.rounds)
-        member_rss = sorted(rss_mb(d.proc.pid) for d in hosts[1:])
+        vm = ok(master.proxy().VM.get_by_name_label(ms, f"bench {founder.address} 0"))[0]
+        pool_ev = event_latencies(master, ms, members, vm, args.rounds)
+        member_rss = sorted(rss_mb(d.proc.pid) for d, _ in members)
         master_rss = rss_mb(master.proc.pid)
 
         print(f"\n{args.hosts}-host --pool-dqlite sim pool, {made} VMs")
