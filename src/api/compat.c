@@ -51,15 +51,20 @@ static void pool_markdown(GString *out)
         "| `session.login_with_password` on a member | `HOST_IS_SLAVE [master address]` over TCP; "
         "on its unix socket a session as on any host |\n"
         "| `session.slave_local_login_with_password` | the host's own root password; on a member "
-        "the session is still written at the master |\n"
+        "the session is written at the master, or, when it cannot be reached, is a local "
+        "session of the member (XAPI's emergency mode) until its next resync |\n"
         "| a member's unix socket | every other call relayed to the master as it came |\n"
         "| host-bound calls on the master | sent to the VM's resident host, the named host "
         "(`VM.start_on`, `resume_on`, `host.*`), a host with the SR plugged, with the caller's "
         "task; `HOST_OFFLINE`, `CANNOT_CONTACT_HOST` |\n"
         "| `host_metrics.live` | false after `--member-timeout` s (default 30) of a member's "
         "silence |\n"
+        "| HTTP handlers in a pool | `302` to the host that holds the work, as XAPI's: "
+        "`/import_raw_vdi`, `/export_raw_vdi` and `/import` to a host with the SR plugged, "
+        "`/export` of a VM to its resident host or one that sees its disks, `/console` and "
+        "`/vm_rrd` to the VM's resident host (XAPI answers 500 for a console elsewhere) |\n"
         "| `pool.designate_new_master`, emergency calls, HA, placement by "
-        "memory, shared SRs across hosts, HTTP 302 to another host | not yet |\n\n");
+        "memory, shared SRs across hosts | not yet |\n\n");
 }
 
 /* Management interface, guest IP settings and console limits: what is

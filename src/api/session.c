@@ -18,6 +18,7 @@
 #include "local_accounts.h"
 #include "login_throttle.h"
 #include "pam_login.h"
+#include "pool_replica.h"
 #include "pool_role.h"
 #include "pool_secret.h"
 #include "rbac.h"
@@ -190,12 +191,13 @@ typedef struct {
     const char *subject;   /* NULL: none */
     const char *sid;       /* auth_user_sid */
     unsigned roles;        /* its permissions, for a subject's session */
+    bool here_only;        /* kept on this member alone (db_write_begin_here) */
 } SessionFor;
 
 /* A new session of this host (the caller's reply: its ref). */
 static int new_session_for(Call *call, const SessionFor *who, Xv **result)
 {
-    if (db_write_begin(&call->error) < 0)
+    if ((who->here_only ? db_write_begin_here(&call->error) : db_write_begin(&call->error)) < 0)
         return -1;
     g_autofree char *host = bootstrap_this_host();
     DbRow *row = db_row_new(session_class());
@@ -225,6 +227,63 @@ static int new_session(Call *call, const char *uname, const char *originator, bo
     SessionFor who = {.uname = uname, .originator = originator, .pool = pool,
                       .superuser = true};
     return new_session_for(call, &who, result);
+}
+
+/* The member's local sessions (made here_only): their logout too is
+ * this host's alone. */
+static struct {
+    GMutex lock;
+    GHashTable *refs;
+} local_sessions;
+
+static void local_session_add(const char *ref)
+{
+    g_mutex_lock(&local_sessions.lock);
+    if (!local_sessions.refs)
+        local_sessions.refs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    g_hash_table_add(local_sessions.refs, g_strdup(ref));
+    g_mutex_unlock(&local_sessions.lock);
+}
+
+/* Whether ref is a local session (and forgets it when gone says so). */
+static bool local_session(const char *ref, bool gone)
+{
+    g_mutex_lock(&local_sessions.lock);
+    bool local = local_sessions.refs && g_hash_table_contains(local_sessions.refs, ref);
+    if (local && gone)
+        g_hash_table_remove(local_sessions.refs, ref);
+    g_mutex_unlock(&local_sessions.lock);
+    return local;
+}
+
+static int write_begin_for(const char *session_ref, XapiError **err)
+{
+    return local_session(session_ref, false) ? db_write_begin_here(err) : db_write_begin(err);
+}
+
+/* A member's local login: the pool's session while its master answers,
+ * else one of this host's own (XAPI's emergency mode: a slave's local
+ * sessions are never the master's), valid here until the member next
+ * resyncs with a master; with it the replica reads, the emergency calls
+ * run, writes fail with CANNOT_CONTACT_HOST. */
+static int new_local_session(Call *call, const char *uname, Xv **result)
+{
+    if (!pool_is_member())
+        return new_session(call, uname, "", false, result);
+    if (pool_replica_connected()) {
+        if (new_session(call, uname, "", false, result) == 0)
+            return 0;
+        if (strcmp(call->error->code, "CANNOT_CONTACT_HOST") != 0)
+            return -1;
+        xapi_error_free(g_steal_pointer(&call->error));
+    }
+    g_message("session: the master cannot be reached: a local session of this host for %s",
+              uname);
+    SessionFor who = {.uname = uname, .originator = "", .superuser = true, .here_only = true};
+    if (new_session_for(call, &who, result) < 0)
+        return -1;
+    local_session_add(xv_str(*result));
+    return 0;
 }
 
 /* The subjects among the user's identifier and its groups': their roles,
@@ -346,7 +405,7 @@ int xapi_session_login_with_password(Call *call, const char *uname, const char *
 }
 
 /* This host's own root password, on a member too (XAPI's login for when
- * the master cannot be reached; here the session is still the pool's). */
+ * the master cannot be reached; while it can, the session is the pool's). */
 int xapi_session_slave_local_login_with_password(Call *call, const char *uname, const char *pwd,
                                                  Xv **result)
 {
@@ -357,7 +416,7 @@ int xapi_session_slave_local_login_with_password(Call *call, const char *uname, 
         return call->error ? -1
                            : xapi_error_setv(&call->error, "SESSION_AUTHENTICATION_FAILED",
                                              params, 2);
-    return new_session(call, uname, "", false, result);
+    return new_local_session(call, uname, result);
 }
 
 /* Host-to-host calls of a pool: the pool secret is the credential. */
@@ -400,7 +459,7 @@ char *session_create_child(const char *parent_ref, const char *originator, XapiE
 
 void session_destroy(const char *ref)
 {
-    if (db_write_begin(NULL) < 0)
+    if (write_begin_for(ref, NULL) < 0)
         return;
     DbRow *row = db_lookup(session_class(), ref);
     if (row) {
@@ -411,7 +470,8 @@ void session_destroy(const char *ref)
             return;
         }
     }
-    db_write_commit(NULL);
+    if (db_write_commit(NULL) == 0)
+        local_session(ref, true);
 }
 
 /* XAPI audits the end of a subject's session as session.destroy. */
@@ -431,7 +491,7 @@ static void audit_logout(const Call *call)
 int xapi_session_logout(Call *call)
 {
     audit_logout(call);
-    if (db_write_begin(&call->error) < 0)
+    if (write_begin_for(call->session_ref, &call->error) < 0)
         return -1;
     DbRow *row = db_lookup(session_class(), call->session_ref);
     if (row)
@@ -441,7 +501,10 @@ int xapi_session_logout(Call *call)
         db_write_abort();
         return -1;
     }
-    return db_write_commit(&call->error);
+    if (db_write_commit(&call->error) < 0)
+        return -1;
+    local_session(call->session_ref, true);
+    return 0;
 }
 
 int xapi_session_change_password(Call *call, const char *old_pwd, const char *new_pwd)

@@ -67,6 +67,7 @@ static struct {
     GCond changed;         /* broadcast after each commit */
     DbCommitHook commit_hook; /* a pool member's: ships each commit to the master */
     bool replica_apply;    /* applying the master's stream: every change at db.generation */
+    bool here_only;        /* a member's write of its own rows: kept here, never shipped */
     /* The master's generation a member's replica last applied; 0 before its
      * first batch (its own generation then is its clock, unrelated). */
     uint64_t replica_generation;
@@ -77,7 +78,7 @@ static struct {
  * master's generation (a pool-wide one). */
 static uint64_t next_generation(void)
 {
-    return db.replica_apply ? db.generation : ++db.generation;
+    return db.replica_apply || db.here_only ? db.generation : ++db.generation;
 }
 
 /* Remembers that row changed at the current generation; published to the
@@ -570,6 +571,7 @@ static void crash_point(bool before)
 static void write_end(bool changed)
 {
     db.in_write = false;
+    db.here_only = false;
     writing_here = false;
     g_rw_lock_writer_unlock(&db.lock);
     if (!changed)
@@ -624,9 +626,17 @@ static int commit_local(XapiError **err);
 int db_write_commit(XapiError **err)
 {
     g_return_val_if_fail(db.in_write, xapi_error_internal(err, "db: commit outside a write"));
-    if (db.commit_hook && !db.replica_apply)
+    if (db.commit_hook && !db.replica_apply && !db.here_only)
         return ship_commit(err);
     return commit_local(err);
+}
+
+int db_write_begin_here(XapiError **err)
+{
+    if (db_write_begin(err) < 0)
+        return -1;
+    db.here_only = db.commit_hook != NULL;
+    return 0;
 }
 
 /* The commit to this host's store (none on a member: its replica's). */

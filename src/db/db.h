@@ -176,6 +176,14 @@ void db_foreach_write(DbWriteFn fn, void *ctx);
  * (idempotent): rows inserted in one batch, in any order. */
 void db_link_relations(DbRow *row);
 
+/* A write transaction whose rows are this host's own, not the pool's (a
+ * member's local session, XAPI's Xapi_local_session, made while its
+ * master cannot be reached): on a member its commit keeps them in memory
+ * here, never shipped, its changes at the replica's generation; the
+ * master's next full batch (a resync, after a change of master) drops
+ * them. Elsewhere a write as db_write_begin's. */
+int db_write_begin_here(XapiError **err);
+
 /* Applying one batch of the master's stream on a member: begin takes the
  * write lock; the usual insert/set/delete calls then mark every change at
  * the master's generation; commit publishes it locally (nothing shipped).

@@ -8,8 +8,10 @@
  * The caller is authenticated first (http_auth.c; XAPI's
  * http/connect_console needs vm-operator or above): a wrong or missing
  * session gets 401 or 403 before anything of the VM is touched. The VM
- * must be Running here (else 500, as XAPI); a console the driver does not
- * serve is 404.
+ * must be Running (else 500, as XAPI) and here: in a pool, a VM resident
+ * on another host gets 302 to that host (pool_redirect.h; XAPI answers
+ * 500 there, its console.location naming the right host, which xapid's
+ * names too); a console the driver does not serve is 404.
  *
  * Why the connection's socket is taken from libmicrohttpd rather than
  * handed over through MHD's upgrade API: MHD_queue_response accepts an
@@ -53,6 +55,7 @@
 #include "http_auth.h"
 #include "http_server.h"
 #include "http_actions.h"
+#include "pool_redirect.h"
 #include "vm_consoles.h"
 #include "websocket.h"
 
@@ -373,7 +376,12 @@ enum MHD_Result console_proxy_serve(struct MHD_Connection *conn, bool trusted, c
     enum MHD_Result ret;
     const char *ref = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "ref");
     const char *uuid = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "uuid");
-    if (vm_console_target(ref, uuid, &t, &err) < 0)
+    g_autofree char *location = NULL;
+    if (vm_console_target(ref, uuid, &t, &err) < 0 &&
+        strcmp(err->code, "VM_NOT_RESIDENT_HERE") == 0 && err->params->len &&
+        (location = pool_redirect_for_vm(conn, "/console", err->params->pdata[0])))
+        ret = pool_redirect_reply(conn, location); /* its resident host's */
+    else if (err)
         ret = refuse(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, err, NULL);
     else if (!t.served)
         ret = refuse(conn, MHD_HTTP_NOT_FOUND, NULL, "this console is not served here");

@@ -13,9 +13,11 @@
  * too reads such an upload to its end), and the caller's task gets the
  * outcome, as no reply can reach it.
  *
+ * In a pool, a VDI whose SR this host has not plugged gets 302 to a host
+ * that has (pool_redirect.h), as XAPI's handlers answer.
+ *
  * Not served: format=tar, XAPI's chunked= framing, sr_id= without vdi=
- * (XAPI then makes an "Imported VDI"), and the 302 to a host that sees the
- * SR (there are no pools yet: an SR not plugged here is an error). */
+ * (XAPI then makes an "Imported VDI"). */
 #include "http_transfer.h"
 
 #include <string.h>
@@ -25,6 +27,7 @@
 #include "http_actions.h"
 #include "http_auth.h"
 #include "http_task.h"
+#include "pool_redirect.h"
 #include "task.h"
 #include "vdi_transfer.h"
 #include "xmlrpc.h"
@@ -167,6 +170,11 @@ static enum MHD_Result send_export(struct MHD_Connection *conn, HttpTransfer *t,
 
 /* ---- the request ---------------------------------------------------------------- */
 
+static const char *url_of(const HttpTransfer *t)
+{
+    return t->import ? "/import_raw_vdi" : "/export_raw_vdi";
+}
+
 static int64_t content_length(struct MHD_Connection *conn)
 {
     const char *v =
@@ -185,6 +193,16 @@ static enum MHD_Result start(struct MHD_Connection *conn, bool trusted, HttpTran
     if (t->import && length == 0) { /* Xen Orchestra's probe: answered, nothing touched */
         t->settled = true;
         return reply(conn, t);
+    }
+    /* A VDI whose SR is not plugged here is served by a host that has it
+     * (XAPI's 302; the caller's task is that host's to complete). */
+    const char *named = http_param(conn, "vdi");
+    g_autoptr(XapiError) unknown = NULL;
+    g_autofree char *named_ref = named ? vdi_transfer_resolve(named, &unknown) : NULL;
+    g_autofree char *location = pool_redirect_for_vdi(conn, url_of(t), named_ref);
+    if (location) {
+        t->settled = t->replied = true;
+        return pool_redirect_reply(conn, location);
     }
     if (take_task(conn, t) < 0)
         return reply(conn, t);
@@ -208,7 +226,9 @@ static enum MHD_Result start(struct MHD_Connection *conn, bool trusted, HttpTran
     } else if (!vdi) {
         xapi_error_set(&t->error, "VDI_MISSING", "", "", NULL);
         t->status = MHD_HTTP_BAD_REQUEST;
-    } else if ((t->vdi = vdi_transfer_resolve(vdi, &t->error)) &&
+    } else if (!named_ref) { /* resolved once: the 302 decided on the same VDI */
+        t->error = g_steal_pointer(&unknown);
+    } else if ((t->vdi = g_steal_pointer(&named_ref)) &&
                (!base || (base_ref = vdi_transfer_resolve(base, &t->error)))) {
         if (t->import)
             t->im = vdi_import_begin(t->vdi, format, length, t->task.ref, &t->error);

@@ -10,6 +10,7 @@
 #include "http_auth.h"
 #include "bootstrap.h"
 #include "metrics.h"
+#include "pool_redirect.h"
 #include "pool_role.h"
 #include "rrd_archive.h"
 #include "task.h"
@@ -146,29 +147,6 @@ static enum MHD_Result rrd_updates(struct MHD_Connection *conn)
     return reply(conn, MHD_HTTP_OK, json ? "application/json" : "text/xml", body, headers);
 }
 
-static enum MHD_Result append_arg(void *cls, enum MHD_ValueKind kind, const char *key,
-                                  const char *value)
-{
-    GString *url = cls;
-    g_autofree char *k = g_uri_escape_string(key, NULL, FALSE);
-    g_string_append_printf(url, "%c%s", strchr(url->str, '?') ? '&' : '?', k);
-    if (value) {
-        g_autofree char *v = g_uri_escape_string(value, ":/", FALSE);
-        g_string_append_printf(url, "=%s", v);
-    }
-    return MHD_YES;
-}
-
-/* The same request at the host reached at address (a host record's). */
-static char *same_request_at(struct MHD_Connection *conn, const char *address, const char *url)
-{
-    g_autofree char *endpoint = pool_endpoint_of(address);
-    GString *to = g_string_new(NULL);
-    g_string_printf(to, "http://%s%s", endpoint, url);
-    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, append_arg, to);
-    return g_string_free(to, FALSE);
-}
-
 /* Where a VM's figures are when not here, as XAPI's get_vm_rrd_forwarder
  * sends the caller: a VM resident on another host of the pool is read
  * there (302); NULL: this host answers. */
@@ -182,7 +160,7 @@ static char *vm_resident_elsewhere(struct MHD_Connection *conn, const char *uuid
     const DbRow *host = strcmp(resident, here) != 0
                             ? db_lookup(dm_class_by_name("host"), resident)
                             : NULL;
-    char *to = host ? same_request_at(conn, xv_str(db_get(host, "address")), url) : NULL;
+    char *to = host ? pool_redirect_request_to(conn, xv_str(db_get(host, "address")), url) : NULL;
     db_read_end();
     return to;
 }
@@ -209,7 +187,7 @@ static enum MHD_Result whole_rrd(struct MHD_Connection *conn, MetricsOwner owner
         g_string_free(body, TRUE);
         /* A halted VM's archive not kept here may be the master's. */
         if (owner == METRICS_VM && pool_is_member()) {
-            g_autofree char *at_master = same_request_at(conn, pool_master_address(), url);
+            g_autofree char *at_master = pool_redirect_request_to(conn, pool_master_address(), url);
             return redirect(conn, at_master);
         }
         return text(conn, MHD_HTTP_NOT_FOUND,

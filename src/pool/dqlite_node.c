@@ -23,6 +23,7 @@ struct PoolDqliteNode {
     char *bind;
     DqliteConnectFn connect;
     void *connect_ctx;
+    gint64 leaderless_since; /* atomic: monotonic us since no leader is known; 0: one is */
 };
 
 uint64_t pool_dqlite_node_id(const PoolDqliteNode *n) { return n->id; }
@@ -161,6 +162,10 @@ int pool_dqlite_leader(PoolDqliteNode *n, uint64_t *id, char **address, XapiErro
         return -1;
     int rc = dqlite_conn_leader(c, id, address, err);
     dqlite_conn_close(c);
+    if (rc == 0 && *id != 0)
+        __atomic_store_n(&n->leaderless_since, 0, __ATOMIC_RELAXED);
+    else if (rc == 0 && !__atomic_load_n(&n->leaderless_since, __ATOMIC_RELAXED))
+        __atomic_store_n(&n->leaderless_since, g_get_monotonic_time(), __ATOMIC_RELAXED);
     return rc;
 }
 
@@ -320,8 +325,23 @@ static char *store_other_leader(void *ctx)
     return address;
 }
 
+/* Longer than an election takes with set_network_latency_ms(20) (the
+ * failover bench's are 0.4-1 s). */
+#define LEADERLESS_QUORUM_LOST_US (3 * G_USEC_PER_SEC)
+
+static bool store_quorum_lost(void *ctx)
+{
+    PoolDqliteNode *n = ctx;
+    uint64_t id = 0;
+    g_autofree char *address = NULL;
+    if (pool_dqlite_leader(n, &id, &address, NULL) < 0 || id != 0)
+        return false;
+    gint64 since = __atomic_load_n(&n->leaderless_since, __ATOMIC_RELAXED);
+    return since && g_get_monotonic_time() - since > LEADERLESS_QUORUM_LOST_US;
+}
+
 Store *pool_dqlite_store_open(PoolDqliteNode *n, XapiError **err)
 {
-    StoreDqliteSource source = {store_connect, store_other_leader, n, 0};
+    StoreDqliteSource source = {store_connect, store_other_leader, n, 0, store_quorum_lost};
     return store_dqlite_open(&source, err);
 }

@@ -73,16 +73,26 @@ int pool_http(const char *endpoint, const char *method, const char *path,
               const char *const *headers, const char *body, size_t len, unsigned timeout_s,
               PoolHttpReply *reply, XapiError **err)
 {
+    return pool_http_connect_within(endpoint, method, path, headers, body, len, timeout_s,
+                                    timeout_s, reply, err);
+}
+
+int pool_http_connect_within(const char *endpoint, const char *method, const char *path,
+                             const char *const *headers, const char *body, size_t len,
+                             unsigned connect_s, unsigned timeout_s, PoolHttpReply *reply,
+                             XapiError **err)
+{
     *reply = (PoolHttpReply){0};
     g_autoptr(GSocketClient) client = g_socket_client_new();
-    g_socket_client_set_timeout(client, timeout_s);
+    g_socket_client_set_timeout(client, connect_s);
     g_autoptr(GError) gerr = NULL;
     g_autoptr(GSocketConnection) conn =
         g_socket_client_connect_to_host(client, endpoint, 80, NULL, &gerr);
     if (!conn)
         return io_failed(err, endpoint, gerr);
-    g_socket_set_option(g_socket_connection_get_socket(conn), IPPROTO_TCP, TCP_NODELAY, 1,
-                        NULL);
+    GSocket *socket = g_socket_connection_get_socket(conn);
+    g_socket_set_timeout(socket, timeout_s);
+    g_socket_set_option(socket, IPPROTO_TCP, TCP_NODELAY, 1, NULL);
     GString *req = g_string_new(NULL);
     g_string_append_printf(req, "%s %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n", method,
                            path, endpoint);

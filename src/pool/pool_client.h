@@ -29,6 +29,12 @@ void pool_http_reply_clear(PoolHttpReply *r);
 int pool_http(const char *endpoint, const char *method, const char *path,
               const char *const *headers, const char *body, size_t len, unsigned timeout_s,
               PoolHttpReply *reply, XapiError **err);
+/* The same with a connect timeout of its own (connect_s; timeout_s then
+ * for each send and read). */
+int pool_http_connect_within(const char *endpoint, const char *method, const char *path,
+                             const char *const *headers, const char *body, size_t len,
+                             unsigned connect_s, unsigned timeout_s, PoolHttpReply *reply,
+                             XapiError **err);
 
 /* A XenAPI call (XML-RPC, POST /): 0 with *value (the Value), -1 with the
  * XenAPI error the host answered, -2 when it could not be reached (err

@@ -296,6 +296,51 @@ int pool_db_remove_host(const char *host_address, XapiError **err)
     return rc;
 }
 
+/* The entry among servers of the first live address (lock held). */
+static const DqliteServerInfo *live_standby(GPtrArray *servers, const char *const *live)
+{
+    for (const char *const *a = live; *a; a++) {
+        g_autofree char *endpoint = pool_endpoint_of(*a);
+        for (guint i = 0; i < servers->len; i++) {
+            const DqliteServerInfo *s = servers->pdata[i];
+            if (s->role == DQLITE_ROLE_STANDBY && strcmp(s->address, endpoint) == 0)
+                return s;
+        }
+    }
+    return NULL;
+}
+
+int pool_db_replace_voter(const char *dead_address, const char *const *live_addresses,
+                          XapiError **err)
+{
+    g_mutex_lock(&pdb.lock);
+    DqliteServerInfo dead = {0};
+    int rc = pdb.node ? find_server(dead_address, &dead, err) : 0;
+    GPtrArray *servers = rc == 1 && dead.role == DQLITE_ROLE_VOTER
+                             ? pool_dqlite_cluster(pdb.node, err) : NULL;
+    rc = rc < 0 || (rc == 1 && dead.role == DQLITE_ROLE_VOTER && !servers) ? -1 : 0;
+    const DqliteServerInfo *standby = servers ? live_standby(servers, live_addresses) : NULL;
+    g_autofree char *standby_address = standby ? g_strdup(standby->address) : NULL;
+    uint64_t standby_id = standby ? standby->id : 0;
+    /* The standby votes first, then the dead voter stands by: the quorum
+     * never needs more live voters than the pool has. */
+    if (standby)
+        rc = pool_dqlite_assign(pdb.node, standby_id, DQLITE_ROLE_VOTER, err);
+    if (standby && rc == 0)
+        rc = pool_dqlite_assign(pdb.node, dead.id, DQLITE_ROLE_STANDBY, err);
+    if (servers)
+        g_ptr_array_free(servers, TRUE);
+    g_mutex_unlock(&pdb.lock);
+    if (servers && !standby_id)
+        g_message("pool: the dqlite voter of %s is dead and no live standby can take its vote",
+                  dead_address);
+    else if (standby_id && rc == 0)
+        g_message("pool: the dqlite voter of %s is dead: node %" G_GINT64_MODIFIER "x (%s) "
+                  "votes in its place, it stands by", dead_address, (guint64)standby_id,
+                  standby_address);
+    return rc;
+}
+
 int pool_db_recover_alone(XapiError **err)
 {
     g_mutex_lock(&pdb.lock);

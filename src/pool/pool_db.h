@@ -41,6 +41,13 @@ int pool_db_designate(const char *host_address, XapiError **err);
 /* On the leader: removes an ejected host's node from the cluster (a
  * standby then takes a voter's place); nothing when it has none. */
 int pool_db_remove_host(const char *host_address, XapiError **err);
+/* On the leader, for a host the master counts dead (--member-timeout):
+ * when its node votes, the first standby among live_addresses (NULL
+ * ended) becomes a voter and the dead host's node a standby, so that the
+ * pool keeps its voters; nothing when it does not vote or no standby
+ * lives. */
+int pool_db_replace_voter(const char *dead_address, const char *const *live_addresses,
+                          XapiError **err);
 /* Stops the node and rewrites its Raft configuration with this node as
  * the only voter (a pool that lost its quorum); the node starts again at
  * the next start of xapid. */

@@ -198,6 +198,16 @@ static const char *vm_host(const DbRow *vm, const char *here, bool starting)
     return scan.found ? scan.found : here;
 }
 
+const char *pool_forward_sr_host(const char *sr_ref, const char *here)
+{
+    return sr_host(sr_ref, here);
+}
+
+const char *pool_forward_vm_host(const DbRow *vm, const char *here)
+{
+    return vm_host(vm, here, false);
+}
+
 static const char *arg_ref(const Call *call, unsigned i)
 {
     const Xv *v = i < xv_len(call->args) ? call_arg(call, i) : NULL;

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 
 #include "call.h"
+#include "db.h"
 #include "xapi_error.h"
 
 /* Runs nothing and returns 1 when call is this host's to run; else sends
@@ -28,6 +29,14 @@ int pool_forward_internal(const char *host, const char *method, const char *arg,
  * there (the calls whose data lives only on the master: messages). 0 with
  * *value, -1 with the master's error or CANNOT_CONTACT_HOST [master]. */
 int pool_forward_to_master(const char *method, const Xv *args, Xv **value, XapiError **err);
+
+/* Read lock held: the host an SR's work goes to (this one, here, when it
+ * has the SR plugged; else a live host that has, else any that has). */
+const char *pool_forward_sr_host(const char *sr_ref, const char *here);
+
+/* Read lock held: the host a VM's work goes to: its resident host while
+ * it is not halted, else this one or another that sees all its disks. */
+const char *pool_forward_vm_host(const DbRow *vm, const char *here);
 
 /* Forgets what is kept of host (its pool session), once it left. */
 void pool_forget_host(const char *host);

@@ -6,6 +6,7 @@
 #include "bootstrap.h"
 #include "db.h"
 #include "pool_role.h"
+#include "pool_voters.h"
 #include "pool_wire.h"
 
 static struct {
@@ -36,8 +37,11 @@ static void set_live(const char *host, bool live)
         db_write_abort();
         return;
     }
-    if (db_write_commit(&err) == 0)
-        g_message("pool: host %s is %s", host, live ? "live" : "not live (silent)");
+    if (db_write_commit(&err) < 0)
+        return;
+    g_message("pool: host %s is %s", host, live ? "live" : "not live (silent)");
+    if (!live)
+        pool_voters_host_dead(host);
 }
 
 static void heard_from(const char *host)

@@ -11,6 +11,18 @@
 
 /* How long the master holds a poll with nothing to say. */
 #define POLL_WAIT_S 5
+/* The longest a member waits for its master to take a connection before
+ * a write fails: XAPI's master_connection_default_timeout; less with a
+ * shorter --member-timeout (the silence after which the master counts the
+ * member gone). Once connected, a busy master has COMMIT_ANSWER_S to
+ * answer. */
+#define MASTER_WAIT_MAX_S 10u
+#define COMMIT_ANSWER_S 60u
+
+static unsigned master_wait_s(void)
+{
+    return MAX(1u, MIN(pool_member_timeout(), MASTER_WAIT_MAX_S));
+}
 
 static struct {
     GThread *thread;
@@ -43,7 +55,8 @@ static int poll_once(XapiError **err)
                         (guint64)replica.generation, pool_this_host(), POLL_WAIT_S);
     const char *headers[] = {header, NULL};
     PoolHttpReply reply;
-    if (pool_http(endpoint, "GET", path, headers, NULL, 0, POLL_WAIT_S + 10, &reply, err) < 0)
+    if (pool_http(endpoint, "GET", path, headers, NULL, 0, POLL_WAIT_S + master_wait_s(), &reply,
+                  err) < 0)
         return -1;
     if (reply.status != 200) {
         xapi_error_internal(err, "pool: the master answered %d to the stream", reply.status);
@@ -104,7 +117,12 @@ static gpointer stream_thread(gpointer unused)
 }
 
 /* The commit hook: the write set goes to the master, whose generation of
- * it comes back (or its XenAPI error). */
+ * it comes back (or its XenAPI error). A master that cannot be reached
+ * (down, or this member cut off) fails the write with CANNOT_CONTACT_HOST
+ * [master] within master_wait_s(), where XAPI's slave blocks and retries;
+ * a cut after the master took the connection fails it after
+ * COMMIT_ANSWER_S, and may leave it committed there, which the stream
+ * then brings back. */
 static int ship(uint64_t *generation, XapiError **err)
 {
     json_object *ws = pool_wire_write_set();
@@ -118,8 +136,9 @@ static int ship(uint64_t *generation, XapiError **err)
     const char *headers[] = {header, "Content-Type: application/json", NULL};
     PoolHttpReply reply;
     g_autoptr(XapiError) io = NULL;
-    int rc = pool_http(endpoint, "POST", "/pool/commit", headers, text, strlen(text), 60, &reply,
-                       &io);
+    int rc = pool_http_connect_within(endpoint, "POST", "/pool/commit", headers, text,
+                                      strlen(text), master_wait_s(), COMMIT_ANSWER_S, &reply,
+                                      &io);
     json_object_put(ws);
     if (rc < 0) {
         g_warning("pool: a write could not reach the master: %s",

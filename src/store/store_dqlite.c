@@ -1,6 +1,8 @@
 /* store_dqlite.c: the store driver over dqlite's wire protocol. */
 #include "store_dqlite.h"
 
+#include <string.h>
+
 #include "store_driver.h"
 #include "store_schema.h"
 
@@ -16,21 +18,33 @@ typedef struct DqliteStore {
 
 static const StoreDriver dqlite_driver;
 
+static bool quorum_lost(DqliteStore *s)
+{
+    return s->source.quorum_lost && s->source.quorum_lost(s->source.ctx);
+}
+
 /* Turns a failed request's error into the caller's: HOST_IS_SLAVE when
- * the node does not lead and another one does. */
-static int request_failed(DqliteStore *s, XapiError **err)
+ * the node does not lead and another one does; with no leader known (a
+ * node cut off from its quorum), an INTERNAL_ERROR that says whether the
+ * write is refused or in doubt (leadership lost during its COMMIT: Raft
+ * may still commit it, if a peer got it before the cut). */
+static int request_failed(DqliteStore *s, const char *sql, XapiError **err)
 {
     uint64_t code = s->conn ? dqlite_conn_failure_code(s->conn) : 0;
     if (code != DQLITE_WIRE_NOT_LEADER && code != DQLITE_WIRE_LEADERSHIP_LOST)
         return -1;
-    g_autofree char *leader = s->source.other_leader(s->source.ctx);
-    if (!leader)
-        return -1; /* the Raft failure's INTERNAL_ERROR stands */
+    g_autofree char *leader = quorum_lost(s) ? NULL : s->source.other_leader(s->source.ctx);
     if (err && *err) {
         xapi_error_free(*err);
         *err = NULL;
     }
-    return xapi_error_set(err, "HOST_IS_SLAVE", leader, NULL);
+    if (leader)
+        return xapi_error_set(err, "HOST_IS_SLAVE", leader, NULL);
+    if (code == DQLITE_WIRE_LEADERSHIP_LOST && strcmp(sql, "COMMIT") == 0)
+        return xapi_error_internal(err, "the pool's database lost its leader during this "
+                                        "write, and no other is known: it may yet be committed");
+    return xapi_error_internal(err, "the pool's database has no leader this host can reach "
+                                    "(its quorum is lost): not written");
 }
 
 static DqliteConn *conn_get(DqliteStore *s, XapiError **err)
@@ -49,7 +63,7 @@ static int run(DqliteStore *s, const char *sql, const char *const *params, unsig
     DqliteConn *c = conn_get(s, err);
     int rc = 0;
     if (!c || dqlite_conn_exec(c, sql, params, n, NULL, err) < 0)
-        rc = request_failed(s, err);
+        rc = request_failed(s, sql, err);
     g_rec_mutex_unlock(&s->lock);
     return rc;
 }
@@ -61,7 +75,7 @@ static int query(DqliteStore *s, const char *sql, const char *const *params, uns
     DqliteConn *c = conn_get(s, err);
     int rc = c ? dqlite_conn_query(c, sql, params, n, fn, ctx, err) : -1;
     if (c && rc < 0 && dqlite_conn_failure_code(c))
-        rc = request_failed(s, err);
+        rc = request_failed(s, sql, err);
     g_rec_mutex_unlock(&s->lock);
     return rc;
 }
@@ -76,6 +90,9 @@ static int check_in_transaction(DqliteStore *s, XapiError **err)
 static int dq_begin(Store *base, XapiError **err)
 {
     DqliteStore *s = (DqliteStore *)base;
+    if (quorum_lost(s))
+        return xapi_error_internal(err, "the pool's database has no leader this host can "
+                                        "reach (its quorum is lost): not written");
     if (run(s, "BEGIN", NULL, 0, err) < 0)
         return -1;
     s->in_transaction = true;

@@ -17,6 +17,10 @@ typedef struct StoreDqliteSource {
     char *(*other_leader)(void *ctx);
     void *ctx;
     int timeout_ms; /* per request; 0: 5000 */
+    /* Whether the node has known no leader for longer than an election
+     * takes (its quorum is lost): a write then fails at once instead of
+     * waiting on requests the node cannot serve. NULL: never. */
+    bool (*quorum_lost)(void *ctx);
 } StoreDqliteSource;
 
 /* Connects and creates (or upgrades) the schema. */

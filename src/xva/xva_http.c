@@ -33,6 +33,7 @@
 #include "http_auth.h"
 #include "http_server.h"
 #include "http_task.h"
+#include "pool_redirect.h"
 #include "task.h"
 #include "xva_export.h"
 #include "xva_import.h"
@@ -61,7 +62,21 @@ struct XvaHttp {
     XapiError *error;
     unsigned status;
     size_t drained;
+    /* The VM (export) or SR (import) named, resolved once before the 302
+     * (which decided on it): the request goes on with the same one. */
+    char *target;
+    XapiError *target_error;
 };
+
+/* The target resolved at the start (caller frees); NULL with h->error. */
+static char *take_target(XvaHttp *h)
+{
+    if (!h->target) {
+        h->error = h->target_error;
+        h->target_error = NULL;
+    }
+    return g_steal_pointer(&h->target);
+}
 
 static bool path_is(const char *url, const char *path)
 {
@@ -191,7 +206,7 @@ static ssize_t export_read(void *cls, uint64_t pos, char *buf, size_t max)
 
 static enum MHD_Result start_export(struct MHD_Connection *conn, XvaHttp *h)
 {
-    g_autofree char *vm = named_vm(conn, &h->error);
+    g_autofree char *vm = take_target(h);
     XvaExportOptions opt = {
         .compression = xva_compression_parse(http_param(conn, "use_compression")),
         .preserve_power_state = param_true(conn, "preserve_power_state", false),
@@ -298,10 +313,7 @@ static enum MHD_Result start_import(struct MHD_Connection *conn, XvaHttp *h)
         return reply(conn, h);
     }
     bool metadata = h->action == XVA_IMPORT_METADATA;
-    g_autofree char *sr =
-        metadata ? NULL
-                 : xva_import_target_sr(http_param(conn, "sr_id"), http_param(conn, "sr_uuid"),
-                                        &h->error);
+    g_autofree char *sr = metadata ? NULL : take_target(h);
     if (!metadata && !sr) {
         fail(h);
         return reply(conn, h);
@@ -348,6 +360,22 @@ static void import_progress(XvaHttp *h, size_t n)
 
 /* ---- the request ---------------------------------------------------------------------- */
 
+/* Resolves the target; where the request is served when not here (NULL:
+ * here). */
+static char *redirect_of(struct MHD_Connection *conn, XvaHttp *h)
+{
+    if (h->action == XVA_EXPORT) {
+        h->target = named_vm(conn, &h->target_error);
+        return pool_redirect_for_vm(conn, "/export", h->target);
+    }
+    if (h->action == XVA_IMPORT) {
+        h->target = xva_import_target_sr(http_param(conn, "sr_id"), http_param(conn, "sr_uuid"),
+                                         &h->target_error);
+        return pool_redirect_for_sr(conn, "/import", h->target);
+    }
+    return NULL;
+}
+
 static enum MHD_Result start(struct MHD_Connection *conn, bool trusted, XvaHttp *h)
 {
     /* XAPI's http actions of the four (vm-admin and above) */
@@ -360,6 +388,13 @@ static enum MHD_Result start(struct MHD_Connection *conn, bool trusted, XvaHttp 
     if (import && content_length(conn) == 0) { /* a client's probe: nothing touched */
         h->task.settled = true;
         return reply(conn, h);
+    }
+    /* A VM whose disks are not all here, an import to an SR not plugged
+     * here: 302 to the host that can (XAPI's export.ml, import.ml). */
+    g_autofree char *location = redirect_of(conn, h);
+    if (location) {
+        h->task.settled = h->replied = true;
+        return pool_redirect_reply(conn, location);
     }
     static const char *const labels[] = {"Export of VM", "Export of VM metadata",
                                          "VM import", "VM metadata import"};
@@ -435,5 +470,7 @@ void xva_http_completed(XvaHttp *h, enum MHD_RequestTerminationCode toe)
     http_task_release(&h->task);
     http_caller_end(&h->caller);
     xapi_error_free(h->error);
+    xapi_error_free(h->target_error);
+    g_free(h->target);
     g_free(h);
 }
