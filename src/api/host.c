@@ -16,6 +16,7 @@
 #include "call.h"
 #include "db.h"
 #include "dm_handlers.h"
+#include "ha_fence.h"
 #include "host_evacuate.h"
 #include "log_ring.h"
 
@@ -395,4 +396,12 @@ int xapi_host_evacuate(Call *call, const char *host, const char *network,
     if (!exists)
         return xapi_error_set(&call->error, "HANDLE_INVALID", "host", host, NULL);
     return host_evacuate(call, host);
+}
+
+/* ---- HA ------------------------------------------------------------------ */
+
+/* XAPI's: this host only stops fencing itself (the pool's HA stays on). */
+int xapi_host_emergency_ha_disable(Call *call, bool soft)
+{
+    return ha_fence_emergency_disable(soft, &call->error);
 }

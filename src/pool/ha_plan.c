@@ -78,6 +78,8 @@ static int host_index(const HaPlanPool *p, const char *ref)
     return -1;
 }
 
+bool ha_plan_has_host(const HaPlanPool *p, const char *ref) { return host_index(p, ref) >= 0; }
+
 static int vm_index(const HaPlanPool *p, const char *ref)
 {
     for (guint i = 0; i < p->vms->len; i++)

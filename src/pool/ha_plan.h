@@ -45,6 +45,9 @@ void ha_plan_add_host(HaPlanPool *p, const char *ref, int64_t free);
 /* host NULL: the VM is offline. */
 void ha_plan_add_vm(HaPlanPool *p, const char *ref, int64_t memory, const char *host);
 
+/* Whether ref is one of p's (live) hosts. */
+bool ha_plan_has_host(const HaPlanPool *p, const char *ref);
+
 /* XAPI's biggest-fit-decreasing: each VM, biggest first, goes to the host
  * with the most free memory if it fits there; a VM that does not fit is
  * left out. hosts (HaPlanHost *) are copied, not changed; vms are refs of

@@ -6,6 +6,8 @@
 
 #include "agent.h"
 #include "db.h"
+#include "ha_fence.h"
+#include "ha_restart.h"
 #include "bootstrap.h"
 #include "pool_db.h"
 #include "pool_forward.h"
@@ -149,6 +151,8 @@ void pool_failover_watch_start(void)
     static gint started;
     if (g_atomic_int_compare_and_exchange(&started, 0, 1))
         watcher.thread = g_thread_new("pool-failover", watch, NULL);
+    ha_fence_start();   /* HA's halves (they idle while HA is off) */
+    ha_restart_start();
 }
 
 void pool_failover_watch_stop(void)

@@ -16,6 +16,7 @@ static struct {
     GThread *thread;
     gint stop;
     gint connected;
+    gint64 last_contact; /* atomic: monotonic us when the last successful poll began */
     gint resync; /* atomic: the next poll asks for everything (a new master) */
     uint64_t generation; /* the master's generation the replica has reached */
     GMutex lock;
@@ -82,7 +83,9 @@ static gpointer stream_thread(gpointer unused)
     unsigned failures = 0;
     while (!g_atomic_int_get(&replica.stop)) {
         g_autoptr(XapiError) err = NULL;
+        gint64 began = g_get_monotonic_time();
         if (poll_once(&err) == 0) {
+            __atomic_store_n(&replica.last_contact, began, __ATOMIC_RELEASE);
             if (!g_atomic_int_get(&replica.connected))
                 g_message("pool: the master's stream is flowing (generation %" G_GUINT64_FORMAT
                           ")", (guint64)replica.generation);
@@ -181,6 +184,11 @@ void pool_replica_stop(void)
 void pool_replica_resync(void)
 {
     g_atomic_int_set(&replica.resync, 1);
+}
+
+int64_t pool_replica_last_contact(void)
+{
+    return __atomic_load_n(&replica.last_contact, __ATOMIC_ACQUIRE);
 }
 
 bool pool_replica_connected(void)

@@ -1,0 +1,177 @@
+/* ha_fence.c: a host fences itself without a Raft majority (ha_fence.h). */
+#include "ha_fence.h"
+
+#include <string.h>
+
+#include "bootstrap.h"
+#include "db.h"
+#include "ha.h"
+#include "message_store.h"
+#include "pool_db.h"
+#include "pool_replica.h"
+#include "pool_role.h"
+#include "xenops.h"
+
+#define TICK_US (G_USEC_PER_SEC / 10)
+#define REFRESH_US G_USEC_PER_SEC
+
+static struct {
+    GThread *thread;
+    gint timeout_s;      /* atomic: the pool's HA timeout as last read (0: off) */
+    gint fenced;         /* atomic */
+    gint disarmed;       /* atomic: host.emergency_ha_disable */
+    GMutex lock;
+    GPtrArray *uuids;    /* the VMs whose domains a fence destroys (lock) */
+    char *host_ref, *host_uuid, *host_name;
+} fence;
+
+bool ha_fenced(void) { return g_atomic_int_get(&fence.fenced) != 0; }
+
+int64_t ha_fence_after_us(unsigned timeout_s)
+{
+    int64_t t = (int64_t)timeout_s * G_USEC_PER_SEC;
+    return MIN(t * 3 / 4, t - G_USEC_PER_SEC);
+}
+
+int64_t ha_fence_poll_hold_us(void)
+{
+    int t = g_atomic_int_get(&fence.timeout_s);
+    /* a quarter of the timeout: several polls fit before a fence */
+    return t > 0 ? (int64_t)t * G_USEC_PER_SEC / 4 : 0;
+}
+
+/* In contact with the majority at now: the master's node leads; a
+ * member's last poll that reached the master began at *at. */
+static bool in_contact(gint64 now, gint64 *at)
+{
+    if (pool_is_member()) {
+        *at = pool_replica_last_contact();
+        return *at > 0;
+    }
+    uint64_t id = 0;
+    g_autofree char *leader = NULL;
+    if (pool_db_leader(&id, &leader) < 0 || id == 0 || id != pool_db_node_id())
+        return false;
+    *at = now;
+    return true;
+}
+
+static bool add_uuid(DbRow *vm, void *ctx)
+{
+    if (!db_get(vm, "is_control_domain")->b)
+        g_ptr_array_add(ctx, g_strdup(xv_str(db_get(vm, "uuid"))));
+    return true;
+}
+
+/* While in contact (the database's lock is not held up by a master that
+ * cannot be reached): the HA timeout, the VMs, this host's names. */
+static void refresh(void)
+{
+    unsigned timeout = ha_timeout_s();
+    g_atomic_int_set(&fence.timeout_s, (gint)timeout);
+    GPtrArray *uuids = g_ptr_array_new_with_free_func(g_free);
+    db_read_begin();
+    db_foreach(dm_class_by_name("VM"), add_uuid, uuids);
+    g_autofree char *me = bootstrap_this_host();
+    DbRow *host = db_lookup(dm_class_by_name("host"), me);
+    g_mutex_lock(&fence.lock);
+    if (host && !fence.host_uuid) {
+        fence.host_ref = g_strdup(me);
+        fence.host_uuid = g_strdup(xv_str(db_get(host, "uuid")));
+        fence.host_name = g_strdup(xv_str(db_get(host, "name_label")));
+    }
+    if (fence.uuids)
+        g_ptr_array_unref(fence.uuids);
+    fence.uuids = uuids;
+    g_mutex_unlock(&fence.lock);
+    db_read_end();
+}
+
+static guint destroy_domains(void)
+{
+    g_mutex_lock(&fence.lock);
+    g_autoptr(GPtrArray) uuids = fence.uuids ? g_ptr_array_ref(fence.uuids) : NULL;
+    g_mutex_unlock(&fence.lock);
+    return uuids ? xenops_fence_domains((const char *const *)uuids->pdata, uuids->len) : 0;
+}
+
+static void fence_now(gint64 silent_us, unsigned timeout)
+{
+    g_atomic_int_set(&fence.fenced, 1); /* first: no call, no reconciliation writes */
+    g_warning("ha: no contact with the pool's Raft majority for %.1f s (HA timeout %u s): "
+              "fencing: every domain of this host is stopped and calls are refused",
+              (double)silent_us / G_USEC_PER_SEC, timeout);
+    guint n = destroy_domains();
+    g_warning("ha: fenced: %u domain(s) stopped %.1f s after the last contact", n,
+              (double)silent_us / G_USEC_PER_SEC);
+}
+
+static void unfence(gint64 fenced_at)
+{
+    g_message("ha: back in contact with the pool's majority after the fence: serving again");
+    g_atomic_int_set(&fence.fenced, 0);
+    g_mutex_lock(&fence.lock);
+    g_autofree char *uuid = g_strdup(fence.host_uuid);
+    g_autofree char *name = g_strdup(fence.host_name);
+    g_mutex_unlock(&fence.lock);
+    if (uuid)
+        message_raise("HA_HOST_WAS_FENCED", 4, "Host", uuid,
+                      "Server '%s' lost contact with the pool's majority for longer than the "
+                      "HA timeout and fenced itself %.0f s ago: its VMs were stopped here",
+                      name, (double)(g_get_monotonic_time() - fenced_at) / G_USEC_PER_SEC);
+}
+
+static gpointer watch(gpointer unused)
+{
+    gint64 last_contact = g_get_monotonic_time(), last_refresh = 0, fenced_at = 0;
+    for (;;) {
+        g_usleep(TICK_US);
+        gint64 now = g_get_monotonic_time();
+        if (pool_role_booting() || pool_role_changed()) {
+            last_contact = now; /* a role changing in-process, or a restart coming */
+            continue;
+        }
+        gint64 at = 0;
+        bool contact = in_contact(now, &at);
+        if (contact && at > last_contact)
+            last_contact = at;
+        unsigned timeout = (unsigned)g_atomic_int_get(&fence.timeout_s);
+        if (contact && (!pool_is_member() || pool_replica_connected()) &&
+            now - last_refresh > REFRESH_US) {
+            refresh();
+            last_refresh = now;
+            timeout = (unsigned)g_atomic_int_get(&fence.timeout_s);
+        }
+        bool armed = timeout > 0 && !g_atomic_int_get(&fence.disarmed);
+        if (ha_fenced()) {
+            destroy_domains(); /* a start that was under way ends here too */
+            if (!armed || (contact && at > fenced_at))
+                unfence(fenced_at);
+            continue;
+        }
+        if (armed && now - last_contact > ha_fence_after_us(timeout)) {
+            fence_now(now - last_contact, timeout);
+            fenced_at = now;
+        }
+    }
+    return NULL;
+}
+
+void ha_fence_start(void)
+{
+    static gint started;
+    if (g_atomic_int_compare_and_exchange(&started, 0, 1))
+        fence.thread = g_thread_new("ha-fence", watch, NULL);
+}
+
+int ha_fence_emergency_disable(bool soft, XapiError **err)
+{
+    if (g_atomic_int_get(&fence.timeout_s) == 0 || g_atomic_int_get(&fence.disarmed)) {
+        if (soft)
+            return 0;
+        return xapi_error_set(err, "HA_NOT_ENABLED", NULL);
+    }
+    g_warning("ha: host.emergency_ha_disable: this host no longer fences itself");
+    g_atomic_int_set(&fence.disarmed, 1);
+    return 0;
+}
