@@ -194,6 +194,15 @@ def test_the_plan_and_changes_that_would_break_it(pool):
                what="the plan back")
 
 
+def ha_on(api):
+    """HA on with the tests' timeout (whatever ran before)."""
+    proxy, s = api
+    p = the_pool(api)
+    if not ok(proxy.pool.get_ha_enabled(s, p)):
+        ok(proxy.pool.enable_ha(s, [], {"timeout": str(TIMEOUT)}))
+    assert ok(proxy.pool.get_ha_configuration(s, p)) == {"timeout": str(TIMEOUT)}
+
+
 def protected_vm(api, name, host, priority="restart", order=0, start_delay=0):
     proxy, s = api
     vm = new_vm(api, name, order=str(order), start_delay=str(start_delay))
@@ -211,6 +220,7 @@ def where(api, vm):
 def test_kill9_of_a_member_restarts_its_protected_vms_elsewhere(pool):
     master, api = master_api(pool)
     proxy, s = api
+    ha_on(api)
     victim = next(d for d in pool if d is not master)
     vh = host_of(api, victim.address)
     first = protected_vm(api, "first", vh, order=1, start_delay=1)
@@ -262,6 +272,7 @@ def test_kill9_of_a_member_restarts_its_protected_vms_elsewhere(pool):
 def test_kill9_of_the_master_a_new_master_restarts_its_vms(pool):
     master, api = master_api(pool)
     proxy, s = api
+    ha_on(api)
     mh = host_of(api, master.address)
     vm = protected_vm(api, "on the master", mh)
     uuid = ok(proxy.VM.get_uuid(s, vm))
