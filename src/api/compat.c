@@ -3,6 +3,7 @@
 #include "network.h"
 
 #include "datamodel.h"
+#include "ha.h"
 #include "vm_fields.h"
 #include "vm_vtpm.h"
 
@@ -34,7 +35,7 @@ static void pool_markdown(GString *out)
         "task; `HOST_OFFLINE`, `CANNOT_CONTACT_HOST` |\n"
         "| `host_metrics.live` | false after `--member-timeout` s (default 30) of a member's "
         "silence |\n"
-        "| `pool.designate_new_master`, emergency calls, HA, placement by "
+        "| `pool.designate_new_master`, emergency calls, placement by "
         "memory, shared SRs across hosts, HTTP 302 to another host | not yet |\n\n");
 }
 
@@ -123,6 +124,7 @@ char *compat_markdown(void)
     }
     g_string_append(out, "`*` marks messages served by a hand-written handler.\n\n");
     pool_markdown(out);
+    ha_markdown(out);
     vm_fields_markdown(out);
     vm_vtpm_markdown(out);
     network_markdown(out);

@@ -574,3 +574,41 @@ static void set_always_run(const char *vm_ref, bool on)
 
 void ha_vm_started(const char *vm_ref) { set_always_run(vm_ref, true); }
 void ha_vm_stopping(const char *vm_ref) { set_always_run(vm_ref, false); }
+
+void ha_markdown(GString *out)
+{
+    g_string_append(
+        out,
+        "## High availability (docs/ha.md)\n\n"
+        "| Call, field | Status |\n|---|---|\n"
+        "| `pool.enable_ha(heartbeat_srs, configuration)` | with `--pool-dqlite` on every host "
+        "(else `HA_NOT_INSTALLED [host]`): no statefile, the Raft database is the heartbeat; "
+        "XAPI's `HA_IS_ENABLED`, `HOST_OFFLINE [host]`; `heartbeat_srs` may be empty, an SR "
+        "given must be shared (`HA_CONSTRAINT_VIOLATION_SR_NOT_SHARED`) and gets no VDI "
+        "(`ha_statefiles` stays empty); `configuration` holds only `timeout` (seconds, "
+        "default 60 as XAPI; other keys `VALUE_NOT_SUPPORTED`); `ha_cluster_stack` is "
+        "`raft` |\n"
+        "| `pool.disable_ha`, `host.emergency_ha_disable(soft)` | `HA_NOT_ENABLED` as XAPI; "
+        "the emergency call stops only this host's fencing, until it restarts |\n"
+        "| `pool.set_ha_host_failures_to_tolerate`, `ha_compute_max_host_failures_to_tolerate`, "
+        "`ha_compute_hypothetical_max_host_failures_to_tolerate`, `ha_failover_plan_exists`, "
+        "`ha_compute_vm_failover_plan` | XAPI's binpacker (exhaustive under 3,500 failure "
+        "orders, its approximation above), bounded by the Raft quorum ((voters - 1) / 2, as "
+        "XAPI's corosync bound); every protected VM counts as agile (no "
+        "`Plan_exists_excluding_non_agile_VMs`); anti-affinity groups not considered |\n"
+        "| `ha_plan_exists_for`, `ha_overcommitted` | kept by the master (every 2 s and after "
+        "each change), with `HA_POOL_OVERCOMMITTED`, `HA_POOL_DROP_IN_PLAN_EXISTS_FOR` |\n"
+        "| `HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN` | on `VM.set_ha_restart_priority` "
+        "(`set_ha_always_run`) of a running VM and on `VM.start`/`start_on` unless "
+        "`force` (HA's own restarts), while `ha_allow_overcommit` is false and a plan exists "
+        "(not yet on migration, host disable or memory changes) |\n"
+        "| `VM.ha_restart_priority`, `ha_always_run`, `order`, `start_delay` | `restart`, "
+        "`best-effort`, `` (else `INVALID_VALUE`); `ha_always_run` set by a start, cleared by "
+        "shutdown and suspend, as XAPI |\n"
+        "| `pool.ha_prevent_restarts_for` | the master holds its restarts back (in memory) |\n"
+        "| fencing, restarts | a host out of Raft contact for 3/4 of the timeout destroys its "
+        "domains and answers `HA_SHOULD_BE_FENCED [host]`; the master, after timeout + "
+        "max(2 s, timeout / 4), declares it dead (`HA_HOST_FAILED`) and restarts its VMs by "
+        "priority and order (`HA_PROTECTED_VM_RESTART_FAILED`); `HA_HOST_WAS_FENCED` once "
+        "the host is back |\n\n");
+}

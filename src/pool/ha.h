@@ -8,6 +8,7 @@
  * xapi_ha_vm_failover.ml, with ha_plan.h's binpacker). */
 #pragma once
 
+#include <glib.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -64,6 +65,9 @@ void ha_update_pool_status(void);
 int ha_vm_before_start(const char *vm_ref, XapiError **err);
 void ha_vm_started(const char *vm_ref);
 void ha_vm_stopping(const char *vm_ref);
+
+/* The HA section of docs/compat.md. */
+void ha_markdown(GString *out);
 
 /* VM.set_ha_restart_priority (and the deprecated set_ha_always_run). */
 int ha_set_restart_priority(const char *vm_ref, const char *value, XapiError **err);

@@ -81,7 +81,10 @@ char *pool_master_changes(uint64_t since, const char *host, unsigned wait_s)
     db_read_begin();
     json_object *batch = pool_wire_changes(since);
     db_read_end();
-    heard_from(host);
+    /* Under HA a poll counts from its start only: a member killed while
+     * its poll is held must not look alive until the hold ends. */
+    if (ha_fence_poll_hold_us() == 0)
+        heard_from(host);
     return to_text(batch);
 }
 
