@@ -149,3 +149,49 @@ def test_a_partitioned_member_fences_before_its_vm_restarts_elsewhere(pool):
                what="the member live again")
     ok(proxy.VM.hard_shutdown(s, vm))
     ok(proxy.VM.destroy(s, vm))
+
+
+def test_a_partitioned_master_fences_and_the_new_master_restarts(pool):
+    hub, hosts = pool
+    master, api = master_api(hosts)
+    proxy, s = api
+    ha_on(api)
+    index = hosts.index(master) + 1
+    mh = host_of(api, master.address)
+    vm = protected_vm(api, "on the cut-off master", mh)
+    uuid = ok(proxy.VM.get_uuid(s, vm))
+    others = [d for d in hosts if d is not master]
+    hub.cut(index, up=False)
+    cut = time.monotonic()
+    seen = {}
+
+    def restarted():
+        never_twice(hosts)
+        here = uuid in running_domains([master])
+        if not here:
+            seen.setdefault("fenced", time.monotonic() - cut)
+        new = settled(others)
+        if not new:
+            return None
+        try:
+            state, host = where(new.login(), vm)
+        except (OSError, AssertionError):
+            return None
+        if state == "Running" and host != mh:
+            assert not here, "restarted elsewhere while the cut-off master still runs it"
+            seen["restarted"] = time.monotonic() - cut
+            return new
+        return None
+
+    new = wait_until(restarted, timeout=TIMEOUT + MARGIN + 40, what="the VM restarted")
+    print(f"\nha: the master's link down to its fence {seen['fenced']:.2f} s, to the VM "
+          f"running again {seen['restarted']:.2f} s (new master {new.address})")
+    assert log_has(master, "fencing: every domain") == 1
+    hub.cut(index, up=True)
+    wait_until(lambda: settled(hosts), timeout=60, what="the pool agreeing on its master")
+    master2, api = master_api(hosts)
+    never_twice(hosts)
+    assert uuid not in running_domains([master])
+    proxy, s = api
+    ok(proxy.VM.hard_shutdown(s, vm))
+    ok(proxy.VM.destroy(s, vm))
