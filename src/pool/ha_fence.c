@@ -1,6 +1,7 @@
 /* ha_fence.c: a host fences itself without a Raft majority (ha_fence.h). */
 #include "ha_fence.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "bootstrap.h"
@@ -8,6 +9,7 @@
 #include "ha.h"
 #include "message_store.h"
 #include "pool_db.h"
+#include "pool_master.h"
 #include "pool_replica.h"
 #include "pool_role.h"
 #include "xenops.h"
@@ -22,6 +24,8 @@ static struct {
     gint disarmed;       /* atomic: host.emergency_ha_disable */
     GMutex lock;
     GPtrArray *uuids;    /* the VMs whose domains a fence destroys (lock) */
+    GPtrArray *others;   /* the other hosts' refs (lock) */
+    GHashTable *tracked; /* uuids of domains made here since the last refresh (lock) */
     char *host_ref, *host_uuid, *host_name;
 } fence;
 
@@ -36,12 +40,38 @@ int64_t ha_fence_after_us(unsigned timeout_s)
 int64_t ha_fence_poll_hold_us(void)
 {
     int t = g_atomic_int_get(&fence.timeout_s);
-    /* a quarter of the timeout: several polls fit before a fence */
-    return t > 0 ? (int64_t)t * G_USEC_PER_SEC / 4 : 0;
+    /* an eighth of the timeout: several polls fit before a fence */
+    return t > 0 ? (int64_t)t * G_USEC_PER_SEC / 8 : 0;
 }
 
 /* In contact with the majority at now: the master's node leads; a
  * member's last poll that reached the master began at *at. */
+static gint gint64_cmp_desc(gconstpointer a, gconstpointer b)
+{
+    gint64 x = *(const gint64 *)a, y = *(const gint64 *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The master's contact: when it last heard a majority of the pool's
+ * hosts (itself one of them) poll it. Raft's leader does not always step
+ * down without a quorum (dqlite 1.11 did not in the tests), and a
+ * majority polling this master is what keeps the others from choosing
+ * another. */
+static gint64 majority_heard(gint64 now)
+{
+    g_mutex_lock(&fence.lock);
+    g_autoptr(GPtrArray) others = fence.others ? g_ptr_array_ref(fence.others) : NULL;
+    g_mutex_unlock(&fence.lock);
+    guint n = others ? others->len : 0, need = (n + 1) / 2; /* others needed: (n+1)/2 of n+1 */
+    if (need == 0)
+        return now;
+    g_autofree gint64 *heard = g_new0(gint64, n);
+    for (guint i = 0; i < n; i++)
+        heard[i] = pool_master_last_heard(others->pdata[i]);
+    qsort(heard, n, sizeof(gint64), gint64_cmp_desc);
+    return heard[need - 1];
+}
+
 static bool in_contact(gint64 now, gint64 *at)
 {
     if (pool_is_member()) {
@@ -52,7 +82,15 @@ static bool in_contact(gint64 now, gint64 *at)
     g_autofree char *leader = NULL;
     if (pool_db_leader(&id, &leader) < 0 || id == 0 || id != pool_db_node_id())
         return false;
-    *at = now;
+    *at = majority_heard(now);
+    return true;
+}
+
+static bool add_other(DbRow *host, void *ctx)
+{
+    g_autofree char *me = bootstrap_this_host();
+    if (strcmp(host->ref, me) != 0)
+        g_ptr_array_add(ctx, g_strdup(host->ref));
     return true;
 }
 
@@ -70,8 +108,10 @@ static void refresh(void)
     unsigned timeout = ha_timeout_s();
     g_atomic_int_set(&fence.timeout_s, (gint)timeout);
     GPtrArray *uuids = g_ptr_array_new_with_free_func(g_free);
+    GPtrArray *others = g_ptr_array_new_with_free_func(g_free);
     db_read_begin();
     db_foreach(dm_class_by_name("VM"), add_uuid, uuids);
+    db_foreach(dm_class_by_name("host"), add_other, others);
     g_autofree char *me = bootstrap_this_host();
     DbRow *host = db_lookup(dm_class_by_name("host"), me);
     g_mutex_lock(&fence.lock);
@@ -83,16 +123,37 @@ static void refresh(void)
     if (fence.uuids)
         g_ptr_array_unref(fence.uuids);
     fence.uuids = uuids;
+    if (fence.others)
+        g_ptr_array_unref(fence.others);
+    fence.others = others;
     g_mutex_unlock(&fence.lock);
     db_read_end();
 }
 
-static guint destroy_domains(void)
+void ha_fence_track(const char *uuid)
 {
     g_mutex_lock(&fence.lock);
-    g_autoptr(GPtrArray) uuids = fence.uuids ? g_ptr_array_ref(fence.uuids) : NULL;
+    if (!fence.tracked)
+        fence.tracked = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    g_hash_table_add(fence.tracked, g_strdup(uuid));
     g_mutex_unlock(&fence.lock);
-    return uuids ? xenops_fence_domains((const char *const *)uuids->pdata, uuids->len) : 0;
+}
+
+static guint destroy_domains(void)
+{
+    g_autoptr(GPtrArray) all = g_ptr_array_new_with_free_func(g_free);
+    g_mutex_lock(&fence.lock);
+    for (guint i = 0; fence.uuids && i < fence.uuids->len; i++)
+        g_ptr_array_add(all, g_strdup(fence.uuids->pdata[i]));
+    GHashTableIter it;
+    gpointer key;
+    if (fence.tracked) {
+        g_hash_table_iter_init(&it, fence.tracked);
+        while (g_hash_table_iter_next(&it, &key, NULL))
+            g_ptr_array_add(all, g_strdup(key));
+    }
+    g_mutex_unlock(&fence.lock);
+    return xenops_fence_domains((const char *const *)all->pdata, all->len);
 }
 
 static void fence_now(gint64 silent_us, unsigned timeout)
@@ -114,6 +175,13 @@ static void unfence(gint64 fenced_at)
     g_autofree char *uuid = g_strdup(fence.host_uuid);
     g_autofree char *name = g_strdup(fence.host_name);
     g_mutex_unlock(&fence.lock);
+    /* Its VMs that were not restarted elsewhere (the master did not
+     * declare it dead) are marked halted: HA restarts the protected ones. */
+    g_mutex_lock(&fence.lock);
+    g_autoptr(GPtrArray) uuids = fence.uuids ? g_ptr_array_ref(fence.uuids) : NULL;
+    g_mutex_unlock(&fence.lock);
+    for (guint i = 0; uuids && i < uuids->len; i++)
+        xenops_queue_reconcile(uuids->pdata[i]);
     if (uuid)
         message_raise("HA_HOST_WAS_FENCED", 4, "Host", uuid,
                       "Server '%s' lost contact with the pool's majority for longer than the "
@@ -121,9 +189,28 @@ static void unfence(gint64 fenced_at)
                       name, (double)(g_get_monotonic_time() - fenced_at) / G_USEC_PER_SEC);
 }
 
+/* The cache's own thread: a read of the database can wait for a write
+ * in flight (a member's until the master answers, the master's until
+ * Raft has its quorum), and the watch must never wait. */
+static gpointer refresher(gpointer unused)
+{
+    for (;;) {
+        g_usleep(REFRESH_US);
+        gint64 now = g_get_monotonic_time(), at = 0;
+        unsigned timeout = (unsigned)g_atomic_int_get(&fence.timeout_s);
+        if (pool_role_booting() || pool_role_changed() || ha_fenced() || !in_contact(now, &at))
+            continue;
+        if (timeout > 0 && now - at > ha_fence_after_us(timeout) / 2)
+            continue;
+        refresh();
+    }
+    return NULL;
+}
+
 static gpointer watch(gpointer unused)
 {
-    gint64 last_contact = g_get_monotonic_time(), last_refresh = 0, fenced_at = 0;
+    gint64 last_contact = g_get_monotonic_time(), fenced_at = 0;
+    bool was_armed = false;
     for (;;) {
         g_usleep(TICK_US);
         gint64 now = g_get_monotonic_time();
@@ -136,13 +223,17 @@ static gpointer watch(gpointer unused)
         if (contact && at > last_contact)
             last_contact = at;
         unsigned timeout = (unsigned)g_atomic_int_get(&fence.timeout_s);
-        if (contact && (!pool_is_member() || pool_replica_connected()) &&
-            now - last_refresh > REFRESH_US) {
-            refresh();
-            last_refresh = now;
-            timeout = (unsigned)g_atomic_int_get(&fence.timeout_s);
-        }
         bool armed = timeout > 0 && !g_atomic_int_get(&fence.disarmed);
+        if (armed != was_armed) {
+            if (armed)
+                g_message("ha: armed: this host fences itself after %.1f s without contact with "
+                          "the pool's majority (HA timeout %u s)",
+                          (double)ha_fence_after_us(timeout) / G_USEC_PER_SEC, timeout);
+            else
+                g_message("ha: disarmed: this host no longer fences itself");
+            was_armed = armed;
+            last_contact = MAX(last_contact, now - TICK_US); /* a fresh start */
+        }
         if (ha_fenced()) {
             destroy_domains(); /* a start that was under way ends here too */
             if (!armed || (contact && at > fenced_at))
@@ -160,8 +251,10 @@ static gpointer watch(gpointer unused)
 void ha_fence_start(void)
 {
     static gint started;
-    if (g_atomic_int_compare_and_exchange(&started, 0, 1))
-        fence.thread = g_thread_new("ha-fence", watch, NULL);
+    if (!g_atomic_int_compare_and_exchange(&started, 0, 1))
+        return;
+    fence.thread = g_thread_new("ha-fence", watch, NULL);
+    g_thread_unref(g_thread_new("ha-refresh", refresher, NULL));
 }
 
 int ha_fence_emergency_disable(bool soft, XapiError **err)

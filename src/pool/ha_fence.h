@@ -17,6 +17,9 @@
 
 #include "xapi_error.h"
 
+/* A domain about to be made here (a start, a migration in): a fence
+ * destroys it even before the watch's list of VMs has it. */
+void ha_fence_track(const char *uuid);
 /* Starts the watch (once; every host with a dqlite node). */
 void ha_fence_start(void);
 /* Whether this host has fenced itself and refuses work. */

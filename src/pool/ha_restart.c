@@ -273,8 +273,29 @@ static bool restart_one(const Restart *r, GHashTable *plan)
     return false;
 }
 
+/* XAPI's offline protected VMs: halted with ha_always_run (a shutdown
+ * through the API clears it), wherever they ran: a host that fenced
+ * itself without being declared dead marks them so once back. */
+static bool add_offline_protected(DbRow *vm, void *ctx)
+{
+    if (db_get(vm, "ha_always_run")->b && !db_get(vm, "is_control_domain")->b &&
+        strcmp(xv_str(db_get(vm, "ha_restart_priority")), "restart") == 0 &&
+        strcmp(xv_str(db_get(vm, "power_state")), "Halted") == 0 &&
+        !g_hash_table_contains(ha.pending, vm->ref))
+        g_ptr_array_add(ctx, g_strdup(vm->ref));
+    return true;
+}
+
 static void run_restarts(void)
 {
+    g_autoptr(GPtrArray) offline = g_ptr_array_new_with_free_func(g_free);
+    db_read_begin();
+    db_foreach(cls("VM"), add_offline_protected, offline);
+    db_read_end();
+    for (guint i = 0; i < offline->len; i++) {
+        g_message("ha: protected VM %s is halted: to restart", (char *)offline->pdata[i]);
+        g_hash_table_insert(ha.pending, g_strdup(offline->pdata[i]), g_new0(Pending, 1));
+    }
     gint64 now = g_get_monotonic_time();
     if (now < __atomic_load_n(&ha.prevent_until, __ATOMIC_ACQUIRE) ||
         g_hash_table_size(ha.pending) == 0)

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "ha_fence.h"
 #include "pool_client.h"
 #include "pool_role.h"
 #include "pool_secret.h"
@@ -44,7 +45,12 @@ static int poll_once(XapiError **err)
                         (guint64)replica.generation, pool_this_host(), POLL_WAIT_S);
     const char *headers[] = {header, NULL};
     PoolHttpReply reply;
-    if (pool_http(endpoint, "GET", path, headers, NULL, 0, POLL_WAIT_S + 10, &reply, err) < 0)
+    /* Under HA a poll must not hang on a master cut off: the member would
+     * go on waiting for it after the pool chose another (ha_fence.h). */
+    unsigned timeout_s = POLL_WAIT_S + 10;
+    if (ha_fence_poll_hold_us() > 0)
+        timeout_s = MIN(timeout_s, (unsigned)(ha_fence_poll_hold_us() / G_USEC_PER_SEC) + 2);
+    if (pool_http(endpoint, "GET", path, headers, NULL, 0, timeout_s, &reply, err) < 0)
         return -1;
     if (reply.status != 200) {
         xapi_error_internal(err, "pool: the master answered %d to the stream", reply.status);

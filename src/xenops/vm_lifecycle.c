@@ -10,6 +10,7 @@
 #include "dm_handlers.h"
 #include "guest_agent.h"
 #include "ha.h"
+#include "ha_fence.h"
 #include "message_store.h"
 #include "task.h"
 #include "vm_bootloader.h"
@@ -268,6 +269,8 @@ int vm_boot(VmOp *o, const char *resume_image, bool paused)
     if (rc == 0 && vm_bootloader_wanted(o->record))
         rc = vm_bootloader_run(o->ref, o->uuid, o->record, disks, n_disks, &pv_boot,
                                &o->call->error);
+    if (rc == 0)
+        ha_fence_track(o->uuid); /* a fence destroys it too, cache or not */
     if (rc == 0)
         rc = driver()->start(o->uuid, pv_boot ? pv_boot : o->record, disks, n_disks, nics,
                              n_nics, resume_image, paused, &o->call->error);

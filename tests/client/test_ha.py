@@ -194,13 +194,16 @@ def test_the_plan_and_changes_that_would_break_it(pool):
                what="the plan back")
 
 
-def ha_on(api):
-    """HA on with the tests' timeout (whatever ran before)."""
+def ha_on(api, hosts, timeout=TIMEOUT):
+    """HA on with the tests' timeout (whatever ran before), every host
+    armed (it has read the setting: its polls are short from then on)."""
     proxy, s = api
     p = the_pool(api)
     if not ok(proxy.pool.get_ha_enabled(s, p)):
-        ok(proxy.pool.enable_ha(s, [], {"timeout": str(TIMEOUT)}))
-    assert ok(proxy.pool.get_ha_configuration(s, p)) == {"timeout": str(TIMEOUT)}
+        ok(proxy.pool.enable_ha(s, [], {"timeout": str(timeout)}))
+    assert ok(proxy.pool.get_ha_configuration(s, p)) == {"timeout": str(timeout)}
+    wait_until(lambda: all(log_has(d, "ha: armed") for d in hosts), what="every host armed")
+    time.sleep(1)  # a poll begun before arming has ended
 
 
 def protected_vm(api, name, host, priority="restart", order=0, start_delay=0):
@@ -220,7 +223,7 @@ def where(api, vm):
 def test_kill9_of_a_member_restarts_its_protected_vms_elsewhere(pool):
     master, api = master_api(pool)
     proxy, s = api
-    ha_on(api)
+    ha_on(api, pool)
     victim = next(d for d in pool if d is not master)
     vh = host_of(api, victim.address)
     first = protected_vm(api, "first", vh, order=1, start_delay=1)
@@ -272,7 +275,7 @@ def test_kill9_of_a_member_restarts_its_protected_vms_elsewhere(pool):
 def test_kill9_of_the_master_a_new_master_restarts_its_vms(pool):
     master, api = master_api(pool)
     proxy, s = api
-    ha_on(api)
+    ha_on(api, pool)
     mh = host_of(api, master.address)
     vm = protected_vm(api, "on the master", mh)
     uuid = ok(proxy.VM.get_uuid(s, vm))
