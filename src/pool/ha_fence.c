@@ -52,17 +52,19 @@ static gint gint64_cmp_desc(gconstpointer a, gconstpointer b)
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
-/* The master's contact: when it last heard a majority of the pool's
- * hosts (itself one of them) poll it. Raft's leader does not always step
- * down without a quorum (dqlite 1.11 did not in the tests), and a
- * majority polling this master is what keeps the others from choosing
- * another. */
+/* The master's contact: when it last heard enough of the pool's hosts
+ * poll it that no other side can hold a Raft quorum. Raft's leader does
+ * not always step down without one (dqlite 1.11 did not in the tests).
+ * Of n hosts, min(n, 3) vote; which ones is not known here, so enough
+ * means at least one other voter even if every standby is among them:
+ * n - 2 others (n >= 3), and at least half of the pool. */
 static gint64 majority_heard(gint64 now)
 {
     g_mutex_lock(&fence.lock);
     g_autoptr(GPtrArray) others = fence.others ? g_ptr_array_ref(fence.others) : NULL;
     g_mutex_unlock(&fence.lock);
-    guint n = others ? others->len : 0, need = (n + 1) / 2; /* others needed: (n+1)/2 of n+1 */
+    guint n = others ? others->len : 0, total = n + 1;
+    guint need = total <= 1 ? 0 : MAX(total / 2, total >= 3 ? total - 2 : 1);
     if (need == 0)
         return now;
     g_autofree gint64 *heard = g_new0(gint64, n);
