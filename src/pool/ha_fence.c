@@ -18,7 +18,8 @@
 #define REFRESH_US G_USEC_PER_SEC
 
 static struct {
-    GThread *thread;
+    GThread *thread, *refresher;
+    gint stop;           /* atomic */
     gint timeout_s;      /* atomic: the pool's HA timeout as last read (0: off) */
     gint fenced;         /* atomic */
     gint disarmed;       /* atomic: host.emergency_ha_disable */
@@ -196,7 +197,7 @@ static void unfence(gint64 fenced_at)
  * Raft has its quorum), and the watch must never wait. */
 static gpointer refresher(gpointer unused)
 {
-    for (;;) {
+    while (!g_atomic_int_get(&fence.stop)) {
         g_usleep(REFRESH_US);
         gint64 now = g_get_monotonic_time(), at = 0;
         unsigned timeout = (unsigned)g_atomic_int_get(&fence.timeout_s);
@@ -213,7 +214,7 @@ static gpointer watch(gpointer unused)
 {
     gint64 last_contact = g_get_monotonic_time(), fenced_at = 0;
     bool was_armed = false;
-    for (;;) {
+    while (!g_atomic_int_get(&fence.stop)) {
         g_usleep(TICK_US);
         gint64 now = g_get_monotonic_time();
         if (pool_role_booting() || pool_role_changed()) {
@@ -256,7 +257,17 @@ void ha_fence_start(void)
     if (!g_atomic_int_compare_and_exchange(&started, 0, 1))
         return;
     fence.thread = g_thread_new("ha-fence", watch, NULL);
-    g_thread_unref(g_thread_new("ha-refresh", refresher, NULL));
+    fence.refresher = g_thread_new("ha-refresh", refresher, NULL);
+}
+
+void ha_fence_stop(void)
+{
+    g_atomic_int_set(&fence.stop, 1);
+    if (fence.thread)
+        g_thread_join(fence.thread);
+    if (fence.refresher)
+        g_thread_join(fence.refresher);
+    fence.thread = fence.refresher = NULL;
 }
 
 int ha_fence_emergency_disable(bool soft, XapiError **err)

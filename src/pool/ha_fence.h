@@ -22,6 +22,8 @@
 void ha_fence_track(const char *uuid);
 /* Starts the watch (once; every host with a dqlite node). */
 void ha_fence_start(void);
+/* Stops it (before the database closes). */
+void ha_fence_stop(void);
 /* Whether this host has fenced itself and refuses work. */
 bool ha_fenced(void);
 /* How long the master may hold a member's poll under HA (0: HA off). */

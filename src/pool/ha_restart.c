@@ -27,6 +27,7 @@ typedef struct {
 
 static struct {
     GThread *thread;
+    gint stop;            /* atomic */
     gint64 prevent_until; /* atomic */
     GHashTable *dead;     /* host ref -> (unused): declared dead, not heard from since */
     GHashTable *pending;  /* VM ref -> Pending *: reset from a dead host, to restart */
@@ -315,12 +316,18 @@ static void run_restarts(void)
             const Restart *r = due->pdata[j];
             if (r->order != first->order || r->best_effort != first->best_effort)
                 break;
+            if (g_atomic_int_get(&ha.stop))
+                return;
             restart_one(r, plan);
             delay = MAX(delay, r->start_delay);
         }
         i = j;
-        if (i < due->len && delay > 0)
-            g_usleep((gulong)MIN(delay, MAX_START_DELAY_S) * G_USEC_PER_SEC);
+        gint64 until = g_get_monotonic_time() + MIN(delay, MAX_START_DELAY_S) * G_USEC_PER_SEC;
+        while (i < due->len && delay > 0 && g_get_monotonic_time() < until &&
+               !g_atomic_int_get(&ha.stop))
+            g_usleep(TICK_US / 5);
+        if (g_atomic_int_get(&ha.stop))
+            return;
     }
     ha_update_pool_status();
 }
@@ -328,7 +335,7 @@ static void run_restarts(void)
 static gpointer watch(gpointer unused)
 {
     gint64 last_status = 0;
-    for (;;) {
+    while (!g_atomic_int_get(&ha.stop)) {
         g_usleep(TICK_US);
         if (pool_is_member() || pool_role_booting() || pool_role_changed() || ha_fenced())
             continue;
@@ -357,4 +364,12 @@ void ha_restart_start(void)
     ha.dead = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     ha.pending = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     ha.thread = g_thread_new("ha-restart", watch, NULL);
+}
+
+void ha_restart_stop(void)
+{
+    g_atomic_int_set(&ha.stop, 1);
+    if (ha.thread)
+        g_thread_join(ha.thread);
+    ha.thread = NULL;
 }

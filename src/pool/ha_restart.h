@@ -19,6 +19,8 @@
 /* Starts the master's watch (once; every host with a dqlite node: it
  * idles while the host is a member). */
 void ha_restart_start(void);
+/* Stops it (before the database closes; a restart under way ends). */
+void ha_restart_stop(void);
 /* pool.ha_prevent_restarts_for: no restart for that many seconds (0:
  * restarts allowed again at once). */
 void ha_restart_prevent_for(int64_t seconds);

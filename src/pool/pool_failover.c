@@ -157,6 +157,8 @@ void pool_failover_watch_start(void)
 
 void pool_failover_watch_stop(void)
 {
+    ha_restart_stop(); /* they read the database too */
+    ha_fence_stop();
     g_atomic_int_set(&watcher.stop, 1);
     if (watcher.thread)
         g_thread_join(watcher.thread);

@@ -41,10 +41,16 @@ def pool():
         wait_until(lambda: log_has(master, ") added") >= n + 1,
                    what=f"{member.address}'s node added at the master")
     yield hosts
-    for d in hosts:
-        d.stop()
+    failures = []
+    for d in hosts:  # every daemon stopped, whatever fails
+        try:
+            d.stop()
+        except Exception as e:  # a sanitizer report: raised once all are gone
+            failures.append(e)
         if not os.environ.get("XAPID_KEEP_STATE"):
             shutil.rmtree(d.state_dir, ignore_errors=True)
+    if failures:
+        raise failures[0]
 
 
 def running_domains(hosts):

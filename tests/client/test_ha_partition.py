@@ -44,6 +44,13 @@ class Hub:
         self.hub = f"ha-hub-{tag}"
         self.hosts = [f"ha-h{i}-{tag}" for i in range(1, n + 1)]
         self.mine = f"ha-t{tag}"
+        try:
+            self._make(n)
+        except Exception:
+            self.remove()
+            raise
+
+    def _make(self, n):
         ip("netns", "add", self.hub)
         ip("-n", self.hub, "link", "add", "br0", "type", "bridge")
         ip("-n", self.hub, "link", "set", "br0", "up")
@@ -94,11 +101,17 @@ def pool():
                        what=f"{member.address}'s node added at the master")
         yield hub, hosts
     finally:
-        for d in hosts:
-            d.stop()
+        failures = []
+        for d in hosts:  # every daemon stopped, the links removed, whatever fails
+            try:
+                d.stop()
+            except Exception as e:  # a sanitizer report: raised once all is gone
+                failures.append(e)
             if not os.environ.get("XAPID_KEEP_STATE"):
                 shutil.rmtree(d.state_dir, ignore_errors=True)
         hub.remove()
+        if failures:
+            raise failures[0]
 
 
 def test_a_partitioned_member_fences_before_its_vm_restarts_elsewhere(pool):
