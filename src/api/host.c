@@ -16,6 +16,7 @@
 #include "call.h"
 #include "db.h"
 #include "dm_handlers.h"
+#include "ha.h"
 #include "ha_fence.h"
 #include "host_evacuate.h"
 #include "log_ring.h"
@@ -65,6 +66,12 @@ static int set_enabled(Call *call, const char *host, bool enabled)
         db_write_abort();
         return 0;
     }
+    db_write_abort(); /* the plan is read without the write lock */
+    if (!enabled && ha_check_host_disable(host, &call->error) < 0)
+        return -1;
+    row = db_write_begin_on("host", host, &call->error);
+    if (!row)
+        return -1;
     if (db_set_by_name(row, "enabled", xv_new_bool(enabled), &call->error) < 0) {
         db_write_abort();
         return -1;

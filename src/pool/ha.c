@@ -331,6 +331,17 @@ int ha_check_vm_arriving(const char *vm_ref, const char *host_ref, XapiError **e
     return rc;
 }
 
+int ha_check_host_disable(const char *host_ref, XapiError **err)
+{
+    g_autoptr(Xv) gone = xv_new_array();
+    xv_array_append_string(gone, host_ref);
+    Change c = {.failed_hosts = gone, .num_failures = -1};
+    db_read_begin();
+    int rc = preserves_plan(&c, err);
+    db_read_end();
+    return rc;
+}
+
 /* ---- the pool's fields ---------------------------------------------------------- */
 
 static char *pool_uuid_and_name(char **name)
@@ -601,7 +612,7 @@ void ha_markdown(GString *out)
         "| `HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN` | on `VM.set_ha_restart_priority` "
         "(`set_ha_always_run`) of a running VM and on `VM.start`/`start_on` unless "
         "`force` (HA's own restarts), while `ha_allow_overcommit` is false and a plan exists "
-        "(not yet on migration, host disable or memory changes) |\n"
+        "and `host.disable` (not yet on migration or memory changes) |\n"
         "| `VM.ha_restart_priority`, `ha_always_run`, `order`, `start_delay` | `restart`, "
         "`best-effort`, `` (else `INVALID_VALUE`); `ha_always_run` set by a start, cleared by "
         "shutdown and suspend, as XAPI |\n"

@@ -41,6 +41,10 @@ int ha_compute_hypothetical_max(const Xv *configuration, int64_t *out, XapiError
 Xv *ha_compute_vm_failover_plan(const Xv *failed_hosts, const Xv *failed_vms);
 bool ha_failover_plan_exists(int64_t n);
 
+/* host.disable: the plan must survive the host leaving the live set
+ * (XAPI's assert_host_disable_preserves_ha_plan). */
+int ha_check_host_disable(const char *host_ref, XapiError **err);
+
 /* compute_restart_plan: the protected VMs that run nowhere live -> the
  * host the plan restarts each on (refs; caller frees). */
 GHashTable *ha_offline_restart_plan(void);

@@ -171,6 +171,8 @@ def test_the_plan_and_changes_that_would_break_it(pool):
     assert err(proxy.VM.start_on(s, y, hosts[1], False, False)) == \
         ["HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN"]
     assert ok(proxy.VM.get_power_state(s, y)) == "Halted"
+    assert err(proxy.host.disable(s, hosts[1])) == ["HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN"]
+    assert ok(proxy.host.get_enabled(s, hosts[1])) is True
     assert err(proxy.VM.set_ha_restart_priority(s, x, "always")) == \
         ["INVALID_VALUE", "ha_restart_priority", "always"]
     assert ok(proxy.pool.ha_compute_hypothetical_max_host_failures_to_tolerate(
