@@ -397,6 +397,9 @@ int xapi_host_evacuate(Call *call, const char *host, const char *network,
     if (evacuate_batch_size < 0)
         return xapi_error_set(&call->error, "VALUE_NOT_SUPPORTED", "evacuate_batch_size", "",
                               "must not be negative", NULL);
+    /* XAPI: as a disable would (the VMs leave it) */
+    if (ha_check_host_disable(host, &call->error) < 0)
+        return -1;
     db_read_begin();
     bool exists = db_lookup(dm_class_by_name("host"), host) != NULL;
     db_read_end();

@@ -612,7 +612,7 @@ void ha_markdown(GString *out)
         "| `HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN` | on `VM.set_ha_restart_priority` "
         "(`set_ha_always_run`) of a running VM and on `VM.start`/`start_on` unless "
         "`force` (HA's own restarts), while `ha_allow_overcommit` is false and a plan exists "
-        "and `host.disable` (not yet on migration or memory changes) |\n"
+        "and `host.disable`, `host.evacuate` as XAPI (not on memory changes yet) |\n"
         "| `VM.ha_restart_priority`, `ha_always_run`, `order`, `start_delay` | `restart`, "
         "`best-effort`, `` (else `INVALID_VALUE`); `ha_always_run` set by a start, cleared by "
         "shutdown and suspend, as XAPI |\n"

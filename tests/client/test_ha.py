@@ -172,6 +172,9 @@ def test_the_plan_and_changes_that_would_break_it(pool):
         ["HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN"]
     assert ok(proxy.VM.get_power_state(s, y)) == "Halted"
     assert err(proxy.host.disable(s, hosts[1])) == ["HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN"]
+    assert err(proxy.host.evacuate(s, hosts[1], "OpaqueRef:NULL", "0")) == \
+        ["HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN"]
+    assert ok(proxy.VM.get_resident_on(s, z1)) == hosts[1]
     assert ok(proxy.host.get_enabled(s, hosts[1])) is True
     assert err(proxy.VM.set_ha_restart_priority(s, x, "always")) == \
         ["INVALID_VALUE", "ha_restart_priority", "always"]
