@@ -165,8 +165,8 @@ int xapi_pool_ha_compute_hypothetical_max_host_failures_to_tolerate(Call *call,
 int xapi_pool_ha_compute_vm_failover_plan(Call *call, const Xv *failed_hosts,
                                           const Xv *failed_vms, Xv **result)
 {
-    *result = ha_compute_vm_failover_plan(failed_hosts, failed_vms);
-    return 0;
+    *result = ha_compute_vm_failover_plan(failed_hosts, failed_vms, &call->error);
+    return *result ? 0 : -1;
 }
 
 int xapi_pool_ha_failover_plan_exists(Call *call, int64_t n, Xv **result)

@@ -237,11 +237,23 @@ int ha_compute_hypothetical_max(const Xv *configuration, int64_t *out, XapiError
     return 0;
 }
 
-Xv *ha_compute_vm_failover_plan(const Xv *failed_hosts, const Xv *failed_vms)
+Xv *ha_compute_vm_failover_plan(const Xv *failed_hosts, const Xv *failed_vms, XapiError **err)
 {
     Change c = {.failed_hosts = failed_hosts, .num_failures = -1};
-    Xv *result = xv_new_struct();
     db_read_begin();
+    for (guint i = 0; i < xv_len(failed_hosts); i++)
+        if (!db_lookup(cls("host"), xv_str(xv_at(failed_hosts, i)))) {
+            db_read_end();
+            xapi_error_set(err, "HANDLE_INVALID", "host", xv_str(xv_at(failed_hosts, i)), NULL);
+            return NULL;
+        }
+    for (guint i = 0; i < xv_len(failed_vms); i++)
+        if (!db_lookup(cls("VM"), xv_str(xv_at(failed_vms, i)))) {
+            db_read_end();
+            xapi_error_set(err, "HANDLE_INVALID", "VM", xv_str(xv_at(failed_vms, i)), NULL);
+            return NULL;
+        }
+    Xv *result = xv_new_struct();
     g_autoptr(HaPlanPool) p = pool_from_db(&c);
     /* the failed VMs, as the planner sizes them */
     g_autoptr(HaPlanPool) q = ha_plan_pool_new(p->total_hosts);
@@ -354,8 +366,29 @@ static char *pool_uuid_and_name(char **name)
     return uuid;
 }
 
+/* Whether the plan fields would change (read lock held): most ticks
+ * write nothing, and need not take the write lock. */
+static bool status_stale(void)
+{
+    DbRow *pool = the_pool();
+    if (!pool || !db_get(pool, "ha_enabled")->b)
+        return false;
+    int64_t to_tolerate = db_get(pool, "ha_host_failures_to_tolerate")->i;
+    int64_t planned_for = db_get(pool, "ha_plan_exists_for")->i;
+    bool overcommitted = db_get(pool, "ha_overcommitted")->b;
+    g_autoptr(HaPlanPool) p = pool_from_db(NULL);
+    if (plan_for(p, (int)to_tolerate))
+        return overcommitted || planned_for != to_tolerate;
+    return !overcommitted || planned_for != max_failures(p);
+}
+
 void ha_update_pool_status(void)
 {
+    db_read_begin();
+    bool stale = status_stale();
+    db_read_end();
+    if (!stale)
+        return;
     g_autoptr(XapiError) err = NULL;
     if (db_write_begin(&err) < 0)
         return;

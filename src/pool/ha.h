@@ -38,7 +38,8 @@ int ha_set_failures_to_tolerate(int64_t value, XapiError **err);
 /* The planning questions (read lock not held). */
 int64_t ha_compute_max_failures(void);
 int ha_compute_hypothetical_max(const Xv *configuration, int64_t *out, XapiError **err);
-Xv *ha_compute_vm_failover_plan(const Xv *failed_hosts, const Xv *failed_vms);
+/* NULL with HANDLE_INVALID for a host or VM that is none. */
+Xv *ha_compute_vm_failover_plan(const Xv *failed_hosts, const Xv *failed_vms, XapiError **err);
 bool ha_failover_plan_exists(int64_t n);
 
 /* host.disable: the plan must survive the host leaving the live set

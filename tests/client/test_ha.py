@@ -187,6 +187,8 @@ def test_the_plan_and_changes_that_would_break_it(pool):
     plan = ok(proxy.pool.ha_compute_vm_failover_plan(s, [hosts[0]], [a, x]))
     assert plan[a] == {"host": hosts[1]}, plan
     assert plan[x] == {"error_code": "HOST_NOT_ENOUGH_FREE_MEMORY"}, plan
+    assert err(proxy.pool.ha_compute_vm_failover_plan(s, [], ["OpaqueRef:nope"])) == \
+        ["HANDLE_INVALID", "VM", "OpaqueRef:nope"]
     # Overcommit allowed: the change goes through, and the pool says so.
     ok(proxy.pool.set_ha_allow_overcommit(s, p, True))
     ok(proxy.VM.set_ha_restart_priority(s, x, "restart"))
