@@ -8,6 +8,7 @@
 #include "db.h"
 #include "ha_fence.h"
 #include "ha_restart.h"
+#include "message_store.h"
 #include "bootstrap.h"
 #include "pool_db.h"
 #include "pool_forward.h"
@@ -87,6 +88,11 @@ static void promote(void)
         return;
     }
     pool_master_start();
+    /* Messages live on the master (docs/messages.md): from now on here
+     * (HA's HA_HOST_FAILED of the old master among the first). */
+    message_store_set_remote(NULL);
+    if (message_store_open(pool_state_dir(), &err) < 0)
+        log_error("the message store could not be opened", err);
     pool_role_set_booting(false);
     g_message("pool: serving as the pool's master (%.0f ms after the change was seen)",
               (double)(g_get_monotonic_time() - start) / 1000.0);
