@@ -131,9 +131,12 @@ static void declare_dead(const char *host, gint64 silent_us)
     message_raise("HA_HOST_FAILED", 3, "Host", uuid, "Server '%s' has failed", name);
     for (guint i = 0; i < vms->len; i++) {
         const char *vm = vms->pdata[i];
+        /* XAPI's force_state_reset: the operations the dead host had under
+         * way on it end with it */
         if (xenops_mark_halted(vm, &err) < 0 ||
             db_update("VM", vm, "scheduled_to_be_resident_on", xv_new_string("OpaqueRef:NULL"),
-                      &err) < 0) {
+                      &err) < 0 ||
+            db_update("VM", vm, "current_operations", xv_new_struct(), &err) < 0) {
             g_warning("ha: VM %s could not be reset: %s", vm, err ? err->code : "?");
             g_clear_pointer(&err, xapi_error_free);
             continue;

@@ -128,7 +128,13 @@ static void demote(const char *master)
 static struct {
     GThread *thread;
     gint stop;
+    gint64 led_at; /* atomic: monotonic us when this node was last seen leading */
 } watcher;
+
+int64_t pool_failover_last_led(void)
+{
+    return __atomic_load_n(&watcher.led_at, __ATOMIC_ACQUIRE);
+}
 
 static gpointer watch(gpointer unused)
 {
@@ -141,6 +147,8 @@ static gpointer watch(gpointer unused)
         if (pool_db_leader(&id, &leader) < 0 || id == 0)
             continue;
         bool mine = id == pool_db_node_id();
+        if (mine) /* HA's master contact reads it (no query of its own) */
+            __atomic_store_n(&watcher.led_at, g_get_monotonic_time(), __ATOMIC_RELEASE);
         g_autofree char *master = pool_db_master_of(leader);
         if (pool_is_member() && mine)
             promote();

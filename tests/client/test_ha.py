@@ -86,7 +86,7 @@ def the_pool(api):
 
 
 def master_api(hosts):
-    m = wait_until(lambda: settled(hosts), what="the pool agreeing on its master")
+    m = wait_until(lambda: settled(hosts), timeout=60, what="the pool agreeing on its master")
     return m, m.login()
 
 
@@ -265,7 +265,7 @@ def test_kill9_of_a_member_restarts_its_protected_vms_elsewhere(pool):
                 restarted[vm] = time.monotonic() - killed
         return len(restarted) == 3
 
-    wait_until(back, timeout=TIMEOUT + MARGIN + 20, what="the VMs restarted on survivors")
+    wait_until(back, timeout=TIMEOUT + MARGIN + 60, what="the VMs restarted on survivors")
     master, api = master_api(survivors)
     proxy, s = api
     print(f"\nha: kill -9 to the first protected VM running again {restarted[first]:.2f} s, "

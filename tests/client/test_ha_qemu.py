@@ -167,6 +167,7 @@ def test_the_real_guest_runs_again_after_its_host_dies_or_is_cut_off(pool, lan):
         b.kill9()
         os.kill(old, signal.SIGKILL)
         killed = time.monotonic()
+        wait_until(lambda: qemu_pid(b, uuid) is None, timeout=10, what="b's QEMU gone")
 
         def running_on_a():
             assert qemu_pid(b, uuid) is None
