@@ -3,6 +3,7 @@
 #include "network.h"
 
 #include "datamodel.h"
+#include "ha.h"
 #include "vm_fields.h"
 #include "vm_vtpm.h"
 
@@ -63,8 +64,13 @@ static void pool_markdown(GString *out)
         "`/import_raw_vdi`, `/export_raw_vdi` and `/import` to a host with the SR plugged, "
         "`/export` of a VM to its resident host or one that sees its disks, `/console` and "
         "`/vm_rrd` to the VM's resident host (XAPI answers 500 for a console elsewhere) |\n"
-        "| `pool.designate_new_master`, emergency calls, HA, placement by "
-        "memory, shared SRs across hosts | not yet |\n\n");
+        "| `pool.designate_new_master`, `emergency_transition_to_master`, "
+        "`emergency_reset_master`, `recover_slaves` | with `--pool-dqlite` (docs/pool.md, "
+        "\"Change of master\"); refused without it |\n"
+        "| placement by memory, `VM.pool_migrate`, `host.evacuate`, shared `file` SRs | "
+        "docs/pool.md, docs/migration.md |\n"
+        "| HA | with `--pool-dqlite`, no statefile: the \"High availability\" section below, "
+        "docs/ha.md |\n\n");
 }
 
 /* Management interface, guest IP settings and console limits: what is
@@ -156,6 +162,7 @@ char *compat_markdown(void)
     g_string_append(out, "`*` marks messages served by a hand-written handler.\n\n");
     rbac_markdown(out);
     pool_markdown(out);
+    ha_markdown(out);
     vm_fields_markdown(out);
     vm_vtpm_markdown(out);
     network_markdown(out);

@@ -6,6 +6,7 @@
 #include "audit_log.h"
 #include "call.h"
 #include "db_text.h"
+#include "ha_fence.h"
 #include "implicit.h"
 #include "pool_forward.h"
 #include "pool_role.h"
@@ -94,6 +95,12 @@ Xv *dispatch_call(const char *method, const Xv *params, const DispatchOrigin *or
      * would answer or write belongs to a database the host has set aside. */
     if (pool_role_changed()) {
         xapi_error_set(err, "HOST_STILL_BOOTING", NULL);
+        return NULL;
+    }
+    /* HA fenced this host (ha_fence.h): it runs nothing until it is back
+     * in contact with the pool's majority. */
+    if (ha_fenced()) {
+        xapi_error_set(err, "HA_SHOULD_BE_FENCED", pool_own_host() ? pool_own_host() : "", NULL);
         return NULL;
     }
     const DmMessage *msg = dm_message_by_wire_name(name);

@@ -18,6 +18,8 @@
 #include "dm_handlers.h"
 #include "host_certificate.h"
 #include "external_auth.h"
+#include "ha.h"
+#include "ha_fence.h"
 #include "host_evacuate.h"
 #include "log_ring.h"
 
@@ -66,6 +68,12 @@ static int set_enabled(Call *call, const char *host, bool enabled)
         db_write_abort();
         return 0;
     }
+    db_write_abort(); /* the plan is read without the write lock */
+    if (!enabled && ha_check_host_disable(host, &call->error) < 0)
+        return -1;
+    row = db_write_begin_on("host", host, &call->error);
+    if (!row)
+        return -1;
     if (db_set_by_name(row, "enabled", xv_new_bool(enabled), &call->error) < 0) {
         db_write_abort();
         return -1;
@@ -391,6 +399,9 @@ int xapi_host_evacuate(Call *call, const char *host, const char *network,
     if (evacuate_batch_size < 0)
         return xapi_error_set(&call->error, "VALUE_NOT_SUPPORTED", "evacuate_batch_size", "",
                               "must not be negative", NULL);
+    /* XAPI: as a disable would (the VMs leave it) */
+    if (ha_check_host_disable(host, &call->error) < 0)
+        return -1;
     db_read_begin();
     bool exists = db_lookup(dm_class_by_name("host"), host) != NULL;
     db_read_end();
@@ -478,4 +489,12 @@ int xapi_host_enable_external_auth(Call *call, const char *host, const Xv *confi
 int xapi_host_disable_external_auth(Call *call, const char *host, const Xv *config)
 {
     return external_auth_disable_host(host, &call->error);
+}
+
+/* ---- HA ------------------------------------------------------------------ */
+
+/* XAPI's: this host only stops fencing itself (the pool's HA stays on). */
+int xapi_host_emergency_ha_disable(Call *call, bool soft)
+{
+    return ha_fence_emergency_disable(soft, &call->error);
 }

@@ -11,6 +11,8 @@
 #include "dm_handlers.h"
 #include "host_certificate.h"
 #include "external_auth.h"
+#include "ha.h"
+#include "ha_restart.h"
 #include "pool_db.h"
 #include "pool_failover.h"
 #include "pool_forward.h"
@@ -53,21 +55,6 @@ int xapi_pool_initial_auth(Call *call, Xv **result)
         return -1;
     *result = xv_new_string_take(secret);
     return 0;
-}
-
-static bool take_ha(DbRow *pool, void *ctx)
-{
-    *(bool *)ctx = db_get(pool, "ha_enabled")->b;
-    return false;
-}
-
-static bool ha_enabled(void)
-{
-    bool ha = false;
-    db_read_begin();
-    db_foreach(dm_class_by_name("pool"), take_ha, &ha);
-    db_read_end();
-    return ha;
 }
 
 int xapi_pool_designate_new_master(Call *call, const char *host)
@@ -166,4 +153,72 @@ int xapi_pool_disable_external_auth(Call *call, const char *pool, const Xv *conf
     if (pool_is_member())
         return xapi_error_set(&call->error, "HOST_IS_SLAVE", pool_master_address(), NULL);
     return external_auth_disable(&call->error);
+}
+
+/* ---- high availability (src/pool/ha.c, docs/ha.md) ------------------------------ */
+
+static int on_master(Call *call)
+{
+    if (pool_is_member())
+        return xapi_error_set(&call->error, "HOST_IS_SLAVE", pool_master_address(), NULL);
+    return 0;
+}
+
+int xapi_pool_enable_ha(Call *call, const Xv *heartbeat_srs, const Xv *configuration)
+{
+    if (on_master(call) < 0)
+        return -1;
+    return ha_enable(heartbeat_srs, configuration, &call->error);
+}
+
+int xapi_pool_disable_ha(Call *call)
+{
+    if (on_master(call) < 0)
+        return -1;
+    return ha_disable(&call->error);
+}
+
+int xapi_pool_set_ha_host_failures_to_tolerate(Call *call, const char *self, int64_t value)
+{
+    if (on_master(call) < 0)
+        return -1;
+    return ha_set_failures_to_tolerate(value, &call->error);
+}
+
+int xapi_pool_ha_compute_max_host_failures_to_tolerate(Call *call, Xv **result)
+{
+    *result = xv_new_int(ha_compute_max_failures());
+    return 0;
+}
+
+int xapi_pool_ha_compute_hypothetical_max_host_failures_to_tolerate(Call *call,
+                                                                    const Xv *configuration,
+                                                                    Xv **result)
+{
+    int64_t n = 0;
+    if (ha_compute_hypothetical_max(configuration, &n, &call->error) < 0)
+        return -1;
+    *result = xv_new_int(n);
+    return 0;
+}
+
+int xapi_pool_ha_compute_vm_failover_plan(Call *call, const Xv *failed_hosts,
+                                          const Xv *failed_vms, Xv **result)
+{
+    *result = ha_compute_vm_failover_plan(failed_hosts, failed_vms, &call->error);
+    return *result ? 0 : -1;
+}
+
+int xapi_pool_ha_failover_plan_exists(Call *call, int64_t n, Xv **result)
+{
+    *result = xv_new_bool(ha_failover_plan_exists(n));
+    return 0;
+}
+
+int xapi_pool_ha_prevent_restarts_for(Call *call, int64_t seconds)
+{
+    if (on_master(call) < 0)
+        return -1;
+    ha_restart_prevent_for(seconds);
+    return 0;
 }

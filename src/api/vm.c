@@ -10,6 +10,7 @@
 
 #include "bootstrap.h"
 #include "dm_handlers.h"
+#include "ha.h"
 #include "implicit.h"
 #include "operations.h"
 #include "vdi_checksum.h"
@@ -506,6 +507,18 @@ int xapi_VM_set_actions_after_crash(Call *call, const char *self, const char *va
 int xapi_VM_set_order(Call *call, const char *self, int64_t value)
 {
     return set_field(call, self, NULL, "order", xv_new_int(value), "order");
+}
+
+/* HA's protection (src/pool/ha.c): XAPI's checks, the plan kept. */
+int xapi_VM_set_ha_restart_priority(Call *call, const char *self, const char *value)
+{
+    return ha_set_restart_priority(self, value, &call->error);
+}
+
+/* Deprecated since Boston: XAPI maps it onto the priority. */
+int xapi_VM_set_ha_always_run(Call *call, const char *self, bool value)
+{
+    return ha_set_restart_priority(self, value ? "restart" : "", &call->error);
 }
 
 int xapi_VM_set_start_delay(Call *call, const char *self, int64_t value)

@@ -6,6 +6,9 @@
 
 #include "agent.h"
 #include "db.h"
+#include "ha_fence.h"
+#include "ha_restart.h"
+#include "message_store.h"
 #include "bootstrap.h"
 #include "pool_db.h"
 #include "pool_forward.h"
@@ -85,6 +88,11 @@ static void promote(void)
         return;
     }
     pool_master_start();
+    /* Messages live on the master (docs/messages.md): from now on here
+     * (HA's HA_HOST_FAILED of the old master among the first). */
+    message_store_set_remote(NULL);
+    if (message_store_open(pool_state_dir(), &err) < 0)
+        log_error("the message store could not be opened", err);
     pool_role_set_booting(false);
     g_message("pool: serving as the pool's master (%.0f ms after the change was seen)",
               (double)(g_get_monotonic_time() - start) / 1000.0);
@@ -120,7 +128,13 @@ static void demote(const char *master)
 static struct {
     GThread *thread;
     gint stop;
+    gint64 led_at; /* atomic: monotonic us when this node was last seen leading */
 } watcher;
+
+int64_t pool_failover_last_led(void)
+{
+    return __atomic_load_n(&watcher.led_at, __ATOMIC_ACQUIRE);
+}
 
 static gpointer watch(gpointer unused)
 {
@@ -133,6 +147,8 @@ static gpointer watch(gpointer unused)
         if (pool_db_leader(&id, &leader) < 0 || id == 0)
             continue;
         bool mine = id == pool_db_node_id();
+        if (mine) /* HA's master contact reads it (no query of its own) */
+            __atomic_store_n(&watcher.led_at, g_get_monotonic_time(), __ATOMIC_RELEASE);
         g_autofree char *master = pool_db_master_of(leader);
         if (pool_is_member() && mine)
             promote();
@@ -149,10 +165,14 @@ void pool_failover_watch_start(void)
     static gint started;
     if (g_atomic_int_compare_and_exchange(&started, 0, 1))
         watcher.thread = g_thread_new("pool-failover", watch, NULL);
+    ha_fence_start();   /* HA's halves (they idle while HA is off) */
+    ha_restart_start();
 }
 
 void pool_failover_watch_stop(void)
 {
+    ha_restart_stop(); /* they read the database too */
+    ha_fence_stop();
     g_atomic_int_set(&watcher.stop, 1);
     if (watcher.thread)
         g_thread_join(watcher.thread);

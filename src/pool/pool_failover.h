@@ -14,6 +14,9 @@
 
 /* Starts the watch (once; with the first node started). */
 void pool_failover_watch_start(void);
+/* When (monotonic us) the watch last saw this host's node lead (0:
+ * never). */
+int64_t pool_failover_last_led(void);
 /* Stops it (before the database closes). */
 void pool_failover_watch_stop(void);
 /* pool.master := this host, in one transaction (on the leader). */

@@ -5,6 +5,7 @@
 
 #include "bootstrap.h"
 #include "db.h"
+#include "ha_fence.h"
 #include "pool_role.h"
 #include "pool_voters.h"
 #include "pool_wire.h"
@@ -74,13 +75,20 @@ char *pool_master_changes(uint64_t since, const char *host, unsigned wait_s)
     /* A poll held longer than half the timeout would make a healthy, idle
      * member look silent. */
     wait_s = MIN(wait_s, MAX(1u, pool_member_timeout() / 2));
+    gint64 hold = (gint64)wait_s * G_USEC_PER_SEC;
+    /* Under HA the poll is the member's heartbeat both ways (ha_fence.h). */
+    if (ha_fence_poll_hold_us() > 0)
+        hold = MIN(hold, ha_fence_poll_hold_us());
     heard_from(host);
     if (since)
-        db_wait_for_change(since, g_get_monotonic_time() + (gint64)wait_s * G_USEC_PER_SEC);
+        db_wait_for_change(since, g_get_monotonic_time() + hold);
     db_read_begin();
     json_object *batch = pool_wire_changes(since);
     db_read_end();
-    heard_from(host);
+    /* Under HA a poll counts from its start only: a member killed while
+     * its poll is held must not look alive until the hold ends. */
+    if (ha_fence_poll_hold_us() == 0)
+        heard_from(host);
     return to_text(batch);
 }
 
@@ -167,4 +175,20 @@ bool pool_master_host_live(const char *host)
     bool live = strcmp(host, master) == 0 || (m && db_get(m, "live")->b);
     db_read_end();
     return live;
+}
+
+int64_t pool_master_last_heard(const char *host)
+{
+    g_mutex_lock(&seen.lock);
+    if (!seen.last_heard)
+        seen.last_heard = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    gint64 *t = g_hash_table_lookup(seen.last_heard, host);
+    if (!t) { /* not heard from since this master started: from now */
+        t = g_new(gint64, 1);
+        *t = g_get_monotonic_time();
+        g_hash_table_insert(seen.last_heard, g_strdup(host), t);
+    }
+    int64_t at = *t;
+    g_mutex_unlock(&seen.lock);
+    return at;
 }

@@ -20,3 +20,7 @@ char *pool_master_commit(const char *body, size_t len);
 void pool_master_start(void);
 /* Whether host is this host or a live member (read lock not held). */
 bool pool_master_host_live(const char *host);
+/* When (monotonic us) this master last heard from member host's poll;
+ * a member not heard from since this master started counts from the
+ * first time it is asked (HA: ha_restart.h). */
+int64_t pool_master_last_heard(const char *host);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "db.h"
+#include "ha_fence.h"
 #include "pool_client.h"
 #include "pool_role.h"
 #include "pool_secret.h"
@@ -28,6 +29,7 @@ static struct {
     GThread *thread;
     gint stop;
     gint connected;
+    gint64 last_contact; /* atomic: monotonic us when the last successful poll began */
     gint resync; /* atomic: the next poll asks for everything (a new master) */
     uint64_t generation; /* the master's generation the replica has reached */
     GMutex lock;
@@ -55,8 +57,12 @@ static int poll_once(XapiError **err)
                         (guint64)replica.generation, pool_this_host(), POLL_WAIT_S);
     const char *headers[] = {header, NULL};
     PoolHttpReply reply;
-    if (pool_http(endpoint, "GET", path, headers, NULL, 0, POLL_WAIT_S + master_wait_s(), &reply,
-                  err) < 0)
+    /* Under HA a poll must not hang on a master cut off: the member would
+     * go on waiting for it after the pool chose another (ha_fence.h). */
+    unsigned timeout_s = POLL_WAIT_S + master_wait_s();
+    if (ha_fence_poll_hold_us() > 0)
+        timeout_s = MIN(timeout_s, (unsigned)(ha_fence_poll_hold_us() / G_USEC_PER_SEC) + 2);
+    if (pool_http(endpoint, "GET", path, headers, NULL, 0, timeout_s, &reply, err) < 0)
         return -1;
     if (reply.status != 200) {
         xapi_error_internal(err, "pool: the master answered %d to the stream", reply.status);
@@ -95,7 +101,9 @@ static gpointer stream_thread(gpointer unused)
     unsigned failures = 0;
     while (!g_atomic_int_get(&replica.stop)) {
         g_autoptr(XapiError) err = NULL;
+        gint64 began = g_get_monotonic_time();
         if (poll_once(&err) == 0) {
+            __atomic_store_n(&replica.last_contact, began, __ATOMIC_RELEASE);
             if (!g_atomic_int_get(&replica.connected))
                 g_message("pool: the master's stream is flowing (generation %" G_GUINT64_FORMAT
                           ")", (guint64)replica.generation);
@@ -200,6 +208,11 @@ void pool_replica_stop(void)
 void pool_replica_resync(void)
 {
     g_atomic_int_set(&replica.resync, 1);
+}
+
+int64_t pool_replica_last_contact(void)
+{
+    return __atomic_load_n(&replica.last_contact, __ATOMIC_ACQUIRE);
 }
 
 bool pool_replica_connected(void)

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "xapi_error.h"
 
@@ -19,5 +20,8 @@ void pool_replica_stop_stream(void);
 /* The next poll asks for a full batch (the member follows a new master,
  * whose generations it must take whole). */
 void pool_replica_resync(void);
+/* When (monotonic us) the last poll that reached the master began: the
+ * master had heard from this host by then (HA's contact, ha_fence.h). */
+int64_t pool_replica_last_contact(void);
 /* Whether the last poll reached the master. */
 bool pool_replica_connected(void);

@@ -37,7 +37,41 @@ static struct {
     GMutex lock;
     GCond changed;
     GHashTable *domains; /* uuid -> SimDomain */
+    char *record_dir;    /* one file per domain, or NULL (hv_sim_record_domains) */
 } sim;
+
+/* A domain's file in record_dir: its uuid, holding xapid's pid (lock held). */
+static void record_domain(const char *uuid, bool exists)
+{
+    if (!sim.record_dir)
+        return;
+    g_autofree char *path = g_build_filename(sim.record_dir, uuid, NULL);
+    if (!exists) {
+        unlink(path);
+        return;
+    }
+    g_autofree char *pid = g_strdup_printf("%d\n", (int)getpid());
+    g_file_set_contents(path, pid, -1, NULL);
+}
+
+void hv_sim_record_domains(const char *dir)
+{
+    g_mkdir_with_parents(dir, 0700);
+    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+    for (const char *name; d && (name = g_dir_read_name(d));) { /* a dead process's */
+        g_autofree char *path = g_build_filename(dir, name, NULL);
+        unlink(path);
+    }
+    g_mutex_lock(&sim.lock);
+    g_free(sim.record_dir);
+    sim.record_dir = g_strdup(dir);
+    GHashTableIter it;
+    gpointer key;
+    g_hash_table_iter_init(&it, sim.domains);
+    while (g_hash_table_iter_next(&it, &key, NULL))
+        record_domain(key, true);
+    g_mutex_unlock(&sim.lock);
+}
 
 #define SIM_SAVED_STATE "xapid simulated domain state\n"
 
@@ -87,6 +121,7 @@ static int sim_start(const char *uuid, const Xv *vm, const HvDisk *disks, size_t
             d->reason = HV_STOP_CRASH;
         }
         g_hash_table_insert(sim.domains, g_strdup(uuid), d);
+        record_domain(uuid, true);
     }
     g_mutex_unlock(&sim.lock);
     if (exists)
@@ -169,6 +204,7 @@ static int sim_destroy(const char *uuid, XapiError **err)
 {
     g_mutex_lock(&sim.lock);
     g_hash_table_remove(sim.domains, uuid);
+    record_domain(uuid, false);
     g_cond_broadcast(&sim.changed);
     g_mutex_unlock(&sim.lock);
     return 0;
@@ -260,6 +296,7 @@ static bool sim_reattach(const char *uuid)
         return false;
     g_mutex_lock(&sim.lock);
     g_hash_table_insert(sim.domains, key, d);
+    record_domain(uuid, true);
     g_mutex_unlock(&sim.lock);
     return true;
 }

@@ -262,3 +262,7 @@ typedef struct HvDriver {
 /* dir/domains holds one directory per domain (qemu). */
 const HvDriver *hv_qemu_driver(const char *dir, HvChangeNotify notify, XapiError **err);
 const HvDriver *hv_sim_driver(HvChangeNotify notify);
+/* The sim driver keeps a file per domain in dir (its uuid, holding
+ * xapid's pid) while the domain exists: what the tests check as a
+ * "process" (HA's fence); dir is emptied first. */
+void hv_sim_record_domains(const char *dir);

@@ -9,6 +9,8 @@
 #include "bootstrap.h"
 #include "dm_handlers.h"
 #include "guest_agent.h"
+#include "ha.h"
+#include "ha_fence.h"
 #include "message_store.h"
 #include "task.h"
 #include "vm_bootloader.h"
@@ -268,6 +270,8 @@ int vm_boot(VmOp *o, const char *resume_image, bool paused)
         rc = vm_bootloader_run(o->ref, o->uuid, o->record, disks, n_disks, &pv_boot,
                                &o->call->error);
     if (rc == 0)
+        ha_fence_track(o->uuid); /* a fence destroys it too, cache or not */
+    if (rc == 0)
         rc = driver()->start(o->uuid, pv_boot ? pv_boot : o->record, disks, n_disks, nics,
                              n_nics, resume_image, paused, &o->call->error);
     if (pv_boot)
@@ -336,16 +340,28 @@ static int raised(const char *vm, int rc, const char *name, const char *what)
     return rc;
 }
 
+/* HA (src/pool/ha.c): a start must not break the failover plan, unless
+ * forced (HA's own restarts); a started VM to protect is protected. */
+static int start_here(Call *call, const char *vm, const char *op, bool start_paused, bool force)
+{
+    if (!force && ha_vm_before_start(vm, &call->error) < 0)
+        return -1;
+    int rc = vm_run_operation(call, vm, op, start_work, &start_paused);
+    if (rc == 0)
+        ha_vm_started(vm);
+    return started(call, vm, rc);
+}
+
 int xapi_VM_start(Call *call, const char *vm, bool start_paused, bool force)
 {
-    return started(call, vm, vm_run_operation(call, vm, "start", start_work, &start_paused));
+    return start_here(call, vm, "start", start_paused, force);
 }
 
 int xapi_VM_start_on(Call *call, const char *vm, const char *host, bool start_paused, bool force)
 {
     if (bootstrap_check_this_host(host, &call->error) < 0)
         return -1;
-    return started(call, vm, vm_run_operation(call, vm, "start_on", start_work, &start_paused));
+    return start_here(call, vm, "start_on", start_paused, force);
 }
 
 /* ---- pause ----------------------------------------------------------- */
@@ -506,6 +522,7 @@ static int shutdown_work(VmOp *o)
 
 int xapi_VM_clean_shutdown(Call *call, const char *vm)
 {
+    ha_vm_stopping(vm);
     return raised(vm, vm_run_operation(call, vm, "clean_shutdown", clean_shutdown_work, NULL), "VM_SHUTDOWN",
                   "shutdown");
 }
@@ -518,6 +535,7 @@ int xapi_VM_clean_reboot(Call *call, const char *vm)
 
 int xapi_VM_hard_shutdown(Call *call, const char *vm)
 {
+    ha_vm_stopping(vm);
     return raised(vm, vm_run_operation(call, vm, "hard_shutdown", hard_shutdown_work, NULL), "VM_SHUTDOWN",
                   "shutdown forcibly");
 }
@@ -530,6 +548,7 @@ int xapi_VM_hard_reboot(Call *call, const char *vm)
 
 int xapi_VM_shutdown(Call *call, const char *vm)
 {
+    ha_vm_stopping(vm);
     return raised(vm, vm_run_operation(call, vm, "shutdown", shutdown_work, NULL), "VM_SHUTDOWN",
                   "shutdown");
 }

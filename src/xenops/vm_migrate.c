@@ -1,5 +1,6 @@
 /* vm_migrate.c: VM.pool_migrate's checks, its source side and its
  * destination side (see vm_migrate.h). */
+#include "ha_fence.h"
 #include "vm_migrate.h"
 
 #include <string.h>
@@ -309,9 +310,11 @@ int vm_migrate_receive(const char *vm_uuid, int fd, int (*accept)(void *ctx), vo
                             NULL);
     else if (accept(ctx) < 0)
         rc = xapi_error_internal(err, "the migration's connection failed");
-    else
+    else {
+        ha_fence_track(vm_uuid); /* a fence destroys it too, cache or not */
         rc = drv->migrate_receive(vm_uuid, in.record, in.disks, in.n_disks, in.nics, in.n_nics,
                                   fd, NULL, err);
+    }
     if (bootloader)
         vm_bootloader_done(vm_uuid);
     if (rc == 0) {

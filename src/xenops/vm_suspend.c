@@ -9,6 +9,7 @@
 
 #include "bootstrap.h"
 #include "dm_handlers.h"
+#include "ha.h"
 #include "message_store.h"
 #include "storage.h"
 #include "task.h"
@@ -101,6 +102,7 @@ static int suspend_work(VmOp *o)
 
 int xapi_VM_suspend(Call *call, const char *vm)
 {
+    ha_vm_stopping(vm); /* XAPI: a suspended VM is not HA's to restart */
     if (vm_run_operation(call, vm, "suspend", suspend_work, NULL) < 0)
         return -1;
     message_raise_vm("VM_SUSPENDED", vm, "suspended");

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "bootstrap.h"
+#include "ha_fence.h"
 #include "host_evacuate.h"
 #include "implicit.h"
 #include "network.h"
@@ -414,8 +415,30 @@ static void apply_stop_action(const char *uuid, const VmView *vm, HvStopReason r
         log_failure(uuid, "halt", err);
 }
 
+guint xenops_fence_domains(const char *const *uuids, guint n)
+{
+    guint stopped = 0;
+    for (guint i = 0; i < n; i++) {
+        if (xenops.driver->status(uuids[i]).state == HV_ABSENT)
+            continue;
+        g_autoptr(XapiError) err = NULL;
+        if (xenops.driver->destroy(uuids[i], &err) < 0)
+            g_warning("ha: the domain of VM %s could not be stopped: %s", uuids[i],
+                      err ? err->code : "?");
+        else
+            stopped++;
+    }
+    return stopped;
+}
+
 void xenops_reconcile(const char *uuid)
 {
+    if (ha_fenced()) { /* HA's fence: nothing runs here, nothing is written */
+        g_autoptr(XapiError) ignored = NULL;
+        if (xenops.driver->status(uuid).state != HV_ABSENT)
+            xenops.driver->destroy(uuid, &ignored);
+        return;
+    }
     if (is_waiting(uuid))
         return; /* the waiting operation decides; it reconciles when done */
     VmView vm = {0};
@@ -584,9 +607,11 @@ int xenops_init(const char *state_dir, const char *runtime_dir, const char *hype
     xenops.reactions = g_thread_pool_new(react, NULL, 2, FALSE, NULL);
     if (!hypervisor || strcmp(hypervisor, "qemu") == 0)
         xenops.driver = hv_qemu_driver(runtime_dir, on_domain_change, err);
-    else if (strcmp(hypervisor, "sim") == 0)
+    else if (strcmp(hypervisor, "sim") == 0) {
         xenops.driver = hv_sim_driver(on_domain_change);
-    else
+        g_autofree char *dir = g_build_filename(state_dir, "sim-domains", NULL);
+        hv_sim_record_domains(dir);
+    } else
         return xapi_error_internal(err, "unknown hypervisor driver \"%s\" (qemu or sim)",
                                    hypervisor);
     if (!xenops.driver || vm_nvram_init(state_dir, err) < 0 || vm_vtpm_init(state_dir, err) < 0 ||

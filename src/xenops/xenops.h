@@ -28,6 +28,9 @@ void xenops_wait_unlocked_end(const char *uuid);
  * applies actions_after_shutdown/reboot/crash to a stopped guest, marks a
  * VM whose domain vanished Halted. */
 void xenops_reconcile(const char *uuid);
+/* HA's fence (ha_fence.h): the domains of these VMs (uuids) that exist
+ * here are destroyed, nothing written; how many were. */
+guint xenops_fence_domains(const char *const *uuids, guint n);
 /* The same later, from a thread of its own (callers holding other locks). */
 void xenops_queue_reconcile(const char *uuid);
 
