@@ -150,7 +150,7 @@ def test_first_vm_on_the_management_network_reaches_the_lan_through_macvtap(worl
 # A known bug, not yet found (README, "Known bug" under macvtap): after a
 # switch between macvtap and the bridge, the guest's NIC sometimes receives
 # nothing more (its ARP requests reach the LAN, the replies never reach it):
-# seen in 3 of 4 clean-clone runs on 2026-12-04, loaded and quiet. Not strict:
+# seen in 2 of 3 runs of this module on 2026-12-04, loaded and quiet. Not strict:
 # a pass is reported as XPASS.
 switch_rx_bug = pytest.mark.xfail(
     raises=AssertionError, strict=False,
