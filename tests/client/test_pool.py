@@ -5,6 +5,7 @@ member; a member's unix socket relayed to the master; the master's
 forwarding of host-bound calls (VM.start_on, hard_shutdown, host.*) with
 HOST_OFFLINE for a silent member; a member's writes evented at the master;
 liveness after kill -9; eject and rejoin; XAPI's pre-join refusals."""
+import contextlib
 import http.client
 import json
 import os
@@ -91,11 +92,29 @@ def pool():
     hosts = [sim_host(f"127.0.0.{n}", port, sr_root=shared) for n in (1, 2, 3)]
     master, b, c = hosts
     yield {"port": port, "master": master, "b": b, "c": c, "shared": shared}
+    stop_hosts(hosts)
+    shutil.rmtree(shared, ignore_errors=True)
+
+
+def stop_hosts(hosts):
+    """Stops each daemon and removes its state (XAPID_KEEP_STATE=1 keeps it)."""
     for d in hosts:
         d.stop()
         if not os.environ.get("XAPID_KEEP_STATE"):
             shutil.rmtree(d.state_dir, ignore_errors=True)
-    shutil.rmtree(shared, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def pool_of_two(master_n, member_n):
+    """A sim master on 127.0.0.master_n and a member on 127.0.0.member_n
+    (one port), joined; both stopped and removed after."""
+    port = free_port()
+    hosts = [sim_host(f"127.0.0.{n}", port) for n in (master_n, member_n)]
+    try:
+        join(hosts[1], hosts[0])
+        yield hosts
+    finally:
+        stop_hosts(hosts)
 
 
 @pytest.fixture()

@@ -6,27 +6,19 @@ wrong password is still refused, the session reads the replica, a write
 with it fails with CANNOT_CONTACT_HOST, session.logout ends one there; when the
 master is back the member's resync drops them and its local logins are
 the pool's sessions again."""
-import os
-import shutil
 
 import pytest
 
-from test_pool import join, sim_host
-from xapid_daemon import PASSWORD, err, free_port, new_vm, ok, wait_until
+from test_pool import pool_of_two
+from xapid_daemon import PASSWORD, err, new_vm, ok, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture(scope="module")
 def pool():
-    port = free_port()
-    hosts = [sim_host(f"127.0.0.{n}", port) for n in (18, 19)]
-    join(hosts[1], hosts[0])
-    yield hosts
-    for d in hosts:
-        d.stop()
-        if not os.environ.get("XAPID_KEEP_STATE"):
-            shutil.rmtree(d.state_dir, ignore_errors=True)
+    with pool_of_two(18, 19) as hosts:
+        yield hosts
 
 
 def test_a_member_logs_in_locally_without_its_master(pool):

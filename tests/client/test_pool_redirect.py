@@ -7,29 +7,21 @@ master; the member sends a VDI of the master's SR to the master; /console
 of a VM running on the member goes there (GET and CONNECT). Following the
 Location serves the request (the session is the pool's)."""
 import http.client
-import os
-import shutil
 import socket
 import urllib.parse
 
 import pytest
 
-from test_pool import MiB, host_of, join, login_member, sim_host, vm_with_a_disk_on
-from xapid_daemon import free_port, ok, wait_until
+from test_pool import MiB, host_of, login_member, pool_of_two, vm_with_a_disk_on
+from xapid_daemon import ok, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture(scope="module")
 def pool():
-    port = free_port()
-    hosts = [sim_host(f"127.0.0.{n}", port) for n in (16, 17)]
-    join(hosts[1], hosts[0])
-    yield hosts
-    for d in hosts:
-        d.stop()
-        if not os.environ.get("XAPID_KEEP_STATE"):
-            shutil.rmtree(d.state_dir, ignore_errors=True)
+    with pool_of_two(16, 17) as hosts:
+        yield hosts
 
 
 def request(d, method, path, body=None):
