@@ -12,6 +12,7 @@
 #include "call.h"
 #include "network.h"
 #include "dm_handlers.h"
+#include "ha_agility.h"
 #include "implicit.h"
 #include "vm_nics.h"
 
@@ -87,8 +88,10 @@ static int check_new_vif(Call *call, DbRow *vif)
     }
     if (vm_vif_check_policy(vif, err) < 0)
         return -1;
-    /* As XAPI: a VIF's MTU is its network's, whatever the caller gave. */
     DbRow *net = db_lookup(cls("network"), str_field(vif, "network"));
+    if (ha_check_new_vif(vm, net, err) < 0) /* a protected VM stays agile */
+        return -1;
+    /* As XAPI: a VIF's MTU is its network's, whatever the caller gave. */
     db_row_put(vif, "MTU", xv_new_int(db_get(net, "MTU")->i));
     if (strcmp(str_field(vm, "power_state"), "Suspended") != 0)
         db_row_put(vif, "currently_attached", xv_new_bool(false));

@@ -11,6 +11,7 @@
 #include "bootstrap.h"
 #include "dm_handlers.h"
 #include "ha.h"
+#include "ha_agility.h"
 #include "implicit.h"
 #include "operations.h"
 #include "vdi_checksum.h"
@@ -513,6 +514,12 @@ int xapi_VM_set_order(Call *call, const char *self, int64_t value)
 int xapi_VM_set_ha_restart_priority(Call *call, const char *self, const char *value)
 {
     return ha_set_restart_priority(self, value, &call->error);
+}
+
+/* agility.ml: whether the VM could restart on any host (ha_agility.c). */
+int xapi_VM_assert_agile(Call *call, const char *self)
+{
+    return ha_vm_assert_agile(self, &call->error);
 }
 
 /* Deprecated since Boston: XAPI maps it onto the priority. */

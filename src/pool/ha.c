@@ -7,9 +7,11 @@
 
 #include "bootstrap.h"
 #include "db.h"
+#include "ha_agility.h"
 #include "ha_plan.h"
 #include "message_store.h"
 #include "pool_db.h"
+#include "vm_migrate.h"
 #include "xenops.h"
 
 static const DmClass *cls(const char *name) { return dm_class_by_name(name); }
@@ -125,6 +127,19 @@ static bool host_is_live(const DbRow *host, const Change *c)
     return m && db_get(m, "live")->b;
 }
 
+/* host_of_non_agile_vm: the first host by uuid, live or not in the
+ * change, where the VM could boot but for memory (NULL: none). */
+static const char *pinned_host(const DbRow *vm, const GPtrArray *hosts)
+{
+    for (guint i = 0; i < hosts->len; i++) {
+        const DbRow *h = hosts->pdata[i];
+        if (vm_host_can_run_ignoring_memory(vm, h->ref, NULL) == 0)
+            return h->ref;
+    }
+    g_debug("ha: no host could run protected VM %s", vm->ref);
+    return NULL;
+}
+
 /* compute_restart_plan's inputs, read lock held. */
 static HaPlanPool *pool_from_db(const Change *c)
 {
@@ -164,7 +179,11 @@ static HaPlanPool *pool_from_db(const Change *c)
             host = resident;
         else if (ha_plan_has_host(p, scheduled))
             host = scheduled;
-        ha_plan_add_vm(p, vm->ref, xenops_vm_memory_need(vm), host);
+        if (ha_vm_check_agile(vm, NULL) == 0)
+            ha_plan_add_vm(p, vm->ref, xenops_vm_memory_need(vm), host);
+        else
+            ha_plan_add_non_agile_vm(p, vm->ref, xenops_vm_memory_need(vm), host,
+                                     pinned_host(vm, hosts));
     }
     return p;
 }
@@ -258,12 +277,18 @@ Xv *ha_compute_vm_failover_plan(const Xv *failed_hosts, const Xv *failed_vms, Xa
     /* the failed VMs, as the planner sizes them */
     g_autoptr(HaPlanPool) q = ha_plan_pool_new(p->total_hosts);
     g_autoptr(GPtrArray) refs = g_ptr_array_new();
+    /* what a VM left out of the plan is told: why it is not agile, if
+     * it is not (xapi_pool.ml), else the memory */
+    g_autoptr(GPtrArray) codes = g_ptr_array_new_with_free_func(g_free);
     for (guint i = 0; i < xv_len(failed_vms); i++) {
         DbRow *vm = db_lookup(cls("VM"), xv_str(xv_at(failed_vms, i)));
         if (!vm)
             continue;
         ha_plan_add_vm(q, vm->ref, xenops_vm_memory_need(vm), NULL);
         g_ptr_array_add(refs, vm->ref);
+        g_autoptr(XapiError) why = NULL;
+        ha_vm_check_agile(vm, &why);
+        g_ptr_array_add(codes, g_strdup(why ? why->code : "HOST_NOT_ENOUGH_FREE_MEMORY"));
     }
     db_read_end();
     g_autoptr(GPtrArray) moves = ha_plan_pack(q, p->hosts, refs);
@@ -277,7 +302,7 @@ Xv *ha_compute_vm_failover_plan(const Xv *failed_hosts, const Xv *failed_vms, Xa
         if (xv_struct_get(result, refs->pdata[i]))
             continue;
         Xv *entry = xv_new_struct();
-        xv_struct_set_string(entry, "error_code", "HOST_NOT_ENOUGH_FREE_MEMORY");
+        xv_struct_set_string(entry, "error_code", g_ptr_array_index(codes, i));
         xv_struct_set(result, refs->pdata[i], entry);
     }
     return result;
@@ -299,12 +324,18 @@ GHashTable *ha_offline_restart_plan(void)
 
 /* ---- the checks that keep the plan -------------------------------------------- */
 
+bool ha_plan_guarded(void)
+{
+    DbRow *pool = the_pool();
+    return pool && db_get(pool, "ha_enabled")->b && !db_get(pool, "ha_allow_overcommit")->b;
+}
+
 /* assert_configuration_change_preserves_ha_plan; read lock held. */
 static int preserves_plan(const Change *c, XapiError **err)
 {
-    DbRow *pool = the_pool();
-    if (!pool || !db_get(pool, "ha_enabled")->b || db_get(pool, "ha_allow_overcommit")->b)
+    if (!ha_plan_guarded())
         return 0;
+    DbRow *pool = the_pool();
     int to_tolerate = (int)db_get(pool, "ha_plan_exists_for")->i;
     g_autoptr(HaPlanPool) now = pool_from_db(NULL);
     if (!plan_for(now, to_tolerate))
@@ -638,8 +669,17 @@ void ha_markdown(GString *out)
         "`ha_compute_hypothetical_max_host_failures_to_tolerate`, `ha_failover_plan_exists`, "
         "`ha_compute_vm_failover_plan` | XAPI's binpacker (exhaustive under 3,500 failure "
         "orders, its approximation above), bounded by the Raft quorum ((voters - 1) / 2, as "
-        "XAPI's corosync bound); every protected VM counts as agile (no "
-        "`Plan_exists_excluding_non_agile_VMs`); anti-affinity groups not considered |\n"
+        "XAPI's corosync bound); a protected VM that is not agile (as `VM.assert_agile`) is "
+        "pinned to the first host by uuid that could run it, as its overhead, and its "
+        "presence makes the plan XAPI's `Plan_exists_excluding_non_agile_VMs` (the pool "
+        "overcommitted, a change to it refused as breaking the plan); anti-affinity groups "
+        "not considered (the datamodel has no `VM_group`) |\n"
+        "| `VM.assert_agile` | XAPI's checks: `VM_HAS_VGPU`, `VM_HAS_VUSBS`, "
+        "`HA_CONSTRAINT_VIOLATION_SR_NOT_SHARED [sr]` (an SR not shared or not attached on "
+        "every enabled host), `HA_CONSTRAINT_VIOLATION_NETWORK_NOT_SHARED [network]` (no PIF, "
+        "bond slaves aside, on some enabled host: internal networks included), "
+        "`VM_HAS_SRIOV_VIF`; `VBD.create` and `VIF.create` of a protected VM refuse the SR "
+        "or network errors while HA guards the plan, as XAPI |\n"
         "| `ha_plan_exists_for`, `ha_overcommitted` | kept by the master (every 2 s and after "
         "each change), with `HA_POOL_OVERCOMMITTED`, `HA_POOL_DROP_IN_PLAN_EXISTS_FOR` |\n"
         "| `HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN` | on `VM.set_ha_restart_priority` "

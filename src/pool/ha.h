@@ -35,6 +35,10 @@ int ha_enable(const Xv *heartbeat_srs, const Xv *configuration, XapiError **err)
 int ha_disable(XapiError **err);
 int ha_set_failures_to_tolerate(int64_t value, XapiError **err);
 
+/* HA on and ha_allow_overcommit false: changes that would break the plan
+ * are refused. Read lock held. */
+bool ha_plan_guarded(void);
+
 /* The planning questions (read lock not held). */
 int64_t ha_compute_max_failures(void);
 int ha_compute_hypothetical_max(const Xv *configuration, int64_t *out, XapiError **err);

@@ -3,13 +3,18 @@
 
 #include <string.h>
 
+/* A VM's place in the simulation: a host index, or one of these. */
+#define NOWHERE (-1) /* offline */
+#define PINNED (-2)  /* not agile: its host's overhead, never moved */
+
 /* The planner's working state: hosts and VMs by index. */
 typedef struct {
     guint n_hosts, n_vms;
+    guint n_agile;  /* the VMs the binpacker knows (XAPI's config.vms) */
     int64_t *free;  /* per host */
     bool *alive;    /* per host: not failed in this simulation */
     int64_t *memory;/* per VM */
-    int *placed;    /* per VM: host index, -1 nowhere */
+    int *placed;    /* per VM: host index, NOWHERE or PINNED */
 } Sim;
 
 static void host_free_fn(gpointer p)
@@ -24,6 +29,7 @@ static void vm_free_fn(gpointer p)
     HaPlanVm *v = p;
     g_free(v->ref);
     g_free(v->host);
+    g_free(v->pinned);
     g_free(v);
 }
 
@@ -67,7 +73,17 @@ void ha_plan_add_vm(HaPlanPool *p, const char *ref, int64_t memory, const char *
     v->ref = g_strdup(ref);
     v->memory = memory;
     v->host = g_strdup(host);
+    v->agile = true;
     g_ptr_array_add(p->vms, v);
+}
+
+void ha_plan_add_non_agile_vm(HaPlanPool *p, const char *ref, int64_t memory, const char *host,
+                              const char *pinned)
+{
+    ha_plan_add_vm(p, ref, memory, host);
+    HaPlanVm *v = p->vms->pdata[p->vms->len - 1];
+    v->agile = false;
+    v->pinned = g_strdup(pinned);
 }
 
 static int host_index(const HaPlanPool *p, const char *ref)
@@ -92,6 +108,7 @@ static void sim_init(Sim *s, const HaPlanPool *p)
 {
     s->n_hosts = p->hosts->len;
     s->n_vms = p->vms->len;
+    s->n_agile = 0;
     s->free = g_new0(int64_t, s->n_hosts + 1);
     s->alive = g_new0(bool, s->n_hosts + 1);
     s->memory = g_new0(int64_t, s->n_vms + 1);
@@ -103,7 +120,12 @@ static void sim_init(Sim *s, const HaPlanPool *p)
     for (guint i = 0; i < s->n_vms; i++) {
         const HaPlanVm *v = p->vms->pdata[i];
         s->memory[i] = v->memory;
-        s->placed[i] = host_index(p, v->host);
+        s->placed[i] = v->agile ? host_index(p, v->host) : PINNED;
+        s->n_agile += v->agile;
+        /* Binpack.account: an offline one is its pinned host's overhead */
+        int pinned = v->agile || host_index(p, v->host) >= 0 ? -1 : host_index(p, v->pinned);
+        if (pinned >= 0)
+            s->free[pinned] -= v->memory;
     }
 }
 
@@ -111,6 +133,7 @@ static void sim_copy(Sim *to, const Sim *from)
 {
     to->n_hosts = from->n_hosts;
     to->n_vms = from->n_vms;
+    to->n_agile = from->n_agile;
     to->free = g_memdup2(from->free, sizeof(int64_t) * (from->n_hosts + 1));
     to->alive = g_memdup2(from->alive, sizeof(bool) * (from->n_hosts + 1));
     to->memory = g_memdup2(from->memory, sizeof(int64_t) * (from->n_vms + 1));
@@ -195,7 +218,7 @@ static guint alive_hosts(const Sim *s)
 static bool trivially_never_possible(const Sim *s, int r)
 {
     guint hosts = alive_hosts(s);
-    return hosts < (guint)r || (hosts == (guint)r && s->n_vms > 0);
+    return hosts < (guint)r || (hosts == (guint)r && s->n_agile > 0);
 }
 
 /* Every order of the hosts in combo[0..r): the failures in that order
@@ -259,11 +282,12 @@ static bool approximate_always_possible(const Sim *s, int r)
 {
     if (trivially_never_possible(s, r))
         return false;
-    if (s->n_vms == 0)
+    if (s->n_agile == 0)
         return true;
     int64_t biggest = 0;
     for (guint v = 0; v < s->n_vms; v++)
-        biggest = MAX(biggest, s->memory[v]);
+        if (s->placed[v] != PINNED)
+            biggest = MAX(biggest, s->memory[v]);
     g_autofree int64_t *capacity = g_new0(int64_t, s->n_hosts + 1);
     g_autofree int64_t *count = g_new0(int64_t, s->n_hosts + 1);
     guint n = 0;
@@ -336,18 +360,36 @@ GPtrArray *ha_plan_pack(const HaPlanPool *p, const GPtrArray *hosts, const GPtrA
     return moves;
 }
 
-/* The offline VMs placed: s is the pool after the restart plan. */
-static guint place_offline(const HaPlanPool *p, Sim *s, int **offline_out)
+/* The offline agile VMs placed: s is the pool after the restart plan. */
+static guint place_offline(Sim *s, int **offline_out)
 {
     int *offline = g_new0(int, s->n_vms + 1);
     guint n = 0;
     for (guint v = 0; v < s->n_vms; v++)
-        if (s->placed[v] < 0)
+        if (s->placed[v] == NOWHERE)
             offline[n++] = (int)v;
     pack(s, offline, n);
     *offline_out = offline;
-    (void)p;
     return n;
+}
+
+static bool offline_non_agile(const HaPlanPool *p, const HaPlanVm *v)
+{
+    return !v->agile && host_index(p, v->host) < 0;
+}
+
+/* non_agile_restart_plan: each offline non-agile VM to its pinned host. */
+static void add_pinned_moves(const HaPlanPool *p, GPtrArray *moves)
+{
+    for (guint i = 0; i < p->vms->len; i++) {
+        const HaPlanVm *v = p->vms->pdata[i];
+        if (!offline_non_agile(p, v) || !v->pinned)
+            continue;
+        HaPlanMove *m = g_new0(HaPlanMove, 1);
+        m->vm = g_strdup(v->ref);
+        m->host = g_strdup(v->pinned);
+        g_ptr_array_add(moves, m);
+    }
 }
 
 GPtrArray *ha_plan_restart(const HaPlanPool *p, GPtrArray **not_restarted)
@@ -355,14 +397,16 @@ GPtrArray *ha_plan_restart(const HaPlanPool *p, GPtrArray **not_restarted)
     Sim s;
     sim_init(&s, p);
     g_autofree int *offline = NULL;
-    guint n = place_offline(p, &s, &offline);
-    GPtrArray *moves = moves_of(p, &s, offline, n);
+    guint n = place_offline(&s, &offline);
+    GPtrArray *moves = g_ptr_array_new_with_free_func(move_free_fn);
+    add_pinned_moves(p, moves);
+    g_autoptr(GPtrArray) agile = moves_of(p, &s, offline, n);
+    g_ptr_array_extend_and_steal(moves, g_steal_pointer(&agile));
     if (not_restarted) {
         *not_restarted = g_ptr_array_new_with_free_func(g_free);
-        for (guint i = 0; i < n; i++)
-            if (s.placed[offline[i]] < 0)
-                g_ptr_array_add(*not_restarted,
-                                g_strdup(((HaPlanVm *)p->vms->pdata[offline[i]])->ref));
+        for (guint v = 0; v < s.n_vms; v++)
+            if (s.placed[v] == NOWHERE || offline_non_agile(p, p->vms->pdata[v]))
+                g_ptr_array_add(*not_restarted, g_strdup(((HaPlanVm *)p->vms->pdata[v])->ref));
     }
     sim_clear(&s);
     return moves;
@@ -375,14 +419,20 @@ HaPlanStatus ha_plan_for_n_failures(const HaPlanPool *p, int n)
     Sim s;
     sim_init(&s, p);
     g_autofree int *offline = NULL;
-    guint n_offline = place_offline(p, &s, &offline);
+    guint n_offline = place_offline(&s, &offline);
     bool all_placed = true;
     for (guint i = 0; i < n_offline; i++)
         all_placed = all_placed && s.placed[offline[i]] >= 0;
+    bool non_agile = false;
+    for (guint v = 0; v < p->vms->len; v++) {
+        const HaPlanVm *vm = p->vms->pdata[v];
+        non_agile = non_agile || !vm->agile;
+        all_placed = all_placed && !offline_non_agile(p, vm); /* XAPI's vms_not_restarted */
+    }
     bool ok = all_placed && (use_exhaustive(p->total_hosts, n) ? exhaustive_always_possible(&s, n)
                                                                : approximate_always_possible(&s, n));
     sim_clear(&s);
-    return ok ? HA_PLAN_EXISTS : HA_PLAN_NONE;
+    return !ok ? HA_PLAN_NONE : non_agile ? HA_PLAN_EXCLUDING_NON_AGILE : HA_PLAN_EXISTS;
 }
 
 /* helpers.ml bisect: the largest n in [lower, upper] with a plan,

@@ -130,6 +130,63 @@ static void test_pack_biggest_first(void **state)
     assert_string_equal(left->pdata[0], "huge");
 }
 
+/* xapi_ha_vm_failover.ml's non-agile VMs: pinned to one host as its
+ * overhead, never moved by a failure, and the plan only ever "excludes
+ * non-agile VMs" while there are any (which the pool's fields, as
+ * XAPI's update_pool_status, count as overcommitted). */
+static void test_non_agile_vms(void **state)
+{
+    (void)state;
+    /* A running non-agile VM stays with its host: the loss of h0 moves
+     * only a (agile) to h1; were n agile, h1 could not take both. */
+    g_autoptr(HaPlanPool) a = ha_plan_pool_new(2);
+    ha_plan_add_host(a, "h0", GIB(10));
+    ha_plan_add_host(a, "h1", GIB(100));
+    ha_plan_add_vm(a, "a", GIB(50), "h0");
+    ha_plan_add_non_agile_vm(a, "n", GIB(150), "h0", "h0");
+    assert_int_equal(ha_plan_for_n_failures(a, 1), HA_PLAN_EXCLUDING_NON_AGILE);
+    assert_int_equal(ha_plan_for_n_failures(a, 0), HA_PLAN_EXCLUDING_NON_AGILE);
+    /* compute_max_host_failures_to_tolerate bisects over "for all VMs" */
+    assert_int_equal(ha_plan_max_failures(a, 1), 0);
+    g_autoptr(HaPlanPool) agile = ha_plan_pool_new(2);
+    ha_plan_add_host(agile, "h0", GIB(10));
+    ha_plan_add_host(agile, "h1", GIB(100));
+    ha_plan_add_vm(agile, "a", GIB(50), "h0");
+    ha_plan_add_vm(agile, "n", GIB(150), "h0");
+    assert_int_equal(ha_plan_for_n_failures(agile, 1), HA_PLAN_NONE);
+
+    /* An offline non-agile VM goes to its pinned host, whose room it
+     * takes before the agile ones are packed: a (80) finds the master
+     * with 50 left and goes to the slave. XAPI lists the pinned VM as
+     * not restarted all the same: no plan while it is offline. */
+    g_autoptr(HaPlanPool) b = ha_plan_pool_new(2);
+    ha_plan_add_host(b, "master", GIB(200));
+    ha_plan_add_host(b, "slave", GIB(100));
+    ha_plan_add_non_agile_vm(b, "pin", GIB(150), NULL, "master");
+    ha_plan_add_vm(b, "a", GIB(80), NULL);
+    g_autoptr(GPtrArray) left = NULL;
+    g_autoptr(GPtrArray) moves = ha_plan_restart(b, &left);
+    assert_int_equal(moves->len, 2);
+    const char *expect[][2] = {{"pin", "master"}, {"a", "slave"}};
+    for (int i = 0; i < 2; i++) {
+        HaPlanMove *m = moves->pdata[i];
+        assert_string_equal(m->vm, expect[i][0]);
+        assert_string_equal(m->host, expect[i][1]);
+    }
+    assert_int_equal(left->len, 1);
+    assert_string_equal(left->pdata[0], "pin");
+    assert_int_equal(ha_plan_for_n_failures(b, 0), HA_PLAN_NONE);
+
+    /* No host can run it: no move, not restarted. */
+    g_autoptr(HaPlanPool) c = ha_plan_pool_new(2);
+    ha_plan_add_host(c, "master", GIB(200));
+    ha_plan_add_non_agile_vm(c, "homeless", GIB(1), NULL, NULL);
+    g_autoptr(GPtrArray) left_c = NULL;
+    g_autoptr(GPtrArray) moves_c = ha_plan_restart(c, &left_c);
+    assert_int_equal(moves_c->len, 0);
+    assert_int_equal(left_c->len, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -137,6 +194,7 @@ int main(void)
         cmocka_unit_test(test_new_vm_preserves_plan),
         cmocka_unit_test(test_max_failures),
         cmocka_unit_test(test_pack_biggest_first),
+        cmocka_unit_test(test_non_agile_vms),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

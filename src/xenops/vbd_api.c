@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "dm_handlers.h"
+#include "ha_agility.h"
 #include "implicit.h"
 #include "storage.h"
 #include "storage_live.h"
@@ -124,6 +125,8 @@ static int check_new_vbd(Call *call, DbRow *vbd)
         return xapi_error_set(&call->error, "VBD_NOT_REMOVABLE_MEDIA", "in constructor", NULL);
     if (vdi && strcmp(str_field(vbd, "mode"), "RW") == 0 && db_get(vdi, "read_only")->b)
         return xapi_error_set(&call->error, "VDI_READONLY", vdi->ref, NULL);
+    if (vdi && ha_check_new_vbd(vm, vdi, &call->error) < 0) /* a protected VM stays agile */
+        return -1;
     if (empty)
         db_row_put(vbd, "VDI", xv_new_string("OpaqueRef:NULL"));
     const char *userdevice = str_field(vbd, "userdevice");

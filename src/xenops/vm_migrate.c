@@ -63,7 +63,7 @@ static bool host_sees_network(const char *host, const char *network_ref)
     return false;
 }
 
-int vm_host_can_run(const DbRow *vm, const char *host_ref, XapiError **err)
+int vm_host_can_run_ignoring_memory(const DbRow *vm, const char *host_ref, XapiError **err)
 {
     DbRow *host = db_lookup(cls("host"), host_ref);
     if (!host)
@@ -90,6 +90,13 @@ int vm_host_can_run(const DbRow *vm, const char *host_ref, XapiError **err)
         if (net && !host_sees_network(host_ref, net))
             return xapi_error_set(err, "VM_REQUIRES_NETWORK", vm->ref, net, NULL);
     }
+    return 0;
+}
+
+int vm_host_can_run(const DbRow *vm, const char *host_ref, XapiError **err)
+{
+    if (vm_host_can_run_ignoring_memory(vm, host_ref, err) < 0)
+        return -1;
     int64_t need = xenops_vm_memory_need(vm);
     int64_t free_bytes = xenops_host_free_memory_of(host_ref);
     if (need > free_bytes) {

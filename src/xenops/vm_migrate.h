@@ -26,6 +26,9 @@ int vm_migrate_check(const char *vm_ref, const char *host_ref, XapiError **err);
  * (HOST_NOT_ENOUGH_FREE_MEMORY). VM.start's placement, get_possible_hosts,
  * assert_can_boot_here and pool_migrate use it. */
 int vm_host_can_run(const DbRow *vm, const char *host_ref, XapiError **err);
+/* The same without the memory check (XAPI's assert_can_boot_here with
+ * do_memory_check false: HA pins a non-agile VM with it). */
+int vm_host_can_run_ignoring_memory(const DbRow *vm, const char *host_ref, XapiError **err);
 
 /* Source side: moves the VM (live unless live is false) to host. */
 int vm_pool_migrate(Call *call, const char *vm_ref, const char *host_ref, bool live);
