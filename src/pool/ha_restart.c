@@ -18,6 +18,7 @@
 #define RETRY_US (120 * G_USEC_PER_SEC) /* XAPI's restart attempts: every 120 s */
 #define STATUS_EVERY_US (2 * G_USEC_PER_SEC)
 #define MAX_START_DELAY_S 600
+#define MAX_PARALLEL 16 /* restarts under way at once */
 
 typedef struct {
     gint64 last_attempt; /* 0: never tried */
@@ -72,13 +73,11 @@ static const char *session(void)
     return ha.session;
 }
 
-/* One internal call (params after the session); 0 or -1 with *err. */
-static int call(const char *method, Xv *params, XapiError **err)
+/* One internal call (params after the session s); 0 or -1 with *err.
+ * Any thread. */
+static int call(const char *s, const char *method, Xv *params, XapiError **err)
 {
     g_autoptr(Xv) args = params;
-    const char *s = session();
-    if (!s)
-        return xapi_error_internal(err, "HA has no session");
     g_autoptr(Xv) all = xv_new_array();
     xv_array_append_string(all, s);
     for (guint i = 0; i < xv_len(args); i++)
@@ -238,43 +237,94 @@ static GPtrArray *due_restarts(gint64 now)
     return due;
 }
 
-static bool restart_one(const Restart *r, GHashTable *plan)
+/* One VM's restart, on a thread of its own: the VMs of an order group
+ * start at once, as XAPI's (TaskChains.parallel). It touches nothing of
+ * ha's: the watch records the outcome once all have ended. */
+typedef struct {
+    const Restart *r;
+    const char *host;    /* the plan's, NULL: wherever placement finds room */
+    const char *session;
+    GThread *thread;
+    bool started;
+} Attempt;
+
+/* VM.start_on(host) or VM.start, not paused, forced (as XAPI's). */
+static int start_vm(const Attempt *a, const char *host, XapiError **err)
 {
-    Pending *p = g_hash_table_lookup(ha.pending, r->ref);
-    p->last_attempt = g_get_monotonic_time();
-    p->attempts++;
-    const char *host = g_hash_table_lookup(plan, r->ref);
-    g_autoptr(XapiError) err = NULL;
     Xv *params = xv_new_array();
-    xv_array_append_string(params, r->ref);
+    xv_array_append_string(params, a->r->ref);
     if (host)
         xv_array_append_string(params, host);
     xv_array_append(params, xv_new_bool(false)); /* start_paused */
     xv_array_append(params, xv_new_bool(true));  /* force, as XAPI's restarts */
-    int rc = call(host ? "VM.start_on" : "VM.start", params, &err);
-    if (rc < 0 && host) { /* the plan's host refused: anywhere placement finds room */
-        g_message("ha: VM %s could not restart on %s (%s): trying elsewhere", r->ref, host,
+    return call(a->session, host ? "VM.start_on" : "VM.start", params, err);
+}
+
+static gpointer attempt_restart(gpointer data)
+{
+    Attempt *a = data;
+    const Restart *r = a->r;
+    g_autoptr(XapiError) err = NULL;
+    int rc = start_vm(a, a->host, &err);
+    if (rc < 0 && a->host) { /* the plan's host refused: anywhere placement finds room */
+        g_message("ha: VM %s could not restart on %s (%s): trying elsewhere", r->ref, a->host,
                   err ? err->code : "?");
         g_clear_pointer(&err, xapi_error_free);
-        params = xv_new_array();
-        xv_array_append_string(params, r->ref);
-        xv_array_append(params, xv_new_bool(false));
-        xv_array_append(params, xv_new_bool(true));
-        rc = call("VM.start", params, &err);
+        rc = start_vm(a, NULL, &err);
     }
-    if (rc == 0) {
-        g_message("ha: VM %s (%s) restarted%s%s", r->ref, r->best_effort ? "best-effort" : "protected",
-                  host ? " on " : "", host ? host : "");
+    a->started = rc == 0;
+    if (a->started)
+        g_message("ha: VM %s (%s) restarted%s%s", r->ref,
+                  r->best_effort ? "best-effort" : "protected", a->host ? " on " : "",
+                  a->host ? a->host : "");
+    else
+        g_warning("ha: VM %s could not be restarted: %s %s", r->ref, err ? err->code : "?",
+                  err && err->params->len ? (char *)err->params->pdata[0] : "");
+    return NULL;
+}
+
+/* The outcome of one attempt, on the watch's thread. */
+static void record_outcome(const Attempt *a)
+{
+    const Restart *r = a->r;
+    Pending *p = g_hash_table_lookup(ha.pending, r->ref);
+    if (!p)
+        return;
+    if (a->started) {
         g_hash_table_remove(ha.pending, r->ref);
-        return true;
+        return;
     }
-    g_warning("ha: VM %s could not be restarted: %s %s", r->ref, err ? err->code : "?",
-              err && err->params->len ? (char *)err->params->pdata[0] : "");
     if (!r->best_effort && !p->reported) {
         p->reported = true;
         message_raise("HA_PROTECTED_VM_RESTART_FAILED", 2, "VM", r->uuid, "%s", "");
     }
-    return false;
+}
+
+/* The restarts of due[from, to) (one order group), all at once (in waves
+ * of MAX_PARALLEL); returns once every one has ended. */
+static void restart_group(GPtrArray *due, guint from, guint to, GHashTable *plan,
+                          const char *session_ref)
+{
+    for (; to - from > MAX_PARALLEL; from += MAX_PARALLEL)
+        restart_group(due, from, from + MAX_PARALLEL, plan, session_ref);
+    g_autofree Attempt *attempts = g_new0(Attempt, to - from + 1);
+    if (to - from > 1)
+        g_message("ha: %u VMs of order %" G_GINT64_FORMAT " restarting at once", to - from,
+                  ((Restart *)due->pdata[from])->order);
+    for (guint i = from; i < to; i++) {
+        Attempt *a = &attempts[i - from];
+        a->r = due->pdata[i];
+        a->host = g_hash_table_lookup(plan, a->r->ref);
+        a->session = session_ref;
+        Pending *p = g_hash_table_lookup(ha.pending, a->r->ref);
+        p->last_attempt = g_get_monotonic_time();
+        p->attempts++;
+        a->thread = g_thread_new("ha-start", attempt_restart, a);
+    }
+    for (guint i = 0; i < to - from; i++) {
+        g_thread_join(attempts[i].thread);
+        record_outcome(&attempts[i]);
+    }
 }
 
 /* XAPI's offline protected VMs: halted with ha_always_run (a shutdown
@@ -310,8 +360,11 @@ static void run_restarts(void)
     if (due->len == 0)
         return;
     g_autoptr(GHashTable) plan = ha_offline_restart_plan();
+    const char *session_ref = session();
+    if (!session_ref)
+        return;
     for (guint i = 0; i < due->len;) {
-        /* one order group at a time, then its start_delay */
+        /* one order group at a time, its VMs at once, then its start_delay */
         const Restart *first = due->pdata[i];
         int64_t delay = 0;
         guint j = i;
@@ -319,11 +372,11 @@ static void run_restarts(void)
             const Restart *r = due->pdata[j];
             if (r->order != first->order || r->best_effort != first->best_effort)
                 break;
-            if (g_atomic_int_get(&ha.stop))
-                return;
-            restart_one(r, plan);
             delay = MAX(delay, r->start_delay);
         }
+        if (g_atomic_int_get(&ha.stop))
+            return;
+        restart_group(due, i, j, plan, session_ref);
         i = j;
         gint64 until = g_get_monotonic_time() + MIN(delay, MAX_START_DELAY_S) * G_USEC_PER_SEC;
         while (i < due->len && delay > 0 && g_get_monotonic_time() < until &&

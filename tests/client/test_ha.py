@@ -384,6 +384,54 @@ def test_kill9_of_a_member_restarts_its_protected_vms_elsewhere(pool):
         ok(proxy.VM.destroy(s, vm))
 
 
+def test_the_restarts_of_one_order_group_run_at_once(pool, tmp_path):
+    """XAPI starts an order group's VMs in parallel: two protected VMs of
+    one order, whose sim starts each wait for a file of their own (a
+    start held in flight), are both being started at once before either
+    file exists; then both run."""
+    master, api = master_api(pool)
+    proxy, s = api
+    ha_on(api, pool)
+    victim = next(d for d in pool if d is not master)
+    vh = host_of(api, victim.address)
+    gates = [tmp_path / f"gate {i}" for i in range(2)]
+    vms = [protected_vm(api, f"group {i}", vh, order=5) for i in range(2)]
+    for vm, gate in zip(vms, gates):  # the next start of each waits for its gate
+        ok(proxy.VM.add_to_other_config(s, vm, "sim_start_gate", str(gate)))
+    victim.kill9()
+    survivors = [d for d in pool if d is not victim]
+
+    def under_way(vm_states):
+        m = settled(survivors)
+        if not m:
+            return False
+        try:
+            mp, ms = m.login()
+            return all(vm_states(ok(mp.VM.get_record(ms, vm))) for vm in vms)
+        except (OSError, AssertionError):
+            return False
+
+    wait_until(lambda: under_way(lambda r: r["power_state"] == "Halted" and
+                                 r["current_operations"]),
+               timeout=TIMEOUT + MARGIN + 60, what="both restarts under way at once")
+    assert not any(g.exists() for g in gates)
+    for g in gates:
+        g.touch()
+    wait_until(lambda: under_way(lambda r: r["power_state"] == "Running"),
+               what="both VMs running again")
+    never_twice(pool)
+    master, api = master_api(survivors)
+    proxy, s = api
+    victim.start()
+    metrics = ok(proxy.host.get_metrics(s, vh))
+    wait_until(lambda: ok(proxy.host_metrics.get_live(s, metrics)) is True,
+               what="the member live again")
+    for vm in vms:
+        ok(proxy.VM.set_ha_restart_priority(s, vm, ""))
+        ok(proxy.VM.hard_shutdown(s, vm))
+        ok(proxy.VM.destroy(s, vm))
+
+
 def test_kill9_of_the_master_a_new_master_restarts_its_vms(pool):
     master, api = master_api(pool)
     proxy, s = api
