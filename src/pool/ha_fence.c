@@ -1,8 +1,10 @@
 /* ha_fence.c: a host fences itself without a Raft majority (ha_fence.h). */
 #include "ha_fence.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bootstrap.h"
 #include "db.h"
@@ -17,6 +19,10 @@
 
 #define TICK_US (G_USEC_PER_SEC / 10)
 #define REFRESH_US G_USEC_PER_SEC
+/* STATE_DIR/ha-fenced: the fence's wall-clock time (seconds), from the
+ * fence until HA_HOST_WAS_FENCED is raised: a restart of xapid in between
+ * (a cut-off master turning member) does not lose the message. */
+#define FENCED_FILE "ha-fenced"
 
 static struct {
     GThread *thread, *refresher;
@@ -29,6 +35,7 @@ static struct {
     GPtrArray *others;   /* the other hosts' refs (lock) */
     GHashTable *tracked; /* uuids of domains made here since the last refresh (lock) */
     char *host_ref, *host_uuid, *host_name;
+    gint64 fenced_real; /* the fence to report (wall clock, s); 0: none (watch's) */
 } fence;
 
 bool ha_fenced(void) { return g_atomic_int_get(&fence.fenced) != 0; }
@@ -159,9 +166,59 @@ static guint destroy_domains(void)
     return xenops_fence_domains((const char *const *)all->pdata, all->len);
 }
 
+static char *fenced_file(void)
+{
+    return pool_state_dir() ? g_build_filename(pool_state_dir(), FENCED_FILE, NULL) : NULL;
+}
+
+/* The fence is noted before its domains go (a crash after them keeps it). */
+static void note_fence(void)
+{
+    fence.fenced_real = g_get_real_time() / G_USEC_PER_SEC;
+    g_autofree char *path = fenced_file();
+    g_autofree char *text = g_strdup_printf("%" G_GINT64_FORMAT "\n", fence.fenced_real);
+    g_autoptr(GError) error = NULL;
+    if (path && !g_file_set_contents(path, text, -1, &error))
+        g_warning("ha: %s not written: %s", path, error->message);
+}
+
+/* A fence of an earlier run of xapid not reported yet. */
+static void load_fence(void)
+{
+    g_autofree char *path = fenced_file();
+    g_autofree char *text = NULL;
+    if (path && g_file_get_contents(path, &text, NULL, NULL)) {
+        fence.fenced_real = MAX(g_ascii_strtoll(text, NULL, 10), 1);
+        g_message("ha: this host fenced itself before xapid restarted: HA_HOST_WAS_FENCED "
+                  "once in contact");
+    }
+}
+
+/* HA_HOST_WAS_FENCED (raised at the master), then the note removed. */
+static void report_fence(void)
+{
+    g_mutex_lock(&fence.lock);
+    g_autofree char *uuid = g_strdup(fence.host_uuid);
+    g_autofree char *name = g_strdup(fence.host_name);
+    g_mutex_unlock(&fence.lock);
+    if (!uuid)
+        return; /* not known yet: the refresher has not run */
+    gint64 ago = g_get_real_time() / G_USEC_PER_SEC - fence.fenced_real;
+    message_raise("HA_HOST_WAS_FENCED", 4, "Host", uuid,
+                  "Server '%s' lost contact with the pool's majority for longer than the "
+                  "HA timeout and fenced itself %" G_GINT64_FORMAT " s ago: its VMs were "
+                  "stopped here",
+                  name, MAX(ago, 0));
+    fence.fenced_real = 0;
+    g_autofree char *path = fenced_file();
+    if (path && unlink(path) < 0 && errno != ENOENT)
+        g_warning("ha: %s not removed: %s", path, g_strerror(errno));
+}
+
 static void fence_now(gint64 silent_us, unsigned timeout)
 {
     g_atomic_int_set(&fence.fenced, 1); /* first: no call, no reconciliation writes */
+    note_fence();
     g_warning("ha: no contact with the pool's Raft majority for %.1f s (HA timeout %u s): "
               "fencing: every domain of this host is stopped and calls are refused",
               (double)silent_us / G_USEC_PER_SEC, timeout);
@@ -170,14 +227,10 @@ static void fence_now(gint64 silent_us, unsigned timeout)
               (double)silent_us / G_USEC_PER_SEC);
 }
 
-static void unfence(gint64 fenced_at)
+static void unfence(void)
 {
     g_message("ha: back in contact with the pool's majority after the fence: serving again");
     g_atomic_int_set(&fence.fenced, 0);
-    g_mutex_lock(&fence.lock);
-    g_autofree char *uuid = g_strdup(fence.host_uuid);
-    g_autofree char *name = g_strdup(fence.host_name);
-    g_mutex_unlock(&fence.lock);
     /* Its VMs that were not restarted elsewhere (the master did not
      * declare it dead) are marked halted: HA restarts the protected ones. */
     g_mutex_lock(&fence.lock);
@@ -185,11 +238,6 @@ static void unfence(gint64 fenced_at)
     g_mutex_unlock(&fence.lock);
     for (guint i = 0; uuids && i < uuids->len; i++)
         xenops_queue_reconcile(uuids->pdata[i]);
-    if (uuid)
-        message_raise("HA_HOST_WAS_FENCED", 4, "Host", uuid,
-                      "Server '%s' lost contact with the pool's majority for longer than the "
-                      "HA timeout and fenced itself %.0f s ago: its VMs were stopped here",
-                      name, (double)(g_get_monotonic_time() - fenced_at) / G_USEC_PER_SEC);
 }
 
 /* The cache's own thread: a read of the database can wait for a write
@@ -214,6 +262,7 @@ static gpointer watch(gpointer unused)
 {
     gint64 last_contact = g_get_monotonic_time(), fenced_at = 0;
     bool was_armed = false;
+    load_fence();
     while (!g_atomic_int_get(&fence.stop)) {
         g_usleep(TICK_US);
         gint64 now = g_get_monotonic_time();
@@ -240,9 +289,11 @@ static gpointer watch(gpointer unused)
         if (ha_fenced()) {
             destroy_domains(); /* a start that was under way ends here too */
             if (!armed || (contact && at > fenced_at))
-                unfence(fenced_at);
+                unfence();
             continue;
         }
+        if (fence.fenced_real && contact)
+            report_fence();
         if (armed && now - last_contact > ha_fence_after_us(timeout)) {
             fence_now(now - last_contact, timeout);
             fenced_at = now;

@@ -160,14 +160,21 @@ def test_a_partitioned_member_fences_before_its_vm_restarts_elsewhere(pool):
     assert uuid not in running_domains([victim])
     state, host = where(api, vm)
     assert state == "Running" and host != vh
-    wait_until(lambda: any(m["name"] == "HA_HOST_WAS_FENCED"
-                           for m in ok(proxy.message.get_all_records(s)).values()),
-               what="HA_HOST_WAS_FENCED")
+    assert was_fenced(api, vh)
     metrics = ok(proxy.host.get_metrics(s, vh))
     wait_until(lambda: ok(proxy.host_metrics.get_live(s, metrics)) is True,
                what="the member live again")
     ok(proxy.VM.hard_shutdown(s, vm))
     ok(proxy.VM.destroy(s, vm))
+
+
+def was_fenced(api, host):
+    """HA_HOST_WAS_FENCED about host raised (at the master), waited for."""
+    proxy, s = api
+    uuid = ok(proxy.host.get_uuid(s, host))
+    return wait_until(lambda: any(m["name"] == "HA_HOST_WAS_FENCED" and m["obj_uuid"] == uuid
+                                  for m in ok(proxy.message.get_all_records(s)).values()),
+                      what=f"HA_HOST_WAS_FENCED about {host}")
 
 
 def test_a_partitioned_master_fences_and_the_new_master_restarts(pool):
@@ -211,6 +218,9 @@ def test_a_partitioned_master_fences_and_the_new_master_restarts(pool):
     master2, api = master_api(hosts)
     never_twice(hosts)
     assert uuid not in running_domains([master])
+    # The old master restarted as a member when it heard of the new one:
+    # what it noted of its fence is raised all the same.
+    assert was_fenced(api, mh)
     proxy, s = api
     ok(proxy.VM.hard_shutdown(s, vm))
     ok(proxy.VM.destroy(s, vm))
