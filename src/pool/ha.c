@@ -693,6 +693,6 @@ void ha_markdown(GString *out)
         "| fencing, restarts | a host out of Raft contact for 3/4 of the timeout destroys its "
         "domains and answers `HA_SHOULD_BE_FENCED [host]`; the master, after timeout + "
         "max(2 s, timeout / 4), declares it dead (`HA_HOST_FAILED`) and restarts its VMs by "
-        "priority and order (`HA_PROTECTED_VM_RESTART_FAILED`); `HA_HOST_WAS_FENCED` once "
-        "the host is back |\n\n");
+        "priority and order, an order group's VMs at once (`HA_PROTECTED_VM_RESTART_FAILED`); "
+        "`HA_HOST_WAS_FENCED` once the host is back, also after a restart of its xapid |\n\n");
 }
