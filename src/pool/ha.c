@@ -678,7 +678,7 @@ void ha_markdown(GString *out)
         "`HA_CONSTRAINT_VIOLATION_SR_NOT_SHARED [sr]` (an SR not shared or not attached on "
         "every enabled host), `HA_CONSTRAINT_VIOLATION_NETWORK_NOT_SHARED [network]` (no PIF, "
         "bond slaves aside, on some enabled host: internal networks included), "
-        "`VM_HAS_SRIOV_VIF`; `VBD.create` and `VIF.create` of a protected VM refuse the SR "
+        "`VM_HAS_SRIOV_VIF`; `VBD.create`, `VBD.insert` and `VIF.create` of a protected VM refuse the SR "
         "or network errors while HA guards the plan, as XAPI |\n"
         "| `ha_plan_exists_for`, `ha_overcommitted` | kept by the master (every 2 s and after "
         "each change), with `HA_POOL_OVERCOMMITTED`, `HA_POOL_DROP_IN_PLAN_EXISTS_FOR` |\n"

@@ -139,9 +139,9 @@ int ha_vm_assert_agile(const char *vm_ref, XapiError **err)
 
 /* is_xha_protected (helpers.ml vm_should_always_run) while HA guards
  * the plan. */
-static bool guarded(const DbRow *vm)
+static bool guarded(const DbRow *vm /* NULL: none */)
 {
-    return db_get(vm, "ha_always_run")->b &&
+    return vm && db_get(vm, "ha_always_run")->b &&
            strcmp(xv_str(db_get(vm, "ha_restart_priority")), "restart") == 0 &&
            ha_plan_guarded();
 }

@@ -30,7 +30,8 @@ int ha_vm_assert_agile(const char *vm_ref, XapiError **err);
  * counterpart (xapi_vif_helpers.ml): while HA is on without overcommit,
  * a protected VM gets no disk on an SR that is not properly shared
  * (HA_CONSTRAINT_VIOLATION_SR_NOT_SHARED [sr]) and no VIF on a network
- * that is not (HA_CONSTRAINT_VIOLATION_NETWORK_NOT_SHARED [network]).
- * Read lock held. */
+ * that is not (HA_CONSTRAINT_VIOLATION_NETWORK_NOT_SHARED [network]):
+ * VBD.create and VBD.insert, VIF.create. vm may be NULL (nothing
+ * refused). Read lock held. */
 int ha_check_new_vbd(const DbRow *vm, const DbRow *vdi, XapiError **err);
 int ha_check_new_vif(const DbRow *vm, const DbRow *network, XapiError **err);

@@ -125,8 +125,6 @@ static int check_new_vbd(Call *call, DbRow *vbd)
         return xapi_error_set(&call->error, "VBD_NOT_REMOVABLE_MEDIA", "in constructor", NULL);
     if (vdi && strcmp(str_field(vbd, "mode"), "RW") == 0 && db_get(vdi, "read_only")->b)
         return xapi_error_set(&call->error, "VDI_READONLY", vdi->ref, NULL);
-    if (vdi && ha_check_new_vbd(vm, vdi, &call->error) < 0) /* a protected VM stays agile */
-        return -1;
     if (empty)
         db_row_put(vbd, "VDI", xv_new_string("OpaqueRef:NULL"));
     const char *userdevice = str_field(vbd, "userdevice");
@@ -140,6 +138,8 @@ static int check_new_vbd(Call *call, DbRow *vbd)
     } else if (slot_taken(vm, userdevice)) {
         return xapi_error_set(&call->error, "DEVICE_ALREADY_EXISTS", userdevice, NULL);
     }
+    if (vdi && ha_check_new_vbd(vm, vdi, &call->error) < 0) /* a protected VM stays agile */
+        return -1;
     db_row_put(vbd, "currently_attached", xv_new_bool(false));
     db_row_put(vbd, "device", xv_new_string(""));
     return 0;
@@ -349,6 +349,9 @@ static int insert_work(VbdOp *o)
     int rc = 0;
     if (!vdi)
         rc = xapi_error_set(&o->call->error, "HANDLE_INVALID", "VDI", vdi_ref, NULL);
+    else if (vbd && ha_check_new_vbd(db_lookup(cls("VM"), str_field(vbd, "VM")), vdi,
+                                      &o->call->error) < 0)
+        rc = -1;
     else if (!(o->disk.path = storage_vdi_path(vdi, &o->call->error)))
         rc = -1;
     o->disk.format = vdi ? storage_vdi_format(vdi) : "raw";

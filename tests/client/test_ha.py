@@ -274,6 +274,12 @@ def test_agility_as_xapi_non_agile_vms_pinned_and_the_plan_excluding_them(pool):
     assert err(nic_on(api, plain, internal, "0")) == \
         ["HA_CONSTRAINT_VIOLATION_NETWORK_NOT_SHARED", internal]
     assert ok(proxy.VM.get_VBDs(s, plain)) == [] and ok(proxy.VM.get_VIFs(s, plain)) == []
+    cd = ok(proxy.VBD.create(s, {"VM": plain, "VDI": "OpaqueRef:NULL", "userdevice": "3",
+                                 "bootable": False, "mode": "RO", "type": "CD", "empty": True,
+                                 "other_config": {}, "qos_algorithm_type": "",
+                                 "qos_algorithm_params": {}}))
+    assert err(proxy.VBD.insert(s, cd, vdi)) == ["HA_CONSTRAINT_VIOLATION_SR_NOT_SHARED", local]
+    assert ok(proxy.VBD.get_empty(s, cd)) is True
     # Overcommit allowed: accepted, and the pool says it has no plan.
     ok(proxy.pool.set_ha_allow_overcommit(s, p, True))
     ok(proxy.VM.set_ha_restart_priority(s, on_disk, "restart"))
