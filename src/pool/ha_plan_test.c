@@ -104,6 +104,17 @@ static void test_max_failures(void **state)
     assert_int_equal(ha_plan_max_failures(c, 3), 1);
 }
 
+/* moves are exactly expect[0..n) (VM, host), in that order. */
+static void assert_moves(const GPtrArray *moves, const char *expect[][2], guint n)
+{
+    assert_int_equal(moves->len, n);
+    for (guint i = 0; i < n; i++) {
+        const HaPlanMove *m = moves->pdata[i];
+        assert_string_equal(m->vm, expect[i][0]);
+        assert_string_equal(m->host, expect[i][1]);
+    }
+}
+
 static void test_pack_biggest_first(void **state)
 {
     (void)state;
@@ -119,13 +130,8 @@ static void test_pack_biggest_first(void **state)
     /* Biggest first: huge fits nowhere and is skipped; b (4) -> big (1
      * left), c (2) -> small (1 left), a (1) -> small (a tie: the bin just
      * used goes before its equals). The moves come in the VMs' order. */
-    assert_int_equal(moves->len, 3);
     const char *expect[][2] = {{"a", "small"}, {"b", "big"}, {"c", "small"}};
-    for (int i = 0; i < 3; i++) {
-        HaPlanMove *m = moves->pdata[i];
-        assert_string_equal(m->vm, expect[i][0]);
-        assert_string_equal(m->host, expect[i][1]);
-    }
+    assert_moves(moves, expect, 3);
     assert_int_equal(left->len, 1);
     assert_string_equal(left->pdata[0], "huge");
 }
@@ -166,13 +172,8 @@ static void test_non_agile_vms(void **state)
     ha_plan_add_vm(b, "a", GIB(80), NULL);
     g_autoptr(GPtrArray) left = NULL;
     g_autoptr(GPtrArray) moves = ha_plan_restart(b, &left);
-    assert_int_equal(moves->len, 2);
     const char *expect[][2] = {{"pin", "master"}, {"a", "slave"}};
-    for (int i = 0; i < 2; i++) {
-        HaPlanMove *m = moves->pdata[i];
-        assert_string_equal(m->vm, expect[i][0]);
-        assert_string_equal(m->host, expect[i][1]);
-    }
+    assert_moves(moves, expect, 2);
     assert_int_equal(left->len, 1);
     assert_string_equal(left->pdata[0], "pin");
     assert_int_equal(ha_plan_for_n_failures(b, 0), HA_PLAN_NONE);
