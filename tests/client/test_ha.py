@@ -210,6 +210,7 @@ def test_the_plan_and_changes_that_would_break_it(pool):
 def local_sr_of(api, host):
     proxy, s = api
     return next(sr for sr in ok(proxy.SR.get_all(s)) if not ok(proxy.SR.get_shared(s, sr))
+                and "vdi_create" in ok(proxy.SR.get_allowed_operations(s, sr))
                 and any(ok(proxy.PBD.get_host(s, pbd)) == host
                         for pbd in ok(proxy.SR.get_PBDs(s, sr))))
 
