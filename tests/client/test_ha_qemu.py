@@ -152,6 +152,7 @@ def test_the_real_guest_runs_again_after_its_host_dies_or_is_cut_off(pool, lan):
     ok(api.VBD.create(s, {"VM": vm, "VDI": vdi, "userdevice": "1", "bootable": False,
                           "mode": "RW", "type": "Disk", "empty": False, "other_config": {},
                           "qos_algorithm_type": "", "qos_algorithm_params": {}}))
+    assert ok(api.VM.assert_agile(s, vm)) == ""  # its disk on the shared SR, no VIF
     pool_ref = ok(api.pool.get_all(s))[0]
     ok(api.pool.enable_ha(s, [], {"timeout": str(TIMEOUT)}))
     wait_until(lambda: all(log_has(d, "ha: armed") for d in (a, b, w)), what="every host armed")
