@@ -248,59 +248,62 @@ def test_agility_as_xapi_non_agile_vms_pinned_and_the_plan_excluding_them(pool):
     local = local_sr_of(api, h0)
     internal = ok(proxy.network.create(s, {"name_label": "internal"}))
     plain, on_disk, on_nic = new_vm(api, "plain"), new_vm(api, "on disk"), new_vm(api, "on nic")
-    vdis = [disk_on(api, on_disk, local, "0")[1]]
-    ok(nic_on(api, on_nic, internal, "0"))
-    assert ok(proxy.VM.assert_agile(s, plain)) == ""
-    assert err(proxy.VM.assert_agile(s, on_disk)) == \
-        ["HA_CONSTRAINT_VIOLATION_SR_NOT_SHARED", local]
-    assert err(proxy.VM.assert_agile(s, on_nic)) == \
-        ["HA_CONSTRAINT_VIOLATION_NETWORK_NOT_SHARED", internal]
-    assert err(proxy.VM.assert_agile(s, "OpaqueRef:nope"))[0] == "HANDLE_INVALID"
-    ok(proxy.pool.set_ha_host_failures_to_tolerate(s, p, "1"))
-    wait_until(lambda: ok(proxy.pool.get_ha_plan_exists_for(s, p)) == "1", what="the plan")
-    for vm in (plain, on_disk):
-        ok(proxy.VM.start_on(s, vm, h0, False, False))
-    ok(proxy.VM.set_ha_restart_priority(s, plain, "restart"))
-    assert ok(proxy.pool.ha_failover_plan_exists(s, "1")) is True
-    # The non-agile VM protected: the plan would only exclude it.
-    assert err(proxy.VM.set_ha_restart_priority(s, on_disk, "restart")) == \
-        ["HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN"]
-    assert ok(proxy.VM.get_ha_restart_priority(s, on_disk)) == ""
-    assert ok(proxy.pool.ha_compute_hypothetical_max_host_failures_to_tolerate(
-        s, {plain: "restart", on_disk: "restart"})) == "0"
-    # A protected VM gets no disk on a local SR, no NIC on the internal net.
-    reply, vdi = disk_on(api, plain, local, "1")
-    vdis.append(vdi)
-    assert err(reply) == ["HA_CONSTRAINT_VIOLATION_SR_NOT_SHARED", local]
-    assert err(nic_on(api, plain, internal, "0")) == \
-        ["HA_CONSTRAINT_VIOLATION_NETWORK_NOT_SHARED", internal]
-    assert ok(proxy.VM.get_VBDs(s, plain)) == [] and ok(proxy.VM.get_VIFs(s, plain)) == []
-    cd = ok(proxy.VBD.create(s, {"VM": plain, "VDI": "OpaqueRef:NULL", "userdevice": "3",
-                                 "bootable": False, "mode": "RO", "type": "CD", "empty": True,
-                                 "other_config": {}, "qos_algorithm_type": "",
-                                 "qos_algorithm_params": {}}))
-    assert err(proxy.VBD.insert(s, cd, vdi)) == ["HA_CONSTRAINT_VIOLATION_SR_NOT_SHARED", local]
-    assert ok(proxy.VBD.get_empty(s, cd)) is True
-    # Overcommit allowed: accepted, and the pool says it has no plan.
-    ok(proxy.pool.set_ha_allow_overcommit(s, p, True))
-    ok(proxy.VM.set_ha_restart_priority(s, on_disk, "restart"))
-    assert ok(proxy.pool.get_ha_overcommitted(s, p)) is True
-    assert ok(proxy.pool.get_ha_plan_exists_for(s, p)) == "0"
-    assert ok(proxy.pool.ha_compute_max_host_failures_to_tolerate(s)) == "0"
-    assert ok(proxy.pool.ha_failover_plan_exists(s, "0")) is False
-    for vm in (plain, on_disk, on_nic):
-        ok(proxy.VM.set_ha_restart_priority(s, vm, ""))
-        if ok(proxy.VM.get_power_state(s, vm)) == "Running":
-            ok(proxy.VM.hard_shutdown(s, vm))
-        for vbd in ok(proxy.VM.get_VBDs(s, vm)):
-            ok(proxy.VBD.destroy(s, vbd))
-        ok(proxy.VM.destroy(s, vm))
-    for vdi in vdis:
-        ok(proxy.VDI.destroy(s, vdi))
-    ok(proxy.network.destroy(s, internal))
-    ok(proxy.pool.set_ha_allow_overcommit(s, p, False))
-    wait_until(lambda: ok(proxy.pool.get_ha_overcommitted(s, p)) is False,
-               what="the plan back")
+    vdis = []
+    try:
+        vdis.append(disk_on(api, on_disk, local, "0")[1])
+        ok(nic_on(api, on_nic, internal, "0"))
+        assert ok(proxy.VM.assert_agile(s, plain)) == ""
+        assert err(proxy.VM.assert_agile(s, on_disk)) == \
+            ["HA_CONSTRAINT_VIOLATION_SR_NOT_SHARED", local]
+        assert err(proxy.VM.assert_agile(s, on_nic)) == \
+            ["HA_CONSTRAINT_VIOLATION_NETWORK_NOT_SHARED", internal]
+        assert err(proxy.VM.assert_agile(s, "OpaqueRef:nope"))[0] == "HANDLE_INVALID"
+        ok(proxy.pool.set_ha_host_failures_to_tolerate(s, p, "1"))
+        wait_until(lambda: ok(proxy.pool.get_ha_plan_exists_for(s, p)) == "1", what="the plan")
+        for vm in (plain, on_disk):
+            ok(proxy.VM.start_on(s, vm, h0, False, False))
+        ok(proxy.VM.set_ha_restart_priority(s, plain, "restart"))
+        assert ok(proxy.pool.ha_failover_plan_exists(s, "1")) is True
+        # The non-agile VM protected: the plan would only exclude it.
+        assert err(proxy.VM.set_ha_restart_priority(s, on_disk, "restart")) == \
+            ["HA_OPERATION_WOULD_BREAK_FAILOVER_PLAN"]
+        assert ok(proxy.VM.get_ha_restart_priority(s, on_disk)) == ""
+        assert ok(proxy.pool.ha_compute_hypothetical_max_host_failures_to_tolerate(
+            s, {plain: "restart", on_disk: "restart"})) == "0"
+        # A protected VM gets no disk on a local SR, no NIC on the internal net.
+        reply, vdi = disk_on(api, plain, local, "1")
+        vdis.append(vdi)
+        assert err(reply) == ["HA_CONSTRAINT_VIOLATION_SR_NOT_SHARED", local]
+        assert err(nic_on(api, plain, internal, "0")) == \
+            ["HA_CONSTRAINT_VIOLATION_NETWORK_NOT_SHARED", internal]
+        assert ok(proxy.VM.get_VBDs(s, plain)) == [] and ok(proxy.VM.get_VIFs(s, plain)) == []
+        cd = ok(proxy.VBD.create(s, {"VM": plain, "VDI": "OpaqueRef:NULL", "userdevice": "3",
+                                     "bootable": False, "mode": "RO", "type": "CD", "empty": True,
+                                     "other_config": {}, "qos_algorithm_type": "",
+                                     "qos_algorithm_params": {}}))
+        assert err(proxy.VBD.insert(s, cd, vdi)) == ["HA_CONSTRAINT_VIOLATION_SR_NOT_SHARED", local]
+        assert ok(proxy.VBD.get_empty(s, cd)) is True
+        # Overcommit allowed: accepted, and the pool says it has no plan.
+        ok(proxy.pool.set_ha_allow_overcommit(s, p, True))
+        ok(proxy.VM.set_ha_restart_priority(s, on_disk, "restart"))
+        assert ok(proxy.pool.get_ha_overcommitted(s, p)) is True
+        assert ok(proxy.pool.get_ha_plan_exists_for(s, p)) == "0"
+        assert ok(proxy.pool.ha_compute_max_host_failures_to_tolerate(s)) == "0"
+        assert ok(proxy.pool.ha_failover_plan_exists(s, "0")) is False
+    finally:  # the module's later tests find the pool as it was
+        for vm in (plain, on_disk, on_nic):
+            ok(proxy.VM.set_ha_restart_priority(s, vm, ""))
+            if ok(proxy.VM.get_power_state(s, vm)) == "Running":
+                ok(proxy.VM.hard_shutdown(s, vm))
+            for vbd in ok(proxy.VM.get_VBDs(s, vm)):
+                ok(proxy.VBD.destroy(s, vbd))
+            ok(proxy.VM.destroy(s, vm))
+        for vdi in vdis:
+            ok(proxy.VDI.destroy(s, vdi))
+        ok(proxy.network.destroy(s, internal))
+        ok(proxy.pool.set_ha_allow_overcommit(s, p, False))
+        wait_until(lambda: ok(proxy.pool.get_ha_overcommitted(s, p)) is False,
+                   what="the plan back")
 
 
 def ha_on(api, hosts, timeout=TIMEOUT):
