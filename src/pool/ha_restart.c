@@ -265,18 +265,20 @@ static gpointer attempt_restart(gpointer data)
     Attempt *a = data;
     const Restart *r = a->r;
     g_autoptr(XapiError) err = NULL;
-    int rc = start_vm(a, a->host, &err);
-    if (rc < 0 && a->host) { /* the plan's host refused: anywhere placement finds room */
-        g_message("ha: VM %s could not restart on %s (%s): trying elsewhere", r->ref, a->host,
+    const char *on = a->host;
+    int rc = start_vm(a, on, &err);
+    if (rc < 0 && on) { /* the plan's host refused: anywhere placement finds room */
+        g_message("ha: VM %s could not restart on %s (%s): trying elsewhere", r->ref, on,
                   err ? err->code : "?");
         g_clear_pointer(&err, xapi_error_free);
+        on = NULL;
         rc = start_vm(a, NULL, &err);
     }
     a->started = rc == 0;
     if (a->started)
-        g_message("ha: VM %s (%s) restarted%s%s", r->ref,
-                  r->best_effort ? "best-effort" : "protected", a->host ? " on " : "",
-                  a->host ? a->host : "");
+        g_message("ha: VM %s (%s) restarted %s%s", r->ref,
+                  r->best_effort ? "best-effort" : "protected",
+                  on ? "on " : "where placement found room", on ? on : "");
     else
         g_warning("ha: VM %s could not be restarted: %s %s", r->ref, err ? err->code : "?",
                   err && err->params->len ? (char *)err->params->pdata[0] : "");

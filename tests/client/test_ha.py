@@ -24,17 +24,21 @@ TIMEOUT = 4
 MARGIN = 2  # ha_margin_us: max(2 s, timeout / 4)
 
 
-def dqlite_host(address, port):
+def dqlite_host(address, port, shared):
+    """A sim host; shared: a directory every host takes SRs under."""
     state = tempfile.mkdtemp(prefix="xapid-ha-")
-    return Daemon(state_dir=state, listen=f"{address}:{port}",
-                  extra_args=["--hypervisor", "sim", "--member-timeout", "3", "--pool-dqlite",
-                              "--unix", os.path.join(state, "xapi.sock")])
+    d = Daemon(state_dir=state, listen=f"{address}:{port}",
+               extra_args=["--hypervisor", "sim", "--member-timeout", "3", "--pool-dqlite",
+                           "--sr-root", shared, "--unix", os.path.join(state, "xapi.sock")])
+    d.shared = shared
+    return d
 
 
 @pytest.fixture(scope="module")
 def pool():
     port = free_port()
-    hosts = [dqlite_host(f"127.0.0.{n}", port) for n in (31, 32, 33)]
+    shared = tempfile.mkdtemp(prefix="xapid-ha-shared-")
+    hosts = [dqlite_host(f"127.0.0.{n}", port, shared) for n in (31, 32, 33)]
     master, b, c = hosts
     for n, member in enumerate((b, c)):
         join(member, master)
@@ -49,6 +53,7 @@ def pool():
             failures.append(e)
         if not os.environ.get("XAPID_KEEP_STATE"):
             shutil.rmtree(d.state_dir, ignore_errors=True)
+    shutil.rmtree(shared, ignore_errors=True)
     if failures:
         raise failures[0]
 
@@ -440,6 +445,60 @@ def test_the_restarts_of_one_order_group_run_at_once(pool, tmp_path):
         ok(proxy.VM.set_ha_restart_priority(s, vm, ""))
         ok(proxy.VM.hard_shutdown(s, vm))
         ok(proxy.VM.destroy(s, vm))
+
+
+def test_a_non_agile_vm_restarts_on_the_host_it_is_pinned_to(pool):
+    """A protected VM whose disk is on a shared SR that one survivor has
+    unplugged is not agile: the plan pins it to the first host by uuid
+    that could run it, and it restarts there (VM.start_on)."""
+    master, api = master_api(pool)
+    proxy, s = api
+    ha_on(api, pool)
+    p = the_pool(api)
+    victim = next(d for d in pool if d is not master)
+    other = next(d for d in pool if d is not master and d is not victim)
+    mh, vh, oh = (host_of(api, d.address) for d in (master, victim, other))
+    sr = ok(proxy.SR.create(s, mh, {"location": os.path.join(master.shared, "sr")}, "0", "partly shared",
+                            "", "file", "", True, {}))
+    pbds = {ok(proxy.PBD.get_host(s, x)): x for x in ok(proxy.SR.get_PBDs(s, sr))}
+    ok(proxy.PBD.unplug(s, pbds[oh]))  # the SR is shared, but not properly
+    vm = new_vm(api, "pinned")
+    reply, vdi = disk_on(api, vm, sr, "0")
+    ok(reply)
+    assert err(proxy.VM.assert_agile(s, vm)) == ["HA_CONSTRAINT_VIOLATION_SR_NOT_SHARED", sr]
+    ok(proxy.pool.set_ha_allow_overcommit(s, p, True))  # a non-agile VM breaks the plan
+    ok(proxy.VM.set_ha_restart_priority(s, vm, "restart"))
+    ok(proxy.VM.start_on(s, vm, vh, False, False))
+    victim.kill9()
+    survivors = [master, other]
+
+    def restarted():
+        never_twice(pool)
+        m = settled(survivors)
+        try:
+            return m and where(m.login(), vm) in (("Running", mh), ("Running", oh)) and m
+        except (OSError, AssertionError):
+            return False
+
+    wait_until(restarted, timeout=TIMEOUT + MARGIN + 60, what="the pinned VM restarted")
+    master, api = master_api(survivors)
+    proxy, s = api
+    assert where(api, vm) == ("Running", mh)  # the only live host that sees its SR
+    # the plan's host, not placement's (whichever survivor ran the restart)
+    assert any(log_has(d, f"restarted on {mh}") for d in survivors)
+    victim.start()
+    metrics = ok(proxy.host.get_metrics(s, vh))
+    wait_until(lambda: ok(proxy.host_metrics.get_live(s, metrics)) is True,
+               what="the member live again")
+    ok(proxy.VM.set_ha_restart_priority(s, vm, ""))
+    ok(proxy.VM.hard_shutdown(s, vm))
+    ok(proxy.VM.destroy(s, vm))
+    ok(proxy.VDI.destroy(s, vdi))
+    for x in ok(proxy.SR.get_PBDs(s, sr)):
+        if ok(proxy.PBD.get_currently_attached(s, x)):
+            ok(proxy.PBD.unplug(s, x))
+    ok(proxy.SR.destroy(s, sr))
+    ok(proxy.pool.set_ha_allow_overcommit(s, p, False))
 
 
 def test_kill9_of_the_master_a_new_master_restarts_its_vms(pool):
