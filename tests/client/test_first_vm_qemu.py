@@ -230,9 +230,14 @@ def wait_for(d, uuid, since, line, count, timeout=120):
         if console(d, uuid)[since:].count(line) >= count:
             return
         time.sleep(0.2)
-    raise AssertionError(f"no {count} {line!r}:\n{console(d, uuid)[since:][-1500:]}\n"
-                         f"{network_state(d)}\n{qemu_network_state(d, uuid)}\n"
-                         f"xapid.log:\n{d.log_tail()}")
+    report = (f"no {count} {line!r}:\n{console(d, uuid)[since:][-1500:]}\n"
+              f"{network_state(d)}\n{qemu_network_state(d, uuid)}\nxapid.log:\n{d.log_tail()}")
+    # An expected failure's message is not printed: XAPID_DIAG_DIR keeps it.
+    if os.environ.get("XAPID_DIAG_DIR"):
+        with open(os.path.join(os.environ["XAPID_DIAG_DIR"],
+                               f"first-vm-{int(time.time())}.txt"), "w") as f:
+            f.write(report)
+    raise AssertionError(report)
 
 
 def network_state(d):
