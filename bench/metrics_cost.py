@@ -24,32 +24,20 @@ import http.client
 import os
 import shutil
 import statistics
-import subprocess
 import tempfile
 import time
 import xmlrpc.client
 
+from sim_xapid import PASSWORD as PW, start_sim_xapid
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-XAPID = os.path.join(ROOT, "build", "xapid")
-PW = "bench"
 MiB = 1 << 20
 
 
 def start(extra):
     state = tempfile.mkdtemp(prefix="xapid-metrics-bench-")
-    with open(os.path.join(state, "pw"), "w") as f:
-        f.write(PW + "\n")
-    proc = subprocess.Popen([XAPID, "--state-dir", state, "--listen", "127.0.0.1:0",
-                             "--root-password-file", os.path.join(state, "pw"),
-                             "--hypervisor", "sim"] + extra,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    port = None
-    for line in proc.stdout:
-        if b"listening on http://" in line:
-            port = int(line.rsplit(b":", 1)[1])
-        if b"ready" in line:
-            return proc, port, state
-    raise SystemExit("xapid did not start")
+    proc, port = start_sim_xapid(state, extra)
+    return proc, port, state
 
 
 def ok(reply):

@@ -11,34 +11,21 @@ Usage: bench/plugin_echo.py [--calls N]   (after ninja -C build)
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import tempfile
 import time
 import xmlrpc.client
 
+from sim_xapid import start_sim_xapid
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-XAPID = os.path.join(ROOT, "build", "xapid")
 PYTHON_DIR = os.path.join(ROOT, "python")
 ECHO = os.path.join(PYTHON_DIR, "plugins", "echo")
 
 
 def start_xapid(state):
-    pw = os.path.join(state, "pw")
-    with open(pw, "w") as f:
-        f.write("bench\n")
-    proc = subprocess.Popen([XAPID, "--state-dir", state, "--listen", "127.0.0.1:0",
-                             "--root-password-file", pw, "--hypervisor", "sim",
-                             "--unix", os.path.join(state, "xapi.sock")],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    port = None
-    for line in proc.stdout:
-        if b"listening on http://" in line:
-            port = int(line.rsplit(b":", 1)[1])
-        if b"ready" in line:
-            return proc, port
-    raise SystemExit("xapid did not start")
+    return start_sim_xapid(state, ["--unix", os.path.join(state, "xapi.sock")])
 
 
 def summary(times):

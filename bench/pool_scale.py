@@ -36,19 +36,7 @@ os.environ.setdefault("XAPID_BIN", os.path.join(ROOT, "build", "xapid"))
 
 from xapid_daemon import PASSWORD, Daemon, free_port, ok, wait_until  # noqa: E402
 from test_pool import joined  # noqa: E402
-
-RECORD = {"name_label": "bench", "name_description": "", "user_version": "1",
-          "is_a_template": False, "memory_static_max": "268435456",
-          "memory_dynamic_max": "268435456", "memory_dynamic_min": "268435456",
-          "memory_static_min": "16777216", "VCPUs_max": "1", "VCPUs_at_startup": "1",
-          "actions_after_shutdown": "destroy", "actions_after_reboot": "restart",
-          "actions_after_crash": "restart", "PV_bootloader": "", "PV_kernel": "",
-          "PV_ramdisk": "", "PV_args": "", "PV_bootloader_args": "",
-          "PV_legacy_args": "", "HVM_boot_policy": "BIOS order",
-          "HVM_boot_params": {"order": "dc"}, "platform": {"acpi": "1"},
-          "PCI_bus": "", "other_config": {"bench": "true"}, "recommendations": "",
-          "VCPUs_params": {}, "affinity": "OpaqueRef:NULL"}
-
+from bench_vm import VM_RECORD  # noqa: E402
 
 def host(address, port, pool):
     state = tempfile.mkdtemp(prefix="xapid-bench-scale-")
@@ -84,7 +72,7 @@ def create_vms(makers, total):
 
     def make(d, s, affinity):
         proxy = d.proxy()
-        record = dict(RECORD, affinity=affinity)
+        record = dict(VM_RECORD, affinity=affinity)
         for i in range(share):
             # A change of master under load (seen at 64 hosts) refuses
             # writes for a while: retried, and counted.

@@ -33,26 +33,14 @@ import tempfile
 import time
 import xmlrpc.client
 
+from sim_xapid import PASSWORD as PW, XAPID, start_sim_xapid
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-XAPID = os.path.join(ROOT, "build", "xapid")
-PW = "bench"
 USER, USER_PW = "xapidt_bench", "Pw-xapidt-bench"
 
 
 def start(state, prefix=()):
-    with open(os.path.join(state, "pw"), "w") as f:
-        f.write(PW + "\n")
-    proc = subprocess.Popen(list(prefix) + [XAPID, "--state-dir", state, "--listen", "127.0.0.1:0",
-                             "--root-password-file", os.path.join(state, "pw"),
-                             "--hypervisor", "sim", "--no-metrics"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    port = None
-    for line in proc.stdout:
-        if b"listening on http://" in line:
-            port = int(line.rsplit(b":", 1)[1])
-        if b"ready" in line:
-            return proc, port
-    raise SystemExit("xapid did not start")
+    return start_sim_xapid(state, ["--no-metrics"], prefix)
 
 
 def ok(reply):

@@ -23,6 +23,7 @@ import time
 import xmlrpc.client
 
 import events
+from bench_vm import VM_RECORD
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build")
@@ -121,17 +122,7 @@ def main():
     get_record_rate = rate(port, call_body("VM.get_record", session, dom0), 2, args.seconds)
     record_reply_bytes = len(raw_post(port, call_body("VM.get_record", session, dom0))[1])
 
-    record = {"name_label": "bench", "name_description": "", "user_version": "1",
-              "is_a_template": False, "memory_static_max": "268435456",
-              "memory_dynamic_max": "268435456", "memory_dynamic_min": "268435456",
-              "memory_static_min": "16777216", "VCPUs_max": "1", "VCPUs_at_startup": "1",
-              "actions_after_shutdown": "destroy", "actions_after_reboot": "restart",
-              "actions_after_crash": "restart", "PV_bootloader": "", "PV_kernel": "",
-              "PV_ramdisk": "", "PV_args": "", "PV_bootloader_args": "",
-              "PV_legacy_args": "", "HVM_boot_policy": "BIOS order",
-              "HVM_boot_params": {"order": "dc"}, "platform": {"acpi": "1"},
-              "PCI_bus": "", "other_config": {"bench": "true"}, "recommendations": "",
-              "VCPUs_params": {}, "affinity": "OpaqueRef:NULL"}
+    record = VM_RECORD
     create_started = time.perf_counter()
     per_thread = args.vms // 4
 

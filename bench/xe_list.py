@@ -21,8 +21,10 @@ import threading
 import time
 import xmlrpc.client
 
+from bench_vm import VM_RECORD
+from sim_xapid import start_sim_xapid
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-XAPID = os.path.join(ROOT, "build", "xapid")
 XE = os.path.join(ROOT, "build", "xe")
 
 PEER = r'''
@@ -40,16 +42,7 @@ sys.stdout.write("\n".join(out))
 api.session.logout(s)
 '''
 
-RECORD = {"name_label": "bench", "name_description": "", "user_version": "1",
-          "is_a_template": False, "memory_static_max": "268435456",
-          "memory_dynamic_max": "268435456", "memory_dynamic_min": "268435456",
-          "memory_static_min": "16777216", "VCPUs_max": "1", "VCPUs_at_startup": "1",
-          "actions_after_shutdown": "destroy", "actions_after_reboot": "restart",
-          "actions_after_crash": "restart", "PV_bootloader": "", "PV_kernel": "",
-          "PV_ramdisk": "", "PV_args": "", "PV_bootloader_args": "", "PV_legacy_args": "",
-          "HVM_boot_policy": "BIOS order", "HVM_boot_params": {"order": "dc"},
-          "platform": {"acpi": "1"}, "PCI_bus": "", "other_config": {}, "recommendations": "",
-          "VCPUs_params": {}, "affinity": "OpaqueRef:NULL"}
+RECORD = dict(VM_RECORD, other_config={})
 
 
 def timed(cmd, env=None):
@@ -64,19 +57,8 @@ def main():
     ap.add_argument("--runs", type=int, default=7)
     args = ap.parse_args()
     state = tempfile.mkdtemp(prefix="xapid-bench-xe-")
-    pw = os.path.join(state, "pw")
-    with open(pw, "w") as f:
-        f.write("bench\n")
     sock = os.path.join(state, "xapi.sock")
-    proc = subprocess.Popen([XAPID, "--state-dir", state, "--listen", "127.0.0.1:0",
-                             "--root-password-file", pw, "--hypervisor", "sim", "--unix", sock],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    port = None
-    for line in proc.stdout:
-        if b"listening on http://" in line:
-            port = int(line.rsplit(b":", 1)[1])
-        if b"ready" in line:
-            break
+    proc, port = start_sim_xapid(state, ["--unix", sock])
     try:
         url = f"http://127.0.0.1:{port}/"
         api = xmlrpc.client.ServerProxy(url)

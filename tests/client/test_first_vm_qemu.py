@@ -20,6 +20,7 @@ import time
 import pytest
 
 from netns import NetNs, ip
+from qemu_guest import qmp
 from test_network import NsDaemon, vif_record
 from test_network_qemu import GUEST_DIR, console, guest_vm, wait_console
 from xapid_daemon import REPO, err, ok
@@ -229,8 +230,14 @@ def wait_for(d, uuid, since, line, count, timeout=120):
         if console(d, uuid)[since:].count(line) >= count:
             return
         time.sleep(0.2)
-    raise AssertionError(f"no {count} {line!r}:\n{console(d, uuid)[since:][-1500:]}\n"
-                         f"{network_state(d)}\nxapid.log:\n{d.log_tail()}")
+    report = (f"no {count} {line!r}:\n{console(d, uuid)[since:][-1500:]}\n"
+              f"{network_state(d)}\n{qemu_network_state(d, uuid)}\nxapid.log:\n{d.log_tail()}")
+    # An expected failure's message is not printed: XAPID_DIAG_DIR keeps it.
+    if os.environ.get("XAPID_DIAG_DIR"):
+        with open(os.path.join(os.environ["XAPID_DIAG_DIR"],
+                               f"first-vm-{int(time.time())}.txt"), "w") as f:
+            f.write(report)
+    raise AssertionError(report)
 
 
 def network_state(d):
@@ -239,11 +246,28 @@ def network_state(d):
     ns = d.cmd_prefix[-1]
     peer = ns.replace("xapid-t", "xapid-p")
     out = []
-    for where, cmd in ((ns, ["ip", "-d", "link"]), (ns, ["bridge", "link"]),
+    for where, cmd in ((ns, ["ip", "-s", "-d", "link"]), (ns, ["bridge", "link"]),
                        (ns, ["bridge", "fdb", "show", "dynamic"]), (peer, ["ip", "neigh"]),
-                       (peer, ["bridge", "fdb", "show", "dynamic"])):
+                       (peer, ["bridge", "fdb", "show", "dynamic"]), (peer, ["ip", "-s", "link"]),
+                       (ns, ["nft", "list", "ruleset"]), (ns, ["tc", "-s", "qdisc"])):
         r = ip(*cmd, ns=where, check=False)
         out.append(f"{where}$ {' '.join(cmd)}\n{r.stdout}{r.stderr}")
+    return "\n".join(out)
+
+
+def qemu_network_state(d, uuid):
+    """What QEMU's side says: its hub and backends, and the NIC's receive
+    filter (the switch replaces only the backend behind the hub)."""
+    out = []
+    for command, args in (("human-monitor-command", {"command-line": "info network"}),
+                          ("query-rx-filter", {"name": "vif0-dev"})):
+        try:
+            got = qmp(d, uuid, command, args)
+        except (OSError, ValueError, KeyError) as e:
+            got = f"({e!r})"
+        if isinstance(got, list):
+            got = [{k: v for k, v in f.items() if k != "vlan-table"} for f in got]
+        out.append(f"qmp {command} {args}:\n{got}")
     return "\n".join(out)
 
 
