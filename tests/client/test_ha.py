@@ -253,9 +253,16 @@ def test_agility_as_xapi_non_agile_vms_pinned_and_the_plan_excluding_them(pool):
     local = local_sr_of(api, h0)
     internal = ok(proxy.network.create(s, {"name_label": "internal"}))
     plain, on_disk, on_nic = new_vm(api, "plain"), new_vm(api, "on disk"), new_vm(api, "on nic")
+    tib = str(1 << 40)
+    huge = new_vm(api, "huge", memory_static_max=tib, memory_dynamic_max=tib,
+                  memory_dynamic_min=tib, memory_static_min=tib)
     vdis = []
     try:
         vdis.append(disk_on(api, on_disk, local, "0")[1])
+        vdis.append(disk_on(api, huge, local, "0")[1])
+        # Left out of a failover plan: why it is not agile, else the memory.
+        plan = ok(proxy.pool.ha_compute_vm_failover_plan(s, [h0], [huge]))
+        assert plan == {huge: {"error_code": "HA_CONSTRAINT_VIOLATION_SR_NOT_SHARED"}}, plan
         ok(nic_on(api, on_nic, internal, "0"))
         assert ok(proxy.VM.assert_agile(s, plain)) == ""
         assert err(proxy.VM.assert_agile(s, on_disk)) == \
@@ -296,7 +303,7 @@ def test_agility_as_xapi_non_agile_vms_pinned_and_the_plan_excluding_them(pool):
         assert ok(proxy.pool.ha_compute_max_host_failures_to_tolerate(s)) == "0"
         assert ok(proxy.pool.ha_failover_plan_exists(s, "0")) is False
     finally:  # the module's later tests find the pool as it was
-        for vm in (plain, on_disk, on_nic):
+        for vm in (plain, on_disk, on_nic, huge):
             ok(proxy.VM.set_ha_restart_priority(s, vm, ""))
             if ok(proxy.VM.get_power_state(s, vm)) == "Running":
                 ok(proxy.VM.hard_shutdown(s, vm))
