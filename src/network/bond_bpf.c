@@ -1,0 +1,531 @@
+/* bond_bpf.c: bonds for kernels built without CONFIG_BONDING (see
+ * bond_bpf.h). The programs are a few instructions written out here and
+ * replaced, with the members' ifindexes as immediates, whenever a
+ * member's carrier changes. */
+#include "bond_bpf.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <linux/pkt_cls.h>
+#include <net/if.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "host_net.h"
+#include "rtnl.h"
+#include "tc_bpf.h"
+
+#define MAX_MEMBERS 16
+#define PRIO 1 /* of our filter on each link's ingress */
+
+typedef enum { ACTIVE_BACKUP, BALANCE_SLB } Mode;
+
+typedef struct {
+    char *name;           /* the bond's link */
+    Mode mode;
+    GPtrArray *members;   /* char *, the Bond's order */
+    char *primary;
+    /* What the programs in place were made for: */
+    int active;           /* ifindex, 0 for none */
+    GArray *programmed;   /* int: hidden, then each member's ifindex and carrier */
+    int mtu;
+} Bond;
+
+static struct {
+    GMutex lock;
+    GPtrArray *bonds; /* Bond * */
+    GThread *thread;
+    int events;       /* rtnetlink socket of link changes */
+} watch;
+
+static char *hidden_name(const char *name) { return g_strdup_printf("xb-%s", name); }
+
+static int fail(int rc, const char *what, const char *name, XapiError **err)
+{
+    return xapi_error_internal(err, "%s %s: %s", what, name, g_strerror(-rc));
+}
+
+/* ---- the programs ------------------------------------------------------------------ */
+
+typedef struct {
+    struct bpf_insn i[16 + 6 * MAX_MEMBERS];
+    unsigned n;
+} Prog;
+
+static void put(Prog *p, struct bpf_insn insn) { p->i[p->n++] = insn; }
+
+static void put_redirect(Prog *p, int ifindex)
+{
+    if (ifindex <= 0) {
+        put(p, MOV_IMM(BPF_REG_0, TC_ACT_SHOT));
+        put(p, EXIT());
+        return;
+    }
+    put(p, MOV_IMM(BPF_REG_1, ifindex));
+    put(p, MOV_IMM(BPF_REG_2, 0));
+    put(p, CALL(BPF_FUNC_redirect));
+    put(p, EXIT());
+}
+
+/* r0 = whether the destination is a group (broadcast, multicast) MAC;
+ * the context goes to r6, as LD_ABS wants. */
+static void put_group_test(Prog *p)
+{
+    put(p, MOV_REG(BPF_REG_6, BPF_REG_1));
+    put(p, LD_ABS(BPF_B, 0));
+    put(p, AND_IMM(BPF_REG_0, 1));
+}
+
+static int load(const Prog *p) { return tcbpf_load(p->i, p->n); }
+
+/* On the hidden end's ingress (what the bond's link sent). active-backup:
+ * out of the active member. balance-slb: broadcasts and multicasts out
+ * of the active member (a switch floods them back only to the others,
+ * which drop them), each other frame out of the member with carrier its
+ * source MAC hashes to. */
+static int load_send(Mode mode, int active, const int *up, int n_up)
+{
+    Prog p = {.n = 0};
+    if (mode == ACTIVE_BACKUP || n_up <= 1) {
+        put_redirect(&p, active);
+        return load(&p);
+    }
+    put_group_test(&p);
+    unsigned group_jump = p.n;
+    put(&p, JNE_IMM(BPF_REG_0, 0, 0)); /* offset set below */
+    put(&p, LD_ABS(BPF_H, 6));
+    put(&p, MOV_REG(BPF_REG_7, BPF_REG_0));
+    put(&p, LD_ABS(BPF_W, 8));
+    put(&p, XOR_REG(BPF_REG_0, BPF_REG_7));
+    put(&p, MOV_REG(BPF_REG_7, BPF_REG_0));
+    put(&p, RSH_IMM(BPF_REG_7, 16));
+    put(&p, XOR_REG(BPF_REG_0, BPF_REG_7));
+    put(&p, MOV_REG(BPF_REG_7, BPF_REG_0));
+    put(&p, RSH_IMM(BPF_REG_7, 8));
+    put(&p, XOR_REG(BPF_REG_0, BPF_REG_7));
+    put(&p, AND_IMM(BPF_REG_0, 0xff));
+    put(&p, MOD32_IMM(BPF_REG_0, n_up));
+    /* r0 == k: to block k (4 instructions each after the jumps). */
+    unsigned jumps = p.n;
+    for (int k = 1; k < n_up; k++)
+        put(&p, JEQ_IMM(BPF_REG_0, k, 0));
+    unsigned blocks = p.n;
+    for (int k = 0; k < n_up; k++)
+        put_redirect(&p, up[k]);
+    for (int k = 1; k < n_up; k++)
+        p.i[jumps + (unsigned)k - 1].off = (short)(blocks + 4u * (unsigned)k - (jumps + (unsigned)k));
+    put_redirect(&p, active);
+    p.i[group_jump].off = (short)(p.n - 4 - (group_jump + 1));
+    return load(&p);
+}
+
+/* On a member's ingress: into the bond's link, or dropped. The active
+ * member passes all; active-backup drops all on the others, as Linux
+ * bonding does; balance-slb drops only broadcasts and multicasts there. */
+static int load_receive(Mode mode, bool active, int hidden)
+{
+    Prog p = {.n = 0};
+    if (!active && mode == ACTIVE_BACKUP) {
+        put_redirect(&p, 0);
+        return load(&p);
+    }
+    if (!active) {
+        put_group_test(&p);
+        put(&p, JEQ_IMM(BPF_REG_0, 0, 2));
+        put(&p, MOV_IMM(BPF_REG_0, TC_ACT_SHOT));
+        put(&p, EXIT());
+    }
+    put_redirect(&p, hidden);
+    return load(&p);
+}
+
+static int attach(int ifindex, int prog)
+{
+    if (prog < 0)
+        return prog;
+    int rc = tcbpf_attach(ifindex, PRIO, prog, "xapid-bond");
+    close(prog);
+    return rc;
+}
+
+/* ---- choosing the members ------------------------------------------------------------- */
+
+static bool carrier(const char *link)
+{
+    if (!hostnet_valid_name(link))
+        return false;
+    g_autofree char *p = g_build_filename("/sys/class/net", link, "carrier", NULL);
+    g_autofree char *text = NULL;
+    return g_file_get_contents(p, &text, NULL, NULL) && text[0] == '1';
+}
+
+/* Linux bonding's choice (primary_reselect=always): the primary with
+ * carrier, else the active member while it keeps carrier, else the first
+ * member with carrier. */
+static int choose_active(const Bond *b, const int *index, const bool *up)
+{
+    int keep = 0, first = 0;
+    for (guint i = 0; i < b->members->len; i++) {
+        if (!up[i])
+            continue;
+        if (strcmp(b->members->pdata[i], b->primary) == 0)
+            return index[i];
+        if (index[i] == b->active)
+            keep = index[i];
+        if (!first)
+            first = index[i];
+    }
+    return keep ? keep : first;
+}
+
+/* The bond's link MTU onto its hidden end and members (a bond is made
+ * with the network's; a later change to the link's own is followed). */
+static void follow_mtu(Bond *b)
+{
+    g_autoptr(HostLink) l = hostnet_link(b->name);
+    if (!l || l->mtu == b->mtu)
+        return;
+    g_autoptr(XapiError) ignored = NULL;
+    g_autofree char *h = hidden_name(b->name);
+    hostnet_set_mtu(h, l->mtu, &ignored);
+    for (guint i = 0; i < b->members->len; i++)
+        hostnet_set_mtu(b->members->pdata[i], l->mtu, &ignored);
+    b->mtu = l->mtu;
+}
+
+static void send_learning_frames(const Bond *b, int member);
+
+/* Puts the programs right for the members' carrier now, if they are not
+ * already. Lock held. 0 or -errno. */
+static int bond_update(Bond *b)
+{
+    g_autofree char *h = hidden_name(b->name);
+    int hidden = (int)if_nametoindex(h);
+    if (!hidden)
+        return -ENODEV;
+    follow_mtu(b);
+    guint n = b->members->len;
+    int index[MAX_MEMBERS], up_index[MAX_MEMBERS], n_up = 0;
+    bool up[MAX_MEMBERS];
+    g_autoptr(GArray) state = g_array_new(FALSE, FALSE, sizeof(int));
+    g_array_append_val(state, hidden);
+    for (guint i = 0; i < n; i++) {
+        index[i] = (int)if_nametoindex(b->members->pdata[i]);
+        up[i] = index[i] && carrier(b->members->pdata[i]);
+        if (up[i])
+            up_index[n_up++] = index[i];
+        int c = up[i];
+        g_array_append_val(state, index[i]);
+        g_array_append_val(state, c);
+    }
+    int active = choose_active(b, index, up);
+    g_array_append_val(state, active);
+    if (b->programmed && b->programmed->len == state->len &&
+        memcmp(b->programmed->data, state->data, state->len * sizeof(int)) == 0)
+        return 0;
+    int rc = attach(hidden, load_send(b->mode, active, up_index, n_up));
+    for (guint i = 0; rc == 0 && i < n; i++)
+        if (index[i])
+            rc = attach(index[i], load_receive(b->mode, index[i] == active, hidden));
+    g_clear_pointer(&b->programmed, g_array_unref);
+    if (rc < 0)
+        return rc;
+    if (active && b->active && active != b->active)
+        send_learning_frames(b, active);
+    for (guint i = 0; active != b->active && i < n; i++)
+        if (index[i] == active)
+            g_message("bond %s: now through %s", b->name, (char *)b->members->pdata[i]);
+    if (!active && b->active)
+        g_message("bond %s: no member has carrier", b->name);
+    b->active = active;
+    b->programmed = g_steal_pointer(&state);
+    return 0;
+}
+
+/* ---- telling the switch ---------------------------------------------------------------- */
+
+/* After a failover the switch learns where the bridge's MACs are now:
+ * one RARP frame from each (what Open vSwitch sends; Linux bonding's
+ * gratuitous ARPs cover only the bond's own addresses). The MACs are the
+ * bridge's forwarding entries that are not behind the bond. */
+static void send_learning_frames(const Bond *b, int member)
+{
+    g_autofree char *bridge_link = g_build_filename("/sys/class/net", b->name, "master", NULL);
+    g_autofree char *bridge_path = g_file_read_link(bridge_link, NULL);
+    g_autofree char *bridge = bridge_path ? g_path_get_basename(bridge_path) : NULL;
+    g_autofree char *port_path = g_build_filename("/sys/class/net", b->name, "brport", "port_no",
+                                                  NULL);
+    g_autofree char *port_text = NULL;
+    if (!bridge || !hostnet_valid_name(bridge) ||
+        !g_file_get_contents(port_path, &port_text, NULL, NULL))
+        return;
+    unsigned our_port = (unsigned)g_ascii_strtoull(port_text, NULL, 0);
+    g_autofree char *fdb_path = g_build_filename("/sys/class/net", bridge, "brforward", NULL);
+    g_autofree char *fdb = NULL;
+    gsize len = 0;
+    int s = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+    if (s < 0 || !g_file_get_contents(fdb_path, &fdb, &len, NULL)) {
+        if (s >= 0)
+            close(s);
+        return;
+    }
+    struct sockaddr_ll to = {.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_RARP),
+                             .sll_ifindex = member, .sll_halen = 6};
+    memset(to.sll_addr, 0xff, 6);
+    /* struct __fdb_entry: mac[6], port_no, is_local, ageing, port_hi,
+     * pad, unused (16 bytes). */
+    for (gsize off = 0; off + 16 <= len; off += 16) {
+        const unsigned char *e = (const unsigned char *)fdb + off;
+        unsigned port = e[6] | (unsigned)e[12] << 8;
+        if (port == our_port && !e[7])
+            continue;
+        unsigned char f[60] = {0};
+        memset(f, 0xff, 6);
+        memcpy(f + 6, e, 6);
+        f[12] = 0x80, f[13] = 0x35;                 /* RARP */
+        f[14] = 0, f[15] = 1, f[16] = 8, f[17] = 0; /* Ethernet, IPv4 */
+        f[18] = 6, f[19] = 4, f[20] = 0, f[21] = 3; /* reverse request */
+        memcpy(f + 22, e, 6);
+        memcpy(f + 32, e, 6);
+        sendto(s, f, sizeof f, 0, (struct sockaddr *)&to, sizeof to);
+    }
+    close(s);
+}
+
+/* ---- the watch ------------------------------------------------------------------------ */
+
+static gpointer watch_links(gpointer data)
+{
+    (void)data;
+    char buf[16384];
+    for (;;) {
+        ssize_t n = recv(watch.events, buf, sizeof buf, 0);
+        if (n < 0 && errno != ENOBUFS && errno != EINTR)
+            break; /* ENOBUFS: events were lost; look at everything anyway */
+        g_mutex_lock(&watch.lock);
+        for (guint i = 0; i < watch.bonds->len; i++) {
+            Bond *b = watch.bonds->pdata[i];
+            int rc = bond_update(b);
+            if (rc < 0 && rc != -ENODEV)
+                g_warning("bond %s: programs not replaced: %s", b->name, g_strerror(-rc));
+        }
+        g_mutex_unlock(&watch.lock);
+    }
+    return NULL;
+}
+
+/* The socket first, so that no change after a bond's first programs is
+ * missed. Lock held. */
+static int watch_start(void)
+{
+    if (watch.thread)
+        return 0;
+    int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    struct sockaddr_nl groups = {.nl_family = AF_NETLINK, .nl_groups = RTMGRP_LINK};
+    if (s < 0 || bind(s, (struct sockaddr *)&groups, sizeof groups) < 0) {
+        int rc = -errno;
+        if (s >= 0)
+            close(s);
+        return rc;
+    }
+    watch.events = s;
+    watch.bonds = g_ptr_array_new();
+    watch.thread = g_thread_new("bond-watch", watch_links, NULL);
+    return 0;
+}
+
+static void bond_free(Bond *b)
+{
+    g_free(b->name);
+    g_free(b->primary);
+    g_ptr_array_unref(b->members);
+    if (b->programmed)
+        g_array_unref(b->programmed);
+    g_free(b);
+}
+
+/* Lock held. */
+static Bond *find(const char *name, guint *at)
+{
+    for (guint i = 0; watch.bonds && i < watch.bonds->len; i++) {
+        Bond *b = watch.bonds->pdata[i];
+        if (strcmp(b->name, name) == 0) {
+            if (at)
+                *at = i;
+            return b;
+        }
+    }
+    return NULL;
+}
+
+/* ---- the bond --------------------------------------------------------------------------- */
+
+static int mode_of(const char *mode, Mode *out, XapiError **err)
+{
+    if (strcmp(mode, "lacp") == 0)
+        return xapi_error_set(err, "OPERATION_NOT_ALLOWED",
+                              "lacp needs the kernel's bonding (CONFIG_BONDING), which this "
+                              "host lacks: xapid's own bonds do active-backup and balance-slb",
+                              NULL);
+    if (strcmp(mode, "active-backup") != 0 && strcmp(mode, "balance-slb") != 0)
+        return xapi_error_set(err, "INVALID_VALUE", "mode", mode, NULL);
+    *out = strcmp(mode, "active-backup") == 0 ? ACTIVE_BACKUP : BALANCE_SLB;
+    return 0;
+}
+
+int bondbpf_check_mode(const char *mode, XapiError **err)
+{
+    Mode m;
+    return mode_of(mode, &m, err);
+}
+
+static bool parse_mac(const char *mac, unsigned char out[6])
+{
+    return mac && sscanf(mac, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &out[0], &out[1], &out[2],
+                         &out[3], &out[4], &out[5]) == 6;
+}
+
+/* The own IPv6 stack of a member or of the hidden end is kept quiet (as
+ * the kernel keeps a bonding slave's): its router solicitations and
+ * neighbour discovery would leave through members that should send
+ * nothing. */
+static void set_ipv6(const char *link, bool on)
+{
+    g_autofree char *p = g_build_filename("/proc/sys/net/ipv6/conf", link, "disable_ipv6", NULL);
+    g_file_set_contents(p, on ? "0\n" : "1\n", -1, NULL);
+}
+
+int bondbpf_add(const char *name, const char *mode, const char *mac, int mtu, XapiError **err)
+{
+    Mode m;
+    if (mode_of(mode, &m, err) < 0)
+        return -1;
+    if (!hostnet_valid_name(name) || strlen(name) > 12)
+        return xapi_error_set(err, "INVALID_VALUE", "device", name, NULL);
+    unsigned char addr[6];
+    if (mac && !parse_mac(mac, addr))
+        return xapi_error_set(err, "MAC_INVALID", mac, NULL);
+    g_autofree char *hidden = hidden_name(name);
+    int rc = tcbpf_veth_add(name, hidden, mtu > 0 ? mtu : 1500, mac ? addr : NULL);
+    if (rc == -EEXIST)
+        return xapi_error_internal(err, "create %s: a link of that name exists", name);
+    if (rc < 0)
+        return fail(rc, "create", name, err);
+    set_ipv6(hidden, false);
+    int index = (int)if_nametoindex(hidden);
+    Prog drop = {.n = 0};
+    put_redirect(&drop, 0); /* nothing leaves until there are members */
+    rc = index ? attach(index, load(&drop)) : -ENODEV;
+    if (rc < 0 || hostnet_set_up(hidden, true, err) < 0 || hostnet_set_up(name, true, err) < 0) {
+        bondbpf_del(name, NULL);
+        return rc < 0 ? fail(rc, "set up the bonding programs of", name, err) : -1;
+    }
+    return 0;
+}
+
+static int member_prepare(const char *link, int mtu, XapiError **err)
+{
+    int index = (int)if_nametoindex(link);
+    if (!index)
+        return xapi_error_internal(err, "no link %s", link);
+    set_ipv6(link, false);
+    int rc = tcbpf_set_promisc(index, true);
+    if (rc < 0)
+        return fail(rc, "make promiscuous", link, err);
+    if (hostnet_set_mtu(link, mtu, err) < 0)
+        return -1;
+    return hostnet_set_up(link, true, err);
+}
+
+static void member_release(const char *link)
+{
+    int index = (int)if_nametoindex(link);
+    if (index) {
+        tcbpf_clsact_del(index);
+        tcbpf_set_promisc(index, false);
+        set_ipv6(link, true);
+    }
+}
+
+static Bond *bond_new(const char *name, Mode mode, GPtrArray *member_links, const char *primary)
+{
+    Bond *b = g_new0(Bond, 1);
+    b->name = g_strdup(name);
+    b->mode = mode;
+    b->primary = g_strdup(primary);
+    b->members = g_ptr_array_new_with_free_func(g_free);
+    for (guint i = 0; i < member_links->len; i++)
+        g_ptr_array_add(b->members, g_strdup(member_links->pdata[i]));
+    return b;
+}
+
+/* Lock held. */
+static void forget(const char *name)
+{
+    guint at;
+    Bond *b = find(name, &at);
+    if (b) {
+        g_ptr_array_remove_index(watch.bonds, at);
+        bond_free(b);
+    }
+}
+
+int bondbpf_set_members(const char *name, const char *mode, GPtrArray *member_links,
+                        const char *primary, XapiError **err)
+{
+    Mode m;
+    if (mode_of(mode, &m, err) < 0)
+        return -1;
+    if (member_links->len > MAX_MEMBERS)
+        return xapi_error_set(err, "OPERATION_NOT_ALLOWED",
+                              "xapid's own bonds take at most 16 members", NULL);
+    g_autoptr(HostLink) l = hostnet_link(name);
+    if (!l || !bondbpf_exists(name))
+        return xapi_error_internal(err, "no bond link %s", name);
+    for (guint i = 0; i < member_links->len; i++)
+        if (member_prepare(member_links->pdata[i], l->mtu, err) < 0)
+            return -1;
+    Bond *b = bond_new(name, m, member_links, primary);
+    b->mtu = l->mtu;
+    g_mutex_lock(&watch.lock);
+    int rc = watch_start();
+    if (rc == 0) {
+        forget(name);
+        g_ptr_array_add(watch.bonds, b);
+        rc = bond_update(b);
+        if (rc < 0)
+            forget(name);
+    } else {
+        bond_free(b);
+    }
+    g_mutex_unlock(&watch.lock);
+    return rc < 0 ? fail(rc, "set up the bonding programs of", name, err) : 0;
+}
+
+int bondbpf_del(const char *name, XapiError **err)
+{
+    g_mutex_lock(&watch.lock);
+    Bond *b = find(name, NULL);
+    for (guint i = 0; b && i < b->members->len; i++)
+        member_release(b->members->pdata[i]);
+    forget(name);
+    g_mutex_unlock(&watch.lock);
+    unsigned index = if_nametoindex(name);
+    int rc = index ? tcbpf_link_del((int)index) : 0; /* the hidden end goes with it */
+    if (rc < 0)
+        return err ? fail(rc, "remove", name, err) : -1;
+    return 0;
+}
+
+bool bondbpf_exists(const char *name)
+{
+    if (!hostnet_valid_name(name) || strlen(name) > 12)
+        return false;
+    g_autofree char *hidden = hidden_name(name);
+    return hostnet_link_exists(hidden);
+}
