@@ -12,6 +12,7 @@
 #include <net/if.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -155,14 +156,18 @@ static int attach(int ifindex, int prog)
 
 /* ---- choosing the members ------------------------------------------------------------- */
 
-static bool carrier(const char *link)
+/* /sys/class/net/<link>/<attr> as a number, -1 if unreadable (carrier is
+ * so while the link is down). */
+static long sys_number(const char *link, const char *attr)
 {
     if (!hostnet_valid_name(link))
-        return false;
-    g_autofree char *p = g_build_filename("/sys/class/net", link, "carrier", NULL);
+        return -1;
+    g_autofree char *p = g_build_filename("/sys/class/net", link, attr, NULL);
     g_autofree char *text = NULL;
-    return g_file_get_contents(p, &text, NULL, NULL) && text[0] == '1';
+    return g_file_get_contents(p, &text, NULL, NULL) ? strtol(text, NULL, 10) : -1;
 }
+
+static bool carrier(const char *link) { return sys_number(link, "carrier") == 1; }
 
 /* Linux bonding's choice (primary_reselect=always): the primary with
  * carrier, else the active member while it keeps carrier, else the first
@@ -187,15 +192,15 @@ static int choose_active(const Bond *b, const int *index, const bool *up)
  * with the network's; a later change to the link's own is followed). */
 static void follow_mtu(Bond *b)
 {
-    g_autoptr(HostLink) l = hostnet_link(b->name);
-    if (!l || l->mtu == b->mtu)
+    int mtu = (int)sys_number(b->name, "mtu");
+    if (mtu <= 0 || mtu == b->mtu)
         return;
     g_autoptr(XapiError) ignored = NULL;
     g_autofree char *h = hidden_name(b->name);
-    hostnet_set_mtu(h, l->mtu, &ignored);
+    hostnet_set_mtu(h, mtu, &ignored);
     for (guint i = 0; i < b->members->len; i++)
-        hostnet_set_mtu(b->members->pdata[i], l->mtu, &ignored);
-    b->mtu = l->mtu;
+        hostnet_set_mtu(b->members->pdata[i], mtu, &ignored);
+    b->mtu = mtu;
 }
 
 static void send_learning_frames(const Bond *b, int member);
@@ -299,13 +304,23 @@ static void send_learning_frames(const Bond *b, int member)
 
 /* ---- the watch ------------------------------------------------------------------------ */
 
+/* Told of link changes by rtnetlink, and looking every 100 ms as Linux
+ * bonding's miimon does: the kernel's link watch tells of a NIC's carrier
+ * up to a second late when its carrier changed shortly before. */
+#define MIIMON_MS 100
+
 static gpointer watch_links(gpointer data)
 {
     (void)data;
     char buf[16384];
     for (;;) {
-        ssize_t n = recv(watch.events, buf, sizeof buf, 0);
-        if (n < 0 && errno != ENOBUFS && errno != EINTR)
+        struct pollfd p = {.fd = watch.events, .events = POLLIN};
+        g_mutex_lock(&watch.lock);
+        int timeout = watch.bonds->len ? MIIMON_MS : -1;
+        g_mutex_unlock(&watch.lock);
+        int ready = poll(&p, 1, timeout);
+        ssize_t n = ready > 0 ? recv(watch.events, buf, sizeof buf, MSG_DONTWAIT) : 0;
+        if (n < 0 && errno != ENOBUFS && errno != EINTR && errno != EAGAIN)
             break; /* ENOBUFS: events were lost; look at everything anyway */
         g_mutex_lock(&watch.lock);
         for (guint i = 0; i < watch.bonds->len; i++) {
