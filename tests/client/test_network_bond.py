@@ -6,11 +6,14 @@ peer namespace that holds 10.77.0.1, the far end pinged through the bond
 from the bond's bridge. Frames are counted on the peer ends. Where the
 kernel has bonding, test_network_links checks the kernel's bonds and
 these tests are skipped."""
+import subprocess
+
 import pytest
 
 from netns import ip
 from test_network import NsDaemon
-from test_network_links import SEED_NICS, add_nic, addr, kernel_has, master, netns  # noqa: F401
+from test_network_links import (WIRE, SEED_NICS, add_nic, addr, fdb_macs, kernel_has,  # noqa: F401
+                                master, netns)
 from xapid_daemon import err, ok, wait_until
 
 PEER_ADDRESS = "10.77.0.1"
@@ -142,8 +145,18 @@ def test_active_backup_fails_over_and_back(netns, bond_lan):
     assert pings(netns, 20)
     assert rx(netns, "p-eth2") == before
 
-    # The primary loses carrier: the backup carries the traffic.
-    ip("ip", "link", "set", "p-eth1", "down", ns=netns.peer)
+    # The primary loses carrier: the backup carries the traffic, and the
+    # switch is told the bridge's MACs through it (a RARP frame each).
+    cap = subprocess.Popen(["ip", "netns", "exec", netns.peer, "/usr/bin/python3", WIRE,
+                            "capture", "p-eth2", "8035"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert cap.stdout.readline().strip() == "ready"
+        ip("ip", "link", "set", "p-eth1", "down", ns=netns.peer)
+        assert cap.communicate(timeout=30)[0].strip() == "none"  # untagged
+    finally:
+        if cap.poll() is None:
+            cap.kill()
+            cap.wait()
     before = rx(netns, "p-eth2")
     assert wait_until(lambda: pings(netns), what="a reply through the backup")
     assert rx(netns, "p-eth2") > before
@@ -196,6 +209,15 @@ def test_balance_slb_spreads_source_macs(netns, bond_lan):
         send_frames(netns, bridge, mac, peer_mac, 50)
         assert rx(netns, port) - before >= 50
         assert rx(netns, other) - other_before < 50
+
+    # A switch floods a frame for an unknown MAC back to the other member:
+    # the bond does not take its own frames back (Open vSwitch's SLB rule),
+    # so the bridge never learns its own senders behind the bond.
+    for mac in (MAC_ON_FIRST, MAC_ON_SECOND):
+        before = rx(netns, "p-eth1") + rx(netns, "p-eth2")
+        send_frames(netns, bridge, mac, "02:00:00:00:00:99", 50)
+        assert rx(netns, "p-eth1") + rx(netns, "p-eth2") - before >= 50
+        assert mac not in fdb_macs(netns, bridge)
 
     # One member left: every source goes through it.
     ip("ip", "link", "set", "p-eth1", "down", ns=netns.peer)
