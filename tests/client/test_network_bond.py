@@ -89,14 +89,17 @@ def filters(ns, dev):
     return ip("tc", "filter", "show", "dev", dev, "ingress", ns=ns.name, check=False).stdout
 
 
-@pytest.fixture
-def bond_lan(netns):
+def bond_lan_of(netns, hypervisor, extra_args=()):
+    """The set-up: a daemon of hypervisor with eth1 and eth2 introduced
+    (the members), their peers on the peer's bridge; yields the daemon,
+    the members' PIFs and the peer bridge's MAC, then checks that nothing
+    is left."""
     if kernel_has(netns, "bond"):
         pytest.skip("the kernel has bonding: test_network_links checks its bonds")
     for n in ("eth1", "eth2"):
         add_nic(netns, n)
     peer_mac = peer_bridge(netns)
-    d = NsDaemon(netns, "sim")
+    d = NsDaemon(netns, hypervisor, extra_args)
     try:
         api, s = d.login()
         host = ok(api.host.get_all(s))[0]
@@ -109,16 +112,24 @@ def bond_lan(netns):
         assert "xapid-bond" not in filters(netns, n)
 
 
+@pytest.fixture
+def bond_lan(netns):
+    yield from bond_lan_of(netns, "sim")
+
+
 def unplug_members(api, s, members):
     for p in members:
         ok(api.PIF.unplug(s, p))
 
 
-def new_bond(api, s, members, mode):
+def new_bond(api, s, members, mode, address="10.77.0.2"):
+    """A bond of mode on a new network (MTU 1400), address on its bridge
+    unless None: the Bond, its master PIF and the bridge."""
     net = ok(api.network.create(s, {"name_label": f"bond {mode}", "MTU": "1400"}))
     bond = ok(api.Bond.create(s, net, members, "", mode, {}))
     master_pif = ok(api.Bond.get_master(s, bond))
-    ok(api.PIF.reconfigure_ip(s, master_pif, "Static", "10.77.0.2", "255.255.255.0", "", ""))
+    if address:
+        ok(api.PIF.reconfigure_ip(s, master_pif, "Static", address, "255.255.255.0", "", ""))
     return bond, master_pif, ok(api.network.get_bridge(s, net))
 
 
