@@ -402,8 +402,11 @@ static gpointer watch_links(gpointer data)
         g_mutex_unlock(&watch.lock);
         int ready = poll(&p, 1, timeout);
         ssize_t n = ready > 0 ? recv(watch.events, buf, sizeof buf, MSG_DONTWAIT) : 0;
-        if (n < 0 && errno != ENOBUFS && errno != EINTR && errno != EAGAIN)
-            break; /* ENOBUFS: events were lost; look at everything anyway */
+        /* ENOBUFS: events were lost; everything is looked at anyway. */
+        if (n < 0 && errno != ENOBUFS && errno != EINTR && errno != EAGAIN) {
+            g_warning("bonds: the link watch stopped: %s", g_strerror(errno));
+            break;
+        }
         g_mutex_lock(&watch.lock);
         for (guint i = 0; i < watch.bonds->len; i++) {
             Bond *b = watch.bonds->pdata[i];
@@ -587,29 +590,34 @@ int bondbpf_set_members(const char *name, const char *mode, GPtrArray *member_li
     g_autoptr(HostLink) l = hostnet_link(name);
     if (!l || !bondbpf_exists(name))
         return xapi_error_internal(err, "no bond link %s", name);
-    for (guint i = 0; i < member_links->len; i++)
-        if (member_prepare(member_links->pdata[i], l->mtu, err) < 0)
-            return -1;
+    guint prepared = 0;
+    while (prepared < member_links->len &&
+           member_prepare(member_links->pdata[prepared], l->mtu, err) == 0)
+        prepared++;
     Bond *b = bond_new(name, m, member_links, primary);
     b->mtu = l->mtu;
-    int rc = m == BALANCE_SLB ? (b->sent = sent_map_new()) : 0;
-    if (rc < 0) {
-        bond_free(b);
-        return fail(rc, "make the map of sent MACs of", name, err);
-    }
+    int rc = prepared < member_links->len ? -EIO : 0;
+    if (rc == 0 && m == BALANCE_SLB && (b->sent = sent_map_new()) < 0)
+        rc = fail(b->sent, "make the map of sent MACs of", name, err);
     g_mutex_lock(&watch.lock);
-    rc = watch_start();
+    if (rc == 0 && (rc = watch_start()) < 0)
+        fail(rc, "watch the links of", name, err);
     if (rc == 0) {
         forget(name);
         g_ptr_array_add(watch.bonds, b);
-        rc = bond_update(b);
-        if (rc < 0)
-            forget(name);
-    } else {
-        bond_free(b);
+        if ((rc = bond_update(b)) < 0) {
+            fail(rc, "set up the bonding programs of", name, err);
+            g_ptr_array_remove(watch.bonds, b);
+        }
     }
     g_mutex_unlock(&watch.lock);
-    return rc < 0 ? fail(rc, "set up the bonding programs of", name, err) : 0;
+    if (rc < 0) { /* the members as they were */
+        for (guint i = 0; i < prepared; i++)
+            member_release(member_links->pdata[i]);
+        bond_free(b);
+        return -1;
+    }
+    return 0;
 }
 
 int bondbpf_del(const char *name, XapiError **err)

@@ -4,7 +4,6 @@ the peer beyond the bond once a second, and keeps getting answers after
 the active member loses carrier. Needs QEMU/KVM or TCG and the test
 guest (scripts/build-test-guest)."""
 import os
-import subprocess
 
 import pytest
 
@@ -12,15 +11,8 @@ from netns import ip
 from test_network import vif_record
 from test_network_bond import PEER_ADDRESS, bond_lan_of, new_bond, rx, unplug_members
 from test_network_links import netns  # noqa: F401
-from test_network_qemu import GUEST_DIR, console, guest_vm
-from xapid_daemon import REPO, ok, wait_until
-
-
-@pytest.fixture(scope="module")
-def guest():
-    subprocess.run([os.path.join(REPO, "scripts", "build-test-guest"), GUEST_DIR], check=True,
-                   stdout=subprocess.DEVNULL)
-    return os.path.join(GUEST_DIR, "vmlinuz"), os.path.join(GUEST_DIR, "initrd.img")
+from test_network_qemu import GUEST_DIR, console, guest, guest_vm  # noqa: F401
+from xapid_daemon import ok, wait_until
 
 
 @pytest.fixture
