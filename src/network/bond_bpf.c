@@ -6,6 +6,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <linux/pkt_cls.h>
@@ -499,7 +500,12 @@ static bool parse_mac(const char *mac, unsigned char out[6])
 static void set_ipv6(const char *link, bool on)
 {
     g_autofree char *p = g_build_filename("/proc/sys/net/ipv6/conf", link, "disable_ipv6", NULL);
-    g_file_set_contents(p, on ? "0\n" : "1\n", -1, NULL);
+    int fd = open(p, O_WRONLY | O_CLOEXEC); /* a sysctl: written in place */
+    if (fd < 0)
+        return; /* a kernel without IPv6 */
+    if (write(fd, on ? "0\n" : "1\n", 2) != 2)
+        g_warning("%s: %s", p, g_strerror(errno));
+    close(fd);
 }
 
 int bondbpf_add(const char *name, const char *mode, const char *mac, int mtu, XapiError **err)

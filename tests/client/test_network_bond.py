@@ -85,6 +85,27 @@ def send_frames(ns, bridge, src, dst, count):
     ip("/usr/bin/python3", "-c", code, ns=ns.name)
 
 
+def only_through(ns, port, traffic):
+    """Whether traffic() succeeds with nothing arriving on the other
+    member's peer end."""
+    other = "p-eth2" if port == "p-eth1" else "p-eth1"
+    before = rx(ns, other)
+    return traffic() and rx(ns, other) == before
+
+
+def frames_reach(ns, port, bridge, src, dst, count=50):
+    """Whether count frames from src all arrive on port."""
+    before = rx(ns, port)
+    send_frames(ns, bridge, src, dst, count)
+    return rx(ns, port) - before >= count
+
+
+def ipv6_off(ns, dev):
+    """Whether dev's own IPv6 is off (a member's, so that it sends nothing)."""
+    return ip("cat", f"/proc/sys/net/ipv6/conf/{dev}/disable_ipv6", ns=ns.name).stdout.strip() \
+        == "1"
+
+
 def filters(ns, dev):
     return ip("tc", "filter", "show", "dev", dev, "ingress", ns=ns.name, check=False).stdout
 
@@ -149,6 +170,7 @@ def test_active_backup_fails_over_and_back(netns, bond_lan):
     assert master(netns, "bond0") == bridge and addr(netns, bridge) == {"10.77.0.2/24"}
     assert master(netns, "eth1") is None and master(netns, "eth2") is None
     assert "xapid-bond" in filters(netns, "eth1") and "xapid-bond" in filters(netns, "eth2")
+    assert ipv6_off(netns, "eth1") and ipv6_off(netns, "eth2") and ipv6_off(netns, "xb-bond0")
 
     # Through the primary only: the backup sends nothing.
     assert wait_until(lambda: pings(netns), what="a reply through the bond")
@@ -176,7 +198,8 @@ def test_active_backup_fails_over_and_back(netns, bond_lan):
     # The primary comes back and is preferred again.
     ip("ip", "link", "set", "p-eth1", "up", ns=netns.peer)
     wait_until(lambda: ok(api.Bond.get_links_up(s, bond)) == "2", what="links_up 2")
-    wait_until(lambda: pings(netns), what="a reply through the primary")
+    wait_until(lambda: only_through(netns, "p-eth1", lambda: pings(netns)),
+               what="replies through the primary only")
     before = rx(netns, "p-eth2")
     assert pings(netns, 20)
     assert rx(netns, "p-eth2") == before
@@ -203,7 +226,7 @@ def test_active_backup_fails_over_and_back(netns, bond_lan):
     # The members are back on their own networks' bridges, as with XAPI.
     assert master(netns, "eth1") == ok(api.network.get_bridge(s, ok(api.PIF.get_network(s, a))))
     unplug_members(api, s, [a, b])
-    assert "xapid-bond" not in filters(netns, "eth1")
+    assert "xapid-bond" not in filters(netns, "eth1") and not ipv6_off(netns, "eth1")
     assert not int(ip("cat", "/sys/class/net/eth1/flags", ns=netns.name).stdout, 16) & 0x100
 
 
@@ -234,9 +257,8 @@ def test_balance_slb_spreads_source_macs(netns, bond_lan):
     ip("ip", "link", "set", "p-eth1", "down", ns=netns.peer)
     wait_until(lambda: ok(api.Bond.get_links_up(s, bond)) == "1",
                what="links_up 1")
-    before = rx(netns, "p-eth2")
-    send_frames(netns, bridge, MAC_ON_FIRST, peer_mac, 50)
-    assert rx(netns, "p-eth2") - before >= 50
+    wait_until(lambda: frames_reach(netns, "p-eth2", bridge, MAC_ON_FIRST, peer_mac),
+               what="the first MAC's frames through the member left")
     assert wait_until(lambda: pings(netns), what="a reply through the member left")
     ip("ip", "link", "set", "p-eth1", "up", ns=netns.peer)
 
