@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/if_bridge.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <linux/pkt_cls.h>
@@ -365,21 +366,21 @@ static void send_learning_frames(const Bond *b, int member)
     struct sockaddr_ll to = {.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_RARP),
                              .sll_ifindex = member, .sll_halen = 6};
     memset(to.sll_addr, 0xff, 6);
-    /* struct __fdb_entry: mac[6], port_no, is_local, ageing, port_hi,
-     * pad, unused (16 bytes). */
-    for (gsize off = 0; off + 16 <= len; off += 16) {
-        const unsigned char *e = (const unsigned char *)fdb + off;
-        unsigned port = e[6] | (unsigned)e[12] << 8;
-        if (port == our_port && !e[7])
+    for (gsize off = 0; off + sizeof(struct __fdb_entry) <= len;
+         off += sizeof(struct __fdb_entry)) {
+        struct __fdb_entry e;
+        memcpy(&e, fdb + off, sizeof e);
+        unsigned port = e.port_no | (unsigned)e.port_hi << 8;
+        if (port == our_port && !e.is_local)
             continue;
         unsigned char f[60] = {0};
         memset(f, 0xff, 6);
-        memcpy(f + 6, e, 6);
+        memcpy(f + 6, e.mac_addr, 6);
         f[12] = 0x80, f[13] = 0x35;                 /* RARP */
         f[14] = 0, f[15] = 1, f[16] = 8, f[17] = 0; /* Ethernet, IPv4 */
         f[18] = 6, f[19] = 4, f[20] = 0, f[21] = 3; /* reverse request */
-        memcpy(f + 22, e, 6);
-        memcpy(f + 32, e, 6);
+        memcpy(f + 22, e.mac_addr, 6);
+        memcpy(f + 32, e.mac_addr, 6);
         sendto(s, f, sizeof f, 0, (struct sockaddr *)&to, sizeof to);
     }
     close(s);
