@@ -25,7 +25,9 @@
 #include "tc_bpf.h"
 
 #define MAX_MEMBERS 16
-#define PRIO 1 /* of our filter on each link's ingress */
+/* Our filter's priority on each link's ingress: apart from the 802.1Q
+ * programs' (the tag + 1, 1-4095), so that a stray one is known as ours. */
+#define PRIO 0xb00d
 
 typedef enum { ACTIVE_BACKUP, BALANCE_SLB } Mode;
 
@@ -648,4 +650,26 @@ bool bondbpf_exists(const char *name)
         return false;
     g_autofree char *hidden = hidden_name(name);
     return hostnet_link_exists(hidden);
+}
+
+void bondbpf_sweep(GPtrArray *bonds, GPtrArray *free_links)
+{
+    g_autoptr(GDir) dir = g_dir_open("/sys/class/net", 0, NULL);
+    for (const char *n = dir ? g_dir_read_name(dir) : NULL; n; n = g_dir_read_name(dir)) {
+        if (!g_str_has_prefix(n, "xb-"))
+            continue;
+        bool used = false;
+        for (guint i = 0; i < bonds->len && !used; i++)
+            used = strcmp(n + 3, bonds->pdata[i]) == 0;
+        unsigned index = used ? 0 : if_nametoindex(n);
+        if (index) {
+            g_message("bond %s: made by a run that stopped before recording it: removed", n + 3);
+            tcbpf_link_del((int)index); /* the bond's link goes with it */
+        }
+    }
+    for (guint i = 0; i < free_links->len; i++) {
+        unsigned index = if_nametoindex(free_links->pdata[i]);
+        if (index)
+            tcbpf_detach((int)index, PRIO);
+    }
 }

@@ -29,3 +29,8 @@ int bondbpf_set_members(const char *name, const char *mode, GPtrArray *member_li
 int bondbpf_del(const char *name, XapiError **err);
 /* True if name is a bond made here. */
 bool bondbpf_exists(const char *name);
+/* After a restart: removes what a bond made here left behind when no Bond
+ * recorded it (xapid stopped between the two): bond links not named in
+ * bonds, and the members' programs on free_links (links of PIFs in no
+ * bond). The members' MTU, promiscuity and IPv6 stay as they were. */
+void bondbpf_sweep(GPtrArray *bonds, GPtrArray *free_links);

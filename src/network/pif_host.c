@@ -400,6 +400,7 @@ void pif_host_start_of_day(void)
     StartOfDay s = {host ? host : ""};
     for (int i = 0; i < 3; i++)
         s.order[i] = g_ptr_array_new_with_free_func(g_free);
+    vlan_bond_sweep(s.host);
     db_foreach(cls("Bond"), resume_bond, (void *)s.host);
     db_foreach(cls("PIF"), collect_stale, &s);
     for (int i = 0; i < 3; i++) {

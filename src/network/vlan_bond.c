@@ -396,3 +396,30 @@ int vlan_bond_bond_resume(DbRow *bond, const char *host, XapiError **err)
     g_autoptr(GPtrArray) links = member_links(bond, &primary_link);
     return bondbpf_set_members(device, str_field(bond, "mode"), links, primary_link, err);
 }
+
+typedef struct {
+    const char *host;
+    GPtrArray *bonds, *free_links;
+} Sweep;
+
+static bool sweep_pif(DbRow *pif, void *ctx)
+{
+    Sweep *w = ctx;
+    if (strcmp(str_field(pif, "host"), w->host) != 0 || db_get(pif, "VLAN")->i >= 0)
+        return true;
+    const char *device = str_field(pif, "device");
+    if (xv_len(db_get(pif, "bond_master_of")))
+        g_ptr_array_add(w->bonds, (char *)device);
+    else if (!db_lookup(cls("Bond"), str_field(pif, "bond_slave_of")))
+        g_ptr_array_add(w->free_links, (char *)device);
+    return true;
+}
+
+void vlan_bond_sweep(const char *host)
+{
+    Sweep w = {host, g_ptr_array_new(), g_ptr_array_new()};
+    db_foreach(cls("PIF"), sweep_pif, &w);
+    bondbpf_sweep(w.bonds, w.free_links);
+    g_ptr_array_unref(w.bonds);
+    g_ptr_array_unref(w.free_links);
+}

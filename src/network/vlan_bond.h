@@ -41,3 +41,6 @@ int vlan_bond_bond_reconfigure(DbRow *bond, XapiError **err);
  * link is still there is watched again, its programs put right for its
  * members' carrier now. Other bonds are left alone. */
 int vlan_bond_bond_resume(DbRow *bond, const char *host, XapiError **err);
+/* After a restart: what xapid's own bonds left on host without a Bond
+ * record (a crash before the record was committed) is removed. */
+void vlan_bond_sweep(const char *host);

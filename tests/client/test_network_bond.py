@@ -213,6 +213,23 @@ def test_active_backup_fails_over_and_back(netns, bond_lan):
     assert wait_until(lambda: pings(netns), what="a reply through the backup after a restart")
     ip("ip", "link", "set", "p-eth1", "up", ns=netns.peer)
 
+    # What a run that stopped between making a bond and recording it left
+    # (a bond link, a member's program) is removed at the next start.
+    ip("ip", "link", "add", "bond7", "type", "veth", "peer", "name", "xb-bond7", ns=netns.name)
+    ip("ip", "link", "add", "eth3", "type", "veth", "peer", "name", "p-eth3", ns=netns.name)
+    ip("tc", "qdisc", "add", "dev", "eth3", "clsact", ns=netns.name)
+    ip("tc", "filter", "add", "dev", "eth3", "ingress", "prio", str(0xb00d), "bpf", "bytecode",
+       "1,6 0 0 0", ns=netns.name)
+    c = ok(api.PIF.introduce(s, ok(api.host.get_all(s))[0], "", "eth3", True))
+    assert "bpf" in filters(netns, "eth3")
+    d.kill9()
+    d.start()
+    api, s = d.login()
+    assert "bond7" not in netns.links() and "xb-bond7" not in netns.links()
+    assert "bpf" not in filters(netns, "eth3") and "xb-bond0" in netns.links()
+    ok(api.PIF.forget(s, c))
+    ip("ip", "link", "del", "eth3", ns=netns.name)
+
     # lacp is refused, nothing changed.
     e = err(api.Bond.set_mode(s, bond, "lacp"))
     assert e[0] == "OPERATION_NOT_ALLOWED" and "lacp" in e[1]
