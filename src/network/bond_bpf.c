@@ -1,7 +1,7 @@
 /* bond_bpf.c: bonds for kernels built without CONFIG_BONDING (see
- * bond_bpf.h). The programs are a few instructions written out here and
- * replaced, with the members' ifindexes as immediates, whenever a
- * member's carrier changes. */
+ * bond_bpf.h): the links, and the watch that replaces the programs
+ * (bond_programs.c), with the members' ifindexes as immediates, whenever
+ * a member's carrier changes. */
 #include "bond_bpf.h"
 
 #include <arpa/inet.h>
@@ -10,30 +10,28 @@
 #include <linux/if_bridge.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
-#include <linux/pkt_cls.h>
 #include <net/if.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
+#include "bond_programs.h"
 #include "host_net.h"
 #include "rtnl.h"
 #include "tc_bpf.h"
 
-#define MAX_MEMBERS 16
+#define MAX_MEMBERS BONDPROG_MAX_MEMBERS
+
 /* Our filter's priority on each link's ingress: apart from the 802.1Q
  * programs' (the tag + 1, 1-4095), so that a stray one is known as ours. */
 #define PRIO 0xb00d
 
-typedef enum { ACTIVE_BACKUP, BALANCE_SLB } Mode;
-
 typedef struct {
     char *name;           /* the bond's link */
-    Mode mode;
+    BondProgMode mode;
     GPtrArray *members;   /* char *, the Bond's order */
     char *primary;
     /* What the programs in place were made for: */
@@ -55,180 +53,6 @@ static char *hidden_name(const char *name) { return g_strdup_printf("xb-%s", nam
 static int fail(int rc, const char *what, const char *name, XapiError **err)
 {
     return xapi_error_internal(err, "%s %s: %s", what, name, g_strerror(-rc));
-}
-
-/* ---- the programs ------------------------------------------------------------------ */
-
-typedef struct {
-    struct bpf_insn i[48 + 6 * MAX_MEMBERS];
-    unsigned n;
-} Prog;
-
-static void put(Prog *p, struct bpf_insn insn) { p->i[p->n++] = insn; }
-
-/* A jump whose target is set by land() once it is written: its index. */
-static unsigned put_jump(Prog *p, struct bpf_insn insn)
-{
-    put(p, insn);
-    return p->n - 1;
-}
-
-static void land(Prog *p, unsigned jump) { p->i[jump].off = (short)(p->n - jump - 1); }
-
-static void put_redirect(Prog *p, int ifindex)
-{
-    if (ifindex <= 0) {
-        put(p, MOV_IMM(BPF_REG_0, TC_ACT_SHOT));
-        put(p, EXIT());
-        return;
-    }
-    put(p, MOV_IMM(BPF_REG_1, ifindex));
-    put(p, MOV_IMM(BPF_REG_2, 0));
-    put(p, CALL(BPF_FUNC_redirect));
-    put(p, EXIT());
-}
-
-/* r0 = whether the destination is a group (broadcast, multicast) MAC.
- * The context is in r6 (LD_ABS wants it there). */
-static void put_group_test(Prog *p)
-{
-    put(p, LD_ABS(BPF_B, 0));
-    put(p, AND_IMM(BPF_REG_0, 1));
-}
-
-/* The source MAC into the 8 bytes at r10 - 8 (zero padded), r2 pointing
- * there; a frame too short jumps to the returned jump's target. */
-static unsigned put_source_key(Prog *p)
-{
-    put(p, ST_DW(BPF_REG_10, -8, 0));
-    put(p, MOV_REG(BPF_REG_1, BPF_REG_6));
-    put(p, MOV_IMM(BPF_REG_2, 6));
-    put(p, MOV_REG(BPF_REG_3, BPF_REG_10));
-    put(p, ADD_IMM(BPF_REG_3, -8));
-    put(p, MOV_IMM(BPF_REG_4, 6));
-    put(p, CALL(BPF_FUNC_skb_load_bytes));
-    unsigned short_frame = put_jump(p, JNE_IMM(BPF_REG_0, 0, 0));
-    put(p, MOV_REG(BPF_REG_2, BPF_REG_10));
-    put(p, ADD_IMM(BPF_REG_2, -8));
-    return short_frame;
-}
-
-static void put_map(Prog *p, int map)
-{
-    put(p, LD_MAP_FD(BPF_REG_1, map));
-    put(p, INSN(0, 0, 0, 0, 0));
-}
-
-static int load(const Prog *p) { return tcbpf_load(p->i, p->n); }
-
-/* balance-slb: the time each source MAC last left through the bond, so
- * that a frame of ours a switch floods back through another member is
- * not taken for one from the LAN (Open vSwitch's rule): the bridge would
- * learn its own sender behind the bond. */
-#define SENT_WINDOW_NS 1000000000 /* a frame from such a MAC within 1 s is ours */
-#define SENT_MACS 4096
-
-static int sent_map_new(void)
-{
-    union bpf_attr attr;
-    memset(&attr, 0, sizeof attr);
-    attr.map_type = BPF_MAP_TYPE_LRU_HASH;
-    attr.key_size = 8;
-    attr.value_size = 8;
-    attr.max_entries = SENT_MACS;
-    int fd = (int)syscall(__NR_bpf, BPF_MAP_CREATE, &attr, sizeof attr);
-    return fd < 0 ? -errno : fd;
-}
-
-/* On the hidden end's ingress (what the bond's link sent). active-backup:
- * out of the active member. balance-slb: the source MAC noted in the map;
- * broadcasts and multicasts out of the active member (a switch floods
- * them back only to the others, which drop them), each other frame out
- * of the member with carrier its source MAC hashes to. */
-static int load_send(Mode mode, int map, int active, const int *up, int n_up)
-{
-    Prog p = {.n = 0};
-    if (mode == ACTIVE_BACKUP) {
-        put_redirect(&p, active);
-        return load(&p);
-    }
-    put(&p, MOV_REG(BPF_REG_6, BPF_REG_1));
-    unsigned short_frame = put_source_key(&p);
-    put(&p, MOV_REG(BPF_REG_7, BPF_REG_2));
-    put(&p, CALL(BPF_FUNC_ktime_get_ns));
-    put(&p, STX_DW(BPF_REG_10, BPF_REG_0, -16));
-    put_map(&p, map);
-    put(&p, MOV_REG(BPF_REG_2, BPF_REG_7));
-    put(&p, MOV_REG(BPF_REG_3, BPF_REG_10));
-    put(&p, ADD_IMM(BPF_REG_3, -16));
-    put(&p, MOV_IMM(BPF_REG_4, BPF_ANY));
-    put(&p, CALL(BPF_FUNC_map_update_elem));
-    land(&p, short_frame);
-    if (n_up <= 1) {
-        put_redirect(&p, active);
-        return load(&p);
-    }
-    put_group_test(&p);
-    unsigned group = put_jump(&p, JNE_IMM(BPF_REG_0, 0, 0));
-    put(&p, LD_ABS(BPF_H, 6));
-    put(&p, MOV_REG(BPF_REG_7, BPF_REG_0));
-    put(&p, LD_ABS(BPF_W, 8));
-    put(&p, XOR_REG(BPF_REG_0, BPF_REG_7));
-    put(&p, MOV_REG(BPF_REG_7, BPF_REG_0));
-    put(&p, RSH_IMM(BPF_REG_7, 16));
-    put(&p, XOR_REG(BPF_REG_0, BPF_REG_7));
-    put(&p, MOV_REG(BPF_REG_7, BPF_REG_0));
-    put(&p, RSH_IMM(BPF_REG_7, 8));
-    put(&p, XOR_REG(BPF_REG_0, BPF_REG_7));
-    put(&p, AND_IMM(BPF_REG_0, 0xff));
-    put(&p, MOD32_IMM(BPF_REG_0, n_up));
-    unsigned to[MAX_MEMBERS];
-    for (int k = 1; k < n_up; k++)
-        to[k] = put_jump(&p, JEQ_IMM(BPF_REG_0, k, 0));
-    for (int k = 0; k < n_up; k++) {
-        if (k > 0)
-            land(&p, to[k]);
-        put_redirect(&p, up[k]);
-    }
-    land(&p, group);
-    put_redirect(&p, active);
-    return load(&p);
-}
-
-/* On a member's ingress: into the bond's link, or dropped. The active
- * member passes all; active-backup drops all on the others, as Linux
- * bonding does; balance-slb drops broadcasts and multicasts there, and on
- * every member frames from a MAC the bond sent from within the window. */
-static int load_receive(Mode mode, int map, bool active, int hidden)
-{
-    Prog p = {.n = 0};
-    if (mode == ACTIVE_BACKUP) {
-        put_redirect(&p, active ? hidden : 0);
-        return load(&p);
-    }
-    put(&p, MOV_REG(BPF_REG_6, BPF_REG_1));
-    if (!active) {
-        put_group_test(&p);
-        unsigned unicast = put_jump(&p, JEQ_IMM(BPF_REG_0, 0, 0));
-        put_redirect(&p, 0);
-        land(&p, unicast);
-    }
-    unsigned short_frame = put_source_key(&p);
-    put(&p, MOV_REG(BPF_REG_7, BPF_REG_2));
-    put_map(&p, map);
-    put(&p, MOV_REG(BPF_REG_2, BPF_REG_7));
-    put(&p, CALL(BPF_FUNC_map_lookup_elem));
-    unsigned unknown = put_jump(&p, JEQ_IMM(BPF_REG_0, 0, 0));
-    put(&p, LDX_DW(BPF_REG_7, BPF_REG_0, 0));
-    put(&p, CALL(BPF_FUNC_ktime_get_ns));
-    put(&p, SUB_REG(BPF_REG_0, BPF_REG_7));
-    unsigned old = put_jump(&p, JGT_IMM(BPF_REG_0, SENT_WINDOW_NS, 0));
-    put_redirect(&p, 0);
-    land(&p, short_frame);
-    land(&p, unknown);
-    land(&p, old);
-    put_redirect(&p, hidden);
-    return load(&p);
 }
 
 static int attach(int ifindex, int prog)
@@ -319,10 +143,10 @@ static int bond_update(Bond *b)
     if (b->programmed && b->programmed->len == state->len &&
         memcmp(b->programmed->data, state->data, state->len * sizeof(int)) == 0)
         return 0;
-    int rc = attach(hidden, load_send(b->mode, b->sent, active, up_index, n_up));
+    int rc = attach(hidden, bondprog_send(b->mode, b->sent, active, up_index, n_up));
     for (guint i = 0; rc == 0 && i < n; i++)
         if (index[i])
-            rc = attach(index[i], load_receive(b->mode, b->sent, index[i] == active, hidden));
+            rc = attach(index[i], bondprog_receive(b->mode, b->sent, index[i] == active, hidden));
     g_clear_pointer(&b->programmed, g_array_unref);
     if (rc < 0)
         return rc;
@@ -471,7 +295,7 @@ static Bond *find(const char *name, guint *at)
 
 /* ---- the bond --------------------------------------------------------------------------- */
 
-static int mode_of(const char *mode, Mode *out, XapiError **err)
+static int mode_of(const char *mode, BondProgMode *out, XapiError **err)
 {
     if (strcmp(mode, "lacp") == 0)
         return xapi_error_set(err, "OPERATION_NOT_ALLOWED",
@@ -480,13 +304,13 @@ static int mode_of(const char *mode, Mode *out, XapiError **err)
                               NULL);
     if (strcmp(mode, "active-backup") != 0 && strcmp(mode, "balance-slb") != 0)
         return xapi_error_set(err, "INVALID_VALUE", "mode", mode, NULL);
-    *out = strcmp(mode, "active-backup") == 0 ? ACTIVE_BACKUP : BALANCE_SLB;
+    *out = strcmp(mode, "active-backup") == 0 ? BONDPROG_ACTIVE_BACKUP : BONDPROG_BALANCE_SLB;
     return 0;
 }
 
 int bondbpf_check_mode(const char *mode, XapiError **err)
 {
-    Mode m;
+    BondProgMode m;
     return mode_of(mode, &m, err);
 }
 
@@ -513,7 +337,7 @@ static void set_ipv6(const char *link, bool on)
 
 int bondbpf_add(const char *name, const char *mode, const char *mac, int mtu, XapiError **err)
 {
-    Mode m;
+    BondProgMode m;
     if (mode_of(mode, &m, err) < 0)
         return -1;
     if (!hostnet_valid_name(name) || strlen(name) > 12)
@@ -529,9 +353,8 @@ int bondbpf_add(const char *name, const char *mode, const char *mac, int mtu, Xa
         return fail(rc, "create", name, err);
     set_ipv6(hidden, false);
     int index = (int)if_nametoindex(hidden);
-    Prog drop = {.n = 0};
-    put_redirect(&drop, 0); /* nothing leaves until there are members */
-    rc = index ? attach(index, load(&drop)) : -ENODEV;
+    /* Nothing leaves until there are members. */
+    rc = index ? attach(index, bondprog_send(BONDPROG_ACTIVE_BACKUP, -1, 0, NULL, 0)) : -ENODEV;
     if (rc < 0 || hostnet_set_up(hidden, true, err) < 0 || hostnet_set_up(name, true, err) < 0) {
         bondbpf_del(name, NULL);
         return rc < 0 ? fail(rc, "set up the bonding programs of", name, err) : -1;
@@ -563,7 +386,8 @@ static void member_release(const char *link)
     }
 }
 
-static Bond *bond_new(const char *name, Mode mode, GPtrArray *member_links, const char *primary)
+static Bond *bond_new(const char *name, BondProgMode mode, GPtrArray *member_links,
+                      const char *primary)
 {
     Bond *b = g_new0(Bond, 1);
     b->name = g_strdup(name);
@@ -590,7 +414,7 @@ static void forget(const char *name)
 int bondbpf_set_members(const char *name, const char *mode, GPtrArray *member_links,
                         const char *primary, XapiError **err)
 {
-    Mode m;
+    BondProgMode m;
     if (mode_of(mode, &m, err) < 0)
         return -1;
     if (member_links->len > MAX_MEMBERS)
@@ -606,7 +430,7 @@ int bondbpf_set_members(const char *name, const char *mode, GPtrArray *member_li
     Bond *b = bond_new(name, m, member_links, primary);
     b->mtu = l->mtu;
     int rc = prepared < member_links->len ? -EIO : 0;
-    if (rc == 0 && m == BALANCE_SLB && (b->sent = sent_map_new()) < 0)
+    if (rc == 0 && m == BONDPROG_BALANCE_SLB && (b->sent = bondprog_sent_map_new()) < 0)
         rc = fail(b->sent, "make the map of sent MACs of", name, err);
     g_mutex_lock(&watch.lock);
     if (rc == 0 && (rc = watch_start()) < 0)
