@@ -1,5 +1,6 @@
 /* bond.c: Bond.create, destroy, set_mode and set_property (XAPI's
- * xapi_bond.ml): XAPI's checks, then a Linux bonding link. */
+ * xapi_bond.ml): XAPI's checks, then the bond's link (the kernel's bonding,
+ * or xapid's own: src/network/vlan_bond.c). */
 #include <string.h>
 
 #include "mac_address.h"

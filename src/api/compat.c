@@ -73,6 +73,32 @@ static void pool_markdown(GString *out)
         "docs/ha.md |\n\n");
 }
 
+/* Bonds on either kind of kernel (src/network/vlan_bond.c, bond_bpf.c). */
+static void bonds_markdown(GString *out)
+{
+    g_string_append(
+        out,
+        "## Bonds (`Bond.create`, `Bond.set_mode`)\n\n"
+        "| Mode | Kernel with bonding (`CONFIG_BONDING`) | Kernel without: xapid's own "
+        "(`src/network/bond_bpf.c`) |\n|---|---|---|\n"
+        "| `active-backup` | Linux bonding's `active-backup`, miimon 100 | one member sends and "
+        "receives: the primary slave while it has carrier, else the active member while it "
+        "keeps it, else the first with carrier; what arrives on the others is dropped; carrier "
+        "from rtnetlink and a look every 100 ms; on a failover one RARP frame from each MAC "
+        "the bond's bridge knows (but not behind the bond) leaves through the new member, so "
+        "the switch learns it (Linux bonding's gratuitous ARPs cover only its own addresses) "
+        "|\n"
+        "| `balance-slb` | Linux bonding's `balance-alb` | each source MAC leaves through the "
+        "member with carrier its hash picks (no rebalancing by load, unlike Open vSwitch); "
+        "broadcasts and multicasts leave through, and are taken only from, the active member; "
+        "unicast is taken from every member, but nothing from a MAC the bond sent from in "
+        "the last second (a switch floods unknown unicast back: Open vSwitch's rule) |\n"
+        "| `lacp` | Linux bonding's `802.3ad` (properties: README) | refused, "
+        "`OPERATION_NOT_ALLOWED`, nothing recorded: xapid does not speak LACP |\n"
+        "| `Bond.links_up` | the members with carrier, at each 5 s metrics round | the same "
+        "|\n\n");
+}
+
 /* Management interface, guest IP settings and console limits: what is
  * done and what is refused (src/api/host_network.c, vif.c). */
 static void management_markdown(GString *out)
@@ -166,6 +192,7 @@ char *compat_markdown(void)
     vm_fields_markdown(out);
     vm_vtpm_markdown(out);
     network_markdown(out);
+    bonds_markdown(out);
     management_markdown(out);
     return g_string_free(out, FALSE);
 }

@@ -129,6 +129,38 @@ static void stamp(DbRow *row, int64_t now)
     db_set_by_name(row, "last_updated", xv_new_datetime(now), NULL);
 }
 
+typedef struct {
+    const MetricsFigures *f;
+    bool write, any;
+} BondPass;
+
+/* -1 when the PIF was not read this round. */
+static int carrier_of(const MetricsFigures *f, const char *pif)
+{
+    for (guint i = 0; i < f->pifs->len; i++) {
+        const MetricsPifFigures *p = &g_array_index(f->pifs, MetricsPifFigures, i);
+        if (p->read && strcmp(p->pif, pif) == 0)
+            return p->carrier;
+    }
+    return -1;
+}
+
+/* Bond.links_up: its members with carrier, as XAPI's monitor counts them. */
+static bool bond_changes(DbRow *bond, void *ctx)
+{
+    BondPass *b = ctx;
+    const Xv *slaves = db_get(bond, "slaves");
+    int64_t up = 0;
+    for (guint i = 0; i < xv_len(slaves); i++) {
+        int c = carrier_of(b->f, xv_str(xv_at(slaves, i)));
+        if (c < 0)
+            return true; /* another host's bond, or a member not read */
+        up += c;
+    }
+    b->any |= put(bond, "links_up", xv_new_int(up), b->write);
+    return true;
+}
+
 /* One pass over every object; returns whether any differed. */
 static bool pass(const MetricsFigures *f, const char *host, bool write)
 {
@@ -151,7 +183,9 @@ static bool pass(const MetricsFigures *f, const char *host, bool write)
     }
     for (guint i = 0; i < f->vms->len; i++)
         any |= vm_changes(&g_array_index(f->vms, MetricsVmFigures, i), host, write);
-    return any;
+    BondPass bonds = {.f = f, .write = write};
+    db_foreach(dm_class_by_name("Bond"), bond_changes, &bonds);
+    return any || bonds.any;
 }
 
 void metrics_db_write(const MetricsFigures *f, const char *host)

@@ -187,12 +187,13 @@ static void bond_data(NlMsg *m, const void *ctx)
     }
 }
 
-int hostlinks_bond_add(const char *name, const HostBond *bond, XapiError **err)
+int hostlinks_bond_add(const char *name, const HostBond *bond, bool *unsupported,
+                       XapiError **err)
 {
     if (bond_mode_number(bond->mode) < 0)
         return xapi_error_internal(err, "unknown bonding mode %s", bond->mode);
-    return new_link(name, "bond", 0, bond->mtu, bond->mac, bond_data, bond,
-                    "this host's kernel has no bonding support (CONFIG_BONDING)", NULL, err);
+    return new_link(name, "bond", 0, bond->mtu, bond->mac, bond_data, bond, NULL, unsupported,
+                    err);
 }
 
 char *hostlinks_bond_mode(const char *name)

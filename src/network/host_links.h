@@ -29,9 +29,10 @@ typedef struct {
     bool lacp_fast;        /* 802.3ad: LACPDUs every second */
     int user_port_key;     /* 802.3ad: 0-1023, -1 for none */
 } HostBond;
-/* Creates a bonding link (miimon 100 ms). A kernel without bonding gives
- * OPERATION_NOT_ALLOWED. */
-int hostlinks_bond_add(const char *name, const HostBond *bond, XapiError **err);
+/* Creates a bonding link (miimon 100 ms). A kernel without bonding sets
+ * *unsupported (and no error): bond_bpf.h does bonds there. */
+int hostlinks_bond_add(const char *name, const HostBond *bond, bool *unsupported,
+                       XapiError **err);
 /* The mode a bonding link reports (/sys/class/net/X/bonding/mode's first
  * word), "" when not a bond. Caller frees. */
 char *hostlinks_bond_mode(const char *name);

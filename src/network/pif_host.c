@@ -376,6 +376,14 @@ static bool mark_attachment(DbRow *pif, void *ctx)
     return true;
 }
 
+static bool resume_bond(DbRow *bond, void *ctx)
+{
+    g_autoptr(XapiError) e = NULL;
+    if (vlan_bond_bond_resume(bond, ctx, &e) < 0)
+        g_warning("bond %s: %s", bond->ref, e->code);
+    return true;
+}
+
 static bool take_master(DbRow *pool, void *ctx)
 {
     *(char **)ctx = g_strdup(str_field(pool, "master"));
@@ -392,6 +400,8 @@ void pif_host_start_of_day(void)
     StartOfDay s = {host ? host : ""};
     for (int i = 0; i < 3; i++)
         s.order[i] = g_ptr_array_new_with_free_func(g_free);
+    vlan_bond_sweep(s.host);
+    db_foreach(cls("Bond"), resume_bond, (void *)s.host);
     db_foreach(cls("PIF"), collect_stale, &s);
     for (int i = 0; i < 3; i++) {
         for (guint j = 0; j < s.order[i]->len; j++) {

@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "bond_bpf.h"
 #include "host_links.h"
 #include "host_net.h"
 #include "pif_host.h"
@@ -122,9 +123,27 @@ static int bond_enslave(const char *name, GPtrArray *member_links, XapiError **e
     return 0;
 }
 
-/* The bonding link of a Bond record, with its members enslaved. */
+/* The members into the bond's link: the kernel's ports, or xapid's own
+ * programs. */
+static int bond_take_members(const char *name, const char *mode, GPtrArray *member_links,
+                             const char *primary_link, XapiError **err)
+{
+    if (bondbpf_exists(name))
+        return bondbpf_set_members(name, mode, member_links, primary_link, err);
+    return bond_enslave(name, member_links, err);
+}
+
+static int bond_link_del(const char *name, XapiError **err)
+{
+    return bondbpf_exists(name) ? bondbpf_del(name, err) : hostlinks_del(name, err);
+}
+
+/* The bonding link of a Bond record, with its members taken: the kernel's
+ * bonding, or where the kernel lacks it (CONFIG_BONDING) xapid's own
+ * (bond_bpf.h). */
 static int bond_link_make(const char *name, const char *mac, int mtu, const char *mode,
-                          const Xv *properties, GPtrArray *member_links, XapiError **err)
+                          const Xv *properties, GPtrArray *member_links,
+                          const char *primary_link, XapiError **err)
 {
     const char *key = prop(properties, "lacp-aggregation-key", "");
     HostBond b = {
@@ -136,11 +155,15 @@ static int bond_link_make(const char *name, const char *mac, int mtu, const char
         .lacp_fast = strcmp(prop(properties, "lacp-time", "slow"), "fast") == 0,
         .user_port_key = *key ? (int)g_ascii_strtoll(key, NULL, 10) : -1,
     };
-    if (hostlinks_bond_add(name, &b, err) < 0)
+    bool unsupported = false;
+    if (hostlinks_bond_add(name, &b, &unsupported, err) < 0 &&
+        (!unsupported || bondbpf_add(name, mode, b.mac, mtu, err) < 0))
         return -1;
-    if (hostnet_set_up(name, true, err) < 0 || bond_enslave(name, member_links, err) < 0) {
+    if ((!bondbpf_exists(name) && hostnet_set_up(name, true, err) < 0) ||
+        (member_links->len &&
+         bond_take_members(name, mode, member_links, primary_link, err) < 0)) {
         g_autoptr(XapiError) ignored = NULL;
-        hostlinks_del(name, &ignored);
+        bond_link_del(name, &ignored);
         return -1;
     }
     return 0;
@@ -250,13 +273,14 @@ char *vlan_bond_bond_create(DbRow *network, GPtrArray *members, DbRow *primary, 
                                       db_get(members->pdata[i], "currently_attached")->b));
     /* The link first: a kernel that refuses it leaves the members alone. */
     g_autoptr(GPtrArray) none = g_ptr_array_new();
+    const char *primary_link = str_field(primary, "device");
     if (bond_link_make(device, master_mac, mtu > 0 ? (int)mtu : 1500, mode, properties, none,
-                       err) < 0)
+                       primary_link, err) < 0)
         return NULL;
     g_autoptr(GPtrArray) links = free_members(members, err);
-    if (!links || bond_enslave(device, links, err) < 0) {
+    if (!links || bond_take_members(device, mode, links, primary_link, err) < 0) {
         g_autoptr(XapiError) ignored = NULL;
-        hostlinks_del(device, &ignored);
+        bond_link_del(device, &ignored);
         replug(members, attached);
         return NULL;
     }
@@ -278,7 +302,7 @@ char *vlan_bond_bond_create(DbRow *network, GPtrArray *members, DbRow *primary, 
         rc = pif_host_plug(master, err);
     if (rc < 0) {
         g_autoptr(XapiError) ignored = NULL;
-        hostlinks_del(device, &ignored);
+        bond_link_del(device, &ignored);
         replug(members, attached);
         g_clear_pointer(&bond_ref, g_free);
     }
@@ -304,7 +328,7 @@ int vlan_bond_bond_destroy(DbRow *bond, XapiError **err)
     g_autoptr(GPtrArray) members = slave_rows(bond);
     bool plugged = master && db_get(master, "currently_attached")->b;
     if (master) {
-        if (pif_host_unplug(master, err) < 0 || hostlinks_del(str_field(master, "device"), err) < 0)
+        if (pif_host_unplug(master, err) < 0 || bond_link_del(str_field(master, "device"), err) < 0)
             return -1;
         if (primary && move_ip_configuration(master, primary, err) < 0)
             return -1;
@@ -326,23 +350,76 @@ int vlan_bond_bond_destroy(DbRow *bond, XapiError **err)
     return 0;
 }
 
+/* The members' links, in the Bond's order, and the primary slave's. */
+static GPtrArray *member_links(DbRow *bond, const char **primary_link)
+{
+    g_autoptr(GPtrArray) members = slave_rows(bond);
+    GPtrArray *links = g_ptr_array_new_with_free_func(g_free);
+    for (guint i = 0; i < members->len; i++)
+        g_ptr_array_add(links, g_strdup(str_field(members->pdata[i], "device")));
+    DbRow *primary = db_lookup(cls("PIF"), str_field(bond, "primary_slave"));
+    *primary_link = primary ? str_field(primary, "device") : "";
+    return links;
+}
+
 int vlan_bond_bond_reconfigure(DbRow *bond, XapiError **err)
 {
     DbRow *master = db_lookup(cls("PIF"), str_field(bond, "master"));
     if (!master)
         return xapi_error_internal(err, "bond %s has no master", bond->ref);
-    g_autoptr(GPtrArray) members = slave_rows(bond);
-    g_autoptr(GPtrArray) links = g_ptr_array_new_with_free_func(g_free);
-    for (guint i = 0; i < members->len; i++)
-        g_ptr_array_add(links, g_strdup(str_field(members->pdata[i], "device")));
+    const char *primary_link;
+    g_autoptr(GPtrArray) links = member_links(bond, &primary_link);
     const char *device = str_field(master, "device");
     bool plugged = db_get(master, "currently_attached")->b;
     DbRow *net = db_lookup(cls("network"), str_field(master, "network"));
     int64_t mtu = net ? db_get(net, "MTU")->i : 1500;
+    /* A kernel without bonding cannot do the new mode: refused before the
+     * bond's link goes. */
+    if (bondbpf_exists(device) && bondbpf_check_mode(str_field(bond, "mode"), err) < 0)
+        return -1;
     /* A bond's mode changes only without members: the link is made anew. */
-    if ((plugged && pif_host_unplug(master, err) < 0) || hostlinks_del(device, err) < 0 ||
+    if ((plugged && pif_host_unplug(master, err) < 0) || bond_link_del(device, err) < 0 ||
         bond_link_make(device, str_field(master, "MAC"), mtu > 0 ? (int)mtu : 1500,
-                       str_field(bond, "mode"), db_get(bond, "properties"), links, err) < 0)
+                       str_field(bond, "mode"), db_get(bond, "properties"), links, primary_link,
+                       err) < 0)
         return -1;
     return plugged ? pif_host_plug(master, err) : 0;
+}
+
+int vlan_bond_bond_resume(DbRow *bond, const char *host, XapiError **err)
+{
+    DbRow *master = db_lookup(cls("PIF"), str_field(bond, "master"));
+    const char *device = master ? str_field(master, "device") : "";
+    if (!master || strcmp(str_field(master, "host"), host) != 0 || !bondbpf_exists(device))
+        return 0;
+    const char *primary_link;
+    g_autoptr(GPtrArray) links = member_links(bond, &primary_link);
+    return bondbpf_set_members(device, str_field(bond, "mode"), links, primary_link, err);
+}
+
+typedef struct {
+    const char *host;
+    GPtrArray *bonds, *free_links;
+} Sweep;
+
+static bool sweep_pif(DbRow *pif, void *ctx)
+{
+    Sweep *w = ctx;
+    if (strcmp(str_field(pif, "host"), w->host) != 0 || db_get(pif, "VLAN")->i >= 0)
+        return true;
+    const char *device = str_field(pif, "device");
+    if (xv_len(db_get(pif, "bond_master_of")))
+        g_ptr_array_add(w->bonds, (char *)device);
+    else if (!db_lookup(cls("Bond"), str_field(pif, "bond_slave_of")))
+        g_ptr_array_add(w->free_links, (char *)device);
+    return true;
+}
+
+void vlan_bond_sweep(const char *host)
+{
+    Sweep w = {host, g_ptr_array_new(), g_ptr_array_new()};
+    db_foreach(cls("PIF"), sweep_pif, &w);
+    bondbpf_sweep(w.bonds, w.free_links);
+    g_ptr_array_unref(w.bonds);
+    g_ptr_array_unref(w.free_links);
 }

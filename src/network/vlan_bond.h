@@ -37,3 +37,10 @@ int vlan_bond_bond_destroy(DbRow *bond, XapiError **err);
 /* Applies a new mode and properties to a bond's link (recreated with the
  * same members). */
 int vlan_bond_bond_reconfigure(DbRow *bond, XapiError **err);
+/* After a restart: a bond of host made by xapid itself (bond_bpf.h) whose
+ * link is still there is watched again, its programs put right for its
+ * members' carrier now. Other bonds are left alone. */
+int vlan_bond_bond_resume(DbRow *bond, const char *host, XapiError **err);
+/* After a restart: what xapid's own bonds left on host without a Bond
+ * record (a crash before the record was committed) is removed. */
+void vlan_bond_sweep(const char *host);
