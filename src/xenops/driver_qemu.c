@@ -1628,10 +1628,36 @@ static int qemu_nic_unplug(const char *uuid, const HvNic *nic, int64_t timeout_m
     g_autoptr(XapiError) gone = NULL;
     qmp_args(d, "netdev_del", args_object("id", name, NULL), &gone);
     nic_backend_detach(d, nic); /* a switchable NIC's, and a macvtap */
+    netdev_del_quietly(d, QEMU_NIC_SINK_FMT, nic->device); /* a failed switch's */
     return 0;
 }
 
 typedef enum { BACKEND_NONE, BACKEND_TAP, BACKEND_MACVTAP } NicBackend;
+
+/* Test only: XAPID_TEST_NIC_SWITCH_GAP_MS keeps a switching NIC without a
+ * backend that long before its new one joins, so that the guest surely
+ * sends into the gap (test_first_vm_qemu.py). */
+static void test_switch_gap(void)
+{
+    const char *gap = g_getenv("XAPID_TEST_NIC_SWITCH_GAP_MS");
+    if (gap)
+        g_usleep((gulong)g_ascii_strtoull(gap, NULL, 10) * 1000);
+}
+
+/* The hub's sink port (QEMU_NIC_SINK_FMT), before the backend leaves; one
+ * left by a switch that did not end (xapid killed) is already there. */
+static int nic_sink_add(Domain *d, const HvNic *nic, XapiError **err)
+{
+    g_autofree char *sink = qemu_nic_sink_json(nic);
+    g_autoptr(XapiError) e = NULL;
+    json_object *r = qmp_monitor_command(d->mon, "netdev_add", json_tokener_parse(sink), -1, &e);
+    json_object_put(r);
+    if (r || (e && e->params->len && strstr(e->params->pdata[0], "Duplicate")))
+        return 0;
+    if (err && !*err)
+        *err = g_steal_pointer(&e);
+    return -1;
+}
 
 static int qemu_nic_update(const char *uuid, const HvNic *nic, XapiError **err)
 {
@@ -1658,9 +1684,18 @@ static int qemu_nic_update(const char *uuid, const HvNic *nic, XapiError **err)
             device);
         return xapi_error_set(err, "OPERATION_NOT_ALLOWED", why, NULL);
     }
+    /* The sink stays while the NIC has no backend, an attach that failed
+     * included: the guest's frames go nowhere, as on a cable pulled out. */
+    if (nic_sink_add(d, nic, err) < 0)
+        return -1;
     if (now != BACKEND_NONE)
         nic_backend_detach(d, nic);
-    return want == BACKEND_NONE ? 0 : nic_backend_attach(d, nic, err);
+    if (want != BACKEND_NONE)
+        test_switch_gap();
+    if (want == BACKEND_NONE || nic_backend_attach(d, nic, err) < 0)
+        return want == BACKEND_NONE ? 0 : -1;
+    netdev_del_quietly(d, QEMU_NIC_SINK_FMT, nic->device);
+    return 0;
 }
 
 /* ---- metrics ------------------------------------------------------------------ */

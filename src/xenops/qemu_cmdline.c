@@ -274,18 +274,29 @@ char *qemu_nic_backend_json(const HvNic *nic)
     return json_text(o);
 }
 
+static char *hubport_json(const char *id, int hubid, const char *peer)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "type", json_object_new_string("hubport"));
+    json_object_object_add(o, "id", json_object_new_string(id));
+    json_object_object_add(o, "hubid", json_object_new_int(hubid));
+    if (peer)
+        json_object_object_add(o, "netdev", json_object_new_string(peer));
+    return json_text(o);
+}
+
 char *qemu_nic_hubport_json(const HvNic *nic, bool backend_side)
 {
     g_autofree char *id = backend_side ? g_strdup_printf(QEMU_NIC_BACKEND_PORT_FMT, nic->device)
                                        : g_strdup_printf(QEMU_NIC_NETDEV_FMT, nic->device);
     g_autofree char *backend = g_strdup_printf(QEMU_NIC_BACKEND_FMT, nic->device);
-    json_object *o = json_object_new_object();
-    json_object_object_add(o, "type", json_object_new_string("hubport"));
-    json_object_object_add(o, "id", json_object_new_string(id));
-    json_object_object_add(o, "hubid", json_object_new_int(nic->device));
-    if (backend_side)
-        json_object_object_add(o, "netdev", json_object_new_string(backend));
-    return json_text(o);
+    return hubport_json(id, nic->device, backend_side ? backend : NULL);
+}
+
+char *qemu_nic_sink_json(const HvNic *nic)
+{
+    g_autofree char *id = g_strdup_printf(QEMU_NIC_SINK_FMT, nic->device);
+    return hubport_json(id, nic->device, NULL);
 }
 
 char *qemu_nic_device_json(const HvNic *nic)

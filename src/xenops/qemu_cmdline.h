@@ -113,6 +113,14 @@ char *qemu_nic_device_json(const HvNic *nic);
  * backend's, or the device's). */
 char *qemu_nic_backend_json(const HvNic *nic);
 char *qemu_nic_hubport_json(const HvNic *nic, bool backend_side);
+/* A hub port with no peer, in the hub while it has no backend: it takes
+ * (and drops) what the device sends. A hub whose only other port is the
+ * device's can receive nothing, so QEMU would queue the device's next frame
+ * on the device's port, where nothing ever flushes it, and the device
+ * would send nothing more (net_hub_port_can_receive, virtio-net's async
+ * TX). */
+#define QEMU_NIC_SINK_FMT "vif%d.s"
+char *qemu_nic_sink_json(const HvNic *nic);
 #define QEMU_NIC_ID_FMT "vif%d-dev"
 
 /* A slot's device id; its block node is "vbd<slot>" (and its successors
