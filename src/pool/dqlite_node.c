@@ -169,6 +169,52 @@ int pool_dqlite_leader(PoolDqliteNode *n, uint64_t *id, char **address, XapiErro
     return rc;
 }
 
+/* How long a standby waits for each voter it asks. */
+#define VOTER_ASK_MS 1000
+
+/* The first leader a voter of the local configuration names (id 0: none
+ * does, or this node votes itself, whose own answer stands). */
+static void leader_from_voters(PoolDqliteNode *n, uint64_t *id, char **address)
+{
+    DqliteConn *c = pool_dqlite_local_client(n, 2000, NULL);
+    GPtrArray *servers = c ? dqlite_conn_cluster(c, NULL) : NULL;
+    if (c)
+        dqlite_conn_close(c);
+    if (!servers)
+        return;
+    bool votes = false;
+    for (guint i = 0; i < servers->len; i++) {
+        const DqliteServerInfo *s = servers->pdata[i];
+        votes |= s->id == n->id && s->role == DQLITE_ROLE_VOTER;
+    }
+    for (guint i = 0; !votes && *id == 0 && i < servers->len; i++) {
+        const DqliteServerInfo *s = servers->pdata[i];
+        if (s->role != DQLITE_ROLE_VOTER || s->id == n->id)
+            continue;
+        DqliteConn *v = dqlite_conn_open(n->connect, n->connect_ctx, s->address, VOTER_ASK_MS, NULL);
+        if (v && dqlite_conn_leader(v, id, address, NULL) < 0)
+            *id = 0;
+        if (*id == 0)
+            g_clear_pointer(address, g_free);
+        if (v)
+            dqlite_conn_close(v);
+    }
+    g_ptr_array_free(servers, TRUE);
+}
+
+int pool_dqlite_leader_any(PoolDqliteNode *n, uint64_t *id, char **address, XapiError **err)
+{
+    if (pool_dqlite_leader(n, id, address, err) < 0)
+        return -1;
+    if (*id == 0) {
+        g_clear_pointer(address, g_free);
+        leader_from_voters(n, id, address);
+        if (!*address)
+            *address = g_strdup("");
+    }
+    return 0;
+}
+
 bool pool_dqlite_is_leader(PoolDqliteNode *n)
 {
     uint64_t id = 0;
@@ -205,6 +251,40 @@ GPtrArray *pool_dqlite_cluster(PoolDqliteNode *n, XapiError **err)
     return servers;
 }
 
+/* How many of n nodes vote: an odd number, as dqlite's own role
+ * management keeps it (two voters survive no more than one does, and
+ * each needs the other): one up to two nodes, three from three on. */
+static unsigned voters_wanted(unsigned nodes)
+{
+    return nodes >= POOL_DQLITE_MAX_VOTERS ? POOL_DQLITE_MAX_VOTERS : 1;
+}
+
+/* On the leader's connection c: standbys vote, or voters other than the
+ * leader stand by, until voters_wanted() vote. */
+static int balance(DqliteConn *c, uint64_t leader, XapiError **err)
+{
+    GPtrArray *servers = dqlite_conn_cluster(c, err);
+    if (!servers)
+        return -1;
+    unsigned voters = 0;
+    for (guint i = 0; i < servers->len; i++)
+        voters += ((DqliteServerInfo *)servers->pdata[i])->role == DQLITE_ROLE_VOTER;
+    unsigned wanted = voters_wanted(servers->len);
+    int rc = 0;
+    for (guint i = 0; rc == 0 && voters != wanted && i < servers->len; i++) {
+        const DqliteServerInfo *s = servers->pdata[i];
+        if (voters < wanted && s->role == DQLITE_ROLE_STANDBY) {
+            rc = dqlite_conn_assign(c, s->id, DQLITE_ROLE_VOTER, err);
+            voters++;
+        } else if (voters > wanted && s->role == DQLITE_ROLE_VOTER && s->id != leader) {
+            rc = dqlite_conn_assign(c, s->id, DQLITE_ROLE_STANDBY, err);
+            voters--;
+        }
+    }
+    g_ptr_array_free(servers, TRUE);
+    return rc;
+}
+
 int pool_dqlite_add(PoolDqliteNode *n, uint64_t id, const char *address, XapiError **err)
 {
     /* Promotion waits for the new voter to catch up: allow it time. */
@@ -215,19 +295,29 @@ int pool_dqlite_add(PoolDqliteNode *n, uint64_t id, const char *address, XapiErr
     GPtrArray *servers = dqlite_conn_cluster(c, err);
     if (!servers)
         goto out;
-    unsigned voters = 0;
     bool present = false;
-    for (guint i = 0; i < servers->len; i++) {
-        DqliteServerInfo *s = servers->pdata[i];
-        voters += s->role == DQLITE_ROLE_VOTER;
-        present |= s->id == id;
-    }
+    for (guint i = 0; i < servers->len; i++)
+        present |= ((DqliteServerInfo *)servers->pdata[i])->id == id;
     g_ptr_array_free(servers, TRUE);
-    if (!present && dqlite_conn_add(c, id, address, err) < 0)
+    if (!present && (dqlite_conn_add(c, id, address, err) < 0 ||
+                     dqlite_conn_assign(c, id, DQLITE_ROLE_STANDBY, err) < 0))
         goto out;
-    uint64_t role = voters < POOL_DQLITE_MAX_VOTERS ? DQLITE_ROLE_VOTER : DQLITE_ROLE_STANDBY;
-    rc = dqlite_conn_assign(c, id, role, err);
+    rc = balance(c, n->id, err);
 out:
+    dqlite_conn_close(c);
+    return rc;
+}
+
+int pool_dqlite_remove(PoolDqliteNode *n, uint64_t id, XapiError **err)
+{
+    DqliteConn *c = pool_dqlite_leader_client(n, 30000, err);
+    if (!c)
+        return -1;
+    int rc = dqlite_conn_remove(c, id, err);
+    g_autoptr(XapiError) unbalanced = NULL;
+    if (rc == 0 && balance(c, n->id, &unbalanced) < 0) /* removed all the same */
+        g_warning("dqlite: the voters were not rebalanced after a removal: %s",
+                  unbalanced->params->len ? (char *)unbalanced->params->pdata[0] : "");
     dqlite_conn_close(c);
     return rc;
 }
@@ -252,11 +342,6 @@ int pool_dqlite_assign(PoolDqliteNode *n, uint64_t id, uint64_t role, XapiError 
     int rc = dqlite_conn_assign(c, id, role, err);
     dqlite_conn_close(c);
     return rc;
-}
-
-int pool_dqlite_remove(PoolDqliteNode *n, uint64_t id, XapiError **err)
-{
-    return leader_request(n, dqlite_conn_remove, id, err);
 }
 
 int pool_dqlite_transfer(PoolDqliteNode *n, uint64_t id, XapiError **err)

@@ -28,6 +28,9 @@ typedef struct Store Store;
 int pool_db_resume(char **leader, XapiError **err);
 /* The leader as this host's node knows it (id 0: none); -1 without a node. */
 int pool_db_leader(uint64_t *id, char **address);
+/* The same, asking the voters when this node stands by (it knows no
+ * leader of its own: pool_dqlite_leader_any). */
+int pool_db_leader_any(uint64_t *id, char **address);
 uint64_t pool_db_node_id(void); /* 0: no node */
 /* The store over this host's node (writes succeed while it leads). */
 Store *pool_db_store_open(XapiError **err);

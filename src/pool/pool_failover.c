@@ -10,11 +10,13 @@
 #include "ha_restart.h"
 #include "message_store.h"
 #include "bootstrap.h"
+#include "pool_client.h"
 #include "pool_db.h"
 #include "pool_forward.h"
 #include "pool_master.h"
 #include "pool_replica.h"
 #include "pool_role.h"
+#include "pool_secret.h"
 #include "store.h"
 
 #define WATCH_INTERVAL_US (G_USEC_PER_SEC / 10)
@@ -63,6 +65,52 @@ static void restart(void)
     agent_schedule_end(AGENT_RESTART);
 }
 
+typedef struct {
+    const char *me;
+    GPtrArray *endpoints;
+} EndpointScan;
+
+static bool add_endpoint(DbRow *host, void *ctx)
+{
+    EndpointScan *scan = ctx;
+    const char *address = xv_str(db_get(host, "address"));
+    if (strcmp(host->ref, scan->me) != 0 && address && *address)
+        g_ptr_array_add(scan->endpoints, pool_endpoint_of(address));
+    return true;
+}
+
+/* Tells every other host that the master may have changed (POST
+ * /pool/leader-hint): a standby's node knows no leader, and its stream
+ * may wait on a master that cannot answer; the hint makes it ask the
+ * voters at once (pool_failover_hint). A host that does not answer
+ * within a second or two is passed over. */
+static gpointer announce(gpointer data)
+{
+    GPtrArray *endpoints = data;
+    g_autoptr(XapiError) err = NULL;
+    g_autofree char *header = pool_secret_header(pool_state_dir(), &err);
+    const char *headers[] = {header, NULL};
+    for (guint i = 0; header && i < endpoints->len; i++) {
+        PoolHttpReply reply;
+        g_autoptr(XapiError) io = NULL;
+        if (pool_http_connect_within(endpoints->pdata[i], "POST", "/pool/leader-hint", headers,
+                                     "", 0, 2, 2, &reply, &io) == 0)
+            pool_http_reply_clear(&reply);
+    }
+    g_ptr_array_free(endpoints, TRUE);
+    return NULL;
+}
+
+static void announce_start(void)
+{
+    GPtrArray *endpoints = g_ptr_array_new_with_free_func(g_free);
+    EndpointScan scan = {pool_own_host(), endpoints};
+    db_read_begin();
+    db_foreach(dm_class_by_name("host"), add_endpoint, &scan);
+    db_read_end();
+    g_thread_unref(g_thread_new("pool-announce", announce, endpoints));
+}
+
 /* This member's node leads: it turns master in-process, its node (the
  * leader) kept running. */
 static void promote(void)
@@ -94,6 +142,7 @@ static void promote(void)
     if (message_store_open(pool_state_dir(), &err) < 0)
         log_error("the message store could not be opened", err);
     pool_role_set_booting(false);
+    announce_start();
     g_message("pool: serving as the pool's master (%.0f ms after the change was seen)",
               (double)(g_get_monotonic_time() - start) / 1000.0);
 }
@@ -129,7 +178,46 @@ static struct {
     GThread *thread;
     gint stop;
     gint64 led_at; /* atomic: monotonic us when this node was last seen leading */
+    gint64 hinted_until; /* atomic: monotonic us until which a standby asks the voters */
+    gint64 voters_asked; /* the watch's own: when it last asked them */
 } watcher;
+
+/* A standby's node never names the leader (dqlite tells only a voter's
+ * clients): its watch asks the voters instead, not at every tick (each
+ * question is a tunnel to each voter) but while its master is in doubt:
+ * its stream failed or has been silent longer than a poll lasts, or a
+ * hint came (a new master's announcement, a HOST_IS_SLAVE from the old
+ * one), every VOTERS_ASK_INTERVAL_US. */
+#define VOTERS_ASK_INTERVAL_US (G_USEC_PER_SEC / 4)
+#define STREAM_SILENT_US (8 * G_USEC_PER_SEC)
+#define HINT_US (5 * G_USEC_PER_SEC)
+
+void pool_failover_hint(void)
+{
+    __atomic_store_n(&watcher.hinted_until, g_get_monotonic_time() + HINT_US, __ATOMIC_RELEASE);
+}
+
+static bool master_in_doubt(gint64 now)
+{
+    if (now < __atomic_load_n(&watcher.hinted_until, __ATOMIC_ACQUIRE))
+        return true;
+    return !pool_replica_connected() || now - pool_replica_last_contact() > STREAM_SILENT_US;
+}
+
+/* The leader as this node knows it, or as the voters name it when this
+ * member's node knows none and its master is in doubt. */
+static int watched_leader(uint64_t *id, char **leader)
+{
+    if (pool_db_leader(id, leader) < 0)
+        return -1;
+    gint64 now = g_get_monotonic_time();
+    if (*id != 0 || !pool_is_member() || !master_in_doubt(now) ||
+        now - watcher.voters_asked < VOTERS_ASK_INTERVAL_US)
+        return 0;
+    watcher.voters_asked = now;
+    g_clear_pointer(leader, g_free);
+    return pool_db_leader_any(id, leader);
+}
 
 int64_t pool_failover_last_led(void)
 {
@@ -144,7 +232,7 @@ static gpointer watch(gpointer unused)
             continue;                                          /* stopping or restarting */
         uint64_t id = 0;
         g_autofree char *leader = NULL;
-        if (pool_db_leader(&id, &leader) < 0 || id == 0)
+        if (watched_leader(&id, &leader) < 0 || id == 0)
             continue;
         bool mine = id == pool_db_node_id();
         if (mine) /* HA's master contact reads it (no query of its own) */
@@ -196,7 +284,7 @@ int pool_failover_emergency_master(XapiError **err)
 {
     uint64_t id = 0;
     g_autofree char *leader = NULL;
-    if (pool_db_leader(&id, &leader) == 0 && id != 0) {
+    if (pool_db_leader_any(&id, &leader) == 0 && id != 0) {
         if (id == pool_db_node_id())
             return 0; /* this host is (turning) master */
         g_autofree char *master = pool_db_master_of(leader);
@@ -219,7 +307,7 @@ int pool_failover_reset_master(const char *master_address, XapiError **err)
         uint64_t id = 0;
         g_autofree char *leader = NULL;
         g_autofree char *master = NULL;
-        if (pool_db_leader(&id, &leader) == 0 && id != 0 && id != pool_db_node_id())
+        if (pool_db_leader_any(&id, &leader) == 0 && id != 0 && id != pool_db_node_id())
             master = pool_db_master_of(leader);
         if (master && strcmp(master, master_address) == 0)
             return 0; /* it follows that host already (or is about to) */

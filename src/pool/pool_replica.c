@@ -6,6 +6,7 @@
 #include "db.h"
 #include "ha_fence.h"
 #include "pool_client.h"
+#include "pool_failover.h"
 #include "pool_role.h"
 #include "pool_secret.h"
 #include "pool_wire.h"
@@ -40,8 +41,24 @@ static struct {
 
 static char *secret_header(XapiError **err)
 {
-    g_autofree char *secret = pool_secret_get(pool_state_dir(), err);
-    return secret ? g_strconcat(POOL_SECRET_HEADER ": ", secret, NULL) : NULL;
+    return pool_secret_header(pool_state_dir(), err);
+}
+
+/* The host a 409 "HOST_IS_SLAVE ADDRESS" names: the host asked is no
+ * longer master (a change of master; the request was not served). NULL
+ * for any other answer. */
+static char *named_master(const PoolHttpReply *reply)
+{
+    static const char prefix[] = "HOST_IS_SLAVE ";
+    if (reply->status != 409 || !g_str_has_prefix(reply->body, prefix))
+        return NULL;
+    g_autofree char *address = g_strstrip(g_strdup(reply->body + strlen(prefix)));
+    return *address ? g_steal_pointer(&address) : NULL;
+}
+
+static bool still_booting(const PoolHttpReply *reply)
+{
+    return reply->status == 503 && g_str_has_prefix(reply->body, "HOST_STILL_BOOTING");
 }
 
 static int poll_once(XapiError **err)
@@ -65,6 +82,9 @@ static int poll_once(XapiError **err)
     if (pool_http(endpoint, "GET", path, headers, NULL, 0, timeout_s, &reply, err) < 0)
         return -1;
     if (reply.status != 200) {
+        g_autofree char *next = named_master(&reply);
+        if (next) /* not the master any more: who is? */
+            pool_failover_hint();
         xapi_error_internal(err, "pool: the master answered %d to the stream", reply.status);
         pool_http_reply_clear(&reply);
         return -1;
@@ -124,46 +144,91 @@ static gpointer stream_thread(gpointer unused)
     return NULL;
 }
 
+/* The master's answer to a commit: its generation, or its XenAPI error;
+ * HOST_IS_SLAVE [master] or HOST_STILL_BOOTING when it passed the write
+ * on or was not ready yet (XAPI's errors, for the caller to retry). */
+static int commit_answer(const PoolHttpReply *reply, uint64_t *generation, XapiError **err)
+{
+    g_autofree char *master = named_master(reply);
+    if (master)
+        return xapi_error_set(err, "HOST_IS_SLAVE", master, NULL);
+    if (still_booting(reply))
+        return xapi_error_set(err, "HOST_STILL_BOOTING", NULL);
+    if (reply->status != 200)
+        return xapi_error_internal(err, "pool: the master answered %d to a commit",
+                                   reply->status);
+    json_object *answer = pool_wire_parse(reply->body, reply->len, err);
+    if (!answer)
+        return -1;
+    json_object *g = NULL;
+    int rc = json_object_object_get_ex(answer, "generation", &g)
+                 ? (*generation = (uint64_t)json_object_get_int64(g), 0)
+                 : pool_wire_take_error(answer, err);
+    json_object_put(answer);
+    return rc;
+}
+
+/* A commit sent to a host that is no longer master goes to the one it
+ * names (at most this many hops: a change of master under way may name
+ * a master that is itself passing the role on), and to a master still
+ * turning master (HOST_STILL_BOOTING, 20-120 ms) again after a pause,
+ * for a few seconds. */
+#define COMMIT_HOPS_MAX 3
+#define BOOTING_PAUSE_US (G_USEC_PER_SEC / 10)
+#define BOOTING_WAIT_US (3 * G_USEC_PER_SEC)
+
 /* The commit hook: the write set goes to the master, whose generation of
  * it comes back (or its XenAPI error). A master that cannot be reached
  * (down, or this member cut off) fails the write with CANNOT_CONTACT_HOST
  * [master] within master_wait_s(), where XAPI's slave blocks and retries;
  * a cut after the master took the connection fails it after
  * COMMIT_ANSWER_S, and may leave it committed there, which the stream
- * then brings back. */
+ * then brings back. A master that is one no longer answers 409
+ * HOST_IS_SLAVE [new master] without serving the request: the write goes
+ * there (and the watch asks who leads: pool_failover_hint). */
 static int ship(uint64_t *generation, XapiError **err)
 {
+    g_autofree char *header = secret_header(err);
+    if (!header)
+        return -1;
     json_object *ws = pool_wire_write_set();
     const char *text = json_object_to_json_string_ext(ws, JSON_C_TO_STRING_PLAIN);
-    g_autofree char *endpoint = pool_master_endpoint();
-    g_autofree char *header = secret_header(err);
-    if (!header) {
-        json_object_put(ws);
-        return -1;
-    }
     const char *headers[] = {header, "Content-Type: application/json", NULL};
-    PoolHttpReply reply;
-    g_autoptr(XapiError) io = NULL;
-    int rc = pool_http_connect_within(endpoint, "POST", "/pool/commit", headers, text,
-                                      strlen(text), master_wait_s(), COMMIT_ANSWER_S, &reply,
-                                      &io);
-    json_object_put(ws);
-    if (rc < 0) {
-        g_warning("pool: a write could not reach the master: %s",
-                  io->params->len ? (char *)io->params->pdata[0] : io->code);
-        return xapi_error_set(err, "CANNOT_CONTACT_HOST", pool_master_address(), NULL);
+    g_autofree char *master = g_strdup(pool_master_address());
+    gint64 booting_until = g_get_monotonic_time() + BOOTING_WAIT_US;
+    unsigned hops = 0;
+    int rc;
+    for (;;) {
+        g_autofree char *endpoint = pool_endpoint_of(master);
+        PoolHttpReply reply;
+        g_autoptr(XapiError) io = NULL;
+        if (pool_http_connect_within(endpoint, "POST", "/pool/commit", headers, text,
+                                     strlen(text), master_wait_s(), COMMIT_ANSWER_S, &reply,
+                                     &io) < 0) {
+            g_warning("pool: a write could not reach the master: %s",
+                      io->params->len ? (char *)io->params->pdata[0] : io->code);
+            rc = xapi_error_set(err, "CANNOT_CONTACT_HOST", master, NULL);
+            break;
+        }
+        g_autofree char *next = named_master(&reply);
+        if (next && hops < COMMIT_HOPS_MAX && strcmp(next, master) != 0) {
+            pool_failover_hint();
+            hops++;
+            g_free(master);
+            master = g_steal_pointer(&next);
+            pool_http_reply_clear(&reply);
+            continue;
+        }
+        if (still_booting(&reply) && g_get_monotonic_time() < booting_until) {
+            pool_http_reply_clear(&reply);
+            g_usleep(BOOTING_PAUSE_US);
+            continue;
+        }
+        rc = commit_answer(&reply, generation, err);
+        pool_http_reply_clear(&reply);
+        break;
     }
-    json_object *answer = reply.status == 200 ? pool_wire_parse(reply.body, reply.len, err) : NULL;
-    if (!answer && reply.status != 200)
-        xapi_error_internal(err, "pool: the master answered %d to a commit", reply.status);
-    pool_http_reply_clear(&reply);
-    if (!answer)
-        return -1;
-    json_object *g = NULL;
-    rc = json_object_object_get_ex(answer, "generation", &g)
-             ? (*generation = (uint64_t)json_object_get_int64(g), 0)
-             : pool_wire_take_error(answer, err);
-    json_object_put(answer);
+    json_object_put(ws);
     return rc;
 }
 
