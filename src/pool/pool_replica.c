@@ -212,6 +212,7 @@ static int ship(uint64_t *generation, XapiError **err)
         }
         g_autofree char *next = named_master(&reply);
         if (next && hops < COMMIT_HOPS_MAX && strcmp(next, master) != 0) {
+            g_message("pool: %s is no longer the master: the write goes to %s", master, next);
             pool_failover_hint();
             hops++;
             g_free(master);

@@ -19,11 +19,11 @@ from test_pool import join
 pytestmark = pytest.mark.timeout(180)
 
 
-def dqlite_host(address, port):
+def dqlite_host(address, port, member_timeout=3):
     state = tempfile.mkdtemp(prefix="xapid-failover-")
     return Daemon(state_dir=state, listen=f"{address}:{port}",
-                  extra_args=["--hypervisor", "sim", "--member-timeout", "3", "--pool-dqlite",
-                              "--unix", os.path.join(state, "xapi.sock")])
+                  extra_args=["--hypervisor", "sim", "--member-timeout", str(member_timeout),
+                              "--pool-dqlite", "--unix", os.path.join(state, "xapi.sock")])
 
 
 def log_has(d, text):
