@@ -65,17 +65,22 @@ static void restart(void)
     agent_schedule_end(AGENT_RESTART);
 }
 
+/* The hosts other than one: their refs, their endpoints, or both. */
 typedef struct {
-    const char *me;
-    GPtrArray *endpoints;
-} EndpointScan;
+    const char *except;
+    GPtrArray *refs, *endpoints; /* either may be NULL */
+} OtherHosts;
 
-static bool add_endpoint(DbRow *host, void *ctx)
+static bool add_other(DbRow *host, void *ctx)
 {
-    EndpointScan *scan = ctx;
+    OtherHosts *o = ctx;
     const char *address = xv_str(db_get(host, "address"));
-    if (strcmp(host->ref, scan->me) != 0 && address && *address)
-        g_ptr_array_add(scan->endpoints, pool_endpoint_of(address));
+    if (strcmp(host->ref, o->except) == 0)
+        return true;
+    if (o->refs)
+        g_ptr_array_add(o->refs, g_strdup(host->ref));
+    if (o->endpoints && address && *address)
+        g_ptr_array_add(o->endpoints, pool_endpoint_of(address));
     return true;
 }
 
@@ -104,9 +109,9 @@ static gpointer announce(gpointer data)
 static void announce_start(void)
 {
     GPtrArray *endpoints = g_ptr_array_new_with_free_func(g_free);
-    EndpointScan scan = {pool_own_host(), endpoints};
+    OtherHosts scan = {pool_own_host(), NULL, endpoints};
     db_read_begin();
-    db_foreach(dm_class_by_name("host"), add_endpoint, &scan);
+    db_foreach(dm_class_by_name("host"), add_other, &scan);
     db_read_end();
     g_thread_unref(g_thread_new("pool-announce", announce, endpoints));
 }
@@ -322,25 +327,12 @@ int pool_failover_reset_master(const char *master_address, XapiError **err)
     return 0;
 }
 
-typedef struct {
-    const char *master;
-    GPtrArray *hosts;
-} HostScan;
-
-static bool add_other(DbRow *host, void *ctx)
-{
-    HostScan *scan = ctx;
-    if (strcmp(host->ref, scan->master) != 0)
-        g_ptr_array_add(scan->hosts, g_strdup(host->ref));
-    return true;
-}
-
 Xv *pool_failover_recover_slaves(const char *my_address)
 {
     g_autoptr(GPtrArray) hosts = g_ptr_array_new_with_free_func(g_free);
     db_read_begin();
     g_autofree char *master = bootstrap_this_host();
-    HostScan scan = {master, hosts};
+    OtherHosts scan = {master, hosts, NULL};
     db_foreach(dm_class_by_name("host"), add_other, &scan);
     db_read_end();
     Xv *recovered = xv_new_array();

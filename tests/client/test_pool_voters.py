@@ -8,35 +8,22 @@ the former standby's replica shows. And four more on 127.0.0.56-.59
 (--member-timeout 60): a write shipped to a master that passed the
 role on goes to the new one, and after kill -9 of the master every
 survivor follows the new one, the standby too."""
-import os
-import shutil
 import signal
 import threading
 
 import pytest
 
-from test_pool import join, login_member
-from test_pool_failover import (dqlite_host, host_ref, log_has, master_of, session_on, settled,
+from test_pool import login_member
+from test_pool_failover import (dqlite_pool, host_ref, log_has, master_of, session_on, settled,
                                 write_on)
-from xapid_daemon import free_port, new_vm, ok, wait_until
+from xapid_daemon import new_vm, ok, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture  # one test: stopped before the next pool starts
 def pool():
-    port = free_port()
-    hosts = [dqlite_host(f"127.0.0.{n}", port) for n in (12, 13, 14, 15)]
-    master = hosts[0]
-    for n, member in enumerate(hosts[1:]):
-        join(member, master)
-        wait_until(lambda: log_has(master, ") added") >= n + 1,
-                   what=f"{member.address}'s node added at the master")
-    yield hosts
-    for d in hosts:
-        d.stop()
-        if not os.environ.get("XAPID_KEEP_STATE"):
-            shutil.rmtree(d.state_dir, ignore_errors=True)
+    yield from dqlite_pool((12, 13, 14, 15))
 
 
 def test_a_standby_votes_in_place_of_a_dead_voter(pool):
@@ -64,18 +51,7 @@ def slow_pool():
     """Four hosts on 127.0.0.56-.59 whose master counts a host dead only
     after 60 s: no standby takes a dead voter's vote during the tests, so
     the standby (.59) stays one."""
-    port = free_port()
-    hosts = [dqlite_host(f"127.0.0.{n}", port, member_timeout=60) for n in (56, 57, 58, 59)]
-    master = hosts[0]
-    for n, member in enumerate(hosts[1:]):
-        join(member, master)
-        wait_until(lambda: log_has(master, ") added") >= n + 1,
-                   what=f"{member.address}'s node added at the master")
-    yield hosts
-    for d in hosts:
-        d.stop()
-        if not os.environ.get("XAPID_KEEP_STATE"):
-            shutil.rmtree(d.state_dir, ignore_errors=True)
+    yield from dqlite_pool((56, 57, 58, 59), member_timeout=60)
 
 
 def test_a_write_shipped_to_a_master_no_longer_one_goes_to_the_new_master(slow_pool):
