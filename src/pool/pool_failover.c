@@ -161,7 +161,7 @@ static void follow(const char *master)
         log_error("could not follow the new master", err);
         return;
     }
-    pool_replica_resync();
+    pool_replica_repoint();
 }
 
 /* A master whose node does not lead any more: a member of the leader's

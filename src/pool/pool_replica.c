@@ -29,6 +29,7 @@ static unsigned master_wait_s(void)
 static struct {
     GThread *thread;
     gint stop;
+    gint epoch; /* atomic: the stream thread of this epoch is the one that applies */
     gint connected;
     gint64 last_contact; /* atomic: monotonic us when the last successful poll began */
     gint resync; /* atomic: the next poll asks for everything (a new master) */
@@ -61,17 +62,29 @@ static bool still_booting(const PoolHttpReply *reply)
     return reply->status == 503 && g_str_has_prefix(reply->body, "HOST_STILL_BOOTING");
 }
 
-static int poll_once(XapiError **err)
+/* Whether the thread of this epoch is the stream (not stopped, not
+ * replaced by a newer one). */
+static bool stream_current(gint epoch)
+{
+    return !g_atomic_int_get(&replica.stop) && g_atomic_int_get(&replica.epoch) == epoch;
+}
+
+static int poll_once(gint epoch, XapiError **err)
 {
     g_autofree char *endpoint = pool_master_endpoint();
     g_autofree char *header = secret_header(err);
     if (!header)
         return -1;
-    if (g_atomic_int_compare_and_exchange(&replica.resync, 1, 0))
+    /* Under the lock a repoint takes: a thread it replaced cannot take
+     * the new one's resync. */
+    g_mutex_lock(&replica.apply_lock);
+    if (stream_current(epoch) && g_atomic_int_compare_and_exchange(&replica.resync, 1, 0))
         replica.generation = 0;
+    uint64_t since = replica.generation;
+    g_mutex_unlock(&replica.apply_lock);
     g_autofree char *path =
         g_strdup_printf("/pool/changes?since=%" G_GUINT64_FORMAT "&host=%s&wait=%d",
-                        (guint64)replica.generation, pool_this_host(), POLL_WAIT_S);
+                        (guint64)since, pool_this_host(), POLL_WAIT_S);
     const char *headers[] = {header, NULL};
     PoolHttpReply reply;
     /* Under HA a poll must not hang on a master cut off: the member would
@@ -105,24 +118,25 @@ static int poll_once(XapiError **err)
     bool empty = !resync && json_object_array_length(rows) == 0 &&
                  json_object_array_length(deleted) == 0;
     g_mutex_lock(&replica.apply_lock);
-    if (g_atomic_int_get(&replica.stop))
+    if (!stream_current(epoch))
         rc = xapi_error_internal(err, "pool: the stream stopped");
     else if (!empty || generation > replica.generation)
         rc = pool_wire_apply_batch(batch, err);
-    g_mutex_unlock(&replica.apply_lock);
-    json_object_put(batch);
     if (rc == 0)
         replica.generation = generation;
+    g_mutex_unlock(&replica.apply_lock);
+    json_object_put(batch);
     return rc;
 }
 
-static gpointer stream_thread(gpointer unused)
+static gpointer stream_thread(gpointer data)
 {
+    gint epoch = GPOINTER_TO_INT(data);
     unsigned failures = 0;
-    while (!g_atomic_int_get(&replica.stop)) {
+    while (stream_current(epoch)) {
         g_autoptr(XapiError) err = NULL;
         gint64 began = g_get_monotonic_time();
-        if (poll_once(&err) == 0) {
+        if (poll_once(epoch, &err) == 0) {
             __atomic_store_n(&replica.last_contact, began, __ATOMIC_RELEASE);
             if (!g_atomic_int_get(&replica.connected))
                 g_message("pool: the master's stream is flowing (generation %" G_GUINT64_FORMAT
@@ -237,7 +251,8 @@ bool pool_replica_start(unsigned wait_s)
 {
     db_set_commit_hook(ship);
     replica.stop = 0;
-    replica.thread = g_thread_new("pool-stream", stream_thread, NULL);
+    replica.thread = g_thread_new("pool-stream", stream_thread,
+                                  GINT_TO_POINTER(g_atomic_int_get(&replica.epoch)));
     gint64 deadline = g_get_monotonic_time() + (gint64)wait_s * G_USEC_PER_SEC;
     g_mutex_lock(&replica.lock);
     while (!replica.synced)
@@ -271,9 +286,18 @@ void pool_replica_stop(void)
     db_set_commit_hook(NULL);
 }
 
-void pool_replica_resync(void)
+void pool_replica_repoint(void)
 {
+    /* The thread polling the old master is abandoned, not joined: its
+     * poll may wait on a host that cannot answer (up to its timeout); it
+     * applies nothing from here on and ends. */
+    g_mutex_lock(&replica.apply_lock);
+    gint epoch = g_atomic_int_add(&replica.epoch, 1) + 1;
     g_atomic_int_set(&replica.resync, 1);
+    g_mutex_unlock(&replica.apply_lock);
+    if (replica.thread)
+        g_thread_unref(replica.thread);
+    replica.thread = g_thread_new("pool-stream", stream_thread, GINT_TO_POINTER(epoch));
 }
 
 int64_t pool_replica_last_contact(void)

@@ -6,8 +6,9 @@ place, so that after kill -9 of the other voting member the pool still
 has a quorum (the master and the former standby) and takes writes, which
 the former standby's replica shows. And four more on 127.0.0.56-.59
 (--member-timeout 60): a write shipped to a master that passed the
-role on goes to the new one, and after kill -9 of the master every
-survivor follows the new one, the standby too."""
+role on goes to the new one; the standby follows a new master when the
+old one stops answering (SIGSTOP) and after kill -9 of the master,
+as every survivor does."""
 import signal
 import threading
 
@@ -80,6 +81,30 @@ def test_a_write_shipped_to_a_master_no_longer_one_goes_to_the_new_master(slow_p
     ns = session_on(new)
     assert ok(new.proxy().VM.get_name_label(ns, vm)) == "from the standby"
     wait_until(lambda: master_of(standby) == new.address, what="the standby following")
+
+
+def test_a_standby_follows_when_its_master_stops_answering(slow_pool):
+    """The master frozen (SIGSTOP: no connection is refused or reset,
+    the standby's poll just waits): the voters elect another, which tells
+    the standby; it follows, and its write reaches the new master. The
+    frozen one, thawed, is deposed and rejoins as a member."""
+    master = wait_until(lambda: settled(slow_pool), what="the pool agreeing on its master")
+    standby = slow_pool[3]
+    others = [d for d in slow_pool if d is not master]
+    ss = login_member(standby)
+    vm = ok(standby.proxy().VM.get_all(ss))[0]
+    master.proc.send_signal(signal.SIGSTOP)
+    try:
+        new = wait_until(lambda: next((d for d in others if master_of(d) == d.address), None),
+                         timeout=30, what="a master elected without the frozen one")
+        assert new is not standby
+        wait_until(lambda: master_of(standby) == new.address, what="the standby following")
+        ok(standby.proxy().VM.set_name_label(ss, vm, "while the old master is frozen"))
+    finally:
+        master.proc.send_signal(signal.SIGCONT)
+    assert ok(new.proxy().VM.get_name_label(session_on(new), vm)) == \
+        "while the old master is frozen"
+    wait_until(lambda: settled(slow_pool), what="the pool agreeing on its master")
 
 
 def test_every_standby_follows_a_new_master_after_kill9(slow_pool):
