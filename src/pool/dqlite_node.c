@@ -94,6 +94,15 @@ static int node_fail(XapiError **err, dqlite_node *node, const char *what, int r
                                node ? dqlite_node_errmsg(node) : "", rc);
 }
 
+/* Raft keeps every log entry since the last snapshot but SNAPSHOT_TRAILING
+ * in memory, and each of xapid's commits is an entry of the WAL pages it
+ * wrote (about 24 KiB for a VM.create): with dqlite's defaults (a snapshot
+ * every 1,024 entries, 8,192 kept) up to ~9,200 entries, some 200 MiB on
+ * every node, voter or standby. A node further behind than the entries
+ * kept gets the snapshot instead (the database, a few MiB to tens). */
+#define SNAPSHOT_THRESHOLD 512
+#define SNAPSHOT_TRAILING 512
+
 PoolDqliteNode *pool_dqlite_node_start(const PoolDqliteConfig *cfg, XapiError **err)
 {
     /* A peer's death must not kill us through a write to its socket. */
@@ -116,7 +125,8 @@ PoolDqliteNode *pool_dqlite_node_start(const PoolDqliteConfig *cfg, XapiError **
         goto fail;
     }
     if ((rc = dqlite_node_set_connect_func(n->node, node_connect, n)) != 0 ||
-        (rc = dqlite_node_set_network_latency_ms(n->node, cfg->latency_ms ? cfg->latency_ms : 20)) != 0) {
+        (rc = dqlite_node_set_network_latency_ms(n->node, cfg->latency_ms ? cfg->latency_ms : 20)) != 0 ||
+        (rc = dqlite_node_set_snapshot_params(n->node, SNAPSHOT_THRESHOLD, SNAPSHOT_TRAILING)) != 0) {
         node_fail(err, n->node, "configure", rc);
         goto fail;
     }
