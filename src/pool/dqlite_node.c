@@ -179,50 +179,41 @@ int pool_dqlite_leader(PoolDqliteNode *n, uint64_t *id, char **address, XapiErro
     return rc;
 }
 
-/* How long a standby waits for each voter it asks. */
-#define VOTER_ASK_MS 1000
-
-/* The first leader a voter of the local configuration names (id 0: none
- * does, or this node votes itself, whose own answer stands). */
-static void leader_from_voters(PoolDqliteNode *n, uint64_t *id, char **address)
+GPtrArray *pool_dqlite_other_voters(PoolDqliteNode *n)
 {
     DqliteConn *c = pool_dqlite_local_client(n, 2000, NULL);
     GPtrArray *servers = c ? dqlite_conn_cluster(c, NULL) : NULL;
     if (c)
         dqlite_conn_close(c);
     if (!servers)
-        return;
-    bool votes = false;
-    for (guint i = 0; i < servers->len; i++) {
+        return NULL;
+    GPtrArray *voters = g_ptr_array_new_with_free_func(g_free);
+    for (guint i = 0; voters && i < servers->len; i++) {
         const DqliteServerInfo *s = servers->pdata[i];
-        votes |= s->id == n->id && s->role == DQLITE_ROLE_VOTER;
-    }
-    for (guint i = 0; !votes && *id == 0 && i < servers->len; i++) {
-        const DqliteServerInfo *s = servers->pdata[i];
-        if (s->role != DQLITE_ROLE_VOTER || s->id == n->id)
-            continue;
-        DqliteConn *v = dqlite_conn_open(n->connect, n->connect_ctx, s->address, VOTER_ASK_MS, NULL);
-        if (v && dqlite_conn_leader(v, id, address, NULL) < 0)
-            *id = 0;
-        if (*id == 0)
-            g_clear_pointer(address, g_free);
-        if (v)
-            dqlite_conn_close(v);
+        if (s->role == DQLITE_ROLE_VOTER && s->id == n->id)
+            g_clear_pointer(&voters, g_ptr_array_unref); /* its own answer stands */
+        else if (s->role == DQLITE_ROLE_VOTER)
+            g_ptr_array_add(voters, g_strdup(s->address));
     }
     g_ptr_array_free(servers, TRUE);
+    return voters;
 }
 
-int pool_dqlite_leader_any(PoolDqliteNode *n, uint64_t *id, char **address, XapiError **err)
+int pool_dqlite_peer_leader(DqliteConnectFn connect, void *ctx, const char *address,
+                            int timeout_ms, uint64_t *id, char **leader)
 {
-    if (pool_dqlite_leader(n, id, address, err) < 0)
+    *id = 0;
+    *leader = NULL;
+    DqliteConn *c = dqlite_conn_open(connect, ctx, address, timeout_ms, NULL);
+    if (!c)
         return -1;
-    if (*id == 0) {
-        g_clear_pointer(address, g_free);
-        leader_from_voters(n, id, address);
-        if (!*address)
-            *address = g_strdup("");
+    int rc = dqlite_conn_leader(c, id, leader, NULL);
+    dqlite_conn_close(c);
+    if (rc < 0 || *id == 0) {
+        *id = 0;
+        g_clear_pointer(leader, g_free);
     }
-    return 0;
+    return rc;
 }
 
 bool pool_dqlite_is_leader(PoolDqliteNode *n)

@@ -57,11 +57,16 @@ DqliteConn *pool_dqlite_leader_client(PoolDqliteNode *n, int timeout_ms, XapiErr
 /* The leader as this node knows it (id 0, address "" when none). */
 int pool_dqlite_leader(PoolDqliteNode *n, uint64_t *id, char **address, XapiError **err);
 bool pool_dqlite_is_leader(PoolDqliteNode *n);
-/* The same, and when this node knows none and does not vote (dqlite names
- * the leader only to a voter's clients: a standby's node answers none)
- * the leader as the configuration's voters name it, asked through the
- * connect function (a second each at most). */
-int pool_dqlite_leader_any(PoolDqliteNode *n, uint64_t *id, char **address, XapiError **err);
+/* dqlite names the leader only to a voter's clients (a standby's node
+ * answers none, even while it follows one): a standby asks the voters.
+ * The addresses of the voters of this node's configuration (CLUSTER is
+ * answered locally), NULL when this node votes itself (its own answer
+ * stands) or cannot say. */
+GPtrArray *pool_dqlite_other_voters(PoolDqliteNode *n);
+/* The leader the node at address names (id 0, *leader NULL: none, or it
+ * could not be asked within about timeout_ms). */
+int pool_dqlite_peer_leader(DqliteConnectFn connect, void *ctx, const char *address,
+                            int timeout_ms, uint64_t *id, char **leader);
 
 /* Adds a node that was started empty, as a standby, then keeps the
  * voters odd: the leader alone votes while the cluster has one or two

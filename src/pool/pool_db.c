@@ -188,13 +188,28 @@ int pool_db_leader(uint64_t *id, char **address)
     return rc;
 }
 
+/* How long a standby waits for each voter it asks. */
+#define VOTER_ASK_MS 1000
+
 int pool_db_leader_any(uint64_t *id, char **address)
 {
     *id = 0;
     *address = NULL;
     g_mutex_lock(&pdb.lock);
-    int rc = pdb.node ? pool_dqlite_leader_any(pdb.node, id, address, NULL) : -1;
+    int rc = pdb.node ? pool_dqlite_leader(pdb.node, id, address, NULL) : -1;
+    GPtrArray *voters = rc == 0 && *id == 0 ? pool_dqlite_other_voters(pdb.node) : NULL;
     g_mutex_unlock(&pdb.lock);
+    /* Not under the lock: a voter may take seconds to answer or fail. */
+    for (guint i = 0; voters && *id == 0 && i < voters->len; i++) {
+        g_autofree char *leader = NULL;
+        if (pool_dqlite_peer_leader(pool_tunnel_dial, (void *)pool_state_dir(), voters->pdata[i],
+                                    VOTER_ASK_MS, id, &leader) == 0 && *id != 0) {
+            g_free(*address);
+            *address = g_steal_pointer(&leader);
+        }
+    }
+    if (voters)
+        g_ptr_array_free(voters, TRUE);
     return rc;
 }
 

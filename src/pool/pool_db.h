@@ -28,8 +28,9 @@ typedef struct Store Store;
 int pool_db_resume(char **leader, XapiError **err);
 /* The leader as this host's node knows it (id 0: none); -1 without a node. */
 int pool_db_leader(uint64_t *id, char **address);
-/* The same, asking the voters when this node stands by (it knows no
- * leader of its own: pool_dqlite_leader_any). */
+/* The same, asking the voters (through the pool tunnel, a second each
+ * at most, not under the node's lock) when this node stands by: dqlite
+ * names no leader to a standby's clients (pool_dqlite_other_voters). */
 int pool_db_leader_any(uint64_t *id, char **address);
 uint64_t pool_db_node_id(void); /* 0: no node */
 /* The store over this host's node (writes succeed while it leads). */
