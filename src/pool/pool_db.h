@@ -3,8 +3,8 @@
  * asks to be added (POST /pool/dqlite-add, pool secret): its node
  * bootstraps, db moves from xapid.db into dqlite (db_move_to_store), and
  * every later write is a Raft commit. A member starts its node empty and
- * asks the master to add it; the leader keeps min(hosts, 3) voters, the
- * rest standbys. Peers reach a node only through the pool tunnel on the
+ * asks the master to add it; the leader keeps the voters odd (itself
+ * alone for two hosts, three from three on), the rest standbys. Peers reach a node only through the pool tunnel on the
  * HTTP port (pool_tunnel.h). */
 #pragma once
 #include <stdbool.h>
