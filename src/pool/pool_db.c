@@ -174,7 +174,7 @@ int pool_db_resume(char **leader, XapiError **err)
             return xapi_error_internal(err, "pool: no dqlite node of the pool leads after %d s "
                                             "(no quorum: start more of the pool's hosts)",
                                        (int)(RESUME_WAIT_US / G_USEC_PER_SEC));
-        g_usleep(20000);
+        g_usleep(100000); /* a standby's question goes to every voter */
     }
 }
 

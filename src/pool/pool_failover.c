@@ -184,7 +184,10 @@ static struct {
     gint stop;
     gint64 led_at; /* atomic: monotonic us when this node was last seen leading */
     gint64 hinted_until; /* atomic: monotonic us until which a standby asks the voters */
-    gint64 voters_asked; /* the watch's own: when it last asked them */
+    /* the watch's own: */
+    gint64 hint_seen;       /* the hinted_until it last saw */
+    gint64 voters_asked;    /* when it last asked the voters */
+    gint64 voters_interval; /* until it asks again: 0, then doubling */
 } watcher;
 
 /* A standby's node never names the leader (dqlite tells only a voter's
@@ -192,8 +195,12 @@ static struct {
  * question is a tunnel to each voter) but while its master is in doubt:
  * its stream failed or has been silent longer than a poll lasts, or a
  * hint came (a new master's announcement, a HOST_IS_SLAVE from the old
- * one), every VOTERS_ASK_INTERVAL_US. */
-#define VOTERS_ASK_INTERVAL_US (G_USEC_PER_SEC / 4)
+ * one). At once, then after 250 ms, doubling up to 4 s while the doubt
+ * lasts (a pool without a quorum, or a standby cut off, must not have
+ * every standby dial every voter four times a second); a new hint asks
+ * at once again. */
+#define VOTERS_ASK_FIRST_US (G_USEC_PER_SEC / 4)
+#define VOTERS_ASK_MAX_US (4 * G_USEC_PER_SEC)
 #define STREAM_SILENT_US (8 * G_USEC_PER_SEC)
 #define HINT_US (5 * G_USEC_PER_SEC)
 
@@ -202,11 +209,10 @@ void pool_failover_hint(void)
     __atomic_store_n(&watcher.hinted_until, g_get_monotonic_time() + HINT_US, __ATOMIC_RELEASE);
 }
 
-static bool master_in_doubt(gint64 now)
+static bool master_in_doubt(gint64 now, gint64 hinted_until)
 {
-    if (now < __atomic_load_n(&watcher.hinted_until, __ATOMIC_ACQUIRE))
-        return true;
-    return !pool_replica_connected() || now - pool_replica_last_contact() > STREAM_SILENT_US;
+    return now < hinted_until || !pool_replica_connected() ||
+           now - pool_replica_last_contact() > STREAM_SILENT_US;
 }
 
 /* The leader as this node knows it, or as the voters name it when this
@@ -216,10 +222,20 @@ static int watched_leader(uint64_t *id, char **leader)
     if (pool_db_leader(id, leader) < 0)
         return -1;
     gint64 now = g_get_monotonic_time();
-    if (*id != 0 || !pool_is_member() || !master_in_doubt(now) ||
-        now - watcher.voters_asked < VOTERS_ASK_INTERVAL_US)
+    gint64 hinted_until = __atomic_load_n(&watcher.hinted_until, __ATOMIC_ACQUIRE);
+    if (hinted_until != watcher.hint_seen) { /* a new hint: ask at once */
+        watcher.hint_seen = hinted_until;
+        watcher.voters_interval = 0;
+    }
+    if (*id != 0 || !pool_is_member() || !master_in_doubt(now, hinted_until)) {
+        watcher.voters_interval = 0;
+        return 0;
+    }
+    if (now - watcher.voters_asked < watcher.voters_interval)
         return 0;
     watcher.voters_asked = now;
+    watcher.voters_interval =
+        CLAMP(watcher.voters_interval * 2, VOTERS_ASK_FIRST_US, VOTERS_ASK_MAX_US);
     g_clear_pointer(leader, g_free);
     return pool_db_leader_any(id, leader);
 }
