@@ -7,6 +7,7 @@
 #include "jsonrpc.h"
 #include "pool_client.h"
 #include "pool_db.h"
+#include "pool_failover.h"
 #include "pool_master.h"
 #include "pool_role.h"
 #include "pool_secret.h"
@@ -20,7 +21,8 @@ bool pool_http_route(const char *method, const char *url)
 {
     return (strcmp(method, MHD_HTTP_METHOD_GET) == 0 && strcmp(url, "/pool/changes") == 0) ||
            (strcmp(method, MHD_HTTP_METHOD_POST) == 0 && strcmp(url, "/pool/commit") == 0) ||
-           (strcmp(method, MHD_HTTP_METHOD_POST) == 0 && strcmp(url, "/pool/dqlite-add") == 0);
+           (strcmp(method, MHD_HTTP_METHOD_POST) == 0 && strcmp(url, "/pool/dqlite-add") == 0) ||
+           (strcmp(method, MHD_HTTP_METHOD_POST) == 0 && strcmp(url, "/pool/leader-hint") == 0);
 }
 
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *type,
@@ -66,6 +68,10 @@ enum MHD_Result pool_http_serve(struct MHD_Connection *conn, const char *method,
         return reply(conn, MHD_HTTP_FORBIDDEN, "text/plain", g_strdup("Pool secret required\n"));
     if (strcmp(url, "/pool/dqlite-add") == 0)
         return dqlite_add(conn, body, len);
+    if (strcmp(url, "/pool/leader-hint") == 0) { /* a new master's announcement */
+        pool_failover_hint();
+        return reply(conn, MHD_HTTP_OK, "text/plain", g_strdup("ok\n"));
+    }
     if (pool_is_member()) /* not the master (any more): the member asks the right one */
         return reply(conn, MHD_HTTP_CONFLICT, "text/plain",
                      g_strdup_printf("HOST_IS_SLAVE %s\n", pool_master_address()));

@@ -3,6 +3,7 @@
 #include "pool_tunnel.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <glib.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -158,6 +159,39 @@ enum MHD_Result pool_tunnel_serve(struct MHD_Connection *conn)
     return MHD_NO; /* MHD closes the connection */
 }
 
+/* How long a connect may take (XAPI's master_connection_default_timeout):
+ * a host cut off answers no SYN, and the kernel's own limit is minutes. */
+#define CONNECT_TIMEOUT_MS 10000
+
+/* A blocking socket connected to a within CONNECT_TIMEOUT_MS, or -1. */
+static int connect_within(const struct addrinfo *a)
+{
+    int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol);
+    if (fd < 0)
+        return -1;
+    int rc = connect(fd, a->ai_addr, a->ai_addrlen);
+    if (rc < 0 && errno == EINPROGRESS) {
+        struct pollfd p = {fd, POLLOUT, 0};
+        int error = 0;
+        socklen_t len = sizeof error;
+        rc = poll(&p, 1, CONNECT_TIMEOUT_MS);
+        if (rc == 0)
+            error = ETIMEDOUT;
+        else if (rc > 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) < 0)
+            error = errno;
+        rc = rc < 0 || error ? -1 : 0;
+        if (error)
+            errno = error;
+    }
+    if (rc < 0 || fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
 int pool_tunnel_dial_tcp(const char *address)
 {
     g_autofree char *host = NULL;
@@ -177,13 +211,8 @@ int pool_tunnel_dial_tcp(const char *address)
         return -1;
     }
     int fd = -1;
-    for (struct addrinfo *a = res; a && fd < 0; a = a->ai_next) {
-        fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
-        if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen) < 0) {
-            close(fd);
-            fd = -1;
-        }
-    }
+    for (struct addrinfo *a = res; a && fd < 0; a = a->ai_next)
+        fd = connect_within(a);
     freeaddrinfo(res);
     return fd;
 }

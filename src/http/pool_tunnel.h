@@ -32,8 +32,8 @@ enum MHD_Result pool_tunnel_serve(struct MHD_Connection *conn);
 int pool_tunnel_dial(void *state_dir, const char *address, int *fd);
 
 /* The authenticators, exposed for the unit test. */
-/* A TCP connection (close-on-exec) to HOST:PORT or [V6]:PORT; -1 with
- * errno set when none could be made. */
+/* A TCP connection (close-on-exec, blocking) to HOST:PORT or [V6]:PORT,
+ * connected within 10 s; -1 with errno set when none could be made. */
 int pool_tunnel_dial_tcp(const char *address);
 char *pool_tunnel_mac(const char *secret, const char *role, const char *nonce);
 /* 0 when nonce is fresh and unseen and auth right (the nonce is then

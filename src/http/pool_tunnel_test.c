@@ -100,6 +100,8 @@ static void test_cluster_through_the_tunnel(void **state)
     assert_int_equal(errno, EACCES);
 
     assert_int_equal(pool_dqlite_add(n1, pool_dqlite_node_id(n2), address, &err), 0);
+    /* The second node of two stands by; leadership moves only to a voter. */
+    assert_int_equal(pool_dqlite_assign(n1, pool_dqlite_node_id(n2), DQLITE_ROLE_VOTER, &err), 0);
     Store *s = pool_dqlite_store_open(n1, &err);
     assert_non_null(s);
     const DmClass *vm = dm_class_by_name("VM");

@@ -3,7 +3,9 @@
  * added, 1,000 single-row commits through the leader, the leader stopped,
  * another leading within 2 s with every acknowledged row, writes going
  * on; a deposed leader's commit fails with HOST_IS_SLAVE and leaves no
- * row; the store tests' round trip against the dqlite driver. */
+ * row; the store tests' round trip against the dqlite driver; the voters
+ * kept odd (one of two nodes votes, three of three) and a standby told
+ * the leader by the voters. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -182,6 +184,9 @@ static Store *two_node_pool(void)
     assert_int_equal(wait_leader(5 * G_USEC_PER_SEC), 0);
     nodes[1] = start(1, false);
     assert_int_equal(pool_dqlite_add(nodes[0], pool_dqlite_node_id(nodes[1]), "n2", &err), 0);
+    /* The second node of two stands by; leadership moves only to a voter. */
+    assert_int_equal(pool_dqlite_assign(nodes[0], pool_dqlite_node_id(nodes[1]), DQLITE_ROLE_VOTER,
+                                        &err), 0);
     Store *s = pool_dqlite_store_open(nodes[0], &err);
     assert_non_null(s);
     return s;
@@ -353,6 +358,66 @@ static void test_db_moves_from_sqlite_to_dqlite(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+static uint64_t role_of(PoolDqliteNode *leader, PoolDqliteNode *n)
+{
+    XapiError *err = NULL;
+    GPtrArray *servers = pool_dqlite_cluster(leader, &err);
+    assert_non_null(servers);
+    uint64_t role = DQLITE_ROLE_SPARE;
+    for (guint i = 0; i < servers->len; i++) {
+        const DqliteServerInfo *info = servers->pdata[i];
+        if (info->id == pool_dqlite_node_id(n))
+            role = info->role;
+    }
+    g_ptr_array_free(servers, TRUE);
+    return role;
+}
+
+/* Two nodes: the leader alone votes, the other stands by, and knows no
+ * leader of its own (dqlite tells only a voter's clients) but learns it
+ * from the voters; a third node: all three vote; one removed: the leader
+ * alone votes again. */
+static void test_voters_are_kept_odd(void **state)
+{
+    XapiError *err = NULL;
+    nodes[0] = start(0, true);
+    assert_int_equal(wait_leader(5 * G_USEC_PER_SEC), 0);
+    nodes[1] = start(1, false);
+    assert_int_equal(pool_dqlite_add(nodes[0], pool_dqlite_node_id(nodes[1]), "n2", &err), 0);
+    assert_int_equal(role_of(nodes[0], nodes[0]), DQLITE_ROLE_VOTER);
+    assert_int_equal(role_of(nodes[0], nodes[1]), DQLITE_ROLE_STANDBY);
+    assert_null(pool_dqlite_other_voters(nodes[0])); /* it votes: its own answer stands */
+    uint64_t id = 0;
+    char *address = NULL;
+    int64_t until = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+    while (id == 0 && g_get_monotonic_time() < until) { /* until it has the configuration */
+        g_usleep(10000);
+        GPtrArray *voters = pool_dqlite_other_voters(nodes[1]);
+        if (voters && voters->len == 1) {
+            assert_string_equal(voters->pdata[0], "n1");
+            pool_dqlite_peer_leader(dial, NULL, voters->pdata[0], 1000, &id, &address);
+        }
+        if (voters)
+            g_ptr_array_free(voters, TRUE);
+    }
+    assert_int_equal(id, POOL_DQLITE_FOUNDER_ID);
+    assert_string_equal(address, "n1");
+    g_free(address);
+    assert_int_equal(pool_dqlite_leader(nodes[1], &id, &address, &err), 0);
+    assert_int_equal(id, 0);
+    g_free(address);
+
+    nodes[2] = start(2, false);
+    assert_int_equal(pool_dqlite_add(nodes[0], pool_dqlite_node_id(nodes[2]), "n3", &err), 0);
+    for (int i = 0; i < N_NODES; i++)
+        assert_int_equal(role_of(nodes[0], nodes[i]), DQLITE_ROLE_VOTER);
+
+    assert_int_equal(pool_dqlite_remove(nodes[0], pool_dqlite_node_id(nodes[2]), &err), 0);
+    assert_int_equal(role_of(nodes[0], nodes[0]), DQLITE_ROLE_VOTER);
+    assert_int_equal(role_of(nodes[0], nodes[1]), DQLITE_ROLE_STANDBY);
+    stop_all();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -361,6 +426,7 @@ int main(void)
         cmocka_unit_test(test_db_undoes_write_of_deposed_leader),
         cmocka_unit_test(test_db_moves_from_sqlite_to_dqlite),
         cmocka_unit_test(test_failover_keeps_acknowledged_rows),
+        cmocka_unit_test(test_voters_are_kept_odd),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -94,6 +94,15 @@ static int node_fail(XapiError **err, dqlite_node *node, const char *what, int r
                                node ? dqlite_node_errmsg(node) : "", rc);
 }
 
+/* Raft keeps every log entry since the last snapshot but SNAPSHOT_TRAILING
+ * in memory, and each of xapid's commits is an entry of the WAL pages it
+ * wrote (about 24 KiB for a VM.create): with dqlite's defaults (a snapshot
+ * every 1,024 entries, 8,192 kept) up to ~9,200 entries, some 200 MiB on
+ * every node, voter or standby. A node further behind than the entries
+ * kept gets the snapshot instead (the database, a few MiB to tens). */
+#define SNAPSHOT_THRESHOLD 512
+#define SNAPSHOT_TRAILING 512
+
 PoolDqliteNode *pool_dqlite_node_start(const PoolDqliteConfig *cfg, XapiError **err)
 {
     /* A peer's death must not kill us through a write to its socket. */
@@ -116,7 +125,8 @@ PoolDqliteNode *pool_dqlite_node_start(const PoolDqliteConfig *cfg, XapiError **
         goto fail;
     }
     if ((rc = dqlite_node_set_connect_func(n->node, node_connect, n)) != 0 ||
-        (rc = dqlite_node_set_network_latency_ms(n->node, cfg->latency_ms ? cfg->latency_ms : 20)) != 0) {
+        (rc = dqlite_node_set_network_latency_ms(n->node, cfg->latency_ms ? cfg->latency_ms : 20)) != 0 ||
+        (rc = dqlite_node_set_snapshot_params(n->node, SNAPSHOT_THRESHOLD, SNAPSHOT_TRAILING)) != 0) {
         node_fail(err, n->node, "configure", rc);
         goto fail;
     }
@@ -169,6 +179,43 @@ int pool_dqlite_leader(PoolDqliteNode *n, uint64_t *id, char **address, XapiErro
     return rc;
 }
 
+GPtrArray *pool_dqlite_other_voters(PoolDqliteNode *n)
+{
+    DqliteConn *c = pool_dqlite_local_client(n, 2000, NULL);
+    GPtrArray *servers = c ? dqlite_conn_cluster(c, NULL) : NULL;
+    if (c)
+        dqlite_conn_close(c);
+    if (!servers)
+        return NULL;
+    GPtrArray *voters = g_ptr_array_new_with_free_func(g_free);
+    for (guint i = 0; voters && i < servers->len; i++) {
+        const DqliteServerInfo *s = servers->pdata[i];
+        if (s->role == DQLITE_ROLE_VOTER && s->id == n->id)
+            g_clear_pointer(&voters, g_ptr_array_unref); /* its own answer stands */
+        else if (s->role == DQLITE_ROLE_VOTER)
+            g_ptr_array_add(voters, g_strdup(s->address));
+    }
+    g_ptr_array_free(servers, TRUE);
+    return voters;
+}
+
+int pool_dqlite_peer_leader(DqliteConnectFn connect, void *ctx, const char *address,
+                            int timeout_ms, uint64_t *id, char **leader)
+{
+    *id = 0;
+    *leader = NULL;
+    DqliteConn *c = dqlite_conn_open(connect, ctx, address, timeout_ms, NULL);
+    if (!c)
+        return -1;
+    int rc = dqlite_conn_leader(c, id, leader, NULL);
+    dqlite_conn_close(c);
+    if (rc < 0 || *id == 0) {
+        *id = 0;
+        g_clear_pointer(leader, g_free);
+    }
+    return rc;
+}
+
 bool pool_dqlite_is_leader(PoolDqliteNode *n)
 {
     uint64_t id = 0;
@@ -205,6 +252,40 @@ GPtrArray *pool_dqlite_cluster(PoolDqliteNode *n, XapiError **err)
     return servers;
 }
 
+/* How many of n nodes vote: an odd number, as dqlite's own role
+ * management keeps it (two voters survive no more than one does, and
+ * each needs the other): one up to two nodes, three from three on. */
+static unsigned voters_wanted(unsigned nodes)
+{
+    return nodes >= POOL_DQLITE_MAX_VOTERS ? POOL_DQLITE_MAX_VOTERS : 1;
+}
+
+/* On the leader's connection c: standbys vote, or voters other than the
+ * leader stand by, until voters_wanted() vote. */
+static int balance(DqliteConn *c, uint64_t leader, XapiError **err)
+{
+    GPtrArray *servers = dqlite_conn_cluster(c, err);
+    if (!servers)
+        return -1;
+    unsigned voters = 0;
+    for (guint i = 0; i < servers->len; i++)
+        voters += ((DqliteServerInfo *)servers->pdata[i])->role == DQLITE_ROLE_VOTER;
+    unsigned wanted = voters_wanted(servers->len);
+    int rc = 0;
+    for (guint i = 0; rc == 0 && voters != wanted && i < servers->len; i++) {
+        const DqliteServerInfo *s = servers->pdata[i];
+        if (voters < wanted && s->role == DQLITE_ROLE_STANDBY) {
+            rc = dqlite_conn_assign(c, s->id, DQLITE_ROLE_VOTER, err);
+            voters++;
+        } else if (voters > wanted && s->role == DQLITE_ROLE_VOTER && s->id != leader) {
+            rc = dqlite_conn_assign(c, s->id, DQLITE_ROLE_STANDBY, err);
+            voters--;
+        }
+    }
+    g_ptr_array_free(servers, TRUE);
+    return rc;
+}
+
 int pool_dqlite_add(PoolDqliteNode *n, uint64_t id, const char *address, XapiError **err)
 {
     /* Promotion waits for the new voter to catch up: allow it time. */
@@ -215,19 +296,29 @@ int pool_dqlite_add(PoolDqliteNode *n, uint64_t id, const char *address, XapiErr
     GPtrArray *servers = dqlite_conn_cluster(c, err);
     if (!servers)
         goto out;
-    unsigned voters = 0;
     bool present = false;
-    for (guint i = 0; i < servers->len; i++) {
-        DqliteServerInfo *s = servers->pdata[i];
-        voters += s->role == DQLITE_ROLE_VOTER;
-        present |= s->id == id;
-    }
+    for (guint i = 0; i < servers->len; i++)
+        present |= ((DqliteServerInfo *)servers->pdata[i])->id == id;
     g_ptr_array_free(servers, TRUE);
-    if (!present && dqlite_conn_add(c, id, address, err) < 0)
+    if (!present && (dqlite_conn_add(c, id, address, err) < 0 ||
+                     dqlite_conn_assign(c, id, DQLITE_ROLE_STANDBY, err) < 0))
         goto out;
-    uint64_t role = voters < POOL_DQLITE_MAX_VOTERS ? DQLITE_ROLE_VOTER : DQLITE_ROLE_STANDBY;
-    rc = dqlite_conn_assign(c, id, role, err);
+    rc = balance(c, n->id, err);
 out:
+    dqlite_conn_close(c);
+    return rc;
+}
+
+int pool_dqlite_remove(PoolDqliteNode *n, uint64_t id, XapiError **err)
+{
+    DqliteConn *c = pool_dqlite_leader_client(n, 30000, err);
+    if (!c)
+        return -1;
+    int rc = dqlite_conn_remove(c, id, err);
+    g_autoptr(XapiError) unbalanced = NULL;
+    if (rc == 0 && balance(c, n->id, &unbalanced) < 0) /* removed all the same */
+        g_warning("dqlite: the voters were not rebalanced after a removal: %s",
+                  unbalanced->params->len ? (char *)unbalanced->params->pdata[0] : "");
     dqlite_conn_close(c);
     return rc;
 }
@@ -252,11 +343,6 @@ int pool_dqlite_assign(PoolDqliteNode *n, uint64_t id, uint64_t role, XapiError 
     int rc = dqlite_conn_assign(c, id, role, err);
     dqlite_conn_close(c);
     return rc;
-}
-
-int pool_dqlite_remove(PoolDqliteNode *n, uint64_t id, XapiError **err)
-{
-    return leader_request(n, dqlite_conn_remove, id, err);
 }
 
 int pool_dqlite_transfer(PoolDqliteNode *n, uint64_t id, XapiError **err)

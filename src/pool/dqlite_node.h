@@ -5,7 +5,8 @@
  * configuration is the host's xapid address "HOST:PORT": peers reach it
  * through the caller's connect function (xapid's: the pool tunnel over
  * the HTTP port, see pool_tunnel.h). Membership changes go to the leader,
- * which keeps min(n, 3) voters and makes the rest standbys. */
+ * which keeps one voter for one or two nodes, three from three on, and
+ * makes the rest standbys. */
 #pragma once
 #include <stdbool.h>
 #include <stdint.h>
@@ -56,9 +57,22 @@ DqliteConn *pool_dqlite_leader_client(PoolDqliteNode *n, int timeout_ms, XapiErr
 /* The leader as this node knows it (id 0, address "" when none). */
 int pool_dqlite_leader(PoolDqliteNode *n, uint64_t *id, char **address, XapiError **err);
 bool pool_dqlite_is_leader(PoolDqliteNode *n);
+/* dqlite names the leader only to a voter's clients (a standby's node
+ * answers none, even while it follows one): a standby asks the voters.
+ * The addresses of the voters of this node's configuration (CLUSTER is
+ * answered locally), NULL when this node votes itself (its own answer
+ * stands) or cannot say. */
+GPtrArray *pool_dqlite_other_voters(PoolDqliteNode *n);
+/* The leader the node at address names (id 0, *leader NULL: none, or it
+ * could not be asked within about timeout_ms). */
+int pool_dqlite_peer_leader(DqliteConnectFn connect, void *ctx, const char *address,
+                            int timeout_ms, uint64_t *id, char **leader);
 
-/* Adds a node that was started empty: a voter while the cluster has fewer
- * than POOL_DQLITE_MAX_VOTERS of them, else a standby. */
+/* Adds a node that was started empty, as a standby, then keeps the
+ * voters odd: the leader alone votes while the cluster has one or two
+ * nodes, POOL_DQLITE_MAX_VOTERS from three on (standbys vote until then).
+ * pool_dqlite_remove does the same after the removal (a voter gone: a
+ * standby votes; two nodes left: the one that does not lead stands by). */
 int pool_dqlite_add(PoolDqliteNode *n, uint64_t id, const char *address, XapiError **err);
 int pool_dqlite_assign(PoolDqliteNode *n, uint64_t id, uint64_t role, XapiError **err);
 int pool_dqlite_remove(PoolDqliteNode *n, uint64_t id, XapiError **err);

@@ -125,10 +125,9 @@ int pool_db_member_start(XapiError **err)
     g_mutex_unlock(&pdb.lock);
     if (rc < 0 || !first)
         return rc;
-    g_autofree char *secret = pool_secret_get(pool_state_dir(), err);
-    if (!secret)
+    g_autofree char *header = pool_secret_header(pool_state_dir(), err);
+    if (!header)
         return -1;
-    g_autofree char *header = g_strconcat(POOL_SECRET_HEADER ": ", secret, NULL);
     g_autofree char *endpoint = pool_master_endpoint();
     g_autofree char *address = pool_endpoint_of(pool_local_address());
     g_autofree char *body = g_strdup_printf("%" G_GUINT64_FORMAT " %s", (guint64)id, address);
@@ -164,7 +163,7 @@ int pool_db_resume(char **leader, XapiError **err)
     for (;;) {
         uint64_t id = 0;
         g_autofree char *address = NULL;
-        if (pool_db_leader(&id, &address) == 0 && id != 0) {
+        if (pool_db_leader_any(&id, &address) == 0 && id != 0) {
             if (id != pool_dqlite_node_id(pdb.node))
                 *leader = g_steal_pointer(&address);
             g_message("pool: the pool's dqlite database is led by %s",
@@ -175,7 +174,7 @@ int pool_db_resume(char **leader, XapiError **err)
             return xapi_error_internal(err, "pool: no dqlite node of the pool leads after %d s "
                                             "(no quorum: start more of the pool's hosts)",
                                        (int)(RESUME_WAIT_US / G_USEC_PER_SEC));
-        g_usleep(20000);
+        g_usleep(100000); /* a standby's question goes to every voter */
     }
 }
 
@@ -186,6 +185,31 @@ int pool_db_leader(uint64_t *id, char **address)
     g_mutex_lock(&pdb.lock);
     int rc = pdb.node ? pool_dqlite_leader(pdb.node, id, address, NULL) : -1;
     g_mutex_unlock(&pdb.lock);
+    return rc;
+}
+
+/* How long a standby waits for each voter it asks. */
+#define VOTER_ASK_MS 1000
+
+int pool_db_leader_any(uint64_t *id, char **address)
+{
+    *id = 0;
+    *address = NULL;
+    g_mutex_lock(&pdb.lock);
+    int rc = pdb.node ? pool_dqlite_leader(pdb.node, id, address, NULL) : -1;
+    GPtrArray *voters = rc == 0 && *id == 0 ? pool_dqlite_other_voters(pdb.node) : NULL;
+    g_mutex_unlock(&pdb.lock);
+    /* Not under the lock: a voter may take seconds to answer or fail. */
+    for (guint i = 0; voters && *id == 0 && i < voters->len; i++) {
+        g_autofree char *leader = NULL;
+        if (pool_dqlite_peer_leader(pool_tunnel_dial, (void *)pool_state_dir(), voters->pdata[i],
+                                    VOTER_ASK_MS, id, &leader) == 0 && *id != 0) {
+            g_free(*address);
+            *address = g_steal_pointer(&leader);
+        }
+    }
+    if (voters)
+        g_ptr_array_free(voters, TRUE);
     return rc;
 }
 
@@ -273,22 +297,8 @@ int pool_db_remove_host(const char *host_address, XapiError **err)
     g_mutex_lock(&pdb.lock);
     DqliteServerInfo server = {0};
     int rc = pdb.node ? find_server(host_address, &server, err) : 0;
-    if (rc == 1)
+    if (rc == 1) /* the voters kept odd (a standby votes in a voter's place) */
         rc = pool_dqlite_remove(pdb.node, server.id, err);
-    /* A voter gone: a standby takes its vote. */
-    GPtrArray *servers = rc == 0 && pdb.node && server.role == DQLITE_ROLE_VOTER
-                             ? pool_dqlite_cluster(pdb.node, NULL) : NULL;
-    for (guint i = 0; servers && i < servers->len; i++) {
-        DqliteServerInfo *s = servers->pdata[i];
-        if (s->role == DQLITE_ROLE_STANDBY) {
-            g_autoptr(XapiError) ignored = NULL;
-            if (pool_dqlite_assign(pdb.node, s->id, DQLITE_ROLE_VOTER, &ignored) < 0)
-                g_warning("pool: standby %s not made a voter", s->address);
-            break;
-        }
-    }
-    if (servers)
-        g_ptr_array_free(servers, TRUE);
     g_mutex_unlock(&pdb.lock);
     if (rc == 0 && server.id)
         g_message("pool: dqlite node %" G_GINT64_MODIFIER "x (%s) removed from the cluster",

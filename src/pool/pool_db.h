@@ -3,8 +3,8 @@
  * asks to be added (POST /pool/dqlite-add, pool secret): its node
  * bootstraps, db moves from xapid.db into dqlite (db_move_to_store), and
  * every later write is a Raft commit. A member starts its node empty and
- * asks the master to add it; the leader keeps min(hosts, 3) voters, the
- * rest standbys. Peers reach a node only through the pool tunnel on the
+ * asks the master to add it; the leader keeps the voters odd (itself
+ * alone for two hosts, three from three on), the rest standbys. Peers reach a node only through the pool tunnel on the
  * HTTP port (pool_tunnel.h). */
 #pragma once
 #include <stdbool.h>
@@ -28,6 +28,10 @@ typedef struct Store Store;
 int pool_db_resume(char **leader, XapiError **err);
 /* The leader as this host's node knows it (id 0: none); -1 without a node. */
 int pool_db_leader(uint64_t *id, char **address);
+/* The same, asking the voters (through the pool tunnel, a second each
+ * at most, not under the node's lock) when this node stands by: dqlite
+ * names no leader to a standby's clients (pool_dqlite_other_voters). */
+int pool_db_leader_any(uint64_t *id, char **address);
 uint64_t pool_db_node_id(void); /* 0: no node */
 /* The store over this host's node (writes succeed while it leads). */
 Store *pool_db_store_open(XapiError **err);

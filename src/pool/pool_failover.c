@@ -10,11 +10,13 @@
 #include "ha_restart.h"
 #include "message_store.h"
 #include "bootstrap.h"
+#include "pool_client.h"
 #include "pool_db.h"
 #include "pool_forward.h"
 #include "pool_master.h"
 #include "pool_replica.h"
 #include "pool_role.h"
+#include "pool_secret.h"
 #include "store.h"
 
 #define WATCH_INTERVAL_US (G_USEC_PER_SEC / 10)
@@ -63,6 +65,57 @@ static void restart(void)
     agent_schedule_end(AGENT_RESTART);
 }
 
+/* The hosts other than one: their refs, their endpoints, or both. */
+typedef struct {
+    const char *except;
+    GPtrArray *refs, *endpoints; /* either may be NULL */
+} OtherHosts;
+
+static bool add_other(DbRow *host, void *ctx)
+{
+    OtherHosts *o = ctx;
+    const char *address = xv_str(db_get(host, "address"));
+    if (strcmp(host->ref, o->except) == 0)
+        return true;
+    if (o->refs)
+        g_ptr_array_add(o->refs, g_strdup(host->ref));
+    if (o->endpoints && address && *address)
+        g_ptr_array_add(o->endpoints, pool_endpoint_of(address));
+    return true;
+}
+
+/* Tells every other host that the master may have changed (POST
+ * /pool/leader-hint): a standby's node knows no leader, and its stream
+ * may wait on a master that cannot answer; the hint makes it ask the
+ * voters at once (pool_failover_hint). A host that does not answer
+ * within a second or two is passed over. */
+static gpointer announce(gpointer data)
+{
+    GPtrArray *endpoints = data;
+    g_autoptr(XapiError) err = NULL;
+    g_autofree char *header = pool_secret_header(pool_state_dir(), &err);
+    const char *headers[] = {header, NULL};
+    for (guint i = 0; header && i < endpoints->len; i++) {
+        PoolHttpReply reply;
+        g_autoptr(XapiError) io = NULL;
+        if (pool_http_connect_within(endpoints->pdata[i], "POST", "/pool/leader-hint", headers,
+                                     "", 0, 2, 2, &reply, &io) == 0)
+            pool_http_reply_clear(&reply);
+    }
+    g_ptr_array_free(endpoints, TRUE);
+    return NULL;
+}
+
+static void announce_start(void)
+{
+    GPtrArray *endpoints = g_ptr_array_new_with_free_func(g_free);
+    OtherHosts scan = {pool_own_host(), NULL, endpoints};
+    db_read_begin();
+    db_foreach(dm_class_by_name("host"), add_other, &scan);
+    db_read_end();
+    g_thread_unref(g_thread_new("pool-announce", announce, endpoints));
+}
+
 /* This member's node leads: it turns master in-process, its node (the
  * leader) kept running. */
 static void promote(void)
@@ -94,6 +147,7 @@ static void promote(void)
     if (message_store_open(pool_state_dir(), &err) < 0)
         log_error("the message store could not be opened", err);
     pool_role_set_booting(false);
+    announce_start();
     g_message("pool: serving as the pool's master (%.0f ms after the change was seen)",
               (double)(g_get_monotonic_time() - start) / 1000.0);
 }
@@ -107,7 +161,7 @@ static void follow(const char *master)
         log_error("could not follow the new master", err);
         return;
     }
-    pool_replica_resync();
+    pool_replica_repoint();
 }
 
 /* A master whose node does not lead any more: a member of the leader's
@@ -129,7 +183,62 @@ static struct {
     GThread *thread;
     gint stop;
     gint64 led_at; /* atomic: monotonic us when this node was last seen leading */
+    gint64 hinted_until; /* atomic: monotonic us until which a standby asks the voters */
+    /* the watch's own: */
+    gint64 hint_seen;       /* the hinted_until it last saw */
+    gint64 voters_asked;    /* when it last asked the voters */
+    gint64 voters_interval; /* until it asks again: 0, then doubling */
 } watcher;
+
+/* A standby's node never names the leader (dqlite tells only a voter's
+ * clients): its watch asks the voters instead, not at every tick (each
+ * question is a tunnel to each voter) but while its master is in doubt:
+ * its stream failed or has been silent longer than a poll lasts, or a
+ * hint came (a new master's announcement, a HOST_IS_SLAVE from the old
+ * one). At once, then after 250 ms, doubling up to 4 s while the doubt
+ * lasts (a pool without a quorum, or a standby cut off, must not have
+ * every standby dial every voter four times a second); a new hint asks
+ * at once again. */
+#define VOTERS_ASK_FIRST_US (G_USEC_PER_SEC / 4)
+#define VOTERS_ASK_MAX_US (4 * G_USEC_PER_SEC)
+#define STREAM_SILENT_US (8 * G_USEC_PER_SEC)
+#define HINT_US (5 * G_USEC_PER_SEC)
+
+void pool_failover_hint(void)
+{
+    __atomic_store_n(&watcher.hinted_until, g_get_monotonic_time() + HINT_US, __ATOMIC_RELEASE);
+}
+
+static bool master_in_doubt(gint64 now, gint64 hinted_until)
+{
+    return now < hinted_until || !pool_replica_connected() ||
+           now - pool_replica_last_contact() > STREAM_SILENT_US;
+}
+
+/* The leader as this node knows it, or as the voters name it when this
+ * member's node knows none and its master is in doubt. */
+static int watched_leader(uint64_t *id, char **leader)
+{
+    if (pool_db_leader(id, leader) < 0)
+        return -1;
+    gint64 now = g_get_monotonic_time();
+    gint64 hinted_until = __atomic_load_n(&watcher.hinted_until, __ATOMIC_ACQUIRE);
+    if (hinted_until != watcher.hint_seen) { /* a new hint: ask at once */
+        watcher.hint_seen = hinted_until;
+        watcher.voters_interval = 0;
+    }
+    if (*id != 0 || !pool_is_member() || !master_in_doubt(now, hinted_until)) {
+        watcher.voters_interval = 0;
+        return 0;
+    }
+    if (now - watcher.voters_asked < watcher.voters_interval)
+        return 0;
+    watcher.voters_asked = now;
+    watcher.voters_interval =
+        CLAMP(watcher.voters_interval * 2, VOTERS_ASK_FIRST_US, VOTERS_ASK_MAX_US);
+    g_clear_pointer(leader, g_free);
+    return pool_db_leader_any(id, leader);
+}
 
 int64_t pool_failover_last_led(void)
 {
@@ -144,7 +253,7 @@ static gpointer watch(gpointer unused)
             continue;                                          /* stopping or restarting */
         uint64_t id = 0;
         g_autofree char *leader = NULL;
-        if (pool_db_leader(&id, &leader) < 0 || id == 0)
+        if (watched_leader(&id, &leader) < 0 || id == 0)
             continue;
         bool mine = id == pool_db_node_id();
         if (mine) /* HA's master contact reads it (no query of its own) */
@@ -196,7 +305,7 @@ int pool_failover_emergency_master(XapiError **err)
 {
     uint64_t id = 0;
     g_autofree char *leader = NULL;
-    if (pool_db_leader(&id, &leader) == 0 && id != 0) {
+    if (pool_db_leader_any(&id, &leader) == 0 && id != 0) {
         if (id == pool_db_node_id())
             return 0; /* this host is (turning) master */
         g_autofree char *master = pool_db_master_of(leader);
@@ -219,7 +328,7 @@ int pool_failover_reset_master(const char *master_address, XapiError **err)
         uint64_t id = 0;
         g_autofree char *leader = NULL;
         g_autofree char *master = NULL;
-        if (pool_db_leader(&id, &leader) == 0 && id != 0 && id != pool_db_node_id())
+        if (pool_db_leader_any(&id, &leader) == 0 && id != 0 && id != pool_db_node_id())
             master = pool_db_master_of(leader);
         if (master && strcmp(master, master_address) == 0)
             return 0; /* it follows that host already (or is about to) */
@@ -234,25 +343,12 @@ int pool_failover_reset_master(const char *master_address, XapiError **err)
     return 0;
 }
 
-typedef struct {
-    const char *master;
-    GPtrArray *hosts;
-} HostScan;
-
-static bool add_other(DbRow *host, void *ctx)
-{
-    HostScan *scan = ctx;
-    if (strcmp(host->ref, scan->master) != 0)
-        g_ptr_array_add(scan->hosts, g_strdup(host->ref));
-    return true;
-}
-
 Xv *pool_failover_recover_slaves(const char *my_address)
 {
     g_autoptr(GPtrArray) hosts = g_ptr_array_new_with_free_func(g_free);
     db_read_begin();
     g_autofree char *master = bootstrap_this_host();
-    HostScan scan = {master, hosts};
+    OtherHosts scan = {master, hosts, NULL};
     db_foreach(dm_class_by_name("host"), add_other, &scan);
     db_read_end();
     Xv *recovered = xv_new_array();

@@ -17,6 +17,10 @@ void pool_failover_watch_start(void);
 /* When (monotonic us) the watch last saw this host's node lead (0:
  * never). */
 int64_t pool_failover_last_led(void);
+/* The master may have changed (a new master's announcement, or the
+ * old one's HOST_IS_SLAVE): for the next seconds a member whose node
+ * stands by asks the voters which node leads. */
+void pool_failover_hint(void);
 /* Stops it (before the database closes). */
 void pool_failover_watch_stop(void);
 /* pool.master := this host, in one transaction (on the leader). */

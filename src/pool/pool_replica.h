@@ -17,9 +17,11 @@ void pool_replica_stop(void);
 /* Stops the stream thread but keeps the commit hook (a member turning
  * master: db_adopt_store drops the hook under the write lock). */
 void pool_replica_stop_stream(void);
-/* The next poll asks for a full batch (the member follows a new master,
- * whose generations it must take whole). */
-void pool_replica_resync(void);
+/* The member follows a new master (its role names it already): a new
+ * stream thread asks it for a full batch (its generations are taken
+ * whole); the old thread, which may be waiting on a master that cannot
+ * answer, applies nothing more. */
+void pool_replica_repoint(void);
 /* When (monotonic us) the last poll that reached the master began: the
  * master had heard from this host by then (HA's contact, ha_fence.h). */
 int64_t pool_replica_last_contact(void);

@@ -9,6 +9,8 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "pool_client.h"
+
 static bool is_secret_hex(const char *s)
 {
     if (strlen(s) != POOL_SECRET_HEX_LEN)
@@ -79,4 +81,10 @@ bool pool_secret_equal(const char *a, const char *b)
     for (size_t i = 0; i < la && i < lb; i++)
         diff |= (unsigned char)(a[i] ^ b[i]);
     return diff == 0;
+}
+
+char *pool_secret_header(const char *state_dir, XapiError **err)
+{
+    g_autofree char *secret = pool_secret_get(state_dir, err);
+    return secret ? g_strconcat(POOL_SECRET_HEADER ": ", secret, NULL) : NULL;
 }

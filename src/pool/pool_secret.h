@@ -14,5 +14,8 @@
 char *pool_secret_get(const char *state_dir, XapiError **err);
 /* Replaces the secret (hex of POOL_SECRET_HEX_LEN digits), durably. */
 int pool_secret_set(const char *state_dir, const char *hex, XapiError **err);
+/* "X-Xapid-Pool-Secret: SECRET", the header of the pool's internal
+ * routes (caller frees; NULL with err). */
+char *pool_secret_header(const char *state_dir, XapiError **err);
 /* True when a and b are the same secret; constant time. */
 bool pool_secret_equal(const char *a, const char *b);
