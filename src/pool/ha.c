@@ -188,9 +188,10 @@ static HaPlanPool *pool_from_db(const Change *c)
     return p;
 }
 
+/* Raft's voters: one up to two hosts, three from three on (dqlite_node.c). */
 static int quorum_cap(const HaPlanPool *p)
 {
-    return ha_plan_quorum_cap(MIN(p->total_hosts, 3));
+    return ha_plan_quorum_cap(p->total_hosts >= 3 ? 3 : 1);
 }
 
 /* plan_for_n_failures, bounded by what the quorum survives. */

@@ -601,3 +601,40 @@ def test_a_protected_vm_that_fits_nowhere_raises_restart_failed(pool):
             ok(proxy.VM.hard_shutdown(s, v))
         ok(proxy.VM.destroy(s, v))
     ok(proxy.pool.set_ha_allow_overcommit(s, p, False))
+
+
+def test_a_pool_of_two_keeps_its_master_running_when_the_member_dies():
+    """Two hosts: the master's dqlite node is the one voter (dqlite_node.c
+    keeps voters odd), the quorum alone. kill -9 of the member: the master
+    does not fence itself, its protected VM runs on, and the member's
+    protected VM runs again on the master."""
+    port = free_port()
+    shared = tempfile.mkdtemp(prefix="xapid-ha-shared-")
+    hosts = [dqlite_host(f"127.0.0.{n}", port, shared) for n in (36, 37)]
+    master, member = hosts
+    try:
+        join(member, master)
+        wait_until(lambda: log_has(master, ") added") >= 1, what="the member's node added")
+        _, api = master_api(hosts)
+        proxy, s = api
+        ha_on(api, hosts)
+        mh, vh = host_of(api, master.address), host_of(api, member.address)
+        ours = protected_vm(api, "on the master", mh)
+        theirs = protected_vm(api, "on the member", vh)
+        ours_uuid = ok(proxy.VM.get_uuid(s, ours))
+        member.kill9()
+        wait_until(lambda: where(api, theirs) == ("Running", mh), timeout=TIMEOUT + MARGIN + 60,
+                   what="the member's protected VM running on the master")
+        never_twice(hosts)
+        assert where(api, ours) == ("Running", mh)
+        assert ours_uuid in running_domains([master])  # never fenced: its domain lives
+        assert log_has(master, "ha: fenced") == 0, "the master fenced itself"
+        assert log_has(master, "no contact with the pool's Raft majority") == 0
+        for vm in (ours, theirs):
+            ok(proxy.VM.hard_shutdown(s, vm))
+        ok(proxy.pool.disable_ha(s))
+    finally:
+        for d in hosts:
+            d.stop()
+            shutil.rmtree(d.state_dir, ignore_errors=True)
+        shutil.rmtree(shared, ignore_errors=True)
