@@ -350,6 +350,28 @@ int pool_dqlite_transfer(PoolDqliteNode *n, uint64_t id, XapiError **err)
     return leader_request(n, dqlite_conn_transfer, id, err);
 }
 
+int pool_dqlite_hand_over(PoolDqliteNode *n, uint64_t id, bool standby, XapiError **err)
+{
+    /* Only a voter can lead: a standby votes first (one voter more for a
+     * moment), and once it leads the voters are made odd again, the old
+     * leader standing by if it is the one too many. */
+    if (standby && pool_dqlite_assign(n, id, DQLITE_ROLE_VOTER, err) < 0)
+        return -1;
+    if (pool_dqlite_transfer(n, id, err) < 0)
+        return -1;
+    if (!standby)
+        return 0;
+    g_autoptr(XapiError) unbalanced = NULL;
+    DqliteConn *c = pool_dqlite_leader_client(n, 30000, &unbalanced);
+    if (!c || balance(c, id, &unbalanced) < 0) /* handed over all the same */
+        g_warning("dqlite: the voters were not rebalanced after the hand-over: %s",
+                  unbalanced && unbalanced->params->len ? (char *)unbalanced->params->pdata[0]
+                                                        : "");
+    if (c)
+        dqlite_conn_close(c);
+    return 0;
+}
+
 int pool_dqlite_recover_alone(const char *dir, const char *address, XapiError **err)
 {
     uint64_t id;

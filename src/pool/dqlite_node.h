@@ -77,6 +77,9 @@ int pool_dqlite_add(PoolDqliteNode *n, uint64_t id, const char *address, XapiErr
 int pool_dqlite_assign(PoolDqliteNode *n, uint64_t id, uint64_t role, XapiError **err);
 int pool_dqlite_remove(PoolDqliteNode *n, uint64_t id, XapiError **err);
 int pool_dqlite_transfer(PoolDqliteNode *n, uint64_t id, XapiError **err);
+/* Leadership to node id, a standby made a voter first (and the voters
+ * kept odd after). */
+int pool_dqlite_hand_over(PoolDqliteNode *n, uint64_t id, bool standby, XapiError **err);
 /* The Raft configuration (DqliteServerInfo), as the leader knows it. */
 GPtrArray *pool_dqlite_cluster(PoolDqliteNode *n, XapiError **err);
 

@@ -280,11 +280,8 @@ int pool_db_designate(const char *host_address, XapiError **err)
     if (rc == 0)
         rc = xapi_error_set(err, "OPERATION_NOT_ALLOWED", "the host's dqlite node is not in "
                             "the pool's cluster", NULL);
-    else if (rc == 1 && server.role != DQLITE_ROLE_VOTER)
-        rc = xapi_error_set(err, "OPERATION_NOT_ALLOWED", "the host's dqlite node is a standby "
-                            "(only a voter can lead)", NULL);
     else if (rc == 1)
-        rc = pool_dqlite_transfer(pdb.node, server.id, err);
+        rc = pool_dqlite_hand_over(pdb.node, server.id, server.role != DQLITE_ROLE_VOTER, err);
     g_mutex_unlock(&pdb.lock);
     if (rc == 0)
         g_message("pool: dqlite leadership handed to %s (node %" G_GINT64_MODIFIER "x)",

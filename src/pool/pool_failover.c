@@ -216,7 +216,9 @@ static bool master_in_doubt(gint64 now, gint64 hinted_until)
 }
 
 /* The leader as this node knows it, or as the voters name it when this
- * member's node knows none and its master is in doubt. */
+ * node knows none and this host is a member whose master is in doubt, or
+ * the master (a master that handed its lead to a standby stands by after,
+ * and a standby's node names no leader). */
 static int watched_leader(uint64_t *id, char **leader)
 {
     if (pool_db_leader(id, leader) < 0)
@@ -227,7 +229,7 @@ static int watched_leader(uint64_t *id, char **leader)
         watcher.hint_seen = hinted_until;
         watcher.voters_interval = 0;
     }
-    if (*id != 0 || !pool_is_member() || !master_in_doubt(now, hinted_until)) {
+    if (*id != 0 || (pool_is_member() && !master_in_doubt(now, hinted_until))) {
         watcher.voters_interval = 0;
         return 0;
     }

@@ -309,3 +309,28 @@ def test_eject_removes_the_hosts_node_and_a_two_host_pool_recovers_by_emergency(
     assert ok(survivor.proxy().VM.get_name_label(s2, vm)) in \
         ("before the loss", "without the member", first)
     ok(survivor.proxy().VM.set_name_label(s2, vm, "after the emergency"))
+
+
+@pytest.fixture
+def two_hosts():
+    yield from dqlite_pool((12, 13))
+
+
+def test_designate_new_master_in_a_pool_of_two_hands_the_one_vote_over(two_hosts):
+    """A pool of two has one voter, the master; designate_new_master makes
+    the member's standby node vote, hands it the lead, and the old master
+    stands by: it follows as a member, and the new master alone keeps the
+    pool writable when the old one is killed."""
+    master, member = two_hosts
+    proxy, s = master.proxy(), session_on(master)
+    vm = ok(proxy.VM.get_all(s))[0]
+    ok(proxy.pool.designate_new_master(s, host_ref((proxy, s), member)))
+    wait_until(lambda: settled(two_hosts) is member, what="the member the master")
+    wait_until(lambda: write_on(master, vm, "through the old master"),
+               what="a write through the old master, a member now")
+    master.kill9()
+    ms = session_on(member)
+    ok(member.proxy().VM.set_name_label(ms, vm, "the old master dead"))
+    assert ok(member.proxy().VM.get_name_label(ms, vm)) == "the old master dead"
+    master.start()
+    wait_until(lambda: settled(two_hosts) is member, what="the old master a member again")
