@@ -12,8 +12,6 @@
 #include <linux/if_packet.h>
 #include <net/if.h>
 #include <poll.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -22,6 +20,7 @@
 #include "host_net.h"
 #include "rtnl.h"
 #include "tc_bpf.h"
+#include "vif_policy.h"
 
 #define MAX_MEMBERS BONDPROG_MAX_MEMBERS
 
@@ -66,18 +65,7 @@ static int attach(int ifindex, int prog)
 
 /* ---- choosing the members ------------------------------------------------------------- */
 
-/* /sys/class/net/<link>/<attr> as a number, -1 if unreadable (carrier is
- * so while the link is down). */
-static long sys_number(const char *link, const char *attr)
-{
-    if (!hostnet_valid_name(link))
-        return -1;
-    g_autofree char *p = g_build_filename("/sys/class/net", link, attr, NULL);
-    g_autofree char *text = NULL;
-    return g_file_get_contents(p, &text, NULL, NULL) ? strtol(text, NULL, 10) : -1;
-}
-
-static bool carrier(const char *link) { return sys_number(link, "carrier") == 1; }
+static bool carrier(const char *link) { return hostnet_sys_int(link, "carrier") == 1; }
 
 /* Linux bonding's choice (primary_reselect=always): the primary with
  * carrier, else the active member while it keeps carrier, else the first
@@ -102,7 +90,7 @@ static int choose_active(const Bond *b, const int *index, const bool *up)
  * with the network's; a later change to the link's own is followed). */
 static void follow_mtu(Bond *b)
 {
-    int mtu = (int)sys_number(b->name, "mtu");
+    int mtu = (int)hostnet_sys_int(b->name, "mtu");
     if (mtu <= 0 || mtu == b->mtu)
         return;
     g_autoptr(XapiError) ignored = NULL;
@@ -314,12 +302,6 @@ int bondbpf_check_mode(const char *mode, XapiError **err)
     return mode_of(mode, &m, err);
 }
 
-static bool parse_mac(const char *mac, unsigned char out[6])
-{
-    return mac && sscanf(mac, "%hhx:%hhx:%hhx:%hhx:%hhx:%hhx", &out[0], &out[1], &out[2],
-                         &out[3], &out[4], &out[5]) == 6;
-}
-
 /* The own IPv6 stack of a member or of the hidden end is kept quiet (as
  * the kernel keeps a bonding slave's): its router solicitations and
  * neighbour discovery would leave through members that should send
@@ -342,8 +324,8 @@ int bondbpf_add(const char *name, const char *mode, const char *mac, int mtu, Xa
         return -1;
     if (!hostnet_valid_name(name) || strlen(name) > 12)
         return xapi_error_set(err, "INVALID_VALUE", "device", name, NULL);
-    unsigned char addr[6];
-    if (mac && !parse_mac(mac, addr))
+    guint8 addr[6];
+    if (mac && !vif_parse_mac(mac, addr))
         return xapi_error_set(err, "MAC_INVALID", mac, NULL);
     g_autofree char *hidden = hidden_name(name);
     int rc = tcbpf_veth_add(name, hidden, mtu > 0 ? mtu : 1500, mac ? addr : NULL);

@@ -201,6 +201,11 @@ static int64_t sys_int(const char *name, const char *leaf)
     return *text ? g_ascii_strtoll(text, NULL, 10) : 0;
 }
 
+int64_t hostnet_sys_int(const char *name, const char *leaf)
+{
+    return hostnet_valid_name(name) ? sys_int(name, leaf) : 0;
+}
+
 void hostnet_link_free(HostLink *link)
 {
     if (!link)

@@ -12,6 +12,10 @@
 bool hostnet_valid_name(const char *name);
 
 bool hostnet_link_exists(const char *name);
+/* /sys/class/net/<name>/<leaf> as a number ("carrier", "mtu"), without
+ * reading the rest of the link as hostnet_link does; 0 when unreadable
+ * (carrier is so while the link is down) or name is no link name. */
+int64_t hostnet_sys_int(const char *name, const char *leaf);
 bool hostnet_is_bridge(const char *name);
 /* True if the bridge has no port left. */
 bool hostnet_bridge_empty(const char *name);

@@ -1690,10 +1690,11 @@ static int qemu_nic_update(const char *uuid, const HvNic *nic, XapiError **err)
         return -1;
     if (now != BACKEND_NONE)
         nic_backend_detach(d, nic);
-    if (want != BACKEND_NONE)
-        test_switch_gap();
-    if (want == BACKEND_NONE || nic_backend_attach(d, nic, err) < 0)
-        return want == BACKEND_NONE ? 0 : -1;
+    if (want == BACKEND_NONE)
+        return 0;
+    test_switch_gap();
+    if (nic_backend_attach(d, nic, err) < 0)
+        return -1;
     netdev_del_quietly(d, QEMU_NIC_SINK_FMT, nic->device);
     return 0;
 }
