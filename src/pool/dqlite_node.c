@@ -355,14 +355,17 @@ int pool_dqlite_hand_over(PoolDqliteNode *n, uint64_t id, bool standby, XapiErro
     /* Only a voter can lead: a standby votes first (one voter more for a
      * moment), and once it leads the voters are made odd again, the old
      * leader standing by if it is the one too many. */
-    if (standby && pool_dqlite_assign(n, id, DQLITE_ROLE_VOTER, err) < 0)
+    DqliteConn *c = pool_dqlite_leader_client(n, 30000, err);
+    if (!c)
         return -1;
-    if (pool_dqlite_transfer(n, id, err) < 0)
-        return -1;
-    if (!standby)
-        return 0;
+    int rc = standby ? dqlite_conn_assign(c, id, DQLITE_ROLE_VOTER, err) : 0;
+    if (rc == 0)
+        rc = dqlite_conn_transfer(c, id, err);
+    dqlite_conn_close(c);
+    if (rc < 0 || !standby)
+        return rc;
     g_autoptr(XapiError) unbalanced = NULL;
-    DqliteConn *c = pool_dqlite_leader_client(n, 30000, &unbalanced);
+    c = pool_dqlite_leader_client(n, 30000, &unbalanced); /* the new leader's */
     if (!c || balance(c, id, &unbalanced) < 0) /* handed over all the same */
         g_warning("dqlite: the voters were not rebalanced after the hand-over: %s",
                   unbalanced && unbalanced->params->len ? (char *)unbalanced->params->pdata[0]

@@ -66,16 +66,17 @@ static gint gint64_cmp_desc(gconstpointer a, gconstpointer b)
  * not always step down without one (dqlite 1.11 did not in the tests).
  * Of n >= 3 hosts, three vote; which ones is not known here, so enough
  * means at least one other voter even if every standby is among them:
- * n - 2 others, and at least half of the pool. A pool of two has one
- * voter, the master (dqlite_node.c keeps voters odd): it is the quorum
- * alone, and the member, which cannot write without it, fences itself. */
+ * n - 2 others (never fewer than half of the pool). A pool of two has
+ * one voter, the master (dqlite_node.c keeps voters odd): it is the
+ * quorum alone, and the member, which cannot write without it, fences
+ * itself. */
 static gint64 majority_heard(gint64 now)
 {
     g_mutex_lock(&fence.lock);
     g_autoptr(GPtrArray) others = fence.others ? g_ptr_array_ref(fence.others) : NULL;
     g_mutex_unlock(&fence.lock);
     guint n = others ? others->len : 0, total = n + 1;
-    guint need = total <= 2 ? 0 : MAX(total / 2, total - 2);
+    guint need = total <= 2 ? 0 : total - 2;
     if (need == 0)
         return now;
     g_autofree gint64 *heard = g_new0(gint64, n);
